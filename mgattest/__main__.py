@@ -1,0 +1,3 @@
+from mgattest.cli.app import main
+
+main()

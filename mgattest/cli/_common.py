@@ -1,0 +1,70 @@
+"""Helpers shared by the CLI command modules.
+
+Command modules import only ``typer`` and this module at import time; everything heavy
+is imported inside the command functions so ``mgattest --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+def guarded(func: F) -> F:
+    """Turn mgattest errors into a clear message and the documented exit code.
+
+    VerificationError → exit 1, InputError (and any other MgattestError) → exit 2.
+    OSError on user-supplied paths is an input error, not a traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mgattest.errors import MgattestError
+
+        try:
+            return func(*args, **kwargs)
+        except MgattestError as exc:
+            fail(exc)
+        except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
+            err(f"error: {exc.strerror or exc}: {exc.filename}")
+            raise typer.Exit(EXIT_USAGE) from None
+        except KeyboardInterrupt:
+            err("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(exc: Any, *, as_json: bool = False) -> None:
+    """Report a MgattestError and exit with its code."""
+    if as_json:
+        out(json.dumps({"ok": False, **exc.to_dict()}, indent=2))
+    else:
+        label = "rejected" if exc.exit_code == EXIT_REJECTED else "error"
+        msg = f"{label}: {exc.message}"
+        if getattr(exc, "where", None):
+            msg += f" [at {exc.where}]"
+        err(msg)
+    raise typer.Exit(exc.exit_code)
+
+
+def out(text: str) -> None:
+    """Write one line to stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def err(text: str) -> None:
+    """Write one line to stderr."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

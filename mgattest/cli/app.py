@@ -1,0 +1,64 @@
+"""The ``mgattest`` command line: a thin typer app over the library packages.
+
+Each command group lives in its own module under ``mgattest.cli``; those modules
+import nothing heavy at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="mgattest",
+    help="Verifiable ML model supply chains: sign, log, verify and load models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, attribute) pairs: a module exposing `register(app)` adds its commands.
+_COMMAND_MODULES = [
+    "mgattest.cli.log_cmds",
+    "mgattest.cli.sign_cmds",
+    "mgattest.cli.verify_cmds",
+    "mgattest.cli.ca_cmds",
+    "mgattest.cli.policy_cmds",
+    "mgattest.cli.inspect_cmds",
+]
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not written yet
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """mgattest: in-toto SLSA provenance, Sigstore bundles, a Rekor-compatible log."""
+    if version:
+        from mgattest import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Shared pytest fixtures: paths to the shared test vectors and small helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _find_shared() -> Path | None:
+    env = os.environ.get("MGATTEST_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates += [PROJECT_ROOT.parent / "shared", PROJECT_ROOT / "shared"]
+    for c in candidates:
+        if (c / "vectors").is_dir():
+            return c
+    return None
+
+
+SHARED_DIR = _find_shared()
+CONFORMANCE_DIR = SHARED_DIR / "vectors" / "conformance" if SHARED_DIR else None
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The sigstore-conformance bundle-verify vectors (../shared/vectors/conformance)."""
+    if CONFORMANCE_DIR is None:
+        pytest.fail("../shared/vectors/conformance not found (set MGATTEST_SHARED)")
+    return CONFORMANCE_DIR
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
