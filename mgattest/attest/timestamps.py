@@ -1,0 +1,116 @@
+"""RFC 3161 signed timestamps in Sigstore bundles.
+
+A bundle's ``verificationMaterial.timestampVerificationData.rfc3161Timestamps[]`` holds
+TimeStampResponses over the bundle's signature bytes. Each one must verify against a
+timestamp authority of the trusted root (chain valid at the timestamp's genTime, the
+TSA's ``validFor`` covering genTime, end inclusive); the verified genTimes become
+signing times for :func:`mgattest.attest.certs.verify_signing_certificate`.
+
+CMS/PKCS#7 parsing and signature checks use ``rfc3161-client`` (a dependency of
+sigstore-python); trust decisions — which TSA, which window, how many — are made here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import timezone
+from typing import Any
+
+from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
+from mgattest.errors import VerificationError
+
+__all__ = ["TimestampError", "verify_rfc3161_timestamps", "MAX_TIMESTAMPS"]
+
+MAX_TIMESTAMPS = 32
+MAX_TIMESTAMP_BYTES = 64 * 1024
+
+
+class TimestampError(VerificationError):
+    """An RFC 3161 timestamp is malformed, untrusted or does not cover the signature."""
+
+
+def _decode(entry: Any, index: int) -> bytes:
+    where = f"rfc3161Timestamps[{index}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("signedTimestamp"), str):
+        raise TimestampError(f"{where}: missing signedTimestamp", what="timestamp", where=where)
+    # Go's protojson (which wrote many real bundles) tolerates line breaks in base64.
+    text = entry["signedTimestamp"].replace("\r", "").replace("\n", "")
+    if len(text) > MAX_TIMESTAMP_BYTES * 4 // 3 + 4:
+        raise TimestampError(f"{where}: larger than {MAX_TIMESTAMP_BYTES} bytes",
+                             what="timestamp", where=where)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise TimestampError(f"{where}: invalid base64", what="timestamp", where=where) from None
+
+
+def _verify_with_tsa(response: Any, signature: bytes, tsa: TrustedCA) -> str | None:
+    """Return None when ``tsa`` vouches for ``response``, else the reason it does not."""
+    from rfc3161_client import VerificationError as RfcError
+    from rfc3161_client import VerifierBuilder
+
+    chain = list(tsa.chain)
+    builder = VerifierBuilder().tsa_certificate(chain[0]).add_root_certificate(chain[-1])
+    for cert in chain[1:-1]:
+        builder = builder.add_intermediate_certificate(cert)
+    try:
+        builder.build().verify_message(response, signature)
+    except (RfcError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    gen_time = response.tst_info.gen_time
+    if gen_time.tzinfo is None:
+        gen_time = gen_time.replace(tzinfo=timezone.utc)
+    if not tsa.covers(gen_time):
+        return (f"genTime {gen_time.isoformat()} outside the authority's validFor "
+                f"({tsa.valid_from} to {tsa.valid_to or 'open'})")
+    return None
+
+
+def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
+                              trusted_root: Any) -> list[int]:
+    """Verify every RFC 3161 timestamp of a bundle; return their genTimes (unix seconds).
+
+    Fails closed: a timestamp that no trusted authority vouches for raises
+    :class:`TimestampError` rather than being skipped, as do duplicates, more than
+    :data:`MAX_TIMESTAMPS` entries, or timestamps without any authority in the root.
+    """
+    from rfc3161_client import decode_timestamp_response
+
+    if not bundle_timestamps:
+        return []
+    if not isinstance(bundle_timestamps, list):
+        raise TimestampError("rfc3161Timestamps is not a list", what="timestamp")
+    if len(bundle_timestamps) > MAX_TIMESTAMPS:
+        raise TimestampError(f"too many RFC 3161 timestamps: {len(bundle_timestamps)} > "
+                             f"{MAX_TIMESTAMPS}", what="timestamp")
+    raw = [_decode(entry, i) for i, entry in enumerate(bundle_timestamps)]
+    if len(set(raw)) != len(raw):
+        raise TimestampError("duplicate RFC 3161 timestamp in bundle", what="timestamp")
+    authorities = trusted_certificate_authorities(trusted_root, section="timestampAuthorities")
+    if not authorities:
+        raise TimestampError("bundle carries RFC 3161 timestamps but the trusted root lists "
+                             "no timestamp authorities", what="timestamp",
+                             where="trusted root timestampAuthorities")
+    times: list[int] = []
+    for index, der in enumerate(raw):
+        where = f"rfc3161Timestamps[{index}]"
+        try:
+            response = decode_timestamp_response(der)
+        except (ValueError, TypeError) as exc:
+            raise TimestampError(f"{where}: not a TimeStampResponse ({exc})",
+                                 what="timestamp", where=where) from None
+        reasons = []
+        for n, tsa in enumerate(authorities):
+            problem = _verify_with_tsa(response, signature, tsa)
+            if problem is None:
+                break
+            reasons.append(f"timestampAuthorities[{n}] ({tsa.uri or 'no uri'}): {problem}")
+        else:
+            raise TimestampError(f"{where}: no trusted timestamp authority verifies it: "
+                                 + "; ".join(reasons), what="timestamp", where=where)
+        gen_time = response.tst_info.gen_time
+        if gen_time.tzinfo is None:
+            gen_time = gen_time.replace(tzinfo=timezone.utc)
+        times.append(int(gen_time.timestamp()))
+    return times
