@@ -1,0 +1,167 @@
+"""Key-based signers and verifiers over raw bytes (DSSE PAE, artifact bytes).
+
+Supported schemes (the scheme follows from the key, except RSA which needs a padding):
+ECDSA P-256/SHA-256, ECDSA P-384/SHA-384, ECDSA P-521/SHA-512 (verify only), Ed25519,
+RSA-PSS/SHA-256 (MGF1 SHA-256, salt = digest length) and RSA PKCS#1 v1.5/SHA-256,
+RSA keys of at least 2048 bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from mgattest.errors import InputError, VerificationError
+
+MIN_RSA_BITS = 2048
+RSA_SCHEMES = ("rsa-pss", "rsa-pkcs1")
+
+
+class UnsupportedKeyError(InputError):
+    """A key of a type or size mgattest refuses to use."""
+
+
+class SignatureMismatchError(VerificationError):
+    """A signature does not verify under the given key."""
+
+
+def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
+    if isinstance(curve, ec.SECP256R1):
+        return hashes.SHA256()
+    if isinstance(curve, ec.SECP384R1):
+        return hashes.SHA384()
+    if isinstance(curve, ec.SECP521R1):
+        return hashes.SHA512()
+    raise UnsupportedKeyError(f"unsupported elliptic curve {curve.name}", what="key")
+
+
+def spki_der(public_key: Any) -> bytes:
+    """DER SubjectPublicKeyInfo of a public key."""
+    return public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def spki_pem(public_key: Any) -> bytes:
+    """PEM SubjectPublicKeyInfo of a public key."""
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_fingerprint(public_key: Any) -> str:
+    """Hex SHA-256 of the DER SubjectPublicKeyInfo (also the Rekor log-ID rule)."""
+    return hashlib.sha256(spki_der(public_key)).hexdigest()
+
+
+def describe_key(public_key: Any) -> str:
+    """A short name of the key type, e.g. ``ecdsa-p256``, ``ed25519``, ``rsa-3072``."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384",
+                "secp521r1": "ecdsa-p521"}.get(public_key.curve.name,
+                                                f"ecdsa-{public_key.curve.name}")
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"rsa-{public_key.key_size}"
+    return type(public_key).__name__
+
+
+def check_public_key(public_key: Any) -> None:
+    """Refuse key types and sizes that mgattest does not sign or verify with."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        _ec_hash(public_key.curve)
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < MIN_RSA_BITS:
+            raise UnsupportedKeyError(
+                f"RSA key of {public_key.key_size} bits refused (minimum {MIN_RSA_BITS})",
+                what="key")
+    elif not isinstance(public_key, ed25519.Ed25519PublicKey):
+        raise UnsupportedKeyError(f"unsupported key type {type(public_key).__name__}",
+                                  what="key")
+
+
+def _pss() -> padding.PSS:
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A private key plus the scheme it signs with."""
+
+    private_key: Any
+    rsa_scheme: str = "rsa-pss"
+
+    def __post_init__(self) -> None:
+        check_public_key(self.private_key.public_key())
+        if self.rsa_scheme not in RSA_SCHEMES:
+            raise UnsupportedKeyError(f"unknown RSA scheme {self.rsa_scheme!r}", what="key")
+
+    @property
+    def public_key(self) -> Any:
+        """The matching public key."""
+        return self.private_key.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` (the hash is applied by the scheme, never pre-hashed)."""
+        key = self.private_key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(_ec_hash(key.curve)))
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(data)
+        if self.rsa_scheme == "rsa-pss":
+            return key.sign(data, _pss(), hashes.SHA256())
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A trusted public key. RSA keys accept PSS and PKCS#1 v1.5 signatures unless
+    ``rsa_scheme`` pins one (both are sound with the same key; keygen does not record
+    the padding in the public key file)."""
+
+    public_key: Any
+    rsa_scheme: str | None = None
+
+    def __post_init__(self) -> None:
+        check_public_key(self.public_key)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the DER SPKI."""
+        return key_fingerprint(self.public_key)
+
+    def verify(self, signature: bytes, data: bytes, *, where: str | None = None) -> None:
+        """Raise :class:`SignatureMismatchError` unless ``signature`` is valid over ``data``."""
+        key = self.public_key
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, data, ec.ECDSA(_ec_hash(key.curve)))
+                return
+            if isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, data)
+                return
+            schemes = [self.rsa_scheme] if self.rsa_scheme else list(RSA_SCHEMES)
+            for scheme in schemes:
+                pad = _pss() if scheme == "rsa-pss" else padding.PKCS1v15()
+                try:
+                    key.verify(signature, data, pad, hashes.SHA256())
+                    return
+                except InvalidSignature:
+                    continue
+            raise InvalidSignature()
+        except (InvalidSignature, ValueError):
+            raise SignatureMismatchError(
+                f"signature does not verify with {describe_key(key)} key "
+                f"{self.fingerprint[:16]}…", what="signature", where=where) from None
+
+    def matches(self, signature: bytes, data: bytes) -> bool:
+        """True when ``signature`` verifies; never raises for a bad signature."""
+        try:
+            self.verify(signature, data)
+        except SignatureMismatchError:
+            return False
+        return True

@@ -1,0 +1,191 @@
+"""SLSA Provenance v1 predicates, built as plain JSON.
+
+Sources of facts: explicit options (builder id, build type, parameters, dependencies),
+CI environment variables (``from_ci_env("github"|"gitlab")``) and installed ML framework
+versions (read from package metadata; the frameworks are never imported).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Iterable, Mapping
+
+from mgattest.errors import InputError
+
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+DEFAULT_BUILD_TYPE = "https://mgattest.dev/buildtypes/model-training/v1"
+DEFAULT_BUILDER_ID = "https://mgattest.dev/builders/local"
+
+FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
+                      "transformers", "diffusers", "accelerate", "peft", "datasets",
+                      "tokenizers", "safetensors", "numpy", "scipy", "scikit-learn",
+                      "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
+
+_DIGEST_RE = re.compile(r"^([A-Za-z0-9_]+):([0-9a-fA-F]+)$")
+
+
+class ProvenanceInputError(InputError):
+    """A builder, parameter, dependency or CI variable that cannot be used."""
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``k=v`` → (k, v) with v parsed as JSON when it is valid JSON, else kept a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ProvenanceInputError(f"parameter {text!r} is not KEY=VALUE", what="--param")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def parse_params(items: Iterable[str]) -> dict[str, Any]:
+    """Several ``k=v`` parameters; a repeated key is an error."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, value = parse_param(item)
+        if key in out:
+            raise ProvenanceInputError(f"parameter {key!r} given twice", what="--param")
+        out[key] = value
+    return out
+
+
+def parse_dependency(text: str) -> dict[str, Any]:
+    """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise ProvenanceInputError(f"dependency {text!r} is not NAME=URI@ALG:HEX",
+                                   what="--dependency")
+    uri, digest = rest, None
+    at = rest.rfind("@")
+    if at > 0 and _DIGEST_RE.match(rest[at + 1:]):
+        uri, digest_text = rest[:at], rest[at + 1:]
+        alg, hexval = digest_text.split(":", 1)
+        digest = {alg: hexval.lower()}
+    descriptor: dict[str, Any] = {"name": name, "uri": uri}
+    if digest:
+        descriptor["digest"] = digest
+    return descriptor
+
+
+def framework_versions(packages: Iterable[str] = FRAMEWORK_PACKAGES) -> dict[str, str]:
+    """Installed versions of ML frameworks, from metadata only (no imports)."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _require(env: Mapping[str, str], names: Iterable[str], provider: str) -> dict[str, str]:
+    missing = [n for n in names if not env.get(n)]
+    if missing:
+        raise ProvenanceInputError(
+            f"--from-env {provider}: missing CI variable(s) {', '.join(missing)}",
+            what="--from-env", where=", ".join(missing))
+    return {n: env[n] for n in names}
+
+
+def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Builder id, source repository/ref/commit and invocation id from CI variables.
+
+    Returns ``{"builder_id", "source": {"uri", "ref", "commit"}, "invocation_id",
+    "build_type", "workflow"}``; raises naming every missing variable.
+    """
+    env = os.environ if env is None else env
+    if provider == "github":
+        v = _require(env, ["GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_REF",
+                           "GITHUB_SHA", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT",
+                           "GITHUB_WORKFLOW_REF"], provider)
+        server, repo = v["GITHUB_SERVER_URL"].rstrip("/"), v["GITHUB_REPOSITORY"]
+        return {
+            "builder_id": f"{server}/{v['GITHUB_WORKFLOW_REF']}",
+            "build_type": "https://actions.github.io/buildtypes/workflow/v1",
+            "source": {"uri": f"git+{server}/{repo}@{v['GITHUB_REF']}",
+                       "repository": f"{server}/{repo}", "ref": v["GITHUB_REF"],
+                       "commit": v["GITHUB_SHA"]},
+            "invocation_id": (f"{server}/{repo}/actions/runs/{v['GITHUB_RUN_ID']}"
+                              f"/attempts/{v['GITHUB_RUN_ATTEMPT']}"),
+            "workflow": v["GITHUB_WORKFLOW_REF"],
+        }
+    if provider == "gitlab":
+        v = _require(env, ["CI_SERVER_URL", "CI_PROJECT_URL", "CI_COMMIT_REF_NAME",
+                           "CI_COMMIT_SHA", "CI_JOB_ID"], provider)
+        ref = v["CI_COMMIT_REF_NAME"]
+        if env.get("CI_COMMIT_TAG"):
+            ref = f"refs/tags/{ref}"
+        elif not ref.startswith("refs/"):
+            ref = f"refs/heads/{ref}"
+        config = env.get("CI_CONFIG_PATH", ".gitlab-ci.yml")
+        return {
+            "builder_id": f"{v['CI_PROJECT_URL']}//{config}@{ref}",
+            "build_type": "https://gitlab.com/gitlab-org/gitlab/-/blob/master/ci/buildtypes/v1",
+            "source": {"uri": f"git+{v['CI_PROJECT_URL']}@{ref}",
+                       "repository": v["CI_PROJECT_URL"], "ref": ref,
+                       "commit": v["CI_COMMIT_SHA"]},
+            "invocation_id": f"{v['CI_PROJECT_URL']}/-/jobs/{v['CI_JOB_ID']}",
+            "workflow": config,
+        }
+    raise ProvenanceInputError(f"--from-env must be github or gitlab, not {provider!r}",
+                               what="--from-env")
+
+
+def build_provenance(*, builder_id: str | None = None, build_type: str | None = None,
+                     parameters: Mapping[str, Any] | None = None,
+                     dependencies: Iterable[dict[str, Any]] = (),
+                     ci: dict[str, Any] | None = None,
+                     frameworks: Mapping[str, str] | None = None,
+                     started_on: str | None = None, finished_on: str | None = None,
+                     invocation_id: str | None = None,
+                     internal_parameters: Mapping[str, Any] | None = None,
+                     byproducts: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A SLSA Provenance v1 predicate as a plain dict (deterministic for equal inputs).
+
+    Explicit ``builder_id``/``build_type`` win over CI-derived ones. Framework versions
+    go to ``internalParameters.frameworks``; the source commit (from CI) becomes a
+    resolved dependency.
+    """
+    ci = ci or {}
+    external: dict[str, Any] = dict(parameters or {})
+    resolved = [dict(d) for d in dependencies]
+    source = ci.get("source")
+    if source:
+        external.setdefault("source", {"uri": source["uri"], "ref": source["ref"]})
+        if ci.get("workflow"):
+            external.setdefault("workflow", ci["workflow"])
+        resolved.insert(0, {"uri": source["uri"], "digest": {"gitCommit": source["commit"]},
+                            "name": "source"})
+    build_definition: dict[str, Any] = {
+        "buildType": build_type or ci.get("build_type") or DEFAULT_BUILD_TYPE,
+        "externalParameters": external,
+    }
+    internal = dict(internal_parameters or {})
+    if frameworks:
+        internal["frameworks"] = dict(sorted(frameworks.items()))
+    if internal:
+        build_definition["internalParameters"] = internal
+    if resolved:
+        build_definition["resolvedDependencies"] = resolved
+    metadata: dict[str, Any] = {}
+    inv = invocation_id or ci.get("invocation_id")
+    if inv:
+        metadata["invocationId"] = inv
+    if started_on:
+        metadata["startedOn"] = started_on
+    if finished_on:
+        metadata["finishedOn"] = finished_on
+    run_details: dict[str, Any] = {"builder": {"id": builder_id or ci.get("builder_id")
+                                               or DEFAULT_BUILDER_ID}}
+    if metadata:
+        run_details["metadata"] = metadata
+    byproduct_list = [dict(b) for b in byproducts]
+    if byproduct_list:
+        run_details["byproducts"] = byproduct_list
+    return {"buildDefinition": build_definition, "runDetails": run_details}

@@ -1,0 +1,162 @@
+"""in-toto Statement v1: build, validate and serialise deterministically.
+
+The payload bytes are RFC 8785 (JCS) of the statement, so the same model and the same
+predicate always give the same bytes. Predicates stay plain JSON (3 stays 3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable
+
+import rfc8785
+
+from mgattest.errors import InputError, VerificationError
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+LEGACY_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1",)
+MAX_STATEMENT_BYTES = 32 * 1024 * 1024
+MAX_SUBJECTS = 1_000_000
+_HEX = re.compile(r"^[0-9a-f]+$")
+_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
+                   "sha3_384": 96, "sha3_512": 128, "blake2b": 128, "blake3": 64,
+                   "sha1": 40, "gitCommit": 40}
+
+
+class StatementError(InputError):
+    """A statement that is not well-formed in-toto Statement v1."""
+
+
+class UnsafeSubjectNameError(VerificationError):
+    """A signed subject name that would reach outside the model root."""
+
+
+def check_subject_name(name: Any, *, where: str = "statement") -> str:
+    """Return ``name`` if it is a safe relative POSIX path; raise otherwise.
+
+    Refused: empty, absolute (``/x``, ``C:``, ``\\\\host``), any ``..`` or ``.``
+    component, empty components, backslashes, NUL and other control characters.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnsafeSubjectNameError("subject name is empty or not a string",
+                                     what="subject name", where=where)
+    problem = None
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        problem = "is absolute"
+    elif "\\" in name:
+        problem = "contains a backslash"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "contains a control character"
+    else:
+        parts = name.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            problem = "contains an empty, '.' or '..' component"
+    if problem:
+        raise UnsafeSubjectNameError(f"subject name {name!r} {problem}",
+                                     what="subject name", where=where, subject=name)
+    return name
+
+
+def make_subject(name: str, digest: dict[str, str]) -> dict[str, Any]:
+    """A resource descriptor ``{name, digest}`` after checking both."""
+    check_subject_name(name)
+    _check_digest(digest, where=name)
+    return {"name": name, "digest": dict(digest)}
+
+
+def _check_digest(digest: Any, *, where: str) -> None:
+    if not isinstance(digest, dict) or not digest:
+        raise StatementError(f"subject {where}: digest must be a non-empty object",
+                             what="subject digest", where=where)
+    for alg, value in digest.items():
+        if not isinstance(alg, str) or not isinstance(value, str):
+            raise StatementError(f"subject {where}: digest entries must be strings",
+                                 what="subject digest", where=where)
+        expected = _DIGEST_LENGTHS.get(alg)
+        if expected is not None and (len(value) != expected or not _HEX.match(value)):
+            raise StatementError(f"subject {where}: {alg} digest must be {expected} "
+                                 "lowercase hex characters", what="subject digest",
+                                 where=where)
+
+
+def make_statement(subjects: Iterable[dict[str, Any]], predicate_type: str,
+                   predicate: dict[str, Any] | None) -> dict[str, Any]:
+    """Build an in-toto Statement v1 dict (subjects sorted by name, unique names)."""
+    subject_list = sorted((dict(s) for s in subjects), key=lambda s: s.get("name", ""))
+    statement = {"_type": STATEMENT_TYPE, "subject": subject_list,
+                 "predicateType": predicate_type}
+    if predicate is not None:
+        statement["predicate"] = predicate
+    validate_statement(statement)
+    return statement
+
+
+def validate_statement(statement: Any, *, where: str = "statement",
+                       check_names: bool = True) -> dict[str, Any]:
+    """Check a statement against the in-toto v1 spec; returns it unchanged."""
+    if not isinstance(statement, dict):
+        raise StatementError("statement is not a JSON object", what="statement", where=where)
+    stype = statement.get("_type")
+    if stype != STATEMENT_TYPE and stype not in LEGACY_STATEMENT_TYPES:
+        raise StatementError(f"statement _type {stype!r} is not {STATEMENT_TYPE}",
+                             what="statement._type", where=where)
+    ptype = statement.get("predicateType")
+    if not isinstance(ptype, str) or not ptype:
+        raise StatementError("statement predicateType missing", what="predicateType",
+                             where=where)
+    if "predicate" in statement and not isinstance(statement["predicate"], dict):
+        raise StatementError("statement predicate must be an object", what="predicate",
+                             where=where)
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise StatementError("statement has no subjects", what="subject", where=where)
+    if len(subjects) > MAX_SUBJECTS:
+        raise StatementError(f"statement has more than {MAX_SUBJECTS} subjects",
+                             what="subject", where=where)
+    seen: set[str] = set()
+    for i, subject in enumerate(subjects):
+        if not isinstance(subject, dict):
+            raise StatementError(f"subject {i} is not an object", what="subject", where=where)
+        name = subject.get("name")
+        if check_names:
+            check_subject_name(name, where=f"{where} subject {i}")
+        elif not isinstance(name, str):
+            raise StatementError(f"subject {i} has no name", what="subject", where=where)
+        if name in seen:
+            raise StatementError(f"subject name {name!r} appears twice", what="subject",
+                                 where=where)
+        seen.add(name)
+        _check_digest(subject.get("digest"), where=str(name))
+    return statement
+
+
+def serialize_statement(statement: dict[str, Any]) -> bytes:
+    """Deterministic payload bytes: RFC 8785 JSON Canonicalization of the statement."""
+    try:
+        return rfc8785.dumps(statement)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise StatementError(f"statement cannot be canonicalised: {exc}",
+                             what="statement") from None
+
+
+def parse_statement(payload: bytes, *, where: str = "statement",
+                    check_names: bool = False) -> dict[str, Any]:
+    """Parse payload bytes as an in-toto statement (size-bounded, duplicate keys refused)."""
+    if len(payload) > MAX_STATEMENT_BYTES:
+        raise StatementError("statement larger than 32 MiB", what="statement", where=where)
+    try:
+        data = json.loads(payload, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StatementError(f"statement is not valid JSON: {exc}", what="statement",
+                             where=where) from None
+    return validate_statement(data, where=where, check_names=check_names)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
