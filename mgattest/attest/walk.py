@@ -1,0 +1,510 @@
+"""Walk a model (a file or a directory) safely, and open its files without following links.
+
+The walk yields one :class:`ModelFile` per regular file, named by its POSIX path relative
+to the model root. It refuses what cannot be signed honestly: sockets, FIFOs and device
+nodes; symbolic links (unless allowed, and then only links that stay inside the root at
+every hop); names that a subject could not carry (backslashes, undecodable bytes).
+
+Ignore patterns are anchored globs matched against the whole relative path:
+
+* ``*`` matches any run of characters except ``/``; ``?`` one character except ``/``;
+  ``[abc]``, ``[a-z]``, ``[!abc]`` a character class (never ``/``); ``\\x`` a literal ``x``.
+* ``**`` crosses ``/``: ``**/`` matches zero or more leading directories, a trailing
+  ``/**`` everything below a directory, ``**`` elsewhere any characters.
+* A pattern never matches by prefix alone: ``model`` matches the entry ``model`` (and,
+  when it is a directory, everything below it), never ``model.bin``.
+* A trailing ``/`` restricts the pattern to directories; one leading ``/`` is allowed
+  and means nothing more (patterns are always anchored at the root).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mgattest.errors import InputError
+
+#: Paths every walk leaves out (files or directories at the model root).
+DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
+
+#: Symlink hops followed while resolving one link before it is called a loop.
+MAX_LINK_HOPS = 40
+#: Directory depth beyond which a walk gives up (guards link-built mazes).
+MAX_DEPTH = 256
+
+
+class UnsafePathError(InputError):
+    """A model entry cannot be signed or verified safely (special file, escaping link...)."""
+
+
+class ModelPathError(InputError):
+    """The model path (or a file in it) is missing or unreadable."""
+
+
+class PatternError(InputError):
+    """An ignore pattern is malformed."""
+
+
+class ModelChangedError(InputError):
+    """A file changed while the model was being hashed; hash a stable copy."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One regular file of a model.
+
+    ``name`` is the subject name (POSIX, relative to the root; the base name for a
+    single-file model). ``path`` is the absolute path of the bytes that are hashed,
+    ``target`` the same path relative to the real model root ("" for a single-file
+    model): it differs from ``name`` only when the entry is an allowed symlink.
+    ``dev``/``ino``/``mtime_ns`` identify the file seen by the walk, so that hashing can
+    prove it opened the same file.
+    """
+
+    name: str
+    path: str
+    size: int
+    target: str = ""
+    dev: int = 0
+    ino: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass
+class WalkResult:
+    """A walk's files plus what it skipped (for reports and model-signing metadata)."""
+
+    root: str  # real (resolved) model root
+    single_file: bool
+    files: list[ModelFile]
+    ignored: list[str] = field(default_factory=list)  # names; directories end with "/"
+
+
+# --------------------------------------------------------------------------- names
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not a safe relative POSIX name, or ``None`` when it is.
+
+    Safe means: a non-empty ``str``, not absolute, no empty/``.``/``..`` segment, no
+    backslash, no NUL, encodable as UTF-8.
+    """
+    if not isinstance(name, str):
+        return "is not a string"
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "contains a NUL character"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is absolute"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    for segment in name.split("/"):
+        if segment == "..":
+            return "contains a '..' segment"
+        if segment in ("", "."):
+            return "is not normalised (empty or '.' segment)"
+    return None
+
+
+# --------------------------------------------------------------------------- globs
+
+_DOUBLE_STAR_DIRS = "(?:.*/)?"
+
+
+def _translate(pattern: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise PatternError(f"ignore pattern {pattern!r} ends with a lone backslash",
+                                   what="ignore pattern", where=pattern)
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif c == "*":
+            if i + 1 < n and pattern[i + 1] == "*":
+                j = i
+                while j < n and pattern[j] == "*":
+                    j += 1
+                whole_segment = (i == 0 or pattern[i - 1] == "/") and (j == n or pattern[j] == "/")
+                if whole_segment and j < n:  # "**/" : zero or more directories
+                    out.append(_DOUBLE_STAR_DIRS)
+                    i = j + 1
+                else:
+                    out.append(".*")
+                    i = j
+            else:
+                out.append("[^/]*")
+                i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            i = _translate_class(pattern, i, out)
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _translate_class(pattern: str, i: int, out: list[str]) -> int:
+    j = i + 1
+    negate = j < len(pattern) and pattern[j] in "!^"
+    if negate:
+        j += 1
+    items: list[str] = []
+    first = True
+    while True:
+        if j >= len(pattern):
+            raise PatternError(f"ignore pattern {pattern!r} has an unclosed '['",
+                               what="ignore pattern", where=pattern)
+        c = pattern[j]
+        if c == "]" and not first:
+            break
+        if c == "\\" and j + 1 < len(pattern):
+            items.append(re.escape(pattern[j + 1]))
+            j += 2
+        elif c == "/":
+            raise PatternError(f"ignore pattern {pattern!r}: '/' cannot appear in a [class]",
+                               what="ignore pattern", where=pattern)
+        else:
+            items.append("-" if c == "-" else re.escape(c))
+            j += 1
+        first = False
+    body = "".join(items)
+    out.append(f"[^/{body}]" if negate else f"(?!/)[{body}]")
+    return j + 1
+
+
+@dataclass(frozen=True)
+class Glob:
+    """One compiled, anchored ignore pattern."""
+
+    pattern: str
+    regex: re.Pattern[str]
+    dirs_only: bool
+
+    def matches(self, name: str, is_dir: bool) -> bool:
+        """Whether the relative POSIX ``name`` (a directory when ``is_dir``) matches."""
+        if self.dirs_only and not is_dir:
+            return False
+        return self.regex.fullmatch(name) is not None
+
+
+def compile_glob(pattern: str) -> Glob:
+    """Compile one ignore pattern (see the module docstring for the syntax)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise PatternError(f"ignore pattern {pattern!r} is empty or not a string",
+                           what="ignore pattern", where=str(pattern))
+    if "\x00" in pattern:
+        raise PatternError("ignore pattern contains a NUL character", what="ignore pattern",
+                           where=repr(pattern))
+    body = pattern[1:] if pattern.startswith("/") else pattern
+    dirs_only = body.endswith("/") and not body.endswith("\\/")
+    if dirs_only:
+        body = body[:-1]
+    if not body:
+        raise PatternError(f"ignore pattern {pattern!r} names the model root itself",
+                           what="ignore pattern", where=pattern)
+    for segment in body.split("/"):
+        if segment in ("", ".", ".."):
+            raise PatternError(
+                f"ignore pattern {pattern!r} has an empty, '.' or '..' segment; patterns are "
+                "relative to the model root and cannot leave it",
+                what="ignore pattern", where=pattern)
+    try:
+        regex = re.compile(_translate(body), re.DOTALL)
+    except re.error as exc:
+        raise PatternError(f"ignore pattern {pattern!r} is malformed: {exc}",
+                           what="ignore pattern", where=pattern) from None
+    return Glob(pattern, regex, dirs_only)
+
+
+def glob_escape(name: str) -> str:
+    """A pattern that matches exactly the literal relative path ``name``."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", name)
+
+
+class IgnoreRules:
+    """Default ignores plus user globs; answers "is this entry ignored, and by what?"."""
+
+    def __init__(self, patterns: Iterable[str] = (), *, defaults: bool = True) -> None:
+        if isinstance(patterns, str):
+            patterns = (patterns,)
+        chosen = list(DEFAULT_IGNORES if defaults else ()) + list(patterns)
+        self.globs = [compile_glob(p) for p in chosen]
+
+    def match(self, name: str, is_dir: bool) -> str | None:
+        """The pattern ignoring entry ``name``, or ``None``."""
+        for g in self.globs:
+            if g.matches(name, is_dir):
+                return g.pattern
+        return None
+
+    def covers(self, name: str) -> str | None:
+        """The pattern ignoring file ``name`` or one of its ancestor directories."""
+        parts = name.split("/")
+        for k in range(1, len(parts)):
+            hit = self.match("/".join(parts[:k]), True)
+            if hit is not None:
+                return hit
+        return self.match(name, False)
+
+
+# --------------------------------------------------------------------------- walking
+
+def _kind(mode: int) -> str:
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _resolve_link(root: str, link_dir: str, link_path: str, shown: str) -> str:
+    """Follow the link at ``link_path`` hop by hop; every hop must stay inside ``root``."""
+    hops = 0
+    first = os.readlink(link_path)
+    pending = first.split("/")
+    if first.startswith("/"):
+        raise UnsafePathError(f"symlink {shown!r} has an absolute target; only relative links "
+                              "inside the model are allowed", what="symlink", where=shown)
+    current = link_dir
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = os.path.dirname(current)
+            if not _inside(root, current):
+                raise UnsafePathError(f"symlink {shown!r} escapes the model root",
+                                      what="symlink", where=shown)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            raise UnsafePathError(f"symlink {shown!r} is dangling", what="symlink",
+                                  where=shown) from None
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise UnsafePathError(f"symlink {shown!r} loops", what="symlink", where=shown)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                raise UnsafePathError(f"symlink {shown!r} reaches a link with an absolute "
+                                      "target", what="symlink", where=shown)
+            pending[:0] = target.split("/")
+            continue
+        current = candidate
+    return current
+
+
+def _check_name(name: str, shown_root: str) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        raise UnsafePathError(f"model entry {name!r} in {shown_root} {problem}; it cannot be "
+                              "named by a subject", what="file name", where=name)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _exclusion_ids(exclude: Iterable[str | os.PathLike[str]]) -> set[tuple[int, int]]:
+    ids: set[tuple[int, int]] = set()
+    if isinstance(exclude, (str, os.PathLike)):
+        exclude = (exclude,)
+    for p in exclude:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue  # e.g. the bundle about to be written
+        ids.add((st.st_dev, st.st_ino))
+    return ids
+
+
+def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
+                        exclude: Iterable[str | os.PathLike[str]] = (),
+                        allow_symlinks: bool = False) -> WalkResult:
+    """Walk a model and report its files and the entries it ignored.
+
+    The root itself is resolved once (a root given through a symlink is the caller's
+    choice); links *inside* the model are governed by ``allow_symlinks``.
+    """
+    rules = ignore if isinstance(ignore, IgnoreRules) else IgnoreRules(ignore)
+    excluded = _exclusion_ids(exclude)
+    shown_root = os.fspath(root)
+    try:
+        real_root = os.path.realpath(shown_root, strict=True)
+        st = os.stat(real_root)
+    except FileNotFoundError:
+        raise ModelPathError(f"model path {shown_root!r} does not exist", what="model path",
+                             where=shown_root) from None
+    except OSError as exc:
+        raise ModelPathError(f"model path {shown_root!r} cannot be read: {exc.strerror}",
+                             what="model path", where=shown_root) from None
+    if stat.S_ISREG(st.st_mode):
+        name = os.path.basename(real_root)
+        _check_name(name, shown_root)
+        if (st.st_dev, st.st_ino) in excluded:
+            raise ModelPathError(f"model file {shown_root!r} is itself excluded",
+                                 what="model path", where=shown_root)
+        dev, ino, size, mtime = _identity(st)
+        return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)])
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(f"model path {shown_root!r} is {_kind(st.st_mode)}",
+                              what="model path", where=shown_root)
+
+    files: list[ModelFile] = []
+    ignored: list[str] = []
+    # (name prefix, real directory, real ancestors for loop detection)
+    stack: list[tuple[str, str, tuple[str, ...]]] = [("", real_root, (real_root,))]
+    while stack:
+        prefix, real_dir, ancestors = stack.pop()
+        if len(ancestors) > MAX_DEPTH:
+            raise UnsafePathError(f"model tree under {prefix!r} is deeper than {MAX_DEPTH}",
+                                  what="model path", where=prefix)
+        try:
+            with os.scandir(real_dir) as it:
+                entries = list(it)
+        except OSError as exc:
+            raise ModelPathError(f"cannot list {prefix or shown_root!r}: {exc.strerror}",
+                                 what="model path", where=prefix or shown_root) from None
+        for entry in entries:
+            name = prefix + entry.name
+            _check_name(name, shown_root)
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # vanished during the walk: simply not part of the model
+            mode = est.st_mode
+            is_link = stat.S_ISLNK(mode)
+            real_path = entry.path
+            if is_link:
+                if not allow_symlinks:
+                    if rules.match(name, False) is not None or rules.match(name, True) is not None:
+                        ignored.append(name)
+                        continue
+                    raise UnsafePathError(
+                        f"model entry {name!r} is a symbolic link; links are refused unless "
+                        "explicitly allowed", what="symlink", where=name)
+                real_path = _resolve_link(real_root, real_dir, entry.path, name)
+                try:
+                    est = os.stat(real_path, follow_symlinks=False)
+                except OSError as exc:
+                    raise ModelPathError(f"cannot stat target of {name!r}: {exc.strerror}",
+                                         what="symlink", where=name) from None
+                mode = est.st_mode
+            is_dir = stat.S_ISDIR(mode)
+            hit = rules.match(name, is_dir)
+            if hit is not None:
+                ignored.append(name + "/" if is_dir else name)
+                continue
+            if (est.st_dev, est.st_ino) in excluded:
+                continue
+            if is_dir:
+                if real_path in ancestors:
+                    raise UnsafePathError(f"symlink {name!r} creates a directory loop",
+                                          what="symlink", where=name)
+                stack.append((name + "/", real_path, ancestors + (real_path,)))
+            elif stat.S_ISREG(mode):
+                dev, ino, size, mtime = _identity(est)
+                target = os.path.relpath(real_path, real_root).replace(os.sep, "/")
+                files.append(ModelFile(name, real_path, size, target, dev, ino, mtime))
+            else:
+                raise UnsafePathError(f"model entry {name!r} is {_kind(mode)}; only regular "
+                                      "files and directories can be signed",
+                                      what="file type", where=name)
+    files.sort(key=lambda f: f.name)
+    ignored.sort()
+    return WalkResult(real_root, False, files, ignored)
+
+
+def walk_model(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
+               exclude: Iterable[str | os.PathLike[str]] = (),
+               allow_symlinks: bool = False) -> list[ModelFile]:
+    """Every regular file of the model at ``root``, sorted by name.
+
+    ``ignore`` are anchored globs (plus the default git ignores), ``exclude`` concrete
+    paths (e.g. the bundle being written) compared by file identity. Raises
+    :class:`UnsafePathError` for special files, refused or escaping symlinks, and names no
+    subject could carry; :class:`ModelPathError` when the root is missing or unreadable.
+    """
+    return walk_model_detailed(root, ignore=ignore, exclude=exclude,
+                               allow_symlinks=allow_symlinks).files
+
+
+# --------------------------------------------------------------------------- opening
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
+    """Open the bytes of ``mf`` without following any symlink; return a file descriptor.
+
+    Directory components are opened one by one with ``O_NOFOLLOW`` from the real root,
+    the file itself with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in cannot block us),
+    then ``fstat`` proves it is the regular file the walk saw (device, inode, size, mtime).
+    """
+    file_flags = os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW | _O_NONBLOCK
+    try:
+        if single_file:
+            fd = os.open(real_root, file_flags)
+        else:
+            parts = mf.target.split("/")
+            dir_fd = os.open(real_root, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY)
+            try:
+                for part in parts[:-1]:
+                    nxt = os.open(part, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY | _O_NOFOLLOW,
+                                  dir_fd=dir_fd)
+                    os.close(dir_fd)
+                    dir_fd = nxt
+                fd = os.open(parts[-1], file_flags, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise UnsafePathError(f"model file {mf.name!r} was replaced by a symbolic link "
+                                  "after the walk", what="file type", where=mf.name) from None
+        if exc.errno == errno.ENOENT:
+            raise ModelPathError(f"model file {mf.name!r} disappeared after the walk",
+                                 what="model path", where=mf.name) from None
+        raise ModelPathError(f"cannot open model file {mf.name!r}: {exc.strerror}",
+                             what="model path", where=mf.name) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"model file {mf.name!r} is now {_kind(st.st_mode)}",
+                                  what="file type", where=mf.name)
+        if (st.st_dev, st.st_ino) != (mf.dev, mf.ino) or st.st_size != mf.size \
+                or st.st_mtime_ns != mf.mtime_ns:
+            raise ModelChangedError(f"model file {mf.name!r} changed between the walk and "
+                                    "hashing; hash a stable copy", what="file", where=mf.name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
