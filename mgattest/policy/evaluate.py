@@ -1,0 +1,431 @@
+"""Evaluate a compiled policy over verified attestations, a model check and content reports.
+
+Pure and deterministic: the same inputs (and ``now``) give the same Verdict, checks in
+policy order, files sorted by name. No I/O and no crypto: attestations arrive already
+verified (``mgattest.attest``); this module decides whether what they prove is what
+the policy requires.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import asdict
+from typing import Any, Iterable, Mapping
+
+from mgattest.attest.results import ModelCheck, SignerInfo, VerifiedAttestation
+from mgattest.policy import provenance as prov_checks
+from mgattest.policy.formats import PICKLE_FORMATS, detect_format
+from mgattest.policy.matching import any_glob
+from mgattest.policy.model import (
+    LogRequirement,
+    Policy,
+    PolicyException,
+    Rule,
+    SignedBy,
+    Signer,
+    format_time,
+)
+from mgattest.policy.verdict import FAIL, PASS, SKIP, WAIVED, WARN, Check, Verdict
+
+MODEL_SIGNING_V1 = "https://model_signing/signature/v1.0"
+_DEFAULT_LOG_REQ = LogRequirement()
+
+
+class _File:
+    __slots__ = ("name", "sha256", "status", "detail", "format", "report")
+
+    def __init__(self, name: str, sha256: str | None, status: str, detail: str | None,
+                 report: Any) -> None:
+        self.name = name
+        self.sha256 = sha256
+        self.status = status
+        self.detail = detail
+        self.report = report
+        fmt = getattr(report, "format", None) if report is not None else None
+        self.format = fmt if isinstance(fmt, str) and fmt else detect_format(name)
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.sha256}" if self.sha256 else "sha256:?"
+
+
+def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model: ModelCheck,
+             content: Iterable[Any] | Mapping[str, Any] = (), *,
+             now: int | None = None) -> Verdict:
+    """Decide whether *model* (as proven by *attestations*) satisfies *policy*.
+
+    *content* holds ``mgattest.inspect`` FileReports (a list with ``.name``/``.path``,
+    or a mapping name → report). Returns a :class:`Verdict`; never raises on a
+    non-conforming artifact.
+    """
+    now = int(time.time()) if now is None else int(now)
+    atts = list(attestations)
+    reports = _index_reports(content)
+    files = sorted((_File(f.name, (f.digest or {}).get("sha256"), f.status, f.detail,
+                          reports.get(f.name)) for f in model.files), key=lambda f: f.name)
+    present = [f for f in files if f.status != "missing"]
+    single = len(present) == 1
+    coverage = {f.name: [a for a in atts if _covers(a, f, single)] for f in present}
+    checks: list[Check] = []
+
+    if policy.expires is not None and now >= policy.expires:
+        checks.append(Check("policy", "expires", FAIL,
+                            f"the policy expired at {format_time(policy.expires)}",
+                            [{"expires": format_time(policy.expires)}]))
+    checks.append(_integrity(files))
+
+    active_exc, expired_exc = _exceptions(policy, now)
+    matched_any: set[str] = set()
+    for rule in policy.rules:
+        rule_files = [f for f in present if any_glob(rule.match, f.name)]
+        matched_any.update(f.name for f in rule_files)
+        if not rule_files:
+            checks.append(Check(rule.id, "match", SKIP, "no file of the model matches "
+                                + ", ".join(rule.match)))
+            continue
+        rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now)
+        checks.extend(_apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc))
+
+    unmatched = [f for f in present if f.name not in matched_any]
+    if unmatched:
+        status = FAIL if policy.unmatched_files == "deny" else WARN
+        checks.append(Check("policy", "unmatchedFiles", status,
+                            f"{len(unmatched)} file(s) match no rule: "
+                            + ", ".join(f.name for f in unmatched[:5]),
+                            [{"file": f.name, "digest": f.digest} for f in unmatched]))
+
+    failed = any(c.status == FAIL for c in checks)
+    policy_expired = any(c.rule == "policy" and c.clause == "expires" for c in checks)
+    allowed = not failed or (policy.mode == "warn" and not policy_expired)
+    if failed and allowed:  # warn mode: record, do not deny
+        for c in checks:
+            if c.status == FAIL:
+                c.status = WARN
+                c.reason = "[warn mode] " + c.reason
+    return Verdict(
+        allowed=allowed, decision="allow" if allowed else "deny", mode=policy.mode,
+        policy_source=policy.source, policy_digest=policy.digest, evaluated_at=now,
+        artifacts=[{"name": f.name, "digest": {"sha256": f.sha256}, "format": f.format}
+                   for f in present],
+        checks=checks)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _index_reports(content: Iterable[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(content, Mapping):
+        return dict(content)
+    out = {}
+    for report in content:
+        name = getattr(report, "name", None) or getattr(report, "path", None)
+        if name is not None:
+            out[str(name)] = report
+    return out
+
+
+def _covers(att: VerifiedAttestation, f: _File, single: bool) -> bool:
+    """True when *att* signs exactly these bytes under this name (or, alone, by digest)."""
+    if f.sha256 is None:
+        return False
+    if att.message_digest is not None:
+        return single and att.message_digest.get("sha256") == f.sha256
+    for name, digest in _subject_pairs(att):
+        if digest == f.sha256 and (name == f.name or single):
+            return True
+    return False
+
+
+def _subject_pairs(att: VerifiedAttestation) -> list[tuple[str | None, str | None]]:
+    if att.predicate_type == MODEL_SIGNING_V1 and isinstance(att.predicate, dict):
+        pairs = []
+        for r in att.predicate.get("resources", []) or []:
+            if isinstance(r, dict) and r.get("algorithm") == "sha256":
+                pairs.append((r.get("name"), r.get("digest")))
+        return pairs
+    return [(s.get("name"), (s.get("digest") or {}).get("sha256"))
+            for s in att.subjects if isinstance(s, dict)]
+
+
+def _integrity(files: list[_File]) -> Check:
+    bad = [f for f in files if f.status in ("mismatch", "missing")]
+    if not bad:
+        return Check("policy", "integrity", PASS,
+                     f"{len(files)} file(s) hashed; no mismatching or missing file")
+    return Check("policy", "integrity", FAIL,
+                 "; ".join(f"{f.name}: {f.status}" + (f" ({f.detail})" if f.detail else "")
+                           for f in bad[:5]),
+                 [{"file": f.name, "status": f.status, "detail": f.detail} for f in bad])
+
+
+def _exceptions(policy: Policy, now: int) -> tuple[list[PolicyException], list[PolicyException]]:
+    active = [e for e in policy.exceptions if now < e.expires]
+    expired = [e for e in policy.exceptions if now >= e.expires]
+    return active, expired
+
+
+def _apply_exceptions(rule: Rule, checks: list[Check], files: list[_File],
+                      active: list[PolicyException], expired: list[PolicyException]) -> list[Check]:
+    digests = {f.digest for f in files}
+    waivers = [e for e in active if e.digest in digests and (e.rules is None or rule.id in e.rules)]
+    stale = [e for e in expired if e.digest in digests and (e.rules is None or rule.id in e.rules)]
+    for c in checks:
+        if c.status != FAIL:
+            continue
+        if waivers and _failing_digests(c) <= {e.digest for e in waivers}:
+            e = waivers[0]
+            c.status = WAIVED
+            c.reason = (f"waived until {format_time(e.expires)} by {e.approver} "
+                        f"({e.reason}); was: {c.reason}")
+        elif stale:
+            c.reason += (f" (the exception approved by {stale[0].approver} expired at "
+                         f"{format_time(stale[0].expires)})")
+    return checks
+
+
+def _failing_digests(check: Check) -> set[str]:
+    return {e["digest"] for e in check.evidence if e.get("ok") is False and "digest" in e}
+
+
+# --------------------------------------------------------------------------- signers
+
+def signer_matches(signer: Signer, info: SignerInfo, sign_time: int) -> tuple[bool, str]:
+    """Does the verified signer *info* satisfy the named policy signer? (+ why not)."""
+    if signer.key is not None:
+        key = signer.key
+        if info.key_fingerprint != key.fingerprint:
+            return False, f"key {info.key_fingerprint[:16]}… is not key {key.name!r}"
+        if key.valid_from is not None and sign_time < key.valid_from:
+            return False, f"key {key.name!r} not valid before {format_time(key.valid_from)}"
+        if key.valid_until is not None and sign_time >= key.valid_until:
+            return False, f"key {key.name!r} expired at {format_time(key.valid_until)}"
+        return True, f"key {key.name!r}"
+    if info.kind != "certificate":
+        return False, "signed with a key, not a certificate"
+    if signer.issuer is None or not signer.issuer.matches(info.issuer):
+        return False, f"issuer {info.issuer!r} is not {signer.issuer.text if signer.issuer else '?'}"
+    if signer.subject is None or not signer.subject.matches(info.identity):
+        return False, f"identity {info.identity!r} is not {signer.subject.text if signer.subject else '?'}"
+    for ext, matcher in signer.extensions:
+        value = info.extensions.get(ext)
+        if not matcher.matches(value):
+            return False, f"certificate extension {ext}={value!r} is not {matcher.text}"
+    return True, f"{info.identity} via {info.issuer}"
+
+
+def sign_time(att: VerifiedAttestation, now: int) -> int:
+    """When the signature was made, as far as the log proves it (else *now*)."""
+    times = [e.integrated_time for e in att.log_entries if e.integrated_time is not None]
+    return min(times) if times else now
+
+
+def _max_matching(candidates: dict[str, set[str]]) -> dict[str, str]:
+    """Maximum bipartite matching named signer → distinct signer id (Kuhn's algorithm)."""
+    match_of_id: dict[str, str] = {}
+
+    def try_assign(name: str, seen: set[str]) -> bool:
+        for sid in sorted(candidates[name]):
+            if sid in seen:
+                continue
+            seen.add(sid)
+            if sid not in match_of_id or try_assign(match_of_id[sid], seen):
+                match_of_id[sid] = name
+                return True
+        return False
+
+    for name in sorted(candidates):
+        try_assign(name, set())
+    return {name: sid for sid, name in match_of_id.items()}
+
+
+def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttestation],
+                       now: int) -> tuple[bool, str, dict[str, Any]]:
+    candidates: dict[str, set[str]] = {n: set() for n in req.signers}
+    misses: list[str] = []
+    for att in atts:
+        t = sign_time(att, now)
+        for name in req.signers:
+            ok, why = signer_matches(policy.signers[name], att.signer, t)
+            if ok:
+                candidates[name].add(att.signer.distinct_id)
+            elif len(misses) < 8:
+                misses.append(f"{name}: {why}")
+    assignment = _max_matching(candidates)
+    need = req.threshold
+    ok = len(assignment) >= need
+    desc = {"anyOf": "any of", "allOf": "all of", "threshold": f"{need} of"}[req.mode]
+    evidence = {"required": f"{desc} {', '.join(req.signers)}",
+                "satisfied": {n: assignment[n] for n in sorted(assignment)},
+                "distinctSigners": len({a.signer.distinct_id for a in atts})}
+    if ok:
+        return True, f"signed by {', '.join(sorted(assignment))} ({desc} required)", evidence
+    reason = (f"needs {desc} {', '.join(req.signers)} from distinct signers; "
+              f"satisfied: {', '.join(sorted(assignment)) or 'none'}")
+    if misses and not assignment:
+        reason += f" ({misses[0]})"
+    evidence["mismatches"] = misses
+    return False, reason, evidence
+
+
+# --------------------------------------------------------------------------- rules
+
+def _qualifying(att: VerifiedAttestation, req: LogRequirement) -> tuple[bool, list[dict[str, Any]]]:
+    entries = {(e.log_id, e.log_index): e for e in att.log_entries
+               if (e.inclusion_proof_verified or e.set_verified)
+               and (not req.log_ids or e.log_id in req.log_ids)}
+    ev = [{"logId": e.log_id, "logIndex": e.log_index, "integratedTime": e.integrated_time,
+           "inclusionProof": e.inclusion_proof_verified, "set": e.set_verified}
+          for _, e in sorted(entries.items())]
+    return (req.require == "optional" or len(entries) >= req.min_entries), ev
+
+
+def _evaluate_rule(policy: Policy, rule: Rule, files: list[_File],
+                   coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
+    req = rule.tlog or _DEFAULT_LOG_REQ
+    qualified: dict[str, list[VerifiedAttestation]] = {}
+    log_ev: list[dict[str, Any]] = []
+    log_fail = []
+    for f in files:
+        good = []
+        for att in coverage[f.name]:
+            ok, entries = _qualifying(att, req)
+            log_ev.append({"file": f.name, "digest": f.digest, "attestation": att.source,
+                           "entries": entries, "ok": ok})
+            if ok:
+                good.append(att)
+        qualified[f.name] = good
+        if coverage[f.name] and not good:
+            log_fail.append(f)
+    checks: list[Check] = []
+    checks.append(_files_check(rule, files, coverage))
+    if rule.tlog is not None or any(coverage.values()):
+        where = f" in {', '.join(req.logs)}" if req.logs else ""
+        if log_fail:
+            checks.append(Check(rule.id, "transparencyLog", FAIL,
+                                f"{log_fail[0].name}: no attestation has {req.min_entries} verified "
+                                f"log entr{'y' if req.min_entries == 1 else 'ies'}{where}",
+                                [e | {"ok": e["ok"]} for e in log_ev]))
+        else:
+            checks.append(Check(rule.id, "transparencyLog", PASS,
+                                f"log inclusion {req.require}{where}: satisfied", log_ev))
+    if rule.signed_by is not None:
+        checks.append(_per_file(rule, "signedBy", files, lambda f: _signed_by_outcome(
+            policy, rule.signed_by, qualified[f.name], now)))
+    for i, spec in enumerate(rule.attestations):
+        checks.extend(prov_checks.attestation_checks(policy, rule, i, spec, files, qualified,
+                                                     now, _signed_by_outcome))
+    if rule.digest_allow is not None or rule.digest_deny:
+        checks.append(_per_file(rule, "digests", files, lambda f: _digest_outcome(rule, f)))
+    checks.append(_per_file(rule, "content", files, lambda f: _content_outcome(rule, f)))
+    for cel in rule.cel:
+        checks.append(_per_file(rule, f"cel:{cel.id}", files,
+                                lambda f, c=cel: _cel_outcome(c, f, qualified[f.name])))
+    return checks
+
+
+def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
+    """Run *fn(file) -> (ok|'warn', reason, evidence)* for each file; one Check for the clause."""
+    evidence, fails, warns = [], [], []
+    for f in files:
+        ok, reason, ev = fn(f)
+        evidence.append({"file": f.name, "digest": f.digest, "ok": ok is not False,
+                         "reason": reason} | ev)
+        if ok is False:
+            fails.append(f"{f.name}: {reason}")
+        elif ok == "warn":
+            warns.append(f"{f.name}: {reason}")
+    if fails:
+        return Check(rule.id, clause, FAIL, "; ".join(fails[:3])
+                     + (f" (+{len(fails) - 3} more)" if len(fails) > 3 else ""), evidence)
+    if warns:
+        return Check(rule.id, clause, WARN, "; ".join(warns[:3]), evidence)
+    reason = evidence[0]["reason"] if len(evidence) == 1 else f"{len(files)} file(s) conform"
+    return Check(rule.id, clause, PASS, reason, evidence)
+
+
+def _files_check(rule: Rule, files: list[_File],
+                 coverage: dict[str, list[VerifiedAttestation]]) -> Check:
+    def outcome(f: _File):
+        if any_glob(rule.ignore, f.name):
+            return True, "ignored by files.ignore", {}
+        if coverage[f.name]:
+            return True, f"covered by {len(coverage[f.name])} attestation(s)", {
+                "attestations": [a.source for a in coverage[f.name]]}
+        if rule.unsigned_files == "allow":
+            return "warn", "not covered by any attestation (files.unsigned: allow)", {}
+        return False, f"not covered by any verified attestation ({f.digest})", {}
+    return _per_file(rule, "files", files, outcome)
+
+
+def _digest_outcome(rule: Rule, f: _File):
+    if f.digest in rule.digest_deny:
+        return False, f"digest {f.digest} is on the deny-list", {}
+    if rule.digest_allow is not None and f.digest not in rule.digest_allow:
+        return False, f"digest {f.digest} is not on the allow-list", {}
+    return True, "digest allowed", {}
+
+
+def _content_outcome(rule: Rule, f: _File):
+    fmt = f.format
+    ev: dict[str, Any] = {"format": fmt}
+    if rule.formats is not None and fmt not in rule.formats:
+        return False, f"format {fmt!r} is not allowed (allowed: {', '.join(sorted(rule.formats))})", ev
+    if fmt in PICKLE_FORMATS and rule.pickle == "deny":
+        return False, f"{fmt} files execute code when loaded; content.pickle is deny", ev
+    report = f.report
+    if report is None:
+        if rule.scan_required:
+            return False, "no content scan report for this file", ev
+        return True, f"format {fmt} allowed (scan off)", ev
+    verdict = getattr(report, "verdict", None)
+    findings = getattr(report, "findings", []) or []
+    ev["scan"] = verdict
+    ev["findings"] = [_finding_text(x) for x in list(findings)[:10]]
+    first = ev["findings"][0] if ev["findings"] else ""
+    if verdict in ("dangerous", "malformed"):
+        return False, f"content scan: {verdict}" + (f" ({first})" if first else ""), ev
+    if verdict == "suspicious":
+        if fmt in PICKLE_FORMATS and rule.pickle == "scan":
+            return False, f"content scan: suspicious ({first}); content.pickle is scan", ev
+        return "warn", f"content scan: suspicious ({first})", ev
+    if verdict != "safe":
+        return False, f"content scan returned unknown verdict {verdict!r}", ev
+    how = " (loaded through the restricted unpickler)" if fmt in PICKLE_FORMATS else ""
+    return True, f"format {fmt}, scan safe{how}", ev
+
+
+def _finding_text(finding: Any) -> str:
+    if isinstance(finding, str):
+        return finding
+    for attr in ("message", "detail", "description"):
+        v = getattr(finding, attr, None)
+        if isinstance(v, str):
+            return v
+    return str(finding)
+
+
+def signer_dict(info: SignerInfo) -> dict[str, Any]:
+    """SignerInfo as a CEL/JSON map (without the PEM)."""
+    d = asdict(info)
+    d.pop("certificate_pem", None)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation]):
+    artifact = {"name": f.name, "digest": {"sha256": f.sha256 or ""}, "format": f.format,
+                "basename": posixpath.basename(f.name)}
+    contexts = [{"statement": a.statement or {}, "predicate": a.predicate or {},
+                 "signer": signer_dict(a.signer), "artifact": artifact,
+                 "log": asdict(a.log_entries[0]) if a.log_entries else {}} for a in atts]
+    if not contexts:
+        contexts = [{"statement": {}, "predicate": {}, "signer": {}, "artifact": artifact,
+                     "log": {}}]
+    errors = []
+    for ctx in contexts:
+        ok, error = cel.program.evaluate(ctx)
+        if ok:
+            return True, f"{cel.id} holds", {"expr": cel.expr}
+        if error:
+            errors.append(error)
+    reason = cel.message + (f" (evaluation error: {errors[0]})" if errors else "")
+    return False, reason, {"expr": cel.expr}

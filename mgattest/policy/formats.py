@@ -1,0 +1,38 @@
+"""Classify a model file's serialisation format from its name and first bytes."""
+
+from __future__ import annotations
+
+import posixpath
+
+PICKLE_FORMATS = frozenset({"pickle", "joblib"})
+
+_BY_SUFFIX = {
+    ".safetensors": "safetensors",
+    ".pt": "pytorch", ".pth": "pytorch", ".bin": "pytorch", ".ckpt": "pytorch",
+    ".npy": "numpy", ".npz": "numpy",
+    ".onnx": "onnx",
+    ".pkl": "pickle", ".pickle": "pickle", ".p": "pickle", ".dill": "pickle",
+    ".joblib": "joblib",
+    ".gguf": "gguf",
+    ".json": "json",
+    ".txt": "text", ".md": "text", ".model": "other",
+}
+
+
+def detect_format(name: str, head: bytes | None = None) -> str:
+    """Best classification of *name*: magic bytes first (when given), then the suffix.
+
+    Magic wins so a pickle renamed ``weights.safetensors`` is still a pickle.
+    """
+    if head:
+        if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+            suffix = posixpath.splitext(name.lower())[1]
+            return "joblib" if suffix == ".joblib" else "pickle"
+        if head[:6] == b"\x93NUMPY":
+            return "numpy"
+        if head[:4] == b"GGUF":
+            return "gguf"
+        if head[:4] == b"PK\x03\x04":
+            suffix = posixpath.splitext(name.lower())[1]
+            return "numpy" if suffix == ".npz" else "pytorch"
+    return _BY_SUFFIX.get(posixpath.splitext(name.lower())[1], "other")

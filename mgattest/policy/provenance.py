@@ -1,0 +1,233 @@
+"""Checks of ``rules[].attestations[]``: predicate type, signers, SLSA Provenance v1 fields.
+
+Source repository and ref are read from the provenance (GitHub Actions
+``externalParameters.workflow``, a generic ``externalParameters.source``, or the first
+``git+`` resolved dependency) and, for keyless signers, must equal the certificate's
+``source_repository_uri`` / ``source_repository_ref`` extensions: a provenance cannot
+claim a repository its signer's certificate does not vouch for.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from mgattest.attest.results import VerifiedAttestation
+from mgattest.policy.model import AttestationSpec, Policy, ProvenanceSpec, Rule, parse_time
+from mgattest.policy.verdict import FAIL, PASS, Check
+
+_SEMVER_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?")
+_DATASET_ROLES = {"dataset", "training-data", "training_data", "data"}
+_BASE_MODEL_ROLES = {"base-model", "base_model", "basemodel", "model"}
+_DIGEST_RE = re.compile(r"[0-9a-fA-F]{40,128}")
+
+
+def attestation_checks(policy: Policy, rule: Rule, index: int, spec: AttestationSpec,
+                       files: list[Any], qualified: dict[str, list[VerifiedAttestation]],
+                       now: int, signed_by_outcome: Callable[..., Any]) -> list[Check]:
+    """One Check: for every file, some attestation of the type satisfies every expectation."""
+    clause = f"attestations[{index}]"
+    evidence, failures = [], []
+    for f in files:
+        candidates = [a for a in qualified[f.name] if a.predicate_type == spec.predicate_type]
+        if not candidates:
+            failures.append(f"{f.name}: no verified {spec.predicate_type} attestation")
+            evidence.append({"file": f.name, "digest": f.digest, "ok": False,
+                             "reason": "missing"})
+            continue
+        best: list[str] | None = None
+        for att in candidates:
+            problems, fields = _problems(policy, spec, att, now, signed_by_outcome)
+            evidence.append({"file": f.name, "digest": f.digest, "attestation": att.source,
+                             "signer": att.signer.identity or att.signer.key_fingerprint,
+                             "ok": not problems, "problems": problems, "fields": fields})
+            if not problems:
+                best = []
+                break
+            if best is None or len(problems) < len(best):
+                best = problems
+        if best:
+            failures.append(f"{f.name}: " + "; ".join(best))
+    if failures:
+        return [Check(rule.id, clause, FAIL, "; ".join(failures[:3]), evidence)]
+    what = spec.predicate_type + (" with the expected provenance" if spec.provenance else "")
+    return [Check(rule.id, clause, PASS, f"{what}", evidence)]
+
+
+def _problems(policy: Policy, spec: AttestationSpec, att: VerifiedAttestation, now: int,
+              signed_by_outcome: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
+    problems: list[str] = []
+    fields: dict[str, Any] = {}
+    if spec.signed_by is not None:
+        ok, reason, _ = signed_by_outcome(policy, spec.signed_by, [att], now)
+        if not ok:
+            problems.append(f"signedBy: {reason}")
+    if spec.provenance is not None:
+        problems.extend(check_provenance(spec.provenance, att, now, fields))
+    return problems, fields
+
+
+def source_of(predicate: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(repository URI, git ref) claimed by an SLSA v1 provenance, normalised."""
+    bd = _dict(predicate.get("buildDefinition"))
+    ext = _dict(bd.get("externalParameters"))
+    wf = _dict(ext.get("workflow"))
+    if isinstance(wf.get("repository"), str):
+        return normalize_repo(wf["repository"]), wf.get("ref") if isinstance(wf.get("ref"), str) else None
+    src = ext.get("source")
+    if isinstance(src, str):
+        return _split_git_uri(src)
+    if isinstance(src, dict) and isinstance(src.get("uri"), str):
+        repo, ref = _split_git_uri(src["uri"])
+        return repo, src.get("ref") if isinstance(src.get("ref"), str) else ref
+    for dep in bd.get("resolvedDependencies") or []:
+        if isinstance(dep, dict) and isinstance(dep.get("uri"), str) and dep["uri"].startswith("git+"):
+            return _split_git_uri(dep["uri"])
+    return None, None
+
+
+def normalize_repo(uri: str) -> str:
+    """``git+https://github.com/a/b.git`` → ``https://github.com/a/b``."""
+    if uri.startswith("git+"):
+        uri = uri[4:]
+    if uri.endswith(".git"):
+        uri = uri[:-4]
+    return uri.rstrip("/")
+
+
+def _split_git_uri(uri: str) -> tuple[str, str | None]:
+    base = uri[4:] if uri.startswith("git+") else uri
+    ref = None
+    if "@" in base.split("://", 1)[-1]:
+        base, ref = base.rsplit("@", 1)
+    return normalize_repo(base), ref
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
+                     fields: dict[str, Any]) -> list[str]:
+    """Every way *att*'s SLSA v1 predicate falls short of *spec* (empty: conforms)."""
+    pred = att.predicate if isinstance(att.predicate, dict) else {}
+    bd = _dict(pred.get("buildDefinition"))
+    rd = _dict(pred.get("runDetails"))
+    problems = []
+    builder_id = _dict(rd.get("builder")).get("id")
+    fields["builderId"] = builder_id
+    if spec.builder_id is not None and not spec.builder_id.matches(builder_id):
+        problems.append(f"builderId {builder_id!r} is not {spec.builder_id.text}")
+    build_type = bd.get("buildType")
+    fields["buildType"] = build_type
+    if spec.build_type is not None and not spec.build_type.matches(build_type):
+        problems.append(f"buildType {build_type!r} is not {spec.build_type.text}")
+
+    repo, ref = source_of(pred)
+    fields["sourceRepository"], fields["sourceRef"] = repo, ref
+    wants_source = any(x is not None for x in (spec.source_repository, spec.source_ref,
+                                               spec.source_tag, spec.source_versioned_tag,
+                                               spec.source_branch))
+    if spec.source_repository is not None and not (
+            spec.source_repository.matches(repo)
+            or (repo is not None and spec.source_repository.matches("git+" + repo))):
+        problems.append(f"source repository {repo!r} is not {spec.source_repository.text}")
+    if spec.source_ref is not None and not spec.source_ref.matches(ref):
+        problems.append(f"source ref {ref!r} is not {spec.source_ref.text}")
+    if spec.source_tag is not None and ref != f"refs/tags/{spec.source_tag}":
+        problems.append(f"source ref {ref!r} is not tag {spec.source_tag!r}")
+    if spec.source_branch is not None and ref != f"refs/heads/{spec.source_branch}":
+        problems.append(f"source ref {ref!r} is not branch {spec.source_branch!r}")
+    if spec.source_versioned_tag is not None and not versioned_tag_ok(spec.source_versioned_tag, ref):
+        problems.append(f"source ref {ref!r} is not a semver tag compatible with "
+                        f"{spec.source_versioned_tag!r}")
+    if wants_source and spec.bind_to_certificate and att.signer.kind == "certificate":
+        cert_repo = att.signer.extensions.get("source_repository_uri")
+        cert_ref = att.signer.extensions.get("source_repository_ref")
+        fields["certificateSourceRepository"], fields["certificateSourceRef"] = cert_repo, cert_ref
+        if cert_repo is None or repo is None or normalize_repo(cert_repo) != repo:
+            problems.append(f"provenance source {repo!r} is not bound to the certificate's "
+                            f"source_repository_uri {cert_repo!r}")
+        elif ref is not None and cert_ref is not None and cert_ref != ref:
+            problems.append(f"provenance ref {ref!r} differs from the certificate's "
+                            f"source_repository_ref {cert_ref!r}")
+
+    params = bd.get("externalParameters")
+    params = params if isinstance(params, dict) else {}
+    for key, expected in spec.param_values.items():
+        if key not in params or params[key] != expected:
+            problems.append(f"externalParameters.{key} is {params.get(key)!r}, expected {expected!r}")
+    for key, allowed in spec.param_allowed.items():
+        if key in params and params[key] not in allowed:
+            problems.append(f"externalParameters.{key}={params[key]!r} is not in the allow-list")
+    if spec.reject_unknown_params:
+        known = set(spec.param_values) | set(spec.param_allowed)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            problems.append(f"unexpected externalParameters: {', '.join(unknown)}")
+
+    deps = [d for d in bd.get("resolvedDependencies") or [] if isinstance(d, dict)]
+    if spec.dependencies_pinned:
+        for i, dep in enumerate(deps):
+            digest = dep.get("digest")
+            if not isinstance(digest, dict) or not digest or not all(
+                    isinstance(v, str) and _DIGEST_RE.fullmatch(v) for v in digest.values()):
+                problems.append(f"resolvedDependencies[{i}] ({dep.get('uri') or dep.get('name')!r}) "
+                                "is not pinned by digest")
+    for label, roles, matchers in (("dataset", _DATASET_ROLES, spec.datasets),
+                                   ("base model", _BASE_MODEL_ROLES, spec.base_models)):
+        if not matchers:
+            continue
+        chosen = [d for d in deps if _role(d) in roles]
+        if not chosen:
+            problems.append(f"the provenance declares no {label} (resolvedDependencies "
+                            f"annotations.role)")
+        for dep in chosen:
+            uri = dep.get("uri")
+            if not any(m.matches(uri) for m in matchers):
+                problems.append(f"{label} {uri!r} matches no allowed pattern")
+
+    if spec.max_age_seconds is not None:
+        when = _time_of(spec.max_age_from, rd, att)
+        fields["ageFrom"] = spec.max_age_from
+        if when is None:
+            problems.append(f"maxAge: the attestation has no {spec.max_age_from}")
+        elif now - when > spec.max_age_seconds:
+            problems.append(f"maxAge: {spec.max_age_from} is {(now - when) // 86400} day(s) old "
+                            f"(limit {spec.max_age_seconds // 86400} day(s))")
+        elif when - now > 300:
+            problems.append(f"maxAge: {spec.max_age_from} lies in the future")
+    return problems
+
+
+def _role(dep: dict[str, Any]) -> str | None:
+    ann = _dict(dep.get("annotations"))
+    for key in ("role", "type", "kind"):
+        if isinstance(ann.get(key), str):
+            return ann[key].lower()
+    return None
+
+
+def _time_of(source: str, rd: dict[str, Any], att: VerifiedAttestation) -> int | None:
+    if source == "logTime":
+        times = [e.integrated_time for e in att.log_entries if e.integrated_time is not None]
+        return min(times) if times else None
+    finished = _dict(rd.get("metadata")).get("finishedOn")
+    if not isinstance(finished, str):
+        return None
+    try:
+        return parse_time(finished)
+    except ValueError:
+        return None
+
+
+def versioned_tag_ok(expected: str, ref: str | None) -> bool:
+    """slsa-verifier ``--source-versioned-tag``: semver tag whose given parts match."""
+    if ref is None or not ref.startswith("refs/tags/"):
+        return False
+    m = _SEMVER_TAG.fullmatch(ref[len("refs/tags/"):])
+    if m is None:
+        return False
+    want = [int(x) for x in expected.lstrip("v").split(".")]
+    have = [int(x) for x in m.groups()]
+    return have[:len(want)] == want
