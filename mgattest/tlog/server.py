@@ -20,6 +20,7 @@ import concurrent.futures
 import hmac
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from starlette.applications import Starlette
@@ -30,14 +31,16 @@ from starlette.routing import Route
 
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import tiles
-from mgattest.tlog.errors import DuplicateEntryError, UnknownEntryError
+from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mgattest.tlog.log import TransparencyLog
 
 T = TypeVar("T")
+AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a POST body
+MAX_BATCH = 256  # entries appended in one transaction by the writer thread
 MAX_RETRIEVE_ITEMS = 10  # per list in /entries/retrieve, as Rekor
 _UUID = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_ID = re.compile(r"^[0-9a-f]{16}[0-9a-f]{64}$")
@@ -78,6 +81,9 @@ class _LogService:
         self.log_id: bytes = _as_bytes(log.log_id)
         self.tree_id = tree_id_for(self.log_id)
         self.public_pem: str = _as_text(log.signer.public_pem())
+        self._pending: list[tuple[Any, concurrent.futures.Future[AppendResult]]] = []
+        self._pending_lock = threading.Lock()
+        self._draining = False
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -92,21 +98,66 @@ class _LogService:
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
         return entry.to_rekor_json(proof)
 
-    def append(self, proposed: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
-        """Append; return (uuid, LogEntry JSON, created). A duplicate gives created=False."""
+    def submit(self, canonical: Any) -> "concurrent.futures.Future[AppendResult]":
+        """Queue one canonical entry for the writer thread; resolve when committed.
+
+        Entries that arrive while the writer is busy are appended together in one
+        transaction (group commit: one fsync and one signed checkpoint per batch).
+        """
+        future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        with self._pending_lock:
+            self._pending.append((canonical, future))
+            if not self._draining:
+                self._draining = True
+                self.executor.submit(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        while True:
+            with self._pending_lock:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                if not batch:
+                    self._draining = False
+                    return
+            try:
+                self._append_batch(batch)
+            except BaseException as exc:  # never leave a request waiting forever
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    def _append_batch(self, batch: list[tuple[Any, "concurrent.futures.Future[AppendResult]"]]
+                      ) -> None:
         try:
-            entry = self.log.append(proposed)
-        except DuplicateEntryError as dup:
-            existing = dup.existing
-            return _uuid_of(existing), {}, False
-        return _uuid_of(entry), self.rekor_entry(entry), True
+            logged = self.log.append_many_canonical([c for c, _ in batch])
+        except (DuplicateEntryError, EntryRejectedError):
+            # A duplicate (of the log or within the batch) spoils the all-or-nothing
+            # batch: append one by one so each request gets its own answer.
+            logged = None
+        if logged is not None:
+            size = self.log.size
+            for entry, (_, future) in zip(logged, batch):
+                future.set_result((entry.uuid, self.rekor_entry(entry, size), True))
+            return
+        for canonical, future in batch:
+            try:
+                entry = self.log.append_canonical(canonical)
+            except DuplicateEntryError as dup:
+                future.set_result((dup.existing.uuid, {}, False))
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result((entry.uuid, self.rekor_entry(entry), True))
+
+    def _find(self, uuid_hex: str) -> Any:
+        try:
+            return self.log.entry_by_uuid(uuid_hex)
+        except UnknownEntryError:
+            return None
 
     def by_uuid(self, uuid_hex: str) -> dict[str, Any]:
-        entry = self.log.entry_by_uuid(uuid_hex)
-        if entry is None:
-            raise UnknownEntryError(f"no entry with UUID {uuid_hex}", what="entry",
-                                    where=uuid_hex)
-        return self.rekor_entry(entry)
+        return self.rekor_entry(self.log.entry_by_uuid(uuid_hex))
 
     def by_index(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self.log.size:
@@ -119,8 +170,7 @@ class _LogService:
 
         found: list[dict[str, Any]] = []
         for raw in query.get("entryUUIDs") or []:
-            uuid_hex = _parse_entry_id(raw)
-            entry = self.log.entry_by_uuid(uuid_hex)
+            entry = self._find(_parse_entry_id(raw))
             if entry is not None:
                 found.append(self.rekor_entry(entry))
         for index in query.get("logIndexes") or []:
@@ -128,7 +178,7 @@ class _LogService:
                 found.append(self.rekor_entry(self.log.entry_by_index(index)))
         for proposed in query.get("entries") or []:
             canonical = entries.canonicalize(proposed)
-            entry = self.log.entry_by_uuid(merkle.leaf_hash(canonical.body).hex())
+            entry = self._find(merkle.leaf_hash(canonical.body).hex())
             if entry is not None:
                 found.append(self.rekor_entry(entry))
         return found
@@ -162,11 +212,6 @@ class _LogService:
             return tiles.encode_entry_bundle(
                 _body_of(self.log.entry_by_index(first + k)) for k in range(ref.width))
         return tiles.hash_tile(ref, lambda s, e: _as_bytes(self.log.subtree_hash(s, e)))
-
-
-def _uuid_of(entry: Any) -> str:
-    value = entry.uuid
-    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 def _body_of(entry: Any) -> bytes:
@@ -253,7 +298,12 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         proposed = await _read_json(request, max_body)
         if not isinstance(proposed, dict):
             raise _ApiError(400, "a proposed entry must be a JSON object")
-        uuid_hex, body, created = await service.run(service.append, proposed)
+        from mgattest.tlog.entries import canonicalize
+
+        # Validation and the signature check run off the event loop, outside the writer.
+        canonical = await asyncio.get_running_loop().run_in_executor(
+            None, canonicalize, proposed)
+        uuid_hex, body, created = await asyncio.wrap_future(service.submit(canonical))
         entry_id = service.entry_id(uuid_hex)
         if not created:
             return _error(409, f"an equivalent entry already exists in the transparency log "
