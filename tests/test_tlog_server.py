@@ -70,6 +70,7 @@ def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:
     """A fresh log in ``tmp``: (TransparencyLog, db path, private key path)."""
     from mgattest.tlog.log import TransparencyLog
 
+    tmp.mkdir(parents=True, exist_ok=True)
     db, key = tmp / "log.db", tmp / "log-key.pem"
     log = TransparencyLog.init(db, key, origin=kwargs.pop("origin", "test.mgattest.local/log"),
                                **kwargs)

@@ -1,0 +1,427 @@
+"""``mgattest log``: create, serve, append to, prove, verify and monitor a log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from mgattest.cli._common import EXIT_REJECTED, err, guarded, out
+
+MAX_JSON_FILE = 64 * 1024 * 1024
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+log_app = typer.Typer(help="Run and check a Rekor-compatible transparency log.",
+                      no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``log`` command group to the root app."""
+    app.add_typer(log_app, name="log")
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _read_text(path: Path, what: str, limit: int = MAX_JSON_FILE) -> str:
+    from mgattest.errors import InputError
+
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{what} {path} is larger than {limit} bytes", what=what, where=str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 (byte {exc.start})", what=what,
+                         where=str(path)) from None
+
+
+def _read_json(path: Path, what: str) -> Any:
+    from mgattest.errors import InputError
+
+    text = _read_text(path, what)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}", what=what,
+                         where=str(path)) from None
+
+
+def _load_signer(key: Path) -> Any:
+    import os
+
+    from mgattest.tlog.keys import LogSigner
+
+    password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")
+    return LogSigner.from_pem(Path(key).read_bytes(), password=password)
+
+
+def _open_log(db: Path, key: Path) -> Any:
+    from mgattest.errors import InputError
+    from mgattest.tlog.log import TransparencyLog
+
+    if not Path(db).is_file():
+        raise InputError(f"no log database at {db} (create one with `mgattest log init`)",
+                         what="log database", where=str(db))
+    return TransparencyLog.open(db, _load_signer(key))
+
+
+def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
+                  origin: Optional[str]) -> list[Any]:
+    from mgattest.errors import InputError
+    from mgattest.tlog import trust
+
+    if (log_key is None) == (trusted_root is None):
+        raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
+    if trusted_root is not None:
+        return list(trust.trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
+    return [trust.TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
+
+
+def _verifier(log_key: Path) -> Any:
+    from mgattest.tlog.keys import LogVerifier
+
+    return LogVerifier.from_pem(_read_text(log_key, "log key"))
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(_dump(obj) + "\n")
+    tmp.replace(path)
+
+
+# --- commands --------------------------------------------------------------------------
+
+@log_app.command("init")
+@guarded
+def init_cmd(
+    db: Path = typer.Option(..., "--db", help="SQLite file to create."),
+    key_out: Path = typer.Option(..., "--key-out", help="Where to write the new log key (PEM)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Checkpoint origin line."),
+    key_type: str = typer.Option("ecdsa-p256", "--key-type", help="ecdsa-p256 or ed25519."),
+) -> None:
+    """Create an empty log and its signing key."""
+    from mgattest.errors import InputError
+    from mgattest.tlog.log import TransparencyLog
+
+    if key_type not in ("ecdsa-p256", "ed25519"):
+        raise InputError(f"--key-type must be ecdsa-p256 or ed25519, got {key_type!r}",
+                         what="usage")
+    for path, what in ((db, "log database"), (key_out, "key file")):
+        if Path(path).exists():
+            raise InputError(f"{what} {path} already exists; refusing to overwrite it",
+                             what=what, where=str(path))
+    log = TransparencyLog.init(db, key_out, origin=origin, key_type=key_type)
+    out(f"created log {db}")
+    out(f"origin: {log.origin}")
+    out(f"log id: {bytes(log.log_id).hex()}")
+    out(f"private key: {key_out} (keep it secret; publish the public key)")
+    out(log.signer.public_pem().decode().rstrip())
+
+
+@log_app.command("serve")
+@guarded
+def serve_cmd(
+    db: Path = typer.Option(..., "--db", help="The log's SQLite file."),
+    key: Path = typer.Option(..., "--key", help="The log's private key (PEM)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(3000, "--port", help="TCP port."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file",
+                                              help="File holding the bearer token for writes."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Listen on a non-loopback address."),
+    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", help="Largest POST body."),
+) -> None:
+    """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
+    from mgattest.errors import InputError
+    from mgattest.tlog.server import serve
+
+    if host not in LOOPBACK_HOSTS and not allow_remote:
+        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
+                         "--allow-remote (put TLS in front of it)", what="usage")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+    if max_body < 1024:
+        raise InputError("--max-body must be at least 1024 bytes", what="usage")
+    token = None
+    if token_file is not None:
+        token = _read_text(token_file, "token file", limit=4096).strip()
+        if len(token) < 16 or any(c.isspace() for c in token):
+            raise InputError(f"token in {token_file} must be at least 16 characters without "
+                             "whitespace", what="token file", where=str(token_file))
+    elif host not in LOOPBACK_HOSTS:
+        err("warning: serving a remote address without --token-file: anyone can append")
+    log = _open_log(db, key)
+    err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
+    serve(log, host=host, port=port, token=token, max_body=max_body)
+
+
+@log_app.command("append")
+@guarded
+def append_cmd(
+    entry: Path = typer.Argument(..., help="Proposed entry JSON (hashedrekord/dsse)."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+) -> None:
+    """Append a proposed entry locally and print its bundle TransparencyLogEntry."""
+    from mgattest.errors import InputError
+    from mgattest.tlog.errors import DuplicateEntryError
+
+    proposed = _read_json(entry, "proposed entry")
+    if not isinstance(proposed, dict):
+        raise InputError(f"{entry} must hold a JSON object", what="proposed entry",
+                         where=str(entry))
+    log = _open_log(db, key)
+    try:
+        logged = log.append(proposed)
+    except DuplicateEntryError as dup:
+        logged = dup.existing
+        err(f"already in the log at index {logged.log_index}")
+    out(_dump(logged.to_bundle_entry(log.inclusion_proof(logged.log_index))))
+
+
+@log_app.command("checkpoint")
+@guarded
+def checkpoint_cmd(db: Path = typer.Option(..., "--db"),
+                   key: Path = typer.Option(..., "--key")) -> None:
+    """Print the log's current signed checkpoint (C2SP signed note)."""
+    log = _open_log(db, key)
+    note = log.signed_checkpoint()
+    typer.echo(note.decode() if isinstance(note, bytes) else note, nl=False)
+
+
+@log_app.command("proof")
+@guarded
+def proof_cmd(
+    index: int = typer.Option(..., "--index", help="Log index of the entry."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+    tree_size: Optional[int] = typer.Option(None, "--tree-size",
+                                            help="Prove against this size (default: current)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the entry JSON here."),
+) -> None:
+    """Write an entry with its inclusion proof and checkpoint for offline verification."""
+    from mgattest.errors import InputError
+
+    log = _open_log(db, key)
+    if not 0 <= index < log.size:
+        raise InputError(f"--index {index} is outside the log (size {log.size})",
+                         what="log index", where=f"log index {index}")
+    logged = log.entry_by_index(index)
+    entry = logged.to_bundle_entry(log.inclusion_proof(index, tree_size))
+    if out_path is None:
+        out(_dump(entry))
+    else:
+        _write_json(out_path, entry)
+        err(f"wrote entry {index} with an inclusion proof to {out_path}")
+
+
+def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[tuple[str, Any, bool]]:
+    """(label, entry JSON, is_rekor_v1) for every entry named on the command line."""
+    from mgattest.errors import InputError
+
+    if (entry is None) == (bundle is None):
+        raise InputError("give exactly one of --entry and --bundle", what="usage")
+    if entry is not None:
+        data = _read_json(entry, "log entry")
+        if not isinstance(data, dict):
+            raise InputError(f"{entry} must hold a JSON object", what="log entry",
+                             where=str(entry))
+        is_v1 = "canonicalizedBody" not in data and len(data) == 1 and isinstance(
+            next(iter(data.values())), dict) and "body" in next(iter(data.values()))
+        if not is_v1 and "canonicalizedBody" not in data:
+            raise InputError(f"{entry} is neither a bundle TransparencyLogEntry nor a Rekor "
+                             "v1 LogEntry", what="log entry", where=str(entry))
+        return [(str(entry), data, is_v1)]
+    data = _read_json(bundle, "bundle")
+    material = data.get("verificationMaterial") if isinstance(data, dict) else None
+    tlog = material.get("tlogEntries") if isinstance(material, dict) else None
+    if not isinstance(tlog, list) or not tlog:
+        raise InputError(f"{bundle} has no verificationMaterial.tlogEntries", what="bundle",
+                         where=str(bundle))
+    return [(f"{bundle} tlogEntries[{i}]", item, False) for i, item in enumerate(tlog)]
+
+
+@log_app.command("verify")
+@guarded
+def verify_cmd(
+    entry: Optional[Path] = typer.Option(None, "--entry",
+                                         help="Bundle TransparencyLogEntry or Rekor v1 LogEntry."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Sigstore bundle."),
+    log_key: Optional[Path] = typer.Option(None, "--log-key", help="Log public key (PEM)."),
+    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
+                                                help="Sigstore trusted root JSON."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
+    from mgattest.errors import MgattestError
+    from mgattest.tlog.verify import verify_entry, verify_rekor_entry
+
+    items = _entries_to_verify(entry, bundle)
+    logs = _trusted_logs(log_key, trusted_root, origin)
+    results = []
+    for label, item, is_v1 in items:
+        try:
+            if is_v1:
+                verified = verify_rekor_entry(item, logs, origin=origin)
+            else:
+                verified = verify_entry(item, logs, origin=origin)
+        except MgattestError as exc:
+            if exc.where is None:
+                exc.where = label
+            else:
+                exc.where = f"{label}: {exc.where}"
+            raise
+        results.append((label, verified))
+    for label, verified in results:
+        index = getattr(verified, "log_index", None)
+        if as_json:
+            continue
+        out(f"ok: {label}: log index {index} verified")
+    if as_json:
+        out(json.dumps({"ok": True, "entries": [
+            {"source": label, "log_index": getattr(v, "log_index", None)}
+            for label, v in results]}, indent=2))
+
+
+def _verify_note(text: str, verifier: Any, origin: Optional[str], where: str) -> Any:
+    from mgattest.tlog.checkpoint import verify_checkpoint
+
+    try:
+        return verify_checkpoint(text, [verifier], origin=origin)
+    except Exception as exc:
+        if getattr(exc, "where", None) is None and hasattr(exc, "where"):
+            exc.where = where
+        raise
+
+
+def _check_consistent(old: Any, new: Any, proof: list[bytes]) -> None:
+    """Verify ``new`` extends ``old`` (RFC 9162 consistency; equal sizes need equal roots)."""
+    from mgattest.tlog import merkle
+    from mgattest.tlog.errors import ConsistencyProofError
+
+    where = f"sizes {old.size} -> {new.size}"
+    if new.size < old.size:
+        raise ConsistencyProofError(
+            f"the log shrank from {old.size} to {new.size} entries: history was rewritten",
+            what="log consistency", where=where)
+    if old.size == new.size:
+        if bytes(old.root_hash) != bytes(new.root_hash):
+            raise ConsistencyProofError(
+                f"two checkpoints of size {old.size} have different roots: the log is forked",
+                what="log consistency", where=where)
+        return
+    if old.size == 0:
+        return
+    merkle.verify_consistency(old.size, new.size, proof, bytes(old.root_hash),
+                              bytes(new.root_hash))
+
+
+@log_app.command("consistency")
+@guarded
+def consistency_cmd(
+    old: Path = typer.Option(..., "--old", help="Older signed checkpoint (text file)."),
+    new: Optional[Path] = typer.Option(None, "--new", help="Newer signed checkpoint."),
+    proof_file: Optional[Path] = typer.Option(None, "--proof",
+                                              help="Rekor ConsistencyProof JSON for --new."),
+    url: Optional[str] = typer.Option(None, "--url", help="Log URL to fetch proof/checkpoint."),
+    log_key: Path = typer.Option(..., "--log-key", help="Log public key (PEM)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+) -> None:
+    """Verify that a newer checkpoint extends an older one (append-only)."""
+    from mgattest.errors import InputError
+
+    if url is None and (new is None or proof_file is None):
+        raise InputError("give --new with --proof, or --url", what="usage")
+    verifier = _verifier(log_key)
+    old_cp = _verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
+    client = None
+    if url is not None:
+        from mgattest.tlog.client import RekorClient
+
+        client = RekorClient(url)
+    if new is not None:
+        new_text, new_label = _read_text(new, "checkpoint"), str(new)
+    else:
+        assert client is not None
+        new_text, new_label = client.log_info()["signedTreeHead"], url or ""
+    new_cp = _verify_note(new_text, verifier, origin or old_cp.origin, new_label)
+    proof: list[bytes] = []
+    if 0 < old_cp.size < new_cp.size:
+        if proof_file is not None:
+            data = _read_json(proof_file, "consistency proof")
+            hashes = data.get("hashes") if isinstance(data, dict) else None
+            if not isinstance(hashes, list) or not all(
+                    isinstance(h, str) and len(h) == 64 for h in hashes):
+                raise InputError(f"{proof_file} must be {{\"hashes\": [hex, ...]}}",
+                                 what="consistency proof", where=str(proof_file))
+            try:
+                proof = [bytes.fromhex(h) for h in hashes]
+            except ValueError:
+                raise InputError(f"{proof_file} holds non-hex hashes",
+                                 what="consistency proof", where=str(proof_file)) from None
+        else:
+            assert client is not None
+            proof = client.consistency_proof(old_cp.size, new_cp.size).hashes
+    _check_consistent(old_cp, new_cp, proof)
+    out(f"ok: checkpoint {old_cp.size} is a prefix of checkpoint {new_cp.size} "
+        f"(origin {new_cp.origin})")
+
+
+@log_app.command("monitor")
+@guarded
+def monitor_cmd(
+    url: str = typer.Option(..., "--url", help="Log URL."),
+    log_key: Path = typer.Option(..., "--log-key", help="Log public key (PEM)."),
+    state: Path = typer.Option(..., "--state", help="File keeping the last verified checkpoint."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+    interval: float = typer.Option(60.0, "--interval", help="Seconds between checks."),
+    count: int = typer.Option(1, "--count", help="Number of checks (0 = forever)."),
+) -> None:
+    """Watch a log: every new checkpoint must extend the last verified one."""
+    from mgattest.errors import InputError
+    from mgattest.tlog.client import RekorClient
+
+    if count < 0 or interval < 0:
+        raise InputError("--count and --interval must be >= 0", what="usage")
+    verifier = _verifier(log_key)
+    last = None
+    if Path(state).exists():
+        saved = _read_json(state, "monitor state")
+        note = saved.get("checkpoint") if isinstance(saved, dict) else None
+        if not isinstance(note, str):
+            raise InputError(f"{state} is not a monitor state file", what="monitor state",
+                             where=str(state))
+        last = _verify_note(note, verifier, origin, str(state))
+        origin = origin or last.origin
+    client = RekorClient(url)
+    done = 0
+    while True:
+        note = client.log_info()["signedTreeHead"]
+        current = _verify_note(note, verifier, origin, url)
+        if last is not None:
+            proof: list[bytes] = []
+            if 0 < last.size < current.size:
+                proof = client.consistency_proof(last.size, current.size).hashes
+            _check_consistent(last, current, proof)
+        _write_json(state, {"origin": current.origin, "size": current.size,
+                            "root_hash": bytes(current.root_hash).hex(), "checkpoint": note})
+        grew = "" if last is None else f" (+{current.size - last.size})"
+        out(f"ok: {current.origin} size {current.size}{grew} root "
+            f"{bytes(current.root_hash).hex()}")
+        last, origin = current, current.origin
+        done += 1
+        if count and done >= count:
+            return
+        time.sleep(interval)
+
+
+__all__ = ["register", "EXIT_REJECTED"]
