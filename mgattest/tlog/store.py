@@ -1,0 +1,383 @@
+"""Append-only SQLite storage of a transparency log.
+
+Tables (SQLite, WAL mode):
+
+* ``meta(key, value)`` — origin, log ID, key type, schema version; written once.
+* ``entries(idx, leaf_hash, body, integrated_time, kind, api_version, set_sig)`` —
+  one row per leaf; ``idx`` must be exactly the next index (a trigger refuses gaps),
+  ``leaf_hash`` is unique (the same canonical body is never logged twice).
+* ``subtrees(level, idx, hash)`` — the hash of every complete, aligned subtree of
+  height ``level >= 1`` (leaves ``[idx·2^level, (idx+1)·2^level)``). Any subtree hash,
+  hence any root, inclusion or consistency proof, needs O(log n) indexed reads.
+* ``checkpoints(size, note)`` — every signed checkpoint the log has issued.
+
+Triggers make every table append-only: UPDATE and DELETE raise. Appends run in
+``BEGIN IMMEDIATE`` transactions so several processes serialize on one file; a crash
+(even ``kill -9``) loses only the uncommitted transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from mgattest.tlog import merkle
+from mgattest.tlog.errors import LogError
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY,
+    leaf_hash BLOB NOT NULL UNIQUE CHECK (length(leaf_hash) = 32),
+    body BLOB NOT NULL,
+    integrated_time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    api_version TEXT NOT NULL,
+    set_sig BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subtrees (
+    level INTEGER NOT NULL CHECK (level >= 1),
+    idx INTEGER NOT NULL CHECK (idx >= 0),
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS entries_contiguous BEFORE INSERT ON entries
+WHEN NEW.idx != (SELECT COALESCE(MAX(idx), -1) + 1 FROM entries)
+BEGIN SELECT RAISE(ABORT, 'entries must be appended at the next index'); END;
+"""
+_APPEND_ONLY_TABLES = ("meta", "entries", "subtrees", "checkpoints")
+
+
+def _triggers() -> str:
+    out = []
+    for table in _APPEND_ONLY_TABLES:
+        for op in ("UPDATE", "DELETE"):
+            out.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One row of ``entries``."""
+
+    index: int
+    leaf_hash: bytes
+    body: bytes
+    integrated_time: int
+    kind: str
+    api_version: str
+    set_sig: bytes
+
+
+@dataclass(frozen=True)
+class PendingLeaf:
+    """A leaf to append: the canonical body and its kind."""
+
+    leaf_hash: bytes
+    body: bytes
+    kind: str
+    api_version: str
+
+
+# Called inside the append transaction with (index, leaf) -> (integrated_time, set_sig).
+Stamp = Callable[[int, PendingLeaf], tuple[int, bytes]]
+
+
+class DuplicateLeaf(Exception):
+    """Internal: a leaf is already stored (``index``) or repeated within a batch."""
+
+    def __init__(self, position: int, existing_index: int | None) -> None:
+        super().__init__(position, existing_index)
+        self.position = position
+        self.existing_index = existing_index
+
+
+class LogStore:
+    """The SQLite file behind one log. Thread-safe (one connection, one lock)."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # --- opening -----------------------------------------------------------------
+    @staticmethod
+    def _connect(path: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LogError(f"log database {path} cannot use WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            return conn
+        except sqlite3.DatabaseError as exc:
+            raise LogError(f"cannot open log database {path}: {exc}", where=path) from None
+
+    @classmethod
+    def create(cls, path: str, meta: dict[str, str]) -> "LogStore":
+        """Create a new, empty log database (refuses an existing file)."""
+        if os.path.exists(path):
+            raise LogError(f"log database {path} already exists", where=path)
+        conn = cls._connect(path)
+        try:
+            conn.executescript(_SCHEMA + _triggers())
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                             [("schema_version", SCHEMA_VERSION), *sorted(meta.items())])
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LogError(f"cannot create log database {path}: {exc}", where=path) from None
+        return cls(path, conn)
+
+    @classmethod
+    def open(cls, path: str) -> "LogStore":
+        """Open an existing log database."""
+        if not os.path.isfile(path):
+            raise LogError(f"log database {path} does not exist", where=path)
+        conn = cls._connect(path)
+        store = cls(path, conn)
+        try:
+            version = store.meta().get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LogError(f"{path} is not a mgattest log database: {exc}", where=path) \
+                from None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise LogError(f"{path} is not a mgattest log database (schema {version!r})",
+                           where=path)
+        return store
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    # --- reads -------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        """All metadata key/values."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def size(self) -> int:
+        """Number of leaves committed."""
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def entry(self, index: int) -> StoredEntry | None:
+        """The entry at ``index`` or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
+                "FROM entries WHERE idx = ?", (index,)).fetchone()
+        return StoredEntry(*row) if row else None
+
+    def entry_by_leaf(self, leaf: bytes) -> StoredEntry | None:
+        """The entry whose leaf hash is ``leaf`` or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
+                "FROM entries WHERE leaf_hash = ?", (leaf,)).fetchone()
+        return StoredEntry(*row) if row else None
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of ``[start, end)`` in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end)).fetchall()
+        return [r[0] for r in rows]
+
+    def perfect_hash(self, level: int, idx: int) -> bytes:
+        """Hash of the complete subtree at ``level``/``idx`` (level 0 = a leaf)."""
+        with self._lock:
+            if level == 0:
+                row = self._conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?",
+                                         (idx,)).fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT hash FROM subtrees WHERE level = ? AND idx = ?",
+                    (level, idx)).fetchone()
+        if row is None:
+            raise LogError(f"log storage is missing subtree level {level} index {idx}",
+                           where=self.path)
+        return row[0]
+
+    def subtree_hasher(self) -> Callable[[int, int], bytes]:
+        """A memoizing ``subtree_hash(start, end)`` for one proof computation.
+
+        ``[start, end)`` must lie within the committed tree. A complete aligned
+        subtree is one read; any other range splits at its largest power of two.
+        """
+        cache: dict[tuple[int, int], bytes] = {}
+
+        def subtree(start: int, end: int) -> bytes:
+            key = (start, end)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+            width = end - start
+            if width <= 0:
+                raise LogError(f"empty subtree range [{start}, {end})")
+            if width & (width - 1) == 0 and start % width == 0:
+                level = width.bit_length() - 1
+                value = self.perfect_hash(level, start >> level)
+            else:
+                k = merkle.split_point(width)
+                value = merkle.node_hash(subtree(start, start + k), subtree(start + k, end))
+            cache[key] = value
+            return value
+
+        return subtree
+
+    def checkpoint(self, size: int) -> str | None:
+        """The stored signed checkpoint for ``size``, if one was issued."""
+        with self._lock:
+            row = self._conn.execute("SELECT note FROM checkpoints WHERE size = ?",
+                                     (size,)).fetchone()
+        return row[0] if row else None
+
+    def checkpoint_sizes(self) -> list[int]:
+        """Sizes of all issued checkpoints, ascending."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT size FROM checkpoints ORDER BY size").fetchall()]
+
+    # --- writes ------------------------------------------------------------------
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise LogError(f"log database {self.path} is busy: {exc}",
+                               where=self.path) from None
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    conn.execute("ROLLBACK")
+                    raise LogError(f"cannot commit to log database {self.path}: {exc}",
+                                   where=self.path) from None
+
+    def _frontier(self, conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes]]:
+        """The complete subtrees covering ``[0, size)``, largest first, as (level, hash)."""
+        out: list[tuple[int, bytes]] = []
+        start = 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size >> level & 1:
+                if level == 0:
+                    row = conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?",
+                                       (start,)).fetchone()
+                else:
+                    row = conn.execute("SELECT hash FROM subtrees WHERE level = ? AND idx = ?",
+                                       (level, start >> level)).fetchone()
+                if row is None:
+                    raise LogError(f"log storage is missing subtree level {level} at leaf "
+                                   f"{start}", where=self.path)
+                out.append((level, row[0]))
+                start += 1 << level
+        return out
+
+    def append(self, leaves: Sequence[PendingLeaf], stamp: Stamp) -> list[StoredEntry]:
+        """Append ``leaves`` in one transaction; all or nothing.
+
+        Raises :class:`DuplicateLeaf` if a leaf is already stored or repeated.
+        """
+        seen: dict[bytes, int] = {}
+        for pos, leaf in enumerate(leaves):
+            if leaf.leaf_hash in seen:
+                raise DuplicateLeaf(pos, None)
+            seen[leaf.leaf_hash] = pos
+        stored: list[StoredEntry] = []
+        try:
+            with self._immediate() as conn:
+                for pos, leaf in enumerate(leaves):
+                    row = conn.execute("SELECT idx FROM entries WHERE leaf_hash = ?",
+                                       (leaf.leaf_hash,)).fetchone()
+                    if row is not None:
+                        raise DuplicateLeaf(pos, row[0])
+                row = conn.execute("SELECT MAX(idx) FROM entries").fetchone()
+                size = 0 if row[0] is None else row[0] + 1
+                stack = self._frontier(conn, size)
+                entry_rows = []
+                subtree_rows = []
+                for leaf in leaves:
+                    index = size
+                    integrated_time, set_sig = stamp(index, leaf)
+                    entry_rows.append((index, leaf.leaf_hash, leaf.body, integrated_time,
+                                       leaf.kind, leaf.api_version, set_sig))
+                    stored.append(StoredEntry(index, leaf.leaf_hash, leaf.body,
+                                              integrated_time, leaf.kind, leaf.api_version,
+                                              set_sig))
+                    size += 1
+                    level, node = 0, leaf.leaf_hash
+                    while stack and stack[-1][0] == level:
+                        node = merkle.node_hash(stack.pop()[1], node)
+                        level += 1
+                        subtree_rows.append((level, (size >> level) - 1, node))
+                    stack.append((level, node))
+                conn.executemany(
+                    "INSERT INTO entries(idx, leaf_hash, body, integrated_time, kind, "
+                    "api_version, set_sig) VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+                conn.executemany("INSERT INTO subtrees(level, idx, hash) VALUES (?, ?, ?)",
+                                 subtree_rows)
+        except sqlite3.DatabaseError as exc:
+            raise LogError(f"cannot append to log database {self.path}: {exc}",
+                           where=self.path) from None
+        return stored
+
+    def put_checkpoint(self, size: int, note: str) -> str:
+        """Store a signed checkpoint for ``size`` unless one exists; return the stored one."""
+        try:
+            with self._immediate() as conn:
+                conn.execute("INSERT OR IGNORE INTO checkpoints(size, note) VALUES (?, ?)",
+                             (size, note))
+                row = conn.execute("SELECT note FROM checkpoints WHERE size = ?",
+                                   (size,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise LogError(f"cannot store checkpoint in {self.path}: {exc}",
+                           where=self.path) from None
+        return row[0]
+
+    def iter_leaf_hashes(self, batch: int = 65536) -> Iterator[bytes]:
+        """Every leaf hash in index order (for integrity checks)."""
+        start = 0
+        while True:
+            chunk = self.leaf_hashes(start, start + batch)
+            if not chunk:
+                return
+            yield from chunk
+            start += len(chunk)
+
+    def all_subtrees(self, level: int) -> list[tuple[int, bytes]]:
+        """(idx, hash) of every stored subtree at ``level`` (for integrity checks)."""
+        with self._lock:
+            return self._conn.execute("SELECT idx, hash FROM subtrees WHERE level = ? "
+                                      "ORDER BY idx", (level,)).fetchall()

@@ -1,0 +1,375 @@
+"""Offline verification of one transparency-log entry.
+
+:func:`verify_entry` takes a Sigstore bundle ``TransparencyLogEntry`` (proto-JSON
+dict) and checks, in order: field bounds and types; that the log is trusted (by
+``logId``) and its key valid at the integrated time; the leaf hash of the
+canonicalized body; the inclusion proof up to the root; the checkpoint — signed by
+that log's key, with the expected origin, and the proof's size and root (which
+sigstore-python does not check); the SET when present (required without an
+inclusion proof); and that the integrated time is not in the future.
+
+:func:`verify_rekor_entry` does the same for Rekor v1 ``LogEntry`` JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from mgattest.tlog import merkle
+from mgattest.tlog.checkpoint import Checkpoint, verify_checkpoint
+from mgattest.tlog.errors import (
+    CheckpointError,
+    ConsistencyProofError,
+    InclusionProofError,
+    LogEntryError,
+    SETError,
+)
+from mgattest.tlog.keys import LogVerifier
+from mgattest.tlog.promise import verify_set
+from mgattest.tlog.trust import TrustedLog
+
+MAX_BODY_SIZE = 32 * 1024 * 1024
+MAX_PROOF_HASHES = 64
+# Allowed clock skew between the log and this machine for "not in the future".
+CLOCK_SKEW_SECONDS = 60
+_UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
+_KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
+                ("intoto", "0.0.1"), ("rekord", "0.0.1"), ("hashedrekord", "0.0.2"),
+                ("dsse", "0.0.2")}
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    """What a verified log entry proves."""
+
+    log_id: str  # hex
+    log_index: int
+    integrated_time: int | None
+    kind: str
+    kind_version: str
+    body: bytes
+    checkpoint_origin: str | None
+    tree_size: int | None
+    inclusion_proof_verified: bool
+    set_verified: bool
+
+
+def _err(message: str, where: str | None = None) -> LogEntryError:
+    return LogEntryError(message, what="log entry", where=where)
+
+
+def _uint(value: Any, field: str, error: type = LogEntryError) -> int:
+    """A non-negative int64 given as a JSON number or a decimal string (proto-JSON)."""
+    if isinstance(value, bool):
+        raise error(f"{field} must be an integer", what="log entry", where=field)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _UINT.fullmatch(value):
+        number = int(value)
+    else:
+        raise error(f"{field} must be a non-negative integer, not {str(value)[:30]!r}",
+                    what="log entry", where=field)
+    if number < 0 or number >= 1 << 63:
+        raise error(f"{field} must be a non-negative int64, not {number}", what="log entry",
+                    where=field)
+    return number
+
+
+def _b64(value: Any, field: str, max_bytes: int, error: type = LogEntryError) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise error(f"{field} must be a non-empty base64 string", what="log entry",
+                    where=field)
+    if len(value) > max_bytes * 4 // 3 + 4:
+        raise error(f"{field} is larger than {max_bytes} bytes", what="log entry",
+                    where=field)
+    try:
+        # proto-JSON bytes may use either alphabet
+        text = value.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise error(f"{field} is not base64", what="log entry", where=field) from None
+
+
+def _obj(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise _err(f"{field} must be a JSON object", field)
+    return value
+
+
+def _expected_origins(trusted: TrustedLog, origin: str | None) -> tuple[str | None, str | None]:
+    """(exact origin, host prefix for the Rekor v1 'host - treeID' form)."""
+    if origin is not None:
+        return origin, None
+    if trusted.origin is not None:
+        return trusted.origin, None
+    if trusted.base_url:
+        parts = urlsplit(trusted.base_url)
+        if parts.hostname:
+            return None, parts.hostname
+    return None, None
+
+
+def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None) -> None:
+    exact, host = _expected_origins(trusted, origin)
+    got = checkpoint.origin
+    if exact is not None:
+        if got != exact:
+            raise CheckpointError(f"checkpoint origin {got!r} is not the expected {exact!r}",
+                                  what="checkpoint origin")
+        return
+    if host is None:
+        raise CheckpointError("cannot check the checkpoint origin: no origin or base URL is "
+                              "known for this log", what="checkpoint origin")
+    parts = urlsplit(trusted.base_url or "")
+    path = parts.path.rstrip("/")
+    candidates = {host, parts.netloc, parts.netloc + path, host + path}
+    v1_form = "(?:" + re.escape(host) + "|" + re.escape(parts.netloc) + r") - [0-9]{1,20}"
+    if got in candidates or re.fullmatch(v1_form, got):
+        return
+    raise CheckpointError(f"checkpoint origin {got!r} does not belong to log {trusted.base_url}",
+                          what="checkpoint origin")
+
+
+def _find_log(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> TrustedLog:
+    for t in trusted_logs:
+        if hmac.compare_digest(t.log_id, log_id):
+            return t
+    raise LogEntryError(f"entry comes from log {log_id.hex()}, which is not trusted",
+                        what="log id", where=f"log id {log_id.hex()}")
+
+
+def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
+                 require_inclusion_proof: bool = True, now: datetime | int | None = None
+                 ) -> VerifiedEntry:
+    """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
+
+    ``origin`` overrides the expected checkpoint origin (else ``TrustedLog.origin``,
+    else derived from its base URL: ``host`` for Rekor v2, ``host - <tree id>`` for
+    Rekor v1). ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying
+    only a SET (which must then verify).
+    """
+    # 1. bounds and types, before any crypto
+    entry = _obj(entry, "tlog entry")
+    log_index = _uint(entry.get("logIndex"), "logIndex")
+    log_id = _b64(_obj(entry.get("logId"), "logId").get("keyId"), "logId.keyId", 64)
+    if len(log_id) != 32:
+        raise _err(f"logId.keyId is {len(log_id)} bytes, expected 32", "logId.keyId")
+    kv = _obj(entry.get("kindVersion"), "kindVersion")
+    kind, version = kv.get("kind"), kv.get("version")
+    if not isinstance(kind, str) or not isinstance(version, str) \
+            or (kind, version) not in _KNOWN_KINDS:
+        raise _err(f"unknown entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}",
+                   "kindVersion")
+    integrated_time: int | None = None
+    if entry.get("integratedTime") is not None:
+        integrated_time = _uint(entry["integratedTime"], "integratedTime") or None
+    body = _b64(entry.get("canonicalizedBody"), "canonicalizedBody", MAX_BODY_SIZE)
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _err("canonicalizedBody is not JSON", "canonicalizedBody") from None
+    if not isinstance(parsed, dict) or parsed.get("kind") != kind \
+            or parsed.get("apiVersion") != version:
+        raise _err(f"canonicalizedBody is not a {kind} {version} entry (kindVersion "
+                   "disagrees with the body)", "canonicalizedBody")
+    promise = entry.get("inclusionPromise")
+    set_bytes = None
+    if promise is not None:
+        set_bytes = _b64(_obj(promise, "inclusionPromise").get("signedEntryTimestamp"),
+                         "inclusionPromise.signedEntryTimestamp", 1024, SETError)
+    proof = entry.get("inclusionProof")
+    if proof is not None:
+        proof = _obj(proof, "inclusionProof")
+        proof_index = _uint(proof.get("logIndex"), "inclusionProof.logIndex",
+                            InclusionProofError)
+        tree_size = _uint(proof.get("treeSize"), "inclusionProof.treeSize",
+                          InclusionProofError)
+        root = _b64(proof.get("rootHash"), "inclusionProof.rootHash", 64,
+                    InclusionProofError)
+        hashes_in = proof.get("hashes", [])
+        if not isinstance(hashes_in, list) or len(hashes_in) > MAX_PROOF_HASHES:
+            raise InclusionProofError("inclusionProof.hashes must be a list of at most "
+                                      f"{MAX_PROOF_HASHES} hashes", what="inclusion proof")
+        hashes = [_b64(h, f"inclusionProof.hashes[{i}]", 64, InclusionProofError)
+                  for i, h in enumerate(hashes_in)]
+        cp_obj = proof.get("checkpoint")
+        envelope = cp_obj.get("envelope") if isinstance(cp_obj, dict) else None
+        if envelope is not None and (not isinstance(envelope, str) or not envelope):
+            raise CheckpointError("inclusionProof.checkpoint.envelope must be a signed note",
+                                  what="checkpoint", where=f"log index {log_index}")
+        if envelope is None and not require_inclusion_proof and set_bytes is None:
+            raise SETError(f"log entry {log_index} has an inclusion proof without a "
+                           "checkpoint and no signed entry timestamp", what="SET",
+                           where=f"log index {log_index}")
+    elif require_inclusion_proof:
+        raise InclusionProofError(f"log entry {log_index} has no inclusion proof",
+                                  what="inclusion proof", where=f"log index {log_index}")
+    elif set_bytes is None:
+        raise SETError(f"log entry {log_index} has neither an inclusion proof nor a signed "
+                       "entry timestamp", what="SET", where=f"log index {log_index}")
+
+    # 2. a trusted log, valid at the integrated time
+    trusted = _find_log(log_id, trusted_logs)
+    when_now = _now(now)
+    if integrated_time is not None:
+        if integrated_time > when_now.timestamp() + CLOCK_SKEW_SECONDS:
+            raise LogEntryError(f"integrated time {integrated_time} of log entry {log_index} "
+                                "is in the future", what="integrated time",
+                                where=f"log index {log_index}")
+        when = datetime.fromtimestamp(integrated_time, timezone.utc)
+        if not trusted.valid_at(when):
+            raise LogEntryError(
+                f"log key {log_id.hex()} was not valid at integrated time {integrated_time} "
+                f"({when.isoformat()})", what="log validity", where=f"log index {log_index}")
+
+    # 3. inclusion proof, checkpoint
+    leaf = merkle.leaf_hash(body)
+    checkpoint_origin = None
+    proof_size = None
+    proof_verified = False
+    if proof is not None:
+        merkle.verify_inclusion(leaf, proof_index, tree_size, hashes, root)
+        if envelope is None:
+            if require_inclusion_proof:
+                raise CheckpointError(
+                    f"inclusion proof of log entry {log_index} carries no checkpoint, so its "
+                    "root hash is not signed by the log", what="checkpoint",
+                    where=f"log index {log_index}")
+            # v0.1 bundles: the proof's root is unauthenticated; the SET carries trust.
+    if proof is not None and envelope is not None:
+        checkpoint = verify_checkpoint(envelope, [trusted.verifier])
+        _check_origin(checkpoint, trusted, origin)
+        if checkpoint.size != tree_size:
+            raise CheckpointError(f"checkpoint is for tree size {checkpoint.size}, the "
+                                  f"inclusion proof for size {tree_size}",
+                                  what="checkpoint size", where=f"log index {log_index}")
+        if not hmac.compare_digest(checkpoint.root_hash, root):
+            raise CheckpointError("checkpoint root hash differs from the inclusion proof's "
+                                  f"root hash for tree size {tree_size}",
+                                  what="checkpoint root hash", where=f"log index {log_index}")
+        checkpoint_origin, proof_size, proof_verified = checkpoint.origin, tree_size, True
+
+    # 4. signed entry timestamp
+    set_ok = False
+    if set_bytes is not None:
+        if integrated_time is None:
+            raise SETError(f"log entry {log_index} has a SET but no integrated time",
+                           what="SET", where=f"log index {log_index}")
+        verify_set(trusted.verifier, set_bytes, body, integrated_time, log_id.hex(), log_index)
+        set_ok = True
+    return VerifiedEntry(log_id.hex(), log_index, integrated_time, kind, version, body,
+                         checkpoint_origin, proof_size, proof_verified, set_ok)
+
+
+def _now(now: datetime | int | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    if isinstance(now, (int, float)) and not isinstance(now, bool):
+        return datetime.fromtimestamp(now, timezone.utc)
+    if isinstance(now, datetime):
+        return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    raise TypeError("now must be a datetime or unix seconds")
+
+
+def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
+    """Convert Rekor v1 ``LogEntry`` JSON (``{uuid: {...}}`` or the inner object) to a
+    bundle ``TransparencyLogEntry`` dict. Kind and version come from the body."""
+    if not isinstance(rekor_json, dict):
+        raise _err("Rekor log entry must be a JSON object")
+    inner = rekor_json
+    if "body" not in rekor_json:
+        if len(rekor_json) != 1:
+            raise _err("Rekor log entry must hold exactly one {uuid: entry}")
+        inner = _obj(next(iter(rekor_json.values())), "entry")
+    body = _b64(inner.get("body"), "body", MAX_BODY_SIZE)
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _err("body is not JSON", "body") from None
+    if not isinstance(parsed, dict):
+        raise _err("body is not a JSON object", "body")
+    log_id_hex = inner.get("logID")
+    try:
+        log_id = bytes.fromhex(log_id_hex) if isinstance(log_id_hex, str) else b""
+    except ValueError:
+        log_id = b""
+    if len(log_id) != 32:
+        raise _err("logID must be 64 hex characters", "logID")
+    out: dict[str, Any] = {
+        "logIndex": inner.get("logIndex"),
+        "logId": {"keyId": base64.b64encode(log_id).decode()},
+        "kindVersion": {"kind": parsed.get("kind"), "version": parsed.get("apiVersion")},
+        "integratedTime": inner.get("integratedTime"),
+        "canonicalizedBody": base64.b64encode(body).decode(),
+    }
+    verification = inner.get("verification") or {}
+    if not isinstance(verification, dict):
+        raise _err("verification must be an object", "verification")
+    if verification.get("signedEntryTimestamp") is not None:
+        out["inclusionPromise"] = {"signedEntryTimestamp": verification["signedEntryTimestamp"]}
+    proof = verification.get("inclusionProof")
+    if proof is not None:
+        proof = _obj(proof, "verification.inclusionProof")
+        hashes = proof.get("hashes", [])
+        if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
+            raise InclusionProofError("inclusionProof.hashes must be a short list",
+                                      what="inclusion proof")
+        try:
+            b64_hashes = [base64.b64encode(bytes.fromhex(h)).decode() for h in hashes]
+            root = base64.b64encode(bytes.fromhex(proof.get("rootHash", ""))).decode()
+        except (TypeError, ValueError):
+            raise InclusionProofError("inclusion proof hashes must be hex",
+                                      what="inclusion proof") from None
+        out["inclusionProof"] = {
+            "logIndex": proof.get("logIndex"), "treeSize": proof.get("treeSize"),
+            "rootHash": root, "hashes": b64_hashes,
+            "checkpoint": {"envelope": proof.get("checkpoint")},
+        }
+    return out
+
+
+def verify_rekor_entry(rekor_json: dict, trusted_logs: Sequence[TrustedLog], *,
+                       origin: str | None = None, require_inclusion_proof: bool = True,
+                       now: datetime | int | None = None) -> VerifiedEntry:
+    """Verify Rekor v1 ``LogEntry`` JSON (what ``GET /api/v1/log/entries/{uuid}`` returns).
+
+    The entry's UUID key, when present, must equal the hex leaf hash of its body.
+    """
+    bundle_entry = rekor_entry_to_bundle_entry(rekor_json)
+    if isinstance(rekor_json, dict) and "body" not in rekor_json:
+        uuid = next(iter(rekor_json))
+        leaf_hex = merkle.leaf_hash(base64.b64decode(bundle_entry["canonicalizedBody"])).hex()
+        if not isinstance(uuid, str) or uuid.lower()[-64:] != leaf_hex or len(uuid) not in (64, 80):
+            raise LogEntryError(f"entry UUID {str(uuid)[:80]} is not the leaf hash of its body",
+                                what="log entry uuid")
+    return verify_entry(bundle_entry, trusted_logs, origin=origin,
+                        require_inclusion_proof=require_inclusion_proof, now=now)
+
+
+def verify_consistency_notes(old_note: str, new_note: str, proof: Sequence[bytes],
+                             verifiers: list[LogVerifier], origin: str | None = None
+                             ) -> tuple[Checkpoint, Checkpoint]:
+    """Verify two signed checkpoints of one log and the consistency proof between them.
+
+    Both notes must be signed by one of ``verifiers`` and share the origin (``origin``
+    when given). Returns ``(old, new)`` checkpoints.
+    """
+    old = verify_checkpoint(old_note, verifiers, origin=origin)
+    new = verify_checkpoint(new_note, verifiers, origin=origin if origin else old.origin)
+    if old.size > new.size:
+        raise ConsistencyProofError(f"old checkpoint size {old.size} is larger than new "
+                                    f"checkpoint size {new.size}", what="consistency proof")
+    merkle.verify_consistency(old.size, new.size, list(proof), old.root_hash, new.root_hash)
+    return old, new
+
+
+__all__ = ["VerifiedEntry", "verify_entry", "verify_rekor_entry", "verify_consistency_notes",
+           "rekor_entry_to_bundle_entry"]
