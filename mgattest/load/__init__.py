@@ -1,1 +1,199 @@
-"""mgattest.load"""
+"""Verify-then-load: deserialise a model only if the policy allows exactly these bytes.
+
+``load(path, policy=..., bundles=[...])`` reads every file of the model ONCE into
+memory, hashes those bytes, verifies the bundles, scans the content, evaluates the
+policy, and deserialises the same in-memory bytes. Replacing the file after the read
+cannot change what is loaded: there is no time-of-check/time-of-use gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from mgattest.errors import InputError
+from mgattest.load.cache import VerificationCache, default_cache
+from mgattest.policy.errors import PolicyDenied
+
+if TYPE_CHECKING:
+    from mgattest.policy.model import Policy
+    from mgattest.policy.verdict import Verdict
+
+__all__ = ["ModelBytes", "PolicyDenied", "VerificationCache", "load", "read_model_bytes",
+           "verify_model_bytes"]
+
+MAX_MODEL_FILES = 100_000
+
+
+@dataclass(frozen=True)
+class ModelBytes:
+    """The bytes of every file of a model, read once, with their SHA-256 digests."""
+
+    root: str
+    single_file: bool
+    files: dict[str, bytes]  # name → bytes (name as in statement subjects)
+    sha256: dict[str, str]  # name → hex
+    identity: tuple[tuple[str, int, int, int, int], ...]  # (name, dev, ino, size, mtime_ns)
+
+
+def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = (),
+                     allow_symlinks: bool = False) -> ModelBytes:
+    """Read a model (file or directory) into memory without following symlinks.
+
+    Each file is opened with ``O_NOFOLLOW`` and checked to be the regular file the walk
+    saw; its size must not change while it is read.
+    """
+    from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415
+
+    walk = walk_model_detailed(path, ignore=list(ignore), allow_symlinks=allow_symlinks)
+    if len(walk.files) > MAX_MODEL_FILES:
+        raise InputError(f"model has more than {MAX_MODEL_FILES} files", what="model",
+                         where=str(path))
+    files, digests, ident = {}, {}, []
+    for mf in walk.files:
+        fd = open_model_file(walk.root, mf, single_file=walk.single_file)
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+            after = os.fstat(fh.fileno())
+        if len(data) != st.st_size or after.st_size != st.st_size \
+                or after.st_mtime_ns != st.st_mtime_ns:
+            raise InputError(f"model file {mf.name!r} changed while it was read",
+                             what="model file", where=mf.name)
+        files[mf.name] = data
+        digests[mf.name] = hashlib.sha256(data).hexdigest()
+        ident.append((mf.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return ModelBytes(walk.root, walk.single_file, files, digests, tuple(ident))
+
+
+def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
+    """A ModelCheck for the in-memory bytes: every file with its digest; subjects of
+    multi-file statements that name files absent here are ``missing``; a file whose
+    name is a subject but whose digest is not is ``mismatch``."""
+    from mgattest.attest.results import FileCheck, ModelCheck  # noqa: PLC0415
+    from mgattest.policy.evaluate import _subject_pairs  # noqa: PLC0415
+
+    expected: dict[str, set[str]] = {}
+    if not model.single_file:
+        for att in attestations:
+            for name, digest in _subject_pairs(att):
+                if isinstance(name, str) and isinstance(digest, str):
+                    expected.setdefault(name, set()).add(digest)
+    checks = []
+    for name in sorted(model.files):
+        digest = model.sha256[name]
+        if name in expected and digest not in expected[name]:
+            checks.append(FileCheck(name, "mismatch", {"sha256": digest},
+                                    f"sha256 {digest} is not the signed "
+                                    f"{', '.join(sorted(expected[name]))}"))
+        else:
+            checks.append(FileCheck(name, "ok", {"sha256": digest}))
+    for name in sorted(set(expected) - set(model.files)):
+        checks.append(FileCheck(name, "missing", None, "named by a statement subject"))
+    return ModelCheck(model.root, checks)
+
+
+def scan_model(model: ModelBytes) -> dict[str, Any]:
+    """Content reports for every file, from the in-memory bytes."""
+    from mgattest.inspect import scan_bytes  # noqa: PLC0415
+
+    return {name: scan_bytes(name, data) for name, data in model.files.items()}
+
+
+def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[Any], *,
+                       trusted_root: Any = None, identity: Any = None,
+                       cache: VerificationCache | None = None,
+                       now: int | None = None) -> "Verdict":
+    """Verify bundles, scan and evaluate the policy over already-read model bytes."""
+    from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
+    from mgattest.policy.gather import (  # noqa: PLC0415
+        trusted_root_digest,
+        trusted_root_for,
+        verify_attestations,
+    )
+
+    bundle_list = [os.fspath(b) for b in bundles]
+    root = trusted_root_for(policy, trusted_root)
+    key = None
+    if cache is not None:
+        key = (model.identity, tuple(sorted(model.sha256.items())), policy.digest,
+               trusted_root_digest(root), tuple(_file_digest(b) for b in bundle_list),
+               repr(identity))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    attestations = verify_attestations(bundle_list, policy, trusted_root=root,
+                                       identity=identity)
+    verdict = evaluate(policy, attestations, model_check(model, attestations),
+                       scan_model(model), now=now)
+    if cache is not None and key is not None:
+        cache.put(key, verdict)
+    return verdict
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[str]",
+         bundles: Iterable[str | os.PathLike[str]] = (), trusted_root: Any = None,
+         identity: Any = None, on_fail: str = "raise", quarantine: str | None = None,
+         framework: str = "numpy", cache: VerificationCache | bool | None = None,
+         extra_allowed: tuple[str, ...] = (), now: int | None = None) -> Any:
+    """Load the model at *path* only if *policy* allows it.
+
+    Returns the deserialised object (for a directory: a dict name → object). When the
+    policy denies, raises :class:`PolicyDenied` carrying the verdict, or returns None
+    with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
+    ``cache=True`` uses the process-wide :class:`VerificationCache`.
+    """
+    from mgattest.load.loaders import deserialize  # noqa: PLC0415
+    from mgattest.policy.formats import detect_format  # noqa: PLC0415
+    from mgattest.policy.loader import load_policy  # noqa: PLC0415
+
+    if on_fail not in ("raise", "none"):
+        raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
+    if not isinstance(policy, _policy_type()):
+        policy = load_policy(policy)
+    bundle_list = list(bundles)
+    if not bundle_list:
+        raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
+                         where=str(path))
+    model = read_model_bytes(path)
+    cache_obj = default_cache if cache is True else (cache or None)
+    verdict = verify_model_bytes(model, policy, bundle_list, trusted_root=trusted_root,
+                                 identity=identity, cache=cache_obj, now=now)
+    if not verdict.allowed:
+        if quarantine is not None:
+            from mgattest.load.quarantine import quarantine as move  # noqa: PLC0415
+
+            move(path, quarantine, reason="; ".join(verdict.reasons))
+        if on_fail == "none":
+            return None
+        first = verdict.failures[0] if verdict.failures else None
+        raise PolicyDenied(f"policy {policy.source} denied {os.fspath(path)}: "
+                           + "; ".join(verdict.reasons[:3]), verdict=verdict,
+                           where=first.id if first else None)
+    allow_objects = any(r.pickle == "restricted" for r in policy.rules)
+    formats = {a["name"]: a.get("format") for a in verdict.artifacts}
+    loaded = {}
+    for name, data in model.files.items():
+        fmt = formats.get(name) or detect_format(name, data[:16])
+        loaded[name] = deserialize(name, data, fmt, framework=framework,
+                                   allow_object_arrays=allow_objects,
+                                   extra_allowed=extra_allowed)
+    if model.single_file:
+        return next(iter(loaded.values()))
+    return loaded
+
+
+def _policy_type() -> type:
+    from mgattest.policy.model import Policy  # noqa: PLC0415
+
+    return Policy

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from mgattest.attest.results import ModelCheck, SignerInfo, VerifiedAttestation
 from mgattest.policy import provenance as prov_checks
-from mgattest.policy.formats import PICKLE_FORMATS, detect_format
+from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
@@ -43,7 +43,7 @@ class _File:
         self.detail = detail
         self.report = report
         fmt = getattr(report, "format", None) if report is not None else None
-        self.format = fmt if isinstance(fmt, str) and fmt else detect_format(name)
+        self.format = normalize_format(fmt if isinstance(fmt, str) else None, name)
 
     @property
     def digest(self) -> str:

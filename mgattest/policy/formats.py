@@ -36,3 +36,21 @@ def detect_format(name: str, head: bytes | None = None) -> str:
             suffix = posixpath.splitext(name.lower())[1]
             return "numpy" if suffix == ".npz" else "pytorch"
     return _BY_SUFFIX.get(posixpath.splitext(name.lower())[1], "other")
+
+
+_ALIASES = {
+    "torch": "pytorch", "pytorch-zip": "pytorch", "torch-zip": "pytorch",
+    "torch-legacy": "pytorch", "pt": "pytorch", "npy": "numpy", "npz": "numpy",
+    "pkl": "pickle", "dill": "pickle", "cloudpickle": "pickle", "protobuf": "onnx",
+}
+
+
+def normalize_format(fmt: str | None, name: str) -> str:
+    """Map a scanner's format label onto the policy's format names."""
+    if not fmt:
+        return detect_format(name)
+    fmt = fmt.lower()
+    fmt = _ALIASES.get(fmt, fmt)
+    known = {"safetensors", "pytorch", "numpy", "onnx", "pickle", "joblib", "gguf", "json",
+             "text"}
+    return fmt if fmt in known else detect_format(name) if fmt == "unknown" else "other"

@@ -1,0 +1,59 @@
+"""In-process cache of policy verdicts for verify-then-load.
+
+The key binds everything the verdict depends on: the file's identity
+``(dev, ino, size, mtime_ns)``, the SHA-256 of the bytes just read (so the cache never
+vouches for bytes it did not see: hashing still happens on every load), the policy
+digest, the trusted-root digest and the digests of the bundle files. A hit skips
+bundle verification, content scanning and evaluation, never hashing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Hashable
+
+
+class VerificationCache:
+    """A small thread-safe LRU map from verification key to (allowed) Verdict."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max = max_entries
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        """The cached verdict for *key*, or None."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: Hashable, verdict: Any) -> None:
+        """Remember an allowing verdict (denials are never cached)."""
+        if not getattr(verdict, "allowed", False):
+            return
+        with self._lock:
+            self._data[key] = verdict
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+default_cache = VerificationCache()

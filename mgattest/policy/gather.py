@@ -1,0 +1,124 @@
+"""Turn a policy's ``trust`` section into verifier inputs, and verify bundles with them.
+
+The policy decides who may sign; ``attest.verify_bundle`` proves who did. For keyless
+bundles it needs an identity check: :class:`PolicyIdentity` admits a certificate only
+when at least one keyless signer of the policy matches it (the full signer rules are
+evaluated afterwards by the evaluator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Iterable
+
+from mgattest.attest.results import SignerInfo, VerifiedAttestation
+from mgattest.errors import VerificationError
+from mgattest.policy.model import Policy
+
+
+class SignerNotInPolicyError(VerificationError):
+    """A certificate signer that matches none of the policy's keyless signers."""
+
+
+class PolicyIdentity:
+    """Identity check for ``verify_bundle``: the certificate must match a policy signer."""
+
+    def __init__(self, policy: Policy, extra: Any = None) -> None:
+        self.policy = policy
+        self.extra = extra  # an attest IdentityPolicy from --identity/--issuer, if given
+
+    def check(self, signer: SignerInfo) -> None:
+        """Raise unless *signer* matches some keyless signer (and the extra policy)."""
+        from mgattest.policy.evaluate import signer_matches  # noqa: PLC0415
+
+        if self.extra is not None:
+            self.extra.check(signer)
+            return
+        keyless = [s for s in self.policy.signers.values() if s.key is None]
+        reasons = []
+        for s in keyless:
+            ok, why = signer_matches(s, signer, 0)
+            if ok:
+                return
+            reasons.append(f"{s.name}: {why}")
+        raise SignerNotInPolicyError(
+            f"certificate identity {signer.identity!r} ({signer.issuer}) matches no keyless "
+            f"signer of the policy" + (f" ({reasons[0]})" if reasons else " (none declared)"),
+            what="identity", where="certificate SAN")
+
+
+def trusted_root_for(policy: Policy, override: Any = None) -> Any:
+    """The TrustedRoot the policy describes (built-in roots, files, extra logs).
+
+    *override* (a path or TrustedRoot, e.g. ``--trusted-root``) is merged in. With no
+    root anywhere, Sigstore public-good is used.
+    """
+    from mgattest.attest import trustroot  # noqa: PLC0415
+    from mgattest.attest.keys import public_key_from_pem  # noqa: PLC0415
+
+    roots = []
+    if override is not None:
+        roots.append(override if isinstance(override, trustroot.TrustedRoot)
+                     else trustroot.load_trusted_root(override))
+    for spec in policy.roots:
+        if spec.path is None:
+            instance = "production" if spec.name == "sigstore-public-good" else "staging"
+            roots.append(trustroot.embedded_trusted_root(instance))
+        else:
+            roots.append(trustroot.load_trusted_root(spec.path))
+    for log in policy.logs.values():
+        key = public_key_from_pem(log.public_key_pem.encode(), where=f"log {log.name}")
+        inst = trustroot.log_instance_for_key(key, base_url=log.url or "", valid_from=0)
+        roots.append(trustroot.TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
+    if not roots:
+        roots.append(trustroot.embedded_trusted_root("production"))
+    merged = roots[0]
+    for r in roots[1:]:
+        merged = merged.merged(r)
+    return merged
+
+
+def trusted_root_digest(root: Any) -> str:
+    """``sha256:<hex>`` of the canonical JSON of a TrustedRoot (cache keys, VSAs)."""
+    data = json.dumps(root.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def policy_keys(policy: Policy) -> list[Any]:
+    """The policy's trusted public keys as key objects."""
+    from mgattest.attest.keys import public_key_from_pem  # noqa: PLC0415
+
+    return [public_key_from_pem(k.pem.encode(), where=f"key {k.name}")
+            for k in policy.keys.values()]
+
+
+def allows_unlogged(policy: Policy) -> bool:
+    """True when some rule makes log inclusion optional (the evaluator still enforces)."""
+    return any(r.tlog is not None and r.tlog.require == "optional" for r in policy.rules)
+
+
+def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: Policy, *,
+                        trusted_root: Any = None, identity: Any = None,
+                        certificate_chain: bytes | None = None) -> list[VerifiedAttestation]:
+    """Read every bundle in *bundle_files* and verify each under the policy's trust.
+
+    Raises the first verification error, naming the file (and line / index).
+    """
+    from mgattest.attest.bundle import load_bundle  # noqa: PLC0415
+    from mgattest.attest.sources import load_attestations  # noqa: PLC0415
+    from mgattest.attest.verify import verify_bundle  # noqa: PLC0415
+
+    root = trusted_root_for(policy, trusted_root)
+    keys = policy_keys(policy)
+    ident = PolicyIdentity(policy, identity)
+    unlogged = allows_unlogged(policy)
+    out = []
+    for path in bundle_files:
+        for label, bundle in load_attestations(path):
+            parsed = load_bundle(bundle, where=label)
+            att = verify_bundle(parsed, trusted_root=root, keys=keys, identity=ident,
+                                allow_unlogged=unlogged, certificate_chain=certificate_chain)
+            out.append(att)
+    return out
