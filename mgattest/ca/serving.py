@@ -1,0 +1,80 @@
+"""Run an ASGI app with uvicorn on a socket we bind ourselves.
+
+Binding first lets ``--port 0`` pick a free port whose URL we know before serving, and
+lets tests run servers in a thread and stop them deterministically.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+MAX_START_SECONDS = 10.0
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """Bind and return a listening TCP socket."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket."""
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _server(app: Any) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    return uvicorn.Server(config)
+
+
+def serve_forever(app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` until interrupted (used by the CLI)."""
+    _server(app).run(sockets=[sock])
+
+
+class ServerThread:
+    """Serve an ASGI app in a background thread; use as a context manager."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = bind(host, port)
+        self.url = url_of(self._sock)
+        self._server = _server(app)
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self) -> "ServerThread":
+        """Start serving; wait until the server accepts requests."""
+        self._thread.start()
+        deadline = time.monotonic() + MAX_START_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread (bounded)."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=MAX_START_SECONDS)
+        self._sock.close()
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
