@@ -1,0 +1,172 @@
+"""Sign a model: digests → in-toto statement → DSSE → transparency log → bundle.
+
+Log targets (:class:`LogTarget`): the embedded local log (default), another mgattest
+log database (``--log-db``), any Rekor v1-compatible server (``--log URL``) or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.dsse import Envelope, sign_envelope
+from mgattest.attest.signers import Signer, spki_der, spki_pem
+from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.errors import InputError
+
+FORMATS = ("intoto", "model-signing")
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """Where a signature is recorded: ``local`` (embedded log, or ``db`` path),
+    ``url`` (a Rekor v1-compatible server) or ``none``."""
+
+    kind: str = "local"
+    location: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_options(cls, *, url: str | None = None, db: str | None = None,
+                     no_log: bool = False) -> "LogTarget":
+        """The target chosen by ``--log URL`` / ``--log-db PATH`` / ``--no-log``."""
+        given = [x for x in (url, db, True if no_log else None) if x]
+        if len(given) > 1:
+            raise InputError("give at most one of --log, --log-db and --no-log",
+                             what="log option")
+        if no_log:
+            return cls("none")
+        if url:
+            return cls("url", url)
+        if db:
+            return cls("local", db)
+        return cls("local")
+
+
+def model_signing_hint(public_key: Any) -> str:
+    """model_signing 1.1.1's ``publicKey.hint``: hex SHA-256 of the PEM SPKI (its
+    ``verify key`` rejects any other non-empty hint)."""
+    return hashlib.sha256(spki_pem(public_key)).hexdigest()
+
+
+def mgattest_hint(public_key: Any) -> str:
+    """mgattest's ``publicKey.hint``: base64 SHA-256 of the DER SPKI (as cosign)."""
+    return base64.b64encode(hashlib.sha256(spki_der(public_key)).digest()).decode()
+
+
+def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> dict[str, Any]:
+    """A Rekor ``dsse`` 0.0.1 proposed entry for this envelope and key/certificate PEM."""
+    return {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
+        "envelope": envelope.to_json(),
+        "verifiers": [base64.b64encode(verifier_pem).decode()]}}}
+
+
+def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any] | None:
+    """Append ``proposed`` to the target log; return the bundle ``tlogEntries`` item."""
+    if target.kind == "none":
+        return None
+    if target.kind == "url":
+        from mgattest.tlog.client import RekorClient
+
+        return RekorClient(target.location or "").create_entry(proposed)
+    from mgattest.attest.locallog import open_local_log
+    from mgattest.tlog.errors import DuplicateEntryError
+
+    log = open_local_log(target.location, key_path=target.key)
+    try:
+        try:
+            entry = log.append(proposed)
+        except DuplicateEntryError as exc:  # deterministic signatures (Ed25519) repeat
+            entry = exc.existing
+        proof = log.inclusion_proof(entry.log_index)
+        return entry.to_bundle_entry(proof)
+    finally:
+        log.close()
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What signing produced: the bundle dict, the statement and the model digests."""
+
+    bundle: dict[str, Any]
+    statement: dict[str, Any]
+    digests: Any
+
+
+def sign_statement(statement: dict[str, Any], signer: Signer, *,
+                   log: LogTarget = LogTarget(), hint: str | None = None,
+                   certificate_pem: bytes | None = None) -> dict[str, Any]:
+    """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
+    payload = serialize_statement(statement)
+    envelope = sign_envelope(payload, signer)
+    verifier_pem = certificate_pem or spki_pem(signer.public_key)
+    entry = record_in_log(dsse_proposed_entry(envelope, verifier_pem), log)
+    certificate_der = None
+    if certificate_pem is not None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        certificate_der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(
+            serialization.Encoding.DER)
+    return make_bundle(envelope=envelope,
+                       public_key_hint=hint if hint is not None
+                       else mgattest_hint(signer.public_key),
+                       certificate_der=certificate_der,
+                       tlog_entries=[entry] if entry else [])
+
+
+def sign_model(model: str | Path, signer: Signer, *, predicate_type: str | None = None,
+               predicate: dict[str, Any] | None = None, fmt: str = "intoto",
+               log: LogTarget = LogTarget(), shard_size: int | None = None,
+               algorithm: str = "sha256", ignore: Sequence[str] = (),
+               exclude: Sequence[str | Path] = (), allow_symlinks: bool = False,
+               model_name: str | None = None, workers: int | None = None,
+               progress: Callable[[int], Any] | None = None) -> SignResult:
+    """Hash ``model`` and sign a statement about it.
+
+    ``fmt="intoto"``: one subject per file, ``predicate_type``/``predicate`` as given
+    (default: SLSA Provenance v1 with the default builder). ``fmt="model-signing"``:
+    the OpenSSF model signing v1.0 statement (its own predicate), hint in
+    model_signing's convention so ``model_signing verify key`` accepts the bundle.
+    """
+    from mgattest.attest import digests as digest_mod
+
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})",
+                         what="--format")
+    md = digest_mod.hash_model(model, algorithm=algorithm, shard_size=shard_size,
+                               ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks,
+                               workers=workers, progress=progress)
+    if not md.files:
+        raise InputError(f"model {model} has no files to sign", what="model",
+                         where=str(model))
+    if fmt == "model-signing":
+        from mgattest.attest.modelsigning import to_model_signing_statement
+
+        statement = to_model_signing_statement(md, model_name=model_name)
+        hint = model_signing_hint(signer.public_key)
+    else:
+        if predicate_type is None:
+            from mgattest.attest.slsa import SLSA_PROVENANCE_V1, build_provenance
+
+            predicate_type = SLSA_PROVENANCE_V1
+            if predicate is None:
+                predicate = build_provenance()
+        statement = make_statement(md.subjects(), predicate_type, predicate)
+        hint = None
+    bundle = sign_statement(statement, signer, log=log, hint=hint)
+    return SignResult(bundle, statement, md)
+
+
+def write_bundle_file(bundle: dict[str, Any], path: str | Path) -> Path:
+    """Write a bundle atomically (temp file + rename) so readers never see half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(dump_bundle(bundle), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
