@@ -1,0 +1,158 @@
+"""Keyless signing through sigstore-python: OIDC token → Fulcio certificate → Rekor.
+
+:func:`sign_keyless` signs an in-toto Statement payload as a DSSE envelope and returns
+the Sigstore bundle (v0.3 proto-JSON) as a dict. The services come from a
+ClientTrustConfig: Sigstore's public-good production (default) or staging instance, or
+a file (``--trust-config``) such as the one ``mgattest trust private`` writes for a
+private CA + log.
+
+The public-good trust material is the copy embedded in the installed sigstore package
+unless ``refresh_trust=True`` asks sigstore-python for a TUF update (network).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mgattest.attest.oidc import TokenInfo, select_identity_token
+from mgattest.errors import InputError
+
+__all__ = ["KeylessSigningError", "sign_keyless", "load_sigstore_trust_config",
+           "signing_services", "IN_TOTO_PAYLOAD_TYPE"]
+
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+MAX_TRUST_CONFIG_BYTES = 8 * 1024 * 1024
+_INSTANCE_DIRS = {"production": "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
+                  "staging": "https%3A%2F%2Ftuf-repo-cdn.sigstage.dev"}
+
+
+class KeylessSigningError(InputError):
+    """Keyless signing could not complete (token, trust config, CA or log refused)."""
+
+
+def _embedded_config_json(instance: str) -> str:
+    import sigstore
+
+    base = Path(sigstore.__file__).parent / "_store" / _INSTANCE_DIRS[instance]
+    return json.dumps({
+        "mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
+        "trustedRoot": json.loads((base / "trusted_root.json").read_text(encoding="utf-8")),
+        "signingConfig": json.loads((base / "signing_config.v0.2.json").read_text(
+            encoding="utf-8")),
+    })
+
+
+def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
+                               staging: bool = False, refresh_trust: bool = False) -> Any:
+    """A ``sigstore.models.ClientTrustConfig`` for signing.
+
+    ``trust_config`` (a path) wins; else Sigstore staging or production — embedded in
+    the sigstore package, or refreshed over TUF when ``refresh_trust``.
+    """
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import ClientTrustConfig
+
+    if trust_config is not None and staging:
+        raise KeylessSigningError("give either --trust-config or --staging, not both",
+                                  what="usage")
+    try:
+        if trust_config is not None:
+            path = Path(trust_config)
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_TRUST_CONFIG_BYTES + 1)
+            if len(raw) > MAX_TRUST_CONFIG_BYTES:
+                raise KeylessSigningError(f"trust config {path} is too large",
+                                          what="trust-config", where=str(path))
+            return ClientTrustConfig.from_json(raw.decode("utf-8"))
+        instance = "staging" if staging else "production"
+        if refresh_trust:
+            return (ClientTrustConfig.staging(offline=False) if staging
+                    else ClientTrustConfig.production(offline=False))
+        return ClientTrustConfig.from_json(_embedded_config_json(instance))
+    except KeylessSigningError:
+        raise
+    except OSError as exc:
+        raise KeylessSigningError(f"cannot read trust config {trust_config}: {exc.strerror}",
+                                  what="trust-config", where=str(trust_config)) from None
+    except (SigstoreError, ValueError, UnicodeDecodeError) as exc:
+        raise KeylessSigningError(f"unusable trust config {trust_config or 'embedded'}: {exc}",
+                                  what="trust-config", where=str(trust_config)) from None
+
+
+def signing_services(config: Any) -> dict[str, Any]:
+    """The CA, log and OIDC URLs sigstore-python will use with ``config``."""
+    from sigstore.errors import Error as SigstoreError
+
+    try:
+        signing = config.signing_config
+        tlogs = signing.get_tlogs()
+        oidc = None
+        try:
+            oidc = signing.get_oidc_url()
+        except SigstoreError:
+            pass
+        return {"ca": signing.get_fulcio().url, "tlog": tlogs[0].url if tlogs else None,
+                "tlog_kind": type(tlogs[0]).__name__ if tlogs else None, "oidc": oidc,
+                "tsas": [t.url for t in signing.get_tsas()]}
+    except (SigstoreError, ValueError) as exc:
+        raise KeylessSigningError(f"signing config unusable: {exc}",
+                                  what="trust-config") from None
+
+
+def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+                 identity_token: str | None = None, trust_config: str | Path | None = None,
+                 staging: bool = False, refresh_trust: bool = False,
+                 interactive: bool = False) -> dict[str, Any]:
+    """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
+
+    The identity token is ``identity_token`` (``@file`` allowed), else
+    ``SIGSTORE_ID_TOKEN``, else ambient CI credentials, else — when ``interactive`` —
+    the browser flow of the signing config's OIDC provider.
+    """
+    import requests
+    from sigstore.dsse import Statement
+    from sigstore.errors import Error as SigstoreError
+    from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
+    from sigstore._internal.rekor import RekorClientError
+    from sigstore._internal.timestamp import TimestampError
+    from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
+    from sigstore.sign import SigningContext
+
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise KeylessSigningError(f"keyless DSSE signing supports {IN_TOTO_PAYLOAD_TYPE} "
+                                  f"payloads only, not {payload_type!r}", what="payload-type")
+    if not isinstance(payload, (bytes, bytearray)):
+        raise KeylessSigningError("payload must be bytes", what="payload")
+    config = load_sigstore_trust_config(trust_config, staging=staging,
+                                        refresh_trust=refresh_trust)
+    services = signing_services(config)
+    token: TokenInfo = select_identity_token(
+        identity_token, interactive_oidc_url=services["oidc"] if interactive else None)
+    try:
+        statement = Statement(bytes(payload))
+    except SigstoreError as exc:
+        raise KeylessSigningError(f"payload is not an in-toto Statement: {exc}",
+                                  what="payload") from None
+    try:
+        context = SigningContext.from_trust_config(config)
+        with context.signer(IdentityToken(token.raw), cache=True) as signer:
+            bundle = signer.sign_dsse(statement)
+    except IdentityError as exc:
+        raise KeylessSigningError(f"identity token refused: {exc}", what="identity-token") \
+            from None
+    except requests.RequestException as exc:
+        raise KeylessSigningError(f"network error talking to {services['ca']} / "
+                                  f"{services['tlog']}: {exc}", what="keyless-signing") from None
+    except (SigstoreError, FulcioClientError, RekorClientError, ExpiredCertificate,
+            ExpiredIdentity, TimestampError, ValueError) as exc:
+        message = str(exc) or type(exc).__name__
+        cause = exc.__cause__
+        if cause is not None and str(cause):
+            message += f" ({cause})"
+        raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
+                                  what="keyless-signing",
+                                  where=f"CA {services['ca']}, log {services['tlog']}") from None
+    return json.loads(bundle.to_json())
