@@ -1,0 +1,326 @@
+"""``mgattest sign``, ``attest``, ``keygen`` and ``trust export``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+
+from mgattest.cli._common import err, guarded, out
+
+trust_app = typer.Typer(name="trust", help="Trusted roots: export the local log's trust.",
+                        no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the signing commands to the app."""
+    app.command("sign")(sign_cmd)
+    app.command("attest")(attest_cmd)
+    app.command("keygen")(keygen_cmd)
+    trust_app.command("export")(trust_export_cmd)
+    app.add_typer(trust_app, name="trust")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _model_size(model: Path) -> int:
+    if model.is_file():
+        return model.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(model):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+@contextlib.contextmanager
+def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
+    """A rich progress bar on stderr while hashing large models (TTY only)."""
+    if not sys.stderr.isatty() or not model.exists():
+        yield None
+        return
+    total = _model_size(model)
+    if total < 64 * 1024 * 1024:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{label} {model.name}", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def load_signing_key(key: Path, password_env: Optional[str], password_prompt: bool) -> Any:
+    """Load a signer, asking for the password the way the user chose."""
+    from mgattest.attest.keys import load_signer, resolve_password
+
+    password = resolve_password(password_env, password_prompt)
+    return load_signer(key, password)
+
+
+def _log_target(log: Optional[str], log_db: Optional[Path], no_log: bool) -> Any:
+    from mgattest.attest.sign import LogTarget
+
+    return LogTarget.from_options(url=log, db=str(log_db) if log_db else None, no_log=no_log)
+
+
+def _output_path(model: Path, out_path: Optional[Path]) -> Path:
+    from mgattest.attest.verify import default_bundle_path
+
+    return out_path if out_path is not None else default_bundle_path(model)
+
+
+def _report(bundle: dict[str, Any], statement: dict[str, Any], path: Path,
+            as_json: bool) -> None:
+    entries = bundle["verificationMaterial"].get("tlogEntries") or []
+    if as_json:
+        out(json.dumps({"ok": True, "bundle": str(path),
+                        "predicateType": statement.get("predicateType"),
+                        "subjects": len(statement.get("subject", [])),
+                        "logIndex": [int(e["logIndex"]) for e in entries]}, indent=2))
+        return
+    where = (f"logged at index {entries[0]['logIndex']}" if entries else "not logged")
+    out(f"signed {len(statement.get('subject', []))} subject(s) "
+        f"({statement.get('predicateType')}), {where}: {path}")
+
+
+def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
+                 keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
+                 staging: bool, password_env: Optional[str], password_prompt: bool,
+                 out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
+                 no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
+                 allow_symlinks: bool, as_json: bool) -> None:
+    from mgattest.attest import sign as signing
+    from mgattest.errors import InputError
+
+    if not model.exists():
+        raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    if keyless == (key is not None):
+        raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
+    target = _log_target(log, log_db, no_log)
+    path = _output_path(model, out_path)
+    signer = load_signing_key(key, password_env, password_prompt) if key else None
+    from mgattest.attest import digests as digest_mod
+
+    with hashing_progress(model) as progress:
+        md = digest_mod.hash_model(model, shard_size=shard_size, ignore=ignore,
+                                   exclude=[path], allow_symlinks=allow_symlinks,
+                                   progress=progress)
+    if not md.files:
+        raise InputError(f"model {model} has no files to sign", what="model",
+                         where=str(model))
+    statement, hint = statement_builder(md, fmt, signer)
+    if keyless:
+        from mgattest.attest.keyless import sign_keyless
+        from mgattest.attest.statement import serialize_statement
+
+        bundle = sign_keyless(serialize_statement(statement), identity_token=identity_token,
+                              trust_config=str(trust_config) if trust_config else None,
+                              staging=staging)
+    else:
+        bundle = signing.sign_statement(statement, signer, log=target, hint=hint)
+    signing.write_bundle_file(bundle, path)
+    _report(bundle, statement, path, as_json)
+
+
+_KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
+_KEYLESS = typer.Option(False, "--keyless", help="Sign keylessly (OIDC → Fulcio-compatible CA).")
+_TOKEN = typer.Option(None, "--identity-token", help="OIDC identity token (keyless).")
+_TRUST_CONFIG = typer.Option(None, "--trust-config",
+                             help="ClientTrustConfig JSON for a private deployment (keyless).")
+_STAGING = typer.Option(False, "--staging", help="Use Sigstore's staging instance (keyless).")
+_PW_ENV = typer.Option(None, "--password-env", metavar="VAR",
+                       help="Read the key password from this environment variable "
+                            "(default: MGATTEST_KEY_PASSWORD when set).")
+_PW_PROMPT = typer.Option(False, "--password-prompt", help="Prompt for the key password.")
+_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it).")
+_LOG = typer.Option(None, "--log", metavar="URL", help="Record in this Rekor v1-compatible log.")
+_LOG_DB = typer.Option(None, "--log-db", metavar="PATH", help="Record in the mgattest log at PATH.")
+_NO_LOG = typer.Option(False, "--no-log", help="Do not record in any transparency log.")
+_SHARD = typer.Option(None, "--shard-size", min=1, help="Hash files in shards of N bytes.")
+_IGNORE = typer.Option([], "--ignore", help="Anchored glob of files to leave out (repeatable).")
+_SYMLINKS = typer.Option(False, "--allow-symlinks",
+                         help="Follow symlinks that stay inside the model.")
+_JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+# --------------------------------------------------------------------------- sign
+
+@guarded
+def sign_cmd(
+    model: Path = typer.Argument(..., help="Model file or directory."),
+    key: Optional[Path] = _KEY,
+    keyless: bool = _KEYLESS,
+    identity_token: Optional[str] = _TOKEN,
+    trust_config: Optional[Path] = _TRUST_CONFIG,
+    staging: bool = _STAGING,
+    password_env: Optional[str] = _PW_ENV,
+    password_prompt: bool = _PW_PROMPT,
+    out_path: Optional[Path] = _OUT,
+    fmt: str = typer.Option("intoto", "--format",
+                            help="intoto (SLSA provenance) or model-signing (OpenSSF v1.0)."),
+    log: Optional[str] = _LOG,
+    log_db: Optional[Path] = _LOG_DB,
+    no_log: bool = _NO_LOG,
+    shard_size: Optional[int] = _SHARD,
+    ignore: List[str] = _IGNORE,
+    allow_symlinks: bool = _SYMLINKS,
+    builder_id: Optional[str] = typer.Option(None, "--builder-id", help="SLSA builder id."),
+    build_type: Optional[str] = typer.Option(None, "--build-type", help="SLSA buildType URI."),
+    param: List[str] = typer.Option([], "--param", metavar="K=V",
+                                    help="Build parameter; V parsed as JSON when valid."),
+    dependency: List[str] = typer.Option([], "--dependency", metavar="NAME=URI@ALG:HEX",
+                                         help="Resolved dependency (dataset, base model...)."),
+    from_env: Optional[str] = typer.Option(None, "--from-env",
+                                           help="Fill builder/source from CI: github|gitlab."),
+    no_frameworks: bool = typer.Option(False, "--no-frameworks",
+                                       help="Do not record installed ML framework versions."),
+    model_name: Optional[str] = typer.Option(None, "--model-name",
+                                             help="Subject name (model-signing format)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
+    from mgattest.attest import slsa
+    from mgattest.errors import InputError
+
+    if fmt not in ("intoto", "model-signing"):
+        raise InputError(f"--format must be intoto or model-signing, not {fmt!r}",
+                         what="--format")
+    params = slsa.parse_params(param)
+    deps = [slsa.parse_dependency(d) for d in dependency]
+    ci = slsa.from_ci_env(from_env) if from_env else None
+    frameworks = None if no_frameworks else slsa.framework_versions()
+
+    def build(md: Any, fmt_: str, signer: Any) -> tuple[dict[str, Any], str | None]:
+        from mgattest.attest import sign as signing
+        from mgattest.attest.statement import make_statement
+
+        if fmt_ == "model-signing":
+            from mgattest.attest.modelsigning import to_model_signing_statement
+
+            statement = to_model_signing_statement(md, model_name=model_name)
+            return statement, (signing.model_signing_hint(signer.public_key)
+                               if signer else None)
+        predicate = slsa.build_provenance(builder_id=builder_id, build_type=build_type,
+                                          parameters=params, dependencies=deps, ci=ci,
+                                          frameworks=frameworks)
+        return make_statement(md.subjects(), slsa.SLSA_PROVENANCE_V1, predicate), None
+
+    _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
+                 trust_config=trust_config, staging=staging, password_env=password_env,
+                 password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
+                 no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
+                 allow_symlinks=allow_symlinks, as_json=as_json)
+
+
+@guarded
+def attest_cmd(
+    model: Path = typer.Argument(..., help="Model file or directory."),
+    predicate_type: str = typer.Option(..., "--predicate-type", help="Predicate type URI."),
+    predicate: Path = typer.Option(..., "--predicate", help="Predicate JSON file."),
+    key: Optional[Path] = _KEY,
+    keyless: bool = _KEYLESS,
+    identity_token: Optional[str] = _TOKEN,
+    trust_config: Optional[Path] = _TRUST_CONFIG,
+    staging: bool = _STAGING,
+    password_env: Optional[str] = _PW_ENV,
+    password_prompt: bool = _PW_PROMPT,
+    out_path: Optional[Path] = _OUT,
+    log: Optional[str] = _LOG,
+    log_db: Optional[Path] = _LOG_DB,
+    no_log: bool = _NO_LOG,
+    shard_size: Optional[int] = _SHARD,
+    ignore: List[str] = _IGNORE,
+    allow_symlinks: bool = _SYMLINKS,
+    as_json: bool = _JSON,
+) -> None:
+    """Sign a generic in-toto attestation (any predicate type) about a model."""
+    from mgattest.errors import InputError
+
+    if "://" not in predicate_type and not predicate_type.startswith("urn:"):
+        raise InputError(f"--predicate-type {predicate_type!r} is not a URI",
+                         what="--predicate-type")
+    try:
+        if predicate.stat().st_size > 16 * 1024 * 1024:
+            raise InputError(f"predicate {predicate} is larger than 16 MiB",
+                             what="--predicate", where=str(predicate))
+        body = json.loads(predicate.read_bytes())
+    except ValueError as exc:
+        raise InputError(f"predicate {predicate} is not valid JSON: {exc}",
+                         what="--predicate", where=str(predicate)) from None
+    if not isinstance(body, dict):
+        raise InputError(f"predicate {predicate} must be a JSON object", what="--predicate",
+                         where=str(predicate))
+
+    def build(md: Any, _fmt: str, _signer: Any) -> tuple[dict[str, Any], None]:
+        from mgattest.attest.statement import make_statement
+
+        return make_statement(md.subjects(), predicate_type, body), None
+
+    _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
+                 trust_config=trust_config, staging=staging, password_env=password_env,
+                 password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
+                 no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
+                 allow_symlinks=allow_symlinks, as_json=as_json)
+
+
+# --------------------------------------------------------------------------- keygen
+
+@guarded
+def keygen_cmd(
+    out_prefix: Path = typer.Option(..., "--out", metavar="PREFIX",
+                                    help="Writes PREFIX.key (0600) and PREFIX.pub."),
+    key_type: str = typer.Option("ecdsa-p256", "--type",
+                                 help="ecdsa-p256, ecdsa-p384, ed25519, rsa-pss-3072, "
+                                      "rsa-pkcs1-3072 (also -2048/-4096)."),
+    password_env: Optional[str] = _PW_ENV,
+    password_prompt: bool = _PW_PROMPT,
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+) -> None:
+    """Generate a signing key pair (PKCS#8 PEM; encrypted when a password is given)."""
+    from mgattest.attest.keys import generate_signer, resolve_password, write_keypair
+    from mgattest.attest.signers import key_fingerprint
+
+    password = resolve_password(password_env, password_prompt, confirm=True)
+    signer = generate_signer(key_type)
+    key_path, pub_path = write_keypair(signer, out_prefix, password, overwrite=force)
+    state = "encrypted" if password else "unencrypted"
+    out(f"wrote {key_path} ({key_type}, {state}) and {pub_path}")
+    out(f"fingerprint sha256:{key_fingerprint(signer.public_key)}")
+    if not password:
+        err("note: the private key is not encrypted (set MGATTEST_KEY_PASSWORD, "
+            "--password-env VAR or --password-prompt to encrypt it)")
+
+
+# --------------------------------------------------------------------------- trust
+
+@guarded
+def trust_export_cmd(
+    out_path: Path = typer.Option(..., "--out", help="Trusted root JSON to write."),
+    log_db: Optional[Path] = _LOG_DB,
+    include_public_good: bool = typer.Option(False, "--include-public-good",
+                                             help="Also trust Sigstore's production root."),
+) -> None:
+    """Write a trusted root listing this machine's log, for verifiers elsewhere."""
+    from mgattest.attest import locallog, trustroot
+    from mgattest.errors import InputError
+
+    root = locallog.local_trusted_root(log_db)
+    if root is None:
+        where = log_db or locallog.default_db_path()
+        raise InputError(f"no log at {where} yet (sign something first, or give --log-db)",
+                         what="local log", where=str(where))
+    if include_public_good:
+        root = root.merged(trustroot.embedded_trusted_root("production"))
+    trustroot.write_trusted_root(root, out_path)
+    out(f"wrote trusted root with {len(root.tlogs)} log(s): {out_path}")

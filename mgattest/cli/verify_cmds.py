@@ -1,0 +1,170 @@
+"""``mgattest verify``: signature, log inclusion, subjects — or a policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from mgattest.cli._common import EXIT_OK, fail, guarded, out
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``verify`` to the app."""
+    app.command("verify")(verify_cmd)
+
+
+_POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_versioned_tag",
+                   "source_branch", "emit_vsa", "audit_log")
+
+
+def _looks_like_digest(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"(sha256|sha384|sha512):[0-9a-fA-F]+", text) is not None
+
+
+@guarded
+def verify_cmd(
+    model: str = typer.Argument(..., help="Model file or directory, or sha256:HEX / sha512:HEX."),
+    bundle: List[Path] = typer.Option([], "--bundle",
+                                      help="Bundle (repeatable; default <model>.sigstore.json)."),
+    key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),
+    certificate_chain: Optional[Path] = typer.Option(
+        None, "--certificate-chain", help="PEM CA certificates for private-CA signatures."),
+    trusted_root: Optional[Path] = typer.Option(
+        None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
+    instance: Optional[str] = typer.Option(
+        None, "--instance", help="Trust Sigstore's embedded production|staging root."),
+    identity: Optional[str] = typer.Option(None, "--identity", help="Exact signer identity."),
+    identity_regex: Optional[str] = typer.Option(
+        None, "--identity-regex", help="Signer identity regex (fully anchored)."),
+    issuer: Optional[str] = typer.Option(None, "--issuer", help="OIDC issuer of the signer."),
+    allow_unlogged: bool = typer.Option(False, "--allow-unlogged",
+                                        help="Accept bundles without a transparency-log entry."),
+    ignore: List[str] = typer.Option([], "--ignore", help="Anchored glob to leave out."),
+    allow_unsigned_files: bool = typer.Option(False, "--allow-unsigned-files",
+                                              help="Tolerate files no subject covers."),
+    allow_symlinks: bool = typer.Option(False, "--allow-symlinks",
+                                        help="Follow symlinks that stay inside the model."),
+    predicate_type: Optional[str] = typer.Option(None, "--predicate-type",
+                                                 help="Require this predicate type."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (YAML/JSON)."),
+    builder_id: Optional[str] = typer.Option(None, "--builder-id", help="Expected builder id."),
+    source_uri: Optional[str] = typer.Option(None, "--source-uri", help="Expected source repo."),
+    source_tag: Optional[str] = typer.Option(None, "--source-tag", help="Expected source tag."),
+    source_versioned_tag: Optional[str] = typer.Option(
+        None, "--source-versioned-tag", help="Expected semver-compatible tag."),
+    source_branch: Optional[str] = typer.Option(None, "--source-branch",
+                                                help="Expected source branch."),
+    emit_vsa: Optional[Path] = typer.Option(None, "--emit-vsa",
+                                            help="Write a verification summary attestation."),
+    audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Append an audit record."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    options = dict(bundle=bundle, key=key, certificate_chain=certificate_chain,
+                   trusted_root=trusted_root, instance=instance, identity=identity,
+                   identity_regex=identity_regex, issuer=issuer,
+                   allow_unlogged=allow_unlogged, ignore=ignore,
+                   allow_unsigned_files=allow_unsigned_files, allow_symlinks=allow_symlinks,
+                   predicate_type=predicate_type, policy=policy, builder_id=builder_id,
+                   source_uri=source_uri, source_tag=source_tag,
+                   source_versioned_tag=source_versioned_tag, source_branch=source_branch,
+                   emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
+    if any(options[name] is not None for name in _POLICY_OPTIONS):
+        from mgattest.policy.cli_support import run_verify
+
+        code = run_verify(model=model, bundles=list(bundle), policy=policy,
+                          options={k: v for k, v in options.items()
+                                   if v not in (None, [], False)},
+                          as_json=as_json)
+        raise typer.Exit(code)
+    try:
+        result = _verify(model, bundle, key, certificate_chain, trusted_root, instance,
+                         identity, identity_regex, issuer, allow_unlogged, ignore,
+                         allow_unsigned_files, allow_symlinks, predicate_type)
+    except Exception as exc:  # typed errors → exit codes; --json keeps machine output
+        from mgattest.errors import MgattestError
+
+        if isinstance(exc, MgattestError):
+            fail(exc, as_json=as_json)
+        raise
+    _report(result, as_json)
+    raise typer.Exit(EXIT_OK)
+
+
+def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain: Any,
+            trusted_root: Any, instance: Any, identity: Any, identity_regex: Any, issuer: Any,
+            allow_unlogged: bool, ignore: List[str], allow_unsigned_files: bool,
+            allow_symlinks: bool, predicate_type: Any) -> dict[str, Any]:
+    from mgattest.attest import trustroot, verify
+    from mgattest.errors import InputError
+
+    root = None
+    if trusted_root is not None:
+        root = trustroot.load_trusted_root(trusted_root)
+    if instance is not None:
+        embedded = trustroot.embedded_trusted_root(instance)
+        root = embedded if root is None else root.merged(embedded)
+    policy = None
+    if identity or identity_regex or issuer:
+        from mgattest.attest.certs import IdentityPolicy
+
+        policy = IdentityPolicy(identity=identity, identity_regex=identity_regex,
+                                issuer=issuer)
+    chain = None
+    if certificate_chain is not None:
+        chain = certificate_chain.read_bytes()
+    common = dict(trusted_root=root, keys=[str(k) for k in keys] or None, identity=policy,
+                  allow_unlogged=allow_unlogged, certificate_chain=chain,
+                  expected_predicate_type=predicate_type)
+    if _looks_like_digest(model):
+        if not bundles:
+            raise InputError("verifying a digest needs --bundle", what="--bundle")
+        atts = [verify.verify_bundle(str(b), artifact_digest=model, **common) for b in bundles]
+        return {"model": model, "attestations": atts, "check": None}
+    path = Path(model)
+    if not path.exists():
+        raise InputError(f"model {model} does not exist", what="model", where=model)
+    from mgattest.cli.sign_cmds import hashing_progress
+
+    with hashing_progress(path, "verifying") as progress:
+        atts, check = verify.verify_model(
+            path, [str(b) for b in bundles] or None, ignore=ignore,
+            allow_symlinks=allow_symlinks, allow_unsigned_files=allow_unsigned_files,
+            progress=progress, **common)
+    return {"model": model, "attestations": atts, "check": check}
+
+
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    from mgattest.attest.verify import attestation_to_json
+
+    atts = result["attestations"]
+    check = result["check"]
+    if as_json:
+        doc: dict[str, Any] = {"ok": True, "model": result["model"],
+                               "attestations": [attestation_to_json(a) for a in atts]}
+        if check is not None:
+            doc["files"] = [{"name": f.name, "status": f.status, "detail": f.detail}
+                            for f in check.files]
+        out(json.dumps(doc, indent=2))
+        return
+    for att in atts:
+        signer = att.signer
+        who = (f"{signer.identity} ({signer.issuer})" if signer.kind == "certificate"
+               and signer.identity else f"key sha256:{signer.key_fingerprint[:16]}…")
+        logs = ", ".join(f"log index {p.log_index}"
+                         + (" (inclusion proven)" if p.inclusion_proof_verified else " (SET)")
+                         for p in att.log_entries) or "not logged"
+        out(f"verified {att.source}: signed by {who}; {logs}; "
+            f"predicate {att.predicate_type or 'message signature'}")
+    if check is not None:
+        counted = sum(1 for f in check.files if f.status == "ok")
+        ignored = sum(1 for f in check.files if f.status == "ignored")
+        extra = f", {ignored} ignored" if ignored else ""
+        out(f"OK: {counted} file(s) match{extra}")
+    else:
+        out("OK: digest matches")
