@@ -78,6 +78,9 @@ def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
         raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
     if trusted_root is not None:
         return list(trust.trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
+    if not origin:
+        raise InputError("--log-key needs --origin: the checkpoint origin of that log "
+                         "(`mgattest log init` prints it)", what="usage")
     return [trust.TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
 
 
@@ -106,6 +109,8 @@ def init_cmd(
     key_out: Path = typer.Option(..., "--key-out", help="Where to write the new log key (PEM)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Checkpoint origin line."),
     key_type: str = typer.Option("ecdsa-p256", "--key-type", help="ecdsa-p256 or ed25519."),
+    pub_out: Optional[Path] = typer.Option(None, "--pub-out",
+                                           help="Also write the public key (PEM) here."),
 ) -> None:
     """Create an empty log and its signing key."""
     from mgattest.errors import InputError
@@ -114,11 +119,13 @@ def init_cmd(
     if key_type not in ("ecdsa-p256", "ed25519"):
         raise InputError(f"--key-type must be ecdsa-p256 or ed25519, got {key_type!r}",
                          what="usage")
-    for path, what in ((db, "log database"), (key_out, "key file")):
-        if Path(path).exists():
+    for path, what in ((db, "log database"), (key_out, "key file"), (pub_out, "public key file")):
+        if path is not None and Path(path).exists():
             raise InputError(f"{what} {path} already exists; refusing to overwrite it",
                              what=what, where=str(path))
     log = TransparencyLog.init(db, key_out, origin=origin, key_type=key_type)
+    if pub_out is not None:
+        Path(pub_out).write_bytes(log.signer.public_pem())
     out(f"created log {db}")
     out(f"origin: {log.origin}")
     out(f"log id: {bytes(log.log_id).hex()}")
@@ -223,8 +230,9 @@ def proof_cmd(
         err(f"wrote entry {index} with an inclusion proof to {out_path}")
 
 
-def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[tuple[str, Any, bool]]:
-    """(label, entry JSON, is_rekor_v1) for every entry named on the command line."""
+def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]
+                       ) -> list[tuple[str, Any, bool, bool]]:
+    """(label, entry JSON, is_rekor_v1, needs_proof) for every entry on the command line."""
     from mgattest.errors import InputError
 
     if (entry is None) == (bundle is None):
@@ -239,14 +247,18 @@ def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[tu
         if not is_v1 and "canonicalizedBody" not in data:
             raise InputError(f"{entry} is neither a bundle TransparencyLogEntry nor a Rekor "
                              "v1 LogEntry", what="log entry", where=str(entry))
-        return [(str(entry), data, is_v1)]
+        return [(str(entry), data, is_v1, True)]
     data = _read_json(bundle, "bundle")
     material = data.get("verificationMaterial") if isinstance(data, dict) else None
     tlog = material.get("tlogEntries") if isinstance(material, dict) else None
     if not isinstance(tlog, list) or not tlog:
         raise InputError(f"{bundle} has no verificationMaterial.tlogEntries", what="bundle",
                          where=str(bundle))
-    return [(f"{bundle} tlogEntries[{i}]", item, False) for i, item in enumerate(tlog)]
+    # v0.1 bundles may carry only an inclusion promise (SET); later ones need a proof.
+    media_type = data.get("mediaType")
+    needs_proof = not (isinstance(media_type, str) and media_type.endswith("version=0.1"))
+    return [(f"{bundle} tlogEntries[{i}]", item, False, needs_proof)
+            for i, item in enumerate(tlog)]
 
 
 @log_app.command("verify")
@@ -258,22 +270,24 @@ def verify_cmd(
     log_key: Optional[Path] = typer.Option(None, "--log-key", help="Log public key (PEM)."),
     trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
                                                 help="Sigstore trusted root JSON."),
-    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+    origin: Optional[str] = typer.Option(
+        None, "--origin", help="Expected checkpoint origin (required with --log-key)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
     from mgattest.errors import MgattestError
     from mgattest.tlog.verify import verify_entry, verify_rekor_entry
 
-    items = _entries_to_verify(entry, bundle)
     logs = _trusted_logs(log_key, trusted_root, origin)
+    items = _entries_to_verify(entry, bundle)
     results = []
-    for label, item, is_v1 in items:
+    for label, item, is_v1, needs_proof in items:
         try:
             if is_v1:
                 verified = verify_rekor_entry(item, logs, origin=origin)
             else:
-                verified = verify_entry(item, logs, origin=origin)
+                verified = verify_entry(item, logs, origin=origin,
+                                        require_inclusion_proof=needs_proof)
         except MgattestError as exc:
             if exc.where is None:
                 exc.where = label
@@ -281,25 +295,33 @@ def verify_cmd(
                 exc.where = f"{label}: {exc.where}"
             raise
         results.append((label, verified))
-    for label, verified in results:
-        index = getattr(verified, "log_index", None)
-        if as_json:
-            continue
-        out(f"ok: {label}: log index {index} verified")
     if as_json:
         out(json.dumps({"ok": True, "entries": [
-            {"source": label, "log_index": getattr(v, "log_index", None)}
-            for label, v in results]}, indent=2))
+            {"source": label, "log_id": v.log_id, "log_index": v.log_index,
+             "kind": v.kind, "kind_version": v.kind_version,
+             "integrated_time": v.integrated_time, "checkpoint_origin": v.checkpoint_origin,
+             "tree_size": v.tree_size, "inclusion_proof_verified": v.inclusion_proof_verified,
+             "set_verified": v.set_verified} for label, v in results]}, indent=2))
+        return
+    for label, v in results:
+        checks = []
+        if v.inclusion_proof_verified:
+            checks.append(f"inclusion in tree of {v.tree_size} ({v.checkpoint_origin})")
+        if v.set_verified:
+            checks.append("SET")
+        out(f"ok: {label}: {v.kind} {v.kind_version} at log index {v.log_index}: "
+            + ", ".join(checks))
 
 
 def _verify_note(text: str, verifier: Any, origin: Optional[str], where: str) -> Any:
     from mgattest.tlog.checkpoint import verify_checkpoint
 
+    from mgattest.errors import MgattestError
+
     try:
         return verify_checkpoint(text, [verifier], origin=origin)
-    except Exception as exc:
-        if getattr(exc, "where", None) is None and hasattr(exc, "where"):
-            exc.where = where
+    except MgattestError as exc:
+        exc.where = where if exc.where is None else f"{where}: {exc.where}"
         raise
 
 
