@@ -1,1 +1,49 @@
-"""mgattest.attest"""
+"""mgattest.attest: statements, DSSE, key signing, Sigstore bundles and verification.
+
+The public surface is re-exported lazily (PEP 562), so importing a submodule such as
+``mgattest.attest.results`` stays cheap and import cycles cannot form.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "verify_bundle": "mgattest.attest.verify",
+    "verify_model": "mgattest.attest.verify",
+    "sign_model": "mgattest.attest.sign",
+    "sign_statement": "mgattest.attest.sign",
+    "LogTarget": "mgattest.attest.sign",
+    "make_statement": "mgattest.attest.statement",
+    "serialize_statement": "mgattest.attest.statement",
+    "build_provenance": "mgattest.attest.slsa",
+    "ProvenanceRecorder": "mgattest.attest.recorder",
+    "Envelope": "mgattest.attest.dsse",
+    "pae": "mgattest.attest.dsse",
+    "Signer": "mgattest.attest.signers",
+    "Verifier": "mgattest.attest.signers",
+    "generate_signer": "mgattest.attest.keys",
+    "load_signer": "mgattest.attest.keys",
+    "load_verifier": "mgattest.attest.keys",
+    "load_bundle": "mgattest.attest.bundle",
+    "TrustedRoot": "mgattest.attest.trustroot",
+    "load_trusted_root": "mgattest.attest.trustroot",
+    "embedded_trusted_root": "mgattest.attest.trustroot",
+    "VerifiedAttestation": "mgattest.attest.results",
+    "ModelCheck": "mgattest.attest.results",
+    "SignerInfo": "mgattest.attest.results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mgattest.attest' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
