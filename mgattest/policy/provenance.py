@@ -201,10 +201,19 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
 
 
 def _role(dep: dict[str, Any]) -> str | None:
+    """A dependency's role: ``annotations.role|type|kind``, else inferred from its name
+    (``dataset``, ``dataset:train``, ``base-model`` ... as ``mgattest sign --dependency``
+    writes them)."""
     ann = _dict(dep.get("annotations"))
     for key in ("role", "type", "kind"):
         if isinstance(ann.get(key), str):
             return ann[key].lower()
+    name = dep.get("name")
+    if isinstance(name, str):
+        if name.lower().startswith(("dataset", "data:", "training-data", "training_data")):
+            return "dataset"
+        if name.lower().startswith(("base-model", "base_model", "basemodel")):
+            return "base-model"
     return None
 
 

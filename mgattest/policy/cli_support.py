@@ -1,0 +1,189 @@
+"""Glue between the ``mgattest verify`` command and the policy engine.
+
+``run_verify`` is called by ``mgattest verify`` when a policy or a policy-like option is
+given. The slsa-verifier-style shortcuts (``--builder-id``, ``--source-uri``,
+``--source-tag``, ``--source-versioned-tag``, ``--source-branch``) become a generated
+rule; given without ``--identity``, the signer must BE that builder: the certificate's
+workflow identity (SAN and build_signer_uri) matches the builder id and its
+source_repository_uri matches the source URI, as slsa-verifier checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import yaml
+
+from mgattest.errors import InputError
+from mgattest.policy.model import SLSA_PROVENANCE_V1, Policy
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+SHORTCUTS = ("builder_id", "source_uri", "source_tag", "source_versioned_tag", "source_branch")
+
+
+def builder_matcher(builder_id: str) -> Any:
+    """Matcher spec for a builder id: exact when it carries ``@ref``, else any tag/branch."""
+    if "@" in builder_id.split("://", 1)[-1]:
+        return builder_id
+    return {"regex": re.escape(builder_id) + r"@refs/(?:tags|heads)/[^\s]+"}
+
+
+def source_uri(value: str) -> str:
+    """slsa-verifier accepts ``github.com/org/repo``; store ``https://github.com/org/repo``."""
+    value = value.strip().rstrip("/")
+    if value.startswith("git+"):
+        value = value[4:]
+    if "://" not in value:
+        value = "https://" + value
+    return value[:-4] if value.endswith(".git") else value
+
+
+def shortcut_rule(options: dict[str, Any], *, signer: str | None) -> dict[str, Any]:
+    """The rule the shortcut options describe."""
+    prov: dict[str, Any] = {}
+    if options.get("builder_id"):
+        prov["builderId"] = builder_matcher(options["builder_id"])
+    if options.get("source_uri"):
+        prov["sourceRepository"] = source_uri(options["source_uri"])
+    for opt, key in (("source_tag", "sourceTag"), ("source_versioned_tag", "sourceVersionedTag"),
+                     ("source_branch", "sourceBranch")):
+        if options.get(opt):
+            prov[key] = options[opt]
+    att: dict[str, Any] = {"predicateType": SLSA_PROVENANCE_V1, "provenance": prov}
+    if signer is not None:
+        att["signedBy"] = {"anyOf": [signer]}
+    return {"id": "cli-provenance", "match": ["**"], "attestations": [att],
+            "content": {"scan": "off", "pickle": "restricted"}}
+
+
+def builder_signer(options: dict[str, Any]) -> dict[str, Any]:
+    """The keyless signer that IS the builder (slsa-verifier semantics)."""
+    matcher = builder_matcher(options["builder_id"])
+    keyless: dict[str, Any] = {"issuer": options.get("issuer") or GITHUB_ISSUER,
+                               "subject": matcher, "extensions": {"workflow": matcher}}
+    if options.get("source_uri"):
+        keyless["extensions"]["sourceRepository"] = source_uri(options["source_uri"])
+    return {"keyless": keyless}
+
+
+def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy:
+    """The policy file, extended (or replaced, when no file) by the shortcut options."""
+    from mgattest.policy.loader import load_policy, policy_from_bytes, read_policy_bytes  # noqa: PLC0415
+    from mgattest.policy.yamlpos import parse_yaml  # noqa: PLC0415
+
+    wanted = [k for k in SHORTCUTS if options.get(k)]
+    if policy_path and not wanted:
+        return load_policy(policy_path)
+    if not wanted and not policy_path:
+        raise InputError("give --policy or at least one of --builder-id, --source-uri, "
+                         "--source-tag, --source-versioned-tag, --source-branch",
+                         what="policy")
+    if not options.get("builder_id") and not options.get("source_uri"):
+        raise InputError("--source-tag/--source-versioned-tag/--source-branch need "
+                         "--source-uri (or --builder-id)", what="source")
+    if policy_path:
+        load_policy(policy_path)  # report problems of the file itself with file:line
+        doc = parse_yaml(read_policy_bytes(policy_path), str(policy_path)).data
+        base = os.path.dirname(os.path.abspath(policy_path))
+        source = f"{policy_path} + command-line expectations"
+    else:
+        doc = {"apiVersion": "mgattest/v1", "kind": "Policy",
+               "metadata": {"name": "command-line expectations"},
+               "unmatchedFiles": "allow", "rules": []}
+        base = os.getcwd()
+        source = "command-line expectations"
+    signer_name = None
+    keys = options.get("keys") or []
+    if keys and not policy_path:
+        doc.setdefault("trust", {})["keys"] = [
+            {"name": f"cli-key-{i + 1}", "path": os.path.abspath(k)} for i, k in enumerate(keys)]
+        doc["signers"] = {f"cli-key-{i + 1}": {"key": f"cli-key-{i + 1}"} for i in range(len(keys))}
+        doc["rules"].append({"id": "cli-signer", "match": ["**"],
+                             "signedBy": {"anyOf": sorted(doc["signers"])},
+                             "content": {"scan": "off", "pickle": "restricted"}})
+    elif options.get("identity") is None and options.get("builder_id"):
+        doc.setdefault("signers", {})["cli-builder"] = builder_signer(options)
+        signer_name = "cli-builder"
+    if options.get("trusted_root") is None and not doc.get("trust", {}).get("roots"):
+        doc.setdefault("trust", {})["roots"] = ["sigstore-public-good"]
+    doc["rules"].append(shortcut_rule(options, signer=signer_name))
+    data = yaml.safe_dump(doc, sort_keys=False).encode()
+    return policy_from_bytes(data, source=source, base_dir=base)
+
+
+def run_verify(model: str, bundles: list[str], policy: str | None, options: dict[str, Any],
+               as_json: bool) -> int:
+    """Verify *model* with *bundles* under *policy* (+ shortcut options); print the verdict.
+
+    ``options`` keys (all optional): builder_id, source_uri, source_tag,
+    source_versioned_tag, source_branch, identity (an attest ``IdentityPolicy`` or its
+    kwargs dict), issuer, keys (public key paths, used when no policy file), trusted_root,
+    certificate_chain (PEM bytes), emit_vsa (output path), vsa_key (private key path),
+    vsa_password (bytes), audit_log (path), verbose (bool).
+    Returns 0 when allowed, 1 when denied; raises InputError on bad input.
+    """
+    from mgattest.load import model_check, read_model_bytes, scan_model  # noqa: PLC0415
+    from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
+    from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
+
+    if not bundles:
+        raise InputError("give at least one --bundle", what="bundle")
+    if options.get("emit_vsa") and not options.get("vsa_key"):
+        raise InputError("--emit-vsa needs the private key to sign the VSA with",
+                         what="emit-vsa")
+    identity = options.get("identity")
+    if isinstance(identity, dict):
+        from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415
+
+        identity = IdentityPolicy(**identity)
+    pol = effective_policy(policy, options)
+    mb = read_model_bytes(model)
+    try:
+        atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
+                                   identity=identity,
+                                   certificate_chain=options.get("certificate_chain"))
+    except Exception as exc:
+        if options.get("audit_log") and hasattr(exc, "exit_code"):
+            _audit_failure(options["audit_log"], model, bundles, pol, exc)
+        raise
+    verdict = evaluate(pol, atts, model_check(mb, atts), scan_model(mb))
+    if options.get("audit_log"):
+        from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
+
+        append_decision(options["audit_log"], audit_record(verdict, model=model,
+                                                            bundles=list(bundles)))
+    vsa_written = None
+    if verdict.allowed and options.get("emit_vsa"):
+        from mgattest.policy.vsa import write_vsa  # noqa: PLC0415
+
+        write_vsa(options["emit_vsa"], verdict, atts, key_path=options["vsa_key"],
+                  resource_uri=os.path.abspath(model), password=options.get("vsa_password"))
+        vsa_written = options["emit_vsa"]
+    if as_json:
+        out = verdict.to_dict()
+        if vsa_written:
+            out["vsa"] = vsa_written
+        print(json.dumps(out, indent=2, sort_keys=False))
+    else:
+        from mgattest.policy.explain import print_verdict  # noqa: PLC0415
+
+        print_verdict(verdict, verbose=bool(options.get("verbose")))
+        if vsa_written:
+            print(f"verification summary attestation written to {vsa_written}")
+    return 0 if verdict.allowed else 1
+
+
+def _audit_failure(path: str, model: str, bundles: list[str], pol: Policy, exc: Any) -> None:
+    """Log a decision that failed before evaluation (a bundle did not verify)."""
+    import time  # noqa: PLC0415
+
+    from mgattest.policy.audit import append_decision  # noqa: PLC0415
+
+    append_decision(path, {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
+        "decision": "deny" if exc.exit_code == 1 else "error", "allowed": False,
+        "policy": {"source": pol.source, "digest": pol.digest}, "bundles": list(bundles),
+        "reasons": [f"{getattr(exc, 'what', None) or 'verification'}: {exc}"]})

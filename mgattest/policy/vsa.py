@@ -1,0 +1,69 @@
+"""SLSA Verification Summary Attestations (https://slsa.dev/verification_summary/v1).
+
+After a policy allows a model, ``write_vsa`` records that decision as an in-toto
+Statement whose subjects are the model's files, signed into a DSSE Sigstore bundle
+with the caller's key. Downstream consumers can trust the VSA instead of re-running
+the whole verification.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from mgattest.attest.results import VerifiedAttestation
+from mgattest.errors import InputError
+from mgattest.policy.model import SLSA_PROVENANCE_V1
+from mgattest.policy.verdict import PASS, Verdict
+
+VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
+VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
+
+
+def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
+                  resource_uri: str, policy_uri: str | None = None) -> dict[str, Any]:
+    """The VSA in-toto Statement for *verdict* (no signing)."""
+    from mgattest import __version__  # noqa: PLC0415
+    from mgattest.attest.statement import make_statement  # noqa: PLC0415
+
+    algo, _, hexval = verdict.policy_digest.partition(":")
+    provenance_ok = any(c.status == PASS and c.clause.startswith("attestations[")
+                        for c in verdict.checks) and any(
+        a.predicate_type == SLSA_PROVENANCE_V1 for a in attestations)
+    predicate = {
+        "verifier": {"id": VERIFIER_ID, "version": {"mgattest": __version__}},
+        "timeVerified": datetime.fromtimestamp(verdict.evaluated_at, tz=timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resourceUri": resource_uri,
+        "policy": {"uri": policy_uri or verdict.policy_source, "digest": {algo: hexval}},
+        "inputAttestations": [{"uri": a.source, "digest": {"sha256": a.payload_sha256}}
+                              for a in attestations if a.payload_sha256],
+        "verificationResult": "PASSED" if verdict.allowed else "FAILED",
+        "verifiedLevels": ["SLSA_BUILD_LEVEL_1"] if provenance_ok and verdict.allowed else [],
+    }
+    subjects = [{"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts]
+    return make_statement(subjects, VSA_PREDICATE_TYPE, predicate)
+
+
+def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
+              attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
+              resource_uri: str, password: bytes | None = None) -> dict[str, Any]:
+    """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
+    from mgattest.attest.bundle import dump_bundle, make_bundle  # noqa: PLC0415
+    from mgattest.attest.dsse import sign_envelope  # noqa: PLC0415
+    from mgattest.attest.keys import load_signer  # noqa: PLC0415
+    from mgattest.attest.statement import serialize_statement  # noqa: PLC0415
+    from mgattest.attest.verify import public_key_hint  # noqa: PLC0415
+
+    if not verdict.allowed:
+        raise InputError("a VSA is only written for an allowed model", what="vsa")
+    signer = load_signer(key_path, password)
+    statement = vsa_statement(verdict, attestations, resource_uri=resource_uri)
+    envelope = sign_envelope(serialize_statement(statement), signer)
+    bundle = make_bundle(envelope=envelope, public_key_hint=public_key_hint(signer.public_key))
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(dump_bundle(bundle))
+    os.replace(tmp, path)
+    return bundle
