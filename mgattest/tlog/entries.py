@@ -68,6 +68,9 @@ def _reject(message: str, field: str | None = None) -> EntryRejectedError:
 def _obj(value: Any, field: str, keys: set[str], required: set[str] | None = None) -> dict:
     if not isinstance(value, dict):
         raise _reject(f"{field} must be a JSON object", field)
+    # JSON null means "absent", as Go's decoder (and so Rekor) treats it; sigstore-python
+    # sends null for the server-computed dsse fields.
+    value = {k: v for k, v in value.items() if v is not None}
     unknown = set(value) - keys
     if unknown:
         raise _reject(f"{field} has unknown field(s): {', '.join(sorted(unknown))}", field)
