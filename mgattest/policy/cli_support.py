@@ -55,8 +55,22 @@ def shortcut_rule(options: dict[str, Any], *, signer: str | None) -> dict[str, A
     att: dict[str, Any] = {"predicateType": SLSA_PROVENANCE_V1, "provenance": prov}
     if signer is not None:
         att["signedBy"] = {"anyOf": [signer]}
-    return {"id": "cli-provenance", "match": ["**"], "attestations": [att],
-            "content": {"scan": "off", "pickle": "restricted"}}
+    rule: dict[str, Any] = {"id": "cli-provenance", "match": ["**"], "attestations": [att],
+                            "content": {"scan": "off", "pickle": "restricted"}}
+    return _with_cli_file_options(rule, options)
+
+
+def _with_cli_file_options(rule: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    if options.get("allow_unlogged"):
+        rule["transparencyLog"] = {"require": "optional"}
+    files: dict[str, Any] = {}
+    if options.get("ignore"):
+        files["ignore"] = [str(g) for g in options["ignore"]]
+    if options.get("allow_unsigned_files"):
+        files["unsigned"] = "allow"
+    if files:
+        rule["files"] = files
+    return rule
 
 
 def builder_signer(options: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +115,9 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
         doc.setdefault("trust", {})["keys"] = [
             {"name": f"cli-key-{i + 1}", "path": os.path.abspath(k)} for i, k in enumerate(keys)]
         doc["signers"] = {f"cli-key-{i + 1}": {"key": f"cli-key-{i + 1}"} for i in range(len(keys))}
-        doc["rules"].append({"id": "cli-signer", "match": ["**"],
-                             "signedBy": {"anyOf": sorted(doc["signers"])},
-                             "content": {"scan": "off", "pickle": "restricted"}})
+        doc["rules"].append(_with_cli_file_options(
+            {"id": "cli-signer", "match": ["**"], "signedBy": {"anyOf": sorted(doc["signers"])},
+             "content": {"scan": "off", "pickle": "restricted"}}, options))
     elif options.get("identity") is None and options.get("builder_id"):
         doc.setdefault("signers", {})["cli-builder"] = builder_signer(options)
         signer_name = "cli-builder"
@@ -129,17 +143,13 @@ def run_verify(model: str, bundles: list[str], policy: str | None, options: dict
     from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
     from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
-    if not bundles:
-        raise InputError("give at least one --bundle", what="bundle")
+    options = normalize_options(model, options)
+    bundles = [str(b) for b in bundles] or [options["default_bundle"]]
     if options.get("emit_vsa") and not options.get("vsa_key"):
-        raise InputError("--emit-vsa needs the private key to sign the VSA with",
-                         what="emit-vsa")
+        raise InputError("--emit-vsa needs a private key (--key PRIVATE.pem) to sign the "
+                         "VSA with", what="emit-vsa")
     identity = options.get("identity")
-    if isinstance(identity, dict):
-        from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415
-
-        identity = IdentityPolicy(**identity)
-    pol = effective_policy(policy, options)
+    pol = effective_policy(str(policy) if policy else None, options)
     mb = read_model_bytes(model)
     try:
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
@@ -174,6 +184,53 @@ def run_verify(model: str, bundles: list[str], policy: str | None, options: dict
         if vsa_written:
             print(f"verification summary attestation written to {vsa_written}")
     return 0 if verdict.allowed else 1
+
+
+def normalize_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Map ``mgattest verify``'s option names onto what run_verify uses.
+
+    ``--key`` may list public keys (to verify bundles) and one private key (to sign the
+    VSA with ``--emit-vsa``); each file is sorted by what it holds.
+    """
+    from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415
+
+    opts = dict(options)
+    opts["default_bundle"] = str(default_bundle_path(model))
+    public, private = list(opts.get("keys") or []), opts.get("vsa_key")
+    for k in opts.get("key") or []:
+        if _is_private_key(k):
+            if private is not None and private != k:
+                raise InputError("give one private --key for the VSA", what="--key")
+            private = k
+        else:
+            public.append(k)
+    opts["keys"], opts["vsa_key"] = [str(k) for k in public], private
+    ident = opts.get("identity")
+    if isinstance(ident, str) or opts.get("identity_regex"):
+        ident = {"identity": ident if isinstance(ident, str) else None,
+                 "identity_regex": opts.get("identity_regex"), "issuer": opts.get("issuer")}
+    if isinstance(ident, dict):
+        from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415
+
+        ident = IdentityPolicy(**ident)
+    opts["identity"] = ident
+    if opts.get("certificate_chain") is not None and not isinstance(opts["certificate_chain"], bytes):
+        with open(opts["certificate_chain"], "rb") as fh:
+            opts["certificate_chain"] = fh.read(1 << 20)
+    if opts.get("trusted_root") is None and opts.get("instance"):
+        from mgattest.attest.trustroot import embedded_trusted_root  # noqa: PLC0415
+
+        opts["trusted_root"] = embedded_trusted_root(str(opts["instance"]))
+    return opts
+
+
+def _is_private_key(path: Any) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError:
+        return False
+    return b"PRIVATE KEY-----" in head
 
 
 def _audit_failure(path: str, model: str, bundles: list[str], pol: Policy, exc: Any) -> None:
