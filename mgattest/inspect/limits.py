@@ -1,0 +1,30 @@
+"""Bounds that keep a scan of hostile input finite in time and memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every knob that bounds a scan. Exceeding one yields a ``malformed`` finding."""
+
+    max_file_bytes: int = 64 * 1024**3  # files larger than this are not read
+    max_decompressed_bytes: int = 4 * 1024**3  # per compressed stream / archive member
+    max_total_decompressed_bytes: int = 16 * 1024**3  # per archive
+    max_compression_ratio: int = 1000  # above this (and > 1 MiB) a member is a bomb
+    max_archive_members: int = 100_000
+    max_archive_depth: int = 4  # nested archives
+    max_pickle_streams: int = 1000  # concatenated streams in one blob
+    max_opcodes: int = 500_000_000
+    max_stack: int = 10_000_000
+    max_memo: int = 10_000_000
+    max_tracked_container: int = 256  # items kept per symbolic container
+    max_name_len: int = 4096  # longer strings are opaque to the analysis
+    max_json_header_bytes: int = 100 * 1024**2  # safetensors / keras config JSON
+    max_npy_header_bytes: int = 1024**2
+    max_gguf_entries: int = 1_000_000
+    time_budget_s: float = 120.0  # per file
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,667 @@
+"""Opcode-level pickle analysis: what a pickle would import and call, without loading it.
+
+A small symbolic machine walks the opcodes. It keeps just enough of the values (short
+strings, ints, tuples, small dicts) to resolve ``STACK_GLOBAL`` through the memo and to
+follow joblib's raw array bytes, and represents everything else as opaque. Its memory is
+bounded by :class:`~mgattest.inspect.limits.Limits` and it never recurses on the input's
+nesting, so hostile input ends in a ``malformed`` finding, not a crash or a hang.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from dataclasses import dataclass, field
+
+from mgattest.inspect import allowlist
+from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
+from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
+                                     ImportRecord)
+
+_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
+_DTYPE = ("numpy", "dtype")
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+class MalformedPickle(Exception):
+    """Raised inside the walker; turned into a ``malformed`` finding by the caller."""
+
+    def __init__(self, detail: str, offset: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.offset = offset
+
+
+class _Opaque:
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+
+OPAQUE = _Opaque("value")
+_BIG = _Opaque("large value")
+
+
+class _Mark:
+    __slots__ = ()
+
+
+class Global:
+    """An imported object: ``real`` is what the unpickler resolves (after Py2 aliasing)."""
+
+    __slots__ = ("module", "name", "real", "offset")
+
+    def __init__(self, module: str, name: str, real: tuple[str, str], offset: int) -> None:
+        self.module, self.name, self.real, self.offset = module, name, real, offset
+
+
+class Obj:
+    """The result of calling or instantiating something (REDUCE, NEWOBJ, OBJ, INST)."""
+
+    __slots__ = ("func", "args", "state", "offset")
+
+    def __init__(self, func: object, args: object, offset: int) -> None:
+        self.func, self.args, self.state, self.offset = func, args, None, offset
+
+
+class SList:
+    __slots__ = ("items", "truncated")
+
+    def __init__(self, items: list) -> None:
+        self.items, self.truncated = items, False
+
+
+class SDict:
+    __slots__ = ("d", "truncated")
+
+    def __init__(self) -> None:
+        self.d: dict = {}
+        self.truncated = False
+
+
+@dataclass
+class ScanContext:
+    """Where findings go and the bounds that apply while scanning one file."""
+
+    member: str | None = None
+    limits: Limits = DEFAULT_LIMITS
+    extra_allowed: frozenset = frozenset()
+    findings: list[Finding] = field(default_factory=list)
+    imports: list[ImportRecord] = field(default_factory=list)
+    deadline: float = 0.0
+    persistent_ids: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = time.monotonic() + self.limits.time_budget_s
+
+    def add(self, severity: str, kind: str, detail: str, offset: int | None = None,
+            module: str | None = None, name: str | None = None) -> None:
+        self.findings.append(Finding(severity, kind, detail, module, name, offset, self.member))
+
+
+@dataclass
+class StreamResult:
+    """One pickle stream: where it ended, its protocol, and the value it built (symbolic)."""
+
+    end: int
+    proto: int
+    value: object
+
+
+def _hashable(key: object) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
+    """(itemsize, has_object) of a symbolic ``numpy.dtype(...)`` value."""
+    if depth > 16 or not isinstance(value, Obj) or not isinstance(value.func, Global) \
+            or value.func.real != _DTYPE or not isinstance(value.args, tuple) \
+            or not value.args or not isinstance(value.args[0], str):
+        raise ValueError("array dtype is not a plain numpy.dtype")
+    code = value.args[0]
+    state = value.state if isinstance(value.state, tuple) else ()
+    has_object = code.startswith("O")
+    elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
+    if len(state) > 4 and isinstance(state[4], SDict):  # structured: fields
+        if state[4].truncated:
+            raise ValueError("too many dtype fields to analyse")
+        for field_spec in state[4].d.values():
+            if isinstance(field_spec, tuple) and field_spec:
+                has_object |= _dtype_info(field_spec[0], depth + 1)[1]
+    if len(state) > 2 and isinstance(state[2], tuple) and state[2]:  # subarray
+        has_object |= _dtype_info(state[2][0], depth + 1)[1]
+    if elsize > 0:
+        return elsize, has_object
+    digits = "".join(ch for ch in code if ch.isdigit())
+    if not digits:
+        if has_object:
+            return 8, True
+        raise ValueError(f"cannot size dtype {code!r}")
+    return int(digits), has_object
+
+
+def _is_wrapper(value: object) -> bool:
+    if not isinstance(value, Obj) or not isinstance(value.func, Global):
+        return False
+    if value.func.real == _WRAPPER:
+        return True
+    return (value.func.real == _RECONSTRUCTOR and isinstance(value.args, tuple)
+            and bool(value.args) and isinstance(value.args[0], Global)
+            and value.args[0].real == _WRAPPER)
+
+
+class _Walker:
+    """Walks one pickle stream from ``pos``."""
+
+    def __init__(self, data, ctx: ScanContext, *, joblib: bool, end: int) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.joblib = joblib
+        self.end = end
+        self.proto = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def _line(self, pos: int) -> tuple[bytes, int]:
+        nl = self.data.find(b"\n", pos, self.end)
+        if nl < 0:
+            raise MalformedPickle("truncated pickle: line argument has no newline", pos)
+        if nl - pos > self.ctx.limits.max_name_len * 4:
+            raise MalformedPickle("line argument too long", pos)
+        return self.data[pos:nl], nl + 1
+
+    def _need(self, pos: int, n: int, what: str) -> int:
+        if n < 0 or pos + n > self.end:
+            raise MalformedPickle(
+                f"truncated pickle: {what} needs {n} bytes, {max(self.end - pos, 0)} left", pos)
+        return pos + n
+
+    def _import(self, module: str, name: str, offset: int, opname: str) -> Global:
+        ctx = self.ctx
+        real = allowlist.normalise(module, name, self.proto)
+        allowed, severity = allowlist.classify(module, name, self.proto,
+                                               extra_allowed=ctx.extra_allowed,
+                                               joblib=self.joblib)
+        ctx.imports.append(ImportRecord(real[0], real[1], offset, allowed, ctx.member))
+        if not allowed:
+            alias = "" if real == (module, name) else f" (written as {module}.{name})"
+            ctx.add(severity or SUSPICIOUS, "import",
+                    f"{opname} imports {real[0]}.{real[1]}{alias}, which is not in the "
+                    "allow-list", offset, real[0], real[1])
+        return Global(module, name, real, offset)
+
+    def _skip_joblib_array(self, wrapper: Obj, pos: int, frame_end: int, op_at: int) -> int:
+        state = wrapper.state
+        if not isinstance(state, SDict):
+            raise MalformedPickle("joblib array wrapper without a state dict", op_at)
+        shape = state.d.get("shape")
+        if not isinstance(shape, tuple) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in shape):
+            raise MalformedPickle("joblib array wrapper has no valid shape", op_at)
+        try:
+            itemsize, has_object = _dtype_info(state.d.get("dtype"))
+        except ValueError as exc:
+            raise MalformedPickle(f"joblib array: {exc}", op_at) from None
+        if frame_end > pos:
+            self.ctx.add(SUSPICIOUS, "frame-mismatch",
+                         "joblib array data starts inside a pickle FRAME: joblib and the "
+                         "pickle framer would read different bytes", pos)
+        if has_object:
+            # An object array is a complete nested pickle stream read by a plain Unpickler.
+            return scan_stream(self.data, pos, self.ctx, joblib=False, end=self.end).end
+        if state.d.get("numpy_array_alignment_bytes") is not None:
+            pos = self._need(pos, 1, "joblib padding byte")
+            pos = self._need(pos, self.data[pos - 1], "joblib padding")
+        count = 1
+        for dim in shape:
+            count *= dim
+        return self._need(pos, count * itemsize, f"joblib array data ({count} x {itemsize} B)")
+
+    # -- the walk ------------------------------------------------------------------------
+    def run(self, pos: int) -> StreamResult:  # noqa: C901 - one dispatch loop, on purpose
+        data, ctx, end = self.data, self.ctx, self.end
+        lim = ctx.limits
+        cap = lim.max_tracked_container
+        stack: list = []
+        marks: list[int] = []
+        memo: dict = {}
+        frame_end = -1
+        ops = 0
+        floor = 0  # current mark: the stack may not be popped below it
+        mark_obj = _Mark()
+
+        def underflow(at: int) -> MalformedPickle:
+            return MalformedPickle("pickle stack underflow", at)
+
+        def pop_mark(at: int) -> list:
+            nonlocal floor
+            if not marks:
+                raise MalformedPickle("pickle MARK expected but missing", at)
+            idx = marks.pop()
+            items = stack[idx + 1:]
+            del stack[idx:]
+            floor = marks[-1] + 1 if marks else 0
+            return items
+
+        while True:
+            if pos >= end:
+                raise MalformedPickle("truncated pickle: stream ends without STOP", pos)
+            at = pos
+            op = data[pos]
+            pos += 1
+            ops += 1
+            if not ops & 0xFFFF:
+                if time.monotonic() > ctx.deadline:
+                    raise MalformedPickle("scan time budget exceeded", at)
+                if ops > lim.max_opcodes:
+                    raise MalformedPickle("too many opcodes", at)
+                if len(stack) > lim.max_stack:
+                    raise MalformedPickle("pickle stack too large", at)
+            if 0 <= frame_end <= at:
+                frame_end = -1  # frame fully consumed: reads go to the file again
+            # --- memo -----------------------------------------------------------------
+            if op == 0x94:  # MEMOIZE
+                if len(stack) <= floor:
+                    raise underflow(at)
+                if len(memo) >= lim.max_memo:
+                    raise MalformedPickle("pickle memo too large", at)
+                memo[len(memo)] = stack[-1]
+            elif op == 0x71 or op == 0x72 or op == 0x70:  # BINPUT, LONG_BINPUT, PUT
+                if op == 0x71:
+                    pos = self._need(pos, 1, "BINPUT")
+                    key = data[pos - 1]
+                elif op == 0x72:
+                    pos = self._need(pos, 4, "LONG_BINPUT")
+                    key = int.from_bytes(data[pos - 4:pos], "little")
+                else:
+                    line, pos = self._line(pos)
+                    try:
+                        key = int(line)
+                    except ValueError:
+                        raise MalformedPickle("PUT argument is not an integer", at) from None
+                if len(stack) <= floor:
+                    raise underflow(at)
+                if key not in memo and len(memo) >= lim.max_memo:
+                    raise MalformedPickle("pickle memo too large", at)
+                memo[key] = stack[-1]
+            elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET, LONG_BINGET, GET
+                if op == 0x68:
+                    pos = self._need(pos, 1, "BINGET")
+                    key = data[pos - 1]
+                elif op == 0x6A:
+                    pos = self._need(pos, 4, "LONG_BINGET")
+                    key = int.from_bytes(data[pos - 4:pos], "little")
+                else:
+                    line, pos = self._line(pos)
+                    try:
+                        key = int(line)
+                    except ValueError:
+                        raise MalformedPickle("GET argument is not an integer", at) from None
+                try:
+                    stack.append(memo[key])
+                except KeyError:
+                    raise MalformedPickle(f"memo key {key} not found", at) from None
+            # --- scalars ----------------------------------------------------------------
+            elif op == 0x4B:  # BININT1
+                pos = self._need(pos, 1, "BININT1")
+                stack.append(data[pos - 1])
+            elif op == 0x4A:  # BININT
+                pos = self._need(pos, 4, "BININT")
+                stack.append(int.from_bytes(data[pos - 4:pos], "little", signed=True))
+            elif op == 0x4D:  # BININT2
+                pos = self._need(pos, 2, "BININT2")
+                stack.append(int.from_bytes(data[pos - 2:pos], "little"))
+            elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
+                if op == 0x8A:
+                    pos = self._need(pos, 1, "LONG1")
+                    n = data[pos - 1]
+                else:
+                    pos = self._need(pos, 4, "LONG4")
+                    n = int.from_bytes(data[pos - 4:pos], "little", signed=True)
+                    if n < 0:
+                        raise MalformedPickle("LONG4 with negative length", at)
+                pos = self._need(pos, n, "LONG")
+                stack.append(int.from_bytes(data[pos - n:pos], "little", signed=True)
+                             if n <= 64 else _BIG)
+            elif op == 0x49 or op == 0x4C:  # INT, LONG (text)
+                line, pos = self._line(pos)
+                try:
+                    text = line.rstrip(b"L")
+                    stack.append(True if line == b"01" and op == 0x49 else
+                                 False if line == b"00" and op == 0x49 else int(text))
+                except ValueError:
+                    raise MalformedPickle("INT/LONG argument is not an integer", at) from None
+            elif op == 0x47:  # BINFLOAT
+                pos = self._need(pos, 8, "BINFLOAT")
+                stack.append(OPAQUE)
+            elif op == 0x46:  # FLOAT
+                _, pos = self._line(pos)
+                stack.append(OPAQUE)
+            elif op == 0x4E:
+                stack.append(None)
+            elif op == 0x88:
+                stack.append(True)
+            elif op == 0x89:
+                stack.append(False)
+            # --- strings and bytes --------------------------------------------------------
+            elif op in (0x8C, 0x58, 0x8D, 0x55, 0x54, 0x43, 0x42, 0x8E, 0x96):
+                if op == 0x8C or op == 0x55 or op == 0x43:
+                    pos = self._need(pos, 1, "length")
+                    n = data[pos - 1]
+                elif op == 0x58 or op == 0x54 or op == 0x42:
+                    pos = self._need(pos, 4, "length")
+                    n = int.from_bytes(data[pos - 4:pos], "little", signed=(op == 0x54))
+                else:
+                    pos = self._need(pos, 8, "length")
+                    n = int.from_bytes(data[pos - 8:pos], "little")
+                pos = self._need(pos, n, "string/bytes argument")
+                if n > lim.max_name_len:
+                    stack.append(_BIG)
+                elif op in (0x8C, 0x58, 0x8D):
+                    try:
+                        stack.append(codecs.decode(data[pos - n:pos], "utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        raise MalformedPickle("invalid UTF-8 in unicode string", at) from None
+                elif op == 0x55 or op == 0x54:
+                    # 8-bit strings load as str under the common encodings (ASCII/latin1).
+                    stack.append(bytes(data[pos - n:pos]).decode("latin-1"))
+                else:
+                    stack.append(bytes(data[pos - n:pos]))
+            elif op == 0x53:  # STRING
+                line, pos = self._line(pos)
+                if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
+                    raise MalformedPickle("STRING argument is not quoted", at)
+                try:
+                    stack.append(codecs.escape_decode(line[1:-1])[0].decode("latin-1"))
+                except ValueError:
+                    raise MalformedPickle("bad escape in STRING argument", at) from None
+            elif op == 0x56:  # UNICODE
+                line, pos = self._line(pos)
+                try:
+                    stack.append(line.decode("raw-unicode-escape"))
+                except UnicodeDecodeError:
+                    raise MalformedPickle("bad UNICODE argument", at) from None
+            elif op == 0x97:  # NEXT_BUFFER (out-of-band)
+                ctx.add(INFO, "out-of-band-buffer",
+                        "pickle expects out-of-band buffers (protocol 5)", at)
+                stack.append(OPAQUE)
+            elif op == 0x98:  # READONLY_BUFFER
+                if len(stack) <= floor:
+                    raise underflow(at)
+            # --- containers ---------------------------------------------------------------
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+                stack.append(mark_obj)
+                floor = len(stack)
+            elif op == 0x74:  # TUPLE
+                items = pop_mark(at)
+                stack.append(tuple(items) if len(items) <= cap else _BIG)
+            elif op == 0x29:
+                stack.append(())
+            elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1..3
+                n = op - 0x84
+                if len(stack) - floor < n:
+                    raise underflow(at)
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(items)
+            elif op == 0x5D:  # EMPTY_LIST
+                stack.append(SList([]))
+            elif op == 0x6C:  # LIST
+                items = pop_mark(at)
+                lst = SList(items[:cap])
+                lst.truncated = len(items) > cap
+                stack.append(lst)
+            elif op == 0x61:  # APPEND
+                if len(stack) - floor < 2:
+                    raise underflow(at)
+                value = stack.pop()
+                target = stack[-1]
+                if isinstance(target, SList):
+                    if len(target.items) < cap:
+                        target.items.append(value)
+                    else:
+                        target.truncated = True
+            elif op == 0x65:  # APPENDS
+                items = pop_mark(at)
+                if len(stack) <= floor:
+                    raise underflow(at)
+                target = stack[-1]
+                if isinstance(target, SList):
+                    room = cap - len(target.items)
+                    target.items.extend(items[:max(room, 0)])
+                    target.truncated |= len(items) > room
+            elif op == 0x7D:  # EMPTY_DICT
+                stack.append(SDict())
+            elif op == 0x64 or op == 0x75:  # DICT, SETITEMS
+                items = pop_mark(at)
+                if len(items) % 2:
+                    raise MalformedPickle("odd number of items for a dict", at)
+                if op == 0x64:
+                    target = SDict()
+                    stack.append(target)
+                else:
+                    if len(stack) <= floor:
+                        raise underflow(at)
+                    target = stack[-1]
+                if isinstance(target, SDict):
+                    for i in range(0, len(items), 2):
+                        if len(target.d) >= cap:
+                            target.truncated = True
+                            break
+                        if _hashable(items[i]):
+                            target.d[items[i]] = items[i + 1]
+            elif op == 0x73:  # SETITEM
+                if len(stack) - floor < 3:
+                    raise underflow(at)
+                value = stack.pop()
+                key = stack.pop()
+                target = stack[-1]
+                if isinstance(target, SDict):
+                    if len(target.d) < cap and _hashable(key):
+                        target.d[key] = value
+                    else:
+                        target.truncated = True
+            elif op == 0x8F:  # EMPTY_SET
+                stack.append(OPAQUE)
+            elif op == 0x90:  # ADDITEMS
+                pop_mark(at)
+                if len(stack) <= floor:
+                    raise underflow(at)
+            elif op == 0x91:  # FROZENSET
+                pop_mark(at)
+                stack.append(OPAQUE)
+            elif op == 0x30:  # POP
+                if len(stack) > floor:
+                    stack.pop()
+                else:
+                    pop_mark(at)
+            elif op == 0x31:  # POP_MARK
+                pop_mark(at)
+            elif op == 0x32:  # DUP
+                if len(stack) <= floor:
+                    raise underflow(at)
+                stack.append(stack[-1])
+            # --- imports and calls ---------------------------------------------------------
+            elif op == 0x63 or op == 0x69:  # GLOBAL, INST
+                mod_line, pos = self._line(pos)
+                name_line, pos = self._line(pos)
+                try:
+                    module, name = mod_line.decode("utf-8"), name_line.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise MalformedPickle("GLOBAL names are not UTF-8", at) from None
+                glob = self._import(module, name, at, "GLOBAL" if op == 0x63 else "INST")
+                if op == 0x63:
+                    stack.append(glob)
+                else:
+                    stack.append(Obj(glob, tuple(pop_mark(at)), at))
+            elif op == 0x93:  # STACK_GLOBAL
+                if len(stack) - floor < 2:
+                    raise underflow(at)
+                name = stack.pop()
+                module = stack.pop()
+                if not isinstance(module, str) or not isinstance(name, str):
+                    ctx.add(DANGEROUS, "unresolved-global",
+                            "STACK_GLOBAL with a module or name that is not a known string "
+                            f"({module!r}, {name!r})", at)
+                    stack.append(Global("?", "?", ("?", "?"), at))
+                else:
+                    stack.append(self._import(module, name, at, "STACK_GLOBAL"))
+            elif op == 0x52:  # REDUCE
+                if len(stack) - floor < 2:
+                    raise underflow(at)
+                args = stack.pop()
+                func = stack.pop()
+                if not isinstance(func, Global):
+                    ctx.add(DANGEROUS, "call",
+                            f"REDUCE calls a computed object ({_describe(func)}), not an "
+                            "imported global", at)
+                stack.append(Obj(func, args, at))
+            elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
+                need = 2 if op == 0x81 else 3
+                if len(stack) - floor < need:
+                    raise underflow(at)
+                if op == 0x92:
+                    stack.pop()
+                args = stack.pop()
+                cls = stack.pop()
+                if not isinstance(cls, Global):
+                    ctx.add(DANGEROUS, "call",
+                            f"NEWOBJ instantiates a computed object ({_describe(cls)})", at)
+                stack.append(Obj(cls, args, at))
+            elif op == 0x6F:  # OBJ
+                items = pop_mark(at)
+                if not items:
+                    raise MalformedPickle("OBJ without a class", at)
+                if not isinstance(items[0], Global):
+                    ctx.add(DANGEROUS, "call",
+                            f"OBJ instantiates a computed object ({_describe(items[0])})", at)
+                stack.append(Obj(items[0], tuple(items[1:]), at))
+            elif op == 0x62:  # BUILD
+                if len(stack) - floor < 2:
+                    raise underflow(at)
+                state = stack.pop()
+                target = stack[-1]
+                if isinstance(target, Global):
+                    ctx.add(DANGEROUS, "build-global",
+                            f"BUILD sets attributes on the imported object "
+                            f"{target.real[0]}.{target.real[1]} itself", at)
+                elif isinstance(target, Obj):
+                    target.state = state
+                    if self.joblib and _is_wrapper(target):
+                        pos = self._skip_joblib_array(target, pos, frame_end, at)
+                        stack[-1] = OPAQUE
+                        frame_end = -1  # joblib reads the array from the file itself
+            elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
+                width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                pos = self._need(pos, width, "EXT code")
+                code = int.from_bytes(data[pos - width:pos], "little")
+                ctx.add(SUSPICIOUS, "extension",
+                        f"EXT{width} imports the object registered as extension code {code}; "
+                        "its module and name cannot be checked", at)
+                stack.append(Global("?", "?", ("?", "?"), at))
+            elif op == 0x50 or op == 0x51:  # PERSID, BINPERSID
+                if op == 0x50:
+                    _, pos = self._line(pos)
+                else:
+                    if len(stack) <= floor:
+                        raise underflow(at)
+                    stack.pop()
+                ctx.persistent_ids += 1
+                stack.append(OPAQUE)
+            # --- framing and protocol -------------------------------------------------------
+            elif op == 0x80:  # PROTO
+                pos = self._need(pos, 1, "PROTO")
+                self.proto = data[pos - 1]
+                if self.proto > 5:
+                    raise MalformedPickle(f"unsupported pickle protocol {self.proto}", at)
+            elif op == 0x95:  # FRAME
+                pos = self._need(pos, 8, "FRAME")
+                n = int.from_bytes(data[pos - 8:pos], "little")
+                if frame_end > at:
+                    ctx.add(SUSPICIOUS, "frame-mismatch",
+                            "FRAME starts before the previous frame ended: the Python "
+                            "unpickler rejects this stream, the C unpickler loads it", at)
+                if pos + n > end:
+                    raise MalformedPickle(f"FRAME of {n} bytes runs past the end of data", at)
+                frame_end = pos + n
+                continue
+            elif op == 0x2E:  # STOP
+                if len(stack) <= floor:
+                    raise underflow(at)
+                if 0 <= frame_end and frame_end != pos:
+                    ctx.add(SUSPICIOUS, "frame-mismatch",
+                            "STOP inside a FRAME with unread bytes left in the frame", at)
+                return StreamResult(pos, self.proto, stack[-1])
+            else:
+                raise MalformedPickle(f"invalid pickle opcode 0x{op:02x}", at)
+            if 0 <= frame_end < pos:
+                ctx.add(SUSPICIOUS, "frame-mismatch",
+                        "opcode straddles a FRAME boundary: the Python unpickler rejects "
+                        "this stream, the C unpickler loads it", at)
+                frame_end = -1
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Obj):
+        if isinstance(value.func, Global):
+            return f"result of {value.func.real[0]}.{value.func.real[1]}(...)"
+        return "result of a call"
+    if isinstance(value, (_Opaque, SList, SDict)):
+        return type(value).__name__.lstrip("_").lower()
+    return type(value).__name__
+
+
+def scan_stream(data, pos: int, ctx: ScanContext, *, joblib: bool = False,
+                end: int | None = None) -> StreamResult:
+    """Walk one pickle stream starting at ``pos``; raise :class:`MalformedPickle` if broken."""
+    return _Walker(data, ctx, joblib=joblib, end=len(data) if end is None else end).run(pos)
+
+
+def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int = 0,
+                     end: int | None = None, max_streams: int | None = None) -> list[StreamResult]:
+    """Scan every pickle stream concatenated in ``data[start:end]``.
+
+    ``pickle.load`` called in a loop reads them all, so all are scanned. A broken stream
+    (truncated, invalid opcode, underflow) is a ``malformed`` finding; the imports seen
+    before the break are still reported, since an unpickler would already have run them.
+    """
+    end = len(data) if end is None else end
+    limit = max_streams or ctx.limits.max_pickle_streams
+    results: list[StreamResult] = []
+    pos = start
+    while pos < end:
+        if len(results) >= limit:
+            if max_streams is None:
+                ctx.add(MALFORMED, "too-many-streams",
+                        f"more than {limit} concatenated pickle streams", pos)
+            break
+        try:
+            result = scan_stream(data, pos, ctx, joblib=joblib, end=end)
+        except MalformedPickle as exc:
+            what = "pickle stream" if not results else \
+                f"data after pickle stream {len(results)} (ends at byte {pos})"
+            ctx.add(MALFORMED, "malformed", f"{what}: {exc.detail}", exc.offset)
+            break
+        except RecursionError:
+            ctx.add(MALFORMED, "malformed", "nesting too deep", pos)
+            break
+        results.append(result)
+        pos = result.end
+    if start >= end:
+        ctx.add(MALFORMED, "empty", "empty pickle data", start)
+    return results
+
+
+def is_torch_legacy_magic(result: StreamResult) -> bool:
+    """True when a stream's value is torch's legacy-format magic number."""
+    return result.value == _TORCH_MAGIC

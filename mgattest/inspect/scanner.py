@@ -1,0 +1,313 @@
+"""Dispatch: recognise each file's format and run the matching checks.
+
+``scan_bytes`` and ``scan_path`` never raise for hostile content: every problem is a
+finding in the returned :class:`FileReport`. They raise :class:`InspectInputError` only
+for bad usage (a path that does not exist).
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import stat
+import tarfile
+from pathlib import Path
+from typing import Iterable
+
+from mgattest.inspect import archive, compressed, npy
+from mgattest.inspect.detect import sniff
+from mgattest.inspect.errors import InspectInputError
+from mgattest.inspect.gguf_check import check_gguf
+from mgattest.inspect.keras_check import check_keras_config, check_keras_h5
+from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
+from mgattest.inspect.onnx_check import check_onnx
+from mgattest.inspect.pickle_scan import (ScanContext, is_torch_legacy_magic,
+                                          scan_pickle_blob)
+from mgattest.inspect.report import (INFO, MALFORMED, SUSPICIOUS, FileReport)
+from mgattest.inspect.safetensors_check import check_safetensors
+
+_COMPRESSED = ("gzip", "zlib", "bz2", "xz", "lzma", "joblib-zf")
+_JOBLIB_ZF_HEADER = 2 + 19  # b"ZF" + hex length padded (joblib < 0.10)
+
+
+def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
+               extra_allowed: Iterable[tuple[str, str]] = (),
+               base_dir: str | os.PathLike | None = None) -> FileReport:
+    """Inspect one in-memory file. ``name`` is used for display and format hints.
+
+    ``base_dir`` is the model directory, used to resolve ONNX external data.
+    """
+    ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
+    fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
+    return FileReport(name, fmt, len(data), ctx.findings, ctx.imports)
+
+
+def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
+              extra_allowed: Iterable[tuple[str, str]] = ()) -> list[FileReport]:
+    """Inspect a file, or every file under a directory (sorted, symlinks checked)."""
+    root = Path(path)
+    if not root.exists() and not root.is_symlink():
+        raise InspectInputError(f"no such file or directory: {root}", what="path",
+                                where=str(root))
+    allowed = tuple(extra_allowed)
+    if not root.is_dir():
+        return [_scan_file(root, root.parent, limits, allowed)]
+    reports: list[FileReport] = []
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for entry in sorted(filenames) + sorted(d for d in dirnames
+                                                if os.path.islink(os.path.join(dirpath, d))):
+            reports.append(_scan_file(Path(dirpath) / entry, real_root, limits, allowed))
+    return reports
+
+
+def _scan_file(path: Path, root: Path, limits: Limits,
+               extra_allowed: tuple) -> FileReport:
+    display = str(path)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise InspectInputError(f"cannot stat {path}: {exc.strerror}", where=display) from None
+    if stat.S_ISLNK(st.st_mode):
+        target = Path(os.path.realpath(path))
+        real_root = root.resolve()
+        if target != real_root and real_root not in target.parents:
+            return _single(display, "symlink", MALFORMED, "symlink",
+                           f"symlink points outside the model directory (to {target})")
+        if target.is_dir():
+            return _single(display, "symlink", INFO, "symlink", "symlink to a directory inside "
+                           "the model; its files are scanned where they live")
+        st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return _single(display, "special", MALFORMED, "special-file",
+                       "not a regular file (device, FIFO or socket)")
+    if st.st_size > limits.max_file_bytes:
+        return _single(display, "unknown", MALFORMED, "too-large",
+                       f"{st.st_size} bytes exceeds the scan limit {limits.max_file_bytes}")
+    with open(path, "rb") as fh:
+        if st.st_size == 0:
+            return scan_bytes(display, b"", limits=limits, extra_allowed=extra_allowed,
+                              base_dir=path.parent)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return scan_bytes(display, data, limits=limits, extra_allowed=extra_allowed,
+                              base_dir=path.parent)
+
+
+def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileReport:
+    ctx = ScanContext()
+    ctx.add(severity, kind, detail)
+    return FileReport(path, fmt, 0, ctx.findings, [])
+
+
+def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
+    if depth > ctx.limits.max_archive_depth:
+        ctx.add(MALFORMED, "nesting", "archives nested too deeply")
+        return "archive"
+    if len(data) == 0:
+        ctx.add(MALFORMED, "empty", "empty file")
+        return "empty"
+    fmt = sniff(name, bytes(data[:512]))
+    if fmt in ("pickle", "maybe-pickle"):
+        return _scan_pickle(data, ctx, tentative=fmt == "maybe-pickle")
+    if fmt in _COMPRESSED:
+        return _scan_compressed(name, fmt, data, ctx, depth, base_dir)
+    if fmt == "zip":
+        return _scan_zip(data, ctx, depth)
+    if fmt == "tar":
+        return _scan_tar(data, ctx, depth)
+    if fmt == "npy":
+        _scan_npy(data, ctx)
+    elif fmt == "safetensors":
+        check_safetensors(data, ctx)
+    elif fmt == "gguf":
+        check_gguf(data, ctx)
+    elif fmt == "onnx":
+        check_onnx(data, ctx, base_dir if depth == 0 else None)
+    elif fmt == "hdf5":
+        check_keras_h5(data, ctx)
+    elif fmt == "code":
+        ctx.add(INFO, "code-file", "executable code file: not inspected; it runs only if "
+                "something imports or executes it (e.g. trust_remote_code)")
+    elif fmt == "not-pickle":
+        ctx.add(MALFORMED, "malformed", "named like a pickle, but its first byte is not a "
+                "pickle opcode (pickle loaders reject it)", 0)
+    elif fmt == "unknown":
+        ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
+    _check_polyglot_zip(fmt, data, ctx, depth)
+    return fmt
+
+
+def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
+    if tentative:
+        trial = ScanContext(member=ctx.member, limits=ctx.limits,
+                            extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+        results = scan_pickle_blob(data, trial, joblib=True)
+        if not results and not any(f.kind == "import" for f in trial.findings):
+            ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
+            return "unknown"
+        ctx.findings.extend(trial.findings)
+        ctx.imports.extend(trial.imports)
+        return _label_pickle(ctx, results)
+    first = scan_pickle_blob(data, ctx, joblib=True, max_streams=1)
+    if first and is_torch_legacy_magic(first[0]):
+        rest = scan_pickle_blob(data, ctx, start=first[0].end, max_streams=4)
+        end = rest[-1].end if len(rest) == 4 else len(data)
+        if end < len(data):
+            ctx.add(INFO, "raw-storage",
+                    f"bytes {end}-{len(data)} hold raw tensor storage that torch reads "
+                    "without unpickling", end)
+        return "torch-legacy"
+    results = list(first)
+    if first and first[0].end < len(data):
+        results += scan_pickle_blob(data, ctx, joblib=True, start=first[0].end)
+    _check_polyglot_zip("pickle", data, ctx, 0)
+    return _label_pickle(ctx, results)
+
+
+def _label_pickle(ctx: ScanContext, results) -> str:
+    if ctx.persistent_ids:
+        ctx.add(INFO, "persistent-id", f"{ctx.persistent_ids} persistent id(s): the loader's "
+                "persistent_load decides what they become")
+    if any(i.module == "joblib.numpy_pickle" for i in ctx.imports):
+        return "joblib"
+    return "pickle"
+
+
+def _scan_compressed(name: str, fmt: str, data, ctx: ScanContext, depth: int,
+                     base_dir: str | None) -> str:
+    kind, start = ("zlib", _JOBLIB_ZF_HEADER) if fmt == "joblib-zf" else (fmt, 0)
+    try:
+        inner = compressed.decompress(kind, memoryview(data)[start:] if start else data,
+                                      ctx.limits)
+    except compressed.DecompressionError as exc:
+        ctx.add(MALFORMED, "compression", f"{fmt} data: {exc}")
+        return fmt
+    stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".gz", ".bz2", ".xz",
+                                                                      ".lzma", ".z") else name
+    inner_fmt = _scan(stem, inner, ctx, depth + 1, base_dir)
+    return f"{inner_fmt}+{fmt}"
+
+
+def _nested(ctx: ScanContext, member: str):
+    old = ctx.member
+    ctx.member = member if old is None else f"{old}!{member}"
+    return old
+
+
+def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
+    opened = archive.open_zip(data, ctx)
+    if opened is None:
+        return "zip"
+    zf, members = opened
+    names = [m.name for m in members]
+    budget = [ctx.limits.max_total_decompressed_bytes]
+    is_torch = any(n == "data.pkl" or n.endswith("/data.pkl") for n in names)
+    is_keras = "config.json" in names and ("model.weights.h5" in names
+                                           or "metadata.json" in names)
+    is_npz = bool(names) and all(n.endswith(".npy") for n in names)
+    fmt = "torch-zip" if is_torch else "keras" if is_keras else "npz" if is_npz else "zip"
+    if is_torch:
+        prefixes = {n.split("/", 1)[0] for n in names if "/" in n}
+        if len(prefixes) > 1:
+            ctx.add(SUSPICIOUS, "zip-mismatch", f"torch archive has several top-level "
+                    f"records {sorted(prefixes)}: readers may pick different ones")
+        if any("/code/" in f"/{n}" for n in names):
+            ctx.add(SUSPICIOUS, "torchscript", "TorchScript archive: code/ is compiled and "
+                    "run by torch.jit.load")
+    for member in members:
+        lower = member.name.lower()
+        if member.name.endswith("/"):
+            continue
+        if is_torch and not lower.endswith(".pkl"):
+            head = archive.read_member_head(zf, member, 8)
+            if sniff(member.name, head) not in ("zip", "gzip", "bz2", "xz", "tar"):
+                continue  # raw tensor storage, version, byteorder ...
+        if is_keras and lower.endswith(".h5"):
+            continue  # weights only
+        raw = archive.read_member(zf, member, ctx, budget)
+        if raw is None:
+            continue
+        old = _nested(ctx, member.name)
+        try:
+            if is_keras and member.name == "config.json":
+                check_keras_config(raw, ctx)
+            elif is_torch and lower.endswith(".pkl"):
+                scan_pickle_blob(raw, ctx, joblib=False)
+            else:
+                _scan(member.name, raw, ctx, depth + 1, None)
+        finally:
+            ctx.member = old
+    if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
+        ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
+    return fmt
+
+
+def _scan_tar(data, ctx: ScanContext, depth: int) -> str:
+    budget = ctx.limits.max_total_decompressed_bytes
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
+            for count, info in enumerate(tf):
+                if count >= ctx.limits.max_archive_members:
+                    ctx.add(MALFORMED, "tar", "too many tar members")
+                    break
+                if not info.isfile():
+                    if info.issym() or info.islnk() or info.isdev():
+                        ctx.add(SUSPICIOUS, "tar-link",
+                                f"tar member {info.name!r} is a link or device")
+                    continue
+                if info.size > budget:
+                    ctx.add(MALFORMED, "tar", f"tar member {info.name!r} too large")
+                    break
+                fh = tf.extractfile(info)
+                raw = fh.read() if fh else b""
+                budget -= len(raw)
+                old = _nested(ctx, info.name)
+                try:
+                    _scan(info.name, raw, ctx, depth + 1, None)
+                finally:
+                    ctx.member = old
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        ctx.add(MALFORMED, "tar", f"unreadable tar archive: {exc}")
+    return "tar"
+
+
+def _scan_npy(data, ctx: ScanContext) -> None:
+    try:
+        header = npy.parse_header(data, ctx.limits)
+    except npy.NpyError as exc:
+        ctx.add(MALFORMED, "npy", f".npy header: {exc}")
+        return
+    if header.has_object:
+        ctx.add(INFO, "object-array", "object array: its data is a pickle (numpy.load needs "
+                "allow_pickle=True)", header.data_offset)
+        scan_pickle_blob(data, ctx, start=header.data_offset, max_streams=1)
+        return
+    itemsize = npy.descr_itemsize(header.descr)
+    if itemsize is None:
+        return
+    count = 1
+    for dim in header.shape:
+        count *= dim
+    have = len(data) - header.data_offset
+    if have < count * itemsize:
+        ctx.add(MALFORMED, "npy", f"array needs {count * itemsize} data bytes, file has {have}",
+                header.data_offset)
+    elif have > count * itemsize:
+        ctx.add(SUSPICIOUS, "trailing-data", f"{have - count * itemsize} bytes after the array "
+                "data", header.data_offset + count * itemsize)
+
+
+def _check_polyglot_zip(fmt: str, data, ctx: ScanContext, depth: int) -> None:
+    """A file that is not a zip at its start but carries a zip directory at its end."""
+    if fmt in ("zip", "data", "code") or len(data) < 22:
+        return
+    tail = bytes(data[max(0, len(data) - 65557):])
+    if b"PK\x05\x06" not in tail:
+        return
+    sub = ScanContext(limits=ctx.limits, deadline=ctx.deadline)
+    if archive.open_zip(data, sub) is None:
+        return
+    ctx.add(SUSPICIOUS, "polyglot", f"{fmt} file is also a readable zip archive: different "
+            "loaders would read different contents")
