@@ -429,3 +429,39 @@ def test_mismatch_error_carries_all_failures(model: Path) -> None:
     assert d["what"] == "subject digest"
     assert {f["name"] for f in d["details"]["failures"]} == {"config.json", "new"}
     assert "and 1 more" in ei.value.message
+
+
+# --------------------------------------------------------------------------- changes mid-hash
+
+@pytest.mark.parametrize("change", ["grow", "shrink", "rewrite"])
+@pytest.mark.parametrize("shard_size", [None, 1 << 20])
+def test_file_changing_while_hashed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               change: str, shard_size: int | None) -> None:
+    from mgattest.attest import digests as digests_mod
+    from mgattest.attest.walk import ModelChangedError
+
+    monkeypatch.setattr(digests_mod, "BUFFER_SIZE", 4096)
+    monkeypatch.setattr(digests_mod, "_PROGRESS_EVERY", 4096)
+    p = tmp_path / "w.bin"
+    p.write_bytes(b"a" * 64 * 1024)
+    fired: list[int] = []
+
+    def meddle(done: int) -> None:  # runs in the hashing thread after the first chunk
+        if fired:
+            return
+        fired.append(done)
+        if change == "grow":
+            with open(p, "ab") as f:
+                f.write(b"more")
+        elif change == "shrink":
+            os.truncate(p, 100)
+        else:
+            with open(p, "r+b") as f:
+                f.seek(60_000)
+                f.write(b"b")
+            st = p.stat()
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+    with pytest.raises(ModelChangedError, match="w.bin"):
+        hash_model(p, shard_size=shard_size, workers=1, progress=meddle)
+    assert fired
