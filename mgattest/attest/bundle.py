@@ -103,7 +103,7 @@ def load_bundle(source: str | Path | bytes | dict[str, Any], *,
         data, label = read_bundle_bytes(source), where or str(source)
     try:
         decoded = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _fail(f"bundle {label} is not valid JSON: {exc}", label) from None
     return parse_bundle(decoded, where=label)
 

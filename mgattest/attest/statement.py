@@ -147,7 +147,7 @@ def parse_statement(payload: bytes, *, where: str = "statement",
         raise StatementError("statement larger than 32 MiB", what="statement", where=where)
     try:
         data = json.loads(payload, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise StatementError(f"statement is not valid JSON: {exc}", what="statement",
                              where=where) from None
     return validate_statement(data, where=where, check_names=check_names)
