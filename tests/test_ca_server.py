@@ -1,0 +1,295 @@
+"""The private CA's Fulcio v2 API and the local OIDC issuer, over real HTTP on 127.0.0.1.
+
+sigstore-python's own Fulcio client is used as an independent client where it fits.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
+from mgattest.ca import authority
+from mgattest.ca.authority import CertificateAuthority
+from mgattest.ca.errors import CAError, TokenError
+from mgattest.ca.oidc_issuer import LocalOIDCIssuer
+from mgattest.ca.oidc_issuer import create_app as oidc_app
+from mgattest.ca.server import create_app as ca_app
+from mgattest.ca.serving import ServerThread, bind, url_of
+from mgattest.ca.tokens import TokenVerifier, check_issuer_url
+
+pytestmark = pytest.mark.network
+TIMEOUT = 10
+
+
+def _start_issuer(directory) -> tuple[LocalOIDCIssuer, ServerThread]:
+    sock = bind()
+    url = url_of(sock)
+    sock.close()
+    issuer = LocalOIDCIssuer.open(directory, url)
+    server = ServerThread(oidc_app(issuer), port=int(url.rsplit(":", 1)[1])).start()
+    return issuer, server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("castack")
+    issuer, oidc_server = _start_issuer(base / "oidc")
+    authority.init(base / "ca")
+    ca = CertificateAuthority.load(base / "ca")
+    ca_server = ServerThread(ca_app(ca, TokenVerifier([issuer.issuer_url]))).start()
+    try:
+        yield {"issuer": issuer, "ca": ca, "url": ca_server.url, "base": base}
+    finally:
+        ca_server.stop()
+        oidc_server.stop()
+
+
+def _trusted_root(ca: CertificateAuthority) -> dict:
+    import hashlib
+
+    der = ca.ct_signer.public_key_der
+    return {"certificateAuthorities": [{"certChain": {"certificates": [
+        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
+        for c in ca.chain]}, "validFor": {"start": "2020-01-01T00:00:00Z"}}],
+        "ctlogs": [{"publicKey": {"rawBytes": base64.b64encode(der).decode(),
+                                  "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                    "logId": {"keyId": base64.b64encode(hashlib.sha256(der).digest()).decode()}}]}
+
+
+def _pop_request(token: str, key, challenge: str, *, sign: bytes | None = None) -> dict:
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    sig = key.sign(sign if sign is not None else challenge.encode(), ec.ECDSA(hashes.SHA256()))
+    return {"credentials": {"oidcIdentityToken": token},
+            "publicKeyRequest": {"publicKey": {"algorithm": "ECDSA", "content": pem},
+                                 "proofOfPossession": base64.b64encode(sig).decode()}}
+
+
+def _post(stack, body, headers=None) -> requests.Response:
+    return requests.post(stack["url"] + "/api/v2/signingCert", json=body, headers=headers,
+                         timeout=TIMEOUT)
+
+
+def test_discovery_and_jwks(stack):
+    issuer = stack["issuer"]
+    doc = requests.get(issuer.issuer_url + "/.well-known/openid-configuration",
+                       timeout=TIMEOUT).json()
+    assert doc["issuer"] == issuer.issuer_url
+    keys = requests.get(doc["jwks_uri"], timeout=TIMEOUT).json()["keys"]
+    assert keys[0]["kid"] == issuer.kid and keys[0]["alg"] == "ES256"
+
+
+def test_configuration_trust_bundle_and_ct_key(stack):
+    ca = stack["ca"]
+    conf = requests.get(stack["url"] + "/api/v2/configuration", timeout=TIMEOUT).json()
+    assert conf["issuers"][0]["issuerUrl"] == stack["issuer"].issuer_url
+    assert conf["issuers"][0]["audience"] == "sigstore"
+    bundle = requests.get(stack["url"] + "/api/v2/trustBundle", timeout=TIMEOUT).json()
+    chain = [x509.load_pem_x509_certificate(p.encode())
+             for p in bundle["chains"][0]["certificates"]]
+    assert chain == ca.chain
+    ct = requests.get(stack["url"] + "/api/v2/mgattest/ctlog", timeout=TIMEOUT).json()
+    assert base64.b64decode(ct["keyId"]) == ca.ct_log_id()
+
+
+def test_csr_flow_with_sigstore_python_client(stack):
+    """sigstore-python's Fulcio client (CSR + Bearer token) gets a verifiable certificate."""
+    from sigstore._internal.fulcio.client import FulcioClient
+    from sigstore.oidc import IdentityToken
+
+    token = stack["issuer"].mint("alice@example.com")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.EMAIL_ADDRESS,
+                                                       "alice@example.com")]))
+           .sign(key, hashes.SHA256()))
+    resp = FulcioClient(stack["url"]).signing_cert.post(csr, IdentityToken(token))
+    assert resp.cert.public_key().public_numbers() == key.public_key().public_numbers()
+    signer = verify_signing_certificate(resp.cert.public_bytes(serialization.Encoding.DER),
+                                        [], _trusted_root(stack["ca"]), [int(time.time())])
+    IdentityPolicy(identity="alice@example.com", issuer=stack["issuer"].issuer_url).check(signer)
+
+
+def test_public_key_with_proof_of_possession(stack):
+    token = stack["issuer"].mint("bob@example.com")
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, "bob@example.com"))
+    assert r.status_code == 201, r.text
+    pems = r.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"]
+    assert len(pems) == 3
+    leaf = x509.load_pem_x509_certificate(pems[0].encode())
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["bob@example.com"]
+
+
+def test_wrong_proof_of_possession_refused(stack):
+    token = stack["issuer"].mint("bob@example.com")
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, "bob@example.com", sign=b"mallory@example.com"))
+    assert r.status_code == 400 and "proof of possession" in r.json()["message"]
+
+
+def test_github_claims_produce_workflow_certificate(stack):
+    claims = {"job_workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
+              "repository": "octo/m", "repository_owner": "octo", "repository_id": "1",
+              "repository_owner_id": "2", "workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
+              "workflow_sha": "f" * 40, "job_workflow_sha": "f" * 40, "workflow": "t",
+              "event_name": "push", "ref": "refs/heads/main", "sha": "e" * 40, "run_id": "5",
+              "run_attempt": "1", "runner_environment": "github-hosted"}
+    sub = "repo:octo/m:ref:refs/heads/main"
+    token = stack["issuer"].mint(sub, claims=claims)
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, sub))
+    assert r.status_code == 201, r.text
+    leaf = x509.load_pem_x509_certificate(
+        r.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"][0].encode())
+    signer = verify_signing_certificate(leaf.public_bytes(serialization.Encoding.DER), [],
+                                        _trusted_root(stack["ca"]), [int(time.time())])
+    assert signer.identity == "https://github.com/octo/m/.github/workflows/t.yml@refs/heads/main"
+    assert signer.extensions["source_repository_digest"] == "e" * 40
+    assert signer.extensions["build_trigger"] == "push"
+
+
+def _forge(issuer_url: str, **overrides) -> str:
+    """A token signed by a key the CA does not trust, claiming the trusted issuer."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = {"iss": issuer_url, "sub": "eve@example.com", "email": "eve@example.com",
+              "email_verified": True, "aud": "sigstore", "iat": now, "exp": now + 300}
+    claims.update(overrides)
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "forged"})
+
+
+@pytest.mark.parametrize("make_token,reason", [
+    (lambda i: i.mint("eve@example.com", audience="not-sigstore"), "audience"),
+    (lambda i: i.mint("eve@example.com", now=int(time.time()) - 4000, ttl=60), "expired"),
+    (lambda i: i.mint("eve@example.com", now=int(time.time()) + 3600), "not valid yet|future"),
+    (lambda i: i.mint("eve@example.com", claims={"email_verified": False}), "not verified"),
+    (lambda i: i.mint("eve@example.com", claims={"iss": "http://127.0.0.1:1"}), "not trusted"),
+    (lambda i: _forge(i.issuer_url), "key id|signature"),
+    (lambda i: jwt.encode({"iss": i.issuer_url, "sub": "e", "aud": "sigstore",
+                           "iat": int(time.time()), "exp": int(time.time()) + 60},
+                          key=None, algorithm="none"), "algorithm"),
+    (lambda i: jwt.encode({"iss": i.issuer_url, "sub": "e", "aud": "sigstore",
+                           "iat": int(time.time()), "exp": int(time.time()) + 60},
+                          key="secret-secret-secret-secret-secret", algorithm="HS256"), "algorithm"),
+    (lambda i: "not.a.jwt", "not a JWT"),
+])
+def test_bad_tokens_refused(stack, make_token, reason):
+    import re
+
+    token = make_token(stack["issuer"])
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, "eve@example.com"))
+    assert r.status_code == 401, r.text
+    assert re.search(reason, r.json()["message"]), r.json()["message"]
+
+
+def test_forged_token_with_real_kid_refused(stack):
+    issuer = stack["issuer"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    token = jwt.encode({"iss": issuer.issuer_url, "sub": "x", "aud": "sigstore", "iat": now,
+                        "exp": now + 60}, key, algorithm="ES256", headers={"kid": issuer.kid})
+    r = _post(stack, _pop_request(token, key, "x"))
+    assert r.status_code == 401 and "signature" in r.json()["message"]
+
+
+def test_malformed_requests(stack):
+    token = stack["issuer"].mint("a@example.com")
+    assert _post(stack, {"publicKeyRequest": {}}).status_code == 401  # no token
+    r = _post(stack, {"credentials": {"oidcIdentityToken": token}})
+    assert r.status_code == 400 and "exactly one" in r.json()["message"]
+    r = _post(stack, {"certificateSigningRequest": "!!notbase64"},
+              headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 400
+    r = _post(stack, {"certificateSigningRequest": base64.b64encode(b"junk").decode()},
+              headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 400 and "not a CSR" in r.json()["message"]
+    r = requests.post(stack["url"] + "/api/v2/signingCert", data=b"{", timeout=TIMEOUT)
+    assert r.status_code == 400
+    r = requests.post(stack["url"] + "/api/v2/signingCert", data=b"x" * 70000, timeout=TIMEOUT)
+    assert r.status_code == 413
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = weak.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    sig = weak.sign(b"a@example.com", padding.PKCS1v15(), hashes.SHA256())
+    r = _post(stack, {"credentials": {"oidcIdentityToken": token},
+                      "publicKeyRequest": {"publicKey": {"content": pem},
+                                           "proofOfPossession": base64.b64encode(sig).decode()}})
+    assert r.status_code == 400 and "2048" in r.json()["message"]
+
+
+def test_token_verifier_rejects_insecure_issuer_urls():
+    with pytest.raises(CAError):
+        check_issuer_url("http://example.com")
+    with pytest.raises(CAError):
+        TokenVerifier([])
+    assert check_issuer_url("https://issuer.example") == "https://issuer.example"
+
+
+def test_token_verifier_discovery_mismatch(stack, tmp_path):
+    """A discovery document naming another issuer is refused."""
+    issuer = stack["issuer"]
+
+    def fetch(url):
+        if url.endswith("openid-configuration"):
+            return {"issuer": "https://other.example", "jwks_uri": issuer.issuer_url + "/keys"}
+        return issuer.jwks()
+
+    v = TokenVerifier([issuer.issuer_url], fetch=fetch)
+    with pytest.raises(TokenError, match="names issuer"):
+        v.verify(issuer.mint("a@example.com"))
+
+
+def test_ca_directory_guards(tmp_path):
+    authority.init(tmp_path / "ca")
+    with pytest.raises(CAError, match="refusing to overwrite"):
+        authority.init(tmp_path / "ca")
+    key = tmp_path / "ca" / "intermediate.key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    with pytest.raises(CAError, match="chmod 600"):
+        CertificateAuthority.load(tmp_path / "ca")
+    with pytest.raises(CAError, match="not a CA directory"):
+        CertificateAuthority.load(tmp_path / "nothing")
+
+
+def test_cli_ca_oidc_trust_commands(tmp_path):
+    """`mgattest ca init` and `oidc token` through the real CLI (exit codes 0 / 2)."""
+    import subprocess
+    import sys
+
+    exe = [sys.executable, "-m", "mgattest"]
+    r = subprocess.run(exe + ["ca", "init", "--dir", str(tmp_path / "ca")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(exe + ["ca", "init", "--dir", str(tmp_path / "ca")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "refusing to overwrite" in r.stderr
+    r = subprocess.run(exe + ["oidc", "token", "--dir", str(tmp_path / "oidc"), "--subject", "a"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no issuer URL" in r.stderr
+    r = subprocess.run(exe + ["oidc", "token", "--dir", str(tmp_path / "oidc"), "--subject",
+                              "a@example.com", "--issuer", "http://127.0.0.1:1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    claims = jwt.decode(r.stdout.strip(), options={"verify_signature": False})
+    assert claims["email"] == "a@example.com" and claims["aud"] == "sigstore"
+    r = subprocess.run(exe + ["trust", "private", "--log", "http://127.0.0.1:1", "--ca",
+                              "http://127.0.0.1:1", "--out", str(tmp_path / "c.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot reach" in r.stderr
+    assert not (tmp_path / "c.json").exists()
+    json.dumps(claims)
