@@ -279,8 +279,25 @@ def _qualifying(att: VerifiedAttestation, req: LogRequirement) -> tuple[bool, li
     return (req.require == "optional" or len(entries) >= req.min_entries), ev
 
 
-def _evaluate_rule(policy: Policy, rule: Rule, files: list[_File],
+def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
                    coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
+    ignored = [f for f in matched if any_glob(rule.ignore, f.name)]
+    files = [f for f in matched if f not in ignored]
+    if not files:
+        return [Check(rule.id, "files", PASS, f"all {len(ignored)} matching file(s) ignored by "
+                      "files.ignore", [{"file": f.name, "ignored": True} for f in ignored])]
+    checks: list[Check] = [_files_check(rule, files, ignored, coverage)]
+    if rule.unsigned_files == "allow":
+        # Unsigned files are tolerated: signature clauses judge the signed ones, and at
+        # least one file must be signed.
+        signed = [f for f in files if coverage[f.name]]
+        files = signed or files[:1]
+    checks.extend(_signature_checks(policy, rule, files, coverage, now))
+    return checks
+
+
+def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
+                      coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
     req = rule.tlog or _DEFAULT_LOG_REQ
     qualified: dict[str, list[VerifiedAttestation]] = {}
     log_ev: list[dict[str, Any]] = []
@@ -297,8 +314,7 @@ def _evaluate_rule(policy: Policy, rule: Rule, files: list[_File],
         if coverage[f.name] and not good:
             log_fail.append(f)
     checks: list[Check] = []
-    checks.append(_files_check(rule, files, coverage))
-    if rule.tlog is not None or any(coverage.values()):
+    if rule.tlog is not None or any(coverage[f.name] for f in files):
         where = f" in {', '.join(req.logs)}" if req.logs else ""
         if log_fail:
             checks.append(Check(rule.id, "transparencyLog", FAIL,
@@ -343,18 +359,21 @@ def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
     return Check(rule.id, clause, PASS, reason, evidence)
 
 
-def _files_check(rule: Rule, files: list[_File],
+def _files_check(rule: Rule, files: list[_File], ignored: list[_File],
                  coverage: dict[str, list[VerifiedAttestation]]) -> Check:
     def outcome(f: _File):
-        if any_glob(rule.ignore, f.name):
-            return True, "ignored by files.ignore", {}
         if coverage[f.name]:
             return True, f"covered by {len(coverage[f.name])} attestation(s)", {
                 "attestations": [a.source for a in coverage[f.name]]}
         if rule.unsigned_files == "allow":
             return "warn", "not covered by any attestation (files.unsigned: allow)", {}
         return False, f"not covered by any verified attestation ({f.digest})", {}
-    return _per_file(rule, "files", files, outcome)
+    check = _per_file(rule, "files", files, outcome)
+    check.evidence.extend({"file": f.name, "digest": f.digest, "ok": True,
+                           "reason": "ignored by files.ignore"} for f in ignored)
+    if ignored and check.status == PASS:
+        check.reason += f"; {len(ignored)} file(s) ignored"
+    return check
 
 
 def _digest_outcome(rule: Rule, f: _File):

@@ -39,18 +39,20 @@ def detect_format(name: str, head: bytes | None = None) -> str:
 
 
 _ALIASES = {
-    "torch": "pytorch", "pytorch-zip": "pytorch", "torch-zip": "pytorch",
-    "torch-legacy": "pytorch", "pt": "pytorch", "npy": "numpy", "npz": "numpy",
-    "pkl": "pickle", "dill": "pickle", "cloudpickle": "pickle", "protobuf": "onnx",
+    "torch": "pytorch", "torch-zip": "pytorch", "torch-legacy": "pytorch", "pt": "pytorch",
+    "npy": "numpy", "npz": "numpy", "pkl": "pickle", "maybe-pickle": "pickle",
 }
+_KNOWN = frozenset({"safetensors", "pytorch", "numpy", "onnx", "pickle", "joblib", "gguf",
+                    "json", "text"})
 
 
 def normalize_format(fmt: str | None, name: str) -> str:
-    """Map a scanner's format label onto the policy's format names."""
-    if not fmt:
+    """Map a scanner's format label (``mgattest.inspect``) onto the policy's names.
+
+    Labels that only say "some data" or "unknown" fall back to the file name; any other
+    label the policy has no name for (archives, keras, code ...) is ``other``.
+    """
+    if not fmt or fmt in ("data", "unknown", "empty"):
         return detect_format(name)
-    fmt = fmt.lower()
-    fmt = _ALIASES.get(fmt, fmt)
-    known = {"safetensors", "pytorch", "numpy", "onnx", "pickle", "joblib", "gguf", "json",
-             "text"}
-    return fmt if fmt in known else detect_format(name) if fmt == "unknown" else "other"
+    fmt = _ALIASES.get(fmt.lower(), fmt.lower())
+    return fmt if fmt in _KNOWN else "other"
