@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mgattest.policy.evaluate import evaluate
-from policy_helpers import (GH_ISSUER, KEY_A, KEY_B, KEY_C, LOG_ID, SLSA, T0, Report,
+from test_policy_helpers import (GH_ISSUER, KEY_A, KEY_B, KEY_C, LOG_ID, SLSA, T0, Report,
                             attestation, cert_signer, digest_of, key_signer, keys_block, log,
                             model, policy, provenance, safe_reports)
 
@@ -132,7 +132,7 @@ def test_unlogged_denied_by_default_allowed_when_optional():
 
 
 def test_log_must_be_the_named_log(tmp_path):
-    from policy_helpers import new_key
+    from test_policy_helpers import new_key
     log_pem, log_fp = new_key()
     block = keys_block(("a", KEY_A), ("b", KEY_B), ("c", KEY_C))
     block += "  logs:\n    - name: private\n      publicKey: |\n"
