@@ -221,3 +221,20 @@ def test_set_round_trip_and_tampering(signer: LogSigner) -> None:
         set_payload(b"x", -1, log_id, 0)
     with pytest.raises(SETError):
         set_payload(b"x", 1, "short", 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1),
+       st.binary(min_size=32, max_size=32))
+def test_set_payload_fast_path_equals_rfc8785(body: bytes, t: int, index: int,
+                                             log_id: bytes) -> None:
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps({"body": base64.b64encode(body).decode(), "integratedTime": t,
+                                  "logID": log_id.hex(), "logIndex": index})
+    except rfc8785.IntegerDomainError:
+        with pytest.raises(SETError):
+            set_payload(body, t, log_id.hex(), index)
+        return
+    assert set_payload(body, t, log_id.hex(), index) == expected

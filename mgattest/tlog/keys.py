@@ -147,6 +147,7 @@ class LogSigner:
         elif not isinstance(private_key, ed25519.Ed25519PrivateKey):
             raise InputError(f"unsupported log key type {type(private_key).__name__}")
         self._private_key = private_key
+        self._ecdsa = ec.ECDSA(hashes.SHA256())
         self.public_key: PublicKey = private_key.public_key()
         self.verifier = LogVerifier(self.public_key)
         self.log_id: bytes = self.verifier.log_id
@@ -202,7 +203,7 @@ class LogSigner:
         try:
             if isinstance(key, ed25519.Ed25519PrivateKey):
                 return key.sign(data)
-            return key.sign(data, ec.ECDSA(hashes.SHA256()))
+            return key.sign(data, self._ecdsa)
         except Exception as exc:  # pragma: no cover - a broken key is a log fault
             raise LogError(f"log key failed to sign: {exc}") from exc
 

@@ -318,11 +318,8 @@ class LogStore:
         stored: list[StoredEntry] = []
         try:
             with self._immediate() as conn:
-                for pos, leaf in enumerate(leaves):
-                    row = conn.execute("SELECT idx FROM entries WHERE leaf_hash = ?",
-                                       (leaf.leaf_hash,)).fetchone()
-                    if row is not None:
-                        raise DuplicateLeaf(pos, row[0])
+                if len(leaves) <= 8:  # cheap explicit check; big batches rely on UNIQUE
+                    self._check_duplicates(conn, leaves)
                 row = conn.execute("SELECT MAX(idx) FROM entries").fetchone()
                 size = 0 if row[0] is None else row[0] + 1
                 stack = self._frontier(conn, size)
@@ -343,15 +340,29 @@ class LogStore:
                         level += 1
                         subtree_rows.append((level, (size >> level) - 1, node))
                     stack.append((level, node))
-                conn.executemany(
-                    "INSERT INTO entries(idx, leaf_hash, body, integrated_time, kind, "
-                    "api_version, set_sig) VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+                try:
+                    conn.executemany(
+                        "INSERT INTO entries(idx, leaf_hash, body, integrated_time, kind, "
+                        "api_version, set_sig) VALUES (?, ?, ?, ?, ?, ?, ?)", entry_rows)
+                except sqlite3.IntegrityError as exc:
+                    if "leaf_hash" not in str(exc):
+                        raise
+                    self._check_duplicates(conn, leaves)
+                    raise
                 conn.executemany("INSERT INTO subtrees(level, idx, hash) VALUES (?, ?, ?)",
                                  subtree_rows)
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot append to log database {self.path}: {exc}",
                            where=self.path) from None
         return stored
+
+    @staticmethod
+    def _check_duplicates(conn: sqlite3.Connection, leaves: Sequence[PendingLeaf]) -> None:
+        for pos, leaf in enumerate(leaves):
+            row = conn.execute("SELECT idx FROM entries WHERE leaf_hash = ?",
+                               (leaf.leaf_hash,)).fetchone()
+            if row is not None:
+                raise DuplicateLeaf(pos, row[0])
 
     def put_checkpoint(self, size: int, note: str) -> str:
         """Store a signed checkpoint for ``size`` unless one exists; return the stored one."""
