@@ -359,18 +359,21 @@ def _run(real_root: str, single_file: bool, plans: Sequence[_Plan], workers: int
             _store(job, _hash_range(real_root, single_file, plans[job[0]], job[2], job[3],
                                     job[4], tracker), whole, shards)
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mgattest-hash") as ex:
+        ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mgattest-hash")
+        try:
             futures: dict[Future[bytes], tuple[int, int, int, int, bool]] = {
                 ex.submit(_hash_range, real_root, single_file, plans[j[0]], j[2], j[3], j[4],
                           tracker): j for j in jobs}
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for f in futures:
-                    f.cancel()
-                raise failed[0].exception()  # type: ignore[misc]
+            for fut in done:
+                exc = fut.exception()
+                if exc is not None:
+                    raise exc
             for fut, job in futures.items():
                 _store(job, fut.result(), whole, shards)
+        finally:
+            # On failure or Ctrl-C, drop queued jobs; running ones end with their range.
+            ex.shutdown(wait=True, cancel_futures=True)
     out: list[FileDigest] = []
     for i, plan in enumerate(plans):
         mf = plan.file
