@@ -114,7 +114,14 @@ def local_trusted_logs(db_path: str | Path | None = None) -> list[Any]:
 
 
 def local_base_url(db_path: str | Path | None = None) -> str:
-    """A ``file://`` URL naming the log database (trusted roots need a baseUrl)."""
+    """The ``baseUrl`` a trusted root gives this log: ``https://<origin>``.
+
+    Verifiers derive the expected checkpoint origin from ``baseUrl`` (host and path, as
+    for Rekor v2), and protobuf-specs has no origin field, so the URL carries it."""
+    info = local_log_info(db_path) or {}
+    origin = info.get("origin")
+    if isinstance(origin, str) and origin:
+        return f"https://{origin}"
     return _paths(db_path)[0].resolve().as_uri()
 
 
