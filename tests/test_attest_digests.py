@@ -465,3 +465,50 @@ def test_file_changing_while_hashed_is_refused(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(ModelChangedError, match="w.bin"):
         hash_model(p, shard_size=shard_size, workers=1, progress=meddle)
     assert fired
+
+
+# --------------------------------------------------------------------------- random trees
+
+_segment = st.text(alphabet="aZ09 -_.:!~ü字", min_size=1, max_size=6).filter(
+    lambda s: s not in (".", ".."))
+
+
+def _no_prefix_clash(names: list[str]) -> bool:
+    dirs = {"/".join(n.split("/")[:k]) for n in names for k in range(1, n.count("/") + 1)}
+    return not dirs & set(names)
+
+
+random_trees = st.dictionaries(
+    st.lists(_segment, min_size=1, max_size=4).map("/".join),
+    st.binary(max_size=300), min_size=1, max_size=8,
+).filter(lambda d: _no_prefix_clash(list(d)) and not (set(d) & {".git", ".gitignore",
+                                                                ".github", ".gitattributes"})
+         and not any(n.split("/")[0] in (".git", ".github") for n in d))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=random_trees, shard_size=st.one_of(st.none(), st.integers(1, 128)),
+       pick=st.integers(0, 10_000))
+def test_random_trees_round_trip_and_localise_tampering(tmp_path: Path, tree: dict[str, bytes],
+                                                        shard_size: int | None,
+                                                        pick: int) -> None:
+    import tempfile
+
+    root = _tree(Path(tempfile.mkdtemp(dir=tmp_path)), tree)
+    subjects = hash_model(root, shard_size=shard_size).subjects()
+    assert [s["name"] for s in subjects] == sorted(tree)
+    assert check_model(root, subjects).ok
+    non_empty = sorted(n for n, v in tree.items() if v)
+    if not non_empty:
+        return
+    name = non_empty[pick % len(non_empty)]
+    data = bytearray(tree[name])
+    offset = pick % len(data)
+    data[offset] ^= 0xFF
+    (root / name).write_bytes(bytes(data))
+    check = check_model(root, subjects)
+    bad = [f for f in check.files if f.status != "ok"]
+    assert [(f.name, f.status) for f in bad] == [(name, "mismatch")]
+    if shard_size is not None:
+        shard = offset // shard_size
+        assert bad[0].detail.startswith(f"shard {shard}, bytes {shard * shard_size}-")

@@ -339,3 +339,35 @@ def test_allow_symlinks_recorded(tmp_path: Path) -> None:
     assert stmt["predicate"]["serialization"]["allow_symlinks"] is True
     assert check_model_signing(root, stmt).ok
     assert pathlib.Path(root / "link").is_symlink()
+
+
+# --------------------------------------------------------------------------- random trees
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_segment = st.text(alphabet="aZ0 -_.!~ü", min_size=1, max_size=5).filter(
+    lambda s: s not in (".", "..") and not s.startswith(".git"))
+
+
+def _no_prefix_clash(names: list[str]) -> bool:
+    dirs = {"/".join(n.split("/")[:k]) for n in names for k in range(1, n.count("/") + 1)}
+    return not dirs & set(names)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=st.dictionaries(st.lists(_segment, min_size=1, max_size=3).map("/".join),
+                            st.binary(max_size=200), min_size=1, max_size=6).filter(
+           lambda d: _no_prefix_clash(list(d))),
+       shard_size=st.one_of(st.none(), st.integers(1, 64)))
+def test_random_trees_equal_model_signing(tmp_path: Path, tree: dict[str, bytes],
+                                          shard_size: int | None) -> None:
+    import tempfile
+
+    root = _tree(Path(tempfile.mkdtemp(dir=tmp_path)) / "m", tree)
+    method = "files" if shard_size is None else "shards"
+    ours = to_model_signing_statement(hash_model(root, shard_size=shard_size))
+    assert ours == _normalise_ms(_ms_statement(root, _ms_config(method, "sha256", shard_size,
+                                                                [])))
+    assert check_model_signing(root, ours).ok
+    _ms_accepts(root, ours)
