@@ -170,9 +170,11 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
     roots = tuple(_root(r, ("trust", "roots", i), base, problem)
                   for i, r in enumerate(doc.get("trust", {}).get("roots", [])))
     keys: dict[str, TrustedKey] = {}
+    broken: set[str] = set()  # declared names whose definition already failed
     for i, k in enumerate(doc.get("trust", {}).get("keys", [])):
         key = _key(k, ("trust", "keys", i), base, problem)
         if key is None:
+            broken.add(f"key:{k['name']}")
             continue
         if key.name in keys:
             problem(("trust", "keys", i, "name"), f"duplicate key name {key.name!r}")
@@ -181,6 +183,7 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
     for i, spec in enumerate(doc.get("trust", {}).get("logs", [])):
         log = _log(spec, ("trust", "logs", i), base, problem)
         if log is None:
+            broken.add(f"log:{spec['name']}")
             continue
         if log.name in logs or log.name in {r.name for r in roots}:
             problem(("trust", "logs", i, "name"), f"duplicate log name {log.name!r}")
@@ -188,16 +191,18 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
 
     signers: dict[str, Signer] = {}
     for name, spec in doc.get("signers", {}).items():
-        signer = _signer(name, spec, ("signers", name), keys, problem)
+        signer = _signer(name, spec, ("signers", name), keys, broken, problem)
         if signer is not None:
             signers[name] = signer
+        else:
+            broken.add(f"signer:{name}")
 
     log_names = {r.name: r.log_ids for r in roots} | {n: frozenset({l.log_id})
                                                       for n, l in logs.items()}
     rules = []
     seen_ids: set[str] = set()
     for i, spec in enumerate(doc["rules"]):
-        rule = _rule(spec, ("rules", i), signers, log_names, where, problem)
+        rule = _rule(spec, ("rules", i), signers, log_names, broken, where, problem)
         if rule.id in seen_ids:
             problem(("rules", i, "id"), f"duplicate rule id {rule.id!r}")
         seen_ids.add(rule.id)
@@ -320,8 +325,10 @@ def _matcher(spec: Any, path: tuple[Any, ...], problem: Any):
 
 
 def _signer(name: str, spec: dict[str, Any], path: tuple[Any, ...],
-            keys: dict[str, TrustedKey], problem: Any) -> Signer | None:
+            keys: dict[str, TrustedKey], broken: set[str], problem: Any) -> Signer | None:
     if "key" in spec:
+        if f"key:{spec['key']}" in broken:
+            return None
         if spec["key"] not in keys:
             problem(path + ("key",), f"signer {name!r} names unknown key {spec['key']!r} "
                                      f"(declare it under trust.keys)")
@@ -341,7 +348,7 @@ def _signer(name: str, spec: dict[str, Any], path: tuple[Any, ...],
 
 
 def _signed_by(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
-               problem: Any) -> SignedBy:
+               broken: set[str], problem: Any) -> SignedBy:
     if "anyOf" in spec:
         mode, names, threshold = "anyOf", spec["anyOf"], 1
     elif "allOf" in spec:
@@ -349,7 +356,7 @@ def _signed_by(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, S
     else:
         mode, names, threshold = "threshold", spec["of"], spec["threshold"]
     for n in names:
-        if n not in signers:
+        if n not in signers and f"signer:{n}" not in broken:
             problem(path, f"unknown signer {n!r} (declare it under signers)")
     if len(set(names)) != len(names):
         problem(path, "a signer is listed twice")
@@ -388,7 +395,8 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
 
 
 def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
-          log_names: dict[str, frozenset[str]], where: Any, problem: Any) -> Rule:
+          log_names: dict[str, frozenset[str]], broken: set[str], where: Any,
+          problem: Any) -> Rule:
     globs = tuple(spec.get("match", ["**"]))
     files = spec.get("files", {})
     for j, g in enumerate(globs + tuple(files.get("ignore", []))):
@@ -396,24 +404,24 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
             glob_to_regex(g)
         except (ValueError, Exception) as exc:  # noqa: BLE001 - re.error included
             problem(path + ("match", j), f"invalid glob {g!r}: {exc}")
-    signed_by = _signed_by(spec["signedBy"], path + ("signedBy",), signers, problem) \
+    signed_by = _signed_by(spec["signedBy"], path + ("signedBy",), signers, broken, problem) \
         if "signedBy" in spec else None
     tlog = None
     if "transparencyLog" in spec:
         t = spec["transparencyLog"]
         ids: set[str] = set()
         for name in t.get("logs", []):
-            if name not in log_names:
+            if name not in log_names and f"log:{name}" not in broken:
                 problem(path + ("transparencyLog", "logs"),
                         f"unknown log {name!r} (declare it under trust.logs or trust.roots)")
-            else:
+            elif name in log_names:
                 ids |= log_names[name]
         tlog = LogRequirement(t.get("require", "required"), tuple(t.get("logs", [])),
                               frozenset(ids), t.get("minEntries", 1))
     attestations = []
     for j, a in enumerate(spec.get("attestations", [])):
         apath = path + ("attestations", j)
-        sb = _signed_by(a["signedBy"], apath + ("signedBy",), signers, problem) \
+        sb = _signed_by(a["signedBy"], apath + ("signedBy",), signers, broken, problem) \
             if "signedBy" in a else None
         prov = None
         if "provenance" in a:

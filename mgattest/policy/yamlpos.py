@@ -76,12 +76,12 @@ def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
         raise PolicyError(f"policy has more than {MAX_NODES} YAML nodes", what="policy.size",
                           where=located.where(path))
     line = node.start_mark.line + 1
-    if id(node) in seen:
+    if id(node) in seen:  # the same node reached twice: an alias
         raise PolicyError("YAML aliases/anchors are not allowed in policy files",
                           what="policy.yaml", where=f"{located.file}:{line}")
+    seen.add(id(node))
     located.lines[path] = line
     if isinstance(node, yaml.MappingNode):
-        seen = seen | {id(node)}
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -98,7 +98,6 @@ def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
             out[key] = _build(value_node, path + (key,), located, seen, counter)
         return out
     if isinstance(node, yaml.SequenceNode):
-        seen = seen | {id(node)}
         return [_build(item, path + (i,), located, seen, counter)
                 for i, item in enumerate(node.value)]
     return _scalar(node, located.file, line)
