@@ -95,6 +95,7 @@ class ScanContext:
     imports: list[ImportRecord] = field(default_factory=list)
     deadline: float = 0.0
     persistent_ids: int = 0
+    compression: str | None = None  # outer compression of the file, if any
 
     def __post_init__(self) -> None:
         if not self.deadline:

@@ -90,6 +90,7 @@ class FileReport:
     size: int
     findings: list[Finding] = field(default_factory=list)
     imports: list[ImportRecord] = field(default_factory=list)
+    compression: str | None = None  # e.g. "gzip" for a compressed joblib file
 
     @property
     def name(self) -> str:
@@ -114,6 +115,7 @@ class FileReport:
             "path": self.path,
             "format": self.format,
             "size": self.size,
+            "compression": self.compression,
             "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
             "imports": [i.to_dict() for i in self.imports],

@@ -40,7 +40,7 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
     """
     ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
     fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
-    return FileReport(name, fmt, len(data), ctx.findings, ctx.imports)
+    return FileReport(name, fmt, len(data), ctx.findings, ctx.imports, ctx.compression)
 
 
 def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
@@ -186,8 +186,9 @@ def _scan_compressed(name: str, fmt: str, data, ctx: ScanContext, depth: int,
         return fmt
     stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".gz", ".bz2", ".xz",
                                                                       ".lzma", ".z") else name
-    inner_fmt = _scan(stem, inner, ctx, depth + 1, base_dir)
-    return f"{inner_fmt}+{fmt}"
+    if depth == 0:
+        ctx.compression = fmt
+    return _scan(stem, inner, ctx, depth + 1, base_dir)
 
 
 def _nested(ctx: ScanContext, member: str):

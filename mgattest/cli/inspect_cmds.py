@@ -1,0 +1,245 @@
+"""``mgattest inspect``, ``mgattest quarantine list|show|restore`` and ``mgattest watch``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
+
+quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
+                             no_args_is_help=True)
+
+
+def _allowed_pairs(values: list[str]) -> list[tuple[str, str]]:
+    from mgattest.errors import InputError
+
+    pairs = []
+    for value in values:
+        module, sep, name = value.rpartition(":")
+        if not sep or not module or not name or "." in name:
+            raise InputError(f"--allow expects MODULE:NAME (e.g. mypkg.layers:MyLayer), got "
+                             f"{value!r}", what="allow")
+        pairs.append((module, name))
+    return pairs
+
+
+@guarded
+def inspect_cmd(
+    paths: list[Path] = typer.Argument(..., help="Model files or directories to inspect."),
+    as_json: bool = typer.Option(False, "--json", help="Print reports as JSON."),
+    quarantine_dir: Optional[Path] = typer.Option(
+        None, "--quarantine", metavar="DIR",
+        help="Move every rejected PATH into this quarantine directory."),
+    allow: list[str] = typer.Option(
+        [], "--allow", metavar="MODULE:NAME",
+        help="Also allow this pickle global (exact module and name). Repeatable."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info findings too."),
+) -> None:
+    """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
+    from mgattest.inspect import SAFE, scan_path, worst
+
+    extra = _allowed_pairs(allow)
+    results: list[tuple[Path, list[Any]]] = []
+    for path in paths:
+        results.append((path, scan_path(path, extra_allowed=extra)))
+    incidents = []
+    if quarantine_dir is not None:
+        from mgattest.load.quarantine import quarantine
+
+        for path, reports in results:
+            verdict = worst(*(r.verdict for r in reports)) if reports else SAFE
+            if verdict == SAFE:
+                continue
+            reasons = [line for r in reports for line in r.reasons()]
+            incident = quarantine(path, quarantine_dir, reason=reasons, verdict=verdict,
+                                  extra={"source": "mgattest inspect"})
+            incidents.append({"path": str(path), "incident": incident.id,
+                              "dir": str(incident.path)})
+    all_reports = [r for _p, reports in results for r in reports]
+    overall = worst(*(r.verdict for r in all_reports)) if all_reports else SAFE
+    if as_json:
+        doc: dict[str, Any] = {"ok": overall == SAFE, "verdict": overall,
+                               "files": [r.to_dict() for r in all_reports]}
+        if quarantine_dir is not None:
+            doc["quarantined"] = incidents
+        out(json.dumps(doc, indent=2))
+    else:
+        for report in all_reports:
+            shown = [f for f in report.findings if verbose or f.severity != "info"]
+            fmt = report.format + (f"+{report.compression}" if report.compression else "")
+            out(f"{report.verdict.upper():10} {report.path} ({fmt})")
+            for finding in shown:
+                out(f"    {finding.severity}: {finding.detail} "
+                    f"[{finding.where(report.path)}]")
+        for inc in incidents:
+            out(f"quarantined {inc['path']} -> {inc['dir']}")
+        bad = sum(1 for r in all_reports if r.verdict != SAFE)
+        (out if not bad else err)(f"{len(all_reports)} file(s) inspected, {bad} with findings")
+    raise typer.Exit(EXIT_OK if overall == SAFE else EXIT_REJECTED)
+
+
+@quarantine_app.command("list")
+@guarded
+def quarantine_list(
+    directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List incidents (oldest first), including interrupted ones."""
+    from mgattest.load.quarantine import list_incidents
+
+    incidents = list_incidents(directory)
+    if as_json:
+        out(json.dumps([i.to_dict() for i in incidents], indent=2))
+        return
+    if not incidents:
+        out("no incidents")
+    for inc in incidents:
+        items = ", ".join(e["original"] for e in inc.record.get("items", []))
+        out(f"{inc.id}  {inc.status:12} {inc.record.get('verdict', '?'):10} {items}")
+
+
+@quarantine_app.command("show")
+@guarded
+def quarantine_show(
+    incident: str = typer.Argument(..., help="Incident id (or a unique prefix)."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
+) -> None:
+    """Print one incident record as JSON."""
+    from mgattest.load.quarantine import get_incident
+
+    out(json.dumps(get_incident(directory, incident).to_dict(), indent=2))
+
+
+@quarantine_app.command("restore")
+@guarded
+def quarantine_restore(
+    incident: str = typer.Argument(..., help="Incident id (or a unique prefix)."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Restore into this directory "
+                                      "instead of the original paths."),
+    force: bool = typer.Option(False, "--force", help="Restore even if the quarantined "
+                               "bytes changed."),
+) -> None:
+    """Move an incident's artifacts back (never overwriting anything)."""
+    from mgattest.load.quarantine import restore
+
+    restored = restore(directory, incident, to=to, force=force)
+    for dest in restored.record.get("restored_to", []):
+        out(f"restored {dest}")
+
+
+def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
+                    keys: list[Path], manifest: Optional[Path], trusted_root: Optional[Path]):
+    from mgattest.errors import InputError, VerificationError
+
+    if manifest is not None:
+        from mgattest.load.watch import manifest_verifier
+
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read digest manifest {manifest}: {exc}",
+                             what="manifest", where=str(manifest)) from None
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            raise InputError("digest manifest must map file names to sha256 hex strings",
+                             what="manifest", where=str(manifest))
+        return manifest_verifier(doc, model)
+    if policy is not None:
+        try:
+            from mgattest.load import read_model_bytes, verify_model_bytes
+            from mgattest.policy.loader import load_policy
+        except ImportError as exc:  # pragma: no cover - policy package absent
+            raise InputError(f"--policy needs mgattest.policy: {exc}", what="policy") from None
+        pol = load_policy(policy)
+        if not bundles:
+            from mgattest.attest.verify import default_bundle_path
+            bundles = [default_bundle_path(model)]
+
+        def verify_with_policy(path: str) -> None:
+            verdict = verify_model_bytes(read_model_bytes(path), pol, [str(b) for b in bundles],
+                                         trusted_root=str(trusted_root) if trusted_root else None)
+            if not verdict.allowed:
+                raise VerificationError("policy denied: " + "; ".join(verdict.reasons[:3]),
+                                        what="policy", where=str(policy))
+        return verify_with_policy
+    if keys or bundles or trusted_root:
+        from mgattest.attest.verify import verify_model
+
+        def verify_with_bundles(path: str) -> None:
+            verify_model(path, [str(b) for b in bundles] or None,
+                         keys=[str(k) for k in keys] or None,
+                         trusted_root=str(trusted_root) if trusted_root else None)
+        return verify_with_bundles
+    raise InputError("watch needs --policy, --key/--bundle, or --manifest", what="watch")
+
+
+@guarded
+def watch_cmd(
+    model: Path = typer.Argument(..., help="Model file or directory to watch."),
+    bundle: list[Path] = typer.Option([], "--bundle", "-b", help="Sigstore bundle(s)."),
+    policy: Optional[Path] = typer.Option(None, "--policy", "-p", help="Policy file."),
+    key: list[Path] = typer.Option([], "--key", "-k", help="Trusted public key(s)."),
+    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root"),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="JSON {name: sha256} "
+                                            "manifest to check instead of bundles."),
+    rehash_interval: float = typer.Option(60.0, "--rehash-interval", help="Seconds between "
+                                          "full re-hashes."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this "
+                                             "many seconds (default: until interrupted)."),
+    once: bool = typer.Option(False, "--once", help="Verify once and exit."),
+    exit_on_compromise: bool = typer.Option(True, "--exit-on-compromise/--keep-running"),
+    as_json: bool = typer.Option(False, "--json", help="Print status changes as JSON lines."),
+) -> None:
+    """Re-verify MODEL on every change (exit 1 as soon as it is compromised)."""
+    import threading
+    import time
+
+    from mgattest.errors import InputError
+    from mgattest.load.watch import Sentry
+
+    if not model.exists():
+        raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root)
+    changed = threading.Event()
+    last: list[Any] = [None]
+
+    def report(status: Any) -> None:
+        state = (status.healthy, status.reason)
+        if state == last[0]:
+            return
+        last[0] = state
+        if as_json:
+            out(json.dumps({"model": str(model), **status.to_dict()}))
+        elif status.healthy:
+            out(f"healthy: {model}")
+        else:
+            err(f"compromised: {model}: {status.reason}")
+        if not status.healthy:
+            changed.set()
+
+    sentry = Sentry(model, verify, rehash_interval=rehash_interval, on_change=report)
+    if once:
+        status = sentry.check(force=True)
+        raise typer.Exit(EXIT_OK if status.healthy else EXIT_REJECTED)
+    sentry.start()
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            if changed.wait(timeout) and exit_on_compromise:
+                break
+            changed.clear() if not exit_on_compromise else None
+    finally:
+        sentry.stop()
+    raise typer.Exit(EXIT_OK if sentry.healthy else EXIT_REJECTED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``inspect``, ``quarantine`` and ``watch`` to the CLI."""
+    app.command("inspect")(inspect_cmd)
+    app.command("watch")(watch_cmd)
+    app.add_typer(quarantine_app, name="quarantine")
