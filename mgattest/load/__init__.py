@@ -166,7 +166,8 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
         raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
                          where=str(path))
     model = read_model_bytes(path)
-    cache_obj = default_cache if cache is True else (cache or None)
+    cache_obj = default_cache if cache is True else \
+        cache if isinstance(cache, VerificationCache) else None
     verdict = verify_model_bytes(model, policy, bundle_list, trusted_root=trusted_root,
                                  identity=identity, cache=cache_obj, now=now)
     if not verdict.allowed:
@@ -197,3 +198,15 @@ def _policy_type() -> type:
     from mgattest.policy.model import Policy  # noqa: PLC0415
 
     return Policy
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``mgattest.load`` is both this package and the ``load`` function: once the package
+    is imported, the attribute ``mgattest.load`` is the module, so the module itself
+    forwards calls to :func:`load`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return load(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

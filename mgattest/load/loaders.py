@@ -70,8 +70,13 @@ def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
                 raise UnsafeContentError(f"{name}: {exc} (object arrays in .npz are refused)",
                                          what="numpy object array", where=name) from None
     stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    shape, fortran, dtype = np.lib.format._read_array_header(stream, version)  # noqa: SLF001
+    major, _minor = np.lib.format.read_magic(stream)
+    header = {1: np.lib.format.read_array_header_1_0,
+              2: np.lib.format.read_array_header_2_0}.get(major)
+    if header is None:
+        raise LoaderError(f"{name}: unsupported .npy format version {major}", what="numpy",
+                          where=name)
+    shape, _fortran, dtype = header(stream)
     if not dtype.hasobject:
         return np.load(io.BytesIO(data), allow_pickle=False)
     if not allow_object_arrays:

@@ -1,0 +1,220 @@
+"""Verify-then-load with real signed bundles (key mode, embedded local log)."""
+
+from __future__ import annotations
+
+import io
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+import mgattest
+import mgattest.errors
+from mgattest.attest.keys import generate_signer, public_key_pem
+from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.load import PolicyDenied, VerificationCache, read_model_bytes
+
+POLICY = """\
+apiVersion: mgattest/v1
+kind: Policy
+trust:
+  keys: [{name: release, path: release.pub}]
+signers:
+  release: {key: release}
+rules:
+  - id: model
+    match: ["**"]
+    signedBy: {anyOf: [release]}
+    content: {pickle: %s}
+"""
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+    signer = generate_signer()
+    (tmp_path / "release.pub").write_bytes(public_key_pem(signer))
+    (tmp_path / "policy.yaml").write_text(POLICY % "deny")
+    (tmp_path / "policy-restricted.yaml").write_text(POLICY % "restricted")
+    return tmp_path, signer
+
+
+def signed(tmp_path, signer, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    bundle = write_bundle_file(sign_model(path, signer).bundle, tmp_path / f"{name}.sigstore.json")
+    return path, bundle
+
+
+def st_bytes(tensors):
+    import safetensors.numpy as sn
+    return sn.save(tensors)
+
+
+def test_safetensors_numpy_and_torch(env):
+    tmp, signer = env
+    tensors = {"w": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes(tensors))
+    got = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    np.testing.assert_array_equal(got["w"], tensors["w"])
+    torch = pytest.importorskip("torch")
+    got_t = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], framework="torch")
+    assert isinstance(got_t["w"], torch.Tensor) and got_t["w"].shape == (3, 4)
+
+
+def test_wrong_signer_denied_with_verdict(env):
+    tmp, _ = env
+    path, bundle = signed(tmp, generate_signer(), "m.safetensors", st_bytes({"a": np.zeros(2)}))
+    # A bundle from an untrusted key fails cryptographic verification outright.
+    with pytest.raises(mgattest.errors.VerificationError):
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+
+
+def test_tampered_file_denied_and_on_fail_none(env):
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes({"a": np.zeros(4)}))
+    path.write_bytes(st_bytes({"a": np.ones(4)}))
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    verdict = exc.value.verdict
+    assert not verdict.allowed and any(c.id == "model.files" for c in verdict.failures)
+    assert exc.value.exit_code == 1
+    assert mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], on_fail="none") is None
+
+
+def test_file_swapped_during_verification_loads_verified_bytes(env, monkeypatch):
+    """TOCTOU: the file is replaced after it was read and while bundles are verified;
+    the loaded object is the verified one, not the replacement."""
+    tmp, signer = env
+    original = {"w": np.full(8, 7.0, dtype=np.float32)}
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes(original))
+    import mgattest.load as load_mod
+    real = load_mod.verify_model_bytes
+    swapped = []
+
+    def swap_then_verify(*args, **kwargs):
+        evil = tmp / "evil.safetensors"
+        evil.write_bytes(st_bytes({"w": np.full(8, 666.0, dtype=np.float32)}))
+        os.replace(evil, path)  # atomic swap of the path being loaded
+        swapped.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load_mod, "verify_model_bytes", swap_then_verify)
+    got = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert swapped and np.array_equal(got["w"], original["w"])
+    monkeypatch.setattr(load_mod, "verify_model_bytes", real)
+    with pytest.raises(PolicyDenied):  # the replacement itself is not signed
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+
+
+def test_numpy_plain_and_object_arrays(env):
+    tmp, signer = env
+    buf = io.BytesIO()
+    np.save(buf, np.arange(5, dtype=np.int64), allow_pickle=False)
+    path, bundle = signed(tmp, signer, "a.npy", buf.getvalue())
+    np.testing.assert_array_equal(mgattest.load(path, policy=tmp / "policy.yaml",
+                                                bundles=[bundle]), np.arange(5))
+    obj = io.BytesIO()
+    np.save(obj, np.array([{"k": 1}, None], dtype=object), allow_pickle=True)
+    opath, obundle = signed(tmp, signer, "o.npy", obj.getvalue())
+    with pytest.raises((PolicyDenied, mgattest.errors.MgattestError)):
+        mgattest.load(opath, policy=tmp / "policy.yaml", bundles=[obundle])
+
+
+def test_torch_checkpoint_weights_only(env):
+    torch = pytest.importorskip("torch")
+    tmp, signer = env
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(3.0)}, buf)
+    path, bundle = signed(tmp, signer, "m.pt", buf.getvalue())
+    got = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert torch.equal(got["w"], torch.arange(3.0))
+
+
+def test_onnx_model(env):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    tmp, signer = env
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    data = helper.make_model(graph).SerializeToString()
+    path, bundle = signed(tmp, signer, "m.onnx", data)
+    got = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert isinstance(got, onnx.ModelProto) and got.graph.node[0].op_type == "Relu"
+
+
+def test_onnx_external_data_refused():
+    from onnx import TensorProto, helper
+    from mgattest.load.loaders import UnsafeContentError, deserialize
+    t = helper.make_tensor("w", TensorProto.FLOAT, [1], [1.0])
+    t.data_location = TensorProto.EXTERNAL
+    del t.float_data[:]
+    t.external_data.add(key="location", value="../../etc/passwd")
+    graph = helper.make_graph([], "g", [], [], initializer=[t])
+    data = helper.make_model(graph).SerializeToString()
+    with pytest.raises(UnsafeContentError, match="external data"):
+        deserialize("m.onnx", data, "onnx")
+
+
+def test_pickle_denied_by_policy(env):
+    import pickle
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.pkl", pickle.dumps({"a": [1, 2]}))
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert any(c.id == "model.content" for c in exc.value.verdict.failures)
+
+
+def test_directory_model_returns_dict(env):
+    tmp, signer = env
+    d = tmp / "model"
+    d.mkdir()
+    (d / "a.safetensors").write_bytes(st_bytes({"a": np.ones(2)}))
+    (d / "config.json").write_text('{"layers": 2}')
+    bundle = write_bundle_file(sign_model(d, signer).bundle, tmp / "model.sigstore.json")
+    got = mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert got["config.json"] == {"layers": 2} and list(got["a.safetensors"]) == ["a"]
+    (d / "extra.json").write_text("{}")
+    with pytest.raises(PolicyDenied):
+        mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    (d / "extra.json").unlink()
+    (d / "config.json").unlink()
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert any(c.id == "policy.integrity" and "missing" in c.reason
+               for c in exc.value.verdict.failures)
+
+
+def test_cache_hits_only_for_the_same_bytes(env):
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes({"a": np.zeros(3)}))
+    cache = VerificationCache()
+    mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
+    mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
+    assert (cache.hits, cache.misses) == (1, 1)
+    path.write_bytes(st_bytes({"a": np.ones(3)}))
+    with pytest.raises(PolicyDenied):
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
+    assert cache.misses == 2 and len(cache) == 1
+
+
+def test_bad_arguments(env):
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes({"a": np.zeros(1)}))
+    with pytest.raises(mgattest.errors.InputError):
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[])
+    with pytest.raises(mgattest.errors.InputError):
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], on_fail="ignore")
+    with pytest.raises(mgattest.errors.InputError):
+        mgattest.load(tmp / "absent", policy=tmp / "policy.yaml", bundles=[bundle])
+
+
+def test_read_model_bytes_refuses_symlink_escape(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (tmp_path / "secret").write_text("x")
+    os.symlink(tmp_path / "secret", d / "link")
+    with pytest.raises(mgattest.errors.MgattestError):
+        read_model_bytes(d)
