@@ -38,6 +38,27 @@ def log_id_of(public_key: PublicKey) -> bytes:
     return hashlib.sha256(spki_der(public_key)).digest()
 
 
+def c2sp_key_id(name: str, public_key: ed25519.Ed25519PublicKey) -> bytes:
+    """The C2SP signed-note key ID of an Ed25519 key: ``SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)``.
+
+    Its first four bytes are the note key hint. Rekor v2 uses it as the log ID.
+    """
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + raw).digest()
+
+
+def log_id_for(public_key: PublicKey, name: str) -> bytes:
+    """The log ID entries of a log named ``name`` carry.
+
+    ECDSA/RSA (Rekor v1 style): SHA-256 of the DER SPKI. Ed25519 (Rekor v2 style): the
+    C2SP key ID, so that the checkpoint key hint is the log ID's first four bytes — which
+    is what sigstore-python checks.
+    """
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return c2sp_key_id(name, public_key)
+    return log_id_of(public_key)
+
+
 def note_key_hint(name: str, public_key: PublicKey) -> bytes:
     """The 4-byte key hint that prefixes a signature line of a C2SP signed note.
 
@@ -45,8 +66,7 @@ def note_key_hint(name: str, public_key: PublicKey) -> bytes:
     signed-note: ``SHA-256(name ‖ "\\n" ‖ 0x01 ‖ raw public key)[:4]``.
     """
     if isinstance(public_key, ed25519.Ed25519PublicKey):
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + raw).digest()[:4]
+        return c2sp_key_id(name, public_key)[:4]
     return hashlib.sha256(spki_der(public_key)).digest()[:4]
 
 

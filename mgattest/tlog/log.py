@@ -25,7 +25,7 @@ from mgattest.tlog.errors import (
     LogError,
     UnknownEntryError,
 )
-from mgattest.tlog.keys import LogSigner
+from mgattest.tlog.keys import LogSigner, log_id_for
 from mgattest.tlog.promise import sign_set
 from mgattest.tlog.store import DuplicateLeaf, LogStore, PendingLeaf, StoredEntry
 
@@ -118,8 +118,9 @@ class TransparencyLog:
         self._store = store
         self.signer = signer
         self.origin = origin
-        self.log_id = signer.log_id
-        self._log_id_hex = signer.log_id.hex()
+        # SHA-256 of the SPKI for ECDSA logs; the C2SP key ID (name = origin) for Ed25519.
+        self.log_id = log_id_for(signer.public_key, origin)
+        self._log_id_hex = self.log_id.hex()
 
     # --- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -142,7 +143,7 @@ class TransparencyLog:
                 fh.write(signer.private_pem())
         store = LogStore.create(db_path, {
             "origin": origin,
-            "log_id": signer.log_id.hex(),
+            "log_id": log_id_for(signer.public_key, origin).hex(),
             "key_type": signer.key_type,
             "public_key": signer.public_pem().decode(),
             "created": str(int(time.time())),
@@ -155,10 +156,11 @@ class TransparencyLog:
         db_path = os.fspath(db_path)
         store = LogStore.open(db_path)
         meta = store.meta()
-        if meta.get("log_id") != signer.log_id.hex():
+        given = log_id_for(signer.public_key, meta.get("origin", "")).hex()
+        if meta.get("log_id") != given:
             store.close()
             raise LogError(
-                f"the key given (log id {signer.log_id.hex()}) is not the key log {db_path} "
+                f"the key given (log id {given}) is not the key log {db_path} "
                 f"was created with (log id {meta.get('log_id')})", where=db_path)
         return cls(store, signer, meta["origin"])
 

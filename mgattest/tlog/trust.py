@@ -14,7 +14,7 @@ from typing import Any
 
 from mgattest.errors import InputError
 from mgattest.tlog.errors import TrustRootError
-from mgattest.tlog.keys import LogVerifier
+from mgattest.tlog.keys import LogVerifier, log_id_for
 
 MAX_TLOGS = 256
 
@@ -45,8 +45,13 @@ class TrustedLog:
     @classmethod
     def for_verifier(cls, verifier: LogVerifier, *, origin: str | None = None,
                      base_url: str | None = None) -> "TrustedLog":
-        """Trust one log key (no validity window), e.g. a private mgattest log."""
-        return cls(verifier.log_id, verifier, base_url, None, None, origin)
+        """Trust one log key (no validity window), e.g. a private mgattest log.
+
+        The log ID is derived as :func:`~mgattest.tlog.keys.log_id_for` does; an
+        Ed25519 log needs its ``origin`` for that (its ID is the C2SP key ID).
+        """
+        log_id = log_id_for(verifier.public_key, origin) if origin else verifier.log_id
+        return cls(log_id, verifier, base_url, None, None, origin)
 
 
 def parse_rfc3339(value: Any, field: str) -> datetime:
