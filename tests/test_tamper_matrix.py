@@ -15,7 +15,7 @@ from mgattest.attest.bundle import MAX_BUNDLE_BYTES, make_bundle
 from mgattest.attest.keys import generate_signer
 from mgattest.attest.sign import LogTarget, dsse_proposed_entry, record_in_log, sign_model
 from mgattest.attest.signers import spki_pem
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest.statement import serialize_statement
 from mgattest.attest.verify import verify_bundle, verify_model
 from mgattest.errors import InputError, MgattestError, VerificationError
 
@@ -129,8 +129,6 @@ def test_forged_subject_names(model, name):
 
 
 def test_other_payload_type(model):
-    good = make_statement([{"name": "a.json", "digest": {"sha256": "0" * 64}}], "x://p", {})
-    del good
     bundle = _forge(model, [{"name": "a.json", "digest": {"sha256": "0" * 64}}],
                     payload_type="application/vnd.other+json", log=False)
     _reject(model, bundle, "payloadType", allow_unlogged=True)

@@ -175,9 +175,9 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
     elif "certificate" in vm:
         leaf = _cert_bytes(vm["certificate"], "certificate", where)
     else:
-        if version == "0.3":
-            raise _fail("v0.3 bundles carry a single certificate, not x509CertificateChain",
-                        where, "x509CertificateChain")
+        # protobuf-specs puts a v0.3 leaf in `certificate`, but model_signing 1.1.1
+        # writes v0.3 bundles with a chain: read both (the chain's extra certificates
+        # are never trusted as anchors).
         certs = _obj(vm["x509CertificateChain"], "x509CertificateChain", where).get(
             "certificates")
         if not isinstance(certs, list) or not certs:

@@ -1,0 +1,186 @@
+"""Interop both ways with OpenSSF model_signing 1.1.1 (its Python API and its CLI)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mgattest.attest.keys import generate_signer, write_keypair
+from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest.verify import verify_model
+from mgattest.errors import MgattestError, VerificationError
+
+pytestmark = pytest.mark.interop
+
+MODEL_SIGNING_CLI = Path(sys.executable).parent / "model_signing"
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def model(tmp_path):
+    root = tmp_path / "model"
+    (root / "layers").mkdir(parents=True)
+    (root / "config.json").write_text('{"hidden": 64}')
+    (root / "layers" / "0.bin").write_bytes(os.urandom(5000))
+    (root / "layers" / "1.bin").write_bytes(os.urandom(12000))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ec_keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    signer = generate_signer("ecdsa-p256")
+    key, pub = write_keypair(signer, d / "k")
+    return signer, key, pub
+
+
+def _flip(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# --------------------------------------------------------------------------- ours → theirs
+
+def test_model_signing_cli_accepts_our_bundle(model, ec_keys, tmp_path):
+    signer, _, pub = ec_keys
+    result = sign_model(model, signer, fmt="model-signing")
+    sig = write_bundle_file(result.bundle, tmp_path / "model.sig")
+    assert result.bundle["verificationMaterial"]["tlogEntries"]  # logged, and still accepted
+    run = subprocess.run([str(MODEL_SIGNING_CLI), "verify", "key", str(model), "--signature",
+                          str(sig), "--public_key", str(pub)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    _flip(model / "layers" / "1.bin")
+    run = subprocess.run([str(MODEL_SIGNING_CLI), "verify", "key", str(model), "--signature",
+                          str(sig), "--public_key", str(pub)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0
+
+
+def test_model_signing_api_accepts_our_shard_bundle(model, ec_keys, tmp_path):
+    from model_signing import hashing, verifying
+
+    signer, _, pub = ec_keys
+    bundle = sign_model(model, signer, fmt="model-signing", shard_size=4096).bundle
+    sig = write_bundle_file(bundle, tmp_path / "model.sig")
+    config = verifying.Config().use_elliptic_key_verifier(public_key=pub)
+    config.set_hashing_config(hashing.Config().use_shard_serialization(shard_size=4096))
+    config.verify(model, sig)
+
+
+# --------------------------------------------------------------------------- theirs → ours
+
+def _ms_sign_key(model, key, sig, *, shard_size=None):
+    from model_signing import hashing, signing
+
+    config = signing.Config().use_elliptic_key_signer(private_key=key)
+    if shard_size:
+        config.set_hashing_config(hashing.Config().use_shard_serialization(
+            shard_size=shard_size))
+    config.sign(model, sig)
+
+
+@pytest.mark.parametrize("shard_size", [None, 4096], ids=["files", "shards"])
+def test_we_verify_model_signing_key_signatures(model, ec_keys, tmp_path, shard_size):
+    signer, key, pub = ec_keys
+    sig = tmp_path / "model.sig"
+    _ms_sign_key(model, key, sig, shard_size=shard_size)
+    with pytest.raises(VerificationError, match="no transparency-log entry"):
+        verify_model(model, [sig], keys=[pub])
+    atts, check = verify_model(model, [sig], keys=[pub], allow_unlogged=True)
+    assert atts[0].predicate_type == "https://model_signing/signature/v1.0"
+    assert check.ok
+    _flip(model / "layers" / "1.bin", 9000)
+    with pytest.raises(VerificationError, match="layers/1.bin") as info:
+        verify_model(model, [sig], keys=[pub], allow_unlogged=True)
+    if shard_size:
+        assert "shard 2" in str(info.value)
+    with pytest.raises(VerificationError, match="any trusted key"):
+        verify_model(model, [sig], keys=[generate_signer().public_key], allow_unlogged=True)
+
+
+def _make_ca(tmp_path):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test model CA")])
+    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                       False), critical=True)
+          .add_extension(ski, critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
+            .issuer_name(ca_name).public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    paths = {"ca": tmp_path / "ca.pem", "leaf": tmp_path / "leaf.pem",
+             "key": tmp_path / "leaf.key"}
+    paths["ca"].write_bytes(ca.public_bytes(pem))
+    paths["leaf"].write_bytes(leaf.public_bytes(pem))
+    paths["key"].write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    return paths
+
+
+def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
+    from model_signing import signing
+
+    paths = _make_ca(tmp_path)
+    sig = tmp_path / "model.sig"
+    signing.Config().use_certificate_signer(
+        private_key=paths["key"], signing_certificate=paths["leaf"],
+        certificate_chain=[paths["ca"]]).sign(model, sig)
+    atts, check = verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+                               allow_unlogged=True)
+    assert check.ok and atts[0].signer.kind == "certificate"
+    assert atts[0].signer.identity == "ml@example.com"
+    (tmp_path / "other").mkdir()
+    other = _make_ca(tmp_path / "other")
+    with pytest.raises(VerificationError, match="does not chain"):
+        verify_model(model, [sig], certificate_chain=other["ca"].read_bytes(),
+                     allow_unlogged=True)
+    (model / "config.json").write_text('{"hidden": 65}')
+    with pytest.raises(MgattestError, match="config.json"):
+        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+                     allow_unlogged=True)
+
+
+def test_signing_same_model_twice_gives_same_statement(model, ec_keys):
+    import base64
+
+    signer = ec_keys[0]
+    a = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
+    b = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
+    assert base64.b64decode(a) == base64.b64decode(b)
