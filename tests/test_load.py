@@ -218,3 +218,35 @@ def test_read_model_bytes_refuses_symlink_escape(tmp_path):
     os.symlink(tmp_path / "secret", d / "link")
     with pytest.raises(mgattest.errors.MgattestError):
         read_model_bytes(d)
+
+
+def test_pickle_restricted_policy_loads_plain_data_and_denies_code(env):
+    import pickle
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.pkl", pickle.dumps({"a": [1, 2], "b": (3.5, "x")}))
+    got = mgattest.load(path, policy=tmp / "policy-restricted.yaml", bundles=[bundle])
+    assert got == {"a": [1, 2], "b": (3.5, "x")}
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    bad, bad_bundle = signed(tmp, signer, "evil.pkl", pickle.dumps(Boom()))
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(bad, policy=tmp / "policy-restricted.yaml", bundles=[bad_bundle])
+    assert any(c.id == "model.content" for c in exc.value.verdict.failures)
+
+
+def test_denied_model_is_quarantined(env):
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes({"a": np.zeros(2)}))
+    path.write_bytes(st_bytes({"a": np.ones(2)}))
+    qdir = tmp / "quarantine"
+    assert mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], on_fail="none",
+                         quarantine=str(qdir)) is None
+    assert not path.exists()
+    import json
+    incidents = list(qdir.glob("*/incident.json"))
+    assert len(incidents) == 1 and list(qdir.glob("*/payload/*m.safetensors"))
+    record = json.dumps(json.loads(incidents[0].read_text()))
+    assert "model.files" in record

@@ -145,7 +145,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
          bundles: Iterable[str | os.PathLike[str]] = (), trusted_root: Any = None,
          identity: Any = None, on_fail: str = "raise", quarantine: str | None = None,
          framework: str = "numpy", cache: VerificationCache | bool | None = None,
-         extra_allowed: tuple[str, ...] = (), now: int | None = None) -> Any:
+         extra_allowed: tuple[tuple[str, str], ...] = (), now: int | None = None) -> Any:
     """Load the model at *path* only if *policy* allows it.
 
     Returns the deserialised object (for a directory: a dict name → object). When the
@@ -174,7 +174,9 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
         if quarantine is not None:
             from mgattest.load.quarantine import quarantine as move  # noqa: PLC0415
 
-            move(path, quarantine, reason="; ".join(verdict.reasons))
+            move(path, quarantine, reason=verdict.reasons or ["denied by policy"],
+                 digests={n: {"sha256": d} for n, d in model.sha256.items()},
+                 policy_digest=policy.digest)
         if on_fail == "none":
             return None
         first = verdict.failures[0] if verdict.failures else None

@@ -25,7 +25,7 @@ class UnsafeContentError(VerificationError):
 
 
 def deserialize(name: str, data: bytes, fmt: str, *, framework: str = "numpy",
-                allow_object_arrays: bool = False, extra_allowed: tuple[str, ...] = ()) -> Any:
+                allow_object_arrays: bool = False, extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
     """Deserialise *data* (the verified bytes of file *name*) as format *fmt*."""
     try:
         loader = _LOADERS.get(fmt, _raw)
@@ -59,7 +59,7 @@ def _pytorch(name: str, data: bytes, **_: Any) -> Any:
 
 
 def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
-           extra_allowed: tuple[str, ...], **_: Any) -> Any:
+           extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
     import numpy as np  # noqa: PLC0415
 
     if data[:4] == b"PK\x03\x04":
@@ -85,7 +85,7 @@ def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
                                  what="numpy object array", where=name)
     from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
 
-    array = restricted_loads(data[stream.tell():], extra_allowed=extra_allowed)
+    array = restricted_loads(data[stream.tell():], extra_allowed=extra_allowed, where=name)
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise LoaderError(f"{name}: object array payload does not match its header",
                           what="numpy", where=name)
@@ -118,13 +118,13 @@ def _onnx_tensors(graph: Any) -> Any:
                 yield from _onnx_tensors(g)
 
 
-def _pickle(name: str, data: bytes, *, extra_allowed: tuple[str, ...], **_: Any) -> Any:
+def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
     from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
 
-    return restricted_loads(data, extra_allowed=extra_allowed)
+    return restricted_loads(data, extra_allowed=extra_allowed, where=name)
 
 
-def _joblib(name: str, data: bytes, *, extra_allowed: tuple[str, ...], **_: Any) -> Any:
+def _joblib(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
     from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415
 
     return restricted_joblib_load(data, extra_allowed=extra_allowed)
