@@ -512,3 +512,37 @@ def test_random_trees_round_trip_and_localise_tampering(tmp_path: Path, tree: di
     if shard_size is not None:
         shard = offset // shard_size
         assert bad[0].detail.startswith(f"shard {shard}, bytes {shard * shard_size}-")
+
+
+def test_single_file_through_link_keeps_given_name(tmp_path: Path) -> None:
+    blob = tmp_path / "blobs" / "9f86d081884c7d65"
+    blob.parent.mkdir()
+    blob.write_bytes(b"tensor bytes")
+    snap = tmp_path / "snapshots" / "main"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").symlink_to("../../blobs/9f86d081884c7d65")
+    d = hash_model(snap / "model.safetensors")
+    assert d.single_file and d.model_name == "model.safetensors"
+    assert [s["name"] for s in d.subjects()] == ["model.safetensors"]
+    check = check_model(snap / "model.safetensors", d.subjects(),
+                        single_file_match_by_digest=False)
+    assert check.ok
+
+
+def test_model_name_of_dot(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(model)
+    assert hash_model(".").model_name == "model"
+    assert hash_model(str(model) + "/").model_name == "model"
+
+
+def test_empty_subject_list_rejected(model: Path) -> None:
+    with pytest.raises(InvalidSubjectError, match="no subjects"):
+        check_model(model, [])
+
+
+def test_nothing_verified_fails_closed(model: Path) -> None:
+    subjects = hash_model(model).subjects()
+    check = check_model(model, subjects, ignore=["**"])
+    assert check.ok and {f.status for f in check.files} == {"ignored"}
+    with pytest.raises(SubjectMismatchError, match="no file was verified"):
+        raise_for_model_check(check)

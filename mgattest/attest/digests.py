@@ -200,6 +200,7 @@ class ModelDigests:
     single_file: bool = False
     allow_symlinks: bool = False
     excluded: tuple[str, ...] = field(default=())  # excluded names inside the root
+    model_name: str = ""  # last component of the model path as given
 
     def subjects(self) -> list[dict[str, Any]]:
         """In-toto ResourceDescriptors, one per file, sorted by name."""
@@ -441,7 +442,8 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
     plans = [_Plan(f, algorithm, shard_size) for f in walk.files]
     files = _run(walk.root, walk.single_file, plans, n_workers, progress)
     return ModelDigests(walk.root, algorithm, shard_size, patterns, files, tuple(walk.ignored),
-                        walk.single_file, allow_symlinks, _excluded_names(walk, exclude))
+                        walk.single_file, allow_symlinks, _excluded_names(walk, exclude),
+                        walk.name)
 
 
 # --------------------------------------------------------------------------- checking
@@ -518,6 +520,9 @@ def _parse_subject(sub: object, index: int, forced: str | None) -> _Expectation:
 def _parse_subjects(subjects: object, forced: str | None) -> list[_Expectation]:
     if isinstance(subjects, (str, bytes, Mapping)) or not isinstance(subjects, Sequence):
         raise InvalidSubjectError("subjects must be a list of resource descriptors",
+                                  what="subject", where="subject")
+    if not subjects:
+        raise InvalidSubjectError("the statement has no subjects: it covers nothing",
                                   what="subject", where="subject")
     out: list[_Expectation] = []
     seen: set[str] = set()
@@ -645,9 +650,16 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
 
 
 def raise_for_model_check(check: ModelCheck) -> None:
-    """Raise :class:`SubjectMismatchError` naming the first failing file (and shard)."""
+    """Raise :class:`SubjectMismatchError` naming the first failing file (and shard).
+
+    Also raises when nothing at all was verified (every entry ignored): fail closed.
+    """
     failures = [f for f in check.files if f.status not in ("ok", "ignored")]
     if not failures:
+        if not any(f.status == "ok" for f in check.files):
+            raise SubjectMismatchError(f"model at {check.root}: no file was verified (everything "
+                                       "was ignored or absent)", what="subject digest",
+                                       where=check.root, failures=[])
         return
     first = failures[0]
     where = first.name if not first.detail else f"{first.name}: {first.detail}"

@@ -106,12 +106,12 @@ def to_model_signing_statement(digests: ModelDigests, *,
     """The in-toto statement model_signing 1.1.1 would sign for the same model.
 
     Files mode needs sha256, blake2b or blake3; shard mode (``digests.shard_size`` set)
-    sha256 or blake2b, and no ``:`` in file names. ``model_name`` defaults to the base name
-    of the model root, as model_signing does.
+    sha256 or blake2b, and no ``:`` in file names. ``model_name`` defaults to the last
+    component of the model path as given, as model_signing does.
     """
     alg = digests.algorithm
     if model_name is None:
-        model_name = os.path.basename(digests.root.rstrip("/")) or digests.root
+        model_name = digests.model_name or os.path.basename(digests.root)
     resources: list[tuple[tuple[list[str], int, int], dict[str, str]]] = []
     if digests.shard_size is None:
         if alg not in _FILE_ALGORITHMS:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import re
 import stat
 from collections.abc import Iterable
@@ -82,6 +83,19 @@ class WalkResult:
     single_file: bool
     files: list[ModelFile]
     ignored: list[str] = field(default_factory=list)  # names; directories end with "/"
+    name: str = ""  # the model's name: last component of the path as given
+
+
+def model_display_name(root: str | os.PathLike[str]) -> str:
+    """The last component of ``root`` as the user gave it (resolved for ``.``/``..``).
+
+    A single-file model reached through a link (e.g. a Hugging Face cache snapshot) keeps
+    the name it was given, not the name of the blob it points to.
+    """
+    name = pathlib.PurePath(os.fspath(root)).name
+    if name in ("", ".."):
+        name = os.path.basename(os.path.realpath(root))
+    return name
 
 
 # --------------------------------------------------------------------------- names
@@ -364,13 +378,14 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
         raise ModelPathError(f"model path {shown_root!r} cannot be read: {exc.strerror}",
                              what="model path", where=shown_root) from None
     if stat.S_ISREG(st.st_mode):
-        name = os.path.basename(real_root)
+        name = model_display_name(shown_root)
         _check_name(name, shown_root)
         if (st.st_dev, st.st_ino) in excluded:
             raise ModelPathError(f"model file {shown_root!r} is itself excluded",
                                  what="model path", where=shown_root)
         dev, ino, size, mtime = _identity(st)
-        return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)])
+        return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)],
+                          name=name)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePathError(f"model path {shown_root!r} is {_kind(st.st_mode)}",
                               what="model path", where=shown_root)
@@ -437,7 +452,7 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
                                       what="file type", where=name)
     files.sort(key=lambda f: f.name)
     ignored.sort()
-    return WalkResult(real_root, False, files, ignored)
+    return WalkResult(real_root, False, files, ignored, model_display_name(shown_root))
 
 
 def walk_model(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
