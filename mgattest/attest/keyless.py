@@ -102,6 +102,23 @@ def signing_services(config: Any) -> dict[str, Any]:
                                   what="trust-config") from None
 
 
+def _describe_failure(exc: BaseException) -> str:
+    """A readable reason, including the server's JSON ``message`` when it sent one
+    (sigstore-python drops it for 4xx answers)."""
+    message = str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if response is not None:
+        try:
+            detail = response.json().get("message")
+        except (ValueError, AttributeError):
+            detail = None
+        message += f" (HTTP {response.status_code}{': ' + detail if detail else ''})"
+    elif cause is not None and str(cause):
+        message += f" ({cause})"
+    return message
+
+
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
@@ -148,10 +165,7 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                                   f"{services['tlog']}: {exc}", what="keyless-signing") from None
     except (SigstoreError, FulcioClientError, RekorClientError, ExpiredCertificate,
             ExpiredIdentity, TimestampError, ValueError) as exc:
-        message = str(exc) or type(exc).__name__
-        cause = exc.__cause__
-        if cause is not None and str(cause):
-            message += f" ({cause})"
+        message = _describe_failure(exc)
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
