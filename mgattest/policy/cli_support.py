@@ -15,7 +15,6 @@ import os
 import re
 from typing import Any
 
-import yaml
 
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_V1, Policy
@@ -124,12 +123,30 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
     if options.get("trusted_root") is None and not doc.get("trust", {}).get("roots"):
         doc.setdefault("trust", {})["roots"] = ["sigstore-public-good"]
     doc["rules"].append(shortcut_rule(options, signer=signer_name))
-    data = yaml.safe_dump(doc, sort_keys=False).encode()
+    data = json.dumps(doc, indent=1).encode()  # JSON is YAML without aliases
     return policy_from_bytes(data, source=source, base_dir=base)
 
 
 def run_verify(model: str, bundles: list[str], policy: str | None, options: dict[str, Any],
                as_json: bool) -> int:
+    """Verify *model* under *policy* and the shortcut options; print the verdict.
+
+    See :func:`verify_and_report` for the options. With ``as_json`` a failure before
+    evaluation (a bundle that does not verify, bad input) is printed as JSON too.
+    """
+    from mgattest.errors import MgattestError  # noqa: PLC0415
+
+    try:
+        return verify_and_report(model, bundles, policy, options, as_json)
+    except MgattestError as exc:
+        if not as_json:
+            raise
+        print(json.dumps({"ok": False, "allowed": False, **exc.to_dict()}, indent=2))
+        return exc.exit_code
+
+
+def verify_and_report(model: str, bundles: list[str], policy: str | None,
+                      options: dict[str, Any], as_json: bool) -> int:
     """Verify *model* with *bundles* under *policy* (+ shortcut options); print the verdict.
 
     ``options`` keys (all optional): builder_id, source_uri, source_tag,
@@ -173,7 +190,7 @@ def run_verify(model: str, bundles: list[str], policy: str | None, options: dict
                   resource_uri=os.path.abspath(model), password=options.get("vsa_password"))
         vsa_written = options["emit_vsa"]
     if as_json:
-        out = verdict.to_dict()
+        out = {"ok": verdict.allowed, **verdict.to_dict()}
         if vsa_written:
             out["vsa"] = vsa_written
         print(json.dumps(out, indent=2, sort_keys=False))

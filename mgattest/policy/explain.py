@@ -54,7 +54,10 @@ def print_verdict(verdict: Verdict, *, verbose: bool = False, stderr: bool = Fal
     """Print the verdict tree to stdout (or stderr)."""
     from rich.console import Console  # noqa: PLC0415
 
-    Console(stderr=stderr, soft_wrap=True).print(verdict_tree(verdict, verbose=verbose))
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, width=200)  # logs and pipes: do not cut reasons
+    console.print(verdict_tree(verdict, verbose=verbose))
 
 
 # --------------------------------------------------------------------------- policy in words
