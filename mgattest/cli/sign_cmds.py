@@ -13,17 +13,21 @@ import typer
 
 from mgattest.cli._common import err, guarded, out
 
-trust_app = typer.Typer(name="trust", help="Trusted roots: export the local log's trust.",
-                        no_args_is_help=True)
-
-
 def register(app: typer.Typer) -> None:
-    """Add the signing commands to the app."""
+    """Add the signing commands to the app.
+
+    ``trust export`` joins the ``trust`` group of ``mgattest.cli.ca_cmds`` (which also
+    holds ``trust private``); only without that module does it get a group of its own.
+    """
     app.command("sign")(sign_cmd)
     app.command("attest")(attest_cmd)
     app.command("keygen")(keygen_cmd)
+    try:
+        from mgattest.cli.ca_cmds import trust_app
+    except ImportError:
+        trust_app = typer.Typer(help="Trusted roots for verifiers.", no_args_is_help=True)
+        app.add_typer(trust_app, name="trust")
     trust_app.command("export")(trust_export_cmd)
-    app.add_typer(trust_app, name="trust")
 
 
 # --------------------------------------------------------------------------- helpers

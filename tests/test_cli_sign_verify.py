@@ -1,0 +1,195 @@
+"""The sign / attest / keygen / trust export / verify commands and their exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from mgattest.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MGATTEST_KEY_PASSWORD", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def model(tmp_path):
+    root = tmp_path / "model"
+    root.mkdir()
+    (root / "weights.bin").write_bytes(os.urandom(4096))
+    (root / "tokenizer.json").write_text("{}")
+    return root
+
+
+def mg(*args, **kw):
+    result = runner.invoke(app, [str(a) for a in args], **kw)
+    return result
+
+
+@pytest.fixture
+def keypair(tmp_path):
+    result = mg("keygen", "--out", tmp_path / "k")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "k.key", tmp_path / "k.pub"
+
+
+def test_keygen_writes_0600_key_and_warns_when_unencrypted(tmp_path, keypair):
+    key, pub = keypair
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert pub.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = mg("keygen", "--out", tmp_path / "k")
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_encrypted_key_via_env(tmp_path, model, monkeypatch):
+    monkeypatch.setenv("TEAM_PW", "pw1")
+    assert mg("keygen", "--type", "ed25519", "--out", tmp_path / "e",
+              "--password-env", "TEAM_PW").exit_code == 0
+    assert b"ENCRYPTED" in (tmp_path / "e.key").read_bytes()
+    no_pw = mg("sign", model, "--key", tmp_path / "e.key")
+    assert no_pw.exit_code == 2 and "encrypted" in no_pw.output
+    ok = mg("sign", model, "--key", tmp_path / "e.key", "--password-env", "TEAM_PW")
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setenv("MGATTEST_KEY_PASSWORD", "pw1")
+    assert mg("sign", model, "--key", tmp_path / "e.key").exit_code == 0
+
+
+def test_sign_verify_tamper_exit_codes(model, keypair, tmp_path):
+    key, pub = keypair
+    signed = mg("sign", model, "--key", key, "--param", "epochs=3", "--dependency",
+                f"data=https://d.example/train@sha256:{'ab' * 32}", "--builder-id",
+                "https://ci.example/builder")
+    assert signed.exit_code == 0, signed.output
+    bundle_path = tmp_path / "model.sigstore.json"
+    bundle = json.loads(bundle_path.read_text())
+    statement = json.loads(__import__("base64").b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["predicate"]["buildDefinition"]["externalParameters"]["epochs"] == 3
+    assert statement["predicate"]["runDetails"]["builder"]["id"] == "https://ci.example/builder"
+    ok = mg("verify", model, "--key", pub)
+    assert ok.exit_code == 0 and "OK: 2 file(s) match" in ok.output
+    as_json = mg("verify", model, "--key", pub, "--json")
+    doc = json.loads(as_json.stdout)
+    assert doc["ok"] and doc["attestations"][0]["log_entries"][0]["inclusion_proof_verified"]
+    (model / "tokenizer.json").write_text('{"x": 1}')
+    bad = mg("verify", model, "--key", pub)
+    assert bad.exit_code == 1 and "tokenizer.json" in bad.output and "rejected" in bad.output
+    bad_json = mg("verify", model, "--key", pub, "--json")
+    assert bad_json.exit_code == 1 and json.loads(bad_json.stdout)["ok"] is False
+
+
+def test_usage_errors_exit_2(model, keypair, tmp_path):
+    key, pub = keypair
+    assert mg("verify", model, "--key", pub).exit_code == 2  # no bundle yet
+    assert mg("verify", tmp_path / "nope", "--key", pub).exit_code == 2
+    both = mg("sign", model, "--key", key, "--no-log", "--log-db", tmp_path / "x.db")
+    assert both.exit_code == 2 and "at most one" in both.output
+    assert mg("sign", model).exit_code == 2  # no key
+    assert mg("sign", model, "--key", key, "--param", "novalue").exit_code == 2
+    assert mg("sign", model, "--key", key, "--format", "zip").exit_code == 2
+    assert mg("keygen", "--out", tmp_path / "z", "--type", "dsa").exit_code == 2
+    missing_ci = mg("sign", model, "--key", key, "--from-env", "github")
+    assert missing_ci.exit_code == 2 and "GITHUB_SHA" in missing_ci.output
+
+
+def test_from_env_github(model, keypair, tmp_path, monkeypatch):
+    key, pub = keypair
+    for name, value in {"GITHUB_SERVER_URL": "https://github.com",
+                        "GITHUB_REPOSITORY": "org/repo", "GITHUB_REF": "refs/tags/v1",
+                        "GITHUB_SHA": "f" * 40, "GITHUB_RUN_ID": "9",
+                        "GITHUB_RUN_ATTEMPT": "2",
+                        "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/t.yml@refs/tags/v1"
+                        }.items():
+        monkeypatch.setenv(name, value)
+    assert mg("sign", model, "--key", key, "--from-env", "github").exit_code == 0
+    doc = json.loads(mg("verify", model, "--key", pub, "--json").stdout)
+    builder = doc["attestations"][0]["predicate"]["runDetails"]["builder"]["id"]
+    assert builder == "https://github.com/org/repo/.github/workflows/t.yml@refs/tags/v1"
+
+
+def test_unlogged_and_digest_verification(tmp_path, keypair):
+    key, pub = keypair
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(b"gguf" * 100)
+    assert mg("sign", weights, "--key", key, "--no-log", "--out", tmp_path / "w.json",
+              "--json").exit_code == 0
+    assert mg("verify", weights, "--key", pub, "--bundle", tmp_path / "w.json").exit_code == 1
+    assert mg("verify", weights, "--key", pub, "--bundle", tmp_path / "w.json",
+              "--allow-unlogged").exit_code == 0
+    digest = "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert mg("verify", digest, "--key", pub, "--bundle", tmp_path / "w.json",
+              "--allow-unlogged").exit_code == 0
+    assert mg("verify", "sha256:" + "1" * 64, "--key", pub, "--bundle", tmp_path / "w.json",
+              "--allow-unlogged").exit_code == 1
+
+
+def test_attest_generic_predicate(model, keypair, tmp_path):
+    key, pub = keypair
+    pred = tmp_path / "eval.json"
+    pred.write_text(json.dumps({"accuracy": 0.91, "samples": 1000}))
+    out = tmp_path / "eval.sigstore.json"
+    assert mg("attest", model, "--predicate-type", "https://example.com/eval/v1",
+              "--predicate", pred, "--key", key, "--out", out).exit_code == 0
+    doc = json.loads(mg("verify", model, "--key", pub, "--bundle", out, "--json",
+                        "--predicate-type", "https://example.com/eval/v1").stdout)
+    assert doc["attestations"][0]["predicate"] == {"accuracy": 0.91, "samples": 1000}
+    wrong = mg("verify", model, "--key", pub, "--bundle", out, "--predicate-type",
+               "https://slsa.dev/provenance/v1")
+    assert wrong.exit_code == 1
+    pred.write_text("[1, 2")
+    assert mg("attest", model, "--predicate-type", "https://x/y", "--predicate", pred,
+              "--key", key, "--out", out).exit_code == 2
+
+
+def test_trust_export_for_a_second_machine(model, keypair, tmp_path, monkeypatch):
+    key, pub = keypair
+    assert mg("trust", "export", "--out", tmp_path / "r.json").exit_code == 2  # no log yet
+    assert mg("sign", model, "--key", key).exit_code == 0
+    assert mg("trust", "export", "--out", tmp_path / "r.json").exit_code == 0
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "elsewhere"))
+    assert mg("verify", model, "--key", pub).exit_code == 1
+    ok = mg("verify", model, "--key", pub, "--trusted-root", tmp_path / "r.json")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_model_signing_format_via_cli(model, keypair, tmp_path):
+    key, pub = keypair
+    assert mg("sign", model, "--key", key, "--format", "model-signing").exit_code == 0
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "model_signing"),
+                          "verify", "key", str(model), "--signature",
+                          str(tmp_path / "model.sigstore.json"), "--public_key", str(pub)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert mg("verify", model, "--key", pub).exit_code == 0
+
+
+def test_policy_options_hand_over(model, keypair, monkeypatch):
+    cli_support = pytest.importorskip("mgattest.policy.cli_support")
+    seen = {}
+
+    def run_verify(**kwargs):
+        seen.update(kwargs)
+        return 1
+
+    monkeypatch.setattr(cli_support, "run_verify", run_verify)
+    result = mg("verify", model, "--builder-id", "https://b", "--bundle", "x.json")
+    assert result.exit_code == 1
+    assert seen["options"]["builder_id"] == "https://b" and seen["bundles"]
+
+
+def test_help_is_fast_and_lazy():
+    code = ("import sys, mgattest.cli.app; "
+            "heavy = [m for m in ('cryptography', 'mgattest.attest.verify', 'rich.progress') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
