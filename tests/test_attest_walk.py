@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.attest.walk import (
+    IgnoreRules,
     ModelChangedError,
     ModelPathError,
     PatternError,
@@ -74,6 +75,10 @@ def test_escaped_literal_matches_only_itself(segments: list[str], suffix: str) -
     name = "/".join(segments)
     g = compile_glob(glob_escape(name))
     assert g.matches(name, False)
+    assert g.literal == name  # the dict fast path sees the same path the regex does
+    rules = IgnoreRules([glob_escape(name)], defaults=False)
+    assert rules.match(name, False) == glob_escape(name)
+    assert rules.match(name + suffix, False) is None
     # Anchored: never by prefix or suffix alone.
     assert not g.matches(name + suffix, False)
     assert not g.matches(suffix + name, False)
@@ -114,6 +119,8 @@ def test_single_star_never_crosses_slash(name: list[str]) -> None:
 ])
 def test_glob_examples(pattern: str, name: str, is_dir: bool, expected: bool) -> None:
     assert compile_glob(pattern).matches(name, is_dir) is expected
+    rules = IgnoreRules([pattern], defaults=False)
+    assert (rules.match(name, is_dir) == pattern) is expected
 
 
 @pytest.mark.parametrize("pattern", ["", "/", "a//b", "../x", "a/../b", "./a", "x\\", "[abc",

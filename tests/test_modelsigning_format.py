@@ -366,6 +366,15 @@ def test_random_trees_equal_model_signing(tmp_path: Path, tree: dict[str, bytes]
 
     root = _tree(Path(tempfile.mkdtemp(dir=tmp_path)) / "m", tree)
     method = "files" if shard_size is None else "shards"
+    theirs = _ms_statement(root, _ms_config(method, "sha256", shard_size, []))
+    if not any(tree.values()) and shard_size is not None:
+        # Only empty files: shard mode covers nothing. We refuse to write or accept that.
+        with pytest.raises(DigestError, match="nothing to sign"):
+            to_model_signing_statement(hash_model(root, shard_size=shard_size))
+        assert theirs["predicate"]["resources"] == []
+        with pytest.raises(ModelSigningFormatError, match="covers no file"):
+            check_model_signing(root, theirs)
+        return
     ours = to_model_signing_statement(hash_model(root, shard_size=shard_size))
     assert ours == _normalise_ms(_ms_statement(root, _ms_config(method, "sha256", shard_size,
                                                                 [])))

@@ -142,6 +142,10 @@ def to_model_signing_statement(digests: ModelDigests, *,
                                    "digest": shard}))
         serialization = {"method": "shards", "hash_type": alg, "shard_size": size,
                          "allow_symlinks": digests.allow_symlinks}
+    if not resources:
+        raise DigestError("nothing to sign: the model has no file the model-signing format can "
+                          "represent (in shard mode it cannot hold empty files; use files mode)",
+                          what="model", where=digests.root)
     ignore_paths = _ignore_paths(digests)
     if ignore_paths:
         serialization["ignore_paths"] = ignore_paths
@@ -222,8 +226,8 @@ def _serialization(predicate: Mapping[str, Any]) -> tuple[str, str, int | None, 
                              "serialization.shard_size")
         shard_size = raw
     raw_ignore = ser.get("ignore_paths", [])
-    if not isinstance(raw_ignore, list):
-        raise _fmt_error("ignore_paths must be a list", "serialization.ignore_paths")
+    if not isinstance(raw_ignore, list) or len(raw_ignore) > MAX_RESOURCES:
+        raise _fmt_error("ignore_paths must be a bounded list", "serialization.ignore_paths")
     ignore_paths = []
     for p in raw_ignore:
         problem = name_problem(p.rstrip("/") if isinstance(p, str) else p)
@@ -352,6 +356,8 @@ def expectations_from_model_signing(statement: Mapping[str, Any]) -> ModelSignin
     else:
         assert shard_size is not None
         subjects, single = _shard_subjects(resources, hash_type, shard_size, model_name)
+    if not subjects:
+        raise _fmt_error("statement has no resources: it covers no file", "resources")
     actual_root = resources_digest(resources)  # every digest was validated as hex above
     if actual_root != expected_root:
         raise _fmt_error(f"subject digest {expected_root} does not match the resources, which "

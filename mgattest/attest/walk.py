@@ -206,6 +206,7 @@ class Glob:
     pattern: str
     regex: re.Pattern[str]
     dirs_only: bool
+    literal: str | None = None  # the exact path matched, when the pattern has no wildcard
 
     def matches(self, name: str, is_dir: bool) -> bool:
         """Whether the relative POSIX ``name`` (a directory when ``is_dir``) matches."""
@@ -240,7 +241,22 @@ def compile_glob(pattern: str) -> Glob:
     except re.error as exc:
         raise PatternError(f"ignore pattern {pattern!r} is malformed: {exc}",
                            what="ignore pattern", where=pattern) from None
-    return Glob(pattern, regex, dirs_only)
+    return Glob(pattern, regex, dirs_only, _literal(body))
+
+
+def _literal(body: str) -> str | None:
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if c in "*?[":
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def glob_escape(name: str) -> str:
@@ -255,10 +271,19 @@ class IgnoreRules:
         if isinstance(patterns, str):
             patterns = (patterns,)
         chosen = list(DEFAULT_IGNORES if defaults else ()) + list(patterns)
-        self.globs = [compile_glob(p) for p in chosen]
+        compiled = [compile_glob(p) for p in chosen]
+        # Literal paths (e.g. thousands of signed ignore_paths) are a dict lookup.
+        self.literals: dict[str, list[Glob]] = {}
+        for g in compiled:
+            if g.literal is not None:
+                self.literals.setdefault(g.literal, []).append(g)
+        self.globs = [g for g in compiled if g.literal is None]
 
     def match(self, name: str, is_dir: bool) -> str | None:
         """The pattern ignoring entry ``name``, or ``None``."""
+        for g in self.literals.get(name, ()):
+            if is_dir or not g.dirs_only:
+                return g.pattern
         for g in self.globs:
             if g.matches(name, is_dir):
                 return g.pattern
