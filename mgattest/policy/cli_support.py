@@ -24,10 +24,12 @@ SHORTCUTS = ("builder_id", "source_uri", "source_tag", "source_versioned_tag", "
 
 
 def builder_matcher(builder_id: str) -> Any:
-    """Matcher spec for a builder id: exact when it carries ``@ref``, else any tag/branch."""
+    """Matcher spec for a builder id: exact when it carries ``@ref``; else the id itself
+    or the id at any tag/branch (as slsa-verifier)."""
     if "@" in builder_id.split("://", 1)[-1]:
         return builder_id
-    return {"regex": re.escape(builder_id) + r"@refs/(?:tags|heads)/[^\s]+"}
+    return {"anyOf": [builder_id,
+                      {"regex": re.escape(builder_id) + r"@refs/(?:tags|heads)/[^\s]+"}]}
 
 
 def source_uri(value: str) -> str:
