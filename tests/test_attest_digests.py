@@ -546,3 +546,26 @@ def test_nothing_verified_fails_closed(model: Path) -> None:
     assert check.ok and {f.status for f in check.files} == {"ignored"}
     with pytest.raises(SubjectMismatchError, match="no file was verified"):
         raise_for_model_check(check)
+
+
+def test_check_shard_alone(tmp_path: Path) -> None:
+    from mgattest.attest.digests import check_shard
+
+    data = os.urandom(1000)
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    (subject,) = hash_model(p, shard_size=300).subjects()
+    for i, (s, e) in enumerate(shard_ranges(1000, 300)):
+        check_shard(subject, i, data[s:e])
+    with pytest.raises(SubjectMismatchError, match="shard 2 .*bytes 600-899"):
+        check_shard(subject, 2, data[600:899] + b"!")
+    with pytest.raises(SubjectMismatchError):
+        check_shard(subject, 3, data[900:999])  # truncated last shard
+    with pytest.raises(DigestError):
+        check_shard(subject, 4, b"")
+    forged = dict(subject, annotations={"shardSize": 300,
+                                        "shardDigests": [hashlib.sha256(b"x").hexdigest()] * 4})
+    with pytest.raises(InvalidSubjectError, match="Merkle root"):
+        check_shard(forged, 0, b"x")
+    with pytest.raises(InvalidSubjectError, match="no shard digests"):
+        check_shard(hash_model(p).subjects()[0], 0, data[:300])

@@ -53,7 +53,8 @@ from mgattest.errors import InputError, VerificationError
 __all__ = [
     "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
     "InvalidSubjectError", "ModelChangedError", "ModelDigests", "ModelFile", "ModelPathError",
-    "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "compile_glob",
+    "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "check_shard",
+    "compile_glob",
     "glob_escape", "hash_bytes_digest", "hash_model", "raise_for_model_check",
     "shard_digest_key", "shard_ranges", "shard_tree_root", "supported_algorithms",
     "walk_model",
@@ -647,6 +648,30 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
     return ModelCheck(walk.root, [FileCheck(
         mf.name, "mismatch", dict(first.digest) if first else None,
         f"no subject digest matches this file ({len(expectations)} subjects checked)")])
+
+
+def check_shard(subject: Mapping[str, Any], index: int, data: bytes | memoryview) -> None:
+    """Check the bytes of shard ``index`` of a shard-mode subject, on their own.
+
+    The subject's shard list is first proven against its signed Merkle root, so one
+    shard can be verified (e.g. while streaming) without reading the rest of the file.
+    Raises :class:`SubjectMismatchError` naming the shard and its byte range.
+    """
+    exp = _parse_subject(subject, 0, None)
+    if exp.shards is None or exp.shard_size is None:
+        raise InvalidSubjectError(f"subject {exp.name!r} has no shard digests", what="subject",
+                                  where=exp.name)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(exp.shards):
+        raise DigestError(f"subject {exp.name!r} has no shard {index!r} (it has "
+                          f"{len(exp.shards)})", what="shard", where=f"{exp.name}: shard {index}")
+    h = _FACTORIES[exp.algorithm]()
+    h.update(data)
+    if h.hexdigest() != exp.shards[index]:
+        start = index * exp.shard_size
+        where = f"{exp.name}: shard {index}, bytes {start}-{start + len(data) - 1}"
+        raise SubjectMismatchError(f"shard {index} of {exp.name!r} (bytes {start}-"
+                                   f"{start + len(data) - 1}) does not match the statement",
+                                   what="subject digest", where=where)
 
 
 def raise_for_model_check(check: ModelCheck) -> None:
