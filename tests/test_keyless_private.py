@@ -249,3 +249,77 @@ def test_cli_trust_private_needs_a_ca(stack, tmp_path):
     code, output = _cli(["trust", "private", "--log", stack["log_url"], "--ca", stack["log_url"],
                          "--out", str(tmp_path / "x.json")])
     assert code == 2 and "mgattest ca serve" in output, output
+
+
+def _wait_for(proc: subprocess.Popen, url: str, deadline: float = 30.0) -> None:
+    import requests
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@pytest.mark.slow
+def test_cli_servers_with_unmodified_sigstore_python(tmp_path):
+    """The real `mgattest oidc serve`, `ca serve`, `log serve` processes, then
+    `trust private`, `sigstore sign` and `mgattest verify` — all as separate processes."""
+    from tests.conftest import free_port
+
+    exe = [sys.executable, "-m", "mgattest"]
+    procs: list[subprocess.Popen] = []
+    try:
+        oidc_port, ca_port, log_port = free_port(), free_port(), free_port()
+        oidc_url = f"http://127.0.0.1:{oidc_port}"
+        procs.append(subprocess.Popen(exe + ["oidc", "serve", "--dir", str(tmp_path / "oidc"),
+                                             "--port", str(oidc_port)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        assert _run(exe + ["ca", "init", "--dir", str(tmp_path / "ca")]).returncode == 0
+        procs.append(subprocess.Popen(exe + ["ca", "serve", "--dir", str(tmp_path / "ca"),
+                                             "--oidc-issuer", oidc_url, "--port", str(ca_port)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        r = _run(exe + ["log", "init", "--db", str(tmp_path / "log.db"), "--key-out",
+                        str(tmp_path / "log.key"), "--origin", f"127.0.0.1:{log_port}"])
+        assert r.returncode == 0, r.stderr
+        procs.append(subprocess.Popen(exe + ["log", "serve", "--db", str(tmp_path / "log.db"),
+                                             "--key", str(tmp_path / "log.key"),
+                                             "--port", str(log_port)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        ca_url, log_url = f"http://127.0.0.1:{ca_port}", f"http://127.0.0.1:{log_port}"
+        _wait_for(procs[0], oidc_url + "/keys")
+        _wait_for(procs[1], ca_url + "/healthz")
+        _wait_for(procs[2], log_url + "/api/v1/log")
+        ctc = tmp_path / "ctc.json"
+        r = _run(exe + ["trust", "private", "--log", log_url, "--ca", ca_url, "--oidc", oidc_url,
+                        "--out", str(ctc)])
+        assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+        r = _run(exe + ["oidc", "token", "--dir", str(tmp_path / "oidc"), "--subject", EMAIL])
+        assert r.returncode == 0, r.stderr
+        token = r.stdout.strip()
+        artifact = tmp_path / "model.bin"
+        artifact.write_bytes(b"weights" * 1000)
+        r = _run([str(BIN / "sigstore"), "--trust-config", str(ctc), "sign", "--identity-token",
+                  token, str(artifact)])
+        assert r.returncode == 0, r.stderr
+        bundle = tmp_path / "model.bin.sigstore.json"
+        r = _run(exe + ["verify", str(artifact), "--bundle", str(bundle), "--trusted-root",
+                        str(ctc), "--identity", EMAIL, "--issuer", oidc_url])
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = _run(exe + ["verify", str(artifact), "--bundle", str(bundle), "--trusted-root",
+                        str(ctc), "--identity", "mallory@example.com", "--issuer", oidc_url])
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
