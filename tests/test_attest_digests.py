@@ -170,7 +170,8 @@ def test_shard_root_changes_with_any_shard(leaves: list[bytes], i: int, other: b
     assert shard_tree_root(leaves[:-1]) != shard_tree_root(leaves)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=3000), shard_size=st.integers(1, 1200))
 def test_shard_mode_digests(tmp_path: Path, data: bytes, shard_size: int) -> None:
     p = tmp_path / "f.bin"
@@ -352,7 +353,8 @@ GOOD = {"sha256": "00" * 32}
     (["a"], "not an object"),
     ({"name": "a", "digest": GOOD}, "list"),
 ])
-def test_forged_subjects_rejected_before_touching_fs(tmp_path: Path, subjects, needle) -> None:  # noqa: ANN001
+def test_forged_subjects_rejected_before_touching_fs(tmp_path: Path, subjects: object,
+                                                     needle: str) -> None:
     with pytest.raises(InvalidSubjectError, match=needle) as ei:
         check_model(tmp_path / "does-not-exist", subjects)  # the FS is never reached
     assert isinstance(ei.value, VerificationError)
@@ -486,7 +488,8 @@ random_trees = st.dictionaries(
          and not any(n.split("/")[0] in (".git", ".github") for n in d))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=random_trees, shard_size=st.one_of(st.none(), st.integers(1, 128)),
        pick=st.integers(0, 10_000))
 def test_random_trees_round_trip_and_localise_tampering(tmp_path: Path, tree: dict[str, bytes],

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mgattest.attest.digests import DigestError, hash_model
 from mgattest.attest.modelsigning import (
@@ -343,8 +345,6 @@ def test_allow_symlinks_recorded(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- random trees
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _segment = st.text(alphabet="aZ0 -_.!~ü", min_size=1, max_size=5).filter(
     lambda s: s not in (".", "..") and not s.startswith(".git"))
@@ -355,7 +355,8 @@ def _no_prefix_clash(names: list[str]) -> bool:
     return not dirs & set(names)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=st.dictionaries(st.lists(_segment, min_size=1, max_size=3).map("/".join),
                             st.binary(max_size=200), min_size=1, max_size=6).filter(
            lambda d: _no_prefix_clash(list(d))),

@@ -54,10 +54,9 @@ __all__ = [
     "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
     "InvalidSubjectError", "ModelChangedError", "ModelDigests", "ModelFile", "ModelPathError",
     "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "check_shard",
-    "compile_glob",
-    "glob_escape", "hash_bytes_digest", "hash_model", "raise_for_model_check",
-    "shard_digest_key", "shard_ranges", "shard_tree_root", "supported_algorithms",
-    "walk_model",
+    "compile_glob", "glob_escape", "hash_bytes_digest", "hash_model", "looks_like_digest",
+    "raise_for_model_check", "shard_digest_key", "shard_ranges", "shard_tree_root",
+    "supported_algorithms", "walk_model", "walk_model_detailed",
 ]
 
 BUFFER_SIZE = 1 << 20  # per worker; large enough that syscalls are noise, small enough to bound RSS

@@ -200,7 +200,10 @@ def _hex(value: object, size: int, where: str) -> str:
     return value
 
 
-def _serialization(predicate: Mapping[str, Any]) -> tuple[str, str, int | None, bool, tuple[str, ...]]:
+_Serialization = tuple[str, str, int | None, bool, tuple[str, ...]]
+
+
+def _serialization(predicate: Mapping[str, Any]) -> _Serialization:
     ser = predicate.get("serialization")
     if not isinstance(ser, Mapping):
         raise _fmt_error("predicate has no serialization object", "predicate.serialization")
