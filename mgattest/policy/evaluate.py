@@ -269,10 +269,14 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
 
 # --------------------------------------------------------------------------- rules
 
-def _qualifying(att: VerifiedAttestation, req: LogRequirement) -> tuple[bool, list[dict[str, Any]]]:
+def _qualifying(att: VerifiedAttestation, req: LogRequirement,
+                origins: dict[str, str]) -> tuple[bool, list[dict[str, Any]]]:
+    # An entry counts when its proof (or promise) verified, it is in a required log and,
+    # for a log whose checkpoint origin the policy pins, the checkpoint carried it.
     entries = {(e.log_id, e.log_index): e for e in att.log_entries
                if (e.inclusion_proof_verified or e.set_verified)
-               and (not req.log_ids or e.log_id in req.log_ids)}
+               and (not req.log_ids or e.log_id in req.log_ids)
+               and (e.log_id not in origins or e.checkpoint_origin == origins[e.log_id])}
     ev = [{"logId": e.log_id, "logIndex": e.log_index, "integratedTime": e.integrated_time,
            "inclusionProof": e.inclusion_proof_verified, "set": e.set_verified}
           for _, e in sorted(entries.items())]
@@ -299,13 +303,14 @@ def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
 def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                       coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
     req = rule.tlog or _DEFAULT_LOG_REQ
+    origins = {log.log_id: log.origin for log in policy.logs.values() if log.origin}
     qualified: dict[str, list[VerifiedAttestation]] = {}
     log_ev: list[dict[str, Any]] = []
     log_fail = []
     for f in files:
         good = []
         for att in coverage[f.name]:
-            ok, entries = _qualifying(att, req)
+            ok, entries = _qualifying(att, req, origins)
             log_ev.append({"file": f.name, "digest": f.digest, "attestation": att.source,
                            "entries": entries, "ok": ok})
             if ok:
@@ -325,8 +330,14 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             checks.append(Check(rule.id, "transparencyLog", PASS,
                                 f"log inclusion {req.require}{where}: satisfied", log_ev))
     if rule.signed_by is not None:
-        checks.append(_per_file(rule, "signedBy", files, lambda f: _signed_by_outcome(
-            policy, rule.signed_by, qualified[f.name], now)))
+        def signed_by(f: _File):
+            ok, reason, ev = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now)
+            dropped = len(coverage[f.name]) - len(qualified[f.name])
+            if not ok and dropped:
+                reason += (f"; {dropped} attestation(s) not counted: their log entries do not "
+                           "meet transparencyLog")
+            return ok, reason, ev
+        checks.append(_per_file(rule, "signedBy", files, signed_by))
     for i, spec in enumerate(rule.attestations):
         checks.extend(prov_checks.attestation_checks(policy, rule, i, spec, files, qualified,
                                                      now, _signed_by_outcome))
