@@ -572,3 +572,19 @@ def test_check_shard_alone(tmp_path: Path) -> None:
         check_shard(forged, 0, b"x")
     with pytest.raises(InvalidSubjectError, match="no shard digests"):
         check_shard(hash_model(p).subjects()[0], 0, data[:300])
+
+
+def test_grossly_oversized_file_is_a_mismatch_without_hashing(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_bytes(b"abc")
+    subjects = hash_model(p, shard_size=1).subjects()  # 3 shards of 1 byte
+    with open(p, "ab") as f:
+        f.truncate(200_003)  # sparse: would be 200 003 one-byte shards, over the bound
+    check = check_model(tmp_path, [dict(subjects[0], name="f")])
+    (f,) = check.files
+    assert f.status == "mismatch" and "size changed" in f.detail
+    assert f.detail.startswith("shard 3, bytes 3-200002;")
+    (single,) = check_model(p, subjects).files
+    assert single.status == "mismatch" and single.detail == f.detail
+    (other,) = check_model(p, [dict(subjects[0], name="other")]).files
+    assert other.status == "mismatch" and "no subject digest" in other.detail
