@@ -629,7 +629,8 @@ def scan_stream(data, pos: int, ctx: ScanContext, *, joblib: bool = False,
 
 
 def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int = 0,
-                     end: int | None = None, max_streams: int | None = None) -> list[StreamResult]:
+                     end: int | None = None, max_streams: int | None = None,
+                     streams_before: int = 0) -> list[StreamResult]:
     """Scan every pickle stream concatenated in ``data[start:end]``.
 
     ``pickle.load`` called in a loop reads them all, so all are scanned. A broken stream
@@ -649,8 +650,9 @@ def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int
         try:
             result = scan_stream(data, pos, ctx, joblib=joblib, end=end)
         except MalformedPickle as exc:
-            what = "pickle stream" if not results else \
-                f"data after pickle stream {len(results)} (ends at byte {pos})"
+            done = streams_before + len(results)
+            what = "pickle stream" if not done else \
+                f"data after pickle stream {done} (ends at byte {pos})"
             ctx.add(MALFORMED, "malformed", f"{what}: {exc.detail}", exc.offset)
             break
         except RecursionError:

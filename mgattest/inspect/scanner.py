@@ -152,7 +152,8 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
         return _label_pickle(ctx, results)
     first = scan_pickle_blob(data, ctx, joblib=True, max_streams=1)
     if first and is_torch_legacy_magic(first[0]):
-        rest = scan_pickle_blob(data, ctx, start=first[0].end, max_streams=4)
+        rest = scan_pickle_blob(data, ctx, start=first[0].end, max_streams=4,
+                                streams_before=1)
         end = rest[-1].end if len(rest) == 4 else len(data)
         if end < len(data):
             ctx.add(INFO, "raw-storage",
@@ -161,7 +162,8 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
         return "torch-legacy"
     results = list(first)
     if first and first[0].end < len(data):
-        results += scan_pickle_blob(data, ctx, joblib=True, start=first[0].end)
+        results += scan_pickle_blob(data, ctx, joblib=True, start=first[0].end,
+                                    streams_before=1)
     _check_polyglot_zip("pickle", data, ctx, 0)
     return _label_pickle(ctx, results)
 
