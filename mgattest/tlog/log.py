@@ -98,6 +98,16 @@ class LogEntry:
         return out
 
 
+def _recorder(ranges: list[tuple[int, int]]):
+    """A fake ``subtree_hash`` that records the ranges a proof needs (for prefetching)."""
+
+    def record(start: int, end: int) -> bytes:
+        ranges.append((start, end))
+        return b"\0" * 32
+
+    return record
+
+
 def default_origin() -> str:
     """``<hostname>/mgattest-log``."""
     host = socket.gethostname().strip().lower() or "localhost"
@@ -300,10 +310,13 @@ class TransparencyLog:
         current = self.size
         size = current if size is None else size
         self._check_size(size, current)
+        return self._checkpoint_for(size, None)
+
+    def _checkpoint_for(self, size: int, root: bytes | None) -> str:
         note = self._store.checkpoint(size)
         if note is not None:
             return note
-        cp = Checkpoint(self.origin, size, self.root_hash(size))
+        cp = Checkpoint(self.origin, size, root if root is not None else self.root_hash(size))
         return self._store.put_checkpoint(size, sign_checkpoint(cp, self.signer, self.key_name))
 
     def inclusion_proof(self, index: int, tree_size: int | None = None) -> InclusionProof:
@@ -314,10 +327,13 @@ class TransparencyLog:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < tree_size:
             raise UnknownEntryError(f"log index {index!r} is not inside the tree of size "
                                     f"{tree_size}", where=f"log index {index}")
-        hasher = self._store.subtree_hasher()
+        ranges: list[tuple[int, int]] = [(0, tree_size)]
+        merkle.inclusion_path(index, tree_size, _recorder(ranges))
+        hasher = self._store.subtree_hasher(prefetch=ranges)
         hashes = merkle.inclusion_path(index, tree_size, hasher)
         root = hasher(0, tree_size)
-        return InclusionProof(index, tree_size, root, hashes, self.signed_checkpoint(tree_size))
+        return InclusionProof(index, tree_size, root, hashes,
+                              self._checkpoint_for(tree_size, root))
 
     def consistency_proof(self, first: int, last: int | None = None) -> list[bytes]:
         """Consistency proof from tree size ``first`` to ``last`` (default current)."""
@@ -326,7 +342,9 @@ class TransparencyLog:
         self._check_size(last, current, "second tree size")
         if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= last:
             raise UnknownEntryError(f"first tree size {first!r} is not between 0 and {last}")
-        return merkle.consistency_path(first, last, self._store.subtree_hasher())
+        ranges: list[tuple[int, int]] = []
+        merkle.consistency_path(first, last, _recorder(ranges))
+        return merkle.consistency_path(first, last, self._store.subtree_hasher(prefetch=ranges))
 
     def check_integrity(self) -> int:
         """Recompute every stored subtree from the leaves and re-verify every issued
@@ -334,18 +352,28 @@ class TransparencyLog:
 
         Returns the number of leaves checked. O(n): for audits and crash recovery.
         """
-        level_hashes: list[bytes] = list(self._store.iter_leaf_hashes())
-        n = len(level_hashes)
+        # One level at a time in a flat buffer: 32 bytes per leaf of memory at most.
+        level_hashes = bytearray()
+        for h in self._store.iter_leaf_hashes():
+            level_hashes += h
+        n = len(level_hashes) // 32
         level = 0
-        while len(level_hashes) >= 2:
+        while len(level_hashes) >= 64:
             level += 1
-            nxt = [merkle.node_hash(level_hashes[i], level_hashes[i + 1])
-                   for i in range(0, len(level_hashes) - 1, 2)]
-            stored = self._store.all_subtrees(level)
-            if len(stored) != len(nxt) or any(
-                    idx != i or h != nxt[i] for i, (idx, h) in enumerate(stored)):
-                raise LogError(f"log storage is corrupt: subtrees at level {level} do not "
-                               "match the leaves", where=self.path)
+            view = memoryview(level_hashes)
+            nxt = bytearray()
+            for i in range(0, len(level_hashes) - 63, 64):
+                nxt += merkle.node_hash(bytes(view[i:i + 32]), bytes(view[i + 32:i + 64]))
+            view.release()
+            expected_idx = 0
+            for idx, h in self._store.iter_subtrees(level):
+                if idx != expected_idx or h != nxt[idx * 32:idx * 32 + 32]:
+                    raise LogError(f"log storage is corrupt: subtree at level {level} index "
+                                   f"{idx} does not match the leaves", where=self.path)
+                expected_idx += 1
+            if expected_idx != len(nxt) // 32:
+                raise LogError(f"log storage is corrupt: {expected_idx} subtrees stored at "
+                               f"level {level}, {len(nxt) // 32} expected", where=self.path)
             level_hashes = nxt
         for size in self._store.checkpoint_sizes():
             note = self._store.checkpoint(size)

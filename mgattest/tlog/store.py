@@ -72,6 +72,24 @@ def _triggers() -> str:
     return "\n".join(out)
 
 
+def _plan(start: int, end: int, out: set[tuple[int, int]]) -> None:
+    """Collect the complete subtrees ``(level, idx)`` that make up ``[start, end)``,
+    splitting as :meth:`LogStore.subtree_hasher` does. Stops at 2**16 pieces."""
+    stack = [(start, end)]
+    while stack and len(out) < 1 << 16:
+        s, e = stack.pop()
+        width = e - s
+        if width <= 0:
+            continue
+        if width & (width - 1) == 0 and s % width == 0:
+            level = width.bit_length() - 1
+            out.add((level, s >> level))
+        else:
+            k = merkle.split_point(width)
+            stack.append((s, s + k))
+            stack.append((s + k, e))
+
+
 @dataclass(frozen=True)
 class StoredEntry:
     """One row of ``entries``."""
@@ -223,13 +241,46 @@ class LogStore:
                            where=self.path)
         return row[0]
 
-    def subtree_hasher(self) -> Callable[[int, int], bytes]:
+    def perfect_hashes(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Hashes of several complete subtrees ``(level, idx)`` in at most two queries."""
+        out: dict[tuple[int, int], bytes] = {}
+        leaves = sorted(i for level, i in keys if level == 0)
+        nodes = sorted((level, i) for level, i in keys if level > 0)
+        with self._lock:
+            for pos in range(0, len(leaves), 400):
+                chunk = leaves[pos:pos + 400]
+                marks = ",".join("?" * len(chunk))
+                for idx, h in self._conn.execute(
+                        f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})", chunk):
+                    out[(0, idx)] = h
+            for pos in range(0, len(nodes), 400):
+                chunk = nodes[pos:pos + 400]
+                marks = ",".join("(?,?)" for _ in chunk)
+                params = [v for pair in chunk for v in pair]
+                # the VALUES list drives the join, so every row is one primary-key probe
+                for level, idx, h in self._conn.execute(
+                        f"WITH want(l, i) AS (VALUES {marks}) SELECT s.level, s.idx, s.hash "
+                        "FROM want CROSS JOIN subtrees AS s ON s.level = want.l AND "
+                        "s.idx = want.i", params):
+                    out[(level, idx)] = h
+        return out
+
+    def subtree_hasher(self, prefetch: Sequence[tuple[int, int]] = ()
+                       ) -> Callable[[int, int], bytes]:
         """A memoizing ``subtree_hash(start, end)`` for one proof computation.
 
         ``[start, end)`` must lie within the committed tree. A complete aligned
         subtree is one read; any other range splits at its largest power of two.
+        The complete subtrees under the ranges in ``prefetch`` are read up front in
+        one or two queries.
         """
         cache: dict[tuple[int, int], bytes] = {}
+        perfect: dict[tuple[int, int], bytes] = {}
+        if prefetch:
+            wanted: set[tuple[int, int]] = set()
+            for start, end in prefetch:
+                _plan(start, end, wanted)
+            perfect = self.perfect_hashes(wanted)
 
         def subtree(start: int, end: int) -> bytes:
             key = (start, end)
@@ -241,7 +292,8 @@ class LogStore:
                 raise LogError(f"empty subtree range [{start}, {end})")
             if width & (width - 1) == 0 and start % width == 0:
                 level = width.bit_length() - 1
-                value = self.perfect_hash(level, start >> level)
+                value = perfect.get((level, start >> level)) or self.perfect_hash(
+                    level, start >> level)
             else:
                 k = merkle.split_point(width)
                 value = merkle.node_hash(subtree(start, start + k), subtree(start + k, end))
@@ -387,8 +439,15 @@ class LogStore:
             yield from chunk
             start += len(chunk)
 
-    def all_subtrees(self, level: int) -> list[tuple[int, bytes]]:
-        """(idx, hash) of every stored subtree at ``level`` (for integrity checks)."""
-        with self._lock:
-            return self._conn.execute("SELECT idx, hash FROM subtrees WHERE level = ? "
-                                      "ORDER BY idx", (level,)).fetchall()
+    def iter_subtrees(self, level: int, batch: int = 65536) -> Iterator[tuple[int, bytes]]:
+        """(idx, hash) of every stored subtree at ``level``, in order (integrity checks)."""
+        start = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT idx, hash FROM subtrees WHERE level = ? AND idx >= ? ORDER BY idx "
+                    "LIMIT ?", (level, start, batch)).fetchall()
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1][0] + 1
