@@ -533,3 +533,33 @@ def test_parse_identity_of_real_certificate(conformance_dir):
     assert issuer == "https://token.actions.githubusercontent.com"
     assert ext["issuer_v1"] == issuer  # legacy raw arc .1.1 agrees with .1.8
     assert isinstance(VerificationError, type)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_certificate_bytes_fail_closed(data):
+    root = {"certificateAuthorities": [], "ctlogs": []}
+    with pytest.raises(CertificateError):
+        verify_signing_certificate(data, [], root, [1700000000])
+
+
+_claims = st.dictionaries(
+    st.sampled_from(["sub", "email", "email_verified", "job_workflow_ref", "repository",
+                     "repository_owner", "workflow_ref", "run_id", "run_attempt", "sha", "ref",
+                     "event_name", "server_url"]),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_claims)
+def test_claims_mapping_fails_closed(claims):
+    """Any claim set maps to an identity or a TokenError — never another exception."""
+    from mgattest.ca.errors import TokenError
+
+    try:
+        ident = identity_from_claims(claims, ISSUER)
+    except TokenError:
+        return
+    assert ident.san_value and ident.issuer == ISSUER
+    if ident.san_kind == "email":
+        assert claims.get("email_verified") is True

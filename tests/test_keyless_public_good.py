@@ -196,3 +196,34 @@ def test_request_construction_against_local_fulcio(tmp_path):
     leaf = x509.load_der_x509_certificate(
         base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"]))
     assert leaf.public_key().public_numbers() == csr.public_key().public_numbers()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_claim_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                          st.lists(st.text(max_size=10), max_size=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_parse_never_crashes_on_text(text):
+    try:
+        parse_identity_token(text)
+    except OIDCTokenError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["iss", "sub", "aud", "exp", "iat", "nbf", "email",
+                                        "email_verified"]), _claim_values))
+def test_parse_never_crashes_on_claims(claims):
+    def part(obj) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    token = f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+    try:
+        info = parse_identity_token(token)
+    except OIDCTokenError:
+        return
+    assert "sigstore" in info.audience and info.expires_at > time.time() - 10

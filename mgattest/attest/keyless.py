@@ -122,12 +122,13 @@ def _describe_failure(exc: BaseException) -> str:
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
-                 interactive: bool = False) -> dict[str, Any]:
+                 interactive: bool | None = None) -> dict[str, Any]:
     """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
 
     The identity token is ``identity_token`` (``@file`` allowed), else
-    ``SIGSTORE_ID_TOKEN``, else ambient CI credentials, else — when ``interactive`` —
-    the browser flow of the signing config's OIDC provider.
+    ``SIGSTORE_ID_TOKEN``, else ambient CI credentials, else — when ``interactive``
+    (default: when stdin is a terminal) — the browser flow of the signing config's OIDC
+    provider.
     """
     import requests
     from sigstore.dsse import Statement
@@ -146,6 +147,10 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
     config = load_sigstore_trust_config(trust_config, staging=staging,
                                         refresh_trust=refresh_trust)
     services = signing_services(config)
+    if interactive is None:
+        import sys
+
+        interactive = sys.stdin is not None and sys.stdin.isatty()
     token: TokenInfo = select_identity_token(
         identity_token, interactive_oidc_url=services["oidc"] if interactive else None)
     try:
