@@ -149,8 +149,11 @@ def test_framework_versions_from_metadata_only():
     import subprocess
     import sys
 
-    found = slsa.framework_versions(("numpy", "torch", "not-a-real-package-xyz"))
-    assert "numpy" in found and "torch" in found and "not-a-real-package-xyz" not in found
+    from importlib import metadata
+
+    found = slsa.framework_versions(("numpy", "torch", "scikit-learn", "not-a-real-package-xyz"))
+    assert set(found) == {"numpy", "torch", "scikit-learn"}
+    assert found == {name: metadata.version(name) for name in found}
     code = ("import sys; from mgattest.attest.slsa import framework_versions as f; v = f(); "
             "assert 'torch' in v and 'torch' not in sys.modules and 'numpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -219,3 +222,11 @@ def test_recorder_code_commit(tmp_path):
     assert desc["digest"] == {"gitCommit": head}
     with pytest.raises(InputError, match="twice"):
         rec.code(repo)
+
+
+def test_framework_versions_name_normalisation(tmp_path):
+    for name in ("scikit_learn-1.5.0.dist-info", "Torch-2.1.0.dist-info",
+                 "jax-0.4.1-py3.11.egg-info", "numpy-1.0.0.data", "readme.txt"):
+        (tmp_path / name).mkdir()
+    found = slsa.framework_versions(search_path=[str(tmp_path), str(tmp_path / "missing")])
+    assert found == {"scikit-learn": "1.5.0", "torch": "2.1.0", "jax": "0.4.1"}
