@@ -22,7 +22,7 @@ from mgattest.tlog.errors import (
     TrustRootError,
     UnknownEntryError,
 )
-from mgattest.tlog.keys import LogSigner, LogVerifier, note_key_hint
+from mgattest.tlog.keys import LogSigner, LogVerifier, c2sp_key_id, log_id_for, note_key_hint
 from mgattest.tlog.log import InclusionProof, LogEntry, TransparencyLog
 from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
 from mgattest.tlog.verify import (
@@ -37,7 +37,7 @@ __all__ = [
     "DuplicateEntryError", "EntryRejectedError", "InclusionProof", "InclusionProofError",
     "LogEntry", "LogEntryError", "LogError", "LogSigner", "LogVerifier", "SETError",
     "TransparencyLog", "TrustRootError", "TrustedLog", "UnknownEntryError", "VerifiedEntry",
-    "canonicalize", "note_key_hint", "parse_body", "parse_signed_note", "sign_checkpoint",
+    "c2sp_key_id", "canonicalize", "log_id_for", "note_key_hint", "parse_body", "parse_signed_note", "sign_checkpoint",
     "trusted_logs_from_root", "verify_checkpoint", "verify_consistency_notes",
     "verify_entry", "verify_rekor_entry",
 ]
