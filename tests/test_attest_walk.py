@@ -347,3 +347,10 @@ def test_replaced_file_after_walk_is_caught(tmp_path: Path) -> None:
     (root / "w.bin").write_bytes(b"evil, and longer")
     with pytest.raises(ModelChangedError):
         open_model_file(res.root, res.files[0], single_file=False)
+
+
+def test_link_through_a_file_component(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"f": b"1"})
+    (root / "l").symlink_to("f/x")
+    with pytest.raises(UnsafePathError, match="cannot be resolved"):
+        walk_model(root, allow_symlinks=True)

@@ -288,6 +288,8 @@ def _hash_range(real_root: str, single_file: bool, plan: _Plan, start: int, end:
     mf = plan.file
     fd = open_model_file(real_root, mf, single_file=single_file)
     try:
+        if hasattr(os, "posix_fadvise") and end > start:
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
         h = _FACTORIES[plan.algorithm]()
         buf = _buffer()
         pos, pending = start, 0

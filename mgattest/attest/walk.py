@@ -344,6 +344,9 @@ def _resolve_link(root: str, link_dir: str, link_path: str, shown: str) -> str:
         except FileNotFoundError:
             raise UnsafePathError(f"symlink {shown!r} is dangling", what="symlink",
                                   where=shown) from None
+        except OSError as exc:  # e.g. a path component that is a file
+            raise UnsafePathError(f"symlink {shown!r} cannot be resolved: {exc.strerror}",
+                                  what="symlink", where=shown) from None
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > MAX_LINK_HOPS:
@@ -437,6 +440,9 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
                 est = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # vanished during the walk: simply not part of the model
+            except OSError as exc:
+                raise ModelPathError(f"cannot stat {name!r}: {exc.strerror}",
+                                     what="model path", where=name) from None
             mode = est.st_mode
             is_link = stat.S_ISLNK(mode)
             real_path = entry.path
@@ -448,7 +454,11 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
                     raise UnsafePathError(
                         f"model entry {name!r} is a symbolic link; links are refused unless "
                         "explicitly allowed", what="symlink", where=name)
-                real_path = _resolve_link(real_root, real_dir, entry.path, name)
+                try:
+                    real_path = _resolve_link(real_root, real_dir, entry.path, name)
+                except OSError as exc:  # the link changed under us
+                    raise UnsafePathError(f"symlink {name!r} cannot be read: {exc.strerror}",
+                                          what="symlink", where=name) from None
                 try:
                     est = os.stat(real_path, follow_symlinks=False)
                 except OSError as exc:
