@@ -58,26 +58,33 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def client_worker(url: str, worker: int, count: int, out_path: str, deadline: float) -> None:
-    """Append ``count`` distinct entries; record every acknowledged (201) one."""
+    """Append up to ``count`` distinct entries; record every acknowledged (201) one."""
+    import http.client
+
     from test_tlog_server import hashedrekord, new_key
 
     key = new_key()
-    session = requests.Session()
+    host, port = url.rsplit("//", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
     acked: list[dict[str, Any]] = []
     try:
         for i in range(count):
             if time.monotonic() > deadline:
                 break
-            proposed = hashedrekord(key, b"worker %d entry %d" % (worker, i))
+            body = json.dumps(hashedrekord(key, b"worker %d entry %d" % (worker, i))).encode()
             try:
-                resp = session.post(url + "/api/v1/log/entries", json=proposed, timeout=20)
-            except requests.RequestException:
+                conn.request("POST", "/api/v1/log/entries", body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
                 break  # the server died: stop, keeping what was acknowledged
-            if resp.status_code != 201:
-                acked.append({"error": resp.status_code, "text": resp.text[:200]})
+            if resp.status != 201:
+                acked.append({"error": resp.status, "text": data[:200].decode("replace")})
                 break
-            acked.append(resp.json())
+            acked.append(json.loads(data))
     finally:
+        conn.close()
         Path(out_path).write_text(json.dumps(acked))
 
 
