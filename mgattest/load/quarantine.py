@@ -240,8 +240,10 @@ def quarantine(paths: str | os.PathLike | Iterable[str | os.PathLike], dir: str 
         payload.mkdir(parents=True)
         _step("journal")
         _write_json_atomic(partial / INCIDENT_FILE, record)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
         raise QuarantineError(f"cannot write the incident journal in {qdir}: {exc}",
                               where=str(qdir)) from None
     moved: list[dict[str, Any]] = []
