@@ -114,7 +114,10 @@ def parse_identity_token(token: str, *, audience: str = AUDIENCE,
                              what="identity-token", where="nbf")
     issuer, subject = str(claims["iss"]), str(claims["sub"])
     identity = subject
-    if issuer in _EMAIL_ISSUERS or (claims.get("email") and claims.get("email_verified") is True):
+    if isinstance(claims.get("job_workflow_ref"), str):  # GitHub Actions: the workflow URI
+        server = str(claims.get("server_url") or "https://github.com").rstrip("/")
+        identity = f"{server}/{claims['job_workflow_ref']}"
+    elif issuer in _EMAIL_ISSUERS or (claims.get("email") and claims.get("email_verified") is True):
         identity = str(claims.get("email") or subject)
     return TokenInfo(token, issuer, subject, identity, tuple(str(a) for a in audiences),
                      int(exp), int(iat), dict(claims))
