@@ -47,12 +47,12 @@ def test_parse_github_token_uses_sub():
                                        sub="repo:octo/m:ref:refs/heads/main", email=None,
                                        email_verified=None, aud=["sigstore", "other"]))
     assert info.identity == "repo:octo/m:ref:refs/heads/main"
+    assert info.audience == ("sigstore", "other")
     info = parse_identity_token(_token(iss="https://token.actions.githubusercontent.com",
                                        sub="repo:octo/m:ref:refs/heads/main", email=None,
                                        job_workflow_ref="octo/m/.github/workflows/t.yml@refs/heads/main"))
     # What the certificate SAN will say (Fulcio's GitHub principal).
     assert info.identity == "https://github.com/octo/m/.github/workflows/t.yml@refs/heads/main"
-    assert info.audience == ("sigstore", "other")
 
 
 @pytest.mark.parametrize("token,reason", [
