@@ -193,3 +193,26 @@ def test_help_is_fast_and_lazy():
             "heavy = [m for m in ('cryptography', 'mgattest.attest.verify', 'rich.progress') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.interop
+def test_public_good_sigstore_bundles_verify_offline(conformance_dir):
+    cases = {c["id"].split("/")[-1]: c
+             for c in json.loads((conformance_dir / "cases.json").read_text())}
+    for name in ("happy-path-intoto-in-dsse-v3", "happy-path-v0.3"):
+        case = cases[name]
+        args = ["verify", conformance_dir / case["artifact"], "--bundle",
+                conformance_dir / case["bundle"], "--instance", "production",
+                "--identity", case["expected_identity"], "--issuer", case["expected_issuer"]]
+        ok = mg(*args)
+        assert ok.exit_code == 0, ok.output
+        assert mg(*args, "--json").stdout.count('"ok": true') == 1
+        wrong = mg(*args[:-4], "--identity", "https://evil.example/x", "--issuer",
+                   case["expected_issuer"])
+        assert wrong.exit_code == 1 and "identity" in wrong.output
+        digest_args = list(args)
+        digest_args[1] = case["artifact_digest"]
+        assert mg(*digest_args).exit_code == 0
+        assert mg(*digest_args[:1], "sha256:" + "0" * 64, *digest_args[2:]).exit_code == 1
+        staging = mg(*args[:4], "--instance", "staging", *args[6:])
+        assert staging.exit_code == 1  # a production bundle under the staging root
