@@ -5,10 +5,12 @@ evaluation against ~360 µs for the pure-Python ``cel-python`` (``celpy``) on th
 expression, and maintained. ``celpy`` is used only when ``cel`` is not installed.
 
 Bounds: CEL has no loops or recursion, so an expression without comprehension macros
-runs in time linear in its length (≤ 4096 characters). Comprehension macros
-(``all``, ``exists``, ``exists_one``, ``map``, ``filter``) can nest into polynomial
-work, so at most :data:`MAX_MACROS` are allowed, and expressions using them run on a
-worker thread with a deadline; a late result is a failed check (fail closed).
+runs in time linear in its length (≤ 4096 characters) and its input. Comprehension
+macros (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) nest into polynomial
+work: at most :data:`MAX_MACROS` are allowed, and before each evaluation the work bound
+``(largest list or map in the input) ** (macro nesting depth)`` must stay under
+:data:`MAX_WORK`, else the check fails closed. (The Rust backend holds the GIL while it
+runs, so a thread deadline could not interrupt it; the bound is computed up front.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 
 MAX_EXPR_LEN = 4096
 MAX_MACROS = 3
-EVAL_DEADLINE_S = 0.25
+MAX_WORK = 200_000
+EVAL_DEADLINE_S = 0.25  # celpy fallback only (pure Python, interruptible by waiting)
 
 _MACRO_RE = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*\(")
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -37,11 +40,20 @@ class CelProgram:
     expr: str
     backend: str
     program: Any
-    uses_macros: bool
+    macro_depth: int
+
+    @property
+    def uses_macros(self) -> bool:
+        return self.macro_depth > 0
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """Return ``(result, error)``; a non-boolean result or any error is ``False``."""
         if self.uses_macros:
+            width = max(_widest(activation), self.expr.count(",") + 1)
+            if width ** self.macro_depth > MAX_WORK:
+                return False, (f"input too large for {self.macro_depth} nested comprehension(s) "
+                               f"(a list or map of {width} items; bound {MAX_WORK} steps)")
+        if self.uses_macros and self.backend == "celpy":
             future = _pool().submit(self._run, activation)
             try:
                 value = future.result(timeout=EVAL_DEADLINE_S)
@@ -75,18 +87,44 @@ def compile_cel(expr: str) -> CelProgram:
     if macros > MAX_MACROS:
         raise CelCompileError(f"CEL expression uses {macros} comprehension macros "
                               f"(at most {MAX_MACROS} allowed)")
+    depth = _macro_depth(expr)
     try:
         import cel  # noqa: PLC0415
     except ImportError:
-        return _compile_celpy(expr, macros > 0)
+        return _compile_celpy(expr, depth)
     try:
         program = cel.compile(expr)
     except Exception as exc:  # noqa: BLE001 - the binding raises ValueError/RuntimeError
         raise CelCompileError(_describe(exc)) from None
-    return CelProgram(expr, "cel", program, macros > 0)
+    return CelProgram(expr, "cel", program, depth)
 
 
-def _compile_celpy(expr: str, uses_macros: bool) -> CelProgram:
+def _macro_depth(expr: str) -> int:
+    """Deepest nesting of comprehension macros (conservative: ignores string quoting)."""
+    stack: list[bool] = []
+    deepest = 0
+    macro_opens = {m.end() - 1 for m in _MACRO_RE.finditer(expr)}
+    for i, ch in enumerate(expr):
+        if ch == "(":
+            stack.append(i in macro_opens)
+            deepest = max(deepest, sum(stack))
+        elif ch == ")" and stack:
+            stack.pop()
+    return deepest
+
+
+def _widest(value: Any, depth: int = 0) -> int:
+    """Size of the largest list or map anywhere in *value*."""
+    if depth > 64:
+        return 0
+    if isinstance(value, dict):
+        return max([len(value)] + [_widest(v, depth + 1) for v in value.values()])
+    if isinstance(value, (list, tuple)):
+        return max([len(value)] + [_widest(v, depth + 1) for v in value])
+    return 0
+
+
+def _compile_celpy(expr: str, depth: int) -> CelProgram:
     import celpy  # noqa: PLC0415
 
     env = celpy.Environment()
@@ -94,7 +132,7 @@ def _compile_celpy(expr: str, uses_macros: bool) -> CelProgram:
         program = env.program(env.compile(expr))
     except Exception as exc:  # noqa: BLE001
         raise CelCompileError(_describe(exc)) from None
-    return CelProgram(expr, "celpy", program, uses_macros)
+    return CelProgram(expr, "celpy", program, depth)
 
 
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
