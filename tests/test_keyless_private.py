@@ -175,7 +175,11 @@ def test_model_signing_verifies_mgattest_keyless(stack):
               "--trust_config", str(stack["ctc"]), "--identity", EMAIL,
               "--identity_provider", stack["issuer"].issuer_url, str(model)])
     assert r.returncode == 0, r.stdout + r.stderr
-    (model / "weights.bin").write_bytes(b"x" * 4096)  # tampered model: the peer refuses
+    code, output = _cli(_verify_args(stack, model, bundle))
+    assert code == 0, output
+    (model / "weights.bin").write_bytes(b"x" * 4096)  # tampered model: both refuse
+    code, output = _cli(_verify_args(stack, model, bundle))
+    assert code == 1, output
     r = _run([str(BIN / "model_signing"), "verify", "sigstore", "--signature", str(bundle),
               "--trust_config", str(stack["ctc"]), "--identity", EMAIL,
               "--identity_provider", stack["issuer"].issuer_url, str(model)])

@@ -149,7 +149,9 @@ def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
     @app.post("/api/v2/signingCert")
     async def _signing_cert(request: Request) -> Any:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+        if length is not None and not length.isdigit():
+            return _error(400, "invalid Content-Length")
+        if length is not None and int(length) > MAX_REQUEST_BYTES:
             return _error(413, f"request larger than {MAX_REQUEST_BYTES} bytes")
         raw = b""
         async for chunk in request.stream():
