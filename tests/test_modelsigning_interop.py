@@ -166,6 +166,11 @@ def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
                                allow_unlogged=True)
     assert check.ok and atts[0].signer.kind == "certificate"
     assert atts[0].signer.identity == "ml@example.com"
+    verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+                 allow_unlogged=True, identity={"identity": "ml@example.com"})
+    with pytest.raises(VerificationError, match="identity"):
+        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+                     allow_unlogged=True, identity={"identity": "other@example.com"})
     (tmp_path / "other").mkdir()
     other = _make_ca(tmp_path / "other")
     with pytest.raises(VerificationError, match="does not chain"):

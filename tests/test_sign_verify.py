@@ -206,3 +206,22 @@ def test_conformance_suite(conformance_dir):
         if got != case["expected"]:
             wrong.append(case["id"])
     assert not wrong
+
+
+@pytest.mark.interop
+def test_managed_key_message_signature_bundle(conformance_dir):
+    """A cosign/sigstore managed-key bundle (messageSignature, hashedrekord entry)."""
+    base = conformance_dir / "data/sigstore+sigstore-conformance/test/assets/bundle-verify"
+    bundle = base / "managed-key-happy-path/bundle.sigstore.json"
+    key = base / "managed-key-happy-path/key.pub"
+    root = conformance_dir / "trusted_roots/sigstore-python-4.5.1/production/trusted_root.json"
+    att = verify_bundle(bundle, keys=[key], trusted_root=root, artifact_digest=base / "a.txt")
+    assert att.statement is None and att.log_entries[0].kind == "hashedrekord"
+    assert att.message_digest == {"sha256": hashlib.sha256((base / "a.txt").read_bytes())
+                                  .hexdigest()}
+    with pytest.raises(VerificationError, match="predicateType"):
+        verify_bundle(bundle, keys=[key], trusted_root=root, artifact_digest=base / "a.txt",
+                      expected_predicate_type="https://slsa.dev/provenance/v1")
+    with pytest.raises(VerificationError):
+        verify_bundle(bundle, keys=[key], trusted_root=root,
+                      artifact_digest="sha256:" + "1" * 64)

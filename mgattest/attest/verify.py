@@ -560,6 +560,11 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
                      if p.integrated_time is not None and p.set_verified]
             signer = verify_certificate_chain(parsed, certificate_chain,
                                               at_time=min(times) if times else None)
+            if identity is not None:
+                from mgattest.attest.certs import IdentityPolicy
+
+                policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
+                policy.check(signer)
         else:
             signer = _verify_keyless(parsed, root, proofs, identity)
 
@@ -585,6 +590,10 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
                 raise ArtifactMismatchError(
                     f"no statement subject has {alg} digest {digest.hex()}",
                     what="subject digest", where=parsed.source)
+    if expected_predicate_type and parsed.envelope is None:
+        raise PredicateTypeError(f"expected predicateType {expected_predicate_type!r}, but "
+                                 "the bundle signs an artifact, not a statement",
+                                 what="predicateType", where=parsed.source)
     message_digest = None
     if parsed.message_signature is not None and artifact is not None:
         message_digest = {artifact[0]: artifact[1].hex()}
