@@ -327,3 +327,30 @@ def test_cli_servers_with_unmodified_sigstore_python(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def test_sct_from_unlisted_ct_log_rejected(stack, tmp_path):
+    """A trust config whose ctlogs key is not the one that signed the SCT: both mgattest
+    and sigstore-python refuse the (otherwise valid) bundle."""
+    import hashlib
+
+    model = _model_file(stack, "sct.bin", b"sct")
+    bundle = stack["base"] / "sct.bundle.json"
+    assert _sign_keyless(stack, model, bundle)[0] == 0
+    authority.init(tmp_path / "ca3")
+    other = CertificateAuthority.load(tmp_path / "ca3")
+    doc = json.loads(stack["ctc"].read_text())
+    der = other.ct_signer.public_key_der
+    doc["trustedRoot"]["ctlogs"][0]["publicKey"]["rawBytes"] = base64.b64encode(der).decode()
+    doc["trustedRoot"]["ctlogs"][0]["logId"]["keyId"] = base64.b64encode(
+        hashlib.sha256(der).digest()).decode()
+    ctc = tmp_path / "ctc-other-ct.json"
+    ctc.write_text(json.dumps(doc))
+    args = _verify_args(stack, model, bundle)
+    args[args.index("--trusted-root") + 1] = str(ctc)
+    code, output = _cli(args)
+    assert code == 1 and "SCT" in output, output
+    r = _run([str(BIN / "sigstore"), "--trust-config", str(ctc), "verify", "identity",
+              "--offline", "--bundle", str(bundle), "--cert-identity", EMAIL,
+              "--cert-oidc-issuer", stack["issuer"].issuer_url, str(model)])
+    assert r.returncode != 0 and "SCT" in (r.stdout + r.stderr)
