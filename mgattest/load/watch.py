@@ -152,7 +152,7 @@ class Sentry:
         return self.status()
 
     def _mark(self, healthy: bool, reason: str | None) -> None:
-        if not healthy and self._healthy is not False or self._reason != reason:
+        if (healthy, reason) != (self._healthy, self._reason) and not healthy:
             log.error("model %s compromised: %s", self.model, reason)
         self._healthy, self._reason = healthy, reason
 
@@ -163,10 +163,11 @@ class Sentry:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> SentryStatus:
         """Verify once, then watch in background threads. Returns the first status."""
-        status = self.check(force=True)
         self._stop.clear()
         if self._use_events:
+            # watch first, verify second: a change during the first check is not missed
             self._start_observer()
+        status = self.check(force=True)
         for target, name in ((self._event_loop, "sentry-events"),
                              (self._rehash_loop, "sentry-rehash")):
             thread = threading.Thread(target=target, name=name, daemon=True)

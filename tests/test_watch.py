@@ -1,0 +1,198 @@
+"""Watch mode: the Sentry notices changes by events and by periodic re-hash, stays
+compromised, and the FastAPI example answers 503 within 2 s of tampering."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT, free_port
+from mgattest.errors import VerificationError
+from mgattest.load.watch import Sentry, manifest_verifier
+
+
+def _model(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"\x01" * 1000)
+    (model / "config.json").write_text('{"layers": 2}')
+    manifest = {name: hashlib.sha256((model / name).read_bytes()).hexdigest()
+                for name in ("w.bin", "config.json")}
+    return model, manifest
+
+
+def _wait(predicate, timeout: float = 2.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("change", ["modify", "add", "delete", "rename"])
+def test_events_trigger_reverification(tmp_path, change):
+    model, manifest = _model(tmp_path)
+    seen = []
+    with Sentry(model, manifest_verifier(manifest, model), rehash_interval=600,
+                on_change=seen.append) as sentry:
+        assert sentry.healthy and sentry.reason is None
+        if change == "modify":
+            with open(model / "w.bin", "r+b") as fh:
+                fh.seek(500)
+                fh.write(b"\x02")
+        elif change == "add":
+            (model / "extra.py").write_text("import os")
+        elif change == "delete":
+            (model / "config.json").unlink()
+        else:
+            os.rename(model / "config.json", model / "config.old")
+        _wait(lambda: not sentry.healthy)
+        status = sentry.status()
+        assert status.checks >= 2 and status.reason
+        assert not seen[-1].healthy
+    if change == "modify":
+        assert "w.bin" in status.reason
+
+
+def test_rehash_catches_changes_without_events(tmp_path):
+    model, manifest = _model(tmp_path)
+    sentry = Sentry(model, manifest_verifier(manifest, model), rehash_interval=0.2,
+                    use_events=False)
+    sentry.start()
+    try:
+        stat = os.stat(model / "w.bin")
+        (model / "w.bin").write_bytes(b"\x03" * 1000)  # same size ...
+        os.utime(model / "w.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... same mtime
+        _wait(lambda: not sentry.healthy, timeout=3)
+        assert "digest changed" in sentry.reason
+        assert sentry.status().last_rehash is not None
+    finally:
+        sentry.stop()
+
+
+def test_compromise_is_sticky_until_reset(tmp_path):
+    model, manifest = _model(tmp_path)
+    original = (model / "w.bin").read_bytes()
+    sentry = Sentry(model, manifest_verifier(manifest, model), use_events=False)
+    assert sentry.check().healthy
+    (model / "w.bin").write_bytes(b"evil")
+    assert not sentry.check().healthy
+    (model / "w.bin").write_bytes(original)
+    assert not sentry.check().healthy  # changed back: still an incident
+    assert sentry.reset().healthy
+
+
+def test_any_exception_from_verify_means_compromised(tmp_path):
+    calls = []
+
+    def verify(path):
+        calls.append(path)
+        if len(calls) > 1:
+            raise VerificationError("signature invalid", where="bundle.json")
+
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"x")
+    sentry = Sentry(target, verify, use_events=False)
+    assert sentry.check().healthy
+    status = sentry.check()
+    assert not status.healthy and status.reason == "signature invalid [at bundle.json]"
+    assert calls == [str(target.resolve())] * 2
+    assert Sentry(target, lambda p: 1 / 0, use_events=False).check().reason == \
+        "division by zero"
+
+
+def test_single_file_model_ignores_siblings(tmp_path):
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"abc")
+    manifest = {"m.bin": hashlib.sha256(b"abc").hexdigest()}
+    with Sentry(target, manifest_verifier(manifest, target), rehash_interval=600) as sentry:
+        (tmp_path / "other.txt").write_text("unrelated")
+        time.sleep(0.4)
+        assert sentry.healthy
+        target.write_bytes(b"abd")
+        _wait(lambda: not sentry.healthy)
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mgattest", *args], capture_output=True,
+                          text=True, timeout=60, **kw)
+
+
+def test_cli_watch(tmp_path):
+    model, manifest = _model(tmp_path)
+    mpath = tmp_path / "manifest.json"
+    mpath.write_text(json.dumps(manifest))
+    assert _cli("watch", str(model), "--manifest", str(mpath), "--once").returncode == 0
+    assert _cli("watch", str(model)).returncode == 2
+    assert _cli("watch", str(tmp_path / "nope"), "--manifest", str(mpath)).returncode == 2
+    proc = subprocess.Popen([sys.executable, "-m", "mgattest", "watch", str(model),
+                             "--manifest", str(mpath), "--json", "--duration", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["healthy"] is True
+        (model / "w.bin").write_bytes(b"tampered")
+        out, errs = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, errs
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["status"] == "compromised" and "w.bin" in last["reason"]
+    assert _cli("watch", str(model), "--manifest", str(mpath), "--once").returncode == 1
+
+
+@pytest.mark.network
+def test_fastapi_example_returns_503_within_two_seconds(tmp_path):
+    import numpy as np
+    import httpx
+
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.array([1.0, 2.0, 3.0]))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"w.npy": hashlib.sha256(weights.read_bytes()).hexdigest()}))
+    port = free_port()
+    env = {**os.environ, "MGATTEST_MODEL": str(weights), "MGATTEST_MANIFEST": str(manifest),
+           "PYTHONPATH": str(PROJECT_ROOT / "docs" / "examples")}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serve_fastapi:app",
+                               "--host", "127.0.0.1", "--port", str(port), "--log-level",
+                               "warning"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        reply = httpx.post(f"{base}/predict", json={"x": [1, 1, 1]}, timeout=2)
+        assert reply.status_code == 200 and reply.json() == {"y": 6.0}
+        np.save(weights, np.array([1.0, 2.0, 666.0]))  # tamper
+        start = time.monotonic()
+        while httpx.post(f"{base}/predict", json={"x": [1, 1, 1]}, timeout=2).status_code \
+                != 503:
+            assert time.monotonic() - start < 2.0, "no 503 within 2 s"
+            time.sleep(0.02)
+        health = httpx.get(f"{base}/healthz", timeout=2)
+        assert health.status_code == 503
+        assert "digest changed" in health.json()["detail"]["reason"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
