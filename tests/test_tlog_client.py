@@ -22,9 +22,9 @@ from test_tlog_server import dsse_entry, hashedrekord, make_log, new_key, runnin
 pytestmark = pytest.mark.network
 
 
-@pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    log, _, _ = make_log(tmp_path)
+@pytest.fixture(params=["ecdsa-p256", "ed25519"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
+    log, _, _ = make_log(tmp_path, key_type=request.param)
     with running_server(log) as url:
         yield url, log
 

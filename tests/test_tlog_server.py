@@ -427,3 +427,45 @@ def test_entry_bundle_round_trip_and_truncation(entries: list[bytes]) -> None:
 def test_entry_bundle_refuses_oversized_entries() -> None:
     with pytest.raises(tiles.TileDataError):
         tiles.encode_entry_bundle([b"x" * 65536])
+
+
+# --- fuzz: nothing a client sends yields a 500 or a write ------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["apiVersion", "kind", "spec", "signature", "data",
+                                       "hash", "content", "publicKey", "proposedContent",
+                                       "envelope", "verifiers", "x"]), children, max_size=4),
+    max_leaves=12)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    log, _, _ = make_log(tmp_path_factory.mktemp("fuzz"))
+    with running_server(log, max_body=16 * 1024) as url:
+        yield url, log
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=_json, kind=st.sampled_from(["hashedrekord", "dsse", "intoto", "rekord", 7]),
+       version=st.sampled_from(["0.0.1", "0.0.2", None]))
+def test_fuzzed_entries_are_400_and_write_nothing(fuzz_server: tuple[str, Any], body: Any,
+                                                  kind: Any, version: Any) -> None:
+    url, log = fuzz_server
+    for candidate in (body, {"apiVersion": version, "kind": kind, "spec": body}):
+        resp = post(url, candidate)
+        assert resp.status_code in (400, 413), (candidate, resp.status_code, resp.text)
+        assert resp.json()["code"] == resp.status_code
+    assert log.size == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(path=st.text(alphabet="0123456789abcdefx./-p%", max_size=40))
+def test_fuzzed_read_paths_never_fail_the_server(fuzz_server: tuple[str, Any],
+                                                 path: str) -> None:
+    url, _ = fuzz_server
+    for prefix in ("/tile/", "/tile/entries/", f"{API}/entries/", f"{API}/proof?firstSize=",
+                   f"{API}/entries?logIndex="):
+        resp = requests.get(url + prefix + path, timeout=10)
+        assert resp.status_code in (200, 400, 404, 405), (prefix + path, resp.text)
