@@ -562,3 +562,35 @@ def test_claims_mapping_fails_closed(claims):
     assert ident.san_value and ident.issuer == ISSUER
     if ident.san_kind == "email":
         assert claims.get("email_verified") is True
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300))
+def test_precert_parser_fails_closed(data):
+    """The CT signer's DER walker raises ValueError on anything but a precertificate TBS."""
+    try:
+        out = precert_tbs_without_poison(data)
+    except ValueError:
+        return
+    assert out != data  # something (the poison) was removed
+
+
+def test_precert_poison_removed_exactly(ca):
+    """Strip the poison from a real precertificate: the result equals the TBS that
+    cryptography reconstructs from the final certificate (its SCT list removed)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ident = identity_from_claims({"sub": "s", "email": "p@example.com", "email_verified": True},
+                                 ISSUER)
+    cert = ca.issue(key.public_key(), ident)
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .public_key(cert.public_key()).serial_number(cert.serial_number)
+               .not_valid_before(cert.not_valid_before_utc)
+               .not_valid_after(cert.not_valid_after_utc))
+    for ext in cert.extensions:
+        if isinstance(ext.value, x509.PrecertificateSignedCertificateTimestamps):
+            continue
+        builder = builder.add_extension(ext.value, ext.critical)
+    precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
+        ca.intermediate_key, hashes.SHA384())
+    assert precert_tbs_without_poison(precert.tbs_certificate_bytes) == \
+        cert.tbs_precertificate_bytes
