@@ -230,3 +230,29 @@ def test_framework_versions_name_normalisation(tmp_path):
         (tmp_path / name).mkdir()
     found = slsa.framework_versions(search_path=[str(tmp_path), str(tmp_path / "missing")])
     assert found == {"scikit-learn": "1.5.0", "torch": "2.1.0", "jax": "0.4.1"}
+
+
+# JCS writes numbers the ECMAScript way, so integral floats come back as integers and
+# magnitudes past 2**53 cannot be re-canonicalised: stay inside the exact range.
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1)
+    | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@given(st.dictionaries(st.text(max_size=6), _json_values, max_size=5))
+@settings(max_examples=80, deadline=None)
+def test_payload_canonical_whatever_the_key_order(predicate):
+    stmt = statement.make_statement(_subjects(1), "https://x/p", predicate)
+    payload = statement.serialize_statement(stmt)
+    reordered = dict(reversed(list(stmt.items())))
+    reordered["predicate"] = dict(reversed(list(predicate.items())))
+    assert statement.serialize_statement(reordered) == payload
+    parsed = statement.parse_statement(payload)
+    assert parsed["predicate"] == predicate
+    assert statement.serialize_statement(parsed) == payload
+    for key, value in predicate.items():  # integers come back as integers
+        if isinstance(value, int) and not isinstance(value, bool):
+            assert type(parsed["predicate"][key]) is int
