@@ -115,19 +115,23 @@ class _LogService:
         return future
 
     def _drain(self) -> None:
-        while True:
-            with self._pending_lock:
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-                if not batch:
-                    self._draining = False
-                    return
-            try:
+        """Append one batch; requeue behind waiting reads if more entries are pending."""
+        with self._pending_lock:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+        try:
+            if batch:
                 self._append_batch(batch)
-            except BaseException as exc:  # never leave a request waiting forever
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+        except BaseException as exc:  # never leave a request waiting forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            with self._pending_lock:
+                if self._pending:
+                    self.executor.submit(self._drain)  # FIFO: queued reads go first
+                else:
+                    self._draining = False
 
     def _append_batch(self, batch: list[tuple[dict[str, Any],
                                               "concurrent.futures.Future[AppendResult]"]]
