@@ -20,6 +20,7 @@ from mgattest.attest.keyless import (KeylessSigningError, load_sigstore_trust_co
 from mgattest.attest.oidc import (TOKEN_ENV_VAR, OIDCTokenError, parse_identity_token,
                                   select_identity_token)
 from mgattest.errors import InputError
+from tests.conftest import CONFORMANCE_DIR
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -232,3 +233,17 @@ def test_parse_never_crashes_on_claims(claims):
     except OIDCTokenError:
         return
     assert "sigstore" in info.audience and info.expires_at > time.time() - 10
+
+
+def test_public_good_trust_config_offline_is_embedded_root():
+    from mgattest.attest.keyless import public_good_trust_config
+    from mgattest.attest.trustroot import parse_client_trust_config
+
+    doc = public_good_trust_config()
+    embedded = json.loads((CONFORMANCE_DIR / "trusted_roots/sigstore-python-4.5.1/production/"
+                           "trusted_root.json").read_text())
+    assert [t["logId"] for t in doc["trustedRoot"]["tlogs"]] == \
+        [t["logId"] for t in embedded["tlogs"]]
+    parse_client_trust_config(doc)  # mgattest reads what it returns
+    staging = public_good_trust_config(staging=True)
+    assert staging["trustedRoot"]["tlogs"] != doc["trustedRoot"]["tlogs"]

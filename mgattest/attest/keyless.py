@@ -20,7 +20,7 @@ from mgattest.attest.oidc import TokenInfo, select_identity_token
 from mgattest.errors import InputError
 
 __all__ = ["KeylessSigningError", "sign_keyless", "load_sigstore_trust_config",
-           "signing_services", "IN_TOTO_PAYLOAD_TYPE"]
+           "signing_services", "public_good_trust_config", "IN_TOTO_PAYLOAD_TYPE"]
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -80,6 +80,17 @@ def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
     except (SigstoreError, ValueError, UnicodeDecodeError) as exc:
         raise KeylessSigningError(f"unusable trust config {trust_config or 'embedded'}: {exc}",
                                   what="trust-config", where=str(trust_config)) from None
+
+
+def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = False
+                             ) -> dict[str, Any]:
+    """Sigstore's production (or staging) ClientTrustConfig as a proto-JSON dict.
+
+    Offline by default (the copy embedded in sigstore-python); ``refresh_trust`` runs a
+    TUF update first (network) — what ``verify --refresh-trust`` should call.
+    """
+    config = load_sigstore_trust_config(staging=staging, refresh_trust=refresh_trust)
+    return json.loads(config._inner.to_json())
 
 
 def signing_services(config: Any) -> dict[str, Any]:
