@@ -129,6 +129,12 @@ def test_public_key_with_proof_of_possession(stack):
     leaf = x509.load_pem_x509_certificate(pems[0].encode())
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.RFC822Name) == ["bob@example.com"]
+    # Every issuance is recorded for audit.
+    records = [json.loads(line) for line in
+               (stack["base"] / "ca" / "issued.jsonl").read_text().splitlines()]
+    mine = [r for r in records if r["serial"] == format(leaf.serial_number, "x")]
+    assert len(mine) == 1 and mine[0]["san"] == "bob@example.com"
+    assert x509.load_pem_x509_certificate(mine[0]["certificate"].encode()) == leaf
 
 
 def test_wrong_proof_of_possession_refused(stack):

@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ INTERMEDIATE_CERT = "intermediate.pem"
 CTLOG_KEY = "ctlog.key.pem"
 CTLOG_PUB = "ctlog.pub.pem"
 META = "ca.json"
+ISSUED_LOG = "issued.jsonl"
 
 CERT_LIFETIME = dt.timedelta(minutes=10)
 # notBefore is backdated so a log's integratedTime (taken moments later, possibly on a
@@ -165,6 +167,10 @@ class CertificateAuthority:
     intermediate_key: Any
     ct_signer: CTLogSigner
     created: dt.datetime
+    # Append-only record of every certificate issued (one JSON object per line), so an
+    # operator can audit issuance; None keeps no record (in-memory use).
+    issued_log: Path | None = None
+    _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> "CertificateAuthority":
@@ -193,7 +199,7 @@ class CertificateAuthority:
             created = dt.datetime.fromisoformat(meta["created"].replace("Z", "+00:00"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             created = root.not_valid_before_utc
-        return cls(root, inter, inter_key, CTLogSigner(ct_key), created)
+        return cls(root, inter, inter_key, CTLogSigner(ct_key), created, d / ISSUED_LOG)
 
     @property
     def chain(self) -> list[x509.Certificate]:
@@ -254,7 +260,23 @@ class CertificateAuthority:
         if cert.tbs_precertificate_bytes != precert_tbs_without_poison(
                 precert.tbs_certificate_bytes):
             raise AssertionError("final certificate TBS differs from the precertificate")
+        self._record(cert, identity)
         return cert
+
+    def _record(self, cert: x509.Certificate, identity: CertIdentity) -> None:
+        if self.issued_log is None:
+            return
+        line = json.dumps({
+            "serial": format(cert.serial_number, "x"),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "san": identity.san_value, "san_kind": identity.san_kind,
+            "issuer": identity.issuer,
+            "certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        }, sort_keys=True)
+        with self._log_lock:
+            fd = os.open(self.issued_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
 
     def ct_log_id(self) -> bytes:
         """The CT log id (SHA-256 of the CT key's DER SPKI)."""

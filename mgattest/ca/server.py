@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
-from mgattest.ca.identity import identity_from_claims
+from mgattest.ca.identity import GITHUB_ACTIONS_ISSUER, identity_from_claims
 from mgattest.ca.tokens import TokenVerifier
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -180,7 +180,8 @@ def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
     @app.get("/api/v2/configuration")
     def _configuration() -> dict[str, Any]:
         return {"issuers": [{"issuerUrl": i, "audience": verifier.audience,
-                             "challengeClaim": "email"} for i in verifier.issuers]}
+                             "challengeClaim": "sub" if i == GITHUB_ACTIONS_ISSUER else "email"}
+                            for i in verifier.issuers]}
 
     @app.get(CT_KEY_PATH)
     def _ct_key() -> dict[str, Any]:
