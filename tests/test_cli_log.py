@@ -384,3 +384,13 @@ def test_serve_subprocess_with_token(log_files: dict[str, Path]) -> None:
             proc.kill()
             proc.wait(timeout=10)
     assert _open(log_files).size == 1
+
+
+def test_monitor_outage_is_a_warning_until_the_last_round(log_files: dict[str, Path]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    base = ["log", "monitor", "--url", dead, "--log-key", log_files["pub"], "--state",
+            log_files["dir"] / "s.json", "--interval", "0.01"]
+    res = run(*base, "--count", "2")
+    assert res.exit_code == 2
+    assert res.stderr.count("warning: ") == 1 and "error: " in res.stderr
+    assert not (log_files["dir"] / "s.json").exists()

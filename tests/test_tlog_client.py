@@ -312,3 +312,13 @@ def test_rekor_v2_create_entry() -> None:
         with pytest.raises(Exception) as bad:
             client.create_entry({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {}})
         assert bad.type.__name__ == "InputError"
+
+
+def test_v1_reads_are_refused_for_a_v2_client() -> None:
+    from mgattest.errors import InputError
+
+    client = RekorClient("http://127.0.0.1:1", api_version=2)
+    for call in (lambda: client.get_entry(0), client.log_info, client.public_key,
+                 lambda: client.consistency_proof(1, 2)):
+        with pytest.raises(InputError, match="Rekor v1 API"):
+            call()

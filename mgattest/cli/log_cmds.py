@@ -410,7 +410,7 @@ def monitor_cmd(
 ) -> None:
     """Watch a log: every new checkpoint must extend the last verified one."""
     from mgattest.errors import InputError
-    from mgattest.tlog.client import RekorClient
+    from mgattest.tlog.client import LogUnavailableError, RekorClient
 
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")
@@ -427,12 +427,22 @@ def monitor_cmd(
     client = RekorClient(url)
     done = 0
     while True:
-        note = client.log_info()["signedTreeHead"]
-        current = _verify_note(note, verifier, origin, url)
-        if last is not None:
+        done += 1
+        final = bool(count) and done >= count
+        try:
+            note = client.log_info()["signedTreeHead"]
+            current = _verify_note(note, verifier, origin, url)
             proof: list[bytes] = []
-            if 0 < last.size < current.size:
+            if last is not None and 0 < last.size < current.size:
                 proof = client.consistency_proof(last.size, current.size).hashes
+        except LogUnavailableError as exc:
+            if final or count == 1:
+                raise
+            # An outage is not evidence against the log: report it and keep watching.
+            err(f"warning: {exc.message}")
+            time.sleep(interval)
+            continue
+        if last is not None:
             _check_consistent(last, current, proof)
         _write_json(state, {"origin": current.origin, "size": current.size,
                             "root_hash": bytes(current.root_hash).hex(), "checkpoint": note})
@@ -440,8 +450,7 @@ def monitor_cmd(
         out(f"ok: {current.origin} size {current.size}{grew} root "
             f"{bytes(current.root_hash).hex()}")
         last, origin = current, current.origin
-        done += 1
-        if count and done >= count:
+        if final:
             return
         time.sleep(interval)
 

@@ -198,8 +198,14 @@ class RekorClient:
 
     # --- reads ------------------------------------------------------------------------
 
+    def _v1_only(self, what: str) -> None:
+        if self.api_version != 1:
+            raise InputError(f"{what} needs the Rekor v1 API; Rekor v2 logs are read through "
+                             "/checkpoint and tiles", what="api version")
+
     def get_entry(self, key: str | int) -> dict[str, Any]:
         """Fetch one entry by UUID (64 or 80 hex) or log index (Rekor v1 API)."""
+        self._v1_only("entry lookup")
         if isinstance(key, bool):
             raise InputError("entry key must be a UUID or a log index", what="entry key")
         if isinstance(key, int):
@@ -216,6 +222,7 @@ class RekorClient:
 
     def log_info(self) -> dict[str, Any]:
         """``GET /api/v1/log``: rootHash (hex), treeSize, signedTreeHead, treeID."""
+        self._v1_only("log info")
         resp = self._request("GET", "/api/v1/log")
         info = self._json(resp)
         if (not isinstance(info, dict) or not isinstance(info.get("treeSize"), int)
@@ -243,6 +250,7 @@ class RekorClient:
 
     def consistency_proof(self, first: int, last: int) -> ConsistencyProof:
         """``GET /api/v1/log/proof``: the proof that tree ``first`` is a prefix of ``last``."""
+        self._v1_only("a consistency proof")
         if isinstance(first, bool) or isinstance(last, bool) or not 1 <= first <= last:
             raise InputError(f"need 1 <= first <= last, got {first}, {last}",
                              what="consistency proof")
@@ -260,6 +268,7 @@ class RekorClient:
 
     def public_key(self) -> str:
         """The log's public key in PEM (``/api/v1/log/publicKey``)."""
+        self._v1_only("the public key endpoint")
         resp = self._request("GET", "/api/v1/log/publicKey")
         text = resp.content.decode("utf-8", "replace")
         if "-----BEGIN PUBLIC KEY-----" not in text:
