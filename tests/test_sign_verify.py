@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -225,3 +226,19 @@ def test_managed_key_message_signature_bundle(conformance_dir):
     with pytest.raises(VerificationError):
         verify_bundle(bundle, keys=[key], trusted_root=root,
                       artifact_digest="sha256:" + "1" * 64)
+
+
+def test_v01_bundles_may_rely_on_the_set_alone(model):
+    signer = generate_signer("ecdsa-p256")
+    bundle = sign_model(model, signer).bundle
+    del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    with pytest.raises(VerificationError, match="inclusion proof"):
+        verify_model(model, [bundle], keys=[signer.public_key])
+    bundle["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+    atts, _ = verify_model(model, [bundle], keys=[signer.public_key])
+    proof = atts[0].log_entries[0]
+    assert proof.set_verified and not proof.inclusion_proof_verified
+    bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"][
+        "signedEntryTimestamp"] = base64.b64encode(b"\x30\x00").decode()
+    with pytest.raises(VerificationError):
+        verify_model(model, [bundle], keys=[signer.public_key])
