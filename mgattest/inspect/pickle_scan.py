@@ -269,13 +269,55 @@ class _Walker:
                     raise MalformedPickle("pickle stack too large", at)
             if 0 <= frame_end <= at:
                 frame_end = -1  # frame fully consumed: reads go to the file again
-            # --- memo -----------------------------------------------------------------
+            # --- the hottest opcodes first, with inlined bounds checks ----------------------
             if op == 0x94:  # MEMOIZE
                 if len(stack) <= floor:
                     raise underflow(at)
                 if len(memo) >= lim.max_memo:
                     raise MalformedPickle("pickle memo too large", at)
                 memo[len(memo)] = stack[-1]
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                if pos >= end:
+                    raise MalformedPickle("truncated pickle: SHORT_BINUNICODE length", at)
+                n = data[pos]
+                pos += 1 + n
+                if pos > end:
+                    raise MalformedPickle("truncated pickle: SHORT_BINUNICODE data", at)
+                try:
+                    stack.append(data[pos - n:pos].decode("utf-8", "surrogatepass"))
+                except UnicodeDecodeError:
+                    raise MalformedPickle("invalid UTF-8 in unicode string", at) from None
+            elif op == 0x71:  # BINPUT
+                if pos >= end:
+                    raise MalformedPickle("truncated pickle: BINPUT", at)
+                if len(stack) <= floor:
+                    raise underflow(at)
+                memo[data[pos]] = stack[-1]
+                pos += 1
+            elif op == 0x68:  # BINGET
+                if pos >= end:
+                    raise MalformedPickle("truncated pickle: BINGET", at)
+                key = data[pos]
+                pos += 1
+                try:
+                    stack.append(memo[key])
+                except KeyError:
+                    raise MalformedPickle(f"memo key {key} not found", at) from None
+            elif op == 0x4B:  # BININT1
+                if pos >= end:
+                    raise MalformedPickle("truncated pickle: BININT1", at)
+                stack.append(data[pos])
+                pos += 1
+            elif op == 0x47:  # BINFLOAT
+                pos += 8
+                if pos > end:
+                    raise MalformedPickle("truncated pickle: BINFLOAT", at)
+                stack.append(OPAQUE)
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+                stack.append(mark_obj)
+                floor = len(stack)
+            # --- memo -----------------------------------------------------------------
             elif op == 0x71 or op == 0x72 or op == 0x70:  # BINPUT, LONG_BINPUT, PUT
                 if op == 0x71:
                     pos = self._need(pos, 1, "BINPUT")
@@ -459,8 +501,9 @@ class _Walker:
                         if len(target.d) >= cap:
                             target.truncated = True
                             break
-                        if _hashable(items[i]):
-                            target.d[items[i]] = items[i + 1]
+                        key = items[i]
+                        if type(key) is str or _hashable(key):
+                            target.d[key] = items[i + 1]
             elif op == 0x73:  # SETITEM
                 if len(stack) - floor < 3:
                     raise underflow(at)
@@ -468,7 +511,7 @@ class _Walker:
                 key = stack.pop()
                 target = stack[-1]
                 if isinstance(target, SDict):
-                    if len(target.d) < cap and _hashable(key):
+                    if len(target.d) < cap and (type(key) is str or _hashable(key)):
                         target.d[key] = value
                     else:
                         target.truncated = True
