@@ -41,6 +41,7 @@ class CelProgram:
     backend: str
     program: Any
     macro_depth: int
+    used: frozenset[str] | None = None  # top-level variables the expression reads
 
     @property
     def uses_macros(self) -> bool:
@@ -48,6 +49,8 @@ class CelProgram:
 
     def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
         """Return ``(result, error)``; a non-boolean result or any error is ``False``."""
+        if self.used is not None:  # convert only what the expression reads
+            activation = {k: v for k, v in activation.items() if k in self.used}
         if self.uses_macros:
             width = max(_widest(activation), self.expr.count(",") + 1)
             if width ** self.macro_depth > MAX_WORK:
@@ -96,7 +99,11 @@ def compile_cel(expr: str) -> CelProgram:
         program = cel.compile(expr)
     except Exception as exc:  # noqa: BLE001 - the binding raises ValueError/RuntimeError
         raise CelCompileError(_describe(exc)) from None
-    return CelProgram(expr, "cel", program, depth)
+    try:
+        used = frozenset(program.variables())
+    except Exception:  # noqa: BLE001 - older bindings: convert every variable
+        used = None
+    return CelProgram(expr, "cel", program, depth, used)
 
 
 def _macro_depth(expr: str) -> int:

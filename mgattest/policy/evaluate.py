@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import time
-from dataclasses import asdict
 from typing import Any, Iterable, Mapping
 
 from mgattest.attest.results import ModelCheck, SignerInfo, VerifiedAttestation
@@ -33,7 +32,7 @@ _DEFAULT_LOG_REQ = LogRequirement()
 
 
 class _File:
-    __slots__ = ("name", "sha256", "status", "detail", "format", "report")
+    __slots__ = ("name", "sha256", "status", "detail", "format", "report", "digest")
 
     def __init__(self, name: str, sha256: str | None, status: str, detail: str | None,
                  report: Any) -> None:
@@ -44,10 +43,7 @@ class _File:
         self.report = report
         fmt = getattr(report, "format", None) if report is not None else None
         self.format = normalize_format(fmt if isinstance(fmt, str) else None, name)
-
-    @property
-    def digest(self) -> str:
-        return f"sha256:{self.sha256}" if self.sha256 else "sha256:?"
+        self.digest = f"sha256:{sha256}" if sha256 else "sha256:?"
 
 
 def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model: ModelCheck,
@@ -304,13 +300,17 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                       coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
     req = rule.tlog or _DEFAULT_LOG_REQ
     origins = {log.log_id: log.origin for log in policy.logs.values() if log.origin}
+    cel_cache: dict[int, dict[str, Any]] = {}
     qualified: dict[str, list[VerifiedAttestation]] = {}
     log_ev: list[dict[str, Any]] = []
     log_fail = []
+    log_memo: dict[int, tuple[bool, list[dict[str, Any]]]] = {}
     for f in files:
         good = []
         for att in coverage[f.name]:
-            ok, entries = _qualifying(att, req, origins)
+            if id(att) not in log_memo:
+                log_memo[id(att)] = _qualifying(att, req, origins)
+            ok, entries = log_memo[id(att)]
             log_ev.append({"file": f.name, "digest": f.digest, "attestation": att.source,
                            "entries": entries, "ok": ok})
             if ok:
@@ -330,8 +330,14 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             checks.append(Check(rule.id, "transparencyLog", PASS,
                                 f"log inclusion {req.require}{where}: satisfied", log_ev))
     if rule.signed_by is not None:
+        sb_memo: dict[tuple[int, ...], tuple[bool, str, dict[str, Any]]] = {}
+
         def signed_by(f: _File):
-            ok, reason, ev = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now)
+            # Files signed by the same attestations share one outcome.
+            key = tuple(id(a) for a in qualified[f.name])
+            if key not in sb_memo:
+                sb_memo[key] = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now)
+            ok, reason, ev = sb_memo[key]
             dropped = len(coverage[f.name]) - len(qualified[f.name])
             if not ok and dropped:
                 reason += (f"; {dropped} attestation(s) not counted: their log entries do not "
@@ -346,7 +352,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
     checks.append(_per_file(rule, "content", files, lambda f: _content_outcome(rule, f)))
     for cel in rule.cel:
         checks.append(_per_file(rule, f"cel:{cel.id}", files,
-                                lambda f, c=cel: _cel_outcome(c, f, qualified[f.name])))
+                                lambda f, c=cel: _cel_outcome(c, f, qualified[f.name],
+                                                              cel_cache)))
     return checks
 
 
@@ -355,8 +362,9 @@ def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
     evidence, fails, warns = [], [], []
     for f in files:
         ok, reason, ev = fn(f)
-        evidence.append({"file": f.name, "digest": f.digest, "ok": ok is not False,
-                         "reason": reason} | ev)
+        item = {"file": f.name, "digest": f.digest, "ok": ok is not False, "reason": reason}
+        item.update(ev)
+        evidence.append(item)
         if ok is False:
             fails.append(f"{f.name}: {reason}")
         elif ok == "warn":
@@ -436,17 +444,33 @@ def _finding_text(finding: Any) -> str:
 
 def signer_dict(info: SignerInfo) -> dict[str, Any]:
     """SignerInfo as a CEL/JSON map (without the PEM)."""
-    d = asdict(info)
-    d.pop("certificate_pem", None)
+    d = {"kind": info.kind, "key_fingerprint": info.key_fingerprint, "key_hint": info.key_hint,
+         "identity": info.identity, "issuer": info.issuer,
+         "extensions": dict(info.extensions), "not_before": info.not_before,
+         "not_after": info.not_after, "distinct_id": info.distinct_id}
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation]):
+def _log_dict(entry: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(entry).items() if v is not None}
+
+
+def _att_context(att: VerifiedAttestation, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """CEL variables describing *att* (built once per evaluation)."""
+    ctx = cache.get(id(att))
+    if ctx is None:
+        ctx = {"statement": att.statement or {}, "predicate": att.predicate or {},
+               "signer": signer_dict(att.signer),
+               "log": _log_dict(att.log_entries[0]) if att.log_entries else {}}
+        cache[id(att)] = ctx
+    return ctx
+
+
+def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation],
+                 cache: dict[int, dict[str, Any]]):
     artifact = {"name": f.name, "digest": {"sha256": f.sha256 or ""}, "format": f.format,
                 "basename": posixpath.basename(f.name)}
-    contexts = [{"statement": a.statement or {}, "predicate": a.predicate or {},
-                 "signer": signer_dict(a.signer), "artifact": artifact,
-                 "log": asdict(a.log_entries[0]) if a.log_entries else {}} for a in atts]
+    contexts = [dict(_att_context(a, cache), artifact=artifact) for a in atts]
     if not contexts:
         contexts = [{"statement": {}, "predicate": {}, "signer": {}, "artifact": artifact,
                      "log": {}}]

@@ -28,6 +28,7 @@ def attestation_checks(policy: Policy, rule: Rule, index: int, spec: Attestation
     """One Check: for every file, some attestation of the type satisfies every expectation."""
     clause = f"attestations[{index}]"
     evidence, failures = [], []
+    memo: dict[int, tuple[list[str], dict[str, Any]]] = {}
     for f in files:
         candidates = [a for a in qualified[f.name] if a.predicate_type == spec.predicate_type]
         if not candidates:
@@ -37,7 +38,9 @@ def attestation_checks(policy: Policy, rule: Rule, index: int, spec: Attestation
             continue
         best: list[str] | None = None
         for att in candidates:
-            problems, fields = _problems(policy, spec, att, now, signed_by_outcome)
+            if id(att) not in memo:  # one attestation judged once, whatever file it covers
+                memo[id(att)] = _problems(policy, spec, att, now, signed_by_outcome)
+            problems, fields = memo[id(att)]
             evidence.append({"file": f.name, "digest": f.digest, "attestation": att.source,
                              "signer": att.signer.identity or att.signer.key_fingerprint,
                              "ok": not problems, "problems": problems, "fields": fields})
