@@ -151,6 +151,9 @@ def _make_ca(tmp_path):
     paths["leaf"].write_bytes(leaf.public_bytes(pem))
     paths["key"].write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                     serialization.NoEncryption()))
+    paths["ca_key"] = tmp_path / "ca.key"
+    paths["ca_key"].write_bytes(ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
     return paths
 
 
@@ -189,3 +192,16 @@ def test_signing_same_model_twice_gives_same_statement(model, ec_keys):
     a = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
     b = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
     assert base64.b64decode(a) == base64.b64decode(b)
+
+
+def test_ca_certificate_as_signer_rejected(model, tmp_path):
+    from model_signing import signing
+
+    paths = _make_ca(tmp_path)
+    sig = tmp_path / "model.sig"
+    signing.Config().use_certificate_signer(
+        private_key=paths["ca_key"], signing_certificate=paths["ca"],
+        certificate_chain=[paths["ca"]]).sign(model, sig)
+    with pytest.raises(VerificationError, match="CA certificate|does not chain"):
+        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+                     allow_unlogged=True)

@@ -29,7 +29,7 @@ from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo
                                      VerifiedAttestation)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
 from mgattest.attest.statement import (check_subject_name, parse_statement)
-from mgattest.errors import InputError, VerificationError
+from mgattest.errors import InputError, MgattestError, VerificationError
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 MODEL_SIGNING_PREDICATES = (MODEL_SIGNING_PREDICATE, "https://model_signing/Digests/v0.1")
@@ -455,6 +455,12 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
         raise BundleVerificationError(
             f"signing certificate does not chain to the given CA at {when.isoformat()}: {exc}",
             what="certificate chain", where=bundle.source) from None
+    try:
+        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise BundleVerificationError("signing certificate is a CA certificate",
+                                          what="certificate", where=bundle.source)
+    except x509.ExtensionNotFound:
+        pass
     usable = False
     try:
         usable = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
@@ -473,7 +479,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
 
     try:
         ident, issuer, extensions = parse_identity(leaf)
-    except Exception:  # a private-CA leaf may have no SAN: identity is optional here
+    except MgattestError:  # a private-CA leaf may lack a SAN: identity is optional here
         ident, issuer, extensions = None, None, {}
     return SignerInfo(kind="certificate",
                       key_fingerprint=hashlib.sha256(spki_der(leaf.public_key())).hexdigest(),
@@ -528,8 +534,9 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     embedded local log (see :mod:`locallog`) is trusted too when it exists.
     ``identity``: an ``IdentityPolicy`` (or its kwargs) for certificate bundles.
     ``certificate_chain``: PEM anchors for private-CA certificate bundles.
-    ``artifact_digest``: ``sha256:HEX``, a file path or bytes; required for
-    messageSignature bundles, optional (must be a subject) for DSSE bundles.
+    ``artifact_digest``: ``sha256:HEX``, a file path or bytes. messageSignature bundles:
+    must equal the bundle's messageDigest (without it, the signed messageDigest is what
+    is verified and reported as ``message_digest``); DSSE bundles: must be a subject.
     Raises :class:`~mgattest.errors.VerificationError` subclasses on any failure.
     """
     # (1) parse and bound
