@@ -177,6 +177,9 @@ def test_create_and_read_back_every_way(served: tuple[str, Any]) -> None:
         [merkle.leaf_hash(log.entry_by_index(i).body) for i in range(2)]).hex()
     assert info["signedTreeHead"].startswith("test.mgattest.local/log\n2\n")
     assert int(info["treeID"]) > 0 and entry_id.startswith(f"{int(info['treeID']):016x}")
+    # an 80-hex ID naming another tree (shard) is not this entry
+    other_tree = f"{int(info['treeID']) ^ 1:016x}{entry_id[16:]}"
+    assert requests.get(f"{url}{API}/entries/{other_tree}", timeout=10).status_code == 404
 
     pem = requests.get(url + API + "/publicKey", timeout=10)
     assert pem.text.encode() == log.signer.public_pem()
@@ -345,6 +348,7 @@ def test_tiles_rebuild_the_logs_root(tmp_path: Path) -> None:
             return resp.content
 
         assert tiles.root_from_tiles(cp.size, fetch) == bytes(cp.root_hash)
+        assert tiles.root_from_tiles(cp.size, fetch) == bytes(cp.root_hash)  # from the cache
 
         # entry bundles carry the leaves: their hashes equal the level-0 tiles
         leaves = tiles.leaf_hashes_from_entries(fetch(tiles.TileRef(None, 0, 256)))

@@ -42,7 +42,8 @@ AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, c
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a POST body
 MAX_BATCH = 256  # entries appended in one transaction by the writer thread
-MAX_RETRIEVE_ITEMS = 10  # per list in /entries/retrieve, as Rekor
+MAX_RETRIEVE_ITEMS = 10
+TILE_CACHE_SIZE = 512  # full hash tiles kept in memory (8 KiB each)  # per list in /entries/retrieve, as Rekor
 _UUID = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_ID = re.compile(r"^[0-9a-f]{16}[0-9a-f]{64}$")
 _API_PREFIX = "/api/v1/log"
@@ -85,6 +86,7 @@ class _LogService:
         self._pending: list[tuple[Any, concurrent.futures.Future[AppendResult]]] = []
         self._pending_lock = threading.Lock()
         self._draining = False
+        self._tile_cache: dict[tiles.TileRef, bytes] = {}  # FIFO-evicted, writer thread only
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -200,7 +202,12 @@ class _LogService:
 
         found: list[dict[str, Any]] = []
         for raw in query.get("entryUUIDs") or []:
-            entry = self._find(_parse_entry_id(raw))
+            uuid_hex = _parse_entry_id(raw)
+            try:
+                self.check_tree_id(raw)
+            except UnknownEntryError:
+                continue
+            entry = self._find(uuid_hex)
             if entry is not None:
                 found.append(self.rekor_entry(entry))
         for index in query.get("logIndexes") or []:
@@ -237,11 +244,26 @@ class _LogService:
 
     def tile(self, ref: tiles.TileRef) -> bytes:
         tiles.check_servable(ref, self.log.size)
+        cached = self._tile_cache.get(ref)
+        if cached is not None:
+            return cached
         if ref.is_entries:
             first = ref.index * tiles.TILE_WIDTH
-            return tiles.encode_entry_bundle(
+            data = tiles.encode_entry_bundle(
                 _body_of(self.log.entry_by_index(first + k)) for k in range(ref.width))
-        return tiles.hash_tile(ref, lambda s, e: _as_bytes(self.log.subtree_hash(s, e)))
+        else:
+            data = tiles.hash_tile(ref, lambda s, e: _as_bytes(self.log.subtree_hash(s, e)))
+        if ref.width == tiles.TILE_WIDTH and not ref.is_entries:  # immutable: keep hot ones
+            if len(self._tile_cache) >= TILE_CACHE_SIZE:
+                self._tile_cache.pop(next(iter(self._tile_cache)))
+            self._tile_cache[ref] = data
+        return data
+
+    def check_tree_id(self, raw: str) -> None:
+        """An 80-hex entry ID must name this log's tree (404 otherwise, as another shard)."""
+        if len(raw) == 80 and raw[:16].lower() != f"{self.tree_id:016x}":
+            raise UnknownEntryError(f"entry ID {raw} names tree {int(raw[:16], 16)}, not "
+                                    f"this log's tree {self.tree_id}", what="entry")
 
 
 def _body_of(entry: Any) -> bytes:
@@ -338,7 +360,9 @@ def create_app(log: "TransparencyLog", token: str | None = None,
                             headers={"Location": location(uuid_hex), "ETag": f'"{entry_id}"'})
 
     async def get_entry(request: Request) -> Response:
-        uuid_hex = _parse_entry_id(request.path_params["entry_id"])
+        raw = request.path_params["entry_id"]
+        uuid_hex = _parse_entry_id(raw)
+        service.check_tree_id(raw)
         return JSONResponse(await service.run(service.by_uuid, uuid_hex))
 
     async def get_entry_by_index(request: Request) -> Response:
