@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mgattest.errors import MgattestError
 from mgattest.tlog.entries import CanonicalEntry
@@ -385,3 +387,37 @@ def test_sigstore_python_verifies_our_entries(our_log: TransparencyLog) -> None:
 def test_verifier_from_pem_matches(our_log: TransparencyLog) -> None:
     v = LogVerifier.from_pem(our_log.signer.public_pem())
     assert v.log_id == our_log.signer.log_id
+
+
+@pytest.fixture(scope="module")
+def flip_target(tmp_path_factory):
+    log = TransparencyLog.init(tmp_path_factory.mktemp("flip") / "log.db", origin="flip.example")
+    log.append_many_canonical([CanonicalEntry("hashedrekord", "0.0.1",
+                                              b'{"apiVersion":"0.0.1","kind":"hashedrekord",'
+                                              b'"spec":{"n":%d}}' % i) for i in range(9)])
+    entry = log.entry_by_index(4).to_bundle_entry(log.inclusion_proof(4))
+    trusted = _trusted(log)
+    yield entry, trusted
+    log.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_property_single_byte_flip_of_body_or_checkpoint(flip_target, data) -> None:
+    entry, trusted = flip_target
+    verify_entry(entry, trusted)
+    bad = copy.deepcopy(entry)
+    if data.draw(st.booleans()):
+        body = bytearray(base64.b64decode(entry["canonicalizedBody"]))
+        pos = data.draw(st.integers(0, len(body) - 1))
+        body[pos] ^= 1 << data.draw(st.integers(0, 7))
+        bad["canonicalizedBody"] = base64.b64encode(bytes(body)).decode()
+    else:
+        note = entry["inclusionProof"]["checkpoint"]["envelope"]
+        text_len = note.index("\n\n") + 1  # the signed text, incl. its final newline
+        pos = data.draw(st.integers(0, text_len - 1))
+        raw = bytearray(note.encode())
+        raw[pos] ^= 1 << data.draw(st.integers(0, 6))
+        bad["inclusionProof"]["checkpoint"]["envelope"] = raw.decode("utf-8", "replace")
+    with pytest.raises(MgattestError):
+        verify_entry(bad, trusted)

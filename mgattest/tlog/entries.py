@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
@@ -124,33 +125,46 @@ def load_key_or_certificate(pem: bytes, field: str) -> _Key:
     """Parse a PEM public key or certificate (chain) as Rekor's x509 PKI type does."""
     if len(pem) > MAX_KEY_PEM_SIZE:
         raise _reject(f"{field} is larger than {MAX_KEY_PEM_SIZE} bytes", field)
+    try:
+        return _load_key_cached(pem)
+    except _KeyProblem as exc:
+        raise _reject(f"{field} {exc}", field) from None
+
+
+class _KeyProblem(Exception):
+    """Internal: why a PEM key could not be used (the caller names the field)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _load_key_cached(pem: bytes) -> _Key:
+    # One signer usually logs many entries: parse each distinct key once.
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks:
-        raise _reject(f"{field} is not a PEM public key or certificate", field)
+        raise _KeyProblem("is not a PEM public key or certificate")
     if blocks[0] == b"CERTIFICATE":
         try:
             certs = x509.load_pem_x509_certificates(pem)
         except ValueError as exc:
-            raise _reject(f"{field}: cannot parse certificate: {exc}", field) from None
+            raise _KeyProblem(f"cannot be parsed as a certificate: {exc}") from None
         try:
             key = certs[0].public_key()
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise _reject(f"{field}: unsupported certificate key: {exc}", field) from None
+            raise _KeyProblem(f"holds an unsupported certificate key: {exc}") from None
         canonical = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
     elif blocks[0] == b"PUBLIC KEY" and len(blocks) == 1:
         try:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise _reject(f"{field}: cannot parse public key: {exc}", field) from None
+            raise _KeyProblem(f"cannot be parsed as a public key: {exc}") from None
         canonical = key.public_bytes(serialization.Encoding.PEM,
                                      serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
-        raise _reject(f"{field} must hold one PEM PUBLIC KEY or CERTIFICATE block(s)", field)
+        raise _KeyProblem("must hold one PEM PUBLIC KEY or CERTIFICATE block(s)")
     if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey,
                             ed25519.Ed25519PublicKey)):
-        raise _reject(f"{field}: unsupported key type {type(key).__name__}", field)
+        raise _KeyProblem(f"holds an unsupported key type {type(key).__name__}")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        raise _reject(f"{field}: RSA keys must be at least 2048 bits", field)
+        raise _KeyProblem("holds an RSA key shorter than 2048 bits")
     return _Key(key, canonical)
 
 

@@ -7,22 +7,25 @@ Two read/write surfaces over the same tree:
 * the C2SP tlog-tiles read API (``/checkpoint``, ``/tile/...``), so mirrors and monitors
   can fetch the tree as immutable static files.
 
-Every request is bounded (body size, JSON depth, list lengths) and validated before the
-log is touched; a rejected request never writes anything. All SQLite work runs on one
-dedicated worker thread: the log is a single writer, and an append, its inclusion proof
-and the checkpoint returned with it are computed together, atomically.
+Every request is bounded (body size, JSON depth, list lengths) and each proposed entry
+is validated (schema, field sizes, signature) before it is appended; a rejected request
+never writes anything. All log work runs on one dedicated thread, off the event loop:
+the log has a single writer, entries that arrive together are committed in one
+transaction, and each answer's inclusion proof and checkpoint are computed right after
+that commit, against the same tree head.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import hmac
 import json
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,8 +45,8 @@ AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, c
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a POST body
 MAX_BATCH = 256  # entries appended in one transaction by the writer thread
-MAX_RETRIEVE_ITEMS = 10
-TILE_CACHE_SIZE = 512  # full hash tiles kept in memory (8 KiB each)  # per list in /entries/retrieve, as Rekor
+MAX_RETRIEVE_ITEMS = 10  # per list in /entries/retrieve, as Rekor
+TILE_CACHE_SIZE = 512  # full hash tiles kept in memory (8 KiB each)
 _UUID = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_ID = re.compile(r"^[0-9a-f]{16}[0-9a-f]{64}$")
 _API_PREFIX = "/api/v1/log"
@@ -444,7 +447,12 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        service.executor.shutdown(wait=True, cancel_futures=False)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         _ApiError: on_api_error,
         MgattestError: on_mgattest_error,
         HTTPException: on_http_error,
