@@ -86,7 +86,7 @@ def running_server(log: Any, **app_kwargs: Any) -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(create_app(log, **app_kwargs), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False, lifespan="off")
+                            log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
