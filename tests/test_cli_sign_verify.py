@@ -216,3 +216,22 @@ def test_public_good_sigstore_bundles_verify_offline(conformance_dir):
         assert mg(*digest_args[:1], "sha256:" + "0" * 64, *digest_args[2:]).exit_code == 1
         staging = mg(*args[:4], "--instance", "staging", *args[6:])
         assert staging.exit_code == 1  # a production bundle under the staging root
+
+
+def test_log_db_created_by_log_init(model, keypair, tmp_path):
+    key, pub = keypair
+    made = mg("log", "init", "--db", tmp_path / "team.db", "--key-out", tmp_path / "team-log.pem")
+    assert made.exit_code == 0, made.output
+    assert mg("sign", model, "--key", key, "--log-key", tmp_path / "team-log.pem").exit_code == 2
+    no_key = mg("sign", model, "--key", key, "--log-db", tmp_path / "team.db")
+    assert no_key.exit_code == 2 and "team.key" in no_key.output
+    ok = mg("sign", model, "--key", key, "--log-db", tmp_path / "team.db", "--log-key",
+            tmp_path / "team-log.pem")
+    assert ok.exit_code == 0, ok.output
+    bundle = json.loads((tmp_path / "model.sigstore.json").read_text())
+    assert bundle["verificationMaterial"]["tlogEntries"][0]["logIndex"] == "0"
+    assert mg("verify", model, "--key", pub).exit_code == 1  # that log is not trusted yet
+    assert mg("trust", "export", "--log-db", tmp_path / "team.db", "--out",
+              tmp_path / "team-root.json").exit_code == 0
+    ok = mg("verify", model, "--key", pub, "--trusted-root", tmp_path / "team-root.json")
+    assert ok.exit_code == 0, ok.output

@@ -87,8 +87,10 @@ def open_local_log(db_path: str | Path | None = None, *, key_path: str | Path | 
 
 def local_log_info(db_path: str | Path | None = None) -> dict[str, Any] | None:
     """The ``.json`` description of a log (default: embedded), or None if absent."""
-    meta = _paths(db_path)[2]
+    db, _key, meta = _paths(db_path)
     if not meta.exists():
+        if db_path is not None and db.is_file():
+            return _info_from_db(db)  # e.g. made by `mgattest log init`
         return None
     try:
         info = json.loads(meta.read_text(encoding="utf-8"))
@@ -98,6 +100,21 @@ def local_log_info(db_path: str | Path | None = None) -> dict[str, Any] | None:
     if not isinstance(info, dict) or not isinstance(info.get("public_key_pem"), str):
         raise LocalLogError(f"{meta} is malformed", what="local log", where=str(meta))
     return info
+
+
+def _info_from_db(db: Path) -> dict[str, Any]:
+    from mgattest.tlog.store import LogStore
+
+    store = LogStore.open(str(db))
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    if not meta.get("public_key") or not meta.get("origin"):
+        raise LocalLogError(f"{db} does not describe its log key and origin",
+                            what="local log", where=str(db))
+    return {"origin": meta["origin"], "public_key_pem": meta["public_key"],
+            "log_id": meta.get("log_id"), "created": int(meta.get("created", 0)) - 60}
 
 
 def local_trusted_logs(db_path: str | Path | None = None) -> list[Any]:

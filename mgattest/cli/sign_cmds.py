@@ -72,10 +72,18 @@ def load_signing_key(key: Path, password_env: Optional[str], password_prompt: bo
     return load_signer(key, password)
 
 
-def _log_target(log: Optional[str], log_db: Optional[Path], no_log: bool) -> Any:
+def _log_target(log: Optional[str], log_db: Optional[Path], no_log: bool,
+                log_key: Optional[Path] = None) -> Any:
     from mgattest.attest.sign import LogTarget
+    from mgattest.errors import InputError
 
-    return LogTarget.from_options(url=log, db=str(log_db) if log_db else None, no_log=no_log)
+    target = LogTarget.from_options(url=log, db=str(log_db) if log_db else None,
+                                    no_log=no_log)
+    if log_key is not None:
+        if log_db is None:
+            raise InputError("--log-key goes with --log-db", what="--log-key")
+        target = LogTarget(target.kind, target.location, str(log_key))
+    return target
 
 
 def _output_path(model: Path, out_path: Optional[Path]) -> Path:
@@ -102,7 +110,7 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
                  keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
                  staging: bool, password_env: Optional[str], password_prompt: bool,
                  out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
-                 no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
+                 log_key: Optional[Path], no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
                  allow_symlinks: bool, as_json: bool) -> None:
     from mgattest.attest import sign as signing
     from mgattest.errors import InputError
@@ -111,7 +119,7 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     if keyless == (key is not None):
         raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
-    target = _log_target(log, log_db, no_log)
+    target = _log_target(log, log_db, no_log, log_key)
     path = _output_path(model, out_path)
     signer = load_signing_key(key, password_env, password_prompt) if key else None
     from mgattest.attest import digests as digest_mod
@@ -150,6 +158,8 @@ _PW_PROMPT = typer.Option(False, "--password-prompt", help="Prompt for the key p
 _OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it).")
 _LOG = typer.Option(None, "--log", metavar="URL", help="Record in this Rekor v1-compatible log.")
 _LOG_DB = typer.Option(None, "--log-db", metavar="PATH", help="Record in the mgattest log at PATH.")
+_LOG_KEY = typer.Option(None, "--log-key", metavar="KEY",
+                        help="Private key of the --log-db log (default: PATH with .key).")
 _NO_LOG = typer.Option(False, "--no-log", help="Do not record in any transparency log.")
 _SHARD = typer.Option(None, "--shard-size", min=1, help="Hash files in shards of N bytes.")
 _IGNORE = typer.Option([], "--ignore", help="Anchored glob of files to leave out (repeatable).")
@@ -175,6 +185,7 @@ def sign_cmd(
                             help="intoto (SLSA provenance) or model-signing (OpenSSF v1.0)."),
     log: Optional[str] = _LOG,
     log_db: Optional[Path] = _LOG_DB,
+    log_key: Optional[Path] = _LOG_KEY,
     no_log: bool = _NO_LOG,
     shard_size: Optional[int] = _SHARD,
     ignore: List[str] = _IGNORE,
@@ -223,7 +234,7 @@ def sign_cmd(
     _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
                  trust_config=trust_config, staging=staging, password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
-                 no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
+                 log_key=log_key, no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 
@@ -242,6 +253,7 @@ def attest_cmd(
     out_path: Optional[Path] = _OUT,
     log: Optional[str] = _LOG,
     log_db: Optional[Path] = _LOG_DB,
+    log_key: Optional[Path] = _LOG_KEY,
     no_log: bool = _NO_LOG,
     shard_size: Optional[int] = _SHARD,
     ignore: List[str] = _IGNORE,
@@ -274,7 +286,7 @@ def attest_cmd(
     _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
                  trust_config=trust_config, staging=staging, password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
-                 no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
+                 log_key=log_key, no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 
