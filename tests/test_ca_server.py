@@ -23,7 +23,7 @@ from mgattest.ca.errors import CAError, TokenError
 from mgattest.ca.oidc_issuer import LocalOIDCIssuer
 from mgattest.ca.oidc_issuer import create_app as oidc_app
 from mgattest.ca.server import create_app as ca_app
-from mgattest.ca.serving import ServerThread, bind, url_of
+from mgattest.ca.serving import ServerThread
 from mgattest.ca.tokens import TokenVerifier, check_issuer_url
 
 pytestmark = pytest.mark.network
@@ -31,12 +31,14 @@ TIMEOUT = 10
 
 
 def _start_issuer(directory) -> tuple[LocalOIDCIssuer, ServerThread]:
-    sock = bind()
-    url = url_of(sock)
-    sock.close()
-    issuer = LocalOIDCIssuer.open(directory, url)
-    server = ServerThread(oidc_app(issuer), port=int(url.rsplit(":", 1)[1])).start()
-    return issuer, server
+    made = []
+
+    def factory(url: str):
+        made.append(LocalOIDCIssuer.open(directory, url))
+        return oidc_app(made[0])
+
+    server = ServerThread(app_factory=factory).start()
+    return made[0], server
 
 
 @pytest.fixture(scope="module")

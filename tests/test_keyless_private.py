@@ -23,7 +23,7 @@ from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.oidc_issuer import LocalOIDCIssuer
 from mgattest.ca.oidc_issuer import create_app as oidc_app
 from mgattest.ca.server import create_app as ca_app
-from mgattest.ca.serving import ServerThread, bind, url_of
+from mgattest.ca.serving import ServerThread
 from mgattest.ca.tokens import TokenVerifier
 
 pytestmark = [pytest.mark.network, pytest.mark.interop]
@@ -51,22 +51,25 @@ def stack(tmp_path_factory):
     from mgattest.tlog.server import create_app as log_app
 
     base = tmp_path_factory.mktemp("keyless")
-    sock = bind()
-    issuer_url = url_of(sock)
-    sock.close()
-    issuer = LocalOIDCIssuer.open(base / "oidc", issuer_url)
     authority.init(base / "ca")
     ca = CertificateAuthority.load(base / "ca")
-    log_sock = bind()
-    log_url = url_of(log_sock)
-    log_sock.close()
-    # The checkpoint origin names the log's address, so verifiers can tie them together.
-    log = TransparencyLog.init(base / "log.db", base / "log.key", origin=log_url[7:])
+    made: dict = {}
+
+    def issuer_app(url: str):
+        made["issuer"] = LocalOIDCIssuer.open(base / "oidc", url)
+        return oidc_app(made["issuer"])
+
+    def log_factory(url: str):
+        # The checkpoint origin names the log's address, so verifiers can tie them together.
+        made["log"] = TransparencyLog.init(base / "log.db", base / "log.key", origin=url[7:])
+        return log_app(made["log"])
+
     servers = []
     try:
-        servers.append(ServerThread(oidc_app(issuer), port=int(issuer_url.rsplit(":", 1)[1])).start())
+        servers.append(ServerThread(app_factory=issuer_app).start())
+        issuer, issuer_url = made["issuer"], servers[0].url
         servers.append(ServerThread(ca_app(ca, TokenVerifier([issuer_url]))).start())
-        servers.append(ServerThread(log_app(log), port=int(log_url.rsplit(":", 1)[1])).start())
+        servers.append(ServerThread(app_factory=log_factory).start())
         ctc = base / "ctc.json"
         code, output = _cli(["trust", "private", "--log", servers[2].url, "--ca", servers[1].url,
                              "--oidc", issuer_url, "--out", str(ctc)])
@@ -76,7 +79,8 @@ def stack(tmp_path_factory):
     finally:
         for server in reversed(servers):
             server.stop()
-        log.close()
+        if "log" in made:
+            made["log"].close()
 
 
 def _model_file(stack, name: str, content: bytes) -> Path:

@@ -147,7 +147,7 @@ def test_request_construction_against_local_fulcio(tmp_path):
     from mgattest.ca.authority import CertificateAuthority
     from mgattest.ca.oidc_issuer import LocalOIDCIssuer, create_app as oidc_app
     from mgattest.ca.server import create_app, issue_for_request
-    from mgattest.ca.serving import ServerThread, bind, url_of
+    from mgattest.ca.serving import ServerThread
     from mgattest.ca.tokens import TokenVerifier
     from mgattest.tlog.log import TransparencyLog
     from mgattest.tlog.server import create_app as log_app
@@ -161,25 +161,27 @@ def test_request_construction_against_local_fulcio(tmp_path):
         seen.append((body, authorization))
         return real(ca, verifier, body, authorization)
 
-    sock = bind()
-    issuer_url = url_of(sock)
-    sock.close()
-    issuer = LocalOIDCIssuer.open(tmp_path / "oidc", issuer_url)
     authority.init(tmp_path / "ca")
     ca = CertificateAuthority.load(tmp_path / "ca")
-    log_sock = bind()
-    log_url = url_of(log_sock)
-    log_sock.close()
-    log = TransparencyLog.init(tmp_path / "l.db", tmp_path / "l.key", origin=log_url[7:])
+    made: dict = {}
+
+    def issuer_app(url):
+        made["issuer"] = LocalOIDCIssuer.open(tmp_path / "oidc", url)
+        return oidc_app(made["issuer"])
+
+    def log_factory(url):
+        made["log"] = TransparencyLog.init(tmp_path / "l.db", tmp_path / "l.key", origin=url[7:])
+        return log_app(made["log"])
+
     server_module.issue_for_request = recording
     try:
-        with ServerThread(oidc_app(issuer), port=int(issuer_url.rsplit(":", 1)[1])), \
-             ServerThread(create_app(ca, TokenVerifier([issuer_url]))) as ca_srv, \
-             ServerThread(log_app(log), port=int(log_url.rsplit(":", 1)[1])) as log_srv:
+        with ServerThread(app_factory=issuer_app) as oidc_srv, \
+             ServerThread(create_app(ca, TokenVerifier([oidc_srv.url]))) as ca_srv, \
+             ServerThread(app_factory=log_factory) as log_srv:
             ctc = tmp_path / "ctc.json"
             ctc.write_text(json.dumps(build_client_trust_config(log_srv.url, ca_srv.url,
-                                                                issuer_url)))
-            token = issuer.mint("alice@example.com")
+                                                                oidc_srv.url)))
+            token = made["issuer"].mint("alice@example.com")
             statement = json.dumps({
                 "_type": "https://in-toto.io/Statement/v1",
                 "subject": [{"name": "m.bin", "digest": {"sha256": "ab" * 32}}],
@@ -188,7 +190,8 @@ def test_request_construction_against_local_fulcio(tmp_path):
             bundle = sign_keyless(statement, identity_token=token, trust_config=ctc)
     finally:
         server_module.issue_for_request = real
-        log.close()
+        if "log" in made:
+            made["log"].close()
     assert len(seen) == 1
     body, authorization = seen[0]
     assert authorization == f"Bearer {token}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 MAX_START_SECONDS = 10.0
 
@@ -48,9 +48,20 @@ def serve_forever(app: Any, sock: socket.socket) -> None:
 class ServerThread:
     """Serve an ASGI app in a background thread; use as a context manager."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *,
+                 app_factory: Callable[[str], Any] | None = None) -> None:
+        """Bind now; ``app_factory(url)`` builds an app that must know its own URL
+        (an OIDC issuer, a log whose origin names its address)."""
+        if (app is None) == (app_factory is None):
+            raise TypeError("give exactly one of app and app_factory")
         self._sock = bind(host, port)
         self.url = url_of(self._sock)
+        if app_factory is not None:
+            try:
+                app = app_factory(self.url)
+            except BaseException:
+                self._sock.close()
+                raise
         self._server = _server(app)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]}, daemon=True)
