@@ -261,3 +261,11 @@ def test_check_integrity_detects_tampering(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="corrupt"):
         reopened.check_integrity()
     reopened.close()
+
+
+def test_init_cleans_up_when_the_key_cannot_be_written(tmp_path: Path) -> None:
+    with pytest.raises(LogError, match="cannot write key file"):
+        TransparencyLog.init(tmp_path / "k.db", tmp_path / "missing-dir" / "k.key")
+    assert not (tmp_path / "k.db").exists()
+    # and it can then be created properly
+    TransparencyLog.init(tmp_path / "k.db", tmp_path / "k.key").close()

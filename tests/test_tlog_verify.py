@@ -421,3 +421,19 @@ def test_property_single_byte_flip_of_body_or_checkpoint(flip_target, data) -> N
         bad["inclusionProof"]["checkpoint"]["envelope"] = raw.decode("utf-8", "replace")
     with pytest.raises(MgattestError):
         verify_entry(bad, trusted)
+
+
+def test_rotated_log_key_picks_the_window_covering_integrated_time(
+        our_log: TransparencyLog) -> None:
+    """Two trusted-root entries for one log ID (a key listed twice with different
+    windows): the one valid at the integrated time is used."""
+    entry = our_log.entry_by_index(0).to_bundle_entry(our_log.inclusion_proof(0))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    old = TrustedLog(our_log.log_id, our_log.signer.verifier, origin=our_log.origin,
+                     valid_from=now - 10 * day, valid_to=now - 5 * day)
+    current = TrustedLog(our_log.log_id, our_log.signer.verifier, origin=our_log.origin,
+                         valid_from=now - 4 * day)
+    verify_entry(entry, [old, current])
+    with pytest.raises(LogEntryError, match="not valid"):
+        verify_entry(entry, [old])

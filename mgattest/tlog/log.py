@@ -144,13 +144,9 @@ class TransparencyLog:
             signer = LogSigner.generate(key_type)
         if key_out is not None:
             key_out = os.fspath(key_out)
-            try:
-                fd = os.open(key_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
+            if os.path.lexists(key_out):
                 raise LogError(f"key file {key_out} already exists; refusing to overwrite",
-                               where=key_out) from None
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(signer.private_pem())
+                               where=key_out)
         store = LogStore.create(db_path, {
             "origin": origin,
             "log_id": log_id_for(signer.public_key, origin).hex(),
@@ -158,6 +154,21 @@ class TransparencyLog:
             "public_key": signer.public_pem().decode(),
             "created": str(int(time.time())),
         })
+        if key_out is not None:
+            try:
+                fd = os.open(key_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(signer.private_pem())
+            except OSError as exc:
+                # without its key the new log is useless: do not leave it behind
+                store.close()
+                for suffix in ("", "-wal", "-shm"):
+                    try:
+                        os.unlink(db_path + suffix)
+                    except FileNotFoundError:
+                        pass
+                raise LogError(f"cannot write key file {key_out}: {exc.strerror or exc}",
+                               where=key_out) from None
         return cls(store, signer, origin)
 
     @classmethod

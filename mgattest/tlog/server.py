@@ -447,6 +447,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

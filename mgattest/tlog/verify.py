@@ -138,12 +138,12 @@ def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | Non
                           what="checkpoint origin")
 
 
-def _find_log(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> TrustedLog:
-    for t in trusted_logs:
-        if hmac.compare_digest(t.log_id, log_id):
-            return t
-    raise LogEntryError(f"entry comes from log {log_id.hex()}, which is not trusted",
-                        what="log id", where=f"log id {log_id.hex()}")
+def _find_logs(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> list[TrustedLog]:
+    found = [t for t in trusted_logs if hmac.compare_digest(t.log_id, log_id)]
+    if not found:
+        raise LogEntryError(f"entry comes from log {log_id.hex()}, which is not trusted",
+                            what="log id", where=f"log id {log_id.hex()}")
+    return found
 
 
 def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
@@ -217,7 +217,8 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
                        "entry timestamp", what="SET", where=f"log index {log_index}")
 
     # 2. a trusted log, valid at the integrated time
-    trusted = _find_log(log_id, trusted_logs)
+    candidates = _find_logs(log_id, trusted_logs)
+    trusted = candidates[0]
     when_now = _now(now)
     if integrated_time is not None:
         if integrated_time > when_now.timestamp() + CLOCK_SKEW_SECONDS:
@@ -225,10 +226,12 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
                                 "is in the future", what="integrated time",
                                 where=f"log index {log_index}")
         when = datetime.fromtimestamp(integrated_time, timezone.utc)
-        if not trusted.valid_at(when):
+        valid = [t for t in candidates if t.valid_at(when)]
+        if not valid:
             raise LogEntryError(
                 f"log key {log_id.hex()} was not valid at integrated time {integrated_time} "
                 f"({when.isoformat()})", what="log validity", where=f"log index {log_index}")
+        trusted = valid[0]
 
     # 3. inclusion proof, checkpoint
     leaf = merkle.leaf_hash(body)
