@@ -149,7 +149,7 @@ def _ref_root(leaves: list[bytes]) -> bytes:
     return hashlib.sha256(b"\x01" + _ref_root(leaves[:k]) + _ref_root(leaves[k:])).digest()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(min_size=32, max_size=32), max_size=40))
 def test_shard_root_is_rfc6962_over_shard_digests(leaves: list[bytes]) -> None:
     root = shard_tree_root(leaves)
@@ -158,7 +158,7 @@ def test_shard_root_is_rfc6962_over_shard_digests(leaves: list[bytes]) -> None:
         assert root == tlog_merkle.root_hash([tlog_merkle.leaf_hash(d) for d in leaves])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=20),
        st.integers(0, 19), st.binary(min_size=32, max_size=32))
 def test_shard_root_changes_with_any_shard(leaves: list[bytes], i: int, other: bytes) -> None:
@@ -171,7 +171,7 @@ def test_shard_root_changes_with_any_shard(leaves: list[bytes], i: int, other: b
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.binary(max_size=3000), shard_size=st.integers(1, 1200))
 def test_shard_mode_digests(tmp_path: Path, data: bytes, shard_size: int) -> None:
     p = tmp_path / "f.bin"
@@ -489,7 +489,7 @@ random_trees = st.dictionaries(
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(tree=random_trees, shard_size=st.one_of(st.none(), st.integers(1, 128)),
        pick=st.integers(0, 10_000))
 def test_random_trees_round_trip_and_localise_tampering(tmp_path: Path, tree: dict[str, bytes],

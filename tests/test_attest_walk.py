@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.attest.walk import (
@@ -59,7 +59,7 @@ _name_segment = st.lists(st.sampled_from(["a", "b", ".", "-"]), min_size=1, max_
     "".join).filter(lambda s: s not in (".", ".."))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_pat_segment, min_size=1, max_size=4), st.lists(_name_segment, min_size=1,
                                                                max_size=5))
 def test_glob_matches_reference_semantics(pat: list[str], name: list[str]) -> None:
@@ -67,7 +67,7 @@ def test_glob_matches_reference_semantics(pat: list[str], name: list[str]) -> No
     assert g.matches("/".join(name), False) == _ref_match(pat, name)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(alphabet=string.ascii_letters + "*?[]\\!-. :", min_size=1,
                         max_size=6).filter(lambda s: s not in (".", "..")),
                 min_size=1, max_size=3), st.text(alphabet="ab/", min_size=1, max_size=3))
@@ -84,7 +84,7 @@ def test_escaped_literal_matches_only_itself(segments: list[str], suffix: str) -
     assert not g.matches(suffix + name, False)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_name_segment, min_size=2, max_size=5))
 def test_single_star_never_crosses_slash(name: list[str]) -> None:
     assert not compile_glob("*").matches("/".join(name), False)
@@ -138,13 +138,13 @@ _safe_seg = st.text(alphabet=st.characters(blacklist_characters="/\\\x00",
                     min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_safe_seg, min_size=1, max_size=5))
 def test_safe_names_accepted(segments: list[str]) -> None:
     assert name_problem("/".join(segments)) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_safe_seg, min_size=1, max_size=4), st.integers(0, 4),
        st.sampled_from(["..", ".", "", "\\", "\x00", "/abs"]))
 def test_unsafe_names_rejected(segments: list[str], pos: int, bad: str) -> None:

@@ -356,7 +356,7 @@ def _no_prefix_clash(names: list[str]) -> bool:
 
 
 @settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(tree=st.dictionaries(st.lists(_segment, min_size=1, max_size=3).map("/".join),
                             st.binary(max_size=200), min_size=1, max_size=6).filter(
            lambda d: _no_prefix_clash(list(d))),
