@@ -425,3 +425,17 @@ def test_twenty_rule_policy_fast_enough():
         assert evaluate(pol, atts, mc, reports, now=T0).allowed
     per = (time.perf_counter() - t) / 20
     assert per < 0.02, per  # the benchmark measures the ≤ 2 ms target on a quiet machine
+
+
+def test_any_trusted_log_means_the_policys_logs_when_it_declares_some():
+    from test_policy_helpers import new_key
+    log_pem, log_fp = new_key()
+    block = keys_block(("a", KEY_A), ("b", KEY_B), ("c", KEY_C))
+    block += "  logs:\n    - name: private\n      publicKey: |\n"
+    block += "".join("        " + ln + "\n" for ln in log_pem.strip().splitlines())
+    pol = key_policy(keys=block)  # no transparencyLog clause: default "required, any"
+    other_log = attestation(FILES, key_signer(KEY_A), logs=[log(log_id=LOG_ID)])
+    assert not run(pol, [other_log]).allowed
+    assert run(pol, [attestation(FILES, key_signer(KEY_A), logs=[log(log_id=log_fp)])]).allowed
+    # A policy that declares no roots or logs accepts any log the verifier trusted.
+    assert run(key_policy(), [other_log]).allowed

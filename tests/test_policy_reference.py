@@ -18,7 +18,7 @@ from mgattest.load import model_check, read_model_bytes, scan_model
 from mgattest.policy.evaluate import evaluate
 from mgattest.policy.gather import verify_attestations
 from mgattest.policy.loader import load_policy
-from test_policy_helpers import (GH_ISSUER, attestation, cert_signer, digest_of, model,
+from test_policy_helpers import (LOG_ID, attestation, cert_signer, digest_of, log, model,
                                  provenance, safe_reports)
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -33,10 +33,11 @@ def failed(v):
 GH_ID = "https://github.com/acme/models/.github/workflows/train.yml@refs/tags/v1.4.0"
 NOW = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp())
 FILES = {"model.safetensors": digest_of(b"w"), "config.json": digest_of(b"c")}
+PUBLIC_GOOD_LOG = sorted(load_policy(POLICIES / "github-actions-slsa.yaml").trusted_log_ids())[0]
 
 
 def gh_att(identity=GH_ID, runner="github-hosted", repo="https://github.com/acme/models",
-           **prov):
+           log_id=None, **prov):
     prov.setdefault("builder", GH_ID)
     prov.setdefault("ref", "refs/tags/v1.4.0")
     prov.setdefault("finished", "2026-10-20T00:00:00Z")
@@ -47,7 +48,8 @@ def gh_att(identity=GH_ID, runner="github-hosted", repo="https://github.com/acme
     signer = cert_signer(identity, source_repository_uri=repo,
                          source_repository_ref=prov["ref"], runner_environment=runner,
                          build_signer_uri=identity)
-    return attestation(FILES, signer, predicate=provenance(**prov))
+    return attestation(FILES, signer, predicate=provenance(**prov),
+                       logs=[log(log_id=log_id or PUBLIC_GOOD_LOG)])
 
 
 @pytest.fixture(scope="module")

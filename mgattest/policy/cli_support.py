@@ -122,8 +122,6 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
     elif options.get("identity") is None and options.get("builder_id"):
         doc.setdefault("signers", {})["cli-builder"] = builder_signer(options)
         signer_name = "cli-builder"
-    if options.get("trusted_root") is None and not doc.get("trust", {}).get("roots"):
-        doc.setdefault("trust", {})["roots"] = ["sigstore-public-good"]
     doc["rules"].append(shortcut_rule(options, signer=signer_name))
     data = json.dumps(doc, indent=1).encode()  # JSON is YAML without aliases
     return policy_from_bytes(data, source=source, base_dir=base)

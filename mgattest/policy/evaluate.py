@@ -265,13 +265,14 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
 
 # --------------------------------------------------------------------------- rules
 
-def _qualifying(att: VerifiedAttestation, req: LogRequirement,
-                origins: dict[str, str]) -> tuple[bool, list[dict[str, Any]]]:
+def _qualifying(att: VerifiedAttestation, req: LogRequirement, origins: dict[str, str],
+                default_ids: frozenset[str] | None) -> tuple[bool, list[dict[str, Any]]]:
     # An entry counts when its proof (or promise) verified, it is in a required log and,
     # for a log whose checkpoint origin the policy pins, the checkpoint carried it.
+    allowed_ids = req.log_ids or default_ids
     entries = {(e.log_id, e.log_index): e for e in att.log_entries
                if (e.inclusion_proof_verified or e.set_verified)
-               and (not req.log_ids or e.log_id in req.log_ids)
+               and (allowed_ids is None or e.log_id in allowed_ids)
                and (e.log_id not in origins or e.checkpoint_origin == origins[e.log_id])}
     ev = [{"logId": e.log_id, "logIndex": e.log_index, "integratedTime": e.integrated_time,
            "inclusionProof": e.inclusion_proof_verified, "set": e.set_verified}
@@ -301,6 +302,9 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
     req = rule.tlog or _DEFAULT_LOG_REQ
     origins = {log.log_id: log.origin for log in policy.logs.values() if log.origin}
     cel_cache: dict[int, dict[str, Any]] = {}
+    # "Any trusted log": the policy's own roots and logs when it declares any; otherwise
+    # whatever the verifier trusted (public good and the embedded local log).
+    default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
     qualified: dict[str, list[VerifiedAttestation]] = {}
     log_ev: list[dict[str, Any]] = []
     log_fail = []
@@ -309,7 +313,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
         good = []
         for att in coverage[f.name]:
             if id(att) not in log_memo:
-                log_memo[id(att)] = _qualifying(att, req, origins)
+                log_memo[id(att)] = _qualifying(att, req, origins, default_ids)
             ok, entries = log_memo[id(att)]
             log_ev.append({"file": f.name, "digest": f.digest, "attestation": att.source,
                            "entries": entries, "ok": ok})

@@ -66,8 +66,7 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
                                     "bundles (trust on first use). Review before use."},
         "mode": "enforce",
     }
-    trust: dict[str, Any] = {"roots": [{"name": "root", "path": _rel(trusted_root, base_dir)}]
-                             if trusted_root else ["sigstore-public-good"]}
+    trust = _trust_for_logs(attestations, trusted_root, base_dir)
     signers: dict[str, Any] = {}
     names_by_id: dict[str, str] = {}
     keys = []
@@ -120,6 +119,30 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
                        "pickle": "restricted" if PICKLE_FORMATS & set(formats) else "deny"}
     doc["rules"] = [rule]
     return doc
+
+
+def _trust_for_logs(attestations: list[VerifiedAttestation], trusted_root: str | None,
+                    base_dir: str | None) -> dict[str, Any]:
+    """Trust exactly where the bundles were found: the given root (or public good) when
+    their entries or certificates need it, plus the embedded local log when they are in it."""
+    from mgattest.attest.locallog import local_log_info  # noqa: PLC0415
+
+    used = {e.log_id for a in attestations for e in a.log_entries}
+    local = local_log_info()
+    trust: dict[str, Any] = {}
+    local_id = local.get("log_id") if local else None
+    needs_root = any(a.signer.kind == "certificate" for a in attestations) \
+        or bool(used - {local_id})
+    if trusted_root:
+        trust["roots"] = [{"name": "root", "path": _rel(trusted_root, base_dir)}]
+    elif needs_root:
+        trust["roots"] = ["sigstore-public-good"]
+    if local_id in used:
+        log: dict[str, Any] = {"name": "local", "publicKey": local["public_key_pem"]}
+        if local.get("origin"):
+            log["origin"] = local["origin"]
+        trust["logs"] = [log]
+    return trust
 
 
 def _provenance_pins(pred: dict[str, Any]) -> dict[str, Any]:
