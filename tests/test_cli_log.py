@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -207,15 +206,18 @@ def test_verify_accepts_rekor_v1_json_bundles_and_trusted_roots(
     assert res.exit_code == 1 and "tlogEntries[1]" in res.stderr
 
 
+VERIFY = ["log", "verify", "--log-key", "{pub}", "--origin", "o"]
+
+
 @pytest.mark.parametrize("args, message", [
-    (["log", "verify", "--log-key", "{pub}", "--origin", "o"], "exactly one of --entry and --bundle"),
-    (["log", "verify", "--entry", "{dir}/nope.json", "--log-key", "{pub}", "--origin", "o"], "No such file"),
-    (["log", "verify", "--entry", "{dir}/garbage.json", "--log-key", "{pub}", "--origin", "o"], "not valid JSON"),
-    (["log", "verify", "--entry", "{dir}/list.json", "--log-key", "{pub}", "--origin", "o"], "JSON object"),
-    (["log", "verify", "--entry", "{dir}/obj.json", "--log-key", "{pub}", "--origin", "o"], "neither"),
+    (VERIFY, "exactly one of --entry and --bundle"),
+    (VERIFY + ["--entry", "{dir}/nope.json"], "No such file"),
+    (VERIFY + ["--entry", "{dir}/garbage.json"], "not valid JSON"),
+    (VERIFY + ["--entry", "{dir}/list.json"], "JSON object"),
+    (VERIFY + ["--entry", "{dir}/obj.json"], "neither"),
+    (VERIFY + ["--bundle", "{dir}/obj.json"], "tlogEntries"),
     (["log", "verify", "--entry", "{dir}/obj.json"], "exactly one of --log-key"),
     (["log", "verify", "--entry", "{dir}/obj.json", "--log-key", "{pub}"], "needs --origin"),
-    (["log", "verify", "--bundle", "{dir}/obj.json", "--log-key", "{pub}", "--origin", "o"], "tlogEntries"),
     (["log", "verify", "--entry", "{dir}/obj.json", "--log-key", "{dir}/garbage.json",
       "--origin", "o"], ""),
     (["log", "append", "--db", "{db}", "--key", "{key}", "{dir}/garbage.json"], "not valid JSON"),
@@ -226,7 +228,7 @@ def test_verify_accepts_rekor_v1_json_bundles_and_trusted_roots(
     (["log", "serve", "--db", "{db}", "--key", "{key}", "--host", "0.0.0.0"], "--allow-remote"),
     (["log", "serve", "--db", "{db}", "--key", "{key}", "--token-file", "{dir}/short.txt"],
      "at least 16"),
-    (["log", "consistency", "--old", "{dir}/obj.json", "--log-key", "{pub}", "--origin", "o"], "--url"),
+    (["log", "consistency", "--old", "{dir}/obj.json", "--log-key", "{pub}"], "--url"),
     (["log", "monitor", "--url", "http://127.0.0.1:1", "--log-key", "{pub}", "--state",
       "{dir}/obj.json"], "not a monitor state"),
 ])

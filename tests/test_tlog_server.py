@@ -61,9 +61,10 @@ def dsse_entry(key: ec.EllipticCurvePrivateKey, payload: bytes,
     sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
     envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": payload_type,
                 "signatures": [{"sig": base64.b64encode(sig).decode()}]}
+    verifier = base64.b64encode(public_pem(key)).decode()
     return {"apiVersion": "0.0.1", "kind": "dsse",
             "spec": {"proposedContent": {"envelope": json.dumps(envelope),
-                                         "verifiers": [base64.b64encode(public_pem(key)).decode()]}}}
+                                         "verifiers": [verifier]}}}
 
 
 def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from mgattest.cli._common import EXIT_REJECTED, err, guarded, out
+from mgattest.cli._common import err, guarded, out
 
 MAX_JSON_FILE = 64 * 1024 * 1024
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
@@ -454,5 +454,3 @@ def monitor_cmd(
             return
         time.sleep(interval)
 
-
-__all__ = ["register", "EXIT_REJECTED"]

@@ -86,7 +86,8 @@ def decode_index(text: str) -> int:
     parts = text.split("/")
     # The canonical encoding never has a leading all-zero element: x000/001 is invalid.
     if len(parts) > 1 and parts[0] == "x000":
-        raise TilePathError(f"non-canonical tile index path {text!r}", what="tile index", where=text)
+        raise TilePathError(f"non-canonical tile index path {text!r}", what="tile index",
+                            where=text)
     value = 0
     for part in parts:
         value = value * 1000 + int(part.lstrip("x"))
