@@ -244,6 +244,8 @@ def test_hashedrekord_tampering_rejected(p256, rsa_key) -> None:
                                             serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption())))),
         "small rsa": hashedrekord(rsa.generate_private_key(65537, 1024)),
+        "certificate chain": hashedrekord(p256, key_pem=self_signed(p256).public_bytes(
+            serialization.Encoding.PEM) * 2),
     }
     for label, proposed in bad.items():
         with pytest.raises(EntryRejectedError) as info:

@@ -118,11 +118,11 @@ def _b64_lenient(value: Any, field: str, max_len: int) -> bytes:
 @dataclass(frozen=True)
 class _Key:
     public_key: Any
-    canonical_pem: bytes  # what Rekor stores (re-encoded PEM of the key or certificate chain)
+    canonical_pem: bytes  # what Rekor stores: the re-encoded PEM of the key or certificate
 
 
 def load_key_or_certificate(pem: bytes, field: str) -> _Key:
-    """Parse a PEM public key or certificate (chain) as Rekor's x509 PKI type does."""
+    """Parse a PEM public key or certificate as Rekor's x509 PKI type does."""
     if len(pem) > MAX_KEY_PEM_SIZE:
         raise _reject(f"{field} is larger than {MAX_KEY_PEM_SIZE} bytes", field)
     try:
@@ -141,16 +141,16 @@ def _load_key_cached(pem: bytes) -> _Key:
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks:
         raise _KeyProblem("is not a PEM public key or certificate")
-    if blocks[0] == b"CERTIFICATE":
+    if blocks[0] == b"CERTIFICATE" and len(blocks) == 1:
         try:
-            certs = x509.load_pem_x509_certificates(pem)
+            cert = x509.load_pem_x509_certificate(pem)
         except ValueError as exc:
             raise _KeyProblem(f"cannot be parsed as a certificate: {exc}") from None
         try:
-            key = certs[0].public_key()
+            key = cert.public_key()
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise _KeyProblem(f"holds an unsupported certificate key: {exc}") from None
-        canonical = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+        canonical = cert.public_bytes(serialization.Encoding.PEM)
     elif blocks[0] == b"PUBLIC KEY" and len(blocks) == 1:
         try:
             key = serialization.load_pem_public_key(pem)
@@ -159,7 +159,10 @@ def _load_key_cached(pem: bytes) -> _Key:
         canonical = key.public_bytes(serialization.Encoding.PEM,
                                      serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
-        raise _KeyProblem("must hold one PEM PUBLIC KEY or CERTIFICATE block(s)")
+        # Rekor would accept a chain and check it; we take the signing certificate only
+        # (what sigstore-python sends) rather than half-check a chain.
+        raise _KeyProblem("must hold exactly one PEM PUBLIC KEY or CERTIFICATE block "
+                          "(certificate chains are not accepted)")
     if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey,
                             ed25519.Ed25519PublicKey)):
         raise _KeyProblem(f"holds an unsupported key type {type(key).__name__}")
