@@ -36,7 +36,7 @@ def url_of(sock: socket.socket) -> str:
 def _server(app: Any) -> Any:
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False)
     return uvicorn.Server(config)
 
 
