@@ -380,6 +380,25 @@ def _malicious(root: Path, corpus: Corpus, *, with_torch: bool, with_sklearn: bo
             path = mal / f"{name}.joblib"
             joblib.dump({"scaler": scaler, "x": evil(name)}, path, compress=(method, 3))
             corpus.malicious[name] = (path, "joblib")
+        # joblib reads the padding after its length byte as filler; pickle.load reads
+        # the same bytes as opcodes. Hide an INST/OBJ payload there.
+        name = "joblib_padding_polyglot"
+        buf = io.BytesIO()
+        joblib.dump({"a": np.ones(4)}, buf)
+        blob = bytearray(buf.getvalue())
+        data_start = blob.index(np.ones(4).tobytes())
+        pad_start = data_start
+        while blob[pad_start - 1] == 0xFF:
+            pad_start -= 1
+        payload = (b"(cos\nsystem\nS'" + _touch_cmd(markers / name).encode() + b"'\no0")
+        # the length byte itself must be a harmless opcode: ']' EMPTY_LIST, '}' EMPTY_DICT
+        # or MEMOIZE; pad the payload with NONE/POP pairs to exactly that length
+        length = next(n for n in (0x5D, 0x7D, 0x94) if n >= len(payload))
+        payload += b"N0" * ((length - len(payload)) // 2) + b"N" * ((length - len(payload)) % 2)
+        path = mal / f"{name}.joblib"
+        path.write_bytes(bytes(blob[:pad_start - 1] + bytes([length]) + payload
+                               + blob[data_start:]))
+        corpus.malicious[name] = (path, "pickle")
         name = "joblib_object_array"
         path = mal / f"{name}.joblib"
         joblib.dump({"o": np.array([evil(name)], dtype=object)}, path)

@@ -30,7 +30,7 @@ def test_corpus_is_broad(corpus):
                    "torch_zip_payload", "torch_legacy_payload", "joblib_after_arrays",
                    "joblib_zlib", "joblib_gzip", "joblib_lzma", "joblib_object_array",
                    "npy_object_array", "npz_object_array", "appended_stream",
-                   "zip_nested_pickle"):
+                   "zip_nested_pickle", "joblib_padding_polyglot"):
         assert needed in names
     assert len(corpus.benign) >= 30
 
@@ -67,6 +67,16 @@ def test_findings_name_module_and_offset(corpus):
     path, _ = corpus.malicious["zip_nested_pickle"]
     (report,) = scan_path(path)
     assert any(f.member == "inner.zip!model/payload.pkl" for f in report.findings)
+
+
+def test_joblib_polyglot_loads_cleanly_with_joblib(corpus):
+    """joblib itself reads the polyglot as a plain array: only pickle.load runs it."""
+    import joblib
+    path, _ = corpus.malicious["joblib_padding_polyglot"]
+    assert joblib.load(path)["a"].tolist() == [1.0] * 4
+    assert not corpus.marker("joblib_padding_polyglot").exists()
+    (report,) = scan_path(path)
+    assert [f.kind for f in report.findings if f.severity == "dangerous"] == ["loader-mismatch"]
 
 
 def test_payloads_really_execute_when_loaded_unsafely(corpus):

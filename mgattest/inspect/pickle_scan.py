@@ -10,6 +10,7 @@ nesting, so hostile input ends in a ``malformed`` finding, not a crash or a hang
 from __future__ import annotations
 
 import codecs
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +46,17 @@ class _Opaque:
 
 OPAQUE = _Opaque("value")
 _BIG = _Opaque("large value")
+
+
+class _LenientMemo(dict):
+    """The memo of a walk that starts mid-stream: unknown keys hold unknown values."""
+
+    def __missing__(self, key: object) -> object:
+        return OPAQUE
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Mark:
@@ -170,6 +182,7 @@ class _Walker:
         self.joblib = joblib
         self.end = end
         self.proto = 0
+        self.lenient = False  # shadow walks: unknown stack and memo become opaque values
 
     # -- helpers -------------------------------------------------------------------------
     def _line(self, pos: int) -> tuple[bytes, int]:
@@ -219,22 +232,48 @@ class _Walker:
         if has_object:
             # An object array is a complete nested pickle stream read by a plain Unpickler.
             return scan_stream(self.data, pos, self.ctx, joblib=False, end=self.end).end
+        region = pos
         if state.d.get("numpy_array_alignment_bytes") is not None:
             pos = self._need(pos, 1, "joblib padding byte")
             pos = self._need(pos, self.data[pos - 1], "joblib padding")
         count = 1
         for dim in shape:
             count *= dim
-        return self._need(pos, count * itemsize, f"joblib array data ({count} x {itemsize} B)")
+        end = self._need(pos, count * itemsize, f"joblib array data ({count} x {itemsize} B)")
+        self._shadow_pickle_load(region)
+        return end
+
+    def _shadow_pickle_load(self, start: int) -> None:
+        """What would plain ``pickle.load`` do with the bytes joblib reads as array data?
+
+        It keeps decoding them as opcodes. If they decode into an import outside the
+        allow-list, joblib and pickle disagree about this file in a dangerous way.
+        """
+        shadow = ScanContext(member=self.ctx.member, limits=self.ctx.limits,
+                             extra_allowed=self.ctx.extra_allowed, deadline=self.ctx.deadline)
+        walker = _Walker(self.data, shadow, joblib=False, end=self.end)
+        walker.proto = self.proto
+        walker.lenient = True
+        try:
+            walker.run(start)
+        except MalformedPickle:
+            pass
+        for finding in shadow.findings:
+            if finding.kind == "import" and _IDENT.fullmatch(finding.module or "") \
+                    and _NAME.fullmatch(finding.name or ""):
+                self.ctx.add(finding.severity, "loader-mismatch",
+                             f"bytes joblib reads as array data decode, for pickle.load, as "
+                             f"opcodes importing {finding.module}.{finding.name}",
+                             finding.offset, finding.module, finding.name)
 
     # -- the walk ------------------------------------------------------------------------
     def run(self, pos: int) -> StreamResult:  # noqa: C901 - one dispatch loop, on purpose
         data, ctx, end = self.data, self.ctx, self.end
         lim = ctx.limits
         cap = lim.max_tracked_container
-        stack: list = []
+        stack: list = [OPAQUE] * 64 if self.lenient else []
         marks: list[int] = []
-        memo: dict = {}
+        memo: dict = _LenientMemo() if self.lenient else {}
         frame_end = -1
         ops = 0
         floor = 0  # current mark: the stack may not be popped below it
