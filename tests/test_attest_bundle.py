@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from mgattest.attest import bundle as bmod
 from mgattest.attest import trustroot
-from mgattest.attest.dsse import Envelope, Signature
 from mgattest.errors import InputError
 
 

@@ -16,7 +16,7 @@ from mgattest.attest.keys import generate_signer
 from mgattest.attest.sign import LogTarget, dsse_proposed_entry, record_in_log, sign_model
 from mgattest.attest.signers import spki_pem
 from mgattest.attest.statement import serialize_statement
-from mgattest.attest.verify import verify_bundle, verify_model
+from mgattest.attest.verify import verify_model
 from mgattest.errors import InputError, MgattestError, VerificationError
 
 SIGNER = generate_signer("ecdsa-p256")
