@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -228,6 +229,7 @@ VERIFY = ["log", "verify", "--log-key", "{pub}", "--origin", "o"]
     (["log", "serve", "--db", "{db}", "--key", "{key}", "--host", "0.0.0.0"], "--allow-remote"),
     (["log", "serve", "--db", "{db}", "--key", "{key}", "--token-file", "{dir}/short.txt"],
      "at least 16"),
+    (["log", "serve", "--db", "{db}", "--key", "{key}", "--port", "{busy}"], "cannot listen"),
     (["log", "consistency", "--old", "{dir}/obj.json", "--log-key", "{pub}"], "--url"),
     (["log", "monitor", "--url", "http://127.0.0.1:1", "--log-key", "{pub}", "--state",
       "{dir}/obj.json"], "not a monitor state"),
@@ -239,14 +241,18 @@ def test_bad_input_exits_2_with_a_message(log_files: dict[str, Path], args: list
     (d / "list.json").write_text("[]")
     (d / "obj.json").write_text('{"a": 1}')
     (d / "short.txt").write_text("tiny\n")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     mapping = {"{pub}": log_files["pub"], "{dir}": d, "{db}": log_files["db"],
-               "{key}": log_files["key"]}
+               "{key}": log_files["key"], "{busy}": busy.getsockname()[1]}
     argv = []
     for a in args:
         for k, v in mapping.items():
             a = a.replace(k, str(v))
         argv.append(a)
-    res = run(*argv)
+    with busy:
+        res = run(*argv)
     assert res.exit_code == 2, (argv, res.stdout, res.stderr)
     assert res.stderr.startswith("error: "), res.stderr
     assert message in res.stderr

@@ -84,6 +84,23 @@ def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
     return [trust.TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with a usage error (not uvicorn's exit 1) when the address is unusable."""
+    import socket
+
+    from mgattest.errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         what="listen address") from None
+
+
 def _verifier(log_key: Path) -> Any:
     from mgattest.tlog.keys import LogVerifier
 
@@ -165,6 +182,7 @@ def serve_cmd(
                              "whitespace", what="token file", where=str(token_file))
     elif host not in LOOPBACK_HOSTS:
         err("warning: serving a remote address without --token-file: anyone can append")
+    _check_can_listen(host, port)
     log = _open_log(db, key)
     err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
     serve(log, host=host, port=port, token=token, max_body=max_body)
