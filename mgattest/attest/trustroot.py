@@ -12,7 +12,6 @@ the installed ``sigstore`` package (no network, no TUF refresh).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -304,8 +303,7 @@ def load_client_trust_config(path: str | Path) -> ClientTrustConfig:
     return parse_client_trust_config(_read_json(path), where=str(path))
 
 
-def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int,
-                         origin: str | None = None) -> LogInstance:
+def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int) -> LogInstance:
     """Describe a log whose key we hold (e.g. the embedded local log) for a trusted root."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -318,11 +316,6 @@ def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int,
         details = "PKIX_ECDSA_P384_SHA_384"
     else:
         details = "PKIX_ECDSA_P256_SHA_256"
-    del origin  # the origin lives in checkpoints, not in the trusted root format
     return LogInstance(base_url=base_url, public_key_der=der, key_details=details,
                        log_id=hashlib.sha256(der).digest(), valid_from=valid_from)
 
-
-def decode_key_id(value: str) -> bytes:
-    """Base64 key id → bytes (helper for callers comparing log ids)."""
-    return base64.b64decode(value)
