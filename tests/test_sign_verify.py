@@ -141,7 +141,6 @@ def test_sign_into_rekor_compatible_server(model, tmp_path):
         signer = generate_signer("ecdsa-p256")
         _sign(model, signer, log=LogTarget("url", f"http://127.0.0.1:{port}"))
         root = trustroot.TrustedRoot(tlogs=(trustroot.log_instance_for_key(
-            log.signer.public_key if hasattr(log.signer, "public_key") else
             _public_key_of(log), base_url=f"http://127.0.0.1:{port}", valid_from=0),))
         atts, _ = verify_model(model, keys=[signer.public_key], trusted_root=root)
         assert atts[0].log_entries[0].inclusion_proof_verified
