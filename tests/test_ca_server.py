@@ -301,3 +301,29 @@ def test_cli_ca_oidc_trust_commands(tmp_path):
     assert r.returncode == 2 and "cannot reach" in r.stderr
     assert not (tmp_path / "c.json").exists()
     json.dumps(claims)
+
+
+def test_jwks_cache_and_rate_limited_refresh(stack):
+    issuer = stack["issuer"]
+    fetched = []
+    clock = [time.time()]
+
+    def fetch(url):
+        fetched.append(url)
+        if url.endswith("openid-configuration"):
+            return issuer.discovery()
+        return issuer.jwks()
+
+    v = TokenVerifier([issuer.issuer_url], fetch=fetch, clock=lambda: clock[0])
+    now = int(time.time())
+    v.verify(issuer.mint("a@example.com"))
+    assert len(fetched) == 2
+    for _ in range(5):  # unknown key ids: at most one refetch per 30 s
+        with pytest.raises(TokenError, match="key id"):
+            v.verify(_forge(issuer.issuer_url))
+    assert len(fetched) == 2
+    clock[0] += 31
+    with pytest.raises(TokenError, match="key id"):
+        v.verify(_forge(issuer.issuer_url))
+    assert len(fetched) == 4
+    assert now

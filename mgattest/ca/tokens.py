@@ -25,6 +25,7 @@ MAX_TOKEN_BYTES = 16 * 1024
 MAX_DOCUMENT_BYTES = 256 * 1024
 LEEWAY_SECONDS = 30
 JWKS_TTL_SECONDS = 300
+MIN_REFRESH_SECONDS = 30
 HTTP_TIMEOUT_SECONDS = 5
 
 
@@ -86,8 +87,12 @@ class TokenVerifier:
     def _keys(self, issuer: str, refresh: bool = False) -> dict[str, Any]:
         with self._lock:
             cached = self._jwks.get(issuer)
-            if cached and not refresh and self._clock() - cached[0] < JWKS_TTL_SECONDS:
-                return cached[1]
+            if cached:
+                age = self._clock() - cached[0]
+                # A forced refresh (unknown kid) is rate-limited so random key ids in
+                # tokens cannot turn the CA into a request amplifier against the IdP.
+                if age < (MIN_REFRESH_SECONDS if refresh else JWKS_TTL_SECONDS):
+                    return cached[1]
         discovery = self._fetch(issuer + "/.well-known/openid-configuration")
         if discovery.get("issuer", "").rstrip("/") != issuer:
             raise TokenError(f"discovery document of {issuer} names issuer "
