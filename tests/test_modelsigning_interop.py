@@ -205,3 +205,20 @@ def test_ca_certificate_as_signer_rejected(model, tmp_path):
     with pytest.raises(VerificationError, match="CA certificate|does not chain"):
         verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
                      allow_unlogged=True)
+
+
+def test_our_certificate_bundles_verify_with_the_ca(model, tmp_path):
+    from mgattest.attest.keys import load_signer
+    from mgattest.attest.sign import LogTarget, sign_statement
+    from mgattest.attest.statement import make_statement
+    from mgattest.attest.digests import hash_model
+
+    paths = _make_ca(tmp_path)
+    statement = make_statement(hash_model(model).subjects(), "https://x.example/p", {})
+    bundle = sign_statement(statement, load_signer(paths["key"]), log=LogTarget(),
+                            certificate_pem=paths["leaf"].read_bytes())
+    assert "certificate" in bundle["verificationMaterial"]
+    atts, check = verify_model(model, [bundle], certificate_chain=paths["ca"].read_bytes())
+    assert check.ok and atts[0].log_entries and atts[0].signer.identity == "ml@example.com"
+    with pytest.raises(MgattestError):  # without the CA, nothing vouches for the key
+        verify_model(model, [bundle])
