@@ -402,3 +402,31 @@ def test_monitor_outage_is_a_warning_until_the_last_round(log_files: dict[str, P
     assert res.exit_code == 2
     assert res.stderr.count("warning: ") == 1 and "error: " in res.stderr
     assert not (log_files["dir"] / "s.json").exists()
+
+
+# --- real public-good and staging bundles (sigstore-conformance) -------------------------
+
+_LOG_CASES = {
+    "happy-path-v0.1": 0, "happy-path-v0.3": 0, "happy-path-intoto-in-dsse-v3": 0,
+    "rekor2-happy-path": 0, "rekor2-checkpoint-cosigned": 0,
+    "checkpoint-bad-keyhint_fail": 1, "checkpoint-wrong-roothash_fail": 1,
+    "inclusion-proof-corrupted-hash_fail": 1, "invalid-checkpoint-signature_fail": 1,
+    "invalid-inclusion-proof_fail": 1, "set-invalid-signature_fail": 1,
+    "rekor2-checkpoint-no-matching-signature_fail": 1, "rekor2-no-inclusion-proof_fail": 1,
+    "intoto-missing-inclusion-proof_fail": 1, "rekor2-checkpoint-missing-origin_fail": 1,
+}
+
+
+@pytest.mark.parametrize("case, expected", sorted(_LOG_CASES.items()))
+def test_verify_conformance_bundles(conformance_dir: Path, case: str, expected: int) -> None:
+    base = conformance_dir / "data/sigstore+sigstore-conformance/test/assets/bundle-verify"
+    root = base / case / "trusted_root.json"
+    if not root.exists():
+        root = conformance_dir / "trusted_roots/sigstore-python-4.5.1/production/trusted_root.json"
+    res = run("log", "verify", "--bundle", base / case / "bundle.sigstore.json",
+              "--trusted-root", root)
+    assert res.exit_code == expected, (res.stdout, res.stderr)
+    if expected:
+        assert res.stderr.startswith("rejected: ") and "tlogEntries[0]" in res.stderr
+    else:
+        assert "tlogEntries[0]" in res.stdout
