@@ -334,3 +334,66 @@ def test_scanner_needs_no_ml_framework(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "('bad.pkl', 'dangerous')" in proc.stdout and "('x.pkl', 'safe')" in proc.stdout
+
+
+# --- properties: no parser crashes on arbitrary or mutated input --------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["m.safetensors", "m.gguf", "m.onnx", "m.npy", "m.zip", "m.keras", "m.pt",
+          "m.joblib", "m.h5", "m.bin"]
+_VALID: dict[str, bytes] = {}
+
+
+def _valid_samples() -> dict[str, bytes]:
+    if not _VALID:
+        header, data = _st_ok()
+        _VALID["m.safetensors"] = _st(header, data)
+        _VALID["m.gguf"] = build_gguf()
+        _VALID["m.onnx"] = build_onnx_with_external("w.bin", 16)
+        buf = io.BytesIO()
+        np.save(buf, np.array([1, "a"], dtype=object), allow_pickle=True)
+        _VALID["m.npy"] = buf.getvalue()
+        _VALID["m.pt"] = _zip({"a/data.pkl": pickle.dumps({"w": [1, 2]}, 2), "a/version": b"3"},
+                              method=zipfile.ZIP_DEFLATED)
+        _VALID["m.joblib"] = gzip.compress(pickle.dumps({"x": (1, 2)}, 4))
+    return _VALID
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(_NAMES), data=st.binary(max_size=400))
+def test_property_arbitrary_bytes_never_crash(name, data):
+    report = scan_bytes(name, data)
+    assert report.verdict in (SAFE, SUSPICIOUS, MALFORMED, DANGEROUS)
+    json.dumps(report.to_dict())
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(["m.safetensors", "m.gguf", "m.onnx", "m.npy", "m.pt",
+                             "m.joblib"]),
+       where=st.integers(0, 10_000), value=st.integers(0, 255),
+       cut=st.booleans())
+def test_property_mutated_valid_files_never_crash(name, where, value, cut):
+    blob = bytearray(_valid_samples()[name])
+    assert scan_bytes(name, bytes(blob)).verdict == SAFE
+    i = where % len(blob)
+    if cut:
+        blob = blob[:i]
+    else:
+        blob[i] = value
+    report = scan_bytes(name, bytes(blob))
+    assert report.verdict in (SAFE, SUSPICIOUS, MALFORMED, DANGEROUS)
+
+
+def test_tar_archives_are_scanned(tmp_path):
+    import tarfile
+    path = tmp_path / "m.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, blob in (("ok.pkl", pickle.dumps(1)), ("bad/evil.pkl", EVIL)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+    (report,) = scan_path(path)
+    assert report.format == "tar" and report.verdict == DANGEROUS
+    assert any(f.member == "bad/evil.pkl" for f in report.findings)
