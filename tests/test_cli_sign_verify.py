@@ -235,3 +235,21 @@ def test_log_db_created_by_log_init(model, keypair, tmp_path):
               tmp_path / "team-root.json").exit_code == 0
     ok = mg("verify", model, "--key", pub, "--trusted-root", tmp_path / "team-root.json")
     assert ok.exit_code == 0, ok.output
+
+
+def test_progress_bar_only_on_a_terminal_and_for_large_models(tmp_path, monkeypatch):
+    from mgattest.cli import sign_cmds
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(65 * 1024 * 1024)  # sparse: cheap to create
+    with sign_cmds.hashing_progress(big) as progress:
+        assert progress is None  # stderr is not a terminal under pytest
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with sign_cmds.hashing_progress(big) as progress:
+        assert callable(progress)
+        progress(1024)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x")
+    with sign_cmds.hashing_progress(small) as progress:
+        assert progress is None

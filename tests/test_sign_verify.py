@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import time
 
@@ -240,3 +241,33 @@ def test_v01_bundles_may_rely_on_the_set_alone(model):
         "signedEntryTimestamp"] = base64.b64encode(b"\x30\x00").decode()
     with pytest.raises(VerificationError):
         verify_model(model, [bundle], keys=[signer.public_key])
+
+
+@pytest.mark.slow
+def test_parallel_signers_share_one_embedded_log(tmp_path):
+    """Four processes create/append to the embedded log at once: one log, four entries."""
+    import subprocess
+    import sys
+
+    from mgattest.attest.keys import write_keypair
+
+    write_keypair(generate_signer("ecdsa-p256"), tmp_path / "k")
+    models = []
+    for i in range(4):
+        m = tmp_path / f"m{i}"
+        m.mkdir()
+        (m / "w.bin").write_bytes(bytes([i]) * 100)
+        models.append(m)
+    env = dict(os.environ)
+    procs = [subprocess.Popen([sys.executable, "-m", "mgattest", "sign", str(m), "--key",
+                               str(tmp_path / "k.key")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for m in models]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    indexes = set()
+    for m in models:
+        atts, _ = verify_model(m, keys=[tmp_path / "k.pub"])
+        indexes.add(atts[0].log_entries[0].log_index)
+    assert indexes == {0, 1, 2, 3}
+    assert len(list((tmp_path / "home" / "log").glob("*.db"))) == 1
