@@ -47,17 +47,21 @@ class CelProgram:
     def uses_macros(self) -> bool:
         return self.macro_depth > 0
 
-    def evaluate(self, activation: dict[str, Any]) -> tuple[bool, str | None]:
-        """Return ``(result, error)``; a non-boolean result or any error is ``False``."""
-        if self.used is not None:  # convert only what the expression reads
-            activation = {k: v for k, v in activation.items() if k in self.used}
+    def evaluate(self, activation: "dict[str, Any] | Activation") -> tuple[bool, str | None]:
+        """Return ``(result, error)``; a non-boolean result or any error is ``False``.
+
+        *activation* is a dict of variables, or an :class:`Activation` reused across
+        programs (its conversion to CEL values happens once).
+        """
+        act = activation if isinstance(activation, Activation) else Activation(
+            {k: v for k, v in activation.items() if self.used is None or k in self.used})
         if self.uses_macros:
-            width = max(_widest(activation), self.expr.count(",") + 1)
+            width = max(act.width(), self.expr.count(",") + 1)
             if width ** self.macro_depth > MAX_WORK:
                 return False, (f"input too large for {self.macro_depth} nested comprehension(s) "
                                f"(a list or map of {width} items; bound {MAX_WORK} steps)")
         if self.uses_macros and self.backend == "celpy":
-            future = _pool().submit(self._run, activation)
+            future = _pool().submit(self._run, act)
             try:
                 value = future.result(timeout=EVAL_DEADLINE_S)
             except concurrent.futures.TimeoutError:
@@ -66,20 +70,46 @@ class CelProgram:
                 return False, _describe(exc)
         else:
             try:
-                value = self._run(activation)
+                value = self._run(act)
             except Exception as exc:  # noqa: BLE001
                 return False, _describe(exc)
         if not isinstance(value, bool):
             return False, f"expression returned {type(value).__name__}, not bool"
         return value, None
 
-    def _run(self, activation: dict[str, Any]) -> Any:
+    def _run(self, act: "Activation") -> Any:
         if self.backend == "cel":
-            return self.program.execute(activation)
+            return self.program.execute(act.cel_context())
         import celpy  # noqa: PLC0415
 
-        result = self.program.evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
+        result = self.program.evaluate({k: celpy.json_to_cel(v) for k, v in act.values.items()})
         return bool(result) if isinstance(result, celpy.celtypes.BoolType) else result
+
+
+class Activation:
+    """Variables for CEL programs, converted to CEL values once and reused."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self._width: int | None = None
+        self._ctx: Any = None
+
+    def width(self) -> int:
+        """Size of the largest list or map in the variables."""
+        if self._width is None:
+            self._width = _widest(self.values)
+        return self._width
+
+    def cel_context(self) -> Any:
+        """A ``cel.Context`` holding the variables (built on first use)."""
+        if self._ctx is None:
+            import cel  # noqa: PLC0415
+
+            ctx = cel.Context()
+            for name, value in self.values.items():
+                ctx.add_variable(name, value)
+            self._ctx = ctx
+        return self._ctx
 
 
 def compile_cel(expr: str) -> CelProgram:

@@ -72,6 +72,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
     checks.append(_integrity(files))
 
     active_exc, expired_exc = _exceptions(policy, now)
+    state = _State(policy)
     matched_any: set[str] = set()
     for rule in policy.rules:
         rule_files = [f for f in present if any_glob(rule.match, f.name)]
@@ -80,7 +81,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
             checks.append(Check(rule.id, "match", SKIP, "no file of the model matches "
                                 + ", ".join(rule.match)))
             continue
-        rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now)
+        rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now, state)
         checks.extend(_apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc))
 
     unmatched = [f for f in present if f.name not in matched_any]
@@ -235,13 +236,20 @@ def _max_matching(candidates: dict[str, set[str]]) -> dict[str, str]:
 
 
 def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttestation],
-                       now: int) -> tuple[bool, str, dict[str, Any]]:
+                       now: int, memo: dict[tuple[str, int], tuple[bool, str]] | None = None
+                       ) -> tuple[bool, str, dict[str, Any]]:
     candidates: dict[str, set[str]] = {n: set() for n in req.signers}
     misses: list[str] = []
     for att in atts:
         t = sign_time(att, now)
         for name in req.signers:
-            ok, why = signer_matches(policy.signers[name], att.signer, t)
+            key = (name, id(att))
+            if memo is not None and key in memo:
+                ok, why = memo[key]
+            else:
+                ok, why = signer_matches(policy.signers[name], att.signer, t)
+                if memo is not None:
+                    memo[key] = (ok, why)
             if ok:
                 candidates[name].add(att.signer.distinct_id)
             elif len(misses) < 8:
@@ -280,8 +288,24 @@ def _qualifying(att: VerifiedAttestation, req: LogRequirement, origins: dict[str
     return (req.require == "optional" or len(entries) >= req.min_entries), ev
 
 
+class _State:
+    """Per-evaluation caches shared by all rules."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.origins = {log.log_id: log.origin for log in policy.logs.values() if log.origin}
+        # "Any trusted log": the policy's own roots and logs when it declares any;
+        # otherwise whatever the verifier trusted (public good, embedded local log).
+        self.default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
+        self.activations: dict[tuple[str, int | None], Any] = {}
+        self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
+        # Variables any CEL check reads (None: unknown, give them all).
+        used = [c.program.used for r in policy.rules for c in r.cel]
+        self.cel_vars = None if any(u is None for u in used) else frozenset().union(*used)
+
+
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
-                   coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
+                   coverage: dict[str, list[VerifiedAttestation]], now: int,
+                   state: _State) -> list[Check]:
     ignored = [f for f in matched if any_glob(rule.ignore, f.name)]
     files = [f for f in matched if f not in ignored]
     if not files:
@@ -293,18 +317,15 @@ def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
         # least one file must be signed.
         signed = [f for f in files if coverage[f.name]]
         files = signed or files[:1]
-    checks.extend(_signature_checks(policy, rule, files, coverage, now))
+    checks.extend(_signature_checks(policy, rule, files, coverage, now, state))
     return checks
 
 
 def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
-                      coverage: dict[str, list[VerifiedAttestation]], now: int) -> list[Check]:
+                      coverage: dict[str, list[VerifiedAttestation]], now: int,
+                      state: "_State") -> list[Check]:
     req = rule.tlog or _DEFAULT_LOG_REQ
-    origins = {log.log_id: log.origin for log in policy.logs.values() if log.origin}
-    cel_cache: dict[int, dict[str, Any]] = {}
-    # "Any trusted log": the policy's own roots and logs when it declares any; otherwise
-    # whatever the verifier trusted (public good and the embedded local log).
-    default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
+    origins, default_ids = state.origins, state.default_ids
     qualified: dict[str, list[VerifiedAttestation]] = {}
     log_ev: list[dict[str, Any]] = []
     log_fail = []
@@ -329,7 +350,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             checks.append(Check(rule.id, "transparencyLog", FAIL,
                                 f"{log_fail[0].name}: no attestation has {req.min_entries} verified "
                                 f"log entr{'y' if req.min_entries == 1 else 'ies'}{where}",
-                                [e | {"ok": e["ok"]} for e in log_ev]))
+                                log_ev))
         else:
             checks.append(Check(rule.id, "transparencyLog", PASS,
                                 f"log inclusion {req.require}{where}: satisfied", log_ev))
@@ -340,7 +361,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             # Files signed by the same attestations share one outcome.
             key = tuple(id(a) for a in qualified[f.name])
             if key not in sb_memo:
-                sb_memo[key] = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now)
+                sb_memo[key] = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now,
+                                                  state.signer_memo)
             ok, reason, ev = sb_memo[key]
             dropped = len(coverage[f.name]) - len(qualified[f.name])
             if not ok and dropped:
@@ -357,7 +379,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
     for cel in rule.cel:
         checks.append(_per_file(rule, f"cel:{cel.id}", files,
                                 lambda f, c=cel: _cel_outcome(c, f, qualified[f.name],
-                                                              cel_cache)))
+                                                              state)))
     return checks
 
 
@@ -459,25 +481,29 @@ def _log_dict(entry: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(entry).items() if v is not None}
 
 
-def _att_context(att: VerifiedAttestation, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """CEL variables describing *att* (built once per evaluation)."""
-    ctx = cache.get(id(att))
-    if ctx is None:
-        ctx = {"statement": att.statement or {}, "predicate": att.predicate or {},
-               "signer": signer_dict(att.signer),
-               "log": _log_dict(att.log_entries[0]) if att.log_entries else {}}
-        cache[id(att)] = ctx
-    return ctx
+def _activation(att: VerifiedAttestation | None, f: _File, state: "_State") -> Any:
+    """The CEL variables for (file, attestation), built once per evaluation and shared
+    by every CEL check of every rule."""
+    from mgattest.policy.cel import Activation  # noqa: PLC0415
+
+    key = (f.name, id(att) if att is not None else None)
+    act = state.activations.get(key)
+    if act is None:
+        values = {"artifact": {"name": f.name, "digest": {"sha256": f.sha256 or ""},
+                               "format": f.format, "basename": posixpath.basename(f.name)},
+                  "statement": {}, "predicate": {}, "signer": {}, "log": {}}
+        if att is not None:
+            values.update(statement=att.statement or {}, predicate=att.predicate or {},
+                          signer=signer_dict(att.signer),
+                          log=_log_dict(att.log_entries[0]) if att.log_entries else {})
+        if state.cel_vars is not None:
+            values = {k: v for k, v in values.items() if k in state.cel_vars}
+        act = state.activations[key] = Activation(values)
+    return act
 
 
-def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation],
-                 cache: dict[int, dict[str, Any]]):
-    artifact = {"name": f.name, "digest": {"sha256": f.sha256 or ""}, "format": f.format,
-                "basename": posixpath.basename(f.name)}
-    contexts = [dict(_att_context(a, cache), artifact=artifact) for a in atts]
-    if not contexts:
-        contexts = [{"statement": {}, "predicate": {}, "signer": {}, "artifact": artifact,
-                     "log": {}}]
+def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation], state: "_State"):
+    contexts = [_activation(a, f, state) for a in atts] or [_activation(None, f, state)]
     errors = []
     for ctx in contexts:
         ok, error = cel.program.evaluate(ctx)

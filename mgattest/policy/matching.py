@@ -109,6 +109,8 @@ def glob_match(glob: str, path: str) -> bool:
     return glob_to_regex(glob).fullmatch(path) is not None
 
 
+@lru_cache(maxsize=65536)
 def any_glob(globs: tuple[str, ...], path: str) -> bool:
-    """True when *path* matches at least one glob."""
+    """True when *path* matches at least one glob (memoised: rules share globs and a
+    model's names repeat across evaluations)."""
     return any(glob_to_regex(g).fullmatch(path) is not None for g in globs)
