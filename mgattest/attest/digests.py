@@ -277,7 +277,7 @@ _local = threading.local()
 
 def _buffer() -> memoryview:
     mv = getattr(_local, "buffer", None)
-    if mv is None:
+    if mv is None or len(mv) != BUFFER_SIZE:
         mv = memoryview(bytearray(BUFFER_SIZE))
         _local.buffer = mv
     return mv
