@@ -253,3 +253,11 @@ def test_progress_bar_only_on_a_terminal_and_for_large_models(tmp_path, monkeypa
     small.write_bytes(b"x")
     with sign_cmds.hashing_progress(small) as progress:
         assert progress is None
+
+
+def test_identity_flags_refuse_key_signatures(model, keypair):
+    key, pub = keypair
+    assert mg("sign", model, "--key", key).exit_code == 0
+    result = mg("verify", model, "--key", pub, "--identity", "ml@example.com",
+                "--issuer", "https://issuer.example")
+    assert result.exit_code == 1 and "certificate signer" in result.output

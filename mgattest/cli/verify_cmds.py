@@ -125,6 +125,7 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
         if not bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
         atts = [verify.verify_bundle(str(b), artifact_digest=model, **common) for b in bundles]
+        _require_identity(atts, policy)
         return {"model": model, "attestations": atts, "check": None}
     path = Path(model)
     if not path.exists():
@@ -136,7 +137,21 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             path, [str(b) for b in bundles] or None, ignore=ignore,
             allow_symlinks=allow_symlinks, allow_unsigned_files=allow_unsigned_files,
             progress=progress, **common)
+    _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _require_identity(atts: List[Any], policy: Any) -> None:
+    """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
+    if policy is None:
+        return
+    from mgattest.attest.certs import IdentityMismatchError
+
+    for att in atts:
+        if att.signer.kind != "certificate":
+            raise IdentityMismatchError(
+                "--identity/--issuer require a certificate signer, but this bundle is "
+                "signed with a bare key", what="identity", where=att.source)
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
