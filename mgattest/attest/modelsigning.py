@@ -135,7 +135,9 @@ def to_model_signing_statement(digests: ModelDigests, *,
                 raise DigestError(f"file {f.name!r} contains ':', which model_signing's shard "
                                   "format cannot represent; use files mode", what="file name",
                                   where=f.name)
-            assert f.shards is not None
+            if f.shards is None:
+                raise DigestError(f"file {f.name!r} has no shard digests", what="file",
+                                  where=f.name)
             for (start, end), shard in zip(shard_ranges(f.size, size), f.shards):
                 resources.append(((_path_key(name), start, end),
                                   {"name": f"{name}:{start}:{end}", "algorithm": label,
