@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import textwrap
 
@@ -61,14 +62,6 @@ def test_safetensors_numpy_and_torch(env):
     torch = pytest.importorskip("torch")
     got_t = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], framework="torch")
     assert isinstance(got_t["w"], torch.Tensor) and got_t["w"].shape == (3, 4)
-
-
-def test_wrong_signer_denied_with_verdict(env):
-    tmp, _ = env
-    path, bundle = signed(tmp, generate_signer(), "m.safetensors", st_bytes({"a": np.zeros(2)}))
-    # A bundle from an untrusted key fails cryptographic verification outright.
-    with pytest.raises(mgattest.errors.VerificationError):
-        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
 
 
 def test_tampered_file_denied_and_on_fail_none(env):
@@ -250,3 +243,23 @@ def test_denied_model_is_quarantined(env):
     assert len(incidents) == 1 and list(qdir.glob("*/payload/*m.safetensors"))
     record = json.dumps(json.loads(incidents[0].read_text()))
     assert "model.files" in record
+
+
+def test_untrusted_bundle_gives_denial_verdict_and_honours_on_fail(env):
+    tmp, _ = env
+    path, bundle = signed(tmp, generate_signer(), "m.safetensors", st_bytes({"a": np.zeros(2)}))
+    assert mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], on_fail="none") is None
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    [check] = exc.value.verdict.failures
+    assert check.id == "policy.bundles" and str(bundle) in json.dumps(check.evidence) + check.reason
+
+
+def test_bundle_inside_the_model_directory_is_not_a_model_file(env):
+    tmp, signer = env
+    d = tmp / "model"
+    d.mkdir()
+    (d / "a.safetensors").write_bytes(st_bytes({"a": np.ones(2)}))
+    bundle = write_bundle_file(sign_model(d, signer).bundle, d / "model.sigstore.json")
+    got = mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert list(got) == ["a.safetensors"]

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from mgattest.errors import InputError
+from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
 from mgattest.policy.errors import PolicyDenied
 
@@ -39,6 +39,7 @@ class ModelBytes:
 
 
 def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = (),
+                     exclude: Iterable[str | os.PathLike[str]] = (),
                      allow_symlinks: bool = False) -> ModelBytes:
     """Read a model (file or directory) into memory without following symlinks.
 
@@ -47,7 +48,8 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
     """
     from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415
 
-    walk = walk_model_detailed(path, ignore=list(ignore), allow_symlinks=allow_symlinks)
+    walk = walk_model_detailed(path, ignore=list(ignore), exclude=list(exclude),
+                               allow_symlinks=allow_symlinks)
     if len(walk.files) > MAX_MODEL_FILES:
         raise InputError(f"model has more than {MAX_MODEL_FILES} files", what="model",
                          where=str(path))
@@ -124,13 +126,33 @@ def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[An
         hit = cache.get(key)
         if hit is not None:
             return hit
-    attestations = verify_attestations(bundle_list, policy, trusted_root=root,
-                                       identity=identity)
+    try:
+        attestations = verify_attestations(bundle_list, policy, trusted_root=root,
+                                           identity=identity, root_ready=True)
+    except VerificationError as exc:
+        return bundle_failure_verdict(policy, model, exc, now)
     verdict = evaluate(policy, attestations, model_check(model, attestations),
                        scan_model(model), now=now)
     if cache is not None and key is not None:
         cache.put(key, verdict)
     return verdict
+
+
+def bundle_failure_verdict(policy: "Policy", model: ModelBytes, exc: Any,
+                           now: int | None = None) -> "Verdict":
+    """A denying verdict for a bundle that failed cryptographic verification."""
+    import time  # noqa: PLC0415
+
+    from mgattest.policy.verdict import FAIL, Check, Verdict  # noqa: PLC0415
+
+    check = Check("policy", "bundles", FAIL, exc.message,
+                  [{"what": exc.what, "where": exc.where, "error": type(exc).__name__}])
+    return Verdict(allowed=False, decision="deny", mode=policy.mode,
+                   policy_source=policy.source, policy_digest=policy.digest,
+                   evaluated_at=int(time.time()) if now is None else now,
+                   artifacts=[{"name": n, "digest": {"sha256": d}}
+                              for n, d in sorted(model.sha256.items())],
+                   checks=[check])
 
 
 def _file_digest(path: str) -> str:
@@ -165,7 +187,8 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     if not bundle_list:
         raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
                          where=str(path))
-    model = read_model_bytes(path)
+    model = read_model_bytes(path, exclude=[b for b in bundle_list
+                                            if isinstance(b, (str, os.PathLike))])
     cache_obj = default_cache if cache is True else \
         cache if isinstance(cache, VerificationCache) else None
     verdict = verify_model_bytes(model, policy, bundle_list, trusted_root=trusted_root,

@@ -167,7 +167,7 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                          "VSA with", what="emit-vsa")
     identity = options.get("identity")
     pol = effective_policy(str(policy) if policy else None, options)
-    mb = read_model_bytes(model)
+    mb = read_model_bytes(model, exclude=bundles)
     try:
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
                                    identity=identity,

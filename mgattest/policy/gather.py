@@ -101,16 +101,19 @@ def allows_unlogged(policy: Policy) -> bool:
 
 def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: Policy, *,
                         trusted_root: Any = None, identity: Any = None,
-                        certificate_chain: bytes | None = None) -> list[VerifiedAttestation]:
+                        certificate_chain: bytes | None = None,
+                        root_ready: bool = False) -> list[VerifiedAttestation]:
     """Read every bundle in *bundle_files* and verify each under the policy's trust.
 
-    Raises the first verification error, naming the file (and line / index).
+    *trusted_root* is merged into the policy's roots, unless *root_ready* says it
+    already is the result of :func:`trusted_root_for`. Raises the first verification
+    error, naming the file (and line / index).
     """
     from mgattest.attest.bundle import load_bundle  # noqa: PLC0415
     from mgattest.attest.sources import load_attestations  # noqa: PLC0415
     from mgattest.attest.verify import verify_bundle  # noqa: PLC0415
 
-    root = trusted_root_for(policy, trusted_root)
+    root = trusted_root if root_ready else trusted_root_for(policy, trusted_root)
     keys = policy_keys(policy)
     ident = PolicyIdentity(policy, identity)
     unlogged = allows_unlogged(policy)
