@@ -96,6 +96,8 @@ def test_usage_errors_exit_2(model, keypair, tmp_path):
     both = mg("sign", model, "--key", key, "--no-log", "--log-db", tmp_path / "x.db")
     assert both.exit_code == 2 and "at most one" in both.output
     assert mg("sign", model).exit_code == 2  # no key
+    assert mg("sign", model, "--key", key, "--keyless").exit_code == 2
+    assert mg("sign", model, "--keyless", "--no-log").exit_code == 2
     assert mg("sign", model, "--key", key, "--param", "novalue").exit_code == 2
     assert mg("sign", model, "--key", key, "--format", "zip").exit_code == 2
     assert mg("keygen", "--out", tmp_path / "z", "--type", "dsa").exit_code == 2

@@ -119,6 +119,10 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     if keyless == (key is not None):
         raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
+    if keyless and (log or log_db or log_key or no_log):
+        raise InputError("--keyless records in the log of its trust config (--trust-config "
+                         "or --staging); --log, --log-db, --log-key and --no-log do not apply",
+                         what="--keyless")
     target = _log_target(log, log_db, no_log, log_key)
     path = _output_path(model, out_path)
     signer = load_signing_key(key, password_env, password_prompt) if key else None
