@@ -48,6 +48,10 @@ def check_onnx(data, ctx: ScanContext, base_dir: str | None) -> None:
         ctx.add(INFO, "onnx-external", f"{externals} tensor(s) stored in external data files")
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _check_tensor(data, start: int, end: int, ctx: ScanContext, base_dir: str | None) -> int:
     entries: dict[str, str] = {}
     name = "?"
@@ -83,11 +87,11 @@ def _check_location(location: str, where: str, entries: dict[str, str], ctx: Sca
     posix, win = PurePosixPath(location), PureWindowsPath(location)
     if posix.is_absolute() or win.is_absolute() or win.drive or location.startswith("\\"):
         ctx.add(DANGEROUS, "onnx-external",
-                f"{where}: external data location {location!r} is absolute", at)
+                f"{where}: external data location {_short(location)!r} is absolute", at)
         return
     if ".." in posix.parts or ".." in win.parts or "\x00" in location:
         ctx.add(DANGEROUS, "onnx-external",
-                f"{where}: external data location {location!r} escapes the model directory",
+                f"{where}: external data location {_short(location)!r} escapes the model directory",
                 at)
         return
     for key in ("offset", "length"):
@@ -97,21 +101,29 @@ def _check_location(location: str, where: str, entries: dict[str, str], ctx: Sca
             return
     if base_dir is None:
         return
-    root = Path(base_dir).resolve()
+    try:
+        _check_on_disk(location, where, entries, ctx, Path(base_dir).resolve(), at)
+    except OSError as exc:
+        ctx.add(MALFORMED, "onnx-external", f"{where}: external data {_short(location)!r} cannot be "
+                f"checked: {exc.strerror or exc}", at)
+
+
+def _check_on_disk(location: str, where: str, entries: dict[str, str], ctx: ScanContext,
+                   root: Path, at: int) -> None:
     target = Path(os.path.realpath(root / location))
     if target != root and root not in target.parents:
         ctx.add(DANGEROUS, "onnx-external",
-                f"{where}: external data {location!r} resolves outside the model directory "
+                f"{where}: external data {_short(location)!r} resolves outside the model directory "
                 f"(symlink to {target})", at)
         return
     if not target.is_file():
         ctx.add(MALFORMED, "onnx-external",
-                f"{where}: external data file {location!r} is missing", at)
+                f"{where}: external data file {_short(location)!r} is missing", at)
         return
     size = target.stat().st_size
     offset = int(entries.get("offset", "0"))
     length = int(entries["length"]) if "length" in entries else size - offset
     if offset + length > size:
         ctx.add(MALFORMED, "onnx-external",
-                f"{where}: bytes {offset}-{offset + length} of {location!r} are beyond its "
+                f"{where}: bytes {offset}-{offset + length} of {_short(location)!r} are beyond its "
                 f"{size} bytes", at)

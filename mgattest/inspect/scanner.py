@@ -39,7 +39,13 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
     ``base_dir`` is the model directory, used to resolve ONNX external data.
     """
     ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
-    fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
+    try:
+        fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
+    except (RecursionError, MemoryError, ValueError, TypeError, IndexError, KeyError,
+            OSError, EOFError, OverflowError, UnicodeError) as exc:
+        # Fail closed: an input that trips the scanner is never reported safe.
+        ctx.add(MALFORMED, "scanner-error", f"could not analyse: {type(exc).__name__}: {exc}")
+        fmt = "unknown"
     return FileReport(name, fmt, len(data), ctx.findings, ctx.imports, ctx.compression)
 
 
