@@ -181,3 +181,35 @@ def test_glob_semantics_examples():
     assert not glob_match("model.safetensors", "model.safetensors.pkl")
     assert glob_match("shard-[0-9].bin", "shard-3.bin")
     assert not glob_match("shard-[!0-9].bin", "shard-3.bin")
+
+
+# --------------------------------------------------------------------------- YAML parser properties
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9),
+                     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12))
+_docs = st.recursive(_scalars, lambda kids: st.one_of(
+    st.lists(kids, max_size=4),
+    st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1, max_size=6), kids, max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=st.dictionaries(st.text(alphabet="abcxyz", min_size=1, max_size=5), _docs,
+                           min_size=1, max_size=5))
+def test_yaml_roundtrip_equals_safe_load(doc):
+    import yaml
+
+    from mgattest.policy.yamlpos import parse_yaml
+    text = yaml.safe_dump(doc, sort_keys=False)
+    located = parse_yaml(text.encode(), "f.yaml")
+    assert located.data == yaml.safe_load(text)
+    assert all(isinstance(line, int) and line >= 1 for line in located.lines.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash_the_policy_loader(data):
+    try:
+        policy_from_bytes(data, source="fuzz.yaml")
+    except PolicyError as exc:
+        assert exc.where and exc.where.startswith("fuzz.yaml")
