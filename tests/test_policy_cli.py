@@ -90,8 +90,12 @@ def test_audit_log_appends_one_line_per_decision(signed_model):
     (model / "config.json").write_text('{"hidden": 5}')
     assert cli("verify", model, "--bundle", bundle, "--policy", tmp / "policy.yaml",
                "--audit-log", log)[0] == 1
+    other = write_bundle_file(sign_model(model, generate_signer()).bundle, tmp / "o.json")
+    assert cli("verify", model, "--bundle", other, "--policy", tmp / "policy.yaml",
+               "--audit-log", log)[0] == 1
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert [x["decision"] for x in lines] == ["allow", "allow", "deny"]
+    assert [x["decision"] for x in lines] == ["allow", "allow", "deny", "deny"]
+    assert "policy.bundles" in lines[3]["reasons"][0]
     assert lines[2]["reasons"] and lines[0]["policy"]["digest"] == lines[2]["policy"]["digest"]
     assert {a["name"] for a in lines[0]["artifacts"]} == {"config.json", "weights.safetensors"}
 
@@ -188,7 +192,9 @@ rules:
     # An anchored regex for another org: the certificate matches no signer.
     pol.write_text(pol.read_text().replace("sigstore-conformance/", "acme/"))
     code, out = cli("verify", artifact, "--bundle", bundle, "--policy", pol, "--json")
-    assert code == 1 and "matches no keyless signer" in json.loads(out)["message"]
+    verdict = json.loads(out)
+    assert code == 1 and "matches no keyless signer" in " ".join(verdict["reasons"])
+    assert verdict["checks"][0]["id"] == "policy.bundles"
 
 
 def test_slsa_verifier_shortcuts_signer_must_be_builder(conformance_dir, no_local_log):
@@ -198,7 +204,7 @@ def test_slsa_verifier_shortcuts_signer_must_be_builder(conformance_dir, no_loca
     # without --identity the signer must BE the builder, so this is rejected.
     code, out = cli("verify", artifact, "--bundle", bundle, "--builder-id", builder,
                     "--source-uri", "github.com/loosebazooka/aa-test", "--json")
-    assert code == 1 and "matches no keyless signer" in json.loads(out)["message"]
+    assert code == 1 and "matches no keyless signer" in " ".join(json.loads(out)["reasons"])
     # With the real signer pinned, the provenance's source is still not the
     # certificate's repository: binding fails.
     code, out = cli("verify", artifact, "--bundle", bundle, "--identity", BEACON, "--issuer", GH,

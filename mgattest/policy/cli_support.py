@@ -156,7 +156,13 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
     vsa_password (bytes), audit_log (path), verbose (bool).
     Returns 0 when allowed, 1 when denied; raises InputError on bad input.
     """
-    from mgattest.load import model_check, read_model_bytes, scan_model  # noqa: PLC0415
+    from mgattest.errors import VerificationError  # noqa: PLC0415
+    from mgattest.load import (  # noqa: PLC0415
+        bundle_failure_verdict,
+        model_check,
+        read_model_bytes,
+        scan_model,
+    )
     from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
     from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
@@ -172,11 +178,10 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
                                    identity=identity,
                                    certificate_chain=options.get("certificate_chain"))
-    except Exception as exc:
-        if options.get("audit_log") and hasattr(exc, "exit_code"):
-            _audit_failure(options["audit_log"], model, bundles, pol, exc)
-        raise
-    verdict = evaluate(pol, atts, model_check(mb, atts), scan_model(mb))
+    except VerificationError as exc:  # a bundle that does not verify denies, on the record
+        atts, verdict = [], bundle_failure_verdict(pol, mb, exc)
+    else:
+        verdict = evaluate(pol, atts, model_check(mb, atts), scan_model(mb))
     if options.get("audit_log"):
         from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
 
@@ -248,16 +253,3 @@ def _is_private_key(path: Any) -> bool:
     except OSError:
         return False
     return b"PRIVATE KEY-----" in head
-
-
-def _audit_failure(path: str, model: str, bundles: list[str], pol: Policy, exc: Any) -> None:
-    """Log a decision that failed before evaluation (a bundle did not verify)."""
-    import time  # noqa: PLC0415
-
-    from mgattest.policy.audit import append_decision  # noqa: PLC0415
-
-    append_decision(path, {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
-        "decision": "deny" if exc.exit_code == 1 else "error", "allowed": False,
-        "policy": {"source": pol.source, "digest": pol.digest}, "bundles": list(bundles),
-        "reasons": [f"{getattr(exc, 'what', None) or 'verification'}: {exc}"]})

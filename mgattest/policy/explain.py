@@ -96,6 +96,14 @@ def describe_policy(policy: Policy) -> list[str]:
     return lines
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
 def _signer_words(signer: Signer) -> str:
     if signer.key is not None:
         return f"the key {signer.key.name}"
@@ -161,7 +169,7 @@ def _rule_words(rule: Rule) -> list[str]:
         if p.base_models:
             out.append(f"      base models must match {', '.join(m.text for m in p.base_models)}")
         if p.max_age_seconds:
-            out.append(f"      {p.max_age_from} no older than {p.max_age_seconds // 3600} hour(s)")
+            out.append(f"      {p.max_age_from} no older than {_duration(p.max_age_seconds)}")
     out.append("    unsigned files are " + ("denied" if rule.unsigned_files == "deny" else "allowed")
                + (f" (ignoring {', '.join(rule.ignore)})" if rule.ignore else ""))
     if rule.digest_allow is not None:
