@@ -263,3 +263,25 @@ def test_bundle_inside_the_model_directory_is_not_a_model_file(env):
     bundle = write_bundle_file(sign_model(d, signer).bundle, d / "model.sigstore.json")
     got = mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
     assert list(got) == ["a.safetensors"]
+
+
+def test_numpy_object_array_only_with_restricted_policy(env):
+    tmp, signer = env
+    buf = io.BytesIO()
+    arr = np.array([{"k": 1}, None, "s"], dtype=object)
+    np.save(buf, arr, allow_pickle=True)
+    path, bundle = signed(tmp, signer, "o.npy", buf.getvalue())
+    got = mgattest.load(path, policy=tmp / "policy-restricted.yaml", bundles=[bundle])
+    assert got.dtype == object and list(got) == [{"k": 1}, None, "s"]
+
+
+def test_joblib_through_restricted_loader(env):
+    joblib = pytest.importorskip("joblib")
+    tmp, signer = env
+    buf = io.BytesIO()
+    joblib.dump({"w": np.arange(3.0), "name": "m"}, buf)
+    path, bundle = signed(tmp, signer, "m.joblib", buf.getvalue())
+    got = mgattest.load(path, policy=tmp / "policy-restricted.yaml", bundles=[bundle])
+    assert got["name"] == "m" and np.array_equal(got["w"], np.arange(3.0))
+    with pytest.raises(PolicyDenied):  # pickle: deny
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
