@@ -196,3 +196,42 @@ def test_fastapi_example_returns_503_within_two_seconds(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.mark.slow
+def test_cli_watch_with_real_signatures_and_policy(tmp_path):
+    """End to end: key-signed, logged bundle; watch through the policy engine and through
+    plain bundle verification; a flipped byte makes both fail."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"\x01" * 100)
+    steps = [
+        ("keygen", "--out", str(tmp_path / "k")),
+        ("log", "init", "--db", str(tmp_path / "log.db"), "--key-out",
+         str(tmp_path / "logkey.pem")),
+        ("sign", str(model), "--key", str(tmp_path / "k.key"), "--log-db",
+         str(tmp_path / "log.db"), "--log-key", str(tmp_path / "logkey.pem"), "--out",
+         str(tmp_path / "b.json")),
+        ("trust", "export", "--out", str(tmp_path / "tr.json"), "--log-db",
+         str(tmp_path / "log.db")),
+        ("policy", "init", str(model), "-b", str(tmp_path / "b.json"), "--key",
+         str(tmp_path / "k.pub"), "--trusted-root", str(tmp_path / "tr.json"), "-o",
+         str(tmp_path / "pol.yaml")),
+    ]
+    for step in steps:
+        proc = _cli(*step)
+        assert proc.returncode == 0, (step, proc.stderr)
+    by_policy = ("watch", str(model), "--policy", str(tmp_path / "pol.yaml"), "--bundle",
+                 str(tmp_path / "b.json"), "--trusted-root", str(tmp_path / "tr.json"),
+                 "--once")
+    by_key = ("watch", str(model), "--key", str(tmp_path / "k.pub"), "--bundle",
+              str(tmp_path / "b.json"), "--trusted-root", str(tmp_path / "tr.json"), "--once")
+    assert _cli(*by_policy).returncode == 0
+    assert _cli(*by_key).returncode == 0
+    with open(model / "w.bin", "r+b") as fh:
+        fh.seek(50)
+        fh.write(b"\x02")
+    proc = _cli(*by_policy)
+    assert proc.returncode == 1 and "compromised" in proc.stderr
+    proc = _cli(*by_key)
+    assert proc.returncode == 1 and "w.bin" in proc.stderr

@@ -133,7 +133,8 @@ def quarantine_restore(
 
 
 def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
-                    keys: list[Path], manifest: Optional[Path], trusted_root: Optional[Path]):
+                    keys: list[Path], manifest: Optional[Path], trusted_root: Optional[Path],
+                    allow_unlogged: bool = False):
     from mgattest.errors import InputError, VerificationError
 
     if manifest is not None:
@@ -172,7 +173,8 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
         def verify_with_bundles(path: str) -> None:
             verify_model(path, [str(b) for b in bundles] or None,
                          keys=[str(k) for k in keys] or None,
-                         trusted_root=str(trusted_root) if trusted_root else None)
+                         trusted_root=str(trusted_root) if trusted_root else None,
+                         allow_unlogged=allow_unlogged)
         return verify_with_bundles
     raise InputError("watch needs --policy, --key/--bundle, or --manifest", what="watch")
 
@@ -184,6 +186,8 @@ def watch_cmd(
     policy: Optional[Path] = typer.Option(None, "--policy", "-p", help="Policy file."),
     key: list[Path] = typer.Option([], "--key", "-k", help="Trusted public key(s)."),
     trusted_root: Optional[Path] = typer.Option(None, "--trusted-root"),
+    allow_unlogged: bool = typer.Option(False, "--allow-unlogged", help="Accept key-mode "
+                                        "bundles without a transparency-log entry."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="JSON {name: sha256} "
                                             "manifest to check instead of bundles."),
     rehash_interval: float = typer.Option(60.0, "--rehash-interval", help="Seconds between "
@@ -203,7 +207,8 @@ def watch_cmd(
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
-    verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root)
+    verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root,
+                             allow_unlogged)
     changed = threading.Event()
     last: list[Any] = [None]
 

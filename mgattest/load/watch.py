@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # a library: silent unless the application logs
 
 
 @dataclass(frozen=True)
