@@ -97,23 +97,27 @@ def test_all_known_media_types_read(signed_bundle, media_type):
     (lambda b: b["dsseEnvelope"]["signatures"].append({"sig": "AAAA"}), "exactly one"),
     (lambda b: b["verificationMaterial"]["publicKey"].update(hint=5), "hint"),
 ])
-def test_malformed_bundles_are_input_errors(signed_bundle, mutate, needle):
+def test_malformed_bundles_are_rejections(signed_bundle, mutate, needle):
     data = copy.deepcopy(signed_bundle)
     mutate(data)
-    with pytest.raises(InputError, match=needle):
+    with pytest.raises(bmod.BundleFormatError, match=needle) as info:
         bmod.parse_bundle(data)
+    assert info.value.exit_code == 1  # untrusted evidence: a rejection, not a usage error
 
 
 def test_size_cap_applies_before_parsing(tmp_path):
     path = tmp_path / "big.json"
     with open(path, "wb") as fh:
         fh.truncate(bmod.MAX_BUNDLE_BYTES + 1)
-    with pytest.raises(InputError, match="larger than"):
+    with pytest.raises(bmod.BundleFormatError, match="larger than"):
         bmod.load_bundle(path)
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(bmod.BundleFormatError, match="not valid JSON"):
         bmod.load_bundle(b'{"mediaType": ')
+    # an unreadable path is the operator's mistake: exit 2
     with pytest.raises(InputError, match="directory"):
         bmod.load_bundle(tmp_path)
+    with pytest.raises(InputError, match="cannot read"):
+        bmod.load_bundle(tmp_path / "missing.json")
 
 
 @given(st.binary(max_size=300))
@@ -121,7 +125,7 @@ def test_size_cap_applies_before_parsing(tmp_path):
 def test_arbitrary_bytes_never_crash_the_parser(data):
     try:
         bmod.load_bundle(data)
-    except InputError:
+    except bmod.BundleFormatError:
         pass
 
 
@@ -139,7 +143,7 @@ def test_conformance_bundles_parse_or_fail_cleanly(conformance_dir):
         try:
             bmod.load_bundle(conformance_dir / case["bundle"])
             parsed += 1
-        except InputError:
+        except bmod.BundleFormatError:
             assert case["expected"] == "fail", case["id"]
     assert parsed >= 60
 
@@ -202,3 +206,10 @@ def test_validity_times():
     assert trustroot.parse_time("2021-01-12T11:53:27Z", where="x") == 1610452407
     assert trustroot.parse_time("2021-01-12T11:53:27.000Z", where="x") == 1610452407
     assert trustroot.format_time(1610452407) == "2021-01-12T11:53:27Z"
+
+
+def test_wrapped_base64_is_accepted_like_go_protojson(signed_bundle):
+    data = copy.deepcopy(signed_bundle)
+    sig = data["dsseEnvelope"]["signatures"][0]["sig"]
+    data["dsseEnvelope"]["signatures"][0]["sig"] = sig[:20] + "\r\n" + sig[20:] + "\n"
+    assert bmod.parse_bundle(data).signature == base64.b64decode(sig)

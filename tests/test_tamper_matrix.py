@@ -17,7 +17,7 @@ from mgattest.attest.sign import LogTarget, dsse_proposed_entry, record_in_log, 
 from mgattest.attest.signers import spki_pem
 from mgattest.attest.statement import serialize_statement
 from mgattest.attest.verify import verify_model
-from mgattest.errors import InputError, MgattestError, VerificationError
+from mgattest.errors import MgattestError, VerificationError
 
 SIGNER = generate_signer("ecdsa-p256")
 KEYS = [SIGNER.public_key]
@@ -171,7 +171,7 @@ def test_truncated_bundle(model, tmp_path):
     path = tmp_path / "b.json"
     text = json.dumps(bundle)
     path.write_text(text[: len(text) // 2])
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(VerificationError, match="not valid JSON"):
         verify_model(model, [path], keys=KEYS)
 
 
@@ -179,7 +179,7 @@ def test_oversized_bundle(model, tmp_path):
     path = tmp_path / "b.json"
     with open(path, "wb") as fh:
         fh.truncate(MAX_BUNDLE_BYTES + 1)
-    with pytest.raises(InputError, match="larger than"):
+    with pytest.raises(VerificationError, match="larger than"):
         verify_model(model, [path], keys=KEYS)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mgattest.attest.dsse import DSSEFormatError, Envelope, b64, b64decode_strict
-from mgattest.errors import InputError
+from mgattest.errors import InputError, VerificationError
 
 MEDIA_TYPE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MEDIA_TYPES = {
@@ -31,8 +31,13 @@ MAX_BODY_BYTES = 48 * 1024 * 1024
 _HASH_ALGS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 
-class BundleFormatError(InputError):
-    """A bundle that cannot be parsed: bad JSON, unknown media type, wrong shape."""
+class BundleReadError(InputError):
+    """The bundle file named by the operator cannot be read (missing, a directory...)."""
+
+
+class BundleFormatError(VerificationError):
+    """A bundle whose content is malformed: bad JSON, unknown media type, wrong shape,
+    over a size bound. The bundle is untrusted evidence, so this is a rejection."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,11 @@ def read_bundle_bytes(path: str | Path, *, max_bytes: int = MAX_BUNDLE_BYTES) ->
         with open(path, "rb") as fh:
             data = fh.read(max_bytes + 1)
     except IsADirectoryError:
-        raise _fail(f"bundle {path} is a directory", str(path)) from None
+        raise BundleReadError(f"bundle {path} is a directory", what="bundle",
+                              where=str(path)) from None
     except OSError as exc:
-        raise _fail(f"cannot read bundle {path}: {exc.strerror}", str(path)) from None
+        raise BundleReadError(f"cannot read bundle {path}: {exc.strerror}", what="bundle",
+                              where=str(path)) from None
     if len(data) > max_bytes:
         raise _fail(f"bundle {path} is larger than {max_bytes} bytes", str(path),
                     "bundle size")

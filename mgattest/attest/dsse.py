@@ -40,7 +40,8 @@ def b64decode_strict(value: Any, *, what: str, where: str | None = None,
                               what=what, where=where)
     if max_bytes is not None and len(value) > (max_bytes * 4) // 3 + 4:
         raise DSSEFormatError(f"{what}: larger than {max_bytes} bytes", what=what, where=where)
-    text = value.strip()
+    # Go's encoding/base64 (and so protojson) skips CR and LF: accept wrapped base64.
+    text = value.strip().replace("\r", "").replace("\n", "")
     if "-" in text or "_" in text:
         text = text.replace("-", "+").replace("_", "/")
     text += "=" * (-len(text) % 4)

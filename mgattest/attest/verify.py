@@ -28,7 +28,7 @@ from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
-from mgattest.attest.statement import (check_subject_name, parse_statement)
+from mgattest.attest.statement import StatementError, check_subject_name, parse_statement
 from mgattest.errors import InputError, MgattestError, VerificationError
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
@@ -499,8 +499,12 @@ class _Signing:
 
 
 def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, prehashed: bool,
-                algorithm: str) -> _Signing:
+                algorithm: str, identity_required: bool) -> _Signing:
     if not verifiers:
+        if identity_required:  # a certificate identity was asked for; a bare key has none
+            raise BundleVerificationError(
+                "bundle is signed with a bare key, but a certificate identity was required",
+                what="identity", where=bundle.source)
         raise InputError("this bundle is signed with a key: give the trusted public key "
                          "(--key PUB.pem)", what="key", where=bundle.source)
     ordered = sorted(verifiers, key=lambda v: not _hint_matches(bundle.public_key_hint,
@@ -570,7 +574,8 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
         _verify_signature(leaf_key, parsed, message, prehashed, algorithm)
         signing = _Signing(leaf_key, None)
     else:
-        signing = _select_key(parsed, verifiers, message, prehashed, algorithm)
+        signing = _select_key(parsed, verifiers, message, prehashed, algorithm,
+                              identity is not None)
 
     # (3) log entries, then (3b) the certificate at the verified times
     proofs = _verify_log_entries(parsed, root, extra_logs, signing.key, artifact, allow_unlogged, origin)
@@ -594,7 +599,11 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     subjects: list[dict[str, Any]] = []
     payload_sha256 = None
     if parsed.envelope is not None:
-        statement = parse_statement(parsed.envelope.payload, where=parsed.source)
+        try:
+            statement = parse_statement(parsed.envelope.payload, where=parsed.source)
+        except StatementError as exc:  # signed, but not a statement: a rejection
+            raise BundleVerificationError(f"signed payload: {exc.message}", what=exc.what,
+                                          where=parsed.source) from None
         subjects = statement["subject"]
         for i, subject in enumerate(subjects):
             check_subject_name(subject.get("name"), where=f"{parsed.source} subject {i}")
