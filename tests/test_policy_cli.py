@@ -219,3 +219,19 @@ def test_slsa_verifier_shortcuts_signer_must_be_builder(conformance_dir, no_loca
     code, out = cli("verify", artifact, "--bundle", bundle, "--identity", BEACON, "--issuer", GH,
                     "--builder-id", builder.replace("loosebazooka", "evil"), "--json")
     assert code == 1 and "builderId" in " ".join(json.loads(out)["reasons"])
+
+
+def test_init_from_public_good_keyless_bundle(conformance_dir, tmp_path, no_local_log):
+    artifact, bundle = _case(conformance_dir, "happy-path-intoto-in-dsse-v3")
+    out_policy = tmp_path / "tofu.yaml"
+    code, out = cli("policy", "init", artifact, "--bundle", bundle, "--output", out_policy)
+    assert code == 0, out
+    assert "is not pinned" in out  # provenance source not vouched for by the certificate
+    text = out_policy.read_text()
+    assert BEACON in text and "sigstore-public-good" in text and "sourceRepository: https://github.com/loosebazooka" not in text
+    assert cli("verify", artifact, "--bundle", bundle, "--policy", out_policy)[0] == 0
+    # Same signer, but a plain signature without the SLSA provenance the policy pinned.
+    other_artifact, other = _case(conformance_dir, "happy-path-v0.3")
+    code, out = cli("verify", other_artifact, "--bundle", other, "--policy", out_policy, "--json")
+    assert code == 1
+    assert "no verified https://slsa.dev/provenance/v1" in " ".join(json.loads(out)["reasons"])

@@ -77,9 +77,13 @@ def init(
     mb = read_model_bytes(model)
     key_paths = {load_verifier(k).fingerprint: str(k) for k in key}
     base = str(output.parent) if output is not None else str(Path.cwd())
+    warnings: list = []
     doc = initial_policy(mb.sha256, atts, model_name=model.name,
                          trusted_root=str(trusted_root) if trusted_root else None,
-                         key_paths=key_paths, pin_digests=pin_digests, base_dir=base)
+                         key_paths=key_paths, pin_digests=pin_digests, base_dir=base,
+                         warnings=warnings)
+    for warning in warnings:
+        err(f"warning: {warning}")
     text = dump_policy(doc)
     policy_from_bytes(text.encode(), source="generated policy", base_dir=base)  # self-check
     if output is None:

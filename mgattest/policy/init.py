@@ -55,10 +55,13 @@ def verify_for_init(bundle_files: list[str], *, trusted_root: Any = None,
 def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttestation], *,
                    model_name: str, trusted_root: str | None = None,
                    key_paths: dict[str, str] | None = None, pin_digests: bool = False,
-                   base_dir: str | None = None) -> dict[str, Any]:
+                   base_dir: str | None = None,
+                   warnings: list[str] | None = None) -> dict[str, Any]:
     """Build the policy document. *model_files*: name → sha256 hex; *key_paths*:
-    key fingerprint → PEM path of the keys that verified key-mode bundles."""
+    key fingerprint → PEM path of the keys that verified key-mode bundles. Anything
+    the bundles prove but that cannot be pinned is appended to *warnings*."""
     key_paths = key_paths or {}
+    warnings = warnings if warnings is not None else []
     doc: dict[str, Any] = {
         "apiVersion": "mgattest/v1", "kind": "Policy",
         "metadata": {"name": f"{model_name}-tofu",
@@ -107,7 +110,7 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
         spec: dict[str, Any] = {"predicateType": ptype}
         prov = next((a for a in attestations if a.predicate_type == ptype), None)
         if ptype == SLSA_PROVENANCE_V1 and prov is not None and isinstance(prov.predicate, dict):
-            spec["provenance"] = _provenance_pins(prov.predicate)
+            spec["provenance"] = _provenance_pins(prov.predicate, prov.signer, warnings)
         atts.append(spec)
     if atts:
         rule["attestations"] = atts
@@ -145,7 +148,8 @@ def _trust_for_logs(attestations: list[VerifiedAttestation], trusted_root: str |
     return trust
 
 
-def _provenance_pins(pred: dict[str, Any]) -> dict[str, Any]:
+def _provenance_pins(pred: dict[str, Any], signer: SignerInfo,
+                     warnings: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     builder = ((pred.get("runDetails") or {}).get("builder") or {}).get("id")
     if isinstance(builder, str):
@@ -154,6 +158,14 @@ def _provenance_pins(pred: dict[str, Any]) -> dict[str, Any]:
     if isinstance(build_type, str):
         out["buildType"] = build_type
     repo, ref = source_of(pred)
+    cert_repo = signer.extensions.get("source_repository_uri") \
+        if signer.kind == "certificate" else None
+    if signer.kind == "certificate" and repo and (
+            cert_repo is None or normalize_repo(cert_repo) != normalize_repo(repo)):
+        # Pinning it would deny this very bundle: the certificate does not vouch for it.
+        warnings.append(f"the provenance names source {repo!r} but the signing certificate's "
+                        f"repository is {cert_repo!r}; the source is not pinned")
+        return out
     if repo:
         out["sourceRepository"] = normalize_repo(repo)
     if ref:
