@@ -296,11 +296,8 @@ class _State:
         # "Any trusted log": the policy's own roots and logs when it declares any;
         # otherwise whatever the verifier trusted (public good, embedded local log).
         self.default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
-        self.activations: dict[tuple[str, int | None], Any] = {}
+        self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
-        # Variables any CEL check reads (None: unknown, give them all).
-        used = [c.program.used for r in policy.rules for c in r.cel]
-        self.cel_vars = None if any(u is None for u in used) else frozenset().union(*used)
 
 
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
@@ -481,29 +478,40 @@ def _log_dict(entry: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(entry).items() if v is not None}
 
 
-def _activation(att: VerifiedAttestation | None, f: _File, state: "_State") -> Any:
-    """The CEL variables for (file, attestation), built once per evaluation and shared
-    by every CEL check of every rule."""
+def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f: _File,
+                state: "_State") -> Any:
+    """The CEL variables a program reads, for (file, attestation). Converting values to
+    CEL is the expensive part, so each distinct set is built once per evaluation and
+    shared by every check that reads the same variables; without ``artifact`` it is
+    shared by every file the attestation covers."""
     from mgattest.policy.cel import Activation  # noqa: PLC0415
 
-    key = (f.name, id(att) if att is not None else None)
+    per_file = used is None or "artifact" in used
+    key = (used, f.name if per_file else None, id(att) if att is not None else None)
     act = state.activations.get(key)
     if act is None:
-        values = {"artifact": {"name": f.name, "digest": {"sha256": f.sha256 or ""},
-                               "format": f.format, "basename": posixpath.basename(f.name)},
-                  "statement": {}, "predicate": {}, "signer": {}, "log": {}}
+        values: dict[str, Any] = {"statement": {}, "predicate": {}, "signer": {}, "log": {}}
+        if per_file:
+            values["artifact"] = {"name": f.name, "digest": {"sha256": f.sha256 or ""},
+                                  "format": f.format, "basename": posixpath.basename(f.name)}
         if att is not None:
-            values.update(statement=att.statement or {}, predicate=att.predicate or {},
-                          signer=signer_dict(att.signer),
-                          log=_log_dict(att.log_entries[0]) if att.log_entries else {})
-        if state.cel_vars is not None:
-            values = {k: v for k, v in values.items() if k in state.cel_vars}
+            for name, build in (("statement", lambda: att.statement or {}),
+                                ("predicate", lambda: att.predicate or {}),
+                                ("signer", lambda: signer_dict(att.signer)),
+                                ("log", lambda: _log_dict(att.log_entries[0])
+                                 if att.log_entries else {})):
+                if used is None or name in used:
+                    values[name] = build()
+        if used is not None:
+            values = {k: v for k, v in values.items() if k in used}
         act = state.activations[key] = Activation(values)
     return act
 
 
 def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation], state: "_State"):
-    contexts = [_activation(a, f, state) for a in atts] or [_activation(None, f, state)]
+    used = cel.program.used
+    contexts = [_activation(used, a, f, state) for a in atts] or \
+        [_activation(used, None, f, state)]
     errors = []
     for ctx in contexts:
         ok, error = cel.program.evaluate(ctx)
