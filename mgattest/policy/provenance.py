@@ -126,11 +126,12 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
     if spec.build_type is not None and not spec.build_type.matches(build_type):
         problems.append(f"buildType {build_type!r} is not {spec.build_type.text}")
 
-    repo, ref = source_of(pred)
-    fields["sourceRepository"], fields["sourceRef"] = repo, ref
     wants_source = any(x is not None for x in (spec.source_repository, spec.source_ref,
                                                spec.source_tag, spec.source_versioned_tag,
                                                spec.source_branch))
+    repo, ref = source_of(pred) if wants_source else (None, None)
+    if wants_source:
+        fields["sourceRepository"], fields["sourceRef"] = repo, ref
     if spec.source_repository is not None and not (
             spec.source_repository.matches(repo)
             or (repo is not None and spec.source_repository.matches("git+" + repo))):
