@@ -439,3 +439,20 @@ def test_any_trusted_log_means_the_policys_logs_when_it_declares_some():
     assert run(pol, [attestation(FILES, key_signer(KEY_A), logs=[log(log_id=log_fp)])]).allowed
     # A policy that declares no roots or logs accepts any log the verifier trusted.
     assert run(key_policy(), [other_log]).allowed
+
+
+def test_model_check_from_the_digests_module(tmp_path):
+    """A real ModelCheck (attest.digests.check_model) feeds the evaluator."""
+    from mgattest.attest.digests import check_model
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    (tmp_path / "notes.txt").write_bytes(b"notes")
+    files = {"w.bin": digest_of(b"weights")}
+    subjects = [{"name": "w.bin", "digest": {"sha256": files["w.bin"]}}]
+    mc = check_model(tmp_path, subjects, ignore=["notes.txt"])
+    att = attestation(files, key_signer(KEY_A))
+    v = evaluate(key_policy(), [att], mc, safe_reports(files), now=T0)
+    assert v.allowed, v.reasons
+    (tmp_path / "w.bin").write_bytes(b"tampered")
+    mc = check_model(tmp_path, subjects, ignore=["notes.txt"])
+    v = evaluate(key_policy(), [att], mc, safe_reports(files), now=T0)
+    assert not v.allowed and "policy.integrity" in failed(v)

@@ -60,6 +60,8 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
     reports = _index_reports(content)
     files = sorted((_File(f.name, (f.digest or {}).get("sha256"), f.status, f.detail,
                           reports.get(f.name)) for f in model.files), key=lambda f: f.name)
+    # "ignored": left out by the verifier's own ignore globs (check_model); not judged.
+    files = [f for f in files if f.status != "ignored"]
     present = [f for f in files if f.status != "missing"]
     single = len(present) == 1
     coverage = {f.name: [a for a in atts if _covers(a, f, single)] for f in present}
