@@ -189,7 +189,6 @@ def test_frame_past_end_is_malformed():
     b"\x93.",  # STACK_GLOBAL underflow
     b"(" * 100000 + b".",  # deep MARK nesting, no crash
     b"]" * 200000 + b"a" * 199999 + b".",  # deeply nested lists
-    b"cos\nsys",  # unterminated GLOBAL line
     b"\x80\x04\xfe",  # invalid opcode
 ])
 def test_hostile_pickles_are_malformed_not_crashes(blob):
@@ -197,6 +196,22 @@ def test_hostile_pickles_are_malformed_not_crashes(blob):
     assert report.verdict in (MALFORMED, DANGEROUS, SAFE)
     if blob[-1:] != b"." or blob in (b"h\x05.", b"t.", b"a.", b"\x93.", b"(" * 100000 + b"."):
         assert report.verdict == MALFORMED
+
+
+def test_global_line_at_eof_without_newline_still_imports():
+    # pickle's readline()[:-1] accepts a last line without "\n" and drops its last byte
+    seen = []
+
+    class Spy(pickle._Unpickler):
+        def find_class(self, module, name):
+            seen.append((module, name))
+            raise pickle.UnpicklingError("stop")
+    with pytest.raises(pickle.UnpicklingError):
+        Spy(io.BytesIO(b"cos\nsystemX")).load()
+    assert seen == [("os", "system")]
+    report = scan(b"cos\nsystemX")
+    assert report.verdict == DANGEROUS
+    assert any(f.module == "os" and f.name == "system" for f in report.findings)
 
 
 def test_time_budget_and_opcode_cap():
@@ -265,3 +280,43 @@ def test_property_mutated_pickles_never_crash_and_imports_agree(value, proto, cu
         from mgattest.inspect.allowlist import normalise
         assert normalise(module, name, 0) in scanned or (module, name) in scanned or \
             any(f.kind == "unresolved-global" for f in report.findings)
+
+
+# --- joblib: raw array bytes inside the pickle stream ------------------------------------
+
+def _joblib_bytes(obj) -> bytes:
+    joblib = pytest.importorskip("joblib")
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    return buf.getvalue()
+
+
+def test_joblib_arrays_are_skipped_exactly_and_payload_after_them_is_seen():
+    np = pytest.importorskip("numpy")
+    blob = _joblib_bytes({"a": np.arange(1000, dtype=np.float64), "b": "tail"})
+    report = scan(blob, name="m.joblib")
+    assert report.verdict == SAFE and report.format == "joblib"
+    # a plain opcode walk (pickletools) stops at the array bytes
+    import pickletools
+    with pytest.raises(ValueError):
+        list(pickletools.genops(blob))
+
+
+def test_joblib_dtype_itemsize_manipulation_is_malformed():
+    np = pytest.importorskip("numpy")
+    blob = _joblib_bytes({"a": np.arange(4, dtype=np.float64)})
+    elsize = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
+    assert blob.count(elsize) == 1
+    forged = blob.replace(elsize, b"J\x10\x00\x00\x00J\xff\xff\xff\xffK\x00t")
+    report = scan(forged, name="m.joblib")
+    assert report.verdict == MALFORMED
+    assert any("claims itemsize" in f.detail for f in report.findings)
+
+
+def test_joblib_truncated_array_is_malformed():
+    np = pytest.importorskip("numpy")
+    blob = _joblib_bytes({"a": np.arange(1000, dtype=np.float64)})
+    cut = blob[: len(blob) // 2]
+    report = scan(cut, name="m.joblib")
+    assert report.verdict == MALFORMED and any("joblib array data" in f.detail
+                                               for f in report.findings)

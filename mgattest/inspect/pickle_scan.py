@@ -153,14 +153,18 @@ def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
                 has_object |= _dtype_info(field_spec[0], depth + 1)[1]
     if len(state) > 2 and isinstance(state[2], tuple) and state[2]:  # subarray
         has_object |= _dtype_info(state[2][0], depth + 1)[1]
-    if elsize > 0:
-        return elsize, has_object
+    kind = code.lstrip("<>|=")[:1]
     digits = "".join(ch for ch in code if ch.isdigit())
-    if not digits:
-        if has_object:
-            return 8, True
+    from_code = int(digits) * (4 if kind == "U" else 1) if digits else (
+        8 if kind in ("M", "m", "O") else None)
+    # numpy takes flexible sizes from the state; refuse a state that disagrees with the
+    # type code, or joblib and this scanner could skip different byte counts
+    if elsize > 0 and from_code is not None and elsize != from_code:
+        raise ValueError(f"dtype {code!r} claims itemsize {elsize}")
+    size = elsize if elsize > 0 else from_code
+    if size is None:
         raise ValueError(f"cannot size dtype {code!r}")
-    return int(digits), has_object
+    return size, has_object
 
 
 def _is_wrapper(value: object) -> bool:
@@ -188,10 +192,14 @@ class _Walker:
     def _line(self, pos: int) -> tuple[bytes, int]:
         nl = self.data.find(b"\n", pos, self.end)
         if nl < 0:
-            raise MalformedPickle("truncated pickle: line argument has no newline", pos)
+            # Both unpicklers accept a last line without newline and drop its last byte
+            # (readline()[:-1]); e.g. "cos\nsystemX" at EOF still imports os.system.
+            if pos >= self.end:
+                raise MalformedPickle("truncated pickle: missing line argument", pos)
+            nl = self.end - 1
         if nl - pos > self.ctx.limits.max_name_len * 4:
             raise MalformedPickle("line argument too long", pos)
-        return self.data[pos:nl], nl + 1
+        return self.data[pos:nl], min(nl + 1, self.end)
 
     def _need(self, pos: int, n: int, what: str) -> int:
         if n < 0 or pos + n > self.end:
