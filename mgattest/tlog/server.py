@@ -47,6 +47,7 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a POST body
 MAX_BATCH = 256  # entries appended in one transaction by the writer thread
 MAX_RETRIEVE_ITEMS = 10  # per list in /entries/retrieve, as Rekor
 TILE_CACHE_SIZE = 512  # full hash tiles kept in memory (8 KiB each)
+MAX_CONNECTIONS = 256  # concurrent connections/requests `serve` accepts (503 beyond)
 _UUID = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_ID = re.compile(r"^[0-9a-f]{16}[0-9a-f]{64}$")
 _API_PREFIX = "/api/v1/log"
@@ -474,6 +475,8 @@ def serve(log: "TransparencyLog", *, host: str = "127.0.0.1", port: int = 3000,
     # request; the default 5 ms switch interval would add that much latency to each.
     sys.setswitchinterval(0.0005)
     app = create_app(log, token=token, max_body=max_body)
+    # Bounded concurrency (503 beyond) caps memory: at most this many bodies in flight.
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, limit_concurrency=MAX_CONNECTIONS,
+                timeout_keep_alive=15)
 
