@@ -271,3 +271,12 @@ def test_parallel_signers_share_one_embedded_log(tmp_path):
         indexes.add(atts[0].log_entries[0].log_index)
     assert indexes == {0, 1, 2, 3}
     assert len(list((tmp_path / "home" / "log").glob("*.db"))) == 1
+
+
+def test_default_bundle_path(tmp_path, monkeypatch):
+    assert default_bundle_path(tmp_path / "bert") == tmp_path / "bert.sigstore.json"
+    assert default_bundle_path(f"{tmp_path}/bert/") == tmp_path / "bert.sigstore.json"
+    assert default_bundle_path(tmp_path / "w.gguf") == tmp_path / "w.gguf.sigstore.json"
+    (tmp_path / "bert").mkdir()
+    monkeypatch.chdir(tmp_path / "bert")
+    assert default_bundle_path(".") == tmp_path / "bert.sigstore.json"

@@ -637,7 +637,9 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
 def default_bundle_path(model: str | Path) -> Path:
     """``<model>.sigstore.json`` beside the model (for a directory: next to the dir)."""
     model = Path(model)
-    return model.parent / (model.name.rstrip("/") + ".sigstore.json")
+    if model.name in ("", ".", ".."):  # "." or "..": name the directory itself
+        model = model.resolve()
+    return model.parent / (model.name + ".sigstore.json")
 
 
 def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
