@@ -38,11 +38,12 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
 
     ``base_dir`` is the model directory, used to resolve ONNX external data.
     """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
     ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
     try:
         fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
-    except (RecursionError, MemoryError, ValueError, TypeError, IndexError, KeyError,
-            OSError, EOFError, OverflowError, UnicodeError) as exc:
+    except Exception as exc:  # noqa: BLE001
         # Fail closed: an input that trips the scanner is never reported safe.
         ctx.add(MALFORMED, "scanner-error", f"could not analyse: {type(exc).__name__}: {exc}")
         fmt = "unknown"
