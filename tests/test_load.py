@@ -285,3 +285,24 @@ def test_joblib_through_restricted_loader(env):
     assert got["name"] == "m" and np.array_equal(got["w"], np.arange(3.0))
     with pytest.raises(PolicyDenied):  # pickle: deny
         mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+
+
+@pytest.mark.parametrize("kwargs", [{"shard_size": 1024}, {"algorithm": "sha512"}])
+def test_shard_merkle_and_other_algorithm_subjects(env, kwargs):
+    tmp, signer = env
+    d = tmp / "model"
+    d.mkdir()
+    data = st_bytes({"w": np.arange(2048, dtype=np.float32)})
+    (d / "w.safetensors").write_bytes(data)
+    bundle = write_bundle_file(sign_model(d, signer, **kwargs).bundle, tmp / "b.json")
+    got = mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    assert got["w.safetensors"]["w"].shape == (2048,)
+    tampered = bytearray(data)
+    tampered[5000] ^= 1
+    (d / "w.safetensors").write_bytes(bytes(tampered))
+    with pytest.raises(PolicyDenied) as exc:
+        mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
+    integrity = [c for c in exc.value.verdict.failures if c.id == "policy.integrity"]
+    assert integrity
+    if "shard_size" in kwargs:
+        assert "shard 4, bytes 4096-5119" in integrity[0].reason

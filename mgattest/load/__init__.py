@@ -71,30 +71,114 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
 
 
 def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
-    """A ModelCheck for the in-memory bytes: every file with its digest; subjects of
-    multi-file statements that name files absent here are ``missing``; a file whose
-    name is a subject but whose digest is not is ``mismatch``."""
-    from mgattest.attest.results import FileCheck, ModelCheck  # noqa: PLC0415
-    from mgattest.policy.evaluate import _subject_pairs  # noqa: PLC0415
+    """A ModelCheck for the in-memory bytes.
 
-    expected: dict[str, set[str]] = {}
-    if not model.single_file:
-        for att in attestations:
-            for name, digest in _subject_pairs(att):
-                if isinstance(name, str) and isinstance(digest, str):
-                    expected.setdefault(name, set()).add(digest)
+    Every file gets its SHA-256 plus whatever other digests the subjects use
+    (``sha512``, ``blake2b``, ``blake3``, ``<alg>-shard-merkle``), computed from the
+    same bytes. A file named by a subject whose digests all differ is ``mismatch``
+    (shard mode names the first differing shard and byte range); a subject naming a
+    file absent here is ``missing``.
+    """
+    from mgattest.attest.results import FileCheck, ModelCheck  # noqa: PLC0415
+    from mgattest.policy.evaluate import subject_digests  # noqa: PLC0415
+
+    by_name: dict[str, list[tuple[dict[str, str], Any]]] = {}
+    anywhere: list[tuple[dict[str, str], Any]] = []
+    for att in attestations:
+        shards = {s.get("name"): s.get("annotations") for s in att.subjects
+                  if isinstance(s, dict)}
+        for name, digest in subject_digests(att):
+            entry = (digest, shards.get(name))
+            anywhere.append(entry)
+            if isinstance(name, str):
+                by_name.setdefault(name, []).append(entry)
     checks = []
     for name in sorted(model.files):
-        digest = model.sha256[name]
-        if name in expected and digest not in expected[name]:
-            checks.append(FileCheck(name, "mismatch", {"sha256": digest},
-                                    f"sha256 {digest} is not the signed "
-                                    f"{', '.join(sorted(expected[name]))}"))
+        data = model.files[name]
+        wanted = anywhere if model.single_file else by_name.get(name, [])
+        digests = {"sha256": model.sha256[name]}
+        for digest, annotations in wanted:
+            for key in digest:
+                if key not in digests:
+                    value = _digest_of(data, key, annotations)
+                    if value is not None:
+                        digests[key] = value
+        if name in by_name and not model.single_file and not any(
+                _agrees(d, digests) for d, _ in by_name[name]):
+            checks.append(FileCheck(name, "mismatch", digests,
+                                    _mismatch_detail(data, by_name[name])))
         else:
-            checks.append(FileCheck(name, "ok", {"sha256": digest}))
-    for name in sorted(set(expected) - set(model.files)):
-        checks.append(FileCheck(name, "missing", None, "named by a statement subject"))
+            checks.append(FileCheck(name, "ok", digests))
+    if not model.single_file:
+        for name in sorted(set(by_name) - set(model.files)):
+            checks.append(FileCheck(name, "missing", None, "named by a statement subject"))
     return ModelCheck(model.root, checks)
+
+
+_SHARD_SUFFIX = "-shard-merkle"
+
+
+def _hasher(algorithm: str) -> Any:
+    if algorithm == "blake3":
+        try:
+            import blake3  # noqa: PLC0415
+        except ImportError:
+            return None
+        return blake3.blake3
+    if algorithm in ("sha256", "sha384", "sha512", "blake2b"):
+        return lambda: hashlib.new(algorithm)
+    return None
+
+
+def _digest_of(data: bytes, key: str, annotations: Any) -> str | None:
+    """Digest *key* of *data*, or None when this verifier cannot compute it."""
+    if key.endswith(_SHARD_SUFFIX):
+        shards = _shard_digests(data, key[: -len(_SHARD_SUFFIX)], annotations)
+        if shards is None:
+            return None
+        from mgattest.attest.digests import shard_tree_root  # noqa: PLC0415
+
+        return shard_tree_root(shards, key[: -len(_SHARD_SUFFIX)]).hex()
+    new = _hasher(key)
+    if new is None:
+        return None
+    h = new()
+    h.update(data)
+    return h.hexdigest()
+
+
+def _shard_digests(data: bytes, algorithm: str, annotations: Any) -> list[bytes] | None:
+    size = annotations.get("shardSize") if isinstance(annotations, dict) else None
+    new = _hasher(algorithm)
+    if new is None or isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        return None
+    view = memoryview(data)
+    out = []
+    for start in range(0, len(data), size):
+        h = new()
+        h.update(view[start:start + size])
+        out.append(h.digest())
+    return out
+
+
+def _agrees(signed: dict[str, str], actual: dict[str, str]) -> bool:
+    shared = [k for k in signed if k in actual]
+    return bool(shared) and all(signed[k].lower() == actual[k].lower() for k in shared)
+
+
+def _mismatch_detail(data: bytes, expected: list[tuple[dict[str, str], Any]]) -> str:
+    for digest, annotations in expected:
+        for key in digest:
+            if key.endswith(_SHARD_SUFFIX) and isinstance(annotations, dict):
+                signed = annotations.get("shardDigests") or []
+                got = _shard_digests(data, key[: -len(_SHARD_SUFFIX)], annotations) or []
+                size = annotations.get("shardSize")
+                for i in range(max(len(signed), len(got))):
+                    if i >= len(signed) or i >= len(got) or got[i].hex() != str(signed[i]).lower():
+                        end = min((i + 1) * size, len(data)) - 1
+                        return f"shard {i}, bytes {i * size}-{end} differ"
+    keys = sorted({k for d, _ in expected for k in d})
+    return f"{', '.join(keys)} differ from the signed subject"
 
 
 def scan_model(model: ModelBytes) -> dict[str, Any]:

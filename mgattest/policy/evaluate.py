@@ -32,12 +32,13 @@ _DEFAULT_LOG_REQ = LogRequirement()
 
 
 class _File:
-    __slots__ = ("name", "sha256", "status", "detail", "format", "report", "digest")
+    __slots__ = ("name", "sha256", "digests", "status", "detail", "format", "report", "digest")
 
-    def __init__(self, name: str, sha256: str | None, status: str, detail: str | None,
+    def __init__(self, name: str, digests: dict[str, str], status: str, detail: str | None,
                  report: Any) -> None:
         self.name = name
-        self.sha256 = sha256
+        self.digests = digests
+        sha256 = self.sha256 = digests.get("sha256")
         self.status = status
         self.detail = detail
         self.report = report
@@ -58,7 +59,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
     now = int(time.time()) if now is None else int(now)
     atts = list(attestations)
     reports = _index_reports(content)
-    files = sorted((_File(f.name, (f.digest or {}).get("sha256"), f.status, f.detail,
+    files = sorted((_File(f.name, dict(f.digest or {}), f.status, f.detail,
                           reports.get(f.name)) for f in model.files), key=lambda f: f.name)
     # "ignored": left out by the verifier's own ignore globs (check_model); not judged.
     files = [f for f in files if f.status != "ignored"]
@@ -124,26 +125,42 @@ def _index_reports(content: Iterable[Any] | Mapping[str, Any]) -> dict[str, Any]
 
 
 def _covers(att: VerifiedAttestation, f: _File, single: bool) -> bool:
-    """True when *att* signs exactly these bytes under this name (or, alone, by digest)."""
-    if f.sha256 is None:
+    """True when *att* signs exactly these bytes under this name (or, alone, by digest).
+
+    Any digest the subject and the file check share must agree (``sha256``,
+    ``sha512``, ``sha256-shard-merkle`` ...)."""
+    if not f.digests:
         return False
     if att.message_digest is not None:
-        return single and att.message_digest.get("sha256") == f.sha256
-    for name, digest in _subject_pairs(att):
-        if digest == f.sha256 and (name == f.name or single):
+        return single and _same_digest(att.message_digest, f.digests)
+    for name, digest in subject_digests(att):
+        if (name == f.name or single) and _same_digest(digest, f.digests):
             return True
     return False
 
 
-def _subject_pairs(att: VerifiedAttestation) -> list[tuple[str | None, str | None]]:
+def _same_digest(signed: dict[str, str], actual: dict[str, str]) -> bool:
+    shared = [k for k in signed if k in actual]
+    return bool(shared) and all(isinstance(signed[k], str) and
+                                signed[k].lower() == actual[k].lower() for k in shared)
+
+
+def subject_digests(att: VerifiedAttestation) -> list[tuple[str | None, dict[str, str]]]:
+    """(name, digest set) of every subject an attestation signs; for an OpenSSF
+    model-signing statement, its per-file resources."""
     if att.predicate_type == MODEL_SIGNING_V1 and isinstance(att.predicate, dict):
         pairs = []
         for r in att.predicate.get("resources", []) or []:
-            if isinstance(r, dict) and r.get("algorithm") == "sha256":
-                pairs.append((r.get("name"), r.get("digest")))
+            if isinstance(r, dict) and isinstance(r.get("algorithm"), str) \
+                    and isinstance(r.get("digest"), str):
+                pairs.append((r.get("name"), {r["algorithm"]: r["digest"]}))
         return pairs
-    return [(s.get("name"), (s.get("digest") or {}).get("sha256"))
-            for s in att.subjects if isinstance(s, dict)]
+    out = []
+    for s in att.subjects:
+        if isinstance(s, dict) and isinstance(s.get("digest"), dict):
+            out.append((s.get("name"), {k: v for k, v in s["digest"].items()
+                                        if isinstance(v, str)}))
+    return out
 
 
 def _integrity(files: list[_File]) -> Check:
