@@ -322,3 +322,27 @@ def test_v1_reads_are_refused_for_a_v2_client() -> None:
                  lambda: client.consistency_proof(1, 2)):
         with pytest.raises(InputError, match="Rekor v1 API"):
             call()
+
+
+def test_redirects_are_not_followed_and_huge_answers_are_cut(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import mgattest.tlog.client as client_mod
+
+    hits: list[str] = []
+
+    def handler(req: http.server.BaseHTTPRequestHandler) -> None:
+        hits.append(req.path)
+        if req.path.startswith("/api/v1/log/entries"):
+            reply(req, 307, b"", {"Location": "http://127.0.0.1:1/elsewhere"})
+        else:
+            reply(req, 200, b"x" * 5000)
+
+    monkeypatch.setattr(client_mod, "MAX_RESPONSE_BYTES", 4096)
+    with http_server(handler) as url:
+        client = RekorClient(url, retries=0, token="t" * 20)
+        with pytest.raises(LogRequestError) as info:
+            client.create_entry(hashedrekord(new_key(), b"x"))
+        assert info.value.status == 307
+        with pytest.raises(LogResponseError, match="larger than 4096"):
+            client.checkpoint()
+    assert hits == ["/api/v1/log/entries", "/checkpoint"]

@@ -64,6 +64,17 @@ class ConsistencyProof:
     hashes: list[bytes]
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP response, fully read (bounded)."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+    url: str
+    reason: str
+
+
 class RekorClient:
     """Talk to a Rekor-compatible log at ``url`` (e.g. ``https://rekor.sigstore.dev``).
 
@@ -133,11 +144,14 @@ class RekorClient:
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
             try:
-                resp = self._session.request(method, url, data=data, params=params,
-                                             headers=headers, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                resp = self._fetch(method, url, data, params, headers)
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
                 continue
+            except requests.exceptions.ContentDecodingError:
+                raise LogResponseError(f"response from {url} cannot be decoded",
+                                       what="log response", where=url) from None
             except requests.RequestException as exc:
                 raise InputError(f"cannot send request to {url}: {exc}", what="log request",
                                  where=url) from None
@@ -153,10 +167,27 @@ class RekorClient:
             f"{method} {url} failed after {self.retries + 1} attempts: {last_problem}",
             what="log request", where=url)
 
-    def _json(self, resp: Any) -> Any:
-        if len(resp.content) > MAX_RESPONSE_BYTES:
-            raise LogResponseError(f"response from {resp.url} is larger than "
-                                   f"{MAX_RESPONSE_BYTES} bytes", where=resp.url)
+    def _fetch(self, method: str, url: str, data: bytes | None,
+               params: dict[str, Any] | None, headers: dict[str, str]) -> "_Answer":
+        """One HTTP exchange; the body is read up to :data:`MAX_RESPONSE_BYTES`.
+
+        Redirects are not followed: a Rekor API never redirects, and a redirected POST
+        (or bearer token) must not silently go elsewhere.
+        """
+        with self._session.request(method, url, data=data, params=params, headers=headers,
+                                   timeout=self.timeout, stream=True,
+                                   allow_redirects=False) as resp:
+            body = bytearray()
+            for chunk in resp.iter_content(65536):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise LogResponseError(f"response from {url} is larger than "
+                                           f"{MAX_RESPONSE_BYTES} bytes", what="log response",
+                                           where=url)
+            return _Answer(resp.status_code, dict(resp.headers), bytes(body), resp.url,
+                           resp.reason or "")
+
+    def _json(self, resp: "_Answer") -> Any:
         try:
             return json.loads(resp.content)
         except (ValueError, RecursionError):
@@ -187,7 +218,8 @@ class RekorClient:
         resp = self._request("POST", "/api/v1/log/entries", json_body=proposed,
                              ok=(201,), allow=(409,))
         if resp.status_code == 409:
-            location = resp.headers.get("Location", "")
+            location = next((v for k, v in resp.headers.items() if k.lower() == "location"),
+                            "")
             entry_id = location.rstrip("/").rsplit("/", 1)[-1]
             if not _ENTRY_ID.match(entry_id):
                 raise LogResponseError(
