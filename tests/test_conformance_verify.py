@@ -48,24 +48,8 @@ OURS_DIFFERS = {
         "exit 2 (input error), never a pass",
 }
 
-# Bundles whose *content* is malformed. The suite wants a "fail" verdict (exit 1); today
-# mgattest.attest.bundle raises BundleFormatError(InputError) → exit 2 (or parses base64
-# more strictly than Go's protojson). Requested from the bundle/verify owner; strict xfail
-# so the test flips red (and this list must shrink) once it is fixed.
-PENDING_BUNDLE_OWNER = {
-    "bundle-empty-certificate-chain_fail": "BundleFormatError is an InputError (exit 2)",
-    "bundle-invalid-base64-signature_fail": "BundleFormatError is an InputError (exit 2)",
-    "bundle-malformed-json_fail": "BundleFormatError is an InputError (exit 2)",
-    "bundle-negative-log-index_fail": "BundleFormatError is an InputError (exit 2)",
-    "bundle-unknown-version_fail": "BundleFormatError is an InputError (exit 2)",
-    "managed-key-no-key_fail":
-        "an identity was required but the bundle has no certificate: should be a "
-        "rejection (exit 1), is 'give --key' (exit 2)",
-    "rekor2-timestamp-with-incorrect-time_fail":
-        "bundle.py rejects base64 with line breaks (Go protojson accepts them); the "
-        "timestamp is outside the certificate validity and certs/timestamps reject it "
-        "once parsed (see test_certs / direct check below)",
-}
+# Cases waiting on a fix elsewhere (strict xfail, so a fix turns them red). None now.
+PENDING_BUNDLE_OWNER: dict[str, str] = {}
 
 
 def _args(case: dict) -> list[str]:
