@@ -306,3 +306,15 @@ def test_shard_merkle_and_other_algorithm_subjects(env, kwargs):
     assert integrity
     if "shard_size" in kwargs:
         assert "shard 4, bytes 4096-5119" in integrity[0].reason
+
+
+def test_cache_entries_expire(env, monkeypatch):
+    import time as time_mod
+    tmp, signer = env
+    path, bundle = signed(tmp, signer, "m.safetensors", st_bytes({"a": np.zeros(3)}))
+    cache = VerificationCache(ttl=60)
+    mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
+    real = time_mod.time
+    monkeypatch.setattr("mgattest.load.cache.time.time", lambda: real() + 61)
+    mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
+    assert (cache.hits, cache.misses) == (0, 2)

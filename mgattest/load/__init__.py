@@ -218,7 +218,7 @@ def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[An
     verdict = evaluate(policy, attestations, model_check(model, attestations),
                        scan_model(model), now=now)
     if cache is not None and key is not None:
-        cache.put(key, verdict)
+        cache.put(key, verdict, not_after=policy.expires)
     return verdict
 
 
