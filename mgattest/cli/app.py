@@ -7,8 +7,14 @@ import nothing heavy at import time.
 from __future__ import annotations
 
 import importlib
+import os
 
-import typer
+# Typer's rich help renderer costs ~150 ms of imports (rich.markdown, markdown-it) on
+# every `--help`; plain click help keeps start-up fast. Rich is still used for tables
+# and progress bars inside commands. Set TYPER_USE_RICH=1 to get the rich help back.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="mgattest",
