@@ -66,7 +66,7 @@ def test_npm_attestations_document(tmp_path):
 ])
 def test_bad_inputs_are_input_errors(data, needle):
     with pytest.raises(AttestationSourceError) as exc:
-        attestations_from_bytes(data, "f.jsonl")
+        attestations_from_bytes(data, "f.json")
     assert needle in exc.value.message and exc.value.exit_code == 2
 
 
@@ -104,3 +104,34 @@ def test_real_bundles_in_jsonl_verify_with_line_labels(tmp_path, monkeypatch):
     mb = read_model_bytes(model)
     assert evaluate(pol, atts, model_check(mb, atts)).allowed
     assert not evaluate(pol, atts[:1], model_check(mb, atts[:1])).allowed
+
+
+def test_bare_dsse_envelope_verifies_with_key_when_log_optional(tmp_path, monkeypatch):
+    from mgattest.attest.keys import generate_signer, public_key_pem
+    from mgattest.attest.sign import LogTarget, sign_model
+    from mgattest.load import model_check, read_model_bytes
+    from mgattest.policy.evaluate import evaluate
+    from mgattest.policy.gather import verify_attestations
+    from mgattest.policy.loader import load_policy
+
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    signer = generate_signer()
+    (tmp_path / "k.pub").write_bytes(public_key_pem(signer))
+    env = sign_model(model, signer, log=LogTarget("none")).bundle["dsseEnvelope"]
+    env["signatures"][0]["keyid"] = ""
+    jsonl = tmp_path / "m.intoto.jsonl"
+    jsonl.write_text(json.dumps(env) + "\n")
+    text = ("apiVersion: mgattest/v1\nkind: Policy\ntrust:\n  keys: [{name: k, path: k.pub}]\n"
+            "signers: {k: {key: k}}\nrules:\n  - id: r\n    signedBy: {anyOf: [k]}\n"
+            "    transparencyLog: {require: %s}\n    content: {scan: 'off'}\n")
+    (tmp_path / "p.yaml").write_text(text % "optional")
+    pol = load_policy(tmp_path / "p.yaml")
+    atts = verify_attestations([jsonl], pol)
+    assert atts[0].source == f"{jsonl}:1" and not atts[0].log_entries
+    assert evaluate(pol, atts, model_check(read_model_bytes(model), atts)).allowed
+    (tmp_path / "p.yaml").write_text(text % "required")
+    with pytest.raises(Exception) as exc:  # unlogged and the policy requires a log
+        verify_attestations([jsonl], load_policy(tmp_path / "p.yaml"))
+    assert getattr(exc.value, "exit_code", None) == 1

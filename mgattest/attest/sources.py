@@ -66,10 +66,12 @@ def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str
     if not stripped:
         raise AttestationSourceError(f"{label} is empty", what="attestation source",
                                      where=label)
-    try:
-        whole = json.loads(stripped)
-    except ValueError:
-        whole = _NOT_JSON
+    whole: Any = _NOT_JSON
+    if not label.endswith(".jsonl"):  # a .jsonl file is read line by line, even one line
+        try:
+            whole = json.loads(stripped)
+        except ValueError:
+            whole = _NOT_JSON
     if whole is not _NOT_JSON:
         return _from_document(whole, label)
     out: list[tuple[str, dict[str, Any]]] = []
