@@ -209,6 +209,22 @@ def _benign_sklearn(root: Path, corpus: Corpus) -> None:
     path = root / "sk_pipeline.pkl"
     path.write_bytes(pickle.dumps(pipe, protocol=5))
     corpus.benign[path.name] = path
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.decomposition import PCA
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zoo = {"gb": GradientBoostingClassifier(n_estimators=2).fit(x, y),
+               "hgb": HistGradientBoostingClassifier(max_iter=2).fit(x, y),
+               "knn": KNeighborsClassifier().fit(x, y),
+               "mlp": MLPClassifier(max_iter=3).fit(x, y),
+               "sgd": SGDClassifier().fit(x, y), "pca": PCA(2).fit(x)}
+    path = root / "sk_zoo.joblib"
+    joblib.dump(zoo, path)
+    corpus.benign[path.name] = path
     path = root / "sk_arrays_objects.joblib"
     joblib.dump({"a": np.ones(33), "o": np.array([1, "x", None], dtype=object),
                  "b": np.arange(7, dtype=np.int16)}, path)
@@ -233,6 +249,13 @@ def _benign_torch(root: Path, corpus: Corpus) -> None:
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     net(torch.ones(1, 4)).sum().backward()
     opt.step()
+    zoo = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                              torch.nn.GELU(), torch.nn.Flatten(), torch.nn.Dropout(0.1),
+                              torch.nn.Embedding(3, 4), torch.nn.LSTM(4, 4),
+                              torch.nn.TransformerEncoderLayer(4, 2))
+    path = root / "torch_zoo_with_optimizer.pt"
+    torch.save({"model": zoo, "optimizer": torch.optim.AdamW(zoo.parameters())}, path)
+    corpus.benign[path.name] = path
     path = root / "torch_checkpoint.pt"
     import numpy as np
     torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": 2,

@@ -58,7 +58,7 @@ def test_benign_content_loads_and_works(corpus):
         assert plain["big"] == 10**30 and plain["tags"] == {"a", "b"}
     (ckpt,) = restricted_loads_all(corpus.benign["training_state.pkl"].read_bytes())
     assert ckpt["args"].lr == 0.1 and ckpt["rng"].rand() == np.random.RandomState(0).rand()
-    for name in ("sk_forest.joblib", "sk_columns.joblib"):
+    for name in ("sk_forest.joblib", "sk_columns.joblib", "sk_zoo.joblib"):
         restricted_joblib_load(corpus.benign[name])
 
 

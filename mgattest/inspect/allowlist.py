@@ -128,6 +128,13 @@ _NN = {
 for _sub, _names in _NN.items():
     _TORCH |= _pairs(f"torch.nn.modules.{_sub}", *_names)
 _TORCH |= _pairs("torch.nn.modules.linear", "NonDynamicallyQuantizableLinear")
+# pure activation functions that modules keep as attributes (TransformerEncoderLayer)
+_TORCH |= _pairs("torch.nn.functional", "relu", "gelu", "silu", "tanh", "sigmoid",
+                 "softmax", "log_softmax", "leaky_relu", "elu", "selu", "mish", "hardswish",
+                 "softplus", "glu")
+_TORCH |= _pairs("torch.optim.sgd", "SGD") | _pairs("torch.optim.adam", "Adam") | _pairs(
+    "torch.optim.adamw", "AdamW") | _pairs("torch.optim.rmsprop", "RMSprop") | _pairs(
+    "torch.optim.adagrad", "Adagrad")
 
 _SKLEARN_ESTIMATORS = {
     "sklearn.pipeline": ("Pipeline", "FeatureUnion"),
@@ -162,8 +169,6 @@ _SKLEARN_ESTIMATORS = {
     "sklearn.svm._classes": ("SVC", "SVR", "LinearSVC", "LinearSVR", "NuSVC"),
     "sklearn.neighbors._classification": ("KNeighborsClassifier",),
     "sklearn.neighbors._regression": ("KNeighborsRegressor",),
-    "sklearn.neighbors._kd_tree": ("KDTree",),
-    "sklearn.neighbors._ball_tree": ("BallTree",),
     "sklearn.naive_bayes": ("GaussianNB", "MultinomialNB", "BernoulliNB"),
     "sklearn.decomposition._pca": ("PCA",),
     "sklearn.decomposition._truncated_svd": ("TruncatedSVD",),
@@ -180,6 +185,22 @@ _SKLEARN_ESTIMATORS = {
                            "Interval"),
     "sklearn.ensemble._gb_losses": ("BinomialDeviance", "LeastSquaresError"),
     "sklearn.dummy": ("DummyClassifier", "DummyRegressor"),
+    "sklearn._loss._loss": tuple(f"Cy{n}" for n in (
+        "HalfBinomialLoss", "HalfSquaredError", "HalfMultinomialLoss", "HalfPoissonLoss",
+        "AbsoluteError", "HalfGammaLoss", "HalfTweedieLoss", "HalfTweedieLossIdentity",
+        "PinballLoss", "HuberLoss", "ExponentialLoss")),
+    "sklearn.ensemble._hist_gradient_boosting.binning": ("_BinMapper",),
+    "sklearn.ensemble._hist_gradient_boosting.predictor": ("TreePredictor",),
+    # Cython unpickle helpers: newObj(cls) is cls.__new__(cls); cls is checked separately
+    "sklearn.neighbors._kd_tree": ("KDTree", "newObj"),
+    "sklearn.neighbors._ball_tree": ("BallTree", "newObj"),
+    "sklearn.metrics._dist_metrics": ("newObj", "EuclideanDistance64",
+                                      "ManhattanDistance64", "MinkowskiDistance64",
+                                      "ChebyshevDistance64", "EuclideanDistance32"),
+    "sklearn.neural_network._stochastic_optimizers": ("AdamOptimizer", "SGDOptimizer"),
+    "sklearn.linear_model._sgd_fast": ("Hinge", "Log", "ModifiedHuber", "SquaredHinge",
+                                       "SquaredLoss", "Huber", "EpsilonInsensitive",
+                                       "SquaredEpsilonInsensitive"),
 }
 _SKLEARN: set[Pair] = set()
 for _mod, _names in _SKLEARN_ESTIMATORS.items():
