@@ -235,3 +235,27 @@ def test_init_from_public_good_keyless_bundle(conformance_dir, tmp_path, no_loca
     code, out = cli("verify", other_artifact, "--bundle", other, "--policy", out_policy, "--json")
     assert code == 1
     assert "no verified https://slsa.dev/provenance/v1" in " ".join(json.loads(out)["reasons"])
+
+
+def test_audit_log_without_policy_uses_the_verify_options(signed_model):
+    tmp, model, bundle = signed_model
+    log = tmp / "audit.jsonl"
+    code, out = cli("verify", model, "--bundle", bundle, "--key", tmp / "release.pub",
+                    "--audit-log", log)
+    assert code == 0, out
+    other = tmp / "other.pub"
+    other.write_bytes(public_key_pem(generate_signer()))
+    assert cli("verify", model, "--bundle", bundle, "--key", other, "--audit-log", log)[0] == 1
+    assert [json.loads(x)["decision"] for x in log.read_text().splitlines()] == ["allow", "deny"]
+
+
+def test_audit_log_with_identity_only(conformance_dir, tmp_path, no_local_log):
+    artifact, bundle = _case(conformance_dir, "happy-path-v0.3")
+    log = tmp_path / "a.jsonl"
+    code, out = cli("verify", artifact, "--bundle", bundle, "--identity", BEACON, "--issuer", GH,
+                    "--audit-log", log)
+    assert code == 0, out
+    code, _ = cli("verify", artifact, "--bundle", bundle, "--identity", BEACON + "x",
+                  "--issuer", GH, "--audit-log", log)
+    assert code == 1
+    assert [json.loads(x)["decision"] for x in log.read_text().splitlines()] == ["allow", "deny"]

@@ -92,11 +92,12 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
     wanted = [k for k in SHORTCUTS if options.get(k)]
     if policy_path and not wanted:
         return load_policy(policy_path)
-    if not wanted and not policy_path:
-        raise InputError("give --policy or at least one of --builder-id, --source-uri, "
-                         "--source-tag, --source-versioned-tag, --source-branch",
-                         what="policy")
-    if not options.get("builder_id") and not options.get("source_uri"):
+    keys = options.get("keys") or []
+    if not wanted and not policy_path and not keys and options.get("identity") is None:
+        raise InputError("give --policy, --key or --identity, or at least one of "
+                         "--builder-id, --source-uri, --source-tag, --source-versioned-tag, "
+                         "--source-branch", what="policy")
+    if wanted and not options.get("builder_id") and not options.get("source_uri"):
         raise InputError("--source-tag/--source-versioned-tag/--source-branch need "
                          "--source-uri (or --builder-id)", what="source")
     if policy_path:
@@ -111,7 +112,6 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
         base = os.getcwd()
         source = "command-line expectations"
     signer_name = None
-    keys = options.get("keys") or []
     if keys and not policy_path:
         doc.setdefault("trust", {})["keys"] = [
             {"name": f"cli-key-{i + 1}", "path": os.path.abspath(k)} for i, k in enumerate(keys)]
@@ -122,7 +122,12 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
     elif options.get("identity") is None and options.get("builder_id"):
         doc.setdefault("signers", {})["cli-builder"] = builder_signer(options)
         signer_name = "cli-builder"
-    doc["rules"].append(shortcut_rule(options, signer=signer_name))
+    if wanted:
+        doc["rules"].append(shortcut_rule(options, signer=signer_name))
+    elif not doc["rules"]:  # --identity only: verify_bundle checks it; files and log here
+        doc["rules"].append(_with_cli_file_options(
+            {"id": "cli-identity", "match": ["**"],
+             "content": {"scan": "off", "pickle": "restricted"}}, options))
     data = json.dumps(doc, indent=1).encode()  # JSON is YAML without aliases
     return policy_from_bytes(data, source=source, base_dir=base)
 
