@@ -321,7 +321,7 @@ def _pb_field(number: int, payload: bytes) -> bytes:
 
 def build_onnx_with_external(location: str, length: int) -> bytes:
     """An ONNX ModelProto whose one initializer lives in external data at ``location``."""
-    import onnx
+    import onnx  # noqa: F401 - fail early with a clear ImportError
     from onnx import TensorProto, helper
 
     tensor = TensorProto()
