@@ -375,7 +375,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
 
         def signed_by(f: _File):
             # Files signed by the same attestations share one outcome.
-            key = tuple(id(a) for a in qualified[f.name])
+            key = tuple(map(id, qualified[f.name]))
             if key not in sb_memo:
                 sb_memo[key] = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now,
                                                   state.signer_memo)
@@ -405,7 +405,8 @@ def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
     for f in files:
         ok, reason, ev = fn(f)
         item = {"file": f.name, "digest": f.digest, "ok": ok is not False, "reason": reason}
-        item.update(ev)
+        if ev:
+            item.update(ev)
         evidence.append(item)
         if ok is False:
             fails.append(f"{f.name}: {reason}")
