@@ -118,6 +118,9 @@ class Sentry:
                 return self._status_locked()
             self._checks += 1
             self._last_check = time.time()
+            # hash before verifying: a change racing the verification then differs from
+            # the baseline and the next re-hash re-checks it
+            before = snapshot(self.model)
             try:
                 self._verify(str(self.model))
             except BaseException as exc:  # noqa: BLE001 - any failure means compromised
@@ -126,7 +129,7 @@ class Sentry:
                 self._mark(False, _describe(exc))
             else:
                 self._healthy, self._reason = True, None
-                self._baseline = snapshot(self.model)
+                self._baseline = before
                 self._last_rehash = time.time()
             status = self._status_locked()
         if self._on_change is not None:
