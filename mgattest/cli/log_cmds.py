@@ -248,6 +248,33 @@ def proof_cmd(
         err(f"wrote entry {index} with an inclusion proof to {out_path}")
 
 
+@log_app.command("consistency-proof")
+@guarded
+def consistency_proof_cmd(
+    first: int = typer.Option(..., "--first", help="Size of the older tree."),
+    last: Optional[int] = typer.Option(None, "--last",
+                                       help="Size of the newer tree (default: current)."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the proof JSON here."),
+) -> None:
+    """Write a Rekor ConsistencyProof (first → last) from a local log, for offline audits."""
+    from mgattest.errors import InputError
+
+    log = _open_log(db, key)
+    last = log.size if last is None else last
+    if not 0 <= first <= last <= log.size:
+        raise InputError(f"need 0 <= --first ({first}) <= --last ({last}) <= log size "
+                         f"({log.size})", what="tree sizes")
+    hashes = log.consistency_proof(first, last) if 0 < first < last else []
+    proof = {"hashes": [h.hex() for h in hashes], "rootHash": log.root_hash(last).hex()}
+    if out_path is None:
+        out(_dump(proof))
+    else:
+        _write_json(out_path, proof)
+        err(f"wrote the consistency proof {first} → {last} to {out_path}")
+
+
 def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]
                        ) -> list[tuple[str, Any, bool, bool]]:
     """(label, entry JSON, is_rekor_v1, needs_proof) for every entry on the command line."""
