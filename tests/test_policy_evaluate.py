@@ -456,3 +456,10 @@ def test_model_check_from_the_digests_module(tmp_path):
     mc = check_model(tmp_path, subjects, ignore=["notes.txt"])
     v = evaluate(key_policy(), [att], mc, safe_reports(files), now=T0)
     assert not v.allowed and "policy.integrity" in failed(v)
+
+
+def test_empty_model_is_denied():
+    from mgattest.attest.results import ModelCheck
+    v = evaluate(key_policy(), [attestation(FILES, key_signer(KEY_A))], ModelCheck("/m", []),
+                 [], now=T0)
+    assert not v.allowed and "no files" in failed(v)["policy.integrity"]

@@ -164,6 +164,8 @@ def subject_digests(att: VerifiedAttestation) -> list[tuple[str | None, dict[str
 
 
 def _integrity(files: list[_File]) -> Check:
+    if not any(f.status != "missing" for f in files):
+        return Check("policy", "integrity", FAIL, "the model has no files to verify")
     bad = [f for f in files if f.status in ("mismatch", "missing")]
     if not bad:
         return Check("policy", "integrity", PASS,
