@@ -151,6 +151,44 @@ def test_sign_into_rekor_compatible_server(model, tmp_path):
         log.close()
 
 
+@pytest.mark.network
+def test_sign_into_token_protected_server(model, tmp_path, monkeypatch):
+    """A log served with a token refuses signing without it and accepts it from the env."""
+    import uvicorn
+
+    from mgattest.tlog.client import LogRequestError
+    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog.server import create_app
+
+    log = TransparencyLog.init(tmp_path / "tok.db", tmp_path / "tok.key", origin="127.0.0.1")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(log, token="s3cret-token"),
+                                           host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 10
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        signer = generate_signer("ecdsa-p256")
+        target = LogTarget("url", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("MGATTEST_LOG_TOKEN", raising=False)
+        with pytest.raises(LogRequestError) as refused:
+            sign_model(model, signer, log=target)
+        assert refused.value.status == 401
+        assert log.size == 0
+        token_file = tmp_path / "token"
+        token_file.write_text("s3cret-token\n")
+        monkeypatch.setenv("MGATTEST_LOG_TOKEN_FILE", str(token_file))
+        result = sign_model(model, signer, log=target)
+        assert log.size == 1
+        assert result.bundle["verificationMaterial"]["tlogEntries"][0]["logIndex"] == "0"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        log.close()
+
+
 def _public_key_of(log):
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 

@@ -48,6 +48,25 @@ class LogTarget:
         return cls("local")
 
 
+def log_write_token() -> str | None:
+    """The bearer token for a log served with ``--token-file``.
+
+    Read from ``MGATTEST_LOG_TOKEN`` or the file named by ``MGATTEST_LOG_TOKEN_FILE``,
+    never from a command-line argument (arguments show up in process listings).
+    """
+    token = os.environ.get("MGATTEST_LOG_TOKEN")
+    if token:
+        return token.strip()
+    token_file = os.environ.get("MGATTEST_LOG_TOKEN_FILE")
+    if token_file:
+        try:
+            return Path(token_file).read_text().strip() or None
+        except OSError as exc:
+            raise InputError(f"cannot read MGATTEST_LOG_TOKEN_FILE {token_file}: {exc.strerror}",
+                             what="log token", where=token_file) from None
+    return None
+
+
 def model_signing_hint(public_key: Any) -> str:
     """model_signing 1.1.1's ``publicKey.hint``: hex SHA-256 of the PEM SPKI (its
     ``verify key`` rejects any other non-empty hint)."""
@@ -73,7 +92,7 @@ def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any]
     if target.kind == "url":
         from mgattest.tlog.client import RekorClient
 
-        return RekorClient(target.location or "").create_entry(proposed)
+        return RekorClient(target.location or "", token=log_write_token()).create_entry(proposed)
     from mgattest.attest.locallog import open_local_log
     from mgattest.tlog.errors import DuplicateEntryError
 
