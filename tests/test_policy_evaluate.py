@@ -463,3 +463,16 @@ def test_empty_model_is_denied():
     v = evaluate(key_policy(), [attestation(FILES, key_signer(KEY_A))], ModelCheck("/m", []),
                  [], now=T0)
     assert not v.allowed and "no files" in failed(v)["policy.integrity"]
+
+
+def test_exception_for_one_file_does_not_waive_another():
+    import yaml
+
+    from mgattest.policy.loader import policy_from_bytes
+    files = {"a.bin": digest_of(b"a"), "b.bin": digest_of(b"b")}
+    doc = dict(key_policy().raw)
+    doc["exceptions"] = [{"digest": f"sha256:{files['a.bin']}", "reason": "r",
+                          "approver": "alice", "expires": "2027-01-01"}]
+    pol = policy_from_bytes(yaml.safe_dump(doc).encode(), source="t.yaml")
+    v = run(pol, [attestation(files, key_signer(KEY_B))], files=files)
+    assert not v.allowed and "weights.signedBy" in failed(v)
