@@ -213,3 +213,13 @@ def test_arbitrary_bytes_never_crash_the_policy_loader(data):
         policy_from_bytes(data, source="fuzz.yaml")
     except PolicyError as exc:
         assert exc.where and exc.where.startswith("fuzz.yaml")
+
+
+@pytest.mark.parametrize("text", [
+    b"a: " + b"[" * 20000 + b"]" * 20000,
+    b"a:\n  " + b"- " * 5000 + b"x\n",
+    b"a: " + b"{b: " * 100 + b"1" + b"}" * 100,
+])
+def test_deep_nesting_is_a_policy_error(text):
+    with pytest.raises(PolicyError, match="nests deeper|invalid YAML"):
+        policy_from_bytes(text, source="deep.yaml")

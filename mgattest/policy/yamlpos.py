@@ -18,6 +18,7 @@ from mgattest.policy.errors import PolicyError
 
 MAX_POLICY_BYTES = 1 << 20
 MAX_NODES = 50_000
+MAX_DEPTH = 64
 
 Path = tuple[Any, ...]
 
@@ -52,8 +53,15 @@ def parse_yaml(text: str | bytes, file: str = "<policy>") -> Located:
         except UnicodeDecodeError as exc:
             raise PolicyError(f"policy file is not UTF-8 (byte {exc.start})",
                               what="policy.encoding", where=file) from None
+    depth = _max_flow_depth(text)
+    if depth > MAX_DEPTH:
+        raise PolicyError(f"policy nests deeper than {MAX_DEPTH} levels", what="policy.size",
+                          where=f"{file}:1")
     try:
         nodes = list(yaml.compose_all(text, Loader=_LOADER))
+    except RecursionError:
+        raise PolicyError(f"policy nests deeper than {MAX_DEPTH} levels", what="policy.size",
+                          where=f"{file}:1") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -69,8 +77,24 @@ def parse_yaml(text: str | bytes, file: str = "<policy>") -> Located:
     return located
 
 
+def _max_flow_depth(text: str) -> int:
+    """Deepest bracket nesting (a cheap upper bound before the recursive composer runs;
+    brackets inside quoted strings only make it conservative)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
            counter: list[int]) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise PolicyError(f"policy nests deeper than {MAX_DEPTH} levels", what="policy.size",
+                          where=f"{located.file}:{node.start_mark.line + 1}")
     counter[0] += 1
     if counter[0] > MAX_NODES:
         raise PolicyError(f"policy has more than {MAX_NODES} YAML nodes", what="policy.size",
