@@ -89,6 +89,28 @@ def test_sign_verify_tamper_exit_codes(model, keypair, tmp_path):
     assert bad_json.exit_code == 1 and json.loads(bad_json.stdout)["ok"] is False
 
 
+def test_verify_quarantines_a_rejected_model_only(model, keypair, tmp_path):
+    key, pub = keypair
+    assert mg("sign", model, "--key", key).exit_code == 0
+    qdir = tmp_path / "quarantine"
+    ok = mg("verify", model, "--key", pub, "--quarantine", qdir)
+    assert ok.exit_code == 0 and model.is_dir()
+    assert not qdir.exists() or not any(qdir.iterdir())
+    original = (model / "weights.bin").read_bytes()
+    (model / "weights.bin").write_bytes(b"tampered" + original[8:])
+    bad = mg("verify", model, "--key", pub, "--quarantine", qdir)
+    assert bad.exit_code == 1 and "quarantined" in bad.output
+    assert not model.exists()
+    listed = mg("quarantine", "list", "--dir", qdir, "--json")
+    assert listed.exit_code == 0, listed.output
+    incidents = json.loads(listed.stdout)
+    assert len(incidents) == 1
+    assert any("weights.bin" in r for r in incidents[0]["reasons"])
+    restored = mg("quarantine", "restore", incidents[0]["id"], "--dir", qdir)
+    assert restored.exit_code == 0, restored.output
+    assert (model / "weights.bin").read_bytes()[:8] == b"tampered"
+
+
 def test_usage_errors_exit_2(model, keypair, tmp_path):
     key, pub = keypair
     assert mg("verify", model, "--key", pub).exit_code == 2  # no bundle yet

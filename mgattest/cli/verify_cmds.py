@@ -62,6 +62,9 @@ def verify_cmd(
     emit_vsa: Optional[Path] = typer.Option(None, "--emit-vsa",
                                             help="Write a verification summary attestation."),
     audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Append an audit record."),
+    quarantine: Optional[Path] = typer.Option(
+        None, "--quarantine", metavar="DIR",
+        help="Move a rejected model into DIR with an incident record."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
@@ -81,6 +84,8 @@ def verify_cmd(
                           options={k: v for k, v in options.items()
                                    if v not in (None, [], False)},
                           as_json=as_json)
+        if code == 1 and quarantine is not None:
+            _quarantine(model, quarantine, ["denied by policy"], policy)
         raise typer.Exit(code)
     try:
         result = _verify(model, bundle, key, certificate_chain, trusted_root, instance,
@@ -90,6 +95,8 @@ def verify_cmd(
         from mgattest.errors import MgattestError
 
         if isinstance(exc, MgattestError):
+            if exc.exit_code == 1 and quarantine is not None:
+                _quarantine(model, quarantine, [exc.message], None)
             fail(exc, as_json=as_json)
         raise
     _report(result, as_json)
@@ -139,6 +146,23 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             progress=progress, **common)
     _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:
+    """Move a rejected model (not a digest) into the quarantine directory."""
+    if _looks_like_digest(model) or not Path(model).exists():
+        return
+    import hashlib
+
+    from mgattest.cli._common import err
+    from mgattest.load.quarantine import quarantine
+
+    policy_digest = None
+    if policy is not None and policy.is_file():
+        policy_digest = "sha256:" + hashlib.sha256(policy.read_bytes()).hexdigest()
+    incident = quarantine(model, qdir, reason=reasons, verdict="rejected",
+                          policy_digest=policy_digest)
+    err(f"quarantined {model} → {getattr(incident, 'path', qdir)}")
 
 
 def _require_identity(atts: List[Any], policy: Any) -> None:
