@@ -63,6 +63,7 @@ def test_npm_attestations_document(tmp_path):
      "exactly one signature"),
     (json.dumps({"attestations": []}).encode(), "empty"),
     (json.dumps({"attestations": [{"bundle": 3}]}).encode(), "#attestations[0]"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
 ])
 def test_bad_inputs_are_input_errors(data, needle):
     with pytest.raises(AttestationSourceError) as exc:

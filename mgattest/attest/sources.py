@@ -70,6 +70,9 @@ def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str
     if not label.endswith(".jsonl"):  # a .jsonl file is read line by line, even one line
         try:
             whole = json.loads(stripped)
+        except RecursionError:
+            raise AttestationSourceError(f"{label}: JSON nested too deeply",
+                                         what="attestation source", where=label) from None
         except ValueError:
             whole = _NOT_JSON
     if whole is not _NOT_JSON:
@@ -81,6 +84,9 @@ def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str
         where = f"{label}:{lineno}"
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise AttestationSourceError(f"{where}: JSON nested too deeply",
+                                         what="attestation source", where=where) from None
         except ValueError as exc:
             raise AttestationSourceError(f"{where}: not a JSON value ({exc.msg})",
                                          what="attestation source", where=where) from None
