@@ -259,3 +259,22 @@ def test_audit_log_with_identity_only(conformance_dir, tmp_path, no_local_log):
                   "--issuer", GH, "--audit-log", log)
     assert code == 1
     assert [json.loads(x)["decision"] for x in log.read_text().splitlines()] == ["allow", "deny"]
+
+
+def test_verify_streams_sharded_models(signed_model):
+    tmp, model, _ = signed_model
+    from mgattest.attest.keys import load_signer
+    signer = load_signer(tmp / "vsa.key")
+    bundle = write_bundle_file(sign_model(model, signer, shard_size=64).bundle,
+                               tmp / "sharded.sigstore.json")
+    args = ("verify", model, "--bundle", bundle, "--policy", tmp / "policy.yaml", "--json")
+    code, out = cli(*args)
+    assert code == 0, out
+    weights = model / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # the last byte: in the last shard
+    weights.write_bytes(bytes(data))
+    code, out = cli(*args)
+    assert code == 1
+    last = (len(data) - 1) // 64
+    assert f"shard {last}, bytes {last * 64}-" in " ".join(json.loads(out)["reasons"])

@@ -79,106 +79,41 @@ def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
     (shard mode names the first differing shard and byte range); a subject naming a
     file absent here is ``missing``.
     """
-    from mgattest.attest.results import FileCheck, ModelCheck  # noqa: PLC0415
-    from mgattest.policy.evaluate import subject_digests  # noqa: PLC0415
+    from mgattest.attest.digests import shard_tree_root, supported_algorithms  # noqa: PLC0415
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+        SHARD_SUFFIX,
+        build_model_check,
+        digest_plan,
+        expectations,
+    )
 
-    by_name: dict[str, list[tuple[dict[str, str], Any]]] = {}
-    anywhere: list[tuple[dict[str, str], Any]] = []
-    for att in attestations:
-        shards = {s.get("name"): s.get("annotations") for s in att.subjects
-                  if isinstance(s, dict)}
-        for name, digest in subject_digests(att):
-            entry = (digest, shards.get(name))
-            anywhere.append(entry)
-            if isinstance(name, str):
-                by_name.setdefault(name, []).append(entry)
-    checks = []
+    by_name, anywhere = expectations(attestations)
+    supported = supported_algorithms()
+    digests: dict[str, dict[str, str]] = {}
+    shard_lists: dict[tuple[str, str], list[str]] = {}
     for name in sorted(model.files):
         data = model.files[name]
         wanted = anywhere if model.single_file else by_name.get(name, [])
-        digests = {"sha256": model.sha256[name]}
-        for digest, annotations in wanted:
-            for key in digest:
-                if key not in digests:
-                    value = _digest_of(data, key, annotations)
-                    if value is not None:
-                        digests[key] = value
-        if name in by_name and not model.single_file and not any(
-                _agrees(d, digests) for d, _ in by_name[name]):
-            checks.append(FileCheck(name, "mismatch", digests,
-                                    _mismatch_detail(data, by_name[name])))
-        else:
-            checks.append(FileCheck(name, "ok", digests))
-    if not model.single_file:
-        for name in sorted(set(by_name) - set(model.files)):
-            checks.append(FileCheck(name, "missing", None, "named by a statement subject"))
-    return ModelCheck(model.root, checks)
+        got = digests[name] = {"sha256": model.sha256[name]}
+        for alg, size in digest_plan(wanted, supported):
+            if size is None:
+                if alg not in got:
+                    got[alg] = _hash(alg, data).hexdigest()
+                continue
+            view = memoryview(data)
+            shards = [_hash(alg, view[i:i + size]).digest() for i in range(0, len(data), size)]
+            got[alg + SHARD_SUFFIX] = shard_tree_root(shards, alg).hex()
+            shard_lists[(name, alg + SHARD_SUFFIX)] = [s.hex() for s in shards]
+    return build_model_check(model.root, model.single_file, digests,
+                             lambda n, k: shard_lists.get((n, k)), by_name)
 
 
-_SHARD_SUFFIX = "-shard-merkle"
-
-
-def _hasher(algorithm: str) -> Any:
+def _hash(algorithm: str, data: Any) -> Any:
     if algorithm == "blake3":
-        try:
-            import blake3  # noqa: PLC0415
-        except ImportError:
-            return None
-        return blake3.blake3
-    if algorithm in ("sha256", "sha384", "sha512", "blake2b"):
-        return lambda: hashlib.new(algorithm)
-    return None
+        import blake3  # noqa: PLC0415
 
-
-def _digest_of(data: bytes, key: str, annotations: Any) -> str | None:
-    """Digest *key* of *data*, or None when this verifier cannot compute it."""
-    if key.endswith(_SHARD_SUFFIX):
-        shards = _shard_digests(data, key[: -len(_SHARD_SUFFIX)], annotations)
-        if shards is None:
-            return None
-        from mgattest.attest.digests import shard_tree_root  # noqa: PLC0415
-
-        return shard_tree_root(shards, key[: -len(_SHARD_SUFFIX)]).hex()
-    new = _hasher(key)
-    if new is None:
-        return None
-    h = new()
-    h.update(data)
-    return h.hexdigest()
-
-
-def _shard_digests(data: bytes, algorithm: str, annotations: Any) -> list[bytes] | None:
-    size = annotations.get("shardSize") if isinstance(annotations, dict) else None
-    new = _hasher(algorithm)
-    if new is None or isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        return None
-    view = memoryview(data)
-    out = []
-    for start in range(0, len(data), size):
-        h = new()
-        h.update(view[start:start + size])
-        out.append(h.digest())
-    return out
-
-
-def _agrees(signed: dict[str, str], actual: dict[str, str]) -> bool:
-    shared = [k for k in signed if k in actual]
-    return bool(shared) and all(signed[k].lower() == actual[k].lower() for k in shared)
-
-
-def _mismatch_detail(data: bytes, expected: list[tuple[dict[str, str], Any]]) -> str:
-    for digest, annotations in expected:
-        for key in digest:
-            if key.endswith(_SHARD_SUFFIX) and isinstance(annotations, dict):
-                signed = annotations.get("shardDigests") or []
-                got = _shard_digests(data, key[: -len(_SHARD_SUFFIX)], annotations) or []
-                size = annotations.get("shardSize")
-                for i in range(max(len(signed), len(got))):
-                    if i >= len(signed) or i >= len(got) or got[i].hex() != str(signed[i]).lower():
-                        end = min((i + 1) * size, len(data)) - 1
-                        return f"shard {i}, bytes {i * size}-{end} differ"
-    keys = sorted({k for d, _ in expected for k in d})
-    return f"{', '.join(keys)} differ from the signed subject"
+        return blake3.blake3(data)
+    return hashlib.new(algorithm, data)
 
 
 def scan_model(model: ModelBytes) -> dict[str, Any]:
@@ -222,9 +157,11 @@ def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[An
     return verdict
 
 
-def bundle_failure_verdict(policy: "Policy", model: ModelBytes, exc: Any,
+def bundle_failure_verdict(policy: "Policy", model: Any, exc: Any,
                            now: int | None = None) -> "Verdict":
-    """A denying verdict for a bundle that failed cryptographic verification."""
+    """A denying verdict for a bundle that failed cryptographic verification.
+
+    *model* is the ModelBytes or ModelCheck whose files are listed as artifacts."""
     import time  # noqa: PLC0415
 
     from mgattest.policy.verdict import FAIL, Check, Verdict  # noqa: PLC0415
@@ -235,8 +172,15 @@ def bundle_failure_verdict(policy: "Policy", model: ModelBytes, exc: Any,
                    policy_source=policy.source, policy_digest=policy.digest,
                    evaluated_at=int(time.time()) if now is None else now,
                    artifacts=[{"name": n, "digest": {"sha256": d}}
-                              for n, d in sorted(model.sha256.items())],
+                              for n, d in sorted(_sha256_by_name(model).items())],
                    checks=[check])
+
+
+def _sha256_by_name(model: Any) -> dict[str, str]:
+    if isinstance(model, ModelBytes):
+        return dict(model.sha256)
+    return {f.name: (f.digest or {}).get("sha256", "") for f in model.files
+            if f.status != "missing"}
 
 
 def _file_digest(path: str) -> str:

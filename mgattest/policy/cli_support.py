@@ -162,12 +162,8 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
     Returns 0 when allowed, 1 when denied; raises InputError on bad input.
     """
     from mgattest.errors import VerificationError  # noqa: PLC0415
-    from mgattest.load import (  # noqa: PLC0415
-        bundle_failure_verdict,
-        model_check,
-        read_model_bytes,
-        scan_model,
-    )
+    from mgattest.load import bundle_failure_verdict  # noqa: PLC0415
+    from mgattest.policy.modelcheck import stream_model_check, stream_scan  # noqa: PLC0415
     from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
     from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
@@ -178,15 +174,21 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                          "VSA with", what="emit-vsa")
     identity = options.get("identity")
     pol = effective_policy(str(policy) if policy else None, options)
-    mb = read_model_bytes(model, exclude=bundles)
+    if not os.path.lexists(model):
+        raise InputError(f"model {model} does not exist", what="model", where=str(model))
     try:
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
                                    identity=identity,
                                    certificate_chain=options.get("certificate_chain"))
     except VerificationError as exc:  # a bundle that does not verify denies, on the record
-        atts, verdict = [], bundle_failure_verdict(pol, mb, exc)
+        atts = []
+        check, _single = stream_model_check(model, [], exclude=bundles)
+        verdict = bundle_failure_verdict(pol, check, exc)
     else:
-        verdict = evaluate(pol, atts, model_check(mb, atts), scan_model(mb))
+        # Stream the files (bounded memory): nothing is loaded here, so reading twice
+        # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
+        check, single = stream_model_check(model, atts, exclude=bundles)
+        verdict = evaluate(pol, atts, check, stream_scan(model, check, single))
     if options.get("audit_log"):
         from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
 
