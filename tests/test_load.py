@@ -318,3 +318,49 @@ def test_cache_entries_expire(env, monkeypatch):
     monkeypatch.setattr("mgattest.load.cache.time.time", lambda: real() + 61)
     mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
     assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_safetensors_views_validate_like_the_library():
+    from mgattest.load.loaders import SafetensorsFormatError, numpy_views
+    good = st_bytes({"a": np.arange(4, dtype=np.float32), "b": np.ones(2, dtype=np.int64)})
+    views = numpy_views(bytearray(good))
+    assert views["a"].tolist() == [0, 1, 2, 3] and views["b"].tolist() == [1, 1]
+    n = int.from_bytes(good[:8], "little")
+    header = json.loads(good[8:8 + n])
+
+    def rebuild(h, data=good[8 + n:]):
+        raw = json.dumps(h).encode()
+        return bytearray(len(raw).to_bytes(8, "little") + raw + data)
+
+    bad_cases = [
+        good[:4],
+        (10**12).to_bytes(8, "little") + good[8:],
+        rebuild(dict(header, a=dict(header["a"], dtype="X99"))),
+        rebuild(dict(header, a=dict(header["a"], shape=[5]))),
+        rebuild(dict(header, a=dict(header["a"], data_offsets=[0, 10**9]))),
+        rebuild(header, good[8 + n:] + b"trailing"),
+        rebuild(dict(header, a=dict(header["a"], extra=1))),
+        bytearray(good[:8] + b"[" + good[9:]),
+    ]
+    for data in bad_cases:
+        with pytest.raises(SafetensorsFormatError):
+            numpy_views(bytearray(data))
+    # Overlapping tensors (both point at the same bytes) are refused.
+    overlap = dict(header)
+    overlap["c"] = dict(header["a"])
+    with pytest.raises(SafetensorsFormatError, match="gap or overlap|after the last"):
+        numpy_views(rebuild(overlap))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_safetensors_views_equal_the_library(seed):
+    import safetensors.numpy as sn
+    from mgattest.load.loaders import numpy_views
+    rng = np.random.default_rng(seed)
+    tensors = {f"t{i}": rng.standard_normal(rng.integers(0, 50, size=2)).astype(dt)
+               for i, dt in enumerate([np.float32, np.float64, np.float16, np.int32, np.uint8])}
+    data = sn.save(tensors)
+    ours, theirs = numpy_views(bytearray(data)), sn.load(data)
+    assert set(ours) == set(theirs)
+    for k in ours:
+        assert ours[k].dtype == theirs[k].dtype and np.array_equal(ours[k], theirs[k])

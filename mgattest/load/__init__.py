@@ -9,6 +9,7 @@ cannot change what is loaded: there is no time-of-check/time-of-use gap.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
@@ -33,7 +34,9 @@ class ModelBytes:
 
     root: str
     single_file: bool
-    files: dict[str, bytes]  # name → bytes (name as in statement subjects)
+    # name → the file's bytes (name as in statement subjects): a private, writable
+    # buffer (anonymous mmap) that loaders build zero-copy views into.
+    files: dict[str, Any]
     sha256: dict[str, str]  # name → hex
     identity: tuple[tuple[str, int, int, int, int], ...]  # (name, dev, ino, size, mtime_ns)
 
@@ -58,16 +61,42 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
         fd = open_model_file(walk.root, mf, single_file=walk.single_file)
         with os.fdopen(fd, "rb", buffering=0) as fh:
             st = os.fstat(fh.fileno())
-            data = fh.read()
+            data, digest = _read_and_hash(fh, st.st_size, mf.name)
             after = os.fstat(fh.fileno())
-        if len(data) != st.st_size or after.st_size != st.st_size \
-                or after.st_mtime_ns != st.st_mtime_ns:
+        if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
             raise InputError(f"model file {mf.name!r} changed while it was read",
                              what="model file", where=mf.name)
         files[mf.name] = data
-        digests[mf.name] = hashlib.sha256(data).hexdigest()
+        digests[mf.name] = digest
         ident.append((mf.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     return ModelBytes(walk.root, walk.single_file, files, digests, tuple(ident))
+
+
+_CHUNK = 1 << 20
+
+
+def _read_and_hash(fh: Any, size: int, name: str) -> tuple[Any, str]:
+    """Read exactly *size* bytes into a private buffer, hashing each chunk as it lands
+    (while it is still in cache); the file must end where fstat said.
+
+    The buffer is anonymous private memory (``mmap(-1, size)``): unlike a bytearray it
+    is not zero-filled first, and unlike a file mapping no other process can change it.
+    """
+    buf: Any = mmap.mmap(-1, size) if size else bytearray()
+    view = memoryview(buf)
+    h = hashlib.sha256()
+    pos = 0
+    while pos < size:
+        n = fh.readinto(view[pos:pos + _CHUNK])
+        if not n:
+            raise InputError(f"model file {name!r} shrank while it was read",
+                             what="model file", where=name)
+        h.update(view[pos:pos + n])
+        pos += n
+    if fh.read(1):
+        raise InputError(f"model file {name!r} grew while it was read", what="model file",
+                         where=name)
+    return buf, h.hexdigest()
 
 
 def model_check(model: ModelBytes, attestations: list[Any]) -> Any:

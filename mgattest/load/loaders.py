@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 from mgattest.errors import InputError, VerificationError
@@ -24,7 +25,7 @@ class UnsafeContentError(VerificationError):
     """Deserialising would need a capability the policy does not grant."""
 
 
-def deserialize(name: str, data: bytes, fmt: str, *, framework: str = "numpy",
+def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
                 allow_object_arrays: bool = False, extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
     """Deserialise *data* (the verified bytes of file *name*) as format *fmt*."""
     try:
@@ -41,15 +42,14 @@ def deserialize(name: str, data: bytes, fmt: str, *, framework: str = "numpy",
                           f"{str(exc)[:300]}", what="loader", where=name) from None
 
 
-def _safetensors(name: str, data: bytes, *, framework: str, **_: Any) -> Any:
+def _safetensors(name: str, data: Any, *, framework: str, **_: Any) -> Any:
+    # Views into the verified buffer: no second copy of the weights (see below).
     if framework == "torch":
-        from safetensors.torch import load  # noqa: PLC0415
-    elif framework == "numpy":
-        from safetensors.numpy import load  # noqa: PLC0415
-    else:
-        raise LoaderError(f"unknown framework {framework!r} (numpy or torch)",
-                          what="framework", where=name)
-    return load(data)
+        return torch_views(data, name)
+    if framework == "numpy":
+        return numpy_views(data, name)
+    raise LoaderError(f"unknown framework {framework!r} (numpy or torch)",
+                      what="framework", where=name)
 
 
 def _pytorch(name: str, data: bytes, **_: Any) -> Any:
@@ -96,7 +96,7 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     import onnx  # noqa: PLC0415
     from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
 
-    model = onnx.load_model_from_string(data)
+    model = onnx.load_model_from_string(bytes(data))
     for tensor in _onnx_tensors(model.graph):
         if uses_external_data(tensor):
             raise UnsafeContentError(f"{name}: tensor {tensor.name!r} uses external data, "
@@ -127,22 +127,160 @@ def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...
 def _joblib(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
     from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415
 
-    return restricted_joblib_load(data, extra_allowed=extra_allowed)
+    return restricted_joblib_load(bytes(data), extra_allowed=extra_allowed)
 
 
-def _json(name: str, data: bytes, **_: Any) -> Any:
-    return json.loads(data)
+def _json(name: str, data: Any, **_: Any) -> Any:
+    return json.loads(bytes(data))
 
 
-def _text(name: str, data: bytes, **_: Any) -> Any:
-    return data.decode("utf-8")
+def _text(name: str, data: Any, **_: Any) -> Any:
+    return bytes(data).decode("utf-8")
 
 
-def _raw(name: str, data: bytes, **_: Any) -> Any:
-    return data
+def _raw(name: str, data: Any, **_: Any) -> Any:
+    return bytes(data)
 
 
 _LOADERS = {
     "safetensors": _safetensors, "pytorch": _pytorch, "numpy": _numpy, "onnx": _onnx,
     "pickle": _pickle, "joblib": _joblib, "json": _json, "text": _text,
 }
+
+
+# --------------------------------------------------------------------------- safetensors
+#
+# ``safetensors.numpy.load(bytes)`` copies every tensor out of the buffer; for a model
+# that was just read into memory and hashed, that is a second full pass and a second
+# allocation. Here each tensor is a view (``numpy.frombuffer`` / ``torch.frombuffer``)
+# into the very buffer that was verified, after the header is validated as strictly as
+# the safetensors library does: bounded header, no duplicate names, known dtypes,
+# ``prod(shape) * itemsize == end - begin``, and tensors that tile the data region
+# exactly (no gaps, no overlaps, nothing after the last one).
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+
+_NUMPY_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+    "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+             "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+class SafetensorsFormatError(LoaderError):
+    """The bytes are not a well-formed safetensors file."""
+
+
+def parse_header(data: Any, name: str = "safetensors") -> tuple[int, dict[str, tuple[str, tuple[int, ...], int, int]], dict[str, str]]:
+    """Validate the header; return (data start, {tensor: (dtype, shape, begin, end)}, metadata).
+
+    Offsets are absolute positions in *data*.
+    """
+    def bad(why: str) -> SafetensorsFormatError:
+        return SafetensorsFormatError(f"{name}: {why}", what="safetensors header", where=name)
+
+    if len(data) < 8:
+        raise bad("shorter than the 8-byte header length")
+    n = int.from_bytes(bytes(data[:8]), "little")
+    if n > MAX_HEADER_BYTES or 8 + n > len(data):
+        raise bad(f"header length {n} exceeds the file ({len(data)} bytes) or the limit")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise bad(f"duplicate header key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        header = json.loads(bytes(data[8:8 + n]).decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, SafetensorsFormatError):
+            raise
+        raise bad(f"header is not UTF-8 JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise bad("header is not a JSON object")
+    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in metadata.items()):
+        raise bad("__metadata__ must map strings to strings")
+    start = 8 + n
+    size = len(data) - start
+    tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
+    spans = []
+    for tname, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise bad(f"tensor {tname!r}: expected exactly dtype, shape, data_offsets")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _ITEMSIZE:
+            raise bad(f"tensor {tname!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                                  and d >= 0 for d in shape):
+            raise bad(f"tensor {tname!r}: shape must be a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(
+                isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise bad(f"tensor {tname!r}: data_offsets must be [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end <= size:
+            raise bad(f"tensor {tname!r}: data_offsets {offsets} outside the {size}-byte data")
+        if math.prod(shape) * _ITEMSIZE[dtype] != end - begin:
+            raise bad(f"tensor {tname!r}: {dtype}{shape} needs "
+                      f"{math.prod(shape) * _ITEMSIZE[dtype]} bytes, data_offsets give "
+                      f"{end - begin}")
+        tensors[tname] = (dtype, tuple(shape), start + begin, start + end)
+        spans.append((begin, end, tname))
+    position = 0
+    for begin, end, tname in sorted(spans):
+        if begin != position:
+            raise bad(f"tensor {tname!r} starts at {begin}, expected {position} "
+                      "(gap or overlap in the data region)")
+        position = end
+    if position != size:
+        raise bad(f"{size - position} bytes after the last tensor")
+    return start, tensors, metadata
+
+
+def numpy_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
+    """``{tensor: numpy array}`` viewing *data* (no copy)."""
+    import numpy as np  # noqa: PLC0415
+
+    _, tensors, _ = parse_header(data, name)
+    out = {}
+    for tname, (dtype, shape, begin, end) in tensors.items():
+        if dtype not in _NUMPY_DTYPES:
+            raise SafetensorsFormatError(f"{name}: tensor {tname!r} has dtype {dtype}, which "
+                                         "numpy cannot hold (use framework='torch')",
+                                         what="safetensors dtype", where=name)
+        dt = np.dtype(_NUMPY_DTYPES[dtype])
+        out[tname] = np.frombuffer(data, dtype=dt, count=(end - begin) // dt.itemsize,
+                                   offset=begin).reshape(shape)
+    return out
+
+
+def torch_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
+    """``{tensor: torch.Tensor}`` viewing *data* (no copy)."""
+    import torch  # noqa: PLC0415
+
+    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+              "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+              "U16": getattr(torch, "uint16", None), "U32": getattr(torch, "uint32", None),
+              "U64": getattr(torch, "uint64", None),
+              "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
+              "F8_E5M2": getattr(torch, "float8_e5m2", None)}
+    _, tensors, _ = parse_header(data, name)
+    out = {}
+    for tname, (dtype, shape, begin, end) in tensors.items():
+        tdtype = dtypes.get(dtype)
+        if tdtype is None:
+            raise SafetensorsFormatError(f"{name}: tensor {tname!r}: dtype {dtype} is not "
+                                         "supported by this torch", what="safetensors dtype",
+                                         where=name)
+        if end == begin:
+            out[tname] = torch.empty(shape, dtype=tdtype)
+            continue
+        out[tname] = torch.frombuffer(data, dtype=tdtype, count=(end - begin) // _ITEMSIZE[dtype],
+                                      offset=begin).reshape(shape)
+    return out
