@@ -364,3 +364,24 @@ def test_safetensors_views_equal_the_library(seed):
     assert set(ours) == set(theirs)
     for k in ours:
         assert ours[k].dtype == theirs[k].dtype and np.array_equal(ours[k], theirs[k])
+
+
+def test_safetensors_header_fuzz_only_raises_format_errors():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mgattest.load.loaders import SafetensorsFormatError, numpy_views
+    good = st_bytes({"a": np.arange(3, dtype=np.float32), "b": np.zeros((2, 2), dtype=np.int8)})
+
+    @settings(max_examples=300, deadline=None)
+    @given(pos=st.integers(0, len(good) - 1), value=st.integers(0, 255),
+           cut=st.integers(0, len(good)))
+    def mutate(pos, value, cut):
+        data = bytearray(good)
+        data[pos] = value
+        try:
+            numpy_views(data[:cut] if cut < len(good) else data)
+        except SafetensorsFormatError:
+            pass
+
+    mutate()
