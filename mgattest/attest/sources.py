@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from mgattest.errors import InputError
