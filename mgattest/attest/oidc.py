@@ -63,7 +63,7 @@ def _b64url_json(part: str, what: str) -> dict[str, Any]:
     try:
         data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         value = json.loads(data)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise OIDCTokenError(f"identity token {what} is not base64url JSON",
                              what="identity-token", where=what) from None
     if not isinstance(value, dict):

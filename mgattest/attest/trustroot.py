@@ -234,7 +234,7 @@ def _read_json(path: str | Path) -> Any:
                              where=str(path))
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise TrustRootError(f"{path} is not valid JSON: {exc}", what="trusted root",
                              where=str(path)) from None
 

@@ -160,7 +160,7 @@ def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
                 return _error(413, f"request larger than {MAX_REQUEST_BYTES} bytes")
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return _error(400, "request body is not JSON")
         if not isinstance(body, dict):
             return _error(400, "request body is not a JSON object")

@@ -62,7 +62,7 @@ def _fetch_json(url: str) -> dict[str, Any]:
                          what="oidc-discovery", where=url)
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenError(f"{url} did not return JSON", what="oidc-discovery", where=url) from None
     if not isinstance(doc, dict):
         raise TokenError(f"{url} did not return a JSON object", what="oidc-discovery", where=url)

@@ -38,6 +38,11 @@ def guarded(func: F) -> F:
         except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
             err(f"error: {exc.strerror or exc}: {exc.filename}")
             raise typer.Exit(EXIT_USAGE) from None
+        except RecursionError:
+            # json/yaml parsers recurse per nesting level; hostile input must not
+            # surface as a traceback.
+            err("error: input is nested too deeply to parse")
+            raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
             err("interrupted")
             raise typer.Exit(130) from None

@@ -142,7 +142,7 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
 
         try:
             doc = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise InputError(f"cannot read digest manifest {manifest}: {exc}",
                              what="manifest", where=str(manifest)) from None
         if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):

@@ -275,7 +275,7 @@ def attest_cmd(
             raise InputError(f"predicate {predicate} is larger than 16 MiB",
                              what="--predicate", where=str(predicate))
         body = json.loads(predicate.read_bytes())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"predicate {predicate} is not valid JSON: {exc}",
                          what="--predicate", where=str(predicate)) from None
     if not isinstance(body, dict):

@@ -264,7 +264,7 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
     try:
         data = json.loads(file.read_bytes()[: 4 << 20])
         return RootSpec(spec["name"], str(file), _root_log_ids(data))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc}")
         return RootSpec(spec["name"], str(file))
 
