@@ -397,3 +397,18 @@ def test_tar_archives_are_scanned(tmp_path):
     (report,) = scan_path(path)
     assert report.format == "tar" and report.verdict == DANGEROUS
     assert any(f.member == "bad/evil.pkl" for f in report.findings)
+
+
+def test_load_scan_resolves_onnx_external_data_beside_the_file(tmp_path):
+    """mgattest.load scans from memory but still resolves ONNX external data on disk,
+    relative to the .onnx file: data that is not there makes the file malformed."""
+    from mgattest.load import read_model_bytes, scan_model
+
+    model_dir = tmp_path / "m"
+    (model_dir / "sub").mkdir(parents=True)
+    (model_dir / "sub" / "w.bin").write_bytes(b"\x00" * 16)
+    (model_dir / "sub" / "model.onnx").write_bytes(build_onnx_with_external("w.bin", 16))
+    (model_dir / "sub" / "model2.onnx").write_bytes(build_onnx_with_external("gone.bin", 16))
+    reports = scan_model(read_model_bytes(model_dir))
+    assert reports["sub/model.onnx"].verdict == SAFE
+    assert reports["sub/model2.onnx"].verdict == MALFORMED

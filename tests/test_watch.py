@@ -234,3 +234,34 @@ def test_cli_watch_with_real_signatures_and_policy(tmp_path):
     assert proc.returncode == 1 and "compromised" in proc.stderr
     proc = _cli(*by_key)
     assert proc.returncode == 1 and "w.bin" in proc.stderr
+
+
+def test_cli_watch_policy_with_bundle_inside_the_model(tmp_path):
+    """A bundle stored inside the model directory is not an unsigned model file."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"\x01" * 100)
+    bundle = model / "model.sigstore.json"
+    steps = [
+        ("keygen", "--out", str(tmp_path / "k")),
+        ("log", "init", "--db", str(tmp_path / "log.db"), "--key-out",
+         str(tmp_path / "logkey.pem")),
+        ("sign", str(model), "--key", str(tmp_path / "k.key"), "--log-db",
+         str(tmp_path / "log.db"), "--log-key", str(tmp_path / "logkey.pem"), "--out",
+         str(bundle)),
+        ("trust", "export", "--out", str(tmp_path / "tr.json"), "--log-db",
+         str(tmp_path / "log.db")),
+        ("policy", "init", str(model), "-b", str(bundle), "--key",
+         str(tmp_path / "k.pub"), "--trusted-root", str(tmp_path / "tr.json"), "-o",
+         str(tmp_path / "pol.yaml")),
+    ]
+    for step in steps:
+        proc = _cli(*step)
+        assert proc.returncode == 0, (step, proc.stderr)
+    by_policy = ("watch", str(model), "--policy", str(tmp_path / "pol.yaml"), "--bundle",
+                 str(bundle), "--trusted-root", str(tmp_path / "tr.json"), "--once")
+    proc = _cli(*by_policy)
+    assert proc.returncode == 0, proc.stderr
+    (model / "extra.bin").write_bytes(b"not signed")
+    proc = _cli(*by_policy)
+    assert proc.returncode == 1 and "compromised" in proc.stderr

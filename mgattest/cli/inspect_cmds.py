@@ -161,7 +161,9 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
             bundles = [default_bundle_path(model)]
 
         def verify_with_policy(path: str) -> None:
-            verdict = verify_model_bytes(read_model_bytes(path), pol, [str(b) for b in bundles],
+            # Bundles kept inside the model directory are not model files.
+            model_bytes = read_model_bytes(path, exclude=[str(b) for b in bundles])
+            verdict = verify_model_bytes(model_bytes, pol, [str(b) for b in bundles],
                                          trusted_root=str(trusted_root) if trusted_root else None)
             if not verdict.allowed:
                 raise VerificationError("policy denied: " + "; ".join(verdict.reasons[:3]),

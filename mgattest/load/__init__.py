@@ -149,7 +149,14 @@ def scan_model(model: ModelBytes) -> dict[str, Any]:
     """Content reports for every file, from the in-memory bytes."""
     from mgattest.inspect import scan_bytes  # noqa: PLC0415
 
-    return {name: scan_bytes(name, data) for name, data in model.files.items()}
+    def directory_of(name: str) -> str:
+        # ONNX external data is resolved (and must stay) beside the file that names it.
+        if model.single_file:
+            return os.path.dirname(os.path.abspath(model.root))
+        return os.path.dirname(os.path.join(model.root, name))
+
+    return {name: scan_bytes(name, data, base_dir=directory_of(name))
+            for name, data in model.files.items()}
 
 
 def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[Any], *,
@@ -255,6 +262,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
             from mgattest.load.quarantine import quarantine as move  # noqa: PLC0415
 
             move(path, quarantine, reason=verdict.reasons or ["denied by policy"],
+                 verdict="denied",
                  digests={n: {"sha256": d} for n, d in model.sha256.items()},
                  policy_digest=policy.digest)
         if on_fail == "none":
