@@ -78,8 +78,13 @@ def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
         raise KeylessSigningError(f"cannot read trust config {trust_config}: {exc.strerror}",
                                   what="trust-config", where=str(trust_config)) from None
     except (SigstoreError, ValueError, UnicodeDecodeError) as exc:
-        raise KeylessSigningError(f"unusable trust config {trust_config or 'embedded'}: {exc}",
-                                  what="trust-config", where=str(trust_config)) from None
+        if trust_config is None:
+            source = ("Sigstore staging" if staging else "Sigstore production") + (
+                " (TUF refresh)" if refresh_trust else " (embedded)")
+        else:
+            source = str(trust_config)
+        raise KeylessSigningError(f"unusable trust config from {source}: {exc}",
+                                  what="trust-config", where=source) from None
 
 
 def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = False

@@ -525,6 +525,28 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
         what="signature", where=bundle.source)
 
 
+def instance_root_for(bundle: Bundle) -> Any:
+    """The embedded Sigstore trusted root (production, then staging) whose logs recorded
+    this bundle, or None. Offline: the roots shipped inside the ``sigstore`` package."""
+    from mgattest.attest.trustroot import embedded_trusted_root
+
+    wanted = set()
+    for entry in bundle.tlog_entries:
+        key_id = ((entry.get("logId") or {}).get("keyId")) if isinstance(entry, dict) else None
+        if isinstance(key_id, str):
+            try:
+                wanted.add(base64.b64decode(key_id, validate=True))
+            except (ValueError, binascii.Error):
+                continue
+    if not wanted:
+        return None
+    for instance in ("production", "staging"):
+        root = embedded_trusted_root(instance)
+        if any(t.log_id in wanted for t in root.tlogs):
+            return root
+    return None
+
+
 def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
                   identity: Any = None, allow_unlogged: bool = False,
                   artifact_digest: Any = None, certificate_chain: bytes | None = None,
@@ -546,6 +568,8 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     # (1) parse and bound
     parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     root = _as_trusted_root(trusted_root)
+    if root is None and parsed.certificate_der is not None and certificate_chain is None:
+        root = instance_root_for(parsed)
     extra_logs: list[Any] = []
     if use_local_log:
         from mgattest.attest.locallog import local_trusted_logs

@@ -109,6 +109,7 @@ def _report(bundle: dict[str, Any], statement: dict[str, Any], path: Path,
 def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
                  keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
                  staging: bool, password_env: Optional[str], password_prompt: bool,
+                 refresh_trust: bool = False,
                  out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
                  log_key: Optional[Path], no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
                  allow_symlinks: bool, as_json: bool) -> None:
@@ -142,7 +143,7 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
 
         bundle = sign_keyless(serialize_statement(statement), identity_token=identity_token,
                               trust_config=str(trust_config) if trust_config else None,
-                              staging=staging)
+                              staging=staging, refresh_trust=refresh_trust)
     else:
         bundle = signing.sign_statement(statement, signer, log=target, hint=hint)
     signing.write_bundle_file(bundle, path)
@@ -155,6 +156,9 @@ _TOKEN = typer.Option(None, "--identity-token", help="OIDC identity token (keyle
 _TRUST_CONFIG = typer.Option(None, "--trust-config",
                              help="ClientTrustConfig JSON for a private deployment (keyless).")
 _STAGING = typer.Option(False, "--staging", help="Use Sigstore's staging instance (keyless).")
+_REFRESH = typer.Option(False, "--refresh-trust",
+                        help="Update Sigstore's trust root over TUF before keyless signing "
+                             "(default: the copy embedded in sigstore-python).")
 _PW_ENV = typer.Option(None, "--password-env", metavar="VAR",
                        help="Read the key password from this environment variable "
                             "(default: MGATTEST_KEY_PASSWORD when set).")
@@ -182,6 +186,7 @@ def sign_cmd(
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
     staging: bool = _STAGING,
+    refresh_trust: bool = _REFRESH,
     password_env: Optional[str] = _PW_ENV,
     password_prompt: bool = _PW_PROMPT,
     out_path: Optional[Path] = _OUT,
@@ -236,7 +241,8 @@ def sign_cmd(
         return make_statement(md.subjects(), slsa.SLSA_PROVENANCE_V1, predicate), None
 
     _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
-                 trust_config=trust_config, staging=staging, password_env=password_env,
+                 trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
+                 password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
                  allow_symlinks=allow_symlinks, as_json=as_json)
@@ -252,6 +258,7 @@ def attest_cmd(
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
     staging: bool = _STAGING,
+    refresh_trust: bool = _REFRESH,
     password_env: Optional[str] = _PW_ENV,
     password_prompt: bool = _PW_PROMPT,
     out_path: Optional[Path] = _OUT,
@@ -288,7 +295,8 @@ def attest_cmd(
         return make_statement(md.subjects(), predicate_type, body), None
 
     _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
-                 trust_config=trust_config, staging=staging, password_env=password_env,
+                 trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
+                 password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
                  allow_symlinks=allow_symlinks, as_json=as_json)

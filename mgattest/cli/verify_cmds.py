@@ -38,6 +38,11 @@ def verify_cmd(
         None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
     instance: Optional[str] = typer.Option(
         None, "--instance", help="Trust Sigstore's embedded production|staging root."),
+    refresh_trust: bool = typer.Option(
+        False, "--refresh-trust",
+        help="Fetch the current Sigstore trust root over TUF (network) instead of the "
+             "copy embedded in sigstore-python. Without it verification makes no "
+             "network call."),
     identity: Optional[str] = typer.Option(None, "--identity", help="Exact signer identity."),
     identity_regex: Optional[str] = typer.Option(
         None, "--identity-regex", help="Signer identity regex (fully anchored)."),
@@ -68,6 +73,8 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    if refresh_trust:
+        instance = _refreshed_instance(instance)
     options = dict(bundle=bundle, key=key, certificate_chain=certificate_chain,
                    trusted_root=trusted_root, instance=instance, identity=identity,
                    identity_regex=identity_regex, issuer=issuer,
@@ -114,7 +121,8 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     if trusted_root is not None:
         root = trustroot.load_trusted_root(trusted_root)
     if instance is not None:
-        embedded = trustroot.embedded_trusted_root(instance)
+        embedded = (instance if isinstance(instance, trustroot.TrustedRoot)
+                    else trustroot.embedded_trusted_root(instance))
         root = embedded if root is None else root.merged(embedded)
     policy = None
     if identity or identity_regex or issuer:
@@ -146,6 +154,18 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             progress=progress, **common)
     _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _refreshed_instance(instance: Optional[str]) -> Any:
+    """Sigstore's production (default) or staging trusted root, updated over TUF."""
+    from mgattest.attest import trustroot
+    from mgattest.attest.keyless import public_good_trust_config
+    from mgattest.errors import InputError
+
+    if instance not in (None, "production", "staging"):
+        raise InputError("--instance must be production or staging", what="--instance")
+    config = public_good_trust_config(staging=instance == "staging", refresh_trust=True)
+    return trustroot.parse_client_trust_config(config).trusted_root
 
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:

@@ -1,0 +1,74 @@
+"""Public-good verification is offline by default; --refresh-trust is the only way out."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from mgattest.cli.app import app
+
+runner = CliRunner()
+IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test loudly."""
+    attempts: list[object] = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network disabled in this test")
+
+    def refuse_lookup(host, *args, **kwargs):
+        attempts.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
+    return attempts
+
+
+def _case(conformance_dir, name):
+    base = conformance_dir / "data/sigstore+sigstore-conformance/test/assets/bundle-verify"
+    return base / "a.txt", base / name / "bundle.sigstore.json"
+
+
+@pytest.mark.parametrize("name", ["happy-path-v0.3", "happy-path-v0.1", "rekor2-happy-path"])
+def test_instance_root_chosen_from_the_bundle_without_network(conformance_dir, no_network,
+                                                              monkeypatch, tmp_path, name):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path))
+    artifact, bundle = _case(conformance_dir, name)
+    result = runner.invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
+                                 "--identity", IDENTITY, "--issuer", ISSUER, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] is True
+    assert no_network == []
+
+
+def test_wrong_identity_still_rejected_with_auto_root(conformance_dir, no_network, monkeypatch,
+                                                      tmp_path):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path))
+    artifact, bundle = _case(conformance_dir, "happy-path-v0.3")
+    result = runner.invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
+                                 "--identity", IDENTITY + "x", "--issuer", ISSUER])
+    assert result.exit_code == 1 and "identity" in result.output
+
+
+def test_refresh_trust_is_the_only_network_path(conformance_dir, no_network, monkeypatch,
+                                                tmp_path):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    artifact, bundle = _case(conformance_dir, "happy-path-v0.3")
+    result = runner.invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
+                                 "--identity", IDENTITY, "--issuer", ISSUER, "--refresh-trust"])
+    assert result.exit_code == 2, result.output
+    assert "TUF" in result.output
+    assert no_network, "--refresh-trust should have tried to reach the TUF repository"
