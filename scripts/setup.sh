@@ -18,3 +18,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# Byte-compile once: an editable install otherwise recompiles mgattest on every CLI start
+# when PYTHONDONTWRITEBYTECODE is set (about 40 ms of each `mgattest` run).
+.venv/bin/python -m compileall -q mgattest >/dev/null
