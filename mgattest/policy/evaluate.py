@@ -320,6 +320,7 @@ class _State:
         self.default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
         self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
+        self.content_memo: dict[tuple[Any, str], tuple[Any, str, dict[str, Any]]] = {}
 
 
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
@@ -394,7 +395,15 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                                                      now, _signed_by_outcome))
     if rule.digest_allow is not None or rule.digest_deny:
         checks.append(_per_file(rule, "digests", files, lambda f: _digest_outcome(rule, f)))
-    checks.append(_per_file(rule, "content", files, lambda f: _content_outcome(rule, f)))
+    # Rules usually share one content configuration: judge each file once per config.
+    content_config = (rule.formats, rule.pickle, rule.scan_required)
+
+    def content(f: _File):
+        key = (content_config, f.name)
+        if key not in state.content_memo:
+            state.content_memo[key] = _content_outcome(rule, f)
+        return state.content_memo[key]
+    checks.append(_per_file(rule, "content", files, content))
     for cel in rule.cel:
         checks.append(_per_file(rule, f"cel:{cel.id}", files,
                                 lambda f, c=cel: _cel_outcome(c, f, qualified[f.name],
