@@ -111,6 +111,48 @@ def test_verify_quarantines_a_rejected_model_only(model, keypair, tmp_path):
     assert (model / "weights.bin").read_bytes()[:8] == b"tampered"
 
 
+def test_hash_choice_and_signed_ignores_are_honoured_by_verify(tmp_path, keypair):
+    key, pub = keypair
+    model = tmp_path / "ig"
+    model.mkdir()
+    (model / "a.txt").write_text("a")
+    (model / "run.log").write_text("log")
+    signed = mg("sign", model, "--key", key, "--ignore", "*.log", "--hash", "sha512")
+    assert signed.exit_code == 0, signed.output
+    bundle = json.loads((tmp_path / "ig.sigstore.json").read_text())
+    statement = json.loads(__import__("base64").b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert [s["name"] for s in statement["subject"]] == ["a.txt"]
+    assert set(statement["subject"][0]["digest"]) == {"sha512"}
+    assert statement["predicate"]["buildDefinition"]["internalParameters"]["mgattest"] == {
+        "ignore": ["*.log"]}
+    # The signer's ignore list travels with the signature: no --ignore needed to verify.
+    (model / "run.log").write_text("rotated")
+    (model / "new.log").write_text("more")
+    ok = mg("verify", model, "--key", pub)
+    assert ok.exit_code == 0, ok.output
+    # ...but it widens nothing else.
+    (model / "extra.txt").write_text("x")
+    bad = mg("verify", model, "--key", pub)
+    assert bad.exit_code == 1 and "extra.txt" in bad.output
+    assert mg("sign", model, "--key", key, "--hash", "md5").exit_code == 2
+
+
+def test_signed_ignores_only_from_wellformed_slsa_statements():
+    from mgattest.attest.slsa import SLSA_PROVENANCE_V1, digest_options, signed_ignores
+
+    def statement(recorded, ptype=SLSA_PROVENANCE_V1):
+        return {"predicateType": ptype, "predicate": {"buildDefinition": {
+            "internalParameters": {"mgattest": {"ignore": recorded}}}}}
+
+    assert signed_ignores(statement(["*.log", "docs/**"])) == ["*.log", "docs/**"]
+    assert digest_options(["b", "a", "a"]) == {"mgattest": {"ignore": ["a", "b"]}}
+    assert digest_options([]) is None
+    for bad in ("*.log", [1], [""], ["x" * 2000], ["a"] * 300, None):
+        assert signed_ignores(statement(bad)) == []
+    assert signed_ignores(statement(["*.log"], ptype="https://example/other")) == []
+    assert signed_ignores(None) == []
+
+
 def test_usage_errors_exit_2(model, keypair, tmp_path):
     key, pub = keypair
     assert mg("verify", model, "--key", pub).exit_code == 2  # no bundle yet

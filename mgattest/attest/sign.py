@@ -175,7 +175,9 @@ def sign_model(model: str | Path, signer: Signer, *, predicate_type: str | None 
 
             predicate_type = SLSA_PROVENANCE_V1
             if predicate is None:
-                predicate = build_provenance()
+                from mgattest.attest.slsa import digest_options
+
+                predicate = build_provenance(internal_parameters=digest_options(md.ignore))
         statement = make_statement(md.subjects(), predicate_type, predicate)
         hint = None
     bundle = sign_statement(statement, signer, log=log, hint=hint)

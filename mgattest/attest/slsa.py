@@ -156,6 +156,45 @@ def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str
                                what="--from-env")
 
 
+MGATTEST_PARAMETERS = "mgattest"
+
+
+def digest_options(ignore: Iterable[str]) -> dict[str, Any] | None:
+    """``internalParameters`` entry recording the user's ignore globs, so a verifier
+    skips exactly the files the signer chose to leave out (sorted: deterministic)."""
+    patterns = sorted(set(ignore))
+    return {MGATTEST_PARAMETERS: {"ignore": patterns}} if patterns else None
+
+
+def signed_ignores(statement: Mapping[str, Any] | None) -> list[str]:
+    """The ignore globs a SLSA provenance statement recorded with :func:`digest_options`.
+
+    Anything malformed there is ignored rather than trusted: the list only ever widens
+    what verification skips when it is a short list of valid globs.
+    """
+    from mgattest.attest.walk import compile_glob
+
+    if not statement or statement.get("predicateType") != SLSA_PROVENANCE_V1:
+        return []
+    predicate = statement.get("predicate")
+    try:
+        recorded = predicate["buildDefinition"]["internalParameters"][MGATTEST_PARAMETERS]["ignore"]
+    except (KeyError, TypeError):
+        return []
+    if not isinstance(recorded, list) or len(recorded) > 256:
+        return []
+    out = []
+    for pattern in recorded:
+        if not isinstance(pattern, str) or not pattern or len(pattern) > 1024:
+            return []
+        try:
+            compile_glob(pattern)
+        except Exception:  # noqa: BLE001 - an unusable pattern is simply not honoured
+            return []
+        out.append(pattern)
+    return out
+
+
 def build_provenance(*, builder_id: str | None = None, build_type: str | None = None,
                      parameters: Mapping[str, Any] | None = None,
                      dependencies: Iterable[dict[str, Any]] = (),

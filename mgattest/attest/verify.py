@@ -706,7 +706,10 @@ def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
             check = ModelCheck(str(model), [FileCheck(model.name, "ok", att.message_digest,
                                                       "message signature over the file")])
             continue
-        kwargs: dict[str, Any] = dict(ignore=list(ignore), exclude=bundle_paths,
+        from mgattest.attest.slsa import signed_ignores
+
+        kwargs: dict[str, Any] = dict(ignore=list(ignore) + signed_ignores(att.statement),
+                                      exclude=bundle_paths,
                                       allow_unsigned_files=allow_unsigned_files)
         if progress is not None:
             kwargs["progress"] = progress

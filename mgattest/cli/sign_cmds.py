@@ -112,7 +112,7 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
                  refresh_trust: bool = False,
                  out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
                  log_key: Optional[Path], no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
-                 allow_symlinks: bool, as_json: bool) -> None:
+                 allow_symlinks: bool, as_json: bool, hash_alg: str = "sha256") -> None:
     from mgattest.attest import sign as signing
     from mgattest.errors import InputError
 
@@ -130,7 +130,8 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
     from mgattest.attest import digests as digest_mod
 
     with hashing_progress(model) as progress:
-        md = digest_mod.hash_model(model, shard_size=shard_size, ignore=ignore,
+        md = digest_mod.hash_model(model, algorithm=hash_alg, shard_size=shard_size,
+                                   ignore=ignore,
                                    exclude=[path], allow_symlinks=allow_symlinks,
                                    progress=progress)
     if not md.files:
@@ -170,7 +171,11 @@ _LOG_KEY = typer.Option(None, "--log-key", metavar="KEY",
                         help="Private key of the --log-db log (default: PATH with .key).")
 _NO_LOG = typer.Option(False, "--no-log", help="Do not record in any transparency log.")
 _SHARD = typer.Option(None, "--shard-size", min=1, help="Hash files in shards of N bytes.")
-_IGNORE = typer.Option([], "--ignore", help="Anchored glob of files to leave out (repeatable).")
+_IGNORE = typer.Option([], "--ignore", help="Anchored glob of files to leave out (repeatable); "
+                       "recorded in the signed provenance so verify skips the same files.")
+_HASH = typer.Option("sha256", "--hash", metavar="ALG",
+                     help="File digest algorithm: sha256 (= sha256sum), sha512, blake2b, "
+                          "or blake3 when installed.")
 _SYMLINKS = typer.Option(False, "--allow-symlinks",
                          help="Follow symlinks that stay inside the model.")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
@@ -198,6 +203,7 @@ def sign_cmd(
     no_log: bool = _NO_LOG,
     shard_size: Optional[int] = _SHARD,
     ignore: List[str] = _IGNORE,
+    hash_alg: str = _HASH,
     allow_symlinks: bool = _SYMLINKS,
     builder_id: Optional[str] = typer.Option(None, "--builder-id", help="SLSA builder id."),
     build_type: Optional[str] = typer.Option(None, "--build-type", help="SLSA buildType URI."),
@@ -237,7 +243,8 @@ def sign_cmd(
                                if signer else None)
         predicate = slsa.build_provenance(builder_id=builder_id, build_type=build_type,
                                           parameters=params, dependencies=deps, ci=ci,
-                                          frameworks=frameworks)
+                                          frameworks=frameworks,
+                                          internal_parameters=slsa.digest_options(md.ignore))
         return make_statement(md.subjects(), slsa.SLSA_PROVENANCE_V1, predicate), None
 
     _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
@@ -245,6 +252,7 @@ def sign_cmd(
                  password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
+                 hash_alg=hash_alg,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 
@@ -268,6 +276,7 @@ def attest_cmd(
     no_log: bool = _NO_LOG,
     shard_size: Optional[int] = _SHARD,
     ignore: List[str] = _IGNORE,
+    hash_alg: str = _HASH,
     allow_symlinks: bool = _SYMLINKS,
     as_json: bool = _JSON,
 ) -> None:
@@ -299,6 +308,7 @@ def attest_cmd(
                  password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
+                 hash_alg=hash_alg,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 
