@@ -72,3 +72,33 @@ def test_refresh_trust_is_the_only_network_path(conformance_dir, no_network, mon
     assert result.exit_code == 2, result.output
     assert "TUF" in result.output
     assert no_network, "--refresh-trust should have tried to reach the TUF repository"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--certificate-github-workflow-repository",
+      "sigstore-conformance/extremely-dangerous-public-oidc-beacon",
+      "--certificate-github-workflow-ref", "refs/heads/main",
+      "--certificate-github-workflow-sha", "c7b3dfb335f051e1c86bda4c716fac97df62ad81",
+      "--certificate-github-workflow-trigger", "workflow_dispatch",
+      "--certificate-github-workflow-name", "Extremely dangerous OIDC beacon"], 0),
+    (["--certificate-extension",
+      "source_repository_uri=https://github.com/sigstore-conformance/"
+      "extremely-dangerous-public-oidc-beacon",
+      "--certificate-extension", "runner_environment=github-hosted"], 0),
+    (["--certificate-github-workflow-repository", "sigstore-conformance/other"], 1),
+    (["--certificate-github-workflow-ref", "refs/heads/mai"], 1),       # no prefix match
+    (["--certificate-github-workflow-trigger", "push"], 1),
+    (["--certificate-extension", "source_repository_uri=https://github.com/sigstore-"
+      "conformance"], 1),
+    (["--certificate-extension", "no_such_extension=x"], 2),
+    (["--certificate-extension", "missing-equals"], 2),
+])
+def test_github_workflow_extensions_matchable(conformance_dir, monkeypatch, tmp_path, flags,
+                                              expected):
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path))
+    artifact, bundle = _case(conformance_dir, "happy-path-v0.3")
+    result = runner.invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
+                                 "--identity", IDENTITY, "--issuer", ISSUER, *flags])
+    assert result.exit_code == expected, result.output
+    if expected == 1:
+        assert "extension" in result.output

@@ -47,6 +47,21 @@ def verify_cmd(
     identity_regex: Optional[str] = typer.Option(
         None, "--identity-regex", help="Signer identity regex (fully anchored)."),
     issuer: Optional[str] = typer.Option(None, "--issuer", help="OIDC issuer of the signer."),
+    gh_repository: Optional[str] = typer.Option(
+        None, "--certificate-github-workflow-repository",
+        help="Required GitHub repository (owner/name) in the signing certificate."),
+    gh_ref: Optional[str] = typer.Option(
+        None, "--certificate-github-workflow-ref", help="Required git ref (refs/heads/main)."),
+    gh_sha: Optional[str] = typer.Option(
+        None, "--certificate-github-workflow-sha", help="Required commit SHA."),
+    gh_trigger: Optional[str] = typer.Option(
+        None, "--certificate-github-workflow-trigger", help="Required event (push, release...)."),
+    gh_name: Optional[str] = typer.Option(
+        None, "--certificate-github-workflow-name", help="Required workflow name."),
+    cert_extension: List[str] = typer.Option(
+        [], "--certificate-extension", metavar="NAME=VALUE",
+        help="Required Fulcio extension value, exact (repeatable), e.g. "
+             "source_repository_uri=https://github.com/acme/models."),
     allow_unlogged: bool = typer.Option(False, "--allow-unlogged",
                                         help="Accept bundles without a transparency-log entry."),
     ignore: List[str] = typer.Option([], "--ignore", help="Anchored glob to leave out."),
@@ -75,6 +90,10 @@ def verify_cmd(
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
     if refresh_trust:
         instance = _refreshed_instance(instance)
+    extensions = _extension_constraints(
+        {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
+         "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
+         "github_workflow_name": gh_name}, cert_extension)
     options = dict(bundle=bundle, key=key, certificate_chain=certificate_chain,
                    trusted_root=trusted_root, instance=instance, identity=identity,
                    identity_regex=identity_regex, issuer=issuer,
@@ -85,6 +104,11 @@ def verify_cmd(
                    source_versioned_tag=source_versioned_tag, source_branch=source_branch,
                    emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
     if any(options[name] is not None for name in _POLICY_OPTIONS):
+        if extensions:
+            from mgattest.errors import InputError
+
+            raise InputError("with --policy, put certificate extension constraints in the "
+                             "policy's signers (keyless.extensions)", what="usage")
         from mgattest.policy.cli_support import run_verify
 
         code = run_verify(model=model, bundles=list(bundle), policy=policy,
@@ -97,7 +121,7 @@ def verify_cmd(
     try:
         result = _verify(model, bundle, key, certificate_chain, trusted_root, instance,
                          identity, identity_regex, issuer, allow_unlogged, ignore,
-                         allow_unsigned_files, allow_symlinks, predicate_type)
+                         allow_unsigned_files, allow_symlinks, predicate_type, extensions)
     except Exception as exc:  # typed errors → exit codes; --json keeps machine output
         from mgattest.errors import MgattestError
 
@@ -113,7 +137,8 @@ def verify_cmd(
 def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain: Any,
             trusted_root: Any, instance: Any, identity: Any, identity_regex: Any, issuer: Any,
             allow_unlogged: bool, ignore: List[str], allow_unsigned_files: bool,
-            allow_symlinks: bool, predicate_type: Any) -> dict[str, Any]:
+            allow_symlinks: bool, predicate_type: Any,
+            extensions: Optional[dict[str, str]] = None) -> dict[str, Any]:
     from mgattest.attest import trustroot, verify
     from mgattest.errors import InputError
 
@@ -125,11 +150,11 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
                     else trustroot.embedded_trusted_root(instance))
         root = embedded if root is None else root.merged(embedded)
     policy = None
-    if identity or identity_regex or issuer:
+    if identity or identity_regex or issuer or extensions:
         from mgattest.attest.certs import IdentityPolicy
 
         policy = IdentityPolicy(identity=identity, identity_regex=identity_regex,
-                                issuer=issuer)
+                                issuer=issuer, extensions=extensions or {})
     chain = None
     if certificate_chain is not None:
         chain = certificate_chain.read_bytes()
@@ -154,6 +179,24 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             progress=progress, **common)
     _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _extension_constraints(named: dict[str, Optional[str]],
+                           pairs: List[str]) -> dict[str, str]:
+    """Fulcio extension values the certificate must carry (exact matches)."""
+    from mgattest.errors import InputError
+
+    wanted = {name: value for name, value in named.items() if value is not None}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"--certificate-extension takes NAME=VALUE, not {pair!r}",
+                             what="--certificate-extension")
+        if name in wanted and wanted[name] != value:
+            raise InputError(f"conflicting values for certificate extension {name}",
+                             what="--certificate-extension")
+        wanted[name] = value
+    return wanted
 
 
 def _refreshed_instance(instance: Optional[str]) -> Any:
