@@ -80,20 +80,10 @@ def _fail(message: str, where: str, what: str = "bundle") -> BundleFormatError:
 
 def read_bundle_bytes(path: str | Path, *, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
     """Read a bundle file, refusing files over ``max_bytes`` before reading them."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except IsADirectoryError:
-        raise BundleReadError(f"bundle {path} is a directory", what="bundle",
-                              where=str(path)) from None
-    except OSError as exc:
-        raise BundleReadError(f"cannot read bundle {path}: {exc.strerror}", what="bundle",
-                              where=str(path)) from None
-    if len(data) > max_bytes:
-        raise _fail(f"bundle {path} is larger than {max_bytes} bytes", str(path),
-                    "bundle size")
-    return data
+    from mgattest._files import read_bounded
+
+    return read_bounded(path, max_bytes, what="bundle", error=BundleReadError,
+                        too_large=BundleFormatError)
 
 
 def load_bundle(source: str | Path | bytes | dict[str, Any], *,

@@ -60,12 +60,10 @@ def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
                                   what="usage")
     try:
         if trust_config is not None:
-            path = Path(trust_config)
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_TRUST_CONFIG_BYTES + 1)
-            if len(raw) > MAX_TRUST_CONFIG_BYTES:
-                raise KeylessSigningError(f"trust config {path} is too large",
-                                          what="trust-config", where=str(path))
+            from mgattest._files import read_bounded
+
+            raw = read_bounded(trust_config, MAX_TRUST_CONFIG_BYTES, what="trust config",
+                               error=KeylessSigningError)
             return ClientTrustConfig.from_json(raw.decode("utf-8"))
         instance = "staging" if staging else "production"
         if refresh_trust:

@@ -24,6 +24,7 @@ import os
 import re
 from typing import Any
 
+from mgattest._files import read_bounded
 from mgattest.errors import InputError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -38,20 +39,9 @@ class AttestationSourceError(InputError):
 
 def load_attestations(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
     """Every bundle in the file at *path*, as ``(source_label, bundle_dict)`` pairs."""
-    label = str(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except IsADirectoryError:
-        raise AttestationSourceError(f"{label} is a directory, not an attestation file",
-                                     what="attestation source", where=label) from None
-    except OSError as exc:
-        raise AttestationSourceError(f"cannot read {label}: {exc.strerror or exc}",
-                                     what="attestation source", where=label) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise AttestationSourceError(f"{label} is larger than {MAX_FILE_BYTES} bytes",
-                                     what="attestation source", where=label)
-    return attestations_from_bytes(data, label)
+    data = read_bounded(path, MAX_FILE_BYTES, what="attestation file",
+                        error=AttestationSourceError)
+    return attestations_from_bytes(data, str(path))
 
 
 def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str, Any]]]:

@@ -222,16 +222,9 @@ def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot
 
 
 def _read_json(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TRUST_FILE_BYTES + 1)
-    except OSError as exc:
-        raise TrustRootError(f"cannot read {path}: {exc.strerror}", what="trusted root",
-                             where=str(path)) from None
-    if len(data) > MAX_TRUST_FILE_BYTES:
-        raise TrustRootError(f"{path} is larger than 4 MiB", what="trusted root",
-                             where=str(path))
+    from mgattest._files import read_bounded
+
+    data = read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root", error=TrustRootError)
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

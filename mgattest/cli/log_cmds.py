@@ -26,12 +26,10 @@ def register(app: typer.Typer) -> None:
 # --- helpers -------------------------------------------------------------------------
 
 def _read_text(path: Path, what: str, limit: int = MAX_JSON_FILE) -> str:
+    from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise InputError(f"{what} {path} is larger than {limit} bytes", what=what, where=str(path))
+    data = read_bounded(path, limit, what=what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

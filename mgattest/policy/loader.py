@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mgattest._files import read_bounded
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
@@ -60,16 +61,7 @@ class Issue:
 
 def read_policy_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a policy file, bounded in size."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", what="policy.read",
-                          where=str(p)) from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"policy file is larger than {MAX_POLICY_BYTES} bytes",
-                          what="policy.size", where=str(p))
+    data = read_bounded(path, MAX_POLICY_BYTES, what="policy file", error=PolicyError)
     return data
 
 
