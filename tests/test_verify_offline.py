@@ -102,3 +102,25 @@ def test_github_workflow_extensions_matchable(conformance_dir, monkeypatch, tmp_
     assert result.exit_code == expected, result.output
     if expected == 1:
         assert "extension" in result.output
+
+
+def test_rekor_v2_log_must_be_valid_at_the_timestamped_time(conformance_dir, tmp_path,
+                                                            monkeypatch):
+    """Rekor v2 entries carry no integratedTime; the RFC 3161 time stands in for it, and
+    the log key must have been valid then (a window that ends earlier is a rejection)."""
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path))
+    base = conformance_dir / "data/sigstore+sigstore-conformance/test/assets/bundle-verify"
+    case = base / "rekor2-happy-path"
+    root = json.loads((case / "trusted_root.json").read_text())
+    args = ["verify", str(base / "a.txt"), "--bundle", str(case / "bundle.sigstore.json"),
+            "--identity", IDENTITY, "--issuer", ISSUER]
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(root))
+    assert runner.invoke(app, args + ["--trusted-root", str(ok)]).exit_code == 0
+    v2 = [t for t in root["tlogs"] if "log2025" in t["baseUrl"]][0]
+    v2["publicKey"]["validFor"]["end"] = "2025-04-16T00:00:01Z"
+    ended = tmp_path / "ended.json"
+    ended.write_text(json.dumps(root))
+    result = runner.invoke(app, args + ["--trusted-root", str(ended)])
+    assert result.exit_code == 1, result.output
+    assert "not a trusted log at the timestamped signing time" in result.output

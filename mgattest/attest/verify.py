@@ -405,7 +405,9 @@ def _verify_keyless(bundle: Bundle, root: Any, proofs: list[LogProof],
     raw_ts = ((bundle.raw.get("verificationMaterial") or {}).get(
         "timestampVerificationData") or {}).get("rfc3161Timestamps") or []
     if raw_ts:
-        times += verify_rfc3161_timestamps(raw_ts, bundle.signature, root)
+        stamped = verify_rfc3161_timestamps(raw_ts, bundle.signature, root)
+        _require_log_valid_at(proofs, root, stamped, bundle.source)
+        times += stamped
     assert bundle.certificate_der is not None
     signer = verify_signing_certificate(bundle.certificate_der, list(bundle.chain_der),
                                         root, times)
@@ -417,6 +419,30 @@ def _verify_keyless(bundle: Bundle, root: Any, proofs: list[LogProof],
         identity = IdentityPolicy(**identity)
     identity.check(signer)
     return signer
+
+
+def _require_log_valid_at(proofs: list[LogProof], root: Any, stamped: list[int],
+                          source: str) -> None:
+    """Entries without an integrated time (Rekor v2) get their time from RFC 3161
+    timestamps: the log key must have been valid then, as it must be at integratedTime
+    for v1 entries (which tlog.verify checks)."""
+    from datetime import datetime, timezone
+
+    undated = [p for p in proofs if p.integrated_time is None]
+    if not undated or not stamped:
+        return
+    logs = {log.log_id.hex(): log for log in _trusted_logs(root, [])}
+    for proof in undated:
+        log = logs.get(proof.log_id)
+        if log is None:
+            continue  # a log the local machine trusts directly carries no window
+        for t in stamped:
+            if not log.valid_at(datetime.fromtimestamp(t, tz=timezone.utc)):
+                raise BundleVerificationError(
+                    f"log {proof.log_id[:16]}… was not a trusted log at the timestamped "
+                    f"signing time {datetime.fromtimestamp(t, tz=timezone.utc).isoformat()}",
+                    what="transparency log validity",
+                    where=f"{source} (log index {proof.log_index})")
 
 
 def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
