@@ -171,19 +171,11 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
 
 
 def _parse_time(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"{where}: timestamp is not a string", what="trusted-root",
-                         where=where)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{where}: bad RFC 3339 timestamp {value!r}", what="trusted-root",
-                         where=where) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
+    """A trusted root's RFC 3339 validity bound (parsed as trustroot does) as a datetime."""
+    from mgattest.attest.trustroot import parse_time
+
+    seconds = parse_time(value, where=where)
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def _b64(value: Any, where: str) -> bytes:
