@@ -201,6 +201,25 @@ class _Walker:
             raise MalformedPickle("line argument too long", pos)
         return self.data[pos:nl], min(nl + 1, self.end)
 
+    # Memo opcodes come in three widths: BIN* (1-byte key), LONG_BIN* (4-byte little
+    # endian key) and the text form (decimal line). PUT and GET share the layout.
+    _MEMO_WIDTH = {0x71: 1, 0x68: 1, 0x72: 4, 0x6A: 4}
+
+    def _memo_key(self, op: int, pos: int, at: int, kind: str) -> tuple[int, int]:
+        """The memo key of a PUT/GET-family opcode at ``pos``, and the position after it."""
+        width = self._MEMO_WIDTH.get(op)
+        if width == 1:
+            pos = self._need(pos, 1, f"BIN{kind}")
+            return self.data[pos - 1], pos
+        if width == 4:
+            pos = self._need(pos, 4, f"LONG_BIN{kind}")
+            return int.from_bytes(self.data[pos - 4:pos], "little"), pos
+        line, pos = self._line(pos)
+        try:
+            return int(line), pos
+        except ValueError:
+            raise MalformedPickle(f"{kind} argument is not an integer", at) from None
+
     def _need(self, pos: int, n: int, what: str) -> int:
         if n < 0 or pos + n > self.end:
             raise MalformedPickle(
@@ -366,36 +385,14 @@ class _Walker:
                 floor = len(stack)
             # --- memo -----------------------------------------------------------------
             elif op == 0x71 or op == 0x72 or op == 0x70:  # BINPUT, LONG_BINPUT, PUT
-                if op == 0x71:
-                    pos = self._need(pos, 1, "BINPUT")
-                    key = data[pos - 1]
-                elif op == 0x72:
-                    pos = self._need(pos, 4, "LONG_BINPUT")
-                    key = int.from_bytes(data[pos - 4:pos], "little")
-                else:
-                    line, pos = self._line(pos)
-                    try:
-                        key = int(line)
-                    except ValueError:
-                        raise MalformedPickle("PUT argument is not an integer", at) from None
+                key, pos = self._memo_key(op, pos, at, "PUT")
                 if len(stack) <= floor:
                     raise underflow(at)
                 if key not in memo and len(memo) >= lim.max_memo:
                     raise MalformedPickle("pickle memo too large", at)
                 memo[key] = stack[-1]
             elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET, LONG_BINGET, GET
-                if op == 0x68:
-                    pos = self._need(pos, 1, "BINGET")
-                    key = data[pos - 1]
-                elif op == 0x6A:
-                    pos = self._need(pos, 4, "LONG_BINGET")
-                    key = int.from_bytes(data[pos - 4:pos], "little")
-                else:
-                    line, pos = self._line(pos)
-                    try:
-                        key = int(line)
-                    except ValueError:
-                        raise MalformedPickle("GET argument is not an integer", at) from None
+                key, pos = self._memo_key(op, pos, at, "GET")
                 try:
                     stack.append(memo[key])
                 except KeyError:
