@@ -38,3 +38,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Create ``files`` (relative POSIX name → bytes) under ``root``; return ``root``."""
+    for name, data in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root

@@ -29,14 +29,7 @@ from mgattest.attest.digests import (
 )
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle as tlog_merkle
-
-
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        p = root / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return root
+from tests.conftest import make_tree as _tree
 
 
 MODEL = {

@@ -26,14 +26,7 @@ from mgattest.attest.walk import (
     walk_model_detailed,
 )
 from mgattest.errors import InputError
-
-
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        p = root / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return root
+from tests.conftest import make_tree as _tree
 
 
 # --------------------------------------------------------------------------- globs

@@ -23,6 +23,7 @@ from mgattest.attest.modelsigning import (
     to_model_signing_statement,
 )
 from mgattest.errors import VerificationError
+from tests.conftest import make_tree as _tree
 
 pytestmark = pytest.mark.interop
 
@@ -45,12 +46,6 @@ TREE = {
 }
 
 
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        p = root / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return root
 
 
 @pytest.fixture()
