@@ -7,6 +7,14 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests with a fixed seed: a red CI is then reproducible on any
+# machine (`CI=true pytest ...`), and a green one does not depend on luck. Developers'
+# runs stay random and keep a local example database, so exploration goes on locally.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
