@@ -41,6 +41,13 @@ def conformance_dir() -> Path:
     return CONFORMANCE_DIR
 
 
+@pytest.fixture(autouse=True)
+def _isolated_mgattest_home(tmp_path, monkeypatch):
+    """Every test gets its own embedded-log home: none touches the user's data dir,
+    and no test sees another's local log."""
+    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

@@ -15,11 +15,6 @@ from mgattest.attest import trustroot
 from mgattest.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture(scope="module")
 def signed_bundle(tmp_path_factory):
     """A real bundle: a model signed into a fresh local log."""

@@ -24,11 +24,6 @@ pytestmark = pytest.mark.interop
 MODEL_SIGNING_CLI = Path(sys.executable).parent / "model_signing"
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture
 def model(tmp_path):
     root = tmp_path / "model"

@@ -20,11 +20,6 @@ from mgattest.errors import InputError, VerificationError
 from tests.conftest import free_port
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture
 def model(tmp_path):
     root = tmp_path / "model"

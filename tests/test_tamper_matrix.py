@@ -23,11 +23,6 @@ SIGNER = generate_signer("ecdsa-p256")
 KEYS = [SIGNER.public_key]
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-
-
 def _make_model(root):
     (root / "sub").mkdir(parents=True)
     (root / "a.json").write_text('{"x": 1}')
