@@ -385,3 +385,19 @@ def test_safetensors_header_fuzz_only_raises_format_errors():
             pass
 
     mutate()
+
+
+def test_safetensors_header_with_a_repeated_key_is_refused():
+    """Parsers disagree on which value a repeated key keeps: refuse, don't pick one."""
+    import struct
+
+    from mgattest.load.loaders import SafetensorsFormatError, parse_header
+
+    header = (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},'
+              b' "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}')
+    blob = struct.pack("<Q", len(header)) + header + b"\0" * 4
+    with pytest.raises(SafetensorsFormatError, match="duplicate header key 'w'"):
+        parse_header(blob, "m.safetensors")
+    single = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    start, tensors, _ = parse_header(struct.pack("<Q", len(single)) + single + b"\0" * 4)
+    assert tensors["w"][0] == "F32"

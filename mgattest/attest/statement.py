@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import rfc8785
 
+from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.errors import InputError, VerificationError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -146,17 +147,10 @@ def parse_statement(payload: bytes, *, where: str = "statement",
     if len(payload) > MAX_STATEMENT_BYTES:
         raise StatementError("statement larger than 32 MiB", what="statement", where=where)
     try:
-        data = json.loads(payload, object_pairs_hook=_no_duplicates)
+        data = json.loads(payload, object_pairs_hook=reject_duplicate_keys)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise StatementError(f"statement is not valid JSON: {exc}", what="statement",
                              where=where) from None
     return validate_statement(data, where=where, check_names=check_names)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import MALFORMED
 
@@ -14,19 +15,6 @@ DTYPE_BITS = {
     "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64,
     "U64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
-
-
-class _Dup(Exception):
-    pass
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Dup(key)
-        out[key] = value
-    return out
 
 
 def check_safetensors(data, ctx: ScanContext) -> None:
@@ -45,9 +33,9 @@ def check_safetensors(data, ctx: ScanContext) -> None:
     if not raw.startswith(b"{"):
         return bad("header does not start with '{'", 8)
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except _Dup as exc:
-        return bad(f"duplicate key {exc.args[0]!r} in header", 8)
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
+    except DuplicateKeyError as exc:
+        return bad(f"duplicate key {exc.key!r} in header", 8)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return bad(f"header is not valid UTF-8 JSON: {exc}", 8)
     if not isinstance(header, dict):

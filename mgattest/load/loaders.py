@@ -186,19 +186,14 @@ def parse_header(data: Any, name: str = "safetensors") -> tuple[int, dict[str, t
     if n > MAX_HEADER_BYTES or 8 + n > len(data):
         raise bad(f"header length {n} exceeds the file ({len(data)} bytes) or the limit")
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise bad(f"duplicate header key {key!r}")
-            out[key] = value
-        return out
+    from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys  # noqa: PLC0415
 
     try:
-        header = json.loads(bytes(data[8:8 + n]).decode("utf-8"), object_pairs_hook=no_duplicates)
+        header = json.loads(bytes(data[8:8 + n]).decode("utf-8"),
+                            object_pairs_hook=reject_duplicate_keys)
+    except DuplicateKeyError as exc:
+        raise bad(f"duplicate header key {exc.key!r}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        if isinstance(exc, SafetensorsFormatError):
-            raise
         raise bad(f"header is not UTF-8 JSON ({exc})") from None
     if not isinstance(header, dict):
         raise bad("header is not a JSON object")
