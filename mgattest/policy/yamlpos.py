@@ -2,9 +2,12 @@
 
 PyYAML's safe loader silently keeps the last of duplicate keys, expands aliases
 (billion-laughs), and turns ``2027-01-01`` into a ``datetime``. A policy file must be
-unambiguous, so this module composes the node graph itself: duplicate keys and aliases
-are errors, scalars resolve only to str/int/float/bool/null, and every value's
-location is recorded as ``path -> line`` for error messages (``policy.yaml:12``).
+unambiguous, so this module composes the node graph itself: duplicate keys, aliases
+and merge keys are errors, every node must carry its standard tag (a tag such as
+``!!python/object/apply:os.system`` on a sequence or mapping is refused like one on a
+scalar), mapping keys must be strings, scalars resolve only to str/int/float/bool/null,
+and every value's location is recorded as ``path -> line`` for error messages
+(``policy.yaml:12``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class Located:
 
 
 _LOADER = yaml.SafeLoader
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def parse_yaml(text: str | bytes, file: str = "<policy>") -> Located:
@@ -105,16 +111,11 @@ def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
                           what="policy.yaml", where=f"{located.file}:{line}")
     seen.add(id(node))
     located.lines[path] = line
+    _check_collection_tag(node, located.file, line)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise PolicyError("mapping keys must be plain strings", what="policy.yaml",
-                                  where=f"{located.file}:{key_node.start_mark.line + 1}")
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise PolicyError("YAML merge keys (<<) are not allowed in policy files",
-                                  what="policy.yaml",
-                                  where=f"{located.file}:{key_node.start_mark.line + 1}")
+            _check_key(key_node, located.file)
             key = key_node.value
             if key in out:
                 raise PolicyError(f"duplicate key {key!r}", what="policy.yaml",
@@ -125,6 +126,27 @@ def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
         return [_build(item, path + (i,), located, seen, counter)
                 for i, item in enumerate(node.value)]
     return _scalar(node, located.file, line)
+
+
+def _check_collection_tag(node: yaml.Node, file: str, line: int) -> None:
+    """A mapping or sequence must carry its standard tag: ``!!python/...``, ``!!set``,
+    ``!!omap`` or a local ``!tag`` would change what the node means to other loaders."""
+    expected = {yaml.MappingNode: _MAP_TAG, yaml.SequenceNode: _SEQ_TAG}.get(type(node))
+    if expected is not None and node.tag != expected:
+        raise PolicyError(f"unsupported YAML tag {node.tag}", what="policy.yaml",
+                          where=f"{file}:{line}")
+
+
+def _check_key(key_node: yaml.Node, file: str) -> None:
+    """Mapping keys are plain strings: no merge key, no collection, no ``1:``/``true:``
+    that another loader would read as a number or a boolean."""
+    where = f"{file}:{key_node.start_mark.line + 1}"
+    if key_node.tag == "tag:yaml.org,2002:merge":
+        raise PolicyError("YAML merge keys (<<) are not allowed in policy files",
+                          what="policy.yaml", where=where)
+    if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+        raise PolicyError("mapping keys must be plain strings (quote a key such as "
+                          "'1' or 'true')", what="policy.yaml", where=where)
 
 
 def _scalar(node: yaml.ScalarNode, file: str, line: int) -> Any:
