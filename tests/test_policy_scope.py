@@ -74,3 +74,236 @@ def test_alias_bomb_and_merge_keys_are_refused_quickly():
     merge = MIN + "    content: {<<: {pickle: restricted}}\n"
     with pytest.raises(PolicyError, match="merge keys"):
         policy_from_bytes(merge.encode())
+
+
+# --------------------------------------------------------------------------- load()
+
+import io  # noqa: E402
+import pickle  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import mgattest  # noqa: E402
+from mgattest.attest.keys import generate_signer, public_key_pem  # noqa: E402
+from mgattest.attest.sign import sign_model, write_bundle_file  # noqa: E402
+from mgattest.load import PolicyDenied  # noqa: E402
+from mgattest.load.loaders import UnsafeContentError  # noqa: E402
+
+LOAD_POLICY = """\
+apiVersion: mgattest/v1
+kind: Policy
+unmatchedFiles: {unmatched}
+trust:
+  keys: [{{name: release, path: release.pub}}, {{name: docs, path: docs.pub}}]
+signers:
+  release: {{key: release}}
+  docs: {{key: docs}}
+rules:
+{rules}
+"""
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def keys(tmp_path):
+    release, docs = generate_signer(), generate_signer()
+    (tmp_path / "release.pub").write_bytes(public_key_pem(release))
+    (tmp_path / "docs.pub").write_bytes(public_key_pem(docs))
+    return {"release": release, "docs": docs}
+
+
+def _model_dir(tmp_path, files: dict[str, bytes]):
+    d = tmp_path / "model"
+    d.mkdir()
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+    return d
+
+
+def _write_policy(tmp_path, rules: str, unmatched: str = "deny"):
+    path = tmp_path / "policy.yaml"
+    path.write_text(LOAD_POLICY.format(unmatched=unmatched, rules=rules))
+    return path
+
+
+def _bundle(tmp_path, model, signer, name="model.sigstore.json"):
+    return write_bundle_file(sign_model(model, signer).bundle, tmp_path / name)
+
+
+WEIGHTS_RULE = """\
+  - id: weights
+    match: ["*.npy"]
+    signedBy: {anyOf: [release]}
+    content: {pickle: deny}
+"""
+
+
+def test_unmatched_file_is_never_unpickled(tmp_path, keys):
+    """#9: a pickle that no rule matches (unmatchedFiles: allow) is not deserialised,
+    although the same bundle signs it."""
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(3)),
+                                  "extra.pkl": pickle.dumps({"ran": True})})
+    pol = _write_policy(tmp_path, WEIGHTS_RULE, unmatched="allow")
+    bundle = _bundle(tmp_path, model, keys["release"])
+    got = mgattest.load(model, policy=pol, bundles=[bundle])
+    assert list(got) == ["w.npy"] and np.array_equal(got["w.npy"], np.arange(3))
+
+
+def test_ignored_and_unsigned_files_are_never_parsed(tmp_path, keys, monkeypatch):
+    """#9: files.ignore and files.unsigned: allow tolerate a file in the verdict; they
+    do not make it loadable."""
+    rules = WEIGHTS_RULE.replace('["*.npy"]', '["**"]') + \
+        '    files: {ignore: ["*.pkl"], unsigned: allow}\n'
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2)),
+                                  "ignored.pkl": pickle.dumps([1])})
+    bundle = _bundle(tmp_path, model, keys["release"])
+    (model / "late.npy").write_bytes(_npy(np.arange(4)))  # not signed
+    pol = _write_policy(tmp_path, rules)
+    import mgattest.load.loaders as loaders
+    parsed = []
+    real = loaders.deserialize
+    monkeypatch.setattr(loaders, "deserialize",
+                        lambda name, *a, **k: parsed.append(name) or real(name, *a, **k))
+    got = mgattest.load(model, policy=pol, bundles=[bundle])
+    assert list(got) == ["w.npy"] and parsed == ["w.npy"]
+
+
+def test_single_file_with_nothing_cleared_raises(tmp_path, keys):
+    model = tmp_path / "only.pkl"
+    model.write_bytes(pickle.dumps({"ran": True}))
+    pol = _write_policy(tmp_path, WEIGHTS_RULE, unmatched="allow")
+    bundle = _bundle(tmp_path, model, keys["release"])
+    with pytest.raises(PolicyDenied, match="clears no file") as exc:
+        mgattest.load(model, policy=pol, bundles=[bundle])
+    assert exc.value.verdict.allowed and "matches no rule" in str(exc.value)
+
+
+def test_object_arrays_only_under_their_own_rule(tmp_path, keys):
+    """#16.5: `pickle: restricted` in one rule does not let load() unpickle an object
+    array that a `pickle: deny` rule judges."""
+    rules = WEIGHTS_RULE + """\
+  - id: extras
+    match: ["extras/**"]
+    signedBy: {anyOf: [release]}
+    content: {pickle: restricted}
+"""
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.array([{"k": 1}, None], dtype=object))})
+    (model / "extras").mkdir()
+    (model / "extras" / "o.npy").write_bytes(_npy(np.array([{"k": 2}], dtype=object)))
+    pol = _write_policy(tmp_path, rules)
+    bundle = _bundle(tmp_path, model, keys["release"])
+    with pytest.raises(UnsafeContentError, match="w.npy"):
+        mgattest.load(model, policy=pol, bundles=[bundle])
+    (model / "w.npy").write_bytes(_npy(np.arange(2)))
+    bundle = _bundle(tmp_path, model, keys["release"])
+    got = mgattest.load(model, policy=pol, bundles=[bundle])
+    assert list(got["extras/o.npy"]) == [{"k": 2}]
+
+
+def test_files_signed_by_a_signer_the_rule_does_not_trust_are_not_loaded(tmp_path, keys):
+    """The docs signer is trusted for *.md only; its bundle covering the weights does
+    not make them covered for the weights rule (and not loadable in warn mode)."""
+    rules = WEIGHTS_RULE + """\
+  - id: docs
+    match: ["*.md"]
+    signedBy: {anyOf: [docs]}
+"""
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2)), "README.md": b"hi"})
+    path = _write_policy(tmp_path, rules)
+    path.write_text(path.read_text().replace("kind: Policy\n", "kind: Policy\nmode: warn\n"))
+    bundle = _bundle(tmp_path, model, keys["docs"])
+    got = mgattest.load(model, policy=path, bundles=[bundle])
+    assert list(got) == ["README.md"]
+
+
+# --------------------------------------------------------------------------- clauses see
+# only attestations from the signers their rule trusts
+
+from mgattest.policy.evaluate import evaluate  # noqa: E402
+from test_policy_helpers import (KEY_B, SLSA, T0, attestation, digest_of,  # noqa: E402
+                                 key_signer, model, policy, provenance, safe_reports)
+
+W, DOC = "model.safetensors", "README.md"
+TWO_FILES = {W: digest_of(b"weights"), DOC: digest_of(b"docs")}
+
+
+def _two_signer_policy(weights_extra: str):
+    text = (HEAD + keys_block(("release", KEY_A), ("docs", KEY_B))
+            + "signers:\n  release: {key: release}\n  docs: {key: docs}\nrules:\n"
+            "  - id: weights\n    match: ['*.safetensors']\n    signedBy: {anyOf: [release]}\n"
+            + "".join("    " + ln + "\n" for ln in weights_extra.strip("\n").splitlines())
+            + "  - id: docs\n    match: ['*.md']\n    signedBy: {anyOf: [docs]}\n")
+    return policy(text)
+
+
+def _run(pol, atts):
+    return evaluate(pol, atts, model(TWO_FILES), safe_reports(TWO_FILES), now=T0)
+
+
+def test_cel_ignores_attestations_from_signers_the_rule_does_not_trust():
+    """#16.6: the docs signer attests score 0.99 for the weights; the weights rule's own
+    signer said 0.42. The CEL clause must see only the release signer's attestation."""
+    pol = _two_signer_policy("cel:\n  - {id: score, expr: 'predicate.score >= 0.9', "
+                             "message: score too low}")
+    release = attestation(TWO_FILES, key_signer(KEY_A), predicate_type="https://e/v1",
+                          predicate={"score": 0.42}, source="release.json")
+    docs = attestation(TWO_FILES, key_signer(KEY_B), predicate_type="https://e/v1",
+                       predicate={"score": 0.99}, source="docs.json")
+    v = _run(pol, [release, docs])
+    cel = next(c for c in v.checks if c.id == "weights.cel:score")
+    assert not v.allowed and cel.status == "fail" and "score too low" in cel.reason
+    good = attestation(TWO_FILES, key_signer(KEY_A), predicate_type="https://e/v1",
+                       predicate={"score": 0.95}, source="release-good.json")
+    v = _run(pol, [good, docs])
+    cel = next(c for c in v.checks if c.id == "weights.cel:score")
+    assert v.allowed and cel.evidence[0]["satisfiedBy"] == {
+        "attestation": "release-good.json", "signer": f"key:{KEY_A[1]}"}
+
+
+def test_predicate_expectations_ignore_untrusted_signers():
+    """Sibling: a provenance expectation without its own signedBy is judged only on
+    attestations from the rule's signers (builder, source, resolvedDependencies)."""
+    pol = _two_signer_policy(
+        "attestations:\n  - predicateType: https://slsa.dev/provenance/v1\n"
+        "    provenance: {builderId: 'https://builder.example/good', dependenciesPinned: true}")
+    release = attestation(TWO_FILES, key_signer(KEY_A),
+                          predicate=provenance(builder="https://builder.example/evil"))
+    docs = attestation(TWO_FILES, key_signer(KEY_B), source="docs.json",
+                       predicate=provenance(builder="https://builder.example/good"))
+    v = _run(pol, [release, docs])
+    assert not v.allowed and any(c.id == "weights.attestations[0]" for c in v.failures)
+    assert all(e.get("attestation") != "docs.json"
+               for c in v.checks if c.rule == "weights" for e in c.evidence)
+
+
+def test_attestation_expectation_with_its_own_signer_is_trusted_by_the_rule():
+    """A rule trusts the signers its attestation expectations name, too (a model signed
+    by release, its provenance by a builder key)."""
+    pol = _two_signer_policy(
+        "attestations:\n  - predicateType: https://slsa.dev/provenance/v1\n"
+        "    signedBy: {anyOf: [docs]}\n"
+        "    provenance: {builderId: 'https://builder.example/good'}")
+    release = attestation(TWO_FILES, key_signer(KEY_A), predicate_type="https://e/v1")
+    builder = attestation(TWO_FILES, key_signer(KEY_B), source="builder.json",
+                          predicate=provenance(builder="https://builder.example/good"))
+    assert _run(pol, [release, builder]).allowed
+
+
+def test_clearance_is_per_file_and_strictest_permission_wins():
+    pol = policy(HEAD + keys_block(("release", KEY_A)) + "signers:\n  release: {key: release}\n"
+                 "unmatchedFiles: allow\nrules:\n"
+                 "  - id: all\n    match: ['**']\n    content: {pickle: restricted}\n"
+                 "    files: {ignore: ['*.md']}\n"
+                 "  - id: weights\n    match: ['*.safetensors']\n    content: {pickle: deny}\n")
+    files = dict(TWO_FILES, **{"extra.bin": digest_of(b"x")})
+    v = evaluate(pol, [attestation({W: files[W], DOC: files[DOC]}, key_signer(KEY_A))],
+                 model(files), safe_reports(files), now=T0)
+    c = v.clearance
+    assert c[W].loadable and c[W].pickle == "deny" and c[W].rules == ("all", "weights")
+    assert not c[DOC].loadable and "ignored" in c[DOC].reason
+    assert not c["extra.bin"].loadable and "not covered" in c["extra.bin"].reason

@@ -234,13 +234,13 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
          extra_allowed: tuple[tuple[str, str], ...] = (), now: int | None = None) -> Any:
     """Load the model at *path* only if *policy* allows it.
 
-    Returns the deserialised object (for a directory: a dict name → object). When the
+    Returns the deserialised object (for a directory: a dict name → object of every
+    file the verdict cleared: judged by a rule, covered by an attestation from a signer
+    that rule trusts, content clauses passed; other files are never parsed). When the
     policy denies, raises :class:`PolicyDenied` carrying the verdict, or returns None
     with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
     """
-    from mgattest.load.loaders import deserialize  # noqa: PLC0415
-    from mgattest.policy.formats import detect_format  # noqa: PLC0415
     from mgattest.policy.loader import load_policy  # noqa: PLC0415
 
     if on_fail not in ("raise", "none"):
@@ -271,14 +271,38 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
         raise PolicyDenied(f"policy {policy.source} denied {os.fspath(path)}: "
                            + "; ".join(verdict.reasons[:3]), verdict=verdict,
                            where=first.id if first else None)
-    allow_objects = any(r.pickle == "restricted" for r in policy.rules)
+    return _deserialize_cleared(model, verdict, policy, path, framework=framework,
+                                extra_allowed=extra_allowed)
+
+
+def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: "Policy",
+                         path: Any, *, framework: str,
+                         extra_allowed: tuple[tuple[str, str], ...]) -> Any:
+    """Deserialise the files the verdict cleared, each with its own rules' permissions.
+
+    A file no rule judged (ignored, unmatched), one no trusted attestation covers, or
+    one whose content clause failed is never parsed and never returned. A single-file
+    model (or a directory) with nothing cleared raises :class:`PolicyDenied`.
+    """
+    from mgattest.load.loaders import deserialize  # noqa: PLC0415
+    from mgattest.policy.formats import detect_format  # noqa: PLC0415
+
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
     loaded = {}
+    refused = []
     for name, data in model.files.items():
+        clearance = verdict.clearance.get(name)
+        if clearance is None or not clearance.loadable:
+            refused.append(f"{name}: {clearance.reason if clearance else 'not evaluated'}")
+            continue
         fmt = formats.get(name) or detect_format(name, data[:16])
         loaded[name] = deserialize(name, data, fmt, framework=framework,
-                                   allow_object_arrays=allow_objects,
+                                   allow_object_arrays=clearance.pickle == "restricted",
                                    extra_allowed=extra_allowed)
+    if not loaded:
+        raise PolicyDenied(f"policy {policy.source} clears no file of {os.fspath(path)} for "
+                           "loading: " + "; ".join(refused[:3]), verdict=verdict,
+                           what="load", where=refused[0].split(":", 1)[0] if refused else None)
     if model.single_file:
         return next(iter(loaded.values()))
     return loaded

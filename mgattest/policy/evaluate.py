@@ -25,7 +25,7 @@ from mgattest.policy.model import (
     Signer,
     format_time,
 )
-from mgattest.policy.verdict import FAIL, PASS, SKIP, WAIVED, WARN, Check, Verdict
+from mgattest.policy.verdict import FAIL, PASS, SKIP, WAIVED, WARN, Check, Clearance, Verdict
 
 MODEL_SIGNING_V1 = "https://model_signing/signature/v1.0"
 _DEFAULT_LOG_REQ = LogRequirement()
@@ -76,6 +76,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
 
     active_exc, expired_exc = _exceptions(policy, now)
     state = _State(policy)
+    clearance = _ClearanceBook(present)
     matched_any: set[str] = set()
     for rule in policy.rules:
         rule_files = [f for f in present if any_glob(rule.match, f.name)]
@@ -84,8 +85,10 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
             checks.append(Check(rule.id, "match", SKIP, "no file of the model matches "
                                 + ", ".join(rule.match)))
             continue
-        rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now, state)
-        checks.extend(_apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc))
+        rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now, state, clearance)
+        rule_checks = _apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc)
+        clearance.block_failed(rule, rule_checks)
+        checks.extend(rule_checks)
 
     unmatched = [f for f in present if f.name not in matched_any]
     if unmatched:
@@ -108,7 +111,68 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
         policy_source=policy.source, policy_digest=policy.digest, evaluated_at=now,
         artifacts=[{"name": f.name, "digest": {"sha256": f.sha256}, "format": f.format}
                    for f in present],
-        checks=checks)
+        checks=checks, clearance=clearance.result(), clause_failed=failed)
+
+
+# --------------------------------------------------------------------------- clearance
+
+# Clauses about the bytes themselves: a failure keeps the file from being deserialised
+# even when warn mode lets the verdict allow.
+_BYTE_CLAUSES = ("files", "digests", "content")
+_PICKLE_STRICTNESS = ("deny", "scan", "restricted")  # strictest first
+
+
+class _ClearanceBook:
+    """Per file, what every rule that judged it established (see :class:`Clearance`)."""
+
+    def __init__(self, present: list[_File]) -> None:
+        self.names = [f.name for f in present]
+        self.rules: dict[str, list[str]] = {n: [] for n in self.names}
+        self.pickle: dict[str, set[str]] = {n: set() for n in self.names}
+        self.attestations: dict[str, set[str]] = {n: set() for n in self.names}
+        self.blocked: dict[str, str] = {}  # name → first reason it may not be loaded
+        self.ignored_by: dict[str, str] = {}
+
+    def judged(self, rule: Rule, f: _File, trusted: list[VerifiedAttestation]) -> None:
+        """*rule* judged *f*; *trusted* are the covering attestations it counts."""
+        self.rules[f.name].append(rule.id)
+        self.pickle[f.name].add(rule.pickle)
+        self.attestations[f.name].update(a.source for a in trusted)
+        if not trusted:
+            self._block(f.name, f"not covered by an attestation from a signer rule "
+                                f"{rule.id!r} trusts")
+
+    def ignored(self, rule: Rule, f: _File) -> None:
+        self.ignored_by.setdefault(f.name, rule.id)
+
+    def block_failed(self, rule: Rule, checks: list[Check]) -> None:
+        """Files whose byte clauses failed (after exceptions) are not loadable."""
+        for c in checks:
+            if c.status == FAIL and c.clause in _BYTE_CLAUSES:
+                for item in c.evidence:
+                    if item.get("ok") is False and "file" in item:
+                        self._block(item["file"], f"{rule.id}.{c.clause} failed: "
+                                                  f"{item.get('reason', '')}")
+
+    def _block(self, name: str, reason: str) -> None:
+        self.blocked.setdefault(name, reason)
+
+    def result(self) -> dict[str, Clearance]:
+        out = {}
+        for name in self.names:
+            rules = tuple(self.rules[name])
+            pickle = next((p for p in _PICKLE_STRICTNESS if p in self.pickle[name]), "deny")
+            if not rules:
+                why = (f"ignored by files.ignore of rule {self.ignored_by[name]!r}"
+                       if name in self.ignored_by else "matches no rule")
+                out[name] = Clearance(False, why)
+                continue
+            loadable = name not in self.blocked
+            reason = self.blocked.get(name, "covered, verified and content cleared by "
+                                            + ", ".join(rules))
+            out[name] = Clearance(loadable, reason, pickle, rules,
+                                  tuple(sorted(self.attestations[name])))
+        return out
 
 
 # --------------------------------------------------------------------------- inputs
@@ -263,15 +327,8 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
     candidates: dict[str, set[str]] = {n: set() for n in req.signers}
     misses: list[str] = []
     for att in atts:
-        t = sign_time(att, now)
         for name in req.signers:
-            key = (name, id(att))
-            if memo is not None and key in memo:
-                ok, why = memo[key]
-            else:
-                ok, why = signer_matches(policy.signers[name], att.signer, t)
-                if memo is not None:
-                    memo[key] = (ok, why)
+            ok, why = _signer_ok(policy, name, att, now, memo)
             if ok:
                 candidates[name].add(att.signer.distinct_id)
             elif len(misses) < 8:
@@ -325,25 +382,67 @@ class _State:
 
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
                    coverage: dict[str, list[VerifiedAttestation]], now: int,
-                   state: _State) -> list[Check]:
+                   state: _State, clearance: _ClearanceBook) -> list[Check]:
     ignored = [f for f in matched if any_glob(rule.ignore, f.name)]
     files = [f for f in matched if f not in ignored]
+    for f in ignored:
+        clearance.ignored(rule, f)
     if not files:
         return [Check(rule.id, "files", PASS, f"all {len(ignored)} matching file(s) ignored by "
                       "files.ignore", [{"file": f.name, "ignored": True} for f in ignored])]
-    checks: list[Check] = [_files_check(rule, files, ignored, coverage)]
+    # Every clause of this rule sees only attestations from signers the rule trusts.
+    trusted = {f.name: [a for a in coverage[f.name] if _rule_trusts(policy, rule, a, now, state)]
+               for f in files}
+    for f in files:
+        clearance.judged(rule, f, trusted[f.name])
+    checks: list[Check] = [_files_check(rule, files, ignored, trusted, coverage)]
     if rule.unsigned_files == "allow":
         # Unsigned files are tolerated: signature clauses judge the signed ones, and at
         # least one file must be signed.
-        signed = [f for f in files if coverage[f.name]]
+        signed = [f for f in files if trusted[f.name]]
         files = signed or files[:1]
-    checks.extend(_signature_checks(policy, rule, files, coverage, now, state))
+    untrusted = {f.name: [a for a in coverage[f.name] if a not in trusted[f.name]]
+                 for f in files}
+    checks.extend(_signature_checks(policy, rule, files, trusted, now, state, untrusted))
     return checks
+
+
+def rule_signer_names(policy: Policy, rule: Rule) -> tuple[str, ...]:
+    """The named signers a rule trusts: those its ``signedBy`` and its attestation
+    expectations name; a rule that names none trusts every signer of the policy."""
+    names: list[str] = list(rule.signed_by.signers) if rule.signed_by else []
+    for spec in rule.attestations:
+        if spec.signed_by is not None:
+            names.extend(spec.signed_by.signers)
+    return tuple(dict.fromkeys(names)) or tuple(policy.signers)
+
+
+def _rule_trusts(policy: Policy, rule: Rule, att: VerifiedAttestation, now: int,
+                 state: _State) -> bool:
+    """Does *rule* count attestations signed by *att*'s signer? (A policy without named
+    signers leaves trust to the verifier: ``--identity`` or its keys.)"""
+    names = rule_signer_names(policy, rule)
+    if not names:
+        return True
+    return any(_signer_ok(policy, name, att, now, state.signer_memo)[0] for name in names)
+
+
+def _signer_ok(policy: Policy, name: str, att: VerifiedAttestation, now: int,
+               memo: dict[tuple[str, int], tuple[bool, str]] | None) -> tuple[bool, str]:
+    """``signer_matches`` for the named signer and *att*, memoised per evaluation."""
+    key = (name, id(att))
+    if memo is not None and key in memo:
+        return memo[key]
+    outcome = signer_matches(policy.signers[name], att.signer, sign_time(att, now))
+    if memo is not None:
+        memo[key] = outcome
+    return outcome
 
 
 def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                       coverage: dict[str, list[VerifiedAttestation]], now: int,
-                      state: "_State") -> list[Check]:
+                      state: "_State",
+                      untrusted: dict[str, list[VerifiedAttestation]]) -> list[Check]:
     req = rule.tlog or _DEFAULT_LOG_REQ
     origins, default_ids = state.origins, state.default_ids
     qualified: dict[str, list[VerifiedAttestation]] = {}
@@ -388,6 +487,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             if not ok and dropped:
                 reason += (f"; {dropped} attestation(s) not counted: their log entries do not "
                            "meet transparencyLog")
+            if not ok and untrusted[f.name]:
+                reason += _why_untrusted(policy, rule.signed_by, untrusted[f.name], now, state)
             return ok, reason, ev
         checks.append(_per_file(rule, "signedBy", files, signed_by))
     for i, spec in enumerate(rule.attestations):
@@ -409,6 +510,14 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                                 lambda f, c=cel: _cel_outcome(c, f, qualified[f.name],
                                                               state)))
     return checks
+
+
+def _why_untrusted(policy: Policy, req: SignedBy, atts: list[VerifiedAttestation], now: int,
+                   state: "_State") -> str:
+    """Why the covering attestations the rule does not trust match none of its signers."""
+    _, _, evidence = _signed_by_outcome(policy, req, atts, now, state.signer_memo)
+    misses = evidence.get("mismatches") or []
+    return f" ({misses[0]})" if misses else ""
 
 
 def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
@@ -434,14 +543,18 @@ def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
 
 
 def _files_check(rule: Rule, files: list[_File], ignored: list[_File],
+                 trusted: dict[str, list[VerifiedAttestation]],
                  coverage: dict[str, list[VerifiedAttestation]]) -> Check:
     def outcome(f: _File):
-        if coverage[f.name]:
-            return True, f"covered by {len(coverage[f.name])} attestation(s)", {
-                "attestations": [a.source for a in coverage[f.name]]}
+        if trusted[f.name]:
+            return True, f"covered by {len(trusted[f.name])} attestation(s)", {
+                "attestations": [a.source for a in trusted[f.name]]}
+        others = len(coverage[f.name])
+        why = (f"covered only by {others} attestation(s) from signers this rule does not "
+               "trust" if others else "not covered by any verified attestation")
         if rule.unsigned_files == "allow":
-            return "warn", "not covered by any attestation (files.unsigned: allow)", {}
-        return False, f"not covered by any verified attestation ({f.digest})", {}
+            return "warn", f"{why} (files.unsigned: allow)", {}
+        return False, f"{why} ({f.digest})", {}
     check = _per_file(rule, "files", files, outcome)
     check.evidence.extend({"file": f.name, "digest": f.digest, "ok": True,
                            "reason": "ignored by files.ignore"} for f in ignored)
@@ -541,14 +654,20 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
 
 
 def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation], state: "_State"):
+    """Does *cel* hold for *f* and one of *atts* (the attestations the rule counts for
+    it)? The evidence names the attestation and signer that satisfied it."""
     used = cel.program.used
-    contexts = [_activation(used, a, f, state) for a in atts] or \
-        [_activation(used, None, f, state)]
+    pairs = [(a, _activation(used, a, f, state)) for a in atts] or \
+        [(None, _activation(used, None, f, state))]
     errors = []
-    for ctx in contexts:
+    for att, ctx in pairs:
         ok, error = cel.program.evaluate(ctx)
         if ok:
-            return True, f"{cel.id} holds", {"expr": cel.expr}
+            ev: dict[str, Any] = {"expr": cel.expr}
+            if att is not None:
+                ev["satisfiedBy"] = {"attestation": att.source,
+                                     "signer": att.signer.distinct_id}
+            return True, f"{cel.id} holds", ev
         if error:
             errors.append(error)
     reason = cel.message + (f" (evaluation error: {errors[0]})" if errors else "")

@@ -23,6 +23,30 @@ class Check:
         return f"{self.rule}.{self.clause}"
 
 
+@dataclass(frozen=True)
+class Clearance:
+    """What the verdict established about one file: may ``load`` deserialise it, and
+    with which permissions.
+
+    A file is *loadable* when at least one rule judged it (matched and not ignored),
+    every rule that judged it counted an attestation covering it from a signer that
+    rule trusts, and none of its ``files``, ``digests`` or ``content`` clauses failed
+    for it (a waived failure counts as passed). Permissions are the strictest of the
+    rules that judged it: ``pickle`` is ``deny`` if any of them says deny.
+    """
+
+    loadable: bool
+    reason: str  # why (not) loadable
+    pickle: str = "deny"  # deny | scan | restricted
+    rules: tuple[str, ...] = ()  # ids of the rules that judged the file
+    attestations: tuple[str, ...] = ()  # sources of the attestations that covered it
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"loadable": self.loadable, "reason": self.reason, "pickle": self.pickle,
+                "rules": list(self.rules), "attestations": list(self.attestations)}
+
+
 @dataclass
 class Verdict:
     """Every check, in deterministic order, and the decision they add up to."""
@@ -35,6 +59,15 @@ class Verdict:
     evaluated_at: int
     artifacts: list[dict[str, Any]]
     checks: list[Check]
+    # name → Clearance of every present file (empty when nothing was evaluated).
+    clearance: dict[str, Clearance] = field(default_factory=dict)
+    # True when some clause failed, also when warn mode turned the failure into a warning.
+    clause_failed: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """Allowed with no clause failed (warn mode lets a failure through; this does not)."""
+        return self.allowed and not self.clause_failed and not self.failures
 
     @property
     def failures(self) -> list[Check]:
@@ -57,4 +90,5 @@ class Verdict:
             "artifacts": self.artifacts,
             "checks": [asdict(c) | {"id": c.id} for c in self.checks],
             "reasons": self.reasons,
+            "clearance": {n: c.to_dict() for n, c in sorted(self.clearance.items())},
         }
