@@ -7,6 +7,8 @@ audit line) that state more or less than was verified.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mgattest.policy.errors import PolicyError
@@ -307,3 +309,53 @@ def test_clearance_is_per_file_and_strictest_permission_wins():
     assert c[W].loadable and c[W].pickle == "deny" and c[W].rules == ("all", "weights")
     assert not c[DOC].loadable and "ignored" in c[DOC].reason
     assert not c["extra.bin"].loadable and "not covered" in c["extra.bin"].reason
+
+
+# --------------------------------------------------------------------------- VSA
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from mgattest.cli.app import app
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_vsa_states_only_what_was_verified(tmp_path, keys):
+    """#16.8: a warn-mode allow whose signer check failed is FAILED, and an unsigned
+    file tolerated by files.unsigned: allow is not a subject."""
+    from mgattest.attest.keys import private_key_pem
+    from mgattest.attest.verify import verify_bundle
+    (tmp_path / "vsa.key").write_bytes(private_key_pem(keys["release"]))
+    rules = ("  - id: model\n    match: ['**']\n    signedBy: {allOf: [release, docs]}\n"
+             "    files: {unsigned: allow}\n")
+    pol = _write_policy(tmp_path, rules)
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2))})
+    bundle = _bundle(tmp_path, model, keys["release"])
+    (model / "unsigned.json").write_text("{}")
+    out = tmp_path / "vsa.json"
+    warn = tmp_path / "warn.yaml"
+    warn.write_text(pol.read_text().replace("kind: Policy\n", "kind: Policy\nmode: warn\n"))
+    code, text = _cli("verify", model, "--bundle", bundle, "--policy", warn,
+                      "--emit-vsa", out, "--key", tmp_path / "vsa.key")
+    assert code == 0, text
+    att = verify_bundle(json.loads(out.read_text()), keys=[tmp_path / "release.pub"],
+                        allow_unlogged=True)
+    assert att.predicate["verificationResult"] == "FAILED"
+    assert att.predicate["verifiedLevels"] == []
+    assert [s["name"] for s in att.subjects] == ["w.npy"]
+    assert [a["uri"] for a in att.predicate["inputAttestations"]] == [str(bundle)]
+
+
+def test_vsa_passed_only_when_no_clause_failed(tmp_path, keys):
+    from mgattest.policy.loader import load_policy
+    from mgattest.policy.vsa import vsa_statement
+    from mgattest.load import read_model_bytes, verify_model_bytes
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2))})
+    bundle = _bundle(tmp_path, model, keys["release"])
+    pol = load_policy(_write_policy(tmp_path, WEIGHTS_RULE))
+    verdict = verify_model_bytes(read_model_bytes(model, exclude=[bundle]), pol, [bundle])
+    st = vsa_statement(verdict, [], resource_uri="m")
+    assert verdict.passed and st["predicate"]["verificationResult"] == "PASSED"
+    assert [s["name"] for s in st["subject"]] == ["w.npy"]

@@ -1,9 +1,12 @@
 """SLSA Verification Summary Attestations (https://slsa.dev/verification_summary/v1).
 
 After a policy allows a model, ``write_vsa`` records that decision as an in-toto
-Statement whose subjects are the model's files, signed into a DSSE Sigstore bundle
-with the caller's key. Downstream consumers can trust the VSA instead of re-running
-the whole verification.
+Statement, signed into a DSSE Sigstore bundle with the caller's key. Downstream
+consumers can trust the VSA instead of re-running the whole verification, so it states
+exactly what was verified: its subjects are only the files the verdict cleared
+(covered by an attestation from a signer their rule trusts, content passed), its input
+attestations only those that covered a subject, and ``PASSED`` only when no clause
+failed (a warn-mode allow with failures is ``FAILED``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
     from mgattest.attest.statement import make_statement  # noqa: PLC0415
 
     algo, _, hexval = verdict.policy_digest.partition(":")
+    cleared = {name: c for name, c in sorted(verdict.clearance.items()) if c.loadable}
+    counted = {source for c in cleared.values() for source in c.attestations}
+    inputs = [a for a in attestations if a.source in counted]
     provenance_ok = any(c.status == PASS and c.clause.startswith("attestations[")
                         for c in verdict.checks) and any(
-        a.predicate_type == SLSA_PROVENANCE_V1 for a in attestations)
+        a.predicate_type == SLSA_PROVENANCE_V1 for a in inputs)
     predicate = {
         "verifier": {"id": VERIFIER_ID, "version": {"mgattest": __version__}},
         "timeVerified": datetime.fromtimestamp(verdict.evaluated_at, tz=timezone.utc)
@@ -38,11 +44,15 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
         "resourceUri": resource_uri,
         "policy": {"uri": policy_uri or verdict.policy_source, "digest": {algo: hexval}},
         "inputAttestations": [{"uri": a.source, "digest": {"sha256": a.payload_sha256}}
-                              for a in attestations if a.payload_sha256],
-        "verificationResult": "PASSED" if verdict.allowed else "FAILED",
-        "verifiedLevels": ["SLSA_BUILD_LEVEL_1"] if provenance_ok and verdict.allowed else [],
+                              for a in inputs if a.payload_sha256],
+        "verificationResult": "PASSED" if verdict.passed else "FAILED",
+        "verifiedLevels": ["SLSA_BUILD_LEVEL_1"] if provenance_ok and verdict.passed else [],
     }
-    subjects = [{"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts]
+    subjects = [{"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts
+                if a["name"] in cleared]
+    if not subjects:
+        raise InputError("no file of the model was covered and verified: there is nothing "
+                         "for a VSA to state", what="vsa")
     return make_statement(subjects, VSA_PREDICATE_TYPE, predicate)
 
 
