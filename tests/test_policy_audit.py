@@ -51,13 +51,16 @@ def test_concurrent_appends_never_tear_lines(tmp_path):
     assert len(seen) == 400
 
 
-def test_existing_lines_are_kept_and_huge_records_truncated(tmp_path):
+def test_existing_lines_are_kept_and_huge_records_split_not_thinned(tmp_path):
     path = tmp_path / "audit.jsonl"
     path.write_text('{"old": 1}\n')
     append_decision(path, {"reasons": ["r" * 1000] * 200, "artifacts": [], "time": "t"})
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {"old": 1}
-    assert json.loads(lines[1])["truncated"] is True and len(lines[1]) < 64 * 1024
+    assert all(len(line) < 64 * 1024 for line in lines)
+    head, parts = json.loads(lines[1]), [json.loads(x) for x in lines[2:]]
+    assert head["parts"] == len(parts) and head["lengths"] == {"artifacts": 0, "reasons": 200}
+    assert sum((p["items"] for p in parts), []) == ["r" * 1000] * 200
 
 
 def test_unwritable_audit_log_is_input_error(tmp_path):

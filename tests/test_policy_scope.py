@@ -359,3 +359,79 @@ def test_vsa_passed_only_when_no_clause_failed(tmp_path, keys):
     st = vsa_statement(verdict, [], resource_uri="m")
     assert verdict.passed and st["predicate"]["verificationResult"] == "PASSED"
     assert [s["name"] for s in st["subject"]] == ["w.npy"]
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+def _reassemble(lines: list[str]) -> dict:
+    """The record a head line and its continuation lines describe."""
+    head, *parts = [json.loads(x) for x in lines]
+    record = {k: v for k, v in head.items() if k not in ("record", "parts", "lengths")}
+    for field in head.get("lengths", {}):
+        record[field] = []
+    for part in sorted(parts, key=lambda p: p["part"]):
+        assert part["record"] == head["record"]
+        record[part["field"]].extend(part["items"])
+    return record
+
+
+def test_long_file_names_are_clipped_visibly_and_no_artifact_is_dropped(tmp_path):
+    """#16.14: long names pushed the record over 64 KiB and the fallback dropped the
+    artifacts, digests and reasons."""
+    import hashlib
+
+    from mgattest.policy.audit import append_decision
+    names = [f"{i:03d}-" + "n" * 3000 for i in range(40)]
+    record = {"time": "t", "decision": "deny",
+              "artifacts": [{"name": n, "digest": {"sha256": f"{i:064x}"}}
+                            for i, n in enumerate(names)],
+              "reasons": [f"r.files: {n}: not covered" for n in names]}
+    path = tmp_path / "audit.jsonl"
+    append_decision(path, record)
+    lines = path.read_text().splitlines()
+    assert len(lines) > 1 and all(len(x.encode()) <= 64 * 1024 for x in lines)
+    got = _reassemble(lines)
+    assert [a["digest"]["sha256"] for a in got["artifacts"]] == [f"{i:064x}" for i in range(40)]
+    first = got["artifacts"][0]["name"]
+    assert first.startswith(names[0][:1024]) and "truncated 3004 chars" in first
+    assert hashlib.sha256(names[0].encode()).hexdigest() in first
+    assert len(got["reasons"]) == 40 and got["decision"] == "deny"
+
+
+def test_control_characters_in_names_cannot_forge_lines(tmp_path):
+    from mgattest.policy.audit import append_decision
+    evil = 'x\n{"decision":"allow"}\u2028\r'
+    path = tmp_path / "audit.jsonl"
+    append_decision(path, {"decision": "deny", "artifacts": [{"name": evil}]})
+    [line] = path.read_bytes().split(b"\n")[:-1]
+    assert json.loads(line)["artifacts"][0]["name"] == evil
+
+
+def test_fifo_at_the_audit_path_is_refused_without_hanging(tmp_path):
+    import os
+    import threading
+
+    from mgattest.errors import InputError
+    from mgattest.policy.audit import append_decision
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    errors = []
+
+    def write():
+        try:
+            append_decision(fifo, {"decision": "deny"})
+        except InputError as exc:
+            errors.append(exc)
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # unblock the writer so the test process can finish
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        worker.join(5)
+        os.close(fd)
+        pytest.fail("append_decision blocked on a FIFO")
+    assert errors and "audit log" in errors[0].message
+    for special in ("/dev/null",):
+        with pytest.raises(InputError, match="not a regular file"):
+            append_decision(special, {"decision": "deny"})
