@@ -1,10 +1,24 @@
-"""CEL checks: compiled once, boolean results only, bounded."""
+"""CEL checks: compiled once, boolean results only, bounded by measured work.
+
+The bound is a wall-clock budget enforced while the expression runs (in a worker
+process that is killed when the budget runs out), not a count of macros in the text:
+a macro count misses ``x in list`` inside a macro (quadratic) and parentheses hidden
+in a ``//`` comment.
+"""
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from mgattest.policy.cel import MAX_EXPR_LEN, CelCompileError, compile_cel
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mgattest.policy import cel as cel_mod
+from mgattest.policy.cel import MAX_EXPR_LEN, CelCompileError, CelSession, compile_cel
+
+BUDGET = 0.5  # seconds: small budgets keep the attack tests fast
+SLACK = 1.5  # killing and reaping the worker, a loaded CI machine
 
 
 def test_boolean_results_and_errors():
@@ -23,25 +37,88 @@ def test_compile_errors_and_bounds():
         compile_cel("1 +")
     with pytest.raises(CelCompileError, match="longer"):
         compile_cel("true && " * (MAX_EXPR_LEN // 8 + 1) + "true")
-    nested = "[1].all(a, [1].all(b, [1].all(c, [1].all(d, true))))"
-    with pytest.raises(CelCompileError, match="macros"):
-        compile_cel(nested)
+    with pytest.raises(CelCompileError):
+        compile_cel("(" * 3000 + "true" + ")" * 3000)
 
 
-def test_macro_evaluation_is_time_bounded():
-    # Three nested comprehensions over 400 items would take 64M steps: refused up front.
-    import time
-    prog = compile_cel("xs.all(a, xs.all(b, xs.all(c, a + b + c >= 0)))")
-    t = time.perf_counter()
-    ok, err = prog.evaluate({"xs": list(range(400))})
-    assert not ok and "too large" in err and time.perf_counter() - t < 0.5
-    assert prog.evaluate({"xs": [1, 2]}) == (True, None)
-    # Sequential (not nested) macros are bounded by their depth, not their count.
-    seq = compile_cel("xs.all(a, a >= 0) && xs.exists(b, b == 399) && xs.all(c, c < 400)")
-    assert seq.macro_depth == 1 and seq.evaluate({"xs": list(range(400))}) == (True, None)
+def _timed(expr: str, variables: dict, budget: float = BUDGET):
+    program = compile_cel(expr)
+    start = time.perf_counter()
+    result = program.evaluate(variables, session=CelSession(budget))
+    return result, time.perf_counter() - start
+
+
+def test_membership_inside_a_macro_is_stopped_by_the_budget():
+    """`x in list` inside one macro costs width²: 20 000 items is 4e8 steps (~25 s)."""
+    (ok, err), elapsed = _timed("predicate.xs.all(a, a in predicate.xs)",
+                                {"predicate": {"xs": list(range(20_000))}})
+    assert not ok and "budget" in err and elapsed < BUDGET + SLACK
+    assert _timed("predicate.xs.all(a, a in predicate.xs)",
+                  {"predicate": {"xs": list(range(50))}})[0] == (True, None)
+
+
+def test_macros_hidden_behind_a_comment_are_stopped_by_the_budget():
+    expr = "xs.all(a, // ))\n xs.all(b, xs.all(c, xs.all(d, true))))"
+    (ok, err), elapsed = _timed(expr, {"xs": list(range(300))})
+    assert not ok and "budget" in err and elapsed < BUDGET + SLACK
+    assert _timed(expr, {"xs": [1, 2]})[0] == (True, None)
+
+
+def test_one_budget_for_a_whole_evaluation_and_the_worker_recovers():
+    session = CelSession(BUDGET)
+    slow = compile_cel("xs.all(a, xs.all(b, xs.all(c, a + b + c >= 0)))")
+    start = time.perf_counter()
+    assert slow.evaluate({"xs": list(range(2000))}, session=session)[0] is False
+    ok, err = compile_cel("true").evaluate({}, session=session)
+    assert not ok and "exhausted" in err and time.perf_counter() - start < BUDGET + SLACK
+    assert compile_cel("true").evaluate({}) == (True, None)  # a fresh worker, a new budget
+
+
+def test_memory_hungry_expression_fails_closed(monkeypatch):
+    monkeypatch.setattr(cel_mod, "WORKER_MEMORY_BYTES", 512 << 20)
+    cel_mod._WORKER.close()
+    try:
+        expr = "xs.map(a, s + s + s + s + s + s + s + s).size() > 0"  # ~8 GB of strings
+        (ok, err), _ = _timed(expr, {"xs": list(range(1000)), "s": "x" * 1_000_000},
+                              budget=30)
+        assert not ok and "died" in err
+    finally:
+        cel_mod._WORKER.close()
 
 
 def test_macros_over_predicates():
     prog = compile_cel('predicate.deps.all(d, has(d.digest))')
     assert prog.evaluate({"predicate": {"deps": [{"digest": {"sha256": "a"}}]}}) == (True, None)
     assert prog.evaluate({"predicate": {"deps": [{"uri": "x"}]}})[0] is False
+
+
+# Expressions built from the constructs that break text-based cost counting: nested
+# comprehension macros, membership tests inside them, and comments between tokens.
+_MACROS = st.sampled_from(["all", "exists", "exists_one"])
+_COMMENTS = st.sampled_from(["", " // ))(\n ", " // .all(\n "])
+
+
+@st.composite
+def _expressions(draw, depth=0):
+    if depth >= draw(st.integers(1, 4)):
+        return draw(st.sampled_from(["true", "v0 >= 0", "v0 in xs", "size(xs) > 0"]))
+    var = f"v{depth}"
+    inner = draw(_expressions(depth + 1)).replace("v0", var) if depth else \
+        draw(_expressions(depth + 1))
+    return f"xs.{draw(_MACROS)}({var},{draw(_COMMENTS)}{inner} || {var} in xs)"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=_expressions(), width=st.sampled_from([3, 40, 400, 3000]))
+def test_property_measured_time_never_exceeds_the_budget(expr, width):
+    """Whatever the expression, evaluation returns within the budget (plus the time to
+    stop the worker); a result is either an honest boolean or a fail-closed error."""
+    try:
+        program = compile_cel(expr)
+    except CelCompileError:
+        return
+    start = time.perf_counter()
+    ok, err = program.evaluate({"xs": list(range(width))}, session=CelSession(0.3))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.3 + SLACK, (expr, width, elapsed)
+    assert ok in (True, False) and (ok or err is None or isinstance(err, str))

@@ -1,32 +1,44 @@
-"""Custom policy checks in CEL, compiled once and evaluated with bounds.
+"""Custom policy checks in CEL: compiled once, evaluated in a worker process under a
+time budget that is enforced while the expression runs.
 
-Backend: ``common-expression-language`` (module ``cel``, Rust) — measured at ~15 µs per
-evaluation against ~360 µs for the pure-Python ``cel-python`` (``celpy``) on the same
-expression, and maintained. ``celpy`` is used only when ``cel`` is not installed.
+Backend: ``common-expression-language`` (module ``cel``, Rust) — ~15 µs per evaluation
+against ~360 µs for the pure-Python ``cel-python`` (``celpy``), which is the fallback
+when ``cel`` is not installed.
 
-Bounds: CEL has no loops or recursion, so an expression without comprehension macros
-runs in time linear in its length (≤ 4096 characters) and its input. Comprehension
-macros (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) nest into polynomial
-work: at most :data:`MAX_MACROS` are allowed, and before each evaluation the work bound
-``(largest list or map in the input) ** (macro nesting depth)`` must stay under
-:data:`MAX_WORK`, else the check fails closed. (The Rust backend holds the GIL while it
-runs, so a thread deadline could not interrupt it; the bound is computed up front.)
+Bound: neither library offers a cost limit, and the Rust one holds the GIL while it
+runs, so nothing in this process could interrupt it. Counting macros in the text does
+not bound the work either (``x in list`` inside a macro is quadratic; a ``//`` comment
+hides parentheses). So every evaluation runs in a separate worker process
+(:mod:`mgattest.policy._celworker`) with a capped address space, and the caller waits
+at most the remaining budget of the policy evaluation (:data:`EVAL_BUDGET_S` wall-clock
+seconds for all CEL checks of one verdict); when it runs out the worker is killed and
+the checks still pending fail closed. Compiling stays in this process: the parser
+rejects deep nesting and expressions are at most :data:`MAX_EXPR_LEN` characters.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import re
+import atexit
+import itertools
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from typing import Any, Iterable
 
 MAX_EXPR_LEN = 4096
-MAX_MACROS = 3
-MAX_WORK = 200_000
-EVAL_DEADLINE_S = 0.25  # celpy fallback only (pure Python, interruptible by waiting)
+EVAL_BUDGET_S = 5.0  # wall-clock seconds of CEL evaluation per verdict
+WORKER_START_TIMEOUT_S = 60.0  # starting Python and importing the backend (not budgeted)
+WORKER_MEMORY_BYTES = 4 << 30  # RLIMIT_AS of the worker
 
-_MACRO_RE = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*\(")
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_context_ids = itertools.count(1)
+_session_ids = itertools.count(1)
 
 
 class CelCompileError(ValueError):
@@ -39,149 +51,212 @@ class CelProgram:
 
     expr: str
     backend: str
-    program: Any
-    macro_depth: int
     used: frozenset[str] | None = None  # top-level variables the expression reads
 
-    @property
-    def uses_macros(self) -> bool:
-        return self.macro_depth > 0
-
-    def evaluate(self, activation: "dict[str, Any] | Activation") -> tuple[bool, str | None]:
+    def evaluate(self, activation: "dict[str, Any] | Activation", *,
+                 session: "CelSession | None" = None) -> tuple[bool, str | None]:
         """Return ``(result, error)``; a non-boolean result or any error is ``False``.
 
-        *activation* is a dict of variables, or an :class:`Activation` reused across
-        programs (its conversion to CEL values happens once).
+        *activation* is a dict of variables or an :class:`Activation`. Without a
+        *session* the evaluation gets a budget of its own.
         """
         act = activation if isinstance(activation, Activation) else Activation(
             {k: v for k, v in activation.items() if self.used is None or k in self.used})
-        if self.uses_macros:
-            width = max(act.width(), self.expr.count(",") + 1)
-            if width ** self.macro_depth > MAX_WORK:
-                return False, (f"input too large for {self.macro_depth} nested comprehension(s) "
-                               f"(a list or map of {width} items; bound {MAX_WORK} steps)")
-        if self.uses_macros and self.backend == "celpy":
-            future = _pool().submit(self._run, act)
-            try:
-                value = future.result(timeout=EVAL_DEADLINE_S)
-            except concurrent.futures.TimeoutError:
-                return False, f"evaluation exceeded {EVAL_DEADLINE_S}s"
-            except Exception as exc:  # noqa: BLE001 - CEL runtime errors of any type
-                return False, _describe(exc)
-        else:
-            try:
-                value = self._run(act)
-            except Exception as exc:  # noqa: BLE001
-                return False, _describe(exc)
-        if not isinstance(value, bool):
-            return False, f"expression returned {type(value).__name__}, not bool"
-        return value, None
-
-    def _run(self, act: "Activation") -> Any:
-        if self.backend == "cel":
-            return self.program.execute(act.cel_context())
-        import celpy  # noqa: PLC0415
-
-        result = self.program.evaluate({k: celpy.json_to_cel(v) for k, v in act.values.items()})
-        return bool(result) if isinstance(result, celpy.celtypes.BoolType) else result
+        [(hit, error)] = (session or CelSession()).first_true(self, [[act]])
+        return hit is not None, error
 
 
 class Activation:
-    """Variables for CEL programs, converted to CEL values once and reused."""
+    """Variables for CEL programs, sent to the worker once per session."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
-        self._width: int | None = None
-        self._ctx: Any = None
-
-    def width(self) -> int:
-        """Size of the largest list or map in the variables."""
-        if self._width is None:
-            self._width = _widest(self.values)
-        return self._width
-
-    def cel_context(self) -> Any:
-        """A ``cel.Context`` holding the variables (built on first use)."""
-        if self._ctx is None:
-            import cel  # noqa: PLC0415
-
-            ctx = cel.Context()
-            for name, value in self.values.items():
-                ctx.add_variable(name, value)
-            self._ctx = ctx
-        return self._ctx
+        self.cid = str(next(_context_ids))
 
 
 def compile_cel(expr: str) -> CelProgram:
     """Compile *expr*; raise :class:`CelCompileError` with the parser's message."""
     if len(expr) > MAX_EXPR_LEN:
         raise CelCompileError(f"CEL expression longer than {MAX_EXPR_LEN} characters")
-    macros = len(_MACRO_RE.findall(expr))
-    if macros > MAX_MACROS:
-        raise CelCompileError(f"CEL expression uses {macros} comprehension macros "
-                              f"(at most {MAX_MACROS} allowed)")
-    depth = _macro_depth(expr)
     try:
         import cel  # noqa: PLC0415
     except ImportError:
-        return _compile_celpy(expr, depth)
+        return _compile_celpy(expr)
     try:
         program = cel.compile(expr)
     except Exception as exc:  # noqa: BLE001 - the binding raises ValueError/RuntimeError
         raise CelCompileError(_describe(exc)) from None
     try:
         used = frozenset(program.variables())
-    except Exception:  # noqa: BLE001 - older bindings: convert every variable
+    except Exception:  # noqa: BLE001 - older bindings: send every variable
         used = None
-    return CelProgram(expr, "cel", program, depth, used)
+    return CelProgram(expr, "cel", used)
 
 
-def _macro_depth(expr: str) -> int:
-    """Deepest nesting of comprehension macros (conservative: ignores string quoting)."""
-    stack: list[bool] = []
-    deepest = 0
-    macro_opens = {m.end() - 1 for m in _MACRO_RE.finditer(expr)}
-    for i, ch in enumerate(expr):
-        if ch == "(":
-            stack.append(i in macro_opens)
-            deepest = max(deepest, sum(stack))
-        elif ch == ")" and stack:
-            stack.pop()
-    return deepest
-
-
-def _widest(value: Any, depth: int = 0) -> int:
-    """Size of the largest list or map anywhere in *value*."""
-    if depth > 64:
-        return 0
-    if isinstance(value, dict):
-        return max([len(value)] + [_widest(v, depth + 1) for v in value.values()])
-    if isinstance(value, (list, tuple)):
-        return max([len(value)] + [_widest(v, depth + 1) for v in value])
-    return 0
-
-
-def _compile_celpy(expr: str, depth: int) -> CelProgram:
+def _compile_celpy(expr: str) -> CelProgram:
     import celpy  # noqa: PLC0415
 
     env = celpy.Environment()
     try:
-        program = env.program(env.compile(expr))
+        env.compile(expr)
     except Exception as exc:  # noqa: BLE001
         raise CelCompileError(_describe(exc)) from None
-    return CelProgram(expr, "celpy", program, depth)
+    return CelProgram(expr, "celpy")
 
 
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = concurrent.futures.ThreadPoolExecutor(max_workers=2,
-                                                          thread_name_prefix="mgattest-cel")
-    return _executor
+class CelSession:
+    """The CEL work of one policy evaluation: one time budget, contexts sent once."""
+
+    def __init__(self, budget_s: float | None = None) -> None:
+        self.sid = str(next(_session_ids))
+        self.remaining = EVAL_BUDGET_S if budget_s is None else budget_s
+        self._sent: set[str] = set()
+        self._generation = -1
+
+    def first_true(self, program: CelProgram, tasks: list[list[Activation]]
+                   ) -> list[tuple[int | None, str | None]]:
+        """For each task (a list of activations), the index of the first activation
+        for which *program* is true (or None) and the first error met.
+
+        Fails closed: when the budget runs out, every task still pending gets
+        ``(None, reason)``."""
+        if not tasks:
+            return []
+        if self.remaining <= 0:
+            return [(None, f"CEL budget of {EVAL_BUDGET_S}s for this evaluation is "
+                           "exhausted")] * len(tasks)
+        try:
+            reply = _WORKER.exchange(self, program, tasks)
+        except _BudgetExceeded as exc:
+            return [(None, str(exc))] * len(tasks)
+        if "error" in reply:
+            return [(None, reply["error"])] * len(tasks)
+        return [(r[0], r[1]) for r in reply["results"]]
+
+    def _contexts(self, tasks: Iterable[list[Activation]], generation: int,
+                  resend: bool) -> dict[str, dict[str, Any]]:
+        if generation != self._generation:  # a new worker knows nothing of us
+            self._sent.clear()
+            self._generation = generation
+        out = {}
+        for task in tasks:
+            for act in task:
+                if resend or act.cid not in self._sent:
+                    out[act.cid] = act.values
+        self._sent.update(out)
+        return out
+
+
+class _BudgetExceeded(Exception):
+    pass
+
+
+class _Worker:
+    """The process-wide CEL worker, started on first use, restarted after a kill."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.owner = os.getpid()
+        self.generation = 0
+
+    def exchange(self, session: CelSession, program: CelProgram,
+                 tasks: list[list[Activation]]) -> dict[str, Any]:
+        with self.lock:
+            proc = self._running()
+            started = time.monotonic()
+            try:
+                for resend in (False, True):
+                    request = {"session": session.sid, "expr": program.expr,
+                               "contexts": session._contexts(tasks, self.generation, resend),
+                               "tasks": [[a.cid for a in task] for task in tasks]}
+                    reply = self._call(proc, request, started + session.remaining)
+                    if "missing" not in reply:
+                        return reply
+                raise _BudgetExceeded("the CEL worker lost this evaluation's variables")
+            finally:
+                session.remaining -= time.monotonic() - started
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.owner != os.getpid():  # forked: the parent's worker is not ours to use
+            self.proc, self.owner = None, os.getpid()
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        return self.proc
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        source = resources.files("mgattest.policy").joinpath("_celworker.py").read_text()
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-c", source,
+                                     str(WORKER_MEMORY_BYTES)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, close_fds=True)
+        except OSError as exc:
+            raise _BudgetExceeded(f"cannot start the CEL worker: {exc}") from None
+        self.generation += 1
+        try:
+            _read_frame(proc, time.monotonic() + WORKER_START_TIMEOUT_S)
+        except _BudgetExceeded:
+            self._kill(proc)
+            raise _BudgetExceeded("the CEL worker did not start") from None
+        return proc
+
+    def _call(self, proc: subprocess.Popen[bytes], request: dict[str, Any],
+              deadline: float) -> dict[str, Any]:
+        data = json.dumps(request, default=str).encode()
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(struct.pack(">I", len(data)) + data)
+            proc.stdin.flush()
+            return _read_frame(proc, deadline)
+        except (_BudgetExceeded, OSError, ValueError) as exc:
+            self._kill(proc)
+            if isinstance(exc, _BudgetExceeded):
+                raise
+            raise _BudgetExceeded(f"the CEL worker failed: {exc}") from None
+
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        if self.proc is proc:
+            self.proc = None
+
+    def close(self) -> None:
+        """Stop the worker (at interpreter exit)."""
+        if self.proc is not None and self.owner == os.getpid():
+            self._kill(self.proc)
+
+
+def _read_frame(proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
+    header = _read_exactly(proc, 4, deadline)
+    (size,) = struct.unpack(">I", header)
+    return json.loads(_read_exactly(proc, size, deadline))
+
+
+def _read_exactly(proc: subprocess.Popen[bytes], size: int, deadline: float) -> bytes:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    chunks, got = [], 0
+    while got < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise _BudgetExceeded("CEL evaluation exceeded the time budget of this policy "
+                                  f"evaluation ({EVAL_BUDGET_S}s by default) and was stopped")
+        chunk = os.read(fd, size - got)
+        if not chunk:
+            raise _BudgetExceeded("the CEL worker died (out of memory?)")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+_WORKER = _Worker()
+atexit.register(_WORKER.close)
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"no such field {exc}"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {' '.join(text)[:300]}" if text else type(exc).__name__

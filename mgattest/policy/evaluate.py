@@ -378,6 +378,9 @@ class _State:
         self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
         self.content_memo: dict[tuple[Any, str], tuple[Any, str, dict[str, Any]]] = {}
+        from mgattest.policy.cel import CelSession  # noqa: PLC0415
+
+        self.cel = CelSession()  # one CEL time budget for the whole evaluation
 
 
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
@@ -506,9 +509,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
         return state.content_memo[key]
     checks.append(_per_file(rule, "content", files, content))
     for cel in rule.cel:
-        checks.append(_per_file(rule, f"cel:{cel.id}", files,
-                                lambda f, c=cel: _cel_outcome(c, f, qualified[f.name],
-                                                              state)))
+        outcomes = _cel_outcomes(cel, files, qualified, state)
+        checks.append(_per_file(rule, f"cel:{cel.id}", files, lambda f, o=outcomes: o[f.name]))
     return checks
 
 
@@ -625,10 +627,10 @@ def _log_dict(entry: Any) -> dict[str, Any]:
 
 def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f: _File,
                 state: "_State") -> Any:
-    """The CEL variables a program reads, for (file, attestation). Converting values to
-    CEL is the expensive part, so each distinct set is built once per evaluation and
-    shared by every check that reads the same variables; without ``artifact`` it is
-    shared by every file the attestation covers."""
+    """The CEL variables a program reads, for (file, attestation). Sending values to
+    the CEL worker is the expensive part, so each distinct set is built (and sent) once
+    per evaluation and shared by every check that reads the same variables; without
+    ``artifact`` it is shared by every file the attestation covers."""
     from mgattest.policy.cel import Activation  # noqa: PLC0415
 
     per_file = used is None or "artifact" in used
@@ -653,22 +655,29 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
     return act
 
 
-def _cel_outcome(cel: Any, f: _File, atts: list[VerifiedAttestation], state: "_State"):
-    """Does *cel* hold for *f* and one of *atts* (the attestations the rule counts for
-    it)? The evidence names the attestation and signer that satisfied it."""
+def _cel_outcomes(cel: Any, files: list[_File], qualified: dict[str, list[VerifiedAttestation]],
+                  state: "_State") -> dict[str, tuple[bool, str, dict[str, Any]]]:
+    """Per file: does *cel* hold for one of the attestations the rule counts for it?
+    One batch for all files (one round trip to the CEL worker); the evidence names the
+    attestation and signer that satisfied it."""
     used = cel.program.used
-    pairs = [(a, _activation(used, a, f, state)) for a in atts] or \
-        [(None, _activation(used, None, f, state))]
-    errors = []
-    for att, ctx in pairs:
-        ok, error = cel.program.evaluate(ctx)
-        if ok:
-            ev: dict[str, Any] = {"expr": cel.expr}
-            if att is not None:
-                ev["satisfiedBy"] = {"attestation": att.source,
-                                     "signer": att.signer.distinct_id}
-            return True, f"{cel.id} holds", ev
-        if error:
-            errors.append(error)
-    reason = cel.message + (f" (evaluation error: {errors[0]})" if errors else "")
-    return False, reason, {"expr": cel.expr}
+    pairs = {f.name: [(a, _activation(used, a, f, state)) for a in qualified[f.name]]
+             or [(None, _activation(used, None, f, state))] for f in files}
+    tasks: dict[tuple[str, ...], list[Any]] = {}
+    for f in files:  # files sharing their activations share one task
+        tasks.setdefault(tuple(act.cid for _, act in pairs[f.name]),
+                         [act for _, act in pairs[f.name]])
+    results = dict(zip(tasks, state.cel.first_true(cel.program, list(tasks.values()))))
+    out = {}
+    for f in files:
+        hit, error = results[tuple(act.cid for _, act in pairs[f.name])]
+        if hit is None:
+            reason = cel.message + (f" (evaluation error: {error})" if error else "")
+            out[f.name] = (False, reason, {"expr": cel.expr})
+            continue
+        att = pairs[f.name][hit][0]
+        ev: dict[str, Any] = {"expr": cel.expr}
+        if att is not None:
+            ev["satisfiedBy"] = {"attestation": att.source, "signer": att.signer.distinct_id}
+        out[f.name] = (True, f"{cel.id} holds", ev)
+    return out
