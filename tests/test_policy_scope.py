@@ -435,3 +435,17 @@ def test_fifo_at_the_audit_path_is_refused_without_hanging(tmp_path):
     for special in ("/dev/null",):
         with pytest.raises(InputError, match="not a regular file"):
             append_decision(special, {"decision": "deny"})
+
+
+def test_optional_log_in_one_rule_does_not_excuse_another():
+    """Sibling of #16.5: `transparencyLog: {require: optional}` in the docs rule makes the
+    verifier accept unlogged bundles; the weights rule still requires a log entry."""
+    text = (HEAD + keys_block(("release", KEY_A)) + "signers:\n  release: {key: release}\n"
+            "rules:\n  - id: weights\n    match: ['*.safetensors']\n"
+            "    signedBy: {anyOf: [release]}\n"
+            "  - id: docs\n    match: ['*.md']\n    signedBy: {anyOf: [release]}\n"
+            "    transparencyLog: {require: optional}\n")
+    unlogged = attestation(TWO_FILES, key_signer(KEY_A), logs=[])
+    v = evaluate(policy(text), [unlogged], model(TWO_FILES), safe_reports(TWO_FILES), now=T0)
+    assert not v.allowed
+    assert {c.id for c in v.failures} == {"weights.transparencyLog", "weights.signedBy"}
