@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from mgattest.attest.results import ModelCheck, SignerInfo, VerifiedAttestation
 from mgattest.policy import provenance as prov_checks
+from mgattest.policy.cel import CelSession
 from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
@@ -378,8 +379,6 @@ class _State:
         self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
         self.content_memo: dict[tuple[Any, str], tuple[Any, str, dict[str, Any]]] = {}
-        from mgattest.policy.cel import CelSession  # noqa: PLC0415
-
         self.cel = CelSession()  # one CEL time budget for the whole evaluation
 
 
