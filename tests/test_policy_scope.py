@@ -449,3 +449,16 @@ def test_optional_log_in_one_rule_does_not_excuse_another():
     v = evaluate(policy(text), [unlogged], model(TWO_FILES), safe_reports(TWO_FILES), now=T0)
     assert not v.allowed
     assert {c.id for c in v.failures} == {"weights.transparencyLog", "weights.signedBy"}
+
+
+def test_warn_mode_never_loads_tampered_bytes(tmp_path, keys):
+    """Sibling of #9: warn mode lets a verdict with an integrity failure allow; the
+    tampered file must still not be deserialised."""
+    rules = WEIGHTS_RULE.replace('["*.npy"]', '["**"]')
+    model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2)), "b.npy": _npy(np.arange(3))})
+    bundle = _bundle(tmp_path, model, keys["release"])
+    (model / "b.npy").write_bytes(_npy(np.full(3, 666)))
+    pol = _write_policy(tmp_path, rules)
+    pol.write_text(pol.read_text().replace("kind: Policy\n", "kind: Policy\nmode: warn\n"))
+    got = mgattest.load(model, policy=pol, bundles=[bundle])
+    assert list(got) == ["w.npy"]
