@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from mgattest.cli.app import app
 from tests.conftest import PROJECT_ROOT
-
-runner = CliRunner()
+# One CLI runner and the same model/key fixtures as the sign/verify CLI tests.
+from tests.test_cli_sign_verify import keypair, mg, model  # noqa: F401 - pytest fixtures
 
 # A pickle whose REDUCE would call os.system (only written, never loaded).
 EVIL_PICKLE = (b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system"
@@ -37,26 +35,6 @@ def _env(tmp_path, monkeypatch):
         if name.startswith(("GITHUB_", "RUNNER_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-
-
-def mg(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def model(tmp_path):
-    root = tmp_path / "model"
-    root.mkdir()
-    (root / "weights.bin").write_bytes(os.urandom(2048))
-    (root / "config.json").write_text('{"layers": 2}')
-    return root
-
-
-@pytest.fixture
-def keypair(tmp_path):
-    result = mg("keygen", "--out", tmp_path / "k")
-    assert result.exit_code == 0, result.output
-    return tmp_path / "k.key", tmp_path / "k.pub"
 
 
 def embedded_log_size() -> int:
