@@ -305,6 +305,39 @@ def test_bad_build_times_are_refused(model, keypair, args, message):
     assert embedded_log_size() == 0
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40),
+                 st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())))
+def test_build_time_parser_returns_utc_or_refuses(text):
+    """Any text: an InputError, or a UTC time that names the same instant."""
+    from datetime import datetime
+
+    from mgattest.attest.slsa import parse_timestamp
+    from mgattest.errors import InputError
+
+    try:
+        parsed = parse_timestamp(text, what="--started-on")
+    except InputError:
+        return
+    assert parsed.endswith("Z")
+    same = datetime.fromisoformat(text.upper().replace("Z", "+00:00").replace(" ", "T"))
+    assert datetime.fromisoformat(parsed.replace("Z", "+00:00")) == same
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["sha256:", "sha384:", "SHA512:"]), st.text(max_size=140))
+def test_digest_targets_are_wellformed_or_refused(prefix, rest):
+    from mgattest.attest.verify import names_a_digest, parse_artifact_digest
+    from mgattest.errors import InputError
+
+    try:
+        assert names_a_digest(prefix + rest)
+    except InputError:
+        return
+    alg, digest = parse_artifact_digest(prefix + rest)
+    assert alg == prefix[:-1].lower() and len(digest) * 2 == len(rest)
+
+
 # --------------------------------------------------------------------------- error messages
 
 @pytest.mark.parametrize("target, found", [("sha256:zzz", "not all hex"),

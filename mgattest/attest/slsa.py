@@ -189,11 +189,14 @@ def parse_timestamp(text: str, *, what: str) -> str:
                                    "(e.g. 2026-01-31T12:00:00Z)", what=what, where=text)
     try:
         moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError as exc:
+        utc = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:  # Feb 30; or year 1 with a +01:00 offset
         raise ProvenanceInputError(f"{what} {text!r} is not a valid time: {exc}",
                                    what=what, where=text) from None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{moment.microsecond:06d}".rstrip("0") + "Z" if moment.microsecond else "Z")
+    fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    # Not strftime: "%Y" drops the zero padding of years before 1000 on glibc.
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}{fraction}Z")
 
 
 def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
