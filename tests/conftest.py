@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: paths to the shared test vectors and small helpers."""
+"""Shared pytest fixtures: the vendored test vectors (tests/vectors) and small helpers."""
 
 from __future__ import annotations
 
@@ -19,25 +19,17 @@ if os.environ.get("CI"):
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _find_shared() -> Path | None:
-    env = os.environ.get("MGATTEST_SHARED")
-    candidates = [Path(env)] if env else []
-    candidates += [PROJECT_ROOT.parent / "shared", PROJECT_ROOT / "shared"]
-    for c in candidates:
-        if (c / "vectors").is_dir():
-            return c
-    return None
-
-
-SHARED_DIR = _find_shared()
-CONFORMANCE_DIR = SHARED_DIR / "vectors" / "conformance" if SHARED_DIR else None
+# Test data is vendored under tests/vectors (see tests/vectors/README.md): a fresh clone
+# needs nothing outside the repository.
+VECTORS_DIR = PROJECT_ROOT / "tests" / "vectors"
+CONFORMANCE_DIR = VECTORS_DIR / "conformance"
 
 
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
-    """The sigstore-conformance bundle-verify vectors (../shared/vectors/conformance)."""
-    if CONFORMANCE_DIR is None:
-        pytest.fail("../shared/vectors/conformance not found (set MGATTEST_SHARED)")
+    """The sigstore-conformance bundle-verify vectors (tests/vectors/conformance)."""
+    if not (CONFORMANCE_DIR / "cases.json").is_file():
+        pytest.fail(f"{CONFORMANCE_DIR} is incomplete: the vendored vectors are missing")
     return CONFORMANCE_DIR
 
 

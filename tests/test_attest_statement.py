@@ -116,7 +116,9 @@ def test_dependency_and_param_parsing():
 GITHUB = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/repo",
           "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": "b" * 40, "GITHUB_RUN_ID": "42",
           "GITHUB_RUN_ATTEMPT": "1",
-          "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/train.yml@refs/heads/main"}
+          "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/train.yml@refs/heads/main",
+          "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY_ID": "101",
+          "GITHUB_REPOSITORY_OWNER_ID": "202"}
 GITLAB = {"CI_SERVER_URL": "https://gitlab.com", "CI_PROJECT_URL": "https://gitlab.com/g/p",
           "CI_COMMIT_REF_NAME": "main", "CI_COMMIT_SHA": "c" * 40, "CI_JOB_ID": "7"}
 

@@ -63,7 +63,7 @@ def test_encrypted_key_via_env(tmp_path, model, monkeypatch):
     ok = mg("sign", model, "--key", tmp_path / "e.key", "--password-env", "TEAM_PW")
     assert ok.exit_code == 0, ok.output
     monkeypatch.setenv("MGATTEST_KEY_PASSWORD", "pw1")
-    assert mg("sign", model, "--key", tmp_path / "e.key").exit_code == 0
+    assert mg("sign", model, "--key", tmp_path / "e.key", "--force").exit_code == 0
 
 
 def test_sign_verify_tamper_exit_codes(model, keypair, tmp_path):
@@ -175,8 +175,9 @@ def test_from_env_github(model, keypair, tmp_path, monkeypatch):
                         "GITHUB_REPOSITORY": "org/repo", "GITHUB_REF": "refs/tags/v1",
                         "GITHUB_SHA": "f" * 40, "GITHUB_RUN_ID": "9",
                         "GITHUB_RUN_ATTEMPT": "2",
-                        "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/t.yml@refs/tags/v1"
-                        }.items():
+                        "GITHUB_WORKFLOW_REF": "org/repo/.github/workflows/t.yml@refs/tags/v1",
+                        "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY_ID": "11",
+                        "GITHUB_REPOSITORY_OWNER_ID": "22"}.items():
         monkeypatch.setenv(name, value)
     assert mg("sign", model, "--key", key, "--from-env", "github").exit_code == 0
     doc = json.loads(mg("verify", model, "--key", pub, "--json").stdout)

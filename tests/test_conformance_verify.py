@@ -1,6 +1,6 @@
 """The sigstore-conformance bundle-verify suite through ``mgattest verify``.
 
-For every case of ../shared/vectors/conformance/cases.json we run
+For every case of tests/vectors/conformance/cases.json (vendored) we run
 ``mgattest verify ARTIFACT --bundle B --trusted-root R (--identity I --issuer S | --key K)``
 and require exit 0 for "pass" and exit 1 for "fail". sigstore-python's verifier runs on
 the same case as an independent peer; where its verdict differs from the expected one,
@@ -21,7 +21,7 @@ from tests.conftest import CONFORMANCE_DIR
 
 pytestmark = pytest.mark.interop
 
-CASES = json.loads((CONFORMANCE_DIR / "cases.json").read_text()) if CONFORMANCE_DIR else []
+CASES = json.loads((CONFORMANCE_DIR / "cases.json").read_text())
 IDS = [c["id"].split("/", 1)[1] for c in CASES]
 
 # sigstore-python 4.5.1 disagrees with the expected verdict here; mgattest follows the

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest.errors import InputError
+from mgattest.tlog.keys import pem_kind_problem
 
 DEFAULT_PASSWORD_ENV = "MGATTEST_KEY_PASSWORD"
 MAX_KEY_FILE_BYTES = 1024 * 1024
@@ -132,6 +133,9 @@ def load_signer(path: str | Path, password: bytes | None = None, *,
                 rsa_scheme: str | None = None) -> Signer:
     """Load a PEM private key (PKCS#8, or traditional EC/RSA) as a :class:`Signer`."""
     data = _read_limited(path)
+    problem = pem_kind_problem(data, "private key")
+    if problem:
+        raise KeyFileError(f"{path} {problem}", what="key file", where=str(path))
     try:
         key = serialization.load_pem_private_key(data, password)
     except TypeError as exc:
@@ -157,6 +161,9 @@ def load_signer(path: str | Path, password: bytes | None = None, *,
 
 def public_key_from_pem(data: bytes, *, where: str = "public key") -> Any:
     """A public key from SPKI PEM, or the subject key of a PEM/DER certificate."""
+    problem = pem_kind_problem(data, "public key")
+    if problem:
+        raise KeyFileError(f"{where} {problem}", what="public key", where=where)
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             return x509.load_pem_x509_certificate(data).public_key()

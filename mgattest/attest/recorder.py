@@ -174,7 +174,7 @@ class ProvenanceRecorder:
 
     def sign(self) -> dict[str, Any]:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import LogTarget, sign_model, write_bundle_file
+        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model
         from mgattest.attest.slsa import SLSA_PROVENANCE_V1
         from mgattest.attest.verify import default_bundle_path
 
@@ -182,10 +182,14 @@ class ProvenanceRecorder:
             raise InputError("signing needs a model path and a signer", what="recorder")
         predicate = self.predicate or self.finish()
         out = self.bundle_out or default_bundle_path(self.model)
-        result = sign_model(self.model, self.signer, predicate_type=SLSA_PROVENANCE_V1,
-                            predicate=predicate, log=self.log or LogTarget(), exclude=[out])
-        self.bundle = result.bundle
-        self.bundle_path = write_bundle_file(result.bundle, out)
+        # Reserve the bundle file before the (permanent) log entry is made.
+        with PendingBundleFile(out, overwrite=True) as pending:
+            pending.reserve()
+            result = sign_model(self.model, self.signer, predicate_type=SLSA_PROVENANCE_V1,
+                                predicate=predicate, log=self.log or LogTarget(),
+                                exclude=[out, pending.temp_path])
+            self.bundle = result.bundle
+            self.bundle_path = pending.commit(result.bundle)
         return result.bundle
 
     def __enter__(self) -> "ProvenanceRecorder":

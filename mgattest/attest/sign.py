@@ -7,6 +7,7 @@ log database (``--log-db``), any Rekor v1-compatible server (``--log URL``) or n
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -184,10 +185,115 @@ def sign_model(model: str | Path, signer: Signer, *, predicate_type: str | None 
     return SignResult(bundle, statement, md)
 
 
-def write_bundle_file(bundle: dict[str, Any], path: str | Path) -> Path:
-    """Write a bundle atomically (temp file + rename) so readers never see half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dump_bundle(bundle), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+class BundleOutputError(InputError):
+    """The bundle cannot be written where it was asked for (checked before signing)."""
+
+
+class PendingBundleFile:
+    """A bundle destination checked, then reserved, before anything is logged.
+
+    A transparency-log entry is permanent (on a public log, public), so signing must not
+    log and then fail to write the bundle. ``check()`` refuses an existing bundle (unless
+    ``overwrite``), a directory, or a missing parent directory; ``reserve()`` creates the
+    temporary file beside the destination, which proves the directory is writable;
+    ``commit(bundle)`` writes it, syncs it and moves it into place in one rename, so
+    readers never see half a bundle. ``discard()`` (or leaving the ``with`` block by an
+    exception) removes the temporary file.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self._tmp: Path | None = None
+
+    @property
+    def temp_path(self) -> Path:
+        """The temporary file ``reserve()`` creates (to leave out of a model's digests)."""
+        return self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+
+    def check(self) -> "PendingBundleFile":
+        """Refuse a destination that cannot take the bundle; cheap, touches nothing."""
+        path = self.path
+        if path.is_dir():
+            raise BundleOutputError(f"bundle path {path} is a directory", what="--out",
+                                    where=str(path))
+        if os.path.lexists(path) and not self.overwrite:
+            raise BundleOutputError(f"bundle {path} already exists; pass --force to replace "
+                                    "it (or --out to write another file)", what="--out",
+                                    where=str(path))
+        parent = path.parent
+        if not parent.is_dir():
+            raise BundleOutputError(f"cannot write bundle {path}: directory {parent} does "
+                                    "not exist", what="--out", where=str(path))
+        return self
+
+    def reserve(self) -> "PendingBundleFile":
+        """Create the temporary file beside the destination (proves it is writable)."""
+        self.check()
+        tmp = self.temp_path
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+        except OSError as exc:
+            raise BundleOutputError(f"cannot write bundle {self.path}: {exc.strerror}",
+                                    what="--out", where=str(self.path)) from None
+        os.close(fd)
+        self._tmp = tmp
+        return self
+
+    def commit(self, bundle: dict[str, Any]) -> Path:
+        """Write ``bundle`` to the reserved file and move it into place atomically."""
+        if self._tmp is None:
+            self.reserve()
+        assert self._tmp is not None
+        with open(self._tmp, "w", encoding="utf-8") as fh:
+            fh.write(dump_bundle(bundle))
+            fh.flush()
+            os.fsync(fh.fileno())
+        if self.overwrite:
+            os.replace(self._tmp, self.path)
+        else:
+            # link() fails if the destination appeared since check(): never clobber it.
+            self._link_into_place()
+        self._tmp = None
+        return self.path
+
+    def _link_into_place(self) -> None:
+        """Move the temporary file to the destination without replacing a file that
+        appeared since check() (link() refuses an existing name; rename() would not)."""
+        assert self._tmp is not None
+        try:
+            os.link(self._tmp, self.path)
+        except FileExistsError:
+            self.discard()
+            raise BundleOutputError(f"bundle {self.path} appeared while signing; the "
+                                    "signature was not written there", what="--out",
+                                    where=str(self.path)) from None
+        except OSError:  # a filesystem without hard links: re-check, then rename
+            if os.path.lexists(self.path):
+                self.discard()
+                raise BundleOutputError(f"bundle {self.path} appeared while signing",
+                                        what="--out", where=str(self.path)) from None
+            os.replace(self._tmp, self.path)
+            return
+        os.unlink(self._tmp)
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any."""
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+    def __enter__(self) -> "PendingBundleFile":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.discard()
+
+
+def write_bundle_file(bundle: dict[str, Any], path: str | Path, *,
+                      overwrite: bool = True) -> Path:
+    """Write a bundle atomically (temp file, fsync, rename) so readers never see half of it."""
+    with PendingBundleFile(path, overwrite=overwrite) as pending:
+        return pending.reserve().commit(bundle)

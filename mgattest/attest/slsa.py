@@ -23,7 +23,7 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
                       "tokenizers", "safetensors", "numpy", "scipy", "scikit-learn",
                       "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
 
-_DIGEST_RE = re.compile(r"^([A-Za-z0-9_]+):([0-9a-fA-F]+)$")
+_DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
 
 
 class ProvenanceInputError(InputError):
@@ -54,21 +54,45 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
 
 
 def parse_dependency(text: str) -> dict[str, Any]:
-    """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor."""
+    """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor.
+
+    A suffix ``@ALG:...`` whose ALG is a digest algorithm, or whose value is hex, is a
+    digest and must be well-formed (:func:`statement.parse_digest`): ``@sha256:abc`` is
+    refused rather than signed as a pin, ``@sha265:...`` rather than kept in the URI.
+    """
+    from mgattest.attest.statement import parse_digest
+
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ProvenanceInputError(f"dependency {text!r} is not NAME=URI@ALG:HEX",
                                    what="--dependency")
     uri, digest = rest, None
     at = rest.rfind("@")
-    if at > 0 and _DIGEST_RE.match(rest[at + 1:]):
-        uri, digest_text = rest[:at], rest[at + 1:]
-        alg, hexval = digest_text.split(":", 1)
-        digest = {alg: hexval.lower()}
+    if at > 0 and _looks_like_digest_suffix(rest[at + 1:]):
+        uri = rest[:at]
+        try:
+            alg, hexval = parse_digest(rest[at + 1:], what="--dependency")
+        except InputError as exc:
+            raise ProvenanceInputError(f"dependency {name!r}: {exc.message}",
+                                       what="--dependency", where=text) from None
+        digest = {alg: hexval}
     descriptor: dict[str, Any] = {"name": name, "uri": uri}
     if digest:
         descriptor["digest"] = digest
     return descriptor
+
+
+def _looks_like_digest_suffix(suffix: str) -> bool:
+    """``sha256:...``, ``gitCommit:...`` or ``anything:HEX`` (a digest, maybe mistyped);
+    not ``host:path`` as in ``ssh://git@host:repo``."""
+    from mgattest.attest.statement import DIGEST_LENGTHS
+
+    match = _DIGEST_PREFIX_RE.match(suffix)
+    if match is None:
+        return False
+    alg, value = match.group(1), match.group(2)
+    known = alg in DIGEST_LENGTHS or alg.lower() in DIGEST_LENGTHS
+    return known or re.fullmatch(r"[0-9a-fA-F]+", value) is not None
 
 
 def _normalize(name: str) -> str:
@@ -112,28 +136,79 @@ def _require(env: Mapping[str, str], names: Iterable[str], provider: str) -> dic
     return {n: env[n] for n in names}
 
 
+GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
+
+
+def _github_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """GitHub Actions facts in the shape of GITHUB_BUILD_TYPE (github.com/actions/buildtypes
+    ``workflow/v1``, as ``actions/attest-build-provenance`` writes it)."""
+    v = _require(env, ["GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_REF", "GITHUB_SHA",
+                       "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_WORKFLOW_REF",
+                       "GITHUB_EVENT_NAME", "GITHUB_REPOSITORY_ID",
+                       "GITHUB_REPOSITORY_OWNER_ID"], "github")
+    server, repo, ref = v["GITHUB_SERVER_URL"].rstrip("/"), v["GITHUB_REPOSITORY"], v["GITHUB_REF"]
+    repository = f"{server}/{repo}"
+    github = {"event_name": v["GITHUB_EVENT_NAME"],
+              "repository_id": v["GITHUB_REPOSITORY_ID"],
+              "repository_owner_id": v["GITHUB_REPOSITORY_OWNER_ID"]}
+    if env.get("RUNNER_ENVIRONMENT"):
+        github["runner_environment"] = env["RUNNER_ENVIRONMENT"]
+    return {
+        "builder_id": f"{server}/{v['GITHUB_WORKFLOW_REF']}",
+        "build_type": GITHUB_BUILD_TYPE,
+        "source": {"uri": f"git+{repository}@{ref}", "repository": repository, "ref": ref,
+                   "commit": v["GITHUB_SHA"]},
+        "invocation_id": (f"{repository}/actions/runs/{v['GITHUB_RUN_ID']}"
+                          f"/attempts/{v['GITHUB_RUN_ATTEMPT']}"),
+        "workflow": {"ref": ref, "repository": repository,
+                     "path": _workflow_path(v["GITHUB_WORKFLOW_REF"], repo, ref)},
+        "github": github,
+    }
+
+
+def _workflow_path(workflow_ref: str, repo: str, ref: str) -> str:
+    """``owner/repo/.github/workflows/x.yml@refs/heads/main`` → ``.github/workflows/x.yml``
+    (prefix ``repo/`` and suffix ``@ref`` removed; path and ref may contain ``@``)."""
+    prefix, suffix = f"{repo}/", f"@{ref}"
+    if not (workflow_ref.startswith(prefix) and workflow_ref.endswith(suffix)
+            and len(workflow_ref) > len(prefix) + len(suffix)):
+        raise ProvenanceInputError(
+            f"--from-env github: GITHUB_WORKFLOW_REF {workflow_ref!r} is not "
+            f"{prefix}PATH{suffix}", what="--from-env", where="GITHUB_WORKFLOW_REF")
+    return workflow_ref[len(prefix):-len(suffix)]
+
+
+def parse_timestamp(text: str, *, what: str) -> str:
+    """An RFC 3339 time (``2026-01-31T12:00:00Z``, offsets allowed) → UTC ``...Z`` text,
+    the form SLSA's ``startedOn``/``finishedOn`` take."""
+    from datetime import datetime, timezone
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+                        text or ""):
+        raise ProvenanceInputError(f"{what} {text!r} is not an RFC 3339 time with a zone "
+                                   "(e.g. 2026-01-31T12:00:00Z)", what=what, where=text)
+    try:
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00").replace(" ", "T"))
+        utc = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:  # Feb 30; or year 1 with a +01:00 offset
+        raise ProvenanceInputError(f"{what} {text!r} is not a valid time: {exc}",
+                                   what=what, where=text) from None
+    fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    # Not strftime: "%Y" drops the zero padding of years before 1000 on glibc.
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}{fraction}Z")
+
+
 def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Builder id, source repository/ref/commit and invocation id from CI variables.
 
     Returns ``{"builder_id", "source": {"uri", "ref", "commit"}, "invocation_id",
-    "build_type", "workflow"}``; raises naming every missing variable.
+    "build_type", "workflow"}`` (GitHub: ``workflow`` is ``{ref, repository, path}`` and
+    ``github`` holds the internal parameters); raises naming every missing variable.
     """
     env = os.environ if env is None else env
     if provider == "github":
-        v = _require(env, ["GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_REF",
-                           "GITHUB_SHA", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT",
-                           "GITHUB_WORKFLOW_REF"], provider)
-        server, repo = v["GITHUB_SERVER_URL"].rstrip("/"), v["GITHUB_REPOSITORY"]
-        return {
-            "builder_id": f"{server}/{v['GITHUB_WORKFLOW_REF']}",
-            "build_type": "https://actions.github.io/buildtypes/workflow/v1",
-            "source": {"uri": f"git+{server}/{repo}@{v['GITHUB_REF']}",
-                       "repository": f"{server}/{repo}", "ref": v["GITHUB_REF"],
-                       "commit": v["GITHUB_SHA"]},
-            "invocation_id": (f"{server}/{repo}/actions/runs/{v['GITHUB_RUN_ID']}"
-                              f"/attempts/{v['GITHUB_RUN_ATTEMPT']}"),
-            "workflow": v["GITHUB_WORKFLOW_REF"],
-        }
+        return _github_env(env)
     if provider == "gitlab":
         v = _require(env, ["CI_SERVER_URL", "CI_PROJECT_URL", "CI_COMMIT_REF_NAME",
                            "CI_COMMIT_SHA", "CI_JOB_ID"], provider)
@@ -195,6 +270,47 @@ def signed_ignores(statement: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
+def parse_build_times(started_on: str | None, finished_on: str | None
+                      ) -> tuple[str | None, str | None]:
+    """``--started-on``/``--finished-on`` as SLSA times; the start may not follow the end."""
+    started = parse_timestamp(started_on, what="--started-on") if started_on else None
+    finished = parse_timestamp(finished_on, what="--finished-on") if finished_on else None
+    if started and finished and started > finished:
+        raise ProvenanceInputError(f"--started-on {started} is after --finished-on {finished}",
+                                   what="--started-on")
+    return started, finished
+
+
+def _github_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | None
+                     ) -> dict[str, Any]:
+    """externalParameters of GITHUB_BUILD_TYPE: ``workflow: {ref, repository, path}``,
+    and the user's ``--param`` values as ``inputs`` (as workflow_dispatch inputs are)."""
+    workflow = ci.get("workflow")
+    if not isinstance(workflow, Mapping):
+        raise ProvenanceInputError(f"buildType {GITHUB_BUILD_TYPE} describes a GitHub "
+                                   "Actions workflow: sign with --from-env github",
+                                   what="--build-type")
+    external: dict[str, Any] = {"workflow": dict(workflow)}
+    if parameters:
+        external["inputs"] = dict(parameters)
+    return external
+
+
+def _generic_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | None
+                      ) -> dict[str, Any]:
+    """externalParameters of other build types: the parameters, the source, the workflow."""
+    external: dict[str, Any] = dict(parameters or {})
+    source = ci.get("source")
+    if source:
+        external.setdefault("source", {"uri": source["uri"], "ref": source["ref"]})
+        workflow = ci.get("workflow")
+        if isinstance(workflow, str):
+            external.setdefault("workflow", workflow)
+        elif isinstance(workflow, Mapping):
+            external.setdefault("workflow", dict(workflow))
+    return external
+
+
 def build_provenance(*, builder_id: str | None = None, build_type: str | None = None,
                      parameters: Mapping[str, Any] | None = None,
                      dependencies: Iterable[dict[str, Any]] = (),
@@ -211,20 +327,24 @@ def build_provenance(*, builder_id: str | None = None, build_type: str | None = 
     resolved dependency.
     """
     ci = ci or {}
-    external: dict[str, Any] = dict(parameters or {})
     resolved = [dict(d) for d in dependencies]
+    build_type = build_type or ci.get("build_type") or DEFAULT_BUILD_TYPE
+    if build_type == GITHUB_BUILD_TYPE:
+        external = _github_external(ci, parameters)
+    else:
+        external = _generic_external(ci, parameters)
     source = ci.get("source")
     if source:
-        external.setdefault("source", {"uri": source["uri"], "ref": source["ref"]})
-        if ci.get("workflow"):
-            external.setdefault("workflow", ci["workflow"])
-        resolved.insert(0, {"uri": source["uri"], "digest": {"gitCommit": source["commit"]},
-                            "name": "source"})
-    build_definition: dict[str, Any] = {
-        "buildType": build_type or ci.get("build_type") or DEFAULT_BUILD_TYPE,
-        "externalParameters": external,
-    }
+        # The source commit, pinned: buildType workflow/v1 names it exactly so.
+        pinned = {"uri": source["uri"], "digest": {"gitCommit": source["commit"]}}
+        if build_type != GITHUB_BUILD_TYPE:
+            pinned["name"] = "source"
+        resolved.insert(0, pinned)
+    build_definition: dict[str, Any] = {"buildType": build_type,
+                                        "externalParameters": external}
     internal = dict(internal_parameters or {})
+    if build_type == GITHUB_BUILD_TYPE and ci.get("github"):
+        internal["github"] = dict(ci["github"])
     if frameworks:
         internal["frameworks"] = dict(sorted(frameworks.items()))
     if internal:

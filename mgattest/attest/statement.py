@@ -20,7 +20,8 @@ LEGACY_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1",)
 MAX_STATEMENT_BYTES = 32 * 1024 * 1024
 MAX_SUBJECTS = 1_000_000
 _HEX = re.compile(r"^[0-9a-f]+$")
-_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
+# Algorithms of in-toto digest sets with a fixed length, and that length in hex characters.
+DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
                    "sha3_384": 96, "sha3_512": 128, "blake2b": 128, "blake3": 64,
                    "sha1": 40, "gitCommit": 40}
 
@@ -74,11 +75,36 @@ def _check_digest(digest: Any, *, where: str) -> None:
         if not isinstance(alg, str) or not isinstance(value, str):
             raise StatementError(f"subject {where}: digest entries must be strings",
                                  what="subject digest", where=where)
-        expected = _DIGEST_LENGTHS.get(alg)
+        expected = DIGEST_LENGTHS.get(alg)
         if expected is not None and (len(value) != expected or not _HEX.match(value)):
             raise StatementError(f"subject {where}: {alg} digest must be {expected} "
                                  "lowercase hex characters", what="subject digest",
                                  where=where)
+
+
+def parse_digest(text: str, *, what: str = "digest") -> tuple[str, str]:
+    """``ALG:HEX`` → (alg, lowercase hex), for digests a user types (``--dependency``).
+
+    The algorithm must be one in-toto names with a fixed length (sha256, sha512,
+    gitCommit, ...), and the value exactly that many hex characters: a truncated or
+    mistyped digest is refused at sign time instead of being signed as a pin.
+    """
+    alg, sep, value = text.partition(":")
+    if not sep or not alg:
+        raise StatementError(f"{text!r} is not a digest of the form ALGORITHM:HEX",
+                             what=what, where=text)
+    expected = DIGEST_LENGTHS.get(alg) or DIGEST_LENGTHS.get(alg.lower())
+    if expected is None:
+        known = ", ".join(sorted(DIGEST_LENGTHS))
+        raise StatementError(f"unknown digest algorithm {alg!r} in {text!r} (known: {known})",
+                             what=what, where=text)
+    alg = alg if alg in DIGEST_LENGTHS else alg.lower()
+    value = value.lower()
+    if len(value) != expected or not _HEX.match(value):
+        found = f"{len(value)} characters" + ("" if _HEX.match(value) else ", not all hex")
+        raise StatementError(f"{alg} digest in {text!r} must be {expected} hex characters "
+                             f"(got {found})", what=what, where=text)
+    return alg, value
 
 
 def make_statement(subjects: Iterable[dict[str, Any]], predicate_type: str,

@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,18 +62,40 @@ class ArtifactMismatchError(BundleVerificationError):
 
 # --------------------------------------------------------------------------- inputs
 
+_ARTIFACT_DIGEST_PREFIX = re.compile(r"(sha256|sha384|sha512):", re.IGNORECASE)
+
+
+def names_a_digest(target: str) -> bool:
+    """Whether a CLI target (``verify TARGET``) is a digest rather than a path.
+
+    ``sha256:``/``sha384:``/``sha512:`` followed by anything, when no file of that name
+    exists, is a digest, and must be a well-formed one: ``sha256:zzz`` is reported as a
+    malformed digest (InputError), not as a missing file.
+    """
+    if not isinstance(target, str) or not _ARTIFACT_DIGEST_PREFIX.match(target):
+        return False
+    if os.path.lexists(target):
+        return False
+    parse_artifact_digest(target)
+    return True
+
+
 def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes] | None:
     """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        match = re.fullmatch(r"(sha256|sha384|sha512):([0-9a-fA-F]+)", value)
-        if match:
-            alg, hexval = match.group(1), match.group(2).lower()
-            if len(hexval) != hashlib.new(alg).digest_size * 2:
-                raise InputError(f"artifact digest {value!r} has the wrong length for {alg}",
-                                 what="artifact digest")
-            return alg, bytes.fromhex(hexval)
+    if isinstance(value, str) and _ARTIFACT_DIGEST_PREFIX.match(value) \
+            and not os.path.lexists(value):
+        alg, _, hexval = value.partition(":")
+        alg, hexval = alg.lower(), hexval.lower()
+        expected = hashlib.new(alg).digest_size * 2
+        if len(hexval) != expected or re.fullmatch(r"[0-9a-f]+", hexval) is None:
+            found = f"{len(hexval)} characters" + (
+                "" if re.fullmatch(r"[0-9a-f]*", hexval) else ", not all hex")
+            raise InputError(f"artifact digest {value!r} is not {alg}:HEX with {expected} "
+                             f"hex characters (got {found}); no file of that name exists "
+                             "either", what="artifact digest", where=value)
+        return alg, bytes.fromhex(hexval)
     path = Path(value) if not isinstance(value, bytes) else None
     if path is None:
         assert isinstance(value, bytes)

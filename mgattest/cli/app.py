@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # -h as well as --help, on every command (click passes this down to subcommands).
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 # (module, attribute) pairs: a module exposing `register(app)` adds its commands.
@@ -49,16 +51,22 @@ def _register_all() -> None:
 _register_all()
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    """mgattest: in-toto SLSA provenance, Sigstore bundles, a Rekor-compatible log."""
-    if version:
+def _print_version(value: bool) -> None:
+    """Eager ``--version``: answer before click looks for a subcommand."""
+    if value:
         from mgattest import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"mgattest {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True,
+                                 callback=_print_version, expose_value=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """mgattest: in-toto SLSA provenance, Sigstore bundles, a Rekor-compatible log."""
 
 
 def main() -> None:

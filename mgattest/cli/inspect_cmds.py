@@ -38,14 +38,20 @@ def inspect_cmd(
         [], "--allow", metavar="MODULE:NAME",
         help="Also allow this pickle global (exact module and name). Repeatable."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info findings too."),
+    ignore: list[str] = typer.Option(
+        [], "--ignore", metavar="GLOB",
+        help="Anchored glob of files to leave out of a directory (repeatable), as for "
+             "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
+    from mgattest.attest.walk import IgnoreRules
     from mgattest.inspect import SAFE, scan_path, worst
 
     extra = _allowed_pairs(allow)
+    rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
     results: list[tuple[Path, list[Any]]] = []
     for path in paths:
-        results.append((path, scan_path(path, extra_allowed=extra)))
+        results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:
         from mgattest.load.quarantine import quarantine
@@ -119,17 +125,23 @@ def quarantine_show(
 def quarantine_restore(
     incident: str = typer.Argument(..., help="Incident id (or a unique prefix)."),
     directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
-    to: Optional[Path] = typer.Option(None, "--to", help="Restore into this directory "
-                                      "instead of the original paths."),
+    to: Optional[Path] = typer.Option(None, "--to", metavar="DIR",
+                                      help="Restore into directory DIR (created if missing), "
+                                      "each artifact under its original file name, instead "
+                                      "of to its original path."),
     force: bool = typer.Option(False, "--force", help="Restore even if the quarantined "
                                "bytes changed."),
 ) -> None:
-    """Move an incident's artifacts back (never overwriting anything)."""
+    """Move an incident's artifacts back to where they were, or into --to DIR (never
+    overwriting anything)."""
     from mgattest.load.quarantine import restore
 
     restored = restore(directory, incident, to=to, force=force)
     for dest in restored.record.get("restored_to", []):
         out(f"restored {dest}")
+    if not restored.record.get("restored_to"):
+        out(f"incident {restored.id}: nothing to move (the originals are intact); "
+            "marked restored")
 
 
 def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],

@@ -112,7 +112,8 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
                  refresh_trust: bool = False,
                  out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
                  log_key: Optional[Path], no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
-                 allow_symlinks: bool, as_json: bool, hash_alg: str = "sha256") -> None:
+                 allow_symlinks: bool, as_json: bool, hash_alg: str = "sha256",
+                 force: bool = False) -> None:
     from mgattest.attest import sign as signing
     from mgattest.errors import InputError
 
@@ -125,7 +126,10 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
                          "or --staging); --log, --log-db, --log-key and --no-log do not apply",
                          what="--keyless")
     target = _log_target(log, log_db, no_log, log_key)
-    path = _output_path(model, out_path)
+    # Check the destination before hashing, reserve it before logging: a log entry is
+    # permanent, so nothing is logged that cannot end up in a bundle.
+    pending = signing.PendingBundleFile(_output_path(model, out_path), overwrite=force).check()
+    path = pending.path
     signer = load_signing_key(key, password_env, password_prompt) if key else None
     from mgattest.attest import digests as digest_mod
 
@@ -138,17 +142,29 @@ def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
         raise InputError(f"model {model} has no files to sign", what="model",
                          where=str(model))
     statement, hint = statement_builder(md, fmt, signer)
+    with pending:
+        pending.reserve()
+        bundle = _sign_and_log(statement, hint, signer, target, keyless=keyless,
+                               identity_token=identity_token, trust_config=trust_config,
+                               staging=staging, refresh_trust=refresh_trust)
+        pending.commit(bundle)
+    _report(bundle, statement, path, as_json)
+
+
+def _sign_and_log(statement: dict[str, Any], hint: Optional[str], signer: Any, target: Any, *,
+                  keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
+                  staging: bool, refresh_trust: bool) -> dict[str, Any]:
+    """Sign the statement (key or keyless) and record it in the log: the bundle dict."""
+    from mgattest.attest import sign as signing
+
     if keyless:
         from mgattest.attest.keyless import sign_keyless
         from mgattest.attest.statement import serialize_statement
 
-        bundle = sign_keyless(serialize_statement(statement), identity_token=identity_token,
-                              trust_config=str(trust_config) if trust_config else None,
-                              staging=staging, refresh_trust=refresh_trust)
-    else:
-        bundle = signing.sign_statement(statement, signer, log=target, hint=hint)
-    signing.write_bundle_file(bundle, path)
-    _report(bundle, statement, path, as_json)
+        return sign_keyless(serialize_statement(statement), identity_token=identity_token,
+                            trust_config=str(trust_config) if trust_config else None,
+                            staging=staging, refresh_trust=refresh_trust)
+    return signing.sign_statement(statement, signer, log=target, hint=hint)
 
 
 _KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
@@ -179,6 +195,7 @@ _HASH = typer.Option("sha256", "--hash", metavar="ALG",
 _SYMLINKS = typer.Option(False, "--allow-symlinks",
                          help="Follow symlinks that stay inside the model.")
 _JSON = typer.Option(False, "--json", help="Machine-readable output.")
+_FORCE = typer.Option(False, "--force", help="Replace an existing bundle at the output path.")
 
 
 # --------------------------------------------------------------------------- sign
@@ -195,6 +212,7 @@ def sign_cmd(
     password_env: Optional[str] = _PW_ENV,
     password_prompt: bool = _PW_PROMPT,
     out_path: Optional[Path] = _OUT,
+    force: bool = _FORCE,
     fmt: str = typer.Option("intoto", "--format",
                             help="intoto (SLSA provenance) or model-signing (OpenSSF v1.0)."),
     log: Optional[str] = _LOG,
@@ -211,6 +229,11 @@ def sign_cmd(
                                     help="Build parameter; V parsed as JSON when valid."),
     dependency: List[str] = typer.Option([], "--dependency", metavar="NAME=URI@ALG:HEX",
                                          help="Resolved dependency (dataset, base model...)."),
+    started_on: Optional[str] = typer.Option(None, "--started-on", metavar="TIME",
+                                             help="When the build started (RFC 3339, e.g. "
+                                                  "2026-01-31T12:00:00Z)."),
+    finished_on: Optional[str] = typer.Option(None, "--finished-on", metavar="TIME",
+                                              help="When the build finished (RFC 3339)."),
     from_env: Optional[str] = typer.Option(None, "--from-env",
                                            help="Fill builder/source from CI: github|gitlab."),
     no_frameworks: bool = typer.Option(False, "--no-frameworks",
@@ -229,6 +252,7 @@ def sign_cmd(
     params = slsa.parse_params(param)
     deps = [slsa.parse_dependency(d) for d in dependency]
     ci = slsa.from_ci_env(from_env) if from_env else None
+    started, finished = slsa.parse_build_times(started_on, finished_on)
     frameworks = None if no_frameworks else slsa.framework_versions()
 
     def build(md: Any, fmt_: str, signer: Any) -> tuple[dict[str, Any], str | None]:
@@ -244,6 +268,7 @@ def sign_cmd(
         predicate = slsa.build_provenance(builder_id=builder_id, build_type=build_type,
                                           parameters=params, dependencies=deps, ci=ci,
                                           frameworks=frameworks,
+                                          started_on=started, finished_on=finished,
                                           internal_parameters=slsa.digest_options(md.ignore))
         return make_statement(md.subjects(), slsa.SLSA_PROVENANCE_V1, predicate), None
 
@@ -252,7 +277,7 @@ def sign_cmd(
                  password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
-                 hash_alg=hash_alg,
+                 hash_alg=hash_alg, force=force,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 
@@ -270,6 +295,7 @@ def attest_cmd(
     password_env: Optional[str] = _PW_ENV,
     password_prompt: bool = _PW_PROMPT,
     out_path: Optional[Path] = _OUT,
+    force: bool = _FORCE,
     log: Optional[str] = _LOG,
     log_db: Optional[Path] = _LOG_DB,
     log_key: Optional[Path] = _LOG_KEY,
@@ -308,7 +334,7 @@ def attest_cmd(
                  password_env=password_env,
                  password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
                  log_key=log_key, no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
-                 hash_alg=hash_alg,
+                 hash_alg=hash_alg, force=force,
                  allow_symlinks=allow_symlinks, as_json=as_json)
 
 

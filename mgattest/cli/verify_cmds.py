@@ -21,9 +21,9 @@ _POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_v
 
 
 def _looks_like_digest(text: str) -> bool:
-    import re
+    from mgattest.attest.verify import names_a_digest
 
-    return re.fullmatch(r"(sha256|sha384|sha512):[0-9a-fA-F]+", text) is not None
+    return names_a_digest(text)
 
 
 @guarded

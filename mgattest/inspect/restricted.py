@@ -151,7 +151,9 @@ def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
     ``extra_allowed`` pairs (e.g. ``("argparse", "Namespace")``) are resolved and added
     to torch's own allow-list for this call only.
     """
-    import torch
+    from mgattest._optional import require
+
+    torch = require("torch", "restricted_torch_load")
 
     data, where = _read_input(data_or_file)
     extra = [_resolve(m, n, frozenset(map(tuple, extra_allowed)), where)

@@ -13,7 +13,7 @@ import os
 import stat
 import tarfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from mgattest.inspect import archive, compressed, npy
 from mgattest.inspect.detect import sniff
@@ -51,8 +51,14 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
 
 
 def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
-              extra_allowed: Iterable[tuple[str, str]] = ()) -> list[FileReport]:
-    """Inspect a file, or every file under a directory (sorted, symlinks checked)."""
+              extra_allowed: Iterable[tuple[str, str]] = (),
+              skip: Callable[[str, bool], object] | None = None) -> list[FileReport]:
+    """Inspect a file, or every file under a directory (sorted, symlinks checked).
+
+    ``skip(name, is_dir)`` (name: POSIX path relative to the directory) leaves out an
+    entry when it returns something truthy; a skipped directory is not entered. The CLI
+    passes the same ignore rules as ``sign``/``verify`` (``.git`` and friends by default).
+    """
     root = Path(path)
     if not root.exists() and not root.is_symlink():
         raise InspectInputError(f"no such file or directory: {root}", what="path",
@@ -63,6 +69,11 @@ def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
     reports: list[FileReport] = []
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
+        if skip is not None:
+            dirnames[:] = [d for d in dirnames if not skip(prefix + d, True)]
+            filenames = [f for f in filenames if not skip(prefix + f, False)]
         dirnames.sort()
         for entry in sorted(filenames) + sorted(d for d in dirnames
                                                 if os.path.islink(os.path.join(dirpath, d))):

@@ -35,8 +35,9 @@ def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
     except (InputError, VerificationError):
         raise
     except ImportError as exc:
-        raise LoaderError(f"{name}: loading {fmt} needs the optional package {exc.name!r}",
-                          what="loader", where=name) from None
+        from mgattest._optional import missing  # noqa: PLC0415
+
+        raise missing(exc.name or "?", f"{name}: loading {fmt}") from None
     except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything
         raise LoaderError(f"{name}: cannot load as {fmt}: {type(exc).__name__}: "
                           f"{str(exc)[:300]}", what="loader", where=name) from None
@@ -53,7 +54,9 @@ def _safetensors(name: str, data: Any, *, framework: str, **_: Any) -> Any:
 
 
 def _pytorch(name: str, data: bytes, **_: Any) -> Any:
-    import torch  # noqa: PLC0415
+    from mgattest._optional import require  # noqa: PLC0415
+
+    torch = require("torch", f"{name}: loading a PyTorch file")
 
     return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
@@ -256,7 +259,9 @@ def numpy_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
 
 def torch_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
     """``{tensor: torch.Tensor}`` viewing *data* (no copy)."""
-    import torch  # noqa: PLC0415
+    from mgattest._optional import require  # noqa: PLC0415
+
+    torch = require("torch", f"{name}: framework='torch'")
 
     dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
               "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,

@@ -339,11 +339,16 @@ def get_incident(dir: str | os.PathLike, incident_id: str) -> Incident:
 
 def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike | None = None,
             force: bool = False) -> Incident:
-    """Move an incident's artifacts back to their original paths (or under ``to``).
+    """Move an incident's artifacts back to their original paths, or into the directory
+    ``to`` (created if missing) under their original names.
 
-    Refuses to overwrite an existing path, and refuses artifacts whose bytes changed
+    Refuses to overwrite an existing path, a ``to`` that exists but is not a directory,
+    two artifacts that would land on the same name, and artifacts whose bytes changed
     inside the quarantine (unless ``force``). Works for interrupted incidents too.
     """
+    if to is not None and (os.path.lexists(to) and not Path(to).is_dir()):
+        raise RestoreError(f"--to {to} is not a directory: --to names the directory the "
+                           "artifacts are restored into", where=str(to))
     incident = get_incident(dir, incident_id)
     record = dict(incident.record)
     if record.get("status") == "restored":
@@ -366,6 +371,10 @@ def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike |
             raise TamperedQuarantineError(
                 f"{stored} changed while in quarantine (digest mismatch); refusing to "
                 "restore it (use --force to override)", where=str(stored))
+        if any(dest == planned for _s, planned in plan):
+            raise RestoreError(f"two artifacts of incident {incident.id} would both be "
+                               f"restored to {dest}; restore them to their original paths",
+                               where=str(dest))
         plan.append((stored, dest))
     for stored, dest in plan:
         dest.parent.mkdir(parents=True, exist_ok=True)

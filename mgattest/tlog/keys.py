@@ -6,6 +6,8 @@ signs with SHA-256 and produces DER signatures; Ed25519 signs the message itself
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 from typing import Union
 
@@ -80,6 +82,31 @@ def _check_pem(data: bytes | str, label: str) -> bytes:
     return bytes(data)
 
 
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----")
+
+
+def pem_kind_problem(data: bytes | str, wanted: str) -> str | None:
+    """Why PEM ``data`` is the wrong kind of object for ``wanted`` (``"public key"`` or
+    ``"private key"``), naming what it is instead; None when it may be right.
+
+    The message a parser gives for the wrong block ("no BEGIN CERTIFICATE delimiters")
+    names what it looked for last, not the mistake: a private key passed where a
+    public key belongs.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    labels = [m.group(1).decode() for m in _PEM_BEGIN.finditer(data[:MAX_PEM_SIZE])]
+    if not labels:
+        return None
+    private = any(label.endswith("PRIVATE KEY") for label in labels)
+    if wanted == "public key" and private:
+        return (f"is a private key ({labels[0]}), not a public key: give the public half "
+                "(a PUBLIC KEY PEM, e.g. the .pub file), and keep the private key secret")
+    if wanted == "private key" and not private:
+        return f"is a {labels[0].lower()}, not a private key"
+    return None
+
+
 class LogVerifier:
     """Verifies signatures made by one log key."""
 
@@ -96,6 +123,9 @@ class LogVerifier:
     def from_pem(cls, data: bytes | str) -> "LogVerifier":
         """Load a PEM ``PUBLIC KEY`` (or a certificate's key)."""
         pem = _check_pem(data, "log public key")
+        problem = pem_kind_problem(pem, "public key")
+        if problem:
+            raise InputError(f"log public key {problem}", what="log public key")
         try:
             key = serialization.load_pem_public_key(pem)
         except ValueError:
@@ -185,6 +215,9 @@ class LogSigner:
     def from_pem(cls, data: bytes | str, password: bytes | str | None = None) -> "LogSigner":
         """Load a PEM private key (PKCS#8 or SEC1), optionally encrypted."""
         pem = _check_pem(data, "log private key")
+        problem = pem_kind_problem(pem, "private key")
+        if problem:
+            raise InputError(f"log private key {problem}", what="log private key")
         if isinstance(password, str):
             password = password.encode("utf-8")
         try:
