@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from mgattest.tlog.errors import EntryRejectedError
+from mgattest.tlog.keys import KeyParameterError, check_rsa_parameters
 
 MAX_PROPOSED_SIZE = 4 * 1024 * 1024  # whole proposed entry, serialized
 MAX_ENVELOPE_SIZE = 4 * 1024 * 1024
@@ -166,8 +167,10 @@ def _load_key_cached(pem: bytes) -> _Key:
     if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey,
                             ed25519.Ed25519PublicKey)):
         raise _KeyProblem(f"holds an unsupported key type {type(key).__name__}")
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        raise _KeyProblem("holds an RSA key shorter than 2048 bits")
+    try:
+        check_rsa_parameters(key)
+    except KeyParameterError as exc:
+        raise _KeyProblem(f"holds a refused key: {exc.message}") from None
     return _Key(key, canonical)
 
 
