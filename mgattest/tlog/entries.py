@@ -35,13 +35,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from mgattest.tlog.errors import EntryRejectedError
 from mgattest.tlog.keys import KeyParameterError, check_rsa_parameters
+from mgattest.tlog.tiles import MAX_ENTRY_SIZE
 
 MAX_PROPOSED_SIZE = 4 * 1024 * 1024  # whole proposed entry, serialized
 MAX_ENVELOPE_SIZE = 4 * 1024 * 1024
 MAX_KEY_PEM_SIZE = 64 * 1024
 MAX_SIGNATURE_SIZE = 4096
 MAX_SIGNATURES = 16
-MAX_BODY_SIZE = 4 * 1024 * 1024
+MAX_SIGNATURE_CHECKS = 64  # signature verifications one proposed entry may cost
+MAX_BODY_SIZE = 4 * 1024 * 1024  # a stored body this package reads (other logs' too)
+# A body this log appends: tlog-tiles entry bundles prefix each entry with a uint16
+# length, so a larger entry could never be served as a tile.
+MAX_LOGGED_BODY_SIZE = MAX_ENTRY_SIZE
 
 HASH_ALGORITHMS = {"sha256": (hashes.SHA256, 64), "sha384": (hashes.SHA384, 96),
                    "sha512": (hashes.SHA512, 128)}
@@ -190,7 +195,27 @@ def _verify_prehashed(key: Any, signature: bytes, digest: bytes, algorithm: str,
                       f"{digest.hex()} with the given key", field) from None
 
 
-def _verify_message(key: Any, signature: bytes, message: bytes) -> bool:
+class _CheckBudget:
+    """Counts signature verifications for one entry; refuses the entry beyond the limit.
+
+    Each check is CPU the client chose to spend on our side (and ``/entries/retrieve``
+    runs them unauthenticated), so an entry may ask for at most
+    :data:`MAX_SIGNATURE_CHECKS` of them.
+    """
+
+    def __init__(self, limit: int = MAX_SIGNATURE_CHECKS) -> None:
+        self.left = limit
+
+    def spend(self, field: str) -> None:
+        if self.left <= 0:
+            raise _reject(f"the entry needs more than {MAX_SIGNATURE_CHECKS} signature checks "
+                          "(list the verifiers in the order of the signatures they verify)",
+                          field)
+        self.left -= 1
+
+
+def _verify_message(key: Any, signature: bytes, message: bytes, budget: _CheckBudget,
+                    field: str) -> bool:
     """Whether ``signature`` over ``message`` verifies (DSSE: hash chosen by key type)."""
     attempts: list[Any]
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -208,6 +233,7 @@ def _verify_message(key: Any, signature: bytes, message: bytes) -> bool:
                                            padding.PSS.DIGEST_LENGTH), hashes.SHA256()),
         ]
     for attempt in attempts:
+        budget.spend(field)
         try:
             attempt()
             return True
@@ -282,6 +308,7 @@ def _canonical_dsse(spec: Any) -> dict:
     message = pae(payload_type, payload)
     key_by_sig: dict[str, _Key] = {}
     used: set[int] = set()
+    budget = _CheckBudget()
     for i, item in enumerate(sigs):
         item = _obj(item, f"envelope.signatures[{i}]", {"sig", "keyid"}, {"sig"})
         if "keyid" in item and not isinstance(item["keyid"], str):
@@ -289,8 +316,12 @@ def _canonical_dsse(spec: Any) -> dict:
                           f"envelope.signatures[{i}].keyid")
         sig_text = _str(item["sig"], f"envelope.signatures[{i}].sig", MAX_SIGNATURE_SIZE * 2)
         raw = _b64_lenient(sig_text, f"envelope.signatures[{i}].sig", MAX_SIGNATURE_SIZE)
-        for k, key in enumerate(keys):
-            if _verify_message(key.public_key, raw, message):
+        # The verifier at the signature's own position first: in the usual envelope
+        # that is the one, so n signatures cost n checks, not n².
+        for k in sorted(range(len(keys)), key=lambda k: k != i):
+            key = keys[k]
+            if _verify_message(key.public_key, raw, message, budget,
+                               f"envelope.signatures[{i}]"):
                 key_by_sig.setdefault(sig_text, key)
                 used.add(k)
                 break
@@ -331,7 +362,16 @@ def canonicalize(proposed: dict) -> CanonicalEntry:
     spec = (_canonical_hashedrekord if kind == "hashedrekord" else _canonical_dsse)(
         proposed["spec"])
     body = rfc8785.dumps({"apiVersion": version, "kind": kind, "spec": spec})
+    check_loggable_size(body)
     return CanonicalEntry(kind, version, body)
+
+
+def check_loggable_size(body: bytes) -> None:
+    """Refuse a canonical body larger than a tlog-tiles entry bundle can hold."""
+    if len(body) > MAX_LOGGED_BODY_SIZE:
+        raise _reject(f"the canonical entry would be {len(body)} bytes; this log stores at "
+                      f"most {MAX_LOGGED_BODY_SIZE} bytes per entry (the tlog-tiles entry "
+                      "size limit): use a smaller certificate, key or signature")
 
 
 # --- reading stored bodies ------------------------------------------------------------

@@ -23,6 +23,7 @@ connection caps) is :mod:`mgattest.tlog.httpguard`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -30,7 +31,6 @@ import hmac
 import json
 import re
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, TypeVar
 
@@ -105,7 +105,7 @@ class _Admission:
         self.capacity = capacity
         self.per_client = per_client
         self.total = 0
-        self.by_client: Counter[str] = Counter()
+        self.by_client: collections.Counter[str] = collections.Counter()
 
     @contextlib.contextmanager
     def slot(self, client: str) -> Iterator[None]:
@@ -121,6 +121,69 @@ class _Admission:
             self.by_client[client] -= 1
             if self.by_client[client] <= 0:
                 del self.by_client[client]
+
+
+class _FairPool:
+    """Worker threads that serve clients round-robin: one job of each waiting client in
+    turn, so a client with many queued jobs delays another client's job by at most
+    one of its own (per worker), not by its whole queue."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queues: dict[str, collections.deque[tuple[Any, ...]]] = {}
+        self._turns: collections.deque[str] = collections.deque()  # clients with work
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+                         for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, client: str, func: Callable[..., T], *args: Any
+               ) -> "concurrent.futures.Future[T]":
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._ready:
+            if self._stopping:
+                raise RuntimeError("the pool is shut down")
+            queue = self._queues.get(client)
+            if queue is None:
+                queue = self._queues[client] = collections.deque()
+                self._turns.append(client)
+            queue.append((future, func, args))
+            self._ready.notify()
+        return future
+
+    def _next_job(self) -> tuple[Any, ...] | None:
+        with self._ready:
+            while not self._turns:
+                if self._stopping:
+                    return None
+                self._ready.wait()
+            client = self._turns.popleft()
+            queue = self._queues[client]
+            job = queue.popleft()
+            if queue:
+                self._turns.append(client)  # back of the line
+            else:
+                del self._queues[client]
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next_job()) is not None:
+            future, func, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # handed to the waiting request
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Finish the queued jobs, then stop the threads."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join()
 
 
 class _LogView:
@@ -235,8 +298,7 @@ class _LogService:
             max_workers=1, thread_name_prefix="mgattest-log-writer")
         self.readers = concurrent.futures.ThreadPoolExecutor(
             max_workers=READ_WORKERS, thread_name_prefix="mgattest-log-reader")
-        self.validators = concurrent.futures.ThreadPoolExecutor(
-            max_workers=VALIDATION_WORKERS, thread_name_prefix="mgattest-log-validate")
+        self.validators = _FairPool(VALIDATION_WORKERS, "mgattest-log-validate")
         self.log_id: bytes = _as_bytes(log.log_id)
         self.tree_id = tree_id_for(self.log_id)
         self.public_pem: str = _as_text(log.signer.public_pem())
@@ -270,13 +332,14 @@ class _LogService:
             self._opened.append(opened)
         return opened
 
-    async def validate(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func(*args)`` (parsing, schema and signature checks) in the pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.validators, func, *args)
+    async def validate(self, client: str, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` (parsing, schema and signature checks) in the pool, in
+        turn with the other clients' jobs."""
+        return await asyncio.wrap_future(self.validators.submit(client, func, *args))
 
     def shutdown(self) -> None:
-        for pool in (self.validators, self.readers, self.writer):
+        self.validators.shutdown()
+        for pool in (self.readers, self.writer):
             pool.shutdown(wait=True, cancel_futures=False)
         with self._opened_lock:
             for opened in self._opened:
@@ -519,9 +582,10 @@ def create_app(log: "TransparencyLog", token: str | None = None,
 
     async def create_entry(request: Request) -> Response:
         check_token(request)
-        with validations.slot(_client_of(request)):
+        client = _client_of(request)
+        with validations.slot(client):
             body = await _read_body(request, max_body)
-            canonical = await service.validate(service.canonical_entry, body)
+            canonical = await service.validate(client, service.canonical_entry, body)
         uuid_hex, answer, created = await asyncio.wrap_future(service.submit(canonical))
         entry_id = service.entry_id(uuid_hex)
         if not created:
@@ -542,9 +606,10 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         return JSONResponse(await read(request, _LogView.by_index, index))
 
     async def retrieve(request: Request) -> Response:
-        with validations.slot(_client_of(request)):
+        client = _client_of(request)
+        with validations.slot(client):
             body = await _read_body(request, max_body)
-            query = await service.validate(service.retrieve_query, body)
+            query = await service.validate(client, service.retrieve_query, body)
         return JSONResponse(await read(request, _LogView.lookup, query))
 
     async def log_info(request: Request) -> Response:
