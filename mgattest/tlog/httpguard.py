@@ -10,7 +10,7 @@ before a request reaches the app:
   ``header_timeout`` seconds of the request's first byte (or of the connection's
   opening), answering 408;
 * closes a connection whose body is not complete within ``body_timeout`` seconds
-  after its headers;
+  after its headers (also 408);
 * closes a connection that does not read its answer (the socket's send buffer stays
   full) for ``send_timeout`` seconds, so slow readers cannot pin response bytes;
 * refuses (503, then close) connections beyond ``max_connections`` in total or
@@ -161,8 +161,9 @@ def guarded_protocol(limits: ConnectionLimits) -> tuple[type[asyncio.Protocol], 
             if self.transport.is_closing():
                 return
             state.timed_out += 1
-            if self.cycle is None or self.cycle.response_complete:
-                self.transport.write(_TIMED_OUT)  # no answer started: say why
+            if self.cycle is None or self.cycle.response_complete \
+                    or not self.cycle.response_started:
+                self.transport.write(_TIMED_OUT)  # no answer under way: say why
             self.transport.close()
 
         def on_message_begin(self) -> None:

@@ -631,7 +631,9 @@ def create_app(log: "TransparencyLog", token: str | None = None,
 
     async def tile(request: Request) -> Response:
         try:
-            ref = tiles.parse_tile_path("tile/" + request.path_params["tile_path"])
+            # the whole path, not the route's parameter: the route pattern's '$' would
+            # drop a final newline ("/tile/0/000%0A") before the parser saw it
+            ref = tiles.parse_tile_path(request.scope["path"])
         except tiles.TilePathError as exc:
             raise _ApiError(404, exc.message) from None
         data = await read(request, _LogView.tile, ref)
