@@ -576,3 +576,17 @@ def test_indexes_past_int64_are_not_found_not_500(one_entry_server: str) -> None
 def test_dsse_entries_still_append(one_entry_server: str) -> None:
     resp = post(one_entry_server, dsse_entry(new_key(), b'{"x":1}'))
     assert resp.status_code == 201
+
+
+@pytest.mark.parametrize("options", [["--max-per-client", "0"],
+                                     ["--max-per-client", "10", "--max-connections", "5"],
+                                     ["--header-timeout", "0"], ["--body-timeout", "nan"],
+                                     ["--header-timeout", "1e9"]])
+def test_serve_refuses_unusable_connection_limits(tmp_path: Path, options: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from mgattest.cli.app import app
+
+    result = CliRunner().invoke(app, ["log", "serve", "--db", str(tmp_path / "x.db"),
+                                      "--key", str(tmp_path / "k"), *options])
+    assert result.exit_code == 2, result.output
