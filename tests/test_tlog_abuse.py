@@ -33,7 +33,8 @@ from mgattest.errors import InputError
 from mgattest.tlog import entries, merkle, tiles
 from mgattest.tlog.errors import EntryRejectedError
 from mgattest.tlog.keys import KeyParameterError, LogVerifier, check_rsa_parameters
-from test_tlog_server import API, dsse_entry, hashedrekord, make_log, new_key, post
+from test_tlog_server import (API, dsse_entry, hashedrekord, make_log, new_key, post,
+                              running_server)
 
 pytestmark = pytest.mark.network
 
@@ -54,29 +55,9 @@ def _bench_module() -> Any:
     return sys.modules[name]
 
 
-@contextlib.contextmanager
-def guarded_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Iterator[str]:
-    """``log`` served by uvicorn in a thread behind the guarded front of ``log serve``."""
-    import uvicorn
-
-    from mgattest.tlog.server import create_app, uvicorn_config
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(create_app(log, **app_kwargs), host="127.0.0.1",
-                                           port=port, limits=limits))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+def guarded_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Any:
+    """``log`` served in a thread behind the guarded front of ``log serve``."""
+    return running_server(log, limits, **app_kwargs)
 
 
 @pytest.fixture(scope="module")

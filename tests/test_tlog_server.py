@@ -79,16 +79,17 @@ def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:
 
 
 @contextlib.contextmanager
-def running_server(log: Any, **app_kwargs: Any) -> Iterator[str]:
-    """Serve ``log`` with uvicorn in a thread on a free loopback port; always stopped."""
+def running_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Iterator[str]:
+    """Serve ``log`` with uvicorn in a thread on a free loopback port, behind the same
+    guarded front as ``mgattest log serve`` (``limits``: its ConnectionLimits); always
+    stopped."""
     import uvicorn
 
-    from mgattest.tlog.server import create_app
+    from mgattest.tlog.server import create_app, uvicorn_config
 
     port = free_port()
-    config = uvicorn.Config(create_app(log, **app_kwargs), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(create_app(log, **app_kwargs), host="127.0.0.1",
+                                           port=port, limits=limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
