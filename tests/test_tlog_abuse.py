@@ -291,6 +291,35 @@ def test_reads_do_not_wait_for_slow_validation(tmp_path: Path) -> None:
                 t.join(timeout=30)
 
 
+def test_reads_do_not_wait_for_a_slow_write(tmp_path: Path) -> None:
+    """On main every read queued behind the write batch on the log's only thread."""
+    log, _, _ = make_log(tmp_path)
+    log.append(hashedrekord(new_key(), b"first"))
+    original = log.append_many_canonical
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_append(batch: Any) -> Any:
+        entered.set()
+        release.wait(20)
+        return original(batch)
+
+    log.append_many_canonical = slow_append  # type: ignore[method-assign]
+    with guarded_server(log) as url:
+        writer = threading.Thread(target=post, args=(url, hashedrekord(new_key(), b"slow")))
+        writer.start()
+        try:
+            assert entered.wait(10)
+            started = time.monotonic()
+            for path in ("/checkpoint", f"{API}/entries?logIndex=0", f"{API}",
+                         "/tile/0/000.p/1"):
+                assert requests.get(url + path, timeout=10).status_code == 200, path
+            assert time.monotonic() - started < 1.0
+        finally:
+            release.set()
+            writer.join(timeout=30)
+    assert log.size == 2
+
+
 def test_validation_pool_takes_clients_in_turn() -> None:
     from mgattest.tlog.server import _FairPool
 
