@@ -573,6 +573,54 @@ def test_fuzzed_raw_requests_leave_the_server_healthy(one_entry_server: str,
     assert requests.get(one_entry_server + "/checkpoint", timeout=10).status_code == 200
 
 
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from(["apiVersion", "kind", "spec", "signature", "content", "publicKey",
+                         "data", "hash", "algorithm", "value", "proposedContent",
+                         "envelope", "verifiers", "payload", "payloadType", "signatures",
+                         "sig"]) | st.text(max_size=5), children, max_size=5),
+    max_leaves=20)
+
+
+@settings(max_examples=fuzz_examples(200), deadline=None)
+@given(value=_json_values, kind=st.sampled_from(["hashedrekord", "dsse", "intoto"]),
+       version=st.sampled_from(["0.0.1", "0.0.2"]))
+def test_fuzzed_entry_parsers_raise_only_typed_errors(value: Any, kind: str,
+                                                      version: str) -> None:
+    proposed = {"apiVersion": version, "kind": kind, "spec": value}
+    for candidate in (value, proposed):
+        with pytest.raises(EntryRejectedError):
+            entries.canonicalize(candidate)  # type: ignore[arg-type]
+        body = json.dumps(candidate).encode()
+        try:
+            entries.parse_body(body)
+        except EntryRejectedError:
+            pass
+
+
+def test_lone_surrogates_in_proposed_entries_are_400(one_entry_server: str) -> None:
+    """A JSON "\\ud800" escape decodes to a lone surrogate; hashing the DSSE PAE over it
+    raised UnicodeEncodeError (a 500 over HTTP)."""
+    proposed = dsse_entry(new_key(), b"{}")
+    envelope = json.loads(proposed["spec"]["proposedContent"]["envelope"])
+    envelope["payloadType"] = "x\ud800"
+    proposed["spec"]["proposedContent"]["envelope"] = json.dumps(envelope)
+    with pytest.raises(EntryRejectedError, match="surrogate"):
+        entries.canonicalize(proposed)
+    resp = post(one_entry_server, proposed)  # json.dumps escapes it as \\ud800
+    assert resp.status_code == 400, resp.text
+    resp = requests.post(f"{one_entry_server}{API}/entries/retrieve",
+                         data=json.dumps({"entries": [proposed]}), timeout=10)
+    assert resp.status_code == 400, resp.text
+
+
+def test_stored_bodies_with_unsafe_integers_are_rejected_not_raised() -> None:
+    body = b'{"apiVersion":"0.0.1","kind":"hashedrekord","spec":9007199254740993}'
+    with pytest.raises(EntryRejectedError, match="canonical"):
+        entries.parse_body(body)
+
+
 def test_indexes_past_int64_are_not_found_not_500(one_entry_server: str) -> None:
     """JSON indexes SQLite cannot hold are just 'not found', not an OverflowError."""
     resp = requests.post(f"{one_entry_server}{API}/entries/retrieve",

@@ -92,6 +92,12 @@ def _str(value: Any, field: str, max_len: int) -> str:
         raise _reject(f"{field} must be a non-empty string", field)
     if len(value) > max_len:
         raise _reject(f"{field} is longer than {max_len} characters", field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a "\ud800" JSON escape: nothing can hash or sign it
+            raise _reject(f"{field} holds a lone UTF-16 surrogate (not Unicode text)",
+                          field) from None
     return value
 
 
@@ -348,7 +354,12 @@ def canonicalize(proposed: dict) -> CanonicalEntry:
     if not isinstance(proposed, dict):
         raise _reject("a proposed entry must be a JSON object")
     try:
-        size = len(json.dumps(proposed))
+        # UTF-8 without escapes: this also refuses lone surrogates ("\ud800" escapes
+        # decode to them), which no signature or hash can be computed over.
+        size = len(json.dumps(proposed, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _reject("proposed entry holds a lone UTF-16 surrogate (not Unicode text)") \
+            from None
     except (TypeError, ValueError, RecursionError):
         raise _reject("proposed entry is not JSON-serialisable") from None
     if size > MAX_PROPOSED_SIZE:
@@ -451,7 +462,11 @@ def parse_body(body: bytes) -> dict:
         raise _reject(f"unknown entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}",
                       "kind")
     if version != "0.0.2" or kind == "intoto":
-        if rfc8785.dumps(obj) != bytes(body):
+        try:
+            canonical = rfc8785.dumps(obj)
+        except ValueError:  # integers beyond 2**53, lone surrogates: not canonical JSON
+            canonical = b""
+        if canonical != bytes(body):
             raise _reject("entry body is not in canonical (RFC 8785) form")
     if (kind, version) == ("hashedrekord", "0.0.1"):
         _check_hashedrekord_v1(obj["spec"])
