@@ -615,6 +615,20 @@ def test_lone_surrogates_in_proposed_entries_are_400(one_entry_server: str) -> N
     assert resp.status_code == 400, resp.text
 
 
+def test_client_text_in_error_messages_is_always_sendable(one_entry_server: str) -> None:
+    """An unknown envelope field named "\\ud800" went raw into the 400's message, whose
+    UTF-8 encoding then failed: a 500 with a traceback."""
+    proposed = dsse_entry(new_key(), b"{}")
+    envelope = json.loads(proposed["spec"]["proposedContent"]["envelope"])
+    envelope["\ud800"] = 1
+    envelope.update({f"extra{i}": i for i in range(50)})
+    proposed["spec"]["proposedContent"]["envelope"] = json.dumps(envelope)
+    resp = post(one_entry_server, proposed)
+    assert resp.status_code == 400, resp.text
+    message = resp.json()["message"]
+    assert "unknown field" in message and "more" in message and len(message) < 500
+
+
 def test_stored_bodies_with_unsafe_integers_are_rejected_not_raised() -> None:
     body = b'{"apiVersion":"0.0.1","kind":"hashedrekord","spec":9007199254740993}'
     with pytest.raises(EntryRejectedError, match="canonical"):

@@ -80,11 +80,20 @@ def _obj(value: Any, field: str, keys: set[str], required: set[str] | None = Non
     value = {k: v for k, v in value.items() if v is not None}
     unknown = set(value) - keys
     if unknown:
-        raise _reject(f"{field} has unknown field(s): {', '.join(sorted(unknown))}", field)
+        raise _reject(f"{field} has unknown field(s): {_names(unknown)}", field)
     missing = (required if required is not None else keys) - set(value)
     if missing:
         raise _reject(f"{field} is missing {', '.join(sorted(missing))}", field)
     return value
+
+
+def _names(names: set[str], limit: int = 5) -> str:
+    """Client-chosen field names for a message: a few, short, and printable (a lone
+    surrogate or a control character is escaped, so the message can always be sent)."""
+    shown = [name if name.isprintable() and name.isascii() else ascii(name)
+             for name in sorted(names)[:limit]]
+    text = ", ".join(n[:60] for n in shown)
+    return text + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _str(value: Any, field: str, max_len: int) -> str:

@@ -89,7 +89,10 @@ def tree_id_for(log_id: bytes) -> int:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": status, "message": message}, status_code=status,
+    """A Rekor-style error; any text a client put in ``message`` is made sendable
+    (a lone surrogate cannot be encoded as UTF-8 and would turn a 400 into a 500)."""
+    safe = message[:2000].encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"code": status, "message": safe}, status_code=status,
                         headers=headers)
 
 
