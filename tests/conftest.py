@@ -16,6 +16,16 @@ settings.register_profile("ci", derandomize=True, database=None, print_blob=True
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# Fuzz depth: properties that feed attacker bytes to a parser or server ask for
+# fuzz_examples(n): n locally (a few seconds), 4n in CI, 20n with MGATTEST_FUZZ=long.
+_FUZZ_SCALE = 20 if os.environ.get("MGATTEST_FUZZ") == "long" else 4 if os.environ.get("CI") \
+    else 1
+
+
+def fuzz_examples(default: int) -> int:
+    """How many hypothesis examples a fuzz property runs (see ``_FUZZ_SCALE``)."""
+    return default * _FUZZ_SCALE
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import free_port
+from conftest import free_port, fuzz_examples
 from mgattest.tlog import merkle, tiles
 
 # --- helpers shared with the other tlog network tests ---------------------------------
@@ -79,16 +79,17 @@ def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:
 
 
 @contextlib.contextmanager
-def running_server(log: Any, **app_kwargs: Any) -> Iterator[str]:
-    """Serve ``log`` with uvicorn in a thread on a free loopback port; always stopped."""
+def running_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Iterator[str]:
+    """Serve ``log`` with uvicorn in a thread on a free loopback port, behind the same
+    guarded front as ``mgattest log serve`` (``limits``: its ConnectionLimits); always
+    stopped."""
     import uvicorn
 
-    from mgattest.tlog.server import create_app
+    from mgattest.tlog.server import create_app, uvicorn_config
 
     port = free_port()
-    config = uvicorn.Config(create_app(log, **app_kwargs), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(create_app(log, **app_kwargs), host="127.0.0.1",
+                                           port=port, limits=limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -452,7 +453,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield url, log
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=fuzz_examples(60), deadline=None)
 @given(body=_json, kind=st.sampled_from(["hashedrekord", "dsse", "intoto", "rekord", 7]),
        version=st.sampled_from(["0.0.1", "0.0.2", None]))
 def test_fuzzed_entries_are_400_and_write_nothing(fuzz_server: tuple[str, Any], body: Any,
@@ -465,7 +466,7 @@ def test_fuzzed_entries_are_400_and_write_nothing(fuzz_server: tuple[str, Any], 
     assert log.size == 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=fuzz_examples(60), deadline=None)
 @given(path=st.text(alphabet="0123456789abcdefx./-p%", max_size=40))
 def test_fuzzed_read_paths_never_fail_the_server(fuzz_server: tuple[str, Any],
                                                  path: str) -> None:

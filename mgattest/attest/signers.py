@@ -3,7 +3,7 @@
 Supported schemes (the scheme follows from the key, except RSA which needs a padding):
 ECDSA P-256/SHA-256, ECDSA P-384/SHA-384, ECDSA P-521/SHA-512 (verify only), Ed25519,
 RSA-PSS/SHA-256 (MGF1 SHA-256, salt = digest length) and RSA PKCS#1 v1.5/SHA-256,
-RSA keys of at least 2048 bits.
+RSA keys with e = 65537 and a 2048–4096-bit modulus.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from mgattest.errors import InputError, VerificationError
+from mgattest.tlog.keys import check_rsa_parameters
 
-MIN_RSA_BITS = 2048
 RSA_SCHEMES = ("rsa-pss", "rsa-pkcs1")
 
 
@@ -75,10 +75,7 @@ def check_public_key(public_key: Any) -> None:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         _ec_hash(public_key.curve)
     elif isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size < MIN_RSA_BITS:
-            raise UnsupportedKeyError(
-                f"RSA key of {public_key.key_size} bits refused (minimum {MIN_RSA_BITS})",
-                what="key")
+        check_rsa_parameters(public_key, what="key", error=UnsupportedKeyError)
     elif not isinstance(public_key, ed25519.Ed25519PublicKey):
         raise UnsupportedKeyError(f"unsupported key type {type(public_key).__name__}",
                                   what="key")

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from mgattest._numbers import parse_ascii_uint
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
 from mgattest.ca.identity import GITHUB_ACTIONS_ISSUER, identity_from_claims
@@ -148,10 +149,11 @@ def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
 
     @app.post("/api/v2/signingCert")
     async def _signing_cert(request: Request) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and not length.isdigit():
+        declared = request.headers.get("content-length")
+        length = parse_ascii_uint(declared)
+        if declared is not None and length is None:
             return _error(400, "invalid Content-Length")
-        if length is not None and int(length) > MAX_REQUEST_BYTES:
+        if length is not None and length > MAX_REQUEST_BYTES:
             return _error(413, f"request larger than {MAX_REQUEST_BYTES} bytes")
         raw = b""
         async for chunk in request.stream():

@@ -160,9 +160,20 @@ def serve_cmd(
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="Listen on a non-loopback address."),
     max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", help="Largest POST body."),
+    max_connections: int = typer.Option(4096, "--max-connections",
+                                        help="Open connections in total (lowered to fit "
+                                             "the file-descriptor limit)."),
+    max_per_client: int = typer.Option(64, "--max-per-client",
+                                       help="Open connections from one client address "
+                                            "(IPv4 address or IPv6 /64)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout",
+                                         help="Seconds to receive a request's headers."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout",
+                                       help="Seconds to receive a request's body."),
 ) -> None:
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
+    from mgattest.tlog.httpguard import ConnectionLimits
     from mgattest.tlog.server import serve
 
     if host not in LOOPBACK_HOSTS and not allow_remote:
@@ -172,6 +183,13 @@ def serve_cmd(
         raise InputError(f"--port must be 1..65535, got {port}", what="usage")
     if max_body < 1024:
         raise InputError("--max-body must be at least 1024 bytes", what="usage")
+    if not 1 <= max_per_client <= max_connections:
+        raise InputError("need 1 <= --max-per-client <= --max-connections", what="usage")
+    if not (0 < header_timeout <= 3600 and 0 < body_timeout <= 3600):
+        raise InputError("--header-timeout and --body-timeout must be 0 < seconds <= 3600",
+                         what="usage")
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout,
+                              max_connections=max_connections, max_per_client=max_per_client)
     token = None
     if token_file is not None:
         token = _read_text(token_file, "token file", limit=4096).strip()
@@ -183,7 +201,7 @@ def serve_cmd(
     _check_can_listen(host, port)
     log = _open_log(db, key)
     err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
-    serve(log, host=host, port=port, token=token, max_body=max_body)
+    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits)
 
 
 @log_app.command("append")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from mgattest._numbers import parse_ascii_uint
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.protobuf import ProtobufError, fields
 from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED
@@ -95,7 +96,7 @@ def _check_location(location: str, where: str, entries: dict[str, str], ctx: Sca
                 at)
         return
     for key in ("offset", "length"):
-        if key in entries and not entries[key].isdigit():
+        if key in entries and parse_ascii_uint(entries[key], max_digits=20) is None:
             ctx.add(MALFORMED, "onnx-external", f"{where}: {key} {entries[key]!r} is not a "
                     "non-negative integer", at)
             return

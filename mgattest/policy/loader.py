@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mgattest._files import read_bounded
+from mgattest.errors import MgattestError
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
@@ -275,9 +276,17 @@ def _pem_text(value: str, base: Path) -> str:
 
 
 def _spki_fingerprint(pem: str) -> str:
+    """SHA-256 of the key's DER SPKI; a key type or size mgattest refuses is a ValueError."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
+    # lazy, like the cryptography import above: loading a policy stays cheap
+    from mgattest.attest.signers import check_public_key  # noqa: PLC0415
+
     key = serialization.load_pem_public_key(pem.encode())
+    try:
+        check_public_key(key)
+    except MgattestError as exc:
+        raise ValueError(exc.message) from None
     der = key.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()

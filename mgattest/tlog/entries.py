@@ -34,13 +34,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from mgattest.tlog.errors import EntryRejectedError
+from mgattest.tlog.keys import KeyParameterError, check_rsa_parameters
+from mgattest.tlog.tiles import MAX_ENTRY_SIZE
 
 MAX_PROPOSED_SIZE = 4 * 1024 * 1024  # whole proposed entry, serialized
 MAX_ENVELOPE_SIZE = 4 * 1024 * 1024
 MAX_KEY_PEM_SIZE = 64 * 1024
 MAX_SIGNATURE_SIZE = 4096
 MAX_SIGNATURES = 16
-MAX_BODY_SIZE = 4 * 1024 * 1024
+MAX_SIGNATURE_CHECKS = 64  # signature verifications one proposed entry may cost
+MAX_BODY_SIZE = 4 * 1024 * 1024  # a stored body this package reads (other logs' too)
+# A body this log appends: tlog-tiles entry bundles prefix each entry with a uint16
+# length, so a larger entry could never be served as a tile.
+MAX_LOGGED_BODY_SIZE = MAX_ENTRY_SIZE
 
 HASH_ALGORITHMS = {"sha256": (hashes.SHA256, 64), "sha384": (hashes.SHA384, 96),
                    "sha512": (hashes.SHA512, 128)}
@@ -74,11 +80,20 @@ def _obj(value: Any, field: str, keys: set[str], required: set[str] | None = Non
     value = {k: v for k, v in value.items() if v is not None}
     unknown = set(value) - keys
     if unknown:
-        raise _reject(f"{field} has unknown field(s): {', '.join(sorted(unknown))}", field)
+        raise _reject(f"{field} has unknown field(s): {_names(unknown)}", field)
     missing = (required if required is not None else keys) - set(value)
     if missing:
         raise _reject(f"{field} is missing {', '.join(sorted(missing))}", field)
     return value
+
+
+def _names(names: set[str], limit: int = 5) -> str:
+    """Client-chosen field names for a message: a few, short, and printable (a lone
+    surrogate or a control character is escaped, so the message can always be sent)."""
+    shown = [name if name.isprintable() and name.isascii() else ascii(name)
+             for name in sorted(names)[:limit]]
+    text = ", ".join(n[:60] for n in shown)
+    return text + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _str(value: Any, field: str, max_len: int) -> str:
@@ -86,6 +101,12 @@ def _str(value: Any, field: str, max_len: int) -> str:
         raise _reject(f"{field} must be a non-empty string", field)
     if len(value) > max_len:
         raise _reject(f"{field} is longer than {max_len} characters", field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a "\ud800" JSON escape: nothing can hash or sign it
+            raise _reject(f"{field} holds a lone UTF-16 surrogate (not Unicode text)",
+                          field) from None
     return value
 
 
@@ -166,8 +187,10 @@ def _load_key_cached(pem: bytes) -> _Key:
     if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey,
                             ed25519.Ed25519PublicKey)):
         raise _KeyProblem(f"holds an unsupported key type {type(key).__name__}")
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        raise _KeyProblem("holds an RSA key shorter than 2048 bits")
+    try:
+        check_rsa_parameters(key)
+    except KeyParameterError as exc:
+        raise _KeyProblem(f"holds a refused key: {exc.message}") from None
     return _Key(key, canonical)
 
 
@@ -187,7 +210,27 @@ def _verify_prehashed(key: Any, signature: bytes, digest: bytes, algorithm: str,
                       f"{digest.hex()} with the given key", field) from None
 
 
-def _verify_message(key: Any, signature: bytes, message: bytes) -> bool:
+class _CheckBudget:
+    """Counts signature verifications for one entry; refuses the entry beyond the limit.
+
+    Each check is CPU the client chose to spend on our side (and ``/entries/retrieve``
+    runs them unauthenticated), so an entry may ask for at most
+    :data:`MAX_SIGNATURE_CHECKS` of them.
+    """
+
+    def __init__(self, limit: int = MAX_SIGNATURE_CHECKS) -> None:
+        self.left = limit
+
+    def spend(self, field: str) -> None:
+        if self.left <= 0:
+            raise _reject(f"the entry needs more than {MAX_SIGNATURE_CHECKS} signature checks "
+                          "(list the verifiers in the order of the signatures they verify)",
+                          field)
+        self.left -= 1
+
+
+def _verify_message(key: Any, signature: bytes, message: bytes, budget: _CheckBudget,
+                    field: str) -> bool:
     """Whether ``signature`` over ``message`` verifies (DSSE: hash chosen by key type)."""
     attempts: list[Any]
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -205,6 +248,7 @@ def _verify_message(key: Any, signature: bytes, message: bytes) -> bool:
                                            padding.PSS.DIGEST_LENGTH), hashes.SHA256()),
         ]
     for attempt in attempts:
+        budget.spend(field)
         try:
             attempt()
             return True
@@ -279,6 +323,7 @@ def _canonical_dsse(spec: Any) -> dict:
     message = pae(payload_type, payload)
     key_by_sig: dict[str, _Key] = {}
     used: set[int] = set()
+    budget = _CheckBudget()
     for i, item in enumerate(sigs):
         item = _obj(item, f"envelope.signatures[{i}]", {"sig", "keyid"}, {"sig"})
         if "keyid" in item and not isinstance(item["keyid"], str):
@@ -286,8 +331,12 @@ def _canonical_dsse(spec: Any) -> dict:
                           f"envelope.signatures[{i}].keyid")
         sig_text = _str(item["sig"], f"envelope.signatures[{i}].sig", MAX_SIGNATURE_SIZE * 2)
         raw = _b64_lenient(sig_text, f"envelope.signatures[{i}].sig", MAX_SIGNATURE_SIZE)
-        for k, key in enumerate(keys):
-            if _verify_message(key.public_key, raw, message):
+        # The verifier at the signature's own position first: in the usual envelope
+        # that is the one, so n signatures cost n checks, not n².
+        for k in sorted(range(len(keys)), key=lambda k: k != i):
+            key = keys[k]
+            if _verify_message(key.public_key, raw, message, budget,
+                               f"envelope.signatures[{i}]"):
                 key_by_sig.setdefault(sig_text, key)
                 used.add(k)
                 break
@@ -314,7 +363,12 @@ def canonicalize(proposed: dict) -> CanonicalEntry:
     if not isinstance(proposed, dict):
         raise _reject("a proposed entry must be a JSON object")
     try:
-        size = len(json.dumps(proposed))
+        # UTF-8 without escapes: this also refuses lone surrogates ("\ud800" escapes
+        # decode to them), which no signature or hash can be computed over.
+        size = len(json.dumps(proposed, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _reject("proposed entry holds a lone UTF-16 surrogate (not Unicode text)") \
+            from None
     except (TypeError, ValueError, RecursionError):
         raise _reject("proposed entry is not JSON-serialisable") from None
     if size > MAX_PROPOSED_SIZE:
@@ -328,7 +382,16 @@ def canonicalize(proposed: dict) -> CanonicalEntry:
     spec = (_canonical_hashedrekord if kind == "hashedrekord" else _canonical_dsse)(
         proposed["spec"])
     body = rfc8785.dumps({"apiVersion": version, "kind": kind, "spec": spec})
+    check_loggable_size(body)
     return CanonicalEntry(kind, version, body)
+
+
+def check_loggable_size(body: bytes) -> None:
+    """Refuse a canonical body larger than a tlog-tiles entry bundle can hold."""
+    if len(body) > MAX_LOGGED_BODY_SIZE:
+        raise _reject(f"the canonical entry would be {len(body)} bytes; this log stores at "
+                      f"most {MAX_LOGGED_BODY_SIZE} bytes per entry (the tlog-tiles entry "
+                      "size limit): use a smaller certificate, key or signature")
 
 
 # --- reading stored bodies ------------------------------------------------------------
@@ -408,7 +471,11 @@ def parse_body(body: bytes) -> dict:
         raise _reject(f"unknown entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}",
                       "kind")
     if version != "0.0.2" or kind == "intoto":
-        if rfc8785.dumps(obj) != bytes(body):
+        try:
+            canonical = rfc8785.dumps(obj)
+        except ValueError:  # integers beyond 2**53, lone surrogates: not canonical JSON
+            canonical = b""
+        if canonical != bytes(body):
             raise _reject("entry body is not in canonical (RFC 8785) form")
     if (kind, version) == ("hashedrekord", "0.0.1"):
         _check_hashedrekord_v1(obj["spec"])

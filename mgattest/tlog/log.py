@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from mgattest.tlog import merkle
 from mgattest.tlog.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from mgattest.tlog.entries import MAX_BODY_SIZE, CanonicalEntry, canonicalize
+from mgattest.tlog.entries import CanonicalEntry, canonicalize, check_loggable_size
 from mgattest.tlog.errors import (
     DuplicateEntryError,
     EntryRejectedError,
@@ -242,8 +242,7 @@ class TransparencyLog:
         for e in entries:
             if not isinstance(e, CanonicalEntry) or not isinstance(e.body, bytes) or not e.body:
                 raise EntryRejectedError("append_canonical needs CanonicalEntry objects")
-            if len(e.body) > MAX_BODY_SIZE:
-                raise EntryRejectedError(f"entry body is larger than {MAX_BODY_SIZE} bytes")
+            check_loggable_size(e.body)
             leaves.append(PendingLeaf(merkle.leaf_hash(e.body), e.body, e.kind, e.api_version))
         if not leaves:
             return []

@@ -7,17 +7,23 @@ Two read/write surfaces over the same tree:
 * the C2SP tlog-tiles read API (``/checkpoint``, ``/tile/...``), so mirrors and monitors
   can fetch the tree as immutable static files.
 
-Every request is bounded (body size, JSON depth, list lengths) and each proposed entry
-is validated (schema, field sizes, signature) before it is appended; a rejected request
-never writes anything. All log work runs on one dedicated thread, off the event loop:
-the log has a single writer, entries that arrive together are committed in one
+Every request is bounded (body size, JSON depth, list lengths, signature checks per
+entry) and each proposed entry is validated (schema, field sizes, key parameters,
+signature) before it is appended; a rejected request never writes anything. Nothing
+slow runs on the event loop: bodies are parsed and signatures checked in a small
+validation pool, reads run on reader threads with their own SQLite connections, and
+the log has a single writer thread: entries that arrive together are committed in one
 transaction, and each answer's inclusion proof and checkpoint are computed right after
-that commit, against the same tree head.
+that commit, against the same tree head. Each class of work is admitted up to a bound
+(in total and per client) and answered 503 beyond it, so a flood of expensive requests
+cannot make reads wait. The connection front (header/body/send deadlines, per-client
+connection caps) is :mod:`mgattest.tlog.httpguard`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -25,7 +31,8 @@ import hmac
 import json
 import re
 import threading
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,11 +40,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mgattest._numbers import INT64_DIGITS, parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import tiles
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mgattest.tlog.httpguard import ConnectionLimits
     from mgattest.tlog.log import TransparencyLog
 
 T = TypeVar("T")
@@ -47,9 +56,16 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024  # bytes of a POST body
 MAX_BATCH = 256  # entries appended in one transaction by the writer thread
 MAX_RETRIEVE_ITEMS = 10  # per list in /entries/retrieve, as Rekor
 TILE_CACHE_SIZE = 512  # full hash tiles kept in memory (8 KiB each)
-MAX_CONNECTIONS = 256  # concurrent connections/requests `serve` accepts (503 beyond)
-_UUID = re.compile(r"^[0-9a-f]{64}$")
-_ENTRY_ID = re.compile(r"^[0-9a-f]{16}[0-9a-f]{64}$")
+KEEP_ALIVE_TIMEOUT = 15  # seconds an idle keep-alive connection stays open
+LISTEN_BACKLOG = 2048
+READ_WORKERS = 2  # reader threads, each with its own SQLite connection
+VALIDATION_WORKERS = 2  # threads parsing bodies and checking signatures
+MAX_VALIDATIONS = 64  # POST requests admitted at once (body read + validation)
+MAX_VALIDATIONS_PER_CLIENT = 32
+MAX_READS = 512  # GET/lookup requests admitted at once
+MAX_READS_PER_CLIENT = 64
+_UUID = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: '$' would allow a final newline
+_ENTRY_ID = re.compile(r"[0-9a-f]{16}[0-9a-f]{64}")
 _API_PREFIX = "/api/v1/log"
 
 
@@ -73,118 +89,120 @@ def tree_id_for(log_id: bytes) -> int:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": status, "message": message}, status_code=status,
+    """A Rekor-style error; any text a client put in ``message`` is made sendable
+    (a lone surrogate cannot be encoded as UTF-8 and would turn a 400 into a 500)."""
+    safe = message[:2000].encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"code": status, "message": safe}, status_code=status,
                         headers=headers)
 
 
-class _LogService:
-    """The log plus the one thread that is allowed to touch it."""
+class _Admission:
+    """Admits at most ``capacity`` requests of one class at once, ``per_client`` from any
+    one client; beyond that the request is answered 503 at once, before its body is read.
 
-    def __init__(self, log: "TransparencyLog") -> None:
+    Used on the event loop only (no lock needed).
+    """
+
+    def __init__(self, name: str, capacity: int, per_client: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.per_client = per_client
+        self.total = 0
+        self.by_client: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def slot(self, client: str) -> Iterator[None]:
+        if self.total >= self.capacity or self.by_client[client] >= self.per_client:
+            raise _ApiError(503, f"server busy ({self.name}); retry shortly",
+                            {"Retry-After": "1"})
+        self.total += 1
+        self.by_client[client] += 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            self.by_client[client] -= 1
+            if self.by_client[client] <= 0:
+                del self.by_client[client]
+
+
+class _FairPool:
+    """Worker threads that serve clients round-robin: one job of each waiting client in
+    turn, so a client with many queued jobs delays another client's job by at most
+    one of its own (per worker), not by its whole queue."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queues: dict[str, collections.deque[tuple[Any, ...]]] = {}
+        self._turns: collections.deque[str] = collections.deque()  # clients with work
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+                         for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, client: str, func: Callable[..., T], *args: Any
+               ) -> "concurrent.futures.Future[T]":
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._ready:
+            if self._stopping:
+                raise RuntimeError("the pool is shut down")
+            queue = self._queues.get(client)
+            if queue is None:
+                queue = self._queues[client] = collections.deque()
+                self._turns.append(client)
+            queue.append((future, func, args))
+            self._ready.notify()
+        return future
+
+    def _next_job(self) -> tuple[Any, ...] | None:
+        with self._ready:
+            while not self._turns:
+                if self._stopping:
+                    return None
+                self._ready.wait()
+            client = self._turns.popleft()
+            queue = self._queues[client]
+            job = queue.popleft()
+            if queue:
+                self._turns.append(client)  # back of the line
+            else:
+                del self._queues[client]
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next_job()) is not None:
+            future, func, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # handed to the waiting request
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Finish the queued jobs, then stop the threads."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+
+class _LogView:
+    """The read operations of the API over one :class:`TransparencyLog` connection.
+
+    Each worker thread has its own view (its own SQLite connection), so reads run in
+    parallel with the writer and never wait for a write batch.
+    """
+
+    def __init__(self, log: "TransparencyLog", service: "_LogService") -> None:
         self.log = log
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="mgattest-log")
-        self.log_id: bytes = _as_bytes(log.log_id)
-        self.tree_id = tree_id_for(self.log_id)
-        self.public_pem: str = _as_text(log.signer.public_pem())
-        self._pending: list[tuple[Any, concurrent.futures.Future[AppendResult]]] = []
-        self._pending_lock = threading.Lock()
-        self._draining = False
-        self._tile_cache: dict[tiles.TileRef, bytes] = {}  # FIFO-evicted, writer thread only
-
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, func, *args)
-
-    def entry_id(self, uuid_hex: str) -> str:
-        return f"{self.tree_id:016x}{uuid_hex}"
-
-    # --- everything below runs on the worker thread ---------------------------------
+        self.service = service
 
     def rekor_entry(self, entry: Any, tree_size: int | None = None) -> dict[str, Any]:
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
         return entry.to_rekor_json(proof)
-
-    def submit(self, proposed: dict[str, Any]) -> "concurrent.futures.Future[AppendResult]":
-        """Queue one proposed entry for the writer thread; resolve when committed.
-
-        The writer validates it (schema, sizes, signature) and appends it. Entries that
-        arrive while the writer is busy are appended together in one transaction
-        (group commit: one fsync and one signed checkpoint per batch).
-        """
-        future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
-        with self._pending_lock:
-            self._pending.append((proposed, future))
-            if not self._draining:
-                self._draining = True
-                self.executor.submit(self._drain)
-        return future
-
-    def _drain(self) -> None:
-        """Append one batch; requeue behind waiting reads if more entries are pending."""
-        with self._pending_lock:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-        try:
-            if batch:
-                self._append_batch(batch)
-        except BaseException as exc:  # never leave a request waiting forever
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        finally:
-            with self._pending_lock:
-                if self._pending:
-                    self.executor.submit(self._drain)  # FIFO: queued reads go first
-                else:
-                    self._draining = False
-
-    def _append_batch(self, batch: list[tuple[dict[str, Any],
-                                              "concurrent.futures.Future[AppendResult]"]]
-                      ) -> None:
-        from mgattest.tlog.entries import canonicalize
-
-        accepted = []
-        for proposed, future in batch:
-            try:
-                accepted.append((canonicalize(proposed), future))
-            except Exception as exc:  # rejected: only this request fails
-                future.set_exception(exc)
-        if not accepted:
-            return
-        try:
-            logged = self.log.append_many_canonical([c for c, _ in accepted])
-        except (DuplicateEntryError, EntryRejectedError):
-            # A duplicate (of the log or within the batch) spoils the all-or-nothing
-            # batch: append one by one so each request gets its own answer.
-            logged = None
-        if logged is not None:
-            answers = self._rekor_entries(logged)
-            for entry, answer, (_, future) in zip(logged, answers, accepted):
-                future.set_result((entry.uuid, answer, True))
-            return
-        for canonical, future in accepted:
-            try:
-                entry = self.log.append_canonical(canonical)
-            except DuplicateEntryError as dup:
-                future.set_result((dup.existing.uuid, {}, False))
-            except Exception as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result((entry.uuid, self.rekor_entry(entry), True))
-
-    def _rekor_entries(self, logged: list[Any]) -> list[dict[str, Any]]:
-        """LogEntry JSON for a batch, all proven against one tree head (shared hashes)."""
-        from mgattest.tlog import merkle
-        from mgattest.tlog.log import InclusionProof
-
-        size = self.log.size
-        hasher = functools.lru_cache(maxsize=None)(self.log.subtree_hash)
-        root = hasher(0, size)
-        note = self.log.signed_checkpoint(size)
-        return [entry.to_rekor_json(InclusionProof(
-            entry.log_index, size, root, merkle.inclusion_path(entry.log_index, size, hasher),
-            note)) for entry in logged]
 
     def _find(self, uuid_hex: str) -> Any:
         try:
@@ -201,28 +219,13 @@ class _LogService:
                                     what="entry", where=f"log index {index}")
         return self.rekor_entry(self.log.entry_by_index(index))
 
-    def retrieve(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        from mgattest.tlog import entries, merkle
-
-        found: list[dict[str, Any]] = []
-        for raw in query.get("entryUUIDs") or []:
-            uuid_hex = _parse_entry_id(raw)
-            try:
-                self.check_tree_id(raw)
-            except UnknownEntryError:
-                continue
-            entry = self._find(uuid_hex)
-            if entry is not None:
-                found.append(self.rekor_entry(entry))
-        for index in query.get("logIndexes") or []:
-            if 0 <= index < self.log.size:
-                found.append(self.rekor_entry(self.log.entry_by_index(index)))
-        for proposed in query.get("entries") or []:
-            canonical = entries.canonicalize(proposed)
-            entry = self._find(merkle.leaf_hash(canonical.body).hex())
-            if entry is not None:
-                found.append(self.rekor_entry(entry))
-        return found
+    def lookup(self, query: "_Lookup") -> list[dict[str, Any]]:
+        """The entries a validated retrieve query names (unknown ones are skipped)."""
+        found = [self._find(uuid_hex) for uuid_hex in query.uuids]
+        size = self.log.size
+        found += [self.log.entry_by_index(i) for i in query.indexes if 0 <= i < size]
+        found += [self._find(uuid_hex) for uuid_hex in query.entry_uuids]
+        return [self.rekor_entry(entry) for entry in found if entry is not None]
 
     def log_info(self) -> dict[str, Any]:
         size = self.log.size
@@ -231,7 +234,7 @@ class _LogService:
             "rootHash": _as_bytes(self.log.root_hash(size)).hex(),
             "treeSize": size,
             "signedTreeHead": note,
-            "treeID": str(self.tree_id),
+            "treeID": str(self.service.tree_id),
         }
 
     def consistency(self, first: int, last: int) -> dict[str, Any]:
@@ -248,24 +251,231 @@ class _LogService:
 
     def tile(self, ref: tiles.TileRef) -> bytes:
         tiles.check_servable(ref, self.log.size)
-        cached = self._tile_cache.get(ref)
+        cached = self.service.cached_tile(ref)
         if cached is not None:
             return cached
         if ref.is_entries:
-            first = ref.index * tiles.TILE_WIDTH
-            data = tiles.encode_entry_bundle(
-                _body_of(self.log.entry_by_index(first + k)) for k in range(ref.width))
+            data = self._entry_bundle(ref)
         else:
             data = tiles.hash_tile(ref, lambda s, e: _as_bytes(self.log.subtree_hash(s, e)))
-        if ref.width == tiles.TILE_WIDTH and not ref.is_entries:  # immutable: keep hot ones
+            if ref.width == tiles.TILE_WIDTH:  # immutable: keep hot ones
+                self.service.cache_tile(ref, data)
+        return data
+
+    def _entry_bundle(self, ref: tiles.TileRef) -> bytes:
+        first = ref.index * tiles.TILE_WIDTH
+        try:
+            return tiles.encode_entry_bundle(
+                _body_of(self.log.entry_by_index(first + k)) for k in range(ref.width))
+        except tiles.TileDataError as exc:
+            # Only a log written before appends were capped at the tlog-tiles entry size
+            # can hold such an entry; the Rekor API still serves it.
+            raise tiles.TileUnavailableError(
+                f"{ref.path} cannot be served: {exc.message}; read those entries through "
+                f"{_API_PREFIX}/entries", what="tile", where=ref.path) from None
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A validated retrieve query: 64-hex UUIDs (of this tree), log indexes, and the
+    UUIDs of the proposed entries (answered in that order, as Rekor does)."""
+
+    uuids: tuple[str, ...]
+    indexes: tuple[int, ...]
+    entry_uuids: tuple[str, ...]
+
+
+class _LogService:
+    """The log, the one writer thread, the reader threads and the validation pool.
+
+    * the writer thread alone appends (group commit) and proves what it appended;
+    * reader threads, each with its own SQLite connection, answer every GET and the
+      lookups of ``/entries/retrieve``: reads never queue behind a write batch;
+    * the validation pool parses request bodies and checks schemas and signatures,
+      off the event loop and off the writer.
+    """
+
+    def __init__(self, log: "TransparencyLog") -> None:
+        self.log = log
+        self.writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mgattest-log-writer")
+        self.readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=READ_WORKERS, thread_name_prefix="mgattest-log-reader")
+        self.validators = _FairPool(VALIDATION_WORKERS, "mgattest-log-validate")
+        self.log_id: bytes = _as_bytes(log.log_id)
+        self.tree_id = tree_id_for(self.log_id)
+        self.public_pem: str = _as_text(log.signer.public_pem())
+        self._writer_view = _LogView(log, self)
+        self._local = threading.local()
+        self._opened: list["TransparencyLog"] = []
+        self._opened_lock = threading.Lock()
+        self._pending: list[tuple[Any, concurrent.futures.Future[AppendResult]]] = []
+        self._pending_lock = threading.Lock()
+        self._draining = False
+        self._tile_cache: dict[tiles.TileRef, bytes] = {}  # FIFO-evicted
+        self._tile_lock = threading.Lock()
+
+    # --- running work on the right threads --------------------------------------
+    async def read(self, method: Callable[..., T], *args: Any) -> T:
+        """Run ``_LogView.method(*args)`` on a reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.readers, self._on_reader, method, args)
+
+    def _on_reader(self, method: Callable[..., T], args: tuple[Any, ...]) -> T:
+        view = getattr(self._local, "view", None)
+        if view is None:
+            view = self._local.view = _LogView(self._open_reader_log(), self)
+        return method(view, *args)
+
+    def _open_reader_log(self) -> "TransparencyLog":
+        from mgattest.tlog.log import TransparencyLog
+
+        opened = TransparencyLog.open(self.log.path, self.log.signer)
+        with self._opened_lock:
+            self._opened.append(opened)
+        return opened
+
+    async def validate(self, client: str, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` (parsing, schema and signature checks) in the pool, in
+        turn with the other clients' jobs."""
+        return await asyncio.wrap_future(self.validators.submit(client, func, *args))
+
+    def shutdown(self) -> None:
+        self.validators.shutdown()
+        for pool in (self.readers, self.writer):
+            pool.shutdown(wait=True, cancel_futures=False)
+        with self._opened_lock:
+            for opened in self._opened:
+                opened.close()
+            self._opened.clear()
+
+    def entry_id(self, uuid_hex: str) -> str:
+        return f"{self.tree_id:016x}{uuid_hex}"
+
+    def cached_tile(self, ref: tiles.TileRef) -> bytes | None:
+        with self._tile_lock:
+            return self._tile_cache.get(ref)
+
+    def cache_tile(self, ref: tiles.TileRef, data: bytes) -> None:
+        with self._tile_lock:
             if len(self._tile_cache) >= TILE_CACHE_SIZE:
                 self._tile_cache.pop(next(iter(self._tile_cache)))
             self._tile_cache[ref] = data
-        return data
+
+    # --- appends: the writer thread ----------------------------------------------
+    def submit(self, canonical: Any) -> "concurrent.futures.Future[AppendResult]":
+        """Queue one validated entry for the writer thread; resolve when committed.
+
+        Entries that arrive while the writer is busy are appended together in one
+        transaction (group commit: one fsync and one signed checkpoint per batch).
+        """
+        future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        with self._pending_lock:
+            self._pending.append((canonical, future))
+            if not self._draining:
+                self._draining = True
+                self.writer.submit(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        """Append one batch; requeue if more entries are pending."""
+        with self._pending_lock:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+        try:
+            if batch:
+                self._append_batch(batch)
+        except BaseException as exc:  # never leave a request waiting forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            with self._pending_lock:
+                if self._pending:
+                    self.writer.submit(self._drain)
+                else:
+                    self._draining = False
+
+    def _append_batch(self, batch: list[tuple[Any, "concurrent.futures.Future[AppendResult]"]]
+                      ) -> None:
+        try:
+            logged = self.log.append_many_canonical([c for c, _ in batch])
+        except (DuplicateEntryError, EntryRejectedError):
+            # A duplicate (of the log or within the batch) spoils the all-or-nothing
+            # batch: append one by one so each request gets its own answer.
+            logged = None
+        if logged is not None:
+            answers = self._rekor_entries(logged)
+            for entry, answer, (_, future) in zip(logged, answers, batch):
+                future.set_result((entry.uuid, answer, True))
+            return
+        for canonical, future in batch:
+            try:
+                entry = self.log.append_canonical(canonical)
+            except DuplicateEntryError as dup:
+                future.set_result((dup.existing.uuid, {}, False))
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result((entry.uuid, self._writer_view.rekor_entry(entry), True))
+
+    def _rekor_entries(self, logged: list[Any]) -> list[dict[str, Any]]:
+        """LogEntry JSON for a batch, all proven against one tree head (shared hashes)."""
+        from mgattest.tlog import merkle
+        from mgattest.tlog.log import InclusionProof
+
+        size = self.log.size
+        hasher = functools.lru_cache(maxsize=None)(self.log.subtree_hash)
+        root = hasher(0, size)
+        note = self.log.signed_checkpoint(size)
+        return [entry.to_rekor_json(InclusionProof(
+            entry.log_index, size, root, merkle.inclusion_path(entry.log_index, size, hasher),
+            note)) for entry in logged]
+
+    # --- validation: the validation pool -----------------------------------------
+    def canonical_entry(self, body: bytes) -> Any:
+        """A POSTed proposed entry, parsed and validated (schema, sizes, signature)."""
+        from mgattest.tlog.entries import canonicalize
+
+        proposed = _parse_json(body)
+        if not isinstance(proposed, dict):
+            raise _ApiError(400, "a proposed entry must be a JSON object")
+        return canonicalize(proposed)
+
+    def retrieve_query(self, body: bytes) -> _Lookup:
+        """A POSTed retrieve query, validated; proposed entries become their UUIDs."""
+        from mgattest.tlog import entries, merkle
+
+        query = _parse_json(body)
+        if not isinstance(query, dict) or not set(query) <= {"entryUUIDs", "logIndexes",
+                                                             "entries"}:
+            raise _ApiError(400, "search query must be an object with entryUUIDs, "
+                                 "logIndexes and/or entries")
+        for name, kind in (("entryUUIDs", str), ("logIndexes", int), ("entries", dict)):
+            items = query.get(name)
+            if items is None:
+                continue
+            if not isinstance(items, list) or len(items) > MAX_RETRIEVE_ITEMS:
+                raise _ApiError(400, f"{name} must be a list of at most "
+                                     f"{MAX_RETRIEVE_ITEMS} items")
+            if not all(isinstance(i, kind) and not isinstance(i, bool) for i in items):
+                raise _ApiError(400, f"every item of {name} must be a {kind.__name__}")
+            if kind is int and any(i < 0 for i in items):
+                raise _ApiError(400, "logIndexes must be non-negative")
+        raw_ids = query.get("entryUUIDs") or []
+        parsed = [_parse_entry_id(raw) for raw in raw_ids]  # 400 on any malformed ID
+        uuids = tuple(u for u, raw in zip(parsed, raw_ids) if self.names_this_tree(raw))
+        entry_uuids = tuple(merkle.leaf_hash(entries.canonicalize(proposed).body).hex()
+                            for proposed in query.get("entries") or [])
+        return _Lookup(uuids, tuple(query.get("logIndexes") or ()), entry_uuids)
+
+    def names_this_tree(self, raw: str) -> bool:
+        """Whether an entry ID is a bare UUID or an 80-hex ID naming this log's tree."""
+        return len(raw) != 80 or raw[:16].lower() == f"{self.tree_id:016x}"
 
     def check_tree_id(self, raw: str) -> None:
         """An 80-hex entry ID must name this log's tree (404 otherwise, as another shard)."""
-        if len(raw) == 80 and raw[:16].lower() != f"{self.tree_id:016x}":
+        if not self.names_this_tree(raw):
             raise UnknownEntryError(f"entry ID {raw} names tree {int(raw[:16], 16)}, not "
                                     f"this log's tree {self.tree_id}", what="entry")
 
@@ -287,29 +497,31 @@ def _parse_entry_id(raw: Any) -> str:
     if not isinstance(raw, str):
         raise _ApiError(400, "entry UUID must be a string")
     text = raw.lower()
-    if _UUID.match(text):
+    if _UUID.fullmatch(text):
         return text
-    if _ENTRY_ID.match(text):
+    if _ENTRY_ID.fullmatch(text):
         return text[16:]
     raise _ApiError(400, f"malformed entry UUID {raw[:100]!r}: want 64 or 80 hex characters")
 
 
 def _parse_int(value: str | None, name: str, *, minimum: int = 0) -> int:
-    if value is None or not value.isdigit() or len(value) > 19:
-        raise _ApiError(400, f"{name} must be a non-negative integer")
-    number = int(value)
+    """A query parameter of 1..19 ASCII digits (400 for anything else, e.g. ``²`` or ``٣``)."""
+    number = parse_ascii_uint(value)
+    if number is None:
+        raise _ApiError(400, f"{name} must be a non-negative integer of ASCII digits")
     if number < minimum:
         raise _ApiError(400, f"{name} must be at least {minimum}")
     return number
 
 
-async def _read_json(request: Request, max_body: int) -> Any:
-    """Read at most ``max_body`` bytes (413 beyond) and parse JSON (400 on any defect)."""
+async def _read_body(request: Request, max_body: int) -> bytes:
+    """Read at most ``max_body`` bytes (413 beyond; 400 on a bad Content-Length)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        length = parse_ascii_uint(declared, max_digits=INT64_DIGITS)
+        if length is None:
             raise _ApiError(400, "malformed Content-Length")
-        if int(declared) > max_body:
+        if length > max_body:
             raise _ApiError(413, f"request body exceeds {max_body} bytes")
     chunks: list[bytes] = []
     received = 0
@@ -321,10 +533,21 @@ async def _read_json(request: Request, max_body: int) -> Any:
             chunks.append(chunk)
     except ClientDisconnect:
         raise _ApiError(400, "client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    """Parse a request body as JSON (400 on any defect, including deep nesting)."""
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise _ApiError(400, f"request body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _client_of(request: Request) -> str:
+    from mgattest.tlog.httpguard import client_key
+
+    return client_key(request.client.host if request.client else None)
 
 
 def create_app(log: "TransparencyLog", token: str | None = None,
@@ -334,9 +557,16 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     ``token``: when set, every write (POST that appends) needs
     ``Authorization: Bearer <token>``; reads stay public, as on Rekor.
     ``max_body``: largest accepted request body in bytes (413 beyond).
+
+    Admission: at most :data:`MAX_VALIDATIONS` POST requests (bodies being read,
+    parsed and signature-checked) at once and :data:`MAX_VALIDATIONS_PER_CLIENT` per
+    client; at most :data:`MAX_READS` reads at once, :data:`MAX_READS_PER_CLIENT` per
+    client. Beyond either, 503 with ``Retry-After`` at once, before any body is read.
     """
     service = _LogService(log)
     expected_auth = f"Bearer {token}".encode() if token else None
+    validations = _Admission("validation", MAX_VALIDATIONS, MAX_VALIDATIONS_PER_CLIENT)
+    reads = _Admission("reads", MAX_READS, MAX_READS_PER_CLIENT)
 
     def check_token(request: Request) -> None:
         if expected_auth is None:
@@ -349,72 +579,67 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     def location(uuid_hex: str) -> str:
         return f"{_API_PREFIX}/entries/{service.entry_id(uuid_hex)}"
 
+    async def read(request: Request, method: Callable[..., T], *args: Any) -> T:
+        with reads.slot(_client_of(request)):
+            return await service.read(method, *args)
+
     async def create_entry(request: Request) -> Response:
         check_token(request)
-        proposed = await _read_json(request, max_body)
-        if not isinstance(proposed, dict):
-            raise _ApiError(400, "a proposed entry must be a JSON object")
-        uuid_hex, body, created = await asyncio.wrap_future(service.submit(proposed))
+        client = _client_of(request)
+        with validations.slot(client):
+            body = await _read_body(request, max_body)
+            canonical = await service.validate(client, service.canonical_entry, body)
+        uuid_hex, answer, created = await asyncio.wrap_future(service.submit(canonical))
         entry_id = service.entry_id(uuid_hex)
         if not created:
             return _error(409, f"an equivalent entry already exists in the transparency log "
                                f"with UUID {entry_id}",
                           {"Location": location(uuid_hex), "ETag": f'"{entry_id}"'})
-        return JSONResponse(body, status_code=201,
+        return JSONResponse(answer, status_code=201,
                             headers={"Location": location(uuid_hex), "ETag": f'"{entry_id}"'})
 
     async def get_entry(request: Request) -> Response:
         raw = request.path_params["entry_id"]
         uuid_hex = _parse_entry_id(raw)
         service.check_tree_id(raw)
-        return JSONResponse(await service.run(service.by_uuid, uuid_hex))
+        return JSONResponse(await read(request, _LogView.by_uuid, uuid_hex))
 
     async def get_entry_by_index(request: Request) -> Response:
         index = _parse_int(request.query_params.get("logIndex"), "logIndex")
-        return JSONResponse(await service.run(service.by_index, index))
+        return JSONResponse(await read(request, _LogView.by_index, index))
 
     async def retrieve(request: Request) -> Response:
-        query = await _read_json(request, max_body)
-        if not isinstance(query, dict) or not set(query) <= {"entryUUIDs", "logIndexes",
-                                                             "entries"}:
-            raise _ApiError(400, "search query must be an object with entryUUIDs, "
-                                 "logIndexes and/or entries")
-        for name, kind in (("entryUUIDs", str), ("logIndexes", int), ("entries", dict)):
-            items = query.get(name)
-            if items is None:
-                continue
-            if not isinstance(items, list) or len(items) > MAX_RETRIEVE_ITEMS:
-                raise _ApiError(400, f"{name} must be a list of at most "
-                                     f"{MAX_RETRIEVE_ITEMS} items")
-            if not all(isinstance(i, kind) and not isinstance(i, bool) for i in items):
-                raise _ApiError(400, f"every item of {name} must be a {kind.__name__}")
-            if kind is int and any(i < 0 for i in items):
-                raise _ApiError(400, "logIndexes must be non-negative")
-        return JSONResponse(await service.run(service.retrieve, query))
+        client = _client_of(request)
+        with validations.slot(client):
+            body = await _read_body(request, max_body)
+            query = await service.validate(client, service.retrieve_query, body)
+        return JSONResponse(await read(request, _LogView.lookup, query))
 
     async def log_info(request: Request) -> Response:
-        return JSONResponse(await service.run(service.log_info))
+        return JSONResponse(await read(request, _LogView.log_info))
 
     async def consistency(request: Request) -> Response:
         first = _parse_int(request.query_params.get("firstSize", "1"), "firstSize", minimum=1)
         last = _parse_int(request.query_params.get("lastSize"), "lastSize", minimum=1)
         if first > last:
             raise _ApiError(400, f"firstSize {first} is greater than lastSize {last}")
-        return JSONResponse(await service.run(service.consistency, first, last))
+        return JSONResponse(await read(request, _LogView.consistency, first, last))
 
     async def public_key(request: Request) -> Response:
         return Response(service.public_pem, media_type="application/x-pem-file")
 
     async def checkpoint(request: Request) -> Response:
-        note = await service.run(service.checkpoint)
+        note = await read(request, _LogView.checkpoint)
         return PlainTextResponse(note, headers={"Cache-Control": "no-cache"})
 
     async def tile(request: Request) -> Response:
         try:
-            ref = tiles.parse_tile_path("tile/" + request.path_params["tile_path"])
+            # the whole path, not the route's parameter: the route pattern's '$' would
+            # drop a final newline ("/tile/0/000%0A") before the parser saw it
+            ref = tiles.parse_tile_path(request.scope["path"])
         except tiles.TilePathError as exc:
             raise _ApiError(404, exc.message) from None
-        data = await service.run(service.tile, ref)
+        data = await read(request, _LogView.tile, ref)
         cache = ("public, max-age=31536000, immutable" if ref.width == tiles.TILE_WIDTH
                  else "public, max-age=60")
         return Response(data, media_type="application/octet-stream",
@@ -452,7 +677,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        service.executor.shutdown(wait=True, cancel_futures=False)
+        service.shutdown()
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         _ApiError: on_api_error,
@@ -463,20 +688,38 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     return app
 
 
+def uvicorn_config(app: Any, *, host: str, port: int,
+                   limits: "ConnectionLimits | None" = None,
+                   log_level: str = "warning") -> Any:
+    """A uvicorn ``Config`` running ``app`` behind the guarded connection front.
+
+    The front (:mod:`mgattest.tlog.httpguard`) enforces header, body and send deadlines
+    and per-client connection caps; ``limit_concurrency`` stays off because it would
+    count idle connections and answer everyone 503 (the app admits work per class).
+    """
+    import uvicorn
+
+    from mgattest.tlog.httpguard import ConnectionLimits, fit_to_fd_limit, guarded_protocol
+    from mgattest.tlog.httpguard import raise_fd_limit
+
+    limits = fit_to_fd_limit(limits or ConnectionLimits(), raise_fd_limit())
+    protocol, _ = guarded_protocol(limits)
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          http=protocol, timeout_graceful_shutdown=5, limit_concurrency=None,
+                          timeout_keep_alive=KEEP_ALIVE_TIMEOUT, backlog=LISTEN_BACKLOG)
+
+
 def serve(log: "TransparencyLog", *, host: str = "127.0.0.1", port: int = 3000,
           token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-          log_level: str = "warning") -> None:
+          limits: "ConnectionLimits | None" = None, log_level: str = "warning") -> None:
     """Run the app with uvicorn until interrupted (one process: SQLite has one writer)."""
     import sys
 
     import uvicorn
 
-    # The event loop and the writer thread hand the GIL back and forth on every
+    # The event loop and the worker threads hand the GIL back and forth on every
     # request; the default 5 ms switch interval would add that much latency to each.
     sys.setswitchinterval(0.0005)
     app = create_app(log, token=token, max_body=max_body)
-    # Bounded concurrency (503 beyond) caps memory: at most this many bodies in flight.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=5, limit_concurrency=MAX_CONNECTIONS,
-                timeout_keep_alive=15)
-
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits,
+                                  log_level=log_level)).run()

@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle
 
@@ -29,8 +30,10 @@ TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes or entries per full tile
 HASH_SIZE = 32
 MAX_LEVEL = 5  # tlog-tiles: <L> is 0..5
 MAX_ENTRY_SIZE = 0xFFFF  # uint16 length prefix
+_LEVELS = {str(level): level for level in range(MAX_LEVEL + 1)}  # canonical spellings only
 
-_INDEX_ELEMENT = re.compile(r"^(x\d{3}/)*\d{3}$")
+# [0-9], not \d: \d also matches non-ASCII digits such as '٣'.
+_INDEX_ELEMENT = re.compile(r"(x[0-9]{3}/)*[0-9]{3}")
 
 
 class TilePathError(InputError):
@@ -81,7 +84,7 @@ def encode_index(index: int) -> str:
 
 def decode_index(text: str) -> int:
     """Parse ``x001/x234/067`` back to ``1234067``; reject any other spelling."""
-    if not _INDEX_ELEMENT.match(text) or len(text) > 4 * 7:
+    if len(text) > 4 * 7 or not _INDEX_ELEMENT.fullmatch(text):
         raise TilePathError(f"malformed tile index path {text!r}", what="tile index", where=text)
     parts = text.split("/")
     # The canonical encoding never has a leading all-zero element: x000/001 is invalid.
@@ -105,18 +108,19 @@ def parse_tile_path(path: str) -> TileRef:
         raise TilePathError(f"not a tile path: {path!r}", what="tile path", where=path)
     if kind == "entries":
         level: int | None = None
-    elif kind.isdigit() and kind == str(int(kind)) and int(kind) <= MAX_LEVEL:
-        level = int(kind)
+    elif kind in _LEVELS:
+        level = _LEVELS[kind]
     else:
         raise TilePathError(f"tile level must be 0..{MAX_LEVEL} or 'entries', got {kind!r}",
                             what="tile level", where=path)
     width = TILE_WIDTH
     if ".p/" in rest:
         rest, _, width_text = rest.partition(".p/")
-        if not width_text.isdigit() or width_text != str(int(width_text)):
+        parsed = parse_ascii_uint(width_text, max_digits=3)
+        if parsed is None or width_text != str(parsed):
             raise TilePathError(f"malformed partial tile width in {path!r}", what="tile width",
                                 where=path)
-        width = int(width_text)
+        width = parsed
         if not 1 <= width < TILE_WIDTH:
             raise TilePathError(f"partial tile width must be 1..255, got {width}",
                                 what="tile width", where=path)
