@@ -123,4 +123,4 @@ def test_rekor_v2_log_must_be_valid_at_the_timestamped_time(conformance_dir, tmp
     ended.write_text(json.dumps(root))
     result = runner.invoke(app, args + ["--trusted-root", str(ended)])
     assert result.exit_code == 1, result.output
-    assert "not a trusted log at the timestamped signing time" in result.output
+    assert "not valid at the timestamped signing time" in result.output

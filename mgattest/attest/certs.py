@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -35,7 +35,7 @@ from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
-from mgattest.attest.results import SignerInfo
+from mgattest.attest.results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError, VerificationError
 
 __all__ = [
@@ -508,11 +508,12 @@ def _utc(ts: int) -> datetime:
 
 
 def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_root: Any,
-                               signing_times: list[int]) -> SignerInfo:
+                               signing_times: Sequence[VerifiedTime]) -> SignerInfo:
     """Verify a keyless signing certificate and return who it identifies.
 
-    ``signing_times`` are unix seconds from verified sources (a log's SET-backed
-    integratedTime, RFC 3161 timestamps); at least one is required, and the certificate
+    ``signing_times`` are :class:`VerifiedTime` values (a log's SET-backed
+    integratedTime, RFC 3161 timestamps) — a bare int is refused, so a time the
+    bundle merely claims cannot be passed by mistake; at least one is required, and the certificate
     must be valid at each. ``chain_der`` is the rest of the bundle's chain: it may repeat
     intermediates of the trusted root but must not contain a root (self-signed CA).
 
@@ -541,10 +542,10 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
                                where="certificate")
     times = []
     for t in signing_times:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise CertificateError(f"invalid signing time {t!r}", what="signing-time",
-                                   where="certificate")
-        times.append(_utc(t))
+        if not isinstance(t, VerifiedTime):
+            raise CertificateError(f"signing time {t!r} is not a verified time",
+                                   what="signing-time", where="certificate")
+        times.append(_utc(t.seconds))
 
     not_before = leaf.not_valid_before_utc
     not_after = leaf.not_valid_after_utc
