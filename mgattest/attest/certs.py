@@ -507,6 +507,24 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
+def _verified_moments(signing_times: Sequence[VerifiedTime]) -> list[datetime]:
+    """The verified signing times as UTC datetimes; bare numbers are refused."""
+    if not signing_times:
+        raise CertificateError("no verified signing time (log integrated time or RFC 3161 "
+                               "timestamp) to check the certificate against",
+                               what="signing-time", where="certificate")
+    if len(signing_times) > MAX_SIGNING_TIMES:
+        raise CertificateError("too many signing times", what="signing-time",
+                               where="certificate")
+    times = []
+    for t in signing_times:
+        if not isinstance(t, VerifiedTime):
+            raise CertificateError(f"signing time {t!r} is not a verified time",
+                                   what="signing-time", where="certificate")
+        times.append(_utc(t.seconds))
+    return times
+
+
 def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_root: Any,
                                signing_times: Sequence[VerifiedTime]) -> SignerInfo:
     """Verify a keyless signing certificate and return who it identifies.
@@ -519,6 +537,7 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
 
     Raises :class:`CertificateError` / :class:`SCTError` (VerificationError) on failure.
     """
+    times = _verified_moments(signing_times)
     leaf = _load_cert(leaf_der, "certificate")
     if len(chain_der) > MAX_CHAIN_LENGTH:
         raise CertificateError(f"certificate chain longer than {MAX_CHAIN_LENGTH}",
@@ -533,20 +552,6 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
     if _is_self_signed_ca(leaf):
         raise CertificateError("signing certificate is a self-signed CA",
                                what="certificate", where="certificate")
-    if not signing_times:
-        raise CertificateError("no verified signing time (log integrated time or RFC 3161 "
-                               "timestamp) to check the certificate against",
-                               what="signing-time", where="certificate")
-    if len(signing_times) > MAX_SIGNING_TIMES:
-        raise CertificateError("too many signing times", what="signing-time",
-                               where="certificate")
-    times = []
-    for t in signing_times:
-        if not isinstance(t, VerifiedTime):
-            raise CertificateError(f"signing time {t!r} is not a verified time",
-                                   what="signing-time", where="certificate")
-        times.append(_utc(t.seconds))
-
     not_before = leaf.not_valid_before_utc
     not_after = leaf.not_valid_after_utc
     for when in times:

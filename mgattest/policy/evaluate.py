@@ -296,7 +296,9 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
     desc = {"anyOf": "any of", "allOf": "all of", "threshold": f"{need} of"}[req.mode]
     evidence = {"required": f"{desc} {', '.join(req.signers)}",
                 "satisfied": {n: assignment[n] for n in sorted(assignment)},
-                "distinctSigners": len({a.signer.distinct_id for a in atts})}
+                "distinctSigners": len({a.signer.distinct_id for a in atts}),
+                "signingTimes": [a.signing_time.describe() if a.signing_time is not None
+                                 else "none verified" for a in atts]}
     if ok:
         return True, f"signed by {', '.join(sorted(assignment))} ({desc} required)", evidence
     reason = (f"needs {desc} {', '.join(req.signers)} from distinct signers; "

@@ -1,0 +1,276 @@
+"""Only verified facts flow downstream (issue #9, "Forged or unverified facts").
+
+A bundle's ``integratedTime`` is a fact only under a verified SET (or an RFC 3161
+timestamp); its ``logIndex`` only under a SET or a checkpointed inclusion proof. Every
+test here tampers with a real key-signed bundle of the embedded log so that the
+signature, inclusion proof and checkpoint still verify, and asserts that the claim
+alone changes nothing a policy or a verdict relies on.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from mgattest.attest.certs import CertificateError, verify_signing_certificate
+from mgattest.attest.keys import public_key_pem
+from mgattest.attest.sign import LogTarget, sign_statement
+from mgattest.attest.statement import make_statement
+from mgattest.attest.timestamps import TimestampError
+from mgattest.attest.verify import BundleVerificationError, verify_bundle, verify_model
+from mgattest.cli.app import app
+from mgattest.errors import InputError, VerificationError
+from mgattest.policy.evaluate import evaluate
+from mgattest.tlog.errors import CheckpointError, LogEntryError
+from tests.conftest import CONFORMANCE_DIR
+from tests.helpers.bundles import (CONFORMANCE_ASSETS, V01, V02, V03, code_signing_ca,
+                                   entry_of, iso, key_policy, signed_model, strip_set)
+
+DAY = 86400
+IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _verdict(model, bundle, signer, policy):
+    atts, check = verify_model(model, [bundle], keys=[signer.public_key])
+    return atts, evaluate(policy, atts, check)
+
+
+# --------------------------------------------------------------------------- 1. times
+
+def test_stripped_set_and_backdated_time_do_not_reopen_a_retired_key(tmp_path):
+    """The key retired yesterday; its new signature is logged today. Stripping the SET
+    and claiming last month's integratedTime must not put it back in the window."""
+    model, signer, bundle = signed_model(tmp_path)
+    now = int(time.time())
+    policy = key_policy(signer, key_extra=f"validUntil: '{iso(now - DAY)}'")
+    _, honest = _verdict(model, bundle, signer, policy)
+    assert not honest.allowed and "expired" in " ".join(honest.reasons)
+
+    forged = strip_set(bundle, integrated_time=now - 30 * DAY)
+    atts, verdict = _verdict(model, forged, signer, policy)
+    proof = atts[0].log_entries[0]
+    assert proof.integrated_time is None and proof.claimed_integrated_time == now - 30 * DAY
+    assert atts[0].signing_times == ()
+    assert not verdict.allowed
+    assert "judged at now" in " ".join(verdict.reasons)
+
+
+def test_key_window_reason_names_the_verified_time(tmp_path):
+    model, signer, bundle = signed_model(tmp_path)
+    policy = key_policy(signer, key_extra=f"validUntil: '{iso(int(time.time()) + DAY)}'")
+    atts, verdict = _verdict(model, bundle, signer, policy)
+    assert verdict.allowed
+    assert atts[0].signing_time is not None and atts[0].signing_time.source == "set"
+    signed_by = next(c for c in verdict.checks if c.clause == "signedBy")
+    assert all("(SET, log" in t for e in signed_by.evidence for t in e["signingTimes"])
+
+
+def test_max_age_from_log_time_needs_a_verified_time(tmp_path):
+    model, signer, bundle = signed_model(tmp_path)
+    rule = """\
+    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        provenance:
+          maxAge: 1d
+          maxAgeFrom: logTime
+    """
+    policy = key_policy(signer, rule_extra=rule)
+    assert _verdict(model, bundle, signer, policy)[1].allowed
+    forged = strip_set(bundle, integrated_time=int(time.time()))
+    _, verdict = _verdict(model, forged, signer, policy)
+    assert not verdict.allowed
+    assert "verified by a SET or RFC 3161" in " ".join(verdict.reasons)
+
+
+def _windowed_local_root(valid_to: int):
+    from mgattest.attest.locallog import local_trusted_root
+
+    root = local_trusted_root()
+    tlog = dataclasses.replace(root.tlogs[0], valid_from=valid_to - 60 * DAY,
+                               valid_to=valid_to)
+    return dataclasses.replace(root, tlogs=(tlog,))
+
+
+def test_log_key_window_is_judged_at_a_verified_time_in_key_mode(tmp_path):
+    """The log key was retired yesterday. Without a SET, the claimed integratedTime
+    (two days ago) must not stand in for a verified time."""
+    _, signer, bundle = signed_model(tmp_path)
+    now = int(time.time())
+    root = _windowed_local_root(now - DAY)
+    kw = dict(keys=[signer.public_key], trusted_root=root, use_local_log=False)
+    with pytest.raises(LogEntryError, match="not valid at integrated time"):
+        verify_bundle(bundle, **kw)
+    with pytest.raises(LogEntryError, match="not valid at now"):
+        verify_bundle(strip_set(bundle, integrated_time=now - 2 * DAY), **kw)
+
+
+def test_an_unverified_int_is_not_a_signing_time():
+    from mgattest.attest.results import VerifiedTime
+
+    with pytest.raises(CertificateError, match="not a verified time"):
+        verify_signing_certificate(b"", [], None, [int(time.time())])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        VerifiedTime(5, "claimed")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- 2. indices
+
+def test_one_entry_repeated_under_another_index_counts_once(tmp_path):
+    model, signer, bundle = signed_model(tmp_path)
+    policy = key_policy(signer, rule_extra="transparencyLog: {require: required, "
+                                           "minEntries: 2}")
+    doubled = copy.deepcopy(bundle)
+    twin = entry_of(strip_set(bundle, log_index=99))
+    doubled["verificationMaterial"]["tlogEntries"].append(twin)
+    atts, verdict = _verdict(model, doubled, signer, policy)
+    assert {p.log_index for p in atts[0].log_entries} == {0}
+    assert not verdict.allowed
+    assert "2 verified log entries" in " ".join(verdict.reasons)
+
+
+def test_cli_never_prints_a_claimed_index_as_proven(tmp_path):
+    model, signer, bundle = signed_model(tmp_path)
+    forged = strip_set(bundle, log_index=4242)
+    (tmp_path / "b.json").write_text(json.dumps(forged))
+    (tmp_path / "k.pub").write_bytes(public_key_pem(signer))
+    result = CliRunner().invoke(app, ["verify", str(model), "--bundle", str(tmp_path / "b.json"),
+                                      "--key", str(tmp_path / "k.pub")])
+    assert result.exit_code == 0, result.output
+    assert "4242" not in result.output
+    assert "log index 0 (inclusion proven)" in result.output
+    assert "no verified signing time" in result.output
+
+
+# --------------------------------------------------------------------------- 3. checkpoint
+
+@pytest.mark.parametrize("media_type", [V02, V03])
+@pytest.mark.parametrize("checkpoint", ["absent", None, {}, {"envelope": None}])
+def test_inclusion_proof_without_checkpoint_is_rejected(tmp_path, media_type, checkpoint):
+    _, signer, bundle = signed_model(tmp_path)
+    bundle["mediaType"] = media_type
+    proof = entry_of(bundle)["inclusionProof"]
+    if checkpoint == "absent":
+        del proof["checkpoint"]
+    else:
+        proof["checkpoint"] = checkpoint
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        verify_bundle(bundle, keys=[signer.public_key])
+
+
+def test_v01_proof_without_checkpoint_proves_nothing_but_the_set(tmp_path):
+    """sigstore-python ignores a v0.1 proof without checkpoint; so do we: the SET alone
+    vouches, and the proof is not reported as verified."""
+    _, signer, bundle = signed_model(tmp_path)
+    bundle["mediaType"] = V01
+    del entry_of(bundle)["inclusionProof"]["checkpoint"]
+    att = verify_bundle(bundle, keys=[signer.public_key])
+    proof = att.log_entries[0]
+    assert proof.set_verified and not proof.inclusion_proof_verified
+    assert proof.describe() == "log index 0 (SET)"
+
+
+# --------------------------------------------------------------------------- 4. issuer
+
+def _happy_v03():
+    base = CONFORMANCE_DIR / CONFORMANCE_ASSETS
+    return (base / "a.txt", base / "rekor2-happy-path" / "bundle.sigstore.json",
+            base / "rekor2-happy-path" / "trusted_root.json")
+
+
+@pytest.mark.parametrize("flag", ["--identity", "--identity-regex"])
+def test_identity_without_issuer_is_a_usage_error(flag):
+    artifact, bundle, root = _happy_v03()
+    value = IDENTITY if flag == "--identity" else ".*"
+    result = CliRunner().invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
+                                      "--trusted-root", str(root), flag, value])
+    assert result.exit_code == 2, result.output
+    assert "--issuer" in result.output
+
+
+def test_keyless_identity_without_issuer_refused_by_the_api():
+    artifact, bundle, root = _happy_v03()
+    with pytest.raises(InputError, match="issuer"):
+        verify_bundle(str(bundle), trusted_root=str(root), artifact_digest=str(artifact),
+                      identity={"identity": IDENTITY})
+    verify_bundle(str(bundle), trusted_root=str(root), artifact_digest=str(artifact),
+                  identity={"identity": IDENTITY, "issuer": ISSUER})
+
+
+# --------------------------------------------------------------------------- 6. chain
+
+def _ca_bundle(tmp_path, **kw):
+    ca = code_signing_ca(tmp_path, **kw)
+    statement = make_statement([{"name": "m.bin", "digest": {"sha256": "ab" * 32}}],
+                               "https://x.example/p", {})
+    bundle = sign_statement(statement, ca["signer"], log=LogTarget(),
+                            certificate_pem=ca["leaf"])
+    return ca, bundle
+
+
+def test_certificate_chain_mode_requires_code_signing(tmp_path):
+    ca, bundle = _ca_bundle(tmp_path, eku=False)
+    with pytest.raises(BundleVerificationError, match="code signing"):
+        verify_bundle(bundle, certificate_chain=ca["ca"])
+
+
+def test_certificate_chain_mode_says_when_no_identity_was_given(tmp_path):
+    ca, bundle = _ca_bundle(tmp_path)
+    att = verify_bundle(bundle, certificate_chain=ca["ca"])
+    assert any("no identity constraint" in n for n in att.notes)
+    assert att.signing_time is not None and att.signing_time.source == "set"
+    pinned = verify_bundle(bundle, certificate_chain=ca["ca"],
+                           identity={"identity": "ml@example.com"})
+    assert not any("identity" in n for n in pinned.notes)
+    with pytest.raises(VerificationError, match="identity"):
+        verify_bundle(bundle, certificate_chain=ca["ca"],
+                      identity={"identity": "eve@example.com"})
+
+
+# --------------------------------------------------------------------------- 8. RFC 3161
+
+def _with_timestamp(bundle, der: bytes):
+    out = copy.deepcopy(bundle)
+    out["verificationMaterial"]["timestampVerificationData"] = {
+        "rfc3161Timestamps": [{"signedTimestamp": base64.b64encode(der).decode()}]}
+    return out
+
+
+def _real_timestamp() -> bytes:
+    _, bundle, _ = _happy_v03()
+    vm = json.loads(bundle.read_text())["verificationMaterial"]
+    return base64.b64decode(vm["timestampVerificationData"]["rfc3161Timestamps"][0][
+        "signedTimestamp"])
+
+
+def test_unparseable_timestamp_rejected_in_key_mode(tmp_path):
+    _, signer, bundle = signed_model(tmp_path)
+    with pytest.raises(TimestampError, match="not a TimeStampResponse"):
+        verify_bundle(_with_timestamp(bundle, b"\x30\x00"), keys=[signer.public_key])
+
+
+def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
+    from mgattest.attest.locallog import local_trusted_root
+
+    _, signer, bundle = signed_model(tmp_path)
+    _, _, conformance_root = _happy_v03()
+    from mgattest.attest.trustroot import load_trusted_root
+
+    root = local_trusted_root().merged(load_trusted_root(conformance_root))
+    stamped = _with_timestamp(bundle, _real_timestamp())
+    with pytest.raises(TimestampError, match="no trusted timestamp authority verifies it"):
+        verify_bundle(stamped, keys=[signer.public_key], trusted_root=root)
+
+
+def test_timestamp_without_any_trusted_root_is_reported_not_used(tmp_path):
+    _, signer, bundle = signed_model(tmp_path)
+    att = verify_bundle(_with_timestamp(bundle, _real_timestamp()), keys=[signer.public_key])
+    assert any("RFC 3161" in n and "not verified" in n for n in att.notes)
+    assert all(t.source == "set" for t in att.signing_times)
