@@ -112,11 +112,16 @@ def test_log_key_window_is_judged_at_a_verified_time_in_key_mode(tmp_path):
         verify_bundle(strip_set(bundle, integrated_time=now - 2 * DAY), **kw)
 
 
-def test_an_unverified_int_is_not_a_signing_time():
+def test_an_unverified_int_is_not_a_signing_time(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     from mgattest.attest.results import VerifiedTime
 
+    leaf = x509.load_pem_x509_certificate(code_signing_ca(tmp_path)["leaf"])
+    der = leaf.public_bytes(serialization.Encoding.DER)
     with pytest.raises(CertificateError, match="not a verified time"):
-        verify_signing_certificate(b"", [], None, [int(time.time())])  # type: ignore[list-item]
+        verify_signing_certificate(der, [], None, [int(time.time())])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         VerifiedTime(5, "claimed")  # type: ignore[arg-type]
 
@@ -274,3 +279,31 @@ def test_timestamp_without_any_trusted_root_is_reported_not_used(tmp_path):
     att = verify_bundle(_with_timestamp(bundle, _real_timestamp()), keys=[signer.public_key])
     assert any("RFC 3161" in n and "not verified" in n for n in att.notes)
     assert all(t.source == "set" for t in att.signing_times)
+
+
+# --------------------------------------------------------------------------- found by the fuzzers
+
+def test_malformed_certificate_extension_is_a_typed_rejection(tmp_path):
+    """cryptography parses extensions lazily: a SAN re-tagged as a SET used to escape
+    as a bare ValueError from whichever check read it first."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    ca = code_signing_ca(tmp_path)
+    der = bytearray(x509.load_pem_x509_certificate(ca["leaf"]).public_bytes(
+        serialization.Encoding.DER))
+    san = der.find(b"\x06\x03U\x1d\x11")  # the SAN extension's OID
+    der[san + 7] ^= 0x21  # its SEQUENCE tag becomes a SET
+    with pytest.raises(CertificateError, match="not a DER X.509 certificate"):
+        verify_signing_certificate(bytes(der), [], None, [])
+
+
+def test_non_string_message_digest_algorithm_is_a_typed_rejection():
+    from mgattest.attest.bundle import BundleFormatError, load_bundle
+
+    for algorithm in ([], {}, 1):
+        with pytest.raises(BundleFormatError, match="message digest algorithm"):
+            load_bundle({"mediaType": V03, "verificationMaterial": {"publicKey": {"hint": "x"}},
+                         "messageSignature": {"messageDigest": {"algorithm": algorithm,
+                                                                "digest": "AA=="},
+                                              "signature": "AA=="}})

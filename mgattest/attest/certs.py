@@ -254,7 +254,13 @@ def trusted_ctlogs(trusted_root: Any, *, section: str = "ctlogs") -> list[Truste
 # --------------------------------------------------------------------------- parsing
 
 
-def _load_cert(der: Any, where: str) -> x509.Certificate:
+def load_certificate(der: Any, where: str) -> x509.Certificate:
+    """Parse a DER certificate from a bundle, extensions included.
+
+    ``cryptography`` parses extensions lazily: a malformed one would otherwise raise a
+    bare ValueError at whichever later check first reads it. Reading them here turns
+    that into a :class:`CertificateError` naming the certificate.
+    """
     if not isinstance(der, (bytes, bytearray)) or not der:
         raise CertificateError(f"{where}: certificate is missing or empty",
                                what="certificate", where=where)
@@ -262,7 +268,9 @@ def _load_cert(der: Any, where: str) -> x509.Certificate:
         raise CertificateError(f"{where}: certificate larger than {MAX_CERT_BYTES} bytes",
                                what="certificate", where=where)
     try:
-        return x509.load_der_x509_certificate(bytes(der))
+        cert = x509.load_der_x509_certificate(bytes(der))
+        len(cert.extensions)  # parse every extension now (see above)
+        return cert
     except ValueError as exc:
         raise CertificateError(f"{where}: not a DER X.509 certificate ({exc})",
                                what="certificate", where=where) from None
@@ -537,13 +545,12 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
 
     Raises :class:`CertificateError` / :class:`SCTError` (VerificationError) on failure.
     """
-    times = _verified_moments(signing_times)
-    leaf = _load_cert(leaf_der, "certificate")
+    leaf = load_certificate(leaf_der, "certificate")
     if len(chain_der) > MAX_CHAIN_LENGTH:
         raise CertificateError(f"certificate chain longer than {MAX_CHAIN_LENGTH}",
                                what="certificate-chain", where="certificate chain")
     for i, der in enumerate(chain_der):
-        cert = _load_cert(der, f"certificate chain[{i + 1}]")
+        cert = load_certificate(der, f"certificate chain[{i + 1}]")
         if _is_self_signed_ca(cert):
             raise CertificateError(
                 f"bundle certificate chain[{i + 1}] is a root CA ({cert.subject.rfc4514_string()}); "
@@ -552,6 +559,7 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
     if _is_self_signed_ca(leaf):
         raise CertificateError("signing certificate is a self-signed CA",
                                what="certificate", where="certificate")
+    times = _verified_moments(signing_times)
     not_before = leaf.not_valid_before_utc
     not_after = leaf.not_valid_after_utc
     for when in times:

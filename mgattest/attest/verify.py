@@ -464,13 +464,16 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
     from cryptography.x509.verification import VerificationError as PathError
 
     assert bundle.certificate_der is not None
+    from mgattest.attest.certs import load_certificate
+
     try:
         anchors = x509.load_pem_x509_certificates(anchors_pem)
-        leaf = x509.load_der_x509_certificate(bundle.certificate_der)
-        intermediates = [x509.load_der_x509_certificate(d) for d in bundle.chain_der]
     except ValueError as exc:
-        raise InputError(f"cannot parse certificates: {exc}", what="certificate",
-                         where=bundle.source) from None
+        raise InputError(f"cannot parse the --certificate-chain certificates: {exc}",
+                         what="certificate-chain") from None
+    leaf = load_certificate(bundle.certificate_der, f"{bundle.source} certificate")
+    intermediates = [load_certificate(d, f"{bundle.source} chain[{i + 1}]")
+                     for i, d in enumerate(bundle.chain_der)]
     when = (datetime.fromtimestamp(at_time.seconds, tz=timezone.utc) if at_time is not None
             else datetime.now(timezone.utc))
     ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
@@ -653,13 +656,10 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     if parsed.message_signature is not None and artifact is None:
         artifact = (parsed.message_signature.algorithm, parsed.message_signature.digest)
     if parsed.certificate_der is not None:
-        from cryptography import x509
+        from mgattest.attest.certs import load_certificate
 
-        try:
-            leaf_key = x509.load_der_x509_certificate(parsed.certificate_der).public_key()
-        except ValueError:
-            raise InputError("bundle certificate is not a DER X.509 certificate",
-                             what="certificate", where=parsed.source) from None
+        leaf_key = load_certificate(parsed.certificate_der,
+                                    f"{parsed.source} certificate").public_key()
         _verify_signature(leaf_key, parsed, message, prehashed, algorithm)
         signing = _Signing(leaf_key, None)
     else:
