@@ -307,3 +307,18 @@ def test_non_string_message_digest_algorithm_is_a_typed_rejection():
                          "messageSignature": {"messageDigest": {"algorithm": algorithm,
                                                                 "digest": "AA=="},
                                               "signature": "AA=="}})
+
+
+# --------------------------------------------------------------------------- siblings
+
+def test_a_staging_bundle_does_not_choose_its_own_trust_root():
+    """The bundle's logId picked the embedded root: a staging bundle verified with no
+    trust decision by the operator. Staging is trusted only when asked for."""
+    base = CONFORMANCE_DIR / CONFORMANCE_ASSETS
+    args = ["verify", str(base / "a.txt"), "--bundle",
+            str(base / "bundle-from-wrong-instance_fail" / "bundle.sigstore.json"),
+            "--identity", IDENTITY, "--issuer", ISSUER]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--instance staging" in result.output
+    assert CliRunner().invoke(app, args + ["--instance", "staging"]).exit_code == 0

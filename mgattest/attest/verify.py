@@ -594,10 +594,29 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
 
 
 def instance_root_for(bundle: Bundle) -> Any:
-    """The embedded Sigstore trusted root (production, then staging) whose logs recorded
-    this bundle, or None. Offline: the roots shipped inside the ``sigstore`` package."""
+    """Sigstore's embedded production trusted root when its logs recorded this bundle,
+    else None. Offline: the root shipped inside the ``sigstore`` package.
+
+    The bundle's ``logId`` is a claim: it may choose among roots the operator trusts
+    by default (production), never widen trust. A bundle of the staging instance
+    needs ``--instance staging`` (as sigstore-python needs ``--staging``).
+    """
     from mgattest.attest.trustroot import embedded_trusted_root
 
+    wanted = _claimed_log_ids(bundle)
+    if not wanted:
+        return None
+    production = embedded_trusted_root("production")
+    if any(t.log_id in wanted for t in production.tlogs):
+        return production
+    if any(t.log_id in wanted for t in embedded_trusted_root("staging").tlogs):
+        raise InputError("this bundle was logged by Sigstore's staging instance, which is "
+                         "not trusted by default: pass --instance staging to trust it",
+                         what="trusted root", where=bundle.source)
+    return None
+
+
+def _claimed_log_ids(bundle: Bundle) -> set[bytes]:
     wanted = set()
     for entry in bundle.tlog_entries:
         key_id = ((entry.get("logId") or {}).get("keyId")) if isinstance(entry, dict) else None
@@ -606,13 +625,7 @@ def instance_root_for(bundle: Bundle) -> Any:
                 wanted.add(base64.b64decode(key_id, validate=True))
             except (ValueError, binascii.Error):
                 continue
-    if not wanted:
-        return None
-    for instance in ("production", "staging"):
-        root = embedded_trusted_root(instance)
-        if any(t.log_id in wanted for t in root.tlogs):
-            return root
-    return None
+    return wanted
 
 
 def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
