@@ -322,3 +322,12 @@ def test_a_staging_bundle_does_not_choose_its_own_trust_root():
     assert result.exit_code == 2, result.output
     assert "--instance staging" in result.output
     assert CliRunner().invoke(app, args + ["--instance", "staging"]).exit_code == 0
+
+
+def test_a_key_hint_that_names_another_key_is_not_passed_on(tmp_path):
+    """``signer.key_hint`` reaches CEL policies: it must not be the bundle's free text."""
+    _, signer, bundle = signed_model(tmp_path)
+    honest = verify_bundle(bundle, keys=[signer.public_key])
+    assert honest.signer.key_hint == bundle["verificationMaterial"]["publicKey"]["hint"]
+    bundle["verificationMaterial"]["publicKey"]["hint"] = "release-key-2024"
+    assert verify_bundle(bundle, keys=[signer.public_key]).signer.key_hint is None

@@ -23,7 +23,7 @@ class SignerInfo:
     kind: str  # "key" | "certificate"
     # SHA-256 hex of the DER SubjectPublicKeyInfo of the signing key (both kinds).
     key_fingerprint: str
-    # Key mode: the bundle's publicKey.hint, if any.
+    # Key mode: the bundle's publicKey.hint, only when it names the verifying key.
     key_hint: str | None = None
     # Certificate mode: the SAN value (email or URI), the OIDC issuer (Fulcio ext .1.8
     # or legacy .1.1), and every Fulcio extension by short name

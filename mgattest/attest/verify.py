@@ -585,8 +585,11 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
                 v.verify(bundle.signature, message, where=bundle.source)
         except SignatureMismatchError:
             continue
+        # The hint is the bundle's claim: pass it on only when it names this key.
+        hint = bundle.public_key_hint if _hint_matches(bundle.public_key_hint,
+                                                       v.public_key) else None
         return _Signing(v.public_key, SignerInfo(kind="key", key_fingerprint=v.fingerprint,
-                                                 key_hint=bundle.public_key_hint or None))
+                                                 key_hint=hint))
     names = ", ".join(v.fingerprint[:16] for v in verifiers)
     raise SignatureMismatchError(
         f"bundle signature does not verify with any trusted key ({names})",
