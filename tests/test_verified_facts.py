@@ -184,7 +184,7 @@ def test_v01_proof_without_checkpoint_proves_nothing_but_the_set(tmp_path):
 
 # --------------------------------------------------------------------------- 4. issuer
 
-def _happy_v03():
+def _rekor2_case():
     base = CONFORMANCE_DIR / CONFORMANCE_ASSETS
     return (base / "a.txt", base / "rekor2-happy-path" / "bundle.sigstore.json",
             base / "rekor2-happy-path" / "trusted_root.json")
@@ -192,7 +192,7 @@ def _happy_v03():
 
 @pytest.mark.parametrize("flag", ["--identity", "--identity-regex"])
 def test_identity_without_issuer_is_a_usage_error(flag):
-    artifact, bundle, root = _happy_v03()
+    artifact, bundle, root = _rekor2_case()
     value = IDENTITY if flag == "--identity" else ".*"
     result = CliRunner().invoke(app, ["verify", str(artifact), "--bundle", str(bundle),
                                       "--trusted-root", str(root), flag, value])
@@ -201,7 +201,7 @@ def test_identity_without_issuer_is_a_usage_error(flag):
 
 
 def test_keyless_identity_without_issuer_refused_by_the_api():
-    artifact, bundle, root = _happy_v03()
+    artifact, bundle, root = _rekor2_case()
     with pytest.raises(InputError, match="issuer"):
         verify_bundle(str(bundle), trusted_root=str(root), artifact_digest=str(artifact),
                       identity={"identity": IDENTITY})
@@ -249,7 +249,7 @@ def _with_timestamp(bundle, der: bytes):
 
 
 def _real_timestamp() -> bytes:
-    _, bundle, _ = _happy_v03()
+    _, bundle, _ = _rekor2_case()
     vm = json.loads(bundle.read_text())["verificationMaterial"]
     return base64.b64decode(vm["timestampVerificationData"]["rfc3161Timestamps"][0][
         "signedTimestamp"])
@@ -265,7 +265,7 @@ def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
     from mgattest.attest.locallog import local_trusted_root
 
     _, signer, bundle = signed_model(tmp_path)
-    _, _, conformance_root = _happy_v03()
+    _, _, conformance_root = _rekor2_case()
     from mgattest.attest.trustroot import load_trusted_root
 
     root = local_trusted_root().merged(load_trusted_root(conformance_root))
@@ -331,3 +331,48 @@ def test_a_key_hint_that_names_another_key_is_not_passed_on(tmp_path):
     assert honest.signer.key_hint == bundle["verificationMaterial"]["publicKey"]["hint"]
     bundle["verificationMaterial"]["publicKey"]["hint"] = "release-key-2024"
     assert verify_bundle(bundle, keys=[signer.public_key]).signer.key_hint is None
+
+
+# --------------------------------------------------------------------------- issue #10
+
+def _rekor2_with_extra_timestamp(first: bool) -> dict:
+    """rekor2-happy-path plus a genuine timestamp of another signature."""
+    base = CONFORMANCE_DIR / CONFORMANCE_ASSETS
+    bundle = json.loads((base / "rekor2-happy-path" / "bundle.sigstore.json").read_text())
+    other = json.loads((base / "rekor2-timestamp-with-embedded-cert" / "bundle.sigstore.json")
+                       .read_text())
+    stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    foreign = other["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    stamps[:] = (foreign + stamps) if first else (stamps + foreign)
+    return bundle
+
+
+@pytest.mark.parametrize("foreign_first", [True, False])
+def test_one_of_several_timestamps_failing_is_reported_not_fatal(foreign_first):
+    """sigstore-go (WithSignedTimestamps(1)) and sigstore-python need one verified RFC
+    3161 timestamp; the others are reported and not used."""
+    artifact, _, root = _rekor2_case()
+    att = verify_bundle(_rekor2_with_extra_timestamp(foreign_first), trusted_root=str(root),
+                        artifact_digest=str(artifact),
+                        identity={"identity": IDENTITY, "issuer": ISSUER})
+    assert len(att.signing_times) == 1 and att.signing_times[0].source == "rfc3161"
+    bad = "rfc3161Timestamps[0]" if foreign_first else "rfc3161Timestamps[1]"
+    assert any(bad in n and "not used" in n for n in att.notes), att.notes
+    # sigstore-python agrees on the same bundle
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier, policy
+
+    Verifier(trusted_root=TrustedRoot.from_file(str(root))).verify_artifact(
+        artifact.read_bytes(),
+        Bundle.from_json(json.dumps(_rekor2_with_extra_timestamp(foreign_first))),
+        policy.Identity(identity=IDENTITY, issuer=ISSUER))
+
+
+def test_no_verified_timestamp_among_several_is_a_rejection():
+    artifact, _, root = _rekor2_case()
+    bundle = _rekor2_with_extra_timestamp(True)
+    stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    del stamps[1]  # only the foreign one is left
+    with pytest.raises(TimestampError, match="no trusted timestamp authority"):
+        verify_bundle(bundle, trusted_root=str(root), artifact_digest=str(artifact),
+                      identity={"identity": IDENTITY, "issuer": ISSUER})

@@ -100,12 +100,16 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
 
 
 def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
-                              trusted_root: Any) -> list[VerifiedTime]:
-    """Verify every RFC 3161 timestamp of a bundle; return their genTimes.
+                              trusted_root: Any, *, unverified: list[str] | None = None
+                              ) -> list[VerifiedTime]:
+    """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.
 
-    Fails closed: a timestamp that no trusted authority vouches for raises
-    :class:`TimestampError` rather than being skipped, as do duplicates, more than
-    :data:`MAX_TIMESTAMPS` entries, or timestamps without any authority in the root.
+    Strict by default: a timestamp that no trusted authority vouches for raises
+    :class:`TimestampError`. With an ``unverified`` list, the threshold is the one
+    sigstore-go (``WithSignedTimestamps(1)``) and sigstore-python apply: at least one
+    timestamp must verify; each other one that does not is described in ``unverified``
+    (reported, never used). Always refused: undecodable timestamps, duplicates, more than
+    :data:`MAX_TIMESTAMPS`, or timestamps without any authority in the root.
     """
     responses = parse_rfc3161_timestamps(bundle_timestamps)
     if not responses:
@@ -116,6 +120,7 @@ def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
                              "no timestamp authorities", what="timestamp",
                              where="trusted root timestampAuthorities")
     times: list[VerifiedTime] = []
+    failures: list[TimestampError] = []
     for index, response in enumerate(responses):
         where = f"rfc3161Timestamps[{index}]"
         reasons = []
@@ -125,10 +130,18 @@ def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
                 break
             reasons.append(f"timestampAuthorities[{n}] ({tsa.uri or 'no uri'}): {problem}")
         else:
-            raise TimestampError(f"{where}: no trusted timestamp authority verifies it: "
-                                 + "; ".join(reasons), what="timestamp", where=where)
+            failure = TimestampError(f"{where}: no trusted timestamp authority verifies it: "
+                                     + "; ".join(reasons), what="timestamp", where=where)
+            if unverified is None:
+                raise failure
+            failures.append(failure)
+            continue
         gen_time = response.tst_info.gen_time
         if gen_time.tzinfo is None:
             gen_time = gen_time.replace(tzinfo=timezone.utc)
         times.append(VerifiedTime(int(gen_time.timestamp()), "rfc3161", where))
+    if failures and not times:
+        raise failures[0]
+    if unverified is not None:
+        unverified.extend(f"{f.message} (not used)" for f in failures)
     return times

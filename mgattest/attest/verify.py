@@ -402,9 +402,11 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
     """The bundle's RFC 3161 timestamps, verified in every mode (key, certificate
     chain, keyless), and notes on any that could not be.
 
-    A timestamp that does not decode, or that the trusted root's authorities do not
-    vouch for, is a rejection. Without any trusted root (key mode), they are decoded,
-    not used, and reported in the attestation's notes — never silently ignored.
+    A timestamp that does not decode is a rejection; so is a set of timestamps none of
+    which the trusted root's authorities vouch for. With several, at least one must
+    verify (sigstore-go's and sigstore-python's threshold) and the others are reported in
+    the notes. Without any trusted root (key mode), they are decoded, not used, and
+    reported — never silently ignored.
     """
     from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
 
@@ -416,7 +418,8 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
         count = len(parse_rfc3161_timestamps(raw_ts))
         return [], [f"{count} RFC 3161 timestamp(s) not verified and not used: no trusted "
                     "root with timestamp authorities was given"]
-    return verify_rfc3161_timestamps(raw_ts, bundle.signature, root), []
+    notes: list[str] = []
+    return verify_rfc3161_timestamps(raw_ts, bundle.signature, root, unverified=notes), notes
 
 
 # --------------------------------------------------------------------------- step 3b
