@@ -376,3 +376,61 @@ def test_no_verified_timestamp_among_several_is_a_rejection():
     with pytest.raises(TimestampError, match="no trusted timestamp authority"):
         verify_bundle(bundle, trusted_root=str(root), artifact_digest=str(artifact),
                       identity={"identity": IDENTITY, "issuer": ISSUER})
+
+
+def _log_with(tmp_path, kind_version: str):
+    from mgattest.tlog.entries import CanonicalEntry
+    from mgattest.tlog.log import TransparencyLog
+
+    log = TransparencyLog.init(tmp_path / f"log-{kind_version}.db", origin="rekor.internal.example")
+    body = b'{"apiVersion":"%s","kind":"hashedrekord","spec":{"n":%d}}'
+    log.append_many_canonical([CanonicalEntry("hashedrekord", kind_version,
+                                              body % (kind_version.encode(), i))
+                               for i in range(3)])
+    return log, log.entry_by_index(1).to_bundle_entry(log.inclusion_proof(1))
+
+
+def _resigned(log, entry, origin: str, name: str, signer=None):
+    from mgattest.tlog.checkpoint import Checkpoint, parse_signed_note, sign_checkpoint
+
+    checkpoint, _ = parse_signed_note(entry["inclusionProof"]["checkpoint"]["envelope"])
+    out = copy.deepcopy(entry)
+    out["inclusionProof"]["checkpoint"]["envelope"] = sign_checkpoint(
+        Checkpoint(origin, checkpoint.size, checkpoint.root_hash), signer or log.signer, name)
+    return out
+
+
+def test_rekor_v1_checkpoint_of_a_private_deployment(tmp_path):
+    """A private Rekor v1 names its origin after the server pod, not the URL clients
+    use: accepted as sigstore-go does (signature by the log key, size and root)."""
+    from mgattest.tlog.keys import LogSigner
+    from mgattest.tlog.trust import TrustedLog
+    from mgattest.tlog.verify import verify_entry
+
+    log, entry = _log_with(tmp_path, "0.0.1")
+    trusted = [TrustedLog(log.log_id, log.signer.verifier, "https://rekor.internal.example")]
+    pod = "rekor-server-7d9f8c-xkz2 - 1193050959"
+    got = verify_entry(_resigned(log, entry, pod, "rekor-server-7d9f8c-xkz2"), trusted)
+    assert got.checkpoint_origin == pod and got.inclusion_proof_verified
+    with pytest.raises(CheckpointError, match="no signature by a trusted log key"):
+        verify_entry(_resigned(log, entry, pod, "rekor-server-7d9f8c-xkz2",
+                               LogSigner.generate()), trusted)
+    # an origin the operator pins is still compared exactly
+    with pytest.raises(CheckpointError, match="origin"):
+        verify_entry(_resigned(log, entry, pod, "x"), trusted, origin="rekor.internal.example")
+    # a C2SP-style origin must still belong to the URL
+    with pytest.raises(CheckpointError, match="origin"):
+        verify_entry(_resigned(log, entry, "other.example/log", "other.example"), trusted)
+
+
+def test_rekor_v2_checkpoint_origin_keeps_the_spec_rule(tmp_path):
+    from mgattest.tlog.trust import TrustedLog
+    from mgattest.tlog.verify import verify_entry
+
+    log, entry = _log_with(tmp_path, "0.0.2")
+    trusted = [TrustedLog(log.log_id, log.signer.verifier, "https://rekor.internal.example")]
+    with pytest.raises(CheckpointError, match="origin"):
+        verify_entry(_resigned(log, entry, "rekor-server-7d9f8c - 1193050959", "rekor-server"),
+                     trusted)
+    verify_entry(_resigned(log, entry, "rekor.internal.example", "rekor.internal.example"),
+                 trusted)

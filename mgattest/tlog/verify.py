@@ -44,6 +44,8 @@ MAX_PROOF_HASHES = 64
 # Allowed clock skew between the log and this machine for "not in the future".
 CLOCK_SKEW_SECONDS = 60
 _UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
+_REKOR_V1_ORIGIN = re.compile(r"[^\s]{1,253} - [0-9]{1,20}")
+_REKOR_V2_KINDS = {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
 _KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
                 ("intoto", "0.0.1"), ("rekord", "0.0.1"), ("hashedrekord", "0.0.2"),
                 ("dsse", "0.0.2")}
@@ -132,13 +134,24 @@ def _expected_origins(trusted: TrustedLog, origin: str | None) -> tuple[str | No
     return None, None
 
 
-def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None) -> None:
+def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None,
+                  rekor_v1_entry: bool) -> None:
+    """The checkpoint's origin: exactly the configured one when there is one; else, for
+    Rekor v2 / C2SP logs (whose spec binds origin and URL), derived from the base URL.
+
+    A Rekor v1 origin is ``<server hostname> - <tree ID>``, unrelated to the URL clients
+    use (private deployments name their pods); like sigstore-go, a Rekor v1 entry's
+    checkpoint is then judged by its signature (the trusted log key, selected by its key
+    hint) and by size and root equal to the proof's, which the caller checks.
+    """
     exact, host = _expected_origins(trusted, origin)
     got = checkpoint.origin
     if exact is not None:
         if got != exact:
             raise CheckpointError(f"checkpoint origin {got!r} is not the expected {exact!r}",
                                   what="checkpoint origin")
+        return
+    if rekor_v1_entry and _REKOR_V1_ORIGIN.fullmatch(got):
         return
     if host is None:
         raise CheckpointError("cannot check the checkpoint origin: no origin or base URL is "
@@ -272,7 +285,7 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
     proof_verified = False
     if proof is not None and envelope is not None:
         checkpoint = verify_checkpoint(envelope, [trusted.verifier])
-        _check_origin(checkpoint, trusted, origin)
+        _check_origin(checkpoint, trusted, origin, (kind, version) not in _REKOR_V2_KINDS)
         if checkpoint.size != tree_size:
             raise CheckpointError(f"checkpoint is for tree size {checkpoint.size}, the "
                                   f"inclusion proof for size {tree_size}",
