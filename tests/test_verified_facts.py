@@ -209,6 +209,22 @@ def test_keyless_identity_without_issuer_refused_by_the_api():
                   identity={"identity": IDENTITY, "issuer": ISSUER})
 
 
+def test_keyless_policy_signer_without_issuer_is_refused():
+    from mgattest.policy.errors import PolicyError
+    from mgattest.policy.loader import policy_from_bytes
+
+    text = b"""apiVersion: mgattest/v1
+kind: Policy
+metadata: {name: x}
+signers:
+  ci: {keyless: {subject: alice@example.com}}
+rules:
+  - {id: r, match: ["**"], signedBy: {anyOf: [ci]}}
+"""
+    with pytest.raises(PolicyError, match="issuer"):
+        policy_from_bytes(text, source="x.yaml", base_dir=".")
+
+
 # --------------------------------------------------------------------------- 6. chain
 
 def _ca_bundle(tmp_path, **kw):
