@@ -97,16 +97,40 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
 
 # --------------------------------------------------------------------------- bundles
 
-@FUZZ
-@given(st.binary(max_size=2048))
-def test_bundle_bytes(data):
-    _typed_or_value(lambda: load_bundle(data))
+def _json_parsers() -> dict[str, Callable[[Any], Any]]:
+    from mgattest.attest.trustroot import parse_trusted_root
+    from mgattest.tlog.entries import canonicalize
+    from mgattest.tlog.verify import verify_rekor_entry
+
+    return {
+        "bundle": lambda doc: load_bundle(json.dumps(doc).encode()),
+        "dsse envelope": Envelope.from_dict,
+        "rekor entry": lambda doc: verify_rekor_entry(doc, []),
+        "proposed entry": canonicalize,
+        "trusted root": parse_trusted_root,
+    }
 
 
+def _bytes_parsers() -> dict[str, Callable[[bytes], Any]]:
+    from mgattest.tlog.entries import parse_body
+
+    return {"bundle": load_bundle, "statement": parse_statement, "entry body": parse_body}
+
+
+@pytest.mark.parametrize("parser", sorted(_json_parsers()))
 @FUZZ
-@given(JSON)
-def test_bundle_any_json(doc):
-    _typed_or_value(lambda: load_bundle(json.dumps(doc).encode()))
+@given(doc=JSON)
+def test_json_parsers(parser, doc):
+    """Any JSON value, to every parser that takes decoded JSON."""
+    _typed_or_value(lambda: _json_parsers()[parser](doc))
+
+
+@pytest.mark.parametrize("parser", sorted(_bytes_parsers()))
+@FUZZ
+@given(data=st.binary(max_size=2048) | JSON.map(lambda d: json.dumps(d).encode()))
+def test_bytes_parsers(parser, data):
+    """Any bytes (and any JSON document), to every parser that takes raw bytes."""
+    _typed_or_value(lambda: _bytes_parsers()[parser](data))
 
 
 @FUZZ
@@ -130,18 +154,6 @@ def test_real_bundle_with_one_node_replaced(key_bundle, data):
     if not isinstance(result, MgattestError):  # accepted: it must prove the same things
         assert result.payload_sha256 == original.payload_sha256
         assert set(result.signing_times) <= set(original.signing_times)
-
-
-@FUZZ
-@given(JSON)
-def test_dsse_envelope(doc):
-    _typed_or_value(lambda: Envelope.from_dict(doc))
-
-
-@FUZZ
-@given(st.binary(max_size=1024) | JSON.map(lambda d: json.dumps(d).encode()))
-def test_statement(payload):
-    _typed_or_value(lambda: parse_statement(payload))
 
 
 @FUZZ
@@ -172,30 +184,6 @@ def test_log_entry_fields(key_bundle, data):
         holder = holder[part]
     holder[path[-1]] = data.draw(JSON | B64ISH)
     _typed_or_value(lambda: verify_entry(entry, logs))
-
-
-@FUZZ
-@given(JSON)
-def test_rekor_entry_json(doc):
-    from mgattest.tlog.verify import verify_rekor_entry
-
-    _typed_or_value(lambda: verify_rekor_entry(doc, []))
-
-
-@FUZZ
-@given(st.binary(max_size=1024) | JSON.map(lambda d: json.dumps(d).encode()))
-def test_entry_body(body):
-    from mgattest.tlog.entries import parse_body
-
-    _typed_or_value(lambda: parse_body(body))
-
-
-@FUZZ
-@given(JSON)
-def test_proposed_entry(doc):
-    from mgattest.tlog.entries import canonicalize
-
-    _typed_or_value(lambda: canonicalize(doc))
 
 
 @FUZZ
@@ -288,14 +276,6 @@ def test_rfc3161_timestamps(entries):
     from mgattest.attest.timestamps import parse_rfc3161_timestamps
 
     _typed_or_value(lambda: parse_rfc3161_timestamps(entries))
-
-
-@FUZZ
-@given(JSON)
-def test_trusted_root(doc):
-    from mgattest.attest.trustroot import parse_trusted_root
-
-    _typed_or_value(lambda: parse_trusted_root(doc))
 
 
 # --------------------------------------------------------------------------- bounds

@@ -91,7 +91,8 @@ rules:
 def code_signing_ca(tmp_path: Path, *, eku: bool = True, san: str = "ml@example.com"
                     ) -> dict[str, Any]:
     """A private CA and a leaf (digitalSignature; codeSigning EKU unless ``eku=False``).
-    Returns PEM bytes for ``ca`` and ``leaf`` and the leaf's signer."""
+    Returns PEM bytes for ``ca`` and ``leaf``, the leaf's signer, and both private keys
+    (``ca_key``, ``leaf_key``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -132,7 +133,14 @@ def code_signing_ca(tmp_path: Path, *, eku: bool = True, san: str = "ml@example.
     leaf = builder.sign(ca_key, hashes.SHA256())
     pem = serialization.Encoding.PEM
     key_path = tmp_path / f"leaf-{os.getpid()}-{id(leaf)}.key"
-    key_path.write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
+    key_path.write_bytes(private_pem(leaf_key))
     return {"ca": ca.public_bytes(pem), "leaf": leaf.public_bytes(pem),
-            "signer": load_signer(key_path)}
+            "signer": load_signer(key_path), "ca_key": ca_key, "leaf_key": leaf_key}
+
+
+def private_pem(key: Any) -> bytes:
+    """Unencrypted PKCS#8 PEM of a private key."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
