@@ -59,6 +59,7 @@ def test_stripped_set_and_backdated_time_do_not_reopen_a_retired_key(tmp_path):
     proof = atts[0].log_entries[0]
     assert proof.integrated_time is None and proof.claimed_integrated_time == now - 30 * DAY
     assert atts[0].signing_times == ()
+    assert any("validity was judged at the current time" in n for n in atts[0].notes)
     assert not verdict.allowed
     assert "judged at now" in " ".join(verdict.reasons)
 

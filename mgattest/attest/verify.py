@@ -350,13 +350,14 @@ def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
 def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], signing_key: Any,
                         artifact: tuple[str, bytes] | None, allow_unlogged: bool,
                         origin: str | None, stamped: Sequence[VerifiedTime] = ()
-                        ) -> list[LogProof]:
-    """Verify every log entry and its binding to this bundle. ``stamped`` are the
-    bundle's verified RFC 3161 times: an entry without a SET has no time of its own, so
-    its log key must have been valid at those (or now)."""
+                        ) -> tuple[list[LogProof], list[str]]:
+    """Verify every log entry and its binding to this bundle; return the proofs and
+    notes on what was judged without evidence. ``stamped`` are the bundle's verified
+    RFC 3161 times: an entry without a SET has no time of its own, so its log key must
+    have been valid at those (or, lacking them, now — which a note says)."""
     if not bundle.tlog_entries:
         if allow_unlogged:
-            return []
+            return [], []
         raise UnloggedBundleError(
             "bundle carries no transparency-log entry (pass --allow-unlogged to accept "
             "key-only signatures)", what="transparency log", where=bundle.source)
@@ -369,7 +370,7 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
             "bundle has a transparency-log entry but no log is trusted (give --trusted-root, "
             "or verify on the machine that owns the log)", what="transparency log",
             where=bundle.source)
-    proofs = []
+    proofs, notes = [], []
     for i, entry in enumerate(bundle.tlog_entries):
         where = f"{bundle.source} tlogEntries[{i}] (claimed logIndex {entry.get('logIndex')})"
         verified = verify_entry(entry, logs, origin=origin,
@@ -378,7 +379,13 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
         check_body_binding(parse_body(verified.body), bundle, signing_key, artifact,
                            where=where)
         proofs.append(_log_proof(verified))
-    return proofs
+        if verified.window_checked_at == "now":
+            notes.append(f"tlogEntries[{i}]: the log key's validity was judged at the current "
+                         "time: the entry has no verified time (no SET, no RFC 3161 timestamp)")
+        if verified.log_index is None:
+            notes.append(f"tlogEntries[{i}]: logIndex {verified.claimed_log_index} is claimed, "
+                         "not proven")
+    return proofs, notes
 
 
 def _log_proof(verified: Any) -> LogProof:
@@ -688,8 +695,9 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     # (3) RFC 3161 timestamps (every mode), log entries, then (3b) the certificate at
     # the verified times. Only verified times flow on: SETs and RFC 3161 timestamps.
     stamped, notes = _verified_timestamps(parsed, root)
-    proofs = _verify_log_entries(parsed, root, extra_logs, signing.key, artifact,
-                                 allow_unlogged, origin, stamped)
+    proofs, log_notes = _verify_log_entries(parsed, root, extra_logs, signing.key, artifact,
+                                            allow_unlogged, origin, stamped)
+    notes += log_notes
     signing_times = tuple(p.integrated_time for p in proofs
                           if p.integrated_time is not None) + tuple(stamped)
     signer = signing.signer
@@ -700,8 +708,6 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
             notes += chain_notes
         else:
             signer = _verify_keyless(parsed, root, signing_times, identity)
-    notes += [f"tlogEntries[{i}]: logIndex {p.claimed_log_index} is claimed, not proven"
-              for i, p in enumerate(proofs) if p.log_index is None]
 
     # (4) statement and subject names, (5) predicate type
     statement = predicate = predicate_type = None

@@ -273,7 +273,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
                and signer.identity else f"key sha256:{signer.key_fingerprint[:16]}…")
         logs = ", ".join(p.describe() for p in att.log_entries) or "not logged"
         signed_at = att.signing_time
-        when = (f"signed by {signed_at.describe()}" if signed_at is not None
+        when = (f"signing time {signed_at.describe()}" if signed_at is not None
                 else "no verified signing time")
         out(f"verified {att.source}: signed by {who}; {logs}; {when}; "
             f"predicate {att.predicate_type or 'message signature'}")
