@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
+from mgattest.attest.results import VerifiedTime
 from mgattest.ca import authority
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
@@ -117,7 +118,7 @@ def test_csr_flow_with_sigstore_python_client(stack):
     resp = FulcioClient(stack["url"]).signing_cert.post(csr, IdentityToken(token))
     assert resp.cert.public_key().public_numbers() == key.public_key().public_numbers()
     signer = verify_signing_certificate(resp.cert.public_bytes(serialization.Encoding.DER),
-                                        [], _trusted_root(stack["ca"]), [int(time.time())])
+                                        [], _trusted_root(stack["ca"]), [VerifiedTime(int(time.time()), "set", "test")])
     IdentityPolicy(identity="alice@example.com", issuer=stack["issuer"].issuer_url).check(signer)
 
 
@@ -161,7 +162,7 @@ def test_github_claims_produce_workflow_certificate(stack):
     leaf = x509.load_pem_x509_certificate(
         r.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"][0].encode())
     signer = verify_signing_certificate(leaf.public_bytes(serialization.Encoding.DER), [],
-                                        _trusted_root(stack["ca"]), [int(time.time())])
+                                        _trusted_root(stack["ca"]), [VerifiedTime(int(time.time()), "set", "test")])
     assert signer.identity == "https://github.com/octo/m/.github/workflows/t.yml@refs/heads/main"
     assert signer.extensions["source_repository_digest"] == "e" * 40
     assert signer.extensions["build_trigger"] == "push"

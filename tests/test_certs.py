@@ -26,6 +26,7 @@ from mgattest.attest.certs import (CertificateError, IdentityMismatchError, Iden
                                    SCTError, _der_utf8string, parse_identity,
                                    verify_signing_certificate)
 from mgattest.attest.results import SignerInfo
+from mgattest.attest.results import VerifiedTime
 from mgattest.attest.timestamps import TimestampError, verify_rfc3161_timestamps
 from mgattest.ca import authority
 from mgattest.ca.authority import CertificateAuthority, _der_utf8
@@ -36,6 +37,11 @@ from mgattest.errors import InputError
 ISSUER = "http://127.0.0.1:9999"
 GITHUB = "https://token.actions.githubusercontent.com"
 
+
+
+def _vt(*seconds: int) -> list[VerifiedTime]:
+    """Signing times as the verifier hands them over (here: as if SET-backed)."""
+    return [VerifiedTime(t, "set", "test") for t in seconds]
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
@@ -98,7 +104,7 @@ def _now() -> int:
 # --------------------------------------------------------------------------- happy paths
 
 def test_private_ca_certificate_verifies(ca, email_cert):
-    signer = verify_signing_certificate(_der(email_cert), [], trusted_root_for(ca), [_now()])
+    signer = verify_signing_certificate(_der(email_cert), [], trusted_root_for(ca), _vt(_now()))
     assert signer.kind == "certificate"
     assert signer.identity == "alice@example.com"
     assert signer.issuer == ISSUER
@@ -113,7 +119,7 @@ def test_private_ca_certificate_verifies(ca, email_cert):
 
 def test_chain_may_repeat_the_intermediate(ca, email_cert):
     signer = verify_signing_certificate(_der(email_cert), [_der(ca.intermediate)],
-                                        trusted_root_for(ca), [_now()])
+                                        trusted_root_for(ca), _vt(_now()))
     assert signer.identity == "alice@example.com"
 
 
@@ -170,7 +176,7 @@ def test_github_claims_become_fulcio_extensions(ca):
     }
     ident = identity_from_claims(claims, GITHUB)
     cert = ca.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), ident)
-    signer = verify_signing_certificate(_der(cert), [], trusted_root_for(ca), [_now()])
+    signer = verify_signing_certificate(_der(cert), [], trusted_root_for(ca), _vt(_now()))
     wf = "https://github.com/octo/model/.github/workflows/train.yml@refs/heads/main"
     assert signer.identity == wf
     assert signer.issuer == GITHUB
@@ -197,7 +203,7 @@ def test_github_claims_become_fulcio_extensions(ca):
 def test_username_san_for_plain_subject(ca):
     ident = identity_from_claims({"sub": "build-bot"}, ISSUER)
     cert = ca.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), ident)
-    signer = verify_signing_certificate(_der(cert), [], trusted_root_for(ca), [_now()])
+    signer = verify_signing_certificate(_der(cert), [], trusted_root_for(ca), _vt(_now()))
     assert signer.identity == "build-bot!127.0.0.1"
 
 
@@ -205,7 +211,7 @@ def test_username_san_for_plain_subject(ca):
 
 def test_untrusted_ca_rejected(ca, other_ca, email_cert):
     with pytest.raises(CertificateError, match="does not chain to a trusted"):
-        verify_signing_certificate(_der(email_cert), [], trusted_root_for(other_ca), [_now()])
+        verify_signing_certificate(_der(email_cert), [], trusted_root_for(other_ca), _vt(_now()))
 
 
 def test_expired_at_signing_time_rejected(ca, email_cert):
@@ -214,11 +220,11 @@ def test_expired_at_signing_time_rejected(ca, email_cert):
     tr = trusted_root_for(ca)
     for t in (nb - 1, na + 1):
         with pytest.raises(CertificateError, match="not valid at signing time"):
-            verify_signing_certificate(_der(email_cert), [], tr, [t])
+            verify_signing_certificate(_der(email_cert), [], tr, _vt(t))
     # Every signing time must be inside the window, not just one of them.
     with pytest.raises(CertificateError, match="not valid at signing time"):
-        verify_signing_certificate(_der(email_cert), [], tr, [nb + 1, na + 10])
-    verify_signing_certificate(_der(email_cert), [], tr, [nb, na])  # bounds inclusive
+        verify_signing_certificate(_der(email_cert), [], tr, _vt(nb + 1, na + 10))
+    verify_signing_certificate(_der(email_cert), [], tr, _vt(nb, na))  # bounds inclusive
 
 
 def test_no_signing_time_rejected(ca, email_cert):
@@ -229,19 +235,19 @@ def test_no_signing_time_rejected(ca, email_cert):
 def test_ca_validfor_must_cover_signing_time(ca, email_cert):
     tr = trusted_root_for(ca, ca_start="2020-01-01T00:00:00Z", ca_end="2021-01-01T00:00:00Z")
     with pytest.raises(CertificateError, match="validFor"):
-        verify_signing_certificate(_der(email_cert), [], tr, [_now()])
+        verify_signing_certificate(_der(email_cert), [], tr, _vt(_now()))
 
 
 def test_root_in_bundle_chain_rejected(ca, email_cert):
     with pytest.raises(CertificateError, match="root CA"):
         verify_signing_certificate(_der(email_cert), [_der(ca.intermediate), _der(ca.root)],
-                                   trusted_root_for(ca), [_now()])
+                                   trusted_root_for(ca), _vt(_now()))
 
 
 @pytest.mark.parametrize("leaf", [b"", b"\x30\x03\x02\x01\x01", b"not a cert" * 10])
 def test_garbage_certificate_rejected(ca, leaf):
     with pytest.raises(CertificateError):
-        verify_signing_certificate(leaf, [], trusted_root_for(ca), [_now()])
+        verify_signing_certificate(leaf, [], trusted_root_for(ca), _vt(_now()))
 
 
 def _custom_leaf(ca: CertificateAuthority, *, ku_digital: bool = True, eku=None,
@@ -280,49 +286,49 @@ def _custom_leaf(ca: CertificateAuthority, *, ku_digital: bool = True, eku=None,
 def test_custom_leaf_control_passes(ca):
     """The helper's untampered certificate verifies, so the negatives below are meaningful."""
     cert = _custom_leaf(ca)
-    assert verify_signing_certificate(_der(cert), [], trusted_root_for(ca), [_now()]).identity \
+    assert verify_signing_certificate(_der(cert), [], trusted_root_for(ca), _vt(_now())).identity \
         == "a@example.com"
 
 
 def test_missing_sct_rejected(ca):
     with pytest.raises(SCTError, match="no embedded SCT"):
         verify_signing_certificate(_der(_custom_leaf(ca, sct=None)), [], trusted_root_for(ca),
-                                   [_now()])
+                                   _vt(_now()))
 
 
 def test_forged_sct_rejected(ca):
     with pytest.raises(SCTError, match="does not verify"):
         verify_signing_certificate(_der(_custom_leaf(ca, sct="forged")), [],
-                                   trusted_root_for(ca), [_now()])
+                                   trusted_root_for(ca), _vt(_now()))
 
 
 def test_sct_bound_to_wrong_issuer_rejected(ca):
     with pytest.raises(SCTError, match="does not verify"):
         verify_signing_certificate(_der(_custom_leaf(ca, sct="wrong-issuer")), [],
-                                   trusted_root_for(ca), [_now()])
+                                   trusted_root_for(ca), _vt(_now()))
 
 
 def test_sct_from_untrusted_ct_log_rejected(ca, other_ca):
     cert = _custom_leaf(ca, ct_signer=other_ca.ct_signer)
     with pytest.raises(SCTError, match="not in the trusted root"):
-        verify_signing_certificate(_der(cert), [], trusted_root_for(ca), [_now()])
+        verify_signing_certificate(_der(cert), [], trusted_root_for(ca), _vt(_now()))
 
 
 def test_unusable_ct_key_rejected(ca, email_cert):
     tr = trusted_root_for(ca)
     tr["ctlogs"][0]["publicKey"]["rawBytes"] = _b64(b"\x30\x00garbage")
     with pytest.raises(SCTError, match="unusable"):
-        verify_signing_certificate(_der(email_cert), [], tr, [_now()])
+        verify_signing_certificate(_der(email_cert), [], tr, _vt(_now()))
 
 
 def test_key_usage_and_eku_required(ca):
     with pytest.raises(CertificateError, match="digitalSignature"):
         verify_signing_certificate(_der(_custom_leaf(ca, ku_digital=False)), [],
-                                   trusted_root_for(ca), [_now()])
+                                   trusted_root_for(ca), _vt(_now()))
     with pytest.raises(CertificateError, match="codeSigning"):
         verify_signing_certificate(
             _der(_custom_leaf(ca, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])), [],
-            trusted_root_for(ca), [_now()])
+            trusted_root_for(ca), _vt(_now()))
 
 
 # --------------------------------------------------------------------------- identity policy
@@ -445,13 +451,13 @@ def test_public_good_certificates_verify(conformance_dir, name):
         t = int(vm["tlogEntries"][0]["integratedTime"])
     else:
         t = verify_rfc3161_timestamps(vm["timestampVerificationData"]["rfc3161Timestamps"],
-                                      _sig(bundle), root)[0]
-    signer = verify_signing_certificate(leaf, chain, root, [t])
+                                      _sig(bundle), root)[0].seconds
+    signer = verify_signing_certificate(leaf, chain, root, _vt(t))
     IdentityPolicy(identity=case["expected_identity"], issuer=case["expected_issuer"]).check(signer)
     assert signer.extensions["source_repository_uri"].startswith("https://github.com/")
     assert signer.extensions["build_trigger"]
     with pytest.raises(CertificateError):  # same certificate, a day later: expired
-        verify_signing_certificate(leaf, chain, root, [t + 86400])
+        verify_signing_certificate(leaf, chain, root, _vt(t + 86400))
 
 
 def test_public_good_certificate_from_other_instance(conformance_dir):
@@ -459,14 +465,14 @@ def test_public_good_certificate_from_other_instance(conformance_dir):
     leaf, chain = _leaf_chain(bundle)
     t = int(bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"])
     with pytest.raises(CertificateError, match="does not chain"):
-        verify_signing_certificate(leaf, chain, root, [t])
+        verify_signing_certificate(leaf, chain, root, _vt(t))
 
 
 def test_public_good_root_in_chain(conformance_dir):
     _, bundle, root = _case(conformance_dir, "bundle-with-root-cert_fail")
     leaf, chain = _leaf_chain(bundle)
     with pytest.raises(CertificateError, match="root CA"):
-        verify_signing_certificate(leaf, chain, root, [1689177396])
+        verify_signing_certificate(leaf, chain, root, _vt(1689177396))
 
 
 def _sig(bundle) -> bytes:
@@ -539,7 +545,7 @@ def test_parse_identity_of_real_certificate(conformance_dir):
 def test_random_certificate_bytes_fail_closed(data):
     root = {"certificateAuthorities": [], "ctlogs": []}
     with pytest.raises(CertificateError):
-        verify_signing_certificate(data, [], root, [1700000000])
+        verify_signing_certificate(data, [], root, _vt(1700000000))
 
 
 _claims = st.dictionaries(

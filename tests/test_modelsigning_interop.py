@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mgattest.attest.keys import generate_signer, write_keypair
 from mgattest.attest.sign import sign_model, write_bundle_file
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
+from tests.helpers.bundles import code_signing_ca, private_pem
 
 pytestmark = pytest.mark.interop
 
@@ -109,46 +105,14 @@ def test_we_verify_model_signing_key_signatures(model, ec_keys, tmp_path, shard_
 
 
 def _make_ca(tmp_path):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test model CA")])
-    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                       False), critical=True)
-          .add_extension(ski, critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
-            .issuer_name(ca_name).public_key(leaf_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
+    """A private code-signing CA and leaf, written as model_signing's CLI takes them."""
+    ca = code_signing_ca(tmp_path)
     paths = {"ca": tmp_path / "ca.pem", "leaf": tmp_path / "leaf.pem",
-             "key": tmp_path / "leaf.key"}
-    paths["ca"].write_bytes(ca.public_bytes(pem))
-    paths["leaf"].write_bytes(leaf.public_bytes(pem))
-    paths["key"].write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    paths["ca_key"] = tmp_path / "ca.key"
-    paths["ca_key"].write_bytes(ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
+             "key": tmp_path / "leaf.key", "ca_key": tmp_path / "ca.key"}
+    paths["ca"].write_bytes(ca["ca"])
+    paths["leaf"].write_bytes(ca["leaf"])
+    paths["key"].write_bytes(private_pem(ca["leaf_key"]))
+    paths["ca_key"].write_bytes(private_pem(ca["ca_key"]))
     return paths
 
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
-                                     VerifiedAttestation)
+                                     VerifiedAttestation, VerifiedTime)
 from mgattest.policy.loader import policy_from_bytes
 
 SLSA = "https://slsa.dev/provenance/v1"
@@ -61,8 +61,14 @@ def digest_of(data: bytes) -> str:
 
 
 def log(index: int = 1, time: int | None = T0 - 3600, log_id: str = LOG_ID,
-        proof: bool = True) -> LogProof:
-    return LogProof(log_id, index, time, "dsse", "0.0.1", proof, "test-origin", index + 1, proof)
+        proof: bool = True, *, leaf: str | None = None) -> LogProof:
+    """A verified entry (inclusion proof and SET when *proof*); its time is a verified
+    SET time only when the SET verified, else just the claimed one."""
+    verified = VerifiedTime(time, "set", f"log index {index}") if time is not None and proof \
+        else None
+    return LogProof(log_id, index if proof else None, verified, "dsse", "0.0.1", proof,
+                    "test-origin", index + 1, proof, leaf_hash=leaf or f"{index:064x}",
+                    claimed_log_index=index, claimed_integrated_time=time)
 
 
 def key_signer(key: tuple[str, str]) -> SignerInfo:
@@ -79,13 +85,14 @@ def attestation(files: dict[str, str], signer: SignerInfo, *, predicate_type: st
                 predicate: dict[str, Any] | None = None, logs: list[LogProof] | None = None,
                 source: str = "bundle.json") -> VerifiedAttestation:
     subjects = [{"name": n, "digest": {"sha256": d}} for n, d in sorted(files.items())]
+    entries = [log()] if logs is None else logs
     statement = {"_type": "https://in-toto.io/Statement/v1", "subject": subjects,
                  "predicateType": predicate_type, "predicate": predicate or {}}
     return VerifiedAttestation(
         source=source, media_type="application/vnd.dev.sigstore.bundle.v0.3+json",
         statement=statement, predicate_type=predicate_type, predicate=predicate or {},
-        subjects=subjects, signer=signer, log_entries=[log()] if logs is None else logs,
-        payload_sha256="00" * 32)
+        subjects=subjects, signer=signer, log_entries=entries, payload_sha256="00" * 32,
+        signing_times=tuple(e.integrated_time for e in entries if e.integrated_time))
 
 
 def model(files: dict[str, str], statuses: dict[str, str] | None = None) -> ModelCheck:

@@ -42,6 +42,8 @@ _EXPORTS = {
     "VerifiedAttestation": "mgattest.attest.results",
     "ModelCheck": "mgattest.attest.results",
     "SignerInfo": "mgattest.attest.results",
+    "LogProof": "mgattest.attest.results",
+    "VerifiedTime": "mgattest.attest.results",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -224,9 +224,10 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
             ms = _obj(data["messageSignature"], "messageSignature", where)
             md = _obj(ms.get("messageDigest"), "messageSignature.messageDigest", where,
                       required=False)
-            alg = _HASH_ALGS.get(md.get("algorithm", "SHA2_256")) if md else "sha256"
+            named = md.get("algorithm", "SHA2_256") if md else "SHA2_256"
+            alg = _HASH_ALGS.get(named) if isinstance(named, str) else None
             if alg is None:
-                raise _fail(f"unsupported message digest algorithm {md.get('algorithm')!r}",
+                raise _fail(f"unsupported message digest algorithm {str(named)[:40]!r}",
                             where, "messageSignature")
             digest = (b64decode_strict(md.get("digest"), what="messageDigest.digest",
                                        where=where, max_bytes=64) if md else b"")

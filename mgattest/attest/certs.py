@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -35,7 +35,7 @@ from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
-from mgattest.attest.results import SignerInfo
+from mgattest.attest.results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError, VerificationError
 
 __all__ = [
@@ -254,7 +254,13 @@ def trusted_ctlogs(trusted_root: Any, *, section: str = "ctlogs") -> list[Truste
 # --------------------------------------------------------------------------- parsing
 
 
-def _load_cert(der: Any, where: str) -> x509.Certificate:
+def load_certificate(der: Any, where: str) -> x509.Certificate:
+    """Parse a DER certificate from a bundle, extensions included.
+
+    ``cryptography`` parses extensions lazily: a malformed one would otherwise raise a
+    bare ValueError at whichever later check first reads it. Reading them here turns
+    that into a :class:`CertificateError` naming the certificate.
+    """
     if not isinstance(der, (bytes, bytearray)) or not der:
         raise CertificateError(f"{where}: certificate is missing or empty",
                                what="certificate", where=where)
@@ -262,7 +268,9 @@ def _load_cert(der: Any, where: str) -> x509.Certificate:
         raise CertificateError(f"{where}: certificate larger than {MAX_CERT_BYTES} bytes",
                                what="certificate", where=where)
     try:
-        return x509.load_der_x509_certificate(bytes(der))
+        cert = x509.load_der_x509_certificate(bytes(der))
+        len(cert.extensions)  # parse every extension now (see above)
+        return cert
     except ValueError as exc:
         raise CertificateError(f"{where}: not a DER X.509 certificate ({exc})",
                                what="certificate", where=where) from None
@@ -507,31 +515,8 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_root: Any,
-                               signing_times: list[int]) -> SignerInfo:
-    """Verify a keyless signing certificate and return who it identifies.
-
-    ``signing_times`` are unix seconds from verified sources (a log's SET-backed
-    integratedTime, RFC 3161 timestamps); at least one is required, and the certificate
-    must be valid at each. ``chain_der`` is the rest of the bundle's chain: it may repeat
-    intermediates of the trusted root but must not contain a root (self-signed CA).
-
-    Raises :class:`CertificateError` / :class:`SCTError` (VerificationError) on failure.
-    """
-    leaf = _load_cert(leaf_der, "certificate")
-    if len(chain_der) > MAX_CHAIN_LENGTH:
-        raise CertificateError(f"certificate chain longer than {MAX_CHAIN_LENGTH}",
-                               what="certificate-chain", where="certificate chain")
-    for i, der in enumerate(chain_der):
-        cert = _load_cert(der, f"certificate chain[{i + 1}]")
-        if _is_self_signed_ca(cert):
-            raise CertificateError(
-                f"bundle certificate chain[{i + 1}] is a root CA ({cert.subject.rfc4514_string()}); "
-                "roots come only from the trusted root", what="certificate-chain",
-                where=f"certificate chain[{i + 1}]")
-    if _is_self_signed_ca(leaf):
-        raise CertificateError("signing certificate is a self-signed CA",
-                               what="certificate", where="certificate")
+def _verified_moments(signing_times: Sequence[VerifiedTime]) -> list[datetime]:
+    """The verified signing times as UTC datetimes; bare numbers are refused."""
     if not signing_times:
         raise CertificateError("no verified signing time (log integrated time or RFC 3161 "
                                "timestamp) to check the certificate against",
@@ -541,11 +526,40 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
                                where="certificate")
     times = []
     for t in signing_times:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise CertificateError(f"invalid signing time {t!r}", what="signing-time",
-                                   where="certificate")
-        times.append(_utc(t))
+        if not isinstance(t, VerifiedTime):
+            raise CertificateError(f"signing time {t!r} is not a verified time",
+                                   what="signing-time", where="certificate")
+        times.append(_utc(t.seconds))
+    return times
 
+
+def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_root: Any,
+                               signing_times: Sequence[VerifiedTime]) -> SignerInfo:
+    """Verify a keyless signing certificate and return who it identifies.
+
+    ``signing_times`` are :class:`VerifiedTime` values (a log's SET-backed
+    integratedTime, RFC 3161 timestamps) — a bare int is refused, so a time the
+    bundle merely claims cannot be passed by mistake; at least one is required, and the certificate
+    must be valid at each. ``chain_der`` is the rest of the bundle's chain: it may repeat
+    intermediates of the trusted root but must not contain a root (self-signed CA).
+
+    Raises :class:`CertificateError` / :class:`SCTError` (VerificationError) on failure.
+    """
+    leaf = load_certificate(leaf_der, "certificate")
+    if len(chain_der) > MAX_CHAIN_LENGTH:
+        raise CertificateError(f"certificate chain longer than {MAX_CHAIN_LENGTH}",
+                               what="certificate-chain", where="certificate chain")
+    for i, der in enumerate(chain_der):
+        cert = load_certificate(der, f"certificate chain[{i + 1}]")
+        if _is_self_signed_ca(cert):
+            raise CertificateError(
+                f"bundle certificate chain[{i + 1}] is a root CA ({cert.subject.rfc4514_string()}); "
+                "roots come only from the trusted root", what="certificate-chain",
+                where=f"certificate chain[{i + 1}]")
+    if _is_self_signed_ca(leaf):
+        raise CertificateError("signing certificate is a self-signed CA",
+                               what="certificate", where="certificate")
+    times = _verified_moments(signing_times)
     not_before = leaf.not_valid_before_utc
     not_after = leaf.not_valid_after_utc
     for when in times:

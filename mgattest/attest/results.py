@@ -8,7 +8,12 @@ them). Nothing here does crypto; an instance exists only after verification pass
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# What vouches for a time: a verified SignedEntryTimestamp over the log entry's
+# integratedTime, or a verified RFC 3161 timestamp over the signature.
+TimeSource = Literal["set", "rfc3161"]
+TIME_SOURCES: tuple[TimeSource, ...] = ("set", "rfc3161")
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class SignerInfo:
     kind: str  # "key" | "certificate"
     # SHA-256 hex of the DER SubjectPublicKeyInfo of the signing key (both kinds).
     key_fingerprint: str
-    # Key mode: the bundle's publicKey.hint, if any.
+    # Key mode: the bundle's publicKey.hint, only when it names the verifying key.
     key_hint: str | None = None
     # Certificate mode: the SAN value (email or URI), the OIDC issuer (Fulcio ext .1.8
     # or legacy .1.1), and every Fulcio extension by short name
@@ -39,18 +44,76 @@ class SignerInfo:
 
 
 @dataclass(frozen=True)
-class LogProof:
-    """A transparency-log entry whose inclusion (or promise) was verified."""
+class VerifiedTime:
+    """A time that a verified signature covers, and what vouched for it.
 
-    log_id: str  # hex SHA-256 of the log key's DER SPKI
-    log_index: int
-    integrated_time: int | None  # unix seconds; None for Rekor v2 entries without it
+    Only the code that verified the SET or the RFC 3161 timestamp creates one
+    (``mgattest.tlog.verify``, ``mgattest.attest.timestamps``). Consumers of signing
+    times (key windows, certificate validity, maxAge, audit, VSA) take this type, never a
+    bare ``int``, so a time merely claimed by a bundle cannot reach them by mistake.
+    """
+
+    seconds: int  # unix seconds
+    source: TimeSource
+    where: str = ""  # e.g. "log e2eb3fff… index 7", "rfc3161Timestamps[0]"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seconds, bool) or not isinstance(self.seconds, int) \
+                or self.seconds < 0:
+            raise TypeError("VerifiedTime.seconds must be non-negative unix seconds")
+        if self.source not in TIME_SOURCES:
+            raise TypeError(f"VerifiedTime.source must be one of {TIME_SOURCES}")
+
+    def describe(self) -> str:
+        """``2026-01-02T03:04:05Z (SET, log … index 7)`` for verdicts."""
+        from datetime import datetime, timezone
+
+        label = {"set": "SET", "rfc3161": "RFC 3161 timestamp"}[self.source]
+        stamp = datetime.fromtimestamp(self.seconds, tz=timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        return f"{stamp} ({label}{', ' + self.where if self.where else ''})"
+
+
+def earliest(times: "tuple[VerifiedTime, ...] | list[VerifiedTime]") -> VerifiedTime | None:
+    """The earliest verified time (the tightest proof of when a signature existed)."""
+    return min(times, key=lambda t: t.seconds) if times else None
+
+
+@dataclass(frozen=True)
+class LogProof:
+    """A transparency-log entry that verified: an inclusion proof up to a checkpoint
+    signed by a trusted log, and/or a SignedEntryTimestamp (v0.1 bundles).
+
+    ``log_index`` and ``integrated_time`` hold only what a verified signature covers:
+    the SET covers ``logIndex`` and ``integratedTime``; a checkpoint-backed inclusion
+    proof covers the proof's index. What the bundle merely claims is kept in the
+    ``claimed_*`` fields, for display only, labelled as claimed.
+    """
+
+    log_id: str  # hex SHA-256 of the log key's DER SPKI (matched to a trusted log)
+    log_index: int | None  # proven index, None when nothing proves it
+    integrated_time: VerifiedTime | None  # SET-backed; None otherwise
     kind: str  # e.g. "dsse", "hashedrekord"
     kind_version: str
     inclusion_proof_verified: bool
     checkpoint_origin: str | None
     tree_size: int | None
     set_verified: bool
+    leaf_hash: str = ""  # hex RFC 6962 leaf hash of the canonicalized body
+    claimed_log_index: int | None = None  # the bundle's logIndex, unauthenticated
+    claimed_integrated_time: int | None = None  # the bundle's integratedTime, ditto
+
+    @property
+    def distinct_id(self) -> tuple[str, str]:
+        """What makes two proofs the same log entry: the log and the leaf it proves."""
+        return (self.log_id, self.leaf_hash)
+
+    def describe(self) -> str:
+        """``log index 7 (inclusion proven)`` / ``log index 7 (SET)`` / claimed index."""
+        if self.log_index is None:
+            return f"log index {self.claimed_log_index} (claimed, not proven)"
+        how = "inclusion proven" if self.inclusion_proof_verified else "SET"
+        return f"log index {self.log_index} ({how})"
 
 
 @dataclass(frozen=True)
@@ -69,6 +132,16 @@ class VerifiedAttestation:
     # messageSignature bundles: the signed artifact digest {"sha256": hex}.
     message_digest: dict[str, str] | None = None
     payload_sha256: str | None = None  # hex digest of the exact DSSE payload bytes
+    # Every verified signing time: SET-backed integrated times and RFC 3161 genTimes.
+    signing_times: tuple[VerifiedTime, ...] = ()
+    # Evidence present in the bundle that was not verified and so was not used
+    # (e.g. an RFC 3161 timestamp with no trusted authority); shown in verdicts.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def signing_time(self) -> VerifiedTime | None:
+        """The earliest verified signing time, or None when nothing vouches for one."""
+        return earliest(self.signing_times)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from datetime import timezone
 from typing import Any
 
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
+from mgattest.attest.results import VerifiedTime
 from mgattest.errors import VerificationError
 
-__all__ = ["TimestampError", "verify_rfc3161_timestamps", "MAX_TIMESTAMPS"]
+__all__ = ["TimestampError", "verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
+           "MAX_TIMESTAMPS"]
 
 MAX_TIMESTAMPS = 32
 MAX_TIMESTAMP_BYTES = 64 * 1024
@@ -67,13 +69,12 @@ def _verify_with_tsa(response: Any, signature: bytes, tsa: TrustedCA) -> str | N
     return None
 
 
-def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
-                              trusted_root: Any) -> list[int]:
-    """Verify every RFC 3161 timestamp of a bundle; return their genTimes (unix seconds).
+def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
+    """Decode every RFC 3161 timestamp of a bundle (no trust decision yet).
 
-    Fails closed: a timestamp that no trusted authority vouches for raises
-    :class:`TimestampError` rather than being skipped, as do duplicates, more than
-    :data:`MAX_TIMESTAMPS` entries, or timestamps without any authority in the root.
+    A timestamp that does not decode is a rejection, never skipped: it is evidence
+    the bundle carries, and a verifier that ignores what it cannot read can be fed
+    anything. Also refuses duplicates and more than :data:`MAX_TIMESTAMPS` entries.
     """
     from rfc3161_client import decode_timestamp_response
 
@@ -87,19 +88,41 @@ def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
     raw = [_decode(entry, i) for i, entry in enumerate(bundle_timestamps)]
     if len(set(raw)) != len(raw):
         raise TimestampError("duplicate RFC 3161 timestamp in bundle", what="timestamp")
+    responses = []
+    for index, der in enumerate(raw):
+        where = f"rfc3161Timestamps[{index}]"
+        try:
+            responses.append(decode_timestamp_response(der))
+        except (ValueError, TypeError) as exc:
+            raise TimestampError(f"{where}: not a TimeStampResponse ({exc})",
+                                 what="timestamp", where=where) from None
+    return responses
+
+
+def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
+                              trusted_root: Any, *, unverified: list[str] | None = None
+                              ) -> list[VerifiedTime]:
+    """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.
+
+    Strict by default: a timestamp that no trusted authority vouches for raises
+    :class:`TimestampError`. With an ``unverified`` list, the threshold is the one
+    sigstore-go (``WithSignedTimestamps(1)``) and sigstore-python apply: at least one
+    timestamp must verify; each other one that does not is described in ``unverified``
+    (reported, never used). Always refused: undecodable timestamps, duplicates, more than
+    :data:`MAX_TIMESTAMPS`, or timestamps without any authority in the root.
+    """
+    responses = parse_rfc3161_timestamps(bundle_timestamps)
+    if not responses:
+        return []
     authorities = trusted_certificate_authorities(trusted_root, section="timestampAuthorities")
     if not authorities:
         raise TimestampError("bundle carries RFC 3161 timestamps but the trusted root lists "
                              "no timestamp authorities", what="timestamp",
                              where="trusted root timestampAuthorities")
-    times: list[int] = []
-    for index, der in enumerate(raw):
+    times: list[VerifiedTime] = []
+    failures: list[TimestampError] = []
+    for index, response in enumerate(responses):
         where = f"rfc3161Timestamps[{index}]"
-        try:
-            response = decode_timestamp_response(der)
-        except (ValueError, TypeError) as exc:
-            raise TimestampError(f"{where}: not a TimeStampResponse ({exc})",
-                                 what="timestamp", where=where) from None
         reasons = []
         for n, tsa in enumerate(authorities):
             problem = _verify_with_tsa(response, signature, tsa)
@@ -107,10 +130,18 @@ def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
                 break
             reasons.append(f"timestampAuthorities[{n}] ({tsa.uri or 'no uri'}): {problem}")
         else:
-            raise TimestampError(f"{where}: no trusted timestamp authority verifies it: "
-                                 + "; ".join(reasons), what="timestamp", where=where)
+            failure = TimestampError(f"{where}: no trusted timestamp authority verifies it: "
+                                     + "; ".join(reasons), what="timestamp", where=where)
+            if unverified is None:
+                raise failure
+            failures.append(failure)
+            continue
         gen_time = response.tst_info.gen_time
         if gen_time.tzinfo is None:
             gen_time = gen_time.replace(tzinfo=timezone.utc)
-        times.append(int(gen_time.timestamp()))
+        times.append(VerifiedTime(int(gen_time.timestamp()), "rfc3161", where))
+    if failures and not times:
+        raise failures[0]
+    if unverified is not None:
+        unverified.extend(f"{f.message} (not used)" for f in failures)
     return times

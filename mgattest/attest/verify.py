@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
-                                     VerifiedAttestation)
+                                     VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
 from mgattest.attest.statement import StatementError, check_subject_name, parse_statement
 from mgattest.errors import InputError, MgattestError, VerificationError
@@ -372,10 +372,15 @@ def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
 
 def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], signing_key: Any,
                         artifact: tuple[str, bytes] | None, allow_unlogged: bool,
-                        origin: str | None) -> list[LogProof]:
+                        origin: str | None, stamped: Sequence[VerifiedTime] = ()
+                        ) -> tuple[list[LogProof], list[str]]:
+    """Verify every log entry and its binding to this bundle; return the proofs and
+    notes on what was judged without evidence. ``stamped`` are the bundle's verified
+    RFC 3161 times: an entry without a SET has no time of its own, so its log key must
+    have been valid at those (or, lacking them, now — which a note says)."""
     if not bundle.tlog_entries:
         if allow_unlogged:
-            return []
+            return [], []
         raise UnloggedBundleError(
             "bundle carries no transparency-log entry (pass --allow-unlogged to accept "
             "key-only signatures)", what="transparency log", where=bundle.source)
@@ -388,109 +393,121 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
             "bundle has a transparency-log entry but no log is trusted (give --trusted-root, "
             "or verify on the machine that owns the log)", what="transparency log",
             where=bundle.source)
-    proofs = []
+    proofs, notes = [], []
     for i, entry in enumerate(bundle.tlog_entries):
-        where = f"{bundle.source} tlogEntries[{i}] (logIndex {entry.get('logIndex')})"
+        where = f"{bundle.source} tlogEntries[{i}] (claimed logIndex {entry.get('logIndex')})"
         verified = verify_entry(entry, logs, origin=origin,
-                                require_inclusion_proof=bundle.version != "0.1")
-        body = getattr(verified, "body", None)
-        if isinstance(body, (bytes, bytearray)):
-            body = parse_body(bytes(body))
-        if not isinstance(body, dict):
-            body = parse_body(base64.b64decode(entry["canonicalizedBody"]))
-        check_body_binding(body, bundle, signing_key, artifact, where=where)
-        proofs.append(LogProof(
-            log_id=verified.log_id, log_index=verified.log_index,
-            integrated_time=verified.integrated_time, kind=verified.kind,
-            kind_version=verified.kind_version,
-            inclusion_proof_verified=verified.inclusion_proof_verified,
-            checkpoint_origin=getattr(verified, "checkpoint_origin", None),
-            tree_size=getattr(verified, "tree_size", None),
-            set_verified=verified.set_verified))
-    return proofs
+                                require_inclusion_proof=bundle.version != "0.1",
+                                verified_times=[t.seconds for t in stamped])
+        check_body_binding(parse_body(verified.body), bundle, signing_key, artifact,
+                           where=where)
+        proofs.append(_log_proof(verified))
+        if verified.window_checked_at == "now":
+            notes.append(f"tlogEntries[{i}]: the log key's validity was judged at the current "
+                         "time: the entry has no verified time (no SET, no RFC 3161 timestamp)")
+        if verified.log_index is None:
+            notes.append(f"tlogEntries[{i}]: logIndex {verified.claimed_log_index} is claimed, "
+                         "not proven")
+    return proofs, notes
+
+
+def _log_proof(verified: Any) -> LogProof:
+    """The policy-facing record of a verified entry; the integrated time becomes a
+    :class:`VerifiedTime` only when the entry's SET verified."""
+    set_time = None
+    if verified.integrated_time is not None and verified.set_verified:
+        set_time = VerifiedTime(verified.integrated_time, "set",
+                                f"log {verified.log_id[:16]}… index {verified.log_index}")
+    return LogProof(
+        log_id=verified.log_id, log_index=verified.log_index, integrated_time=set_time,
+        kind=verified.kind, kind_version=verified.kind_version,
+        inclusion_proof_verified=verified.inclusion_proof_verified,
+        checkpoint_origin=verified.checkpoint_origin, tree_size=verified.tree_size,
+        set_verified=verified.set_verified, leaf_hash=verified.leaf_hash.hex(),
+        claimed_log_index=verified.claimed_log_index,
+        claimed_integrated_time=verified.claimed_integrated_time)
+
+
+def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime], list[str]]:
+    """The bundle's RFC 3161 timestamps, verified in every mode (key, certificate
+    chain, keyless), and notes on any that could not be.
+
+    A timestamp that does not decode is a rejection; so is a set of timestamps none of
+    which the trusted root's authorities vouch for. With several, at least one must
+    verify (sigstore-go's and sigstore-python's threshold) and the others are reported in
+    the notes. Without any trusted root (key mode), they are decoded, not used, and
+    reported — never silently ignored.
+    """
+    from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
+
+    raw_ts = ((bundle.raw.get("verificationMaterial") or {}).get(
+        "timestampVerificationData") or {}).get("rfc3161Timestamps") or []
+    if not raw_ts:
+        return [], []
+    if root is None:
+        count = len(parse_rfc3161_timestamps(raw_ts))
+        return [], [f"{count} RFC 3161 timestamp(s) not verified and not used: no trusted "
+                    "root with timestamp authorities was given"]
+    notes: list[str] = []
+    return verify_rfc3161_timestamps(raw_ts, bundle.signature, root, unverified=notes), notes
 
 
 # --------------------------------------------------------------------------- step 3b
 
-def _verify_keyless(bundle: Bundle, root: Any, proofs: list[LogProof],
+def _verify_keyless(bundle: Bundle, root: Any, signing_times: Sequence[VerifiedTime],
                     identity: Any) -> SignerInfo:
-    """Certificate branch (owned with the keyless helper): chain, SCT, validity at the
-    verified signing times (SET-backed integrated times, RFC 3161), identity policy."""
+    """Certificate branch: chain, SCT, validity at the verified signing times
+    (SET-backed integrated times, RFC 3161 timestamps), identity policy."""
     from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
-    from mgattest.attest.timestamps import verify_rfc3161_timestamps
 
     if root is None:
         raise InputError("a certificate-signed bundle needs a trusted root (--trusted-root, "
                          "or --instance production|staging)", what="trusted root",
                          where=bundle.source)
-    times = [p.integrated_time for p in proofs
-             if p.integrated_time is not None and p.set_verified]
-    raw_ts = ((bundle.raw.get("verificationMaterial") or {}).get(
-        "timestampVerificationData") or {}).get("rfc3161Timestamps") or []
-    if raw_ts:
-        stamped = verify_rfc3161_timestamps(raw_ts, bundle.signature, root)
-        _require_log_valid_at(proofs, root, stamped, bundle.source)
-        times += stamped
-    assert bundle.certificate_der is not None
-    signer = verify_signing_certificate(bundle.certificate_der, list(bundle.chain_der),
-                                        root, times)
     if identity is None:
         raise InputError("a certificate-signed bundle needs an identity policy "
                          "(--identity/--identity-regex with --issuer)", what="identity",
                          where=bundle.source)
     if isinstance(identity, dict):
         identity = IdentityPolicy(**identity)
+    if isinstance(identity, IdentityPolicy) and not identity.issuer:
+        # any OIDC provider could mint the same identity
+        raise InputError("a keyless identity needs its OIDC issuer too (--issuer)",
+                         what="identity", where=bundle.source)
+    assert bundle.certificate_der is not None
+    signer = verify_signing_certificate(bundle.certificate_der, list(bundle.chain_der),
+                                        root, list(signing_times))
     identity.check(signer)
     return signer
 
 
-def _require_log_valid_at(proofs: list[LogProof], root: Any, stamped: list[int],
-                          source: str) -> None:
-    """Entries without an integrated time (Rekor v2) get their time from RFC 3161
-    timestamps: the log key must have been valid then, as it must be at integratedTime
-    for v1 entries (which tlog.verify checks)."""
-    from datetime import datetime, timezone
-
-    undated = [p for p in proofs if p.integrated_time is None]
-    if not undated or not stamped:
-        return
-    logs = {log.log_id.hex(): log for log in _trusted_logs(root, [])}
-    for proof in undated:
-        log = logs.get(proof.log_id)
-        if log is None:
-            continue  # a log the local machine trusts directly carries no window
-        for t in stamped:
-            if not log.valid_at(datetime.fromtimestamp(t, tz=timezone.utc)):
-                raise BundleVerificationError(
-                    f"log {proof.log_id[:16]}… was not a trusted log at the timestamped "
-                    f"signing time {datetime.fromtimestamp(t, tz=timezone.utc).isoformat()}",
-                    what="transparency log validity",
-                    where=f"{source} (log index {proof.log_index})")
-
-
 def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
-                             at_time: int | None = None) -> SignerInfo:
+                             at_time: VerifiedTime | None = None) -> SignerInfo:
     """Private-CA certificate mode (model_signing ``certificate``): the leaf must chain
     to a certificate in ``anchors_pem`` (bundle intermediates allowed), be valid at
-    ``at_time`` (a verified signing time, else now) and allow digital signatures."""
+    ``at_time`` (a verified signing time, else now), be an end-entity certificate for
+    code signing (extended key usage codeSigning, and digitalSignature when it has a
+    key usage extension), as cosign requires with ``--certificate-chain``."""
     from datetime import datetime, timezone
 
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID
     from cryptography.x509.verification import (Criticality, ExtensionPolicy, PolicyBuilder,
                                                 Store)
     from cryptography.x509.verification import VerificationError as PathError
 
     assert bundle.certificate_der is not None
+    from mgattest.attest.certs import load_certificate
+
     try:
         anchors = x509.load_pem_x509_certificates(anchors_pem)
-        leaf = x509.load_der_x509_certificate(bundle.certificate_der)
-        intermediates = [x509.load_der_x509_certificate(d) for d in bundle.chain_der]
     except ValueError as exc:
-        raise InputError(f"cannot parse certificates: {exc}", what="certificate",
-                         where=bundle.source) from None
-    when = (datetime.fromtimestamp(at_time, tz=timezone.utc) if at_time is not None
+        raise InputError(f"cannot parse the --certificate-chain certificates: {exc}",
+                         what="certificate-chain") from None
+    leaf = load_certificate(bundle.certificate_der, f"{bundle.source} certificate")
+    intermediates = [load_certificate(d, f"{bundle.source} chain[{i + 1}]")
+                     for i, d in enumerate(bundle.chain_der)]
+    when = (datetime.fromtimestamp(at_time.seconds, tz=timezone.utc) if at_time is not None
             else datetime.now(timezone.utc))
     ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
         x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
@@ -510,20 +527,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                                           what="certificate", where=bundle.source)
     except x509.ExtensionNotFound:
         pass
-    usable = False
-    try:
-        usable = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        usable = usable or ExtendedKeyUsageOID.CODE_SIGNING in eku
-    except x509.ExtensionNotFound:
-        pass
-    if not usable:
-        raise BundleVerificationError("signing certificate allows neither digitalSignature "
-                                      "nor codeSigning", what="certificate key usage",
-                                      where=bundle.source)
+    _require_code_signing(leaf, bundle.source)
     from mgattest.attest.certs import parse_identity
 
     try:
@@ -537,6 +541,54 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                       certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
                       not_before=int(leaf.not_valid_before_utc.timestamp()),
                       not_after=int(leaf.not_valid_after_utc.timestamp()))
+
+
+def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,
+                       signing_times: Sequence[VerifiedTime],
+                       identity: Any) -> tuple[SignerInfo, list[str]]:
+    """``--certificate-chain`` mode: the chain, the code-signing usage, the identity
+    when one is given; notes say what was judged without evidence (no verified time:
+    validity at now; no identity constraint: any code-signing certificate of the CA)."""
+    at_time = earliest(signing_times)
+    signer = verify_certificate_chain(bundle, anchors_pem, at_time=at_time)
+    notes = []
+    if at_time is None:
+        notes.append("certificate validity judged at the current time: no verified signing "
+                     "time (SET or RFC 3161 timestamp)")
+    if identity is None:
+        notes.append("no identity constraint was given: any code-signing certificate issued "
+                     "by the given CA is accepted (pass --identity)")
+    else:
+        from mgattest.attest.certs import IdentityPolicy
+
+        policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
+        policy.check(signer)
+    return signer, notes
+
+
+def _require_code_signing(leaf: Any, source: str) -> None:
+    """A signing certificate must be issued for code signing: EKU codeSigning, and
+    digitalSignature in its key usage when it has one. A CA's TLS or e-mail leaf
+    (digitalSignature alone) does not vouch for models."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not key_usage.digital_signature:
+            raise BundleVerificationError("signing certificate's key usage does not allow "
+                                          "digitalSignature", what="certificate key usage",
+                                          where=source)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = []
+    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        raise BundleVerificationError("signing certificate is not issued for code signing "
+                                      "(no extended key usage codeSigning)",
+                                      what="certificate extended key usage", where=source)
 
 
 # --------------------------------------------------------------------------- API
@@ -566,8 +618,11 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
                 v.verify(bundle.signature, message, where=bundle.source)
         except SignatureMismatchError:
             continue
+        # The hint is the bundle's claim: pass it on only when it names this key.
+        hint = bundle.public_key_hint if _hint_matches(bundle.public_key_hint,
+                                                       v.public_key) else None
         return _Signing(v.public_key, SignerInfo(kind="key", key_fingerprint=v.fingerprint,
-                                                 key_hint=bundle.public_key_hint or None))
+                                                 key_hint=hint))
     names = ", ".join(v.fingerprint[:16] for v in verifiers)
     raise SignatureMismatchError(
         f"bundle signature does not verify with any trusted key ({names})",
@@ -575,10 +630,29 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
 
 
 def instance_root_for(bundle: Bundle) -> Any:
-    """The embedded Sigstore trusted root (production, then staging) whose logs recorded
-    this bundle, or None. Offline: the roots shipped inside the ``sigstore`` package."""
+    """Sigstore's embedded production trusted root when its logs recorded this bundle,
+    else None. Offline: the root shipped inside the ``sigstore`` package.
+
+    The bundle's ``logId`` is a claim: it may choose among roots the operator trusts
+    by default (production), never widen trust. A bundle of the staging instance
+    needs ``--instance staging`` (as sigstore-python needs ``--staging``).
+    """
     from mgattest.attest.trustroot import embedded_trusted_root
 
+    wanted = _claimed_log_ids(bundle)
+    if not wanted:
+        return None
+    production = embedded_trusted_root("production")
+    if any(t.log_id in wanted for t in production.tlogs):
+        return production
+    if any(t.log_id in wanted for t in embedded_trusted_root("staging").tlogs):
+        raise InputError("this bundle was logged by Sigstore's staging instance, which is "
+                         "not trusted by default: pass --instance staging to trust it",
+                         what="trusted root", where=bundle.source)
+    return None
+
+
+def _claimed_log_ids(bundle: Bundle) -> set[bytes]:
     wanted = set()
     for entry in bundle.tlog_entries:
         key_id = ((entry.get("logId") or {}).get("keyId")) if isinstance(entry, dict) else None
@@ -587,13 +661,7 @@ def instance_root_for(bundle: Bundle) -> Any:
                 wanted.add(base64.b64decode(key_id, validate=True))
             except (ValueError, binascii.Error):
                 continue
-    if not wanted:
-        return None
-    for instance in ("production", "staging"):
-        root = embedded_trusted_root(instance)
-        if any(t.log_id in wanted for t in root.tlogs):
-            return root
-    return None
+    return wanted
 
 
 def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
@@ -637,35 +705,32 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     if parsed.message_signature is not None and artifact is None:
         artifact = (parsed.message_signature.algorithm, parsed.message_signature.digest)
     if parsed.certificate_der is not None:
-        from cryptography import x509
+        from mgattest.attest.certs import load_certificate
 
-        try:
-            leaf_key = x509.load_der_x509_certificate(parsed.certificate_der).public_key()
-        except ValueError:
-            raise InputError("bundle certificate is not a DER X.509 certificate",
-                             what="certificate", where=parsed.source) from None
+        leaf_key = load_certificate(parsed.certificate_der,
+                                    f"{parsed.source} certificate").public_key()
         _verify_signature(leaf_key, parsed, message, prehashed, algorithm)
         signing = _Signing(leaf_key, None)
     else:
         signing = _select_key(parsed, verifiers, message, prehashed, algorithm,
                               identity is not None)
 
-    # (3) log entries, then (3b) the certificate at the verified times
-    proofs = _verify_log_entries(parsed, root, extra_logs, signing.key, artifact, allow_unlogged, origin)
+    # (3) RFC 3161 timestamps (every mode), log entries, then (3b) the certificate at
+    # the verified times. Only verified times flow on: SETs and RFC 3161 timestamps.
+    stamped, notes = _verified_timestamps(parsed, root)
+    proofs, log_notes = _verify_log_entries(parsed, root, extra_logs, signing.key, artifact,
+                                            allow_unlogged, origin, stamped)
+    notes += log_notes
+    signing_times = tuple(p.integrated_time for p in proofs
+                          if p.integrated_time is not None) + tuple(stamped)
     signer = signing.signer
     if signer is None:
         if certificate_chain is not None:
-            times = [p.integrated_time for p in proofs
-                     if p.integrated_time is not None and p.set_verified]
-            signer = verify_certificate_chain(parsed, certificate_chain,
-                                              at_time=min(times) if times else None)
-            if identity is not None:
-                from mgattest.attest.certs import IdentityPolicy
-
-                policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
-                policy.check(signer)
+            signer, chain_notes = _verify_private_ca(parsed, certificate_chain,
+                                                     signing_times, identity)
+            notes += chain_notes
         else:
-            signer = _verify_keyless(parsed, root, proofs, identity)
+            signer = _verify_keyless(parsed, root, signing_times, identity)
 
     # (4) statement and subject names, (5) predicate type
     statement = predicate = predicate_type = None
@@ -704,7 +769,7 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
         source=parsed.source, media_type=parsed.media_type, statement=statement,
         predicate_type=predicate_type, predicate=predicate, subjects=subjects,
         signer=signer, log_entries=proofs, message_digest=message_digest,
-        payload_sha256=payload_sha256)
+        payload_sha256=payload_sha256, signing_times=signing_times, notes=tuple(notes))
 
 
 def default_bundle_path(model: str | Path) -> Path:

@@ -88,6 +88,7 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    _require_issuer(identity, identity_regex, issuer)
     if refresh_trust:
         instance = _refreshed_instance(instance)
     extensions = _extension_constraints(
@@ -228,6 +229,18 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
     err(f"quarantined {model} → {getattr(incident, 'path', qdir)}")
 
 
+def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
+                    issuer: Optional[str]) -> None:
+    """An identity means nothing without the OIDC issuer that vouches for it: any
+    provider could mint the same e-mail or URI (cosign and sigstore-python refuse it too)."""
+    if (identity or identity_regex) and not issuer:
+        from mgattest.errors import InputError
+
+        raise InputError("--identity/--identity-regex need --issuer: an identity is only "
+                         "meaningful with the OIDC issuer that vouches for it",
+                         what="usage", where="--issuer")
+
+
 def _require_identity(atts: List[Any], policy: Any) -> None:
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if policy is None:
@@ -258,11 +271,14 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         signer = att.signer
         who = (f"{signer.identity} ({signer.issuer})" if signer.kind == "certificate"
                and signer.identity else f"key sha256:{signer.key_fingerprint[:16]}…")
-        logs = ", ".join(f"log index {p.log_index}"
-                         + (" (inclusion proven)" if p.inclusion_proof_verified else " (SET)")
-                         for p in att.log_entries) or "not logged"
-        out(f"verified {att.source}: signed by {who}; {logs}; "
+        logs = ", ".join(p.describe() for p in att.log_entries) or "not logged"
+        signed_at = att.signing_time
+        when = (f"signing time {signed_at.describe()}" if signed_at is not None
+                else "no verified signing time")
+        out(f"verified {att.source}: signed by {who}; {logs}; {when}; "
             f"predicate {att.predicate_type or 'message signature'}")
+        for note in att.notes:
+            out(f"  note: {note}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")

@@ -201,8 +201,11 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
         write_vsa(options["emit_vsa"], verdict, atts, key_path=options["vsa_key"],
                   resource_uri=os.path.abspath(model), password=options.get("vsa_password"))
         vsa_written = options["emit_vsa"]
+    notes = [f"{a.source}: {note}" for a in atts for note in a.notes]
     if as_json:
         out = {"ok": verdict.allowed, **verdict.to_dict()}
+        if notes:
+            out["notes"] = notes
         if vsa_written:
             out["vsa"] = vsa_written
         print(json.dumps(out, indent=2, sort_keys=False))
@@ -210,6 +213,8 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
         from mgattest.policy.explain import print_verdict  # noqa: PLC0415
 
         print_verdict(verdict, verbose=bool(options.get("verbose")))
+        for note in notes:  # evidence the bundles carry that nothing verified
+            print(f"note: {note}")
         if vsa_written:
             print(f"verification summary attestation written to {vsa_written}")
     return 0 if verdict.allowed else 1

@@ -12,7 +12,8 @@ import posixpath
 import time
 from typing import Any, Iterable, Mapping
 
-from mgattest.attest.results import ModelCheck, SignerInfo, VerifiedAttestation
+from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedAttestation,
+                                     VerifiedTime)
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import CelSession
 from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
@@ -273,17 +274,28 @@ def _failing_digests(check: Check) -> set[str]:
 
 # --------------------------------------------------------------------------- signers
 
-def signer_matches(signer: Signer, info: SignerInfo, sign_time: int) -> tuple[bool, str]:
-    """Does the verified signer *info* satisfy the named policy signer? (+ why not)."""
+def signer_matches(signer: Signer, info: SignerInfo, signed_at: VerifiedTime | None,
+                   now: int | None = None) -> tuple[bool, str]:
+    """Does the verified signer *info* satisfy the named policy signer? (+ why not).
+
+    A key's ``validFrom``/``validUntil`` window is judged at *signed_at*, a verified
+    signing time (SET or RFC 3161); without one, at *now*, and the reason says so. A
+    time the bundle merely claims never gets here.
+    """
     if signer.key is not None:
         key = signer.key
         if info.key_fingerprint != key.fingerprint:
             return False, f"key {info.key_fingerprint[:16]}… is not key {key.name!r}"
-        if key.valid_from is not None and sign_time < key.valid_from:
-            return False, f"key {key.name!r} not valid before {format_time(key.valid_from)}"
-        if key.valid_until is not None and sign_time >= key.valid_until:
-            return False, f"key {key.name!r} expired at {format_time(key.valid_until)}"
-        return True, f"key {key.name!r}"
+        if key.valid_from is None and key.valid_until is None:
+            return True, f"key {key.name!r}"
+        when, how = _judged_at(signed_at, now)
+        if key.valid_from is not None and when < key.valid_from:
+            return False, (f"key {key.name!r} not valid before {format_time(key.valid_from)} "
+                           f"(signing time {how})")
+        if key.valid_until is not None and when >= key.valid_until:
+            return False, (f"key {key.name!r} expired at {format_time(key.valid_until)} "
+                           f"(signing time {how})")
+        return True, f"key {key.name!r} (signing time {how})"
     if info.kind != "certificate":
         return False, "signed with a key, not a certificate"
     if signer.issuer is None or not signer.issuer.matches(info.issuer):
@@ -297,10 +309,12 @@ def signer_matches(signer: Signer, info: SignerInfo, sign_time: int) -> tuple[bo
     return True, f"{info.identity} via {info.issuer}"
 
 
-def sign_time(att: VerifiedAttestation, now: int) -> int:
-    """When the signature was made, as far as the log proves it (else *now*)."""
-    times = [e.integrated_time for e in att.log_entries if e.integrated_time is not None]
-    return min(times) if times else now
+def _judged_at(signed_at: VerifiedTime | None, now: int | None) -> tuple[int, str]:
+    """(seconds, description) of the moment a key window is judged at."""
+    if signed_at is not None:
+        return signed_at.seconds, signed_at.describe()
+    when = int(time.time()) if now is None else now
+    return when, f"unproven: judged at now, {format_time(when)}"
 
 
 def _max_matching(candidates: dict[str, set[str]]) -> dict[str, str]:
@@ -340,7 +354,9 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
     desc = {"anyOf": "any of", "allOf": "all of", "threshold": f"{need} of"}[req.mode]
     evidence = {"required": f"{desc} {', '.join(req.signers)}",
                 "satisfied": {n: assignment[n] for n in sorted(assignment)},
-                "distinctSigners": len({a.signer.distinct_id for a in atts})}
+                "distinctSigners": len({a.signer.distinct_id for a in atts}),
+                "signingTimes": [a.signing_time.describe() if a.signing_time is not None
+                                 else "none verified" for a in atts]}
     if ok:
         return True, f"signed by {', '.join(sorted(assignment))} ({desc} required)", evidence
     reason = (f"needs {desc} {', '.join(req.signers)} from distinct signers; "
@@ -357,15 +373,30 @@ def _qualifying(att: VerifiedAttestation, req: LogRequirement, origins: dict[str
                 default_ids: frozenset[str] | None) -> tuple[bool, list[dict[str, Any]]]:
     # An entry counts when its proof (or promise) verified, it is in a required log and,
     # for a log whose checkpoint origin the policy pins, the checkpoint carried it.
+    # Distinct entries are distinct (log, proven leaf): the bundle's logIndex is only a
+    # claim, so repeating one entry under other indices does not count twice.
     allowed_ids = req.log_ids or default_ids
-    entries = {(e.log_id, e.log_index): e for e in att.log_entries
+    entries = {e.distinct_id: e for e in att.log_entries
                if (e.inclusion_proof_verified or e.set_verified)
                and (allowed_ids is None or e.log_id in allowed_ids)
                and (e.log_id not in origins or e.checkpoint_origin == origins[e.log_id])}
-    ev = [{"logId": e.log_id, "logIndex": e.log_index, "integratedTime": e.integrated_time,
-           "inclusionProof": e.inclusion_proof_verified, "set": e.set_verified}
-          for _, e in sorted(entries.items())]
+    ev = [_log_evidence(e) for _, e in sorted(entries.items())]
     return (req.require == "optional" or len(entries) >= req.min_entries), ev
+
+
+def _log_evidence(entry: LogProof) -> dict[str, Any]:
+    """Verdict evidence for one entry: proven values, and claimed ones labelled so."""
+    ev: dict[str, Any] = {"logId": entry.log_id, "leafHash": entry.leaf_hash,
+                          "logIndex": entry.log_index,
+                          "integratedTime": (entry.integrated_time.seconds
+                                             if entry.integrated_time else None),
+                          "inclusionProof": entry.inclusion_proof_verified,
+                          "set": entry.set_verified}
+    if entry.log_index is None:
+        ev["claimedLogIndex"] = entry.claimed_log_index
+    if entry.integrated_time is None and entry.claimed_integrated_time is not None:
+        ev["claimedIntegratedTime"] = entry.claimed_integrated_time
+    return ev
 
 
 class _State:
@@ -435,7 +466,7 @@ def _signer_ok(policy: Policy, name: str, att: VerifiedAttestation, now: int,
     key = (name, id(att))
     if memo is not None and key in memo:
         return memo[key]
-    outcome = signer_matches(policy.signers[name], att.signer, sign_time(att, now))
+    outcome = signer_matches(policy.signers[name], att.signer, att.signing_time, now)
     if memo is not None:
         memo[key] = outcome
     return outcome
@@ -620,8 +651,15 @@ def signer_dict(info: SignerInfo) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _log_dict(entry: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(entry).items() if v is not None}
+def _log_dict(entry: LogProof) -> dict[str, Any]:
+    """The CEL ``log`` map: proven values only (claimed index and time are left out)."""
+    d = {"log_id": entry.log_id, "log_index": entry.log_index,
+         "integrated_time": entry.integrated_time.seconds if entry.integrated_time else None,
+         "kind": entry.kind, "kind_version": entry.kind_version,
+         "inclusion_proof_verified": entry.inclusion_proof_verified,
+         "checkpoint_origin": entry.checkpoint_origin, "tree_size": entry.tree_size,
+         "set_verified": entry.set_verified, "leaf_hash": entry.leaf_hash}
+    return {k: v for k, v in d.items() if v is not None}
 
 
 def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f: _File,

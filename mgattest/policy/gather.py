@@ -39,7 +39,7 @@ class PolicyIdentity:
         keyless = [s for s in self.policy.signers.values() if s.key is None]
         reasons = []
         for s in keyless:
-            ok, why = signer_matches(s, signer, 0)
+            ok, why = signer_matches(s, signer, None)
             if ok:
                 return
             reasons.append(f"{s.name}: {why}")

@@ -195,7 +195,9 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
         when = _time_of(spec.max_age_from, rd, att)
         fields["ageFrom"] = spec.max_age_from
         if when is None:
-            problems.append(f"maxAge: the attestation has no {spec.max_age_from}")
+            problems.append(f"maxAge: the attestation has no {spec.max_age_from}"
+                            + (" verified by a SET or RFC 3161 timestamp"
+                               if spec.max_age_from == "logTime" else ""))
         elif now - when > spec.max_age_seconds:
             problems.append(f"maxAge: {spec.max_age_from} is {(now - when) // 86400} day(s) old "
                             f"(limit {spec.max_age_seconds // 86400} day(s))")
@@ -223,8 +225,10 @@ def _role(dep: dict[str, Any]) -> str | None:
 
 def _time_of(source: str, rd: dict[str, Any], att: VerifiedAttestation) -> int | None:
     if source == "logTime":
-        times = [e.integrated_time for e in att.log_entries if e.integrated_time is not None]
-        return min(times) if times else None
+        # Only a verified time (SET-backed integrated time, RFC 3161 timestamp): a
+        # bundle's bare integratedTime is whatever its author wrote.
+        verified = att.signing_time
+        return verified.seconds if verified is not None else None
     finished = _dict(rd.get("metadata")).get("finishedOn")
     if not isinstance(finished, str):
         return None

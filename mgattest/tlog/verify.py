@@ -2,11 +2,14 @@
 
 :func:`verify_entry` takes a Sigstore bundle ``TransparencyLogEntry`` (proto-JSON
 dict) and checks, in order: field bounds and types; that the log is trusted (by
-``logId``) and its key valid at the integrated time; the leaf hash of the
-canonicalized body; the inclusion proof up to the root; the checkpoint — signed by
-that log's key, with the expected origin, and the proof's size and root (which
-sigstore-python does not check); the SET when present (required without an
-inclusion proof); and that the integrated time is not in the future.
+``logId``); the SET when present (required without an inclusion proof) — only a
+verified SET makes ``integratedTime`` a fact; that the log key was valid at a
+verified time (the SET's integrated time, else the caller's RFC 3161 times, else
+now); the leaf hash of the canonicalized body; the inclusion proof up to the root;
+the checkpoint — signed by that log's key, with the expected origin, and the
+proof's size and root (which sigstore-python does not check); and that the
+integrated time is not in the future. The result separates what is proven from
+what the entry merely claims.
 
 :func:`verify_rekor_entry` does the same for Rekor v1 ``LogEntry`` JSON.
 """
@@ -41,6 +44,8 @@ MAX_PROOF_HASHES = 64
 # Allowed clock skew between the log and this machine for "not in the future".
 CLOCK_SKEW_SECONDS = 60
 _UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
+_REKOR_V1_ORIGIN = re.compile(r"[^\s]{1,253} - [0-9]{1,20}")
+_REKOR_V2_KINDS = {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
 _KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
                 ("intoto", "0.0.1"), ("rekord", "0.0.1"), ("hashedrekord", "0.0.2"),
                 ("dsse", "0.0.2")}
@@ -48,10 +53,16 @@ _KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"
 
 @dataclass(frozen=True)
 class VerifiedEntry:
-    """What a verified log entry proves."""
+    """What a verified log entry proves.
+
+    ``integrated_time`` is set only when a verified SET covers it, and ``log_index``
+    only when a verified SET (the entry's ``logIndex``) or a checkpoint-backed inclusion
+    proof (the proof's index) covers it. The bundle's own values are kept as
+    ``claimed_*`` for display; nothing should treat them as facts.
+    """
 
     log_id: str  # hex
-    log_index: int
+    log_index: int | None
     integrated_time: int | None
     kind: str
     kind_version: str
@@ -60,6 +71,12 @@ class VerifiedEntry:
     tree_size: int | None
     inclusion_proof_verified: bool
     set_verified: bool
+    leaf_hash: bytes = b""
+    claimed_log_index: int | None = None
+    claimed_integrated_time: int | None = None
+    # When the log key's validity window was checked: "integrated time" (SET-backed),
+    # "timestamp" (times the caller verified, RFC 3161) or "now" (nothing else proven).
+    window_checked_at: str = "now"
 
 
 def _err(message: str, where: str | None = None) -> LogEntryError:
@@ -117,13 +134,24 @@ def _expected_origins(trusted: TrustedLog, origin: str | None) -> tuple[str | No
     return None, None
 
 
-def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None) -> None:
+def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None,
+                  rekor_v1_entry: bool) -> None:
+    """The checkpoint's origin: exactly the configured one when there is one; else, for
+    Rekor v2 / C2SP logs (whose spec binds origin and URL), derived from the base URL.
+
+    A Rekor v1 origin is ``<server hostname> - <tree ID>``, unrelated to the URL clients
+    use (private deployments name their pods); like sigstore-go, a Rekor v1 entry's
+    checkpoint is then judged by its signature (the trusted log key, selected by its key
+    hint) and by size and root equal to the proof's, which the caller checks.
+    """
     exact, host = _expected_origins(trusted, origin)
     got = checkpoint.origin
     if exact is not None:
         if got != exact:
             raise CheckpointError(f"checkpoint origin {got!r} is not the expected {exact!r}",
                                   what="checkpoint origin")
+        return
+    if rekor_v1_entry and _REKOR_V1_ORIGIN.fullmatch(got):
         return
     if host is None:
         raise CheckpointError("cannot check the checkpoint origin: no origin or base URL is "
@@ -147,14 +175,16 @@ def _find_logs(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> list[Truste
 
 
 def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
-                 require_inclusion_proof: bool = True, now: datetime | int | None = None
-                 ) -> VerifiedEntry:
+                 require_inclusion_proof: bool = True, now: datetime | int | None = None,
+                 verified_times: Sequence[int] = ()) -> VerifiedEntry:
     """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
 
     ``origin`` overrides the expected checkpoint origin (else ``TrustedLog.origin``,
     else derived from its base URL: ``host`` for Rekor v2, ``host - <tree id>`` for
     Rekor v1). ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying
-    only a SET (which must then verify).
+    only a SET (which must then verify). ``verified_times`` are signing times the
+    caller verified independently (RFC 3161 genTimes): without a SET, the log key must
+    have been valid at each of them (at ``now`` when there are none).
     """
     # 1. bounds and types, before any crypto
     entry = _obj(entry, "tlog entry")
@@ -216,40 +246,46 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
         raise SETError(f"log entry {log_index} has neither an inclusion proof nor a signed "
                        "entry timestamp", what="SET", where=f"log index {log_index}")
 
-    # 2. a trusted log, valid at the integrated time
-    candidates = _find_logs(log_id, trusted_logs)
-    trusted = candidates[0]
-    when_now = _now(now)
-    if integrated_time is not None:
-        if integrated_time > when_now.timestamp() + CLOCK_SKEW_SECONDS:
-            raise LogEntryError(f"integrated time {integrated_time} of log entry {log_index} "
-                                "is in the future", what="integrated time",
-                                where=f"log index {log_index}")
-        when = datetime.fromtimestamp(integrated_time, timezone.utc)
-        valid = [t for t in candidates if t.valid_at(when)]
-        if not valid:
-            raise LogEntryError(
-                f"log key {log_id.hex()} was not valid at integrated time {integrated_time} "
-                f"({when.isoformat()})", what="log validity", where=f"log index {log_index}")
-        trusted = valid[0]
-
-    # 3. inclusion proof, checkpoint
+    # 2. the leaf is in the tree the proof describes (pure hashing, no trust yet)
     leaf = merkle.leaf_hash(body)
+    if proof is not None:
+        merkle.verify_inclusion(leaf, proof_index, tree_size, hashes, root)
+        if envelope is None and require_inclusion_proof:
+            raise CheckpointError(
+                f"inclusion proof of log entry {log_index} carries no checkpoint, so its "
+                "root hash is not signed by the log", what="checkpoint",
+                where=f"log index {log_index}")
+        # v0.1 bundles without a checkpoint: the proof's root is unauthenticated and
+        # proves nothing; the SET carries trust.
+
+    # 3. a trusted log; the SET first, since it is what makes integratedTime a fact
+    candidates = _find_logs(log_id, trusted_logs)
+    when_now = _now(now)
+    if integrated_time is not None \
+            and integrated_time > when_now.timestamp() + CLOCK_SKEW_SECONDS:
+        raise LogEntryError(f"integrated time {integrated_time} of log entry {log_index} "
+                            "is in the future", what="integrated time",
+                            where=f"log index {log_index}")
+    set_ok = False
+    if set_bytes is not None:
+        if integrated_time is None:
+            raise SETError(f"log entry {log_index} has a SET but no integrated time",
+                           what="SET", where=f"log index {log_index}")
+        # Every candidate shares the key (the log ID is the key's hash).
+        verify_set(candidates[0].verifier, set_bytes, body, integrated_time, log_id.hex(),
+                   log_index)
+        set_ok = True
+    trusted, checked_at = _trusted_when(candidates, log_id, log_index,
+                                        integrated_time if set_ok else None,
+                                        verified_times, when_now)
+
+    # 4. the checkpoint signs the proof's root
     checkpoint_origin = None
     proof_size = None
     proof_verified = False
-    if proof is not None:
-        merkle.verify_inclusion(leaf, proof_index, tree_size, hashes, root)
-        if envelope is None:
-            if require_inclusion_proof:
-                raise CheckpointError(
-                    f"inclusion proof of log entry {log_index} carries no checkpoint, so its "
-                    "root hash is not signed by the log", what="checkpoint",
-                    where=f"log index {log_index}")
-            # v0.1 bundles: the proof's root is unauthenticated; the SET carries trust.
     if proof is not None and envelope is not None:
         checkpoint = verify_checkpoint(envelope, [trusted.verifier])
-        _check_origin(checkpoint, trusted, origin)
+        _check_origin(checkpoint, trusted, origin, (kind, version) not in _REKOR_V2_KINDS)
         if checkpoint.size != tree_size:
             raise CheckpointError(f"checkpoint is for tree size {checkpoint.size}, the "
                                   f"inclusion proof for size {tree_size}",
@@ -260,16 +296,39 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
                                   what="checkpoint root hash", where=f"log index {log_index}")
         checkpoint_origin, proof_size, proof_verified = checkpoint.origin, tree_size, True
 
-    # 4. signed entry timestamp
-    set_ok = False
-    if set_bytes is not None:
-        if integrated_time is None:
-            raise SETError(f"log entry {log_index} has a SET but no integrated time",
-                           what="SET", where=f"log index {log_index}")
-        verify_set(trusted.verifier, set_bytes, body, integrated_time, log_id.hex(), log_index)
-        set_ok = True
-    return VerifiedEntry(log_id.hex(), log_index, integrated_time, kind, version, body,
-                         checkpoint_origin, proof_size, proof_verified, set_ok)
+    # 5. what is proven: the SET covers logIndex and integratedTime; a checkpointed
+    # proof covers its own index. Claimed values are kept apart.
+    proven_index = log_index if set_ok else (proof_index if proof_verified else None)
+    return VerifiedEntry(log_id.hex(), proven_index, integrated_time if set_ok else None,
+                         kind, version, body, checkpoint_origin, proof_size, proof_verified,
+                         set_ok, leaf_hash=leaf, claimed_log_index=log_index,
+                         claimed_integrated_time=integrated_time, window_checked_at=checked_at)
+
+
+def _trusted_when(candidates: list[TrustedLog], log_id: bytes, log_index: int,
+                  set_time: int | None, verified_times: Sequence[int],
+                  when_now: datetime) -> tuple[TrustedLog, str]:
+    """The trusted log whose key window covers the entry's verified time(s).
+
+    The time is the SET-backed integrated time; else the caller's independently
+    verified times (RFC 3161); else now. An unauthenticated integratedTime is never
+    used: it could place the entry inside a retired key's window.
+    """
+    if set_time is not None:
+        times, label = [set_time], "integrated time"
+    elif verified_times:
+        times, label = list(verified_times), "the timestamped signing time"
+    else:
+        times, label = [int(when_now.timestamp())], "now"
+    moments = [datetime.fromtimestamp(t, timezone.utc) for t in times]
+    for candidate in candidates:
+        if all(candidate.valid_at(m) for m in moments):
+            return candidate, label
+    shown = ", ".join(m.strftime("%Y-%m-%dT%H:%M:%SZ") for m in moments)
+    raise LogEntryError(
+        f"log key {log_id.hex()} was not valid at {label} {shown}"
+        + ("; the entry has no verified time of its own (no SET)" if label != "integrated time"
+           else ""), what="log validity", where=f"log index {log_index}")
 
 
 def _now(now: datetime | int | None) -> datetime:
