@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
 
 quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
@@ -71,12 +72,12 @@ def inspect_cmd(
         for report in all_reports:
             shown = [f for f in report.findings if verbose or f.severity != "info"]
             fmt = report.format + (f"+{report.compression}" if report.compression else "")
-            out(f"{report.verdict.upper():10} {report.path} ({fmt})")
+            out(f"{report.verdict.upper():10} {show(report.path)} ({show(fmt)})")
             for finding in shown:
-                out(f"    {finding.severity}: {finding.detail} "
-                    f"[{finding.where(report.path)}]")
+                out(f"    {finding.severity}: {show(finding.detail)} "
+                    f"[{show(finding.where(report.path))}]")
         for inc in incidents:
-            out(f"quarantined {inc['path']} -> {inc['dir']}")
+            out(f"quarantined {show(inc['path'])} -> {show(inc['dir'])}")
         bad = sum(1 for r in all_reports if r.verdict != SAFE)
         (out if not bad else err)(f"{len(all_reports)} file(s) inspected, {bad} with findings")
     raise typer.Exit(EXIT_OK if overall == SAFE else EXIT_REJECTED)
@@ -98,8 +99,9 @@ def quarantine_list(
     if not incidents:
         out("no incidents")
     for inc in incidents:
-        items = ", ".join(e["original"] for e in inc.record.get("items", []))
-        out(f"{inc.id}  {inc.status:12} {inc.record.get('verdict', '?'):10} {items}")
+        items = ", ".join(show(e.get("original")) for e in inc.record.get("items", []))
+        out(f"{show(inc.id)}  {show(inc.status):12} {show(inc.record.get('verdict', '?')):10} "
+            f"{items}")
 
 
 @quarantine_app.command("show")
@@ -129,7 +131,7 @@ def quarantine_restore(
 
     restored = restore(directory, incident, to=to, force=force)
     for dest in restored.record.get("restored_to", []):
-        out(f"restored {dest}")
+        out(f"restored {show(dest)}")
 
 
 def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
@@ -222,9 +224,9 @@ def watch_cmd(
         if as_json:
             out(json.dumps({"model": str(model), **status.to_dict()}))
         elif status.healthy:
-            out(f"healthy: {model}")
+            out(f"healthy: {show(model)}")
         else:
-            err(f"compromised: {model}: {status.reason}")
+            err(f"compromised: {show(model)}: {show(status.reason)}")
         if not status.healthy:
             changed.set()
 

@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from mgattest._text import show
 from mgattest.cli._common import err, guarded, out
 
 def register(app: typer.Typer) -> None:
@@ -54,13 +55,15 @@ def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
         yield None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
                                TransferSpeedColumn)
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{label} {model.name}", total=total)
+        # the description is rich markup: a name like "[red]x" must print as written
+        task = bar.add_task(f"{label} {escape(show(model.name))}", total=total)
         yield lambda done: bar.update(task, completed=done)
 
 

@@ -243,6 +243,7 @@ def _require_identity(atts: List[Any], policy: Any) -> None:
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
     from mgattest.attest.verify import attestation_to_json
+    from mgattest._text import show
 
     atts = result["attestations"]
     check = result["check"]
@@ -261,8 +262,8 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         logs = ", ".join(f"log index {p.log_index}"
                          + (" (inclusion proven)" if p.inclusion_proof_verified else " (SET)")
                          for p in att.log_entries) or "not logged"
-        out(f"verified {att.source}: signed by {who}; {logs}; "
-            f"predicate {att.predicate_type or 'message signature'}")
+        out(f"verified {show(att.source)}: signed by {show(who)}; {logs}; "
+            f"predicate {show(att.predicate_type or 'message signature')}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")
