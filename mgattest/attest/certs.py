@@ -35,7 +35,9 @@ from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
+from mgattest._files import read_bounded
 from mgattest.attest.results import SignerInfo
+from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES
 from mgattest.errors import InputError, VerificationError
 
 __all__ = [
@@ -147,8 +149,9 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
     """
     if isinstance(trusted_root, (str, Path)):
         try:
-            trusted_root = json.loads(Path(trusted_root).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            trusted_root = json.loads(read_bounded(trusted_root, MAX_TRUST_FILE_BYTES,
+                                                   what="trusted root"))
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"cannot read trusted root {trusted_root}: {exc}",
                              what="trusted-root", where=str(trusted_root)) from None
     if not isinstance(trusted_root, dict):

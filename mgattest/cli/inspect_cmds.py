@@ -140,11 +140,12 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
     from mgattest.errors import InputError, VerificationError
 
     if manifest is not None:
+        from mgattest._files import read_bounded
         from mgattest.load.watch import manifest_verifier
 
         try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
+            doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"cannot read digest manifest {manifest}: {exc}",
                              what="manifest", where=str(manifest)) from None
         if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):

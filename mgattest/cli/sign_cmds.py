@@ -284,16 +284,14 @@ def attest_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a generic in-toto attestation (any predicate type) about a model."""
+    from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
     if "://" not in predicate_type and not predicate_type.startswith("urn:"):
         raise InputError(f"--predicate-type {predicate_type!r} is not a URI",
                          what="--predicate-type")
     try:
-        if predicate.stat().st_size > 16 * 1024 * 1024:
-            raise InputError(f"predicate {predicate} is larger than 16 MiB",
-                             what="--predicate", where=str(predicate))
-        body = json.loads(predicate.read_bytes())
+        body = json.loads(read_bounded(predicate, 16 * 1024 * 1024, what="predicate"))
     except (ValueError, RecursionError) as exc:
         raise InputError(f"predicate {predicate} is not valid JSON: {exc}",
                          what="--predicate", where=str(predicate)) from None

@@ -157,7 +157,9 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
                                 issuer=issuer, extensions=extensions or {})
     chain = None
     if certificate_chain is not None:
-        chain = certificate_chain.read_bytes()
+        from mgattest._files import read_bounded
+
+        chain = read_bounded(certificate_chain, 1 << 20, what="certificate chain")
     common = dict(trusted_root=root, keys=[str(k) for k in keys] or None, identity=policy,
                   allow_unlogged=allow_unlogged, certificate_chain=chain,
                   expected_predicate_type=predicate_type)
