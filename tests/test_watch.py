@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -265,3 +266,125 @@ def test_cli_watch_policy_with_bundle_inside_the_model(tmp_path):
     (model / "extra.bin").write_bytes(b"not signed")
     proc = _cli(*by_policy)
     assert proc.returncode == 1 and "compromised" in proc.stderr
+
+
+# ------------------------------------------------- special files, re-pointed links (#16)
+
+def _manifest_of(model: Path) -> dict[str, str]:
+    files = [model] if model.is_file() else sorted(p for p in model.rglob("*") if p.is_file())
+    return {(p.name if model.is_file() else p.relative_to(model).as_posix()):
+            hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_fifo_in_ignored_git_never_blocks_the_sentry(tmp_path):
+    """A FIFO planted in .git/ used to block the sentry (holding its lock) for good:
+    later tampering went unchecked and `watch --duration` exited 0 "healthy"."""
+    model, manifest = _model(tmp_path)
+    (model / ".git").mkdir()
+    mpath = tmp_path / "manifest.json"
+    mpath.write_text(json.dumps(manifest))
+    proc = subprocess.Popen([sys.executable, "-m", "mgattest", "watch", str(model),
+                             "--manifest", str(mpath), "--json", "--duration", "8",
+                             "--rehash-interval", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["healthy"] is True
+        os.mkfifo(model / ".git" / "fifo")  # an event: the sentry re-checks, never opens it
+        time.sleep(0.6)
+        (model / "w.bin").write_bytes(b"tampered")
+        out, errs = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, errs
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["status"] == "compromised" and "w.bin" in last["reason"]
+
+
+def test_snapshot_records_special_files_without_opening_them(tmp_path):
+    from mgattest.load.watch import snapshot
+
+    model, _ = _model(tmp_path)
+    os.mkfifo(model / "pipe")
+    done = []
+    thread = threading.Thread(target=lambda: done.append(snapshot(model)), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert done, "snapshot blocked on a FIFO"
+    assert done[0][str(model / "pipe")][2] == "special:a FIFO"
+
+
+def test_a_check_that_does_not_finish_is_not_healthy(tmp_path):
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"x")
+    release = threading.Event()
+    calls = []
+
+    def verify(_path):
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(20)  # a verifier stuck (e.g. on a file that never answers)
+
+    sentry = Sentry(target, verify, use_events=False, check_timeout=0.3)
+    assert sentry.check().healthy
+    stuck = threading.Thread(target=sentry.check, daemon=True)
+    stuck.start()
+    try:
+        _wait(lambda: not sentry.healthy, timeout=3)  # status() never waits for the lock
+        assert "has not finished" in sentry.status().reason
+    finally:
+        release.set()
+        stuck.join(timeout=5)
+
+
+def test_a_crashing_background_rehash_fails_closed(tmp_path, monkeypatch):
+    import mgattest.load.watch as watch
+
+    model, manifest = _model(tmp_path)
+    sentry = Sentry(model, manifest_verifier(manifest, model), rehash_interval=0.1,
+                    use_events=False)
+    sentry.start()
+    try:
+        assert sentry.healthy
+
+        def broken(_model):
+            raise RuntimeError("cannot list the model")
+
+        monkeypatch.setattr(watch, "snapshot", broken)
+        _wait(lambda: not sentry.healthy, timeout=3)
+        assert "cannot list the model" in sentry.reason
+    finally:
+        sentry.stop()
+
+
+@pytest.mark.parametrize("kind", ["directory", "file"])
+@pytest.mark.parametrize("use_events", [True, False])
+def test_repointed_symlink_is_followed_and_reverified(tmp_path, kind, use_events):
+    """`current -> release-N`: re-pointing the link at other bytes is noticed, as a
+    server opening `current` would serve them."""
+    releases = []
+    for n, payload in enumerate([b"good weights", b"evil weights"], start=1):
+        if kind == "directory":
+            release = tmp_path / f"release-{n}"
+            release.mkdir()
+            (release / "w.bin").write_bytes(payload)
+        else:
+            release = tmp_path / f"w-{n}.bin"
+            release.write_bytes(payload)
+        releases.append(release)
+    current = tmp_path / ("current" if kind == "directory" else "w.bin")
+    current.symlink_to(releases[0].name)
+    manifest = _manifest_of(releases[0])
+    if kind == "file":
+        manifest = {"w.bin": manifest["w-1.bin"]}
+    sentry = Sentry(current, manifest_verifier(manifest, current), rehash_interval=0.2,
+                    use_events=use_events)
+    sentry.start()
+    try:
+        assert sentry.healthy, sentry.reason
+        staged = tmp_path / "staged-link"
+        staged.symlink_to(releases[1].name)
+        os.replace(staged, current)  # atomic re-point
+        _wait(lambda: not sentry.healthy, timeout=5)
+        assert "w.bin" in sentry.reason
+    finally:
+        sentry.stop()

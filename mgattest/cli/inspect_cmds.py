@@ -200,6 +200,9 @@ def watch_cmd(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this "
                                              "many seconds (default: until interrupted)."),
     once: bool = typer.Option(False, "--once", help="Verify once and exit."),
+    check_timeout: float = typer.Option(600.0, "--check-timeout", help="A verification "
+                                        "still running after this many seconds makes "
+                                        "the model compromised."),
     exit_on_compromise: bool = typer.Option(True, "--exit-on-compromise/--keep-running"),
     as_json: bool = typer.Option(False, "--json", help="Print status changes as JSON lines."),
 ) -> None:
@@ -231,7 +234,8 @@ def watch_cmd(
         if not status.healthy:
             changed.set()
 
-    sentry = Sentry(model, verify, rehash_interval=rehash_interval, on_change=report)
+    sentry = Sentry(model, verify, rehash_interval=rehash_interval, on_change=report,
+                    check_timeout=check_timeout)
     if once:
         status = sentry.check(force=True)
         raise typer.Exit(EXIT_OK if status.healthy else EXIT_REJECTED)
@@ -242,6 +246,10 @@ def watch_cmd(
             timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             if changed.wait(timeout) and exit_on_compromise:
                 break
+            if not sentry.healthy:  # e.g. a check that does not finish: never "healthy"
+                report(sentry.status())
+                if exit_on_compromise:
+                    break
             changed.clear() if not exit_on_compromise else None
     finally:
         sentry.stop()
