@@ -11,12 +11,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import PROJECT_ROOT, free_port
+import mgattest
+from conftest import free_port
 from mgattest.errors import VerificationError
 from mgattest.load.watch import Sentry, manifest_verifier
+
+# the examples of the mgattest under test (the package's checkout)
+EXAMPLES = Path(mgattest.__file__).resolve().parent.parent / "docs" / "examples"
 
 
 def _model(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -161,7 +166,7 @@ def test_fastapi_example_returns_503_within_two_seconds(tmp_path):
     manifest.write_text(json.dumps({"w.npy": hashlib.sha256(weights.read_bytes()).hexdigest()}))
     port = free_port()
     env = {**os.environ, "MGATTEST_MODEL": str(weights), "MGATTEST_MANIFEST": str(manifest),
-           "PYTHONPATH": str(PROJECT_ROOT / "docs" / "examples")}
+           "PYTHONPATH": str(EXAMPLES)}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serve_fastapi:app",
                                "--host", "127.0.0.1", "--port", str(port), "--log-level",
                                "warning"], env=env, stdout=subprocess.PIPE,
@@ -188,7 +193,10 @@ def test_fastapi_example_returns_503_within_two_seconds(tmp_path):
             time.sleep(0.02)
         health = httpx.get(f"{base}/healthz", timeout=2)
         assert health.status_code == 503
-        assert "digest changed" in health.json()["detail"]["reason"]
+        # issue #11: clients get a generic reason, never the server's paths or digests
+        assert health.json()["detail"] == {"status": "compromised",
+                                           "reason": "model failed verification"}
+        assert str(tmp_path) not in health.text and manifest.read_text()[10:40] not in health.text
     finally:
         server.terminate()
         try:
@@ -196,6 +204,7 @@ def test_fastapi_example_returns_503_within_two_seconds(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    assert b"digest changed" in server.stderr.read()  # ... the operator's log has the reason
 
 
 @pytest.mark.slow
@@ -388,3 +397,63 @@ def test_repointed_symlink_is_followed_and_reverified(tmp_path, kind, use_events
         assert "w.bin" in sentry.reason
     finally:
         sentry.stop()
+
+
+def _load_example(monkeypatch, env: dict[str, str]) -> Any:
+    import importlib.util
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    path = EXAMPLES / "serve_fastapi.py"
+    spec = importlib.util.spec_from_file_location(f"serve_fastapi_{time.monotonic_ns()}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.network
+def test_fastapi_example_serves_the_bytes_it_verified(tmp_path, monkeypatch):
+    """Issue #16 item 12: a racer swaps the weights file right after verification and
+    back 50 ms later (what an inotify-driven racer does). The server must serve the
+    verified weights, never the swapped-in ones, while /healthz says healthy."""
+    import httpx
+    import numpy as np
+
+    from mgattest.ca.serving import ServerThread
+
+    weights = tmp_path / "w.npy"
+    good, evil = tmp_path / "good.npy", tmp_path / "evil.npy"
+    np.save(good, np.array([1.0, 2.0, 3.0]))
+    np.save(evil, np.array([1.0, 2.0, 666.0]))
+    weights.write_bytes(good.read_bytes())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"w.npy": hashlib.sha256(good.read_bytes()).hexdigest()}))
+    example = _load_example(monkeypatch, {"MGATTEST_MODEL": str(weights),
+                                          "MGATTEST_MANIFEST": str(manifest)})
+    example.sentry._debounce = 1.0  # the racer's swap-back lands well inside it
+    verify = example.sentry._verify
+    raced = []
+
+    def swap(source: Path) -> None:
+        staged = tmp_path / "staged.npy"
+        staged.write_bytes(source.read_bytes())
+        os.replace(staged, weights)
+
+    def verify_then_race(path: str) -> Any:
+        result = verify(path)
+        if not raced:
+            raced.append(True)
+            racer = threading.Thread(target=swap, args=(evil,))
+            racer.start()
+            racer.join()  # the attacker's bytes are on disk when verification returns ...
+            threading.Timer(0.05, swap, args=(good,)).start()  # ... and gone 50 ms later
+        return result
+
+    example.sentry._verify = verify_then_race
+    with ServerThread(example.app) as server:
+        time.sleep(1.5)  # the debounced re-check (after the swap back) has run
+        health = httpx.get(f"{server.url}/healthz", timeout=5)
+        reply = httpx.post(f"{server.url}/predict", json={"x": [1, 1, 1]}, timeout=5)
+    assert raced
+    assert health.status_code == 200, health.text
+    assert reply.status_code == 200 and reply.json() == {"y": 6.0}  # never 669.0
