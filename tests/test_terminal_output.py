@@ -9,6 +9,7 @@ name printed identically. Every CLI path that prints such text goes through
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import unicodedata
@@ -111,3 +112,27 @@ def test_escaped_text_has_no_unsafe_characters(text):
     # what is safe and NFC is shown unchanged
     if not any(unsafe_char(ch) for ch in text) and unicodedata.is_normalized("NFC", text):
         assert shown == text
+
+
+def test_verify_shows_the_nfc_nfd_difference_it_rejects(tmp_path):
+    """A signed NFC name replaced by its NFD twin fails closed, and the rejection shows
+    two different names instead of the same one twice."""
+    nfc = unicodedata.normalize("NFC", "café.bin")
+    nfd = unicodedata.normalize("NFD", "café.bin")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / nfc).write_bytes(b"weights")
+    assert _cli("keygen", "--out", str(tmp_path / "k")).returncode == 0
+    bundle = tmp_path / "m.sigstore.json"
+    signed = _cli("sign", str(model), "--key", str(tmp_path / "k.key"), "--out", str(bundle),
+                  "--no-log")
+    assert signed.returncode == 0, signed.stderr
+    os.rename(model / nfc, model / nfd)
+    if sorted(p.name for p in model.iterdir()) != [nfd]:
+        pytest.skip("filesystem normalises names")
+    proc = _cli("verify", str(model), "--bundle", str(bundle), "--key", str(tmp_path / "k.pub"),
+                "--allow-unlogged")
+    assert proc.returncode == 1
+    text = proc.stdout + proc.stderr
+    assert "cafe\\u0301.bin" in text, text
+    assert _raw_controls(text) == []
