@@ -51,6 +51,7 @@ def _read_json(path: Path, what: str) -> Any:
 def _load_signer(key: Path) -> Any:
     import os
 
+    from mgattest._files import read_bounded
     from mgattest.tlog.keys import LogSigner
 
     password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")

@@ -178,9 +178,9 @@ class Sentry:
             finally:
                 self._checking_since = None
             status = self._status_locked()
-        self._follow_target()
         if self._on_change is not None:
             self._on_change(status)
+        self._follow_target()
         return status
 
     def _check_locked(self) -> None:
