@@ -139,20 +139,28 @@ def test_cli_watch(tmp_path):
     assert _cli("watch", str(model), "--manifest", str(mpath), "--once").returncode == 0
     assert _cli("watch", str(model)).returncode == 2
     assert _cli("watch", str(tmp_path / "nope"), "--manifest", str(mpath)).returncode == 2
+    last = _watch_until_tampered(model, mpath, "--duration", "20")
+    assert last["status"] == "compromised" and "w.bin" in last["reason"]
+    assert _cli("watch", str(model), "--manifest", str(mpath), "--once").returncode == 1
+
+
+def _watch_until_tampered(model: Path, manifest: Path, *args: str,
+                          before_tamper: Any = None) -> dict:
+    """Run `mgattest watch --json`; once healthy, run before_tamper(), overwrite w.bin;
+    the watch must exit 1. Returns its last JSON status line."""
     proc = subprocess.Popen([sys.executable, "-m", "mgattest", "watch", str(model),
-                             "--manifest", str(mpath), "--json", "--duration", "20"],
+                             "--manifest", str(manifest), "--json", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = json.loads(proc.stdout.readline())
-        assert first["healthy"] is True
+        assert json.loads(proc.stdout.readline())["healthy"] is True
+        if before_tamper is not None:
+            before_tamper()
         (model / "w.bin").write_bytes(b"tampered")
-        out, errs = proc.communicate(timeout=15)
+        out, errs = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 1, errs
-    last = json.loads(out.strip().splitlines()[-1])
-    assert last["status"] == "compromised" and "w.bin" in last["reason"]
-    assert _cli("watch", str(model), "--manifest", str(mpath), "--once").returncode == 1
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.mark.network
@@ -292,20 +300,13 @@ def test_fifo_in_ignored_git_never_blocks_the_sentry(tmp_path):
     (model / ".git").mkdir()
     mpath = tmp_path / "manifest.json"
     mpath.write_text(json.dumps(manifest))
-    proc = subprocess.Popen([sys.executable, "-m", "mgattest", "watch", str(model),
-                             "--manifest", str(mpath), "--json", "--duration", "8",
-                             "--rehash-interval", "0.3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert json.loads(proc.stdout.readline())["healthy"] is True
+
+    def plant_fifo() -> None:
         os.mkfifo(model / ".git" / "fifo")  # an event: the sentry re-checks, never opens it
         time.sleep(0.6)
-        (model / "w.bin").write_bytes(b"tampered")
-        out, errs = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 1, errs
-    last = json.loads(out.strip().splitlines()[-1])
+
+    last = _watch_until_tampered(model, mpath, "--duration", "8", "--rehash-interval", "0.3",
+                                 before_tamper=plant_fifo)
     assert last["status"] == "compromised" and "w.bin" in last["reason"]
 
 
