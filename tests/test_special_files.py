@@ -181,3 +181,24 @@ def test_inspect_of_a_fifo_reports_it(tmp_path):
     _fifo(tmp_path / "w.pkl")
     proc = _mg("inspect", tmp_path)
     assert proc.returncode == 1 and "not a regular file" in proc.stdout
+
+
+# --------------------------------------------------------------------------- trust anchors
+
+@pytest.mark.parametrize("where", ["inside", "hard link"])
+def test_trust_anchors_that_are_part_of_the_model_are_refused(tmp_path, signed, model, where):
+    """A key inside the model (or hard-linked to a model file) is rewritable by whoever
+    rewrites the model: it could vouch for anything."""
+    bundle, pub = signed
+    if where == "inside":
+        key = model / "trusted.pub"
+        key.write_bytes(pub.read_bytes())
+    else:
+        key = pub
+        os.link(pub, model / "notes.txt")
+    for args in (("verify", model, "--bundle", bundle, "--key", key, "--allow-unlogged"),
+                 ("watch", model, "--bundle", bundle, "--key", key, "--allow-unlogged",
+                  "--once")):
+        proc = _mg(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "part of the model" in proc.stderr

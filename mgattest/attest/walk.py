@@ -517,6 +517,57 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
                       _excluded_names(exclusions, real_root))
 
 
+def refuse_trust_files_in_model(model: str | os.PathLike[str],
+                                trust_files: Iterable[tuple[str, str | os.PathLike[str] | None]]
+                                ) -> None:
+    """Refuse trust anchors (policy, keys, trusted roots ...) that are part of ``model``.
+
+    ``trust_files`` are ``(what, path)`` pairs; ``None`` paths are skipped. A trust file
+    inside the model directory, or sharing its inode with a model file (a hard link),
+    can be rewritten by whoever can rewrite the model, so it would vouch for anything:
+    :class:`UnsafePathError`. A missing model is left for the verification to report.
+    """
+    try:
+        real_root = os.path.realpath(model, strict=True)
+        model_st = os.stat(real_root)
+    except OSError:
+        return
+    for what, path in trust_files:
+        if path is None:
+            continue
+        mine = own_path(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        inside = _inside(real_root, mine) and stat.S_ISDIR(model_st.st_mode)
+        if inside or (st is not None and _shares_inode(real_root, model_st, st)):
+            raise UnsafePathError(
+                f"{what} {os.fspath(path)!r} is part of the model it would verify (inside "
+                "it, or a hard link to one of its files); whoever can change the model "
+                "could change it too: keep trust anchors outside the model",
+                what="trust file", where=os.fspath(path))
+
+
+def _shares_inode(real_root: str, model_st: os.stat_result, st: os.stat_result) -> bool:
+    """Whether the file ``st`` is the model file or a file of the model directory."""
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if stat.S_ISREG(model_st.st_mode):
+        return (st.st_dev, st.st_ino) == (model_st.st_dev, model_st.st_ino)
+    if st.st_nlink < 2 or st.st_dev != model_st.st_dev:
+        return False  # no other name, or another filesystem: cannot be a model file
+    for dirpath, _dirs, names in os.walk(real_root):
+        for name in names:
+            try:
+                other = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
+
+
 def walk_model(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
                exclude: Iterable[str | os.PathLike[str]] = (),
                allow_symlinks: bool = False) -> list[ModelFile]:

@@ -210,11 +210,14 @@ def watch_cmd(
     import threading
     import time
 
+    from mgattest.attest.walk import refuse_trust_files_in_model
     from mgattest.errors import InputError
     from mgattest.load.watch import Sentry
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    refuse_trust_files_in_model(model, [("policy", policy), ("trusted root", trusted_root),
+                                        ("manifest", manifest), *(("key", k) for k in key)])
     verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root,
                              allow_unlogged)
     changed = threading.Event()

@@ -88,6 +88,11 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    from mgattest.attest.walk import refuse_trust_files_in_model
+
+    refuse_trust_files_in_model(model, [("policy", policy), ("trusted root", trusted_root),
+                                        ("certificate chain", certificate_chain),
+                                        *(("key", k) for k in key)])
     if refresh_trust:
         instance = _refreshed_instance(instance)
     extensions = _extension_constraints(
