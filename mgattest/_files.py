@@ -20,24 +20,27 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def open_regular(path: str | os.PathLike[str], *, what: str,
-                 error: type[MgattestError] = InputError) -> int:
-    """A read-only descriptor of the *regular* file at ``path``; never blocks.
+                 error: type[MgattestError] = InputError, flags: int = os.O_RDONLY,
+                 mode: int = 0o640) -> int:
+    """A descriptor of the *regular* file at ``path`` (read-only unless ``flags`` say
+    otherwise, e.g. ``O_WRONLY | O_APPEND | O_CREAT`` for a log); never blocks.
 
     The open is non-blocking and ``fstat`` then checks the type, so a FIFO, socket or
-    device at ``path`` (planted in a model's ``.git/``, passed as a bundle or policy)
-    gives an immediate ``error`` naming it instead of a hang or an endless read.
+    device at ``path`` (planted in a model's ``.git/``, passed as a bundle, policy or
+    audit log) gives an immediate ``error`` naming it instead of a hang or an endless
+    read. ``mode`` applies when ``flags`` create the file.
     """
     label = str(Path(path))
-    flags = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags | _O_NONBLOCK | _O_CLOEXEC, mode)
     except IsADirectoryError:
         raise error(f"{what} {label} is a directory", what=what, where=label) from None
     except OSError as exc:
         kind = _kind_at(path)  # a socket cannot be opened (ENXIO): say what it is
         reason = f"{label} is {kind}, not a regular file" if kind else \
             f"{label}: {exc.strerror or exc}"
-        raise error(f"cannot read {what} {reason}", what=what, where=label) from None
+        verb = "read" if flags & os.O_ACCMODE == os.O_RDONLY else "open"
+        raise error(f"cannot {verb} {what} {reason}", what=what, where=label) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

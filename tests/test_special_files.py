@@ -202,3 +202,12 @@ def test_trust_anchors_that_are_part_of_the_model_are_refused(tmp_path, signed, 
         proc = _mg(*args)
         assert proc.returncode == 2, proc.stderr
         assert "part of the model" in proc.stderr
+
+
+def test_audit_log_fifo_fails_fast(tmp_path, alarm):
+    """--audit-log naming a FIFO used to block in open(2) until a reader appeared."""
+    from mgattest.policy.audit import append_decision
+
+    fifo = _fifo(tmp_path / "audit.fifo")
+    with pytest.raises(InputError, match="audit log .*FIFO"):
+        append_decision(fifo, {"decision": "deny"})

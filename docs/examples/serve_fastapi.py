@@ -31,6 +31,7 @@ from typing import Any, Callable
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
+from mgattest._text import escape_text
 from mgattest.errors import VerificationError
 from mgattest.inspect.restricted import restricted_numpy_load
 from mgattest.load import ModelBytes, read_model_bytes
@@ -107,7 +108,8 @@ def _require_healthy() -> None:
     status = sentry.status()
     if not status.healthy or "weights" not in served:
         # Details (paths, digests, rule ids) are for the operator, not for any client.
-        log.error("refusing to serve %s: %s", MODEL, status.reason or "model not loaded")
+        log.error("refusing to serve %s: %s", escape_text(MODEL),
+                  escape_text(status.reason or "model not loaded"))
         raise HTTPException(status_code=503, detail={"status": "compromised",
                                                      "reason": "model failed verification"})
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mgattest._files import read_bounded
+from mgattest._files import open_regular, read_bounded
 from mgattest.ca.ctlog import CTLogSigner, precert_tbs_without_poison, sct_list_extension
 from mgattest.ca.errors import CAError
 from mgattest.ca.identity import CertIdentity
@@ -271,7 +271,8 @@ class CertificateAuthority:
             "certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         }, sort_keys=True)
         with self._log_lock:
-            fd = os.open(self.issued_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            fd = open_regular(self.issued_log, what="issued-certificate log", error=CAError,
+                              flags=os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mgattest._files import file_kind, open_regular
+from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,8 @@ class Sentry:
             if changed and self._baseline is not None:
                 names = sorted(set(current) ^ set(self._baseline)) or sorted(
                     k for k in current if current[k] != self._baseline.get(k))
-                log.warning("re-hash found changes in %s", ", ".join(names[:5]))
+                log.warning("re-hash found changes in %s",
+                            ", ".join(escape_text(n) for n in names[:5]))
         if changed:
             status = self.check()
             if status.healthy:
@@ -220,7 +222,8 @@ class Sentry:
 
     def _mark(self, healthy: bool, reason: str | None) -> None:
         if (healthy, reason) != (self._healthy, self._reason) and not healthy:
-            log.error("model %s compromised: %s", self.model, reason)
+            # log lines reach terminals too: attacker-named files are escaped
+            log.error("model %s compromised: %s", escape_text(self.model), escape_text(reason))
         self._healthy, self._reason = healthy, reason
 
     def _fail_closed(self, what: str, exc: BaseException) -> None:
