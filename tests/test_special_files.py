@@ -204,10 +204,15 @@ def test_trust_anchors_that_are_part_of_the_model_are_refused(tmp_path, signed, 
         assert "part of the model" in proc.stderr
 
 
-def test_audit_log_fifo_fails_fast(tmp_path, alarm):
-    """--audit-log naming a FIFO used to block in open(2) until a reader appeared."""
-    from mgattest.policy.audit import append_decision
+def test_policy_with_a_fifo_key_file_is_a_problem_not_a_hang(tmp_path, alarm):
+    """A key (or trusted root) a policy names by path is read like every input file."""
+    from mgattest.policy.errors import PolicyError
+    from mgattest.policy.loader import load_policy
 
-    fifo = _fifo(tmp_path / "audit.fifo")
-    with pytest.raises(InputError, match="audit log .*FIFO"):
-        append_decision(fifo, {"decision": "deny"})
+    _fifo(tmp_path / "k.pub")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: mgattest/v1\nkind: Policy\ntrust:\n  keys:\n"
+                      "    - name: k\n      path: k.pub\nsigners:\n  k: {key: k}\n"
+                      "rules:\n  - id: r\n    signedBy: {anyOf: [k]}\n")
+    with pytest.raises(PolicyError, match="FIFO"):
+        load_policy(policy)

@@ -12,7 +12,6 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from mgattest._files import open_regular
 from mgattest.errors import InputError
 from mgattest.policy.verdict import Verdict
 
@@ -54,9 +53,13 @@ def append_decision(path: str | os.PathLike[str], record: dict[str, Any]) -> Non
             "time": record.get("time"), "model": record.get("model"),
             "decision": record.get("decision"), "policy": record.get("policy"),
             "truncated": True}) + "\n").encode()
-    # non-blocking, regular files only: a FIFO as audit log must not hang the verifier
-    fd = open_regular(path, what="audit log",
-                      flags=os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0))
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o640)
+    except OSError as exc:
+        raise InputError(f"cannot open audit log {os.fspath(path)}: {exc.strerror}",
+                         what="audit log", where=os.fspath(path)) from None
     try:
         written = os.write(fd, data)
     except OSError as exc:

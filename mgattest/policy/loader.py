@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from mgattest._files import read_bounded
-from mgattest.attest.keys import MAX_KEY_FILE_BYTES
-from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES
-from mgattest.errors import InputError
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
@@ -257,9 +254,9 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
             return RootSpec(spec, None)
     file = (base / spec["path"]).resolve()
     try:
-        data = json.loads(read_bounded(file, MAX_TRUST_FILE_BYTES, what="trusted root"))
+        data = json.loads(_read_small(file, 4 << 20, "trusted root"))
         return RootSpec(spec["name"], str(file), _root_log_ids(data))
-    except (InputError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc}")
         return RootSpec(spec["name"], str(file))
 
@@ -274,8 +271,18 @@ def _root_log_ids(root: dict[str, Any]) -> frozenset[str]:
 def _pem_text(value: str, base: Path) -> str:
     if "-----BEGIN" in value:
         return value
-    return read_bounded(base / value, MAX_KEY_FILE_BYTES, what="key file").decode(
-        "utf-8", "replace")
+    return _read_small(base / value, 1 << 20, "key file").decode("utf-8", "replace")
+
+
+def _read_small(path: Path, limit: int, what: str) -> bytes:
+    """read_bounded (regular files only, never blocking on a FIFO) for this
+    problem-collecting loader: its typed errors become ValueError like parse errors."""
+    from mgattest.errors import InputError  # noqa: PLC0415
+
+    try:
+        return read_bounded(path, limit, what=what)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _spki_fingerprint(pem: str) -> str:
@@ -292,7 +299,7 @@ def _key(spec: dict[str, Any], path: tuple[Any, ...], base: Path, problem: Any) 
     try:
         pem = _pem_text(spec[field], base)
         fingerprint = _spki_fingerprint(pem)
-    except (InputError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         problem(path + (field,), f"key {spec['name']!r}: cannot load public key: {exc}")
         return None
     valid_from = _time(spec, path + ("validFrom",), problem, root=("validFrom",))
@@ -306,7 +313,7 @@ def _log(spec: dict[str, Any], path: tuple[Any, ...], base: Path, problem: Any) 
     try:
         pem = _pem_text(spec["publicKey"], base)
         log_id = _spki_fingerprint(pem)
-    except (InputError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         problem(path + ("publicKey",), f"log {spec['name']!r}: cannot load public key: {exc}")
         return None
     return TrustedLogSpec(spec["name"], log_id, pem, spec.get("url"), spec.get("origin"))
