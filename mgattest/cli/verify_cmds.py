@@ -88,11 +88,6 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
-    from mgattest.attest.walk import refuse_trust_files_in_model
-
-    refuse_trust_files_in_model(model, [("policy", policy), ("trusted root", trusted_root),
-                                        ("certificate chain", certificate_chain),
-                                        *(("key", k) for k in key)])
     if refresh_trust:
         instance = _refreshed_instance(instance)
     extensions = _extension_constraints(
@@ -108,6 +103,7 @@ def verify_cmd(
                    source_uri=source_uri, source_tag=source_tag,
                    source_versioned_tag=source_versioned_tag, source_branch=source_branch,
                    emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
+    _refuse_trust_files_in_model(model, options)
     if any(options[name] is not None for name in _POLICY_OPTIONS):
         if extensions:
             from mgattest.errors import InputError
@@ -235,6 +231,16 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
     err(f"quarantined {model} → {getattr(incident, 'path', qdir)}")
 
 
+def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
+    """A policy, key, trusted root or chain inside the model could vouch for anything."""
+    from mgattest.attest.walk import refuse_trust_files_in_model
+
+    refuse_trust_files_in_model(model, [
+        ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
+        ("certificate chain", options["certificate_chain"]),
+        *(("key", k) for k in options["key"])])
+
+
 def _require_identity(atts: List[Any], policy: Any) -> None:
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if policy is None:
@@ -250,7 +256,6 @@ def _require_identity(atts: List[Any], policy: Any) -> None:
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
     from mgattest.attest.verify import attestation_to_json
-    from mgattest._text import show
 
     atts = result["attestations"]
     check = result["check"]
@@ -269,8 +274,8 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         logs = ", ".join(f"log index {p.log_index}"
                          + (" (inclusion proven)" if p.inclusion_proof_verified else " (SET)")
                          for p in att.log_entries) or "not logged"
-        out(f"verified {show(att.source)}: signed by {show(who)}; {logs}; "
-            f"predicate {show(att.predicate_type or 'message signature')}")
+        out(f"verified {att.source}: signed by {who}; {logs}; "
+            f"predicate {att.predicate_type or 'message signature'}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")
