@@ -184,6 +184,16 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     return {"model": model, "attestations": atts, "check": check}
 
 
+def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
+    """A policy, key, trusted root or chain inside the model could vouch for anything."""
+    from mgattest.attest.walk import refuse_trust_files_in_model
+
+    refuse_trust_files_in_model(model, [
+        ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
+        ("certificate chain", options["certificate_chain"]),
+        *(("key", k) for k in options["key"])])
+
+
 def _extension_constraints(named: dict[str, Optional[str]],
                            pairs: List[str]) -> dict[str, str]:
     """Fulcio extension values the certificate must carry (exact matches)."""
@@ -229,16 +239,6 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
     incident = quarantine(model, qdir, reason=reasons, verdict="rejected",
                           policy_digest=policy_digest)
     err(f"quarantined {model} → {getattr(incident, 'path', qdir)}")
-
-
-def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
-    """A policy, key, trusted root or chain inside the model could vouch for anything."""
-    from mgattest.attest.walk import refuse_trust_files_in_model
-
-    refuse_trust_files_in_model(model, [
-        ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
-        ("certificate chain", options["certificate_chain"]),
-        *(("key", k) for k in options["key"])])
 
 
 def _require_identity(atts: List[Any], policy: Any) -> None:
