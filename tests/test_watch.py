@@ -458,3 +458,21 @@ def test_fastapi_example_serves_the_bytes_it_verified(tmp_path, monkeypatch):
     assert raced
     assert health.status_code == 200, health.text
     assert reply.status_code == 200 and reply.json() == {"y": 6.0}  # never 669.0
+
+
+def test_fastapi_example_key_mode_verifies_through_the_policy_engine(tmp_path, monkeypatch):
+    """MGATTEST_KEY (no policy file) verifies the in-memory bytes with a policy trusting
+    the key, and the weights come from those bytes."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.save("w.npy", np.array([1.0, 2.0, 3.0]))
+    assert _cli("keygen", "--out", "k").returncode == 0
+    assert _cli("sign", "w.npy", "--key", "k.key").returncode == 0
+    example = _load_example(monkeypatch, {"MGATTEST_MODEL": "w.npy", "MGATTEST_KEY": "k.pub",
+                                          "MGATTEST_BUNDLE": "w.npy.sigstore.json"})
+    status = example.sentry.check(force=True)
+    assert status.healthy, status.reason
+    assert example.weights_from(example.sentry.last_verified).tolist() == [1.0, 2.0, 3.0]
+    Path("w.npy").write_bytes(Path("w.npy").read_bytes()[:-8] + b"\0" * 8)
+    assert not example.sentry.check().healthy
