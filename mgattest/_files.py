@@ -3,32 +3,87 @@
 Bundles, trusted roots, policies, attestation files and trust configs all arrive as paths
 from the command line or a policy file. Each is read with the same rules: never more than
 ``limit + 1`` bytes (so a huge or endless file cannot exhaust memory), and every failure
-is a typed mgattest error naming the file — never an ``OSError`` traceback.
+is a typed mgattest error naming the file — never an ``OSError`` traceback. Only regular
+files are read: a FIFO, socket or device is refused at once, without blocking.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from mgattest.errors import InputError, MgattestError
+
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str | os.PathLike[str], *, what: str,
+                 error: type[MgattestError] = InputError, flags: int = os.O_RDONLY,
+                 mode: int = 0o640) -> int:
+    """A descriptor of the *regular* file at ``path`` (read-only unless ``flags`` say
+    otherwise, e.g. ``O_WRONLY | O_APPEND | O_CREAT`` for a log); never blocks.
+
+    The open is non-blocking and ``fstat`` then checks the type, so a FIFO, socket or
+    device at ``path`` (planted in a model's ``.git/``, passed as a bundle, policy or
+    audit log) gives an immediate ``error`` naming it instead of a hang or an endless
+    read. ``mode`` applies when ``flags`` create the file.
+    """
+    label = str(Path(path))
+    try:
+        fd = os.open(path, flags | _O_NONBLOCK | _O_CLOEXEC, mode)
+    except IsADirectoryError:
+        raise error(f"{what} {label} is a directory", what=what, where=label) from None
+    except OSError as exc:
+        kind = _kind_at(path)  # a socket cannot be opened (ENXIO): say what it is
+        reason = f"{label} is {kind}, not a regular file" if kind else \
+            f"{label}: {exc.strerror or exc}"
+        verb = "read" if flags & os.O_ACCMODE == os.O_RDONLY else "open"
+        raise error(f"cannot {verb} {what} {reason}", what=what, where=label) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{what} {label} is {file_kind(mode)}, not a regular file",
+                        what=what, where=label)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _kind_at(path: str | os.PathLike[str]) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else file_kind(mode)
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` that is not a regular file is, for messages."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *, what: str,
                  error: type[MgattestError] = InputError,
                  too_large: type[MgattestError] | None = None) -> bytes:
-    """The bytes of the file at ``path``, refusing files larger than ``limit``.
+    """The bytes of the regular file at ``path``, refusing files larger than ``limit``.
 
-    ``what`` names the file in messages ("bundle", "policy file", ...). Unreadable files
-    and directories raise ``error``; an oversized file raises ``too_large`` (default
-    ``error``).
+    ``what`` names the file in messages ("bundle", "policy file", ...). Unreadable files,
+    directories, FIFOs, sockets and devices raise ``error`` (at once: nothing blocks); an
+    oversized file raises ``too_large`` (default ``error``).
     """
     label = str(Path(path))
+    fd = open_regular(path, what=what, error=error)
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read(limit + 1)
-    except IsADirectoryError:
-        raise error(f"{what} {label} is a directory", what=what, where=label) from None
     except OSError as exc:
         raise error(f"cannot read {what} {label}: {exc.strerror or exc}", what=what,
                     where=label) from None

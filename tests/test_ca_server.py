@@ -148,6 +148,8 @@ def test_wrong_proof_of_possession_refused(stack):
 
 
 def test_github_claims_produce_workflow_certificate(stack):
+    """With the issuer configured as github-workflow (here the local issuer stands in
+    for token.actions.githubusercontent.com), GitHub claims become the workflow SAN."""
     claims = {"job_workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
               "repository": "octo/m", "repository_owner": "octo", "repository_id": "1",
               "repository_owner_id": "2", "workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
@@ -157,7 +159,9 @@ def test_github_claims_produce_workflow_certificate(stack):
     sub = "repo:octo/m:ref:refs/heads/main"
     token = stack["issuer"].mint(sub, claims=claims)
     key = ec.generate_private_key(ec.SECP256R1())
-    r = _post(stack, _pop_request(token, key, sub))
+    verifier = TokenVerifier([f"{stack['issuer'].issuer_url}=github-workflow"])
+    with ServerThread(ca_app(stack["ca"], verifier)) as github_ca:
+        r = _post({"url": github_ca.url}, _pop_request(token, key, sub))
     assert r.status_code == 201, r.text
     leaf = x509.load_pem_x509_certificate(
         r.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"][0].encode())
@@ -325,3 +329,113 @@ def test_jwks_cache_and_rate_limited_refresh(stack):
     with pytest.raises(TokenError, match="key id"):
         v.verify(_forge(issuer.issuer_url))
     assert len(fetched) == 4
+
+
+# ------------------------------------------- issuer types and claim hygiene (issue #9/#16)
+
+GITHUB_CLAIMS = {"job_workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
+                 "repository": "octo/m", "repository_owner": "octo", "repository_id": "1",
+                 "repository_owner_id": "2", "workflow_sha": "f" * 40,
+                 "workflow_ref": "octo/m/.github/workflows/t.yml@refs/heads/main",
+                 "job_workflow_sha": "f" * 40, "workflow": "t", "event_name": "push",
+                 "ref": "refs/heads/main", "sha": "e" * 40, "run_id": "5", "run_attempt": "1",
+                 "runner_environment": "github-hosted"}
+FULCIO_GITHUB_OIDS = {f"1.3.6.1.4.1.57264.1.{n}" for n in (2, 3, 4, 5, 6, *range(9, 23))}
+
+
+def _leaf(response: requests.Response) -> x509.Certificate:
+    pem = response.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"][0]
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def test_a_generic_issuer_cannot_mint_github_workflow_identities(stack):
+    """The local issuer is trusted as an email issuer (the default): GitHub-shaped claims
+    in its tokens neither make a workflow certificate nor carry GitHub extensions."""
+    sub = "repo:octo/m:ref:refs/heads/main"
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = stack["issuer"].mint(sub, claims=GITHUB_CLAIMS)
+    r = _post(stack, _pop_request(token, key, sub))
+    assert r.status_code == 401 and "'email'" in r.json()["message"], r.text
+    token = stack["issuer"].mint("eve@example.com", claims=GITHUB_CLAIMS)
+    r = _post(stack, _pop_request(token, key, "eve@example.com"))
+    assert r.status_code == 201, r.text
+    leaf = _leaf(r)
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["eve@example.com"]
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == []
+    assert not {e.oid.dotted_string for e in leaf.extensions} & FULCIO_GITHUB_OIDS
+
+
+def test_issuer_types_are_configuration(stack):
+    url = stack["issuer"].issuer_url
+    assert TokenVerifier([url]).configs[url].type == "email"
+    github = "https://token.actions.githubusercontent.com"
+    assert TokenVerifier([github]).configs[github].type == "github-workflow"
+    assert TokenVerifier([f"{url}=uri"]).configs[url].type == "uri"
+    with pytest.raises(CAError, match="unknown issuer type"):
+        TokenVerifier([f"{url}=gitlab"])
+    config = requests.get(stack["url"] + "/api/v2/configuration", timeout=TIMEOUT).json()
+    assert config["issuers"] == [{"issuerUrl": url, "audience": "sigstore",
+                                  "challengeClaim": "email", "issuerType": "email"}]
+
+
+def test_trailing_slash_issuer_is_another_issuer(stack):
+    issuer = stack["issuer"]
+    token = issuer.mint("eve@example.com", claims={"iss": issuer.issuer_url + "/"})
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, "eve@example.com"))
+    assert r.status_code == 401 and "not trusted" in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize("issuer_type,subject,claims,reason", [
+    ("email", "ü@example.com", {}, "non-ASCII"),
+    ("email", "eve@exämple.com", {}, "non-ASCII"),
+    ("uri", "https://127.0.0.1/ü", {}, "non-ASCII"),
+    ("uri", "https://github.com/octo/m", {}, "issuer's domain"),
+    ("spiffe", "spiffe://elsewhere.example/ns/x", {}, "issuer's domain"),
+    ("username", "bot", {"sub": "bot\u202egnp.exe"}, "invisible"),
+    ("username", "bot!other", {}, "'!'"),
+    ("email", "eve@example.com", {"email": "eve\x85@example.com"}, "invisible"),
+    ("email", "e\u0301ve@example.com", {}, "NFC"),
+    ("github-workflow", "repo:octo/m", {**GITHUB_CLAIMS, "workflow": "t\u202egpj"},
+     "invisible"),
+    ("github-workflow", "repo:octo/m", {**GITHUB_CLAIMS, "ref": "refs/heads/\x9bmain"},
+     "invisible"),
+])
+def test_claims_that_cannot_be_represented_are_refused_never_500(stack, issuer_type, subject,
+                                                                 claims, reason):
+    verifier = TokenVerifier([f"{stack['issuer'].issuer_url}={issuer_type}"])
+    token = stack["issuer"].mint(subject, claims=claims)
+    key = ec.generate_private_key(ec.SECP256R1())
+    challenge = claims.get("email", claims.get("sub", subject))
+    with ServerThread(ca_app(stack["ca"], verifier)) as server:
+        r = _post({"url": server.url}, _pop_request(token, key, challenge))
+    assert r.status_code == 401, r.text
+    assert reason in r.json()["message"]
+
+
+@pytest.mark.parametrize("issuer_type,subject", [("uri", "https://127.0.0.1/svc/build"),
+                                                  ("spiffe", "spiffe://127.0.0.1/ns/ci"),
+                                                  ("username", "build-bot")])
+def test_configured_issuer_types_issue_their_identity(stack, issuer_type, subject):
+    verifier = TokenVerifier([f"{stack['issuer'].issuer_url}={issuer_type}"])
+    token = stack["issuer"].mint(subject)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with ServerThread(ca_app(stack["ca"], verifier)) as server:
+        r = _post({"url": server.url}, _pop_request(token, key, subject))
+    assert r.status_code == 201, r.text
+    signer = verify_signing_certificate(_leaf(r).public_bytes(serialization.Encoding.DER), [],
+                                        _trusted_root(stack["ca"]), [int(time.time())])
+    expected = f"{subject}!127.0.0.1" if issuer_type == "username" else subject
+    assert signer.identity == expected and signer.issuer == stack["issuer"].issuer_url
+
+
+@pytest.mark.parametrize("subject,claims", [("ü@example.com", {}),
+                                            ("eve@example.com", {"sub": "eve\x85\u202e"})])
+def test_default_email_issuer_refuses_unrepresentable_claims(stack, subject, claims):
+    """Through the stack's default configuration: a non-ASCII email used to answer 500,
+    a C1 control or U+202E in a claim used to be accepted."""
+    token = stack["issuer"].mint(subject, claims=claims)
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = _post(stack, _pop_request(token, key, subject))
+    assert r.status_code == 401, r.text

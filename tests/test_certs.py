@@ -201,7 +201,7 @@ def test_github_claims_become_fulcio_extensions(ca):
 
 
 def test_username_san_for_plain_subject(ca):
-    ident = identity_from_claims({"sub": "build-bot"}, ISSUER)
+    ident = identity_from_claims({"sub": "build-bot"}, ISSUER, "username")
     cert = ca.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), ident)
     signer = verify_signing_certificate(_der(cert), [], trusted_root_for(ca), _vt(_now()))
     assert signer.identity == "build-bot!127.0.0.1"

@@ -5,70 +5,94 @@ Configuration (environment variables):
     MGATTEST_MODEL     model file (.npy weights vector: prediction = x . w)    [required]
     MGATTEST_POLICY    policy file     } verify with the policy engine and bundle(s)
     MGATTEST_BUNDLE    bundle path(s), separated by os.pathsep
-    MGATTEST_KEY       trusted public key (key-mode bundles, no policy)
+    MGATTEST_KEY       trusted public key (no policy file: a policy trusting this key)
     MGATTEST_MANIFEST  JSON {file name: sha256} - the simplest check, no signatures
     MGATTEST_REHASH    seconds between full re-hashes (default 30)
 
 Run:  MGATTEST_MODEL=w.npy MGATTEST_MANIFEST=w.json uvicorn serve_fastapi:app --port 8000
+
+What is served is what was verified: every check reads the model once into memory
+(``mgattest.load.read_model_bytes``), verifies *those* bytes, and the weights are loaded
+from them - never by reading the file a second time, which a racer could swap in
+between. Each later check also compares the bytes it verified with the ones being
+served, so "healthy" means "the verified model on disk is the one in memory". Clients
+get a generic 503; the reason (paths, digests) goes to the server log only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Callable
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
+from mgattest._text import escape_text
+from mgattest.errors import VerificationError
 from mgattest.inspect.restricted import restricted_numpy_load
+from mgattest.load import ModelBytes, read_model_bytes
 from mgattest.load.watch import Sentry, manifest_verifier
 
 MODEL = Path(os.environ["MGATTEST_MODEL"])
+log = logging.getLogger("serve_fastapi")
 
 
-def build_verify():
-    """The verify callable the Sentry re-runs on every change."""
+def build_verify() -> Callable[[str], ModelBytes]:
+    """A callable that reads the model once, verifies those bytes and returns them."""
     if os.environ.get("MGATTEST_MANIFEST"):
         manifest = json.loads(Path(os.environ["MGATTEST_MANIFEST"]).read_text())
         return manifest_verifier(manifest, MODEL)
+    from mgattest.load import verify_model_bytes
+    from mgattest.policy.cli_support import effective_policy
+    from mgattest.policy.loader import load_policy
+
     bundles = [b for b in os.environ.get("MGATTEST_BUNDLE", "").split(os.pathsep) if b]
     if os.environ.get("MGATTEST_POLICY"):
-        from mgattest.errors import VerificationError
-        from mgattest.load import read_model_bytes, verify_model_bytes
-        from mgattest.policy.loader import load_policy
-
         policy = load_policy(os.environ["MGATTEST_POLICY"])
+    else:
+        policy = effective_policy(None, {"keys": [os.environ["MGATTEST_KEY"]]})
 
-        def verify(path: str) -> None:
-            verdict = verify_model_bytes(read_model_bytes(path), policy, bundles)
-            if not verdict.allowed:
-                raise VerificationError("; ".join(verdict.reasons[:3]))
-        return verify
-    from mgattest.attest.verify import verify_model
-
-    keys = [os.environ["MGATTEST_KEY"]] if os.environ.get("MGATTEST_KEY") else None
-    return lambda path: verify_model(path, bundles or None, keys=keys)
-
-
-def load_weights():
-    """Load the weights from the bytes we hash, through the restricted numpy loader."""
-    data = MODEL.read_bytes()
-    return restricted_numpy_load(data), hashlib.sha256(data).hexdigest()
+    def verify(path: str) -> ModelBytes:
+        model = read_model_bytes(path, exclude=bundles)
+        verdict = verify_model_bytes(model, policy, bundles)
+        if not verdict.allowed:
+            raise VerificationError("; ".join(verdict.reasons[:3]))
+        return model
+    return verify
 
 
-sentry = Sentry(MODEL, build_verify(), rehash_interval=float(os.environ.get("MGATTEST_REHASH",
-                                                                              "30")))
-state: dict = {}
+served: dict[str, Any] = {}  # "weights" and "sha256" of the model being served
+_verify = build_verify()
+
+
+def verify_served(path: str) -> ModelBytes:
+    """Verify the model at ``path``; once serving, it must be the model being served."""
+    model = _verify(path)
+    if "sha256" in served and model.sha256 != served["sha256"]:
+        raise VerificationError("the verified model on disk is not the one being served")
+    return model
+
+
+def weights_from(model: ModelBytes) -> Any:
+    """Load the weights from the verified in-memory bytes (restricted numpy loader)."""
+    (data,) = model.files.values()
+    return restricted_numpy_load(bytes(data))
+
+
+sentry = Sentry(MODEL, verify_served,
+                rehash_interval=float(os.environ.get("MGATTEST_REHASH", "30")))
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI):
     status = sentry.start()
-    if status.healthy:
-        state["weights"], state["sha256"] = load_weights()
+    verified = sentry.last_verified
+    if status.healthy and verified is not None:
+        served["weights"], served["sha256"] = weights_from(verified), dict(verified.sha256)
     yield
     sentry.stop()
 
@@ -82,21 +106,24 @@ class Features(BaseModel):
 
 def _require_healthy() -> None:
     status = sentry.status()
-    if not status.healthy or "weights" not in state:
+    if not status.healthy or "weights" not in served:
+        # Details (paths, digests, rule ids) are for the operator, not for any client.
+        log.error("refusing to serve %s: %s", escape_text(MODEL),
+                  escape_text(status.reason or "model not loaded"))
         raise HTTPException(status_code=503, detail={"status": "compromised",
-                                                     "reason": status.reason})
+                                                     "reason": "model failed verification"})
 
 
 @app.get("/healthz")
 def healthz() -> dict:
     _require_healthy()
-    return {"status": "healthy", "model": str(MODEL), "sha256": state["sha256"]}
+    return {"status": "healthy"}
 
 
 @app.post("/predict")
 def predict(features: Features) -> dict:
     _require_healthy()
-    weights = state["weights"]
+    weights = served["weights"]
     if len(features.x) != len(weights):
         raise HTTPException(status_code=422, detail=f"expected {len(weights)} features")
     return {"y": float(sum(a * b for a, b in zip(features.x, weights.tolist())))}

@@ -139,6 +139,14 @@ def _window_covers(start: datetime | None, end: datetime | None, when: datetime)
     return end is None or when <= end
 
 
+def _read_trusted_root(path: str | Path) -> bytes:
+    """The trusted root file's bytes: bounded, regular files only (a FIFO never hangs)."""
+    from mgattest._files import read_bounded
+    from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES
+
+    return read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root")
+
+
 def _trust_dict(trusted_root: Any) -> dict[str, Any]:
     """Return the trusted-root JSON object behind whatever the caller handed us.
 
@@ -147,8 +155,8 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
     """
     if isinstance(trusted_root, (str, Path)):
         try:
-            trusted_root = json.loads(Path(trusted_root).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            trusted_root = json.loads(_read_trusted_root(trusted_root))
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"cannot read trusted root {trusted_root}: {exc}",
                              what="trusted-root", where=str(trusted_root)) from None
     if not isinstance(trusted_root, dict):

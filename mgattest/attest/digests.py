@@ -413,20 +413,6 @@ def _normalise_patterns(ignore: Iterable[str]) -> tuple[str, ...]:
     return patterns
 
 
-def _excluded_names(walk: WalkResult, exclude: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
-    if isinstance(exclude, (str, os.PathLike)):
-        exclude = (exclude,)
-    names = []
-    if walk.single_file:
-        return ()
-    for p in exclude:
-        real = os.path.realpath(os.fspath(p))
-        rel = os.path.relpath(real, walk.root)
-        if rel != "." and not rel.startswith(".." + os.sep) and rel != "..":
-            names.append(rel.replace(os.sep, "/"))
-    return tuple(sorted(names))
-
-
 def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
                shard_size: int | None = None, ignore: Iterable[str] = (),
                exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool = False,
@@ -448,7 +434,7 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
     plans = [_Plan(f, algorithm, shard_size) for f in walk.files]
     files = _run(walk.root, walk.single_file, plans, n_workers, progress)
     return ModelDigests(walk.root, algorithm, shard_size, patterns, files, tuple(walk.ignored),
-                        walk.single_file, allow_symlinks, _excluded_names(walk, exclude),
+                        walk.single_file, allow_symlinks, tuple(walk.excluded),
                         walk.name)
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
+from mgattest._files import read_bounded
 from mgattest.errors import InputError
 from mgattest.tlog.keys import pem_kind_problem
 
@@ -113,15 +114,7 @@ def write_keypair(signer: Signer, prefix: str | Path, password: bytes | None = N
 
 def _read_limited(path: str | Path) -> bytes:
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}", what="key file",
-                           where=str(path)) from None
-    if size > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"key file {path} is larger than 1 MiB", what="key file",
-                           where=str(path))
-    return path.read_bytes()
+    return read_bounded(path, MAX_KEY_FILE_BYTES, what="key file", error=KeyFileError)
 
 
 def _scheme_of(data: bytes) -> str | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mgattest.errors import InputError
+from mgattest._files import read_bounded
 
 __all__ = ["OIDCTokenError", "TokenInfo", "parse_identity_token", "select_identity_token",
            "TOKEN_ENV_VAR"]
@@ -126,11 +127,9 @@ def parse_identity_token(token: str, *, audience: str = AUDIENCE,
 def _explicit(value: str) -> str:
     if value.startswith("@"):
         path = Path(value[1:])
-        try:
-            data = path.read_bytes()[:MAX_TOKEN_BYTES + 1]
-        except OSError as exc:
-            raise OIDCTokenError(f"cannot read identity token file {path}: {exc.strerror}",
-                                 what="identity-token", where=str(path)) from None
+        # room for surrounding whitespace; the token itself is size-checked when parsed
+        data = read_bounded(path, MAX_TOKEN_BYTES + 1024, what="identity token file",
+                            error=OIDCTokenError)
         return data.decode("utf-8", "replace").strip()
     return value
 

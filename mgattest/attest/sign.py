@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from mgattest._files import read_bounded
 from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.dsse import Envelope, sign_envelope
 from mgattest.attest.signers import Signer, spki_der, spki_pem
@@ -60,11 +61,8 @@ def log_write_token() -> str | None:
         return token.strip()
     token_file = os.environ.get("MGATTEST_LOG_TOKEN_FILE")
     if token_file:
-        try:
-            return Path(token_file).read_text().strip() or None
-        except OSError as exc:
-            raise InputError(f"cannot read MGATTEST_LOG_TOKEN_FILE {token_file}: {exc.strerror}",
-                             what="log token", where=token_file) from None
+        data = read_bounded(token_file, 64 * 1024, what="MGATTEST_LOG_TOKEN_FILE")
+        return data.decode("utf-8", "replace").strip() or None
     return None
 
 

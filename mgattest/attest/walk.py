@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mgattest._files import file_kind
 from mgattest.errors import InputError
 
 #: Paths every walk leaves out (files or directories at the model root).
@@ -84,6 +85,7 @@ class WalkResult:
     files: list[ModelFile]
     ignored: list[str] = field(default_factory=list)  # names; directories end with "/"
     name: str = ""  # the model's name: last component of the path as given
+    excluded: list[str] = field(default_factory=list)  # excluded paths' names in the root
 
 
 def model_display_name(root: str | os.PathLike[str]) -> str:
@@ -301,20 +303,6 @@ class IgnoreRules:
 
 # --------------------------------------------------------------------------- walking
 
-def _kind(mode: int) -> str:
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    return "not a regular file"
-
-
 def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -372,17 +360,53 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _exclusion_ids(exclude: Iterable[str | os.PathLike[str]]) -> set[tuple[int, int]]:
-    ids: set[tuple[int, int]] = set()
-    if isinstance(exclude, (str, os.PathLike)):
-        exclude = (exclude,)
-    for p in exclude:
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue  # e.g. the bundle about to be written
-        ids.add((st.st_dev, st.st_ino))
-    return ids
+@dataclass(frozen=True)
+class _Exclusions:
+    """The paths a walk leaves out (the bundle being verified or written).
+
+    Only an entry at one of ``own_paths`` (the path itself, its directory resolved, its
+    last component *not* followed) is left out. Another entry sharing the inode of an
+    excluded file (a hard link, or an allowed symlink to it) is refused: excluding by
+    inode would let a model file hard-linked to the bundle silently leave verification.
+    """
+
+    own_paths: frozenset[str]
+    ids: dict[tuple[int, int], str]  # (dev, ino) -> the excluded path as given
+
+    @classmethod
+    def of(cls, exclude: Iterable[str | os.PathLike[str]]) -> "_Exclusions":
+        if isinstance(exclude, (str, os.PathLike)):
+            exclude = (exclude,)
+        own, ids = set(), {}
+        for p in exclude:
+            own.add(own_path(p))
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue  # e.g. the bundle about to be written
+            ids[(st.st_dev, st.st_ino)] = os.fspath(p)
+        return cls(frozenset(own), ids)
+
+    def refuse_alias(self, name: str, st: os.stat_result) -> None:
+        """Raise when the entry ``name`` (not an excluded path) is an excluded file."""
+        bundle = self.ids.get((st.st_dev, st.st_ino))
+        if bundle is not None and stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(
+                f"model file {name!r} is the same file (hard link or symlink) as the "
+                f"excluded {bundle!r}; it cannot be both model and bundle",
+                what="hard link", where=name)
+
+
+def own_path(path: str | os.PathLike[str]) -> str:
+    """``path`` absolute, its directory resolved, its last component left as it is."""
+    absolute = os.path.abspath(os.fspath(path))
+    head, tail = os.path.split(absolute)
+    return os.path.join(os.path.realpath(head), tail) if tail else os.path.realpath(head)
+
+
+def _excluded_names(exclusions: _Exclusions, real_root: str) -> list[str]:
+    prefix = real_root.rstrip("/") + "/"
+    return sorted(p[len(prefix):] for p in exclusions.own_paths if p.startswith(prefix))
 
 
 def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
@@ -394,7 +418,7 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
     choice); links *inside* the model are governed by ``allow_symlinks``.
     """
     rules = ignore if isinstance(ignore, IgnoreRules) else IgnoreRules(ignore)
-    excluded = _exclusion_ids(exclude)
+    exclusions = _Exclusions.of(exclude)
     shown_root = os.fspath(root)
     try:
         real_root = os.path.realpath(shown_root, strict=True)
@@ -408,14 +432,15 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
     if stat.S_ISREG(st.st_mode):
         name = model_display_name(shown_root)
         _check_name(name, shown_root)
-        if (st.st_dev, st.st_ino) in excluded:
-            raise ModelPathError(f"model file {shown_root!r} is itself excluded",
-                                 what="model path", where=shown_root)
+        if real_root in exclusions.own_paths or (st.st_dev, st.st_ino) in exclusions.ids:
+            raise UnsafePathError(f"model file {shown_root!r} is itself excluded (it is, or "
+                                  "is linked to, the bundle)", what="model path",
+                                  where=shown_root)
         dev, ino, size, mtime = _identity(st)
         return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)],
                           name=name)
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError(f"model path {shown_root!r} is {_kind(st.st_mode)}",
+        raise UnsafePathError(f"model path {shown_root!r} is {file_kind(st.st_mode)}",
                               what="model path", where=shown_root)
 
     files: list[ModelFile] = []
@@ -470,8 +495,9 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
             if hit is not None:
                 ignored.append(name + "/" if is_dir else name)
                 continue
-            if (est.st_dev, est.st_ino) in excluded:
+            if entry.path in exclusions.own_paths:
                 continue
+            exclusions.refuse_alias(name, est)
             if is_dir:
                 if real_path in ancestors:
                     raise UnsafePathError(f"symlink {name!r} creates a directory loop",
@@ -482,12 +508,64 @@ def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] =
                 target = os.path.relpath(real_path, real_root).replace(os.sep, "/")
                 files.append(ModelFile(name, real_path, size, target, dev, ino, mtime))
             else:
-                raise UnsafePathError(f"model entry {name!r} is {_kind(mode)}; only regular "
+                raise UnsafePathError(f"model entry {name!r} is {file_kind(mode)}; only regular "
                                       "files and directories can be signed",
                                       what="file type", where=name)
     files.sort(key=lambda f: f.name)
     ignored.sort()
-    return WalkResult(real_root, False, files, ignored, model_display_name(shown_root))
+    return WalkResult(real_root, False, files, ignored, model_display_name(shown_root),
+                      _excluded_names(exclusions, real_root))
+
+
+def refuse_trust_files_in_model(model: str | os.PathLike[str],
+                                trust_files: Iterable[tuple[str, str | os.PathLike[str] | None]]
+                                ) -> None:
+    """Refuse trust anchors (policy, keys, trusted roots ...) that are part of ``model``.
+
+    ``trust_files`` are ``(what, path)`` pairs; ``None`` paths are skipped. A trust file
+    inside the model directory, or sharing its inode with a model file (a hard link),
+    can be rewritten by whoever can rewrite the model, so it would vouch for anything:
+    :class:`UnsafePathError`. A missing model is left for the verification to report.
+    """
+    try:
+        real_root = os.path.realpath(model, strict=True)
+        model_st = os.stat(real_root)
+    except OSError:
+        return
+    for what, path in trust_files:
+        if path is None:
+            continue
+        mine = own_path(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        inside = _inside(real_root, mine) and stat.S_ISDIR(model_st.st_mode)
+        if inside or (st is not None and _shares_inode(real_root, model_st, st)):
+            raise UnsafePathError(
+                f"{what} {os.fspath(path)!r} is part of the model it would verify (inside "
+                "it, or a hard link to one of its files); whoever can change the model "
+                "could change it too: keep trust anchors outside the model",
+                what="trust file", where=os.fspath(path))
+
+
+def _shares_inode(real_root: str, model_st: os.stat_result, st: os.stat_result) -> bool:
+    """Whether the file ``st`` is the model file or a file of the model directory."""
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if stat.S_ISREG(model_st.st_mode):
+        return (st.st_dev, st.st_ino) == (model_st.st_dev, model_st.st_ino)
+    if st.st_nlink < 2 or st.st_dev != model_st.st_dev:
+        return False  # no other name, or another filesystem: cannot be a model file
+    for dirpath, _dirs, names in os.walk(real_root):
+        for name in names:
+            try:
+                other = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return True
+    return False
 
 
 def walk_model(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
@@ -496,7 +574,8 @@ def walk_model(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
     """Every regular file of the model at ``root``, sorted by name.
 
     ``ignore`` are anchored globs (plus the default git ignores), ``exclude`` concrete
-    paths (e.g. the bundle being written) compared by file identity. Raises
+    paths (e.g. the bundle being written), left out by their own path only: another file
+    sharing an excluded file's inode is refused. Raises
     :class:`UnsafePathError` for special files, refused or escaping symlinks, and names no
     subject could carry; :class:`ModelPathError` when the root is missing or unreadable.
     """
@@ -547,7 +626,7 @@ def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError(f"model file {mf.name!r} is now {_kind(st.st_mode)}",
+            raise UnsafePathError(f"model file {mf.name!r} is now {file_kind(st.st_mode)}",
                                   what="file type", where=mf.name)
         if (st.st_dev, st.st_ino) != (mf.dev, mf.ino) or st.st_size != mf.size \
                 or st.st_mtime_ns != mf.mtime_ns:

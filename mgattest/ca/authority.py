@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mgattest._files import open_regular, read_bounded
 from mgattest.ca.ctlog import CTLogSigner, precert_tbs_without_poison, sct_list_extension
 from mgattest.ca.errors import CAError
 from mgattest.ca.identity import CertIdentity
@@ -41,6 +42,7 @@ CERT_LIFETIME = dt.timedelta(minutes=10)
 CLOCK_SKEW = dt.timedelta(seconds=30)
 FULCIO_ARC = "1.3.6.1.4.1.57264.1."
 _RAW_ARCS = frozenset({1, 2, 3, 4, 5, 6})
+MAX_CA_FILE_BYTES = 1 << 20  # keys, certificates and metadata in the CA directory
 
 
 def _der_utf8(text: str) -> bytes:
@@ -132,11 +134,7 @@ def init(directory: str | os.PathLike[str], *, organization: str = "mgattest pri
 
 
 def _load_key(path: Path) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CAError(f"cannot read CA key {path}: {exc.strerror}", what="ca-load",
-                      where=str(path)) from None
+    data = read_bounded(path, MAX_CA_FILE_BYTES, what="CA key", error=CAError)
     if os.name == "posix" and path.stat().st_mode & 0o077:
         raise CAError(f"CA key {path} is readable by group/others: chmod 600 it",
                       what="ca-load", where=str(path))
@@ -148,11 +146,9 @@ def _load_key(path: Path) -> Any:
 
 
 def _load_cert(path: Path) -> x509.Certificate:
+    data = read_bounded(path, MAX_CA_FILE_BYTES, what="CA certificate", error=CAError)
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except OSError as exc:
-        raise CAError(f"cannot read {path}: {exc.strerror}", what="ca-load",
-                      where=str(path)) from None
+        return x509.load_pem_x509_certificate(data)
     except ValueError as exc:
         raise CAError(f"{path} is not a PEM certificate ({exc})", what="ca-load",
                       where=str(path)) from None
@@ -195,9 +191,10 @@ class CertificateAuthority:
             raise CAError(f"{d / INTERMEDIATE_CERT} is not issued by {d / ROOT_CERT} ({exc})",
                           what="ca-load", where=str(d)) from None
         try:
-            meta = json.loads((d / META).read_text(encoding="utf-8"))
+            meta = json.loads(read_bounded(d / META, MAX_CA_FILE_BYTES, what="CA metadata",
+                                           error=CAError))
             created = dt.datetime.fromisoformat(meta["created"].replace("Z", "+00:00"))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (CAError, ValueError, KeyError, TypeError, AttributeError):
             created = root.not_valid_before_utc
         return cls(root, inter, inter_key, CTLogSigner(ct_key), created, d / ISSUED_LOG)
 
@@ -274,7 +271,8 @@ class CertificateAuthority:
             "certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         }, sort_keys=True)
         with self._log_lock:
-            fd = os.open(self.issued_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            fd = open_regular(self.issued_log, what="issued-certificate log", error=CAError,
+                              flags=os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from mgattest._numbers import parse_ascii_uint
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
-from mgattest.ca.identity import GITHUB_ACTIONS_ISSUER, identity_from_claims
+from mgattest.ca.identity import identity_from_claims
 from mgattest.ca.tokens import TokenVerifier
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -128,9 +128,13 @@ def issue_for_request(ca: CertificateAuthority, verifier: TokenVerifier,
     """Handle one signingCert request body; return Fulcio's response JSON."""
     token = _token(body, authorization)
     issuer, claims = verifier.verify(token)
-    identity = identity_from_claims(claims, issuer)
+    identity = identity_from_claims(claims, issuer, verifier.configs[issuer].type)
     public_key = _requested_key(body, identity.challenge)
-    cert = ca.issue(public_key, identity)
+    try:
+        cert = ca.issue(public_key, identity)
+    except (ValueError, UnicodeError) as exc:  # what a certificate cannot represent: 400
+        raise CAError(f"the token's identity cannot be represented in a certificate ({exc})",
+                      what="identity") from None
     chain = [_pem(cert)] + [_pem(c) for c in ca.chain]
     return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
 
@@ -181,9 +185,9 @@ def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
 
     @app.get("/api/v2/configuration")
     def _configuration() -> dict[str, Any]:
-        return {"issuers": [{"issuerUrl": i, "audience": verifier.audience,
-                             "challengeClaim": "sub" if i == GITHUB_ACTIONS_ISSUER else "email"}
-                            for i in verifier.issuers]}
+        return {"issuers": [{"issuerUrl": c.url, "audience": verifier.audience,
+                             "challengeClaim": c.challenge_claim, "issuerType": c.type}
+                            for c in verifier.configs.values()]}
 
     @app.get(CT_KEY_PATH)
     def _ct_key() -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """Verify OIDC identity tokens the way Fulcio does before issuing a certificate.
 
-The token's ``iss`` must be one of the configured issuers (exact string); its signing
+The token's ``iss`` must be one of the configured issuers, exactly as configured (a
+trailing ``/`` is a different issuer, as in Fulcio), and that configured string is what
+reaches the certificate; each issuer carries its issuer type
+(:class:`~mgattest.ca.identity.IssuerConfig`). The token's signing
 key comes from the JWKS named by that issuer's discovery document; ``aud`` must contain
 "sigstore"; ``exp``/``iat`` (and ``nbf`` if present) must hold now. Symmetric and
 ``none`` algorithms are never accepted.
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from mgattest.ca.errors import CAError, TokenError
+from mgattest.ca.identity import IssuerConfig, parse_issuer
 
 AUDIENCE = "sigstore"
 ALLOWED_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -72,12 +76,21 @@ def _fetch_json(url: str) -> dict[str, Any]:
 class TokenVerifier:
     """Verifies tokens from a fixed set of issuers; caches each issuer's JWKS."""
 
-    def __init__(self, issuers: list[str], *, audience: str = AUDIENCE,
+    def __init__(self, issuers: "list[str | IssuerConfig]", *, audience: str = AUDIENCE,
                  fetch: Callable[[str], dict[str, Any]] = _fetch_json,
                  clock: Callable[[], float] = time.time) -> None:
         if not issuers:
             raise CAError("at least one OIDC issuer is required", what="oidc-issuer")
-        self.issuers = [check_issuer_url(i.rstrip("/")) for i in issuers]
+        configs = [parse_issuer(i) for i in issuers]
+        #: exact issuer URL -> its configuration (``URL`` or ``URL=TYPE`` specs accepted)
+        self.configs: dict[str, IssuerConfig] = {}
+        for config in configs:
+            check_issuer_url(config.url)
+            if config.url in self.configs:
+                raise CAError(f"OIDC issuer {config.url!r} is configured twice",
+                              what="oidc-issuer", where=config.url)
+            self.configs[config.url] = config
+        self.issuers = list(self.configs)
         self.audience = audience
         self._fetch = fetch
         self._clock = clock
@@ -93,8 +106,8 @@ class TokenVerifier:
                 # tokens cannot turn the CA into a request amplifier against the IdP.
                 if age < (MIN_REFRESH_SECONDS if refresh else JWKS_TTL_SECONDS):
                     return cached[1]
-        discovery = self._fetch(issuer + "/.well-known/openid-configuration")
-        if discovery.get("issuer", "").rstrip("/") != issuer:
+        discovery = self._fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if discovery.get("issuer") != issuer:
             raise TokenError(f"discovery document of {issuer} names issuer "
                              f"{discovery.get('issuer')!r}", what="oidc-discovery", where=issuer)
         jwks_uri = discovery.get("jwks_uri")
@@ -126,10 +139,11 @@ class TokenVerifier:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise TokenError(f"identity token is not a JWT ({exc})", what="oidc-token") from None
-        issuer = str(unverified.get("iss", "")).rstrip("/")
-        if issuer not in self.issuers:
-            raise TokenError(f"token issuer {unverified.get('iss')!r} is not trusted by this CA",
-                             what="oidc-token", where="iss")
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer not in self.configs:
+            raise TokenError(f"token issuer {issuer!r} is not trusted by this CA (issuers "
+                             "match exactly, trailing '/' included)", what="oidc-token",
+                             where="iss")
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise TokenError(f"token algorithm {alg!r} is not allowed", what="oidc-token",
@@ -147,7 +161,7 @@ class TokenVerifier:
             try:
                 claims = jwt.decode(
                     token, key, algorithms=[alg], audience=self.audience,
-                    issuer=unverified.get("iss"), leeway=LEEWAY_SECONDS,
+                    issuer=issuer, leeway=LEEWAY_SECONDS,
                     options={"require": ["iss", "sub", "aud", "exp", "iat"]})
             except jwt.InvalidSignatureError as exc:
                 last = exc
@@ -167,6 +181,6 @@ class TokenVerifier:
             if not isinstance(iat, (int, float)) or iat > self._clock() + LEEWAY_SECONDS:
                 raise TokenError("identity token iat is in the future", what="oidc-token",
                                  where="iat")
-            return str(claims["iss"]), claims
+            return issuer, claims
         raise TokenError(f"identity token signature does not verify with {issuer}'s keys"
                          f" ({last})", what="oidc-token", where="signature")

@@ -13,6 +13,8 @@ from typing import Any, Callable, TypeVar
 
 import typer
 
+from mgattest._text import escape_text
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
@@ -58,18 +60,18 @@ def fail(exc: Any, *, as_json: bool = False) -> None:
         label = "rejected" if exc.exit_code == EXIT_REJECTED else "error"
         msg = f"{label}: {exc.message}"
         if getattr(exc, "where", None):
-            msg += f" [at {exc.where}]"
+            msg += f" [at {escape_text(exc.where)}]"
         err(msg)
     raise typer.Exit(exc.exit_code)
 
 
 def out(text: str) -> None:
-    """Write one line to stdout."""
-    sys.stdout.write(text + "\n")
+    """Write one line to stdout, control and bidi characters escaped (see mgattest._text)."""
+    sys.stdout.write(escape_text(text, keep_newlines=True) + "\n")
     sys.stdout.flush()
 
 
 def err(text: str) -> None:
-    """Write one line to stderr."""
-    sys.stderr.write(text + "\n")
+    """Write one line to stderr, control and bidi characters escaped (see mgattest._text)."""
+    sys.stderr.write(escape_text(text, keep_newlines=True) + "\n")
     sys.stderr.flush()

@@ -67,8 +67,11 @@ def ca_init_cmd(
 @guarded
 def ca_serve_cmd(
     directory: Path = typer.Option(..., "--dir", help="CA directory from `ca init`."),
-    oidc_issuer: List[str] = typer.Option(..., "--oidc-issuer",
-                                          help="Trusted OIDC issuer URL (repeatable)."),
+    oidc_issuer: List[str] = typer.Option(
+        ..., "--oidc-issuer", metavar="URL[=TYPE]",
+        help="Trusted OIDC issuer (repeatable), matched exactly. TYPE decides how its "
+             "tokens become identities: email, github-workflow, uri, spiffe, username "
+             "(default: github-workflow for GitHub Actions' issuer, else email)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(5555, "--port", help="TCP port (0 picks a free one)."),
     allow_remote: bool = typer.Option(False, "--allow-remote",
@@ -84,8 +87,8 @@ def ca_serve_cmd(
     ca = CertificateAuthority.load(directory)
     verifier = TokenVerifier(list(oidc_issuer))
     sock = bind(host, port)
-    err(f"CA {directory} serving Fulcio v2 API on {url_of(sock)} "
-        f"(issuers: {', '.join(verifier.issuers)})")
+    issuers = ", ".join(f"{c.url} ({c.type})" for c in verifier.configs.values())
+    err(f"CA {directory} serving Fulcio v2 API on {url_of(sock)} (issuers: {issuers})")
     serve_forever(create_app(ca, verifier), sock)
 
 

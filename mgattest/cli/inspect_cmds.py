@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
 
 quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
@@ -77,12 +78,12 @@ def inspect_cmd(
         for report in all_reports:
             shown = [f for f in report.findings if verbose or f.severity != "info"]
             fmt = report.format + (f"+{report.compression}" if report.compression else "")
-            out(f"{report.verdict.upper():10} {report.path} ({fmt})")
+            out(f"{report.verdict.upper():10} {show(report.path)} ({show(fmt)})")
             for finding in shown:
-                out(f"    {finding.severity}: {finding.detail} "
-                    f"[{finding.where(report.path)}]")
+                out(f"    {finding.severity}: {show(finding.detail)} "
+                    f"[{show(finding.where(report.path))}]")
         for inc in incidents:
-            out(f"quarantined {inc['path']} -> {inc['dir']}")
+            out(f"quarantined {show(inc['path'])} -> {show(inc['dir'])}")
         bad = sum(1 for r in all_reports if r.verdict != SAFE)
         (out if not bad else err)(f"{len(all_reports)} file(s) inspected, {bad} with findings")
     raise typer.Exit(EXIT_OK if overall == SAFE else EXIT_REJECTED)
@@ -104,8 +105,9 @@ def quarantine_list(
     if not incidents:
         out("no incidents")
     for inc in incidents:
-        items = ", ".join(e["original"] for e in inc.record.get("items", []))
-        out(f"{inc.id}  {inc.status:12} {inc.record.get('verdict', '?'):10} {items}")
+        items = ", ".join(show(e.get("original")) for e in inc.record.get("items", []))
+        out(f"{show(inc.id)}  {show(inc.status):12} {show(inc.record.get('verdict', '?')):10} "
+            f"{items}")
 
 
 @quarantine_app.command("show")
@@ -138,7 +140,7 @@ def quarantine_restore(
 
     restored = restore(directory, incident, to=to, force=force)
     for dest in restored.record.get("restored_to", []):
-        out(f"restored {dest}")
+        out(f"restored {show(dest)}")
     if not restored.record.get("restored_to"):
         out(f"incident {restored.id}: nothing to move (the originals are intact); "
             "marked restored")
@@ -150,11 +152,12 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
     from mgattest.errors import InputError, VerificationError
 
     if manifest is not None:
+        from mgattest._files import read_bounded
         from mgattest.load.watch import manifest_verifier
 
         try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
+            doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"cannot read digest manifest {manifest}: {exc}",
                              what="manifest", where=str(manifest)) from None
         if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
@@ -209,6 +212,9 @@ def watch_cmd(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this "
                                              "many seconds (default: until interrupted)."),
     once: bool = typer.Option(False, "--once", help="Verify once and exit."),
+    check_timeout: float = typer.Option(600.0, "--check-timeout", help="A verification "
+                                        "still running after this many seconds makes "
+                                        "the model compromised."),
     exit_on_compromise: bool = typer.Option(True, "--exit-on-compromise/--keep-running"),
     as_json: bool = typer.Option(False, "--json", help="Print status changes as JSON lines."),
 ) -> None:
@@ -216,11 +222,14 @@ def watch_cmd(
     import threading
     import time
 
+    from mgattest.attest.walk import refuse_trust_files_in_model
     from mgattest.errors import InputError
     from mgattest.load.watch import Sentry
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    refuse_trust_files_in_model(model, [("policy", policy), ("trusted root", trusted_root),
+                                        ("manifest", manifest), *(("key", k) for k in key)])
     verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root,
                              allow_unlogged)
     changed = threading.Event()
@@ -234,13 +243,14 @@ def watch_cmd(
         if as_json:
             out(json.dumps({"model": str(model), **status.to_dict()}))
         elif status.healthy:
-            out(f"healthy: {model}")
+            out(f"healthy: {show(model)}")
         else:
-            err(f"compromised: {model}: {status.reason}")
+            err(f"compromised: {show(model)}: {show(status.reason)}")
         if not status.healthy:
             changed.set()
 
-    sentry = Sentry(model, verify, rehash_interval=rehash_interval, on_change=report)
+    sentry = Sentry(model, verify, rehash_interval=rehash_interval, on_change=report,
+                    check_timeout=check_timeout)
     if once:
         status = sentry.check(force=True)
         raise typer.Exit(EXIT_OK if status.healthy else EXIT_REJECTED)
@@ -251,6 +261,10 @@ def watch_cmd(
             timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             if changed.wait(timeout) and exit_on_compromise:
                 break
+            if not sentry.healthy:  # e.g. a check that does not finish: never "healthy"
+                report(sentry.status())
+                if exit_on_compromise:
+                    break
             changed.clear() if not exit_on_compromise else None
     finally:
         sentry.stop()

@@ -51,10 +51,11 @@ def _read_json(path: Path, what: str) -> Any:
 def _load_signer(key: Path) -> Any:
     import os
 
+    from mgattest._files import read_bounded
     from mgattest.tlog.keys import LogSigner
 
     password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")
-    return LogSigner.from_pem(Path(key).read_bytes(), password=password)
+    return LogSigner.from_pem(read_bounded(key, 1 << 20, what="log key"), password=password)
 
 
 def _open_log(db: Path, key: Path) -> Any:

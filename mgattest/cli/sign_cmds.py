@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from mgattest._text import show
 from mgattest.cli._common import err, guarded, out
 
 def register(app: typer.Typer) -> None:
@@ -54,13 +55,15 @@ def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
         yield None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
                                TransferSpeedColumn)
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{label} {model.name}", total=total)
+        # the description is rich markup: a name like "[red]x" must print as written
+        task = bar.add_task(f"{label} {escape(show(model.name))}", total=total)
         yield lambda done: bar.update(task, completed=done)
 
 
@@ -307,16 +310,14 @@ def attest_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a generic in-toto attestation (any predicate type) about a model."""
+    from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
     if "://" not in predicate_type and not predicate_type.startswith("urn:"):
         raise InputError(f"--predicate-type {predicate_type!r} is not a URI",
                          what="--predicate-type")
     try:
-        if predicate.stat().st_size > 16 * 1024 * 1024:
-            raise InputError(f"predicate {predicate} is larger than 16 MiB",
-                             what="--predicate", where=str(predicate))
-        body = json.loads(predicate.read_bytes())
+        body = json.loads(read_bounded(predicate, 16 * 1024 * 1024, what="predicate"))
     except (ValueError, RecursionError) as exc:
         raise InputError(f"predicate {predicate} is not valid JSON: {exc}",
                          what="--predicate", where=str(predicate)) from None

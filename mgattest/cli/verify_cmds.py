@@ -104,6 +104,7 @@ def verify_cmd(
                    source_uri=source_uri, source_tag=source_tag,
                    source_versioned_tag=source_versioned_tag, source_branch=source_branch,
                    emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
+    _refuse_trust_files_in_model(model, options)
     if any(options[name] is not None for name in _POLICY_OPTIONS):
         if extensions:
             from mgattest.errors import InputError
@@ -158,7 +159,9 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
                                 issuer=issuer, extensions=extensions or {})
     chain = None
     if certificate_chain is not None:
-        chain = certificate_chain.read_bytes()
+        from mgattest._files import read_bounded
+
+        chain = read_bounded(certificate_chain, 1 << 20, what="certificate chain")
     common = dict(trusted_root=root, keys=[str(k) for k in keys] or None, identity=policy,
                   allow_unlogged=allow_unlogged, certificate_chain=chain,
                   expected_predicate_type=predicate_type)
@@ -180,6 +183,16 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             progress=progress, **common)
     _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
+    """A policy, key, trusted root or chain inside the model could vouch for anything."""
+    from mgattest.attest.walk import refuse_trust_files_in_model
+
+    refuse_trust_files_in_model(model, [
+        ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
+        ("certificate chain", options["certificate_chain"]),
+        *(("key", k) for k in options["key"])])
 
 
 def _extension_constraints(named: dict[str, Optional[str]],

@@ -15,6 +15,7 @@ import os
 import pickle
 from typing import Any, Iterable
 
+from mgattest._files import open_regular
 from mgattest.inspect import compressed, npy
 from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise
 from mgattest.inspect.detect import sniff
@@ -103,7 +104,8 @@ def _read_input(data_or_file) -> tuple[bytes, str]:
     if isinstance(data_or_file, (bytes, bytearray, memoryview)):
         return bytes(data_or_file), "<bytes>"
     if isinstance(data_or_file, (str, os.PathLike)):
-        with open(data_or_file, "rb") as fh:
+        fd = open_regular(data_or_file, what="file to load", error=RestrictedLoadError)
+        with os.fdopen(fd, "rb") as fh:
             return fh.read(), str(data_or_file)
     if hasattr(data_or_file, "read"):
         return data_or_file.read(), getattr(data_or_file, "name", "<file>")

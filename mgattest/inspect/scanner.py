@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import Callable, Iterable
 
+from mgattest._files import open_regular
 from mgattest.inspect import archive, compressed, npy
 from mgattest.inspect.detect import sniff
 from mgattest.inspect.errors import InspectInputError
@@ -104,7 +105,8 @@ def _scan_file(path: Path, root: Path, limits: Limits,
     if st.st_size > limits.max_file_bytes:
         return _single(display, "unknown", MALFORMED, "too-large",
                        f"{st.st_size} bytes exceeds the scan limit {limits.max_file_bytes}")
-    with open(path, "rb") as fh:
+    # non-blocking and type-checked: a FIFO swapped in after the stat cannot hang the scan
+    with os.fdopen(open_regular(path, what="model file"), "rb") as fh:
         if st.st_size == 0:
             return scan_bytes(display, b"", limits=limits, extra_allowed=extra_allowed,
                               base_dir=path.parent)

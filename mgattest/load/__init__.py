@@ -220,8 +220,10 @@ def _sha256_by_name(model: Any) -> dict[str, str]:
 
 
 def _file_digest(path: str) -> str:
+    from mgattest._files import open_regular  # noqa: PLC0415
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with os.fdopen(open_regular(path, what="bundle"), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

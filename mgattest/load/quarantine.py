@@ -23,15 +23,18 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from mgattest._files import file_kind, open_regular, read_bounded
 from mgattest.errors import InputError, VerificationError
 
 INCIDENT_FILE = "incident.json"
 PAYLOAD_DIR = "payload"
 PARTIAL_SUFFIX = ".partial"
+MAX_INCIDENT_BYTES = 16 << 20  # an incident.json is written by us; bound what we read back
 
 # Test hook: called with a step name before each step ("journal", "move:0", "copied:0",
 # "removed:0", "finalise", "publish"). Raising (or killing the process) simulates a crash.
@@ -101,42 +104,68 @@ def _write_json_atomic(path: Path, record: Mapping[str, Any]) -> None:
 
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = open_regular(path, what="file to quarantine", error=QuarantineError)
+    with os.fdopen(fd, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
+def _entry_digest(path: Path) -> str:
+    """The digest recorded for one entry: sha256 of a regular file, ``symlink:<target>``,
+    or ``special:<kind>`` for a FIFO, socket or device (never opened: it could block)."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return "symlink:" + os.readlink(path)
+    if stat.S_ISREG(mode):
+        return _sha256_file(path)
+    return "special:" + file_kind(mode)
+
+
 def tree_digests(path: Path) -> dict[str, str]:
     """SHA-256 of every regular file under ``path`` (or of ``path`` itself), by POSIX
-    relative name (``"."`` for a single file). Symlinks are recorded by target."""
-    if path.is_symlink():
-        return {".": "symlink:" + os.readlink(path)}
-    if path.is_file():
-        return {".": _sha256_file(path)}
+    relative name (``"."`` for a single file). Symlinks are recorded by target, special
+    files (FIFOs, sockets, devices) by kind, without ever opening them."""
+    if path.is_symlink() or not path.is_dir():
+        return {".": _entry_digest(path)}
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames.sort()
-        for name in sorted(filenames):
+        links_to_dirs = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in sorted(filenames + links_to_dirs):
             full = Path(dirpath) / name
-            rel = full.relative_to(path).as_posix()
-            out[rel] = ("symlink:" + os.readlink(full)) if full.is_symlink() else \
-                _sha256_file(full)
+            out[full.relative_to(path).as_posix()] = _entry_digest(full)
     return out
 
 
+def _fsync_file(path: Path) -> None:
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        return  # symlinks and special files hold no data to flush (and could block)
+    fd = open_regular(path, what="copied file", error=QuarantineError)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(path: Path) -> None:
-    if path.is_file() and not path.is_symlink():
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
+    if path.is_symlink() or not path.is_dir():
+        _fsync_file(path)
         return
     for dirpath, _dirs, files in os.walk(path):
         for name in files:
-            full = Path(dirpath) / name
-            if not full.is_symlink():
-                with open(full, "rb") as fh:
-                    os.fsync(fh.fileno())
+            _fsync_file(Path(dirpath) / name)
         _fsync_dir(Path(dirpath))
+
+
+def _copy_regular(src: str, dst: str) -> None:
+    """shutil's copy function, refusing what a copy cannot move faithfully (and what
+    would block or never end: FIFOs, devices)."""
+    mode = os.lstat(src).st_mode
+    if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+        raise QuarantineError(f"cannot copy {src} across filesystems: it is "
+                              f"{file_kind(mode)}", what="quarantine", where=src)
+    shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def _remove(path: Path) -> None:
@@ -161,9 +190,9 @@ def _move(src: Path, dst: Path, *, force_copy: bool, step: str) -> str:
     before = tree_digests(src)
     tmp = dst.with_name(dst.name + ".copying")
     if src.is_dir() and not src.is_symlink():
-        shutil.copytree(src, tmp, symlinks=True)
+        shutil.copytree(src, tmp, symlinks=True, copy_function=_copy_regular)
     else:
-        shutil.copy2(src, tmp, follow_symlinks=False)
+        _copy_regular(str(src), str(tmp))
     _fsync_tree(tmp)
     if tree_digests(tmp) != before:
         _remove(tmp)
@@ -300,9 +329,9 @@ def _roll_back(partial: Path, moved: list[dict[str, Any]]) -> list[str]:
 
 def _load_record(incident_dir: Path) -> dict[str, Any]:
     try:
-        with open(incident_dir / INCIDENT_FILE, encoding="utf-8") as fh:
-            record = json.load(fh)
-    except (OSError, ValueError):
+        record = json.loads(read_bounded(incident_dir / INCIDENT_FILE, MAX_INCIDENT_BYTES,
+                                         what="incident record"))
+    except (InputError, ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
 

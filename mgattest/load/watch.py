@@ -4,6 +4,15 @@
 callable on any change, and re-hashes every file periodically to catch what events miss
 (changes made while the watcher was down, filesystems without inotify, bind mounts).
 It knows nothing of signatures: ``verify`` is any callable that raises on failure.
+
+The model path is followed afresh at every check, as a server opening it would: a
+``current -> release-N`` link re-pointed at other bytes is a change like any other.
+Special files (FIFOs, sockets, devices), even in ignored directories, are recorded by
+kind and never opened, so nothing blocks the sentry; a check that cannot run, fails or
+does not finish within ``check_timeout`` makes the model *compromised*, never healthy.
+Whatever ``verify`` returns for the last successful check is kept in
+:attr:`Sentry.last_verified`, so a server can serve exactly the bytes that were verified
+and compare them with what each later check verified.
 """
 
 from __future__ import annotations
@@ -11,11 +20,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from mgattest._files import file_kind, open_regular
+from mgattest._text import escape_text
+from mgattest.errors import InputError, VerificationError
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # a library: silent unless the application logs
@@ -37,43 +51,70 @@ class SentryStatus:
                 "last_rehash": self.last_rehash}
 
 
+#: snapshot() key of the entry recording what the model path resolves to.
+RESOLVED_KEY = "<model path resolves to>"
+
+
 def snapshot(model: Path) -> dict[str, tuple[int, int, str]]:
-    """(size, mtime_ns, sha256) of every file of ``model`` (a file or a directory)."""
-    files = [model] if not model.is_dir() else sorted(
-        Path(d) / f for d, _dirs, names in os.walk(model) for f in names)
-    out = {}
-    for path in files:
-        try:
-            st = os.stat(path)
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            out[str(path)] = (st.st_size, st.st_mtime_ns, h.hexdigest())
-        except OSError as exc:
-            out[str(path)] = (-1, -1, f"unreadable: {exc.strerror}")
+    """(size, mtime_ns, digest or description) of every entry of ``model``.
+
+    ``model`` (a file or a directory) is followed as given, and what it resolves to is
+    recorded under :data:`RESOLVED_KEY`. Regular files are hashed after a non-blocking,
+    type-checked open; symlinks are recorded by target and special files by kind, never
+    opened. Unreadable entries are recorded as such (a change the verifier then judges).
+    """
+    out: dict[str, tuple[int, int, str]] = {RESOLVED_KEY: (0, 0, os.path.realpath(model))}
+    if not model.is_dir():
+        out[str(model)] = _entry(model, follow=True)
+        return out
+    for dirpath, dirnames, names in os.walk(model):
+        dirnames.sort()
+        links_to_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(names + links_to_dirs):
+            path = Path(dirpath) / name
+            out[str(path)] = _entry(path, follow=False)
     return out
+
+
+def _entry(path: Path, *, follow: bool) -> tuple[int, int, str]:
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return st.st_size, st.st_mtime_ns, "symlink:" + os.readlink(path)
+        if not stat.S_ISREG(st.st_mode):
+            return st.st_size, st.st_mtime_ns, "special:" + file_kind(st.st_mode)
+        h = hashlib.sha256()
+        with os.fdopen(open_regular(path, what="model file"), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return st.st_size, st.st_mtime_ns, h.hexdigest()
+    except (OSError, InputError) as exc:
+        return -1, -1, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
 
 
 class Sentry:
     """Re-verify ``model`` whenever it changes; expose healthy/compromised with a reason.
 
-    ``verify(model_path)`` must raise on failure (any exception means compromised).
-    Once compromised the sentry stays compromised until :meth:`reset` (a file changed
-    back is still an incident). ``rehash_interval`` seconds between full re-hashes;
-    ``debounce`` seconds to let a burst of events settle before re-verifying.
+    ``verify(model_path)`` must raise on failure (any exception means compromised); what
+    it returns on success is kept as :attr:`last_verified`. Once compromised the sentry
+    stays compromised until :meth:`reset` (a file changed back is still an incident).
+    ``rehash_interval`` seconds between full re-hashes; ``debounce`` seconds to let a
+    burst of events settle before re-verifying; a check still running after
+    ``check_timeout`` seconds reports the model compromised.
     """
 
     def __init__(self, model: str | os.PathLike, verify: Callable[[str], Any], *,
                  rehash_interval: float = 60.0, debounce: float = 0.1,
                  on_change: Callable[[SentryStatus], None] | None = None,
-                 use_events: bool = True) -> None:
-        self.model = Path(model).resolve()
+                 use_events: bool = True, check_timeout: float = 600.0) -> None:
+        # Absolute but *not* resolved: the path is followed again at every check.
+        self.model = Path(os.path.abspath(model))
         self._verify = verify
         self._rehash_interval = rehash_interval
         self._debounce = debounce
         self._on_change = on_change
         self._use_events = use_events
+        self._check_timeout = check_timeout
         self._lock = threading.Lock()
         self._healthy = False
         self._reason: str | None = "not verified yet"
@@ -81,28 +122,42 @@ class Sentry:
         self._last_check: float | None = None
         self._last_rehash: float | None = None
         self._baseline: dict[str, tuple[int, int, str]] | None = None
+        self._checking_since: float | None = None  # monotonic start of a running check
+        self.last_verified: Any = None  # what verify returned for the last good check
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._observer: Any = None
+        self._handler: Any = None
+        self._watched: tuple[str, ...] = ()  # directories the observer watches
 
     # -- state ---------------------------------------------------------------------------
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        return self.status().healthy
 
     @property
     def compromised(self) -> bool:
-        return not self._healthy
+        return not self.healthy
 
     @property
     def reason(self) -> str | None:
-        return self._reason
+        return self.status().reason
 
     def status(self) -> SentryStatus:
-        with self._lock:
-            return SentryStatus(self._healthy, self._reason, self._checks, self._last_check,
-                                self._last_rehash)
+        """The current status; never waits for a running check.
+
+        A check running for longer than ``check_timeout`` is reported as compromised:
+        a sentry that cannot finish checking cannot vouch for the model.
+        """
+        since = self._checking_since
+        status = SentryStatus(self._healthy, self._reason, self._checks, self._last_check,
+                              self._last_rehash)
+        if since is not None and time.monotonic() - since > self._check_timeout:
+            return SentryStatus(False, f"verification has not finished after "
+                                f"{self._check_timeout:g} s; the model cannot be vouched for",
+                                status.checks, status.last_check, status.last_rehash)
+        return status
 
     def reset(self) -> SentryStatus:
         """Forget a compromise and verify again from scratch."""
@@ -118,23 +173,32 @@ class Sentry:
                 return self._status_locked()
             self._checks += 1
             self._last_check = time.time()
-            # hash before verifying: a change racing the verification then differs from
-            # the baseline and the next re-hash re-checks it
-            before = snapshot(self.model)
+            self._checking_since = time.monotonic()
             try:
-                self._verify(str(self.model))
-            except BaseException as exc:  # noqa: BLE001 - any failure means compromised
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                self._mark(False, _describe(exc))
-            else:
-                self._healthy, self._reason = True, None
-                self._baseline = before
-                self._last_rehash = time.time()
+                self._check_locked()
+            finally:
+                self._checking_since = None
             status = self._status_locked()
         if self._on_change is not None:
             self._on_change(status)
+        self._follow_target()
         return status
+
+    def _check_locked(self) -> None:
+        # hash before verifying: a change racing the verification then differs from the
+        # baseline and the next re-hash re-checks it
+        before = snapshot(self.model)
+        try:
+            verified = self._verify(str(self.model))
+        except BaseException as exc:  # noqa: BLE001 - any failure means compromised
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self._mark(False, _describe(exc))
+            return
+        self._healthy, self._reason = True, None
+        self._baseline = before
+        self.last_verified = verified
+        self._last_rehash = time.time()
 
     def rehash(self) -> SentryStatus:
         """Re-hash every file; any difference from the verified state triggers a check."""
@@ -145,7 +209,8 @@ class Sentry:
             if changed and self._baseline is not None:
                 names = sorted(set(current) ^ set(self._baseline)) or sorted(
                     k for k in current if current[k] != self._baseline.get(k))
-                log.warning("re-hash found changes in %s", ", ".join(names[:5]))
+                log.warning("re-hash found changes in %s",
+                            ", ".join(escape_text(n) for n in names[:5]))
         if changed:
             status = self.check()
             if status.healthy:
@@ -157,8 +222,18 @@ class Sentry:
 
     def _mark(self, healthy: bool, reason: str | None) -> None:
         if (healthy, reason) != (self._healthy, self._reason) and not healthy:
-            log.error("model %s compromised: %s", self.model, reason)
+            # log lines reach terminals too: attacker-named files are escaped
+            log.error("model %s compromised: %s", escape_text(self.model), escape_text(reason))
         self._healthy, self._reason = healthy, reason
+
+    def _fail_closed(self, what: str, exc: BaseException) -> None:
+        """A background check crashed: the model can no longer be vouched for."""
+        log.exception("sentry %s failed", what)
+        with self._lock:
+            self._mark(False, f"sentry {what} failed: {_describe(exc)}")
+            status = self._status_locked()
+        if self._on_change is not None:
+            self._on_change(status)
 
     def _status_locked(self) -> SentryStatus:
         return SentryStatus(self._healthy, self._reason, self._checks, self._last_check,
@@ -198,25 +273,57 @@ class Sentry:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def _watch_dirs(self) -> tuple[str, ...]:
+        """The model's real directory (or the real file's directory) and the directory
+        holding the path as given (where a ``current`` link is re-pointed)."""
+        real = os.path.realpath(self.model)
+        target = real if os.path.isdir(real) else os.path.dirname(real)
+        return tuple(dict.fromkeys((target, str(self.model.parent))))
+
+    def _relevant(self, path: Any) -> bool:
+        if not path:
+            return False
+        event_path = os.path.abspath(os.fsdecode(path))
+        real = os.path.realpath(self.model)
+        return (event_path == str(self.model) or event_path == real
+                or event_path.startswith(real.rstrip(os.sep) + os.sep)
+                or os.path.realpath(event_path) == real)
+
     def _start_observer(self) -> None:
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
         sentry = self
-        watched = self.model if self.model.is_dir() else self.model.parent
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
                 if event.event_type in ("opened", "closed_no_write"):
                     return
-                paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
-                if sentry.model.is_dir() or any(
-                        p and Path(os.fsdecode(p)).resolve() == sentry.model for p in paths):
+                if any(sentry._relevant(getattr(event, attr, ""))
+                       for attr in ("src_path", "dest_path")):
                     sentry._dirty.set()
 
         self._observer = Observer()
-        self._observer.schedule(_Handler(), str(watched), recursive=self.model.is_dir())
+        self._handler = _Handler()
+        self._schedule()
         self._observer.start()
+
+    def _schedule(self) -> None:
+        self._watched = self._watch_dirs()
+        real = os.path.realpath(self.model)
+        for directory in self._watched:
+            recursive = directory == real and os.path.isdir(real)
+            try:
+                self._observer.schedule(self._handler, directory, recursive=recursive)
+            except OSError as exc:  # e.g. the directory vanished: re-hashes still run
+                log.warning("cannot watch %s: %s", directory, exc)
+
+    def _follow_target(self) -> None:
+        """After the path was re-pointed, watch where it points now."""
+        if self._observer is None or self._watch_dirs() == self._watched:
+            return
+        self._observer.unschedule_all()
+        self._schedule()
 
     def _event_loop(self) -> None:
         while not self._stop.is_set():
@@ -227,15 +334,15 @@ class Sentry:
             self._dirty.clear()
             try:
                 self.check()
-            except Exception:  # noqa: BLE001 - the watcher thread must survive
-                log.exception("sentry check failed")
+            except Exception as exc:  # noqa: BLE001 - the watcher thread must survive
+                self._fail_closed("check", exc)
 
     def _rehash_loop(self) -> None:
         while not self._stop.wait(self._rehash_interval):
             try:
                 self.rehash()
-            except Exception:  # noqa: BLE001
-                log.exception("sentry re-hash failed")
+            except Exception as exc:  # noqa: BLE001 - the watcher thread must survive
+                self._fail_closed("re-hash", exc)
 
 
 def _describe(exc: BaseException) -> str:
@@ -244,27 +351,22 @@ def _describe(exc: BaseException) -> str:
     return f"{message} [at {where}]" if where else message
 
 
-def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Callable[[str], None]:
+def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Callable[[str], Any]:
     """A verify callable that checks every file against ``{relative name: sha256 hex}``.
 
-    Extra or missing files fail. The simplest verify for :class:`Sentry` when no bundle
-    or policy is at hand.
+    The model is read the way :func:`mgattest.load.read_model_bytes` reads it (default
+    git ignores, no symlinks, special files refused without blocking), once, into memory;
+    extra or missing files fail. Returns the verified :class:`~mgattest.load.ModelBytes`,
+    so a server can load exactly the bytes that were checked. The simplest verify for
+    :class:`Sentry` when no bundle or policy is at hand.
     """
-    from mgattest.errors import VerificationError
+    from mgattest.load import read_model_bytes
 
-    base = Path(root)
+    base = os.path.abspath(root)
 
-    def verify(_model: str) -> None:
-        seen = {}
-        files = [base] if base.is_file() else sorted(
-            Path(d) / f for d, _dirs, names in os.walk(base) for f in names)
-        for path in files:
-            name = path.name if base.is_file() else path.relative_to(base).as_posix()
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            seen[name] = h.hexdigest()
+    def verify(_model: str) -> Any:
+        model = read_model_bytes(base)
+        seen = model.sha256
         for name in sorted(set(manifest) | set(seen)):
             if name not in seen:
                 raise VerificationError(f"{name} is missing", what="digest", where=name)
@@ -274,5 +376,6 @@ def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Call
             if seen[name] != manifest[name]:
                 raise VerificationError(f"{name} digest changed: sha256 {seen[name]} != "
                                         f"{manifest[name]}", what="digest", where=name)
+        return model
 
     return verify

@@ -249,8 +249,10 @@ def normalize_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
         ident = IdentityPolicy(**ident)
     opts["identity"] = ident
     if opts.get("certificate_chain") is not None and not isinstance(opts["certificate_chain"], bytes):
-        with open(opts["certificate_chain"], "rb") as fh:
-            opts["certificate_chain"] = fh.read(1 << 20)
+        from mgattest._files import read_bounded  # noqa: PLC0415
+
+        opts["certificate_chain"] = read_bounded(opts["certificate_chain"], 1 << 20,
+                                                 what="certificate chain")
     if opts.get("trusted_root") is None and opts.get("instance"):
         from mgattest.attest.trustroot import embedded_trusted_root  # noqa: PLC0415
 
@@ -259,9 +261,11 @@ def normalize_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_private_key(path: Any) -> bool:
+    from mgattest._files import read_bounded  # noqa: PLC0415
+    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415
+
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(64 * 1024)
-    except OSError:
+        head = read_bounded(path, MAX_KEY_FILE_BYTES, what="key file")
+    except InputError:
         return False
     return b"PRIVATE KEY-----" in head

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mgattest._text import escape_text
 from mgattest.policy.model import Policy, Rule, SignedBy, Signer, format_time
 from mgattest.policy.verdict import Verdict
 
@@ -14,8 +15,9 @@ _MARK = {"pass": "✔", "fail": "✘", "warn": "!", "waived": "~", "skip": "·"}
 
 def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
     """A ``rich.tree.Tree``: decision at the root, one branch per rule, one leaf per clause."""
-    from rich.markup import escape  # noqa: PLC0415
     from rich.tree import Tree  # noqa: PLC0415
+
+    escape = _markup_safe
 
     head = "[bold green]ALLOWED[/]" if verdict.allowed else "[bold red]DENIED[/]"
     warn = sum(1 for c in verdict.checks if c.status == "warn")
@@ -35,6 +37,14 @@ def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
             for ev in check.evidence[:8]:
                 leaf.add(f"[dim]{escape(_evidence_text(ev))}[/]")
     return tree
+
+
+def _markup_safe(text: str) -> str:
+    """Attacker-shaped text for a rich label: control/bidi characters escaped
+    (mgattest._text), then rich markup such as ``[red]`` escaped."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    return escape(escape_text(text))
 
 
 def _evidence_text(ev: dict[str, Any]) -> str:

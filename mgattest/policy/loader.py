@@ -255,7 +255,7 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
             return RootSpec(spec, None)
     file = (base / spec["path"]).resolve()
     try:
-        data = json.loads(file.read_bytes()[: 4 << 20])
+        data = json.loads(_read_small(file, 4 << 20, "trusted root"))
         return RootSpec(spec["name"], str(file), _root_log_ids(data))
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc}")
@@ -272,7 +272,18 @@ def _root_log_ids(root: dict[str, Any]) -> frozenset[str]:
 def _pem_text(value: str, base: Path) -> str:
     if "-----BEGIN" in value:
         return value
-    return (base / value).read_text()
+    return _read_small(base / value, 1 << 20, "key file").decode("utf-8", "replace")
+
+
+def _read_small(path: Path, limit: int, what: str) -> bytes:
+    """read_bounded (regular files only, never blocking on a FIFO) for this
+    problem-collecting loader: its typed errors become ValueError like parse errors."""
+    from mgattest.errors import InputError  # noqa: PLC0415
+
+    try:
+        return read_bounded(path, limit, what=what)
+    except InputError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _spki_fingerprint(pem: str) -> str:
