@@ -425,7 +425,7 @@ def test_configured_issuer_types_issue_their_identity(stack, issuer_type, subjec
         r = _post({"url": server.url}, _pop_request(token, key, subject))
     assert r.status_code == 201, r.text
     signer = verify_signing_certificate(_leaf(r).public_bytes(serialization.Encoding.DER), [],
-                                        _trusted_root(stack["ca"]), [int(time.time())])
+                                        _trusted_root(stack["ca"]), [VerifiedTime(int(time.time()), "set", "test")])
     expected = f"{subject}!127.0.0.1" if issuer_type == "username" else subject
     assert signer.identity == expected and signer.issuer == stack["issuer"].issuer_url
 

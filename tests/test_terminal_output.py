@@ -136,3 +136,20 @@ def test_verify_shows_the_nfc_nfd_difference_it_rejects(tmp_path):
     text = proc.stdout + proc.stderr
     assert "cafe\\u0301.bin" in text, text
     assert _raw_controls(text) == []
+
+
+def test_verify_report_cannot_forge_a_line_from_the_bundle_path(tmp_path):
+    """The bundle's path is attacker-shaped text too: a newline in it must not start a
+    fake line in verify's report."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"weights")
+    key = tmp_path / "k"
+    assert _cli("keygen", "--out", str(key)).returncode == 0
+    bundle = tmp_path / "b.json\nverified FORGED: signed by release@example.com"
+    signed = _cli("sign", str(model), "--key", f"{key}.key", "--out", str(bundle))
+    assert signed.returncode == 0, signed.stderr
+    proc = _cli("verify", str(model), "--key", f"{key}.pub", "--bundle", str(bundle))
+    assert proc.returncode == 0, proc.stderr
+    assert not any(line.startswith("verified FORGED") for line in proc.stdout.splitlines())
+    assert "\\x0averified FORGED" in proc.stdout

@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, fail, guarded, out
 
 
@@ -239,7 +240,7 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
         policy_digest = "sha256:" + hashlib.sha256(policy.read_bytes()).hexdigest()
     incident = quarantine(model, qdir, reason=reasons, verdict="rejected",
                           policy_digest=policy_digest)
-    err(f"quarantined {model} → {getattr(incident, 'path', qdir)}")
+    err(f"quarantined {show(model)} → {show(getattr(incident, 'path', qdir))}")
 
 
 def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
@@ -282,16 +283,17 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         return
     for att in atts:
         signer = att.signer
-        who = (f"{signer.identity} ({signer.issuer})" if signer.kind == "certificate"
-               and signer.identity else f"key sha256:{signer.key_fingerprint[:16]}…")
+        who = (f"{show(signer.identity)} ({show(signer.issuer)})"
+               if signer.kind == "certificate" and signer.identity
+               else f"key sha256:{signer.key_fingerprint[:16]}…")
         logs = ", ".join(p.describe() for p in att.log_entries) or "not logged"
         signed_at = att.signing_time
         when = (f"signing time {signed_at.describe()}" if signed_at is not None
                 else "no verified signing time")
-        out(f"verified {att.source}: signed by {who}; {logs}; {when}; "
-            f"predicate {att.predicate_type or 'message signature'}")
+        out(f"verified {show(att.source)}: signed by {who}; {logs}; {when}; "
+            f"predicate {show(att.predicate_type or 'message signature')}")
         for note in att.notes:
-            out(f"  note: {note}")
+            out(f"  note: {show(note)}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")
