@@ -240,19 +240,6 @@ def test_bad_tokens_refused_at_signing(stack):
     assert not out.exists()
 
 
-def test_trust_private_warns_about_origin_mismatch(tmp_path):
-    from mgattest.ca.trustconfig import log_origin_problem
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
-
-    log = TransparencyLog.init(tmp_path / "l.db", tmp_path / "l.key", origin="elsewhere/log")
-    try:
-        with ServerThread(log_app(log)) as server:
-            assert "does not name" in log_origin_problem(server.url)
-    finally:
-        log.close()
-
-
 def test_cli_trust_private_needs_a_ca(stack, tmp_path):
     code, output = _cli(["trust", "private", "--log", stack["log_url"], "--ca", stack["log_url"],
                          "--out", str(tmp_path / "x.json")])

@@ -117,8 +117,24 @@ def _expected_origins(trusted: TrustedLog, origin: str | None) -> tuple[str | No
     return None, None
 
 
-def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None) -> None:
+def _origin_is_specified(kind_version: str) -> bool:
+    """Whether the entry comes from a log whose checkpoint origin the spec ties to its URL.
+
+    Rekor v2 (entry kinds version 0.0.2) and C2SP logs: the origin is the base URL's
+    host. A Rekor v1 origin is the server's ``<hostname> - <treeID>`` (an mgattest log's
+    is whatever ``log init`` chose), unrelated to the URL clients use, and the trusted
+    root has no field for it: like sigstore-go, sigstore-js and sigstore-python we then
+    rely on the checkpoint's signature by the trusted log key and on its size and root
+    equalling the proof's, which is what binds the entry to that log.
+    """
+    return kind_version == "0.0.2"
+
+
+def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | None,
+                  kind_version: str) -> None:
     exact, host = _expected_origins(trusted, origin)
+    if exact is None and not _origin_is_specified(kind_version):
+        return
     got = checkpoint.origin
     if exact is not None:
         if got != exact:
@@ -152,8 +168,8 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
     """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
 
     ``origin`` overrides the expected checkpoint origin (else ``TrustedLog.origin``,
-    else derived from its base URL: ``host`` for Rekor v2, ``host - <tree id>`` for
-    Rekor v1). ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying
+    else, for Rekor v2 entries, derived from its base URL; a Rekor v1 origin is only
+    checked when one of the first two names it). ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying
     only a SET (which must then verify).
     """
     # 1. bounds and types, before any crypto
@@ -249,7 +265,7 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
             # v0.1 bundles: the proof's root is unauthenticated; the SET carries trust.
     if proof is not None and envelope is not None:
         checkpoint = verify_checkpoint(envelope, [trusted.verifier])
-        _check_origin(checkpoint, trusted, origin)
+        _check_origin(checkpoint, trusted, origin, version)
         if checkpoint.size != tree_size:
             raise CheckpointError(f"checkpoint is for tree size {checkpoint.size}, the "
                                   f"inclusion proof for size {tree_size}",
