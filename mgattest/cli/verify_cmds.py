@@ -36,6 +36,10 @@ def verify_cmd(
         None, "--certificate-chain", help="PEM CA certificates for private-CA signatures."),
     trusted_root: Optional[Path] = typer.Option(
         None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
+    trust_config: Optional[Path] = typer.Option(
+        None, "--trust-config",
+        help="ClientTrustConfig JSON (as `sign --trust-config` and sigstore-python take; "
+             "a trusted root is accepted too); merged with --trusted-root/--instance."),
     instance: Optional[str] = typer.Option(
         None, "--instance", help="Trust Sigstore's embedded production|staging root."),
     refresh_trust: bool = typer.Option(
@@ -90,6 +94,8 @@ def verify_cmd(
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
     if refresh_trust:
         instance = _refreshed_instance(instance)
+    trusted_root = _merged_trust(trusted_root, trust_config, instance)
+    instance = None
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
@@ -142,13 +148,11 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     from mgattest.attest import trustroot, verify
     from mgattest.errors import InputError
 
-    root = None
-    if trusted_root is not None:
-        root = trustroot.load_trusted_root(trusted_root)
-    if instance is not None:
-        embedded = (instance if isinstance(instance, trustroot.TrustedRoot)
-                    else trustroot.embedded_trusted_root(instance))
-        root = embedded if root is None else root.merged(embedded)
+    root = _merged_trust(None, None, instance)
+    if isinstance(trusted_root, trustroot.TrustedRoot):
+        root = trusted_root if root is None else trusted_root.merged(root)
+    elif trusted_root is not None:
+        root = _merged_trust(trusted_root, None, instance)
     policy = None
     if identity or identity_regex or issuer or extensions:
         from mgattest.attest.certs import IdentityPolicy
@@ -179,6 +183,25 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
             progress=progress, **common)
     _require_identity(atts, policy)
     return {"model": model, "attestations": atts, "check": check}
+
+
+def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],
+                  instance: Any) -> Any:
+    """One TrustedRoot trusting everything --trusted-root, --trust-config and --instance
+    name (each file a trusted root or a ClientTrustConfig), or None when none is given."""
+    from mgattest.attest import trustroot
+
+    roots = [trustroot.load_trusted_root(path) for path in (trusted_root, trust_config)
+             if path is not None]
+    if instance is not None:
+        roots.append(instance if isinstance(instance, trustroot.TrustedRoot)
+                     else trustroot.embedded_trusted_root(instance))
+    if not roots:
+        return None
+    merged = roots[0]
+    for root in roots[1:]:
+        merged = merged.merged(root)
+    return merged
 
 
 def _extension_constraints(named: dict[str, Optional[str]],

@@ -252,12 +252,17 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
         except (OSError, ValueError, ModuleNotFoundError) as exc:
             problem(path, f"cannot read built-in trusted root {spec!r}: {exc}")
             return RootSpec(spec, None)
+    from mgattest.attest.trustroot import load_trusted_root  # noqa: PLC0415 (lazy: --help)
+    from mgattest.errors import MgattestError  # noqa: PLC0415 (lazy, as above)
+
     file = (base / spec["path"]).resolve()
     try:
-        data = json.loads(file.read_bytes()[: 4 << 20])
-        return RootSpec(spec["name"], str(file), _root_log_ids(data))
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc}")
+        # The verifier's own parser: a trusted root or a ClientTrustConfig (whose logs
+        # sit under "trustedRoot"), so the policy names exactly the logs verify trusts.
+        root = load_trusted_root(file)
+        return RootSpec(spec["name"], str(file), frozenset(t.log_id_hex for t in root.tlogs))
+    except MgattestError as exc:
+        problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc.message}")
         return RootSpec(spec["name"], str(file))
 
 
