@@ -446,4 +446,5 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         formats=frozenset(content["formats"]) if "formats" in content else None,
         pickle=content.get("pickle", "deny"),
         scan_required=content.get("scan", "required") == "required",
+        unknown=content.get("unknown", "allow"),
         cel=tuple(cel_checks))

@@ -142,6 +142,7 @@ class Rule:
     formats: frozenset[str] | None = None
     pickle: str = "deny"
     scan_required: bool = True
+    unknown: str = "allow"  # content.unknown: a file of no format the scanner knows
     cel: tuple[CelCheck, ...] = ()
 
 
