@@ -21,9 +21,10 @@ _POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_v
 
 
 def _looks_like_digest(text: str) -> bool:
-    import re
+    """Whether the target is ``ALGORITHM:HEX`` (a malformed one raises a usage error)."""
+    from mgattest.attest.digests import digest_target
 
-    return re.fullmatch(r"(sha256|sha384|sha512):[0-9a-fA-F]+", text) is not None
+    return digest_target(text) is not None
 
 
 @guarded
@@ -168,7 +169,12 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     if _looks_like_digest(model):
         if not bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
-        atts = [verify.verify_bundle(str(b), artifact_digest=model, **common) for b in bundles]
+        from mgattest.attest.digests import digest_target
+
+        spec = digest_target(model)
+        assert spec is not None
+        atts = [verify.verify_bundle(str(b), artifact_digest=f"{spec.algorithm}:"
+                                     f"{spec.hex_digest}", **common) for b in bundles]
         _require_identity(atts, policy)
         return {"model": model, "attestations": atts, "check": None}
     path = Path(model)

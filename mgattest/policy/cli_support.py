@@ -161,12 +161,15 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
     vsa_password (bytes), audit_log (path), verbose (bool).
     Returns 0 when allowed, 1 when denied; raises InputError on bad input.
     """
+    from mgattest.attest.digests import digest_target  # noqa: PLC0415
     from mgattest.errors import VerificationError  # noqa: PLC0415
     from mgattest.load import bundle_failure_verdict  # noqa: PLC0415
-    from mgattest.policy.modelcheck import stream_model_check, stream_scan  # noqa: PLC0415
     from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
     from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
+    target = digest_target(str(model))  # sha256:HEX / sha512:HEX instead of a path
+    if target is not None and not bundles:
+        raise InputError("verifying a digest needs --bundle", what="--bundle")
     options = normalize_options(model, options)
     bundles = [str(b) for b in bundles] or [options["default_bundle"]]
     if options.get("emit_vsa") and not options.get("vsa_key"):
@@ -174,7 +177,7 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                          "VSA with", what="emit-vsa")
     identity = options.get("identity")
     pol = effective_policy(str(policy) if policy else None, options)
-    if not os.path.lexists(model):
+    if target is None and not os.path.lexists(model):
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     try:
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
@@ -182,13 +185,10 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                                    certificate_chain=options.get("certificate_chain"))
     except VerificationError as exc:  # a bundle that does not verify denies, on the record
         atts = []
-        check, _single = stream_model_check(model, [], exclude=bundles)
+        check = _check_and_content(model, target, [], bundles, scan=False)[0]
         verdict = bundle_failure_verdict(pol, check, exc)
     else:
-        # Stream the files (bounded memory): nothing is loaded here, so reading twice
-        # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
-        check, single = stream_model_check(model, atts, exclude=bundles)
-        verdict = evaluate(pol, atts, check, stream_scan(model, check, single))
+        verdict = evaluate(pol, atts, *_check_and_content(model, target, atts, bundles))
     if options.get("audit_log"):
         from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
 
@@ -213,6 +213,21 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
         if vsa_written:
             print(f"verification summary attestation written to {vsa_written}")
     return 0 if verdict.allowed else 1
+
+
+def _check_and_content(model: str, target: Any, atts: list[Any], bundles: list[str],
+                       *, scan: bool = True) -> tuple[Any, Any]:
+    """The model check and content reports of a path (streamed) or a digest target;
+    ``scan=False`` skips the content scan of a path (its reports are then empty)."""
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+        digest_model_check, stream_model_check, stream_scan)
+
+    if target is not None:
+        return digest_model_check(target, atts)
+    # Stream the files (bounded memory): nothing is loaded here, so reading twice
+    # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
+    check, single = stream_model_check(model, atts, exclude=bundles)
+    return check, stream_scan(model, check, single) if scan else {}
 
 
 def normalize_options(model: str, options: dict[str, Any]) -> dict[str, Any]:
