@@ -23,7 +23,8 @@ from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
 from mgattest.policy.model import (
     EXTENSION_NAMES,
-    SLSA_PROVENANCE_V1,
+    SLSA_PROVENANCE_TYPES,
+    SLSA_PROVENANCE_V02,
     AttestationSpec,
     CelCheck,
     LogRequirement,
@@ -371,6 +372,7 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
     for k in ext.get("values", {}):
         if k in allowed:
             problem(path + ("externalParameters",), f"parameter {k!r} is in both values and allowed")
+    config_source = spec.get("configSource", {})
     sources = [k for k in ("sourceRef", "sourceTag", "sourceVersionedTag", "sourceBranch") if k in spec]
     if len(sources) > 1:
         problem(path, f"give at most one of {', '.join(sources)}")
@@ -388,7 +390,16 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
         base_models=tuple(x for i, d in enumerate(spec.get("baseModels", []))
                           if (x := _matcher(d, path + ("baseModels", i), problem))),
         max_age_seconds=parse_duration(spec["maxAge"]) if "maxAge" in spec else None,
-        max_age_from=spec.get("maxAgeFrom", "finishedOn"))
+        max_age_from=spec.get("maxAgeFrom", "finishedOn"),
+        builder_bound_to_certificate=spec.get("builderBoundToCertificate", False),
+        config_source_uri=_matcher(config_source["uri"], path + ("configSource", "uri"),
+                                   problem) if "uri" in config_source else None,
+        config_source_entry_point=_matcher(
+            config_source["entryPoint"], path + ("configSource", "entryPoint"), problem)
+        if "entryPoint" in config_source else None,
+        config_source_digest=dict(config_source.get("digest", {})),
+        materials=tuple(x for i, d in enumerate(spec.get("materials", []))
+                        if (x := _matcher(d, path + ("materials", i), problem))))
 
 
 def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
@@ -421,12 +432,18 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         sb = _signed_by(a["signedBy"], apath + ("signedBy",), signers, broken, problem) \
             if "signedBy" in a else None
         prov = None
+        types = a["predicateType"] if isinstance(a["predicateType"], list) \
+            else [a["predicateType"]]
         if "provenance" in a:
-            if a["predicateType"] != SLSA_PROVENANCE_V1:
-                problem(apath + ("provenance",),
-                        f"provenance expectations need predicateType {SLSA_PROVENANCE_V1}")
+            if any(t not in SLSA_PROVENANCE_TYPES for t in types):
+                problem(apath + ("provenance",), "provenance expectations need predicateType "
+                        f"{' or '.join(SLSA_PROVENANCE_TYPES)}")
             prov = _provenance(a["provenance"], apath + ("provenance",), problem)
-        attestations.append(AttestationSpec(a["predicateType"], sb, prov))
+            if {"configSource", "materials"} & set(a["provenance"]) \
+                    and SLSA_PROVENANCE_V02 not in types:
+                problem(apath + ("provenance",), "configSource and materials are SLSA "
+                        f"Provenance v0.2 fields: list {SLSA_PROVENANCE_V02} in predicateType")
+        attestations.append(AttestationSpec(types[0], sb, prov, tuple(types[1:])))
     cel_checks = []
     for j, c in enumerate(spec.get("cel", [])):
         try:
