@@ -71,7 +71,7 @@ def stack(tmp_path_factory):
         code, output = _cli("trust", "private", "--log", servers[2].url, "--ca",
                             servers[1].url, "--oidc", issuer_url, "--out", ctc)
         assert code == 0, output
-        yield {"base": base, "issuer": made["issuer"], "ctc": ctc}
+        yield {"base": base, "issuer": made["issuer"], "ctc": ctc, "log_url": servers[2].url}
     finally:
         for server in reversed(servers):
             server.stop()
@@ -281,3 +281,54 @@ def test_v02_fields_in_a_policy(stack, releases, tmp_path):
                        ("materials", ["git+https://github.com/acme/other@refs/tags/v1.2.3"])):
         code, output = _cli(*args, "--policy", policy({**good, key: value}))
         assert code == 1, (key, value, output)
+
+
+PUBLISH = "https://github.com/npm/attestation/tree/main/specs/publish/v0.1"
+
+
+def test_npm_attestation_document_in_one_call(stack, tmp_path):
+    """The registry's publish attestation (key) and the keyless SLSA provenance, as npm
+    serves them in one document, verified with --key for the one and the provenance
+    flags for the other; each half stays necessary."""
+    import io
+    import tarfile
+
+    tarball = tmp_path / "acme-pkg-1.2.3.tgz"
+    with tarfile.open(tarball, "w:gz") as tf:  # npm pack's layout: package/...
+        data = b'{"name": "acme-pkg", "version": "1.2.3"}\n'
+        info = tarfile.TarInfo("package/package.json")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    digest = {"sha512": hashlib.sha512(tarball.read_bytes()).hexdigest()}
+    subject = [{"name": "pkg:npm/acme-pkg@1.2.3", "digest": digest}]
+    provenance = {"_type": "https://in-toto.io/Statement/v1", "predicateType": V1,
+                  "subject": subject, "predicate": npm_v1("acme/pkg", "v1.2.3")}
+    token = _github_token(stack, GH + "acme/pkg/.github/workflows/release.yml@refs/tags/v1.2.3",
+                          "acme/pkg", "refs/tags/v1.2.3")
+    prov_bundle = json.loads(_sign(stack, provenance, token, tmp_path / "prov.json").read_text())
+    assert _cli("keygen", "--out", tmp_path / "registry")[0] == 0
+    predicate = tmp_path / "publish.json"
+    predicate.write_text(json.dumps({"name": "acme-pkg", "version": "1.2.3",
+                                     "registry": "https://registry.npmjs.org"}))
+    publish_out = tmp_path / "publish.sigstore.json"
+    code, output = _cli("attest", tarball, "--predicate-type", PUBLISH, "--predicate", predicate,
+                        "--key", tmp_path / "registry.key", "--log", stack["log_url"],
+                        "--hash", "sha512", "--out", publish_out)
+    assert code == 0, output
+    document = tmp_path / "attestations.json"
+    document.write_text(json.dumps({"attestations": [
+        {"predicateType": PUBLISH, "bundle": json.loads(publish_out.read_text())},
+        {"predicateType": V1, "bundle": prov_bundle}]}))
+    base = ["verify", tarball, "--bundle", document, "--trusted-root", stack["ctc"],
+            "--issuer", stack["issuer"].issuer_url]
+    flags = ["--builder-id", NPM_RUNNER, "--source-uri", "github.com/acme/pkg",
+             "--source-tag", "v1.2.3"]
+    code, output = _cli(*base, "--key", tmp_path / "registry.pub", *flags)
+    assert code == 0, output
+    # The wrong registry key, or a provenance from another repository: denied.
+    assert _cli("keygen", "--out", tmp_path / "other")[0] == 0
+    code, output = _cli(*base, "--key", tmp_path / "other.pub", *flags)
+    assert code == 1, output
+    code, output = _cli(*base, "--key", tmp_path / "registry.pub", "--builder-id", NPM_RUNNER,
+                        "--source-uri", "github.com/mallory/pkg")
+    assert code == 1, output
