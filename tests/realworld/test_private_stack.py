@@ -197,3 +197,23 @@ def test_keyless_signing_refuses_a_bundle_its_verify_rejects(stack, tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "would reject" in r.stderr and "not valid at integrated time" in r.stderr, r.stderr
     assert not bundle.exists()
+
+
+def test_v02_bundle_with_intermediate_and_root_verifies_everywhere(stack):
+    """Item 6: a v0.2 bundle whose x509CertificateChain carries leaf, intermediate and
+    root (as slsa-github-generator's bundles do) — extra certificates decide nothing."""
+    artifact = _artifact(stack, "chain.bin")
+    bundle = stack["base"] / "chain.bundle.json"
+    r = _run(EXE + ["sign", str(artifact), "--keyless", "--identity-token", _token(stack),
+                    "--trust-config", str(stack["ctc"]), "--out", str(bundle)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(bundle.read_text())
+    ca_chain = json.loads(stack["ctc"].read_text())["trustedRoot"]["certificateAuthorities"][0]
+    leaf = doc["verificationMaterial"].pop("certificate")
+    doc["verificationMaterial"]["x509CertificateChain"] = {
+        "certificates": [leaf] + ca_chain["certChain"]["certificates"]}
+    doc["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+    chained = stack["base"] / "chain.v02.json"
+    chained.write_text(json.dumps(doc))
+    verdicts = _verdicts(stack, artifact, chained)
+    assert _all_pass(verdicts), verdicts
