@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+GENERIC_BUILDER = ("https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
+                   "generator_generic_slsa3.yml")
 JS_DIR = HERE / "js"
 BIN = Path(sys.executable).parent
 TIMEOUT = 120
@@ -94,3 +96,15 @@ def sigstore_python_verify(*, bundle: Path, artifact: Path, trust_config: Path |
     if proc.returncode == 0:
         return "pass"
     return "fail: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
+
+
+def cli(*args) -> tuple[int, str]:
+    """Run ``mgattest ARGS`` in-process: (exit code, output). A traceback is a defect."""
+    from typer.testing import CliRunner
+
+    from mgattest.cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output

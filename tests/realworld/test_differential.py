@@ -14,9 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from rw_peers import js_unavailable, sigstore_js_verify
+from rw_peers import cli, js_unavailable, sigstore_js_verify
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -36,19 +34,10 @@ def _cases(conformance_dir: Path) -> list[dict]:
 
 
 def _mgattest(conformance_dir: Path, case: dict) -> str:
-    from mgattest.cli.app import app
+    from tests.test_conformance_verify import _args as conformance_args
 
-    base = conformance_dir
-    args = ["verify", str(base / case["artifact"]), "--bundle", str(base / case["bundle"]),
-            "--trusted-root", str(base / case["trusted_root"])]
-    if case["verification_mode"] == "key":
-        args += ["--key", str(base / case["key"])]
-    else:
-        args += ["--identity", case["expected_identity"], "--issuer", case["expected_issuer"]]
-    result = CliRunner().invoke(app, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return "pass" if result.exit_code == 0 else "fail"
+    code, _output = cli(*conformance_args(case))
+    return "pass" if code == 0 else "fail"
 
 
 def _js(conformance_dir: Path, case: dict) -> str:

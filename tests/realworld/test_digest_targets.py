@@ -11,19 +11,11 @@ import hashlib
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from mgattest.cli.app import app
+from rw_peers import GENERIC_BUILDER, cli
 
-BUILDER = ("https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
-           "generator_generic_slsa3.yml@refs/tags/v1.9.0")
+BUILDER = GENERIC_BUILDER + "@refs/tags/v1.9.0"
 
-
-def _cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture(params=["sha256", "sha512"])
@@ -31,9 +23,9 @@ def release(request, tmp_path):
     alg = request.param
     artifact = tmp_path / "tool_1.0_linux_amd64.tar.gz"
     artifact.write_bytes(b"\x1f\x8b release bytes" * 64)
-    assert _cli("keygen", "--out", tmp_path / "k")[0] == 0
+    assert cli("keygen", "--out", tmp_path / "k")[0] == 0
     bundle = tmp_path / "tool.intoto.sigstore.json"
-    code, output = _cli("sign", artifact, "--key", tmp_path / "k.key", "--no-log",
+    code, output = cli("sign", artifact, "--key", tmp_path / "k.key", "--no-log",
                         "--hash", alg, "--builder-id", BUILDER, "--out", bundle)
     assert code == 0, output
     digest = f"{alg}:{hashlib.new(alg, artifact.read_bytes()).hexdigest()}"
@@ -42,14 +34,14 @@ def release(request, tmp_path):
 
 
 def test_digest_alone(release):
-    code, output = _cli("verify", release["digest"], *release["base"])
+    code, output = cli("verify", release["digest"], *release["base"])
     assert code == 0 and "digest matches" in output, output
 
 
 def test_digest_with_provenance_flags(release):
-    code, output = _cli("verify", release["digest"], *release["base"], "--builder-id", BUILDER)
+    code, output = cli("verify", release["digest"], *release["base"], "--builder-id", BUILDER)
     assert code == 0 and "ALLOWED" in output, output
-    code, output = _cli("verify", release["digest"], *release["base"],
+    code, output = cli("verify", release["digest"], *release["base"],
                         "--builder-id", BUILDER.replace("v1.9.0", "v1.8.0"))
     assert code == 1 and "DENIED" in output, output
 
@@ -64,10 +56,10 @@ def test_digest_with_a_policy(release):
         "rules": [{"id": "all", "match": ["**"], "signedBy": {"anyOf": ["k"]},
                    "transparencyLog": {"require": "optional"}}]}))
     bundle = release["base"][1]
-    code, output = _cli("verify", release["digest"], "--bundle", bundle, "--policy", policy)
+    code, output = cli("verify", release["digest"], "--bundle", bundle, "--policy", policy)
     assert code == 0, output
     other = release["alg"] + ":" + "ab" * (32 if release["alg"] == "sha256" else 64)
-    code, output = _cli("verify", other, "--bundle", bundle, "--policy", policy)
+    code, output = cli("verify", other, "--bundle", bundle, "--policy", policy)
     assert code == 1 and "status=mismatch" in output, output
 
 
@@ -79,11 +71,11 @@ def test_digest_with_a_policy(release):
 ])
 @pytest.mark.parametrize("flags", [[], ["--builder-id", BUILDER]])
 def test_malformed_digest_is_a_usage_error(release, target, says, flags):
-    code, output = _cli("verify", target, *release["base"], *flags)
+    code, output = cli("verify", target, *release["base"], *flags)
     assert code == 2 and "malformed digest" in output and says in output, output
     assert "does not exist" not in output
 
 
 def test_digest_needs_a_bundle(release):
-    code, output = _cli("verify", release["digest"], "--builder-id", BUILDER)
+    code, output = cli("verify", release["digest"], "--builder-id", BUILDER)
     assert code == 2 and "needs --bundle" in output, output

@@ -17,20 +17,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mgattest.cli.app import app
+from rw_peers import GENERIC_BUILDER, cli
 from mgattest.inspect import scan_path
 
-BUILDER = ("https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
-           "generator_generic_slsa3.yml@refs/tags/v1.9.0")
+BUILDER = GENERIC_BUILDER + "@refs/tags/v1.9.0"
 
-
-def _cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def _wheel(path: Path) -> Path:
@@ -91,12 +83,12 @@ def test_text_with_resolvable_import_is_still_scanned(tmp_path):
 
 @pytest.mark.parametrize("kind", ["wheel", "sdist", "binary"])
 def test_provenance_flags_allow_release_artifacts(tmp_path, artifacts, kind):
-    assert _cli("keygen", "--out", tmp_path / "k")[0] == 0
+    assert cli("keygen", "--out", tmp_path / "k")[0] == 0
     target = artifacts[kind]
-    code, output = _cli("sign", target, "--key", tmp_path / "k.key", "--no-log",
+    code, output = cli("sign", target, "--key", tmp_path / "k.key", "--no-log",
                         "--builder-id", BUILDER)
     assert code == 0, output
-    code, output = _cli("verify", target, "--key", tmp_path / "k.pub", "--allow-unlogged",
+    code, output = cli("verify", target, "--key", tmp_path / "k.pub", "--allow-unlogged",
                         "--builder-id", BUILDER)
     assert code == 0, output
     if kind == "binary":
@@ -104,9 +96,9 @@ def test_provenance_flags_allow_release_artifacts(tmp_path, artifacts, kind):
 
 
 def test_content_unknown_deny(tmp_path, artifacts):
-    assert _cli("keygen", "--out", tmp_path / "k")[0] == 0
+    assert cli("keygen", "--out", tmp_path / "k")[0] == 0
     target = artifacts["binary"]
-    assert _cli("sign", target, "--key", tmp_path / "k.key", "--no-log")[0] == 0
+    assert cli("sign", target, "--key", tmp_path / "k.key", "--no-log")[0] == 0
     policy = tmp_path / "p.yaml"
     for unknown, expected in (("allow", 0), ("deny", 1)):
         policy.write_text(json.dumps({
@@ -116,6 +108,6 @@ def test_content_unknown_deny(tmp_path, artifacts):
             "rules": [{"id": "all", "match": ["**"], "signedBy": {"anyOf": ["k"]},
                        "transparencyLog": {"require": "optional"},
                        "content": {"unknown": unknown}}]}))
-        code, output = _cli("verify", target, "--policy", policy)
+        code, output = cli("verify", target, "--policy", policy)
         assert code == expected, output
         assert "not inspected" in output, output

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, stop_processes, wait_for_server
 from rw_peers import (
     js_unavailable,
     sigstore_js_parse_config,
@@ -34,29 +34,6 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(proc: subprocess.Popen, url: str, deadline: float = 30.0) -> None:
-    import requests
-
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     base = tmp_path_factory.mktemp("defaults")
@@ -68,7 +45,7 @@ def stack(tmp_path_factory):
         return procs[-1]
 
     try:
-        oidc_port, ca_port, log_port = _free_port(), _free_port(), _free_port()
+        oidc_port, ca_port, log_port = free_port(), free_port(), free_port()
         oidc_url = f"http://127.0.0.1:{oidc_port}"
         ca_url, log_url = f"http://127.0.0.1:{ca_port}", f"http://127.0.0.1:{log_port}"
         oidc = start(["oidc", "serve", "--dir", str(base / "oidc"), "--port", str(oidc_port)])
@@ -81,23 +58,16 @@ def stack(tmp_path_factory):
         assert r.returncode == 0, r.stderr
         log = start(["log", "serve", "--db", str(base / "log.db"), "--key",
                      str(base / "log.key"), "--port", str(log_port)])
-        _wait_for(oidc, oidc_url + "/keys")
-        _wait_for(ca, ca_url + "/healthz")
-        _wait_for(log, log_url + "/api/v1/log")
+        wait_for_server(oidc, oidc_url + "/keys")
+        wait_for_server(ca, ca_url + "/healthz")
+        wait_for_server(log, log_url + "/api/v1/log")
         ctc = base / "ctc.json"
         r = _run(EXE + ["trust", "private", "--log", log_url, "--ca", ca_url, "--oidc",
                         oidc_url, "--out", str(ctc)])
         assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
         yield {"base": base, "ctc": ctc, "issuer": oidc_url}
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_processes(procs)
 
 
 def _token(stack) -> str:

@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mgattest.cli.app import app
+from rw_peers import cli
 
 pytestmark = [pytest.mark.network, pytest.mark.interop]
 GH = "https://github.com/"
@@ -29,54 +28,13 @@ NPM_RUNNER = GH + "actions/runner/github-hosted"
 SHA = "2bcaa7495e1cbd11fbd4f598d857b3a6f18df933"
 
 
-def _cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from mgattest.ca import authority
-    from mgattest.ca.authority import CertificateAuthority
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer
-    from mgattest.ca.oidc_issuer import create_app as oidc_app
-    from mgattest.ca.server import create_app as ca_app
-    from mgattest.ca.serving import ServerThread
-    from mgattest.ca.tokens import TokenVerifier
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
+    from tests.conftest import private_keyless_stack
 
-    base = tmp_path_factory.mktemp("slsa")
-    authority.init(base / "ca")
-    made: dict = {}
-
-    def issuer_app(url: str):
-        made["issuer"] = LocalOIDCIssuer.open(base / "oidc", url)
-        return oidc_app(made["issuer"])
-
-    def log_factory(url: str):
-        made["log"] = TransparencyLog.init(base / "log.db", base / "log.key", origin=url[7:])
-        return log_app(made["log"])
-
-    servers = []
-    try:
-        servers.append(ServerThread(app_factory=issuer_app).start())
-        issuer_url = servers[0].url
-        ca = CertificateAuthority.load(base / "ca")
-        servers.append(ServerThread(ca_app(ca, TokenVerifier([issuer_url]))).start())
-        servers.append(ServerThread(app_factory=log_factory).start())
-        ctc = base / "ctc.json"
-        code, output = _cli("trust", "private", "--log", servers[2].url, "--ca",
-                            servers[1].url, "--oidc", issuer_url, "--out", ctc)
-        assert code == 0, output
-        yield {"base": base, "issuer": made["issuer"], "ctc": ctc, "log_url": servers[2].url}
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        if "log" in made:
-            made["log"].close()
+    with private_keyless_stack(tmp_path_factory.mktemp("slsa")) as made:
+        yield made
 
 
 def _github_token(stack, workflow: str, repo: str, ref: str) -> str:
@@ -207,7 +165,7 @@ def releases(stack):
 
 
 def _verify(stack, releases, name, *flags) -> tuple[int, str]:
-    return _cli("verify", releases["artifact"], "--bundle", releases[name], "--trusted-root",
+    return cli("verify", releases["artifact"], "--bundle", releases[name], "--trusted-root",
                 stack["ctc"], "--issuer", stack["issuer"].issuer_url, *flags)
 
 
@@ -274,12 +232,12 @@ def test_v02_fields_in_a_policy(stack, releases, tmp_path):
             "materials": ["git+https://github.com/acme/tool@refs/tags/v1.2.3"],
             "sourceRepository": "https://github.com/acme/tool", "sourceTag": "v1.2.3"}
     args = ["verify", releases["artifact"], "--bundle", releases["generic"]]
-    code, output = _cli(*args, "--policy", policy(good))
+    code, output = cli(*args, "--policy", policy(good))
     assert code == 0, output
     for key, value in (("configSource", {"entryPoint": ".github/workflows/other.yml"}),
                        ("configSource", {"digest": {"sha1": "0" * 40}}),
                        ("materials", ["git+https://github.com/acme/other@refs/tags/v1.2.3"])):
-        code, output = _cli(*args, "--policy", policy({**good, key: value}))
+        code, output = cli(*args, "--policy", policy({**good, key: value}))
         assert code == 1, (key, value, output)
 
 
@@ -306,12 +264,12 @@ def test_npm_attestation_document_in_one_call(stack, tmp_path):
     token = _github_token(stack, GH + "acme/pkg/.github/workflows/release.yml@refs/tags/v1.2.3",
                           "acme/pkg", "refs/tags/v1.2.3")
     prov_bundle = json.loads(_sign(stack, provenance, token, tmp_path / "prov.json").read_text())
-    assert _cli("keygen", "--out", tmp_path / "registry")[0] == 0
+    assert cli("keygen", "--out", tmp_path / "registry")[0] == 0
     predicate = tmp_path / "publish.json"
     predicate.write_text(json.dumps({"name": "acme-pkg", "version": "1.2.3",
                                      "registry": "https://registry.npmjs.org"}))
     publish_out = tmp_path / "publish.sigstore.json"
-    code, output = _cli("attest", tarball, "--predicate-type", PUBLISH, "--predicate", predicate,
+    code, output = cli("attest", tarball, "--predicate-type", PUBLISH, "--predicate", predicate,
                         "--key", tmp_path / "registry.key", "--log", stack["log_url"],
                         "--hash", "sha512", "--out", publish_out)
     assert code == 0, output
@@ -323,12 +281,12 @@ def test_npm_attestation_document_in_one_call(stack, tmp_path):
             "--issuer", stack["issuer"].issuer_url]
     flags = ["--builder-id", NPM_RUNNER, "--source-uri", "github.com/acme/pkg",
              "--source-tag", "v1.2.3"]
-    code, output = _cli(*base, "--key", tmp_path / "registry.pub", *flags)
+    code, output = cli(*base, "--key", tmp_path / "registry.pub", *flags)
     assert code == 0, output
     # The wrong registry key, or a provenance from another repository: denied.
-    assert _cli("keygen", "--out", tmp_path / "other")[0] == 0
-    code, output = _cli(*base, "--key", tmp_path / "other.pub", *flags)
+    assert cli("keygen", "--out", tmp_path / "other")[0] == 0
+    code, output = cli(*base, "--key", tmp_path / "other.pub", *flags)
     assert code == 1, output
-    code, output = _cli(*base, "--key", tmp_path / "registry.pub", "--builder-id", NPM_RUNNER,
+    code, output = cli(*base, "--key", tmp_path / "registry.pub", "--builder-id", NPM_RUNNER,
                         "--source-uri", "github.com/mallory/pkg")
     assert code == 1, output

@@ -11,18 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mgattest.cli.app import app
+from rw_peers import cli
 
 CTC_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
-
-def _cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -30,15 +23,15 @@ def signed(tmp_path: Path) -> dict[str, Path]:
     """A key-signed model logged in a private mgattest log, and that log's trust as a
     ClientTrustConfig (no embedded local log: the log must come from the trust file)."""
     db, log_key = tmp_path / "log.db", tmp_path / "log.key"
-    assert _cli("log", "init", "--db", db, "--key-out", log_key)[0] == 0
-    assert _cli("keygen", "--out", tmp_path / "k")[0] == 0
+    assert cli("log", "init", "--db", db, "--key-out", log_key)[0] == 0
+    assert cli("keygen", "--out", tmp_path / "k")[0] == 0
     model = tmp_path / "model.bin"
     model.write_bytes(b"weights" * 100)
-    code, output = _cli("sign", model, "--key", tmp_path / "k.key", "--log-db", db,
+    code, output = cli("sign", model, "--key", tmp_path / "k.key", "--log-db", db,
                         "--log-key", log_key)
     assert code == 0, output
     root = tmp_path / "root.json"
-    assert _cli("trust", "export", "--out", root, "--log-db", db)[0] == 0
+    assert cli("trust", "export", "--out", root, "--log-db", db)[0] == 0
     ctc = tmp_path / "ctc.json"
     ctc.write_text(json.dumps({
         "mediaType": CTC_MEDIA_TYPE, "trustedRoot": json.loads(root.read_text()),
@@ -49,17 +42,17 @@ def signed(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_verify_takes_trust_config(signed):
-    code, output = _cli("verify", signed["model"], "--key", signed["pub"],
+    code, output = cli("verify", signed["model"], "--key", signed["pub"],
                         "--trust-config", signed["ctc"])
     assert code == 0 and "inclusion proven" in output, output
     # Without any trust for that log the same bundle is refused (the check is real).
-    code, output = _cli("verify", signed["model"], "--key", signed["pub"])
+    code, output = cli("verify", signed["model"], "--key", signed["pub"])
     assert code == 1 and "no log is trusted" in output, output
 
 
 def test_verify_merges_trust_config_and_trusted_root(signed, conformance_dir):
     public_good = conformance_dir / "trusted_roots/sigstore-python-4.5.1/production/trusted_root.json"
-    code, output = _cli("verify", signed["model"], "--key", signed["pub"],
+    code, output = cli("verify", signed["model"], "--key", signed["pub"],
                         "--trusted-root", public_good, "--trust-config", signed["ctc"])
     assert code == 0, output
 
@@ -86,5 +79,5 @@ rules:
     transparencyLog: {{require: required, minEntries: 1, logs: [private]}}
     content: {{pickle: deny}}
 """)
-    code, output = _cli("verify", signed["model"], "--policy", policy)
+    code, output = cli("verify", signed["model"], "--policy", policy)
     assert code == 0, output
