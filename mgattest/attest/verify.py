@@ -481,12 +481,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
         raise BundleVerificationError(
             f"signing certificate does not chain to the given CA at {when.isoformat()}: {exc}",
             what="certificate chain", where=bundle.source) from None
-    try:
-        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise BundleVerificationError("signing certificate is a CA certificate",
-                                          what="certificate", where=bundle.source)
-    except x509.ExtensionNotFound:
-        pass
+    warnings = _ca_signer_warnings(leaf, bundle.source)
     usable = False
     try:
         usable = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
@@ -513,7 +508,28 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                       extensions=extensions,
                       certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
                       not_before=int(leaf.not_valid_before_utc.timestamp()),
-                      not_after=int(leaf.not_valid_after_utc.timestamp()))
+                      not_after=int(leaf.not_valid_after_utc.timestamp()),
+                      warnings=warnings)
+
+
+def _ca_signer_warnings(leaf: Any, source: str) -> tuple[str, ...]:
+    """A private-CA signing certificate marked CA:TRUE: model_signing accepts it when it
+    may sign (digitalSignature or codeSigning, checked next), so mgattest does too, with
+    a warning in the verdict. A self-signed one is the trust anchor itself signing:
+    refused."""
+    from cryptography import x509
+
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return ()
+    if not is_ca:
+        return ()
+    if leaf.issuer == leaf.subject:
+        raise BundleVerificationError("signing certificate is a self-signed CA certificate",
+                                      what="certificate", where=source)
+    return ("signing certificate is marked CA:TRUE (accepted as model_signing accepts it; "
+            "ask your CA for CA:FALSE)",)
 
 
 # --------------------------------------------------------------------------- API

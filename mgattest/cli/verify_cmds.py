@@ -292,6 +292,8 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
                          for p in att.log_entries) or "not logged"
         out(f"verified {att.source}: signed by {who}; {logs}; "
             f"predicate {att.predicate_type or 'message signature'}")
+        for warning in signer.warnings:
+            out(f"warning: {warning}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")
