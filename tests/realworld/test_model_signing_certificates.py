@@ -7,47 +7,26 @@ warning in the verdict, and keeps refusing the CA itself as signer.
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from rw_peers import cli
-from tests.test_modelsigning_interop import _make_ca
+from tests.test_modelsigning_interop import _make_ca, issue_signing_cert
 
 pytestmark = pytest.mark.interop
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
 
 
 def _issue(paths: dict, tmp_path: Path, *, ca: bool, code_signing: bool) -> tuple[Path, Path]:
-    """A signing certificate from the test CA, with the given CA flag and EKU."""
+    """A signing certificate from the test CA, with the given CA flag and EKU, on disk."""
     issuer = x509.load_pem_x509_certificate(paths["ca"].read_bytes())
     issuer_key = serialization.load_pem_private_key(paths["ca_key"].read_bytes(), None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
-               .issuer_name(issuer.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(hours=1))
-               .not_valid_after(now + datetime.timedelta(days=7))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(True, False, False, False, False, ca, False, False,
-                                            False), critical=True)
-               .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
-                              critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   issuer.public_key()), critical=False))
-    if code_signing:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-    cert = builder.sign(issuer_key, hashes.SHA256())
+    cert, key = issue_signing_cert(issuer, issuer_key, ca=ca, code_signing=code_signing)
     pem = serialization.Encoding.PEM
     cert_path, key_path = tmp_path / "signer.pem", tmp_path / "signer.key"
     cert_path.write_bytes(cert.public_bytes(pem))
