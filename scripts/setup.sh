@@ -21,3 +21,10 @@ fi
 # Byte-compile once: an editable install otherwise recompiles mgattest on every CLI start
 # when PYTHONDONTWRITEBYTECODE is set (about 40 ms of each `mgattest` run).
 .venv/bin/python -m compileall -q mgattest >/dev/null
+# sigstore-js, the third reference verifier of tests/realworld (skipped there without node).
+if command -v npm >/dev/null 2>&1; then
+  js=tests/realworld/js
+  if [ ! -d "$js/node_modules/@sigstore/verify" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --silent) || echo "note: npm ci failed; sigstore-js differential tests will be skipped" >&2
+  fi
+fi

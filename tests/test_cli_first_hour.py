@@ -340,9 +340,9 @@ def test_digest_targets_are_wellformed_or_refused(prefix, rest):
 
 # --------------------------------------------------------------------------- error messages
 
-@pytest.mark.parametrize("target, found", [("sha256:zzz", "not all hex"),
-                                           ("sha256:abcd", "got 4 characters"),
-                                           ("SHA512:" + "0" * 10, "128 hex")])
+@pytest.mark.parametrize("target, found", [("sha256:zzz", "not hex digits"),
+                                           ("sha256:abcd", "has 4 hex digits"),
+                                           ("SHA512:" + "0" * 10, "a sha512 digest has 128")])
 def test_malformed_digest_target_is_called_malformed(tmp_path, model, keypair, target, found):
     key, pub = keypair
     assert mg("sign", model, "--key", key).exit_code == 0

@@ -21,10 +21,6 @@ from typer.testing import CliRunner
 from mgattest.ca import authority
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.oidc_issuer import LocalOIDCIssuer
-from mgattest.ca.oidc_issuer import create_app as oidc_app
-from mgattest.ca.server import create_app as ca_app
-from mgattest.ca.serving import ServerThread
-from mgattest.ca.tokens import TokenVerifier
 
 pytestmark = [pytest.mark.network, pytest.mark.interop]
 BIN = Path(sys.executable).parent
@@ -47,40 +43,10 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
+    from tests.conftest import private_keyless_stack
 
-    base = tmp_path_factory.mktemp("keyless")
-    authority.init(base / "ca")
-    ca = CertificateAuthority.load(base / "ca")
-    made: dict = {}
-
-    def issuer_app(url: str):
-        made["issuer"] = LocalOIDCIssuer.open(base / "oidc", url)
-        return oidc_app(made["issuer"])
-
-    def log_factory(url: str):
-        # The checkpoint origin names the log's address, so verifiers can tie them together.
-        made["log"] = TransparencyLog.init(base / "log.db", base / "log.key", origin=url[7:])
-        return log_app(made["log"])
-
-    servers = []
-    try:
-        servers.append(ServerThread(app_factory=issuer_app).start())
-        issuer, issuer_url = made["issuer"], servers[0].url
-        servers.append(ServerThread(ca_app(ca, TokenVerifier([issuer_url]))).start())
-        servers.append(ServerThread(app_factory=log_factory).start())
-        ctc = base / "ctc.json"
-        code, output = _cli(["trust", "private", "--log", servers[2].url, "--ca", servers[1].url,
-                             "--oidc", issuer_url, "--out", str(ctc)])
-        assert code == 0 and "warning" not in output, output
-        yield {"base": base, "issuer": issuer, "ctc": ctc, "ca_url": servers[1].url,
-               "log_url": servers[2].url, "ca": ca}
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        if "log" in made:
-            made["log"].close()
+    with private_keyless_stack(tmp_path_factory.mktemp("keyless")) as made:
+        yield made
 
 
 def _model_file(stack, name: str, content: bytes) -> Path:
@@ -240,45 +206,17 @@ def test_bad_tokens_refused_at_signing(stack):
     assert not out.exists()
 
 
-def test_trust_private_warns_about_origin_mismatch(tmp_path):
-    from mgattest.ca.trustconfig import log_origin_problem
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
-
-    log = TransparencyLog.init(tmp_path / "l.db", tmp_path / "l.key", origin="elsewhere/log")
-    try:
-        with ServerThread(log_app(log)) as server:
-            assert "does not name" in log_origin_problem(server.url)
-    finally:
-        log.close()
-
-
 def test_cli_trust_private_needs_a_ca(stack, tmp_path):
     code, output = _cli(["trust", "private", "--log", stack["log_url"], "--ca", stack["log_url"],
                          "--out", str(tmp_path / "x.json")])
     assert code == 2 and "mgattest ca serve" in output, output
 
 
-def _wait_for(proc: subprocess.Popen, url: str, deadline: float = 30.0) -> None:
-    import requests
-
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.mark.slow
 def test_cli_servers_with_unmodified_sigstore_python(tmp_path):
     """The real `mgattest oidc serve`, `ca serve`, `log serve` processes, then
     `trust private`, `sigstore sign` and `mgattest verify` — all as separate processes."""
-    from tests.conftest import free_port
+    from tests.conftest import free_port, stop_processes, wait_for_server
 
     exe = [sys.executable, "-m", "mgattest"]
     procs: list[subprocess.Popen] = []
@@ -300,9 +238,9 @@ def test_cli_servers_with_unmodified_sigstore_python(tmp_path):
                                              "--port", str(log_port)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         ca_url, log_url = f"http://127.0.0.1:{ca_port}", f"http://127.0.0.1:{log_port}"
-        _wait_for(procs[0], oidc_url + "/keys")
-        _wait_for(procs[1], ca_url + "/healthz")
-        _wait_for(procs[2], log_url + "/api/v1/log")
+        wait_for_server(procs[0], oidc_url + "/keys")
+        wait_for_server(procs[1], ca_url + "/healthz")
+        wait_for_server(procs[2], log_url + "/api/v1/log")
         ctc = tmp_path / "ctc.json"
         r = _run(exe + ["trust", "private", "--log", log_url, "--ca", ca_url, "--oidc", oidc_url,
                         "--out", str(ctc)])
@@ -323,14 +261,7 @@ def test_cli_servers_with_unmodified_sigstore_python(tmp_path):
                         str(ctc), "--identity", "mallory@example.com", "--issuer", oidc_url])
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_processes(procs)
 
 
 def test_sct_from_unlisted_ct_log_rejected(stack, tmp_path):

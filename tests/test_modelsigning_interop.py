@@ -104,6 +104,29 @@ def test_we_verify_model_signing_key_signatures(model, ec_keys, tmp_path, shard_
         verify_model(model, [sig], keys=[generate_signer().public_key], allow_unlogged=True)
 
 
+def issue_signing_cert(issuer, issuer_key, *, ca: bool = False, code_signing: bool = True):
+    """A signing certificate (SAN ml@example.com) from ``issuer``: (certificate, key)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
+               .issuer_name(issuer.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1))
+               .not_valid_after(now + datetime.timedelta(days=7))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(True, False, False, False, False, ca, False, False,
+                                            False), critical=True)
+               .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   issuer.public_key()), critical=False))
+    if code_signing:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
 def _make_ca(tmp_path):
     """A private code-signing CA and leaf, written as model_signing's CLI takes them."""
     ca = code_signing_ca(tmp_path)

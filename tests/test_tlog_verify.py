@@ -235,13 +235,17 @@ def test_origin_from_base_url(our_log: TransparencyLog) -> None:
     verifier = our_log.signer.verifier
     ok = TrustedLog(our_log.log_id, verifier, "https://log.example.test/mgattest/")
     verify_entry(bundle, [ok])
-    wrong = TrustedLog(our_log.log_id, verifier, "https://other.example.test/mgattest")
-    with pytest.raises(CheckpointError, match="origin"):
-        verify_entry(bundle, [wrong])
+    # A Rekor v1 (0.0.1) entry: the URL does not define the origin (DESIGN, "Verification,
+    # in order" 3), so only an origin the caller or the trust names is enforced.
+    elsewhere = TrustedLog(our_log.log_id, verifier, "https://other.example.test/mgattest")
+    assert verify_entry(bundle, [elsewhere]).checkpoint_origin == our_log.origin
+    assert verify_entry(bundle, [TrustedLog(our_log.log_id, verifier)]).inclusion_proof_verified
     with pytest.raises(CheckpointError, match="origin"):
         verify_entry(bundle, _trusted(our_log), origin="log.example.test/other")
-    with pytest.raises(CheckpointError, match="no origin"):
-        verify_entry(bundle, [TrustedLog(our_log.log_id, verifier)])
+    named = TrustedLog(our_log.log_id, verifier, "https://log.example.test/mgattest/",
+                       origin="log.example.test/other")
+    with pytest.raises(CheckpointError, match="origin"):
+        verify_entry(bundle, [named])
 
 
 def _flip_b64(value: str) -> str:

@@ -548,8 +548,8 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
     ``signing_times`` are :class:`VerifiedTime` values (a log's SET-backed
     integratedTime, RFC 3161 timestamps) — a bare int is refused, so a time the
     bundle merely claims cannot be passed by mistake; at least one is required, and the certificate
-    must be valid at each. ``chain_der`` is the rest of the bundle's chain: it may repeat
-    intermediates of the trusted root but must not contain a root (self-signed CA).
+    must be valid at each. ``chain_der`` is the rest of the bundle's chain: parsed, and
+    otherwise ignored (trust comes only from the trusted root).
 
     Raises :class:`CertificateError` / :class:`SCTError` (VerificationError) on failure.
     """
@@ -558,12 +558,11 @@ def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_
         raise CertificateError(f"certificate chain longer than {MAX_CHAIN_LENGTH}",
                                what="certificate-chain", where="certificate chain")
     for i, der in enumerate(chain_der):
-        cert = load_certificate(der, f"certificate chain[{i + 1}]")
-        if _is_self_signed_ca(cert):
-            raise CertificateError(
-                f"bundle certificate chain[{i + 1}] is a root CA ({cert.subject.rfc4514_string()}); "
-                "roots come only from the trusted root", what="certificate-chain",
-                where=f"certificate chain[{i + 1}]")
+        # Parsed (bounded, well-formed) but never trusted: the path is built from the
+        # trusted root alone (_build_path), so intermediates and even a root shipped in a
+        # v0.1/v0.2 bundle's x509CertificateChain — as slsa-github-generator's bundles do —
+        # decide nothing, as in sigstore-go.
+        load_certificate(der, f"certificate chain[{i + 1}]")
     if _is_self_signed_ca(leaf):
         raise CertificateError("signing certificate is a self-signed CA",
                                what="certificate", where="certificate")

@@ -55,7 +55,7 @@ __all__ = [
     "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
     "InvalidSubjectError", "ModelChangedError", "ModelDigests", "ModelFile", "ModelPathError",
     "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "check_shard",
-    "compile_glob", "glob_escape", "hash_bytes_digest", "hash_model", "looks_like_digest",
+    "compile_glob", "digest_target", "glob_escape", "hash_bytes_digest", "hash_model", "looks_like_digest",
     "raise_for_model_check", "shard_digest_key", "shard_ranges", "shard_tree_root",
     "supported_algorithms", "walk_model", "walk_model_detailed",
 ]
@@ -243,6 +243,37 @@ def hash_bytes_digest(text: str) -> DigestSpec:
         raise DigestError(f"{alg} digest must have {2 * _DIGEST_SIZES[alg]} hex characters, "
                           f"got {len(hex_digest)}", what="digest", where=text)
     return DigestSpec(alg, hex_digest)
+
+
+# Digests a verify target may be given as (what bundles' subjects and messageDigests use).
+_TARGET_PREFIX = re.compile(r"(sha256|sha384|sha512):", re.IGNORECASE)
+_TARGET_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+def digest_target(text: str) -> DigestSpec | None:
+    """``sha256:HEX`` / ``sha384:HEX`` / ``sha512:HEX`` given where a path may be.
+
+    None when ``text`` is a path. Text that starts like a digest but is not a
+    well-formed one is a usage error naming what is wrong — unless a file of that
+    name exists, which is then the target.
+    """
+    if not isinstance(text, str) or not _TARGET_PREFIX.match(text):
+        return None
+    alg, _, hex_part = text.partition(":")
+    alg = alg.lower()
+    problem = None
+    if not re.fullmatch(r"[0-9a-fA-F]*", hex_part):
+        problem = "has characters that are not hex digits"
+    elif len(hex_part) != 2 * _TARGET_SIZES[alg]:
+        problem = (f"has {len(hex_part)} hex digits; a {alg} digest has "
+                   f"{2 * _TARGET_SIZES[alg]}")
+    if problem is None:
+        return DigestSpec(alg, hex_part.lower())
+    if os.path.lexists(text):
+        return None
+    raise DigestError(f"malformed digest {text[:80]!r}: {problem} (give ALGORITHM:HEX, "
+                      "e.g. sha256:<64 hex digits>, or a path that exists)",
+                      what="usage", where=text[:80])
 
 
 def looks_like_digest(text: str) -> bool:

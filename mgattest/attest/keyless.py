@@ -19,7 +19,7 @@ from typing import Any
 from mgattest.attest.oidc import TokenInfo, select_identity_token
 from mgattest.errors import InputError
 
-__all__ = ["KeylessSigningError", "sign_keyless", "load_sigstore_trust_config",
+__all__ = ["KeylessSigningError", "sign_keyless", "check_own_verify_accepts", "load_sigstore_trust_config",
            "signing_services", "public_good_trust_config", "IN_TOTO_PAYLOAD_TYPE"]
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -188,4 +188,37 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
-    return json.loads(bundle.to_json())
+    signed = json.loads(bundle.to_json())
+    check_own_verify_accepts(signed, json.loads(config._inner.to_json())["trustedRoot"])
+    return signed
+
+
+def check_own_verify_accepts(bundle: dict[str, Any], trusted_root: dict[str, Any]) -> None:
+    """Refuse a bundle that ``mgattest verify`` would reject with this trusted root.
+
+    The identity is the certificate's own (who signed is the caller's question, not
+    this check's); everything else — signature, log entry, checkpoint, certificate
+    chain, SCT, validity at the logged time — is verified as ``verify`` does, so a
+    deployment that cannot be verified is reported at signing time, not after the
+    bundle has shipped.
+    """
+    import base64
+
+    from cryptography import x509
+
+    from mgattest.attest.certs import IdentityPolicy, parse_identity
+    from mgattest.attest.verify import verify_bundle
+    from mgattest.errors import MgattestError
+
+    try:
+        leaf_der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+        identity, issuer, _ = parse_identity(x509.load_der_x509_certificate(leaf_der))
+        verify_bundle(bundle, trusted_root=trusted_root, use_local_log=False,
+                      identity=IdentityPolicy(identity=identity, issuer=issuer))
+    except MgattestError as exc:
+        raise KeylessSigningError(
+            f"signed, but mgattest verify would reject the bundle, so it was not written: "
+            f"{exc.message}", what="self-check", where=exc.where or "bundle") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeylessSigningError(f"the signing service returned an unusable bundle: {exc}",
+                                  what="self-check") from None

@@ -34,6 +34,9 @@ class SignerInfo:
     certificate_pem: str | None = None
     not_before: int | None = None  # unix seconds
     not_after: int | None = None
+    # Accepted deviations from a rule mgattest otherwise enforces, kept visible in the
+    # verdict (e.g. a private-CA signing certificate with CA:TRUE that model_signing takes).
+    warnings: tuple[str, ...] = ()
 
     @property
     def distinct_id(self) -> str:

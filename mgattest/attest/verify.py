@@ -18,8 +18,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -62,9 +60,6 @@ class ArtifactMismatchError(BundleVerificationError):
 
 # --------------------------------------------------------------------------- inputs
 
-_ARTIFACT_DIGEST_PREFIX = re.compile(r"(sha256|sha384|sha512):", re.IGNORECASE)
-
-
 def names_a_digest(target: str) -> bool:
     """Whether a CLI target (``verify TARGET``) is a digest rather than a path.
 
@@ -72,30 +67,21 @@ def names_a_digest(target: str) -> bool:
     exists, is a digest, and must be a well-formed one: ``sha256:zzz`` is reported as a
     malformed digest (InputError), not as a missing file.
     """
-    if not isinstance(target, str) or not _ARTIFACT_DIGEST_PREFIX.match(target):
-        return False
-    if os.path.lexists(target):
-        return False
-    parse_artifact_digest(target)
-    return True
+    from mgattest.attest.digests import digest_target
+
+    return digest_target(target) is not None
 
 
 def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes] | None:
     """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes)."""
+    from mgattest.attest.digests import digest_target
+
     if value is None:
         return None
-    if isinstance(value, str) and _ARTIFACT_DIGEST_PREFIX.match(value) \
-            and not os.path.lexists(value):
-        alg, _, hexval = value.partition(":")
-        alg, hexval = alg.lower(), hexval.lower()
-        expected = hashlib.new(alg).digest_size * 2
-        if len(hexval) != expected or re.fullmatch(r"[0-9a-f]+", hexval) is None:
-            found = f"{len(hexval)} characters" + (
-                "" if re.fullmatch(r"[0-9a-f]*", hexval) else ", not all hex")
-            raise InputError(f"artifact digest {value!r} is not {alg}:HEX with {expected} "
-                             f"hex characters (got {found}); no file of that name exists "
-                             "either", what="artifact digest", where=value)
-        return alg, bytes.fromhex(hexval)
+    if isinstance(value, str):
+        spec = digest_target(value)
+        if spec is not None:
+            return spec.algorithm, bytes.fromhex(spec.hex_digest)
     path = Path(value) if not isinstance(value, bytes) else None
     if path is None:
         assert isinstance(value, bytes)
@@ -521,12 +507,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
         raise BundleVerificationError(
             f"signing certificate does not chain to the given CA at {when.isoformat()}: {exc}",
             what="certificate chain", where=bundle.source) from None
-    try:
-        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise BundleVerificationError("signing certificate is a CA certificate",
-                                          what="certificate", where=bundle.source)
-    except x509.ExtensionNotFound:
-        pass
+    warnings = _ca_signer_warnings(leaf, bundle.source)
     _require_code_signing(leaf, bundle.source)
     from mgattest.attest.certs import parse_identity
 
@@ -540,7 +521,28 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                       extensions=extensions,
                       certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
                       not_before=int(leaf.not_valid_before_utc.timestamp()),
-                      not_after=int(leaf.not_valid_after_utc.timestamp()))
+                      not_after=int(leaf.not_valid_after_utc.timestamp()),
+                      warnings=warnings)
+
+
+def _ca_signer_warnings(leaf: Any, source: str) -> tuple[str, ...]:
+    """A private-CA signing certificate marked CA:TRUE: model_signing accepts it, so
+    mgattest does too (when it is issued for code signing, checked next), with a warning
+    in the verdict. A self-signed one is the trust anchor itself signing:
+    refused."""
+    from cryptography import x509
+
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return ()
+    if not is_ca:
+        return ()
+    if leaf.issuer == leaf.subject:
+        raise BundleVerificationError("signing certificate is a self-signed CA certificate",
+                                      what="certificate", where=source)
+    return ("signing certificate is marked CA:TRUE (accepted as model_signing accepts it; "
+            "ask your CA for CA:FALSE)",)
 
 
 def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,

@@ -3,7 +3,9 @@
 ``build_client_trust_config(log_url, ca_url, oidc_url)`` asks the log for its public
 key (Rekor v1 ``GET /api/v1/log/publicKey``) and the CA for its trust bundle and CT key,
 and writes the trusted root (tlogs, ctlogs, certificateAuthorities) and signing config
-(CA, log, OIDC URLs) that mgattest, sigstore-python and model_signing all accept.
+(CA, log, OIDC URLs) that mgattest, sigstore-python, sigstore-js, sigstore-go and
+model_signing all accept (every field is one of protobuf-specs', nothing empty that a
+client would select from).
 """
 
 from __future__ import annotations
@@ -96,32 +98,6 @@ def _log_start(log_url: str, now: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(min(times) - 60, tz=dt.timezone.utc)
 
 
-def log_origin_problem(log_url: str) -> str | None:
-    """Why verifiers will refuse this log's checkpoints, or None when its origin fits.
-
-    The trusted-root format has no field for a checkpoint origin, so mgattest verifies
-    that a checkpoint's origin names the log's URL (its host, host:port[/path], or
-    Rekor v1's "host - treeID").
-    """
-    import re
-
-    log_url = log_url.rstrip("/")
-    try:
-        info = _get_json(f"{log_url}/api/v1/log")
-        origin = str(info["signedTreeHead"]).split("\n", 1)[0]
-    except (FileNotFoundError, KeyError, TypeError, AttributeError):
-        return f"{log_url} publishes no signed tree head at /api/v1/log"
-    parts = urlsplit(log_url)
-    host, netloc, path = parts.hostname or "", parts.netloc, parts.path.rstrip("/")
-    if origin in {host, netloc, netloc + path, host + path}:
-        return None
-    if re.fullmatch("(?:" + re.escape(host) + "|" + re.escape(netloc) + r") - [0-9]{1,20}",
-                    origin):
-        return None
-    return (f"the log's checkpoint origin {origin!r} does not name {log_url}; mgattest "
-            f"verify will refuse its checkpoints (create the log with --origin {netloc})")
-
-
 def _service(url: str, start: dt.datetime, operator: str) -> dict[str, Any]:
     return {"url": url, "majorApiVersion": 1, "validFor": {"start": _rfc3339(start)},
             "operator": operator}
@@ -198,9 +174,9 @@ def build_client_trust_config(log_url: str, ca_url: str, oidc_url: str | None = 
         "caUrls": [_service(ca_url, ca_start, operator)],
         "oidcUrls": [_service(oidc_url.rstrip("/"), ca_start, operator)] if oidc_url else [],
         "rekorTlogUrls": [_service(log_url, log_start, operator)],
-        "tsaUrls": [],
         "rekorTlogConfig": {"selector": "ANY"},
-        "tsaConfig": {"selector": "ANY"},
+        # No TSA: no tsaUrls and no tsaConfig (sigstore-js refuses a tsaConfig that
+        # selects from an empty tsaUrls list).
     }
     return {"mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE, "trustedRoot": trusted_root,
             "signingConfig": signing_config}

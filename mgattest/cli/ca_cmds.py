@@ -149,12 +149,9 @@ def trust_private_cmd(
                                            help="Operator name in the signing config."),
 ) -> None:
     """Write a ClientTrustConfig (trusted root + signing config) for a private log and CA."""
-    from mgattest.ca.trustconfig import build_client_trust_config, log_origin_problem
+    from mgattest.ca.trustconfig import build_client_trust_config
 
     config = build_client_trust_config(log, ca, oidc, operator=operator)
-    problem = log_origin_problem(log)
-    if problem:
-        err(f"warning: {problem}")
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     tmp.replace(out_path)

@@ -100,6 +100,16 @@ def _check_can_listen(host: str, port: int) -> None:
                          what="listen address") from None
 
 
+def _public_hostname(host: str) -> str:
+    """The name a log listening on ``host`` is reached under: the host itself, or this
+    machine's name for the any-address."""
+    import socket
+
+    if host in ("0.0.0.0", "::", ""):
+        return socket.gethostname().strip().lower() or "localhost"
+    return host
+
+
 def _verifier(log_key: Path) -> Any:
     from mgattest.tlog.keys import LogVerifier
 
@@ -171,6 +181,10 @@ def serve_cmd(
                                          help="Seconds to receive a request's headers."),
     body_timeout: float = typer.Option(30.0, "--body-timeout",
                                        help="Seconds to receive a request's body."),
+    hostname: Optional[str] = typer.Option(
+        None, "--hostname", help="Host clients reach the log under (in its URL); checkpoints "
+        "are signed under this name as Rekor does. Default: --host, or this machine's name "
+        "when listening on all addresses."),
 ) -> None:
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
@@ -201,6 +215,7 @@ def serve_cmd(
         err("warning: serving a remote address without --token-file: anyone can append")
     _check_can_listen(host, port)
     log = _open_log(db, key)
+    log.serve_as(hostname or _public_hostname(host))
     err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
     serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits)
 

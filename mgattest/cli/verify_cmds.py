@@ -22,9 +22,10 @@ _POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_v
 
 
 def _looks_like_digest(text: str) -> bool:
-    from mgattest.attest.verify import names_a_digest
+    """Whether the target is ``ALGORITHM:HEX`` (a malformed one raises a usage error)."""
+    from mgattest.attest.digests import digest_target
 
-    return names_a_digest(text)
+    return digest_target(text) is not None
 
 
 @guarded
@@ -37,6 +38,10 @@ def verify_cmd(
         None, "--certificate-chain", help="PEM CA certificates for private-CA signatures."),
     trusted_root: Optional[Path] = typer.Option(
         None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
+    trust_config: Optional[Path] = typer.Option(
+        None, "--trust-config",
+        help="ClientTrustConfig JSON (as `sign --trust-config` and sigstore-python take; "
+             "a trusted root is accepted too); merged with --trusted-root/--instance."),
     instance: Optional[str] = typer.Option(
         None, "--instance", help="Trust Sigstore's embedded production|staging root."),
     refresh_trust: bool = typer.Option(
@@ -92,6 +97,8 @@ def verify_cmd(
     _require_issuer(identity, identity_regex, issuer)
     if refresh_trust:
         instance = _refreshed_instance(instance)
+    trusted_root = _merged_trust(trusted_root, trust_config, instance)
+    instance = None
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
@@ -145,13 +152,11 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     from mgattest.attest import trustroot, verify
     from mgattest.errors import InputError
 
-    root = None
-    if trusted_root is not None:
-        root = trustroot.load_trusted_root(trusted_root)
-    if instance is not None:
-        embedded = (instance if isinstance(instance, trustroot.TrustedRoot)
-                    else trustroot.embedded_trusted_root(instance))
-        root = embedded if root is None else root.merged(embedded)
+    root = _merged_trust(None, None, instance)
+    if isinstance(trusted_root, trustroot.TrustedRoot):
+        root = trusted_root if root is None else trusted_root.merged(root)
+    elif trusted_root is not None:
+        root = _merged_trust(trusted_root, None, instance)
     policy = None
     if identity or identity_regex or issuer or extensions:
         from mgattest.attest.certs import IdentityPolicy
@@ -169,7 +174,12 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     if _looks_like_digest(model):
         if not bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
-        atts = [verify.verify_bundle(str(b), artifact_digest=model, **common) for b in bundles]
+        from mgattest.attest.digests import digest_target
+
+        spec = digest_target(model)
+        assert spec is not None
+        atts = [verify.verify_bundle(str(b), artifact_digest=f"{spec.algorithm}:"
+                                     f"{spec.hex_digest}", **common) for b in bundles]
         _require_identity(atts, policy)
         return {"model": model, "attestations": atts, "check": None}
     path = Path(model)
@@ -194,6 +204,25 @@ def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
         ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
         ("certificate chain", options["certificate_chain"]),
         *(("key", k) for k in options["key"])])
+
+
+def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],
+                  instance: Any) -> Any:
+    """One TrustedRoot trusting everything --trusted-root, --trust-config and --instance
+    name (each file a trusted root or a ClientTrustConfig), or None when none is given."""
+    from mgattest.attest import trustroot
+
+    roots = [trustroot.load_trusted_root(path) for path in (trusted_root, trust_config)
+             if path is not None]
+    if instance is not None:
+        roots.append(instance if isinstance(instance, trustroot.TrustedRoot)
+                     else trustroot.embedded_trusted_root(instance))
+    if not roots:
+        return None
+    merged = roots[0]
+    for root in roots[1:]:
+        merged = merged.merged(root)
+    return merged
 
 
 def _extension_constraints(named: dict[str, Optional[str]],
@@ -294,6 +323,8 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
             f"predicate {show(att.predicate_type or 'message signature')}")
         for note in att.notes:
             out(f"  note: {show(note)}")
+        for warning in signer.warnings:
+            out(f"warning: {show(warning)}")
     if check is not None:
         counted = sum(1 for f in check.files if f.status == "ok")
         ignored = sum(1 for f in check.files if f.status == "ignored")

@@ -126,7 +126,12 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
         ctx.add(MALFORMED, "nesting", "archives nested too deeply")
         return "archive"
     if len(data) == 0:
-        ctx.add(MALFORMED, "empty", "empty file")
+        # An empty __init__.py or LICENSE is ordinary; only a name that promises a
+        # format with a header (pickle, safetensors, ONNX...) makes emptiness malformed.
+        if sniff(name, b"") in ("unknown", "code", "data"):
+            ctx.add(INFO, "empty", "empty file")
+        else:
+            ctx.add(MALFORMED, "empty", "empty file")
         return "empty"
     fmt = sniff(name, bytes(data[:512]))
     if fmt in ("pickle", "maybe-pickle"):
@@ -164,7 +169,10 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
         trial = ScanContext(member=ctx.member, limits=ctx.limits,
                             extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
         results = scan_pickle_blob(data, trial, joblib=True)
-        if not results and not any(f.kind == "import" for f in trial.findings):
+        if not results and not any(_resolvable(i) for i in trial.imports):
+            # No complete stream and no import an unpickler could resolve (text such as
+            # "include LICENSE" reads as INST of module "nclude LICENSE"): every loader
+            # fails on it before anything runs, so it is not a pickle.
             ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
             return "unknown"
         ctx.findings.extend(trial.findings)
@@ -186,6 +194,12 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
                                     streams_before=1)
     _check_polyglot_zip("pickle", data, ctx, 0)
     return _label_pickle(ctx, results)
+
+
+def _resolvable(record) -> bool:
+    """Whether ``find_class`` could import this global: dotted identifiers only."""
+    return all(part.isidentifier() for text in (record.module, record.name)
+               for part in text.split("."))
 
 
 def _label_pickle(ctx: ScanContext, results) -> str:

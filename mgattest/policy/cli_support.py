@@ -17,7 +17,7 @@ from typing import Any
 
 
 from mgattest.errors import InputError
-from mgattest.policy.model import SLSA_PROVENANCE_V1, Policy
+from mgattest.policy.model import SLSA_PROVENANCE_TYPES, Policy
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 SHORTCUTS = ("builder_id", "source_uri", "source_tag", "source_versioned_tag", "source_branch")
@@ -42,8 +42,9 @@ def source_uri(value: str) -> str:
     return value[:-4] if value.endswith(".git") else value
 
 
-def shortcut_rule(options: dict[str, Any], *, signer: str | None) -> dict[str, Any]:
-    """The rule the shortcut options describe."""
+def shortcut_rule(options: dict[str, Any], *, signers: list[str]) -> dict[str, Any]:
+    """The rule the shortcut options describe; the provenance must be signed by one of
+    ``signers`` (any verified signer when empty, i.e. with ``--identity``)."""
     prov: dict[str, Any] = {}
     if options.get("builder_id"):
         prov["builderId"] = builder_matcher(options["builder_id"])
@@ -53,9 +54,13 @@ def shortcut_rule(options: dict[str, Any], *, signer: str | None) -> dict[str, A
                      ("source_branch", "sourceBranch")):
         if options.get(opt):
             prov[key] = options[opt]
-    att: dict[str, Any] = {"predicateType": SLSA_PROVENANCE_V1, "provenance": prov}
-    if signer is not None:
-        att["signedBy"] = {"anyOf": [signer]}
+    # Both SLSA Provenance versions slsa-verifier reads (many releases still ship v0.2).
+    att: dict[str, Any] = {"predicateType": list(SLSA_PROVENANCE_TYPES), "provenance": prov}
+    if signers:
+        att["signedBy"] = {"anyOf": signers}
+    if "cli-builder" in signers:
+        # The builder signs: which certificate may vouch for which builder id.
+        prov["builderBoundToCertificate"] = True
     rule: dict[str, Any] = {"id": "cli-provenance", "match": ["**"], "attestations": [att],
                             "content": {"scan": "off", "pickle": "restricted"}}
     return _with_cli_file_options(rule, options)
@@ -75,13 +80,35 @@ def _with_cli_file_options(rule: dict[str, Any], options: dict[str, Any]) -> dic
 
 
 def builder_signer(options: dict[str, Any]) -> dict[str, Any]:
-    """The keyless signer that IS the builder (slsa-verifier semantics)."""
-    matcher = builder_matcher(options["builder_id"])
-    keyless: dict[str, Any] = {"issuer": options.get("issuer") or GITHUB_ISSUER,
-                               "subject": matcher, "extensions": {"workflow": matcher}}
+    """The keyless signers slsa-verifier accepts for a builder id.
+
+    The builder's own workflow, or a BYOB delegator of slsa-github-generator (which
+    vouches for the builder id written in the provenance — the provenance check then
+    applies the delegation rule); for npm CLI provenance (builder = the GitHub runner),
+    the package's own workflow in the ``--source-uri`` repository.
+    """
+    from mgattest.policy.provenance import DELEGATOR_WORKFLOWS, NPM_CLI_BUILDERS  # noqa: PLC0415
+
+    builder = options["builder_id"]
+    issuer = options.get("issuer") or GITHUB_ISSUER
+    extensions: dict[str, Any] = {}
     if options.get("source_uri"):
-        keyless["extensions"]["sourceRepository"] = source_uri(options["source_uri"])
-    return {"keyless": keyless}
+        extensions["sourceRepository"] = source_uri(options["source_uri"])
+    if builder.split("@", 1)[0] in NPM_CLI_BUILDERS:
+        if not options.get("source_uri"):
+            raise InputError(f"builder {builder} (npm CLI provenance) needs --source-uri: the "
+                             "signer is the package's own workflow in that repository",
+                             what="--source-uri")
+        repo = extensions["sourceRepository"]
+        workflow = {"regex": re.escape(repo) + r"/\.github/workflows/[^@\s]+@[^\s]+"}
+        return {"keyless": {"issuer": issuer, "subject": workflow,
+                            "extensions": {**extensions, "workflow": workflow}}}
+    delegators = {"regex": "(?:" + "|".join(re.escape(d) for d in DELEGATOR_WORKFLOWS)
+                  + r")@refs/tags/v[0-9]+\.[0-9]+\.[0-9]+"}
+    own = builder_matcher(builder)
+    matcher = {"anyOf": (own["anyOf"] if isinstance(own, dict) else [own]) + [delegators]}
+    return {"keyless": {"issuer": issuer, "subject": matcher,
+                        "extensions": {**extensions, "workflow": matcher}}}
 
 
 def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy:
@@ -111,7 +138,7 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
                "unmatchedFiles": "allow", "rules": []}
         base = os.getcwd()
         source = "command-line expectations"
-    signer_name = None
+    provenance_signers: list[str] = []
     if keys and not policy_path:
         doc.setdefault("trust", {})["keys"] = [
             {"name": f"cli-key-{i + 1}", "path": os.path.abspath(k)} for i, k in enumerate(keys)]
@@ -119,11 +146,14 @@ def effective_policy(policy_path: str | None, options: dict[str, Any]) -> Policy
         doc["rules"].append(_with_cli_file_options(
             {"id": "cli-signer", "match": ["**"], "signedBy": {"anyOf": sorted(doc["signers"])},
              "content": {"scan": "off", "pickle": "restricted"}}, options))
-    elif options.get("identity") is None and options.get("builder_id"):
+        provenance_signers += sorted(doc["signers"])
+    # Also beside --key (an npm attestation document: publish attestation by the registry
+    # key, provenance by the builder): the provenance is signed by the builder or a --key.
+    if options.get("identity") is None and options.get("builder_id"):
         doc.setdefault("signers", {})["cli-builder"] = builder_signer(options)
-        signer_name = "cli-builder"
+        provenance_signers.insert(0, "cli-builder")
     if wanted:
-        doc["rules"].append(shortcut_rule(options, signer=signer_name))
+        doc["rules"].append(shortcut_rule(options, signers=provenance_signers))
     elif not doc["rules"]:  # --identity only: verify_bundle checks it; files and log here
         doc["rules"].append(_with_cli_file_options(
             {"id": "cli-identity", "match": ["**"],
@@ -161,12 +191,15 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
     vsa_password (bytes), audit_log (path), verbose (bool).
     Returns 0 when allowed, 1 when denied; raises InputError on bad input.
     """
+    from mgattest.attest.digests import digest_target  # noqa: PLC0415
     from mgattest.errors import VerificationError  # noqa: PLC0415
     from mgattest.load import bundle_failure_verdict  # noqa: PLC0415
-    from mgattest.policy.modelcheck import stream_model_check, stream_scan  # noqa: PLC0415
     from mgattest.policy.evaluate import evaluate  # noqa: PLC0415
     from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
+    target = digest_target(str(model))  # sha256:HEX / sha512:HEX instead of a path
+    if target is not None and not bundles:
+        raise InputError("verifying a digest needs --bundle", what="--bundle")
     options = normalize_options(model, options)
     bundles = [str(b) for b in bundles] or [options["default_bundle"]]
     if options.get("emit_vsa") and not options.get("vsa_key"):
@@ -174,7 +207,7 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                          "VSA with", what="emit-vsa")
     identity = options.get("identity")
     pol = effective_policy(str(policy) if policy else None, options)
-    if not os.path.lexists(model):
+    if target is None and not os.path.lexists(model):
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     try:
         atts = verify_attestations(bundles, pol, trusted_root=options.get("trusted_root"),
@@ -182,13 +215,10 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
                                    certificate_chain=options.get("certificate_chain"))
     except VerificationError as exc:  # a bundle that does not verify denies, on the record
         atts = []
-        check, _single = stream_model_check(model, [], exclude=bundles)
+        check = _check_and_content(model, target, [], bundles, scan=False)[0]
         verdict = bundle_failure_verdict(pol, check, exc)
     else:
-        # Stream the files (bounded memory): nothing is loaded here, so reading twice
-        # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
-        check, single = stream_model_check(model, atts, exclude=bundles)
-        verdict = evaluate(pol, atts, check, stream_scan(model, check, single))
+        verdict = evaluate(pol, atts, *_check_and_content(model, target, atts, bundles))
     if options.get("audit_log"):
         from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
 
@@ -218,6 +248,21 @@ def verify_and_report(model: str, bundles: list[str], policy: str | None,
         if vsa_written:
             print(f"verification summary attestation written to {vsa_written}")
     return 0 if verdict.allowed else 1
+
+
+def _check_and_content(model: str, target: Any, atts: list[Any], bundles: list[str],
+                       *, scan: bool = True) -> tuple[Any, Any]:
+    """The model check and content reports of a path (streamed) or a digest target;
+    ``scan=False`` skips the content scan of a path (its reports are then empty)."""
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+        digest_model_check, stream_model_check, stream_scan)
+
+    if target is not None:
+        return digest_model_check(target, atts)
+    # Stream the files (bounded memory): nothing is loaded here, so reading twice
+    # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
+    check, single = stream_model_check(model, atts, exclude=bundles)
+    return check, stream_scan(model, check, single) if scan else {}
 
 
 def normalize_options(model: str, options: dict[str, Any]) -> dict[str, Any]:

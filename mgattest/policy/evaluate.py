@@ -615,6 +615,11 @@ def _content_outcome(rule: Rule, f: _File):
         if rule.scan_required:
             return False, "no content scan report for this file", ev
         return True, f"format {fmt} allowed (scan off)", ev
+    if getattr(report, "format", None) == "unknown":  # tarball, binary, text...
+        ev["scan"] = "not inspected"
+        if rule.unknown == "deny":
+            return False, "unrecognised format, not inspected; content.unknown is deny", ev
+        return True, f"format {fmt}: not inspected (unrecognised format)", ev
     verdict = getattr(report, "verdict", None)
     findings = getattr(report, "findings", []) or []
     ev["scan"] = verdict

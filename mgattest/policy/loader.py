@@ -24,7 +24,8 @@ from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
 from mgattest.policy.model import (
     EXTENSION_NAMES,
-    SLSA_PROVENANCE_V1,
+    SLSA_PROVENANCE_TYPES,
+    SLSA_PROVENANCE_V02,
     AttestationSpec,
     CelCheck,
     LogRequirement,
@@ -253,12 +254,17 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
         except (OSError, ValueError, ModuleNotFoundError) as exc:
             problem(path, f"cannot read built-in trusted root {spec!r}: {exc}")
             return RootSpec(spec, None)
+    from mgattest.attest.trustroot import load_trusted_root  # noqa: PLC0415 (lazy: --help)
+    from mgattest.errors import MgattestError  # noqa: PLC0415 (lazy, as above)
+
     file = (base / spec["path"]).resolve()
     try:
-        data = json.loads(_read_small(file, 4 << 20, "trusted root"))
-        return RootSpec(spec["name"], str(file), _root_log_ids(data))
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc}")
+        # The verifier's own parser: a trusted root or a ClientTrustConfig (whose logs
+        # sit under "trustedRoot"), so the policy names exactly the logs verify trusts.
+        root = load_trusted_root(file)
+        return RootSpec(spec["name"], str(file), frozenset(t.log_id_hex for t in root.tlogs))
+    except MgattestError as exc:
+        problem(path + ("path",), f"cannot read trusted root {str(file)!r}: {exc.message}")
         return RootSpec(spec["name"], str(file))
 
 
@@ -386,6 +392,7 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
     for k in ext.get("values", {}):
         if k in allowed:
             problem(path + ("externalParameters",), f"parameter {k!r} is in both values and allowed")
+    config_source = spec.get("configSource", {})
     sources = [k for k in ("sourceRef", "sourceTag", "sourceVersionedTag", "sourceBranch") if k in spec]
     if len(sources) > 1:
         problem(path, f"give at most one of {', '.join(sources)}")
@@ -403,7 +410,16 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
         base_models=tuple(x for i, d in enumerate(spec.get("baseModels", []))
                           if (x := _matcher(d, path + ("baseModels", i), problem))),
         max_age_seconds=parse_duration(spec["maxAge"]) if "maxAge" in spec else None,
-        max_age_from=spec.get("maxAgeFrom", "finishedOn"))
+        max_age_from=spec.get("maxAgeFrom", "finishedOn"),
+        builder_bound_to_certificate=spec.get("builderBoundToCertificate", False),
+        config_source_uri=_matcher(config_source["uri"], path + ("configSource", "uri"),
+                                   problem) if "uri" in config_source else None,
+        config_source_entry_point=_matcher(
+            config_source["entryPoint"], path + ("configSource", "entryPoint"), problem)
+        if "entryPoint" in config_source else None,
+        config_source_digest=dict(config_source.get("digest", {})),
+        materials=tuple(x for i, d in enumerate(spec.get("materials", []))
+                        if (x := _matcher(d, path + ("materials", i), problem))))
 
 
 def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
@@ -436,12 +452,18 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         sb = _signed_by(a["signedBy"], apath + ("signedBy",), signers, broken, problem) \
             if "signedBy" in a else None
         prov = None
+        types = a["predicateType"] if isinstance(a["predicateType"], list) \
+            else [a["predicateType"]]
         if "provenance" in a:
-            if a["predicateType"] != SLSA_PROVENANCE_V1:
-                problem(apath + ("provenance",),
-                        f"provenance expectations need predicateType {SLSA_PROVENANCE_V1}")
+            if any(t not in SLSA_PROVENANCE_TYPES for t in types):
+                problem(apath + ("provenance",), "provenance expectations need predicateType "
+                        f"{' or '.join(SLSA_PROVENANCE_TYPES)}")
             prov = _provenance(a["provenance"], apath + ("provenance",), problem)
-        attestations.append(AttestationSpec(a["predicateType"], sb, prov))
+            if {"configSource", "materials"} & set(a["provenance"]) \
+                    and SLSA_PROVENANCE_V02 not in types:
+                problem(apath + ("provenance",), "configSource and materials are SLSA "
+                        f"Provenance v0.2 fields: list {SLSA_PROVENANCE_V02} in predicateType")
+        attestations.append(AttestationSpec(types[0], sb, prov, tuple(types[1:])))
     cel_checks = []
     for j, c in enumerate(spec.get("cel", [])):
         try:
@@ -461,4 +483,5 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         formats=frozenset(content["formats"]) if "formats" in content else None,
         pickle=content.get("pickle", "deny"),
         scan_required=content.get("scan", "required") == "required",
+        unknown=content.get("unknown", "allow"),
         cel=tuple(cel_checks))

@@ -15,6 +15,8 @@ from typing import Any
 from mgattest.policy.matching import Matcher
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
+SLSA_PROVENANCE_TYPES = (SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02)
 
 # Policy extension keys → Fulcio extension short names (as in SignerInfo.extensions).
 EXTENSION_NAMES = {
@@ -91,7 +93,7 @@ class LogRequirement:
 
 @dataclass(frozen=True)
 class ProvenanceSpec:
-    """Expectations on an SLSA Provenance v1 predicate."""
+    """Expectations on an SLSA Provenance v1 or v0.2 predicate."""
 
     builder_id: Matcher | None = None
     build_type: Matcher | None = None
@@ -109,13 +111,26 @@ class ProvenanceSpec:
     base_models: tuple[Matcher, ...] = ()
     max_age_seconds: int | None = None
     max_age_from: str = "finishedOn"
+    # slsa-verifier's rule: which certificate identity may vouch for the builder id.
+    builder_bound_to_certificate: bool = False
+    # v0.2 only: invocation.configSource and materials.
+    config_source_uri: Matcher | None = None
+    config_source_entry_point: Matcher | None = None
+    config_source_digest: dict[str, str] = field(default_factory=dict)
+    materials: tuple[Matcher, ...] = ()
 
 
 @dataclass(frozen=True)
 class AttestationSpec:
-    predicate_type: str
+    predicate_type: str  # the first accepted type (for messages)
     signed_by: SignedBy | None = None
     provenance: ProvenanceSpec | None = None
+    also_accepted: tuple[str, ...] = ()  # predicateType given as a list: any of them
+
+    @property
+    def accepted_types(self) -> tuple[str, ...]:
+        """Every predicate type that satisfies this expectation."""
+        return (self.predicate_type,) + self.also_accepted
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,7 @@ class Rule:
     formats: frozenset[str] | None = None
     pickle: str = "deny"
     scan_required: bool = True
+    unknown: str = "allow"  # content.unknown: a file of no format the scanner knows
     cel: tuple[CelCheck, ...] = ()
 
 

@@ -139,3 +139,37 @@ def stream_scan(model: str | os.PathLike[str], check: ModelCheck, single: bool) 
         rel = os.path.relpath(os.path.abspath(report.path), base).replace(os.sep, "/")
         out[rel] = report
     return out
+
+
+def digest_model_check(target: Any, attestations: list[VerifiedAttestation]
+                       ) -> tuple[ModelCheck, dict[str, Any]]:
+    """The check and content of a target given as a digest (``DigestSpec``), not bytes.
+
+    The one "file" is named after the subject that signs that digest (or the digest
+    itself when none does, then a mismatch); its content is "not inspected" — there are
+    no bytes to scan, so only ``content.unknown: deny`` (or a format rule) can object.
+    """
+    from mgattest.inspect.report import INFO, Finding, FileReport  # noqa: PLC0415
+
+    alg, hex_digest = target.algorithm, target.hex_digest
+    display = f"{alg}:{hex_digest}"
+    signed_as = [name for att in attestations for name, digest in _signed_digests(att)
+                 if digest.get(alg, "").lower() == hex_digest]
+    if signed_as:
+        name = next((n for n in signed_as if isinstance(n, str) and n), display)
+        check = FileCheck(name, "ok", {alg: hex_digest})
+    else:
+        name = display
+        check = FileCheck(name, "mismatch", {alg: hex_digest},
+                          "no verified attestation signs this digest")
+    report = FileReport(name, "unknown", 0, [Finding(
+        INFO, "unrecognised", "given as a digest: no bytes to inspect")], [])
+    return ModelCheck(display, [check]), {name: report}
+
+
+def _signed_digests(att: VerifiedAttestation) -> list[tuple[Any, dict[str, str]]]:
+    """Subject digests, plus the messageDigest of a message-signature bundle."""
+    pairs = list(subject_digests(att))
+    if att.message_digest:
+        pairs.append((None, dict(att.message_digest)))
+    return pairs

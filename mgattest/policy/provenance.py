@@ -13,7 +13,14 @@ import re
 from typing import Any, Callable
 
 from mgattest.attest.results import VerifiedAttestation
-from mgattest.policy.model import AttestationSpec, Policy, ProvenanceSpec, Rule, parse_time
+from mgattest.policy.model import (
+    SLSA_PROVENANCE_V02,
+    AttestationSpec,
+    Policy,
+    ProvenanceSpec,
+    Rule,
+    parse_time,
+)
 from mgattest.policy.verdict import FAIL, PASS, Check
 
 _SEMVER_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?")
@@ -30,7 +37,7 @@ def attestation_checks(policy: Policy, rule: Rule, index: int, spec: Attestation
     evidence, failures = [], []
     memo: dict[int, tuple[list[str], dict[str, Any]]] = {}
     for f in files:
-        candidates = [a for a in qualified[f.name] if a.predicate_type == spec.predicate_type]
+        candidates = [a for a in qualified[f.name] if a.predicate_type in spec.accepted_types]
         if not candidates:
             failures.append(f"{f.name}: no verified {spec.predicate_type} attestation")
             evidence.append({"file": f.name, "digest": f.digest, "ok": False,
@@ -71,7 +78,14 @@ def _problems(policy: Policy, spec: AttestationSpec, att: VerifiedAttestation, n
 
 
 def source_of(predicate: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(repository URI, git ref) claimed by an SLSA v1 provenance, normalised."""
+    """(repository URI, git ref) claimed by an SLSA v1 or v0.2 provenance, normalised.
+
+    v0.2: ``invocation.configSource.uri`` (``git+https://github.com/o/r@refs/tags/v1``),
+    which slsa-verifier calls the trigger URI.
+    """
+    config_source = _dict(_dict(predicate.get("invocation")).get("configSource"))
+    if "buildDefinition" not in predicate and isinstance(config_source.get("uri"), str):
+        return _split_git_uri(config_source["uri"])
     bd = _dict(predicate.get("buildDefinition"))
     ext = _dict(bd.get("externalParameters"))
     wf = _dict(ext.get("workflow"))
@@ -116,12 +130,15 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
     pred = att.predicate if isinstance(att.predicate, dict) else {}
     bd = _dict(pred.get("buildDefinition"))
     rd = _dict(pred.get("runDetails"))
+    v02 = att.predicate_type == SLSA_PROVENANCE_V02
     problems = []
-    builder_id = _dict(rd.get("builder")).get("id")
+    builder_id = (_dict(pred.get("builder")) if v02 else _dict(rd.get("builder"))).get("id")
     fields["builderId"] = builder_id
     if spec.builder_id is not None and not spec.builder_id.matches(builder_id):
         problems.append(f"builderId {builder_id!r} is not {spec.builder_id.text}")
-    build_type = bd.get("buildType")
+    if spec.builder_bound_to_certificate:
+        problems.extend(builder_identity_problems(builder_id, att))
+    build_type = pred.get("buildType") if v02 else bd.get("buildType")
     fields["buildType"] = build_type
     if spec.build_type is not None and not spec.build_type.matches(build_type):
         problems.append(f"buildType {build_type!r} is not {spec.build_type.text}")
@@ -132,19 +149,24 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
     repo, ref = source_of(pred) if wants_source else (None, None)
     if wants_source:
         fields["sourceRepository"], fields["sourceRef"] = repo, ref
+        problems.extend(_source_consistency_problems(pred, v02, repo, ref))
+    tag_ref, branch_ref = git_refs(pred, v02, ref)
     if spec.source_repository is not None and not (
             spec.source_repository.matches(repo)
             or (repo is not None and spec.source_repository.matches("git+" + repo))):
         problems.append(f"source repository {repo!r} is not {spec.source_repository.text}")
     if spec.source_ref is not None and not spec.source_ref.matches(ref):
         problems.append(f"source ref {ref!r} is not {spec.source_ref.text}")
-    if spec.source_tag is not None and ref != f"refs/tags/{spec.source_tag}":
-        problems.append(f"source ref {ref!r} is not tag {spec.source_tag!r}")
-    if spec.source_branch is not None and ref != f"refs/heads/{spec.source_branch}":
-        problems.append(f"source ref {ref!r} is not branch {spec.source_branch!r}")
-    if spec.source_versioned_tag is not None and not versioned_tag_ok(spec.source_versioned_tag, ref):
-        problems.append(f"source ref {ref!r} is not a semver tag compatible with "
+    if spec.source_tag is not None and tag_ref != f"refs/tags/{spec.source_tag}":
+        problems.append(f"source ref {tag_ref or ref!r} is not tag {spec.source_tag!r}")
+    if spec.source_branch is not None and branch_ref != f"refs/heads/{spec.source_branch}":
+        problems.append(f"source ref {branch_ref or ref!r} is not branch {spec.source_branch!r}")
+    if spec.source_versioned_tag is not None and not versioned_tag_ok(spec.source_versioned_tag,
+                                                                      tag_ref):
+        problems.append(f"source ref {tag_ref or ref!r} is not a semver tag compatible with "
                         f"{spec.source_versioned_tag!r}")
+    if v02:
+        problems.extend(_v02_problems(spec, pred, fields))
     if wants_source and spec.bind_to_certificate and att.signer.kind == "certificate":
         cert_repo = att.signer.extensions.get("source_repository_uri")
         cert_ref = att.signer.extensions.get("source_repository_ref")
@@ -156,8 +178,8 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
             problems.append(f"provenance ref {ref!r} differs from the certificate's "
                             f"source_repository_ref {cert_ref!r}")
 
-    params = bd.get("externalParameters")
-    params = params if isinstance(params, dict) else {}
+    params = _dict(_dict(pred.get("invocation")).get("parameters")) if v02 \
+        else _dict(bd.get("externalParameters"))
     for key, expected in spec.param_values.items():
         if key not in params or params[key] != expected:
             problems.append(f"externalParameters.{key} is {params.get(key)!r}, expected {expected!r}")
@@ -170,7 +192,8 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
         if unknown:
             problems.append(f"unexpected externalParameters: {', '.join(unknown)}")
 
-    deps = [d for d in bd.get("resolvedDependencies") or [] if isinstance(d, dict)]
+    deps = [d for d in (pred.get("materials") if v02 else bd.get("resolvedDependencies")) or []
+            if isinstance(d, dict)]
     if spec.dependencies_pinned:
         for i, dep in enumerate(deps):
             digest = dep.get("digest")
@@ -248,3 +271,133 @@ def versioned_tag_ok(expected: str, ref: str | None) -> bool:
     want = [int(x) for x in expected.lstrip("v").split(".")]
     have = [int(x) for x in m.groups()]
     return have[:len(want)] == want
+
+
+# --- slsa-verifier's rules ------------------------------------------------------------
+
+GITHUB = "https://github.com/"
+SLSA_GENERATOR_WORKFLOWS = GITHUB + "slsa-framework/slsa-github-generator/.github/workflows/"
+# The delegators of slsa-github-generator's BYOB framework: they sign the provenance of
+# the trusted reusable workflow (TRW) that called them, whose id is the builder id.
+DELEGATOR_WORKFLOWS = (SLSA_GENERATOR_WORKFLOWS + "delegator_generic_slsa3.yml",
+                       SLSA_GENERATOR_WORKFLOWS + "delegator_lowperms-generic_slsa3.yml")
+# npm CLI provenance: the builder is the runner; the certificate is the user's workflow.
+NPM_CLI_BUILDERS = (GITHUB + "actions/runner/github-hosted",
+                    GITHUB + "actions/runner/self-hosted", GITHUB + "actions/runner")
+_BUILDER_TAG = re.compile(r"refs/tags/v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
+
+
+def is_delegator(workflow: str | None) -> bool:
+    """Whether a certificate's workflow identity is a BYOB delegator at a release tag."""
+    if not isinstance(workflow, str) or "@" not in workflow:
+        return False
+    name, ref = workflow.rsplit("@", 1)
+    return name in DELEGATOR_WORKFLOWS and _BUILDER_TAG.fullmatch(ref) is not None
+
+
+def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list[str]:
+    """slsa-verifier's rule for which certificate identity may vouch for which builder.
+
+    * a BYOB delegator (slsa-github-generator's ``delegator_*_slsa3.yml`` at a vX.Y.Z
+      tag) vouches for the builder id in the provenance, which must itself be pinned to
+      a vX.Y.Z tag;
+    * npm CLI provenance names the runner as builder; the certificate is the package's
+      own workflow, bound through the source repository (``sourceRepository``);
+    * any other certificate is the builder: its workflow (``build_signer_uri``) at a
+      vX.Y.Z tag must equal the provenance's builder id.
+    A key signer has no identity to bind: nothing to check here.
+    """
+    if att.signer.kind != "certificate":
+        return []
+    workflow = att.signer.extensions.get("build_signer_uri") or att.signer.identity
+    if not isinstance(builder_id, str) or not builder_id:
+        return ["the provenance names no builder id"]
+    if is_delegator(workflow):
+        ref = builder_id.rsplit("@", 1)[1] if "@" in builder_id else ""
+        if _BUILDER_TAG.fullmatch(ref) is None:
+            return [f"builder id {builder_id!r} vouched for by delegator {workflow!r} is not "
+                    "pinned to a vX.Y.Z tag"]
+        return []
+    if builder_id in NPM_CLI_BUILDERS:
+        hosted = att.signer.extensions.get("runner_environment")
+        if builder_id.endswith(("/github-hosted", "/self-hosted")) and hosted is not None \
+                and not builder_id.endswith("/" + hosted):
+            return [f"builder id {builder_id!r} disagrees with the certificate's runner "
+                    f"environment {hosted!r}"]
+        return []
+    if workflow != builder_id:
+        return [f"builder id {builder_id!r} is not the signing certificate's workflow "
+                f"{workflow!r}"]
+    ref = builder_id.rsplit("@", 1)[1] if "@" in builder_id else ""
+    if _BUILDER_TAG.fullmatch(ref) is None:
+        return [f"builder {builder_id!r} is not pinned to a vX.Y.Z tag"]
+    return []
+
+
+def _material_uris(pred: dict[str, Any], v02: bool) -> list[Any]:
+    deps = pred.get("materials") if v02 else _dict(pred.get("buildDefinition")).get(
+        "resolvedDependencies")
+    return [d.get("uri") for d in deps or [] if isinstance(d, dict)]
+
+
+def _source_consistency_problems(pred: dict[str, Any], v02: bool, repo: str | None,
+                                 ref: str | None) -> list[str]:
+    """v0.2 (slsa-verifier): the first material is the source the trigger names."""
+    if not v02 or repo is None:
+        return []
+    uris = _material_uris(pred, v02)
+    if not uris or not isinstance(uris[0], str):
+        return ["the provenance lists no source material (materials[0].uri)"]
+    m_repo, m_ref = _split_git_uri(uris[0])
+    if m_repo != repo or (m_ref is not None and ref is not None and m_ref != ref):
+        return [f"materials[0].uri {uris[0]!r} is not the configSource {repo!r}@{ref!r}"]
+    return []
+
+
+def _env(pred: dict[str, Any], v02: bool) -> tuple[dict[str, Any], bool]:
+    """The GitHub environment a provenance records, and whether its keys are upper case."""
+    if v02:
+        return _dict(_dict(pred.get("invocation")).get("environment")), False
+    return _dict(_dict(pred.get("buildDefinition")).get("internalParameters")), True
+
+
+def git_refs(pred: dict[str, Any], v02: bool, ref: str | None) -> tuple[str | None, str | None]:
+    """(tag ref, branch ref) as slsa-verifier reads them: ``github_ref`` by
+    ``github_ref_type`` from the recorded environment, else the source ref."""
+    env, upper = _env(pred, v02)
+
+    def key(name: str) -> str:
+        return name.upper() if upper else name
+
+    ref_type, env_ref = env.get(key("github_ref_type")), env.get(key("github_ref"))
+    if ref_type == "tag" and isinstance(env_ref, str):
+        base = env.get(key("github_base_ref"))
+        return env_ref, base if isinstance(base, str) and base else None
+    if ref_type == "branch" and isinstance(env_ref, str):
+        return None, env_ref
+    if ref is None:
+        return None, None
+    return (ref, None) if ref.startswith("refs/tags/") else (None, ref)
+
+
+def _v02_problems(spec: ProvenanceSpec, pred: dict[str, Any],
+                  fields: dict[str, Any]) -> list[str]:
+    """``configSource`` (uri, digest, entryPoint) and ``materials`` expectations."""
+    problems = []
+    config_source = _dict(_dict(pred.get("invocation")).get("configSource"))
+    fields["configSource"] = config_source
+    for key, matcher in (("uri", spec.config_source_uri),
+                         ("entryPoint", spec.config_source_entry_point)):
+        if matcher is not None and not matcher.matches(config_source.get(key)):
+            problems.append(f"configSource.{key} {config_source.get(key)!r} is not "
+                            f"{matcher.text}")
+    digest = _dict(config_source.get("digest"))
+    for alg, value in spec.config_source_digest.items():
+        if str(digest.get(alg, "")).lower() != value.lower():
+            problems.append(f"configSource.digest.{alg} is {digest.get(alg)!r}, "
+                            f"expected {value!r}")
+    uris = _material_uris(pred, True)
+    for matcher in spec.materials:
+        if not any(matcher.matches(u) for u in uris):
+            problems.append(f"no material matches {matcher.text}")
+    return problems

@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from mgattest.tlog import merkle
-from mgattest.tlog.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from mgattest.tlog.checkpoint import SIG_PREFIX, Checkpoint, sign_checkpoint, verify_checkpoint
 from mgattest.tlog.entries import CanonicalEntry, canonicalize, check_loggable_size
 from mgattest.tlog.errors import (
     DuplicateEntryError,
@@ -114,6 +116,14 @@ def default_origin() -> str:
     return f"{host}/mgattest-log"
 
 
+def _signed_as(note: str) -> str | None:
+    """The key name on the first signature line of a stored signed note."""
+    for line in note.splitlines():
+        if line.startswith(SIG_PREFIX):
+            return line[len(SIG_PREFIX):].split(" ", 1)[0]
+    return None
+
+
 def _check_origin(origin: str) -> str:
     if not isinstance(origin, str) or not origin or len(origin) > 256 \
             or any(c.isspace() or ord(c) < 0x20 for c in origin) or "+" in origin:
@@ -128,6 +138,7 @@ class TransparencyLog:
         self._store = store
         self.signer = signer
         self.origin = origin
+        self._served_name: str | None = None
         # SHA-256 of the SPKI for ECDSA logs; the C2SP key ID (name = origin) for Ed25519.
         self.log_id = log_id_for(signer.public_key, origin)
         self._log_id_hex = self.log_id.hex()
@@ -207,8 +218,22 @@ class TransparencyLog:
 
     @property
     def key_name(self) -> str:
-        """The signed-note key name of checkpoint signatures (= the origin)."""
-        return self.origin
+        """The signed-note key name of checkpoint signatures: the origin, unless
+        :meth:`serve_as` named the host an ECDSA/RSA log is served under."""
+        return self._served_name or self.origin
+
+    def serve_as(self, hostname: str) -> None:
+        """Sign checkpoints as ``hostname``, the host clients reach the log under.
+
+        Rekor v1 signs its checkpoints as its hostname (origin ``<hostname> - <treeID>``)
+        and sigstore-js accepts a checkpoint signature only when that name matches the
+        log's base URL in the trusted root, so a served log signs under its host. Only
+        for ECDSA/RSA keys, whose key hint does not depend on the name; an Ed25519 log's
+        key ID binds the name to its origin, so its name stays the origin.
+        """
+        _check_origin(hostname)
+        if not isinstance(self.signer.public_key, ed25519.Ed25519PublicKey):
+            self._served_name = hostname
 
     # --- appends -----------------------------------------------------------------
     def _stamp(self, index: int, leaf: PendingLeaf) -> tuple[int, bytes]:
@@ -326,10 +351,13 @@ class TransparencyLog:
 
     def _checkpoint_for(self, size: int, root: bytes | None) -> str:
         note = self._store.checkpoint(size)
-        if note is not None:
+        if note is not None and _signed_as(note) == self.key_name:
             return note
         cp = Checkpoint(self.origin, size, root if root is not None else self.root_hash(size))
-        return self._store.put_checkpoint(size, sign_checkpoint(cp, self.signer, self.key_name))
+        signed = sign_checkpoint(cp, self.signer, self.key_name)
+        if note is not None:  # issued before under another name: same origin, size and root
+            return signed
+        return self._store.put_checkpoint(size, signed)
 
     def inclusion_proof(self, index: int, tree_size: int | None = None) -> InclusionProof:
         """Inclusion proof of ``index`` in the tree of ``tree_size`` (default current)."""

@@ -44,7 +44,6 @@ MAX_PROOF_HASHES = 64
 # Allowed clock skew between the log and this machine for "not in the future".
 CLOCK_SKEW_SECONDS = 60
 _UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
-_REKOR_V1_ORIGIN = re.compile(r"[^\s]{1,253} - [0-9]{1,20}")
 _REKOR_V2_KINDS = {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
 _KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
                 ("intoto", "0.0.1"), ("rekord", "0.0.1"), ("hashedrekord", "0.0.2"),
@@ -139,8 +138,9 @@ def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | Non
     """The checkpoint's origin: exactly the configured one when there is one; else, for
     Rekor v2 / C2SP logs (whose spec binds origin and URL), derived from the base URL.
 
-    A Rekor v1 origin is ``<server hostname> - <tree ID>``, unrelated to the URL clients
-    use (private deployments name their pods); like sigstore-go, a Rekor v1 entry's
+    A Rekor v1 origin is ``<server hostname> - <tree ID>`` (an mgattest log's is whatever
+    ``log init`` chose), unrelated to the URL clients use, and the trusted root has no
+    field for it: like sigstore-go, sigstore-js and sigstore-python, a Rekor v1 entry's
     checkpoint is then judged by its signature (the trusted log key, selected by its key
     hint) and by size and root equal to the proof's, which the caller checks.
     """
@@ -151,7 +151,7 @@ def _check_origin(checkpoint: Checkpoint, trusted: TrustedLog, origin: str | Non
             raise CheckpointError(f"checkpoint origin {got!r} is not the expected {exact!r}",
                                   what="checkpoint origin")
         return
-    if rekor_v1_entry and _REKOR_V1_ORIGIN.fullmatch(got):
+    if rekor_v1_entry:
         return
     if host is None:
         raise CheckpointError("cannot check the checkpoint origin: no origin or base URL is "
@@ -180,11 +180,12 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
     """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
 
     ``origin`` overrides the expected checkpoint origin (else ``TrustedLog.origin``,
-    else derived from its base URL: ``host`` for Rekor v2, ``host - <tree id>`` for
-    Rekor v1). ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying
-    only a SET (which must then verify). ``verified_times`` are signing times the
-    caller verified independently (RFC 3161 genTimes): without a SET, the log key must
-    have been valid at each of them (at ``now`` when there are none).
+    else, for Rekor v2 entries, derived from its base URL; a Rekor v1 origin is only
+    checked when one of the first two names it). ``require_inclusion_proof=False``
+    accepts a v0.1-bundle entry carrying only a SET (which must then verify).
+    ``verified_times`` are signing times the caller verified independently (RFC 3161
+    genTimes): without a SET, the log key must have been valid at each of them (at
+    ``now`` when there are none).
     """
     # 1. bounds and types, before any crypto
     entry = _obj(entry, "tlog entry")
