@@ -12,9 +12,10 @@ from __future__ import annotations
 import codecs
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 
-from mgattest.inspect import allowlist
+from mgattest.inspect import allowlist, pickle_text
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
@@ -23,15 +24,27 @@ _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+# UNICODE lines longer than this are not decoded (kept opaque, accepted unchecked)
+_MAX_VALIDATED_LINE = 1 << 20
+
+
+SCAN_LIMIT = "scan-limit"
+"""Finding kind: the scanner stopped at one of its own limits; CPython would read on."""
 
 
 class MalformedPickle(Exception):
-    """Raised inside the walker; turned into a ``malformed`` finding by the caller."""
+    """Raised inside the walker; turned into a ``malformed`` finding by the caller.
 
-    def __init__(self, detail: str, offset: int) -> None:
+    ``scan_limit`` is True when the *scanner* gave up (time, size or analysis limits)
+    although CPython's unpickler would go on: then nothing about the rest is known.
+    Otherwise CPython's unpicklers reject the stream at the same opcode.
+    """
+
+    def __init__(self, detail: str, offset: int, *, scan_limit: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.offset = offset
+        self.scan_limit = scan_limit
 
 
 class _Opaque:
@@ -200,9 +213,9 @@ class _Walker:
             if pos >= self.end:
                 return b"", pos
             nl = self.end - 1
-        if nl - pos > self.ctx.limits.max_name_len * 4:
-            raise MalformedPickle("line argument too long", pos)
-        return self.data[pos:nl], min(nl + 1, self.end)
+        # No length limit: CPython reads lines of any length, and so must the scanner.
+        # Callers keep long lines as opaque values.
+        return bytes(self.data[pos:nl]), min(nl + 1, self.end)
 
     # Memo opcodes come in three widths: BIN* (1-byte key), LONG_BIN* (4-byte little
     # endian key) and the text form (decimal line). PUT and GET share the layout.
@@ -218,10 +231,21 @@ class _Walker:
             pos = self._need(pos, 4, f"LONG_BIN{kind}")
             return int.from_bytes(self.data[pos - 4:pos], "little"), pos
         line, pos = self._line(pos)
-        try:
-            return int(line), pos
-        except ValueError:
-            raise MalformedPickle(f"{kind} argument is not an integer", at) from None
+        key = pickle_text.parse_memo_key(line)
+        if key is pickle_text.REJECTED:
+            raise MalformedPickle(f"{kind} argument is not an integer", at)
+        if key is pickle_text.LARGE:
+            return ("large key", line.strip()), pos
+        if kind == "PUT" and key < 0:
+            raise MalformedPickle("negative PUT argument", at)
+        return key, pos
+
+    @staticmethod
+    def _text_value(value: object, error: str, at: int) -> object:
+        """A value from :mod:`pickle_text`: refused lines raise, huge numerals are opaque."""
+        if value is pickle_text.REJECTED:
+            raise MalformedPickle(error, at)
+        return _BIG if value is pickle_text.LARGE else value
 
     def _need(self, pos: int, n: int, what: str) -> int:
         if n < 0 or pos + n > self.end:
@@ -231,6 +255,8 @@ class _Walker:
 
     def _import(self, module: str, name: str, offset: int, opname: str) -> Global:
         ctx = self.ctx
+        module, name = _shorten(module, ctx.limits.max_name_len), \
+            _shorten(name, ctx.limits.max_name_len)
         real = allowlist.normalise(module, name, self.proto)
         allowed, severity = allowlist.classify(module, name, self.proto,
                                                extra_allowed=ctx.extra_allowed,
@@ -331,11 +357,11 @@ class _Walker:
             ops += 1
             if not ops & 0xFFFF:
                 if time.monotonic() > ctx.deadline:
-                    raise MalformedPickle("scan time budget exceeded", at)
+                    raise MalformedPickle("scan time budget exceeded", at, scan_limit=True)
                 if ops > lim.max_opcodes:
-                    raise MalformedPickle("too many opcodes", at)
+                    raise MalformedPickle("too many opcodes", at, scan_limit=True)
                 if len(stack) > lim.max_stack:
-                    raise MalformedPickle("pickle stack too large", at)
+                    raise MalformedPickle("pickle stack too large", at, scan_limit=True)
             if 0 <= frame_end <= at:
                 frame_end = -1  # frame fully consumed: reads go to the file again
             # --- the hottest opcodes first, with inlined bounds checks ----------------------
@@ -343,7 +369,7 @@ class _Walker:
                 if len(stack) <= floor:
                     raise underflow(at)
                 if len(memo) >= lim.max_memo:
-                    raise MalformedPickle("pickle memo too large", at)
+                    raise MalformedPickle("pickle memo too large", at, scan_limit=True)
                 memo[len(memo)] = stack[-1]
             elif op == 0x8C:  # SHORT_BINUNICODE
                 if pos >= end:
@@ -392,7 +418,7 @@ class _Walker:
                 if len(stack) <= floor:
                     raise underflow(at)
                 if key not in memo and len(memo) >= lim.max_memo:
-                    raise MalformedPickle("pickle memo too large", at)
+                    raise MalformedPickle("pickle memo too large", at, scan_limit=True)
                 memo[key] = stack[-1]
             elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET, LONG_BINGET, GET
                 key, pos = self._memo_key(op, pos, at, "GET")
@@ -424,17 +450,16 @@ class _Walker:
                              if n <= 64 else _BIG)
             elif op == 0x49 or op == 0x4C:  # INT, LONG (text)
                 line, pos = self._line(pos)
-                try:
-                    text = line.rstrip(b"L")
-                    stack.append(True if line == b"01" and op == 0x49 else
-                                 False if line == b"00" and op == 0x49 else int(text))
-                except ValueError:
-                    raise MalformedPickle("INT/LONG argument is not an integer", at) from None
+                parse = pickle_text.parse_int if op == 0x49 else pickle_text.parse_long
+                stack.append(self._text_value(parse(line), "INT/LONG argument is not an "
+                                              "integer", at))
             elif op == 0x47:  # BINFLOAT
                 pos = self._need(pos, 8, "BINFLOAT")
                 stack.append(OPAQUE)
             elif op == 0x46:  # FLOAT
-                _, pos = self._line(pos)
+                line, pos = self._line(pos)
+                self._text_value(pickle_text.parse_float(line), "FLOAT argument is not a "
+                                 "number", at)
                 stack.append(OPAQUE)
             elif op == 0x4E:
                 stack.append(None)
@@ -471,15 +496,15 @@ class _Walker:
                 if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
                     raise MalformedPickle("STRING argument is not quoted", at)
                 try:
-                    stack.append(codecs.escape_decode(line[1:-1])[0].decode("latin-1"))
+                    with warnings.catch_warnings():  # invalid escapes warn, then load
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        text = codecs.escape_decode(line[1:-1])[0].decode("latin-1")
                 except ValueError:
                     raise MalformedPickle("bad escape in STRING argument", at) from None
+                stack.append(text if len(text) <= lim.max_name_len else _BIG)
             elif op == 0x56:  # UNICODE
                 line, pos = self._line(pos)
-                try:
-                    stack.append(line.decode("raw-unicode-escape"))
-                except UnicodeDecodeError:
-                    raise MalformedPickle("bad UNICODE argument", at) from None
+                stack.append(_unicode_line(line, lim.max_name_len, at))
             elif op == 0x97:  # NEXT_BUFFER (out-of-band)
                 ctx.add(INFO, "out-of-band-buffer",
                         "pickle expects out-of-band buffers (protocol 5)", at)
@@ -683,7 +708,11 @@ class _Walker:
                             "FRAME starts before the previous frame ended: the Python "
                             "unpickler rejects this stream, the C unpickler loads it", at)
                 if pos + n > end:
-                    raise MalformedPickle(f"FRAME of {n} bytes runs past the end of data", at)
+                    # The C unpickler stops here; the Python one reads the short frame and
+                    # goes on running its opcodes, so the walk goes on too.
+                    ctx.add(MALFORMED, "malformed", f"FRAME of {n} bytes runs past the end "
+                            "of data (the Python unpickler still runs the opcodes in it)", at)
+                    n = end - pos
                 frame_end = pos + n
                 continue
             elif op == 0x2E:  # STOP
@@ -700,6 +729,22 @@ class _Walker:
                         "opcode straddles a FRAME boundary: the Python unpickler rejects "
                         "this stream, the C unpickler loads it", at)
                 frame_end = -1
+
+
+def _shorten(text: str, max_len: int) -> str:
+    """A name cut to ``max_len`` characters for reports (never allow-listed when cut)."""
+    return text if len(text) <= max_len else text[:max_len] + "\u2026"
+
+
+def _unicode_line(line: bytes, max_len: int, at: int) -> object:
+    """The value of a ``UNICODE`` line: a short str, or opaque when long."""
+    if len(line) > _MAX_VALIDATED_LINE:
+        return _BIG  # not validated: reading on is the safe side
+    try:
+        text = line.decode("raw-unicode-escape")
+    except UnicodeDecodeError:
+        raise MalformedPickle("bad UNICODE argument", at) from None
+    return text if len(text) <= max_len else _BIG
 
 
 def _describe(value: object) -> str:
@@ -743,10 +788,11 @@ def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int
             done = streams_before + len(results)
             what = "pickle stream" if not done else \
                 f"data after pickle stream {done} (ends at byte {pos})"
-            ctx.add(MALFORMED, "malformed", f"{what}: {exc.detail}", exc.offset)
+            kind = SCAN_LIMIT if exc.scan_limit else "malformed"
+            ctx.add(MALFORMED, kind, f"{what}: {exc.detail}", exc.offset)
             break
         except RecursionError:
-            ctx.add(MALFORMED, "malformed", "nesting too deep", pos)
+            ctx.add(MALFORMED, SCAN_LIMIT, "nesting too deep", pos)
             break
         results.append(result)
         pos = result.end
