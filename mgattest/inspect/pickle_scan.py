@@ -23,6 +23,8 @@ from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Fin
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
+_DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
+                         ("collections", "defaultdict"), ("collections", "Counter")})
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 # UNICODE lines longer than this are not decoded (kept opaque, accepted unchecked)
 _MAX_VALIDATED_LINE = 1 << 20
@@ -239,6 +241,42 @@ class _Walker:
         if kind == "PUT" and key < 0:
             raise MalformedPickle("negative PUT argument", at)
         return key, pos
+
+    def _refuse_global_target(self, target: object, opname: str, at: int) -> None:
+        """Item and append opcodes on an imported object mutate it for the whole process."""
+        if isinstance(target, Global):
+            self.ctx.add(DANGEROUS, "global-mutation",
+                         f"{opname} writes into the imported object "
+                         f"{target.real[0]}.{target.real[1]} itself (shared by the whole "
+                         "process), not into an instance", at, *target.real)
+
+    def _check_slot_state(self, state: object, at: int) -> None:
+        """BUILD's ``(state, slotstate)`` form calls ``setattr`` for each slot item.
+
+        On an instance, ``setattr(obj, "__class__", X)`` retypes it and dunder names reach
+        the type machinery; legitimate slot states only name plain attributes.
+        """
+        # Only the (dict-or-None, slots) shape is a slot state; other 2-tuples go to a
+        # __setstate__ (numpy's RandomState, for one).
+        if not (isinstance(state, tuple) and len(state) == 2) \
+                or not (state[0] is None or isinstance(state[0], SDict)):
+            return
+        slots = state[1]
+        computed_dict = isinstance(slots, Obj) and isinstance(slots.func, Global) \
+            and slots.func.real in _DICT_TYPES
+        if computed_dict or (isinstance(slots, SDict) and slots.truncated):
+            self.ctx.add(SUSPICIOUS, "build-slots", "BUILD slot state whose attribute names "
+                         "the scanner cannot see (not a plain dict)", at)
+            return
+        if not isinstance(slots, SDict):
+            return
+        for key in slots.d:
+            if isinstance(key, (Obj, _Opaque, Global)):
+                self.ctx.add(SUSPICIOUS, "build-slots", "BUILD slot state with an attribute "
+                             f"name computed at load time ({_describe(key)})", at)
+            elif isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                self.ctx.add(DANGEROUS, "build-slots", f"BUILD slot state sets the special "
+                             f"attribute {key!r} (setattr on the object)", at)
 
     @staticmethod
     def _text_value(value: object, error: str, at: int) -> object:
@@ -541,6 +579,7 @@ class _Walker:
                     raise underflow(at)
                 value = stack.pop()
                 target = stack[-1]
+                self._refuse_global_target(target, "APPEND", at)
                 if isinstance(target, SList):
                     if len(target.items) < cap:
                         target.items.append(value)
@@ -551,6 +590,7 @@ class _Walker:
                 if len(stack) <= floor:
                     raise underflow(at)
                 target = stack[-1]
+                self._refuse_global_target(target, "APPENDS", at)
                 if isinstance(target, SList):
                     room = cap - len(target.items)
                     target.items.extend(items[:max(room, 0)])
@@ -568,6 +608,7 @@ class _Walker:
                     if len(stack) <= floor:
                         raise underflow(at)
                     target = stack[-1]
+                    self._refuse_global_target(target, "SETITEMS", at)
                 if isinstance(target, SDict):
                     for i in range(0, len(items), 2):
                         if len(target.d) >= cap:
@@ -582,6 +623,7 @@ class _Walker:
                 value = stack.pop()
                 key = stack.pop()
                 target = stack[-1]
+                self._refuse_global_target(target, "SETITEM", at)
                 if isinstance(target, SDict):
                     if len(target.d) < cap and (type(key) is str or _hashable(key)):
                         target.d[key] = value
@@ -593,6 +635,7 @@ class _Walker:
                 pop_mark(at)
                 if len(stack) <= floor:
                     raise underflow(at)
+                self._refuse_global_target(stack[-1], "ADDITEMS", at)
             elif op == 0x91:  # FROZENSET
                 pop_mark(at)
                 stack.append(OPAQUE)
@@ -673,6 +716,7 @@ class _Walker:
                             f"{target.real[0]}.{target.real[1]} itself", at)
                 elif isinstance(target, Obj):
                     target.state = state
+                    self._check_slot_state(state, at)
                     if self.joblib and _is_wrapper(target):
                         pos = self._skip_joblib_array(target, pos, frame_end, at)
                         stack[-1] = OPAQUE
