@@ -25,6 +25,11 @@ class Limits:
     max_npy_header_bytes: int = 1024**2
     max_gguf_entries: int = 1_000_000
     time_budget_s: float = 120.0  # per file
+    # What allow-listed calls may allocate, in total: the larger of a floor and a multiple
+    # of the pickle's size (legitimate pickles carry their data, so they stay far below).
+    min_alloc_budget: int = 64 * 1024**2
+    alloc_per_pickle_byte: int = 16
+    max_decimal_exponent: int = 10_000  # Fraction/Decimal('1e...'): CPU grows with it
 
 
 DEFAULT_LIMITS = Limits()

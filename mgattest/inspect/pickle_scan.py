@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from mgattest.inspect import allowlist, pickle_text
+from mgattest.inspect import allowlist, pickle_cost, pickle_text
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
@@ -123,6 +123,7 @@ class ScanContext:
     deadline: float = 0.0
     persistent_ids: int = 0
     compression: str | None = None  # outer compression of the file, if any
+    allocated: int = 0  # bytes the allow-listed calls seen so far would allocate
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -241,6 +242,29 @@ class _Walker:
         if kind == "PUT" and key < 0:
             raise MalformedPickle("negative PUT argument", at)
         return key, pos
+
+    def _charge(self, func: object, args: object, at: int, *, init: bool) -> None:
+        """Report a call whose allocation or CPU is out of proportion to the pickle."""
+        if not isinstance(func, Global):
+            return
+        cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed)
+        if cost is None:
+            return
+        lim = self.ctx.limits
+        budget = max(lim.min_alloc_budget, lim.alloc_per_pickle_byte * len(self.data))
+        if cost.amount == pickle_cost.UNKNOWN:
+            reason = "its size is computed at load time, so it cannot be bounded"
+        elif cost.kind == "cpu":
+            if cost.amount <= lim.max_decimal_exponent:
+                return
+            reason = f"an exponent above {lim.max_decimal_exponent} costs CPU time"
+        else:
+            self.ctx.allocated += cost.amount
+            if cost.amount <= budget and self.ctx.allocated <= budget:
+                return
+            reason = (f"{cost.amount} bytes ({self.ctx.allocated} in total so far) exceed "
+                      f"the budget of {budget} for a {len(self.data)}-byte pickle")
+        self.ctx.add(SUSPICIOUS, "resource", f"{cost.what}: {reason}", at, *func.real)
 
     def _refuse_global_target(self, target: object, opname: str, at: int) -> None:
         """Item and append opcodes on an imported object mutate it for the whole process."""
@@ -662,7 +686,9 @@ class _Walker:
                 if op == 0x63:
                     stack.append(glob)
                 else:
-                    stack.append(Obj(glob, tuple(pop_mark(at)), at))
+                    inst_args = tuple(pop_mark(at))
+                    self._charge(glob, inst_args, at, init=bool(inst_args))
+                    stack.append(Obj(glob, inst_args, at))
             elif op == 0x93:  # STACK_GLOBAL
                 if len(stack) - floor < 2:
                     raise underflow(at)
@@ -684,18 +710,21 @@ class _Walker:
                     ctx.add(DANGEROUS, "call",
                             f"REDUCE calls a computed object ({_describe(func)}), not an "
                             "imported global", at)
+                self._charge(func, args, at, init=True)
                 stack.append(Obj(func, args, at))
             elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
                 need = 2 if op == 0x81 else 3
                 if len(stack) - floor < need:
                     raise underflow(at)
-                if op == 0x92:
-                    stack.pop()
+                kwargs = stack.pop() if op == 0x92 else None
                 args = stack.pop()
                 cls = stack.pop()
                 if not isinstance(cls, Global):
                     ctx.add(DANGEROUS, "call",
                             f"NEWOBJ instantiates a computed object ({_describe(cls)})", at)
+                self._charge(cls, args, at, init=False)
+                if isinstance(kwargs, SDict):
+                    self._charge(cls, tuple(kwargs.d.values()), at, init=False)
                 stack.append(Obj(cls, args, at))
             elif op == 0x6F:  # OBJ
                 items = pop_mark(at)
@@ -704,6 +733,7 @@ class _Walker:
                 if not isinstance(items[0], Global):
                     ctx.add(DANGEROUS, "call",
                             f"OBJ instantiates a computed object ({_describe(items[0])})", at)
+                self._charge(items[0], tuple(items[1:]), at, init=len(items) > 1)
                 stack.append(Obj(items[0], tuple(items[1:]), at))
             elif op == 0x62:  # BUILD
                 if len(stack) - floor < 2:
@@ -773,6 +803,18 @@ class _Walker:
                         "opcode straddles a FRAME boundary: the Python unpickler rejects "
                         "this stream, the C unpickler loads it", at)
                 frame_end = -1
+
+
+_CODECS_ENCODE = ("_codecs", "encode")
+
+
+def _is_computed(value: object) -> bool:
+    """A value that a call makes at load time (its size is unknown to the scanner).
+
+    ``_codecs.encode(text, 'latin1')`` is how protocols 0-2 write bytes: data, not a size.
+    """
+    return isinstance(value, Obj) and not (isinstance(value.func, Global)
+                                           and value.func.real == _CODECS_ENCODE)
 
 
 def _shorten(text: str, max_len: int) -> str:

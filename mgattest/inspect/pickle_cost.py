@@ -1,0 +1,163 @@
+"""What an allow-listed call costs, estimated from its arguments before anything runs.
+
+Allow-listed globals cannot run foreign code, but some of them allocate or compute in
+proportion to a number in the pickle: ``bytearray(2**30)`` is a 1 GiB allocation from a
+30-byte file, ``Fraction('1e30000000')`` computes ``10**30000000`` (about a minute of
+CPU), ``torch.nn.Linear(16384, 16384)`` allocates and initialises 1 GiB of weights.
+Legitimate pickles carry their data, so what they allocate is of the order of the file's
+size; the scanner reports calls whose estimate is far larger (the budget in
+:class:`~mgattest.inspect.limits.Limits`), and the restricted unpickler refuses them.
+
+:func:`estimate` returns a :class:`Cost` or None (no rule: the call is cheap, or its
+cost is bounded by data the pickle must carry). Values the walker could not follow
+(results of other calls) count as unknown sizes: for a sizing argument that is itself
+a finding, since a cheap-looking file must not hide a large allocation behind a call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mgattest.inspect.allowlist import UFUNCS
+
+UNKNOWN = -1  # a sizing argument the walker cannot see
+
+
+@dataclass(frozen=True)
+class Cost:
+    """``amount`` bytes (or, for ``kind == "cpu"``, decimal digits computed)."""
+
+    kind: str  # "memory" | "cpu"
+    amount: int
+    what: str
+
+
+_TORCH_STORAGE_BYTES = {"Double": 8, "Long": 8, "ComplexDouble": 16, "ComplexFloat": 8,
+                        "Float": 4, "Int": 4, "Half": 2, "BFloat16": 2, "Short": 2,
+                        "Char": 1, "Byte": 1, "Bool": 1, "Untyped": 1, "Typed": 1}
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d[\d_]*)\s*$")
+_NUMPY_ARRAY_BUILDERS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+}
+_DECIMAL_LIKE = {("fractions", "Fraction"), ("decimal", "Decimal")}
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+class _Sizes:
+    """Reads sizes out of symbolic arguments; ``computed(value)`` says whether a value is
+    the result of a call (unknown until load time)."""
+
+    def __init__(self, computed) -> None:
+        self.computed = computed
+
+    def size(self, value: object) -> int:
+        """An int argument (>= 0), UNKNOWN when computed, 0 for data (str, bytes...)."""
+        n = _int(value)
+        if n is not None:
+            return max(n, 0)
+        return UNKNOWN if self.computed(value) else 0
+
+    def product(self, shape: object) -> int:
+        """Elements of an array shape (an int or a tuple of ints)."""
+        if not isinstance(shape, tuple):
+            return self.size(shape)
+        total = 1
+        for dim in shape:
+            n = self.size(dim)
+            if n == UNKNOWN:
+                return UNKNOWN
+            total *= n
+        return total
+
+
+def _range_length(args: tuple, sizes: _Sizes) -> int:
+    ints = [_int(a) for a in args]
+    if not args or len(args) > 3 or None in ints:
+        return UNKNOWN if any(sizes.computed(a) for a in args) else 0
+    try:
+        return len(range(*ints))
+    except (OverflowError, ValueError):
+        return 1 << 63  # longer than sys.maxsize, or a zero step (which fails anyway)
+
+
+def _exponent(text: object) -> int:
+    """The decimal exponent written in a number string (0 if none)."""
+    if not isinstance(text, str):
+        return 0
+    found = _EXPONENT.search(text[-64:])
+    if not found:
+        return 0
+    try:
+        return abs(int(found.group(1)))
+    except ValueError:
+        return 0
+
+
+def estimate(module: str, name: str, args: object, *, init: bool, computed,
+             depth: int = 0) -> Cost | None:
+    """The cost of calling ``module.name`` with ``args``.
+
+    ``init`` is True when ``__init__`` runs too (REDUCE, INST, OBJ); NEWOBJ only runs
+    ``__new__``. ``computed(value)`` tells results of other calls from literal data.
+    """
+    args = args if isinstance(args, tuple) else (args,)
+    sizes = _Sizes(computed)
+    first = args[0] if args else None
+    pair = (module, name)
+    label = f"{module}.{name}"
+    if pair == ("copyreg", "_reconstructor") and len(args) == 3 and depth < 2:
+        # _reconstructor(cls, base, state) runs base.__new__(cls, state) and, when base
+        # has its own __init__, base.__init__(obj, state): cost of base(state)
+        base = args[1]
+        real = getattr(base, "real", None)  # a symbolic Global's (module, name)
+        return None if not isinstance(real, tuple) else estimate(*real, (args[2],), init=True,
+                                                  computed=computed, depth=depth + 1)
+    if pair in (("builtins", "bytes"), ("builtins", "bytearray")) and (
+            init or name == "bytes"):
+        n = sizes.size(first)
+        return Cost("memory", n, f"{label}({n if n >= 0 else 'computed size'})") if n else None
+    if pair == ("builtins", "range"):
+        length = _range_length(args, sizes)
+        return Cost("memory", length * 8 if length >= 0 else UNKNOWN,
+                    f"range of {length if length >= 0 else 'a computed number of'} items")
+    if pair in _DECIMAL_LIKE:
+        digits = _exponent(first)
+        return Cost("cpu", digits, f"{label}({first!r:.40}) computes 10**{digits}") \
+            if digits else None
+    if pair in _NUMPY_ARRAY_BUILDERS and len(args) >= 2:
+        return _elements(sizes.product(args[1]), 1, f"{label} of shape {args[1]!r:.60}")
+    if pair == ("numpy.ma.core", "_mareconstruct") and len(args) >= 3:
+        return _elements(sizes.product(args[2]), 1, f"{label} of shape {args[2]!r:.60}")
+    if pair == ("numpy", "ndarray"):
+        return _elements(sizes.product(first), 1, f"{label} of shape {first!r:.60}")
+    if pair == ("sklearn.tree._tree", "Tree") and len(args) >= 3:
+        return _elements(sizes.size(args[2]), 8, f"{label} with {args[2]!r:.30} outputs")
+    if module in ("torch", "torch._tensor") and name == "Tensor":
+        return _elements(sizes.product(tuple(args)), 4, f"{label}{args!r:.60}")
+    if name.endswith("Storage") and module in ("torch", "torch.storage"):
+        width = _TORCH_STORAGE_BYTES.get(name[:-len("Storage")], 8)
+        return _elements(sizes.size(first), width, f"{label}({first!r:.30})")
+    if module == "numpy" and name in UFUNCS:
+        # pickles only name ufuncs; a call broadcasts its inputs, (n,1) + (1,n) is n*n
+        return Cost("memory", UNKNOWN, f"call of the ufunc {label} (broadcasting)")
+    if init and module.startswith("torch.nn.modules.") and args:
+        # pickles restore modules through __new__ and BUILD; a constructor call with
+        # sizes allocates (and initialises) its parameters
+        dims = [sizes.size(a) for a in args if not isinstance(a, bool)]
+        if UNKNOWN in dims:
+            return Cost("memory", UNKNOWN, f"{label} constructor with computed sizes")
+        total = 1
+        for n in dims:
+            total *= max(n, 1)
+        return Cost("memory", total * 4, f"{label}{args!r:.60}")
+    return None
+
+
+def _elements(count: int, width: int, what: str) -> Cost:
+    return Cost("memory", UNKNOWN if count == UNKNOWN else count * width, what)
