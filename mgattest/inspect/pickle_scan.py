@@ -243,6 +243,16 @@ class _Walker:
             raise MalformedPickle("negative PUT argument", at)
         return key, pos
 
+    def _alloc_budget(self) -> int:
+        lim = self.ctx.limits
+        return max(lim.min_alloc_budget, lim.alloc_per_pickle_byte * len(self.data))
+
+    def _check_memo_key(self, key: object, at: int) -> None:
+        """The C unpickler's memo is an array sized by the largest key (16 bytes a key)."""
+        if isinstance(key, int) and key * 16 > self._alloc_budget():
+            self.ctx.add(SUSPICIOUS, "resource", f"memo key {key} makes the C unpickler "
+                         f"allocate {key * 16} bytes for its memo", at)
+
     def _charge(self, func: object, args: object, at: int, *, init: bool) -> None:
         """Report a call whose allocation or CPU is out of proportion to the pickle."""
         if not isinstance(func, Global):
@@ -251,7 +261,7 @@ class _Walker:
         if cost is None:
             return
         lim = self.ctx.limits
-        budget = max(lim.min_alloc_budget, lim.alloc_per_pickle_byte * len(self.data))
+        budget = self._alloc_budget()
         if cost.amount == pickle_cost.UNKNOWN:
             reason = "its size is computed at load time, so it cannot be bounded"
         elif cost.kind == "cpu":
@@ -479,6 +489,7 @@ class _Walker:
                 key, pos = self._memo_key(op, pos, at, "PUT")
                 if len(stack) <= floor:
                     raise underflow(at)
+                self._check_memo_key(key, at)
                 if key not in memo and len(memo) >= lim.max_memo:
                     raise MalformedPickle("pickle memo too large", at, scan_limit=True)
                 memo[key] = stack[-1]

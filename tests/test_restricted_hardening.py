@@ -1,0 +1,205 @@
+"""The restricted unpickler under attack by pickles made only of allow-listed globals:
+process-wide mutation of imported classes and functions (#9 item 10), and calls that
+allocate or compute far beyond the file's size (#16 item 9)."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import struct
+import time
+
+import pytest
+import torch
+
+from mgattest.inspect import DANGEROUS, SAFE, SUSPICIOUS, scan_bytes
+from mgattest.inspect.admission import GlobalsGuard
+from mgattest.inspect.restricted import (RestrictedLoadError, RestrictedUnpickler,
+                                         UnsafeContentError, restricted_joblib_load,
+                                         restricted_loads, restricted_loads_all)
+
+
+def _s(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _g(module: str, name: str) -> bytes:
+    return _s(module) + _s(name) + b"\x93"
+
+
+def _slot_build(target: bytes, attr: str, value: bytes) -> bytes:
+    """BUILD with a (None, {attr: value}) slot state: setattr(target, attr, value)."""
+    return target + b"N}" + _s(attr) + value + b"s\x86b"
+
+
+@pytest.fixture
+def restore_classes():
+    """Put back what a test's pickle may have changed (on main, nothing refuses it)."""
+    saved = [(pathlib.Path, dict(vars(pathlib.Path))),
+             (torch.nn.Linear, dict(vars(torch.nn.Linear)))]
+    relu_defaults = torch.nn.functional.relu.__defaults__
+    yield
+    torch.nn.functional.relu.__defaults__ = relu_defaults
+    for cls, attrs in saved:
+        for name in set(vars(cls)) - set(attrs):
+            delattr(cls, name)
+        for name, value in attrs.items():
+            if vars(cls).get(name) is not value:
+                setattr(cls, name, value)
+
+
+_POISON = {
+    # Path.read_text replaced by str: every later Path(...).read_text() returns a repr
+    "path-read-text": _slot_build(_g("pathlib", "Path"), "read_text", _g("builtins", "str")),
+    # every Linear layer in the process computes relu instead of x @ W.T + b
+    "linear-forward": _slot_build(_g("torch.nn.modules.linear", "Linear"), "forward",
+                                  _g("torch.nn.functional", "relu")),
+    # through the memo: the class comes back from GET, not from GLOBAL
+    "memo": _g("pathlib", "Path") + b"\x94" + b"0" + b"h\x00"
+    + b"N}" + _s("read_text") + _g("builtins", "str") + b"s\x86b",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_POISON))
+def test_build_on_an_imported_class_is_refused_and_changes_nothing(name, restore_classes):
+    blob = b"\x80\x04" + _POISON[name] + b"."
+    read_text, forward = pathlib.Path.read_text, torch.nn.Linear.forward
+    with pytest.raises(UnsafeContentError) as info:
+        restricted_loads(blob)
+    assert info.value.details.get("rule") in ("build-global", "global-mutation")
+    assert pathlib.Path.read_text is read_text and torch.nn.Linear.forward is forward
+    assert scan_bytes("x.pkl", blob).verdict == DANGEROUS
+
+
+def test_guard_undoes_a_mutation_the_walk_did_not_see(restore_classes):
+    # The second line alone: load with the bare unpickler (no admission walk), then the
+    # guard notices relu's default arguments changed, restores them and refuses.
+    relu = torch.nn.functional.relu
+    defaults = relu.__defaults__
+    blob = b"\x80\x04" + _slot_build(_g("torch.nn.functional", "relu"), "__defaults__",
+                                     b"\x88\x85") + b"."
+    import io
+    guard = GlobalsGuard("<test>")
+    RestrictedUnpickler(io.BytesIO(blob), guard=guard).load()
+    assert relu.__defaults__ == (True,)  # the C unpickler did change it ...
+    with pytest.raises(UnsafeContentError, match="__defaults__"):
+        guard.verify()
+    assert relu.__defaults__ is defaults  # ... and the guard put it back
+
+
+@pytest.mark.parametrize("opcodes", [
+    _g("collections", "OrderedDict") + _s("k") + b"Ns",  # SETITEM
+    _g("collections", "OrderedDict") + b"(" + _s("k") + b"Nu",  # SETITEMS
+    _g("collections", "OrderedDict") + b"Na",  # APPEND
+    _g("collections", "OrderedDict") + b"(Ne",  # APPENDS
+    _g("collections", "OrderedDict") + b"(N\x90",  # ADDITEMS
+])
+def test_item_and_append_opcodes_on_an_imported_object_are_dangerous(opcodes):
+    blob = b"\x80\x04" + opcodes + b"."
+    report = scan_bytes("x.pkl", blob)
+    assert report.verdict == DANGEROUS
+    assert any(f.kind == "global-mutation" for f in report.findings)
+    with pytest.raises(UnsafeContentError):
+        restricted_loads(blob)
+
+
+def test_slot_state_setting_a_special_attribute_is_refused():
+    # an instance retyped through setattr(obj, "__class__", ...)
+    blob = (b"\x80\x04" + _g("argparse", "Namespace") + b")\x81"
+            + b"N}" + _s("__class__") + _g("argparse", "Namespace") + b"s\x86b.")
+    assert scan_bytes("x.pkl", blob).verdict == DANGEROUS
+    with pytest.raises(UnsafeContentError, match="__class__"):
+        restricted_loads(blob)
+
+
+def test_ordinary_instance_state_still_loads():
+    import argparse
+    ns = restricted_loads(pickle.dumps(argparse.Namespace(lr=0.1, name="x"), 4))
+    assert ns.lr == 0.1 and ns.name == "x"
+
+
+# --- resource bombs ----------------------------------------------------------------------
+
+def _call(func: bytes, *args: bytes) -> bytes:
+    return func + b"(" + b"".join(args) + b"tR"
+
+
+def _int(n: int) -> bytes:
+    raw = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+_BOMBS = {
+    "bytearray": _call(_g("builtins", "bytearray"), _int(1 << 30)),
+    "bytes-newobj": _g("builtins", "bytes") + b"(" + _int(1 << 30) + b"t\x81",
+    "fraction": _call(_g("fractions", "Fraction"), _s("1e030000000")),
+    "decimal": _call(_g("decimal", "Decimal"), _s("1e999999999")),
+    "linear": _call(_g("torch.nn.modules.linear", "Linear"), _int(16384), _int(16384)),
+    "range": _call(_g("builtins", "list"), _call(_g("builtins", "range"), _int(1 << 28))),
+    "ndarray": _call(_g("numpy.core.multiarray", "_reconstruct"), _g("numpy", "ndarray"),
+                     b"(" + _int(1 << 31) + b"t", _s("b")),
+    "storage": _call(_g("torch", "FloatStorage"), _int(1 << 28)),
+    "reconstructor": _call(_g("copyreg", "_reconstructor"), _g("builtins", "bytearray"),
+                           _g("builtins", "bytearray"), _int(1 << 30)),
+    "computed-size": _call(_g("builtins", "bytearray"),
+                           _call(_g("builtins", "int"), _s("1000000000"))),
+    "ufunc": _call(_g("numpy", "add"), b"NN"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BOMBS))
+def test_small_pickles_that_allocate_or_compute_hugely_are_refused(name):
+    blob = b"\x80\x04" + _BOMBS[name] + b"."
+    assert len(blob) < 120
+    report = scan_bytes("x.pkl", blob)
+    assert report.verdict == SUSPICIOUS, report.reasons()
+    assert any(f.kind == "resource" for f in report.findings)
+    start = time.monotonic()
+    with pytest.raises(UnsafeContentError) as info:
+        restricted_loads(blob)
+    assert time.monotonic() - start < 2
+    assert info.value.details["rule"] == "resource"
+
+
+def test_many_small_allocations_add_up_to_the_total_budget():
+    one = _call(_g("builtins", "bytearray"), _int(8 << 20)) + b"0"  # 8 MiB each: fine
+    blob = b"\x80\x04" + one * 20 + b"N."  # 160 MiB in total from 700 bytes: not fine
+    assert scan_bytes("x.pkl", b"\x80\x04" + one + b"N.").verdict == SAFE
+    with pytest.raises(UnsafeContentError, match="in total"):
+        restricted_loads(blob)
+
+
+def test_large_memo_key_is_a_resource_finding():
+    # the C unpickler sizes its memo array by the largest key: 6 bytes ask for 64 GiB
+    blob = b"\x80\x04N" + b"r" + struct.pack("<I", 0xFFFFFFF0) + b"."
+    report = scan_bytes("x.pkl", blob)
+    assert any(f.kind == "resource" for f in report.findings), report.reasons()
+    with pytest.raises(UnsafeContentError):
+        restricted_loads(blob)
+
+
+def test_allocations_proportionate_to_the_file_still_load():
+    data = {"buf": bytearray(b"x" * 100_000), "r": range(1000), "n": 10**30}
+    for proto in range(6):
+        assert restricted_loads(pickle.dumps(data, proto)) == data
+    assert restricted_loads_all(pickle.dumps(data, 4) * 2) == [data, data]
+
+
+def test_joblib_loader_applies_the_same_admission(tmp_path):
+    path = tmp_path / "m.joblib"
+    path.write_bytes(b"\x80\x04" + _BOMBS["bytearray"] + b".")
+    with pytest.raises(UnsafeContentError):
+        restricted_joblib_load(path)
+    path.write_bytes(b"\x80\x04" + _POISON["path-read-text"] + b".")
+    with pytest.raises(UnsafeContentError):
+        restricted_joblib_load(path)
+
+
+def test_truncated_bomb_is_refused_before_anything_runs():
+    start = time.monotonic()
+    with pytest.raises(UnsafeContentError, match="budget"):
+        restricted_loads(b"\x80\x04" + _BOMBS["bytearray"])  # no STOP
+    assert time.monotonic() - start < 2
+    with pytest.raises(RestrictedLoadError):
+        restricted_loads(pickle.dumps({"a": 1}, 4)[:-3])
