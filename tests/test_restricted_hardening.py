@@ -203,3 +203,59 @@ def test_truncated_bomb_is_refused_before_anything_runs():
     assert time.monotonic() - start < 2
     with pytest.raises(RestrictedLoadError):
         restricted_loads(pickle.dumps({"a": 1}, 4)[:-3])
+
+
+def test_numpy_array_of_a_huge_subarray_dtype_is_a_resource_finding():
+    # dtype(('O', (2**28,))) restored from its state; one element of it is 2 GiB of
+    # object pointers that numpy fills with None
+    base = _call(_g("numpy", "dtype"), _s("O8"), b"\x89\x88")
+    subarray = base + b"(" + _int(1 << 28) + b"t" + b"\x86"
+    state = b"(K\x03" + _s("|") + subarray + b"NN" + _int(1 << 31) + b"K\x08K\x3ft"
+    dtype = _call(_g("numpy", "dtype"), _s("V2147483648"), b"\x89\x88") + state + b"b"
+    blob = (b"\x80\x04" + _call(_g("numpy.core.multiarray", "_reconstruct"),
+                                _g("numpy", "ndarray"), b"(K\x01t", dtype) + b".")
+    report = scan_bytes("x.pkl", blob)
+    assert any(f.kind == "resource" for f in report.findings), report.reasons()
+    with pytest.raises(UnsafeContentError):
+        restricted_loads(blob)
+
+
+def test_numpy_arrays_of_ordinary_dtypes_still_load():
+    import numpy as np
+    arrays = {"f": np.arange(12.0).reshape(3, 4), "o": np.array([1, "a"], dtype=object),
+              "s": np.zeros(3, dtype=[("a", "f4", (2,)), ("b", "U3")])}
+    for proto in range(6):
+        loaded = restricted_loads(pickle.dumps(arrays, proto))
+        assert loaded["f"].tolist() == arrays["f"].tolist()
+        assert loaded["s"].dtype == arrays["s"].dtype
+
+
+def test_extension_codes_are_refused_even_when_copyreg_has_them_cached():
+    # The C unpickler answers EXT codes from copyreg's cache without calling find_class:
+    # a code that some earlier, ordinary load resolved bypasses the allow-list.
+    import copyreg
+    import os
+    copyreg.add_extension("os", "getcwd", 0xF1)
+    copyreg._extension_cache[0xF1] = os.getcwd
+    try:
+        with pytest.raises(UnsafeContentError, match="extension"):
+            restricted_loads(b"\x80\x02\x82\xf1)R.")
+    finally:
+        copyreg.remove_extension("os", "getcwd", 0xF1)
+        copyreg._extension_cache.pop(0xF1, None)
+
+
+def test_torch_state_setter_on_something_other_than_a_new_tensor_is_refused():
+    # _rebuild_from_type_v2(func, type, args, state) setattr()s state onto func(*args)
+    blob = b"\x80\x04" + _call(_g("torch._tensor", "_rebuild_from_type_v2"),
+                               _g("torch.serialization", "_get_layout"),
+                               _g("torch", "layout"), b"(" + _s("torch.strided") + b"t",
+                               b"}" + _s("x") + b"Ns") + b"."
+    assert any(f.kind == "state-setter" for f in scan_bytes("x.pkl", blob).findings)
+    with pytest.raises(UnsafeContentError, match="state-setter"):
+        restricted_loads(blob)
+    # torch's own form: the function is one of torch._utils' tensor rebuilders
+    own = b"\x80\x04" + _call(_g("torch._tensor", "_rebuild_from_type_v2"),
+                              _g("torch._utils", "_rebuild_tensor_v2"),
+                              _g("torch", "Tensor"), b")", b"}") + b"."
+    assert not any(f.kind == "state-setter" for f in scan_bytes("x.pkl", own).findings)

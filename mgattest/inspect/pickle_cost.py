@@ -76,6 +76,11 @@ class _Sizes:
         return total
 
 
+def shape_elements(shape: object) -> int:
+    """Elements of a literal shape (an int or a tuple of ints); 0 when not literal."""
+    return max(_Sizes(lambda _v: False).product(shape), 0)
+
+
 def _range_length(args: tuple, sizes: _Sizes) -> int:
     ints = [_int(a) for a in args]
     if not args or len(args) > 3 or None in ints:
@@ -99,12 +104,17 @@ def _exponent(text: object) -> int:
         return 0
 
 
+def _one(_value: object) -> int:
+    return 1
+
+
 def estimate(module: str, name: str, args: object, *, init: bool, computed,
-             depth: int = 0) -> Cost | None:
+             itemsize=_one, depth: int = 0) -> Cost | None:
     """The cost of calling ``module.name`` with ``args``.
 
     ``init`` is True when ``__init__`` runs too (REDUCE, INST, OBJ); NEWOBJ only runs
-    ``__new__``. ``computed(value)`` tells results of other calls from literal data.
+    ``__new__``. ``computed(value)`` tells results of other calls from literal data;
+    ``itemsize(value)`` is the element size of a symbolic numpy dtype (at least 1).
     """
     args = args if isinstance(args, tuple) else (args,)
     sizes = _Sizes(computed)
@@ -116,8 +126,9 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
         # has its own __init__, base.__init__(obj, state): cost of base(state)
         base = args[1]
         real = getattr(base, "real", None)  # a symbolic Global's (module, name)
-        return None if not isinstance(real, tuple) else estimate(*real, (args[2],), init=True,
-                                                  computed=computed, depth=depth + 1)
+        return None if not isinstance(real, tuple) else estimate(
+            *real, (args[2],), init=True, computed=computed, itemsize=itemsize,
+            depth=depth + 1)
     if pair in (("builtins", "bytes"), ("builtins", "bytearray")) and (
             init or name == "bytes"):
         n = sizes.size(first)
@@ -130,12 +141,16 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
         digits = _exponent(first)
         return Cost("cpu", digits, f"{label}({first!r:.40}) computes 10**{digits}") \
             if digits else None
+    # numpy allocates shape x itemsize (and fills object arrays with None)
     if pair in _NUMPY_ARRAY_BUILDERS and len(args) >= 2:
-        return _elements(sizes.product(args[1]), 1, f"{label} of shape {args[1]!r:.60}")
+        return _elements(sizes.product(args[1]), itemsize(args[2] if len(args) > 2 else None),
+                         f"{label} of shape {args[1]!r:.60}")
     if pair == ("numpy.ma.core", "_mareconstruct") and len(args) >= 3:
-        return _elements(sizes.product(args[2]), 1, f"{label} of shape {args[2]!r:.60}")
+        return _elements(sizes.product(args[2]), itemsize(args[3] if len(args) > 3 else None),
+                         f"{label} of shape {args[2]!r:.60}")
     if pair == ("numpy", "ndarray"):
-        return _elements(sizes.product(first), 1, f"{label} of shape {first!r:.60}")
+        return _elements(sizes.product(first), itemsize(args[1] if len(args) > 1 else None),
+                         f"{label} of shape {first!r:.60}")
     if pair == ("sklearn.tree._tree", "Tree") and len(args) >= 3:
         return _elements(sizes.size(args[2]), 8, f"{label} with {args[2]!r:.30} outputs")
     if module in ("torch", "torch._tensor") and name == "Tensor":

@@ -23,6 +23,7 @@ from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Fin
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
+_REBUILD_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
 _DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
                          ("collections", "defaultdict"), ("collections", "Counter")})
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
@@ -243,6 +244,19 @@ class _Walker:
             raise MalformedPickle("negative PUT argument", at)
         return key, pos
 
+    def _check_state_setter(self, func: Global, args: object, at: int) -> None:
+        """``_rebuild_from_type_v2(func, type, args, state)`` setattr()s ``state`` onto
+        whatever ``func(*args)`` returns; only torch's tensor rebuilders make new objects
+        for it (any other allow-listed function might return a shared one)."""
+        if func.real != _REBUILD_FROM_TYPE or not isinstance(args, tuple) or not args:
+            return
+        inner = args[0]
+        if not (isinstance(inner, Global) and inner.real[0] == "torch._utils"
+                and inner.real[1].startswith("_rebuild_")):
+            self.ctx.add(SUSPICIOUS, "state-setter", f"{func.real[1]} sets attributes on "
+                         f"the result of {_describe(inner)}, not of a torch tensor "
+                         "rebuilder", at, *func.real)
+
     def _alloc_budget(self) -> int:
         lim = self.ctx.limits
         return max(lim.min_alloc_budget, lim.alloc_per_pickle_byte * len(self.data))
@@ -257,7 +271,9 @@ class _Walker:
         """Report a call whose allocation or CPU is out of proportion to the pickle."""
         if not isinstance(func, Global):
             return
-        cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed)
+        self._check_state_setter(func, args, at)
+        cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed,
+                                    itemsize=_itemsize)
         if cost is None:
             return
         lim = self.ctx.limits
@@ -817,6 +833,27 @@ class _Walker:
 
 
 _CODECS_ENCODE = ("_codecs", "encode")
+
+
+def _itemsize(dtype: object, depth: int = 0) -> int:
+    """The largest element size a symbolic ``numpy.dtype(...)`` may claim (at least 1).
+
+    For costs only: the type code's digits, the state's itemsize and a subarray's shape
+    times its base may disagree in a hostile pickle, so the largest counts.
+    """
+    if depth > 4 or not isinstance(dtype, Obj) or not isinstance(dtype.args, tuple) \
+            or not dtype.args or not isinstance(dtype.args[0], str):
+        return 1
+    digits = "".join(ch for ch in dtype.args[0] if ch.isdigit())[:30]
+    sizes = [int(digits) if digits else 1]
+    state = dtype.state if isinstance(dtype.state, tuple) else ()
+    if len(state) > 5 and isinstance(state[5], int):
+        sizes.append(state[5])
+    subarray = state[2] if len(state) > 2 else None
+    if isinstance(subarray, tuple) and len(subarray) == 2:
+        count = pickle_cost.shape_elements(subarray[1])
+        sizes.append(count * _itemsize(subarray[0], depth + 1))
+    return max(max(sizes), 1)
 
 
 def _is_computed(value: object) -> bool:
