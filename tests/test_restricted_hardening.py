@@ -259,3 +259,38 @@ def test_torch_state_setter_on_something_other_than_a_new_tensor_is_refused():
                               _g("torch._utils", "_rebuild_tensor_v2"),
                               _g("torch", "Tensor"), b")", b"}") + b"."
     assert not any(f.kind == "state-setter" for f in scan_bytes("x.pkl", own).findings)
+
+
+_M = 2**61 - 1  # ints k * _M all hash to 0
+
+
+@pytest.mark.parametrize("container", ["dict", "set", "frozenset", "setitem"])
+def test_keys_with_colliding_hashes_are_a_resource_finding(container):
+    keys = [k * _M for k in range(1, 1500)]
+    if container == "dict":
+        blob = pickle.dumps(dict.fromkeys(keys), 4)
+    elif container == "set":
+        blob = pickle.dumps(set(keys), 4)
+    elif container == "frozenset":
+        blob = pickle.dumps(frozenset(keys), 4)
+    else:
+        blob = b"\x80\x04}" + b"".join(_int(k) + b"Ns" for k in keys) + b"."
+    report = scan_bytes("x.pkl", blob)
+    assert any(f.kind == "resource" and "hash" in f.detail for f in report.findings)
+    start = time.monotonic()
+    with pytest.raises(UnsafeContentError, match="quadratic"):
+        restricted_loads(blob)
+    assert time.monotonic() - start < 2
+
+
+def test_keys_computed_at_load_time_are_bounded():
+    one = _call(_g("fractions", "Fraction"), _s("1")) + b"N"
+    blob = b"\x80\x04}(" + one * 20_001 + b"u."
+    assert any(f.kind == "resource" for f in scan_bytes("x.pkl", blob).findings)
+
+
+def test_ordinary_large_dicts_and_sets_are_fine():
+    data = {"ints": dict.fromkeys(range(50_000)), "s": set(range(0, 10**6, 7)),
+            "words": {f"w{i}": i for i in range(30_000)}}
+    report = scan_bytes("x.pkl", pickle.dumps(data, 4))
+    assert report.verdict == SAFE, report.reasons()

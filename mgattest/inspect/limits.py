@@ -30,6 +30,9 @@ class Limits:
     min_alloc_budget: int = 64 * 1024**2
     alloc_per_pickle_byte: int = 16
     max_decimal_exponent: int = 10_000  # Fraction/Decimal('1e...'): CPU grows with it
+    # dict/set keys: equal hashes (or unknowable ones) make insertion quadratic
+    max_equal_key_hashes: int = 1000
+    max_computed_keys: int = 20_000
 
 
 DEFAULT_LIMITS = Limits()

@@ -176,3 +176,50 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
 
 def _elements(count: int, width: int, what: str) -> Cost:
     return Cost("memory", UNKNOWN if count == UNKNOWN else count * width, what)
+
+
+def _fixed_hash(key: object, depth: int = 0) -> int | None:
+    """``hash(key)`` when it is the same in every process (numbers, None, tuples of them);
+    None for str/bytes (randomised per process) and anything else."""
+    if key is None or type(key) in (int, bool):
+        return hash(key)
+    if type(key) is tuple and depth < 4:
+        parts = [_fixed_hash(item, depth + 1) for item in key]
+        return None if None in parts else hash(key)
+    return None
+
+
+class KeyHashes:
+    """The keys inserted into one dict or set, counted by hash.
+
+    Keys with equal hashes make every insertion compare against all earlier ones:
+    ``{k * (2**61 - 1): None for k in ...}`` in a 260 KB pickle costs ~10 s of CPU,
+    quadratic in the count. Keys whose hash the walker cannot know (results of calls,
+    huge ints) are counted too: a dict of many of them cannot be bounded.
+    """
+
+    __slots__ = ("by_hash", "unknown", "reported")
+
+    def __init__(self) -> None:
+        self.by_hash: dict[int, int] = {}
+        self.unknown = 0
+        self.reported = False
+
+    def note(self, keys, *, computed, max_equal: int, max_unknown: int) -> str | None:
+        """Count ``keys``; a reason (once) when they make insertion quadratic."""
+        for key in keys:
+            fixed = _fixed_hash(key)
+            if fixed is not None:
+                count = self.by_hash.get(fixed, 0) + 1
+                self.by_hash[fixed] = count
+                if count > max_equal and not self.reported:
+                    self.reported = True
+                    return (f"more than {max_equal} keys of one dict/set share the hash "
+                            f"{fixed}: inserting them costs quadratic CPU time")
+            elif computed(key):
+                self.unknown += 1
+                if self.unknown > max_unknown and not self.reported:
+                    self.reported = True
+                    return (f"more than {max_unknown} keys of one dict/set are computed "
+                            "at load time: their hash collisions cannot be bounded")
+        return None

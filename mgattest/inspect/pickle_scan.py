@@ -105,11 +105,21 @@ class SList:
 
 
 class SDict:
-    __slots__ = ("d", "truncated")
+    __slots__ = ("d", "truncated", "hashes")
 
     def __init__(self) -> None:
         self.d: dict = {}
         self.truncated = False
+        self.hashes: pickle_cost.KeyHashes | None = None  # made on the first key
+
+
+class SSet:
+    """A set or frozenset: only its keys' hashes are kept (see ``KeyHashes``)."""
+
+    __slots__ = ("hashes",)
+
+    def __init__(self) -> None:
+        self.hashes: pickle_cost.KeyHashes | None = None
 
 
 @dataclass
@@ -256,6 +266,17 @@ class _Walker:
             self.ctx.add(SUSPICIOUS, "state-setter", f"{func.real[1]} sets attributes on "
                          f"the result of {_describe(inner)}, not of a torch tensor "
                          "rebuilder", at, *func.real)
+
+    def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
+        """Report keys whose hashes collide so much that inserting them is quadratic."""
+        lim = self.ctx.limits
+        if container.hashes is None:
+            container.hashes = pickle_cost.KeyHashes()
+        problem = container.hashes.note(keys, computed=_is_computed_key,
+                                        max_equal=lim.max_equal_key_hashes,
+                                        max_unknown=lim.max_computed_keys)
+        if problem:
+            self.ctx.add(SUSPICIOUS, "resource", problem, at)
 
     def _alloc_budget(self) -> int:
         lim = self.ctx.limits
@@ -661,6 +682,7 @@ class _Walker:
                     target = stack[-1]
                     self._refuse_global_target(target, "SETITEMS", at)
                 if isinstance(target, SDict):
+                    self._note_keys(target, items[0::2], at)
                     for i in range(0, len(items), 2):
                         if len(target.d) >= cap:
                             target.truncated = True
@@ -676,20 +698,24 @@ class _Walker:
                 target = stack[-1]
                 self._refuse_global_target(target, "SETITEM", at)
                 if isinstance(target, SDict):
+                    self._note_keys(target, (key,), at)
                     if len(target.d) < cap and (type(key) is str or _hashable(key)):
                         target.d[key] = value
                     else:
                         target.truncated = True
             elif op == 0x8F:  # EMPTY_SET
-                stack.append(OPAQUE)
+                stack.append(SSet())
             elif op == 0x90:  # ADDITEMS
-                pop_mark(at)
+                items = pop_mark(at)
                 if len(stack) <= floor:
                     raise underflow(at)
                 self._refuse_global_target(stack[-1], "ADDITEMS", at)
+                if isinstance(stack[-1], SSet):
+                    self._note_keys(stack[-1], items, at)
             elif op == 0x91:  # FROZENSET
-                pop_mark(at)
-                stack.append(OPAQUE)
+                frozen = SSet()
+                self._note_keys(frozen, pop_mark(at), at)
+                stack.append(frozen)
             elif op == 0x30:  # POP
                 if len(stack) > floor:
                     stack.pop()
@@ -856,6 +882,11 @@ def _itemsize(dtype: object, depth: int = 0) -> int:
     return max(max(sizes), 1)
 
 
+def _is_computed_key(value: object) -> bool:
+    """A dict/set key whose hash the walker cannot compute (a call's result, a huge int)."""
+    return isinstance(value, Obj) or value is _BIG
+
+
 def _is_computed(value: object) -> bool:
     """A value that a call makes at load time (its size is unknown to the scanner).
 
@@ -886,7 +917,7 @@ def _describe(value: object) -> str:
         if isinstance(value.func, Global):
             return f"result of {value.func.real[0]}.{value.func.real[1]}(...)"
         return "result of a call"
-    if isinstance(value, (_Opaque, SList, SDict)):
+    if isinstance(value, (_Opaque, SList, SDict, SSet)):
         return type(value).__name__.lstrip("_").lower()
     return type(value).__name__
 
