@@ -145,6 +145,7 @@ _BOMBS = {
     "computed-size": _call(_g("builtins", "bytearray"),
                            _call(_g("builtins", "int"), _s("1000000000"))),
     "ufunc": _call(_g("numpy", "add"), b"NN"),
+    "punycode": _call(_g("_codecs", "encode"), _s("\u0101" * 20), _s("punycode")),
 }
 
 

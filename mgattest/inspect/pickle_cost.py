@@ -28,7 +28,7 @@ UNKNOWN = -1  # a sizing argument the walker cannot see
 class Cost:
     """``amount`` bytes (or, for ``kind == "cpu"``, decimal digits computed)."""
 
-    kind: str  # "memory" | "cpu"
+    kind: str  # "memory" | "cpu" | "unbounded" (what says why)
     amount: int
     what: str
 
@@ -41,6 +41,10 @@ _NUMPY_ARRAY_BUILDERS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
 }
 _DECIMAL_LIKE = {("fractions", "Fraction"), ("decimal", "Decimal")}
+# Protocols 0-2 write bytes as _codecs.encode(text, "latin1"); other codecs are not
+# needed, and some are quadratic (punycode: 5000 characters take ~10 s).
+_LINEAR_CODECS = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1",
+                            "ascii", "utf-8", "utf8", "utf_8"})
 
 
 def _int(value: object) -> int | None:
@@ -129,6 +133,12 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
         return None if not isinstance(real, tuple) else estimate(
             *real, (args[2],), init=True, computed=computed, itemsize=itemsize,
             depth=depth + 1)
+    if pair == ("_codecs", "encode"):
+        codec = args[1] if len(args) > 1 else "utf-8"
+        if not (isinstance(codec, str) and codec.lower() in _LINEAR_CODECS):
+            return Cost("unbounded", UNKNOWN, f"{label} with the codec {codec!r:.40} (only "
+                        "latin1/ascii/utf-8 are linear-time and needed by pickles)")
+        return None
     if pair in (("builtins", "bytes"), ("builtins", "bytearray")) and (
             init or name == "bytes"):
         n = sizes.size(first)

@@ -299,7 +299,9 @@ class _Walker:
             return
         lim = self.ctx.limits
         budget = self._alloc_budget()
-        if cost.amount == pickle_cost.UNKNOWN:
+        if cost.kind == "unbounded":
+            reason = "refused"
+        elif cost.amount == pickle_cost.UNKNOWN:
             reason = "its size is computed at load time, so it cannot be bounded"
         elif cost.kind == "cpu":
             if cost.amount <= lim.max_decimal_exponent:
