@@ -295,3 +295,39 @@ def test_ordinary_large_dicts_and_sets_are_fine():
             "words": {f"w{i}": i for i in range(30_000)}}
     report = scan_bytes("x.pkl", pickle.dumps(data, 4))
     assert report.verdict == SAFE, report.reasons()
+
+
+def _doubling_tuples(levels: int) -> bytes:
+    """t0 = (), t(i+1) = (t(i), t(i)) through the memo: 6 bytes a level, 2**levels big."""
+    return b")\x94" + b"".join(b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86\x94"
+                               for i in range(levels))
+
+
+@pytest.mark.parametrize("use", ["dict-key", "set-member", "str", "none"])
+def test_tuples_sharing_items_are_bounded(use):
+    # hashing t40 visits 2**40 tuples: pickle.load itself would never finish
+    levels = 40
+    top = b"h" + bytes([levels])
+    tail = {"dict-key": b"}" + top + b"Ns", "set-member": b"\x8f(" + top + b"\x90",
+            "str": b"0" + _call(_g("builtins", "str"), top), "none": b""}[use]
+    blob = b"\x80\x04" + _doubling_tuples(levels) + tail + b"."
+    start = time.monotonic()
+    report = scan_bytes("x.pkl", blob)
+    assert time.monotonic() - start < 2
+    assert any(f.kind == "resource" for f in report.findings), report.reasons()
+    with pytest.raises(UnsafeContentError):
+        restricted_loads(blob)
+    assert time.monotonic() - start < 4
+
+
+def test_many_medium_tuple_keys_add_up():
+    # t14 has 2**14 items expanded; 1000 distinct keys (t14, i) hash 16 million items
+    blob = (b"\x80\x04" + _doubling_tuples(14) + b"}(" + b"".join(
+        b"h\x0e" + _int(i) + b"\x86N" for i in range(1000)) + b"u.")
+    assert any("hash" in f.detail for f in scan_bytes("x.pkl", blob).findings
+               if f.kind == "resource")
+
+
+def test_ordinary_nested_tuples_are_fine():
+    data = {(i, (i, "x")): [(j, j) for j in range(20)] for i in range(5000)}
+    assert scan_bytes("x.pkl", pickle.dumps(data, 4)).verdict == SAFE

@@ -33,6 +33,8 @@ class Limits:
     # dict/set keys: equal hashes (or unknowable ones) make insertion quadratic
     max_equal_key_hashes: int = 1000
     max_computed_keys: int = 20_000
+    max_expanded_tuple: int = 100_000  # tuples sharing items: hashing visits every copy
+    max_key_hash_work: int = 10_000_000  # expanded tuple items hashed as dict/set keys
 
 
 DEFAULT_LIMITS = Limits()

@@ -108,6 +108,24 @@ def _exponent(text: object) -> int:
         return 0
 
 
+def show(value: object, depth: int = 0) -> str:
+    """A short description of a symbolic value that never walks it deeply.
+
+    ``repr`` is not safe here: tuples that share their items (built through the memo)
+    expand exponentially, and a format precision cuts the text only after rendering it.
+    """
+    if value is None or isinstance(value, (bool, int, float)):
+        text = repr(value)
+    elif isinstance(value, (str, bytes)):
+        text = repr(value[:40])
+    elif isinstance(value, tuple) and depth < 2:
+        inner = ", ".join(show(item, depth + 1) for item in value[:6])
+        text = f"({inner}{', ...' if len(value) > 6 else ''})"
+    else:
+        text = f"<{type(value).__name__.lstrip('_')}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _one(_value: object) -> int:
     return 1
 
@@ -136,7 +154,7 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
     if pair == ("_codecs", "encode"):
         codec = args[1] if len(args) > 1 else "utf-8"
         if not (isinstance(codec, str) and codec.lower() in _LINEAR_CODECS):
-            return Cost("unbounded", UNKNOWN, f"{label} with the codec {codec!r:.40} (only "
+            return Cost("unbounded", UNKNOWN, f"{label} with the codec {show(codec)} (only "
                         "latin1/ascii/utf-8 are linear-time and needed by pickles)")
         return None
     if pair in (("builtins", "bytes"), ("builtins", "bytearray")) and (
@@ -149,25 +167,25 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
                     f"range of {length if length >= 0 else 'a computed number of'} items")
     if pair in _DECIMAL_LIKE:
         digits = _exponent(first)
-        return Cost("cpu", digits, f"{label}({first!r:.40}) computes 10**{digits}") \
+        return Cost("cpu", digits, f"{label}({show(first)}) computes 10**{digits}") \
             if digits else None
     # numpy allocates shape x itemsize (and fills object arrays with None)
     if pair in _NUMPY_ARRAY_BUILDERS and len(args) >= 2:
         return _elements(sizes.product(args[1]), itemsize(args[2] if len(args) > 2 else None),
-                         f"{label} of shape {args[1]!r:.60}")
+                         f"{label} of shape {show(args[1])}")
     if pair == ("numpy.ma.core", "_mareconstruct") and len(args) >= 3:
         return _elements(sizes.product(args[2]), itemsize(args[3] if len(args) > 3 else None),
-                         f"{label} of shape {args[2]!r:.60}")
+                         f"{label} of shape {show(args[2])}")
     if pair == ("numpy", "ndarray"):
         return _elements(sizes.product(first), itemsize(args[1] if len(args) > 1 else None),
-                         f"{label} of shape {first!r:.60}")
+                         f"{label} of shape {show(first)}")
     if pair == ("sklearn.tree._tree", "Tree") and len(args) >= 3:
-        return _elements(sizes.size(args[2]), 8, f"{label} with {args[2]!r:.30} outputs")
+        return _elements(sizes.size(args[2]), 8, f"{label} with {show(args[2])} outputs")
     if module in ("torch", "torch._tensor") and name == "Tensor":
-        return _elements(sizes.product(tuple(args)), 4, f"{label}{args!r:.60}")
+        return _elements(sizes.product(tuple(args)), 4, f"{label}{show(args)}")
     if name.endswith("Storage") and module in ("torch", "torch.storage"):
         width = _TORCH_STORAGE_BYTES.get(name[:-len("Storage")], 8)
-        return _elements(sizes.size(first), width, f"{label}({first!r:.30})")
+        return _elements(sizes.size(first), width, f"{label}({show(first)})")
     if module == "numpy" and name in UFUNCS:
         # pickles only name ufuncs; a call broadcasts its inputs, (n,1) + (1,n) is n*n
         return Cost("memory", UNKNOWN, f"call of the ufunc {label} (broadcasting)")
@@ -180,7 +198,7 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
         total = 1
         for n in dims:
             total *= max(n, 1)
-        return Cost("memory", total * 4, f"{label}{args!r:.60}")
+        return Cost("memory", total * 4, f"{label}{show(args)}")
     return None
 
 

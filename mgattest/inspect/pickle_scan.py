@@ -23,6 +23,9 @@ from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Fin
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
+# Tuples expanding to more items are remembered with their size; lighter ones are
+# measured again when needed (cheap: at most this many items).
+_LIGHT_TUPLE = 64
 _REBUILD_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
 _DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
                          ("collections", "defaultdict"), ("collections", "Counter")})
@@ -135,6 +138,9 @@ class ScanContext:
     persistent_ids: int = 0
     compression: str | None = None  # outer compression of the file, if any
     allocated: int = 0  # bytes the allow-listed calls seen so far would allocate
+    heavy_tuple_seen: bool = False  # a tuple expanding beyond max_expanded_tuple was reported
+    hash_work: int = 0  # tuple items hashed by dict/set insertions so far (expanded)
+    hash_work_seen: bool = False
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -214,6 +220,8 @@ class _Walker:
         self.end = end
         self.proto = 0
         self.lenient = False  # shadow walks: unknown stack and memo become opaque values
+        # tuple -> its size fully expanded, kept (with the tuple) for the heavy ones only
+        self._heavy_tuples: dict[int, tuple[tuple, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------
     def _line(self, pos: int) -> tuple[bytes, int]:
@@ -267,9 +275,48 @@ class _Walker:
                          f"the result of {_describe(inner)}, not of a torch tensor "
                          "rebuilder", at, *func.real)
 
+    def _tuple(self, items: list, at: int) -> object:
+        """A symbolic tuple, with its expanded size tracked.
+
+        Through the memo, ``t1 = (t0, t0)``, ``t2 = (t1, t1)``... takes 6 bytes a level and
+        doubles the size each time: hashing (as a dict key or set member), comparing or
+        printing it visits every copy. ``pickle.load`` itself hangs on 200 such bytes.
+        """
+        weight = 1 + sum(self._weight(item) for item in items)
+        value = tuple(items) if len(items) <= self.ctx.limits.max_tracked_container else _BIG
+        if weight > _LIGHT_TUPLE:
+            self._heavy_tuples[id(value)] = (value, weight)
+        if weight > self.ctx.limits.max_expanded_tuple and not self.ctx.heavy_tuple_seen:
+            self.ctx.heavy_tuple_seen = True
+            self.ctx.add(SUSPICIOUS, "resource", f"tuples built from shared items expand to "
+                         f"{weight} items: hashing, comparing or printing them takes time "
+                         "exponential in the pickle's size", at)
+        return value
+
+    def _weight(self, value: object) -> int:
+        """Expanded size of a symbolic value (tuples count their items, recursively)."""
+        if type(value) is not tuple and value is not _BIG:
+            return 1
+        heavy = self._heavy_tuples.get(id(value))
+        if heavy is not None and heavy[0] is value:
+            return heavy[1]
+        if value is _BIG:
+            return 1
+        return 1 + sum(self._weight(item) for item in value)  # light: at most _LIGHT_TUPLE
+
+    def _is_heavy(self, value: object) -> bool:
+        return self._weight(value) > _LIGHT_TUPLE
+
     def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
         """Report keys whose hashes collide so much that inserting them is quadratic."""
         lim = self.ctx.limits
+        weights = [self._weight(key) for key in keys]
+        self.ctx.hash_work += sum(weights)
+        if self.ctx.hash_work > lim.max_key_hash_work and not self.ctx.hash_work_seen:
+            self.ctx.hash_work_seen = True
+            self.ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {self.ctx.hash_work} "
+                         "tuple items to hash, far more than the pickle holds", at)
+        keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights)]
         if container.hashes is None:
             container.hashes = pickle_cost.KeyHashes()
         problem = container.hashes.note(keys, computed=_is_computed_key,
@@ -293,6 +340,10 @@ class _Walker:
         if not isinstance(func, Global):
             return
         self._check_state_setter(func, args, at)
+        if func.real == ("builtins", "str") and isinstance(args, tuple) and args \
+                and isinstance(args[0], (tuple, SList, SDict, SSet)):
+            self.ctx.add(SUSPICIOUS, "resource", "builtins.str of a container renders all of "
+                         "it (exponential when its items are shared)", at, *func.real)
         cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed,
                                     itemsize=_itemsize)
         if cost is None:
@@ -630,17 +681,16 @@ class _Walker:
                 stack.append(mark_obj)
                 floor = len(stack)
             elif op == 0x74:  # TUPLE
-                items = pop_mark(at)
-                stack.append(tuple(items) if len(items) <= cap else _BIG)
+                stack.append(self._tuple(pop_mark(at), at))
             elif op == 0x29:
                 stack.append(())
             elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1..3
                 n = op - 0x84
                 if len(stack) - floor < n:
                     raise underflow(at)
-                items = tuple(stack[-n:])
+                items = stack[-n:]
                 del stack[-n:]
-                stack.append(items)
+                stack.append(self._tuple(items, at))
             elif op == 0x5D:  # EMPTY_LIST
                 stack.append(SList([]))
             elif op == 0x6C:  # LIST
@@ -690,7 +740,7 @@ class _Walker:
                             target.truncated = True
                             break
                         key = items[i]
-                        if type(key) is str or _hashable(key):
+                        if type(key) is str or (not self._is_heavy(key) and _hashable(key)):
                             target.d[key] = items[i + 1]
             elif op == 0x73:  # SETITEM
                 if len(stack) - floor < 3:
@@ -701,7 +751,8 @@ class _Walker:
                 self._refuse_global_target(target, "SETITEM", at)
                 if isinstance(target, SDict):
                     self._note_keys(target, (key,), at)
-                    if len(target.d) < cap and (type(key) is str or _hashable(key)):
+                    if len(target.d) < cap and (type(key) is str or (
+                            not self._is_heavy(key) and _hashable(key))):
                         target.d[key] = value
                     else:
                         target.truncated = True
@@ -752,7 +803,7 @@ class _Walker:
                 if not isinstance(module, str) or not isinstance(name, str):
                     ctx.add(DANGEROUS, "unresolved-global",
                             "STACK_GLOBAL with a module or name that is not a known string "
-                            f"({module!r}, {name!r})", at)
+                            f"({pickle_cost.show(module)}, {pickle_cost.show(name)})", at)
                     stack.append(Global("?", "?", ("?", "?"), at))
                 else:
                     stack.append(self._import(module, name, at, "STACK_GLOBAL"))
