@@ -108,3 +108,12 @@ def test_data_that_cpython_rejects_before_any_import_stays_unrecognised(blob):
     assert fuzzing.imports(blob, implementation="c") == []
     report = scan_bytes("weights.bin", blob)
     assert report.format == "unknown" and report.verdict == SAFE
+
+
+def test_tentative_pickle_that_would_hang_the_unpickler_is_not_safe():
+    # no import at all, but pickle.load would hash a tuple of 2**40 items before failing
+    levels = b"".join(b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86\x94" for i in range(40))
+    blob = b")\x94" + levels + b"}h\x28Ns" + b"\xff"
+    report = scan_bytes("model.bin", blob)
+    assert report.verdict != SAFE
+    assert any(f.kind == "resource" for f in report.findings)

@@ -175,8 +175,10 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
     return _label_pickle(ctx, results)
 
 
-# Findings that mean an unpickler reaches code (or something the scanner cannot judge).
-_REACHES_CODE = ("import", "unresolved-global", "extension", SCAN_LIMIT)
+# Findings that mean an unpickler reaches code, exhausts the machine on the way (a
+# "resource" finding without imports: hashing shared-item tuples), or that the scanner
+# could not judge.
+_REACHES_CODE = ("import", "unresolved-global", "extension", "resource", SCAN_LIMIT)
 
 
 def _rejected_before_anything_ran(trial: ScanContext) -> bool:
