@@ -331,3 +331,36 @@ def test_many_medium_tuple_keys_add_up():
 def test_ordinary_nested_tuples_are_fine():
     data = {(i, (i, "x")): [(j, j) for j in range(20)] for i in range(5000)}
     assert scan_bytes("x.pkl", pickle.dumps(data, 4)).verdict == SAFE
+
+
+def _object_array_state(shape: int, items: int) -> bytes:
+    """``_reconstruct(ndarray, (0,), b'b')`` + BUILD (1, (shape,), dtype('O'), False, [...])."""
+    dtype = _call(_g("numpy", "dtype"), _s("O8"), b"\x89\x88") + (
+        b"(K\x03" + _s("|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x3ftb")
+    array = _call(_g("numpy.core.multiarray", "_reconstruct"), _g("numpy", "ndarray"),
+                  b"(K\x00t", b"C\x01b")
+    state = b"(K\x01" + _int(shape) + b"\x85" + dtype + b"\x89](" + b"K\x01" * items + b"et"
+    return b"\x80\x04" + array + state + b"b."
+
+
+def test_object_array_state_shorter_than_its_shape_is_refused_not_a_crash():
+    # numpy 2.4 reads past the end of the list: pickle.load of these 100 bytes segfaults
+    import subprocess
+    import sys
+    blob = _object_array_state(1000, 1)
+    report = scan_bytes("x.pkl", blob)
+    assert any(f.kind == "array-state" for f in report.findings), report.reasons()
+    assert report.verdict == DANGEROUS
+    code = ("import sys\nfrom mgattest.inspect.restricted import restricted_loads\n"
+            "from mgattest.inspect.errors import UnsafeContentError\n"
+            "try:\n    restricted_loads(sys.stdin.buffer.read())\n"
+            "except UnsafeContentError as exc:\n    print('refused', exc.details['rule'])\n")
+    run = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.decode().strip() == "refused array-state"
+
+
+def test_object_array_state_of_the_right_length_loads():
+    array = restricted_loads(_object_array_state(3, 3))
+    assert array.tolist() == [1, 1, 1]

@@ -26,6 +26,8 @@ _DTYPE = ("numpy", "dtype")
 # Tuples expanding to more items are remembered with their size; lighter ones are
 # measured again when needed (cheap: at most this many items).
 _LIGHT_TUPLE = 64
+_ARRAY_MAKERS = frozenset({("numpy.core.multiarray", "_reconstruct"),
+                           ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray")})
 _REBUILD_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
 _DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
                          ("collections", "defaultdict"), ("collections", "Counter")})
@@ -101,10 +103,13 @@ class Obj:
 
 
 class SList:
-    __slots__ = ("items", "truncated")
+    """A list: its first items (up to the tracking cap) and how many it holds in all."""
 
-    def __init__(self, items: list) -> None:
+    __slots__ = ("items", "truncated", "length")
+
+    def __init__(self, items: list, length: int | None = None) -> None:
         self.items, self.truncated = items, False
+        self.length = len(items) if length is None else length
 
 
 class SDict:
@@ -346,8 +351,11 @@ class _Walker:
                          "it (exponential when its items are shared)", at, *func.real)
         cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed,
                                     itemsize=_itemsize)
-        if cost is None:
-            return
+        if cost is not None:
+            self._charge_cost(cost, at, func.real)
+
+    def _charge_cost(self, cost: pickle_cost.Cost, at: int, pair: tuple[str, str]) -> None:
+        """Add ``cost`` to the walk's budget; a ``resource`` finding when it is exceeded."""
         lim = self.ctx.limits
         budget = self._alloc_budget()
         if cost.kind == "unbounded":
@@ -364,7 +372,37 @@ class _Walker:
                 return
             reason = (f"{cost.amount} bytes ({self.ctx.allocated} in total so far) exceed "
                       f"the budget of {budget} for a {len(self.data)}-byte pickle")
-        self.ctx.add(SUSPICIOUS, "resource", f"{cost.what}: {reason}", at, *func.real)
+        self.ctx.add(SUSPICIOUS, "resource", f"{cost.what}: {reason}", at, *pair)
+
+    def _check_array_state(self, array: Obj, state: object, at: int) -> None:
+        """``ndarray.__setstate__((version, shape, dtype, fortran, data))``.
+
+        numpy allocates shape x itemsize, and for object arrays reads ``len(shape)``
+        items from the list without checking its length: a shorter list makes it read
+        past the list's end (numpy 2.4 crashes the process).
+        """
+        if not (isinstance(array.func, Global) and array.func.real in _ARRAY_MAKERS
+                and isinstance(state, tuple) and len(state) in (4, 5)):
+            return
+        shape, dtype, _fortran, data = state[-4:]
+        count = pickle_cost.shape_elements(shape)
+        self._charge_cost(pickle_cost.Cost("memory", count * _itemsize(dtype),
+                                           f"array state of shape {pickle_cost.show(shape)}"),
+                          at, array.func.real)
+        try:
+            has_object = _dtype_info(dtype)[1]
+        except ValueError:
+            has_object = True  # not a plain dtype: assume the worst
+        if not has_object:
+            return
+        if isinstance(data, SList):
+            if data.length < count:
+                self.ctx.add(DANGEROUS, "array-state", f"object array state lists "
+                             f"{data.length} items for {count} elements: numpy reads past "
+                             "the end of the list (a crash, or worse)", at)
+        elif _is_computed(data):
+            self.ctx.add(SUSPICIOUS, "array-state", "object array state whose item list is "
+                         "computed at load time: its length cannot be checked", at)
 
     def _refuse_global_target(self, target: object, opname: str, at: int) -> None:
         """Item and append opcodes on an imported object mutate it for the whole process."""
@@ -695,7 +733,7 @@ class _Walker:
                 stack.append(SList([]))
             elif op == 0x6C:  # LIST
                 items = pop_mark(at)
-                lst = SList(items[:cap])
+                lst = SList(items[:cap], len(items))
                 lst.truncated = len(items) > cap
                 stack.append(lst)
             elif op == 0x61:  # APPEND
@@ -705,6 +743,7 @@ class _Walker:
                 target = stack[-1]
                 self._refuse_global_target(target, "APPEND", at)
                 if isinstance(target, SList):
+                    target.length += 1
                     if len(target.items) < cap:
                         target.items.append(value)
                     else:
@@ -716,6 +755,7 @@ class _Walker:
                 target = stack[-1]
                 self._refuse_global_target(target, "APPENDS", at)
                 if isinstance(target, SList):
+                    target.length += len(items)
                     room = cap - len(target.items)
                     target.items.extend(items[:max(room, 0)])
                     target.truncated |= len(items) > room
@@ -853,6 +893,7 @@ class _Walker:
                 elif isinstance(target, Obj):
                     target.state = state
                     self._check_slot_state(state, at)
+                    self._check_array_state(target, state, at)
                     if self.joblib and _is_wrapper(target):
                         pos = self._skip_joblib_array(target, pos, frame_end, at)
                         stack[-1] = OPAQUE

@@ -31,7 +31,7 @@ Pair = tuple[str, str]
 # Exceptions a corrupt pickle can raise from inside the unpickler.
 _CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, ImportError, OverflowError, MemoryError, RecursionError,
-            UnicodeDecodeError, LookupError)
+            UnicodeDecodeError, LookupError, SystemError)
 
 
 def _resolve(module: str, name: str, allowed: frozenset[Pair], where: str) -> Any:
