@@ -364,3 +364,13 @@ def test_object_array_state_shorter_than_its_shape_is_refused_not_a_crash():
 def test_object_array_state_of_the_right_length_loads():
     array = restricted_loads(_object_array_state(3, 3))
     assert array.tolist() == [1, 1, 1]
+
+
+def test_masked_object_array_state_shorter_than_its_shape_is_dangerous():
+    import numpy as np
+    blob = pickle.dumps(np.ma.masked_array([1, "a"], dtype=object, mask=[0, 1]), 4)
+    assert not any(f.kind == "array-state" for f in scan_bytes("x.pkl", blob).findings)
+    bad = blob.replace(b"K\x02\x85", b"M\xe8\x03\x85", 1)  # shape (2,) -> (1000,)
+    assert bad != blob
+    assert any(f.kind == "array-state" and f.severity == DANGEROUS
+               for f in scan_bytes("x.pkl", bad).findings)

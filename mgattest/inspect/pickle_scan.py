@@ -28,6 +28,7 @@ _DTYPE = ("numpy", "dtype")
 _LIGHT_TUPLE = 64
 _ARRAY_MAKERS = frozenset({("numpy.core.multiarray", "_reconstruct"),
                            ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray")})
+_MASKED_ARRAY_MAKER = ("numpy.ma.core", "_mareconstruct")
 _REBUILD_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
 _DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
                          ("collections", "defaultdict"), ("collections", "Counter")})
@@ -381,10 +382,15 @@ class _Walker:
         items from the list without checking its length: a shorter list makes it read
         past the list's end (numpy 2.4 crashes the process).
         """
-        if not (isinstance(array.func, Global) and array.func.real in _ARRAY_MAKERS
-                and isinstance(state, tuple) and len(state) in (4, 5)):
+        if not (isinstance(array.func, Global) and isinstance(state, tuple)):
             return
-        shape, dtype, _fortran, data = state[-4:]
+        if array.func.real in _ARRAY_MAKERS and len(state) in (4, 5):
+            shape, dtype, _fortran, data = state[-4:]
+        elif array.func.real == _MASKED_ARRAY_MAKER and len(state) == 7:
+            # MaskedArray.__setstate__ hands (shape, dtype, fortran, data) to ndarray's
+            shape, dtype, _fortran, data = state[1:5]
+        else:
+            return
         count = pickle_cost.shape_elements(shape)
         self._charge_cost(pickle_cost.Cost("memory", count * _itemsize(dtype),
                                            f"array state of shape {pickle_cost.show(shape)}"),
