@@ -40,7 +40,7 @@ _STDLIB = (
 )
 
 # Pure-math ufuncs that sklearn FunctionTransformers and friends pickle by reference.
-_UFUNCS = (
+UFUNCS = (
     "absolute", "add", "arccos", "arcsin", "arctan", "arctan2", "cbrt", "ceil", "clip",
     "cos", "cosh", "divide", "exp", "exp2", "expm1", "fabs", "floor", "log", "log10",
     "log1p", "log2", "maximum", "minimum", "multiply", "negative", "power", "reciprocal",
@@ -57,7 +57,7 @@ for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
     _NUMPY |= _pairs(_mod, "_frombuffer")
 _NUMPY |= _pairs("numpy", "ndarray", "dtype", "matrix", "float64", "float32", "float16",
                  "int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64",
-                 "bool_", "complex64", "complex128", "str_", "bytes_", "object_", *_UFUNCS)
+                 "bool_", "complex64", "complex128", "str_", "bytes_", "object_", *UFUNCS)
 _NUMPY |= _pairs("numpy.dtypes", *(f"{t}DType" for t in (
     "Float64", "Float32", "Float16", "Int64", "Int32", "Int16", "Int8", "UInt64", "UInt32",
     "UInt16", "UInt8", "Bool", "Complex64", "Complex128", "Str", "Bytes", "Object",

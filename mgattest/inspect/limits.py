@@ -25,6 +25,16 @@ class Limits:
     max_npy_header_bytes: int = 1024**2
     max_gguf_entries: int = 1_000_000
     time_budget_s: float = 120.0  # per file
+    # What allow-listed calls may allocate, in total: the larger of a floor and a multiple
+    # of the pickle's size (legitimate pickles carry their data, so they stay far below).
+    min_alloc_budget: int = 64 * 1024**2
+    alloc_per_pickle_byte: int = 16
+    max_decimal_exponent: int = 10_000  # Fraction/Decimal('1e...'): CPU grows with it
+    # dict/set keys: equal hashes (or unknowable ones) make insertion quadratic
+    max_equal_key_hashes: int = 1000
+    max_computed_keys: int = 20_000
+    max_expanded_tuple: int = 100_000  # tuples sharing items: hashing visits every copy
+    max_key_hash_work: int = 10_000_000  # expanded tuple items hashed as dict/set keys
 
 
 DEFAULT_LIMITS = Limits()

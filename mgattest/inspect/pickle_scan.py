@@ -12,9 +12,10 @@ from __future__ import annotations
 import codecs
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 
-from mgattest.inspect import allowlist
+from mgattest.inspect import allowlist, pickle_cost, pickle_text
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
@@ -22,16 +23,37 @@ from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Fin
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
+# Tuples expanding to more items are remembered with their size; lighter ones are
+# measured again when needed (cheap: at most this many items).
+_LIGHT_TUPLE = 64
+_ARRAY_MAKERS = frozenset({("numpy.core.multiarray", "_reconstruct"),
+                           ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray")})
+_MASKED_ARRAY_MAKER = ("numpy.ma.core", "_mareconstruct")
+_REBUILD_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
+_DICT_TYPES = frozenset({("builtins", "dict"), ("collections", "OrderedDict"),
+                         ("collections", "defaultdict"), ("collections", "Counter")})
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+# UNICODE lines longer than this are not decoded (kept opaque, accepted unchecked)
+_MAX_VALIDATED_LINE = 1 << 20
+
+
+SCAN_LIMIT = "scan-limit"
+"""Finding kind: the scanner stopped at one of its own limits; CPython would read on."""
 
 
 class MalformedPickle(Exception):
-    """Raised inside the walker; turned into a ``malformed`` finding by the caller."""
+    """Raised inside the walker; turned into a ``malformed`` finding by the caller.
 
-    def __init__(self, detail: str, offset: int) -> None:
+    ``scan_limit`` is True when the *scanner* gave up (time, size or analysis limits)
+    although CPython's unpickler would go on: then nothing about the rest is known.
+    Otherwise CPython's unpicklers reject the stream at the same opcode.
+    """
+
+    def __init__(self, detail: str, offset: int, *, scan_limit: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.offset = offset
+        self.scan_limit = scan_limit
 
 
 class _Opaque:
@@ -82,18 +104,31 @@ class Obj:
 
 
 class SList:
-    __slots__ = ("items", "truncated")
+    """A list: its first items (up to the tracking cap) and how many it holds in all."""
 
-    def __init__(self, items: list) -> None:
+    __slots__ = ("items", "truncated", "length")
+
+    def __init__(self, items: list, length: int | None = None) -> None:
         self.items, self.truncated = items, False
+        self.length = len(items) if length is None else length
 
 
 class SDict:
-    __slots__ = ("d", "truncated")
+    __slots__ = ("d", "truncated", "hashes")
 
     def __init__(self) -> None:
         self.d: dict = {}
         self.truncated = False
+        self.hashes: pickle_cost.KeyHashes | None = None  # made on the first key
+
+
+class SSet:
+    """A set or frozenset: only its keys' hashes are kept (see ``KeyHashes``)."""
+
+    __slots__ = ("hashes",)
+
+    def __init__(self) -> None:
+        self.hashes: pickle_cost.KeyHashes | None = None
 
 
 @dataclass
@@ -108,6 +143,10 @@ class ScanContext:
     deadline: float = 0.0
     persistent_ids: int = 0
     compression: str | None = None  # outer compression of the file, if any
+    allocated: int = 0  # bytes the allow-listed calls seen so far would allocate
+    heavy_tuple_seen: bool = False  # a tuple expanding beyond max_expanded_tuple was reported
+    hash_work: int = 0  # tuple items hashed by dict/set insertions so far (expanded)
+    hash_work_seen: bool = False
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -187,6 +226,8 @@ class _Walker:
         self.end = end
         self.proto = 0
         self.lenient = False  # shadow walks: unknown stack and memo become opaque values
+        # tuple -> its size fully expanded, kept (with the tuple) for the heavy ones only
+        self._heavy_tuples: dict[int, tuple[tuple, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------
     def _line(self, pos: int) -> tuple[bytes, int]:
@@ -200,9 +241,9 @@ class _Walker:
             if pos >= self.end:
                 return b"", pos
             nl = self.end - 1
-        if nl - pos > self.ctx.limits.max_name_len * 4:
-            raise MalformedPickle("line argument too long", pos)
-        return self.data[pos:nl], min(nl + 1, self.end)
+        # No length limit: CPython reads lines of any length, and so must the scanner.
+        # Callers keep long lines as opaque values.
+        return bytes(self.data[pos:nl]), min(nl + 1, self.end)
 
     # Memo opcodes come in three widths: BIN* (1-byte key), LONG_BIN* (4-byte little
     # endian key) and the text form (decimal line). PUT and GET share the layout.
@@ -218,10 +259,199 @@ class _Walker:
             pos = self._need(pos, 4, f"LONG_BIN{kind}")
             return int.from_bytes(self.data[pos - 4:pos], "little"), pos
         line, pos = self._line(pos)
+        key = pickle_text.parse_memo_key(line)
+        if key is pickle_text.REJECTED:
+            raise MalformedPickle(f"{kind} argument is not an integer", at)
+        if key is pickle_text.LARGE:
+            return ("large key", line.strip()), pos
+        if kind == "PUT" and key < 0:
+            raise MalformedPickle("negative PUT argument", at)
+        return key, pos
+
+    def _check_state_setter(self, func: Global, args: object, at: int) -> None:
+        """``_rebuild_from_type_v2(func, type, args, state)`` setattr()s ``state`` onto
+        whatever ``func(*args)`` returns; only torch's tensor rebuilders make new objects
+        for it (any other allow-listed function might return a shared one)."""
+        if func.real != _REBUILD_FROM_TYPE or not isinstance(args, tuple) or not args:
+            return
+        inner = args[0]
+        if not (isinstance(inner, Global) and inner.real[0] == "torch._utils"
+                and inner.real[1].startswith("_rebuild_")):
+            self.ctx.add(SUSPICIOUS, "state-setter", f"{func.real[1]} sets attributes on "
+                         f"the result of {_describe(inner)}, not of a torch tensor "
+                         "rebuilder", at, *func.real)
+
+    def _tuple(self, items: list, at: int) -> object:
+        """A symbolic tuple, with its expanded size tracked.
+
+        Through the memo, ``t1 = (t0, t0)``, ``t2 = (t1, t1)``... takes 6 bytes a level and
+        doubles the size each time: hashing (as a dict key or set member), comparing or
+        printing it visits every copy. ``pickle.load`` itself hangs on 200 such bytes.
+        """
+        weight = 1 + sum(self._weight(item) for item in items)
+        value = tuple(items) if len(items) <= self.ctx.limits.max_tracked_container else _BIG
+        if weight > _LIGHT_TUPLE:
+            self._heavy_tuples[id(value)] = (value, weight)
+        if weight > self.ctx.limits.max_expanded_tuple and not self.ctx.heavy_tuple_seen:
+            self.ctx.heavy_tuple_seen = True
+            self.ctx.add(SUSPICIOUS, "resource", f"tuples built from shared items expand to "
+                         f"{weight} items: hashing, comparing or printing them takes time "
+                         "exponential in the pickle's size", at)
+        return value
+
+    def _weight(self, value: object) -> int:
+        """Expanded size of a symbolic value (tuples count their items, recursively)."""
+        if type(value) is not tuple and value is not _BIG:
+            return 1
+        heavy = self._heavy_tuples.get(id(value))
+        if heavy is not None and heavy[0] is value:
+            return heavy[1]
+        if value is _BIG:
+            return 1
+        return 1 + sum(self._weight(item) for item in value)  # light: at most _LIGHT_TUPLE
+
+    def _is_heavy(self, value: object) -> bool:
+        return self._weight(value) > _LIGHT_TUPLE
+
+    def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
+        """Report keys whose hashes collide so much that inserting them is quadratic."""
+        lim = self.ctx.limits
+        weights = [self._weight(key) for key in keys]
+        self.ctx.hash_work += sum(weights)
+        if self.ctx.hash_work > lim.max_key_hash_work and not self.ctx.hash_work_seen:
+            self.ctx.hash_work_seen = True
+            self.ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {self.ctx.hash_work} "
+                         "tuple items to hash, far more than the pickle holds", at)
+        keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights)]
+        if container.hashes is None:
+            container.hashes = pickle_cost.KeyHashes()
+        problem = container.hashes.note(keys, computed=_is_computed_key,
+                                        max_equal=lim.max_equal_key_hashes,
+                                        max_unknown=lim.max_computed_keys)
+        if problem:
+            self.ctx.add(SUSPICIOUS, "resource", problem, at)
+
+    def _alloc_budget(self) -> int:
+        lim = self.ctx.limits
+        return max(lim.min_alloc_budget, lim.alloc_per_pickle_byte * len(self.data))
+
+    def _check_memo_key(self, key: object, at: int) -> None:
+        """The C unpickler's memo is an array sized by the largest key (16 bytes a key)."""
+        if isinstance(key, int) and key * 16 > self._alloc_budget():
+            self.ctx.add(SUSPICIOUS, "resource", f"memo key {key} makes the C unpickler "
+                         f"allocate {key * 16} bytes for its memo", at)
+
+    def _charge(self, func: object, args: object, at: int, *, init: bool) -> None:
+        """Report a call whose allocation or CPU is out of proportion to the pickle."""
+        if not isinstance(func, Global):
+            return
+        self._check_state_setter(func, args, at)
+        if func.real == ("builtins", "str") and isinstance(args, tuple) and args \
+                and isinstance(args[0], (tuple, SList, SDict, SSet)):
+            self.ctx.add(SUSPICIOUS, "resource", "builtins.str of a container renders all of "
+                         "it (exponential when its items are shared)", at, *func.real)
+        cost = pickle_cost.estimate(*func.real, args, init=init, computed=_is_computed,
+                                    itemsize=_itemsize)
+        if cost is not None:
+            self._charge_cost(cost, at, func.real)
+
+    def _charge_cost(self, cost: pickle_cost.Cost, at: int, pair: tuple[str, str]) -> None:
+        """Add ``cost`` to the walk's budget; a ``resource`` finding when it is exceeded."""
+        lim = self.ctx.limits
+        budget = self._alloc_budget()
+        if cost.kind == "unbounded":
+            reason = "refused"
+        elif cost.amount == pickle_cost.UNKNOWN:
+            reason = "its size is computed at load time, so it cannot be bounded"
+        elif cost.kind == "cpu":
+            if cost.amount <= lim.max_decimal_exponent:
+                return
+            reason = f"an exponent above {lim.max_decimal_exponent} costs CPU time"
+        else:
+            self.ctx.allocated += cost.amount
+            if cost.amount <= budget and self.ctx.allocated <= budget:
+                return
+            reason = (f"{cost.amount} bytes ({self.ctx.allocated} in total so far) exceed "
+                      f"the budget of {budget} for a {len(self.data)}-byte pickle")
+        self.ctx.add(SUSPICIOUS, "resource", f"{cost.what}: {reason}", at, *pair)
+
+    def _check_array_state(self, array: Obj, state: object, at: int) -> None:
+        """``ndarray.__setstate__((version, shape, dtype, fortran, data))``.
+
+        numpy allocates shape x itemsize, and for object arrays reads ``len(shape)``
+        items from the list without checking its length: a shorter list makes it read
+        past the list's end (numpy 2.4 crashes the process).
+        """
+        if not (isinstance(array.func, Global) and isinstance(state, tuple)):
+            return
+        if array.func.real in _ARRAY_MAKERS and len(state) in (4, 5):
+            shape, dtype, _fortran, data = state[-4:]
+        elif array.func.real == _MASKED_ARRAY_MAKER and len(state) == 7:
+            # MaskedArray.__setstate__ hands (shape, dtype, fortran, data) to ndarray's
+            shape, dtype, _fortran, data = state[1:5]
+        else:
+            return
+        count = pickle_cost.shape_elements(shape)
+        self._charge_cost(pickle_cost.Cost("memory", count * _itemsize(dtype),
+                                           f"array state of shape {pickle_cost.show(shape)}"),
+                          at, array.func.real)
         try:
-            return int(line), pos
+            has_object = _dtype_info(dtype)[1]
         except ValueError:
-            raise MalformedPickle(f"{kind} argument is not an integer", at) from None
+            has_object = True  # not a plain dtype: assume the worst
+        if not has_object:
+            return
+        if isinstance(data, SList):
+            if data.length < count:
+                self.ctx.add(DANGEROUS, "array-state", f"object array state lists "
+                             f"{data.length} items for {count} elements: numpy reads past "
+                             "the end of the list (a crash, or worse)", at)
+        elif _is_computed(data):
+            self.ctx.add(SUSPICIOUS, "array-state", "object array state whose item list is "
+                         "computed at load time: its length cannot be checked", at)
+
+    def _refuse_global_target(self, target: object, opname: str, at: int) -> None:
+        """Item and append opcodes on an imported object mutate it for the whole process."""
+        if isinstance(target, Global):
+            self.ctx.add(DANGEROUS, "global-mutation",
+                         f"{opname} writes into the imported object "
+                         f"{target.real[0]}.{target.real[1]} itself (shared by the whole "
+                         "process), not into an instance", at, *target.real)
+
+    def _check_slot_state(self, state: object, at: int) -> None:
+        """BUILD's ``(state, slotstate)`` form calls ``setattr`` for each slot item.
+
+        On an instance, ``setattr(obj, "__class__", X)`` retypes it and dunder names reach
+        the type machinery; legitimate slot states only name plain attributes.
+        """
+        # Only the (dict-or-None, slots) shape is a slot state; other 2-tuples go to a
+        # __setstate__ (numpy's RandomState, for one).
+        if not (isinstance(state, tuple) and len(state) == 2) \
+                or not (state[0] is None or isinstance(state[0], SDict)):
+            return
+        slots = state[1]
+        computed_dict = isinstance(slots, Obj) and isinstance(slots.func, Global) \
+            and slots.func.real in _DICT_TYPES
+        if computed_dict or (isinstance(slots, SDict) and slots.truncated):
+            self.ctx.add(SUSPICIOUS, "build-slots", "BUILD slot state whose attribute names "
+                         "the scanner cannot see (not a plain dict)", at)
+            return
+        if not isinstance(slots, SDict):
+            return
+        for key in slots.d:
+            if isinstance(key, (Obj, _Opaque, Global)):
+                self.ctx.add(SUSPICIOUS, "build-slots", "BUILD slot state with an attribute "
+                             f"name computed at load time ({_describe(key)})", at)
+            elif isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                self.ctx.add(DANGEROUS, "build-slots", f"BUILD slot state sets the special "
+                             f"attribute {key!r} (setattr on the object)", at)
+
+    @staticmethod
+    def _text_value(value: object, error: str, at: int) -> object:
+        """A value from :mod:`pickle_text`: refused lines raise, huge numerals are opaque."""
+        if value is pickle_text.REJECTED:
+            raise MalformedPickle(error, at)
+        return _BIG if value is pickle_text.LARGE else value
 
     def _need(self, pos: int, n: int, what: str) -> int:
         if n < 0 or pos + n > self.end:
@@ -231,6 +461,8 @@ class _Walker:
 
     def _import(self, module: str, name: str, offset: int, opname: str) -> Global:
         ctx = self.ctx
+        module, name = _shorten(module, ctx.limits.max_name_len), \
+            _shorten(name, ctx.limits.max_name_len)
         real = allowlist.normalise(module, name, self.proto)
         allowed, severity = allowlist.classify(module, name, self.proto,
                                                extra_allowed=ctx.extra_allowed,
@@ -331,11 +563,11 @@ class _Walker:
             ops += 1
             if not ops & 0xFFFF:
                 if time.monotonic() > ctx.deadline:
-                    raise MalformedPickle("scan time budget exceeded", at)
+                    raise MalformedPickle("scan time budget exceeded", at, scan_limit=True)
                 if ops > lim.max_opcodes:
-                    raise MalformedPickle("too many opcodes", at)
+                    raise MalformedPickle("too many opcodes", at, scan_limit=True)
                 if len(stack) > lim.max_stack:
-                    raise MalformedPickle("pickle stack too large", at)
+                    raise MalformedPickle("pickle stack too large", at, scan_limit=True)
             if 0 <= frame_end <= at:
                 frame_end = -1  # frame fully consumed: reads go to the file again
             # --- the hottest opcodes first, with inlined bounds checks ----------------------
@@ -343,7 +575,7 @@ class _Walker:
                 if len(stack) <= floor:
                     raise underflow(at)
                 if len(memo) >= lim.max_memo:
-                    raise MalformedPickle("pickle memo too large", at)
+                    raise MalformedPickle("pickle memo too large", at, scan_limit=True)
                 memo[len(memo)] = stack[-1]
             elif op == 0x8C:  # SHORT_BINUNICODE
                 if pos >= end:
@@ -391,8 +623,9 @@ class _Walker:
                 key, pos = self._memo_key(op, pos, at, "PUT")
                 if len(stack) <= floor:
                     raise underflow(at)
+                self._check_memo_key(key, at)
                 if key not in memo and len(memo) >= lim.max_memo:
-                    raise MalformedPickle("pickle memo too large", at)
+                    raise MalformedPickle("pickle memo too large", at, scan_limit=True)
                 memo[key] = stack[-1]
             elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET, LONG_BINGET, GET
                 key, pos = self._memo_key(op, pos, at, "GET")
@@ -424,17 +657,16 @@ class _Walker:
                              if n <= 64 else _BIG)
             elif op == 0x49 or op == 0x4C:  # INT, LONG (text)
                 line, pos = self._line(pos)
-                try:
-                    text = line.rstrip(b"L")
-                    stack.append(True if line == b"01" and op == 0x49 else
-                                 False if line == b"00" and op == 0x49 else int(text))
-                except ValueError:
-                    raise MalformedPickle("INT/LONG argument is not an integer", at) from None
+                parse = pickle_text.parse_int if op == 0x49 else pickle_text.parse_long
+                stack.append(self._text_value(parse(line), "INT/LONG argument is not an "
+                                              "integer", at))
             elif op == 0x47:  # BINFLOAT
                 pos = self._need(pos, 8, "BINFLOAT")
                 stack.append(OPAQUE)
             elif op == 0x46:  # FLOAT
-                _, pos = self._line(pos)
+                line, pos = self._line(pos)
+                self._text_value(pickle_text.parse_float(line), "FLOAT argument is not a "
+                                 "number", at)
                 stack.append(OPAQUE)
             elif op == 0x4E:
                 stack.append(None)
@@ -471,15 +703,15 @@ class _Walker:
                 if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
                     raise MalformedPickle("STRING argument is not quoted", at)
                 try:
-                    stack.append(codecs.escape_decode(line[1:-1])[0].decode("latin-1"))
+                    with warnings.catch_warnings():  # invalid escapes warn, then load
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        text = codecs.escape_decode(line[1:-1])[0].decode("latin-1")
                 except ValueError:
                     raise MalformedPickle("bad escape in STRING argument", at) from None
+                stack.append(text if len(text) <= lim.max_name_len else _BIG)
             elif op == 0x56:  # UNICODE
                 line, pos = self._line(pos)
-                try:
-                    stack.append(line.decode("raw-unicode-escape"))
-                except UnicodeDecodeError:
-                    raise MalformedPickle("bad UNICODE argument", at) from None
+                stack.append(_unicode_line(line, lim.max_name_len, at))
             elif op == 0x97:  # NEXT_BUFFER (out-of-band)
                 ctx.add(INFO, "out-of-band-buffer",
                         "pickle expects out-of-band buffers (protocol 5)", at)
@@ -493,22 +725,21 @@ class _Walker:
                 stack.append(mark_obj)
                 floor = len(stack)
             elif op == 0x74:  # TUPLE
-                items = pop_mark(at)
-                stack.append(tuple(items) if len(items) <= cap else _BIG)
+                stack.append(self._tuple(pop_mark(at), at))
             elif op == 0x29:
                 stack.append(())
             elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1..3
                 n = op - 0x84
                 if len(stack) - floor < n:
                     raise underflow(at)
-                items = tuple(stack[-n:])
+                items = stack[-n:]
                 del stack[-n:]
-                stack.append(items)
+                stack.append(self._tuple(items, at))
             elif op == 0x5D:  # EMPTY_LIST
                 stack.append(SList([]))
             elif op == 0x6C:  # LIST
                 items = pop_mark(at)
-                lst = SList(items[:cap])
+                lst = SList(items[:cap], len(items))
                 lst.truncated = len(items) > cap
                 stack.append(lst)
             elif op == 0x61:  # APPEND
@@ -516,7 +747,9 @@ class _Walker:
                     raise underflow(at)
                 value = stack.pop()
                 target = stack[-1]
+                self._refuse_global_target(target, "APPEND", at)
                 if isinstance(target, SList):
+                    target.length += 1
                     if len(target.items) < cap:
                         target.items.append(value)
                     else:
@@ -526,7 +759,9 @@ class _Walker:
                 if len(stack) <= floor:
                     raise underflow(at)
                 target = stack[-1]
+                self._refuse_global_target(target, "APPENDS", at)
                 if isinstance(target, SList):
+                    target.length += len(items)
                     room = cap - len(target.items)
                     target.items.extend(items[:max(room, 0)])
                     target.truncated |= len(items) > room
@@ -543,13 +778,15 @@ class _Walker:
                     if len(stack) <= floor:
                         raise underflow(at)
                     target = stack[-1]
+                    self._refuse_global_target(target, "SETITEMS", at)
                 if isinstance(target, SDict):
+                    self._note_keys(target, items[0::2], at)
                     for i in range(0, len(items), 2):
                         if len(target.d) >= cap:
                             target.truncated = True
                             break
                         key = items[i]
-                        if type(key) is str or _hashable(key):
+                        if type(key) is str or (not self._is_heavy(key) and _hashable(key)):
                             target.d[key] = items[i + 1]
             elif op == 0x73:  # SETITEM
                 if len(stack) - floor < 3:
@@ -557,20 +794,27 @@ class _Walker:
                 value = stack.pop()
                 key = stack.pop()
                 target = stack[-1]
+                self._refuse_global_target(target, "SETITEM", at)
                 if isinstance(target, SDict):
-                    if len(target.d) < cap and (type(key) is str or _hashable(key)):
+                    self._note_keys(target, (key,), at)
+                    if len(target.d) < cap and (type(key) is str or (
+                            not self._is_heavy(key) and _hashable(key))):
                         target.d[key] = value
                     else:
                         target.truncated = True
             elif op == 0x8F:  # EMPTY_SET
-                stack.append(OPAQUE)
+                stack.append(SSet())
             elif op == 0x90:  # ADDITEMS
-                pop_mark(at)
+                items = pop_mark(at)
                 if len(stack) <= floor:
                     raise underflow(at)
+                self._refuse_global_target(stack[-1], "ADDITEMS", at)
+                if isinstance(stack[-1], SSet):
+                    self._note_keys(stack[-1], items, at)
             elif op == 0x91:  # FROZENSET
-                pop_mark(at)
-                stack.append(OPAQUE)
+                frozen = SSet()
+                self._note_keys(frozen, pop_mark(at), at)
+                stack.append(frozen)
             elif op == 0x30:  # POP
                 if len(stack) > floor:
                     stack.pop()
@@ -594,7 +838,9 @@ class _Walker:
                 if op == 0x63:
                     stack.append(glob)
                 else:
-                    stack.append(Obj(glob, tuple(pop_mark(at)), at))
+                    inst_args = tuple(pop_mark(at))
+                    self._charge(glob, inst_args, at, init=bool(inst_args))
+                    stack.append(Obj(glob, inst_args, at))
             elif op == 0x93:  # STACK_GLOBAL
                 if len(stack) - floor < 2:
                     raise underflow(at)
@@ -603,7 +849,7 @@ class _Walker:
                 if not isinstance(module, str) or not isinstance(name, str):
                     ctx.add(DANGEROUS, "unresolved-global",
                             "STACK_GLOBAL with a module or name that is not a known string "
-                            f"({module!r}, {name!r})", at)
+                            f"({pickle_cost.show(module)}, {pickle_cost.show(name)})", at)
                     stack.append(Global("?", "?", ("?", "?"), at))
                 else:
                     stack.append(self._import(module, name, at, "STACK_GLOBAL"))
@@ -616,18 +862,21 @@ class _Walker:
                     ctx.add(DANGEROUS, "call",
                             f"REDUCE calls a computed object ({_describe(func)}), not an "
                             "imported global", at)
+                self._charge(func, args, at, init=True)
                 stack.append(Obj(func, args, at))
             elif op == 0x81 or op == 0x92:  # NEWOBJ, NEWOBJ_EX
                 need = 2 if op == 0x81 else 3
                 if len(stack) - floor < need:
                     raise underflow(at)
-                if op == 0x92:
-                    stack.pop()
+                kwargs = stack.pop() if op == 0x92 else None
                 args = stack.pop()
                 cls = stack.pop()
                 if not isinstance(cls, Global):
                     ctx.add(DANGEROUS, "call",
                             f"NEWOBJ instantiates a computed object ({_describe(cls)})", at)
+                self._charge(cls, args, at, init=False)
+                if isinstance(kwargs, SDict):
+                    self._charge(cls, tuple(kwargs.d.values()), at, init=False)
                 stack.append(Obj(cls, args, at))
             elif op == 0x6F:  # OBJ
                 items = pop_mark(at)
@@ -636,6 +885,7 @@ class _Walker:
                 if not isinstance(items[0], Global):
                     ctx.add(DANGEROUS, "call",
                             f"OBJ instantiates a computed object ({_describe(items[0])})", at)
+                self._charge(items[0], tuple(items[1:]), at, init=len(items) > 1)
                 stack.append(Obj(items[0], tuple(items[1:]), at))
             elif op == 0x62:  # BUILD
                 if len(stack) - floor < 2:
@@ -648,6 +898,8 @@ class _Walker:
                             f"{target.real[0]}.{target.real[1]} itself", at)
                 elif isinstance(target, Obj):
                     target.state = state
+                    self._check_slot_state(state, at)
+                    self._check_array_state(target, state, at)
                     if self.joblib and _is_wrapper(target):
                         pos = self._skip_joblib_array(target, pos, frame_end, at)
                         stack[-1] = OPAQUE
@@ -683,7 +935,11 @@ class _Walker:
                             "FRAME starts before the previous frame ended: the Python "
                             "unpickler rejects this stream, the C unpickler loads it", at)
                 if pos + n > end:
-                    raise MalformedPickle(f"FRAME of {n} bytes runs past the end of data", at)
+                    # The C unpickler stops here; the Python one reads the short frame and
+                    # goes on running its opcodes, so the walk goes on too.
+                    ctx.add(MALFORMED, "malformed", f"FRAME of {n} bytes runs past the end "
+                            "of data (the Python unpickler still runs the opcodes in it)", at)
+                    n = end - pos
                 frame_end = pos + n
                 continue
             elif op == 0x2E:  # STOP
@@ -702,12 +958,66 @@ class _Walker:
                 frame_end = -1
 
 
+_CODECS_ENCODE = ("_codecs", "encode")
+
+
+def _itemsize(dtype: object, depth: int = 0) -> int:
+    """The largest element size a symbolic ``numpy.dtype(...)`` may claim (at least 1).
+
+    For costs only: the type code's digits, the state's itemsize and a subarray's shape
+    times its base may disagree in a hostile pickle, so the largest counts.
+    """
+    if depth > 4 or not isinstance(dtype, Obj) or not isinstance(dtype.args, tuple) \
+            or not dtype.args or not isinstance(dtype.args[0], str):
+        return 1
+    digits = "".join(ch for ch in dtype.args[0] if ch.isdigit())[:30]
+    sizes = [int(digits) if digits else 1]
+    state = dtype.state if isinstance(dtype.state, tuple) else ()
+    if len(state) > 5 and isinstance(state[5], int):
+        sizes.append(state[5])
+    subarray = state[2] if len(state) > 2 else None
+    if isinstance(subarray, tuple) and len(subarray) == 2:
+        count = pickle_cost.shape_elements(subarray[1])
+        sizes.append(count * _itemsize(subarray[0], depth + 1))
+    return max(max(sizes), 1)
+
+
+def _is_computed_key(value: object) -> bool:
+    """A dict/set key whose hash the walker cannot compute (a call's result, a huge int)."""
+    return isinstance(value, Obj) or value is _BIG
+
+
+def _is_computed(value: object) -> bool:
+    """A value that a call makes at load time (its size is unknown to the scanner).
+
+    ``_codecs.encode(text, 'latin1')`` is how protocols 0-2 write bytes: data, not a size.
+    """
+    return isinstance(value, Obj) and not (isinstance(value.func, Global)
+                                           and value.func.real == _CODECS_ENCODE)
+
+
+def _shorten(text: str, max_len: int) -> str:
+    """A name cut to ``max_len`` characters for reports (never allow-listed when cut)."""
+    return text if len(text) <= max_len else text[:max_len] + "\u2026"
+
+
+def _unicode_line(line: bytes, max_len: int, at: int) -> object:
+    """The value of a ``UNICODE`` line: a short str, or opaque when long."""
+    if len(line) > _MAX_VALIDATED_LINE:
+        return _BIG  # not validated: reading on is the safe side
+    try:
+        text = line.decode("raw-unicode-escape")
+    except UnicodeDecodeError:
+        raise MalformedPickle("bad UNICODE argument", at) from None
+    return text if len(text) <= max_len else _BIG
+
+
 def _describe(value: object) -> str:
     if isinstance(value, Obj):
         if isinstance(value.func, Global):
             return f"result of {value.func.real[0]}.{value.func.real[1]}(...)"
         return "result of a call"
-    if isinstance(value, (_Opaque, SList, SDict)):
+    if isinstance(value, (_Opaque, SList, SDict, SSet)):
         return type(value).__name__.lstrip("_").lower()
     return type(value).__name__
 
@@ -743,10 +1053,11 @@ def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int
             done = streams_before + len(results)
             what = "pickle stream" if not done else \
                 f"data after pickle stream {done} (ends at byte {pos})"
-            ctx.add(MALFORMED, "malformed", f"{what}: {exc.detail}", exc.offset)
+            kind = SCAN_LIMIT if exc.scan_limit else "malformed"
+            ctx.add(MALFORMED, kind, f"{what}: {exc.detail}", exc.offset)
             break
         except RecursionError:
-            ctx.add(MALFORMED, "malformed", "nesting too deep", pos)
+            ctx.add(MALFORMED, SCAN_LIMIT, "nesting too deep", pos)
             break
         results.append(result)
         pos = result.end

@@ -3,6 +3,10 @@
 Every loader here refuses, *before any code runs*, a pickle that names a global outside
 :data:`~mgattest.inspect.allowlist.SAFE_GLOBALS` (plus ``extra_allowed``):
 ``find_class`` is the only door through which a pickle reaches code, and it is shut.
+Allow-listed globals are not harmless in every use, so the pickle is first walked by the
+scanner (:func:`~mgattest.inspect.admission.admit`: no mutation of imported objects, no
+allocation far beyond the file's size), and every object ``find_class`` hands out is
+checked after the load for changes (:class:`~mgattest.inspect.admission.GlobalsGuard`).
 Refusals raise :class:`UnsafeContentError` (a VerificationError); corrupt data raises
 :class:`RestrictedLoadError` (an InputError).
 """
@@ -17,6 +21,7 @@ from typing import Any, Iterable
 
 from mgattest._files import open_regular
 from mgattest.inspect import compressed, npy
+from mgattest.inspect.admission import GlobalsGuard, admit
 from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise
 from mgattest.inspect.detect import sniff
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
@@ -27,7 +32,7 @@ Pair = tuple[str, str]
 # Exceptions a corrupt pickle can raise from inside the unpickler.
 _CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, ImportError, OverflowError, MemoryError, RecursionError,
-            UnicodeDecodeError, LookupError)
+            UnicodeDecodeError, LookupError, SystemError)
 
 
 def _resolve(module: str, name: str, allowed: frozenset[Pair], where: str) -> Any:
@@ -46,15 +51,22 @@ def _resolve(module: str, name: str, allowed: frozenset[Pair], where: str) -> An
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose ``find_class`` admits only allow-listed globals."""
+    """``pickle.Unpickler`` whose ``find_class`` admits only allow-listed globals.
 
-    def __init__(self, file, *, extra_allowed: Iterable[Pair] = (), where: str = "<bytes>"):
+    Use it through :func:`restricted_loads` (or call :func:`admit` on the bytes first and
+    ``guard.verify()`` after): ``find_class`` alone does not stop a pickle from changing
+    the allow-listed classes it imports.
+    """
+
+    def __init__(self, file, *, extra_allowed: Iterable[Pair] = (), where: str = "<bytes>",
+                 guard: GlobalsGuard | None = None):
         super().__init__(file)
         self._allowed = SAFE_GLOBALS | frozenset(map(tuple, extra_allowed))
         self._where = where
+        self.guard = guard or GlobalsGuard(where)
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102
-        return _resolve(module, name, self._allowed, self._where)
+        return self.guard.watch(_resolve(module, name, self._allowed, self._where))
 
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
         raise UnsafeContentError("refused a pickle persistent id (only torch.load may "
@@ -62,7 +74,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                                  where=self._where)
 
 
-def _run(loader, where: str):
+def _run(loader, where: str, guard: GlobalsGuard):
+    """Run ``loader``; whatever happens, undo and refuse changes to imported objects."""
     try:
         return loader()
     except (UnsafeContentError, RestrictedLoadError):
@@ -70,14 +83,19 @@ def _run(loader, where: str):
     except _CORRUPT as exc:
         raise RestrictedLoadError(f"cannot deserialise {where}: {type(exc).__name__}: {exc}",
                                   what="restricted-unpickle", where=where) from None
+    finally:
+        guard.verify()
 
 
 def restricted_loads(data: bytes, extra_allowed: Iterable[Pair] = (), *,
                      where: str = "<bytes>") -> Any:
     """Unpickle one stream from ``data`` with the allow-list; trailing bytes are refused."""
+    extra = frozenset(map(tuple, extra_allowed))
+    admit(data, where=where, extra_allowed=extra)
     buf = io.BytesIO(data)
-    obj = _run(lambda: RestrictedUnpickler(buf, extra_allowed=extra_allowed,
-                                           where=where).load(), where)
+    guard = GlobalsGuard(where)
+    obj = _run(lambda: RestrictedUnpickler(buf, extra_allowed=extra, where=where,
+                                           guard=guard).load(), where, guard)
     if buf.tell() != len(data):
         raise UnsafeContentError(
             f"{len(data) - buf.tell()} bytes follow the pickle stream (ends at byte "
@@ -92,11 +110,14 @@ loads = restricted_loads
 def restricted_loads_all(data: bytes, extra_allowed: Iterable[Pair] = (), *,
                          where: str = "<bytes>") -> list[Any]:
     """Unpickle every concatenated stream in ``data``."""
+    extra = frozenset(map(tuple, extra_allowed))
+    admit(data, where=where, extra_allowed=extra, max_streams=None)
     buf = io.BytesIO(data)
+    guard = GlobalsGuard(where)
     out = []
     while buf.tell() < len(data):
-        out.append(_run(lambda: RestrictedUnpickler(buf, extra_allowed=extra_allowed,
-                                                    where=where).load(), where))
+        out.append(_run(lambda: RestrictedUnpickler(buf, extra_allowed=extra, where=where,
+                                                    guard=guard).load(), where, guard))
     return out
 
 
@@ -132,18 +153,21 @@ def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
     elif kind not in ("pickle", "maybe-pickle"):
         raise RestrictedLoadError(f"{where} is not a joblib file (detected {kind})",
                                   what="joblib", where=where)
-    allowed = SAFE_GLOBALS | JOBLIB_GLOBALS | frozenset(map(tuple, extra_allowed))
+    extra = frozenset(map(tuple, extra_allowed))
+    admit(data, where=where, extra_allowed=extra, joblib=True, limits=limits)
+    allowed = SAFE_GLOBALS | JOBLIB_GLOBALS | extra
+    guard = GlobalsGuard(where)
 
     class _Restricted(NumpyUnpickler):
         def find_class(self, module: str, name: str) -> Any:
-            return _resolve(module, name, allowed, where)
+            return guard.watch(_resolve(module, name, allowed, where))
 
         def persistent_load(self, pid: Any) -> Any:
             raise UnsafeContentError("refused a pickle persistent id",
                                      what="restricted-unpickle", where=where)
 
     buf = io.BytesIO(data)
-    return _run(lambda: _Restricted(where, buf, True).load(), where)
+    return _run(lambda: _Restricted(where, buf, True).load(), where, guard)
 
 
 def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
@@ -206,7 +230,8 @@ def restricted_numpy_load(data_or_file, *, allow_pickle: bool = False,
     except npy.NpyError as exc:
         raise RestrictedLoadError(f"{where}: {exc}", what="npy", where=where) from None
     if not header.has_object:
-        return _run(lambda: np.load(io.BytesIO(data), allow_pickle=False), where)
+        return _run(lambda: np.load(io.BytesIO(data), allow_pickle=False), where,
+                    GlobalsGuard(where))
     if not allow_pickle:
         raise UnsafeContentError(f"{where} holds an object array (a pickle); refused "
                                  "because allow_pickle is False", what="npy", where=where)

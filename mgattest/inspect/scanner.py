@@ -23,7 +23,7 @@ from mgattest.inspect.gguf_check import check_gguf
 from mgattest.inspect.keras_check import check_keras_config, check_keras_h5
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.onnx_check import check_onnx
-from mgattest.inspect.pickle_scan import (ScanContext, is_torch_legacy_magic,
+from mgattest.inspect.pickle_scan import (SCAN_LIMIT, ScanContext, is_torch_legacy_magic,
                                           scan_pickle_blob)
 from mgattest.inspect.report import (INFO, MALFORMED, SUSPICIOUS, FileReport)
 from mgattest.inspect.safetensors_check import check_safetensors
@@ -169,10 +169,7 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
         trial = ScanContext(member=ctx.member, limits=ctx.limits,
                             extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
         results = scan_pickle_blob(data, trial, joblib=True)
-        if not results and not any(_resolvable(i) for i in trial.imports):
-            # No complete stream and no import an unpickler could resolve (text such as
-            # "include LICENSE" reads as INST of module "nclude LICENSE"): every loader
-            # fails on it before anything runs, so it is not a pickle.
+        if not results and _rejected_before_anything_ran(trial):
             ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
             return "unknown"
         ctx.findings.extend(trial.findings)
@@ -200,6 +197,27 @@ def _resolvable(record) -> bool:
     """Whether ``find_class`` could import this global: dotted identifiers only."""
     return all(part.isidentifier() for text in (record.module, record.name)
                for part in text.split("."))
+
+
+# Findings that mean an unpickler reaches code, exhausts the machine on the way (a
+# "resource" finding without imports: hashing shared-item tuples), or that the scanner
+# could not judge.
+_REACHES_CODE = ("import", "unresolved-global", "extension", "resource", SCAN_LIMIT)
+
+
+def _rejected_before_anything_ran(trial: ScanContext) -> bool:
+    """True when a tentative pickle is just data that happens to start with an opcode.
+
+    That is the case only when the walk broke where CPython's unpicklers break too (the
+    walker accepts every line and opcode they accept) and nothing before the break
+    imported a global an unpickler could resolve, named an extension code or a
+    persistent id. Text such as "include LICENSE" reads as INST of module
+    "nclude LICENSE", which no ``find_class`` can import, so it does not count. Any other
+    failure, a scanner limit above all, keeps the findings, so the file is never
+    reported safe.
+    """
+    return not any(_resolvable(i) for i in trial.imports) and not trial.persistent_ids \
+        and not any(f.kind in _REACHES_CODE for f in trial.findings)
 
 
 def _label_pickle(ctx: ScanContext, results) -> str:
