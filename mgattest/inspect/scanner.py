@@ -170,6 +170,10 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
                             extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
         results = scan_pickle_blob(data, trial, joblib=True)
         if not results and _rejected_before_anything_ran(trial):
+            # Names no find_class can import (e.g. "nclude LICENSE" from MANIFEST.in's
+            # "include LICENSE") are still listed: the report shows every lookup an
+            # unpickler would attempt, but they are not findings.
+            ctx.imports.extend(trial.imports)
             ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
             return "unknown"
         ctx.findings.extend(trial.findings)
@@ -216,8 +220,10 @@ def _rejected_before_anything_ran(trial: ScanContext) -> bool:
     failure, a scanner limit above all, keeps the findings, so the file is never
     reported safe.
     """
-    return not any(_resolvable(i) for i in trial.imports) and not trial.persistent_ids \
-        and not any(f.kind in _REACHES_CODE for f in trial.findings)
+    if any(_resolvable(i) for i in trial.imports) or trial.persistent_ids:
+        return False
+    # Only unresolvable imports were seen: their "import" findings reach no code.
+    return not any(f.kind in _REACHES_CODE and f.kind != "import" for f in trial.findings)
 
 
 def _label_pickle(ctx: ScanContext, results) -> str:
