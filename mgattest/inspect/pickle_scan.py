@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from mgattest.inspect import allowlist
+from mgattest.inspect import allowlist, npy
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
@@ -23,6 +23,7 @@ _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 _DTYPE = ("numpy", "dtype")
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_NPY_ITEM_HASOBJECT = 0x01
 
 
 class MalformedPickle(Exception):
@@ -143,7 +144,16 @@ def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
         raise ValueError("array dtype is not a plain numpy.dtype")
     code = value.args[0]
     state = value.state if isinstance(value.state, tuple) else ()
-    has_object = code.startswith("O")
+    if value.state is not None and len(state) not in (8, 9):
+        raise ValueError("array dtype has a state layout numpy no longer writes")
+    try:  # the type string as numpy parses it ('object', 'i4,O', '(1,)O' ...)
+        has_object = npy.descr_has_object(code)
+    except npy.NpyError as exc:
+        raise ValueError(str(exc)) from None
+    if len(state) > 7:  # numpy.dtype.__setstate__ takes hasobject from the flags too
+        if not isinstance(state[7], int):
+            raise ValueError("array dtype flags are not an integer")
+        has_object |= bool(state[7] & _NPY_ITEM_HASOBJECT)
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     if len(state) > 4 and isinstance(state[4], SDict):  # structured: fields
         if state[4].truncated:
@@ -162,6 +172,8 @@ def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
     if elsize > 0 and from_code is not None and elsize != from_code:
         raise ValueError(f"dtype {code!r} claims itemsize {elsize}")
     size = elsize if elsize > 0 else from_code
+    if size is None and has_object:
+        size = 8  # unused: object arrays are read as a nested pickle, not by size
     if size is None:
         raise ValueError(f"cannot size dtype {code!r}")
     return size, has_object
