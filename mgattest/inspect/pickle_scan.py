@@ -109,6 +109,7 @@ class ScanContext:
     deadline: float = 0.0
     persistent_ids: int = 0
     compression: str | None = None  # outer compression of the file, if any
+    pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -740,6 +741,7 @@ def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int
     before the break are still reported, since an unpickler would already have run them.
     """
     end = len(data) if end is None else end
+    ctx.pickle_blobs += 1
     limit = max_streams or ctx.limits.max_pickle_streams
     results: list[StreamResult] = []
     pos = start
