@@ -97,7 +97,7 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
 
     model = onnx.load_model_from_string(bytes(data))
-    for tensor in _onnx_tensors(model.graph):
+    for tensor in _onnx_tensors(model):
         if uses_external_data(tensor):
             raise UnsafeContentError(f"{name}: tensor {tensor.name!r} uses external data, "
                                      "which would be read from unverified files",
@@ -105,17 +105,24 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     return model
 
 
-def _onnx_tensors(graph: Any) -> Any:
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _onnx_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _onnx_tensors(g)
+def _onnx_tensors(message: Any) -> Any:
+    """Every ``TensorProto`` anywhere in *message*: initializers, sparse initializers,
+    node attributes, subgraphs, functions, training info (walked by field type, so no
+    place that can hold a tensor is forgotten)."""
+    from onnx import TensorProto  # noqa: PLC0415
+
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, TensorProto):
+            yield current
+        for field, value in current.ListFields():
+            if field.message_type is None:
+                continue
+            if field.is_repeated:
+                stack.extend(value)
+            else:
+                stack.append(value)
 
 
 def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
