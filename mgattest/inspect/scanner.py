@@ -21,7 +21,8 @@ from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      text_kind)
 from mgattest.inspect.errors import InspectInputError
 from mgattest.inspect.gguf_check import check_gguf
-from mgattest.inspect.keras_check import check_keras_config, check_keras_h5
+from mgattest.inspect.keras_check import (check_keras_config, check_keras_h5,
+                                          looks_like_keras_config)
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.onnx_check import check_onnx
 from mgattest.inspect.pickle_scan import (ScanContext, is_torch_legacy_magic,
@@ -272,8 +273,7 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
     names = [m.name for m in members]
     budget = [ctx.limits.max_total_decompressed_bytes]
     is_torch = any(n == "data.pkl" or n.endswith("/data.pkl") for n in names)
-    is_keras = "config.json" in names and ("model.weights.h5" in names
-                                           or "metadata.json" in names)
+    is_keras = "config.json" in names and _keras_config(zf, members, ctx)
     is_npz = bool(names) and all(n.endswith(".npy") for n in names)
     fmt = "torch-zip" if is_torch else "keras" if is_keras else "npz" if is_npz else "zip"
     if is_torch:
@@ -292,8 +292,8 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
             head = archive.read_member_head(zf, member, 8)
             if sniff(head) not in ("zip", "gzip", "bz2", "xz", "tar"):
                 continue  # raw tensor storage, version, byteorder ...
-        if is_keras and lower.endswith(".h5"):
-            continue  # weights only
+        if is_keras and member.name == "model.weights.h5":
+            continue  # weights only: Keras reads datasets from it, no model config
         raw = archive.read_member(zf, member, ctx, budget)
         if raw is None:
             continue
@@ -310,6 +310,16 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
     if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
         ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
     return fmt
+
+
+def _keras_config(zf, members, ctx: ScanContext) -> bool:
+    """Is the archive's top-level ``config.json`` a Keras model config (by content)?"""
+    member = next((m for m in members if m.name == "config.json"), None)
+    if member is None:
+        return False
+    raw = archive.read_member(zf, member, ScanContext(limits=ctx.limits, deadline=ctx.deadline),
+                              [ctx.limits.max_json_header_bytes])
+    return raw is None or looks_like_keras_config(raw)  # unreadable: check it as Keras
 
 
 def _scan_tar(data, ctx: ScanContext, depth: int) -> str:
