@@ -151,3 +151,17 @@ def test_every_family_is_a_policy_format():
 def test_every_label_the_scanner_returns_has_a_policy_format(name, data):
     report = scan_bytes(name, data)
     assert report.format in FAMILIES
+
+
+@pytest.mark.parametrize("header_len", [93, 0x8B1F, 0x9C78, 0x5E78, 0x4246 + (0x5A << 16)])
+def test_safetensors_whose_header_length_looks_like_a_compression_magic(header_len):
+    """93 starts with ']\\0\\0' (lzma), 0x8b1f with 1f 8b (gzip), 0x9c78 with 'x\\x9c' (zlib)."""
+    import json
+    import struct
+    header = json.dumps({"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}).encode()
+    header += b" " * (header_len - len(header))
+    blob = struct.pack("<Q", header_len) + header + b"\x01\x02\x03\x04"
+    from safetensors.numpy import load
+    assert load(blob)["w"].tolist() == [1, 2, 3, 4]
+    report = scan_bytes("model.safetensors", blob)
+    assert report.format == "safetensors" and report.verdict == "safe", report.reasons()

@@ -52,8 +52,10 @@ def policy_format(label: str | None) -> str:
 def sniff(head: bytes) -> str | None:
     """Format tag from unambiguous magic bytes at the start of a file, or None.
 
-    Tags: zip, npy, hdf5, gguf, gzip, bz2, xz, lzma, zlib, joblib-zf, tar, safetensors,
-    pickle (a ``PROTO`` opcode), code (native executables).
+    Tags: zip, npy, hdf5, gguf, gzip, bz2, xz, lzma, zlib, joblib-zf, tar, pickle (a
+    ``PROTO`` opcode), code (native executables). Safetensors has no magic: see
+    :func:`is_safetensors`, which callers try first (a header length can begin with
+    bytes that look like the gzip, zlib or lzma magic).
     """
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
@@ -77,13 +79,24 @@ def sniff(head: bytes) -> str | None:
         return "zlib"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
-    if looks_like_safetensors(head):
-        return "safetensors"
     if head[:1] == b"\x80":
         return "pickle"
     if head.startswith(_NATIVE_CODE_MAGIC):
         return "code"
     return None
+
+
+def is_safetensors(data, max_header: int) -> bool:
+    """An 8-byte header length, then that many bytes of JSON object, inside the file."""
+    if not looks_like_safetensors(bytes(data[:10])):
+        return False
+    n = int.from_bytes(bytes(data[:8]), "little")
+    if n > max_header or 8 + n > len(data):
+        return False
+    try:
+        return isinstance(json.loads(bytes(data[8:8 + n]).decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
 
 
 def looks_like_safetensors(head: bytes) -> bool:

@@ -17,8 +17,8 @@ from typing import Iterable
 
 from mgattest.inspect import archive, compressed, npy
 from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
-                                     PICKLED_FORMATS, looks_like_onnx, policy_format, sniff,
-                                     text_kind)
+                                     PICKLED_FORMATS, is_safetensors, looks_like_onnx,
+                                     policy_format, sniff, text_kind)
 from mgattest.inspect.errors import InspectInputError
 from mgattest.inspect.gguf_check import check_gguf
 from mgattest.inspect.keras_check import (check_keras_config, check_keras_h5,
@@ -129,7 +129,7 @@ def _scan_by_content(name: str, data, ctx: ScanContext, depth: int,
                      base_dir: str | None) -> str:
     """Label ``data`` by its bytes alone and run that format's checks."""
     head = bytes(data[:512])
-    fmt = sniff(head)
+    fmt = "safetensors" if is_safetensors(data, ctx.limits.max_json_header_bytes) else sniff(head)
     if fmt == "pickle":
         return _scan_pickle(data, ctx, tentative=False)
     if fmt in _COMPRESSED:
