@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import Iterable
 
-from mgattest.inspect import archive, compressed, npy
+from mgattest.inspect import archive, compressed, npy, torchscript
 from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      PICKLED_FORMATS, is_safetensors, looks_like_onnx,
                                      policy_format, sniff, text_kind)
@@ -281,9 +281,32 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
         if len(prefixes) > 1:
             ctx.add(SUSPICIOUS, "zip-mismatch", f"torch archive has several top-level "
                     f"records {sorted(prefixes)}: readers may pick different ones")
-        if any("/code/" in f"/{n}" for n in names):
-            ctx.add(SUSPICIOUS, "torchscript", "TorchScript archive: code/ is compiled and "
-                    "run by torch.jit.load")
+    defined = _analyse_torchscript(zf, members, ctx, budget) if is_torch else frozenset()
+    allowed_before = ctx.extra_allowed
+    ctx.extra_allowed = allowed_before | defined  # its pickles may name its own classes
+    try:
+        _scan_zip_members(zf, members, ctx, depth, budget, is_torch, is_keras)
+    finally:
+        ctx.extra_allowed = allowed_before
+    if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
+        ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
+    return fmt
+
+
+def _analyse_torchscript(zf, members, ctx: ScanContext, budget: list[int]) -> frozenset:
+    """Findings for the TorchScript ``code/`` of a torch archive; the classes it defines."""
+    sources = {}
+    for member in members:
+        if torchscript.code_module(member.name) is None:
+            continue
+        raw = archive.read_member(zf, member, ctx, budget)
+        if raw is not None:
+            sources[member.name] = raw
+    return torchscript.analyse(sources, ctx) if sources else frozenset()
+
+
+def _scan_zip_members(zf, members, ctx: ScanContext, depth: int, budget: list[int],
+                      is_torch: bool, is_keras: bool) -> None:
     for member in members:
         lower = member.name.lower()
         if member.name.endswith("/"):
@@ -307,9 +330,6 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
                 _scan(member.name, raw, ctx, depth + 1, None)
         finally:
             ctx.member = old
-    if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
-        ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
-    return fmt
 
 
 def _keras_config(zf, members, ctx: ScanContext) -> bool:
