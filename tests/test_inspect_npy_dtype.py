@@ -178,3 +178,15 @@ def test_joblib_array_whose_dtype_holds_objects_is_scanned_as_a_pickle(code):
     imports = {(f.module, f.name) for f in report.findings if f.kind == "import"}
     assert imports & {("posix", "system"), ("os", "system")}, report.reasons()
     assert report.verdict == "dangerous"
+
+
+def test_npz_member_with_odd_object_descr_is_scanned():
+    import os
+    import pickle
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ok.npy", npy_with_descr("<f8", b"\0" * 8))
+        zf.writestr("x.npy", npy_with_descr("i4,O", pickle.dumps([os.system], protocol=2)))
+    report = scan_bytes("arrays.npz", buf.getvalue())
+    assert report.format == "npz" and report.verdict == "dangerous" and report.pickled
