@@ -414,7 +414,7 @@ def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
 
 def _check_polyglot_zip(fmt: str, data, ctx: ScanContext, depth: int) -> None:
     """A file that is not a zip at its start but carries a zip directory at its end."""
-    if fmt in ("zip", "data", "code") or len(data) < 22:
+    if fmt in ("zip", "text", "json", "code") or len(data) < 22:
         return
     tail = bytes(data[max(0, len(data) - 65557):])
     if b"PK\x05\x06" not in tail:
