@@ -109,28 +109,11 @@ def test_valid_samples_are_safe(fmt):
     assert scan_bytes(f"m.{fmt}", VALID[fmt]()).verdict == "safe"
 
 
+@pytest.mark.parametrize("fmt", sorted(VALID))
 @fuzz(150)
 @given(data=st.data())
-def test_safetensors_parser_survives_mutations(data):
-    _run_bounded("safetensors", data.draw(mutated("safetensors")))
-
-
-@fuzz(150)
-@given(data=st.data())
-def test_npy_parser_survives_mutations(data):
-    _run_bounded("npy", data.draw(mutated("npy")))
-
-
-@fuzz(150)
-@given(data=st.data())
-def test_gguf_parser_survives_mutations(data):
-    _run_bounded("gguf", data.draw(mutated("gguf")))
-
-
-@fuzz(150)
-@given(data=st.data())
-def test_onnx_parser_survives_mutations(data):
-    _run_bounded("onnx", data.draw(mutated("onnx")))
+def test_parser_survives_mutations(fmt, data):
+    _run_bounded(fmt, data.draw(mutated(fmt)))
 
 
 @fuzz(100)
