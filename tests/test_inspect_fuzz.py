@@ -156,6 +156,12 @@ def test_gguf_lying_about_sizes_is_malformed_quickly():
         b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gstr("k") + struct.pack("<IIQ", 9, 8, 2**40),
         b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + gstr("w") + struct.pack("<I", 2)
         + struct.pack("<QQ", 2**40, 2**40) + struct.pack("<IQ", 0, 0),  # tensor far too big
+        # an IQ2_XXS (type 16) and an unknown type (99) tensor of 2**40 elements: the data
+        # they claim is not in the file
+        b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + gstr("w") + struct.pack("<I", 1)
+        + struct.pack("<Q", 2**40) + struct.pack("<IQ", 16, 0) + b"\0" * 64,
+        b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + gstr("w") + struct.pack("<I", 1)
+        + struct.pack("<Q", 2**40) + struct.pack("<IQ", 99, 0) + b"\0" * 64,
     ]
     for blob in lies:
         _run_bounded("gguf", blob)
