@@ -165,3 +165,18 @@ def test_safetensors_whose_header_length_looks_like_a_compression_magic(header_l
     assert load(blob)["w"].tolist() == [1, 2, 3, 4]
     report = scan_bytes("model.safetensors", blob)
     assert report.format == "safetensors" and report.verdict == "safe", report.reasons()
+
+
+def test_torch_archive_whose_data_pkl_holds_an_object_array_is_scanned():
+    torch = pytest.importorskip("torch")
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.ones(2), "o": np.array([Payload()], dtype=object)}, buf)
+    report = scan_bytes("model.pt", buf.getvalue())
+    assert report.format == "torch-zip" and report.verdict == "dangerous"
+    assert any(f.module in ("posix", "os") for f in report.findings)
