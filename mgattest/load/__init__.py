@@ -275,7 +275,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
     loaded = {}
     for name, data in model.files.items():
-        fmt = formats.get(name) or detect_format(name, data)
+        fmt = formats.get(name) or detect_format(name, data[:16])
         loaded[name] = deserialize(name, data, fmt, framework=framework,
                                    allow_object_arrays=allow_objects,
                                    extra_allowed=extra_allowed)

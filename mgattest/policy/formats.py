@@ -28,7 +28,11 @@ def normalize_format(fmt: str | None, name: str | None = None) -> str:
 
 
 def detect_format(name: str, data: Any) -> str:
-    """The policy format of the bytes ``data`` (scanned; ``name`` is for messages only)."""
+    """The policy format of the bytes ``data``, scanned (``name`` is for messages only).
+
+    Given only a file's head, what cannot be recognised from it is ``other`` (loaded as
+    raw bytes, never deserialised).
+    """
     from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
 
     return scan_bytes(name, data).policy_format
