@@ -121,7 +121,10 @@ def test_torch_checkpoint_weights_only(env):
     buf = io.BytesIO()
     torch.save({"w": torch.arange(3.0)}, buf)
     path, bundle = signed(tmp, signer, "m.pt", buf.getvalue())
-    got = mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    # a torch checkpoint is a pickle underneath: pickle: deny refuses it (issue #9 item 12)
+    with pytest.raises(PolicyDenied, match="unpickling"):
+        mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle])
+    got = mgattest.load(path, policy=tmp / "policy-restricted.yaml", bundles=[bundle])
     assert torch.equal(got["w"], torch.arange(3.0))
 
 

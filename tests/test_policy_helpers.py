@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import textwrap
 from typing import Any
 
@@ -101,13 +102,20 @@ def model(files: dict[str, str], statuses: dict[str, str] | None = None) -> Mode
                                     for n, d in sorted(files.items())])
 
 
+# The label the scanner gives typical content of these files (formats are decided by
+# content; these fake reports stand in for a scan of such content).
+_TYPICAL_LABEL = {".safetensors": "safetensors", ".json": "json", ".onnx": "onnx",
+                  ".txt": "text", ".md": "text", ".gguf": "gguf", ".npy": "npy",
+                  ".pkl": "pickle", ".joblib": "joblib", ".pt": "torch-zip"}
+
+
 class Report:
     """An inspect-style FileReport (name, format, verdict, findings)."""
 
     def __init__(self, name: str, verdict: str = "safe", fmt: str | None = None,
                  findings: list[str] | None = None) -> None:
         self.name = name
-        self.format = fmt
+        self.format = fmt or _TYPICAL_LABEL.get(os.path.splitext(name)[1], "unknown")
         self.verdict = verdict
         self.findings = findings or []
 

@@ -65,7 +65,7 @@ def init(
     """Write a starting policy pinned to what the bundles prove (trust on first use)."""
     from mgattest.attest.keys import load_verifier
     from mgattest.errors import InputError
-    from mgattest.load import read_model_bytes
+    from mgattest.load import read_model_bytes, scan_model
     from mgattest.policy.init import dump_policy, initial_policy, verify_for_init
     from mgattest.policy.loader import policy_from_bytes
 
@@ -81,7 +81,7 @@ def init(
     doc = initial_policy(mb.sha256, atts, model_name=model.name,
                          trusted_root=str(trusted_root) if trusted_root else None,
                          key_paths=key_paths, pin_digests=pin_digests, base_dir=base,
-                         warnings=warnings)
+                         warnings=warnings, reports=scan_model(mb))
     for warning in warnings:
         err(f"warning: {warning}")
     text = dump_policy(doc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _compat_pickle
 
+from mgattest.inspect.estimators import estimator_globals
 from mgattest.inspect.report import DANGEROUS, SUSPICIOUS
 
 Pair = tuple[str, str]
@@ -210,7 +211,7 @@ _JOBLIB = _pairs("joblib.numpy_pickle", "NumpyArrayWrapper")
 
 SAFE_GLOBALS: frozenset[Pair] = frozenset(
     _BUILTIN_CONTAINERS | _STDLIB | _NUMPY | _TORCH | _SKLEARN
-)
+) | estimator_globals()  # generated: scripts/gen_estimator_allowlist.py
 """Globals any pickle may import. joblib's array wrapper is admitted only in joblib mode."""
 
 JOBLIB_GLOBALS: frozenset[Pair] = frozenset(_JOBLIB)

@@ -1,28 +1,62 @@
-"""Recognise a model file's format from its first bytes (and, failing that, its name)."""
+"""What a file is, decided by its content, and the one vocabulary of format names.
+
+The scanner labels every file by its bytes (:func:`sniff` for magic numbers, then the
+structural tests below); a file's *name* never decides its format. Names only add
+findings (a ``.safetensors`` file that is not safetensors, a ``.pkl`` that pickle
+refuses). :data:`FAMILIES` maps each scanner label onto the format names policies use
+(``content.formats``), so the scanner, the policy engine and ``mgattest.load`` agree.
+"""
 
 from __future__ import annotations
 
+import json
 import pickletools
+
+from mgattest.inspect.protobuf import ProtobufError, fields
 
 PICKLE_OPCODES = frozenset(ord(op.code) for op in pickletools.opcodes)
 
-# Files a loader would hand to pickle; parse failures here are findings.
+# The policy's format names (policy schema ``content.formats``).
+POLICY_FORMATS = ("safetensors", "pytorch", "numpy", "onnx", "pickle", "joblib", "gguf",
+                  "json", "text", "other")
+# scanner label -> policy format; every label the scanner can return is listed.
+FAMILIES = {
+    "pickle": "pickle", "joblib": "joblib",
+    "torch-zip": "pytorch", "torch-legacy": "pytorch",
+    "npy": "numpy", "npz": "numpy",
+    "safetensors": "safetensors", "onnx": "onnx", "gguf": "gguf",
+    "json": "json", "text": "text",
+    # everything below has no policy name of its own
+    "keras": "other", "hdf5": "other", "zip": "other", "tar": "other", "archive": "other",
+    "gzip": "other", "bz2": "other", "xz": "other", "lzma": "other", "zlib": "other",
+    "joblib-zf": "other", "code": "other", "unknown": "other", "empty": "other",
+    "symlink": "other", "special": "other",
+}
+# Policy formats whose loader always unpickles (torch.load, joblib, pickle).
+PICKLED_FORMATS = frozenset({"pickle", "joblib", "pytorch"})
+
+# Name hints: they add findings, never decide the label.
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".jl", ".sav", ".p",
                ".mar")
-# Ambiguous raw-data names (.bin holds torch pickles and ONNX external data alike).
-DATA_EXTS = (".json", ".txt", ".md", ".yaml", ".yml", ".csv", ".tsv", ".model", ".vocab",
-             ".merges", ".cfg", ".ini", ".toml", ".jinja", ".spm", ".tiktoken", ".license",
-             ".gitattributes", ".png", ".jpg", ".jpeg", ".gif", ".svg")
 CODE_EXTS = (".py", ".sh", ".js", ".so", ".dll", ".dylib", ".pyc", ".exe")
+_NATIVE_CODE_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe",
+                      b"\xfe\xed\xfa\xcf", b"\xfe\xed\xfa\xce")
+_MAX_TEXT_BYTES = 256 * 1024**2  # larger files are not decoded to decide text vs unknown
 
 
-def sniff(name: str, head: bytes) -> str:
-    """Format tag for a blob whose first bytes are ``head``.
+def policy_format(label: str | None) -> str:
+    """The policy's name for a scanner label (``other`` for anything it has no name for)."""
+    return FAMILIES.get(label or "unknown", "other")
 
-    Tags: zip, npy, hdf5, gguf, gzip, bz2, xz, lzma, zlib, joblib-zf, safetensors, onnx,
-    tar, pickle, data, code, unknown.
+
+def sniff(head: bytes) -> str | None:
+    """Format tag from unambiguous magic bytes at the start of a file, or None.
+
+    Tags: zip, npy, hdf5, gguf, gzip, bz2, xz, lzma, zlib, joblib-zf, tar, pickle (a
+    ``PROTO`` opcode), code (native executables). Safetensors has no magic: see
+    :func:`is_safetensors`, which callers try first (a header length can begin with
+    bytes that look like the gzip, zlib or lzma magic).
     """
-    lower = name.lower()
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
     if head[:6] == b"\x93NUMPY":
@@ -47,22 +81,68 @@ def sniff(name: str, head: bytes) -> str:
         return "tar"
     if head[:1] == b"\x80":
         return "pickle"
-    if lower.endswith(".safetensors") or _looks_like_safetensors(head):
-        return "safetensors"
-    if lower.endswith(".onnx"):
-        return "onnx"
-    if lower.endswith(CODE_EXTS):
+    if head.startswith(_NATIVE_CODE_MAGIC):
         return "code"
-    if lower.endswith(DATA_EXTS):
-        return "data"
-    if head[:1] and head[0] in PICKLE_OPCODES:
-        return "pickle" if lower.endswith(PICKLE_EXTS) else "maybe-pickle"
-    # Not a pickle opcode: every unpickler rejects it at the first byte, nothing can run.
-    return "not-pickle" if lower.endswith(PICKLE_EXTS) else "unknown"
+    return None
 
 
-def _looks_like_safetensors(head: bytes) -> bool:
+def is_safetensors(data, max_header: int) -> bool:
+    """An 8-byte header length, then that many bytes of JSON object, inside the file."""
+    if not looks_like_safetensors(bytes(data[:10])):
+        return False
+    n = int.from_bytes(bytes(data[:8]), "little")
+    if n > max_header or 8 + n > len(data):
+        return False
+    try:
+        return isinstance(json.loads(bytes(data[8:8 + n]).decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+
+
+def looks_like_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length followed by the start of a JSON object."""
     if len(head) < 10:
         return False
     n = int.from_bytes(head[:8], "little")
     return 2 <= n <= 100 * 1024**2 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ")
+
+
+# ModelProto field number -> wire type (0 varint, 2 length-delimited)
+_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 21: 2, 25: 2}
+
+
+def looks_like_onnx(data) -> bool:
+    """True when ``data`` parses as an ONNX ``ModelProto`` with an IR version and a graph.
+
+    Only the top-level fields are read (each nested message is skipped by its length).
+    """
+    seen: set[int] = set()
+    try:
+        for number, wire, _value, _at in fields(data):
+            if _MODEL_FIELDS.get(number) != wire:
+                return False
+            seen.add(number)
+    except ProtobufError:
+        return False
+    return {1, 7} <= seen
+
+
+def text_kind(data) -> str | None:
+    """``json`` (a JSON object or array), ``text`` (UTF-8 without NUL bytes) or None."""
+    if len(data) > _MAX_TEXT_BYTES:
+        return None
+    raw = bytes(data)
+    if b"\x00" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped[:1] in ("{", "["):
+        try:
+            json.loads(stripped)
+        except (ValueError, RecursionError):
+            return "text"
+        return "json"
+    return "text"

@@ -9,11 +9,15 @@ from mgattest.inspect.report import MALFORMED, SUSPICIOUS
 
 _SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY = 8, 9
-# ggml type -> (elements per block, bytes per block)
+# ggml type -> (elements per block, bytes per block), from ggml's type traits. A tensor
+# of a type not listed here cannot be size-checked, so it is malformed (fail closed).
 _GGML = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
          8: (32, 34), 9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144),
-         13: (256, 176), 14: (256, 210), 15: (256, 292), 24: (1, 1), 25: (1, 2),
-         26: (1, 4), 27: (1, 8), 28: (1, 8), 30: (1, 2)}
+         13: (256, 176), 14: (256, 210), 15: (256, 292),
+         16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18),
+         21: (256, 110), 22: (256, 82), 23: (256, 136),  # IQ2_XXS .. IQ4_XS
+         24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
+         29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17)}
 _TEMPLATE_RED_FLAGS = ("__class__", "__globals__", "__subclasses__", "__builtins__",
                        "__import__", "__init__", "popen", "os.system", "subprocess", "eval(")
 
@@ -130,13 +134,14 @@ def check_gguf(data, ctx: ScanContext) -> None:
             if offset % alignment:
                 raise _Bad(f"tensor {name!r} offset {offset} is not {alignment}-aligned",
                            data_start)
-            size = 0
-            if gtype in _GGML:
-                block, block_bytes = _GGML[gtype]
-                if count % block:
-                    raise _Bad(f"tensor {name!r}: {count} elements is not a multiple of "
-                               f"the block size {block}", data_start)
-                size = count // block * block_bytes
+            if gtype not in _GGML:
+                raise _Bad(f"tensor {name!r} has unknown ggml type {gtype}: its size cannot "
+                           "be checked", data_start)
+            block, block_bytes = _GGML[gtype]
+            if count % block:
+                raise _Bad(f"tensor {name!r}: {count} elements is not a multiple of "
+                           f"the block size {block}", data_start)
+            size = count // block * block_bytes
             if offset + size > data_len:
                 raise _Bad(f"tensor {name!r} bytes {offset}-{offset + size} run past the "
                            f"{data_len}-byte data section", data_start + min(offset, data_len))

@@ -1,4 +1,20 @@
-"""Keras model checks: Lambda layers (marshalled Python bytecode) and custom objects."""
+"""Keras model checks: every place a config can name code.
+
+A Keras v3 ``config.json`` names Python objects by ``module`` + ``class_name`` (or
+``registered_name``). Keras imports and calls what it names when the model loads, so
+these are findings:
+
+* ``Lambda``/``TFOpLambda`` layers and ``__lambda__`` objects: marshalled bytecode
+  (dangerous);
+* function references (``class_name`` ``function`` / ``__function__``): Keras resolves
+  ``module.config`` and calls it. Outside the pure-math namespaces (activations,
+  losses, ...) that includes the public safe-mode bypasses such as
+  ``keras.config.enable_unsafe_deserialization`` and ``keras.utils.get_file``
+  (dangerous); inside them, suspicious;
+* any object from ``keras.config``, ``keras.utils``, ``keras.saving``, ``keras.models``
+  (loading or configuration helpers, not layers) (dangerous);
+* objects from modules outside ``keras`` (custom code imported on load) (suspicious).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +24,29 @@ import re
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import DANGEROUS, MALFORMED, SUSPICIOUS
 
+_LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda", "__lambda__"})
+_FUNCTION_CLASSES = frozenset({"function", "__function__"})
+# Namespaces whose functions are pure tensor math.
+_MATH_NAMESPACES = ("activations", "losses", "metrics", "initializers", "regularizers",
+                    "constraints", "ops")
+# Namespaces that load files, download, or switch safety off: never in a model config.
+_TOOL_NAMESPACES = ("config", "utils", "saving", "models", "backend")
+
 _LAMBDA_H5 = re.compile(rb'"class_name":\s*"(Lambda|TFOpLambda)"')
 _FUNCTION_H5 = re.compile(rb'"(function_type|function)":\s*"?(lambda|__lambda__)')
+_FUNCTION_REF_H5 = re.compile(rb'"class_name":\s*"(function|__function__|__lambda__)"')
+_TOOL_MODULE_H5 = re.compile(rb'"module":\s*"(keras(?:\.src)?\.(?:config|utils|saving|models|'
+                             rb'backend)[^"]{0,200})"')
 _CUSTOM_H5 = re.compile(rb'"registered_name":\s*"([^"]{1,200})"')
+
+
+def looks_like_keras_config(raw: bytes) -> bool:
+    """True when ``raw`` is a JSON object naming a Keras object (``class_name`` at top)."""
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("class_name"), str)
 
 
 def check_keras_config(raw: bytes, ctx: ScanContext) -> None:
@@ -33,19 +69,39 @@ def check_keras_config(raw: bytes, ctx: ScanContext) -> None:
             stack.extend((v, depth + 1) for v in node)
 
 
+def _namespace(module: str) -> str | None:
+    """``activations`` for ``keras.activations`` / ``keras.src.activations.relu``."""
+    parts = module.split(".")
+    if parts[0] != "keras":
+        return None
+    rest = parts[2:] if parts[1:2] == ["src"] else parts[1:]
+    return rest[0] if rest else ""
+
+
 def _check_object(node: dict, ctx: ScanContext) -> None:
     cls = node.get("class_name")
     if not isinstance(cls, str):
         return
-    if cls in ("Lambda", "TFOpLambda") or cls == "__lambda__":
-        ctx.add(DANGEROUS, "keras-lambda",
-                f"Keras {cls} layer: Python bytecode runs when the model is loaded "
-                f"(layer {node.get('config', {}).get('name', '?') if isinstance(node.get('config'), dict) else '?'})",
-                module=str(node.get("module")), name=cls)
-        return
     module = node.get("module")
+    module = module if isinstance(module, str) else None
     registered = node.get("registered_name")
-    if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
+    inner = node.get("config")
+    if cls in _LAMBDA_CLASSES:
+        layer = inner.get("name", "?") if isinstance(inner, dict) else "?"
+        ctx.add(DANGEROUS, "keras-lambda", f"Keras {cls} layer: Python bytecode runs when the "
+                f"model is loaded (layer {layer})", module=str(module), name=cls)
+        return
+    namespace = _namespace(module) if module else None
+    if cls in _FUNCTION_CLASSES or registered == "function":
+        target = f"{module}.{inner}" if isinstance(inner, str) else f"{module} ({cls})"
+        severity = SUSPICIOUS if namespace in _MATH_NAMESPACES else DANGEROUS
+        ctx.add(severity, "keras-function", f"Keras config names the function {target}: "
+                "Keras imports and calls it on load", module=module, name=str(inner))
+        return
+    if namespace in _TOOL_NAMESPACES:
+        ctx.add(DANGEROUS, "keras-function", f"Keras config names {module}.{cls}, a loading or "
+                "configuration helper, not a layer", module=module, name=cls)
+    elif module is not None and namespace is None:
         ctx.add(SUSPICIOUS, "keras-custom",
                 f"Keras custom object {cls!r} from module {module!r}: its code is imported "
                 "on load", module=module, name=cls)
@@ -56,7 +112,7 @@ def _check_object(node: dict, ctx: ScanContext) -> None:
 
 
 def check_keras_h5(data, ctx: ScanContext) -> None:
-    """Legacy ``.h5``: search the stored model_config JSON for Lambda and custom objects.
+    """Legacy ``.h5``: search the stored model_config JSON for code references.
 
     Without an HDF5 library this is a byte-level search of the attribute text, which is
     stored uncompressed; it flags, it never clears.
@@ -68,8 +124,15 @@ def check_keras_h5(data, ctx: ScanContext) -> None:
     for m in _FUNCTION_H5.finditer(data):
         ctx.add(DANGEROUS, "keras-lambda", "marshalled Python lambda in HDF5 model config",
                 m.start())
+    for m in _FUNCTION_REF_H5.finditer(data):
+        ctx.add(SUSPICIOUS, "keras-function", f"function reference ({m.group(1).decode()}) in "
+                "HDF5 model config: Keras imports and calls it on load", m.start())
+    for m in _TOOL_MODULE_H5.finditer(data):
+        ctx.add(DANGEROUS, "keras-function", f"HDF5 model config names "
+                f"{m.group(1).decode('utf-8', 'replace')}, a loading or configuration helper",
+                m.start())
     for m in _CUSTOM_H5.finditer(data):
         name = m.group(1).decode("utf-8", "replace")
-        if not name.startswith("keras"):
+        if not name.startswith("keras") and name != "function":
             ctx.add(SUSPICIOUS, "keras-custom", f"custom object {name!r} in HDF5 model config",
                     m.start())

@@ -13,8 +13,9 @@ from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED
 
 # (message kind) -> {field number: child kind}
 _CHILDREN = {
-    "model": {7: "graph", 25: "function"},
-    "function": {7: "node"},
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},  # TrainingInfoProto initialization, algorithm
+    "function": {7: "node", 11: "attribute"},  # attribute_proto: default attribute values
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
     "node": {5: "attribute"},
     "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse",

@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from mgattest.inspect import allowlist, pickle_cost, pickle_text
+from mgattest.inspect import allowlist, npy, pickle_cost, pickle_text
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
@@ -39,6 +39,8 @@ _MAX_VALIDATED_LINE = 1 << 20
 
 SCAN_LIMIT = "scan-limit"
 """Finding kind: the scanner stopped at one of its own limits; CPython would read on."""
+
+_NPY_ITEM_HASOBJECT = 0x01
 
 
 class MalformedPickle(Exception):
@@ -147,6 +149,7 @@ class ScanContext:
     heavy_tuple_seen: bool = False  # a tuple expanding beyond max_expanded_tuple was reported
     hash_work: int = 0  # tuple items hashed by dict/set insertions so far (expanded)
     hash_work_seen: bool = False
+    pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -182,7 +185,16 @@ def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
         raise ValueError("array dtype is not a plain numpy.dtype")
     code = value.args[0]
     state = value.state if isinstance(value.state, tuple) else ()
-    has_object = code.startswith("O")
+    if value.state is not None and len(state) not in (8, 9):
+        raise ValueError("array dtype has a state layout numpy no longer writes")
+    try:  # the type string as numpy parses it ('object', 'i4,O', '(1,)O' ...)
+        has_object = npy.descr_has_object(code)
+    except npy.NpyError as exc:
+        raise ValueError(str(exc)) from None
+    if len(state) > 7:  # numpy.dtype.__setstate__ takes hasobject from the flags too
+        if not isinstance(state[7], int):
+            raise ValueError("array dtype flags are not an integer")
+        has_object |= bool(state[7] & _NPY_ITEM_HASOBJECT)
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     if len(state) > 4 and isinstance(state[4], SDict):  # structured: fields
         if state[4].truncated:
@@ -201,6 +213,8 @@ def _dtype_info(value: object, depth: int = 0) -> tuple[int, bool]:
     if elsize > 0 and from_code is not None and elsize != from_code:
         raise ValueError(f"dtype {code!r} claims itemsize {elsize}")
     size = elsize if elsize > 0 else from_code
+    if size is None and has_object:
+        size = 8  # unused: object arrays are read as a nested pickle, not by size
     if size is None:
         raise ValueError(f"cannot size dtype {code!r}")
     return size, has_object
@@ -1038,6 +1052,7 @@ def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int
     before the break are still reported, since an unpickler would already have run them.
     """
     end = len(data) if end is None else end
+    ctx.pickle_blobs += 1
     limit = max_streams or ctx.limits.max_pickle_streams
     results: list[StreamResult] = []
     pos = start

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mgattest.inspect.detect import policy_format
+
 SAFE = "safe"
 SUSPICIOUS = "suspicious"
 MALFORMED = "malformed"
@@ -91,6 +93,12 @@ class FileReport:
     findings: list[Finding] = field(default_factory=list)
     imports: list[ImportRecord] = field(default_factory=list)
     compression: str | None = None  # e.g. "gzip" for a compressed joblib file
+    pickled: bool = False  # reading it runs an unpickler (pickle, joblib, torch, object arrays)
+
+    @property
+    def policy_format(self) -> str:
+        """The policy's name for :attr:`format` (``content.formats``)."""
+        return policy_format(self.format)
 
     @property
     def name(self) -> str:
@@ -116,6 +124,8 @@ class FileReport:
             "format": self.format,
             "size": self.size,
             "compression": self.compression,
+            "policy_format": self.policy_format,
+            "pickled": self.pickled,
             "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
             "imports": [i.to_dict() for i in self.imports],

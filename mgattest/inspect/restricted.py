@@ -144,13 +144,13 @@ def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
     from joblib.numpy_pickle import NumpyUnpickler
 
     data, where = _read_input(data_or_file)
-    kind = sniff(where, data[:512])
+    kind = sniff(bytes(data[:512])) or "pickle"  # no magic: let the unpickler judge
     if kind in ("gzip", "zlib", "bz2", "xz", "lzma"):
         try:
             data = compressed.decompress(kind, data, limits)
         except compressed.DecompressionError as exc:
             raise RestrictedLoadError(f"{where}: {exc}", what="joblib", where=where) from None
-    elif kind not in ("pickle", "maybe-pickle"):
+    elif kind != "pickle":
         raise RestrictedLoadError(f"{where} is not a joblib file (detected {kind})",
                                   what="joblib", where=where)
     extra = frozenset(map(tuple, extra_allowed))

@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from mgattest._files import open_regular
-from mgattest.inspect import archive, compressed, npy
-from mgattest.inspect.detect import sniff
+from mgattest.inspect import archive, compressed, npy, torchscript
+from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
+                                     PICKLED_FORMATS, is_safetensors, looks_like_onnx,
+                                     policy_format, sniff, text_kind)
 from mgattest.inspect.errors import InspectInputError
 from mgattest.inspect.gguf_check import check_gguf
-from mgattest.inspect.keras_check import check_keras_config, check_keras_h5
+from mgattest.inspect.keras_check import (check_keras_config, check_keras_h5,
+                                          looks_like_keras_config)
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.onnx_check import check_onnx
 from mgattest.inspect.pickle_scan import (SCAN_LIMIT, ScanContext, is_torch_legacy_magic,
                                           scan_pickle_blob)
-from mgattest.inspect.report import (INFO, MALFORMED, SUSPICIOUS, FileReport)
+from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED, SUSPICIOUS, FileReport
 from mgattest.inspect.safetensors_check import check_safetensors
 
 _COMPRESSED = ("gzip", "zlib", "bz2", "xz", "lzma", "joblib-zf")
@@ -48,7 +51,9 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
         # Fail closed: an input that trips the scanner is never reported safe.
         ctx.add(MALFORMED, "scanner-error", f"could not analyse: {type(exc).__name__}: {exc}")
         fmt = "unknown"
-    return FileReport(name, fmt, len(data), ctx.findings, ctx.imports, ctx.compression)
+    pickled = ctx.pickle_blobs > 0 or policy_format(fmt) in PICKLED_FORMATS
+    return FileReport(name, fmt, len(data), ctx.findings, ctx.imports, ctx.compression,
+                      pickled)
 
 
 def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
@@ -133,51 +138,105 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
         else:
             ctx.add(MALFORMED, "empty", "empty file")
         return "empty"
-    fmt = sniff(name, bytes(data[:512]))
-    if fmt in ("pickle", "maybe-pickle"):
-        return _scan_pickle(data, ctx, tentative=fmt == "maybe-pickle")
+    fmt = _scan_by_content(name, data, ctx, depth, base_dir)
+    _check_name(name, fmt, data, ctx)
+    return fmt
+
+
+def _scan_by_content(name: str, data, ctx: ScanContext, depth: int,
+                     base_dir: str | None) -> str:
+    """Label ``data`` by its bytes alone and run that format's checks."""
+    head = bytes(data[:512])
+    fmt = "safetensors" if is_safetensors(data, ctx.limits.max_json_header_bytes) else sniff(head)
+    if fmt == "pickle":
+        return _scan_pickle(data, ctx, tentative=False)
     if fmt in _COMPRESSED:
         return _scan_compressed(name, fmt, data, ctx, depth, base_dir)
     if fmt == "zip":
         return _scan_zip(data, ctx, depth)
     if fmt == "tar":
         return _scan_tar(data, ctx, depth)
-    if fmt == "npy":
-        _scan_npy(data, ctx)
-    elif fmt == "safetensors":
-        check_safetensors(data, ctx)
-    elif fmt == "gguf":
-        check_gguf(data, ctx)
-    elif fmt == "onnx":
-        check_onnx(data, ctx, base_dir if depth == 0 else None)
-    elif fmt == "hdf5":
-        check_keras_h5(data, ctx)
-    elif fmt == "code":
-        ctx.add(INFO, "code-file", "executable code file: not inspected; it runs only if "
-                "something imports or executes it (e.g. trust_remote_code)")
-    elif fmt == "not-pickle":
-        ctx.add(MALFORMED, "malformed", "named like a pickle, but its first byte is not a "
-                "pickle opcode (pickle loaders reject it)", 0)
-    elif fmt == "unknown":
-        ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
+    by_magic = fmt is not None
+    if fmt is None and head[0] in PICKLE_OPCODES:
+        fmt = _scan_pickle(data, ctx, tentative=True)
+        if fmt is not None:
+            return fmt
+    if fmt is None:
+        fmt = "onnx" if looks_like_onnx(data) else text_kind(data) or "unknown"
+    _CHECKS.get(fmt, _no_check)(data, ctx, base_dir if depth == 0 else None)
     _check_polyglot_zip(fmt, data, ctx, depth)
+    if by_magic:
+        _check_polyglot_pickle(fmt, data, ctx)
     return fmt
 
 
-def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str:
+def _no_check(data, ctx: ScanContext, base_dir: str | None) -> None:
+    del data, ctx, base_dir
+
+
+def _unrecognised(data, ctx: ScanContext, base_dir: str | None) -> None:
+    ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
+
+
+def _native_code(data, ctx: ScanContext, base_dir: str | None) -> None:
+    ctx.add(INFO, "code-file", "native executable or library: not inspected; it runs only "
+            "if something loads it")
+
+
+_CHECKS = {
+    "npy": lambda data, ctx, _base: _scan_npy(data, ctx),
+    "safetensors": lambda data, ctx, _base: check_safetensors(data, ctx),
+    "gguf": lambda data, ctx, _base: check_gguf(data, ctx),
+    "onnx": check_onnx,
+    "hdf5": lambda data, ctx, _base: check_keras_h5(data, ctx),
+    "code": _native_code,
+    "unknown": _unrecognised,
+}
+
+
+def _check_name(name: str, fmt: str, data, ctx: ScanContext) -> None:
+    """Findings for a name that promises another format (the label stays the content's).
+
+    Content that matches no format is checked as the format its name promises, to say
+    what is wrong with it.
+    """
+    lower = name.lower()
+    unrecognised = fmt in ("unknown", "text", "json")
+    if lower.endswith(PICKLE_EXTS) and (unrecognised or fmt == "code"):
+        ctx.add(MALFORMED, "not-pickle", "named like a pickle, but its first byte is not a "
+                "pickle opcode (pickle loaders reject it)", 0)
+    elif lower.endswith(".safetensors") and fmt != "safetensors":
+        if unrecognised:
+            check_safetensors(data, ctx)
+        ctx.add(MALFORMED, "format-mismatch", f"named .safetensors, but its content is {fmt}",
+                0)
+    elif lower.endswith(".onnx") and fmt != "onnx":
+        if fmt == "unknown":
+            check_onnx(data, ctx, None)
+        ctx.add(MALFORMED, "format-mismatch", f"named .onnx, but its content is {fmt}", 0)
+    elif lower.endswith(CODE_EXTS) and fmt in ("text", "unknown", "code"):
+        ctx.add(INFO, "code-file", "executable code file: not inspected; it runs only if "
+                "something imports or executes it (e.g. trust_remote_code)")
+
+
+def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
+    """Scan ``data`` as pickle streams. ``tentative``: keep the result only if it really
+    is a pickle (a stream completes, or something is imported); None otherwise."""
     if tentative:
         trial = ScanContext(member=ctx.member, limits=ctx.limits,
                             extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
         results = scan_pickle_blob(data, trial, joblib=True)
         if not results and _rejected_before_anything_ran(trial):
-            # Names no find_class can import (e.g. "nclude LICENSE" from MANIFEST.in's
-            # "include LICENSE") are still listed: the report shows every lookup an
-            # unpickler would attempt, but they are not findings.
+            # Not a pickle: pickle.load fails before anything could run. Names no
+            # find_class can import (e.g. "nclude LICENSE" from MANIFEST.in's "include
+            # LICENSE") are still listed: the report shows every lookup an unpickler
+            # would attempt, but they are not findings.
             ctx.imports.extend(trial.imports)
-            ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
-            return "unknown"
+            return None
         ctx.findings.extend(trial.findings)
         ctx.imports.extend(trial.imports)
+        ctx.pickle_blobs += trial.pickle_blobs
+        ctx.persistent_ids += trial.persistent_ids
         return _label_pickle(ctx, results)
     first = scan_pickle_blob(data, ctx, joblib=True, max_streams=1)
     if first and is_torch_legacy_magic(first[0]):
@@ -265,8 +324,7 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
     names = [m.name for m in members]
     budget = [ctx.limits.max_total_decompressed_bytes]
     is_torch = any(n == "data.pkl" or n.endswith("/data.pkl") for n in names)
-    is_keras = "config.json" in names and ("model.weights.h5" in names
-                                           or "metadata.json" in names)
+    is_keras = "config.json" in names and _keras_config(zf, members, ctx)
     is_npz = bool(names) and all(n.endswith(".npy") for n in names)
     fmt = "torch-zip" if is_torch else "keras" if is_keras else "npz" if is_npz else "zip"
     if is_torch:
@@ -274,19 +332,42 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
         if len(prefixes) > 1:
             ctx.add(SUSPICIOUS, "zip-mismatch", f"torch archive has several top-level "
                     f"records {sorted(prefixes)}: readers may pick different ones")
-        if any("/code/" in f"/{n}" for n in names):
-            ctx.add(SUSPICIOUS, "torchscript", "TorchScript archive: code/ is compiled and "
-                    "run by torch.jit.load")
+    defined = _analyse_torchscript(zf, members, ctx, budget) if is_torch else frozenset()
+    allowed_before = ctx.extra_allowed
+    ctx.extra_allowed = allowed_before | defined  # its pickles may name its own classes
+    try:
+        _scan_zip_members(zf, members, ctx, depth, budget, is_torch, is_keras)
+    finally:
+        ctx.extra_allowed = allowed_before
+    if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
+        ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
+    return fmt
+
+
+def _analyse_torchscript(zf, members, ctx: ScanContext, budget: list[int]) -> frozenset:
+    """Findings for the TorchScript ``code/`` of a torch archive; the classes it defines."""
+    sources = {}
+    for member in members:
+        if torchscript.code_module(member.name) is None:
+            continue
+        raw = archive.read_member(zf, member, ctx, budget)
+        if raw is not None:
+            sources[member.name] = raw
+    return torchscript.analyse(sources, ctx) if sources else frozenset()
+
+
+def _scan_zip_members(zf, members, ctx: ScanContext, depth: int, budget: list[int],
+                      is_torch: bool, is_keras: bool) -> None:
     for member in members:
         lower = member.name.lower()
         if member.name.endswith("/"):
             continue
         if is_torch and not lower.endswith(".pkl"):
             head = archive.read_member_head(zf, member, 8)
-            if sniff(member.name, head) not in ("zip", "gzip", "bz2", "xz", "tar"):
+            if sniff(head) not in ("zip", "gzip", "bz2", "xz", "tar"):
                 continue  # raw tensor storage, version, byteorder ...
-        if is_keras and lower.endswith(".h5"):
-            continue  # weights only
+        if is_keras and member.name == "model.weights.h5":
+            continue  # weights only: Keras reads datasets from it, no model config
         raw = archive.read_member(zf, member, ctx, budget)
         if raw is None:
             continue
@@ -300,9 +381,16 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
                 _scan(member.name, raw, ctx, depth + 1, None)
         finally:
             ctx.member = old
-    if is_torch and ctx.persistent_ids == 0 and not any(n.endswith(".pkl") for n in names):
-        ctx.add(MALFORMED, "torch", "torch archive without data.pkl")
-    return fmt
+
+
+def _keras_config(zf, members, ctx: ScanContext) -> bool:
+    """Is the archive's top-level ``config.json`` a Keras model config (by content)?"""
+    member = next((m for m in members if m.name == "config.json"), None)
+    if member is None:
+        return False
+    raw = archive.read_member(zf, member, ScanContext(limits=ctx.limits, deadline=ctx.deadline),
+                              [ctx.limits.max_json_header_bytes])
+    return raw is None or looks_like_keras_config(raw)  # unreadable: check it as Keras
 
 
 def _scan_tar(data, ctx: ScanContext, depth: int) -> str:
@@ -360,9 +448,24 @@ def _scan_npy(data, ctx: ScanContext) -> None:
                 "data", header.data_offset + count * itemsize)
 
 
+def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
+    """A file labelled by its magic bytes that ``pickle.load`` also reads as a stream."""
+    if data[0] not in PICKLE_OPCODES:
+        return
+    trial = ScanContext(member=ctx.member, limits=ctx.limits,
+                        extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+    if not scan_pickle_blob(data, trial, max_streams=1):
+        return
+    ctx.add(SUSPICIOUS, "polyglot", f"{fmt} file is also a complete pickle stream: "
+            "pickle.load would read other contents", 0)
+    ctx.findings.extend(f for f in trial.findings if f.severity in (DANGEROUS, SUSPICIOUS))
+    ctx.imports.extend(trial.imports)
+    ctx.pickle_blobs += 1
+
+
 def _check_polyglot_zip(fmt: str, data, ctx: ScanContext, depth: int) -> None:
     """A file that is not a zip at its start but carries a zip directory at its end."""
-    if fmt in ("zip", "data", "code") or len(data) < 22:
+    if fmt in ("zip", "text", "json", "code") or len(data) < 22:
         return
     tail = bytes(data[max(0, len(data) - 65557):])
     if b"PK\x05\x06" not in tail:

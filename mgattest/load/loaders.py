@@ -30,8 +30,9 @@ def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
     """Deserialise *data* (the verified bytes of file *name*) as format *fmt*."""
     try:
         loader = _LOADERS.get(fmt, _raw)
-        return loader(name, data, framework=framework, allow_object_arrays=allow_object_arrays,
-                      extra_allowed=extra_allowed)
+        return check_sparse_tensors(name, loader(name, data, framework=framework,
+                                                 allow_object_arrays=allow_object_arrays,
+                                                 extra_allowed=extra_allowed))
     except (InputError, VerificationError):
         raise
     except ImportError as exc:
@@ -58,7 +59,67 @@ def _pytorch(name: str, data: bytes, **_: Any) -> Any:
 
     torch = require("torch", f"{name}: loading a PyTorch file")
 
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    # torch validates sparse tensors it rebuilt (indices in range ...) only when asked
+    with torch.sparse.check_sparse_tensor_invariants():
+        try:
+            return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        except RuntimeError as exc:
+            if "sparse" in str(exc).lower() or "indices" in str(exc).lower():
+                raise UnsafeContentError(f"{name}: invalid sparse tensor: {str(exc)[:300]}",
+                                         what="sparse tensor", where=name) from None
+            raise
+
+
+_MAX_WALK = 1_000_000  # objects visited looking for sparse tensors
+
+
+def check_sparse_tensors(name: str, loaded: Any) -> Any:
+    """Return ``loaded`` after torch's own invariant checks on every sparse tensor in it.
+
+    A sparse tensor whose indices point outside its size loads fine and corrupts memory
+    on first use (``to_dense()``); whatever loader built it, it is refused here.
+    """
+    import sys  # noqa: PLC0415
+
+    torch = sys.modules.get("torch")
+    if torch is None:  # nothing could have built a tensor
+        return loaded
+    sparse = [t for t in _walk(loaded, name) if isinstance(t, torch.Tensor)
+              and t.layout != torch.strided]
+    if not sparse:
+        return loaded
+    try:
+        with torch.sparse.check_sparse_tensor_invariants():
+            torch._utils._sparse_tensors_to_validate.extend(sparse)
+            torch._utils._validate_loaded_sparse_tensors()
+    except AttributeError:  # this torch has no validator: refuse what cannot be checked
+        raise UnsafeContentError(f"{name}: sparse tensors cannot be validated with this torch",
+                                 what="sparse tensor", where=name) from None
+    except RuntimeError as exc:
+        raise UnsafeContentError(f"{name}: invalid sparse tensor: {str(exc)[:300]}",
+                                 what="sparse tensor", where=name) from None
+    return loaded
+
+
+def _walk(root: Any, name: str) -> Any:
+    """Every object reachable from ``root`` through containers and instance dicts."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        if len(seen) > _MAX_WALK:
+            raise LoaderError(f"{name}: too many objects to check", what="loader", where=name)
+        yield obj
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            stack.extend(vars(obj).values())
 
 
 def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
@@ -100,7 +161,7 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
 
     model = onnx.load_model_from_string(bytes(data))
-    for tensor in _onnx_tensors(model.graph):
+    for tensor in _onnx_tensors(model):
         if uses_external_data(tensor):
             raise UnsafeContentError(f"{name}: tensor {tensor.name!r} uses external data, "
                                      "which would be read from unverified files",
@@ -108,17 +169,24 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     return model
 
 
-def _onnx_tensors(graph: Any) -> Any:
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _onnx_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _onnx_tensors(g)
+def _onnx_tensors(message: Any) -> Any:
+    """Every ``TensorProto`` anywhere in *message*: initializers, sparse initializers,
+    node attributes, subgraphs, functions, training info (walked by field type, so no
+    place that can hold a tensor is forgotten)."""
+    from onnx import TensorProto  # noqa: PLC0415
+
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, TensorProto):
+            yield current
+        for field, value in current.ListFields():
+            if field.message_type is None:
+                continue
+            if field.is_repeated:
+                stack.extend(value)
+            else:
+                stack.append(value)
 
 
 def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:

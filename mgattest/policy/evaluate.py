@@ -34,7 +34,8 @@ _DEFAULT_LOG_REQ = LogRequirement()
 
 
 class _File:
-    __slots__ = ("name", "sha256", "digests", "status", "detail", "format", "report", "digest")
+    __slots__ = ("name", "sha256", "digests", "status", "detail", "format", "pickled", "report",
+                 "digest")
 
     def __init__(self, name: str, digests: dict[str, str], status: str, detail: str | None,
                  report: Any) -> None:
@@ -45,7 +46,9 @@ class _File:
         self.detail = detail
         self.report = report
         fmt = getattr(report, "format", None) if report is not None else None
-        self.format = normalize_format(fmt if isinstance(fmt, str) else None, name)
+        self.format = normalize_format(fmt if isinstance(fmt, str) else None)
+        # read through an unpickler: torch, joblib, pickle, numpy object arrays ...
+        self.pickled = getattr(report, "pickled", False) is True or self.format in PICKLE_FORMATS
         self.digest = f"sha256:{sha256}" if sha256 else "sha256:?"
 
 
@@ -608,8 +611,9 @@ def _content_outcome(rule: Rule, f: _File):
     ev: dict[str, Any] = {"format": fmt}
     if rule.formats is not None and fmt not in rule.formats:
         return False, f"format {fmt!r} is not allowed (allowed: {', '.join(sorted(rule.formats))})", ev
-    if fmt in PICKLE_FORMATS and rule.pickle == "deny":
-        return False, f"{fmt} files execute code when loaded; content.pickle is deny", ev
+    if f.pickled and rule.pickle == "deny":
+        return False, (f"{fmt} file is read by unpickling, which can execute code; "
+                       "content.pickle is deny"), ev
     report = f.report
     if report is None:
         if rule.scan_required:
@@ -628,12 +632,12 @@ def _content_outcome(rule: Rule, f: _File):
     if verdict in ("dangerous", "malformed"):
         return False, f"content scan: {verdict}" + (f" ({first})" if first else ""), ev
     if verdict == "suspicious":
-        if fmt in PICKLE_FORMATS and rule.pickle == "scan":
+        if f.pickled and rule.pickle == "scan":
             return False, f"content scan: suspicious ({first}); content.pickle is scan", ev
         return "warn", f"content scan: suspicious ({first})", ev
     if verdict != "safe":
         return False, f"content scan returned unknown verdict {verdict!r}", ev
-    how = " (loaded through the restricted unpickler)" if fmt in PICKLE_FORMATS else ""
+    how = " (loaded through the restricted unpickler)" if f.pickled else ""
     return True, f"format {fmt}, scan safe{how}", ev
 
 

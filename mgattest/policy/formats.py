@@ -1,58 +1,38 @@
-"""Classify a model file's serialisation format from its name and first bytes."""
+"""The policy's format names: the scanner's content-based labels, in one vocabulary.
+
+A file's format is decided once, by ``mgattest.inspect`` from its bytes
+(:data:`mgattest.inspect.detect.FAMILIES`); the policy never re-derives it from the
+file name, so a file the scanner calls ``unknown`` is ``other`` here whatever its name.
+"""
 
 from __future__ import annotations
 
-import posixpath
+from typing import Any
 
-PICKLE_FORMATS = frozenset({"pickle", "joblib"})
+from mgattest.inspect.detect import PICKLED_FORMATS, POLICY_FORMATS, policy_format
 
-_BY_SUFFIX = {
-    ".safetensors": "safetensors",
-    ".pt": "pytorch", ".pth": "pytorch", ".bin": "pytorch", ".ckpt": "pytorch",
-    ".npy": "numpy", ".npz": "numpy",
-    ".onnx": "onnx",
-    ".pkl": "pickle", ".pickle": "pickle", ".p": "pickle", ".dill": "pickle",
-    ".joblib": "joblib",
-    ".gguf": "gguf",
-    ".json": "json",
-    ".txt": "text", ".md": "text", ".model": "other",
-}
+# Policy formats whose loader always unpickles. Other files can need an unpickler too
+# (an .npy object array, a zip holding a pickle): ``FileReport.pickled`` says so.
+PICKLE_FORMATS = PICKLED_FORMATS
+
+__all__ = ["PICKLE_FORMATS", "POLICY_FORMATS", "detect_format", "normalize_format"]
 
 
-def detect_format(name: str, head: bytes | None = None) -> str:
-    """Best classification of *name*: magic bytes first (when given), then the suffix.
+def normalize_format(fmt: str | None, name: str | None = None) -> str:
+    """The policy's name for the scanner label ``fmt`` (``other`` without a label).
 
-    Magic wins so a pickle renamed ``weights.safetensors`` is still a pickle.
+    ``name`` is accepted for compatibility and ignored: names never decide formats.
     """
-    if head:
-        if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
-            suffix = posixpath.splitext(name.lower())[1]
-            return "joblib" if suffix == ".joblib" else "pickle"
-        if head[:6] == b"\x93NUMPY":
-            return "numpy"
-        if head[:4] == b"GGUF":
-            return "gguf"
-        if head[:4] == b"PK\x03\x04":
-            suffix = posixpath.splitext(name.lower())[1]
-            return "numpy" if suffix == ".npz" else "pytorch"
-    return _BY_SUFFIX.get(posixpath.splitext(name.lower())[1], "other")
+    del name
+    return policy_format(fmt)
 
 
-_ALIASES = {
-    "torch": "pytorch", "torch-zip": "pytorch", "torch-legacy": "pytorch", "pt": "pytorch",
-    "npy": "numpy", "npz": "numpy", "pkl": "pickle", "maybe-pickle": "pickle",
-}
-_KNOWN = frozenset({"safetensors", "pytorch", "numpy", "onnx", "pickle", "joblib", "gguf",
-                    "json", "text"})
+def detect_format(name: str, data: Any) -> str:
+    """The policy format of the bytes ``data``, scanned (``name`` is for messages only).
 
-
-def normalize_format(fmt: str | None, name: str) -> str:
-    """Map a scanner's format label (``mgattest.inspect``) onto the policy's names.
-
-    Labels that only say "some data" or "unknown" fall back to the file name; any other
-    label the policy has no name for (archives, keras, code ...) is ``other``.
+    Given only a file's head, what cannot be recognised from it is ``other`` (loaded as
+    raw bytes, never deserialised).
     """
-    if not fmt or fmt in ("data", "unknown", "empty"):
-        return detect_format(name)
-    fmt = _ALIASES.get(fmt.lower(), fmt.lower())
-    return fmt if fmt in _KNOWN else "other"
+    from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
+
+    return scan_bytes(name, data).policy_format

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 
 from mgattest.attest.results import SignerInfo, VerifiedAttestation
-from mgattest.policy.formats import PICKLE_FORMATS, detect_format
 from mgattest.policy.model import SLSA_PROVENANCE_V1
 from mgattest.policy.provenance import normalize_repo, source_of
 
@@ -56,10 +55,12 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
                    model_name: str, trusted_root: str | None = None,
                    key_paths: dict[str, str] | None = None, pin_digests: bool = False,
                    base_dir: str | None = None,
-                   warnings: list[str] | None = None) -> dict[str, Any]:
+                   warnings: list[str] | None = None,
+                   reports: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the policy document. *model_files*: name → sha256 hex; *key_paths*:
     key fingerprint → PEM path of the keys that verified key-mode bundles. Anything
-    the bundles prove but that cannot be pinned is appended to *warnings*."""
+    the bundles prove but that cannot be pinned is appended to *warnings*. *reports*
+    (name → inspect FileReport) give the content formats to allow."""
     key_paths = key_paths or {}
     warnings = warnings if warnings is not None else []
     doc: dict[str, Any] = {
@@ -117,9 +118,12 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
     rule["files"] = {"unsigned": "deny"}
     if pin_digests:
         rule["digests"] = {"allow": sorted(f"sha256:{d}" for d in model_files.values())}
-    formats = sorted({detect_format(n) for n in model_files})
-    rule["content"] = {"formats": formats,
-                       "pickle": "restricted" if PICKLE_FORMATS & set(formats) else "deny"}
+    if reports is not None:  # formats are the scanner's, decided by content
+        formats = sorted({r.policy_format for r in reports.values()})
+        pickled = any(r.pickled for r in reports.values())
+        rule["content"] = {"formats": formats, "pickle": "restricted" if pickled else "deny"}
+    else:
+        rule["content"] = {"pickle": "deny"}
     doc["rules"] = [rule]
     return doc
 
