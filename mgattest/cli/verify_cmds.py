@@ -97,6 +97,9 @@ def verify_cmd(
     _require_issuer(identity, identity_regex, issuer)
     if refresh_trust:
         instance = _refreshed_instance(instance)
+    _refuse_trust_files_in_model(model, policy=policy, key=key,
+                                 certificate_chain=certificate_chain,
+                                 trust_files=[trusted_root, trust_config])
     trusted_root = _merged_trust(trusted_root, trust_config, instance)
     instance = None
     extensions = _extension_constraints(
@@ -112,7 +115,6 @@ def verify_cmd(
                    source_uri=source_uri, source_tag=source_tag,
                    source_versioned_tag=source_versioned_tag, source_branch=source_branch,
                    emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
-    _refuse_trust_files_in_model(model, options)
     if any(options[name] is not None for name in _POLICY_OPTIONS):
         if extensions:
             from mgattest.errors import InputError
@@ -196,14 +198,17 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     return {"model": model, "attestations": atts, "check": check}
 
 
-def _refuse_trust_files_in_model(model: str, options: dict[str, Any]) -> None:
-    """A policy, key, trusted root or chain inside the model could vouch for anything."""
+def _refuse_trust_files_in_model(model: str, *, policy: Optional[Path], key: List[Path],
+                                 certificate_chain: Optional[Path],
+                                 trust_files: List[Optional[Path]]) -> None:
+    """A policy, key, trusted root, trust config or chain inside the model could vouch
+    for anything."""
     from mgattest.attest.walk import refuse_trust_files_in_model
 
     refuse_trust_files_in_model(model, [
-        ("policy", options["policy"]), ("trusted root", options["trusted_root"]),
-        ("certificate chain", options["certificate_chain"]),
-        *(("key", k) for k in options["key"])])
+        ("policy", policy), ("certificate chain", certificate_chain),
+        *(("trusted root", path) for path in trust_files),
+        *(("key", k) for k in key)])
 
 
 def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],

@@ -32,6 +32,9 @@ FAMILIES = {
     "joblib-zf": "other", "code": "other", "unknown": "other", "empty": "other",
     "symlink": "other", "special": "other",
 }
+# Scanner labels whose content is not inspected (no format check exists): a policy
+# reports them "not inspected" and denies them only under ``content.unknown: deny``.
+NOT_INSPECTED = frozenset({"unknown", "code"})
 # Policy formats whose loader always unpickles (torch.load, joblib, pickle).
 PICKLED_FORMATS = frozenset({"pickle", "joblib", "pytorch"})
 

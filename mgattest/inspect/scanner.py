@@ -126,6 +126,11 @@ def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileR
     return FileReport(path, fmt, 0, ctx.findings, [])
 
 
+# Names that promise a format with a header: empty, such a file is malformed.
+_HEADERED_EXTS = PICKLE_EXTS + (".safetensors", ".onnx", ".gguf", ".npy", ".npz", ".h5",
+                                ".hdf5", ".keras", ".pb", ".tflite", ".zip", ".tar", ".gz")
+
+
 def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
     if depth > ctx.limits.max_archive_depth:
         ctx.add(MALFORMED, "nesting", "archives nested too deeply")
@@ -133,10 +138,10 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
     if len(data) == 0:
         # An empty __init__.py or LICENSE is ordinary; only a name that promises a
         # format with a header (pickle, safetensors, ONNX...) makes emptiness malformed.
-        if sniff(name, b"") in ("unknown", "code", "data"):
-            ctx.add(INFO, "empty", "empty file")
-        else:
+        if name.lower().endswith(_HEADERED_EXTS):
             ctx.add(MALFORMED, "empty", "empty file")
+        else:
+            ctx.add(INFO, "empty", "empty file")
         return "empty"
     fmt = _scan_by_content(name, data, ctx, depth, base_dir)
     _check_name(name, fmt, data, ctx)

@@ -16,6 +16,7 @@ from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedA
                                      VerifiedTime)
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import CelSession
+from mgattest.inspect.detect import NOT_INSPECTED
 from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
@@ -619,7 +620,7 @@ def _content_outcome(rule: Rule, f: _File):
         if rule.scan_required:
             return False, "no content scan report for this file", ev
         return True, f"format {fmt} allowed (scan off)", ev
-    if getattr(report, "format", None) == "unknown":  # tarball, binary, text...
+    if getattr(report, "format", None) in NOT_INSPECTED:  # a binary, unrecognised bytes
         ev["scan"] = "not inspected"
         if rule.unknown == "deny":
             return False, "unrecognised format, not inspected; content.unknown is deny", ev

@@ -64,8 +64,8 @@ def test_scanner_does_not_condemn_ordinary_release_files(artifacts, kind):
 
 def test_binary_is_not_inspected_rather_than_safe(artifacts):
     [report] = scan_path(artifacts["binary"])
-    assert report.format == "unknown"
-    assert any(f.kind == "unrecognised" for f in report.findings)
+    assert report.format == "code"  # a native executable: labelled, but not inspected
+    assert any(f.kind == "code-file" and "not inspected" in f.detail for f in report.findings)
 
 
 def test_empty_pickle_is_still_malformed(tmp_path):
