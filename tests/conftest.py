@@ -100,9 +100,11 @@ def stop_processes(procs) -> None:
 
 
 @contextmanager
-def private_keyless_stack(base: Path):
+def private_keyless_stack(base: Path, issuer_type: str | None = None):
     """A local OIDC issuer, a `mgattest ca` and a `mgattest log` on 127.0.0.1 (real
     servers, in-process threads) and the ClientTrustConfig `trust private` writes.
+    ``issuer_type`` configures the CA's type for the local issuer (default: email), e.g.
+    ``github-workflow`` for tests that mint Actions-shaped tokens.
 
     Yields ``{"base", "issuer", "ctc", "ca_url", "log_url", "ca"}``.
     """
@@ -110,6 +112,7 @@ def private_keyless_stack(base: Path):
 
     from mgattest.ca import authority
     from mgattest.ca.authority import CertificateAuthority
+    from mgattest.ca.identity import IssuerConfig
     from mgattest.ca.oidc_issuer import LocalOIDCIssuer
     from mgattest.ca.oidc_issuer import create_app as oidc_app
     from mgattest.ca.server import create_app as ca_app
@@ -136,7 +139,8 @@ def private_keyless_stack(base: Path):
     try:
         servers.append(ServerThread(app_factory=issuer_app).start())
         issuer, issuer_url = made["issuer"], servers[0].url
-        servers.append(ServerThread(ca_app(ca, TokenVerifier([issuer_url]))).start())
+        trusted = IssuerConfig(issuer_url, issuer_type) if issuer_type else issuer_url
+        servers.append(ServerThread(ca_app(ca, TokenVerifier([trusted]))).start())
         servers.append(ServerThread(app_factory=log_factory).start())
         ctc = base / "ctc.json"
         result = CliRunner().invoke(app, ["trust", "private", "--log", servers[2].url, "--ca",

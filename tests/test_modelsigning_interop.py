@@ -13,7 +13,7 @@ from mgattest.attest.keys import generate_signer, write_keypair
 from mgattest.attest.sign import sign_model, write_bundle_file
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
-from tests.helpers.bundles import code_signing_ca, private_pem
+from tests.helpers.bundles import ca_files_for_model_signing
 
 pytestmark = pytest.mark.interop
 
@@ -104,45 +104,10 @@ def test_we_verify_model_signing_key_signatures(model, ec_keys, tmp_path, shard_
         verify_model(model, [sig], keys=[generate_signer().public_key], allow_unlogged=True)
 
 
-def issue_signing_cert(issuer, issuer_key, *, ca: bool = False, code_signing: bool = True):
-    """A signing certificate (SAN ml@example.com) from ``issuer``: (certificate, key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
-               .issuer_name(issuer.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(hours=1))
-               .not_valid_after(now + datetime.timedelta(days=7))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(True, False, False, False, False, ca, False, False,
-                                            False), critical=True)
-               .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
-                              critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   issuer.public_key()), critical=False))
-    if code_signing:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-def _make_ca(tmp_path):
-    """A private code-signing CA and leaf, written as model_signing's CLI takes them."""
-    ca = code_signing_ca(tmp_path)
-    paths = {"ca": tmp_path / "ca.pem", "leaf": tmp_path / "leaf.pem",
-             "key": tmp_path / "leaf.key", "ca_key": tmp_path / "ca.key"}
-    paths["ca"].write_bytes(ca["ca"])
-    paths["leaf"].write_bytes(ca["leaf"])
-    paths["key"].write_bytes(private_pem(ca["leaf_key"]))
-    paths["ca_key"].write_bytes(private_pem(ca["ca_key"]))
-    return paths
-
-
 def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
     from model_signing import signing
 
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     sig = tmp_path / "model.sig"
     signing.Config().use_certificate_signer(
         private_key=paths["key"], signing_certificate=paths["leaf"],
@@ -157,7 +122,7 @@ def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
         verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
                      allow_unlogged=True, identity={"identity": "other@example.com"})
     (tmp_path / "other").mkdir()
-    other = _make_ca(tmp_path / "other")
+    other = ca_files_for_model_signing(tmp_path / "other")
     with pytest.raises(VerificationError, match="does not chain"):
         verify_model(model, [sig], certificate_chain=other["ca"].read_bytes(),
                      allow_unlogged=True)
@@ -179,7 +144,7 @@ def test_signing_same_model_twice_gives_same_statement(model, ec_keys):
 def test_ca_certificate_as_signer_rejected(model, tmp_path):
     from model_signing import signing
 
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     sig = tmp_path / "model.sig"
     signing.Config().use_certificate_signer(
         private_key=paths["ca_key"], signing_certificate=paths["ca"],
@@ -195,7 +160,7 @@ def test_our_certificate_bundles_verify_with_the_ca(model, tmp_path):
     from mgattest.attest.statement import make_statement
     from mgattest.attest.digests import hash_model
 
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     statement = make_statement(hash_model(model).subjects(), "https://x.example/p", {})
     bundle = sign_statement(statement, load_signer(paths["key"]), log=LogTarget(),
                             certificate_pem=paths["leaf"].read_bytes())

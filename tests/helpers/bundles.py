@@ -144,3 +144,44 @@ def private_pem(key: Any) -> bytes:
 
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+def issue_signing_cert(issuer, issuer_key, *, ca: bool = False, code_signing: bool = True):
+    """A signing certificate (SAN ml@example.com) from ``issuer``: (certificate, key).
+    ``ca`` marks it CA:TRUE (with keyCertSign); ``code_signing`` adds the codeSigning EKU."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ml-team")]))
+               .issuer_name(issuer.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1))
+               .not_valid_after(now + datetime.timedelta(days=7))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(True, False, False, False, False, ca, False, False,
+                                            False), critical=True)
+               .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("ml@example.com")]),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   issuer.public_key()), critical=False))
+    if code_signing:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def ca_files_for_model_signing(tmp_path):
+    """A private code-signing CA and leaf, written as model_signing's CLI takes them."""
+    ca = code_signing_ca(tmp_path)
+    paths = {"ca": tmp_path / "ca.pem", "leaf": tmp_path / "leaf.pem",
+             "key": tmp_path / "leaf.key", "ca_key": tmp_path / "ca.key"}
+    paths["ca"].write_bytes(ca["ca"])
+    paths["leaf"].write_bytes(ca["leaf"])
+    paths["key"].write_bytes(private_pem(ca["leaf_key"]))
+    paths["ca_key"].write_bytes(private_pem(ca["ca_key"]))
+    return paths

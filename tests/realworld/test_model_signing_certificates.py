@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rw_peers import cli
-from tests.test_modelsigning_interop import _make_ca, issue_signing_cert
+from tests.helpers.bundles import ca_files_for_model_signing, issue_signing_cert
 
 pytestmark = pytest.mark.interop
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
@@ -54,7 +54,7 @@ def _sign_and_verify(tmp_path: Path, paths: dict, cert: Path, key: Path) -> tupl
 
 
 def test_ca_true_signing_certificate_verifies_with_a_warning(tmp_path):
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     cert, key = _issue(paths, tmp_path, ca=True, code_signing=True)
     code, output, theirs = _sign_and_verify(tmp_path, paths, cert, key)
     assert theirs == 0
@@ -65,7 +65,7 @@ def test_no_code_signing_usage_is_a_deliberate_difference(tmp_path):
     """model_signing accepts a leaf that only has digitalSignature; we require the
     codeSigning extended key usage (a CA's TLS or e-mail certificate must not vouch for
     models): listed in docs/realworld.md as a deliberate difference."""
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     cert, key = _issue(paths, tmp_path, ca=True, code_signing=False)
     code, output, theirs = _sign_and_verify(tmp_path, paths, cert, key)
     assert theirs == 0
@@ -73,7 +73,7 @@ def test_no_code_signing_usage_is_a_deliberate_difference(tmp_path):
 
 
 def test_the_ca_itself_as_signer_still_refused(tmp_path):
-    paths = _make_ca(tmp_path)
+    paths = ca_files_for_model_signing(tmp_path)
     code, output, theirs = _sign_and_verify(tmp_path, paths, paths["ca"], paths["ca_key"])
     assert theirs != 0
     assert code == 1, output

@@ -33,7 +33,8 @@ SHA = "2bcaa7495e1cbd11fbd4f598d857b3a6f18df933"
 def stack(tmp_path_factory):
     from tests.conftest import private_keyless_stack
 
-    with private_keyless_stack(tmp_path_factory.mktemp("slsa")) as made:
+    with private_keyless_stack(tmp_path_factory.mktemp("slsa"),
+                               issuer_type="github-workflow") as made:
         yield made
 
 
