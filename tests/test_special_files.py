@@ -216,3 +216,25 @@ def test_policy_with_a_fifo_key_file_is_a_problem_not_a_hang(tmp_path, alarm):
                       "rules:\n  - id: r\n    signedBy: {anyOf: [k]}\n")
     with pytest.raises(PolicyError, match="FIFO"):
         load_policy(policy)
+
+
+@pytest.mark.parametrize("anchor", ["policy", "trusted root"])
+def test_load_refuses_trust_anchors_inside_the_model(tmp_path, signed, model, anchor):
+    """mgattest.load() holds the same line as `verify`: a policy or trusted root that is
+    part of the model it judges is refused before anything is verified or parsed."""
+    import mgattest
+
+    bundle, pub = signed
+    policy = (tmp_path if anchor == "trusted root" else model) / "policy.yaml"
+    (policy.parent / "release.pub").write_bytes(pub.read_bytes())
+    policy.write_text("apiVersion: mgattest/v1\nkind: Policy\ntrust:\n  keys:\n"
+                      "    - name: k\n      path: release.pub\nsigners:\n  k: {key: k}\n"
+                      "rules:\n  - id: r\n    match: ['**']\n    signedBy: {anyOf: [k]}\n"
+                      "    transparencyLog: {require: optional}\n")
+    root = None
+    if anchor == "trusted root":
+        root = model / "root.json"
+        root.write_text(json.dumps({"mediaType": "application/vnd.dev.sigstore.trustedroot"
+                                                 "+json;version=0.1", "tlogs": []}))
+    with pytest.raises(UnsafePathError, match="part of the model"):
+        mgattest.load(model, policy=policy, bundles=[bundle], trusted_root=root)

@@ -229,6 +229,21 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: "Policy",
+                                   trusted_root: Any) -> None:
+    """The policy file, a trusted-root file and the root files the policy names must not
+    be part of the model they judge (as ``mgattest verify`` refuses): whoever can
+    rewrite the model could rewrite them."""
+    from mgattest.attest.walk import refuse_trust_files_in_model  # noqa: PLC0415
+
+    anchors: list[tuple[str, Any]] = [("trusted root", r.path) for r in policy.roots if r.path]
+    if os.path.isfile(policy.source):
+        anchors.append(("policy", policy.source))
+    if isinstance(trusted_root, (str, os.PathLike)):
+        anchors.append(("trusted root", trusted_root))
+    refuse_trust_files_in_model(path, anchors)
+
+
 def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[str]",
          bundles: Iterable[str | os.PathLike[str]] = (), trusted_root: Any = None,
          identity: Any = None, on_fail: str = "raise", quarantine: str | None = None,
@@ -249,6 +264,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
     if not isinstance(policy, _policy_type()):
         policy = load_policy(policy)
+    _refuse_trust_anchors_in_model(path, policy, trusted_root)
     bundle_list = list(bundles)
     if not bundle_list:
         raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
