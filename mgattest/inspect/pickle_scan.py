@@ -150,6 +150,14 @@ class ScanContext:
     hash_work: int = 0  # tuple items hashed by dict/set insertions so far (expanded)
     hash_work_seen: bool = False
     pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
+    joblib_arrays: int = 0  # joblib array payloads skipped (only a joblib=True walk does)
+    admission: object = None  # the top-level pickle walk's admission.Admission, if any
+
+    def pristine(self) -> bool:
+        """Nothing has been scanned into this context yet (its counters are all zero)."""
+        return not (self.findings or self.imports or self.persistent_ids or self.allocated
+                    or self.hash_work or self.pickle_blobs or self.joblib_arrays
+                    or self.heavy_tuple_seen or self.hash_work_seen)
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -490,6 +498,7 @@ class _Walker:
         return Global(module, name, real, offset)
 
     def _skip_joblib_array(self, wrapper: Obj, pos: int, frame_end: int, op_at: int) -> int:
+        self.ctx.joblib_arrays += 1
         state = wrapper.state
         if not isinstance(state, SDict):
             raise MalformedPickle("joblib array wrapper without a state dict", op_at)
