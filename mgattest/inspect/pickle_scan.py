@@ -338,12 +338,13 @@ class _Walker:
     def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
         """Report keys whose hashes collide so much that inserting them is quadratic."""
         lim = self.ctx.limits
+        if all(type(key) is str for key in keys):
+            # The common case, on the hot path: a text key weighs 1 and its hash differs
+            # in every process, so KeyHashes would count nothing for it.
+            self._add_hash_work(len(keys), at)
+            return
         weights = [self._weight(key) for key in keys]
-        self.ctx.hash_work += sum(weights)
-        if self.ctx.hash_work > lim.max_key_hash_work and not self.ctx.hash_work_seen:
-            self.ctx.hash_work_seen = True
-            self.ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {self.ctx.hash_work} "
-                         "tuple items to hash, far more than the pickle holds", at)
+        self._add_hash_work(sum(weights), at)
         keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights)]
         if container.hashes is None:
             container.hashes = pickle_cost.KeyHashes()
@@ -352,6 +353,15 @@ class _Walker:
                                         max_unknown=lim.max_computed_keys)
         if problem:
             self.ctx.add(SUSPICIOUS, "resource", problem, at)
+
+    def _add_hash_work(self, items: int, at: int) -> None:
+        """Charge *items* hashed key items; report once when the total is out of bounds."""
+        ctx = self.ctx
+        ctx.hash_work += items
+        if ctx.hash_work > ctx.limits.max_key_hash_work and not ctx.hash_work_seen:
+            ctx.hash_work_seen = True
+            ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {ctx.hash_work} "
+                    "tuple items to hash, far more than the pickle holds", at)
 
     def _alloc_budget(self) -> int:
         lim = self.ctx.limits
