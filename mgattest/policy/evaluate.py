@@ -420,6 +420,7 @@ class _State:
         self.default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
         self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
+        self.trust_memo: dict[tuple[int, int], bool] = {}  # (id(rule), id(att)) → trusted
         self.content_memo: dict[tuple[Any, str], tuple[Any, str, dict[str, Any]]] = {}
         self.cel = CelSession()  # one CEL time budget for the whole evaluation
         self.pending_cel: list[_PendingCel] = []  # resolved together by _resolve_cel
@@ -466,10 +467,13 @@ def _rule_trusts(policy: Policy, rule: Rule, att: VerifiedAttestation, now: int,
                  state: _State) -> bool:
     """Does *rule* count attestations signed by *att*'s signer? (A policy without named
     signers leaves trust to the verifier: ``--identity`` or its keys.)"""
-    names = rule_signer_names(policy, rule)
-    if not names:
-        return True
-    return any(_signer_ok(policy, name, att, now, state.signer_memo)[0] for name in names)
+    key = (id(rule), id(att))
+    trusts = state.trust_memo.get(key)
+    if trusts is None:  # once per (rule, attestation), not once per file it covers
+        names = rule_signer_names(policy, rule)
+        trusts = state.trust_memo[key] = not names or any(
+            _signer_ok(policy, name, att, now, state.signer_memo)[0] for name in names)
+    return trusts
 
 
 def _signer_ok(policy: Policy, name: str, att: VerifiedAttestation, now: int,
