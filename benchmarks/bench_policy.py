@@ -54,7 +54,14 @@ def main() -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from mgattest.attest.results import FileCheck, LogProof, ModelCheck, SignerInfo, VerifiedAttestation
+    from mgattest.attest.results import (
+        FileCheck,
+        LogProof,
+        ModelCheck,
+        SignerInfo,
+        VerifiedAttestation,
+        VerifiedTime,
+    )
     from mgattest.policy.evaluate import evaluate
 
     pub = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -71,18 +78,21 @@ def main() -> int:
     att = VerifiedAttestation("b.json", "m", {"subject": subjects, "predicate": pred},
                               "https://slsa.dev/provenance/v1", pred, subjects,
                               SignerInfo("key", fp),
-                              [LogProof("ab" * 32, 7, 1_790_000_000, "dsse", "0.0.1", True, "o", 8, True)])
+                              [LogProof("ab" * 32, 7, VerifiedTime(1_790_000_000, "set", "log index 7"),
+                                        "dsse", "0.0.1", True, "o", 8, True)])
     model = ModelCheck("/m", [FileCheck(n, "ok", {"sha256": d}) for n, d in files.items()])
 
     class Report:
         def __init__(self, name):
-            self.name, self.format, self.verdict, self.findings = name, None, "safe", []
+            self.name, self.verdict, self.findings = name, "safe", []
+            self.format = name.rsplit(".", 1)[-1]  # what the scanner would have detected
 
     reports = [Report(n) for n in files]
     results = {}
     for n_rules in (1, 20):
         pol = _policy(n_rules, pem)
-        assert evaluate(pol, [att], model, reports).allowed
+        first = evaluate(pol, [att], model, reports)
+        assert first.allowed, first.reasons
         times = []
         for _ in range(iterations):
             t = time.perf_counter()

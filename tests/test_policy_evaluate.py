@@ -476,3 +476,60 @@ def test_exception_for_one_file_does_not_waive_another():
     pol = policy_from_bytes(yaml.safe_dump(doc).encode(), source="t.yaml")
     v = run(pol, [attestation(files, key_signer(KEY_B))], files=files)
     assert not v.allowed and "weights.signedBy" in failed(v)
+
+
+# --------------------------------------------------------------------------- CEL batching
+
+def _two_rules_with_cel() -> object:
+    keys = keys_block(("a", KEY_A))
+    text = (HEAD + keys + "signers:\n  a: {key: a}\nrules:\n")
+    for rule_id, builder in (("first", "b"), ("second", "x")):
+        text += (f"  - id: {rule_id}\n    match: ['**']\n    signedBy: {{anyOf: [a]}}\n"
+                 "    cel:\n"
+                 f"      - {{id: name, expr: 'artifact.name.size() < 100', message: short}}\n"
+                 f"      - {{id: builder, expr: 'predicate.runDetails.builder.id == \"{builder}\"',"
+                 f" message: builder must be {builder}}}\n"
+                 "      - {id: broken, expr: 'artifact.nope == 1', message: no such field}\n")
+    return policy(text)
+
+
+def test_every_cel_clause_of_a_verdict_takes_one_round_trip_to_the_worker(monkeypatch):
+    """Six CEL clauses over two rules and two files: one frame to the worker (it was
+    one per clause), with the same per-clause results as evaluating each alone."""
+    from mgattest.policy import cel as cel_mod
+
+    files = {W: digest_of(b"weights"), "config.json": digest_of(b"config")}
+    att = attestation(files, key_signer(KEY_A),
+                      predicate={"runDetails": {"builder": {"id": "b"}}})
+    pol = _two_rules_with_cel()
+    run(pol, [att], files=files)  # the worker is started outside the count
+    frames = []
+    real_call = cel_mod._WORKER._call
+    monkeypatch.setattr(cel_mod._WORKER, "_call",
+                        lambda proc, request, deadline: frames.append(request)
+                        or real_call(proc, request, deadline))
+    v = run(pol, [att], files=files)
+    assert len(frames) == 1 and len(frames[0]["jobs"]) == 6
+    status = {c.id: c.status for c in v.checks if ".cel:" in c.id}
+    assert status == {"first.cel:name": "pass", "first.cel:builder": "pass",
+                      "first.cel:broken": "fail", "second.cel:name": "pass",
+                      "second.cel:builder": "fail", "second.cel:broken": "fail"}
+    assert "evaluation error" in failed(v)["first.cel:broken"]
+    assert failed(v)["second.cel:builder"].startswith("config.json: builder must be x")
+
+
+def test_an_exception_waives_a_failing_cel_clause():
+    """Exceptions still apply to CEL checks, which are filled in after every rule."""
+    import yaml
+
+    from mgattest.policy.loader import policy_from_bytes
+
+    pol = key_policy("cel:\n  - {id: pred, expr: 'predicate.ok == true', message: not ok}\n")
+    att = [attestation(FILES, key_signer(KEY_A), predicate={"ok": False})]
+    assert failed(run(pol, att)) == {"weights.cel:pred": f"{W}: not ok"}
+    doc = dict(pol.raw)
+    doc["exceptions"] = [{"digest": f"sha256:{FILES[W]}", "reason": "known", "approver": "bob",
+                          "expires": "2027-01-01"}]
+    v = run(policy_from_bytes(yaml.safe_dump(doc).encode(), source="t.yaml"), att)
+    assert v.allowed
+    assert [c.status for c in v.checks if c.id == "weights.cel:pred"] == ["waived"]

@@ -374,3 +374,18 @@ def test_masked_object_array_state_shorter_than_its_shape_is_dangerous():
     assert bad != blob
     assert any(f.kind == "array-state" and f.severity == DANGEROUS
                for f in scan_bytes("x.pkl", bad).findings)
+
+
+def test_text_keys_are_charged_and_do_not_hide_colliding_keys():
+    """The walker's fast path for text keys (no hash to count) still charges their
+    hashing work, and colliding ints mixed into the same dict are still found."""
+    from mgattest.inspect.limits import Limits
+
+    words = pickle.dumps({f"w{i}": i for i in range(500)}, 4)
+    report = scan_bytes("x.pkl", words, limits=Limits(max_key_hash_work=100))
+    assert any(f.kind == "resource" and "to hash" in f.detail for f in report.findings)
+    assert scan_bytes("x.pkl", words).verdict == SAFE
+    mixed = {f"w{i}": i for i in range(3000)}
+    mixed.update(dict.fromkeys(k * _M for k in range(1, 1500)))
+    report = scan_bytes("x.pkl", pickle.dumps(mixed, 4))
+    assert any(f.kind == "resource" and "share the hash" in f.detail for f in report.findings)

@@ -6,7 +6,9 @@ from asking an allow-listed constructor for gigabytes (``bytearray(2**30)``). So
 
 * :func:`admit` walks the pickle with the scanner first (same allow-list) and refuses
   anything it flags: imports, mutation of imported objects, allocations far larger than
-  the file, malformed streams. Nothing has run at that point.
+  the file, malformed streams. Nothing has run at that point. A content scan that
+  already made exactly this walk over the same bytes hands its outcome over as an
+  :class:`Admission`, so verify-then-load walks once (see :func:`admit`).
 * :class:`GlobalsGuard` snapshots every object ``find_class`` hands out and, after the
   load, undoes and refuses any change to one of them: a second, independent line for
   the process-wide poisoning the walk is meant to catch.
@@ -14,28 +16,96 @@ from asking an allow-listed constructor for gigabytes (``bytearray(2**30)``). So
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
+from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 from mgattest.inspect.pickle_scan import ScanContext, scan_pickle_blob
-from mgattest.inspect.report import INFO, MALFORMED
+from mgattest.inspect.report import INFO, MALFORMED, Finding
 
 # Only plain pickle.load-vs-joblib disagreements: irrelevant when joblib's reader loads.
 _JOBLIB_IGNORED = frozenset({"loader-mismatch"})
 
 
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of one admission walk: which bytes, under which allow-list, limits
+    and walk parameters, and what the walk found.
+
+    :func:`admit` accepts it in place of walking again only when every one of those is
+    the same (the bytes by SHA-256), so it cannot stand for other bytes or looser rules.
+    """
+
+    sha256: bytes
+    size: int
+    extra_allowed: frozenset
+    limits: Limits
+    joblib: bool
+    max_streams: int | None
+    findings: tuple[Finding, ...]
+    persistent_ids: int
+
+    def covers(self, data, *, extra_allowed: frozenset, joblib: bool,
+               max_streams: int | None, limits: Limits) -> bool:
+        """Is this the walk :func:`admit` would make over *data* with these settings?"""
+        return (self.extra_allowed == extra_allowed and self.joblib == joblib
+                and self.max_streams == max_streams and self.limits == limits
+                and self.size == len(data) and hashlib.sha256(data).digest() == self.sha256)
+
+
+def walk_for_admission(data, ctx: ScanContext, *, joblib: bool = False,
+                       max_streams: int | None = 1) -> tuple[list, Admission | None]:
+    """Run the admission walk over *data* into *ctx*; return the streams and an
+    :class:`Admission` token for it (None when the walk is not reusable).
+
+    The scanner walks a top-level pickle with ``joblib=True``. That walk is the one
+    :func:`admit` makes for a plain pickle (``joblib=False``) when it neither skipped a
+    joblib array payload nor accepted an import only joblib's allow-list permits; only
+    then is a token issued, saying ``joblib=False``. *ctx* must be fresh (nothing
+    scanned into it yet), as admit's own context is.
+    """
+    pristine = ctx.pristine()
+    results = scan_pickle_blob(data, ctx, joblib=joblib, max_streams=max_streams)
+    plain_allowed = SAFE_GLOBALS | ctx.extra_allowed
+    joblib_only = any((i.module, i.name) in JOBLIB_GLOBALS
+                      and (i.module, i.name) not in plain_allowed for i in ctx.imports)
+    if not pristine or ctx.joblib_arrays or joblib_only:
+        return results, None
+    return results, Admission(hashlib.sha256(data).digest(), len(data), ctx.extra_allowed,
+                              ctx.limits, False, max_streams, tuple(ctx.findings),
+                              ctx.persistent_ids)
+
+
 def admit(data, *, where: str, extra_allowed: frozenset, joblib: bool = False,
-          max_streams: int | None = 1, limits: Limits = DEFAULT_LIMITS) -> None:
+          max_streams: int | None = 1, limits: Limits = DEFAULT_LIMITS,
+          admission: Admission | None = None) -> None:
     """Refuse, before unpickling, a pickle the scanner does not judge safe.
 
     Raises :class:`UnsafeContentError` for what would reach outside the allow-list,
     mutate an imported object or allocate far beyond the file's size, and
     :class:`RestrictedLoadError` for a stream every unpickler rejects anyway.
+
+    *admission*: the outcome of the same walk made earlier (by the content scan of
+    ``mgattest.load``); it is used only if it covers exactly these bytes and settings,
+    otherwise the walk runs here.
     """
-    ctx = ScanContext(limits=limits, extra_allowed=extra_allowed)
-    scan_pickle_blob(data, ctx, joblib=joblib, max_streams=max_streams)
-    refused = [f for f in ctx.findings if f.severity != INFO
+    if admission is not None and admission.covers(data, extra_allowed=extra_allowed,
+                                                  joblib=joblib, max_streams=max_streams,
+                                                  limits=limits):
+        findings, persistent_ids = list(admission.findings), admission.persistent_ids
+    else:
+        ctx = ScanContext(limits=limits, extra_allowed=extra_allowed)
+        scan_pickle_blob(data, ctx, joblib=joblib, max_streams=max_streams)
+        findings, persistent_ids = ctx.findings, ctx.persistent_ids
+    _judge(findings, persistent_ids, where=where, joblib=joblib)
+
+
+def _judge(findings: list[Finding], persistent_ids: int, *, where: str, joblib: bool) -> None:
+    """Raise for the first finding that refuses the load (imports first)."""
+    refused = [f for f in findings if f.severity != INFO
                and not (joblib and f.kind in _JOBLIB_IGNORED)]
     for finding in refused:
         if finding.kind == "import":
@@ -43,7 +113,7 @@ def admit(data, *, where: str, extra_allowed: frozenset, joblib: bool = False,
                 f"refused to load global {finding.module}.{finding.name}: not in the "
                 f"allow-list (byte {finding.offset})", what="restricted-unpickle",
                 where=where, module=finding.module, name=finding.name)
-    if ctx.persistent_ids:
+    if persistent_ids:
         raise UnsafeContentError("refused a pickle persistent id (only torch.load may "
                                  "resolve them)", what="restricted-unpickle", where=where)
     for finding in refused:

@@ -150,6 +150,14 @@ class ScanContext:
     hash_work: int = 0  # tuple items hashed by dict/set insertions so far (expanded)
     hash_work_seen: bool = False
     pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
+    joblib_arrays: int = 0  # joblib array payloads skipped (only a joblib=True walk does)
+    admission: object = None  # the top-level pickle walk's admission.Admission, if any
+
+    def pristine(self) -> bool:
+        """Nothing has been scanned into this context yet (its counters are all zero)."""
+        return not (self.findings or self.imports or self.persistent_ids or self.allocated
+                    or self.hash_work or self.pickle_blobs or self.joblib_arrays
+                    or self.heavy_tuple_seen or self.hash_work_seen)
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -330,12 +338,13 @@ class _Walker:
     def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
         """Report keys whose hashes collide so much that inserting them is quadratic."""
         lim = self.ctx.limits
+        if all(type(key) is str for key in keys):
+            # The common case, on the hot path: a text key weighs 1 and its hash differs
+            # in every process, so KeyHashes would count nothing for it.
+            self._add_hash_work(len(keys), at)
+            return
         weights = [self._weight(key) for key in keys]
-        self.ctx.hash_work += sum(weights)
-        if self.ctx.hash_work > lim.max_key_hash_work and not self.ctx.hash_work_seen:
-            self.ctx.hash_work_seen = True
-            self.ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {self.ctx.hash_work} "
-                         "tuple items to hash, far more than the pickle holds", at)
+        self._add_hash_work(sum(weights), at)
         keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights)]
         if container.hashes is None:
             container.hashes = pickle_cost.KeyHashes()
@@ -344,6 +353,15 @@ class _Walker:
                                         max_unknown=lim.max_computed_keys)
         if problem:
             self.ctx.add(SUSPICIOUS, "resource", problem, at)
+
+    def _add_hash_work(self, items: int, at: int) -> None:
+        """Charge *items* hashed key items; report once when the total is out of bounds."""
+        ctx = self.ctx
+        ctx.hash_work += items
+        if ctx.hash_work > ctx.limits.max_key_hash_work and not ctx.hash_work_seen:
+            ctx.hash_work_seen = True
+            ctx.add(SUSPICIOUS, "resource", f"dict/set keys total {ctx.hash_work} "
+                    "tuple items to hash, far more than the pickle holds", at)
 
     def _alloc_budget(self) -> int:
         lim = self.ctx.limits
@@ -490,6 +508,7 @@ class _Walker:
         return Global(module, name, real, offset)
 
     def _skip_joblib_array(self, wrapper: Obj, pos: int, frame_end: int, op_at: int) -> int:
+        self.ctx.joblib_arrays += 1
         state = wrapper.state
         if not isinstance(state, SDict):
             raise MalformedPickle("joblib array wrapper without a state dict", op_at)

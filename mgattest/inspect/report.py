@@ -94,6 +94,9 @@ class FileReport:
     imports: list[ImportRecord] = field(default_factory=list)
     compression: str | None = None  # e.g. "gzip" for a compressed joblib file
     pickled: bool = False  # reading it runs an unpickler (pickle, joblib, torch, object arrays)
+    # The restricted unpickler's admission walk, when this scan made exactly that walk
+    # (an ``admission.Admission``; mgattest.load hands it to the loader). Not reported.
+    admission: Any = field(default=None, repr=False, compare=False)
 
     @property
     def policy_format(self) -> str:

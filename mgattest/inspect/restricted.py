@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from mgattest._files import open_regular
 from mgattest.inspect import compressed, npy
-from mgattest.inspect.admission import GlobalsGuard, admit
+from mgattest.inspect.admission import Admission, GlobalsGuard, admit
 from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise
 from mgattest.inspect.detect import sniff
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
@@ -88,10 +88,13 @@ def _run(loader, where: str, guard: GlobalsGuard):
 
 
 def restricted_loads(data: bytes, extra_allowed: Iterable[Pair] = (), *,
-                     where: str = "<bytes>") -> Any:
-    """Unpickle one stream from ``data`` with the allow-list; trailing bytes are refused."""
+                     where: str = "<bytes>", admission: Admission | None = None) -> Any:
+    """Unpickle one stream from ``data`` with the allow-list; trailing bytes are refused.
+
+    *admission*: an earlier scan's walk of these bytes (see :func:`admit`); used only if
+    it covers exactly ``data``, this allow-list and the default limits."""
     extra = frozenset(map(tuple, extra_allowed))
-    admit(data, where=where, extra_allowed=extra)
+    admit(data, where=where, extra_allowed=extra, admission=admission)
     buf = io.BytesIO(data)
     guard = GlobalsGuard(where)
     obj = _run(lambda: RestrictedUnpickler(buf, extra_allowed=extra, where=where,

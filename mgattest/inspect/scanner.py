@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 from mgattest._files import open_regular
 from mgattest.inspect import archive, compressed, npy, torchscript
+from mgattest.inspect.admission import walk_for_admission
 from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      PICKLED_FORMATS, is_safetensors, looks_like_onnx,
                                      policy_format, sniff, text_kind)
@@ -51,9 +52,10 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
         # Fail closed: an input that trips the scanner is never reported safe.
         ctx.add(MALFORMED, "scanner-error", f"could not analyse: {type(exc).__name__}: {exc}")
         fmt = "unknown"
+        ctx.admission = None
     pickled = ctx.pickle_blobs > 0 or policy_format(fmt) in PICKLED_FORMATS
     return FileReport(name, fmt, len(data), ctx.findings, ctx.imports, ctx.compression,
-                      pickled)
+                      pickled, admission=ctx.admission)
 
 
 def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
@@ -243,7 +245,8 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
         ctx.pickle_blobs += trial.pickle_blobs
         ctx.persistent_ids += trial.persistent_ids
         return _label_pickle(ctx, results)
-    first = scan_pickle_blob(data, ctx, joblib=True, max_streams=1)
+    # The first stream's walk is also the restricted unpickler's admission walk.
+    first, ctx.admission = walk_for_admission(data, ctx, joblib=True, max_streams=1)
     if first and is_torch_legacy_magic(first[0]):
         rest = scan_pickle_blob(data, ctx, start=first[0].end, max_streams=4,
                                 streams_before=1)

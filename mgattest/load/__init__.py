@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mgattest.errors import InputError, VerificationError
@@ -39,6 +39,9 @@ class ModelBytes:
     files: dict[str, Any]
     sha256: dict[str, str]  # name → hex
     identity: tuple[tuple[str, int, int, int, int], ...]  # (name, dev, ino, size, mtime_ns)
+    # name → the content scan's restricted-unpickler admission walk over these bytes
+    # (filled by scan_model; the loader re-checks it covers the bytes it loads).
+    admissions: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = (),
@@ -146,7 +149,10 @@ def _hash(algorithm: str, data: Any) -> Any:
 
 
 def scan_model(model: ModelBytes) -> dict[str, Any]:
-    """Content reports for every file, from the in-memory bytes."""
+    """Content reports for every file, from the in-memory bytes.
+
+    A pickle's walk is also its admission walk: it is kept in ``model.admissions`` so
+    that loading the same bytes does not walk them a second time."""
     from mgattest.inspect import scan_bytes  # noqa: PLC0415
 
     def directory_of(name: str) -> str:
@@ -155,8 +161,12 @@ def scan_model(model: ModelBytes) -> dict[str, Any]:
             return os.path.dirname(os.path.abspath(model.root))
         return os.path.dirname(os.path.join(model.root, name))
 
-    return {name: scan_bytes(name, data, base_dir=directory_of(name))
-            for name, data in model.files.items()}
+    reports = {name: scan_bytes(name, data, base_dir=directory_of(name))
+               for name, data in model.files.items()}
+    for name, report in reports.items():
+        if report.admission is not None:
+            model.admissions[name] = report.admission
+    return reports
 
 
 def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[Any], *,
@@ -316,7 +326,8 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: "Policy"
         fmt = formats.get(name) or detect_format(name, data[:16])
         loaded[name] = deserialize(name, data, fmt, framework=framework,
                                    allow_object_arrays=clearance.pickle == "restricted",
-                                   extra_allowed=extra_allowed)
+                                   extra_allowed=extra_allowed,
+                                   admission=model.admissions.get(name))
     if not loaded:
         raise PolicyDenied(f"policy {policy.source} clears no file of {os.fspath(path)} for "
                            "loading: " + "; ".join(refused[:3]), verdict=verdict,

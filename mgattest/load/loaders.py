@@ -26,13 +26,19 @@ class UnsafeContentError(VerificationError):
 
 
 def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
-                allow_object_arrays: bool = False, extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
-    """Deserialise *data* (the verified bytes of file *name*) as format *fmt*."""
+                allow_object_arrays: bool = False, extra_allowed: tuple[tuple[str, str], ...] = (),
+                admission: Any = None) -> Any:
+    """Deserialise *data* (the verified bytes of file *name*) as format *fmt*.
+
+    *admission*: the content scan's admission walk over *data* (an
+    :class:`mgattest.inspect.admission.Admission`), reused by the restricted unpickler
+    only if it covers exactly these bytes and settings."""
     try:
         loader = _LOADERS.get(fmt, _raw)
         return check_sparse_tensors(name, loader(name, data, framework=framework,
                                                  allow_object_arrays=allow_object_arrays,
-                                                 extra_allowed=extra_allowed))
+                                                 extra_allowed=extra_allowed,
+                                                 admission=admission))
     except (InputError, VerificationError):
         raise
     except ImportError as exc:
@@ -189,10 +195,12 @@ def _onnx_tensors(message: Any) -> Any:
                 stack.append(value)
 
 
-def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
+def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...],
+            admission: Any = None, **_: Any) -> Any:
     from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
 
-    return restricted_loads(data, extra_allowed=extra_allowed, where=name)
+    return restricted_loads(data, extra_allowed=extra_allowed, where=name,
+                            admission=admission)
 
 
 def _joblib(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:

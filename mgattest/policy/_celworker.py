@@ -8,14 +8,16 @@ lists dies here, not in the verifier.
 
 Frames from the parent:
 
-``{"session": S, "contexts": {C: {var: value}}, "expr": E, "tasks": [[C, ...], ...]}``
-    Evaluate E over each task's contexts in order, stopping at the first that yields
-    ``true``. Contexts are kept per session (the last few sessions) so one evaluation
-    sends each attestation's variables once.
+``{"session": S, "contexts": {C: {var: value}}, "jobs": [{"expr": E, "tasks": [[C, ...], ...]}]}``
+    For each job, evaluate E over each task's contexts in order, stopping at the first
+    that yields ``true``. Contexts are kept per session (the last few sessions) so one
+    evaluation sends each attestation's variables once; all CEL checks of one verdict
+    travel in one frame.
 
-Replies: ``{"results": [[index of the first true context | null, first error | null]]}``,
-``{"missing": [C, ...]}`` when a context must be (re)sent, or ``{"error": message}``
-when E does not compile. The first frame the worker writes is ``{"ready": backend}``.
+Replies: ``{"results": [job result, ...]}``, one per job: ``{"results": [[index of the
+first true context | null, first error | null], ...]}`` or ``{"error": message}`` when
+E does not compile; or ``{"missing": [C, ...]}`` when a context must be (re)sent. The
+first frame the worker writes is ``{"ready": backend}``.
 """
 
 import json
@@ -105,10 +107,17 @@ def handle(request, engine, programs, sessions):
         sessions.popitem(last=False)
     for cid, values in request.get("contexts", {}).items():
         session[cid] = engine.context(values)
-    missing = sorted({cid for task in request["tasks"] for cid in task if cid not in session})
+    jobs = request["jobs"]
+    missing = sorted({cid for job in jobs for task in job["tasks"] for cid in task
+                      if cid not in session})
     if missing:
         return {"missing": missing}
-    expr = request["expr"]
+    return {"results": [run_job(job, engine, programs, session) for job in jobs]}
+
+
+def run_job(job, engine, programs, session):
+    """One program over its tasks: {"results": [...]} or {"error": message}."""
+    expr = job["expr"]
     program = programs.pop(expr, None)
     if program is None:
         try:
@@ -119,7 +128,7 @@ def handle(request, engine, programs, sessions):
     while len(programs) > KEEP_PROGRAMS:
         programs.popitem(last=False)
     return {"results": [evaluate_task(engine, program, [session[c] for c in task])
-                        for task in request["tasks"]]}
+                        for task in job["tasks"]]}
 
 
 def read_frame(stream):

@@ -120,18 +120,28 @@ class CelSession:
 
         Fails closed: when the budget runs out, every task still pending gets
         ``(None, reason)``."""
-        if not tasks:
-            return []
+        return self.first_true_many([(program, tasks)])[0]
+
+    def first_true_many(self, jobs: list[tuple[CelProgram, list[list[Activation]]]]
+                        ) -> list[list[tuple[int | None, str | None]]]:
+        """:meth:`first_true` for several programs in ONE round trip to the worker
+        (each activation sent once), under this session's single budget."""
+        if not any(tasks for _, tasks in jobs):
+            return [[] for _ in jobs]
         if self.remaining <= 0:
-            return [(None, f"CEL budget of {EVAL_BUDGET_S}s for this evaluation is "
-                           "exhausted")] * len(tasks)
+            return [[(None, f"CEL budget of {EVAL_BUDGET_S}s for this evaluation is "
+                            "exhausted")] * len(tasks) for _, tasks in jobs]
         try:
-            reply = _WORKER.exchange(self, program, tasks)
+            reply = _WORKER.exchange(self, jobs)
         except _BudgetExceeded as exc:
-            return [(None, str(exc))] * len(tasks)
-        if "error" in reply:
-            return [(None, reply["error"])] * len(tasks)
-        return [(r[0], r[1]) for r in reply["results"]]
+            return [[(None, str(exc))] * len(tasks) for _, tasks in jobs]
+        out = []
+        for (_, tasks), job_reply in zip(jobs, reply["results"], strict=True):
+            if "error" in job_reply:
+                out.append([(None, job_reply["error"])] * len(tasks))
+            else:
+                out.append([(r[0], r[1]) for r in job_reply["results"]])
+        return out
 
     def _contexts(self, tasks: Iterable[list[Activation]], generation: int,
                   resend: bool) -> dict[str, dict[str, Any]]:
@@ -160,16 +170,19 @@ class _Worker:
         self.owner = os.getpid()
         self.generation = 0
 
-    def exchange(self, session: CelSession, program: CelProgram,
-                 tasks: list[list[Activation]]) -> dict[str, Any]:
+    def exchange(self, session: CelSession,
+                 jobs: list[tuple[CelProgram, list[list[Activation]]]]) -> dict[str, Any]:
         with self.lock:
             proc = self._running()
             started = time.monotonic()
             try:
                 for resend in (False, True):
-                    request = {"session": session.sid, "expr": program.expr,
+                    tasks = [task for _, job_tasks in jobs for task in job_tasks]
+                    request = {"session": session.sid,
                                "contexts": session._contexts(tasks, self.generation, resend),
-                               "tasks": [[a.cid for a in task] for task in tasks]}
+                               "jobs": [{"expr": program.expr,
+                                         "tasks": [[a.cid for a in task] for task in job_tasks]}
+                                        for program, job_tasks in jobs]}
                     reply = self._call(proc, request, started + session.remaining)
                     if "missing" not in reply:
                         return reply

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedAttestation,
@@ -84,6 +85,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
     state = _State(policy)
     clearance = _ClearanceBook(present)
     matched_any: set[str] = set()
+    files_of_rule: dict[int, list[_File]] = {}
     for rule in policy.rules:
         rule_files = [f for f in present if any_glob(rule.match, f.name)]
         matched_any.update(f.name for f in rule_files)
@@ -92,9 +94,14 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
                                 + ", ".join(rule.match)))
             continue
         rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now, state, clearance)
+        files_of_rule[id(rule)] = rule_files
         rule_checks = _apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc)
         clearance.block_failed(rule, rule_checks)
         checks.extend(rule_checks)
+    # CEL clauses are not byte clauses (clearance does not read them): all of them are
+    # evaluated here, in one round trip to the CEL worker, then exceptions apply.
+    for rule, cel_checks in _resolve_cel(state):
+        _apply_exceptions(rule, cel_checks, files_of_rule[id(rule)], active_exc, expired_exc)
 
     unmatched = [f for f in present if f.name not in matched_any]
     if unmatched:
@@ -413,8 +420,10 @@ class _State:
         self.default_ids = policy.trusted_log_ids() if (policy.roots or policy.logs) else None
         self.activations: dict[tuple[Any, ...], Any] = {}
         self.signer_memo: dict[tuple[str, int], tuple[bool, str]] = {}
+        self.trust_memo: dict[tuple[int, int], bool] = {}  # (id(rule), id(att)) → trusted
         self.content_memo: dict[tuple[Any, str], tuple[Any, str, dict[str, Any]]] = {}
         self.cel = CelSession()  # one CEL time budget for the whole evaluation
+        self.pending_cel: list[_PendingCel] = []  # resolved together by _resolve_cel
 
 
 def _evaluate_rule(policy: Policy, rule: Rule, matched: list[_File],
@@ -458,10 +467,13 @@ def _rule_trusts(policy: Policy, rule: Rule, att: VerifiedAttestation, now: int,
                  state: _State) -> bool:
     """Does *rule* count attestations signed by *att*'s signer? (A policy without named
     signers leaves trust to the verifier: ``--identity`` or its keys.)"""
-    names = rule_signer_names(policy, rule)
-    if not names:
-        return True
-    return any(_signer_ok(policy, name, att, now, state.signer_memo)[0] for name in names)
+    key = (id(rule), id(att))
+    trusts = state.trust_memo.get(key)
+    if trusts is None:  # once per (rule, attestation), not once per file it covers
+        names = rule_signer_names(policy, rule)
+        trusts = state.trust_memo[key] = not names or any(
+            _signer_ok(policy, name, att, now, state.signer_memo)[0] for name in names)
+    return trusts
 
 
 def _signer_ok(policy: Policy, name: str, att: VerifiedAttestation, now: int,
@@ -543,8 +555,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
         return state.content_memo[key]
     checks.append(_per_file(rule, "content", files, content))
     for cel in rule.cel:
-        outcomes = _cel_outcomes(cel, files, qualified, state)
-        checks.append(_per_file(rule, f"cel:{cel.id}", files, lambda f, o=outcomes: o[f.name]))
+        checks.append(_defer_cel(rule, cel, files, qualified, state))
     return checks
 
 
@@ -702,27 +713,66 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
     return act
 
 
-def _cel_outcomes(cel: Any, files: list[_File], qualified: dict[str, list[VerifiedAttestation]],
-                  state: "_State") -> dict[str, tuple[bool, str, dict[str, Any]]]:
-    """Per file: does *cel* hold for one of the attestations the rule counts for it?
-    One batch for all files (one round trip to the CEL worker); the evidence names the
-    attestation and signer that satisfied it."""
+@dataclass
+class _PendingCel:
+    """A CEL clause of one rule whose Check is filled in by :func:`_resolve_cel`."""
+
+    rule: Rule
+    cel: Any
+    files: list[_File]
+    pairs: dict[str, list[tuple[VerifiedAttestation | None, Any]]]  # name → (att, activation)
+    tasks: dict[tuple[str, ...], list[Any]]  # files sharing activations share one task
+    check: Check
+
+
+def _defer_cel(rule: Rule, cel: Any, files: list[_File],
+               qualified: dict[str, list[VerifiedAttestation]], state: "_State") -> Check:
+    """Queue *cel* for every file (with the attestations the rule counts for it); the
+    returned Check is a placeholder until :func:`_resolve_cel` runs."""
     used = cel.program.used
     pairs = {f.name: [(a, _activation(used, a, f, state)) for a in qualified[f.name]]
              or [(None, _activation(used, None, f, state))] for f in files}
     tasks: dict[tuple[str, ...], list[Any]] = {}
-    for f in files:  # files sharing their activations share one task
+    for f in files:
         tasks.setdefault(tuple(act.cid for _, act in pairs[f.name]),
                          [act for _, act in pairs[f.name]])
-    results = dict(zip(tasks, state.cel.first_true(cel.program, list(tasks.values()))))
+    check = Check(rule.id, f"cel:{cel.id}", FAIL, "CEL clause not evaluated")
+    state.pending_cel.append(_PendingCel(rule, cel, files, pairs, tasks, check))
+    return check
+
+
+def _resolve_cel(state: "_State") -> list[tuple[Rule, list[Check]]]:
+    """Evaluate every queued CEL clause in ONE worker round trip (one budget) and fill
+    in their Checks; returns each rule with its CEL checks."""
+    pending, state.pending_cel = state.pending_cel, []
+    if not pending:
+        return []
+    replies = state.cel.first_true_many([(p.cel.program, list(p.tasks.values()))
+                                         for p in pending])
+    by_rule: dict[int, tuple[Rule, list[Check]]] = {}
+    for p, reply in zip(pending, replies, strict=True):
+        outcomes = _cel_outcomes(p, dict(zip(p.tasks, reply)))
+        built = _per_file(p.rule, p.check.clause, p.files, lambda f, o=outcomes: o[f.name])
+        p.check.status, p.check.reason, p.check.evidence = \
+            built.status, built.reason, built.evidence
+        by_rule.setdefault(id(p.rule), (p.rule, []))[1].append(p.check)
+    return list(by_rule.values())
+
+
+def _cel_outcomes(p: _PendingCel, results: dict[tuple[str, ...], tuple[int | None, str | None]]
+                  ) -> dict[str, tuple[bool, str, dict[str, Any]]]:
+    """Per file: did the clause hold for one of the attestations the rule counts for
+    it? The evidence names the attestation and signer that satisfied it."""
+    cel = p.cel
     out = {}
-    for f in files:
-        hit, error = results[tuple(act.cid for _, act in pairs[f.name])]
+    for f in p.files:
+        pairs = p.pairs[f.name]
+        hit, error = results[tuple(act.cid for _, act in pairs)]
         if hit is None:
             reason = cel.message + (f" (evaluation error: {error})" if error else "")
             out[f.name] = (False, reason, {"expr": cel.expr})
             continue
-        att = pairs[f.name][hit][0]
+        att = pairs[hit][0]
         ev: dict[str, Any] = {"expr": cel.expr}
         if att is not None:
             ev["satisfiedBy"] = {"attestation": att.source, "signer": att.signer.distinct_id}
