@@ -35,7 +35,7 @@ import re
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import DANGEROUS, MALFORMED, SUSPICIOUS
 
-_LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda", "__lambda__"})
+_LAMBDA_CLASSES = frozenset({"Lambda", "TFOpLambda"})
 _FUNCTION_CLASSES = frozenset({"function", "__function__"})
 # Namespaces whose functions are pure tensor math.
 _MATH_NAMESPACES = ("activations", "losses", "metrics", "initializers", "regularizers",
