@@ -17,7 +17,8 @@ joblib = pytest.importorskip("joblib")
 pytest.importorskip("sklearn")
 
 from mgattest.inspect import SAFE_GLOBALS, scan_bytes  # noqa: E402
-from mgattest.inspect.estimators import DATA_FILE, example_estimators  # noqa: E402
+from mgattest.inspect.estimators import (  # noqa: E402
+    DATA_FILE, QUIET_PARAMS, example_estimators)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,11 +130,11 @@ def _catboost_models():
     catboost = pytest.importorskip("catboost", reason="catboost is not installed")
     x, y_class, y_reg = _gb_data()
     return {
-        "CatBoostClassifier": catboost.CatBoostClassifier(iterations=3, verbose=False)
+        "CatBoostClassifier": catboost.CatBoostClassifier(iterations=3, **QUIET_PARAMS["catboost"])
         .fit(x, y_class),
-        "CatBoostRegressor": catboost.CatBoostRegressor(iterations=3, verbose=False)
+        "CatBoostRegressor": catboost.CatBoostRegressor(iterations=3, **QUIET_PARAMS["catboost"])
         .fit(x, y_reg),
-        "CatBoost": catboost.CatBoost({"iterations": 3, "verbose": False}).fit(x, y_reg),
+        "CatBoost": catboost.CatBoost({"iterations": 3, **QUIET_PARAMS["catboost"]}).fit(x, y_reg),
     }
 
 
@@ -164,7 +165,7 @@ def test_xgboost_model_holding_a_dangerous_function_is_flagged():
 
 def test_catboost_model_holding_a_dangerous_function_is_flagged():
     catboost = pytest.importorskip("catboost", reason="catboost is not installed")
-    model = catboost.CatBoostClassifier(iterations=2, verbose=False, eval_metric=os.system)
+    model = catboost.CatBoostClassifier(iterations=2, eval_metric=os.system, **QUIET_PARAMS["catboost"])
     for blob in (dump(model), pickle.dumps(model, protocol=5)):
         assert scan_bytes("cb.joblib", blob).verdict == "dangerous"
 

@@ -92,7 +92,7 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
                 continue
             yield name, _fit(estimator, inputs)
         for name, cls in _boosting_classes():
-            quiet = _QUIET[name.split(".")[0]]
+            quiet = QUIET_PARAMS[name.split(".")[0]]
             try:
                 estimator = cls(n_estimators=2, **quiet)
             except TypeError:  # catboost.CatBoost takes one params dict
@@ -100,8 +100,9 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
             yield name, _fit(estimator, inputs)
 
 
-_QUIET = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
-          "catboost": {"verbose": False}}
+# Constructor arguments that keep each boosting library silent and off the disk.
+QUIET_PARAMS = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
+          "catboost": {"verbose": False, "allow_writing_files": False}}
 
 
 def _boosting_classes() -> Iterator[tuple[str, type]]:
