@@ -17,8 +17,7 @@ joblib = pytest.importorskip("joblib")
 pytest.importorskip("sklearn")
 
 from mgattest.inspect import SAFE_GLOBALS, scan_bytes  # noqa: E402
-from mgattest.inspect.estimators import (  # noqa: E402
-    DATA_FILE, QUIET_PARAMS, example_estimators)
+from mgattest.inspect.estimators import DATA_FILE, QUIET_PARAMS, example_estimators  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ pytest.importorskip("torch", reason="Keras tests run on the torch backend; torch
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install keras)")
 h5py = pytest.importorskip("h5py", reason="h5py (for Keras .h5 saves) is not installed")
 
-from mgattest.inspect import scan_bytes  # noqa: E402 - keras must be configured first
+from mgattest.inspect import scan_bytes  # after the backend is chosen
 
 pytestmark = [pytest.mark.interop,
               pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -95,17 +95,17 @@ def _adapted_normalization():
 
 REAL_MODELS = {
     "dense": (lambda: sequential(L.Dense(3, activation="relu"), L.Dense(1)), None),
-    "dense-adam": (lambda: sequential(L.Dense(1)), dict(optimizer="adam", loss="mse")),
-    "functional-cnn": (_functional_cnn, dict(optimizer=keras.optimizers.AdamW(),
-                                             loss=keras.losses.BinaryCrossentropy())),
+    "dense-adam": (lambda: sequential(L.Dense(1)), {"optimizer": "adam", "loss": "mse"}),
+    "functional-cnn": (_functional_cnn, {"optimizer": keras.optimizers.AdamW(),
+                                         "loss": keras.losses.BinaryCrossentropy()}),
     "functional-attention": (_functional_attention, None),
-    "recurrent-rmsprop-schedule": (_recurrent, dict(
-        optimizer=keras.optimizers.RMSprop(
+    "recurrent-rmsprop-schedule": (_recurrent, {
+        "optimizer": keras.optimizers.RMSprop(
             keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy", keras.metrics.AUC()])),
-    "builtin-loss-functions": (lambda: sequential(L.Dense(4)), dict(
-        optimizer="sgd", loss=keras.losses.mean_squared_error,
-        metrics=[keras.metrics.mean_absolute_error])),
+        "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy", keras.metrics.AUC()]}),
+    "builtin-loss-functions": (lambda: sequential(L.Dense(4)), {
+        "optimizer": "sgd", "loss": keras.losses.mean_squared_error,
+        "metrics": [keras.metrics.mean_absolute_error]}),
     "adapted-normalization": (_adapted_normalization, None),
 }
 
