@@ -58,15 +58,25 @@ REVIEWED_FUNCTIONS = {
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "xgboost", "lightgbm", "catboost")
 
 
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+# Import name of each library whose distribution name differs.
+IMPORT_NAMES = {"scikit-learn": "sklearn"}
 
+
+def library_versions() -> dict[str, str]:
+    """Installed version of each library, found by import name, so that a library
+    shipped under another distribution name (``xgboost-cpu`` for ``xgboost``) counts."""
+    from importlib.metadata import packages_distributions, version
+
+    providers = packages_distributions()
     out = {}
     for lib in LIBRARIES:
-        try:
-            out[lib] = version(lib)
-        except PackageNotFoundError:
+        dists = sorted(set(providers.get(IMPORT_NAMES.get(lib, lib), ())))
+        if not dists:
             out[lib] = "not installed"
+        elif dists == [lib]:
+            out[lib] = version(lib)
+        else:
+            out[lib] = ", ".join(f"{version(d)} ({d})" for d in dists)
     return out
 
 

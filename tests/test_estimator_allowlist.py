@@ -17,7 +17,7 @@ joblib = pytest.importorskip("joblib")
 pytest.importorskip("sklearn")
 
 from mgattest.inspect import SAFE_GLOBALS, scan_bytes  # noqa: E402
-from mgattest.inspect.estimators import DATA_FILE, example_estimators  # noqa: E402
+from mgattest.inspect.estimators import DATA_FILE, QUIET_PARAMS, example_estimators  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +99,91 @@ def test_estimator_holding_a_dangerous_function_is_still_flagged():
     from sklearn.preprocessing import FunctionTransformer
     report = scan_bytes("ft.joblib", dump(FunctionTransformer(func=os.system)))
     assert report.verdict == "dangerous"
+
+
+# --- XGBoost / CatBoost: real fitted models (issue #11) ---------------------------------
+
+def _gb_data():
+    import numpy as np
+    rng = np.random.RandomState(0)
+    x = rng.rand(60, 4)
+    return x, np.array([0, 1] * 30), x @ np.array([1.0, 2.0, 0.5, -1.0])
+
+
+def _xgboost_models():
+    xgboost = pytest.importorskip("xgboost", reason="xgboost (xgboost-cpu) is not installed")
+    import numpy as np
+    x, y_class, y_reg = _gb_data()
+    return {
+        "XGBClassifier": xgboost.XGBClassifier(n_estimators=3).fit(x, y_class),
+        "XGBRegressor": xgboost.XGBRegressor(n_estimators=3).fit(x, y_reg),
+        "XGBRFClassifier": xgboost.XGBRFClassifier(n_estimators=3).fit(x, y_class),
+        "XGBRFRegressor": xgboost.XGBRFRegressor(n_estimators=3).fit(x, y_reg),
+        "XGBRanker": xgboost.XGBRanker(n_estimators=3).fit(
+            x, np.arange(60) % 4, qid=np.repeat(np.arange(6), 10)),
+        "Booster": xgboost.train({}, xgboost.DMatrix(x, y_reg), num_boost_round=2),
+    }
+
+
+def _catboost_models():
+    catboost = pytest.importorskip("catboost", reason="catboost is not installed")
+    x, y_class, y_reg = _gb_data()
+    return {
+        "CatBoostClassifier": catboost.CatBoostClassifier(iterations=3, **QUIET_PARAMS["catboost"])
+        .fit(x, y_class),
+        "CatBoostRegressor": catboost.CatBoostRegressor(iterations=3, **QUIET_PARAMS["catboost"])
+        .fit(x, y_reg),
+        "CatBoost": catboost.CatBoost({"iterations": 3, **QUIET_PARAMS["catboost"]}).fit(x, y_reg),
+    }
+
+
+def _assert_dumps_clean(models: dict) -> None:
+    flagged = {}
+    for name, model in models.items():
+        for fmt, blob in (("joblib", dump(model)), ("pickle", pickle.dumps(model, protocol=5))):
+            report = scan_bytes(f"{name}.{fmt}", blob)
+            if findings(report) or report.verdict != "safe":
+                flagged[f"{name}.{fmt}"] = findings(report)[:3]
+    assert flagged == {}
+
+
+def test_fitted_xgboost_model_dumps_have_no_findings():
+    _assert_dumps_clean(_xgboost_models())
+
+
+def test_fitted_catboost_model_dumps_have_no_findings():
+    _assert_dumps_clean(_catboost_models())
+
+
+def test_xgboost_model_holding_a_dangerous_function_is_flagged():
+    xgboost = pytest.importorskip("xgboost", reason="xgboost (xgboost-cpu) is not installed")
+    model = xgboost.XGBClassifier(n_estimators=2, eval_metric=os.system)
+    for blob in (dump(model), pickle.dumps(model, protocol=5)):
+        assert scan_bytes("xgb.joblib", blob).verdict == "dangerous"
+
+
+def test_catboost_model_holding_a_dangerous_function_is_flagged():
+    catboost = pytest.importorskip("catboost", reason="catboost is not installed")
+    model = catboost.CatBoostClassifier(iterations=2, eval_metric=os.system, **QUIET_PARAMS["catboost"])
+    for blob in (dump(model), pickle.dumps(model, protocol=5)):
+        assert scan_bytes("cb.joblib", blob).verdict == "dangerous"
+
+
+@pytest.mark.parametrize("module,name", [
+    ("xgboost", "train"), ("xgboost.training", "cv"), ("xgboost.core", "_load_lib"),
+    ("xgboost.tracker", "RabitTracker"), ("xgboost", "DMatrix"),
+    ("catboost", "train"), ("catboost.core", "cv"), ("catboost", "Pool"),
+])
+def test_boosting_functions_and_non_model_classes_stay_refused(module, name):
+    """Only the model classes (and what their dumps import) are listed: a training
+    function, a data loader (DMatrix/Pool read files) or the network tracker is not."""
+    assert (module, name) not in SAFE_GLOBALS
+    blob = (b"\x80\x04\x8c" + bytes([len(module)]) + module.encode() + b"\x8c"
+            + bytes([len(name)]) + name.encode() + b"\x93)R.")
+    assert scan_bytes("x.pkl", blob).verdict != "safe"
+
+
+def test_allow_list_records_an_xgboost_shipped_as_xgboost_cpu():
+    """The generator finds a library by import name: xgboost-cpu provides ``xgboost``."""
+    pytest.importorskip("xgboost", reason="xgboost (xgboost-cpu) is not installed")
+    assert _generator().library_versions()["xgboost"] != "not installed"

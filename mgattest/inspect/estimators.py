@@ -92,12 +92,17 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
                 continue
             yield name, _fit(estimator, inputs)
         for name, cls in _boosting_classes():
-            quiet = _QUIET[name.split(".")[0]]
-            yield name, _fit(cls(n_estimators=2, **quiet), inputs)
+            quiet = QUIET_PARAMS[name.split(".")[0]]
+            try:
+                estimator = cls(n_estimators=2, **quiet)
+            except TypeError:  # catboost.CatBoost takes one params dict
+                estimator = cls({"iterations": 2, **quiet})
+            yield name, _fit(estimator, inputs)
 
 
-_QUIET = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
-          "catboost": {"verbose": False}}
+# Constructor arguments that keep each boosting library silent and off the disk.
+QUIET_PARAMS = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
+          "catboost": {"verbose": False, "allow_writing_files": False}}
 
 
 def _boosting_classes() -> Iterator[tuple[str, type]]:
@@ -107,7 +112,7 @@ def _boosting_classes() -> Iterator[tuple[str, type]]:
                                        "XGBRFClassifier", "XGBRFRegressor", "Booster")),
                           ("lightgbm", ("LGBMClassifier", "LGBMRegressor", "LGBMRanker",
                                         "Booster")),
-                          ("catboost", ("CatBoostClassifier", "CatBoostRegressor",
+                          ("catboost", ("CatBoost", "CatBoostClassifier", "CatBoostRegressor",
                                         "CatBoostRanker"))):
         try:
             mod = importlib.import_module(module)
