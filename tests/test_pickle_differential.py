@@ -128,3 +128,12 @@ def test_tentative_pickle_that_would_hang_the_unpickler_is_not_safe():
     report = scan_bytes("model.bin", blob)
     assert report.verdict != SAFE
     assert any(f.kind == "resource" for f in report.findings)
+
+
+def test_a_long_global_name_cut_in_the_report_still_counts_as_an_import():
+    """Found by the differential property: the report cuts names over its limit with "…";
+    the cut name must not read as unimportable, or the file would pass as text."""
+    blob = b"cos\nsystem" + b"_" * 4092
+    report = scan_bytes("x.bin", blob)
+    assert report.verdict != SAFE
+    assert any(i.module == "os" and i.name.startswith("system") for i in report.imports)

@@ -265,9 +265,10 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
 
 
 def _resolvable(record) -> bool:
-    """Whether ``find_class`` could import this global: dotted identifiers only."""
-    return all(part.isidentifier() for text in (record.module, record.name)
-               for part in text.split("."))
+    """Whether ``find_class`` could import this global: dotted identifiers only. A name
+    the report cut short (ending in "…") is not known in full, so it counts as one."""
+    return all(text.endswith("\u2026") or all(part.isidentifier() for part in text.split("."))
+               for text in (record.module, record.name))
 
 
 # Findings that mean an unpickler reaches code, exhausts the machine on the way (a
