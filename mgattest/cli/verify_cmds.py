@@ -21,13 +21,6 @@ _POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_v
                    "source_branch", "emit_vsa", "audit_log")
 
 
-def _looks_like_digest(text: str) -> bool:
-    """Whether the target is ``ALGORITHM:HEX`` (a malformed one raises a usage error)."""
-    from mgattest.attest.digests import digest_target
-
-    return digest_target(text) is not None
-
-
 @guarded
 def verify_cmd(
     model: str = typer.Argument(..., help="Model file or directory, or sha256:HEX / sha512:HEX."),
@@ -101,13 +94,12 @@ def verify_cmd(
                                  certificate_chain=certificate_chain,
                                  trust_files=[trusted_root, trust_config])
     trusted_root = _merged_trust(trusted_root, trust_config, instance)
-    instance = None
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
          "github_workflow_name": gh_name}, cert_extension)
     options = dict(bundle=bundle, key=key, certificate_chain=certificate_chain,
-                   trusted_root=trusted_root, instance=instance, identity=identity,
+                   trusted_root=trusted_root, identity=identity,
                    identity_regex=identity_regex, issuer=issuer,
                    allow_unlogged=allow_unlogged, ignore=ignore,
                    allow_unsigned_files=allow_unsigned_files, allow_symlinks=allow_symlinks,
@@ -131,8 +123,8 @@ def verify_cmd(
             _quarantine(model, quarantine, ["denied by policy"], policy)
         raise typer.Exit(code)
     try:
-        result = _verify(model, bundle, key, certificate_chain, trusted_root, instance,
-                         identity, identity_regex, issuer, allow_unlogged, ignore,
+        result = _verify(model, bundle, key, certificate_chain, trusted_root, identity,
+                         identity_regex, issuer, allow_unlogged, ignore,
                          allow_unsigned_files, allow_symlinks, predicate_type, extensions)
     except Exception as exc:  # typed errors → exit codes; --json keeps machine output
         from mgattest.errors import MgattestError
@@ -147,18 +139,15 @@ def verify_cmd(
 
 
 def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain: Any,
-            trusted_root: Any, instance: Any, identity: Any, identity_regex: Any, issuer: Any,
+            root: Any, identity: Any, identity_regex: Any, issuer: Any,
             allow_unlogged: bool, ignore: List[str], allow_unsigned_files: bool,
             allow_symlinks: bool, predicate_type: Any,
             extensions: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    from mgattest.attest import trustroot, verify
+    """``root`` is the merged trust of --trusted-root/--trust-config/--instance."""
+    from mgattest.attest import verify
+    from mgattest.attest.digests import digest_target
     from mgattest.errors import InputError
 
-    root = _merged_trust(None, None, instance)
-    if isinstance(trusted_root, trustroot.TrustedRoot):
-        root = trusted_root if root is None else trusted_root.merged(root)
-    elif trusted_root is not None:
-        root = _merged_trust(trusted_root, None, instance)
     policy = None
     if identity or identity_regex or issuer or extensions:
         from mgattest.attest.certs import IdentityPolicy
@@ -173,13 +162,10 @@ def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain
     common = dict(trusted_root=root, keys=[str(k) for k in keys] or None, identity=policy,
                   allow_unlogged=allow_unlogged, certificate_chain=chain,
                   expected_predicate_type=predicate_type)
-    if _looks_like_digest(model):
+    spec = digest_target(model)
+    if spec is not None:
         if not bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
-        from mgattest.attest.digests import digest_target
-
-        spec = digest_target(model)
-        assert spec is not None
         atts = [verify.verify_bundle(str(b), artifact_digest=f"{spec.algorithm}:"
                                      f"{spec.hex_digest}", **common) for b in bundles]
         _require_identity(atts, policy)
@@ -262,7 +248,9 @@ def _refreshed_instance(instance: Optional[str]) -> Any:
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:
     """Move a rejected model (not a digest) into the quarantine directory."""
-    if _looks_like_digest(model) or not Path(model).exists():
+    from mgattest.attest.verify import names_a_digest
+
+    if names_a_digest(model) or not Path(model).exists():
         return
     import hashlib
 
