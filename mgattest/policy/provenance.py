@@ -192,8 +192,7 @@ def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
         if unknown:
             problems.append(f"unexpected externalParameters: {', '.join(unknown)}")
 
-    deps = [d for d in (pred.get("materials") if v02 else bd.get("resolvedDependencies")) or []
-            if isinstance(d, dict)]
+    deps = _dependencies(pred, v02)
     if spec.dependencies_pinned:
         for i, dep in enumerate(deps):
             digest = dep.get("digest")
@@ -334,10 +333,15 @@ def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list
     return []
 
 
-def _material_uris(pred: dict[str, Any], v02: bool) -> list[Any]:
+def _dependencies(pred: dict[str, Any], v02: bool) -> list[dict[str, Any]]:
+    """The provenance's dependencies: v0.2 ``materials``, v1 ``resolvedDependencies``."""
     deps = pred.get("materials") if v02 else _dict(pred.get("buildDefinition")).get(
         "resolvedDependencies")
-    return [d.get("uri") for d in deps or [] if isinstance(d, dict)]
+    return [d for d in deps or [] if isinstance(d, dict)]
+
+
+def _material_uris(pred: dict[str, Any], v02: bool) -> list[Any]:
+    return [d.get("uri") for d in _dependencies(pred, v02)]
 
 
 def _source_consistency_problems(pred: dict[str, Any], v02: bool, repo: str | None,
