@@ -290,8 +290,13 @@ def is_delegator(workflow: str | None) -> bool:
     """Whether a certificate's workflow identity is a BYOB delegator at a release tag."""
     if not isinstance(workflow, str) or "@" not in workflow:
         return False
-    name, ref = workflow.rsplit("@", 1)
-    return name in DELEGATOR_WORKFLOWS and _BUILDER_TAG.fullmatch(ref) is not None
+    return workflow.rsplit("@", 1)[0] in DELEGATOR_WORKFLOWS and _pinned_to_release(workflow)
+
+
+def _pinned_to_release(uri: str) -> bool:
+    """Whether ``uri`` ends in ``@refs/tags/vX.Y.Z`` (a release tag, maybe a pre-release)."""
+    ref = uri.rsplit("@", 1)[1] if "@" in uri else ""
+    return _BUILDER_TAG.fullmatch(ref) is not None
 
 
 def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list[str]:
@@ -312,8 +317,7 @@ def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list
     if not isinstance(builder_id, str) or not builder_id:
         return ["the provenance names no builder id"]
     if is_delegator(workflow):
-        ref = builder_id.rsplit("@", 1)[1] if "@" in builder_id else ""
-        if _BUILDER_TAG.fullmatch(ref) is None:
+        if not _pinned_to_release(builder_id):
             return [f"builder id {builder_id!r} vouched for by delegator {workflow!r} is not "
                     "pinned to a vX.Y.Z tag"]
         return []
@@ -327,8 +331,7 @@ def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list
     if workflow != builder_id:
         return [f"builder id {builder_id!r} is not the signing certificate's workflow "
                 f"{workflow!r}"]
-    ref = builder_id.rsplit("@", 1)[1] if "@" in builder_id else ""
-    if _BUILDER_TAG.fullmatch(ref) is None:
+    if not _pinned_to_release(builder_id):
         return [f"builder {builder_id!r} is not pinned to a vX.Y.Z tag"]
     return []
 
