@@ -46,8 +46,7 @@ CLOCK_SKEW_SECONDS = 60
 _UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
 _REKOR_V2_KINDS = {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
 _KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
-                ("intoto", "0.0.1"), ("rekord", "0.0.1"), ("hashedrekord", "0.0.2"),
-                ("dsse", "0.0.2")}
+                ("intoto", "0.0.1"), ("rekord", "0.0.1")} | _REKOR_V2_KINDS
 
 
 @dataclass(frozen=True)
