@@ -545,8 +545,9 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                                                      now, _signed_by_outcome))
     if rule.digest_allow is not None or rule.digest_deny:
         checks.append(_per_file(rule, "digests", files, lambda f: _digest_outcome(rule, f)))
-    # Rules usually share one content configuration: judge each file once per config.
-    content_config = (rule.formats, rule.pickle, rule.scan_required)
+    # Rules usually share one content configuration: judge each file once per config
+    # (every rule field _content_outcome reads).
+    content_config = (rule.formats, rule.pickle, rule.scan_required, rule.unknown)
 
     def content(f: _File):
         key = (content_config, f.name)
