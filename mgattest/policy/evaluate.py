@@ -17,8 +17,7 @@ from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedA
                                      VerifiedTime)
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import CelSession
-from mgattest.inspect.detect import NOT_INSPECTED
-from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
+from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
@@ -48,9 +47,9 @@ class _File:
         self.detail = detail
         self.report = report
         fmt = getattr(report, "format", None) if report is not None else None
-        self.format = normalize_format(fmt if isinstance(fmt, str) else None)
+        self.format = policy_format(fmt if isinstance(fmt, str) else None)
         # read through an unpickler: torch, joblib, pickle, numpy object arrays ...
-        self.pickled = getattr(report, "pickled", False) is True or self.format in PICKLE_FORMATS
+        self.pickled = getattr(report, "pickled", False) is True or self.format in PICKLED_FORMATS
         self.digest = f"sha256:{sha256}" if sha256 else "sha256:?"
 
 
