@@ -549,3 +549,12 @@ def test_rules_differing_only_in_content_unknown_each_judge_the_file():
         statuses = {c.id: c.status for c in v.checks if c.clause == "content"}
         assert statuses == {"first.content": "pass" if first == "allow" else "fail",
                             "second.content": "pass" if second == "allow" else "fail"}
+
+
+def test_release_tags_are_ascii_digits_only():
+    from mgattest.policy.provenance import (DELEGATOR_WORKFLOWS, is_delegator,  # noqa: PLC0415
+                                            versioned_tag_ok)
+    assert versioned_tag_ok("v1.2", "refs/tags/v1.2.3")
+    assert not versioned_tag_ok("v1.2", "refs/tags/v\u0661.\u0662.3")  # Arabic-Indic 1, 2
+    assert is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v1.2.3")
+    assert not is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v\uff11.2.3")  # fullwidth 1
