@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 import mgattest
 from fuzzing import fuzz
 from mgattest.inspect import scan_bytes
-from mgattest.inspect.detect import FAMILIES, POLICY_FORMATS
+from mgattest.inspect.detect import FAMILIES, POLICY_FORMATS, policy_format
 from mgattest.load import PolicyDenied
-from mgattest.policy.formats import normalize_format
 from test_load import env, signed  # noqa: F401 - env is a fixture
 
 OPAQUE = bytes([0x07, 0xFE, 0x00, 0x13]) * 64  # first byte is no pickle opcode, no magic
@@ -36,7 +35,7 @@ def write_policy(tmp, text: str) -> str:
 def test_unknown_bytes_named_bin_are_other_not_pytorch():
     report = scan_bytes("pytorch_model.bin", OPAQUE)
     assert report.format == "unknown"
-    assert normalize_format(report.format, "pytorch_model.bin") == "other"
+    assert policy_format(report.format) == "other"
     assert report.policy_format == "other" and not report.pickled
 
 

@@ -533,3 +533,28 @@ def test_an_exception_waives_a_failing_cel_clause():
     v = run(policy_from_bytes(yaml.safe_dump(doc).encode(), source="t.yaml"), att)
     assert v.allowed
     assert [c.status for c in v.checks if c.id == "weights.cel:pred"] == ["waived"]
+
+
+def test_rules_differing_only_in_content_unknown_each_judge_the_file():
+    # The per-evaluation content memo must not let one rule's content.unknown decide
+    # for another rule judging the same file.
+    files = {"blob.bin": digest_of(b"x")}
+    for first, second in (("allow", "deny"), ("deny", "allow")):
+        text = HEAD + keys_block(("a", KEY_A)) + "signers:\n  a: {key: a}\nrules:\n"
+        for rule_id, unknown in (("first", first), ("second", second)):
+            text += (f"  - id: {rule_id}\n    match: ['**']\n    signedBy: {{anyOf: [a]}}\n"
+                     f"    content: {{unknown: {unknown}}}\n")
+        v = run(policy(text), [attestation(files, key_signer(KEY_A))], files=files,
+                reports=[Report("blob.bin", fmt="unknown")])
+        statuses = {c.id: c.status for c in v.checks if c.clause == "content"}
+        assert statuses == {"first.content": "pass" if first == "allow" else "fail",
+                            "second.content": "pass" if second == "allow" else "fail"}
+
+
+def test_release_tags_are_ascii_digits_only():
+    from mgattest.policy.provenance import (DELEGATOR_WORKFLOWS, is_delegator,  # noqa: PLC0415
+                                            versioned_tag_ok)
+    assert versioned_tag_ok("v1.2", "refs/tags/v1.2.3")
+    assert not versioned_tag_ok("v1.2", "refs/tags/v\u0661.\u0662.3")  # Arabic-Indic 1, 2
+    assert is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v1.2.3")
+    assert not is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v\uff11.2.3")  # fullwidth 1

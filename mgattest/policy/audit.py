@@ -19,10 +19,10 @@ import hashlib
 import json
 import os
 import stat
-from datetime import datetime, timezone
 from typing import Any
 
 from mgattest.errors import InputError
+from mgattest.policy.model import format_time
 from mgattest.policy.verdict import Verdict
 
 MAX_LINE_BYTES = 64 * 1024  # what line-oriented log shippers keep whole
@@ -34,8 +34,7 @@ def audit_record(verdict: Verdict, *, model: str, bundles: list[str] | None = No
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON object logged for one decision (every artifact, reason and warning)."""
     record = {
-        "time": datetime.fromtimestamp(verdict.evaluated_at, tz=timezone.utc)
-        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": format_time(verdict.evaluated_at),
         "model": model,
         "decision": verdict.decision,
         "allowed": verdict.allowed,

@@ -17,8 +17,7 @@ from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedA
                                      VerifiedTime)
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import CelSession
-from mgattest.inspect.detect import NOT_INSPECTED
-from mgattest.policy.formats import PICKLE_FORMATS, normalize_format
+from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
@@ -48,9 +47,9 @@ class _File:
         self.detail = detail
         self.report = report
         fmt = getattr(report, "format", None) if report is not None else None
-        self.format = normalize_format(fmt if isinstance(fmt, str) else None)
+        self.format = policy_format(fmt if isinstance(fmt, str) else None)
         # read through an unpickler: torch, joblib, pickle, numpy object arrays ...
-        self.pickled = getattr(report, "pickled", False) is True or self.format in PICKLE_FORMATS
+        self.pickled = getattr(report, "pickled", False) is True or self.format in PICKLED_FORMATS
         self.digest = f"sha256:{sha256}" if sha256 else "sha256:?"
 
 
@@ -545,8 +544,9 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                                                      now, _signed_by_outcome))
     if rule.digest_allow is not None or rule.digest_deny:
         checks.append(_per_file(rule, "digests", files, lambda f: _digest_outcome(rule, f)))
-    # Rules usually share one content configuration: judge each file once per config.
-    content_config = (rule.formats, rule.pickle, rule.scan_required)
+    # Rules usually share one content configuration: judge each file once per config
+    # (every rule field _content_outcome reads).
+    content_config = (rule.formats, rule.pickle, rule.scan_required, rule.unknown)
 
     def content(f: _File):
         key = (content_config, f.name)

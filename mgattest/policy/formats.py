@@ -1,7 +1,8 @@
 """The policy's format names: the scanner's content-based labels, in one vocabulary.
 
 A file's format is decided once, by ``mgattest.inspect`` from its bytes
-(:data:`mgattest.inspect.detect.FAMILIES`); the policy never re-derives it from the
+(:data:`mgattest.inspect.detect.FAMILIES`, mapped by
+:func:`mgattest.inspect.detect.policy_format`); the policy never re-derives it from the
 file name, so a file the scanner calls ``unknown`` is ``other`` here whatever its name.
 """
 
@@ -9,22 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mgattest.inspect.detect import PICKLED_FORMATS, POLICY_FORMATS, policy_format
-
-# Policy formats whose loader always unpickles. Other files can need an unpickler too
-# (an .npy object array, a zip holding a pickle): ``FileReport.pickled`` says so.
-PICKLE_FORMATS = PICKLED_FORMATS
-
-__all__ = ["PICKLE_FORMATS", "POLICY_FORMATS", "detect_format", "normalize_format"]
-
-
-def normalize_format(fmt: str | None, name: str | None = None) -> str:
-    """The policy's name for the scanner label ``fmt`` (``other`` without a label).
-
-    ``name`` is accepted for compatibility and ignored: names never decide formats.
-    """
-    del name
-    return policy_format(fmt)
+__all__ = ["detect_format"]
 
 
 def detect_format(name: str, data: Any) -> str:

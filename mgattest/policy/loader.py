@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mgattest._files import read_bounded
-from mgattest.errors import MgattestError
+from mgattest.errors import InputError, MgattestError
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
@@ -255,7 +255,6 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
             problem(path, f"cannot read built-in trusted root {spec!r}: {exc}")
             return RootSpec(spec, None)
     from mgattest.attest.trustroot import load_trusted_root  # noqa: PLC0415 (lazy: --help)
-    from mgattest.errors import MgattestError  # noqa: PLC0415 (lazy, as above)
 
     file = (base / spec["path"]).resolve()
     try:
@@ -284,8 +283,6 @@ def _pem_text(value: str, base: Path) -> str:
 def _read_small(path: Path, limit: int, what: str) -> bytes:
     """read_bounded (regular files only, never blocking on a FIFO) for this
     problem-collecting loader: its typed errors become ValueError like parse errors."""
-    from mgattest.errors import InputError  # noqa: PLC0415
-
     try:
         return read_bounded(path, limit, what=what)
     except InputError as exc:

@@ -23,7 +23,9 @@ from mgattest.policy.model import (
 )
 from mgattest.policy.verdict import FAIL, PASS, Check
 
-_SEMVER_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?")
+# Tags are numbers on the wire: [0-9], as Go's \d in slsa-verifier, not Python's \d
+# (which also matches non-ASCII digits such as '٣', and int() reads them).
+_SEMVER_TAG = re.compile(r"v?([0-9]+)\.([0-9]+)\.([0-9]+)(?:[-+].*)?")
 _DATASET_ROLES = {"dataset", "training-data", "training_data", "data"}
 _BASE_MODEL_ROLES = {"base-model", "base_model", "basemodel", "model"}
 _DIGEST_RE = re.compile(r"[0-9a-fA-F]{40,128}")
@@ -283,7 +285,7 @@ DELEGATOR_WORKFLOWS = (SLSA_GENERATOR_WORKFLOWS + "delegator_generic_slsa3.yml",
 # npm CLI provenance: the builder is the runner; the certificate is the user's workflow.
 NPM_CLI_BUILDERS = (GITHUB + "actions/runner/github-hosted",
                     GITHUB + "actions/runner/self-hosted", GITHUB + "actions/runner")
-_BUILDER_TAG = re.compile(r"refs/tags/v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
+_BUILDER_TAG = re.compile(r"refs/tags/v[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?")
 
 
 def is_delegator(workflow: str | None) -> bool:

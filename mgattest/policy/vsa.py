@@ -12,12 +12,11 @@ failed (a warn-mode allow with failures is ``FAILED``).
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from typing import Any
 
 from mgattest.attest.results import VerifiedAttestation
 from mgattest.errors import InputError
-from mgattest.policy.model import SLSA_PROVENANCE_V1
+from mgattest.policy.model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy.verdict import PASS, Verdict
 
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
@@ -39,8 +38,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
         a.predicate_type == SLSA_PROVENANCE_V1 for a in inputs)
     predicate = {
         "verifier": {"id": VERIFIER_ID, "version": {"mgattest": __version__}},
-        "timeVerified": datetime.fromtimestamp(verdict.evaluated_at, tz=timezone.utc)
-        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timeVerified": format_time(verdict.evaluated_at),
         "resourceUri": resource_uri,
         "policy": {"uri": policy_uri or verdict.policy_source, "digest": {algo: hexval}},
         "inputAttestations": [{"uri": a.source, "digest": {"sha256": a.payload_sha256}}

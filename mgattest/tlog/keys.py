@@ -37,7 +37,6 @@ class KeyParameterError(InputError):
 
 
 def check_rsa_parameters(public_key: object, *, what: str = "RSA key",
-                         where: str | None = None,
                          error: type[InputError] = KeyParameterError) -> None:
     """Refuse an RSA key unless ``e = 65537`` and its modulus has 2048–4096 bits.
 
@@ -52,12 +51,12 @@ def check_rsa_parameters(public_key: object, *, what: str = "RSA key",
     bits = public_key.key_size
     if not RSA_MIN_BITS <= bits <= RSA_MAX_BITS:
         raise error(f"{what}: RSA modulus of {bits} bits refused (allowed: "
-                    f"{RSA_MIN_BITS}-{RSA_MAX_BITS} bits)", what=what, where=where)
+                    f"{RSA_MIN_BITS}-{RSA_MAX_BITS} bits)", what=what)
     exponent = public_key.public_numbers().e
     if exponent != RSA_PUBLIC_EXPONENT:
         shown = exponent if exponent.bit_length() <= 64 else f"a {exponent.bit_length()}-bit number"
         raise error(f"{what}: RSA public exponent {shown} refused (only {RSA_PUBLIC_EXPONENT} "
-                    "is accepted)", what=what, where=where)
+                    "is accepted)", what=what)
 
 
 def spki_der(public_key: PublicKey) -> bytes:

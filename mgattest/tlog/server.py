@@ -40,7 +40,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mgattest._numbers import INT64_DIGITS, parse_ascii_uint
+from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import tiles
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
@@ -518,7 +518,7 @@ async def _read_body(request: Request, max_body: int) -> bytes:
     """Read at most ``max_body`` bytes (413 beyond; 400 on a bad Content-Length)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        length = parse_ascii_uint(declared, max_digits=INT64_DIGITS)
+        length = parse_ascii_uint(declared)
         if length is None:
             raise _ApiError(400, "malformed Content-Length")
         if length > max_body:
