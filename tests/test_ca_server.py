@@ -439,3 +439,29 @@ def test_default_email_issuer_refuses_unrepresentable_claims(stack, subject, cla
     key = ec.generate_private_key(ec.SECP256R1())
     r = _post(stack, _pop_request(token, key, subject))
     assert r.status_code == 401, r.text
+
+
+@pytest.mark.parametrize("exponent_bits, modulus_bits", [(3071, 4096), (17, 2048), (17, 8192)])
+def test_crafted_rsa_keys_are_refused_before_any_signature_check(stack, exponent_bits,
+                                                                 modulus_bits):
+    """A client holding an accepted token must not make the CA run an RSA check with a
+    huge public exponent or modulus: the one RSA rule (mgattest._keys) runs first."""
+    import time as _time
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n = rsa.generate_private_key(65537, min(modulus_bits, 4096)).public_key().public_numbers().n
+    if modulus_bits > 4096:
+        n |= 1 << (modulus_bits - 1)
+    e = (1 << (exponent_bits - 1)) | 1 if exponent_bits > 17 else 65539
+    pem = rsa.RSAPublicNumbers(e, n).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    token = stack["issuer"].mint("mallory@example.com")
+    started = _time.monotonic()
+    r = _post(stack, {"credentials": {"oidcIdentityToken": token},
+                      "publicKeyRequest": {"publicKey": {"content": pem},
+                                           "proofOfPossession": base64.b64encode(
+                                               b"\x01" * (modulus_bits // 8)).decode()}})
+    assert r.status_code == 400, r.text
+    assert "refused" in r.json()["message"]
+    assert _time.monotonic() - started < 2

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mgattest._keys import check_rsa_parameters
 from mgattest._files import open_regular, read_bounded
 from mgattest.ca.ctlog import CTLogSigner, precert_tbs_without_poison, sct_list_extension
 from mgattest.ca.errors import CAError
@@ -210,8 +211,7 @@ class CertificateAuthority:
                                        ed25519.Ed25519PublicKey)):
             raise CAError("unsupported public key type (use ECDSA, RSA or Ed25519)",
                           what="public-key")
-        if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
-            raise CAError("RSA keys must be at least 2048 bits", what="public-key")
+        check_rsa_parameters(public_key, what="public-key", error=CAError)
         if isinstance(public_key, ec.EllipticCurvePublicKey) and not isinstance(
                 public_key.curve, (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)):
             raise CAError("ECDSA keys must use P-256, P-384 or P-521", what="public-key")

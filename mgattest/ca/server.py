@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from mgattest._keys import check_rsa_parameters
 from mgattest._numbers import parse_ascii_uint
 from mgattest.ca.authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
@@ -84,6 +85,8 @@ def _requested_key(body: dict[str, Any], challenge: str) -> Any:
         except ValueError as exc:
             raise CAError(f"certificateSigningRequest is not a CSR ({exc})",
                           what="signing-request", where="certificateSigningRequest") from None
+        # Bounded work before any signature check: no huge RSA exponent or modulus.
+        check_rsa_parameters(csr.public_key(), what="requested public key", error=CAError)
         try:
             valid = csr.is_signature_valid
         except UnsupportedAlgorithm:
@@ -103,6 +106,7 @@ def _requested_key(body: dict[str, Any], challenge: str) -> Any:
     except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError) as exc:
         raise CAError(f"publicKeyRequest.publicKey.content is not a PEM public key ({exc})",
                       what="signing-request") from None
+    check_rsa_parameters(public_key, what="requested public key", error=CAError)
     signature = _b64(key_request.get("proofOfPossession"), "publicKeyRequest.proofOfPossession")
     _verify_pop(public_key, signature, challenge.encode("utf-8"))
     return public_key

@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from mgattest import _keys
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog.errors import LogError
 
@@ -23,9 +24,6 @@ PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPu
 
 KEY_TYPES = ("ecdsa-p256", "ed25519")
 MAX_PEM_SIZE = 64 * 1024
-RSA_PUBLIC_EXPONENT = 65537
-RSA_MIN_BITS = 2048
-RSA_MAX_BITS = 4096
 
 
 class LogSignatureError(VerificationError):
@@ -38,25 +36,9 @@ class KeyParameterError(InputError):
 
 def check_rsa_parameters(public_key: object, *, what: str = "RSA key",
                          error: type[InputError] = KeyParameterError) -> None:
-    """Refuse an RSA key unless ``e = 65537`` and its modulus has 2048–4096 bits.
-
-    The one RSA rule of every package (log keys, keys in proposed log entries, signing,
-    verification and policy keys). Other key types pass through unchecked. A small
-    modulus is forgeable; a huge public exponent or modulus turns every signature check
-    into seconds of CPU, which an unauthenticated client could otherwise ask for.
-    Raises ``error`` (default :class:`KeyParameterError`, an ``InputError``).
-    """
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        return
-    bits = public_key.key_size
-    if not RSA_MIN_BITS <= bits <= RSA_MAX_BITS:
-        raise error(f"{what}: RSA modulus of {bits} bits refused (allowed: "
-                    f"{RSA_MIN_BITS}-{RSA_MAX_BITS} bits)", what=what)
-    exponent = public_key.public_numbers().e
-    if exponent != RSA_PUBLIC_EXPONENT:
-        shown = exponent if exponent.bit_length() <= 64 else f"a {exponent.bit_length()}-bit number"
-        raise error(f"{what}: RSA public exponent {shown} refused (only {RSA_PUBLIC_EXPONENT} "
-                    "is accepted)", what=what)
+    """:func:`mgattest._keys.check_rsa_parameters` (e = 65537, 2048–4096-bit modulus)
+    raising :class:`KeyParameterError` by default: the one RSA rule of every package."""
+    _keys.check_rsa_parameters(public_key, what=what, error=error)
 
 
 def spki_der(public_key: PublicKey) -> bytes:
