@@ -230,8 +230,7 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
     """Scan ``data`` as pickle streams. ``tentative``: keep the result only if it really
     is a pickle (a stream completes, or something is imported); None otherwise."""
     if tentative:
-        trial = ScanContext(member=ctx.member, limits=ctx.limits,
-                            extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+        trial = ctx.trial()
         results = scan_pickle_blob(data, trial, joblib=True)
         if not results and _rejected_before_anything_ran(trial):
             # Not a pickle: pickle.load fails before anything could run. Names no
@@ -461,8 +460,7 @@ def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
     """A file labelled by its magic bytes that ``pickle.load`` also reads as a stream."""
     if data[0] not in PICKLE_OPCODES:
         return
-    trial = ScanContext(member=ctx.member, limits=ctx.limits,
-                        extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+    trial = ctx.trial()
     if not scan_pickle_blob(data, trial, max_streams=1):
         return
     ctx.add(SUSPICIOUS, "polyglot", f"{fmt} file is also a complete pickle stream: "
