@@ -270,10 +270,10 @@ def _resolvable(record) -> bool:
                for text in (record.module, record.name))
 
 
-# Findings that mean an unpickler reaches code, exhausts the machine on the way (a
-# "resource" finding without imports: hashing shared-item tuples), or that the scanner
-# could not judge.
-_REACHES_CODE = ("import", "unresolved-global", "extension", "resource", SCAN_LIMIT)
+# Findings besides an import that mean an unpickler reaches code, exhausts the machine
+# on the way (a "resource" finding without imports: hashing shared-item tuples), or that
+# the scanner could not judge.
+_REACHES_CODE = ("unresolved-global", "extension", "resource", SCAN_LIMIT)
 
 
 def _rejected_before_anything_ran(trial: ScanContext) -> bool:
@@ -290,7 +290,7 @@ def _rejected_before_anything_ran(trial: ScanContext) -> bool:
     if any(_resolvable(i) for i in trial.imports) or trial.persistent_ids:
         return False
     # Only unresolvable imports were seen: their "import" findings reach no code.
-    return not any(f.kind in _REACHES_CODE and f.kind != "import" for f in trial.findings)
+    return not any(f.kind in _REACHES_CODE for f in trial.findings)
 
 
 def _label_pickle(ctx: ScanContext, results) -> str:
