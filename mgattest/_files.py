@@ -9,6 +9,7 @@ files are read: a FIFO, socket or device is refused at once, without blocking.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -68,6 +69,28 @@ def file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "not a regular file"
+
+
+def sha256_file(path: str | os.PathLike[str], *, what: str,
+                error: type[MgattestError] = InputError) -> str:
+    """Hex SHA-256 of the regular file at ``path`` (opened with :func:`open_regular`)."""
+    h = hashlib.sha256()
+    with os.fdopen(open_regular(path, what=what, error=error), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry_digest(path: str | os.PathLike[str], st: os.stat_result, *, what: str,
+                 error: type[MgattestError] = InputError) -> str:
+    """What a model tree records for one entry whose (l)stat is ``st``: the SHA-256 of a
+    regular file, ``symlink:<target>``, or ``special:<kind>`` for a FIFO, socket or
+    device (never opened: it could block)."""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink:" + os.readlink(path)
+    if not stat.S_ISREG(st.st_mode):
+        return "special:" + file_kind(st.st_mode)
+    return sha256_file(path, what=what, error=error)
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *, what: str,

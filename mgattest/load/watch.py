@@ -17,17 +17,15 @@ and compare them with what each later check verified.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mgattest._files import file_kind, open_regular
+from mgattest._files import entry_digest
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 
@@ -79,15 +77,7 @@ def snapshot(model: Path) -> dict[str, tuple[int, int, str]]:
 def _entry(path: Path, *, follow: bool) -> tuple[int, int, str]:
     try:
         st = os.stat(path) if follow else os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            return st.st_size, st.st_mtime_ns, "symlink:" + os.readlink(path)
-        if not stat.S_ISREG(st.st_mode):
-            return st.st_size, st.st_mtime_ns, "special:" + file_kind(st.st_mode)
-        h = hashlib.sha256()
-        with os.fdopen(open_regular(path, what="model file"), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return st.st_size, st.st_mtime_ns, h.hexdigest()
+        return st.st_size, st.st_mtime_ns, entry_digest(path, st, what="model file")
     except (OSError, InputError) as exc:
         return -1, -1, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
 
