@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from mgattest.errors import InputError, MgattestError
 
@@ -91,6 +92,17 @@ def entry_digest(path: str | os.PathLike[str], st: os.stat_result, *, what: str,
     if not stat.S_ISREG(st.st_mode):
         return "special:" + file_kind(st.st_mode)
     return sha256_file(path, what=what, error=error)
+
+
+def tree_entries(root: str | os.PathLike[str]) -> Iterator[Path]:
+    """Every entry under the directory ``root`` that a model tree records, without
+    following symlinks: files, FIFOs, sockets, devices and symlinks (to directories too),
+    directory by directory in sorted order."""
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        links_to_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(names + links_to_dirs):
+            yield Path(dirpath) / name
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *, what: str,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from mgattest._files import entry_digest, file_kind, open_regular, read_bounded
+from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded,
+                             tree_entries)
 from mgattest.errors import InputError, VerificationError
 
 INCIDENT_FILE = "incident.json"
@@ -114,14 +115,8 @@ def tree_digests(path: Path) -> dict[str, str]:
     files (FIFOs, sockets, devices) by kind, without ever opening them."""
     if path.is_symlink() or not path.is_dir():
         return {".": _entry_digest(path)}
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        links_to_dirs = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
-        for name in sorted(filenames + links_to_dirs):
-            full = Path(dirpath) / name
-            out[full.relative_to(path).as_posix()] = _entry_digest(full)
-    return out
+    return {full.relative_to(path).as_posix(): _entry_digest(full)
+            for full in tree_entries(path)}
 
 
 def _fsync_file(path: Path) -> None:

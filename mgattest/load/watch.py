@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mgattest._files import entry_digest
+from mgattest._files import entry_digest, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 
@@ -65,12 +65,8 @@ def snapshot(model: Path) -> dict[str, tuple[int, int, str]]:
     if not model.is_dir():
         out[str(model)] = _entry(model, follow=True)
         return out
-    for dirpath, dirnames, names in os.walk(model):
-        dirnames.sort()
-        links_to_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(names + links_to_dirs):
-            path = Path(dirpath) / name
-            out[str(path)] = _entry(path, follow=False)
+    for path in tree_entries(model):
+        out[str(path)] = _entry(path, follow=False)
     return out
 
 
