@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from mgattest._files import open_regular
 from mgattest.inspect import archive, compressed, npy, torchscript
 from mgattest.inspect.admission import walk_for_admission
-from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
+from mgattest.inspect.detect import (CODE_EXTS, HEADERED_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      PICKLED_FORMATS, is_safetensors, looks_like_onnx,
                                      policy_format, sniff, text_kind)
 from mgattest.inspect.errors import InspectInputError
@@ -128,11 +128,6 @@ def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileR
     return FileReport(path, fmt, 0, ctx.findings, [])
 
 
-# Names that promise a format with a header: empty, such a file is malformed.
-_HEADERED_EXTS = PICKLE_EXTS + (".safetensors", ".onnx", ".gguf", ".npy", ".npz", ".h5",
-                                ".hdf5", ".keras", ".pb", ".tflite", ".zip", ".tar", ".gz")
-
-
 def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
     if depth > ctx.limits.max_archive_depth:
         ctx.add(MALFORMED, "nesting", "archives nested too deeply")
@@ -140,7 +135,7 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
     if len(data) == 0:
         # An empty __init__.py or LICENSE is ordinary; only a name that promises a
         # format with a header (pickle, safetensors, ONNX...) makes emptiness malformed.
-        if name.lower().endswith(_HEADERED_EXTS):
+        if name.lower().endswith(HEADERED_EXTS):
             ctx.add(MALFORMED, "empty", "empty file")
         else:
             ctx.add(INFO, "empty", "empty file")
