@@ -9,9 +9,11 @@ files are read: a FIFO, socket or device is refused at once, without blocking.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from mgattest.errors import InputError, MgattestError
 
@@ -68,6 +70,39 @@ def file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "not a regular file"
+
+
+def sha256_file(path: str | os.PathLike[str], *, what: str,
+                error: type[MgattestError] = InputError) -> str:
+    """Hex SHA-256 of the regular file at ``path`` (opened with :func:`open_regular`)."""
+    h = hashlib.sha256()
+    with os.fdopen(open_regular(path, what=what, error=error), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry_digest(path: str | os.PathLike[str], st: os.stat_result, *, what: str,
+                 error: type[MgattestError] = InputError) -> str:
+    """What a model tree records for one entry whose (l)stat is ``st``: the SHA-256 of a
+    regular file, ``symlink:<target>``, or ``special:<kind>`` for a FIFO, socket or
+    device (never opened: it could block)."""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink:" + os.readlink(path)
+    if not stat.S_ISREG(st.st_mode):
+        return "special:" + file_kind(st.st_mode)
+    return sha256_file(path, what=what, error=error)
+
+
+def tree_entries(root: str | os.PathLike[str]) -> Iterator[Path]:
+    """Every entry under the directory ``root`` that a model tree records, without
+    following symlinks: files, FIFOs, sockets, devices and symlinks (to directories too),
+    directory by directory in sorted order."""
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        links_to_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(names + links_to_dirs):
+            yield Path(dirpath) / name
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *, what: str,

@@ -11,18 +11,17 @@ it with real objects.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
 import struct
 import warnings
 
+from fuzzing import LONG
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-# Fast by default; MGATTEST_FUZZ=long explores much further (minutes).
-LONG_FUZZ = os.environ.get("MGATTEST_FUZZ") == "long"
-FUZZ = settings(max_examples=3000 if LONG_FUZZ else 120, deadline=None,
+# Fast by default; MGATTEST_FUZZ=long (fuzzing.LONG) explores much further (minutes).
+FUZZ = settings(max_examples=3000 if LONG else 120, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -21,6 +21,7 @@ keras = pytest.importorskip("keras", reason="keras is not installed (pip install
 h5py = pytest.importorskip("h5py", reason="h5py (for Keras .h5 saves) is not installed")
 
 from mgattest.inspect import scan_bytes  # after the backend is chosen
+from test_keras_code_references import function_ref
 
 pytestmark = [pytest.mark.interop,
               pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -175,11 +176,6 @@ def test_h5_marshalled_lambda_outside_a_lambda_layer_is_dangerous(tmp_path):
 
 
 # --- public safe-mode bypass shapes edited into a real archive -------------------------
-
-def function_ref(module: str, name: str, class_name: str = "function") -> dict:
-    return {"module": module, "class_name": class_name, "config": name,
-            "registered_name": "function"}
-
 
 def set_initializer(obj: dict):
     def edit(config: dict) -> None:

@@ -42,6 +42,9 @@ PICKLED_FORMATS = frozenset({"pickle", "joblib", "pytorch"})
 PICKLE_EXTS = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".jl", ".sav", ".p",
                ".mar")
 CODE_EXTS = (".py", ".sh", ".js", ".so", ".dll", ".dylib", ".pyc", ".exe")
+# Names that promise a format with a header: empty, such a file is malformed.
+HEADERED_EXTS = PICKLE_EXTS + (".safetensors", ".onnx", ".gguf", ".npy", ".npz", ".h5",
+                               ".hdf5", ".keras", ".pb", ".tflite", ".zip", ".tar", ".gz")
 _NATIVE_CODE_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe",
                       b"\xfe\xed\xfa\xcf", b"\xfe\xed\xfa\xce")
 _MAX_TEXT_BYTES = 256 * 1024**2  # larger files are not decoded to decide text vs unknown

@@ -52,8 +52,8 @@ _FUNCTION_H5 = re.compile(rb'"(function_type|function)":\s*"?(lambda|__lambda__)
 _FUNCTION_REF_H5 = re.compile(rb'(?:"module":\s*"([^"]{0,200})",\s*)?'
                               rb'"class_name":\s*"(function|__function__|__lambda__)"'
                               rb'(?:,\s*"config":\s*"([^"]{0,200})")?')
-_TOOL_MODULE_H5 = re.compile(rb'"module":\s*"(keras(?:\.src)?\.(?:config|utils|saving|models|'
-                             rb'backend|preprocessing|datasets)[^"]{0,200})"'
+_TOOL_MODULE_H5 = re.compile(rb'"module":\s*"(keras(?:\.src)?\.(?:'
+                             + "|".join(_TOOL_NAMESPACES).encode() + rb')[^"]{0,200})"'
                              rb'(?:,\s*"class_name":\s*"([^"]{1,200})")?')
 _CUSTOM_H5 = re.compile(rb'"registered_name":\s*"([^"]{1,200})"')
 

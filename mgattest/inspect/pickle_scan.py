@@ -163,6 +163,12 @@ class ScanContext:
         if not self.deadline:
             self.deadline = time.monotonic() + self.limits.time_budget_s
 
+    def trial(self) -> ScanContext:
+        """A fresh context for a trial walk: same member, limits, allow-list and deadline;
+        nothing of this one's findings or counters (the caller decides what to keep)."""
+        return ScanContext(member=self.member, limits=self.limits,
+                           extra_allowed=self.extra_allowed, deadline=self.deadline)
+
     def add(self, severity: str, kind: str, detail: str, offset: int | None = None,
             module: str | None = None, name: str | None = None) -> None:
         self.findings.append(Finding(severity, kind, detail, module, name, offset, self.member))
@@ -544,8 +550,7 @@ class _Walker:
         It keeps decoding them as opcodes. If they decode into an import outside the
         allow-list, joblib and pickle disagree about this file in a dangerous way.
         """
-        shadow = ScanContext(member=self.ctx.member, limits=self.ctx.limits,
-                             extra_allowed=self.ctx.extra_allowed, deadline=self.ctx.deadline)
+        shadow = self.ctx.trial()
         walker = _Walker(self.data, shadow, joblib=False, end=self.end)
         walker.proto = self.proto
         walker.lenient = True

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from mgattest._files import open_regular
 from mgattest.inspect import archive, compressed, npy, torchscript
 from mgattest.inspect.admission import walk_for_admission
-from mgattest.inspect.detect import (CODE_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
+from mgattest.inspect.detect import (CODE_EXTS, HEADERED_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      PICKLED_FORMATS, is_safetensors, looks_like_onnx,
                                      policy_format, sniff, text_kind)
 from mgattest.inspect.errors import InspectInputError
@@ -128,11 +128,6 @@ def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileR
     return FileReport(path, fmt, 0, ctx.findings, [])
 
 
-# Names that promise a format with a header: empty, such a file is malformed.
-_HEADERED_EXTS = PICKLE_EXTS + (".safetensors", ".onnx", ".gguf", ".npy", ".npz", ".h5",
-                                ".hdf5", ".keras", ".pb", ".tflite", ".zip", ".tar", ".gz")
-
-
 def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
     if depth > ctx.limits.max_archive_depth:
         ctx.add(MALFORMED, "nesting", "archives nested too deeply")
@@ -140,7 +135,7 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
     if len(data) == 0:
         # An empty __init__.py or LICENSE is ordinary; only a name that promises a
         # format with a header (pickle, safetensors, ONNX...) makes emptiness malformed.
-        if name.lower().endswith(_HEADERED_EXTS):
+        if name.lower().endswith(HEADERED_EXTS):
             ctx.add(MALFORMED, "empty", "empty file")
         else:
             ctx.add(INFO, "empty", "empty file")
@@ -230,8 +225,7 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
     """Scan ``data`` as pickle streams. ``tentative``: keep the result only if it really
     is a pickle (a stream completes, or something is imported); None otherwise."""
     if tentative:
-        trial = ScanContext(member=ctx.member, limits=ctx.limits,
-                            extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+        trial = ctx.trial()
         results = scan_pickle_blob(data, trial, joblib=True)
         if not results and _rejected_before_anything_ran(trial):
             # Not a pickle: pickle.load fails before anything could run. Names no
@@ -271,10 +265,10 @@ def _resolvable(record) -> bool:
                for text in (record.module, record.name))
 
 
-# Findings that mean an unpickler reaches code, exhausts the machine on the way (a
-# "resource" finding without imports: hashing shared-item tuples), or that the scanner
-# could not judge.
-_REACHES_CODE = ("import", "unresolved-global", "extension", "resource", SCAN_LIMIT)
+# Findings besides an import that mean an unpickler reaches code, exhausts the machine
+# on the way (a "resource" finding without imports: hashing shared-item tuples), or that
+# the scanner could not judge.
+_REACHES_CODE = ("unresolved-global", "extension", "resource", SCAN_LIMIT)
 
 
 def _rejected_before_anything_ran(trial: ScanContext) -> bool:
@@ -291,7 +285,7 @@ def _rejected_before_anything_ran(trial: ScanContext) -> bool:
     if any(_resolvable(i) for i in trial.imports) or trial.persistent_ids:
         return False
     # Only unresolvable imports were seen: their "import" findings reach no code.
-    return not any(f.kind in _REACHES_CODE and f.kind != "import" for f in trial.findings)
+    return not any(f.kind in _REACHES_CODE for f in trial.findings)
 
 
 def _label_pickle(ctx: ScanContext, results) -> str:
@@ -461,8 +455,7 @@ def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
     """A file labelled by its magic bytes that ``pickle.load`` also reads as a stream."""
     if data[0] not in PICKLE_OPCODES:
         return
-    trial = ScanContext(member=ctx.member, limits=ctx.limits,
-                        extra_allowed=ctx.extra_allowed, deadline=ctx.deadline)
+    trial = ctx.trial()
     if not scan_pickle_blob(data, trial, max_streams=1):
         return
     ctx.add(SUSPICIOUS, "polyglot", f"{fmt} file is also a complete pickle stream: "

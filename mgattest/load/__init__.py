@@ -230,13 +230,9 @@ def _sha256_by_name(model: Any) -> dict[str, str]:
 
 
 def _file_digest(path: str) -> str:
-    from mgattest._files import open_regular  # noqa: PLC0415
+    from mgattest._files import sha256_file  # noqa: PLC0415
 
-    h = hashlib.sha256()
-    with os.fdopen(open_regular(path, what="bundle"), "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path, what="bundle")
 
 
 def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: "Policy",

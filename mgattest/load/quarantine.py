@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
-import hashlib
 import json
 import os
 import secrets
@@ -28,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from mgattest._files import file_kind, open_regular, read_bounded
+from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded,
+                             tree_entries)
 from mgattest.errors import InputError, VerificationError
 
 INCIDENT_FILE = "incident.json"
@@ -102,24 +102,11 @@ def _write_json_atomic(path: Path, record: Mapping[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    fd = open_regular(path, what="file to quarantine", error=QuarantineError)
-    with os.fdopen(fd, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _entry_digest(path: Path) -> str:
     """The digest recorded for one entry: sha256 of a regular file, ``symlink:<target>``,
     or ``special:<kind>`` for a FIFO, socket or device (never opened: it could block)."""
-    mode = os.lstat(path).st_mode
-    if stat.S_ISLNK(mode):
-        return "symlink:" + os.readlink(path)
-    if stat.S_ISREG(mode):
-        return _sha256_file(path)
-    return "special:" + file_kind(mode)
+    return entry_digest(path, os.lstat(path), what="file to quarantine",
+                        error=QuarantineError)
 
 
 def tree_digests(path: Path) -> dict[str, str]:
@@ -128,14 +115,8 @@ def tree_digests(path: Path) -> dict[str, str]:
     files (FIFOs, sockets, devices) by kind, without ever opening them."""
     if path.is_symlink() or not path.is_dir():
         return {".": _entry_digest(path)}
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        links_to_dirs = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
-        for name in sorted(filenames + links_to_dirs):
-            full = Path(dirpath) / name
-            out[full.relative_to(path).as_posix()] = _entry_digest(full)
-    return out
+    return {full.relative_to(path).as_posix(): _entry_digest(full)
+            for full in tree_entries(path)}
 
 
 def _fsync_file(path: Path) -> None:

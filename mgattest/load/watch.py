@@ -17,17 +17,15 @@ and compare them with what each later check verified.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mgattest._files import file_kind, open_regular
+from mgattest._files import entry_digest, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 
@@ -67,27 +65,15 @@ def snapshot(model: Path) -> dict[str, tuple[int, int, str]]:
     if not model.is_dir():
         out[str(model)] = _entry(model, follow=True)
         return out
-    for dirpath, dirnames, names in os.walk(model):
-        dirnames.sort()
-        links_to_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(names + links_to_dirs):
-            path = Path(dirpath) / name
-            out[str(path)] = _entry(path, follow=False)
+    for path in tree_entries(model):
+        out[str(path)] = _entry(path, follow=False)
     return out
 
 
 def _entry(path: Path, *, follow: bool) -> tuple[int, int, str]:
     try:
         st = os.stat(path) if follow else os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            return st.st_size, st.st_mtime_ns, "symlink:" + os.readlink(path)
-        if not stat.S_ISREG(st.st_mode):
-            return st.st_size, st.st_mtime_ns, "special:" + file_kind(st.st_mode)
-        h = hashlib.sha256()
-        with os.fdopen(open_regular(path, what="model file"), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return st.st_size, st.st_mtime_ns, h.hexdigest()
+        return st.st_size, st.st_mtime_ns, entry_digest(path, st, what="model file")
     except (OSError, InputError) as exc:
         return -1, -1, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
 
