@@ -465,3 +465,36 @@ def test_crafted_rsa_keys_are_refused_before_any_signature_check(stack, exponent
     assert r.status_code == 400, r.text
     assert "refused" in r.json()["message"]
     assert _time.monotonic() - started < 2
+
+
+def test_ca_server_closes_half_sent_requests_and_keeps_serving(stack):
+    """The CA and the OIDC issuer run behind the log's connection front: a client that
+    never finishes its headers is answered 408 at the deadline, and one address cannot
+    hold more connections than its cap while others are served."""
+    import socket as _socket
+    import time as _time
+
+    from mgattest._httpguard import ConnectionLimits
+
+    limits = ConnectionLimits(header_timeout=0.5, max_per_client=4)
+    with ServerThread(ca_app(stack["ca"], TokenVerifier([stack["issuer"].issuer_url])),
+                      limits=limits) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        slow = _socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow.sendall(b"POST /api/v2/signingCert HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        started = _time.monotonic()
+        assert slow.recv(64).startswith(b"HTTP/1.1 408")
+        assert _time.monotonic() - started < 3
+        slow.close()
+        held = [_socket.create_connection(("127.0.0.1", port), timeout=5,
+                                          source_address=("127.0.0.2", 0)) for _ in range(4)]
+        try:
+            extra = _socket.create_connection(("127.0.0.1", port), timeout=5,
+                                              source_address=("127.0.0.2", 0))
+            assert extra.recv(64).startswith(b"HTTP/1.1 503")
+            extra.close()
+            conf = requests.get(server.url + "/api/v2/configuration", timeout=TIMEOUT)
+            assert conf.status_code == 200
+        finally:
+            for s in held:
+                s.close()

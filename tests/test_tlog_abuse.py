@@ -351,7 +351,7 @@ def _status_of(sock: socket.socket, timeout: float) -> int | None:
 
 
 def test_header_and_body_deadlines_close_slow_clients(tmp_path: Path) -> None:
-    from mgattest.tlog.httpguard import ConnectionLimits
+    from mgattest._httpguard import ConnectionLimits
 
     log, _, _ = make_log(tmp_path)
     limits = ConnectionLimits(header_timeout=0.5, body_timeout=0.5, send_timeout=5)
@@ -374,7 +374,7 @@ def test_header_and_body_deadlines_close_slow_clients(tmp_path: Path) -> None:
 
 def test_idle_connections_do_not_turn_into_503_for_others(tmp_path: Path) -> None:
     """On main, 256 half-sent connections made every other client's request a 503."""
-    from mgattest.tlog.httpguard import ConnectionLimits
+    from mgattest._httpguard import ConnectionLimits
 
     log, _, _ = make_log(tmp_path)
     limits = ConnectionLimits(header_timeout=30, max_per_client=300)
@@ -396,7 +396,7 @@ def test_idle_connections_do_not_turn_into_503_for_others(tmp_path: Path) -> Non
 
 
 def test_per_client_connection_cap(tmp_path: Path) -> None:
-    from mgattest.tlog.httpguard import ConnectionLimits
+    from mgattest._httpguard import ConnectionLimits
 
     log, _, _ = make_log(tmp_path)
     with guarded_server(log, ConnectionLimits(header_timeout=30, max_per_client=8)) as url:
@@ -417,7 +417,7 @@ def test_per_client_connection_cap(tmp_path: Path) -> None:
 
 
 def test_client_key_groups_ipv6_by_64() -> None:
-    from mgattest.tlog.httpguard import client_key
+    from mgattest._httpguard import client_key
 
     assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1")
     assert client_key("2001:db8:0:1::1") != client_key("2001:db8::1")
@@ -426,7 +426,7 @@ def test_client_key_groups_ipv6_by_64() -> None:
 
 
 def test_connection_cap_fits_the_descriptor_limit() -> None:
-    from mgattest.tlog.httpguard import FD_RESERVE, ConnectionLimits, fit_to_fd_limit
+    from mgattest._httpguard import FD_RESERVE, ConnectionLimits, fit_to_fd_limit
 
     fitted = fit_to_fd_limit(ConnectionLimits(max_connections=4096), 1024)
     assert fitted.max_connections == 1024 - FD_RESERVE

@@ -33,10 +33,19 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _server(app: Any) -> Any:
+def _server(app: Any, limits: Any = None) -> Any:
+    """A uvicorn server behind the guarded connection front (header, body and send
+    deadlines, per-client and total connection caps: :mod:`mgattest._httpguard`), as
+    ``log serve`` runs: a handful of half-sent connections must not starve the CA."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False)
+    from mgattest._httpguard import (ConnectionLimits, fit_to_fd_limit, guarded_protocol,
+                                     raise_fd_limit)
+
+    fitted = fit_to_fd_limit(limits or ConnectionLimits(), raise_fd_limit())
+    protocol, _ = guarded_protocol(fitted)
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False,
+                            http=protocol, limit_concurrency=None)
     return uvicorn.Server(config)
 
 
@@ -49,9 +58,11 @@ class ServerThread:
     """Serve an ASGI app in a background thread; use as a context manager."""
 
     def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *,
-                 app_factory: Callable[[str], Any] | None = None) -> None:
+                 app_factory: Callable[[str], Any] | None = None,
+                 limits: Any = None) -> None:
         """Bind now; ``app_factory(url)`` builds an app that must know its own URL
-        (an OIDC issuer, a log whose origin names its address)."""
+        (an OIDC issuer, a log whose origin names its address). ``limits``: the
+        connection front's :class:`mgattest._httpguard.ConnectionLimits`."""
         if (app is None) == (app_factory is None):
             raise TypeError("give exactly one of app and app_factory")
         self._sock = bind(host, port)
@@ -62,7 +73,7 @@ class ServerThread:
             except BaseException:
                 self._sock.close()
                 raise
-        self._server = _server(app)
+        self._server = _server(app, limits)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]}, daemon=True)
 

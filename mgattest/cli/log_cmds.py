@@ -188,7 +188,7 @@ def serve_cmd(
 ) -> None:
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
-    from mgattest.tlog.httpguard import ConnectionLimits
+    from mgattest._httpguard import ConnectionLimits
     from mgattest.tlog.server import serve
 
     if host not in LOOPBACK_HOSTS and not allow_remote:

@@ -17,7 +17,7 @@ transaction, and each answer's inclusion proof and checkpoint are computed right
 that commit, against the same tree head. Each class of work is admitted up to a bound
 (in total and per client) and answered 503 beyond it, so a flood of expensive requests
 cannot make reads wait. The connection front (header/body/send deadlines, per-client
-connection caps) is :mod:`mgattest.tlog.httpguard`.
+connection caps) is :mod:`mgattest._httpguard`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from mgattest.tlog import tiles
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mgattest.tlog.httpguard import ConnectionLimits
+    from mgattest._httpguard import ConnectionLimits
     from mgattest.tlog.log import TransparencyLog
 
 T = TypeVar("T")
@@ -545,7 +545,7 @@ def _parse_json(body: bytes) -> Any:
 
 
 def _client_of(request: Request) -> str:
-    from mgattest.tlog.httpguard import client_key
+    from mgattest._httpguard import client_key
 
     return client_key(request.client.host if request.client else None)
 
@@ -693,14 +693,14 @@ def uvicorn_config(app: Any, *, host: str, port: int,
                    log_level: str = "warning") -> Any:
     """A uvicorn ``Config`` running ``app`` behind the guarded connection front.
 
-    The front (:mod:`mgattest.tlog.httpguard`) enforces header, body and send deadlines
+    The front (:mod:`mgattest._httpguard`) enforces header, body and send deadlines
     and per-client connection caps; ``limit_concurrency`` stays off because it would
     count idle connections and answer everyone 503 (the app admits work per class).
     """
     import uvicorn
 
-    from mgattest.tlog.httpguard import ConnectionLimits, fit_to_fd_limit, guarded_protocol
-    from mgattest.tlog.httpguard import raise_fd_limit
+    from mgattest._httpguard import ConnectionLimits, fit_to_fd_limit, guarded_protocol
+    from mgattest._httpguard import raise_fd_limit
 
     limits = fit_to_fd_limit(limits or ConnectionLimits(), raise_fd_limit())
     protocol, _ = guarded_protocol(limits)

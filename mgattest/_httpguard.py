@@ -1,4 +1,5 @@
-"""The connection front of ``mgattest log serve``: deadlines and per-client caps.
+"""The connection front of every mgattest server (``log serve``, ``ca serve``,
+``oidc serve``): deadlines and per-client caps.
 
 uvicorn alone has no deadline for a request's headers or body (a client that sends
 one header byte every few seconds holds its connection forever), and its
@@ -17,8 +18,10 @@ before a request reaches the app:
   ``max_per_client`` from one client address (one IPv4 address, or one IPv6 /64).
 
 Idle keep-alive connections are closed by uvicorn's ``timeout_keep_alive``. Request
-concurrency is not limited here: the app admits work per class (see
+concurrency is not limited here: the log admits work per class (see
 :mod:`mgattest.tlog.server`), so a crowd of idle connections never turns into 503s.
+A leaf module (uvicorn and the standard library only), so the log and the private CA
+share it without the ``ca`` package importing ``tlog``.
 """
 
 from __future__ import annotations
