@@ -201,6 +201,16 @@ class TrustedRoot:
             source=f"{self.source} + {other.source}")
 
 
+def merge_roots(roots: "list[TrustedRoot]") -> TrustedRoot | None:
+    """One root trusting everything ``roots`` trust, in order (None for no roots)."""
+    if not roots:
+        return None
+    merged = roots[0]
+    for root in roots[1:]:
+        merged = merged.merged(root)
+    return merged
+
+
 def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot:
     """Parse a decoded trusted root (media type v0.1)."""
     data = _obj(data, where)

@@ -208,12 +208,7 @@ def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],
     if instance is not None:
         roots.append(instance if isinstance(instance, trustroot.TrustedRoot)
                      else trustroot.embedded_trusted_root(instance))
-    if not roots:
-        return None
-    merged = roots[0]
-    for root in roots[1:]:
-        merged = merged.merged(root)
-    return merged
+    return trustroot.merge_roots(roots)
 
 
 def _extension_constraints(named: dict[str, Optional[str]],

@@ -74,10 +74,7 @@ def trusted_root_for(policy: Policy, override: Any = None) -> Any:
         roots.append(trustroot.TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
     if not roots:
         roots.append(trustroot.embedded_trusted_root("production"))
-    merged = roots[0]
-    for r in roots[1:]:
-        merged = merged.merged(r)
-    return merged
+    return trustroot.merge_roots(roots)
 
 
 def trusted_root_digest(root: Any) -> str:
