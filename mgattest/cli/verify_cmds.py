@@ -93,7 +93,7 @@ def verify_cmd(
     _refuse_trust_files_in_model(model, policy=policy, key=key,
                                  certificate_chain=certificate_chain,
                                  trust_files=[trusted_root, trust_config])
-    trusted_root = _merged_trust(trusted_root, trust_config, instance)
+    merged_root = _merged_trust(trusted_root, trust_config, instance)
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
@@ -117,7 +117,7 @@ def verify_cmd(
             policy_path=_text(policy), bundles=tuple(str(b) for b in bundle),
             shortcuts=shortcuts, key_files=tuple(str(k) for k in key), identity=identity,
             identity_regex=identity_regex, certificate_chain=_text(certificate_chain),
-            trusted_root=trusted_root, audit_log=_text(audit_log), emit_vsa=_text(emit_vsa))
+            trusted_root=merged_root, audit_log=_text(audit_log), emit_vsa=_text(emit_vsa))
         code = _verify_under_policy(model, request, as_json)
         if code == 1 and quarantine is not None:
             _quarantine(model, quarantine, ["denied by policy"], policy)
@@ -127,7 +127,7 @@ def verify_cmd(
         from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
         trust = TrustOptions(
-            trusted_root=trusted_root, keys=tuple(str(k) for k in key),
+            trusted_root=merged_root, keys=tuple(str(k) for k in key),
             identity=_identity_policy(identity, identity_regex, issuer, extensions),
             certificate_chain=_read_chain(certificate_chain))
         options = VerifyOptions(
@@ -149,6 +149,7 @@ def verify_cmd(
 
 
 def _text(path: Optional[Path]) -> Optional[str]:
+    """A path option as the library's text, or None."""
     return None if path is None else str(path)
 
 
@@ -197,6 +198,10 @@ def _verify_under_policy(model: str, request: PolicyRequest, as_json: bool) -> i
 def _report_verdict(outcome: VerificationOutcome, as_json: bool) -> None:
     """Print a policy's verdict (a tree, or JSON), the bundles' notes and the VSA."""
     verdict = outcome.verdict
+    if verdict is None:  # a policy always decides: never render "allowed" without one
+        from mgattest.errors import VerificationError
+
+        raise VerificationError("the policy reached no verdict", what="policy")
     if as_json:
         doc = {"ok": verdict.allowed, **verdict.to_dict()}
         if outcome.notes:

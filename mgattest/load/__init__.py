@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
 from mgattest.policy.errors import PolicyDenied
+from mgattest.policy.model import Policy
 from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check,
                                         read_model_bytes, scan_model)
 from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
-    from mgattest.policy.model import Policy
     from mgattest.policy.verdict import Verdict
 
 __all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache", "load",
            "model_check", "read_model_bytes", "scan_model", "verify_model_bytes"]
 
-def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[Any], *,
+def verify_model_bytes(model: ModelBytes, policy: Policy, bundles: Iterable[Any], *,
                        trusted_root: Any = None, identity: Any = None,
                        cache: VerificationCache | None = None,
                        now: int | None = None) -> "Verdict":
@@ -40,7 +40,7 @@ def verify_model_bytes(model: ModelBytes, policy: "Policy", bundles: Iterable[An
     return verdict
 
 
-def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: "Policy",
+def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: Policy,
                                    trusted_root: Any) -> None:
     """The policy file, a trusted-root file and the root files the policy names must not
     be part of the model they judge (as ``mgattest verify`` refuses): whoever can
@@ -73,7 +73,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
 
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
-    if not isinstance(policy, _policy_type()):
+    if not isinstance(policy, Policy):
         policy = load_policy(policy)
     _refuse_trust_anchors_in_model(path, policy, trusted_root)
     bundle_list = list(bundles)
@@ -104,7 +104,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
                                 extra_allowed=extra_allowed)
 
 
-def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: "Policy",
+def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
                          path: Any, *, framework: str,
                          extra_allowed: tuple[tuple[str, str], ...]) -> Any:
     """Deserialise the files the verdict cleared, each with its own rules' permissions.
@@ -136,12 +136,6 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: "Policy"
     if model.single_file:
         return next(iter(loaded.values()))
     return loaded
-
-
-def _policy_type() -> type:
-    from mgattest.policy.model import Policy  # noqa: PLC0415
-
-    return Policy
 
 
 class _CallableModule(__import__("types").ModuleType):

@@ -40,7 +40,7 @@ from mgattest.policy.verdict import FAIL, Check, Verdict
 if TYPE_CHECKING:
     from mgattest.attest.trustroot import TrustedRoot
 
-__all__ = ["ModelSource", "ModelVerifier", "PolicyRequest", "TrustOptions",
+__all__ = ["ModelSource", "ModelVerifier", "PolicyRequest", "ShortcutOptions", "TrustOptions",
            "VerificationOutcome", "VerdictCache", "VerifyOptions", "attestation_to_json",
            "bundle_failure_verdict", "default_bundle_path", "names_a_digest",
            "policy_verifier"]
@@ -129,7 +129,10 @@ class VerificationOutcome:
 
     @property
     def allowed(self) -> bool:
-        """True when the model verified (and the policy, if any, allows it)."""
+        """True when the model verified (and the policy, if any, allows it).
+
+        Without a policy every failure raised, so an outcome exists only for a model
+        that verified; under a policy the verdict decides."""
         return self.verdict is None or self.verdict.allowed
 
     @property
