@@ -26,7 +26,7 @@ VERIFY_CMD_ALLOWED = {
     "mgattest.attest.walk",
     "mgattest.cli._common", "mgattest.cli._progress", "mgattest.cli._render",
     "mgattest.load.quarantine",
-    "mgattest.policy.pipeline",
+    "mgattest.policy.pipeline", "mgattest.policy.shortcuts",
 }
 
 # Verification internals no CLI command module may import.

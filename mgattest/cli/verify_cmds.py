@@ -106,7 +106,8 @@ def verify_cmd(
 
             raise InputError("with --policy, put certificate extension constraints in the "
                              "policy's signers (keyless.extensions)", what="usage")
-        from mgattest.policy.pipeline import PolicyRequest, ShortcutOptions
+        from mgattest.policy.pipeline import PolicyRequest
+        from mgattest.policy.shortcuts import ShortcutOptions
 
         shortcuts = ShortcutOptions(
             builder_id=builder_id, source_uri=source_uri, source_tag=source_tag,

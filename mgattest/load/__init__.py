@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
 from mgattest.policy.errors import PolicyDenied
-from mgattest.policy.model import Policy
 from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check,
                                         read_model_bytes, scan_model)
 from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
+    from mgattest.policy.model import Policy
     from mgattest.policy.verdict import Verdict
 
 __all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache", "load",
@@ -70,6 +70,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
     """
     from mgattest.policy.loader import load_policy  # noqa: PLC0415
+    from mgattest.policy.model import Policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
 
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")

@@ -26,24 +26,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, Sequence
 
-from mgattest.attest.certs import IdentityMismatchError, IdentityPolicy
-from mgattest.attest.digests import DigestSpec, digest_target
-from mgattest.attest.results import ModelCheck, VerifiedAttestation
-from mgattest.attest import verify as attest_verify
-from mgattest.attest.verify import attestation_to_json, default_bundle_path, names_a_digest
 from mgattest.errors import InputError, VerificationError
-from mgattest.policy.model import Policy
 from mgattest.policy.modelbytes import ModelBytes, model_check, scan_model
-from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
 from mgattest.policy.verdict import FAIL, Check, Verdict
 
+# attest (sigstore, cryptography) and the policy model load on first use: importing
+# mgattest.load must stay cheap.
 if TYPE_CHECKING:
+    from mgattest.attest.certs import IdentityPolicy
+    from mgattest.attest.digests import DigestSpec
+    from mgattest.attest.results import ModelCheck, VerifiedAttestation
     from mgattest.attest.trustroot import TrustedRoot
+    from mgattest.policy.model import Policy
+    from mgattest.policy.shortcuts import ShortcutOptions
 
-__all__ = ["ModelSource", "ModelVerifier", "PolicyRequest", "ShortcutOptions", "TrustOptions",
-           "VerificationOutcome", "VerdictCache", "VerifyOptions", "attestation_to_json",
-           "bundle_failure_verdict", "default_bundle_path", "names_a_digest",
+__all__ = ["ModelSource", "ModelVerifier", "PolicyRequest", "TrustOptions",
+           "VerificationOutcome", "VerdictCache", "VerifyOptions", "bundle_failure_verdict",
            "policy_verifier"]
+
+# Also importable from here (not in __all__: they are attest.verify's, loaded on first
+# use like the rest of attest): helpers the pipeline's callers need too — the default
+# bundle path, whether a target names a digest, the JSON of a verified attestation.
+_FROM_ATTEST_VERIFY = ("attestation_to_json", "default_bundle_path", "names_a_digest")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_ATTEST_VERIFY:
+        from mgattest.attest import verify  # noqa: PLC0415 - heavy, see above
+
+        return getattr(verify, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 ModelSource = str | os.PathLike[str] | ModelBytes
 """What :meth:`ModelVerifier.verify` takes: a path (``str`` or ``PathLike``), a digest
@@ -164,6 +176,8 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
+        from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
+
         model = os.fspath(source)
         # Only text can name a digest: a Path is always a file or directory.
         target = digest_target(model) if isinstance(source, str) else None
@@ -178,6 +192,8 @@ class ModelVerifier:
     def _verify_signatures(self, model: str, target: DigestSpec | None,
                            progress: Progress | None) -> VerificationOutcome:
         """Each bundle verifies (signature, log, identity), and covers the model."""
+        from mgattest.attest import verify as attest_verify  # noqa: PLC0415 - heavy
+
         trust, opts = self.trust, self.options
         common: dict[str, Any] = dict(
             trusted_root=trust.trusted_root, keys=list(trust.keys) or None,
@@ -205,6 +221,7 @@ class ModelVerifier:
                              target: DigestSpec | None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
+        from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
         from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
         bundles = list(self.options.bundles) or [str(default_bundle_path(model))]
@@ -288,16 +305,16 @@ class ModelVerifier:
 class PolicyRequest:
     """A policy verification as ``mgattest verify`` states it.
 
-    ``policy_path``: the policy file, if any; ``shortcuts``: the slsa-verifier-style
-    expectations and file options (its ``keys`` and ``identity`` are filled from
-    ``key_files`` and the identity fields). ``key_files``: ``--key`` files, each public
+    ``shortcuts``: the slsa-verifier-style expectations and file options (its ``keys``
+    and ``identity`` are filled from ``key_files`` and the identity fields);
+    ``policy_path``: the policy file, if any. ``key_files``: ``--key`` files, each public
     (trusted to verify bundles) or, at most one, private (to sign the VSA with).
     ``certificate_chain``: a PEM file of CA certificates.
     """
 
+    shortcuts: ShortcutOptions
     policy_path: str | None = None
     bundles: tuple[str, ...] = ()
-    shortcuts: ShortcutOptions = field(default_factory=ShortcutOptions)
     key_files: tuple[str, ...] = ()
     identity: str | None = None
     identity_regex: str | None = None
@@ -314,6 +331,10 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     ``--emit-vsa`` needs that private key; the policy (file + expectations) loads.
     """
     from mgattest._files import read_bounded  # noqa: PLC0415
+    from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415 - heavy
+    from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
+    from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
+    from mgattest.policy.shortcuts import effective_policy  # noqa: PLC0415 - policy model
 
     if digest_target(str(model)) is not None and not request.bundles:
         raise InputError("verifying a digest needs --bundle", what="--bundle")
@@ -410,6 +431,8 @@ def _require_certificate_signers(atts: list[VerifiedAttestation],
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if identity is None:
         return
+    from mgattest.attest.certs import IdentityMismatchError  # noqa: PLC0415 - heavy
+
     for att in atts:
         if att.signer.kind != "certificate":
             raise IdentityMismatchError(

@@ -14,11 +14,13 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mgattest.attest.certs import IdentityPolicy
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_TYPES, Policy
+
+if TYPE_CHECKING:
+    from mgattest.attest.certs import IdentityPolicy
 
 __all__ = ["GITHUB_ISSUER", "SHORTCUTS", "ShortcutOptions", "builder_matcher",
            "builder_signer", "effective_policy", "shortcut_rule", "source_uri"]
