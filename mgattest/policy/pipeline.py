@@ -220,8 +220,8 @@ class ModelVerifier:
     def _verify_under_policy(self, policy: Policy, model: str,
                              target: DigestSpec | None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
-        from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
         from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
+        from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
         from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
 
         bundles = list(self.options.bundles) or [str(default_bundle_path(model))]
