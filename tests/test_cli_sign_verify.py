@@ -242,14 +242,16 @@ def test_model_signing_format_via_cli(model, keypair, tmp_path):
 
 
 def test_policy_options_hand_over(model, keypair, monkeypatch):
-    cli_support = pytest.importorskip("mgattest.policy.cli_support")
+    pipeline = pytest.importorskip("mgattest.policy.pipeline")
+    from mgattest.errors import VerificationError
+
     seen = {}
 
-    def run_verify(**kwargs):
-        seen.update(kwargs)
-        return 1
+    def policy_verifier(model, request):
+        seen.update(options=vars(request.shortcuts), bundles=request.bundles)
+        raise VerificationError("stopped after the hand-over")
 
-    monkeypatch.setattr(cli_support, "run_verify", run_verify)
+    monkeypatch.setattr(pipeline, "policy_verifier", policy_verifier)
     result = mg("verify", model, "--builder-id", "https://b", "--bundle", "x.json")
     assert result.exit_code == 1
     assert seen["options"]["builder_id"] == "https://b" and seen["bundles"]

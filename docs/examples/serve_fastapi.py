@@ -46,21 +46,22 @@ def build_verify() -> Callable[[str], ModelBytes]:
     if os.environ.get("MGATTEST_MANIFEST"):
         manifest = json.loads(Path(os.environ["MGATTEST_MANIFEST"]).read_text())
         return manifest_verifier(manifest, MODEL)
-    from mgattest.load import verify_model_bytes
-    from mgattest.policy.cli_support import effective_policy
     from mgattest.policy.loader import load_policy
+    from mgattest.policy.pipeline import ModelVerifier, VerifyOptions
+    from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
 
     bundles = [b for b in os.environ.get("MGATTEST_BUNDLE", "").split(os.pathsep) if b]
     if os.environ.get("MGATTEST_POLICY"):
         policy = load_policy(os.environ["MGATTEST_POLICY"])
     else:
-        policy = effective_policy(None, {"keys": [os.environ["MGATTEST_KEY"]]})
+        policy = effective_policy(None, ShortcutOptions(keys=(os.environ["MGATTEST_KEY"],)))
+    verifier = ModelVerifier(policy, options=VerifyOptions(bundles=tuple(bundles)))
 
     def verify(path: str) -> ModelBytes:
         model = read_model_bytes(path, exclude=bundles)
-        verdict = verify_model_bytes(model, policy, bundles)
-        if not verdict.allowed:
-            raise VerificationError("; ".join(verdict.reasons[:3]))
+        verdict = verifier.verify(model).verdict
+        if verdict is None or not verdict.allowed:
+            raise VerificationError("; ".join(verdict.reasons[:3]) if verdict else "no verdict")
         return model
     return verify
 

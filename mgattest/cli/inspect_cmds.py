@@ -166,32 +166,38 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
         return manifest_verifier(doc, model)
     if policy is not None:
         try:
-            from mgattest.load import read_model_bytes, verify_model_bytes
+            from mgattest.load import read_model_bytes
             from mgattest.policy.loader import load_policy
+            from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
         except ImportError as exc:  # pragma: no cover - policy package absent
             raise InputError(f"--policy needs mgattest.policy: {exc}", what="policy") from None
-        pol = load_policy(policy)
         if not bundles:
-            from mgattest.attest.verify import default_bundle_path
+            from mgattest.policy.pipeline import default_bundle_path
             bundles = [default_bundle_path(model)]
+        under_policy = ModelVerifier(
+            load_policy(policy),
+            TrustOptions(trusted_root=str(trusted_root) if trusted_root else None),
+            VerifyOptions(bundles=tuple(str(b) for b in bundles)))
 
         def verify_with_policy(path: str) -> None:
             # Bundles kept inside the model directory are not model files.
             model_bytes = read_model_bytes(path, exclude=[str(b) for b in bundles])
-            verdict = verify_model_bytes(model_bytes, pol, [str(b) for b in bundles],
-                                         trusted_root=str(trusted_root) if trusted_root else None)
-            if not verdict.allowed:
-                raise VerificationError("policy denied: " + "; ".join(verdict.reasons[:3]),
+            outcome = under_policy.verify(model_bytes)
+            if not outcome.allowed:
+                reasons = outcome.verdict.reasons if outcome.verdict else []
+                raise VerificationError("policy denied: " + "; ".join(reasons[:3]),
                                         what="policy", where=str(policy))
         return verify_with_policy
     if keys or bundles or trusted_root:
-        from mgattest.attest.verify import verify_model
+        from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
+
+        with_bundles = ModelVerifier(
+            None, TrustOptions(trusted_root=str(trusted_root) if trusted_root else None,
+                               keys=tuple(str(k) for k in keys)),
+            VerifyOptions(bundles=tuple(str(b) for b in bundles), allow_unlogged=allow_unlogged))
 
         def verify_with_bundles(path: str) -> None:
-            verify_model(path, [str(b) for b in bundles] or None,
-                         keys=[str(k) for k in keys] or None,
-                         trusted_root=str(trusted_root) if trusted_root else None,
-                         allow_unlogged=allow_unlogged)
+            with_bundles.verify(Path(path))
         return verify_with_bundles
     raise InputError("watch needs --policy, --key/--bundle, or --manifest", what="watch")
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, fail, guarded, out
 
+if TYPE_CHECKING:
+    from mgattest.attest.certs import IdentityPolicy
+    from mgattest.policy.pipeline import PolicyRequest, VerificationOutcome
+
 
 def register(app: typer.Typer) -> None:
     """Add ``verify`` to the app."""
     app.command("verify")(verify_cmd)
-
-
-_POLICY_OPTIONS = ("policy", "builder_id", "source_uri", "source_tag", "source_versioned_tag",
-                   "source_branch", "emit_vsa", "audit_log")
 
 
 @guarded
@@ -93,39 +93,50 @@ def verify_cmd(
     _refuse_trust_files_in_model(model, policy=policy, key=key,
                                  certificate_chain=certificate_chain,
                                  trust_files=[trusted_root, trust_config])
-    trusted_root = _merged_trust(trusted_root, trust_config, instance)
+    merged_root = _merged_trust(trusted_root, trust_config, instance)
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
          "github_workflow_name": gh_name}, cert_extension)
-    options = dict(bundle=bundle, key=key, certificate_chain=certificate_chain,
-                   trusted_root=trusted_root, identity=identity,
-                   identity_regex=identity_regex, issuer=issuer,
-                   allow_unlogged=allow_unlogged, ignore=ignore,
-                   allow_unsigned_files=allow_unsigned_files, allow_symlinks=allow_symlinks,
-                   predicate_type=predicate_type, policy=policy, builder_id=builder_id,
-                   source_uri=source_uri, source_tag=source_tag,
-                   source_versioned_tag=source_versioned_tag, source_branch=source_branch,
-                   emit_vsa=emit_vsa, audit_log=audit_log, json=as_json)
-    if any(options[name] is not None for name in _POLICY_OPTIONS):
+    if any(value is not None for value in (policy, builder_id, source_uri, source_tag,
+                                           source_versioned_tag, source_branch, emit_vsa,
+                                           audit_log)):
         if extensions:
             from mgattest.errors import InputError
 
             raise InputError("with --policy, put certificate extension constraints in the "
                              "policy's signers (keyless.extensions)", what="usage")
-        from mgattest.policy.cli_support import run_verify
+        from mgattest.policy.pipeline import PolicyRequest
+        from mgattest.policy.shortcuts import ShortcutOptions
 
-        code = run_verify(model=model, bundles=list(bundle), policy=policy,
-                          options={k: v for k, v in options.items()
-                                   if v not in (None, [], False)},
-                          as_json=as_json)
+        shortcuts = ShortcutOptions(
+            builder_id=builder_id, source_uri=source_uri, source_tag=source_tag,
+            source_versioned_tag=source_versioned_tag, source_branch=source_branch,
+            issuer=issuer, allow_unlogged=allow_unlogged, ignore=tuple(ignore),
+            allow_unsigned_files=allow_unsigned_files)
+        request = PolicyRequest(
+            policy_path=_text(policy), bundles=tuple(str(b) for b in bundle),
+            shortcuts=shortcuts, key_files=tuple(str(k) for k in key), identity=identity,
+            identity_regex=identity_regex, certificate_chain=_text(certificate_chain),
+            trusted_root=merged_root, audit_log=_text(audit_log), emit_vsa=_text(emit_vsa))
+        code = _verify_under_policy(model, request, as_json)
         if code == 1 and quarantine is not None:
             _quarantine(model, quarantine, ["denied by policy"], policy)
         raise typer.Exit(code)
     try:
-        result = _verify(model, bundle, key, certificate_chain, trusted_root, identity,
-                         identity_regex, issuer, allow_unlogged, ignore,
-                         allow_unsigned_files, allow_symlinks, predicate_type, extensions)
+        from mgattest.cli._progress import hashing_progress
+        from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
+
+        trust = TrustOptions(
+            trusted_root=merged_root, keys=tuple(str(k) for k in key),
+            identity=_identity_policy(identity, identity_regex, issuer, extensions),
+            certificate_chain=_read_chain(certificate_chain))
+        options = VerifyOptions(
+            bundles=tuple(str(b) for b in bundle), allow_unlogged=allow_unlogged,
+            ignore=tuple(ignore), allow_unsigned_files=allow_unsigned_files,
+            allow_symlinks=allow_symlinks, predicate_type=predicate_type)
+        with hashing_progress(Path(model), "verifying") as progress:
+            outcome = ModelVerifier(None, trust, options).verify(model, progress=progress)
     except Exception as exc:  # typed errors → exit codes; --json keeps machine output
         from mgattest.errors import MgattestError
 
@@ -134,54 +145,79 @@ def verify_cmd(
                 _quarantine(model, quarantine, [exc.message], None)
             fail(exc, as_json=as_json)
         raise
-    _report(result, as_json)
+    _report(outcome, as_json)
     raise typer.Exit(EXIT_OK)
 
 
-def _verify(model: str, bundles: List[Path], keys: List[Path], certificate_chain: Any,
-            root: Any, identity: Any, identity_regex: Any, issuer: Any,
-            allow_unlogged: bool, ignore: List[str], allow_unsigned_files: bool,
-            allow_symlinks: bool, predicate_type: Any,
-            extensions: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    """``root`` is the merged trust of --trusted-root/--trust-config/--instance."""
-    from mgattest.attest import verify
-    from mgattest.attest.digests import digest_target
-    from mgattest.errors import InputError
+def _text(path: Optional[Path]) -> Optional[str]:
+    """A path option as the library's text, or None."""
+    return None if path is None else str(path)
 
-    policy = None
-    if identity or identity_regex or issuer or extensions:
-        from mgattest.attest.certs import IdentityPolicy
 
-        policy = IdentityPolicy(identity=identity, identity_regex=identity_regex,
-                                issuer=issuer, extensions=extensions or {})
-    chain = None
-    if certificate_chain is not None:
-        from mgattest._files import read_bounded
+def _identity_policy(identity: Optional[str], identity_regex: Optional[str],
+                     issuer: Optional[str],
+                     extensions: dict[str, str]) -> Optional[IdentityPolicy]:
+    """The certificate identity --identity/--identity-regex/--issuer/extensions ask for
+    (an ``IdentityPolicy``), or None when none is asked for."""
+    if not (identity or identity_regex or issuer or extensions):
+        return None
+    from mgattest.attest.certs import IdentityPolicy
 
-        chain = read_bounded(certificate_chain, 1 << 20, what="certificate chain")
-    common = dict(trusted_root=root, keys=[str(k) for k in keys] or None, identity=policy,
-                  allow_unlogged=allow_unlogged, certificate_chain=chain,
-                  expected_predicate_type=predicate_type)
-    spec = digest_target(model)
-    if spec is not None:
-        if not bundles:
-            raise InputError("verifying a digest needs --bundle", what="--bundle")
-        atts = [verify.verify_bundle(str(b), artifact_digest=f"{spec.algorithm}:"
-                                     f"{spec.hex_digest}", **common) for b in bundles]
-        _require_identity(atts, policy)
-        return {"model": model, "attestations": atts, "check": None}
-    path = Path(model)
-    if not path.exists():
-        raise InputError(f"model {model} does not exist", what="model", where=model)
-    from mgattest.cli.sign_cmds import hashing_progress
+    return IdentityPolicy(identity=identity, identity_regex=identity_regex, issuer=issuer,
+                          extensions=extensions or {})
 
-    with hashing_progress(path, "verifying") as progress:
-        atts, check = verify.verify_model(
-            path, [str(b) for b in bundles] or None, ignore=ignore,
-            allow_symlinks=allow_symlinks, allow_unsigned_files=allow_unsigned_files,
-            progress=progress, **common)
-    _require_identity(atts, policy)
-    return {"model": model, "attestations": atts, "check": check}
+
+def _read_chain(certificate_chain: Optional[Path]) -> Optional[bytes]:
+    """The PEM bytes of --certificate-chain (bounded), or None."""
+    if certificate_chain is None:
+        return None
+    from mgattest._files import read_bounded
+
+    return read_bounded(certificate_chain, 1 << 20, what="certificate chain")
+
+
+def _verify_under_policy(model: str, request: PolicyRequest, as_json: bool) -> int:
+    """Verify *model* as a policy request asks; print the verdict; the exit code.
+
+    With ``--json`` a failure before evaluation (a bundle that does not verify, bad
+    input) is printed as JSON too.
+    """
+    from mgattest.errors import MgattestError
+    from mgattest.policy.pipeline import policy_verifier
+
+    try:
+        outcome = policy_verifier(model, request).verify(model)
+    except MgattestError as exc:
+        if not as_json:
+            raise
+        print(json.dumps({"ok": False, "allowed": False, **exc.to_dict()}, indent=2))
+        return exc.exit_code
+    _report_verdict(outcome, as_json)
+    return 0 if outcome.allowed else 1
+
+
+def _report_verdict(outcome: VerificationOutcome, as_json: bool) -> None:
+    """Print a policy's verdict (a tree, or JSON), the bundles' notes and the VSA."""
+    verdict = outcome.verdict
+    if verdict is None:  # a policy always decides: never render "allowed" without one
+        from mgattest.errors import VerificationError
+
+        raise VerificationError("the policy reached no verdict", what="policy")
+    if as_json:
+        doc = {"ok": verdict.allowed, **verdict.to_dict()}
+        if outcome.notes:
+            doc["notes"] = outcome.notes
+        if outcome.vsa_path:
+            doc["vsa"] = outcome.vsa_path
+        print(json.dumps(doc, indent=2, sort_keys=False))
+        return
+    from mgattest.cli._render import print_verdict
+
+    print_verdict(verdict)
+    for note in outcome.notes:  # evidence the bundles carry that nothing verified
+        print(f"note: {note}")
+    if outcome.vsa_path:
+        print(f"verification summary attestation written to {outcome.vsa_path}")
 
 
 def _refuse_trust_files_in_model(model: str, *, policy: Optional[Path], key: List[Path],
@@ -243,7 +279,7 @@ def _refreshed_instance(instance: Optional[str]) -> Any:
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:
     """Move a rejected model (not a digest) into the quarantine directory."""
-    from mgattest.attest.verify import names_a_digest
+    from mgattest.policy.pipeline import names_a_digest
 
     if names_a_digest(model) or not Path(model).exists():
         return
@@ -272,26 +308,14 @@ def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
                          what="usage", where="--issuer")
 
 
-def _require_identity(atts: List[Any], policy: Any) -> None:
-    """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
-    if policy is None:
-        return
-    from mgattest.attest.certs import IdentityMismatchError
+def _report(outcome: VerificationOutcome, as_json: bool) -> None:
+    """Print what a verification without a policy established (text or JSON)."""
+    from mgattest.policy.pipeline import attestation_to_json
 
-    for att in atts:
-        if att.signer.kind != "certificate":
-            raise IdentityMismatchError(
-                "--identity/--issuer require a certificate signer, but this bundle is "
-                "signed with a bare key", what="identity", where=att.source)
-
-
-def _report(result: dict[str, Any], as_json: bool) -> None:
-    from mgattest.attest.verify import attestation_to_json
-
-    atts = result["attestations"]
-    check = result["check"]
+    atts = outcome.attestations
+    check = outcome.check
     if as_json:
-        doc: dict[str, Any] = {"ok": True, "model": result["model"],
+        doc: dict[str, Any] = {"ok": True, "model": outcome.model,
                                "attestations": [attestation_to_json(a) for a in atts]}
         if check is not None:
             doc["files"] = [{"name": f.name, "status": f.status, "detail": f.detail}

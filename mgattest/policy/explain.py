@@ -60,16 +60,6 @@ def _evidence_text(ev: dict[str, Any]) -> str:
     return ", ".join(parts) or str(ev)[:200]
 
 
-def print_verdict(verdict: Verdict, *, verbose: bool = False, stderr: bool = False) -> None:
-    """Print the verdict tree to stdout (or stderr)."""
-    from rich.console import Console  # noqa: PLC0415
-
-    console = Console(stderr=stderr)
-    if not console.is_terminal:
-        console = Console(stderr=stderr, width=200)  # logs and pipes: do not cut reasons
-    console.print(verdict_tree(verdict, verbose=verbose))
-
-
 # --------------------------------------------------------------------------- policy in words
 
 def describe_policy(policy: Policy) -> list[str]:
