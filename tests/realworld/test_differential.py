@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from rw_peers import cli, js_unavailable, sigstore_js_verify
+from tests.helpers.peers import cli, js_unavailable, sigstore_js_verify
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def _cases(conformance_dir: Path) -> list[dict]:
 
 
 def _mgattest(conformance_dir: Path, case: dict) -> str:
-    from tests.test_conformance_verify import _args as conformance_args
+    from tests.helpers.conformance import verify_args as conformance_args
 
     code, _output = cli(*conformance_args(case))
     return "pass" if code == 0 else "fail"
