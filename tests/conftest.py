@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import fuzz_budget
 from tests.helpers.paths import CONFORMANCE_DIR
+from tests.helpers.trees import DEFAULT_MODEL_FILES, make_tree
 
 fuzz_budget.load_profile()
 
@@ -27,3 +28,12 @@ def _isolated_mgattest_home(tmp_path, monkeypatch):
     """Every test gets its own embedded-log home: none touches the user's data dir,
     and no test sees another's local log."""
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A model directory ``tmp_path/model`` holding the test module's ``MODEL_FILES``
+    (relative name -> bytes or ``RandomBytes``; default ``DEFAULT_MODEL_FILES``). A module
+    may name the directory with ``MODEL_DIR``."""
+    files = getattr(request.module, "MODEL_FILES", DEFAULT_MODEL_FILES)
+    return make_tree(tmp_path / getattr(request.module, "MODEL_DIR", "model"), files)

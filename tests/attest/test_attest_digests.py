@@ -43,9 +43,7 @@ MODEL = {
 }
 
 
-@pytest.fixture()
-def model(tmp_path: Path) -> Path:
-    return _tree(tmp_path / "model", MODEL)
+MODEL_FILES = MODEL
 
 
 def _status(check, name):  # noqa: ANN001, ANN202

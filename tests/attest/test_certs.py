@@ -249,7 +249,8 @@ def test_bundle_chain_is_ignored_for_trust(ca, other_ca, email_cert):
                                    _vt(_now()))
 
 
-@pytest.mark.parametrize("leaf", [b"", b"\x30\x03\x02\x01\x01", b"not a cert" * 10])
+@pytest.mark.parametrize("leaf", [b"", b"\x30\x03\x02\x01\x01", b"not a cert" * 10],
+                         ids=["empty", "truncated-DER", "text"])
 def test_garbage_certificate_rejected(ca, leaf):
     with pytest.raises(CertificateError):
         verify_signing_certificate(leaf, [], trusted_root_for(ca), _vt(_now()))

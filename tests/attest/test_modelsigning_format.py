@@ -48,11 +48,8 @@ TREE = {
 
 
 
-@pytest.fixture()
-def model(tmp_path: Path) -> Path:
-    root = _tree(tmp_path / "my-model", TREE)
-    _tree(root, {".git/HEAD": b"ref", ".gitignore": b"*.pyc"})
-    return root
+MODEL_DIR = "my-model"
+MODEL_FILES = {**TREE, ".git/HEAD": b"ref", ".gitignore": b"*.pyc"}
 
 
 def _ms_config(method: str, alg: str, shard_size: int | None, ignore: list[str]) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +13,15 @@ from mgattest.attest.sign import sign_model, write_bundle_file
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.bundles import ca_files_for_model_signing
+from tests.helpers.trees import RandomBytes
 
 pytestmark = pytest.mark.interop
 
 MODEL_SIGNING_CLI = Path(sys.executable).parent / "model_signing"
 
 
-@pytest.fixture
-def model(tmp_path):
-    root = tmp_path / "model"
-    (root / "layers").mkdir(parents=True)
-    (root / "config.json").write_text('{"hidden": 64}')
-    (root / "layers" / "0.bin").write_bytes(os.urandom(5000))
-    (root / "layers" / "1.bin").write_bytes(os.urandom(12000))
-    return root
+MODEL_FILES = {"config.json": b'{"hidden": 64}', "layers/0.bin": RandomBytes(5000),
+               "layers/1.bin": RandomBytes(12000)}
 
 
 @pytest.fixture(scope="module")

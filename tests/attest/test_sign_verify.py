@@ -20,14 +20,8 @@ from mgattest.errors import InputError, VerificationError
 from tests.helpers.servers import free_port
 
 
-@pytest.fixture
-def model(tmp_path):
-    root = tmp_path / "model"
-    (root / "sub").mkdir(parents=True)
-    (root / "config.json").write_text('{"layers": 2}')
-    (root / "sub" / "weights.bin").write_bytes(bytes(range(256)) * 64)
-    (root / "empty.txt").write_bytes(b"")
-    return root
+MODEL_FILES = {"config.json": b'{"layers": 2}', "sub/weights.bin": bytes(range(256)) * 64,
+               "empty.txt": b""}
 
 
 def _sign(model, signer, **kw):

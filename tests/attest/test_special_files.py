@@ -23,6 +23,7 @@ import pytest
 from mgattest._files import read_bounded
 from mgattest.attest.walk import UnsafePathError, walk_model, walk_model_detailed
 from mgattest.errors import InputError
+from tests.helpers.trees import RandomBytes
 
 TIMEOUT = 20  # seconds; every case here answers in well under one
 
@@ -32,13 +33,7 @@ def _mg(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    root = tmp_path / "model"
-    root.mkdir()
-    (root / "weights.bin").write_bytes(os.urandom(2048))
-    (root / "config.json").write_text('{"layers": 2}')
-    return root
+MODEL_FILES = {"weights.bin": RandomBytes(2048), "config.json": b'{"layers": 2}'}
 
 
 @pytest.fixture

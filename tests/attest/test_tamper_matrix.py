@@ -18,21 +18,17 @@ from mgattest.attest.signers import spki_pem
 from mgattest.attest.statement import serialize_statement
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
+from tests.helpers.trees import RandomBytes, make_tree
 
 SIGNER = generate_signer("ecdsa-p256")
 KEYS = [SIGNER.public_key]
 
 
+MODEL_FILES = {"a.json": b'{"x": 1}', "sub/w.bin": RandomBytes(3 * 4096 + 17)}
+
+
 def _make_model(root):
-    (root / "sub").mkdir(parents=True)
-    (root / "a.json").write_text('{"x": 1}')
-    (root / "sub" / "w.bin").write_bytes(os.urandom(3 * 4096 + 17))
-    return root
-
-
-@pytest.fixture
-def model(tmp_path):
-    return _make_model(tmp_path / "model")
+    return make_tree(root, MODEL_FILES)
 
 
 def _signed(model, **kw):

@@ -24,15 +24,6 @@ def _env(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def model(tmp_path):
-    root = tmp_path / "model"
-    root.mkdir()
-    (root / "weights.bin").write_bytes(os.urandom(4096))
-    (root / "tokenizer.json").write_text("{}")
-    return root
-
-
 def test_keygen_writes_0600_key_and_warns_when_unencrypted(tmp_path, keypair):
     key, pub = keypair
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

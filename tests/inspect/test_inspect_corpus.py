@@ -8,15 +8,10 @@ import sys
 
 import pytest
 
-from tests.helpers.corpus import UNSAFE_LOADER_SOURCE, build_corpus
+from tests.helpers.corpus import UNSAFE_LOADER_SOURCE
 from mgattest.inspect import SAFE, scan_path
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def test_corpus_is_broad(corpus):

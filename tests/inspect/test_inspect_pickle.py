@@ -95,7 +95,7 @@ def test_imports_are_reported_with_offsets():
     (b"\x80\x04" + _s("os") + _s("system") + b"\x93)}\x92.", "NEWOBJ_EX"),
     (b"\x80\x02U\x02osU\x06system\x93.", "STACK_GLOBAL from 8-bit strings"),
     (b"\x80\x04" + _s("os") + b"\x94" + b"h\x00" + _s("system") + b"\x93.", "GET reuse"),
-])
+], ids=lambda v: v if isinstance(v, str) else "pickle")
 def test_every_import_path_is_resolved(blob, kind):
     report = scan(blob)
     assert report.verdict == DANGEROUS, kind
@@ -190,7 +190,10 @@ def test_frame_past_end_is_malformed():
     b"(" * 100000 + b".",  # deep MARK nesting, no crash
     b"]" * 200000 + b"a" * 199999 + b".",  # deeply nested lists
     b"\x80\x04\xfe",  # invalid opcode
-])
+], ids=[
+    "empty", "protocol-only", "unknown-protocol", "2GiB-string-length", "BINBYTES8-absurd-length",
+    "LONG4-absurd-length", "missing-memo-key", "TUPLE-without-MARK", "APPEND-on-empty-stack",
+    "STACK_GLOBAL-underflow", "deep-MARK-nesting", "deeply-nested-lists", "invalid-opcode"])
 def test_hostile_pickles_are_malformed_not_crashes(blob):
     report = scan(blob)
     assert report.verdict in (MALFORMED, DANGEROUS, SAFE)

@@ -91,7 +91,8 @@ _PAYLOAD = b"cos\nsystem\n(S'id'\ntR."
     b"I" + b" " * 20000 + b"7\n0",
     b"F1_0\n0",  # underscores in FLOAT (Python unpickler)
     b"Np 0005\ng5\n00",  # text memo keys with spaces and zeros
-])
+], ids=["INT-base-0", "LONG-base-0", "INT-stops-at-NUL", "long-STRING-line",
+         "long-UNICODE-line", "INT-long-spaces", "FLOAT-underscores", "text-memo-keys"])
 @pytest.mark.parametrize("name", ["model.bin", "model", "weights.unknownext"])
 def test_tentative_pickle_with_cpython_only_opcode_is_not_safe(prefix, name):
     blob = prefix + _PAYLOAD
@@ -114,7 +115,7 @@ def test_tentative_file_stopped_by_a_scanner_limit_is_not_safe():
     bytes([0x4B, 0x3F, 0x80, 0x3F, 0x00, 0x00, 0x80, 0xBF]) * 64,  # float32 weights
     b"MIT License\n\nCopyright (c) 2024\n",  # LICENSE without extension
     b"(\x00\x01\x02",
-])
+], ids=["float32-weights", "license-text", "MARK-then-bytes"])
 def test_data_that_cpython_rejects_before_any_import_stays_unrecognised(blob):
     assert fuzzing.imports(blob, implementation="c") == []
     report = scan_bytes("weights.bin", blob)

@@ -94,7 +94,7 @@ def test_guard_undoes_a_mutation_the_walk_did_not_see(restore_classes):
     _g("collections", "OrderedDict") + b"Na",  # APPEND
     _g("collections", "OrderedDict") + b"(Ne",  # APPENDS
     _g("collections", "OrderedDict") + b"(N\x90",  # ADDITEMS
-])
+], ids=["SETITEM", "SETITEMS", "APPEND", "APPENDS", "ADDITEMS"])
 def test_item_and_append_opcodes_on_an_imported_object_are_dangerous(opcodes):
     blob = b"\x80\x04" + opcodes + b"."
     report = scan_bytes("x.pkl", blob)

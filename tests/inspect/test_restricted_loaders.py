@@ -9,17 +9,11 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.helpers.corpus import build_corpus
 from mgattest.errors import InputError, VerificationError
 from mgattest.inspect.restricted import (RestrictedLoadError, UnsafeContentError,
                                          restricted_joblib_load, restricted_loads,
                                          restricted_loads_all, restricted_numpy_load,
                                          restricted_torch_load)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def _load(path, *, allow_pickle=True):

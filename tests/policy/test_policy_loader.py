@@ -219,7 +219,7 @@ def test_arbitrary_bytes_never_crash_the_policy_loader(data):
     b"a: " + b"[" * 20000 + b"]" * 20000,
     b"a:\n  " + b"- " * 5000 + b"x\n",
     b"a: " + b"{b: " * 100 + b"1" + b"}" * 100,
-])
+], ids=["deep-flow-sequence", "deep-block-sequence", "deep-flow-mapping"])
 def test_deep_nesting_is_a_policy_error(text):
     with pytest.raises(PolicyError, match="nests deeper|invalid YAML"):
         policy_from_bytes(text, source="deep.yaml")

@@ -64,7 +64,9 @@ def test_npm_attestations_document(tmp_path):
     (json.dumps({"attestations": []}).encode(), "empty"),
     (json.dumps({"attestations": [{"bundle": 3}]}).encode(), "#attestations[0]"),
     (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
-])
+], ids=[
+    "empty", "not-UTF-8", "bad-second-line", "foreign-media-type", "JSON-array", "two-signatures",
+    "no-attestations", "bundle-not-an-object", "deep-nesting"])
 def test_bad_inputs_are_input_errors(data, needle):
     with pytest.raises(AttestationSourceError) as exc:
         attestations_from_bytes(data, "f.json")

@@ -173,7 +173,11 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("note", MALFORMED)
+@pytest.mark.parametrize("note", MALFORMED, ids=[
+    "empty", "no-signature-block", "no-origin", "no-size", "no-root", "leading-zero-size",
+    "negative-size", "31-byte-root", "no-final-newline", "hyphen-not-em-dash",
+    "signature-too-short", "bad-base64", "double-space", "extra-blank-line", "control-character",
+    "101-signatures", "70k-line", "size-overflow"])
 def test_malformed_notes_rejected(note: str, signer: LogSigner) -> None:
     with pytest.raises(CheckpointError):
         parse_signed_note(note)
