@@ -4,7 +4,7 @@ Malicious files carry harmless payloads: each one only creates its own marker fi
 ``<dir>/markers/`` when loaded unsafely. ``UNSAFE_LOADERS`` says how each would be
 loaded by a careless user, so tests can prove (in a subprocess) that the payload is real.
 
-Used by tests/test_inspect_*.py and benchmarks/bench_scanners.py.
+Used by tests/inspect/, tests/load/ and benchmarks/bench_scanners.py.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+TESTS_DIR = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = TESTS_DIR.parent
 
 # Test data is vendored under tests/vectors (see tests/vectors/README.md): a fresh clone
 # needs nothing outside the repository.
-VECTORS_DIR = PROJECT_ROOT / "tests" / "vectors"
+VECTORS_DIR = TESTS_DIR / "vectors"
 CONFORMANCE_DIR = VECTORS_DIR / "conformance"

@@ -17,7 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent.parent / "realworld"
+from tests.helpers.paths import TESTS_DIR
+
+HERE = TESTS_DIR / "realworld"
 GENERIC_BUILDER = ("https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
                    "generator_generic_slsa3.yml")
 JS_DIR = HERE / "js"

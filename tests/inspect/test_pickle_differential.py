@@ -1,7 +1,7 @@
 """The scanner against CPython: "CPython would import X" implies "the scanner reports X".
 
 The oracle is CPython's own unpicklers (C and Python) with a ``find_class`` that records
-and returns inert stand-ins (tests/pickle_fuzzing.py). Pickles are generated from atoms
+and returns inert stand-ins (tests/helpers/pickle_fuzzing.py). Pickles are generated from atoms
 that CPython accepts but a naive parser may not (base-0 ``INT``, NUL-terminated numbers,
 long lines, quoted strings with inner quotes, memo'd ``STACK_GLOBAL`` strings, frames),
 then truncated and mutated. Every file is scanned both as ``x.pkl`` and as a tentative

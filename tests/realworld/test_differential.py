@@ -1,9 +1,9 @@
 """Differential verdicts: mgattest against sigstore-js on real public bundles.
 
-The corpus is the sigstore-conformance bundle-verify suite in ../shared/vectors
+The corpus is the sigstore-conformance bundle-verify suite in tests/vectors/conformance
 (public-good and staging bundles made by the upstream projects, with the reference
 verdict and its reason); sigstore-python runs on the same cases in
-tests/test_conformance_verify.py. Every case's verdict from mgattest must be the
+tests/attest/test_conformance_verify.py. Every case's verdict from mgattest must be the
 reference one; where sigstore-js differs, JS_DIFFERS says why (docs/realworld.md lists
 the counts). A case in neither list that disagrees fails the test.
 """
