@@ -32,7 +32,6 @@ def run_mode() -> RunMode:
 
 
 RUN_MODE: RunMode = run_mode()
-LONG = RUN_MODE == "long"
 
 
 @dataclass(frozen=True)
