@@ -73,7 +73,8 @@ def test_every_test_file_sits_in_a_package_folder() -> None:
 
 
 def test_every_package_folder_has_its_conftest() -> None:
-    missing = sorted(name for name in PACKAGE_FOLDERS if not (TESTS / name / "conftest.py").is_file())
+    missing = sorted(name for name in PACKAGE_FOLDERS
+                     if not (TESTS / name / "conftest.py").is_file())
     assert missing == []
 
 

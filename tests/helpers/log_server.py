@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helpers.servers import free_port
 
+
 def new_key() -> ec.EllipticCurvePrivateKey:
     """A fresh P-256 signing key (the "artifact signer", not the log key)."""
     return ec.generate_private_key(ec.SECP256R1())
