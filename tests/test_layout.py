@@ -9,6 +9,7 @@ module that imports another couples two suites and runs the imported module's to
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.helpers.paths import PROJECT_ROOT
@@ -22,6 +23,10 @@ CROSS_CUTTING_FOLDERS = {"adversarial", "realworld"}
 ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py"}
 # Not Python test code: vendored vectors and the sigstore-js harness's node_modules.
 SKIPPED = (TESTS / "vectors", TESTS / "realworld" / "js")
+
+
+# The fuzz budget's run mode is read in one place (helpers/fuzz_budget.py).
+RUN_MODE_READ = re.compile(r"""(environ\.get\(|environ\[|getenv\()\s*["'](MGATTEST_FUZZ|CI)["']""")
 
 
 def _python_files() -> list[Path]:
@@ -80,3 +85,12 @@ def test_every_package_folder_has_its_conftest() -> None:
 
 def test_helpers_are_not_test_files() -> None:
     assert sorted(p.name for p in (TESTS / "helpers").rglob("test_*.py")) == []
+
+
+def test_only_the_fuzz_budget_reads_the_run_mode() -> None:
+    budget = TESTS / "helpers" / "fuzz_budget.py"
+    offenders = [f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
+                 for path in _python_files() if path != budget
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if RUN_MODE_READ.search(line)]
+    assert offenders == [], "use tests/helpers/fuzz_budget.py (fuzz, fuzz_examples, RUN_MODE)"
