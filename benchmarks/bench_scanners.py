@@ -148,8 +148,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--peers", default=",".join(PEERS))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from corpus_builder import build_corpus
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.corpus import build_corpus
 
     peers = [p for p in args.peers.split(",") if p]
     python = ensure_scanners_venv() if peers else None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFORMANCE_DIR, PROJECT_ROOT
+from tests.helpers.paths import CONFORMANCE_DIR, PROJECT_ROOT
 
 TESTS = PROJECT_ROOT / "tests"
 
@@ -44,7 +44,9 @@ def _in_git_checkout() -> bool:
 
 def test_no_test_refers_to_paths_outside_the_repository():
     offenders = []
-    for path in sorted(TESTS.glob("*.py")) + [PROJECT_ROOT / "pyproject.toml"]:
+    test_code = [p for p in TESTS.rglob("*.py") if not p.is_relative_to(TESTS / "vectors")
+                 and "node_modules" not in p.parts]
+    for path in sorted(test_code) + [PROJECT_ROOT / "pyproject.toml"]:
         if path.name == Path(__file__).name:
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -96,13 +98,13 @@ def test_fresh_clone_runs_tests_that_need_data(tmp_path):
     env["PYTHONPATH"] = str(clone)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
-         "-m", "not slow", "tests/test_fresh_clone.py", "tests/test_conformance_verify.py",
-         "tests/test_certs.py", "tests/test_attest_bundle.py"],
+         "-m", "not slow", "tests/test_fresh_clone.py", "tests/attest/test_conformance_verify.py",
+         "tests/attest/test_certs.py", "tests/attest/test_attest_bundle.py"],
         cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
     imported_from = subprocess.run(
-        [sys.executable, "-c", "import mgattest, tests.conftest as c; "
+        [sys.executable, "-c", "import mgattest, tests.helpers.paths as c; "
          "print(mgattest.__file__); print(c.CONFORMANCE_DIR)"],
         cwd=clone, env=env, capture_output=True, text=True, timeout=60).stdout.split()
     assert all(p.startswith(str(clone)) for p in imported_from), imported_from

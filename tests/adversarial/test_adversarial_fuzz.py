@@ -36,13 +36,9 @@ from mgattest.attest.statement import parse_statement
 from mgattest.attest.verify import verify_bundle
 from mgattest.errors import MgattestError
 from tests.helpers.bundles import entry_of, make_model
+from tests.helpers.fuzz_budget import ADVERSARIAL, fuzz_examples
 
-if os.environ.get("MGATTEST_FUZZ") == "long":
-    EXAMPLES = 5000
-elif os.environ.get("CI"):
-    EXAMPLES = 400
-else:
-    EXAMPLES = 40
+EXAMPLES = fuzz_examples(40, ADVERSARIAL)
 FUZZ = settings(max_examples=EXAMPLES, deadline=datetime.timedelta(seconds=5),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])

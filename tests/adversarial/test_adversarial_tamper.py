@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +25,8 @@ from mgattest.attest.keys import generate_signer
 from mgattest.attest.sign import sign_model
 from mgattest.attest.trustroot import load_trusted_root
 from mgattest.attest.verify import verify_bundle
-from tests.conftest import CONFORMANCE_DIR
+from tests.helpers.fuzz_budget import RUN_MODE
+from tests.helpers.paths import CONFORMANCE_DIR
 from tests.helpers.bundles import V01, V02, V03, entry_of, make_model
 from tests.helpers.mutations import assert_no_new_facts, facts, mutations
 
@@ -74,7 +74,7 @@ def _base(name: str, tmp_path: Path) -> tuple[dict[str, Any], Callable[[Any], An
 
 # The default run tries a few re-typings and re-encodings per node; CI and
 # MGATTEST_FUZZ=long try them all.
-THOROUGH = bool(os.environ.get("CI")) or os.environ.get("MGATTEST_FUZZ") == "long"
+THOROUGH = RUN_MODE != "local"
 BASES = ["key-v0.3", "key-v0.2", "key-v0.1"] + CONFORMANCE_BASES
 
 

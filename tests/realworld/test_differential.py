@@ -1,9 +1,9 @@
 """Differential verdicts: mgattest against sigstore-js on real public bundles.
 
-The corpus is the sigstore-conformance bundle-verify suite in ../shared/vectors
+The corpus is the sigstore-conformance bundle-verify suite in tests/vectors/conformance
 (public-good and staging bundles made by the upstream projects, with the reference
 verdict and its reason); sigstore-python runs on the same cases in
-tests/test_conformance_verify.py. Every case's verdict from mgattest must be the
+tests/attest/test_conformance_verify.py. Every case's verdict from mgattest must be the
 reference one; where sigstore-js differs, JS_DIFFERS says why (docs/realworld.md lists
 the counts). A case in neither list that disagrees fails the test.
 """
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from rw_peers import cli, js_unavailable, sigstore_js_verify
+from tests.helpers.peers import cli, js_unavailable, sigstore_js_verify
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def _cases(conformance_dir: Path) -> list[dict]:
 
 
 def _mgattest(conformance_dir: Path, case: dict) -> str:
-    from tests.test_conformance_verify import _args as conformance_args
+    from tests.helpers.conformance import verify_args as conformance_args
 
     code, _output = cli(*conformance_args(case))
     return "pass" if code == 0 else "fail"

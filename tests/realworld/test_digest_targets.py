@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from rw_peers import GENERIC_BUILDER, cli
+from tests.helpers.peers import GENERIC_BUILDER, cli
 
 BUILDER = GENERIC_BUILDER + "@refs/tags/v1.9.0"
 

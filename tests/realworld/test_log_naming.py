@@ -9,7 +9,6 @@ Rekor v2 entries keep the spec's origin check, and a served log signs under its 
 
 from __future__ import annotations
 
-import base64
 
 import pytest
 
@@ -18,22 +17,11 @@ from mgattest.tlog.errors import CheckpointError
 from mgattest.tlog.log import TransparencyLog
 from mgattest.tlog.trust import TrustedLog
 from mgattest.tlog.verify import verify_entry
+from tests.helpers.log_server import hashedrekord, new_key
 
 
 def _hashedrekord(tmp_path):
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    data = b"artifact"
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    import hashlib
-
-    return {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-        "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(data).hexdigest()}},
-        "signature": {"content": base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode(),
-                      "publicKey": {"content": base64.b64encode(pem).decode()}}}}
+    return hashedrekord(new_key(), b"artifact")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from rw_peers import cli
+from tests.helpers.peers import cli
 from tests.helpers.bundles import ca_files_for_model_signing, issue_signing_cert
 
 pytestmark = pytest.mark.interop

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rw_peers import GENERIC_BUILDER, cli
+from tests.helpers.peers import GENERIC_BUILDER, cli
 from mgattest.inspect import scan_path
 
 BUILDER = GENERIC_BUILDER + "@refs/tags/v1.9.0"

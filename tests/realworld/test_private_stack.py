@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, stop_processes, wait_for_server
-from rw_peers import (
+from tests.helpers.servers import free_port, stop_processes, wait_for_server
+from tests.helpers.peers import (
     js_unavailable,
     sigstore_js_parse_config,
     sigstore_js_sign,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rw_peers import cli
+from tests.helpers.peers import cli
 
 pytestmark = [pytest.mark.network, pytest.mark.interop]
 GH = "https://github.com/"
@@ -31,7 +31,7 @@ SHA = "2bcaa7495e1cbd11fbd4f598d857b3a6f18df933"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests.conftest import private_keyless_stack
+    from tests.helpers.servers import private_keyless_stack
 
     with private_keyless_stack(tmp_path_factory.mktemp("slsa"),
                                issuer_type="github-workflow") as made:

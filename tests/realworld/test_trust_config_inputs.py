@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rw_peers import cli
+from tests.helpers.peers import cli
 
 CTC_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
