@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
@@ -87,6 +87,12 @@ class _SignerArgs:
     log_db: Optional[Path]
     log_key: Optional[Path]
     no_log: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "_SignerArgs":
+        """The fields picked by name from a command's parameters (``sign`` and ``attest``
+        share these options, spelled the same)."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
 
     def log_target(self) -> "LogTarget":
         """The log a key signature goes to; refuses option combinations that conflict."""
@@ -250,6 +256,7 @@ def sign_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
+    given = dict(locals())  # the options, before any local variable joins them
     from mgattest.attest import slsa
     from mgattest.attest.sign import ProvenanceOptions, SignOptions
     from mgattest.errors import InputError
@@ -269,11 +276,8 @@ def sign_cmd(
                           provenance=provenance, model_name=model_name,
                           digests=_digest_options(shard_size, ignore, hash_alg,
                                                   allow_symlinks))
-    who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
-                      trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
-                      password_env=password_env, password_prompt=password_prompt,
-                      log=log, log_db=log_db, log_key=log_key, no_log=no_log)
-    _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
+    _sign_and_report(model, options, _SignerArgs.from_params(given),
+                     _OutputArgs(out_path, force, as_json))
 
 
 @guarded
@@ -302,6 +306,7 @@ def attest_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a generic in-toto attestation (any predicate type) about a model."""
+    given = dict(locals())  # the options, before any local variable joins them
     from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
@@ -322,11 +327,8 @@ def attest_cmd(
     options = SignOptions(predicate_type=predicate_type, predicate=body,
                           digests=_digest_options(shard_size, ignore, hash_alg,
                                                   allow_symlinks))
-    who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
-                      trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
-                      password_env=password_env, password_prompt=password_prompt,
-                      log=log, log_db=log_db, log_key=log_key, no_log=no_log)
-    _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
+    _sign_and_report(model, options, _SignerArgs.from_params(given),
+                     _OutputArgs(out_path, force, as_json))
 
 
 # --------------------------------------------------------------------------- keygen
