@@ -83,7 +83,7 @@ def test_an_empty_model_is_refused_before_signing(tmp_path: Path) -> None:
 
 @dataclass
 class _LocalClient:
-    """A RekorClient stand-in reading a local TransparencyLog."""
+    """A CheckpointSource reading a local TransparencyLog (no HTTP server needed)."""
 
     log: TransparencyLog
     url: str = "http://log.example"
@@ -109,8 +109,7 @@ def test_monitor_polls_saves_state_and_detects_a_fork(tmp_path: Path) -> None:
     verifier = log.signer.verifier
     state = tmp_path / "state.json"
     _append(log, "a")
-    # type: ignore[arg-type] below: a stand-in for RekorClient (same two methods and url)
-    monitor = LogMonitor(_LocalClient(log), verifier, state)  # type: ignore[arg-type]
+    monitor = LogMonitor(_LocalClient(log), verifier, state)
     first = monitor.poll()
     assert first.previous is None and first.growth is None and first.checkpoint.size == 1
     _append(log, "b")
@@ -124,8 +123,7 @@ def test_monitor_polls_saves_state_and_detects_a_fork(tmp_path: Path) -> None:
                                  origin=log.origin)
     for text in ("x", "y", "z"):
         _append(other, text)
-    forked = LogMonitor(_LocalClient(other), verifier, state,  # type: ignore[arg-type]
-                        state=saved)
+    forked = LogMonitor(_LocalClient(other), verifier, state, state=saved)
     with pytest.raises(ConsistencyProofError, match="different roots: the log is forked"):
         forked.poll()
     assert MonitorState.load(state, verifier) == saved  # a failed poll keeps the state
@@ -134,8 +132,7 @@ def test_monitor_polls_saves_state_and_detects_a_fork(tmp_path: Path) -> None:
 def test_monitor_state_from_another_log_is_refused(tmp_path: Path) -> None:
     log = TransparencyLog.init(tmp_path / "log.db", tmp_path / "log.key")
     state = tmp_path / "state.json"
-    # type: ignore[arg-type]: a stand-in for RekorClient (same two methods and url)
-    LogMonitor(_LocalClient(log), log.signer.verifier, state).poll()  # type: ignore[arg-type]
+    LogMonitor(_LocalClient(log), log.signer.verifier, state).poll()
     stranger = TransparencyLog.init(tmp_path / "s.db", tmp_path / "s.key")
     with pytest.raises(CheckpointError) as refused:
         MonitorState.load(state, stranger.signer.verifier)

@@ -9,7 +9,8 @@ A file holds either one entry (a bundle ``TransparencyLogEntry`` or a Rekor v1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog.trust import TrustedLog

@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Protocol
+from collections.abc import Sequence
 
 from mgattest._files import read_json
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import merkle
 from mgattest.tlog.checkpoint import Checkpoint, verify_checkpoint
-from mgattest.tlog.client import RekorClient
+from mgattest.tlog.client import ConsistencyProof, RekorClient
 from mgattest.tlog.errors import ConsistencyProofError
 from mgattest.tlog.keys import LogVerifier
 
-__all__ = ["MAX_STATE_FILE", "LogMonitor", "MonitorState", "PollResult", "check_consistent",
-           "parse_consistency_proof", "verify_note"]
+__all__ = ["MAX_STATE_FILE", "CheckpointSource", "LogMonitor", "MonitorState", "PollResult",
+           "check_consistent", "parse_consistency_proof", "verify_note"]
 
 MAX_STATE_FILE = 64 * 1024 * 1024
 
@@ -70,6 +71,21 @@ def parse_consistency_proof(data: object, where: str) -> list[bytes]:
                          what="consistency proof", where=where) from None
 
 
+class CheckpointSource(Protocol):
+    """Where a monitor reads a log from: :class:`~mgattest.tlog.client.RekorClient`, or
+    anything answering the same two Rekor v1 calls."""
+
+    url: str
+
+    def log_info(self) -> dict[str, Any]:
+        """``GET /api/v1/log``: at least ``signedTreeHead`` (the signed checkpoint note)."""
+        ...
+
+    def consistency_proof(self, first: int, last: int) -> ConsistencyProof:
+        """``GET /api/v1/log/proof``: the proof that tree ``first`` is a prefix of ``last``."""
+        ...
+
+
 @dataclass(frozen=True)
 class MonitorState:
     """The last verified checkpoint of a monitored log and the signed note it came from."""
@@ -79,7 +95,7 @@ class MonitorState:
 
     @classmethod
     def load(cls, path: str | Path, verifier: LogVerifier,
-             origin: str | None = None) -> "MonitorState | None":
+             origin: str | None = None) -> MonitorState | None:
         """The state saved at ``path``, its note verified again; None when there is none."""
         if not Path(path).exists():
             return None
@@ -121,7 +137,7 @@ class LogMonitor:
     checkpoint origin; without it the saved (or first seen) origin is pinned.
     """
 
-    def __init__(self, client: RekorClient, verifier: LogVerifier, state_path: str | Path,
+    def __init__(self, client: CheckpointSource, verifier: LogVerifier, state_path: str | Path,
                  *, state: MonitorState | None = None, origin: str | None = None,
                  where: str | None = None) -> None:
         self.client = client
@@ -133,7 +149,7 @@ class LogMonitor:
 
     @classmethod
     def open(cls, url: str, verifier: LogVerifier, state_path: str | Path, *,
-             origin: str | None = None) -> "LogMonitor":
+             origin: str | None = None) -> LogMonitor:
         """Load and verify the saved state (if any), then connect to the log."""
         state = MonitorState.load(state_path, verifier, origin)
         return cls(RekorClient(url), verifier, state_path, state=state, origin=origin,
