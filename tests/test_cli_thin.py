@@ -15,7 +15,8 @@ import mgattest
 CLI = Path(mgattest.__file__).parent / "cli"
 
 # Shared by every command module: the CLI helpers, typed errors and file/text utilities.
-_COMMON = {"mgattest.cli._common", "mgattest.errors", "mgattest._files", "mgattest._text"}
+_COMMON = {"mgattest.cli._common", "mgattest.cli._progress", "mgattest.errors",
+           "mgattest._files", "mgattest._text"}
 
 ALLOWED = {
     "sign_cmds.py": _COMMON | {

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from mgattest._text import show
 from mgattest.cli._common import err, guarded, out
+from mgattest.cli._progress import hashing_progress
 
 if TYPE_CHECKING:
     from mgattest.attest.sign import BundleSigner, DigestOptions, LogTarget, SignOptions
@@ -36,40 +33,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _model_size(model: Path) -> int:
-    if model.is_file():
-        return model.stat().st_size
-    total = 0
-    for root, _dirs, files in os.walk(model):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
-
-
-@contextlib.contextmanager
-def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
-    """A rich progress bar on stderr while hashing large models (TTY only)."""
-    if not sys.stderr.isatty() or not model.exists():
-        yield None
-        return
-    total = _model_size(model)
-    if total < 64 * 1024 * 1024:
-        yield None
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                               TransferSpeedColumn)
-
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        # the description is rich markup: a name like "[red]x" must print as written
-        task = bar.add_task(f"{label} {escape(show(model.name))}", total=total)
-        yield lambda done: bar.update(task, completed=done)
-
 
 @dataclass(frozen=True)
 class _SignerArgs:
