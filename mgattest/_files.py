@@ -10,6 +10,7 @@ files are read: a FIFO, socket or device is refused at once, without blocking.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -132,3 +133,23 @@ def _size(limit: int) -> str:
     if limit >= 1 << 20 and limit % (1 << 20) == 0:
         return f"{limit >> 20} MiB ({limit} bytes)"
     return f"{limit} bytes"
+
+
+def read_text(path: str | os.PathLike[str], what: str, limit: int) -> str:
+    """The UTF-8 text of the file at ``path`` (at most ``limit`` bytes), or InputError."""
+    data = read_bounded(path, limit, what=what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 (byte {exc.start})", what=what,
+                         where=str(path)) from None
+
+
+def read_json(path: str | os.PathLike[str], what: str, limit: int) -> object:
+    """The JSON value in the file at ``path`` (at most ``limit`` bytes), or InputError."""
+    text = read_text(path, what, limit)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}", what=what,
+                         where=str(path)) from None

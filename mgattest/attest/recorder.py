@@ -174,7 +174,8 @@ class ProvenanceRecorder:
 
     def sign(self) -> dict[str, Any]:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model
+        from mgattest.attest.sign import (KeySigner, LogTarget, PendingBundleFile, SignOptions,
+                                          sign_model)
         from mgattest.attest.slsa import SLSA_PROVENANCE_V1
         from mgattest.attest.verify import default_bundle_path
 
@@ -185,8 +186,9 @@ class ProvenanceRecorder:
         # Reserve the bundle file before the (permanent) log entry is made.
         with PendingBundleFile(out, overwrite=True) as pending:
             pending.reserve()
-            result = sign_model(self.model, self.signer, predicate_type=SLSA_PROVENANCE_V1,
-                                predicate=predicate, log=self.log or LogTarget(),
+            result = sign_model(self.model, KeySigner(self.signer, self.log or LogTarget()),
+                                SignOptions(predicate_type=SLSA_PROVENANCE_V1,
+                                            predicate=predicate),
                                 exclude=[out, pending.temp_path])
             self.bundle = result.bundle
             self.bundle_path = pending.commit(result.bundle)

@@ -1,5 +1,13 @@
 """Sign a model: digests → in-toto statement → DSSE → transparency log → bundle.
 
+The one signing pipeline (``mgattest sign``/``attest``, :class:`ProvenanceRecorder` and
+Python callers): :func:`sign_model` = :func:`hash_for_signing` (digests) +
+:func:`sign_digests` (statement, signature, log entry, bundle file). Who signs is a
+:class:`BundleSigner`: :class:`KeySigner` (a private key, recorded in a
+:class:`LogTarget`) or :class:`KeylessSigner` (OIDC identity → Fulcio-compatible CA →
+the log of the trust config, through sigstore-python). What is signed is described by
+:class:`SignOptions` (statement format, predicate, :class:`DigestOptions`).
+
 Log targets (:class:`LogTarget`): the embedded local log (default), another mgattest
 log database (``--log-db``), any Rekor v1-compatible server (``--log URL``) or none.
 """
@@ -10,18 +18,23 @@ import base64
 import contextlib
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from mgattest._files import read_bounded
+from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
+from mgattest.attest.keyless import sign_keyless
+from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
 
-FORMATS = ("intoto", "model-signing")
+StatementFormat = Literal["intoto", "model-signing"]
+FORMATS: tuple[StatementFormat, ...] = ("intoto", "model-signing")
 
 
 @dataclass(frozen=True)
@@ -35,19 +48,26 @@ class LogTarget:
 
     @classmethod
     def from_options(cls, *, url: str | None = None, db: str | None = None,
-                     no_log: bool = False) -> "LogTarget":
-        """The target chosen by ``--log URL`` / ``--log-db PATH`` / ``--no-log``."""
+                     no_log: bool = False, key: str | None = None) -> "LogTarget":
+        """The target chosen by ``--log URL`` / ``--log-db PATH`` [``--log-key KEY``] /
+        ``--no-log``."""
         given = [x for x in (url, db, True if no_log else None) if x]
         if len(given) > 1:
             raise InputError("give at most one of --log, --log-db and --no-log",
                              what="log option")
         if no_log:
-            return cls("none")
-        if url:
-            return cls("url", url)
-        if db:
-            return cls("local", db)
-        return cls("local")
+            target = cls("none")
+        elif url:
+            target = cls("url", url)
+        elif db:
+            target = cls("local", db)
+        else:
+            target = cls("local")
+        if key is not None:
+            if db is None:
+                raise InputError("--log-key goes with --log-db", what="--log-key")
+            target = cls(target.kind, target.location, key)
+        return target
 
 
 def log_write_token() -> str | None:
@@ -113,7 +133,7 @@ class SignResult:
 
     bundle: dict[str, Any]
     statement: dict[str, Any]
-    digests: Any
+    digests: ModelDigests
 
 
 def sign_statement(statement: dict[str, Any], signer: Signer, *,
@@ -138,49 +158,169 @@ def sign_statement(statement: dict[str, Any], signer: Signer, *,
                        tlog_entries=[entry] if entry else [])
 
 
-def sign_model(model: str | Path, signer: Signer, *, predicate_type: str | None = None,
-               predicate: dict[str, Any] | None = None, fmt: str = "intoto",
-               log: LogTarget = LogTarget(), shard_size: int | None = None,
-               algorithm: str = "sha256", ignore: Sequence[str] = (),
-               exclude: Sequence[str | Path] = (), allow_symlinks: bool = False,
-               model_name: str | None = None, workers: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> SignResult:
-    """Hash ``model`` and sign a statement about it.
+@dataclass(frozen=True)
+class DigestOptions:
+    """How the model's files are hashed (recorded in the statement, so verify agrees).
 
-    ``fmt="intoto"``: one subject per file, ``predicate_type``/``predicate`` as given
-    (default: SLSA Provenance v1 with the default builder). ``fmt="model-signing"``:
-    the OpenSSF model signing v1.0 statement (its own predicate), hint in
-    model_signing's convention so ``model_signing verify key`` accepts the bundle.
+    ``ignore``: anchored globs of files to leave out; ``workers``: hashing threads
+    (default: chosen by the hasher).
     """
-    from mgattest.attest import digests as digest_mod
 
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})",
-                         what="--format")
-    md = digest_mod.hash_model(model, algorithm=algorithm, shard_size=shard_size,
-                               ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks,
-                               workers=workers, progress=progress)
-    if not md.files:
+    algorithm: str = "sha256"
+    shard_size: int | None = None
+    ignore: tuple[str, ...] = ()
+    allow_symlinks: bool = False
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class ProvenanceOptions:
+    """The fields of the SLSA Provenance v1 predicate signed by default (see
+    :func:`mgattest.attest.slsa.build_provenance`)."""
+
+    builder_id: str | None = None
+    build_type: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    dependencies: tuple[dict[str, Any], ...] = ()
+    ci: dict[str, Any] | None = None
+    frameworks: Mapping[str, str] | None = None
+    started_on: str | None = None
+    finished_on: str | None = None
+
+    def predicate(self, digests: ModelDigests) -> dict[str, Any]:
+        """The predicate for a model hashed as ``digests`` (its digest options included)."""
+        return slsa.build_provenance(
+            builder_id=self.builder_id, build_type=self.build_type,
+            parameters=self.parameters, dependencies=self.dependencies, ci=self.ci,
+            frameworks=self.frameworks, started_on=self.started_on,
+            finished_on=self.finished_on,
+            internal_parameters=slsa.digest_options(digests.ignore))
+
+
+@dataclass(frozen=True)
+class SignOptions:
+    """What to sign about a model.
+
+    ``format="intoto"``: one subject per file; ``predicate_type``/``predicate`` as given,
+    by default SLSA Provenance v1 built from ``provenance``. ``format="model-signing"``:
+    the OpenSSF model signing v1.0 statement (its own predicate; subject ``model_name``),
+    signed with model_signing's key hint so ``model_signing verify key`` accepts it.
+    """
+
+    format: StatementFormat = "intoto"
+    predicate_type: str | None = None
+    predicate: dict[str, Any] | None = None
+    provenance: ProvenanceOptions = field(default_factory=ProvenanceOptions)
+    model_name: str | None = None
+    digests: DigestOptions = field(default_factory=DigestOptions)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise InputError(f"unknown format {self.format!r} (choose {', '.join(FORMATS)})",
+                             what="--format")
+
+
+def build_statement(digests: ModelDigests, options: SignOptions) -> dict[str, Any]:
+    """The in-toto statement ``options`` describe about the hashed model."""
+    if options.format == "model-signing":
+        return to_model_signing_statement(digests, model_name=options.model_name)
+    predicate_type, predicate = options.predicate_type, options.predicate
+    if predicate_type is None:
+        predicate_type = slsa.SLSA_PROVENANCE_V1
+        if predicate is None:
+            predicate = options.provenance.predicate(digests)
+    return make_statement(digests.subjects(), predicate_type, predicate)
+
+
+class BundleSigner(Protocol):
+    """Signs a statement, records it in a transparency log and returns the bundle dict."""
+
+    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+        """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """Signs with a private key and records the signature in ``log``."""
+
+    key: Signer
+    log: LogTarget = LogTarget()
+
+    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+        """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
+        hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
+        return sign_statement(statement, self.key, log=self.log, hint=hint)
+
+
+@dataclass(frozen=True)
+class KeylessSigner:
+    """Signs keylessly through sigstore-python: an OIDC identity token, a certificate
+    from the trust config's CA (Sigstore's, or a private one from ``--trust-config``)
+    and an entry in the trust config's log (see :func:`mgattest.attest.keyless.sign_keyless`).
+    """
+
+    identity_token: str | None = None
+    trust_config: str | Path | None = None
+    staging: bool = False
+    refresh_trust: bool = False
+
+    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+        """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
+        return sign_keyless(serialize_statement(statement),
+                            identity_token=self.identity_token,
+                            trust_config=str(self.trust_config) if self.trust_config else None,
+                            staging=self.staging, refresh_trust=self.refresh_trust)
+
+
+def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
+                     exclude: Sequence[str | Path] = (),
+                     progress: Callable[[int], Any] | None = None) -> ModelDigests:
+    """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model."""
+    digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
+                         ignore=options.ignore, exclude=exclude,
+                         allow_symlinks=options.allow_symlinks, workers=options.workers,
+                         progress=progress)
+    if not digests.files:
         raise InputError(f"model {model} has no files to sign", what="model",
                          where=str(model))
-    if fmt == "model-signing":
-        from mgattest.attest.modelsigning import to_model_signing_statement
+    return digests
 
-        statement = to_model_signing_statement(md, model_name=model_name)
-        hint = model_signing_hint(signer.public_key)
-    else:
-        if predicate_type is None:
-            from mgattest.attest.slsa import SLSA_PROVENANCE_V1, build_provenance
 
-            predicate_type = SLSA_PROVENANCE_V1
-            if predicate is None:
-                from mgattest.attest.slsa import digest_options
+def sign_digests(digests: ModelDigests, signer: BundleSigner,
+                 options: SignOptions = SignOptions(), *,
+                 output: "PendingBundleFile | None" = None) -> SignResult:
+    """Build the statement, sign and log it; write the bundle to ``output`` when given.
 
-                predicate = build_provenance(internal_parameters=digest_options(md.ignore))
-        statement = make_statement(md.subjects(), predicate_type, predicate)
-        hint = None
-    bundle = sign_statement(statement, signer, log=log, hint=hint)
-    return SignResult(bundle, statement, md)
+    ``output`` is reserved before the signature is logged (a log entry is permanent, so
+    nothing is logged that cannot end up in a bundle) and committed after.
+    """
+    statement = build_statement(digests, options)
+    if output is None:
+        return SignResult(signer.sign(statement, options.format), statement, digests)
+    with output:
+        output.reserve()
+        bundle = signer.sign(statement, options.format)
+        output.commit(bundle)
+    return SignResult(bundle, statement, digests)
+
+
+def sign_model(model: str | Path, signer: BundleSigner | Signer,
+               options: SignOptions = SignOptions(), *,
+               output: "PendingBundleFile | None" = None,
+               exclude: Sequence[str | Path] = (),
+               progress: Callable[[int], Any] | None = None) -> SignResult:
+    """Hash ``model`` and sign a statement about it (see :class:`SignOptions`).
+
+    ``signer`` is a :class:`BundleSigner`, or a bare key :class:`Signer` (recorded in
+    the embedded local log). With ``output`` the bundle is written there, and that file
+    is left out of the digests along with ``exclude``.
+    """
+    bundle_signer = KeySigner(signer) if isinstance(signer, Signer) else signer
+    if output is not None:
+        exclude = [*exclude, output.path]
+    digests = hash_for_signing(model, options.digests, exclude=exclude, progress=progress)
+    return sign_digests(digests, bundle_signer, options, output=output)
 
 
 class BundleOutputError(InputError):

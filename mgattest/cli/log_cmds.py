@@ -26,26 +26,15 @@ def register(app: typer.Typer) -> None:
 # --- helpers -------------------------------------------------------------------------
 
 def _read_text(path: Path, what: str, limit: int = MAX_JSON_FILE) -> str:
-    from mgattest._files import read_bounded
-    from mgattest.errors import InputError
+    from mgattest._files import read_text
 
-    data = read_bounded(path, limit, what=what)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {path} is not UTF-8 (byte {exc.start})", what=what,
-                         where=str(path)) from None
+    return read_text(path, what, limit)
 
 
 def _read_json(path: Path, what: str) -> Any:
-    from mgattest.errors import InputError
+    from mgattest._files import read_json
 
-    text = _read_text(path, what)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{what} {path} is not valid JSON: {exc}", what=what,
-                         where=str(path)) from None
+    return read_json(path, what, MAX_JSON_FILE)
 
 
 def _load_signer(key: Path) -> Any:
@@ -307,35 +296,17 @@ def consistency_proof_cmd(
         err(f"wrote the consistency proof {first} → {last} to {out_path}")
 
 
-def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]
-                       ) -> list[tuple[str, Any, bool, bool]]:
-    """(label, entry JSON, is_rekor_v1, needs_proof) for every entry on the command line."""
+def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[Any]:
+    """The entries named on the command line (``--entry`` or ``--bundle``)."""
     from mgattest.errors import InputError
+    from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json
 
     if (entry is None) == (bundle is None):
         raise InputError("give exactly one of --entry and --bundle", what="usage")
     if entry is not None:
-        data = _read_json(entry, "log entry")
-        if not isinstance(data, dict):
-            raise InputError(f"{entry} must hold a JSON object", what="log entry",
-                             where=str(entry))
-        is_v1 = "canonicalizedBody" not in data and len(data) == 1 and isinstance(
-            next(iter(data.values())), dict) and "body" in next(iter(data.values()))
-        if not is_v1 and "canonicalizedBody" not in data:
-            raise InputError(f"{entry} is neither a bundle TransparencyLogEntry nor a Rekor "
-                             "v1 LogEntry", what="log entry", where=str(entry))
-        return [(str(entry), data, is_v1, True)]
-    data = _read_json(bundle, "bundle")
-    material = data.get("verificationMaterial") if isinstance(data, dict) else None
-    tlog = material.get("tlogEntries") if isinstance(material, dict) else None
-    if not isinstance(tlog, list) or not tlog:
-        raise InputError(f"{bundle} has no verificationMaterial.tlogEntries", what="bundle",
-                         where=str(bundle))
-    # v0.1 bundles may carry only an inclusion promise (SET); later ones need a proof.
-    media_type = data.get("mediaType")
-    needs_proof = not (isinstance(media_type, str) and media_type.endswith("version=0.1"))
-    return [(f"{bundle} tlogEntries[{i}]", item, False, needs_proof)
-            for i, item in enumerate(tlog)]
+        return [entry_from_json(_read_json(entry, "log entry"), str(entry))]
+    assert bundle is not None
+    return entries_from_bundle(_read_json(bundle, "bundle"), str(bundle))
 
 
 @log_app.command("verify")
@@ -352,26 +323,12 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
-    from mgattest.errors import MgattestError
-    from mgattest.tlog.verify import verify_entry, verify_rekor_entry
+    from mgattest.tlog.entry_files import verify_entries
 
     logs = _trusted_logs(log_key, trusted_root, origin)
     items = _entries_to_verify(entry, bundle)
-    results = []
-    for label, item, is_v1, needs_proof in items:
-        try:
-            if is_v1:
-                verified = verify_rekor_entry(item, logs, origin=origin)
-            else:
-                verified = verify_entry(item, logs, origin=origin,
-                                        require_inclusion_proof=needs_proof)
-        except MgattestError as exc:
-            if exc.where is None:
-                exc.where = label
-            else:
-                exc.where = f"{label}: {exc.where}"
-            raise
-        results.append((label, verified))
+    results = [(item.label, verified)
+               for item, verified in verify_entries(items, logs, origin=origin)]
     if as_json:
         out(json.dumps({"ok": True, "entries": [
             {"source": label, "log_id": v.log_id, "log_index": v.log_index,
@@ -390,40 +347,6 @@ def verify_cmd(
             + ", ".join(checks))
 
 
-def _verify_note(text: str, verifier: Any, origin: Optional[str], where: str) -> Any:
-    from mgattest.tlog.checkpoint import verify_checkpoint
-
-    from mgattest.errors import MgattestError
-
-    try:
-        return verify_checkpoint(text, [verifier], origin=origin)
-    except MgattestError as exc:
-        exc.where = where if exc.where is None else f"{where}: {exc.where}"
-        raise
-
-
-def _check_consistent(old: Any, new: Any, proof: list[bytes]) -> None:
-    """Verify ``new`` extends ``old`` (RFC 9162 consistency; equal sizes need equal roots)."""
-    from mgattest.tlog import merkle
-    from mgattest.tlog.errors import ConsistencyProofError
-
-    where = f"sizes {old.size} -> {new.size}"
-    if new.size < old.size:
-        raise ConsistencyProofError(
-            f"the log shrank from {old.size} to {new.size} entries: history was rewritten",
-            what="log consistency", where=where)
-    if old.size == new.size:
-        if bytes(old.root_hash) != bytes(new.root_hash):
-            raise ConsistencyProofError(
-                f"two checkpoints of size {old.size} have different roots: the log is forked",
-                what="log consistency", where=where)
-        return
-    if old.size == 0:
-        return
-    merkle.verify_consistency(old.size, new.size, proof, bytes(old.root_hash),
-                              bytes(new.root_hash))
-
-
 @log_app.command("consistency")
 @guarded
 def consistency_cmd(
@@ -437,11 +360,12 @@ def consistency_cmd(
 ) -> None:
     """Verify that a newer checkpoint extends an older one (append-only)."""
     from mgattest.errors import InputError
+    from mgattest.tlog.monitor import check_consistent, parse_consistency_proof, verify_note
 
     if url is None and (new is None or proof_file is None):
         raise InputError("give --new with --proof, or --url", what="usage")
     verifier = _verifier(log_key)
-    old_cp = _verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
+    old_cp = verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
     client = None
     if url is not None:
         from mgattest.tlog.client import RekorClient
@@ -452,25 +376,16 @@ def consistency_cmd(
     else:
         assert client is not None
         new_text, new_label = client.log_info()["signedTreeHead"], url or ""
-    new_cp = _verify_note(new_text, verifier, origin or old_cp.origin, new_label)
+    new_cp = verify_note(new_text, verifier, origin or old_cp.origin, new_label)
     proof: list[bytes] = []
     if 0 < old_cp.size < new_cp.size:
         if proof_file is not None:
-            data = _read_json(proof_file, "consistency proof")
-            hashes = data.get("hashes") if isinstance(data, dict) else None
-            if not isinstance(hashes, list) or not all(
-                    isinstance(h, str) and len(h) == 64 for h in hashes):
-                raise InputError(f"{proof_file} must be {{\"hashes\": [hex, ...]}}",
-                                 what="consistency proof", where=str(proof_file))
-            try:
-                proof = [bytes.fromhex(h) for h in hashes]
-            except ValueError:
-                raise InputError(f"{proof_file} holds non-hex hashes",
-                                 what="consistency proof", where=str(proof_file)) from None
+            proof = parse_consistency_proof(_read_json(proof_file, "consistency proof"),
+                                            str(proof_file))
         else:
             assert client is not None
             proof = client.consistency_proof(old_cp.size, new_cp.size).hashes
-    _check_consistent(old_cp, new_cp, proof)
+    check_consistent(old_cp, new_cp, proof)
     out(f"ok: checkpoint {old_cp.size} is a prefix of checkpoint {new_cp.size} "
         f"(origin {new_cp.origin})")
 
@@ -487,31 +402,18 @@ def monitor_cmd(
 ) -> None:
     """Watch a log: every new checkpoint must extend the last verified one."""
     from mgattest.errors import InputError
-    from mgattest.tlog.client import LogUnavailableError, RekorClient
+    from mgattest.tlog.client import LogUnavailableError
+    from mgattest.tlog.monitor import LogMonitor
 
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")
-    verifier = _verifier(log_key)
-    last = None
-    if Path(state).exists():
-        saved = _read_json(state, "monitor state")
-        note = saved.get("checkpoint") if isinstance(saved, dict) else None
-        if not isinstance(note, str):
-            raise InputError(f"{state} is not a monitor state file", what="monitor state",
-                             where=str(state))
-        last = _verify_note(note, verifier, origin, str(state))
-        origin = origin or last.origin
-    client = RekorClient(url)
+    monitor = LogMonitor.open(url, _verifier(log_key), state, origin=origin)
     done = 0
     while True:
         done += 1
         final = bool(count) and done >= count
         try:
-            note = client.log_info()["signedTreeHead"]
-            current = _verify_note(note, verifier, origin, url)
-            proof: list[bytes] = []
-            if last is not None and 0 < last.size < current.size:
-                proof = client.consistency_proof(last.size, current.size).hashes
+            result = monitor.poll()
         except LogUnavailableError as exc:
             if final or count == 1:
                 raise
@@ -519,15 +421,10 @@ def monitor_cmd(
             err(f"warning: {exc.message}")
             time.sleep(interval)
             continue
-        if last is not None:
-            _check_consistent(last, current, proof)
-        _write_json(state, {"origin": current.origin, "size": current.size,
-                            "root_hash": bytes(current.root_hash).hex(), "checkpoint": note})
-        grew = "" if last is None else f" (+{current.size - last.size})"
+        current = result.checkpoint
+        grew = "" if result.growth is None else f" (+{result.growth})"
         out(f"ok: {current.origin} size {current.size}{grew} root "
             f"{bytes(current.root_hash).hex()}")
-        last, origin = current, current.origin
         if final:
             return
         time.sleep(interval)
-

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from mgattest.cli._common import err, guarded, out
 from mgattest.cli._progress import hashing_progress
+
+if TYPE_CHECKING:
+    from mgattest.attest.sign import BundleSigner, DigestOptions, LogTarget, SignOptions
 
 def register(app: typer.Typer) -> None:
     """Add the signing commands to the app.
@@ -30,26 +34,64 @@ def register(app: typer.Typer) -> None:
 
 # --------------------------------------------------------------------------- helpers
 
-def load_signing_key(key: Path, password_env: Optional[str], password_prompt: bool) -> Any:
-    """Load a signer, asking for the password the way the user chose."""
-    from mgattest.attest.keys import load_signer, resolve_password
+@dataclass(frozen=True)
+class _SignerArgs:
+    """The command-line options that choose who signs and where it is logged."""
 
-    password = resolve_password(password_env, password_prompt)
-    return load_signer(key, password)
+    key: Optional[Path]
+    keyless: bool
+    identity_token: Optional[str]
+    trust_config: Optional[Path]
+    staging: bool
+    refresh_trust: bool
+    password_env: Optional[str]
+    password_prompt: bool
+    log: Optional[str]
+    log_db: Optional[Path]
+    log_key: Optional[Path]
+    no_log: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "_SignerArgs":
+        """The fields picked by name from a command's parameters (``sign`` and ``attest``
+        share these options, spelled the same)."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+    def log_target(self) -> "LogTarget":
+        """The log a key signature goes to; refuses option combinations that conflict."""
+        from mgattest.attest.sign import LogTarget
+        from mgattest.errors import InputError
+
+        if self.keyless == (self.key is not None):
+            raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
+        if self.keyless and (self.log or self.log_db or self.log_key or self.no_log):
+            raise InputError("--keyless records in the log of its trust config "
+                             "(--trust-config or --staging); --log, --log-db, --log-key and "
+                             "--no-log do not apply", what="--keyless")
+        return LogTarget.from_options(url=self.log,
+                                      db=str(self.log_db) if self.log_db else None,
+                                      no_log=self.no_log,
+                                      key=str(self.log_key) if self.log_key else None)
+
+    def signer(self, log: "LogTarget") -> "BundleSigner":
+        """The signer (asks for the key's password the way the user chose)."""
+        from mgattest.attest.keys import load_signer, resolve_password
+        from mgattest.attest.sign import KeylessSigner, KeySigner
+
+        if self.key is None:
+            return KeylessSigner(self.identity_token, self.trust_config, self.staging,
+                                 self.refresh_trust)
+        password = resolve_password(self.password_env, self.password_prompt)
+        return KeySigner(load_signer(self.key, password), log)
 
 
-def _log_target(log: Optional[str], log_db: Optional[Path], no_log: bool,
-                log_key: Optional[Path] = None) -> Any:
-    from mgattest.attest.sign import LogTarget
-    from mgattest.errors import InputError
+@dataclass(frozen=True)
+class _OutputArgs:
+    """Where the bundle goes and how the result is shown."""
 
-    target = LogTarget.from_options(url=log, db=str(log_db) if log_db else None,
-                                    no_log=no_log)
-    if log_key is not None:
-        if log_db is None:
-            raise InputError("--log-key goes with --log-db", what="--log-key")
-        target = LogTarget(target.kind, target.location, str(log_key))
-    return target
+    out_path: Optional[Path]
+    force: bool
+    as_json: bool
 
 
 def _output_path(model: Path, out_path: Optional[Path]) -> Path:
@@ -72,65 +114,33 @@ def _report(bundle: dict[str, Any], statement: dict[str, Any], path: Path,
         f"({statement.get('predicateType')}), {where}: {path}")
 
 
-def _sign_common(model: Path, statement_builder: Any, *, key: Optional[Path],
-                 keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
-                 staging: bool, password_env: Optional[str], password_prompt: bool,
-                 refresh_trust: bool = False,
-                 out_path: Optional[Path], log: Optional[str], log_db: Optional[Path],
-                 log_key: Optional[Path], no_log: bool, fmt: str, shard_size: Optional[int], ignore: List[str],
-                 allow_symlinks: bool, as_json: bool, hash_alg: str = "sha256",
-                 force: bool = False) -> None:
-    from mgattest.attest import sign as signing
+def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
+                     output: _OutputArgs) -> None:
+    """Check the inputs in the order users expect errors, then run the sign pipeline."""
+    from mgattest.attest.sign import PendingBundleFile, hash_for_signing, sign_digests
     from mgattest.errors import InputError
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
-    if keyless == (key is not None):
-        raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
-    if keyless and (log or log_db or log_key or no_log):
-        raise InputError("--keyless records in the log of its trust config (--trust-config "
-                         "or --staging); --log, --log-db, --log-key and --no-log do not apply",
-                         what="--keyless")
-    target = _log_target(log, log_db, no_log, log_key)
-    # Check the destination before hashing, reserve it before logging: a log entry is
-    # permanent, so nothing is logged that cannot end up in a bundle.
-    pending = signing.PendingBundleFile(_output_path(model, out_path), overwrite=force).check()
-    path = pending.path
-    signer = load_signing_key(key, password_env, password_prompt) if key else None
-    from mgattest.attest import digests as digest_mod
-
+    target = who.log_target()
+    # Check the destination before hashing (and before asking for a password); the
+    # pipeline reserves it before logging.
+    pending = PendingBundleFile(_output_path(model, output.out_path),
+                                overwrite=output.force).check()
+    signer = who.signer(target)
     with hashing_progress(model) as progress:
-        md = digest_mod.hash_model(model, algorithm=hash_alg, shard_size=shard_size,
-                                   ignore=ignore,
-                                   exclude=[path], allow_symlinks=allow_symlinks,
+        digests = hash_for_signing(model, options.digests, exclude=[pending.path],
                                    progress=progress)
-    if not md.files:
-        raise InputError(f"model {model} has no files to sign", what="model",
-                         where=str(model))
-    statement, hint = statement_builder(md, fmt, signer)
-    with pending:
-        pending.reserve()
-        bundle = _sign_and_log(statement, hint, signer, target, keyless=keyless,
-                               identity_token=identity_token, trust_config=trust_config,
-                               staging=staging, refresh_trust=refresh_trust)
-        pending.commit(bundle)
-    _report(bundle, statement, path, as_json)
+    result = sign_digests(digests, signer, options, output=pending)
+    _report(result.bundle, result.statement, pending.path, output.as_json)
 
 
-def _sign_and_log(statement: dict[str, Any], hint: Optional[str], signer: Any, target: Any, *,
-                  keyless: bool, identity_token: Optional[str], trust_config: Optional[Path],
-                  staging: bool, refresh_trust: bool) -> dict[str, Any]:
-    """Sign the statement (key or keyless) and record it in the log: the bundle dict."""
-    from mgattest.attest import sign as signing
+def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
+                    allow_symlinks: bool) -> "DigestOptions":
+    from mgattest.attest.sign import DigestOptions
 
-    if keyless:
-        from mgattest.attest.keyless import sign_keyless
-        from mgattest.attest.statement import serialize_statement
-
-        return sign_keyless(serialize_statement(statement), identity_token=identity_token,
-                            trust_config=str(trust_config) if trust_config else None,
-                            staging=staging, refresh_trust=refresh_trust)
-    return signing.sign_statement(statement, signer, log=target, hint=hint)
+    return DigestOptions(algorithm=hash_alg, shard_size=shard_size, ignore=tuple(ignore),
+                         allow_symlinks=allow_symlinks)
 
 
 _KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
@@ -209,42 +219,28 @@ def sign_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
+    given = dict(locals())  # the options, before any local variable joins them
     from mgattest.attest import slsa
+    from mgattest.attest.sign import ProvenanceOptions, SignOptions
     from mgattest.errors import InputError
 
     if fmt not in ("intoto", "model-signing"):
         raise InputError(f"--format must be intoto or model-signing, not {fmt!r}",
                          what="--format")
     params = slsa.parse_params(param)
-    deps = [slsa.parse_dependency(d) for d in dependency]
+    deps = tuple(slsa.parse_dependency(d) for d in dependency)
     ci = slsa.from_ci_env(from_env) if from_env else None
     started, finished = slsa.parse_build_times(started_on, finished_on)
-    frameworks = None if no_frameworks else slsa.framework_versions()
-
-    def build(md: Any, fmt_: str, signer: Any) -> tuple[dict[str, Any], str | None]:
-        from mgattest.attest import sign as signing
-        from mgattest.attest.statement import make_statement
-
-        if fmt_ == "model-signing":
-            from mgattest.attest.modelsigning import to_model_signing_statement
-
-            statement = to_model_signing_statement(md, model_name=model_name)
-            return statement, (signing.model_signing_hint(signer.public_key)
-                               if signer else None)
-        predicate = slsa.build_provenance(builder_id=builder_id, build_type=build_type,
-                                          parameters=params, dependencies=deps, ci=ci,
-                                          frameworks=frameworks,
-                                          started_on=started, finished_on=finished,
-                                          internal_parameters=slsa.digest_options(md.ignore))
-        return make_statement(md.subjects(), slsa.SLSA_PROVENANCE_V1, predicate), None
-
-    _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
-                 trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
-                 password_env=password_env,
-                 password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
-                 log_key=log_key, no_log=no_log, fmt=fmt, shard_size=shard_size, ignore=ignore,
-                 hash_alg=hash_alg, force=force,
-                 allow_symlinks=allow_symlinks, as_json=as_json)
+    provenance = ProvenanceOptions(
+        builder_id=builder_id, build_type=build_type, parameters=params, dependencies=deps,
+        ci=ci, frameworks=None if no_frameworks else slsa.framework_versions(),
+        started_on=started, finished_on=finished)
+    options = SignOptions(format="model-signing" if fmt == "model-signing" else "intoto",
+                          provenance=provenance, model_name=model_name,
+                          digests=_digest_options(shard_size, ignore, hash_alg,
+                                                  allow_symlinks))
+    _sign_and_report(model, options, _SignerArgs.from_params(given),
+                     _OutputArgs(out_path, force, as_json))
 
 
 @guarded
@@ -273,6 +269,7 @@ def attest_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a generic in-toto attestation (any predicate type) about a model."""
+    given = dict(locals())  # the options, before any local variable joins them
     from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
@@ -288,18 +285,13 @@ def attest_cmd(
         raise InputError(f"predicate {predicate} must be a JSON object", what="--predicate",
                          where=str(predicate))
 
-    def build(md: Any, _fmt: str, _signer: Any) -> tuple[dict[str, Any], None]:
-        from mgattest.attest.statement import make_statement
+    from mgattest.attest.sign import SignOptions
 
-        return make_statement(md.subjects(), predicate_type, body), None
-
-    _sign_common(model, build, key=key, keyless=keyless, identity_token=identity_token,
-                 trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
-                 password_env=password_env,
-                 password_prompt=password_prompt, out_path=out_path, log=log, log_db=log_db,
-                 log_key=log_key, no_log=no_log, fmt="intoto", shard_size=shard_size, ignore=ignore,
-                 hash_alg=hash_alg, force=force,
-                 allow_symlinks=allow_symlinks, as_json=as_json)
+    options = SignOptions(predicate_type=predicate_type, predicate=body,
+                          digests=_digest_options(shard_size, ignore, hash_alg,
+                                                  allow_symlinks))
+    _sign_and_report(model, options, _SignerArgs.from_params(given),
+                     _OutputArgs(out_path, force, as_json))
 
 
 # --------------------------------------------------------------------------- keygen

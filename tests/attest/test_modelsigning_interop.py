@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mgattest.attest.keys import generate_signer, write_keypair
-from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.bundles import ca_files_for_model_signing
@@ -42,7 +42,7 @@ def _flip(path: Path, offset: int = 100) -> None:
 
 def test_model_signing_cli_accepts_our_bundle(model, ec_keys, tmp_path):
     signer, _, pub = ec_keys
-    result = sign_model(model, signer, fmt="model-signing")
+    result = sign_model(model, signer, SignOptions(format="model-signing"))
     sig = write_bundle_file(result.bundle, tmp_path / "model.sig")
     assert result.bundle["verificationMaterial"]["tlogEntries"]  # logged, and still accepted
     run = subprocess.run([str(MODEL_SIGNING_CLI), "verify", "key", str(model), "--signature",
@@ -60,7 +60,8 @@ def test_model_signing_api_accepts_our_shard_bundle(model, ec_keys, tmp_path):
     from model_signing import hashing, verifying
 
     signer, _, pub = ec_keys
-    bundle = sign_model(model, signer, fmt="model-signing", shard_size=4096).bundle
+    bundle = sign_model(model, signer, SignOptions(format="model-signing",
+                                                   digests=DigestOptions(shard_size=4096))).bundle
     sig = write_bundle_file(bundle, tmp_path / "model.sig")
     config = verifying.Config().use_elliptic_key_verifier(public_key=pub)
     config.set_hashing_config(hashing.Config().use_shard_serialization(shard_size=4096))
@@ -130,8 +131,9 @@ def test_signing_same_model_twice_gives_same_statement(model, ec_keys):
     import base64
 
     signer = ec_keys[0]
-    a = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
-    b = sign_model(model, signer, fmt="model-signing").bundle["dsseEnvelope"]["payload"]
+    options = SignOptions(format="model-signing")
+    a = sign_model(model, signer, options).bundle["dsseEnvelope"]["payload"]
+    b = sign_model(model, signer, options).bundle["dsseEnvelope"]["payload"]
     assert base64.b64decode(a) == base64.b64decode(b)
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from mgattest.attest import locallog, trustroot
 from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import LogTarget, sign_model, write_bundle_file
+from mgattest.attest.sign import (DigestOptions, KeySigner, LogTarget, SignOptions, sign_model,
+                                  write_bundle_file)
 from mgattest.attest.verify import (UnloggedBundleError, default_bundle_path, verify_bundle,
                                     verify_model)
 from mgattest.errors import InputError, VerificationError
@@ -24,8 +25,8 @@ MODEL_FILES = {"config.json": b'{"layers": 2}', "sub/weights.bin": bytes(range(2
                "empty.txt": b""}
 
 
-def _sign(model, signer, **kw):
-    result = sign_model(model, signer, **kw)
+def _sign(model, signer, options=SignOptions(), log=LogTarget()):
+    result = sign_model(model, KeySigner(signer, log), options)
     return write_bundle_file(result.bundle, default_bundle_path(model)), result
 
 
@@ -163,13 +164,13 @@ def test_sign_into_token_protected_server(model, tmp_path, monkeypatch):
         target = LogTarget("url", f"http://127.0.0.1:{port}")
         monkeypatch.delenv("MGATTEST_LOG_TOKEN", raising=False)
         with pytest.raises(LogRequestError) as refused:
-            sign_model(model, signer, log=target)
+            sign_model(model, KeySigner(signer, target))
         assert refused.value.status == 401
         assert log.size == 0
         token_file = tmp_path / "token"
         token_file.write_text("s3cret-token\n")
         monkeypatch.setenv("MGATTEST_LOG_TOKEN_FILE", str(token_file))
-        result = sign_model(model, signer, log=target)
+        result = sign_model(model, KeySigner(signer, target))
         assert log.size == 1
         assert result.bundle["verificationMaterial"]["tlogEntries"][0]["logIndex"] == "0"
     finally:
@@ -195,7 +196,7 @@ def test_wrong_key_and_missing_key(model):
 
 def test_statement_format_model_signing_verifies_here(model):
     signer = generate_signer("ecdsa-p256")
-    _sign(model, signer, fmt="model-signing")
+    _sign(model, signer, SignOptions(format="model-signing"))
     atts, check = verify_model(model, keys=[signer.public_key])
     assert atts[0].predicate_type == "https://model_signing/signature/v1.0"
     assert check.ok
@@ -203,7 +204,7 @@ def test_statement_format_model_signing_verifies_here(model):
 
 def test_sharded_model_verifies(model):
     signer = generate_signer("ecdsa-p256")
-    _sign(model, signer, shard_size=4096)
+    _sign(model, signer, SignOptions(digests=DigestOptions(shard_size=4096)))
     atts, check = verify_model(model, keys=[signer.public_key])
     assert check.ok
     (model / "sub" / "weights.bin").write_bytes(b"\xff" + (bytes(range(256)) * 64)[1:])

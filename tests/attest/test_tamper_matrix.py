@@ -13,7 +13,8 @@ import pytest
 from mgattest.attest import dsse
 from mgattest.attest.bundle import MAX_BUNDLE_BYTES, make_bundle
 from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import LogTarget, dsse_proposed_entry, record_in_log, sign_model
+from mgattest.attest.sign import (DigestOptions, KeySigner, LogTarget, SignOptions,
+                                  dsse_proposed_entry, record_in_log, sign_model)
 from mgattest.attest.signers import spki_pem
 from mgattest.attest.statement import serialize_statement
 from mgattest.attest.verify import verify_model
@@ -31,8 +32,8 @@ def _make_model(root):
     return make_tree(root, MODEL_FILES)
 
 
-def _signed(model, **kw):
-    bundle = sign_model(model, SIGNER, **kw).bundle
+def _signed(model, options=SignOptions(), log=LogTarget()):
+    bundle = sign_model(model, KeySigner(SIGNER, log), options).bundle
     return bundle
 
 
@@ -55,7 +56,7 @@ def test_byte_flip_in_file(model):
 
 
 def test_byte_flip_in_shard_names_shard_and_range(model):
-    bundle = _signed(model, shard_size=4096)
+    bundle = _signed(model, SignOptions(digests=DigestOptions(shard_size=4096)))
     data = bytearray((model / "sub" / "w.bin").read_bytes())
     data[2 * 4096 + 3] ^= 0x80
     (model / "sub" / "w.bin").write_bytes(bytes(data))
@@ -250,7 +251,7 @@ def test_body_swapped_for_other_entry(model, tmp_path):
 
 def test_untouched_model_still_verifies(model, tmp_path):
     """Control: the fixtures above fail because of the tampering, not by accident."""
-    bundle = _signed(model, shard_size=4096)
+    bundle = _signed(model, SignOptions(digests=DigestOptions(shard_size=4096)))
     copy_dir = tmp_path / "copy"
     shutil.copytree(model, copy_dir)
     atts, check = verify_model(copy_dir, [bundle], keys=KEYS)

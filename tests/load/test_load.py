@@ -12,7 +12,7 @@ import pytest
 import mgattest
 import mgattest.errors
 from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
 from mgattest.load import PolicyDenied, VerificationCache, read_model_bytes
 from tests.helpers.signed_files import signed
 
@@ -265,7 +265,8 @@ def test_shard_merkle_and_other_algorithm_subjects(env, kwargs):
     d.mkdir()
     data = st_bytes({"w": np.arange(2048, dtype=np.float32)})
     (d / "w.safetensors").write_bytes(data)
-    bundle = write_bundle_file(sign_model(d, signer, **kwargs).bundle, tmp / "b.json")
+    options = SignOptions(digests=DigestOptions(**kwargs))
+    bundle = write_bundle_file(sign_model(d, signer, options).bundle, tmp / "b.json")
     got = mgattest.load(d, policy=tmp / "policy.yaml", bundles=[bundle])
     assert got["w.safetensors"]["w"].shape == (2048,)
     tampered = bytearray(data)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mgattest.attest.keys import generate_signer, private_key_pem, public_key_pem
-from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
 from mgattest.cli.app import app
 from tests.helpers.paths import PROJECT_ROOT
 
@@ -264,7 +264,8 @@ def test_verify_streams_sharded_models(signed_model):
     tmp, model, _ = signed_model
     from mgattest.attest.keys import load_signer
     signer = load_signer(tmp / "vsa.key")
-    bundle = write_bundle_file(sign_model(model, signer, shard_size=64).bundle,
+    options = SignOptions(digests=DigestOptions(shard_size=64))
+    bundle = write_bundle_file(sign_model(model, signer, options).bundle,
                                tmp / "sharded.sigstore.json")
     args = ("verify", model, "--bundle", bundle, "--policy", tmp / "policy.yaml", "--json")
     code, out = cli(*args)

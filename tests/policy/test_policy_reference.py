@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mgattest.attest.keys import generate_signer, public_key_pem
-from mgattest.attest.sign import LogTarget, sign_model, write_bundle_file
+from mgattest.attest.sign import KeySigner, LogTarget, SignOptions, sign_model, write_bundle_file
 from mgattest.attest.slsa import build_provenance
 from mgattest.load import model_check, read_model_bytes, scan_model
 from mgattest.policy.evaluate import evaluate
@@ -124,7 +124,7 @@ def prod(tmp_path, monkeypatch):
 
 def _sign(tmp, m, signer, name, log, **prov):
     predicate = build_provenance(**prov) if prov else None
-    bundle = sign_model(m, signer, predicate=predicate, log=log).bundle
+    bundle = sign_model(m, KeySigner(signer, log), SignOptions(predicate=predicate)).bundle
     return write_bundle_file(bundle, tmp / f"{name}.sigstore.json")
 
 

@@ -111,7 +111,7 @@ def test_real_bundles_in_jsonl_verify_with_line_labels(tmp_path, monkeypatch):
 
 def test_bare_dsse_envelope_verifies_with_key_when_log_optional(tmp_path, monkeypatch):
     from mgattest.attest.keys import generate_signer, public_key_pem
-    from mgattest.attest.sign import LogTarget, sign_model
+    from mgattest.attest.sign import KeySigner, LogTarget, sign_model
     from mgattest.load import model_check, read_model_bytes
     from mgattest.policy.evaluate import evaluate
     from mgattest.policy.gather import verify_attestations
@@ -122,7 +122,7 @@ def test_bare_dsse_envelope_verifies_with_key_when_log_optional(tmp_path, monkey
     model.write_bytes(b"weights")
     signer = generate_signer()
     (tmp_path / "k.pub").write_bytes(public_key_pem(signer))
-    env = sign_model(model, signer, log=LogTarget("none")).bundle["dsseEnvelope"]
+    env = sign_model(model, KeySigner(signer, LogTarget("none"))).bundle["dsseEnvelope"]
     env["signatures"][0]["keyid"] = ""
     jsonl = tmp_path / "m.intoto.jsonl"
     jsonl.write_text(json.dumps(env) + "\n")
