@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from mgattest._files import read_bounded
-from mgattest.attest.walk import UnsafePathError, walk_model, walk_model_detailed
+from mgattest.attest.errors import UnsafePathError
+from mgattest.attest.walk import walk_model, walk_model_detailed
 from mgattest.errors import InputError
 
 TIMEOUT = 20  # seconds; every case here answers in well under one

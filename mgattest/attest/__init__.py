@@ -34,7 +34,7 @@ _EXPORTS = {
     "check_model": "mgattest.attest.digests",
     "raise_for_model_check": "mgattest.attest.digests",
     "ModelDigests": "mgattest.attest.digests",
-    "SubjectMismatchError": "mgattest.attest.digests",
+    "SubjectMismatchError": "mgattest.attest.errors",
     "to_model_signing_statement": "mgattest.attest.modelsigning",
     "expectations_from_model_signing": "mgattest.attest.modelsigning",
     "IdentityPolicy": "mgattest.attest.certs",

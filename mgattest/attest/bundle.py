@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mgattest.attest.dsse import DSSEFormatError, Envelope, b64, b64decode_strict
+from mgattest.attest.dsse import Envelope, b64, b64decode_strict
+from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
 from mgattest.errors import InputError, VerificationError
 
 MEDIA_TYPE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -29,15 +30,6 @@ MAX_TIMESTAMPS = 8
 MAX_CERT_BYTES = 64 * 1024
 MAX_BODY_BYTES = 48 * 1024 * 1024
 _HASH_ALGS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
-
-
-class BundleReadError(InputError):
-    """The bundle file named by the operator cannot be read (missing, a directory...)."""
-
-
-class BundleFormatError(VerificationError):
-    """A bundle whose content is malformed: bad JSON, unknown media type, wrong shape,
-    over a size bound. The bundle is untrusted evidence, so this is a rejection."""
 
 
 @dataclass(frozen=True)

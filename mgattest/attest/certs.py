@@ -35,6 +35,7 @@ from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
+from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTError
 from mgattest.attest.results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError, VerificationError
 
@@ -85,18 +86,6 @@ FULCIO_EXTENSIONS: dict[int, str] = {
 _RAW_STRING_ARCS = frozenset({1, 2, 3, 4, 5, 6})
 OTHERNAME_SAN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 _CT_PRECERT_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.4")
-
-
-class CertificateError(VerificationError):
-    """The signing certificate (or its chain) is not acceptable."""
-
-
-class SCTError(CertificateError):
-    """The certificate's embedded Signed Certificate Timestamp did not verify."""
-
-
-class IdentityMismatchError(VerificationError):
-    """The certificate's identity does not match what the caller requires."""
 
 
 # --------------------------------------------------------------------------- trust data

@@ -32,15 +32,20 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from mgattest.attest.errors import (
+    DigestError,
+    InvalidSubjectError,
+    ModelChangedError,
+    ModelPathError,
+    PatternError,
+    SubjectMismatchError,
+    UnsafePathError,
+)
 from mgattest.attest.results import FileCheck, ModelCheck
 from mgattest.attest.walk import (
     DEFAULT_IGNORES,
     IgnoreRules,
-    ModelChangedError,
     ModelFile,
-    ModelPathError,
-    PatternError,
-    UnsafePathError,
     WalkResult,
     compile_glob,
     glob_escape,
@@ -64,18 +69,6 @@ BUFFER_SIZE = 256 << 10  # per worker: syscalls stay negligible and the buffer s
 MAX_SHARDS_PER_FILE = 100_000  # keeps statements (and their parsing) bounded
 SHARD_KEY_SUFFIX = "-shard-merkle"
 _PROGRESS_EVERY = 32 << 20
-
-
-class DigestError(InputError):
-    """Bad digest parameters or digest strings (unknown algorithm, bad shard size, bad hex)."""
-
-
-class InvalidSubjectError(VerificationError):
-    """A statement's subject list is malformed or unsafe (bad name, duplicate, bad digest)."""
-
-
-class SubjectMismatchError(VerificationError):
-    """The model on disk does not match the statement's subjects."""
 
 
 # --------------------------------------------------------------------------- algorithms

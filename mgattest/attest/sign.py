@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from mgattest._files import read_bounded
 from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.dsse import Envelope, sign_envelope
+from mgattest.attest.errors import BundleOutputError
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
@@ -181,10 +182,6 @@ def sign_model(model: str | Path, signer: Signer, *, predicate_type: str | None 
         hint = None
     bundle = sign_statement(statement, signer, log=log, hint=hint)
     return SignResult(bundle, statement, md)
-
-
-class BundleOutputError(InputError):
-    """The bundle cannot be written where it was asked for (checked before signing)."""
 
 
 class PendingBundleFile:

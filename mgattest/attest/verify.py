@@ -24,38 +24,23 @@ from typing import Any, Iterable, Sequence
 
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
+from mgattest.attest.errors import (
+    ArtifactMismatchError,
+    BundleVerificationError,
+    LogBindingError,
+    PayloadTypeError,
+    PredicateTypeError,
+    StatementError,
+    UnloggedBundleError,
+)
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
-from mgattest.attest.statement import StatementError, check_subject_name, parse_statement
+from mgattest.attest.statement import check_subject_name, parse_statement
 from mgattest.errors import InputError, MgattestError, VerificationError
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 MODEL_SIGNING_PREDICATES = (MODEL_SIGNING_PREDICATE, "https://model_signing/Digests/v0.1")
-
-
-class BundleVerificationError(VerificationError):
-    """A bundle failed a cryptographic or consistency check."""
-
-
-class LogBindingError(BundleVerificationError):
-    """A log entry verified, but it records a different signature, key or payload."""
-
-
-class UnloggedBundleError(BundleVerificationError):
-    """The bundle carries no transparency-log entry and unlogged bundles were not allowed."""
-
-
-class PayloadTypeError(BundleVerificationError):
-    """The DSSE payload is not an in-toto statement."""
-
-
-class PredicateTypeError(BundleVerificationError):
-    """The statement's predicate type is not the expected one."""
-
-
-class ArtifactMismatchError(BundleVerificationError):
-    """The bundle signs a different artifact than the one given."""
 
 
 # --------------------------------------------------------------------------- inputs
