@@ -55,6 +55,7 @@ from mgattest.attest.walk import (
     walk_model_detailed,
 )
 from mgattest.errors import InputError, VerificationError
+from mgattest.tlog import merkle
 
 __all__ = [
     "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
@@ -137,29 +138,13 @@ def _shard_count(size: int, shard_size: int) -> int:
 
 
 def shard_tree_root(shard_digests: Sequence[bytes], algorithm: str = "sha256") -> bytes:
-    """RFC 6962-style Merkle root over raw shard digests with hash ``algorithm``."""
+    """RFC 6962-style Merkle root over raw shard digests with hash ``algorithm``.
+
+    The tree is the transparency log's (:mod:`mgattest.tlog.merkle`) over ``algorithm``.
+    """
     new = _FACTORIES[_check_algorithm(algorithm)]
-
-    def leaf(d: bytes) -> bytes:
-        h = new()
-        h.update(b"\x00" + d)
-        return h.digest()
-
-    def node(left: bytes, right: bytes) -> bytes:
-        h = new()
-        h.update(b"\x01" + left + right)
-        return h.digest()
-
-    def mth(lo: int, hi: int) -> bytes:
-        n = hi - lo
-        if n == 1:
-            return leaf(shard_digests[lo])
-        k = 1 << ((n - 1).bit_length() - 1)
-        return node(mth(lo, lo + k), mth(lo + k, hi))
-
-    if not shard_digests:
-        return new().digest()
-    return mth(0, len(shard_digests))
+    hasher = merkle.SHA256 if new is hashlib.sha256 else merkle.tree_hasher(new)
+    return merkle.root_hash([hasher.leaf(d) for d in shard_digests], hasher)
 
 
 # --------------------------------------------------------------------------- data
