@@ -58,12 +58,11 @@ from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
-    "InvalidSubjectError", "ModelChangedError", "ModelDigests", "ModelFile", "ModelPathError",
-    "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "check_shard",
-    "compile_glob", "digest_target", "glob_escape", "hash_bytes_digest", "hash_model", "looks_like_digest",
-    "raise_for_model_check", "shard_digest_key", "shard_ranges", "shard_tree_root",
-    "supported_algorithms", "walk_model", "walk_model_detailed",
+    "ALGORITHMS", "DEFAULT_IGNORES", "DigestSpec", "FileDigest", "ModelDigests", "ModelFile",
+    "check_model", "check_shard", "compile_glob", "digest_target", "glob_escape",
+    "hash_bytes_digest", "hash_model", "looks_like_digest", "raise_for_model_check",
+    "shard_digest_key", "shard_ranges", "shard_tree_root", "supported_algorithms",
+    "walk_model", "walk_model_detailed",
 ]
 
 BUFFER_SIZE = 256 << 10  # per worker: syscalls stay negligible and the buffer stays in L2
