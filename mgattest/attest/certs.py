@@ -37,7 +37,7 @@ from cryptography.x509.verification import (
 
 from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTError
 from mgattest.attest.results import SignerInfo, VerifiedTime
-from mgattest.errors import InputError, VerificationError
+from mgattest.errors import InputError
 
 __all__ = [
     "CertificateError",

@@ -36,10 +36,7 @@ from mgattest.attest.errors import (
     DigestError,
     InvalidSubjectError,
     ModelChangedError,
-    ModelPathError,
-    PatternError,
     SubjectMismatchError,
-    UnsafePathError,
 )
 from mgattest.attest.results import FileCheck, ModelCheck
 from mgattest.attest.walk import (
@@ -54,7 +51,6 @@ from mgattest.attest.walk import (
     walk_model,
     walk_model_detailed,
 )
-from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle
 
 __all__ = [

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mgattest.attest.errors import DSSEFormatError
-from mgattest.errors import InputError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from mgattest.attest.errors import KeyFileError
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest._files import read_bounded
-from mgattest.errors import InputError
 from mgattest.tlog.keys import pem_kind_problem
 
 DEFAULT_PASSWORD_ENV = "MGATTEST_KEY_PASSWORD"

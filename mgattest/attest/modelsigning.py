@@ -43,7 +43,7 @@ from mgattest.attest.digests import (
     shard_ranges,
     shard_tree_root,
 )
-from mgattest.attest.errors import DigestError, InvalidSubjectError, ModelSigningFormatError
+from mgattest.attest.errors import DigestError, ModelSigningFormatError
 from mgattest.attest.results import ModelCheck
 from mgattest.attest.walk import name_problem
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mgattest.attest.errors import OIDCTokenError
-from mgattest.errors import InputError
 from mgattest._files import read_bounded
 
 __all__ = ["TokenInfo", "parse_identity_token", "select_identity_token",

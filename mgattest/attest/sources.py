@@ -26,7 +26,6 @@ from typing import Any
 
 from mgattest._files import read_bounded
 from mgattest.attest.errors import AttestationSourceError
-from mgattest.errors import InputError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ATTESTATIONS = 1024

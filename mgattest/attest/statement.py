@@ -14,7 +14,6 @@ import rfc8785
 
 from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
-from mgattest.errors import InputError, VerificationError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 LEGACY_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1",)

@@ -20,7 +20,6 @@ from typing import Any
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
 from mgattest.attest.errors import TimestampError
 from mgattest.attest.results import VerifiedTime
-from mgattest.errors import VerificationError
 
 __all__ = ["verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
            "MAX_TIMESTAMPS"]

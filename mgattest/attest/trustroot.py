@@ -21,7 +21,6 @@ from typing import Any
 
 from mgattest.attest.dsse import b64, b64decode_strict
 from mgattest.attest.errors import DSSEFormatError, TrustRootError
-from mgattest.errors import InputError
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"

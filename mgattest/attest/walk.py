@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from mgattest._files import file_kind
 from mgattest.attest.errors import ModelChangedError, ModelPathError, PatternError, UnsafePathError
-from mgattest.errors import InputError
 
 #: Paths every walk leaves out (files or directories at the model root).
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
