@@ -276,7 +276,7 @@ def _require_identity(atts: List[Any], policy: Any) -> None:
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if policy is None:
         return
-    from mgattest.attest.errors import IdentityMismatchError
+    from mgattest.attest.certs import IdentityMismatchError
 
     for att in atts:
         if att.signer.kind != "certificate":
