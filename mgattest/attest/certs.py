@@ -202,7 +202,7 @@ def trusted_certificate_authorities(trusted_root: Any, *,
             der = _b64((cert or {}).get("rawBytes"), f"{where}.certChain[{j}]")
             try:
                 chain.append(x509.load_der_x509_certificate(der))
-            except ValueError:
+            except (ValueError, x509.InvalidVersion):
                 raise InputError(f"{where}.certChain[{j}] is not a DER certificate",
                                  what="trusted-root", where=where) from None
         if not chain:
@@ -268,7 +268,7 @@ def load_certificate(der: Any, where: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(bytes(der))
         len(cert.extensions)  # parse every extension now (see above)
         return cert
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise CertificateError(f"{where}: not a DER X.509 certificate ({exc})",
                                what="certificate", where=where) from None
 

@@ -162,7 +162,7 @@ def public_key_from_pem(data: bytes, *, where: str = "public key") -> Any:
             return serialization.load_der_public_key(data)
         except ValueError:
             return x509.load_der_x509_certificate(data).public_key()
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise KeyFileError(f"cannot parse public key {where}: {exc}", what="public key",
                            where=where) from None
 
