@@ -12,10 +12,10 @@ import time
 import pytest
 
 from mgattest.attest import locallog, trustroot
-from mgattest.attest.errors import UnloggedBundleError
 from mgattest.attest.keys import generate_signer
 from mgattest.attest.sign import LogTarget, sign_model, write_bundle_file
-from mgattest.attest.verify import default_bundle_path, verify_bundle, verify_model
+from mgattest.attest.verify import (UnloggedBundleError, default_bundle_path, verify_bundle,
+                                    verify_model)
 from mgattest.errors import InputError, VerificationError
 from tests.conftest import free_port
 
