@@ -6,10 +6,11 @@ The public surface is re-exported lazily (PEP 562), so importing a submodule suc
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-_EXPORTS = {
+from mgattest._lazy import LazyExports
+
+_EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest.verify",
     "verify_model": "mgattest.attest.verify",
     "sign_model": "mgattest.attest.sign",
@@ -44,16 +45,13 @@ _EXPORTS = {
     "SignerInfo": "mgattest.attest.results",
     "LogProof": "mgattest.attest.results",
     "VerifiedTime": "mgattest.attest.results",
-}
+})
 
-__all__ = sorted(_EXPORTS)
+__all__ = _EXPORTS.names()
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mgattest.attest' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return _EXPORTS.load(name)
 
 
 def __dir__() -> list[str]:

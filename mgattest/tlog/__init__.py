@@ -9,8 +9,9 @@ verification (:func:`verify_entry`). Merkle math lives in :mod:`mgattest.tlog.me
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
     from mgattest.tlog.checkpoint import Checkpoint, parse_signed_note, sign_checkpoint, \
@@ -51,7 +52,7 @@ __all__ = [
 # Exports load on first use (PEP 562): importing one submodule, such as
 # ``mgattest.tlog.errors`` or ``mgattest.tlog.merkle``, does not load the log, its store
 # and its server dependencies.
-_EXPORTS = {
+_EXPORTS = LazyExports("mgattest.tlog", {
     "Checkpoint": "mgattest.tlog.checkpoint",
     "parse_signed_note": "mgattest.tlog.checkpoint",
     "sign_checkpoint": "mgattest.tlog.checkpoint",
@@ -83,15 +84,12 @@ _EXPORTS = {
     "verify_consistency_notes": "mgattest.tlog.verify",
     "verify_entry": "mgattest.tlog.verify",
     "verify_rekor_entry": "mgattest.tlog.verify",
-}
+})
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mgattest.tlog' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return _EXPORTS.load(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return _EXPORTS.names()
