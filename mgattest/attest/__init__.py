@@ -6,10 +6,11 @@ The public surface is re-exported lazily (PEP 562), so importing a submodule suc
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-_EXPORTS = {
+from mgattest._lazy import LazyExports
+
+_EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest.verify",
     "verify_model": "mgattest.attest.verify",
     "sign_model": "mgattest.attest.sign",
@@ -43,7 +44,7 @@ _EXPORTS = {
     "check_model": "mgattest.attest.digests",
     "raise_for_model_check": "mgattest.attest.digests",
     "ModelDigests": "mgattest.attest.digests",
-    "SubjectMismatchError": "mgattest.attest.digests",
+    "SubjectMismatchError": "mgattest.attest.errors",
     "to_model_signing_statement": "mgattest.attest.modelsigning",
     "expectations_from_model_signing": "mgattest.attest.modelsigning",
     "IdentityPolicy": "mgattest.attest.certs",
@@ -53,16 +54,13 @@ _EXPORTS = {
     "SignerInfo": "mgattest.attest.results",
     "LogProof": "mgattest.attest.results",
     "VerifiedTime": "mgattest.attest.results",
-}
+})
 
-__all__ = sorted(_EXPORTS)
+__all__ = _EXPORTS.names()
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mgattest.attest' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return _EXPORTS.load(name)
 
 
 def __dir__() -> list[str]:

@@ -2,7 +2,9 @@
 
 Reads media types ``application/vnd.dev.sigstore.bundle+json;version=0.1|0.2|0.3`` and
 ``application/vnd.dev.sigstore.bundle.v0.3+json``; writes v0.3. Parsing bounds sizes
-and checks the shape before any cryptography runs.
+and checks the shape before any cryptography runs; each ``tlogEntries`` item is parsed
+once, here, into a :class:`~mgattest.tlog.transparency_entry.TransparencyLogEntry`
+(whose index and time are claims until ``tlog.verify.verify_entry`` proves them).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from mgattest.attest.dsse import DSSEFormatError, Envelope, b64, b64decode_strict
-from mgattest.errors import InputError, VerificationError
+from mgattest.attest.dsse import Envelope, b64, b64decode_strict
+from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
+from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
 
 MEDIA_TYPE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MEDIA_TYPES = {
@@ -29,15 +32,6 @@ MAX_TIMESTAMPS = 8
 MAX_CERT_BYTES = 64 * 1024
 MAX_BODY_BYTES = 48 * 1024 * 1024
 _HASH_ALGS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
-
-
-class BundleReadError(InputError):
-    """The bundle file named by the operator cannot be read (missing, a directory...)."""
-
-
-class BundleFormatError(VerificationError):
-    """A bundle whose content is malformed: bad JSON, unknown media type, wrong shape,
-    over a size bound. The bundle is untrusted evidence, so this is a rejection."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class Bundle:
     public_key_hint: str | None = None
     certificate_der: bytes | None = None  # the leaf (v0.3 `certificate` or chain[0])
     chain_der: tuple[bytes, ...] = ()  # any further certificates of a v0.1/v0.2 chain
-    tlog_entries: tuple[dict[str, Any], ...] = ()
+    tlog_entries: tuple[TransparencyLogEntry, ...] = ()
     rfc3161_timestamps: tuple[bytes, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -123,6 +117,13 @@ def _cert_bytes(value: Any, name: str, where: str) -> bytes:
     if not data:
         raise _fail(f"bundle {name} is empty", where, name)
     return data
+
+
+def _parse_tlog_entry(entry: Any, i: int, where: str) -> TransparencyLogEntry:
+    """The bundle's shape rules for a ``tlogEntries`` item (a :class:`BundleFormatError`),
+    then the log's own parse (its typed errors, located at ``tlogEntries[i].<field>``)."""
+    return parse_transparency_entry(_check_tlog_entry(entry, i, where),
+                                    where=f"{where} tlogEntries[{i}]")
 
 
 def _check_tlog_entry(entry: Any, i: int, where: str) -> dict[str, Any]:
@@ -192,7 +193,7 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
     if len(entries) > MAX_TLOG_ENTRIES:
         raise _fail(f"bundle has more than {MAX_TLOG_ENTRIES} tlog entries", where,
                     "tlogEntries")
-    tlog = tuple(_check_tlog_entry(e, i, where) for i, e in enumerate(entries))
+    tlog = tuple(_parse_tlog_entry(e, i, where) for i, e in enumerate(entries))
 
     tsd = _obj(vm.get("timestampVerificationData"), "timestampVerificationData", where,
                required=False)
@@ -248,15 +249,19 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
 def make_bundle(*, envelope: Envelope | None = None,
                 message_signature: MessageSignature | None = None,
                 public_key_hint: str | None = None, certificate_der: bytes | None = None,
-                tlog_entries: list[dict[str, Any]] | None = None,
+                tlog_entries: Sequence[TransparencyLogEntry | Mapping[str, Any]] | None = None,
                 rfc3161_timestamps: list[bytes] | None = None) -> dict[str, Any]:
-    """Build a v0.3 bundle dict (proto-JSON: camelCase, int64 as strings, base64 bytes)."""
+    """Build a v0.3 bundle dict (proto-JSON: camelCase, int64 as strings, base64 bytes).
+
+    ``tlog_entries``: proto-JSON dicts, or parsed entries (written back as they were read).
+    """
     vm: dict[str, Any] = {}
     if certificate_der is not None:
         vm["certificate"] = {"rawBytes": b64(certificate_der)}
     else:
         vm["publicKey"] = {"hint": public_key_hint or ""}
-    vm["tlogEntries"] = list(tlog_entries or [])
+    vm["tlogEntries"] = [e.to_dict() if isinstance(e, TransparencyLogEntry) else e
+                         for e in tlog_entries or []]
     if rfc3161_timestamps:
         vm["timestampVerificationData"] = {
             "rfc3161Timestamps": [{"signedTimestamp": b64(t)} for t in rfc3161_timestamps]}

@@ -35,8 +35,9 @@ from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
+from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTError
 from mgattest.attest.results import SignerInfo, VerifiedTime
-from mgattest.errors import InputError, VerificationError
+from mgattest.errors import InputError
 
 __all__ = [
     "CertificateError",
@@ -85,18 +86,6 @@ FULCIO_EXTENSIONS: dict[int, str] = {
 _RAW_STRING_ARCS = frozenset({1, 2, 3, 4, 5, 6})
 OTHERNAME_SAN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 _CT_PRECERT_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.4")
-
-
-class CertificateError(VerificationError):
-    """The signing certificate (or its chain) is not acceptable."""
-
-
-class SCTError(CertificateError):
-    """The certificate's embedded Signed Certificate Timestamp did not verify."""
-
-
-class IdentityMismatchError(VerificationError):
-    """The certificate's identity does not match what the caller requires."""
 
 
 # --------------------------------------------------------------------------- trust data
@@ -213,7 +202,7 @@ def trusted_certificate_authorities(trusted_root: Any, *,
             der = _b64((cert or {}).get("rawBytes"), f"{where}.certChain[{j}]")
             try:
                 chain.append(x509.load_der_x509_certificate(der))
-            except ValueError:
+            except (ValueError, x509.InvalidVersion):
                 raise InputError(f"{where}.certChain[{j}] is not a DER certificate",
                                  what="trusted-root", where=where) from None
         if not chain:
@@ -279,7 +268,7 @@ def load_certificate(der: Any, where: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(bytes(der))
         len(cert.extensions)  # parse every extension now (see above)
         return cert
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise CertificateError(f"{where}: not a DER X.509 certificate ({exc})",
                                what="certificate", where=where) from None
 

@@ -32,15 +32,17 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from mgattest.attest.errors import (
+    DigestError,
+    InvalidSubjectError,
+    ModelChangedError,
+    SubjectMismatchError,
+)
 from mgattest.attest.results import FileCheck, ModelCheck
 from mgattest.attest.walk import (
     DEFAULT_IGNORES,
     IgnoreRules,
-    ModelChangedError,
     ModelFile,
-    ModelPathError,
-    PatternError,
-    UnsafePathError,
     WalkResult,
     compile_glob,
     glob_escape,
@@ -49,33 +51,20 @@ from mgattest.attest.walk import (
     walk_model,
     walk_model_detailed,
 )
-from mgattest.errors import InputError, VerificationError
+from mgattest.tlog import merkle
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT_IGNORES", "DigestError", "DigestSpec", "FileDigest",
-    "InvalidSubjectError", "ModelChangedError", "ModelDigests", "ModelFile", "ModelPathError",
-    "PatternError", "SubjectMismatchError", "UnsafePathError", "check_model", "check_shard",
-    "compile_glob", "digest_target", "glob_escape", "hash_bytes_digest", "hash_model", "looks_like_digest",
-    "raise_for_model_check", "shard_digest_key", "shard_ranges", "shard_tree_root",
-    "supported_algorithms", "walk_model", "walk_model_detailed",
+    "ALGORITHMS", "DEFAULT_IGNORES", "DigestSpec", "FileDigest", "ModelDigests", "ModelFile",
+    "check_model", "check_shard", "compile_glob", "digest_target", "glob_escape",
+    "hash_bytes_digest", "hash_model", "looks_like_digest", "raise_for_model_check",
+    "shard_digest_key", "shard_ranges", "shard_tree_root", "supported_algorithms",
+    "walk_model", "walk_model_detailed",
 ]
 
 BUFFER_SIZE = 256 << 10  # per worker: syscalls stay negligible and the buffer stays in L2
 MAX_SHARDS_PER_FILE = 100_000  # keeps statements (and their parsing) bounded
 SHARD_KEY_SUFFIX = "-shard-merkle"
 _PROGRESS_EVERY = 32 << 20
-
-
-class DigestError(InputError):
-    """Bad digest parameters or digest strings (unknown algorithm, bad shard size, bad hex)."""
-
-
-class InvalidSubjectError(VerificationError):
-    """A statement's subject list is malformed or unsafe (bad name, duplicate, bad digest)."""
-
-
-class SubjectMismatchError(VerificationError):
-    """The model on disk does not match the statement's subjects."""
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -144,29 +133,13 @@ def _shard_count(size: int, shard_size: int) -> int:
 
 
 def shard_tree_root(shard_digests: Sequence[bytes], algorithm: str = "sha256") -> bytes:
-    """RFC 6962-style Merkle root over raw shard digests with hash ``algorithm``."""
+    """RFC 6962-style Merkle root over raw shard digests with hash ``algorithm``.
+
+    The tree is the transparency log's (:mod:`mgattest.tlog.merkle`) over ``algorithm``.
+    """
     new = _FACTORIES[_check_algorithm(algorithm)]
-
-    def leaf(d: bytes) -> bytes:
-        h = new()
-        h.update(b"\x00" + d)
-        return h.digest()
-
-    def node(left: bytes, right: bytes) -> bytes:
-        h = new()
-        h.update(b"\x01" + left + right)
-        return h.digest()
-
-    def mth(lo: int, hi: int) -> bytes:
-        n = hi - lo
-        if n == 1:
-            return leaf(shard_digests[lo])
-        k = 1 << ((n - 1).bit_length() - 1)
-        return node(mth(lo, lo + k), mth(lo + k, hi))
-
-    if not shard_digests:
-        return new().digest()
-    return mth(0, len(shard_digests))
+    hasher = merkle.SHA256 if new is hashlib.sha256 else merkle.tree_hasher(new)
+    return merkle.root_hash([hasher.leaf(d) for d in shard_digests], hasher)
 
 
 # --------------------------------------------------------------------------- data

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mgattest.errors import InputError
+from mgattest.attest.errors import DSSEFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -20,10 +20,6 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
 MAX_SIGNATURES = 16
 MAX_SIGNATURE_BYTES = 16 * 1024
-
-
-class DSSEFormatError(InputError):
-    """A DSSE envelope is malformed (bad base64, missing field, over a bound)."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from mgattest.attest.errors import KeyFileError
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest._files import read_bounded
-from mgattest.errors import InputError
 from mgattest.tlog.keys import pem_kind_problem
 
 DEFAULT_PASSWORD_ENV = "MGATTEST_KEY_PASSWORD"
@@ -28,10 +28,6 @@ MAX_KEY_FILE_BYTES = 1024 * 1024
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-pss-2048", "rsa-pss-3072",
              "rsa-pss-4096", "rsa-pkcs1-2048", "rsa-pkcs1-3072", "rsa-pkcs1-4096")
 _SCHEME_LINE = re.compile(rb"^mgattest-signature-scheme:\s*(rsa-pss|rsa-pkcs1)\s*$", re.M)
-
-
-class KeyFileError(InputError):
-    """A key file that cannot be read, decrypted or used."""
 
 
 def generate_signer(key_type: str = "ecdsa-p256") -> Signer:
@@ -166,7 +162,7 @@ def public_key_from_pem(data: bytes, *, where: str = "public key") -> Any:
             return serialization.load_der_public_key(data)
         except ValueError:
             return x509.load_der_x509_certificate(data).public_key()
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise KeyFileError(f"cannot parse public key {where}: {exc}", what="public key",
                            where=where) from None
 

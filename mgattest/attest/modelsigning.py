@@ -36,8 +36,6 @@ from typing import Any
 
 from mgattest.attest.digests import (
     DEFAULT_IGNORES,
-    DigestError,
-    InvalidSubjectError,
     ModelDigests,
     check_model,
     glob_escape,
@@ -45,6 +43,7 @@ from mgattest.attest.digests import (
     shard_ranges,
     shard_tree_root,
 )
+from mgattest.attest.errors import DigestError, ModelSigningFormatError
 from mgattest.attest.results import ModelCheck
 from mgattest.attest.walk import name_problem
 
@@ -63,10 +62,6 @@ _SHARD_ALGORITHMS = {"sha256": 32, "blake2b": 64}
 MAX_RESOURCES = 1_000_000
 _OFFSET = re.compile(r"0|[1-9][0-9]*")
 _HEX = re.compile(r"[0-9a-f]+")
-
-
-class ModelSigningFormatError(InvalidSubjectError):
-    """A model-signing statement is malformed or internally inconsistent."""
 
 
 def _fmt_error(message: str, where: str) -> ModelSigningFormatError:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from mgattest.errors import InputError
+from mgattest.attest.errors import OIDCTokenError
 from mgattest._files import read_bounded
 
-__all__ = ["OIDCTokenError", "TokenInfo", "parse_identity_token", "select_identity_token",
+__all__ = ["TokenInfo", "parse_identity_token", "select_identity_token",
            "TOKEN_ENV_VAR"]
 
 TOKEN_ENV_VAR = "SIGSTORE_ID_TOKEN"
@@ -36,10 +36,6 @@ CLOCK_LEEWAY = 5
 # table of well-known providers).
 _EMAIL_ISSUERS = {"https://accounts.google.com", "https://oauth2.sigstore.dev/auth",
                   "https://oauth2.sigstage.dev/auth"}
-
-
-class OIDCTokenError(InputError):
-    """An identity token is missing, malformed, expired or for another audience."""
 
 
 @dataclass(frozen=True)

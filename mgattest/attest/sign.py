@@ -27,6 +27,7 @@ from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
+from mgattest.attest.errors import BundleOutputError
 from mgattest.attest.keyless import sign_keyless
 from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
@@ -321,10 +322,6 @@ def sign_model(model: str | Path, signer: BundleSigner | Signer,
         exclude = [*exclude, output.path]
     digests = hash_for_signing(model, options.digests, exclude=exclude, progress=progress)
     return sign_digests(digests, bundle_signer, options, output=output)
-
-
-class BundleOutputError(InputError):
-    """The bundle cannot be written where it was asked for (checked before signing)."""
 
 
 class PendingBundleFile:

@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any, Iterable, Mapping
 
+from mgattest.attest.errors import ProvenanceInputError
 from mgattest.errors import InputError
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -24,10 +25,6 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
                       "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
 
 _DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
-
-
-class ProvenanceInputError(InputError):
-    """A builder, parameter, dependency or CI variable that cannot be used."""
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -25,16 +25,12 @@ import re
 from typing import Any
 
 from mgattest._files import read_bounded
-from mgattest.errors import InputError
+from mgattest.attest.errors import AttestationSourceError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ATTESTATIONS = 1024
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
-
-
-class AttestationSourceError(InputError):
-    """The file is not any attestation container mgattest knows."""
 
 
 def load_attestations(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:

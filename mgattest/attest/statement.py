@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import rfc8785
 
 from mgattest._jsonutil import reject_duplicate_keys
-from mgattest.errors import InputError, VerificationError
+from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 LEGACY_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1",)
@@ -24,14 +24,6 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
                    "sha3_384": 96, "sha3_512": 128, "blake2b": 128, "blake3": 64,
                    "sha1": 40, "gitCommit": 40}
-
-
-class StatementError(InputError):
-    """A statement that is not well-formed in-toto Statement v1."""
-
-
-class UnsafeSubjectNameError(VerificationError):
-    """A signed subject name that would reach outside the model root."""
 
 
 def check_subject_name(name: Any, *, where: str = "statement") -> str:

@@ -18,18 +18,14 @@ from datetime import timezone
 from typing import Any
 
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
+from mgattest.attest.errors import TimestampError
 from mgattest.attest.results import VerifiedTime
-from mgattest.errors import VerificationError
 
-__all__ = ["TimestampError", "verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
+__all__ = ["verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
            "MAX_TIMESTAMPS"]
 
 MAX_TIMESTAMPS = 32
 MAX_TIMESTAMP_BYTES = 64 * 1024
-
-
-class TimestampError(VerificationError):
-    """An RFC 3161 timestamp is malformed, untrusted or does not cover the signature."""
 
 
 def _decode(entry: Any, index: int) -> bytes:

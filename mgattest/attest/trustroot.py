@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mgattest.attest.dsse import DSSEFormatError, b64, b64decode_strict
-from mgattest.errors import InputError
+from mgattest.attest.dsse import b64, b64decode_strict
+from mgattest.attest.errors import DSSEFormatError, TrustRootError
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -29,10 +29,6 @@ MAX_ITEMS = 64
 MAX_DER_BYTES = 64 * 1024
 _EMBEDDED = {"production": "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
              "staging": "https%3A%2F%2Ftuf-repo-cdn.sigstage.dev"}
-
-
-class TrustRootError(InputError):
-    """A trusted root or trust config that cannot be parsed."""
 
 
 def parse_time(value: Any, *, where: str) -> int | None:

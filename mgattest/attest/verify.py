@@ -24,38 +24,23 @@ from typing import Any, Iterable, Sequence
 
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
+from mgattest.attest.errors import (
+    ArtifactMismatchError,
+    BundleVerificationError,
+    LogBindingError,
+    PayloadTypeError,
+    PredicateTypeError,
+    StatementError,
+    UnloggedBundleError,
+)
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
-from mgattest.attest.statement import StatementError, check_subject_name, parse_statement
-from mgattest.errors import InputError, MgattestError, VerificationError
+from mgattest.attest.statement import check_subject_name, parse_statement
+from mgattest.errors import InputError, MgattestError
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 MODEL_SIGNING_PREDICATES = (MODEL_SIGNING_PREDICATE, "https://model_signing/Digests/v0.1")
-
-
-class BundleVerificationError(VerificationError):
-    """A bundle failed a cryptographic or consistency check."""
-
-
-class LogBindingError(BundleVerificationError):
-    """A log entry verified, but it records a different signature, key or payload."""
-
-
-class UnloggedBundleError(BundleVerificationError):
-    """The bundle carries no transparency-log entry and unlogged bundles were not allowed."""
-
-
-class PayloadTypeError(BundleVerificationError):
-    """The DSSE payload is not an in-toto statement."""
-
-
-class PredicateTypeError(BundleVerificationError):
-    """The statement's predicate type is not the expected one."""
-
-
-class ArtifactMismatchError(BundleVerificationError):
-    """The bundle signs a different artifact than the one given."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -381,7 +366,7 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
             where=bundle.source)
     proofs, notes = [], []
     for i, entry in enumerate(bundle.tlog_entries):
-        where = f"{bundle.source} tlogEntries[{i}] (claimed logIndex {entry.get('logIndex')})"
+        where = f"{bundle.source} tlogEntries[{i}] (claimed logIndex {entry.claimed_log_index})"
         verified = verify_entry(entry, logs, origin=origin,
                                 require_inclusion_proof=bundle.version != "0.1",
                                 verified_times=[t.seconds for t in stamped])
@@ -655,15 +640,8 @@ def instance_root_for(bundle: Bundle) -> Any:
 
 
 def _claimed_log_ids(bundle: Bundle) -> set[bytes]:
-    wanted = set()
-    for entry in bundle.tlog_entries:
-        key_id = ((entry.get("logId") or {}).get("keyId")) if isinstance(entry, dict) else None
-        if isinstance(key_id, str):
-            try:
-                wanted.add(base64.b64decode(key_id, validate=True))
-            except (ValueError, binascii.Error):
-                continue
-    return wanted
+    """The log ids the bundle's entries claim (parsed, not yet verified)."""
+    return {entry.log_id for entry in bundle.tlog_entries}
 
 
 def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mgattest._files import file_kind
-from mgattest.errors import InputError
+from mgattest.attest.errors import ModelChangedError, ModelPathError, PatternError, UnsafePathError
 
 #: Paths every walk leaves out (files or directories at the model root).
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
@@ -37,22 +37,6 @@ DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitig
 MAX_LINK_HOPS = 40
 #: Directory depth beyond which a walk gives up (guards link-built mazes).
 MAX_DEPTH = 256
-
-
-class UnsafePathError(InputError):
-    """A model entry cannot be signed or verified safely (special file, escaping link...)."""
-
-
-class ModelPathError(InputError):
-    """The model path (or a file in it) is missing or unreadable."""
-
-
-class PatternError(InputError):
-    """An ignore pattern is malformed."""
-
-
-class ModelChangedError(InputError):
-    """A file changed while the model was being hashed; hash a stable copy."""
 
 
 @dataclass(frozen=True)

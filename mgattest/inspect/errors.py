@@ -10,7 +10,9 @@ class InspectInputError(InputError):
 
 
 class UnsafeContentError(VerificationError):
-    """Content reached outside the allow-list, or a format check failed (fail closed).
+    """Content reached outside the allow-list, a format check failed, or deserialising
+    would need a capability the policy does not grant (fail closed). The one definition:
+    the restricted unpickler, the format checks and ``mgattest.load``'s loaders raise it.
 
     ``details`` carries ``module``/``name`` for a refused global when known.
     """

@@ -115,7 +115,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
     model (or a directory) with nothing cleared raises :class:`PolicyDenied`.
     """
     from mgattest.load.loaders import deserialize  # noqa: PLC0415
-    from mgattest.policy.formats import detect_format  # noqa: PLC0415
+    from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
 
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
     loaded = {}
@@ -125,7 +125,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
         if clearance is None or not clearance.loadable:
             refused.append(f"{name}: {clearance.reason if clearance else 'not evaluated'}")
             continue
-        fmt = formats.get(name) or detect_format(name, data[:16])
+        fmt = formats.get(name) or scan_bytes(name, data[:16]).policy_format
         loaded[name] = deserialize(name, data, fmt, framework=framework,
                                    allow_object_arrays=clearance.pickle == "restricted",
                                    extra_allowed=extra_allowed,

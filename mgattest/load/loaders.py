@@ -15,14 +15,11 @@ import math
 from typing import Any
 
 from mgattest.errors import InputError, VerificationError
+from mgattest.inspect.errors import UnsafeContentError
 
 
 class LoaderError(InputError):
     """The bytes could not be deserialised as their format."""
-
-
-class UnsafeContentError(VerificationError):
-    """Deserialising would need a capability the policy does not grant."""
 
 
 def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",

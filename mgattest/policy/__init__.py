@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mgattest._lazy import LazyExports
 from mgattest.policy.errors import PolicyDenied, PolicyError
 
 __all__ = ["Check", "Policy", "PolicyDenied", "PolicyError", "Verdict", "evaluate",
            "lint_policy", "load_policy", "policy_from_bytes"]
 
-_LAZY = {
+_LAZY = LazyExports("mgattest.policy", {
     "load_policy": "mgattest.policy.loader",
     "lint_policy": "mgattest.policy.loader",
     "policy_from_bytes": "mgattest.policy.loader",
@@ -26,13 +27,8 @@ _LAZY = {
     "Policy": "mgattest.policy.model",
     "Verdict": "mgattest.policy.verdict",
     "Check": "mgattest.policy.verdict",
-}
+})
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mgattest.policy' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+    return _LAZY.load(name)

@@ -22,10 +22,10 @@ from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
     Policy,
-    PolicyException,
     Rule,
     SignedBy,
     Signer,
+    Waiver,
     format_time,
 )
 from mgattest.policy.verdict import FAIL, PASS, SKIP, WAIVED, WARN, Check, Clearance, Verdict
@@ -252,14 +252,14 @@ def _integrity(files: list[_File]) -> Check:
                  [{"file": f.name, "status": f.status, "detail": f.detail} for f in bad])
 
 
-def _exceptions(policy: Policy, now: int) -> tuple[list[PolicyException], list[PolicyException]]:
+def _exceptions(policy: Policy, now: int) -> tuple[list[Waiver], list[Waiver]]:
     active = [e for e in policy.exceptions if now < e.expires]
     expired = [e for e in policy.exceptions if now >= e.expires]
     return active, expired
 
 
 def _apply_exceptions(rule: Rule, checks: list[Check], files: list[_File],
-                      active: list[PolicyException], expired: list[PolicyException]) -> list[Check]:
+                      active: list[Waiver], expired: list[Waiver]) -> list[Check]:
     digests = {f.digest for f in files}
     waivers = [e for e in active if e.digest in digests and (e.rules is None or rule.id in e.rules)]
     stale = [e for e in expired if e.digest in digests and (e.rules is None or rule.id in e.rules)]

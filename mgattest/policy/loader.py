@@ -30,7 +30,6 @@ from mgattest.policy.model import (
     CelCheck,
     LogRequirement,
     Policy,
-    PolicyException,
     ProvenanceSpec,
     RootSpec,
     Rule,
@@ -38,6 +37,7 @@ from mgattest.policy.model import (
     Signer,
     TrustedKey,
     TrustedLogSpec,
+    Waiver,
     parse_duration,
     parse_time,
 )
@@ -212,7 +212,7 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
             problem(("exceptions", i, "expires"),
                     f"exception for {spec['digest'][:19]}… expired; it no longer waives anything",
                     "warning")
-        exceptions.append(PolicyException(
+        exceptions.append(Waiver(
             digest=spec["digest"], reason=spec["reason"], approver=spec["approver"],
             expires=exp or 0,
             rules=frozenset(spec["rules"]) if "rules" in spec else None))

@@ -162,7 +162,12 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class PolicyException:
+class Waiver:
+    """One entry of the policy's ``exceptions:`` list: an approved, expiring waiver of the
+    failures of one artifact digest (of the named ``rules``, or of every rule when None).
+
+    A record, not an error: it only ever waives failing checks until ``expires``."""
+
     digest: str  # "sha256:<hex>"
     reason: str
     approver: str
@@ -185,7 +190,7 @@ class Policy:
     logs: dict[str, TrustedLogSpec]
     signers: dict[str, Signer]
     rules: tuple[Rule, ...]
-    exceptions: tuple[PolicyException, ...]
+    exceptions: tuple[Waiver, ...]  # the YAML key stays `exceptions`
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def trusted_log_ids(self) -> frozenset[str]:

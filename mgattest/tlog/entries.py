@@ -165,7 +165,7 @@ def _load_key_cached(pem: bytes) -> _Key:
     if blocks[0] == b"CERTIFICATE" and len(blocks) == 1:
         try:
             cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise _KeyProblem(f"cannot be parsed as a certificate: {exc}") from None
         try:
             key = cert.public_key()

@@ -59,4 +59,5 @@ class UnknownEntryError(InputError):
 
 
 class TrustRootError(InputError):
-    """A trusted root (or its ``tlogs`` list) is malformed or incomplete."""
+    """A trusted root or trust config (its ``tlogs``, CA or timestamp parts) is malformed,
+    incomplete or unreadable. The one definition: ``mgattest.attest.errors`` imports it."""

@@ -146,7 +146,7 @@ class LogVerifier:
                 from cryptography import x509
 
                 key = x509.load_pem_x509_certificate(pem).public_key()
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: no ValueError
                 raise InputError(f"log public key is not a PEM public key: {exc}") from None
         return cls(key)  # type: ignore[arg-type]
 

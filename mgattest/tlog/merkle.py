@@ -8,13 +8,18 @@ complete subtrees it keeps, instead of rehashing leaves.
 Verifiers follow RFC 9162 §2.1.3.2 and §2.1.4.2 and raise
 :class:`~mgattest.tlog.errors.InclusionProofError` /
 :class:`~mgattest.tlog.errors.ConsistencyProofError` naming the index and sizes.
+
+The log hashes with SHA-256 (:data:`SHA256`, the defaults). :func:`tree_hasher` builds the
+same tree shape over another hash function (``mgattest.attest.digests``' shard trees with
+sha512, blake2b or blake3); :func:`root_hash` takes it as an optional argument.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
 from mgattest.tlog.errors import ConsistencyProofError, InclusionProofError
 
@@ -37,26 +42,68 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+class HashObject(Protocol):
+    """What :func:`tree_hasher` needs of a hash object (``hashlib``'s, ``blake3``'s)."""
+
+    def update(self, data: bytes, /) -> object:
+        """Feed ``data`` to the hash."""
+
+    def digest(self) -> bytes:
+        """The hash of everything fed so far."""
+
+
+@dataclass(frozen=True)
+class TreeHasher:
+    """The three hashes that define an RFC 6962 tree over one hash function ``H``."""
+
+    leaf: Callable[[bytes], bytes]  # H(0x00 ‖ data)
+    node: Callable[[bytes, bytes], bytes]  # H(0x01 ‖ left ‖ right)
+    empty: bytes  # H(""), the root of the empty tree
+
+
+SHA256 = TreeHasher(leaf=leaf_hash, node=node_hash, empty=_EMPTY_ROOT)
+
+
+def tree_hasher(new: Callable[[], HashObject]) -> TreeHasher:
+    """A :class:`TreeHasher` over the hash objects ``new()`` returns (e.g. ``hashlib.sha512``)."""
+
+    def leaf(data: bytes) -> bytes:
+        h = new()
+        h.update(b"\x00" + data)
+        return h.digest()
+
+    def node(left: bytes, right: bytes) -> bytes:
+        h = new()
+        h.update(b"\x01" + left + right)
+        return h.digest()
+
+    return TreeHasher(leaf=leaf, node=node, empty=new().digest())
+
+
 def split_point(n: int) -> int:
     """The largest power of two strictly smaller than ``n`` (``n >= 2``)."""
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
-    """``MTH`` of a list of leaf hashes; the empty tree hashes to ``SHA-256("")``."""
+def root_hash(leaf_hashes: Sequence[bytes], hasher: TreeHasher = SHA256) -> bytes:
+    """``MTH`` of a list of leaf hashes; the empty tree hashes to ``H("")``.
+
+    ``hasher`` is SHA-256 (the log's) unless given; the leaves must be its leaf hashes.
+    """
     if not leaf_hashes:
-        return _EMPTY_ROOT
+        return hasher.empty
+    node_of = hasher.node
     # Bottom-up with a stack of perfect subtrees: O(n) time, O(log n) memory.
     stack: list[tuple[int, bytes]] = []  # (height, hash)
     for h in leaf_hashes:
         height, node = 0, h
         while stack and stack[-1][0] == height:
-            node = node_hash(stack.pop()[1], node)
+            node = node_of(stack.pop()[1], node)
             height += 1
         stack.append((height, node))
     node = stack.pop()[1]
     while stack:
-        node = node_hash(stack.pop()[1], node)
+        node = node_of(stack.pop()[1], node)
     return node
 
 

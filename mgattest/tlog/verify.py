@@ -1,7 +1,8 @@
 """Offline verification of one transparency-log entry.
 
-:func:`verify_entry` takes a Sigstore bundle ``TransparencyLogEntry`` (proto-JSON
-dict) and checks, in order: field bounds and types; that the log is trusted (by
+:func:`verify_entry` takes a Sigstore bundle ``TransparencyLogEntry`` (parsed by
+:mod:`mgattest.tlog.transparency_entry`, or its proto-JSON dict, parsed here) and checks,
+in order: field bounds and types; that the log is trusted (by
 ``logId``); the SET when present (required without an inclusion proof) — only a
 verified SET makes ``integratedTime`` a fact; that the log key was valid at a
 verified time (the SET's integrated time, else the caller's RFC 3161 times, else
@@ -17,13 +18,12 @@ what the entry merely claims.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from mgattest.tlog import merkle
@@ -37,16 +37,19 @@ from mgattest.tlog.errors import (
 )
 from mgattest.tlog.keys import LogVerifier
 from mgattest.tlog.promise import verify_set
+from mgattest.tlog.transparency_entry import (
+    MAX_BODY_SIZE,
+    MAX_PROOF_HASHES,
+    REKOR_V2_KINDS,
+    TransparencyLogEntry,
+    b64_field,
+    json_object,
+    parse_transparency_entry,
+)
 from mgattest.tlog.trust import TrustedLog
 
-MAX_BODY_SIZE = 32 * 1024 * 1024
-MAX_PROOF_HASHES = 64
 # Allowed clock skew between the log and this machine for "not in the future".
 CLOCK_SKEW_SECONDS = 60
-_UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
-_REKOR_V2_KINDS = {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
-_KNOWN_KINDS = {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
-                ("intoto", "0.0.1"), ("rekord", "0.0.1")} | _REKOR_V2_KINDS
 
 
 @dataclass(frozen=True)
@@ -79,44 +82,6 @@ class VerifiedEntry:
 
 def _err(message: str, where: str | None = None) -> LogEntryError:
     return LogEntryError(message, what="log entry", where=where)
-
-
-def _uint(value: Any, field: str, error: type = LogEntryError) -> int:
-    """A non-negative int64 given as a JSON number or a decimal string (proto-JSON)."""
-    if isinstance(value, bool):
-        raise error(f"{field} must be an integer", what="log entry", where=field)
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and _UINT.fullmatch(value):
-        number = int(value)
-    else:
-        raise error(f"{field} must be a non-negative integer, not {str(value)[:30]!r}",
-                    what="log entry", where=field)
-    if number < 0 or number >= 1 << 63:
-        raise error(f"{field} must be a non-negative int64, not {number}", what="log entry",
-                    where=field)
-    return number
-
-
-def _b64(value: Any, field: str, max_bytes: int, error: type = LogEntryError) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise error(f"{field} must be a non-empty base64 string", what="log entry",
-                    where=field)
-    if len(value) > max_bytes * 4 // 3 + 4:
-        raise error(f"{field} is larger than {max_bytes} bytes", what="log entry",
-                    where=field)
-    try:
-        # proto-JSON bytes may use either alphabet
-        text = value.replace("-", "+").replace("_", "/")
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise error(f"{field} is not base64", what="log entry", where=field) from None
-
-
-def _obj(value: Any, field: str) -> dict:
-    if not isinstance(value, dict):
-        raise _err(f"{field} must be a JSON object", field)
-    return value
 
 
 def _expected_origins(trusted: TrustedLog, origin: str | None) -> tuple[str | None, str | None]:
@@ -173,84 +138,36 @@ def _find_logs(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> list[Truste
     return found
 
 
-def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
+def verify_entry(entry: TransparencyLogEntry | Mapping[str, Any],
+                 trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
                  require_inclusion_proof: bool = True, now: datetime | int | None = None,
                  verified_times: Sequence[int] = ()) -> VerifiedEntry:
-    """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
+    """Verify one bundle ``TransparencyLogEntry`` offline.
 
-    ``origin`` overrides the expected checkpoint origin (else ``TrustedLog.origin``,
-    else, for Rekor v2 entries, derived from its base URL; a Rekor v1 origin is only
-    checked when one of the first two names it). ``require_inclusion_proof=False``
-    accepts a v0.1-bundle entry carrying only a SET (which must then verify).
-    ``verified_times`` are signing times the caller verified independently (RFC 3161
-    genTimes): without a SET, the log key must have been valid at each of them (at
-    ``now`` when there are none).
+    ``entry`` is parsed already (a bundle's :class:`TransparencyLogEntry`) or its
+    proto-JSON dict, parsed here. ``origin`` overrides the expected checkpoint origin
+    (else ``TrustedLog.origin``, else, for Rekor v2 entries, derived from its base URL; a
+    Rekor v1 origin is only checked when one of the first two names it).
+    ``require_inclusion_proof=False`` accepts a v0.1-bundle entry carrying only a SET
+    (which must then verify). ``verified_times`` are signing times the caller verified
+    independently (RFC 3161 genTimes): without a SET, the log key must have been valid at
+    each of them (at ``now`` when there are none).
     """
-    # 1. bounds and types, before any crypto
-    entry = _obj(entry, "tlog entry")
-    log_index = _uint(entry.get("logIndex"), "logIndex")
-    log_id = _b64(_obj(entry.get("logId"), "logId").get("keyId"), "logId.keyId", 64)
-    if len(log_id) != 32:
-        raise _err(f"logId.keyId is {len(log_id)} bytes, expected 32", "logId.keyId")
-    kv = _obj(entry.get("kindVersion"), "kindVersion")
-    kind, version = kv.get("kind"), kv.get("version")
-    if not isinstance(kind, str) or not isinstance(version, str) \
-            or (kind, version) not in _KNOWN_KINDS:
-        raise _err(f"unknown entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}",
-                   "kindVersion")
-    integrated_time: int | None = None
-    if entry.get("integratedTime") is not None:
-        integrated_time = _uint(entry["integratedTime"], "integratedTime") or None
-    body = _b64(entry.get("canonicalizedBody"), "canonicalizedBody", MAX_BODY_SIZE)
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        raise _err("canonicalizedBody is not JSON", "canonicalizedBody") from None
-    if not isinstance(parsed, dict) or parsed.get("kind") != kind \
-            or parsed.get("apiVersion") != version:
-        raise _err(f"canonicalizedBody is not a {kind} {version} entry (kindVersion "
-                   "disagrees with the body)", "canonicalizedBody")
-    promise = entry.get("inclusionPromise")
-    set_bytes = None
-    if promise is not None:
-        set_bytes = _b64(_obj(promise, "inclusionPromise").get("signedEntryTimestamp"),
-                         "inclusionPromise.signedEntryTimestamp", 1024, SETError)
-    proof = entry.get("inclusionProof")
-    if proof is not None:
-        proof = _obj(proof, "inclusionProof")
-        proof_index = _uint(proof.get("logIndex"), "inclusionProof.logIndex",
-                            InclusionProofError)
-        tree_size = _uint(proof.get("treeSize"), "inclusionProof.treeSize",
-                          InclusionProofError)
-        root = _b64(proof.get("rootHash"), "inclusionProof.rootHash", 64,
-                    InclusionProofError)
-        hashes_in = proof.get("hashes", [])
-        if not isinstance(hashes_in, list) or len(hashes_in) > MAX_PROOF_HASHES:
-            raise InclusionProofError("inclusionProof.hashes must be a list of at most "
-                                      f"{MAX_PROOF_HASHES} hashes", what="inclusion proof")
-        hashes = [_b64(h, f"inclusionProof.hashes[{i}]", 64, InclusionProofError)
-                  for i, h in enumerate(hashes_in)]
-        cp_obj = proof.get("checkpoint")
-        envelope = cp_obj.get("envelope") if isinstance(cp_obj, dict) else None
-        if envelope is not None and (not isinstance(envelope, str) or not envelope):
-            raise CheckpointError("inclusionProof.checkpoint.envelope must be a signed note",
-                                  what="checkpoint", where=f"log index {log_index}")
-        if envelope is None and not require_inclusion_proof and set_bytes is None:
-            raise SETError(f"log entry {log_index} has an inclusion proof without a "
-                           "checkpoint and no signed entry timestamp", what="SET",
-                           where=f"log index {log_index}")
-    elif require_inclusion_proof:
-        raise InclusionProofError(f"log entry {log_index} has no inclusion proof",
-                                  what="inclusion proof", where=f"log index {log_index}")
-    elif set_bytes is None:
-        raise SETError(f"log entry {log_index} has neither an inclusion proof nor a signed "
-                       "entry timestamp", what="SET", where=f"log index {log_index}")
+    # 1. bounds and types, before any crypto (done once, when a bundle is read)
+    if not isinstance(entry, TransparencyLogEntry):
+        entry = parse_transparency_entry(entry)
+    _check_evidence_present(entry, require_inclusion_proof)
+    log_index, log_id, body = entry.claimed_log_index, entry.log_id, entry.canonicalized_body
+    kind, version = entry.kind, entry.kind_version
+    integrated_time, set_bytes = entry.claimed_integrated_time, entry.inclusion_promise
+    proof = entry.inclusion_proof
 
     # 2. the leaf is in the tree the proof describes (pure hashing, no trust yet)
     leaf = merkle.leaf_hash(body)
     if proof is not None:
-        merkle.verify_inclusion(leaf, proof_index, tree_size, hashes, root)
-        if envelope is None and require_inclusion_proof:
+        merkle.verify_inclusion(leaf, proof.log_index, proof.tree_size, list(proof.hashes),
+                                proof.root_hash)
+        if proof.checkpoint is None and require_inclusion_proof:
             raise CheckpointError(
                 f"inclusion proof of log entry {log_index} carries no checkpoint, so its "
                 "root hash is not signed by the log", what="checkpoint",
@@ -283,14 +200,15 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
     checkpoint_origin = None
     proof_size = None
     proof_verified = False
-    if proof is not None and envelope is not None:
-        checkpoint = verify_checkpoint(envelope, [trusted.verifier])
-        _check_origin(checkpoint, trusted, origin, (kind, version) not in _REKOR_V2_KINDS)
+    if proof is not None and proof.checkpoint is not None:
+        checkpoint = verify_checkpoint(proof.checkpoint, [trusted.verifier])
+        _check_origin(checkpoint, trusted, origin, (kind, version) not in REKOR_V2_KINDS)
+        tree_size = proof.tree_size
         if checkpoint.size != tree_size:
             raise CheckpointError(f"checkpoint is for tree size {checkpoint.size}, the "
                                   f"inclusion proof for size {tree_size}",
                                   what="checkpoint size", where=f"log index {log_index}")
-        if not hmac.compare_digest(checkpoint.root_hash, root):
+        if not hmac.compare_digest(checkpoint.root_hash, proof.root_hash):
             raise CheckpointError("checkpoint root hash differs from the inclusion proof's "
                                   f"root hash for tree size {tree_size}",
                                   what="checkpoint root hash", where=f"log index {log_index}")
@@ -298,11 +216,30 @@ def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str
 
     # 5. what is proven: the SET covers logIndex and integratedTime; a checkpointed
     # proof covers its own index. Claimed values are kept apart.
-    proven_index = log_index if set_ok else (proof_index if proof_verified else None)
+    proven_index = log_index if set_ok else (
+        proof.log_index if proof is not None and proof_verified else None)
     return VerifiedEntry(log_id.hex(), proven_index, integrated_time if set_ok else None,
                          kind, version, body, checkpoint_origin, proof_size, proof_verified,
                          set_ok, leaf_hash=leaf, claimed_log_index=log_index,
                          claimed_integrated_time=integrated_time, window_checked_at=checked_at)
+
+
+def _check_evidence_present(entry: TransparencyLogEntry, require_inclusion_proof: bool) -> None:
+    """The entry carries what this verification needs: an inclusion proof when required,
+    else at least a SET (an inclusion proof without a checkpoint proves nothing alone)."""
+    log_index, proof = entry.claimed_log_index, entry.inclusion_proof
+    has_set = entry.inclusion_promise is not None
+    if proof is not None:
+        if proof.checkpoint is None and not require_inclusion_proof and not has_set:
+            raise SETError(f"log entry {log_index} has an inclusion proof without a "
+                           "checkpoint and no signed entry timestamp", what="SET",
+                           where=f"log index {log_index}")
+    elif require_inclusion_proof:
+        raise InclusionProofError(f"log entry {log_index} has no inclusion proof",
+                                  what="inclusion proof", where=f"log index {log_index}")
+    elif not has_set:
+        raise SETError(f"log entry {log_index} has neither an inclusion proof nor a signed "
+                       "entry timestamp", what="SET", where=f"log index {log_index}")
 
 
 def _trusted_when(candidates: list[TrustedLog], log_id: bytes, log_index: int,
@@ -350,8 +287,8 @@ def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
     if "body" not in rekor_json:
         if len(rekor_json) != 1:
             raise _err("Rekor log entry must hold exactly one {uuid: entry}")
-        inner = _obj(next(iter(rekor_json.values())), "entry")
-    body = _b64(inner.get("body"), "body", MAX_BODY_SIZE)
+        inner = json_object(next(iter(rekor_json.values())), "entry")
+    body = b64_field(inner.get("body"), "body", MAX_BODY_SIZE)
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
@@ -379,7 +316,7 @@ def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
         out["inclusionPromise"] = {"signedEntryTimestamp": verification["signedEntryTimestamp"]}
     proof = verification.get("inclusionProof")
     if proof is not None:
-        proof = _obj(proof, "verification.inclusionProof")
+        proof = json_object(proof, "verification.inclusionProof")
         hashes = proof.get("hashes", [])
         if not isinstance(hashes, list) or len(hashes) > MAX_PROOF_HASHES:
             raise InclusionProofError("inclusionProof.hashes must be a short list",

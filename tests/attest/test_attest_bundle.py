@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mgattest.attest import bundle as bmod
 from mgattest.attest import trustroot
+from mgattest.attest.errors import BundleFormatError
 from mgattest.errors import InputError
 
 
@@ -95,7 +96,7 @@ def test_all_known_media_types_read(signed_bundle, media_type):
 def test_malformed_bundles_are_rejections(signed_bundle, mutate, needle):
     data = copy.deepcopy(signed_bundle)
     mutate(data)
-    with pytest.raises(bmod.BundleFormatError, match=needle) as info:
+    with pytest.raises(BundleFormatError, match=needle) as info:
         bmod.parse_bundle(data)
     assert info.value.exit_code == 1  # untrusted evidence: a rejection, not a usage error
 
@@ -104,9 +105,9 @@ def test_size_cap_applies_before_parsing(tmp_path):
     path = tmp_path / "big.json"
     with open(path, "wb") as fh:
         fh.truncate(bmod.MAX_BUNDLE_BYTES + 1)
-    with pytest.raises(bmod.BundleFormatError, match="larger than"):
+    with pytest.raises(BundleFormatError, match="larger than"):
         bmod.load_bundle(path)
-    with pytest.raises(bmod.BundleFormatError, match="not valid JSON"):
+    with pytest.raises(BundleFormatError, match="not valid JSON"):
         bmod.load_bundle(b'{"mediaType": ')
     # an unreadable path is the operator's mistake: exit 2
     with pytest.raises(InputError, match="directory"):
@@ -120,7 +121,7 @@ def test_size_cap_applies_before_parsing(tmp_path):
 def test_arbitrary_bytes_never_crash_the_parser(data):
     try:
         bmod.load_bundle(data)
-    except bmod.BundleFormatError:
+    except BundleFormatError:
         pass
 
 
@@ -138,7 +139,7 @@ def test_conformance_bundles_parse_or_fail_cleanly(conformance_dir):
         try:
             bmod.load_bundle(conformance_dir / case["bundle"])
             parsed += 1
-        except bmod.BundleFormatError:
+        except BundleFormatError:
             assert case["expected"] == "fail", case["id"]
     assert parsed >= 60
 

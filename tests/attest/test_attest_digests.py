@@ -13,11 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.attest.digests import (
-    DigestError,
-    InvalidSubjectError,
-    ModelPathError,
-    SubjectMismatchError,
-    UnsafePathError,
     check_model,
     hash_bytes_digest,
     hash_model,
@@ -26,6 +21,13 @@ from mgattest.attest.digests import (
     shard_ranges,
     shard_tree_root,
     supported_algorithms,
+)
+from mgattest.attest.errors import (
+    DigestError,
+    InvalidSubjectError,
+    ModelPathError,
+    SubjectMismatchError,
+    UnsafePathError,
 )
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle as tlog_merkle
@@ -431,7 +433,7 @@ def test_mismatch_error_carries_all_failures(model: Path) -> None:
 def test_file_changing_while_hashed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                change: str, shard_size: int | None) -> None:
     from mgattest.attest import digests as digests_mod
-    from mgattest.attest.walk import ModelChangedError
+    from mgattest.attest.errors import ModelChangedError
 
     monkeypatch.setattr(digests_mod, "BUFFER_SIZE", 4096)
     monkeypatch.setattr(digests_mod, "_PROGRESS_EVERY", 4096)

@@ -12,12 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mgattest.attest.errors import ModelChangedError, ModelPathError, PatternError, UnsafePathError
 from mgattest.attest.walk import (
     IgnoreRules,
-    ModelChangedError,
-    ModelPathError,
-    PatternError,
-    UnsafePathError,
     compile_glob,
     glob_escape,
     name_problem,

@@ -22,12 +22,21 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.certs import (CertificateError, IdentityMismatchError, IdentityPolicy,
-                                   SCTError, _der_utf8string, parse_identity,
-                                   verify_signing_certificate)
+from mgattest.attest.certs import (
+    IdentityPolicy,
+    _der_utf8string,
+    parse_identity,
+    verify_signing_certificate,
+)
+from mgattest.attest.errors import (
+    CertificateError,
+    IdentityMismatchError,
+    SCTError,
+    TimestampError,
+)
 from mgattest.attest.results import SignerInfo
 from mgattest.attest.results import VerifiedTime
-from mgattest.attest.timestamps import TimestampError, verify_rfc3161_timestamps
+from mgattest.attest.timestamps import verify_rfc3161_timestamps
 from mgattest.ca import authority
 from mgattest.ca.authority import CertificateAuthority, _der_utf8
 from mgattest.ca.ctlog import precert_tbs_without_poison, sct_list_extension

@@ -15,10 +15,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mgattest.attest.errors import OIDCTokenError
 from mgattest.attest.keyless import (KeylessSigningError, load_sigstore_trust_config,
                                      sign_keyless, signing_services)
-from mgattest.attest.oidc import (TOKEN_ENV_VAR, OIDCTokenError, parse_identity_token,
-                                  select_identity_token)
+from mgattest.attest.oidc import TOKEN_ENV_VAR, parse_identity_token, select_identity_token
 from mgattest.errors import InputError
 from tests.helpers.paths import CONFORMANCE_DIR
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.digests import DigestError, hash_model
+from mgattest.attest.digests import hash_model
+from mgattest.attest.errors import DigestError, ModelSigningFormatError
 from mgattest.attest.modelsigning import (
     PREDICATE_TYPE_V0_1,
-    ModelSigningFormatError,
     check_model_signing,
     expectations_from_model_signing,
     resources_digest,

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from mgattest._files import read_bounded
-from mgattest.attest.walk import UnsafePathError, walk_model, walk_model_detailed
+from mgattest.attest.errors import UnsafePathError
+from mgattest.attest.walk import walk_model, walk_model_detailed
 from mgattest.errors import InputError
 from tests.helpers.trees import RandomBytes
 

@@ -18,12 +18,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from mgattest.attest.certs import CertificateError, verify_signing_certificate
+from mgattest.attest.certs import verify_signing_certificate
+from mgattest.attest.errors import BundleVerificationError, CertificateError, TimestampError
 from mgattest.attest.keys import public_key_pem
 from mgattest.attest.sign import LogTarget, sign_statement
 from mgattest.attest.statement import make_statement
-from mgattest.attest.timestamps import TimestampError
-from mgattest.attest.verify import BundleVerificationError, verify_bundle, verify_model
+from mgattest.attest.verify import verify_bundle, verify_model
 from mgattest.cli.app import app
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.evaluate import evaluate
@@ -316,7 +316,8 @@ def test_malformed_certificate_extension_is_a_typed_rejection(tmp_path):
 
 
 def test_non_string_message_digest_algorithm_is_a_typed_rejection():
-    from mgattest.attest.bundle import BundleFormatError, load_bundle
+    from mgattest.attest.bundle import load_bundle
+    from mgattest.attest.errors import BundleFormatError
 
     for algorithm in ([], {}, 1):
         with pytest.raises(BundleFormatError, match="message digest algorithm"):

@@ -116,7 +116,8 @@ def test_sign_leaves_no_temporary_files(tmp_path, model, keypair):
 
 
 def test_pending_bundle_never_clobbers_a_file_that_appears_meanwhile(tmp_path):
-    from mgattest.attest.sign import BundleOutputError, PendingBundleFile
+    from mgattest.attest.sign import PendingBundleFile
+    from mgattest.attest.errors import BundleOutputError
 
     target = tmp_path / "b.json"
     with PendingBundleFile(target) as pending:
@@ -131,7 +132,7 @@ def test_pending_bundle_never_clobbers_a_file_that_appears_meanwhile(tmp_path):
 def test_recorder_reserves_its_bundle_before_logging(tmp_path, model):
     from mgattest.attest.keys import generate_signer
     from mgattest.attest.recorder import ProvenanceRecorder
-    from mgattest.attest.sign import BundleOutputError
+    from mgattest.attest.errors import BundleOutputError
 
     recorder = ProvenanceRecorder(model=model, signer=generate_signer(),
                                   bundle_out=tmp_path / "no-such-dir" / "b.json")

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from mgattest.attest.sources import (AttestationSourceError, attestations_from_bytes,
-                                     load_attestations)
+from mgattest.attest.errors import AttestationSourceError
+from mgattest.attest.sources import attestations_from_bytes, load_attestations
 
 BUNDLE = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
           "verificationMaterial": {"publicKey": {"hint": "x"}, "tlogEntries": []},

@@ -169,7 +169,8 @@ def _rsa_modulus(bits: int) -> int:
                                     (3072, (1 << 3000) + 1)])
 def test_weak_or_huge_rsa_parameters_are_refused_everywhere(bits: int, e: int,
                                                               tmp_path: Path) -> None:
-    from mgattest.attest.keys import KeyFileError, load_verifier
+    from mgattest.attest.keys import load_verifier
+    from mgattest.attest.errors import KeyFileError
     from mgattest.attest.signers import UnsupportedKeyError, Verifier
 
     key = _rsa_public(bits, e)
