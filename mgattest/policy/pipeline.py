@@ -431,7 +431,7 @@ def _require_certificate_signers(atts: list[VerifiedAttestation],
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if identity is None:
         return
-    from mgattest.attest.errors import IdentityMismatchError  # noqa: PLC0415 - light, but keeps the pipeline module's imports lazy like its siblings
+    from mgattest.attest.errors import IdentityMismatchError  # noqa: PLC0415 - attest loads on first use, as above
 
     for att in atts:
         if att.signer.kind != "certificate":
