@@ -32,10 +32,14 @@ from cryptography.x509.verification import (
     ExtensionPolicy,
     PolicyBuilder,
     Store,
+)
+from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
+from mgattest._files import read_bounded
 from mgattest.attest.results import SignerInfo, VerifiedTime
+from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES, parse_time
 from mgattest.errors import InputError, VerificationError
 
 __all__ = [
@@ -141,8 +145,6 @@ def _window_covers(start: datetime | None, end: datetime | None, when: datetime)
 
 def _read_trusted_root(path: str | Path) -> bytes:
     """The trusted root file's bytes: bounded, regular files only (a FIFO never hangs)."""
-    from mgattest._files import read_bounded
-    from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES
 
     return read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root")
 
@@ -180,7 +182,6 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
 
 def _parse_time(value: Any, where: str) -> datetime | None:
     """A trusted root's RFC 3339 validity bound (parsed as trustroot does) as a datetime."""
-    from mgattest.attest.trustroot import parse_time
 
     seconds = parse_time(value, where=where)
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)

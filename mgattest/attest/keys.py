@@ -9,6 +9,7 @@ which padding the key is meant for; PEM parsers (OpenSSL, cryptography) skip it.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 from pathlib import Path
@@ -18,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest._files import read_bounded
+from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest.errors import InputError
 from mgattest.tlog.keys import pem_kind_problem
 
@@ -62,7 +63,6 @@ def resolve_password(password_env: str | None = None, prompt: bool = False, *,
                                what="password", where=password_env)
         return value.encode("utf-8")
     if prompt:
-        import getpass
 
         reader = ask or getpass.getpass
         first = reader("Key password: ")

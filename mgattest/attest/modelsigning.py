@@ -138,7 +138,7 @@ def to_model_signing_statement(digests: ModelDigests, *,
             if f.shards is None:
                 raise DigestError(f"file {f.name!r} has no shard digests", what="file",
                                   where=f.name)
-            for (start, end), shard in zip(shard_ranges(f.size, size), f.shards):
+            for (start, end), shard in zip(shard_ranges(f.size, size), f.shards, strict=True):
                 resources.append(((_path_key(name), start, end),
                                   {"name": f"{name}:{start}:{end}", "algorithm": label,
                                    "digest": shard}))

@@ -15,6 +15,7 @@ takes from its ``clock`` (default: the system clock) at enter and exit.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any, Callable
 import rfc8785
 
 from mgattest.attest import slsa
+from mgattest.attest.digests import hash_model
+from mgattest.attest.slsa import SLSA_PROVENANCE_V1
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"
@@ -59,7 +62,6 @@ def describe_path(name: str, path: str | Path, *, uri: str | None = None,
                   workers: int | None = None) -> dict[str, Any]:
     """A ResourceDescriptor for a local file (sha256 of its bytes) or directory
     (``sha256-manifest``: SHA-256 of the RFC 8785 JSON of its sorted per-file subjects)."""
-    from mgattest.attest.digests import hash_model
 
     path = Path(path)
     if not path.exists():
@@ -70,7 +72,6 @@ def describe_path(name: str, path: str | Path, *, uri: str | None = None,
     if path.is_file():
         return {"name": name, "uri": uri, "digest": dict(md.files[0].digest)}
     manifest = rfc8785.dumps(md.subjects())
-    import hashlib
 
     return {"name": name, "uri": uri,
             "digest": {MANIFEST_DIGEST_KEY: hashlib.sha256(manifest).hexdigest()},
@@ -174,9 +175,8 @@ class ProvenanceRecorder:
 
     def sign(self) -> dict[str, Any]:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model
-        from mgattest.attest.slsa import SLSA_PROVENANCE_V1
-        from mgattest.attest.verify import default_bundle_path
+        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model  # noqa: PLC0415 - the signing pipeline is heavy and needed only when the recorder signs
+        from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - verify pulls in the whole verification stack; one constant needed here
 
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")

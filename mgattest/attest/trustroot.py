@@ -19,7 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from mgattest._files import read_bounded
 from mgattest.attest.dsse import DSSEFormatError, b64, b64decode_strict
+from mgattest.attest.signers import spki_der
 from mgattest.errors import InputError
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -232,7 +236,6 @@ def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot
 
 
 def _read_json(path: str | Path) -> Any:
-    from mgattest._files import read_bounded
 
     data = read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root", error=TrustRootError)
     try:
@@ -259,7 +262,7 @@ def _embedded_dir(instance: str) -> Path:
     if instance not in _EMBEDDED:
         raise TrustRootError(f"unknown Sigstore instance {instance!r} "
                              "(production or staging)", what="instance")
-    import sigstore
+    import sigstore  # noqa: PLC0415 - heavy (sigstore), only to read its bundled public-good roots
 
     return Path(sigstore.__file__).parent / "_store" / _EMBEDDED[instance]
 
@@ -308,9 +311,6 @@ def load_client_trust_config(path: str | Path) -> ClientTrustConfig:
 
 def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int) -> LogInstance:
     """Describe a log whose key we hold (e.g. the embedded local log) for a trusted root."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-    from mgattest.attest.signers import spki_der
 
     der = spki_der(public_key)
     if isinstance(public_key, ed25519.Ed25519PublicKey):

@@ -188,7 +188,7 @@ class CertificateAuthority:
                           what="ca-load", where=str(d))
         try:
             inter.verify_directly_issued_by(root)
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no base
+        except (ValueError, TypeError, Exception) as exc:  # noqa: BLE001 - InvalidSignature has no base
             raise CAError(f"{d / INTERMEDIATE_CERT} is not issued by {d / ROOT_CERT} ({exc})",
                           what="ca-load", where=str(d)) from None
         try:

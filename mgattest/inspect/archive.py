@@ -9,6 +9,8 @@ ever read through a size- and ratio-bounded stream.
 from __future__ import annotations
 
 import io
+import itertools
+import mmap
 import struct
 import zipfile
 import zlib
@@ -62,8 +64,6 @@ class Member:
 
 def open_zip(data, ctx: ScanContext) -> tuple[zipfile.ZipFile, list[Member]] | None:
     """Open ``data`` as a zip and check its structure; None (with a finding) if unusable."""
-    import io
-    import mmap
 
     source = _MmapFile(data) if isinstance(data, mmap.mmap) else io.BytesIO(data)
     try:
@@ -107,7 +107,7 @@ def open_zip(data, ctx: ScanContext) -> tuple[zipfile.ZipFile, list[Member]] | N
         ranges.append((data_start, data_start + info.compress_size, name))
         members.append(Member(name, info))
     ranges.sort()
-    for (s1, e1, n1), (s2, _e2, n2) in zip(ranges, ranges[1:]):
+    for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(ranges):
         if s2 < e1:
             ctx.add(MALFORMED, "zip-overlap",
                     f"zip members {n1!r} and {n2!r} overlap (a zip-bomb technique)", offset=s2)

@@ -19,6 +19,8 @@ Nothing here imports scikit-learn at scan time: the scanner reads the JSON.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import warnings
 from functools import lru_cache
@@ -44,7 +46,7 @@ def estimator_globals() -> frozenset[Pair]:
 
 def _inputs() -> list[tuple]:
     """Argument tuples to try with ``fit``, most common shapes first."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - heavy (numpy), only to probe estimators
 
     rng = np.random.RandomState(0)
     x = rng.rand(40, 4) + 0.1
@@ -62,7 +64,6 @@ def _inputs() -> list[tuple]:
 
 def _fit(estimator: Any, inputs: list[tuple]) -> Any:
     """``estimator`` fitted with the first input it accepts, or unfitted."""
-    import copy
 
     for args in inputs:
         candidate = copy.deepcopy(estimator)
@@ -80,7 +81,7 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
     scikit-learn's ``all_estimators()`` plus XGBoost/LightGBM/CatBoost model classes
     when those libraries are installed.
     """
-    from sklearn.utils import all_estimators
+    from sklearn.utils import all_estimators  # noqa: PLC0415 - optional extra (scikit-learn), only when regenerating the allow-list
 
     inputs = _inputs()
     with warnings.catch_warnings():
@@ -106,7 +107,6 @@ QUIET_PARAMS = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
 
 
 def _boosting_classes() -> Iterator[tuple[str, type]]:
-    import importlib
 
     for module, names in (("xgboost", ("XGBClassifier", "XGBRegressor", "XGBRanker",
                                        "XGBRFClassifier", "XGBRFRegressor", "Booster")),

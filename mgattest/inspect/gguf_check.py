@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 from mgattest.inspect.pickle_scan import ScanContext
@@ -147,7 +148,7 @@ def check_gguf(data, ctx: ScanContext) -> None:
                            f"{data_len}-byte data section", data_start + min(offset, data_len))
             spans.append((offset, offset + size, name))
         spans.sort()
-        for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+        for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
             if s2 < e1:
                 raise _Bad(f"tensors {n1!r} and {n2!r} overlap", data_start + s2)
     except _Bad as exc:

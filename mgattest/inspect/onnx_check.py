@@ -58,7 +58,7 @@ def _check_tensor(data, start: int, end: int, ctx: ScanContext, base_dir: str | 
     entries: dict[str, str] = {}
     name = "?"
     external = False
-    for number, wire, value, at in fields(data, start, end):
+    for number, wire, value, _at in fields(data, start, end):
         if number == 8 and wire == 2:
             s, e = value  # type: ignore[misc]
             name = bytes(data[s:e]).decode("utf-8", "replace")

@@ -751,7 +751,7 @@ def _resolve_cel(state: "_State") -> list[tuple[Rule, list[Check]]]:
                                          for p in pending])
     by_rule: dict[int, tuple[Rule, list[Check]]] = {}
     for p, reply in zip(pending, replies, strict=True):
-        outcomes = _cel_outcomes(p, dict(zip(p.tasks, reply)))
+        outcomes = _cel_outcomes(p, dict(zip(p.tasks, reply, strict=False)))
         built = _per_file(p.rule, p.check.clause, p.files, lambda f, o=outcomes: o[f.name])
         p.check.status, p.check.reason, p.check.evidence = \
             built.status, built.reason, built.evidence

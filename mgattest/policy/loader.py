@@ -191,8 +191,8 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
         else:
             broken.add(f"signer:{name}")
 
-    log_names = {r.name: r.log_ids for r in roots} | {n: frozenset({l.log_id})
-                                                      for n, l in logs.items()}
+    log_names = {r.name: r.log_ids for r in roots} | {n: frozenset({log.log_id})
+                                                      for n, log in logs.items()}
     rules = []
     seen_ids: set[str] = set()
     for i, spec in enumerate(doc["rules"]):

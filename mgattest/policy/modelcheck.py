@@ -41,10 +41,10 @@ def digest_plan(expected: Iterable[Expectation], supported: Iterable[str]
     """The (algorithm, shard size) passes needed: whole-file sha256 plus what subjects use."""
     algorithms = set(supported)
     plan: set[tuple[str, int | None]] = {("sha256", None)}
-    for digest, annotations in expected:
+    for digest, notes in expected:
         for key in digest:
             if key.endswith(SHARD_SUFFIX):
-                size = annotations.get("shardSize") if isinstance(annotations, dict) else None
+                size = notes.get("shardSize") if isinstance(notes, dict) else None
                 alg = key[: -len(SHARD_SUFFIX)]
                 if alg in algorithms and isinstance(size, int) and not isinstance(size, bool) \
                         and size > 0:
@@ -82,12 +82,12 @@ def agrees(signed: dict[str, str], actual: dict[str, str]) -> bool:
 
 def _mismatch_detail(name: str, expected: list[Expectation],
                      shards: Callable[[str, str], list[str] | None]) -> str:
-    for digest, annotations in expected:
+    for digest, notes in expected:
         for key in digest:
-            if not key.endswith(SHARD_SUFFIX) or not isinstance(annotations, dict):
+            if not key.endswith(SHARD_SUFFIX) or not isinstance(notes, dict):
                 continue
-            signed = annotations.get("shardDigests") or []
-            size = annotations.get("shardSize")
+            signed = notes.get("shardDigests") or []
+            size = notes.get("shardSize")
             got = shards(name, key)
             if got is None or not isinstance(size, int):
                 continue

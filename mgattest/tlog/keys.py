@@ -6,11 +6,11 @@ signs with SHA-256 and produces DER signatures; Ed25519 signs the message itself
 
 from __future__ import annotations
 
-import re
-
 import hashlib
+import re
 from typing import Union
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -143,7 +143,6 @@ class LogVerifier:
             key = serialization.load_pem_public_key(pem)
         except ValueError:
             try:
-                from cryptography import x509
 
                 key = x509.load_pem_x509_certificate(pem).public_key()
             except ValueError as exc:
