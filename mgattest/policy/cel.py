@@ -79,7 +79,7 @@ def compile_cel(expr: str) -> CelProgram:
     if len(expr) > MAX_EXPR_LEN:
         raise CelCompileError(f"CEL expression longer than {MAX_EXPR_LEN} characters")
     try:
-        import cel  # noqa: PLC0415
+        import cel  # noqa: PLC0415 - the Rust CEL binding is optional (cel-python is the fallback)
     except ImportError:
         return _compile_celpy(expr)
     try:
@@ -94,7 +94,7 @@ def compile_cel(expr: str) -> CelProgram:
 
 
 def _compile_celpy(expr: str) -> CelProgram:
-    import celpy  # noqa: PLC0415
+    import celpy  # noqa: PLC0415 - fallback CEL implementation, only when the Rust binding is missing
 
     env = celpy.Environment()
     try:

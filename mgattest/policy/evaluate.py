@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedAttestation,
-                                     VerifiedTime)
-from mgattest.policy import provenance as prov_checks
-from mgattest.policy.cel import CelSession
+from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
 from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.policy import provenance as prov_checks
+from mgattest.policy.cel import Activation, CelSession
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
@@ -689,7 +688,6 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
     the CEL worker is the expensive part, so each distinct set is built (and sent) once
     per evaluation and shared by every check that reads the same variables; without
     ``artifact`` it is shared by every file the attestation covers."""
-    from mgattest.policy.cel import Activation  # noqa: PLC0415
 
     per_file = used is None or "artifact" in used
     key = (used, f.name if per_file else None, id(att) if att is not None else None)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
 from mgattest._text import escape_text
 from mgattest.policy.model import Policy, Rule, SignedBy, Signer, format_time
 from mgattest.policy.verdict import Verdict
@@ -15,7 +19,6 @@ _MARK = {"pass": "✔", "fail": "✘", "warn": "!", "waived": "~", "skip": "·"}
 
 def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
     """A ``rich.tree.Tree``: decision at the root, one branch per rule, one leaf per clause."""
-    from rich.tree import Tree  # noqa: PLC0415
 
     escape = _markup_safe
 
@@ -42,7 +45,6 @@ def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
 def _markup_safe(text: str) -> str:
     """Attacker-shaped text for a rich label: control/bidi characters escaped
     (mgattest._text), then rich markup such as ``[red]`` escaped."""
-    from rich.markup import escape  # noqa: PLC0415
 
     return escape(escape_text(text))
 
@@ -62,7 +64,6 @@ def _evidence_text(ev: dict[str, Any]) -> str:
 
 def print_verdict(verdict: Verdict, *, verbose: bool = False, stderr: bool = False) -> None:
     """Print the verdict tree to stdout (or stderr)."""
-    from rich.console import Console  # noqa: PLC0415
 
     console = Console(stderr=stderr)
     if not console.is_terminal:
