@@ -99,7 +99,7 @@ def _compile_celpy(expr: str) -> CelProgram:
     env = celpy.Environment()
     try:
         env.compile(expr)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - celpy raises many unrelated types on bad input
         raise CelCompileError(_describe(exc)) from None
     return CelProgram(expr, "celpy")
 
