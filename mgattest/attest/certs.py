@@ -175,9 +175,8 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
                     break
     if not isinstance(trusted_root, dict):
         raise InputError("trusted root is not a JSON object", what="trusted-root")
-    if "trustedRoot" in trusted_root and isinstance(trusted_root["trustedRoot"], dict):
-        trusted_root = trusted_root["trustedRoot"]
-    return trusted_root
+    inner = trusted_root.get("trustedRoot")
+    return inner if isinstance(inner, dict) else trusted_root
 
 
 def _parse_time(value: Any, where: str) -> datetime | None:
@@ -390,7 +389,7 @@ def _issuer_for_sct(path: list[x509.Certificate]) -> x509.Certificate:
     return issuer
 
 
-def _sct_signed_data(sct: Any, leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
+def _sct_signed_data(sct: x509.certificate_transparency.SignedCertificateTimestamp, leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """RFC 6962 §3.2 ``digitally-signed`` input for a precertificate SCT."""
     tbs = leaf.tbs_precertificate_bytes
     if len(tbs) >= 1 << 24:

@@ -112,7 +112,7 @@ def write_keypair(signer: Signer, prefix: str | Path, password: bytes | None = N
     return key_path, pub_path
 
 
-def _read_limited(path: str | Path) -> bytes:
+def _read_limited(path: str | os.PathLike[str]) -> bytes:
     path = Path(path)
     return read_bounded(path, MAX_KEY_FILE_BYTES, what="key file", error=KeyFileError)
 
@@ -122,7 +122,7 @@ def _scheme_of(data: bytes) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def load_signer(path: str | Path, password: bytes | None = None, *,
+def load_signer(path: str | os.PathLike[str], password: bytes | None = None, *,
                 rsa_scheme: str | None = None) -> Signer:
     """Load a PEM private key (PKCS#8, or traditional EC/RSA) as a :class:`Signer`."""
     data = _read_limited(path)

@@ -293,7 +293,7 @@ def _shard_subjects(resources: list[Mapping[str, Any]], hash_type: str, shard_si
     single = "." in per_file
     if single and len(per_file) != 1:
         raise _fmt_error("resource '.' (a single-file model) cannot sit beside other files", ".")
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for path, shards in per_file.items():
         name = model_name if path == "." else path
         problem = name_problem(name)

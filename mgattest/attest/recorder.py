@@ -144,7 +144,7 @@ class ProvenanceRecorder:
             if digest is None:
                 raise InputError(f"{role} {name!r} at {text} needs a digest (or a local "
                                  "path to hash)", what="provenance input", where=text)
-            desc = {"name": name, "uri": text, "digest": dict(digest)}
+            desc: dict[str, Any] = {"name": name, "uri": text, "digest": dict(digest)}
         else:
             desc = describe_path(name, text.removeprefix("file://"))
         desc.setdefault("annotations", {})["role"] = role

@@ -250,7 +250,7 @@ def signed_ignores(statement: Mapping[str, Any] | None) -> list[str]:
 
     if not statement or statement.get("predicateType") != SLSA_PROVENANCE_V1:
         return []
-    predicate = statement.get("predicate")
+    predicate: Any = statement.get("predicate")  # parsed JSON; the lookups below may fail
     try:
         recorded = predicate["buildDefinition"]["internalParameters"][MGATTEST_PARAMETERS]["ignore"]
     except (KeyError, TypeError):

@@ -99,7 +99,7 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
     return responses
 
 
-def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
+def verify_rfc3161_timestamps(bundle_timestamps: list[dict[str, Any]], signature: bytes,
                               trusted_root: Any, *, unverified: list[str] | None = None
                               ) -> list[VerifiedTime]:
     """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.

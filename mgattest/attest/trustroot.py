@@ -275,7 +275,8 @@ def embedded_trusted_root(instance: str = "production") -> TrustedRoot:
 
 def embedded_signing_config(instance: str = "production") -> dict[str, Any]:
     """The public-good signing config (services URLs) shipped inside sigstore."""
-    return _read_json(_embedded_dir(instance) / "signing_config.v0.2.json")
+    config: dict[str, Any] = _read_json(_embedded_dir(instance) / "signing_config.v0.2.json")
+    return config
 
 
 @dataclass(frozen=True)

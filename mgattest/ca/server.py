@@ -113,7 +113,7 @@ def _requested_key(body: dict[str, Any], challenge: str) -> Any:
 
 
 def _token(body: dict[str, Any], authorization: str | None) -> str:
-    token = None
+    token: str | None = None
     creds = body.get("credentials")
     if isinstance(creds, dict) and isinstance(creds.get("oidcIdentityToken"), str):
         token = creds["oidcIdentityToken"]

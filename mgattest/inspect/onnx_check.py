@@ -9,7 +9,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from mgattest._numbers import parse_ascii_uint
 from mgattest.inspect.pickle_scan import ScanContext
-from mgattest.inspect.protobuf import Data, ProtobufError, fields
+from mgattest.inspect.limits import Data
+from mgattest.inspect.protobuf import ProtobufError, fields
 from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED
 
 # (message kind) -> {field number: child kind}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 from typing import TypeAlias
 
-# What the checkers read: file bytes, a slice view of them, or the whole file mapped.
-Data: TypeAlias = "bytes | bytearray | memoryview | mmap.mmap"
+from mgattest.inspect.limits import Data
+
 # A field's value: a varint, a length-delimited (start, end) span, or None (fixed width).
 FieldValue: TypeAlias = "int | tuple[int, int] | None"
 

@@ -135,7 +135,7 @@ class CelSession:
             reply = _WORKER.exchange(self, jobs)
         except _BudgetExceeded as exc:
             return [[(None, str(exc))] * len(tasks) for _, tasks in jobs]
-        out = []
+        out: list[list[tuple[int | None, str | None]]] = []
         for (_, tasks), job_reply in zip(jobs, reply["results"], strict=True):
             if "error" in job_reply:
                 out.append([(None, job_reply["error"])] * len(tasks))
@@ -246,7 +246,8 @@ class _Worker:
 def _read_frame(proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
     header = _read_exactly(proc, 4, deadline)
     (size,) = struct.unpack(">I", header)
-    return json.loads(_read_exactly(proc, size, deadline))
+    frame: dict[str, Any] = json.loads(_read_exactly(proc, size, deadline))
+    return frame
 
 
 def _read_exactly(proc: subprocess.Popen[bytes], size: int, deadline: float) -> bytes:

@@ -48,7 +48,7 @@ from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import entries, merkle, tiles
 from mgattest.tlog.entries import canonicalize
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
-from mgattest.tlog.log import InclusionProof, TransparencyLog
+from mgattest.tlog.log import InclusionProof, LogEntry, TransparencyLog
 
 T = TypeVar("T")
 AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
@@ -201,7 +201,7 @@ class _LogView:
         self.log = log
         self.service = service
 
-    def rekor_entry(self, entry: Any, tree_size: int | None = None) -> dict[str, Any]:
+    def rekor_entry(self, entry: LogEntry, tree_size: int | None = None) -> dict[str, Any]:
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
         return entry.to_rekor_json(proof)
 
