@@ -127,8 +127,8 @@ class RekorClient:
 
     def _request(self, method: str, path: str, *, json_body: Any = None,
                  params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200,),
-                 allow: tuple[int, ...] = ()) -> Any:
-        """One request with retries; returns the ``requests.Response``.
+                 allow: tuple[int, ...] = ()) -> _Answer:
+        """One request with retries; returns the response, fully read.
 
         Status codes in ``ok`` and ``allow`` are returned; other 4xx raise
         :class:`LogRequestError` at once; 5xx and connection errors are retried.
@@ -320,11 +320,12 @@ def _is_hex64(value: Any) -> bool:
     return isinstance(value, str) and bool(_HEX64.match(value))
 
 
-def _error_message(resp: Any) -> str:
+def _error_message(resp: _Answer) -> str:
     try:
         body = json.loads(resp.content[:65536])
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return body["message"][:500]
+        message = body.get("message") if isinstance(body, dict) else None
+        if isinstance(message, str):
+            return message[:500]
     except (ValueError, RecursionError):
         pass
     return resp.content[:200].decode("utf-8", "replace") or resp.reason or "no detail"
