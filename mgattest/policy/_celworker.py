@@ -152,7 +152,9 @@ def main():
     engine = backend()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     write_frame(out, {"ready": engine.name})
-    programs, sessions = OrderedDict(), OrderedDict()
+    # compiled programs by expression; per-session activations by session id
+    programs: OrderedDict[str, object] = OrderedDict()
+    sessions: OrderedDict[object, dict[str, object]] = OrderedDict()
     while True:
         request = read_frame(inp)
         if request is None:

@@ -118,6 +118,8 @@ def _duration(seconds: int) -> str:
 def _signer_words(signer: Signer) -> str:
     if signer.key is not None:
         return f"the key {signer.key.name}"
+    # the loader gives a signer without a key both an issuer and a subject
+    assert signer.subject is not None and signer.issuer is not None
     words = f"a Sigstore certificate for {signer.subject.text} issued via {signer.issuer.text}"
     for ext, matcher in signer.extensions:
         words += f", {ext} {matcher.text}"

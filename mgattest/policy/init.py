@@ -9,7 +9,7 @@ builder and source ref. Review the result before committing it.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -37,7 +37,7 @@ class TrustOnFirstUse:
 
 
 def verify_for_init(bundle_files: list[str], *, trusted_root: Any = None,
-                    keys: list[str] = ()) -> list[VerifiedAttestation]:
+                    keys: Sequence[str] = ()) -> list[VerifiedAttestation]:
     """Verify every bundle (keys and trusted root as given) trusting any identity."""
     from mgattest.attest.verify import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when `policy init` reads bundles
 
@@ -144,7 +144,7 @@ def _trust_for_logs(attestations: list[VerifiedAttestation], trusted_root: str |
         trust["roots"] = [{"name": "root", "path": _rel(trusted_root, base_dir)}]
     elif needs_root:
         trust["roots"] = ["sigstore-public-good"]
-    if local_id in used:
+    if local is not None and local_id in used:
         log: dict[str, Any] = {"name": "local", "publicKey": local["public_key_pem"]}
         if local.get("origin"):
             log["origin"] = local["origin"]
