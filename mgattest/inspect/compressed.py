@@ -36,6 +36,7 @@ def decompress(kind: str, data: Data, limits: Limits) -> bytes:
     while True:
         dec = _decompressor(kind)
         pos = 0
+        chunk: bytes | memoryview
         try:
             while not dec.eof:
                 if not isinstance(dec, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):  # gzip, zlib

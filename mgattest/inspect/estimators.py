@@ -44,7 +44,7 @@ def estimator_globals() -> frozenset[Pair]:
 
 # --- building example instances (generator and tests only) ---------------------------
 
-def _inputs() -> list[tuple]:
+def _inputs() -> list[tuple[Any, ...]]:
     """Argument tuples to try with ``fit``, most common shapes first."""
     import numpy as np  # noqa: PLC0415 - heavy (numpy), only to probe estimators
 
@@ -62,7 +62,7 @@ def _inputs() -> list[tuple]:
             (x, y_class, groups), (x.astype(int) + 1,), (np.abs(x), y_class)]
 
 
-def _fit(estimator: Any, inputs: list[tuple]) -> Any:
+def _fit(estimator: Any, inputs: list[tuple[Any, ...]]) -> Any:
     """``estimator`` fitted with the first input it accepts, or unfitted."""
 
     for args in inputs:
@@ -102,7 +102,7 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
 
 
 # Constructor arguments that keep each boosting library silent and off the disk.
-QUIET_PARAMS = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
+QUIET_PARAMS: dict[str, dict[str, Any]] = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
           "catboost": {"verbose": False, "allow_writing_files": False}}
 
 

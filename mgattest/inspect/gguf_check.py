@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import struct
 
+from mgattest.inspect.limits import Data
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import MALFORMED, SUSPICIOUS
 
@@ -30,7 +31,7 @@ class _Bad(Exception):
 
 
 class _Reader:
-    def __init__(self, data, ctx: ScanContext) -> None:
+    def __init__(self, data: Data, ctx: ScanContext) -> None:
         self.data, self.pos, self.ctx = data, 0, ctx
 
     def take(self, n: int, what: str) -> bytes:
@@ -41,10 +42,12 @@ class _Reader:
         return out
 
     def u32(self, what: str) -> int:
-        return struct.unpack("<I", self.take(4, what))[0]
+        (number,) = struct.unpack("<I", self.take(4, what))
+        return int(number)
 
     def u64(self, what: str) -> int:
-        return struct.unpack("<Q", self.take(8, what))[0]
+        (number,) = struct.unpack("<Q", self.take(8, what))
+        return int(number)
 
     def string(self, what: str) -> str:
         n = self.u64(f"{what} length")
@@ -55,7 +58,7 @@ class _Reader:
         except UnicodeDecodeError:
             raise _Bad(f"{what} is not UTF-8", self.pos - n) from None
 
-    def value(self, vtype: int, what: str, depth: int = 0):
+    def value(self, vtype: int, what: str, depth: int = 0) -> int | str | None:
         if vtype in _SCALARS:
             raw = self.take(_SCALARS[vtype], what)
             return int.from_bytes(raw, "little") if vtype in (0, 2, 4, 10) else None
@@ -81,7 +84,7 @@ class _Reader:
         raise _Bad(f"{what}: unknown value type {vtype}", self.pos - 4)
 
 
-def check_gguf(data, ctx: ScanContext) -> None:
+def check_gguf(data: Data, ctx: ScanContext) -> None:
     """Add findings for a GGUF file whose header is inconsistent with its size."""
     r = _Reader(data, ctx)
     try:
@@ -101,7 +104,7 @@ def check_gguf(data, ctx: ScanContext) -> None:
             vtype = r.u32(f"metadata {key!r} type")
             start = r.pos
             value = r.value(vtype, f"metadata {key!r}")
-            if key == "general.alignment" and vtype == 4:
+            if key == "general.alignment" and vtype == 4 and isinstance(value, int):  # u32
                 alignment = value or 0
             if key.endswith("chat_template") and vtype == _STRING:
                 text = bytes(data[start + 8:r.pos]).decode("utf-8", "replace")
