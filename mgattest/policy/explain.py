@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
@@ -64,6 +63,7 @@ def _evidence_text(ev: dict[str, Any]) -> str:
 
 def print_verdict(verdict: Verdict, *, verbose: bool = False, stderr: bool = False) -> None:
     """Print the verdict tree to stdout (or stderr)."""
+    from rich.console import Console  # noqa: PLC0415
 
     console = Console(stderr=stderr)
     if not console.is_terminal:
