@@ -25,7 +25,6 @@ import rfc8785
 
 from mgattest.attest import slsa
 from mgattest.attest.digests import hash_model
-from mgattest.attest.slsa import SLSA_PROVENANCE_V1
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"
@@ -175,8 +174,9 @@ class ProvenanceRecorder:
 
     def sign(self) -> dict[str, Any]:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model  # noqa: PLC0415 - the signing pipeline is heavy and needed only when the recorder signs
-        from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - verify pulls in the whole verification stack; one constant needed here
+        from mgattest.attest.sign import LogTarget, PendingBundleFile, sign_model
+        from mgattest.attest.slsa import SLSA_PROVENANCE_V1
+        from mgattest.attest.verify import default_bundle_path
 
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")
