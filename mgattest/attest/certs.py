@@ -32,15 +32,14 @@ from cryptography.x509.verification import (
     ExtensionPolicy,
     PolicyBuilder,
     Store,
-)
-from cryptography.x509.verification import (
     VerificationError as X509PathError,
 )
 
-from mgattest._files import read_bounded
 from mgattest.attest.results import SignerInfo, VerifiedTime
-from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES, parse_time
 from mgattest.errors import InputError, VerificationError
+
+from mgattest._files import read_bounded
+from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES, parse_time
 
 __all__ = [
     "CertificateError",

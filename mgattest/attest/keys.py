@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mgattest._files import read_bounded
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
+from mgattest._files import read_bounded
 from mgattest.errors import InputError
 from mgattest.tlog.keys import pem_kind_problem
 

@@ -14,9 +14,9 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+from mgattest.errors import InputError
 from mgattest.attest.statement import DIGEST_LENGTHS, parse_digest
 from mgattest.attest.walk import compile_glob
-from mgattest.errors import InputError
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 DEFAULT_BUILD_TYPE = "https://mgattest.dev/buildtypes/model-training/v1"

@@ -21,10 +21,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mgattest._files import read_bounded
 from mgattest.attest.dsse import DSSEFormatError, b64, b64decode_strict
-from mgattest.attest.signers import spki_der
 from mgattest.errors import InputError
+
+from mgattest._files import read_bounded
+from mgattest.attest.signers import spki_der
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"

@@ -11,7 +11,6 @@ Submodules load lazily so importing the package stays cheap.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from mgattest.policy.errors import PolicyDenied, PolicyError
@@ -34,5 +33,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mgattest.policy' has no attribute {name!r}")
+    import importlib
 
     return getattr(importlib.import_module(module), name)

@@ -113,7 +113,7 @@ def _b64(value: Any, field: str, max_bytes: int, error: type = LogEntryError) ->
         raise error(f"{field} is not base64", what="log entry", where=field) from None
 
 
-def _obj(value: Any, field: str) -> dict[str, Any]:
+def _obj(value: Any, field: str) -> dict:
     if not isinstance(value, dict):
         raise _err(f"{field} must be a JSON object", field)
     return value
@@ -173,7 +173,7 @@ def _find_logs(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> list[Truste
     return found
 
 
-def verify_entry(entry: dict[str, Any], trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
+def verify_entry(entry: dict, trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
                  require_inclusion_proof: bool = True, now: datetime | int | None = None,
                  verified_times: Sequence[int] = ()) -> VerifiedEntry:
     """Verify one bundle ``TransparencyLogEntry`` (proto-JSON dict) offline.
@@ -341,7 +341,7 @@ def _now(now: datetime | int | None) -> datetime:
     raise TypeError("now must be a datetime or unix seconds")
 
 
-def rekor_entry_to_bundle_entry(rekor_json: dict[str, Any]) -> dict[str, Any]:
+def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
     """Convert Rekor v1 ``LogEntry`` JSON (``{uuid: {...}}`` or the inner object) to a
     bundle ``TransparencyLogEntry`` dict. Kind and version come from the body."""
     if not isinstance(rekor_json, dict):
@@ -398,7 +398,7 @@ def rekor_entry_to_bundle_entry(rekor_json: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def verify_rekor_entry(rekor_json: dict[str, Any], trusted_logs: Sequence[TrustedLog], *,
+def verify_rekor_entry(rekor_json: dict, trusted_logs: Sequence[TrustedLog], *,
                        origin: str | None = None, require_inclusion_proof: bool = True,
                        now: datetime | int | None = None) -> VerifiedEntry:
     """Verify Rekor v1 ``LogEntry`` JSON (what ``GET /api/v1/log/entries/{uuid}`` returns).
