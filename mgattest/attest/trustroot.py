@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
 from mgattest.attest.dsse import DSSEFormatError, b64, b64decode_strict
 from mgattest.errors import InputError
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mgattest._files import read_bounded
 from mgattest.attest.signers import spki_der
