@@ -14,7 +14,7 @@ __all__ = ["__version__", "load"]
 
 def __getattr__(name: str) -> Any:
     if name == "load":
-        from mgattest.load import load
+        from mgattest.load import load  # noqa: PLC0415 - lazy: `import mgattest` stays cheap; load pulls in the whole stack
 
         return load
     raise AttributeError(f"module 'mgattest' has no attribute {name!r}")

@@ -31,7 +31,6 @@ import ipaddress
 import resource
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -52,7 +51,7 @@ class ConnectionLimits:
 @dataclass
 class _GuardState:
     limits: ConnectionLimits
-    per_client: Counter = field(default_factory=Counter)
+    per_client: Counter[str] = field(default_factory=Counter)
     total: int = 0
     refused: int = 0
     timed_out: int = 0
@@ -122,7 +121,7 @@ def guarded_protocol(limits: ConnectionLimits) -> tuple[type[asyncio.Protocol], 
         _timer: asyncio.TimerHandle | None = None
         _send_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own override (asyncio declares BaseTransport)
             super().connection_made(transport)
             key = client_key(self.client[0] if self.client else None)
             if (state.total >= limits.max_connections

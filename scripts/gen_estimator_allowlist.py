@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS  # noqa: E402
-from mgattest.inspect.estimators import DATA_FILE, example_estimators  # noqa: E402
-from mgattest.inspect.scanner import scan_bytes  # noqa: E402
+from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS  # noqa: E402 - after the sys.path line above
+from mgattest.inspect.estimators import DATA_FILE, example_estimators  # noqa: E402 - after the sys.path line above
+from mgattest.inspect.scanner import scan_bytes  # noqa: E402 - after the sys.path line above
 
 # Module roots whose classes estimators legitimately pickle.
 CLASS_ROOTS = ("sklearn", "numpy", "scipy", "xgboost", "lightgbm", "catboost")

@@ -39,6 +39,9 @@ from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTE
 from mgattest.attest.results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError
 
+from mgattest._files import read_bounded
+from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES, parse_time
+
 __all__ = [
     "CertificateError",
     "SCTError",
@@ -130,8 +133,6 @@ def _window_covers(start: datetime | None, end: datetime | None, when: datetime)
 
 def _read_trusted_root(path: str | Path) -> bytes:
     """The trusted root file's bytes: bounded, regular files only (a FIFO never hangs)."""
-    from mgattest._files import read_bounded
-    from mgattest.attest.trustroot import MAX_TRUST_FILE_BYTES
 
     return read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root")
 
@@ -162,14 +163,12 @@ def _trust_dict(trusted_root: Any) -> dict[str, Any]:
                     break
     if not isinstance(trusted_root, dict):
         raise InputError("trusted root is not a JSON object", what="trusted-root")
-    if "trustedRoot" in trusted_root and isinstance(trusted_root["trustedRoot"], dict):
-        trusted_root = trusted_root["trustedRoot"]
-    return trusted_root
+    inner = trusted_root.get("trustedRoot")
+    return inner if isinstance(inner, dict) else trusted_root
 
 
 def _parse_time(value: Any, where: str) -> datetime | None:
     """A trusted root's RFC 3339 validity bound (parsed as trustroot does) as a datetime."""
-    from mgattest.attest.trustroot import parse_time
 
     seconds = parse_time(value, where=where)
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
@@ -378,7 +377,7 @@ def _issuer_for_sct(path: list[x509.Certificate]) -> x509.Certificate:
     return issuer
 
 
-def _sct_signed_data(sct: Any, leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
+def _sct_signed_data(sct: x509.certificate_transparency.SignedCertificateTimestamp, leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """RFC 6962 §3.2 ``digitally-signed`` input for a precertificate SCT."""
     tbs = leaf.tbs_precertificate_bytes
     if len(tbs) >= 1 << 24:

@@ -9,6 +9,7 @@ which padding the key is meant for; PEM parsers (OpenSSL, cryptography) skip it.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 from pathlib import Path
@@ -58,7 +59,6 @@ def resolve_password(password_env: str | None = None, prompt: bool = False, *,
                                what="password", where=password_env)
         return value.encode("utf-8")
     if prompt:
-        import getpass
 
         reader = ask or getpass.getpass
         first = reader("Key password: ")
@@ -108,7 +108,7 @@ def write_keypair(signer: Signer, prefix: str | Path, password: bytes | None = N
     return key_path, pub_path
 
 
-def _read_limited(path: str | Path) -> bytes:
+def _read_limited(path: str | os.PathLike[str]) -> bytes:
     path = Path(path)
     return read_bounded(path, MAX_KEY_FILE_BYTES, what="key file", error=KeyFileError)
 
@@ -118,7 +118,7 @@ def _scheme_of(data: bytes) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def load_signer(path: str | Path, password: bytes | None = None, *,
+def load_signer(path: str | os.PathLike[str], password: bytes | None = None, *,
                 rsa_scheme: str | None = None) -> Signer:
     """Load a PEM private key (PKCS#8, or traditional EC/RSA) as a :class:`Signer`."""
     data = _read_limited(path)

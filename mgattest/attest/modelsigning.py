@@ -133,7 +133,7 @@ def to_model_signing_statement(digests: ModelDigests, *,
             if f.shards is None:
                 raise DigestError(f"file {f.name!r} has no shard digests", what="file",
                                   where=f.name)
-            for (start, end), shard in zip(shard_ranges(f.size, size), f.shards):
+            for (start, end), shard in zip(shard_ranges(f.size, size), f.shards, strict=True):
                 resources.append(((_path_key(name), start, end),
                                   {"name": f"{name}:{start}:{end}", "algorithm": label,
                                    "digest": shard}))
@@ -288,7 +288,7 @@ def _shard_subjects(resources: list[Mapping[str, Any]], hash_type: str, shard_si
     single = "." in per_file
     if single and len(per_file) != 1:
         raise _fmt_error("resource '.' (a single-file model) cannot sit beside other files", ".")
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for path, shards in per_file.items():
         name = model_name if path == "." else path
         problem = name_problem(name)

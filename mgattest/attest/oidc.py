@@ -143,7 +143,7 @@ def select_identity_token(explicit: str | None = None, *,
         return parse_identity_token(env[TOKEN_ENV_VAR], audience=audience, now=now)
     if ambient:
         try:
-            from id import IdentityError, detect_credential
+            from id import IdentityError, detect_credential  # noqa: PLC0415 - optional ambient-credential detection, only for keyless signing
 
             token = detect_credential(audience)
         except ImportError:
@@ -154,11 +154,11 @@ def select_identity_token(explicit: str | None = None, *,
         if token:
             return parse_identity_token(token, audience=audience, now=now)
     if interactive_oidc_url:
-        from sigstore.oidc import Issuer
+        from sigstore.oidc import Issuer  # noqa: PLC0415 - heavy (sigstore), only for interactive sign-in
 
         try:
             token = str(Issuer(interactive_oidc_url).identity_token())
-        except Exception as exc:  # sigstore raises several unrelated types here
+        except Exception as exc:  # noqa: BLE001 - sigstore raises several unrelated types here
             raise OIDCTokenError(f"interactive sign-in with {interactive_oidc_url} failed: "
                                  f"{exc}", what="identity-token") from None
         return parse_identity_token(token, audience=audience, now=now)

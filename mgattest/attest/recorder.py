@@ -15,6 +15,7 @@ takes from its ``clock`` (default: the system clock) at enter and exit.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Callable
 import rfc8785
 
 from mgattest.attest import slsa
+from mgattest.attest.digests import hash_model
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"
@@ -59,7 +61,6 @@ def describe_path(name: str, path: str | Path, *, uri: str | None = None,
                   workers: int | None = None) -> dict[str, Any]:
     """A ResourceDescriptor for a local file (sha256 of its bytes) or directory
     (``sha256-manifest``: SHA-256 of the RFC 8785 JSON of its sorted per-file subjects)."""
-    from mgattest.attest.digests import hash_model
 
     path = Path(path)
     if not path.exists():
@@ -70,7 +71,6 @@ def describe_path(name: str, path: str | Path, *, uri: str | None = None,
     if path.is_file():
         return {"name": name, "uri": uri, "digest": dict(md.files[0].digest)}
     manifest = rfc8785.dumps(md.subjects())
-    import hashlib
 
     return {"name": name, "uri": uri,
             "digest": {MANIFEST_DIGEST_KEY: hashlib.sha256(manifest).hexdigest()},
@@ -143,7 +143,7 @@ class ProvenanceRecorder:
             if digest is None:
                 raise InputError(f"{role} {name!r} at {text} needs a digest (or a local "
                                  "path to hash)", what="provenance input", where=text)
-            desc = {"name": name, "uri": text, "digest": dict(digest)}
+            desc: dict[str, Any] = {"name": name, "uri": text, "digest": dict(digest)}
         else:
             desc = describe_path(name, text.removeprefix("file://"))
         desc.setdefault("annotations", {})["role"] = role

@@ -8,6 +8,7 @@ them). Nothing here does crypto; an instance exists only after verification pass
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 # What vouches for a time: a verified SignedEntryTimestamp over the log entry's
@@ -69,7 +70,6 @@ class VerifiedTime:
 
     def describe(self) -> str:
         """``2026-01-02T03:04:05Z (SET, log … index 7)`` for verdicts."""
-        from datetime import datetime, timezone
 
         label = {"set": "SET", "rfc3161": "RFC 3161 timestamp"}[self.source]
         stamp = datetime.fromtimestamp(self.seconds, tz=timezone.utc).strftime(

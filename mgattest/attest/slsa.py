@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from mgattest.attest.errors import ProvenanceInputError
 from mgattest.errors import InputError
+from mgattest.attest.statement import DIGEST_LENGTHS, parse_digest
+from mgattest.attest.walk import compile_glob
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 DEFAULT_BUILD_TYPE = "https://mgattest.dev/buildtypes/model-training/v1"
@@ -57,7 +61,6 @@ def parse_dependency(text: str) -> dict[str, Any]:
     digest and must be well-formed (:func:`statement.parse_digest`): ``@sha256:abc`` is
     refused rather than signed as a pin, ``@sha265:...`` rather than kept in the URI.
     """
-    from mgattest.attest.statement import parse_digest
 
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
@@ -82,7 +85,6 @@ def parse_dependency(text: str) -> dict[str, Any]:
 def _looks_like_digest_suffix(suffix: str) -> bool:
     """``sha256:...``, ``gitCommit:...`` or ``anything:HEX`` (a digest, maybe mistyped);
     not ``host:path`` as in ``ssh://git@host:repo``."""
-    from mgattest.attest.statement import DIGEST_LENGTHS
 
     match = _DIGEST_PREFIX_RE.match(suffix)
     if match is None:
@@ -105,7 +107,6 @@ def framework_versions(packages: Iterable[str] = FRAMEWORK_PACKAGES,
     """Installed versions of ML frameworks, read from the ``*.dist-info`` /
     ``*.egg-info`` directory names on ``sys.path`` (one listing per entry; nothing is
     imported or opened — what importlib.metadata would find, ~50× faster)."""
-    import sys
 
     wanted = {_normalize(p): p for p in packages}
     found: dict[str, str] = {}
@@ -178,7 +179,6 @@ def _workflow_path(workflow_ref: str, repo: str, ref: str) -> str:
 def parse_timestamp(text: str, *, what: str) -> str:
     """An RFC 3339 time (``2026-01-31T12:00:00Z``, offsets allowed) → UTC ``...Z`` text,
     the form SLSA's ``startedOn``/``finishedOn`` take."""
-    from datetime import datetime, timezone
 
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
                         text or ""):
@@ -244,11 +244,10 @@ def signed_ignores(statement: Mapping[str, Any] | None) -> list[str]:
     Anything malformed there is ignored rather than trusted: the list only ever widens
     what verification skips when it is a short list of valid globs.
     """
-    from mgattest.attest.walk import compile_glob
 
     if not statement or statement.get("predicateType") != SLSA_PROVENANCE_V1:
         return []
-    predicate = statement.get("predicate")
+    predicate: Any = statement.get("predicate")  # parsed JSON; the lookups below may fail
     try:
         recorded = predicate["buildDefinition"]["internalParameters"][MGATTEST_PARAMETERS]["ignore"]
     except (KeyError, TypeError):

@@ -72,7 +72,7 @@ def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str
         except RecursionError:
             raise AttestationSourceError(f"{where}: JSON nested too deeply",
                                          what="attestation source", where=where) from None
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:  # what json.loads raises for a str
             raise AttestationSourceError(f"{where}: not a JSON value ({exc.msg})",
                                          what="attestation source", where=where) from None
         out.append((where, _bundle_or_envelope(obj, where)))

@@ -103,7 +103,7 @@ def make_statement(subjects: Iterable[dict[str, Any]], predicate_type: str,
                    predicate: dict[str, Any] | None) -> dict[str, Any]:
     """Build an in-toto Statement v1 dict (subjects sorted by name, unique names)."""
     subject_list = sorted((dict(s) for s in subjects), key=lambda s: s.get("name", ""))
-    statement = {"_type": STATEMENT_TYPE, "subject": subject_list,
+    statement: dict[str, Any] = {"_type": STATEMENT_TYPE, "subject": subject_list,
                  "predicateType": predicate_type}
     if predicate is not None:
         statement["predicate"] = predicate
@@ -139,7 +139,7 @@ def validate_statement(statement: Any, *, where: str = "statement",
             raise StatementError(f"subject {i} is not an object", what="subject", where=where)
         name = subject.get("name")
         if check_names:
-            check_subject_name(name, where=f"{where} subject {i}")
+            name = check_subject_name(name, where=f"{where} subject {i}")
         elif not isinstance(name, str):
             raise StatementError(f"subject {i} has no name", what="subject", where=where)
         if name in seen:

@@ -45,8 +45,8 @@ def _decode(entry: Any, index: int) -> bytes:
 
 def _verify_with_tsa(response: Any, signature: bytes, tsa: TrustedCA) -> str | None:
     """Return None when ``tsa`` vouches for ``response``, else the reason it does not."""
-    from rfc3161_client import VerificationError as RfcError
-    from rfc3161_client import VerifierBuilder
+    from rfc3161_client import VerificationError as RfcError  # noqa: PLC0415 - rfc3161-client loads only when a bundle carries RFC 3161 timestamps
+    from rfc3161_client import VerifierBuilder  # noqa: PLC0415 - rfc3161-client loads only when a bundle carries RFC 3161 timestamps
 
     chain = list(tsa.chain)
     builder = VerifierBuilder().tsa_certificate(chain[0]).add_root_certificate(chain[-1])
@@ -72,7 +72,7 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
     the bundle carries, and a verifier that ignores what it cannot read can be fed
     anything. Also refuses duplicates and more than :data:`MAX_TIMESTAMPS` entries.
     """
-    from rfc3161_client import decode_timestamp_response
+    from rfc3161_client import decode_timestamp_response  # noqa: PLC0415 - rfc3161-client loads only when a bundle carries RFC 3161 timestamps
 
     if not bundle_timestamps:
         return []
@@ -95,7 +95,7 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
     return responses
 
 
-def verify_rfc3161_timestamps(bundle_timestamps: list[dict], signature: bytes,
+def verify_rfc3161_timestamps(bundle_timestamps: list[dict[str, Any]], signature: bytes,
                               trusted_root: Any, *, unverified: list[str] | None = None
                               ) -> list[VerifiedTime]:
     """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.

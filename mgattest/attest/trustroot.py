@@ -22,6 +22,11 @@ from typing import Any
 from mgattest.attest.dsse import b64, b64decode_strict
 from mgattest.attest.errors import DSSEFormatError, TrustRootError
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from mgattest._files import read_bounded
+from mgattest.attest.signers import spki_der
+
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 MAX_TRUST_FILE_BYTES = 4 * 1024 * 1024
@@ -228,7 +233,6 @@ def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot
 
 
 def _read_json(path: str | Path) -> Any:
-    from mgattest._files import read_bounded
 
     data = read_bounded(path, MAX_TRUST_FILE_BYTES, what="trusted root", error=TrustRootError)
     try:
@@ -255,7 +259,7 @@ def _embedded_dir(instance: str) -> Path:
     if instance not in _EMBEDDED:
         raise TrustRootError(f"unknown Sigstore instance {instance!r} "
                              "(production or staging)", what="instance")
-    import sigstore
+    import sigstore  # noqa: PLC0415 - heavy (sigstore), only to read its bundled public-good roots
 
     return Path(sigstore.__file__).parent / "_store" / _EMBEDDED[instance]
 
@@ -268,7 +272,8 @@ def embedded_trusted_root(instance: str = "production") -> TrustedRoot:
 
 def embedded_signing_config(instance: str = "production") -> dict[str, Any]:
     """The public-good signing config (services URLs) shipped inside sigstore."""
-    return _read_json(_embedded_dir(instance) / "signing_config.v0.2.json")
+    config: dict[str, Any] = _read_json(_embedded_dir(instance) / "signing_config.v0.2.json")
+    return config
 
 
 @dataclass(frozen=True)
@@ -304,9 +309,6 @@ def load_client_trust_config(path: str | Path) -> ClientTrustConfig:
 
 def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int) -> LogInstance:
     """Describe a log whose key we hold (e.g. the embedded local log) for a trusted root."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-    from mgattest.attest.signers import spki_der
 
     der = spki_der(public_key)
     if isinstance(public_key, ed25519.Ed25519PublicKey):

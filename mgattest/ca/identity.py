@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal, overload
 from urllib.parse import urlsplit
 
 from mgattest._text import escape_text, unsafe_char
@@ -83,6 +83,12 @@ class CertIdentity:
     extensions: dict[int, str] = field(default_factory=dict)
     # The claim value the proof of possession must sign (Fulcio's principal name).
     challenge: str = ""
+
+
+@overload
+def _claim(claims: dict[str, Any], name: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def _claim(claims: dict[str, Any], name: str, *, required: bool) -> str | None: ...
 
 
 def _claim(claims: dict[str, Any], name: str, *, required: bool = True) -> str | None:

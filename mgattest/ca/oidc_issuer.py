@@ -137,7 +137,7 @@ class LocalOIDCIssuer:
 def create_app(issuer: LocalOIDCIssuer) -> Any:
     """ASGI app serving the discovery document and JWKS (no token endpoint: mint with
     ``mgattest oidc token``, which needs the key directory)."""
-    from fastapi import FastAPI
+    from fastapi import FastAPI  # noqa: PLC0415 - server stack, loaded only by `oidc serve`
 
     app = FastAPI(title="mgattest local OIDC issuer (NOT for production)", docs_url=None,
                   redoc_url=None, openapi_url=None)

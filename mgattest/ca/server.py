@@ -113,7 +113,7 @@ def _requested_key(body: dict[str, Any], challenge: str) -> Any:
 
 
 def _token(body: dict[str, Any], authorization: str | None) -> str:
-    token = None
+    token: str | None = None
     creds = body.get("credentials")
     if isinstance(creds, dict) and isinstance(creds.get("oidcIdentityToken"), str):
         token = creds["oidcIdentityToken"]
@@ -145,9 +145,9 @@ def issue_for_request(ca: CertificateAuthority, verifier: TokenVerifier,
 
 def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
     """Build the FastAPI app serving Fulcio's v2 API for ``ca``."""
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
+    from fastapi import FastAPI  # noqa: PLC0415 - server stack, loaded only by `ca serve`
+    from fastapi.responses import JSONResponse  # noqa: PLC0415 - server stack, loaded only by `ca serve`
+    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415 - server stack, loaded only by `ca serve`
 
     app = FastAPI(title="mgattest private CA (Fulcio v2 API)", docs_url=None,
                   redoc_url=None, openapi_url=None)

@@ -37,9 +37,10 @@ def _server(app: Any, limits: Any = None) -> Any:
     """A uvicorn server behind the guarded connection front (header, body and send
     deadlines, per-client and total connection caps: :mod:`mgattest._httpguard`), as
     ``log serve`` runs: a handful of half-sent connections must not starve the CA."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - server stack, loaded only when a server starts
 
-    from mgattest._httpguard import (ConnectionLimits, fit_to_fd_limit, guarded_protocol,
+    # uvicorn subclass: the server stack loads only when a server starts
+    from mgattest._httpguard import (ConnectionLimits, fit_to_fd_limit, guarded_protocol,  # noqa: PLC0415 - see above
                                      raise_fd_limit)
 
     fitted = fit_to_fd_limit(limits or ConnectionLimits(), raise_fd_limit())

@@ -49,7 +49,7 @@ def check_issuer_url(url: str) -> str:
 
 
 def _fetch_json(url: str) -> dict[str, Any]:
-    import requests
+    import requests  # noqa: PLC0415 - requests only when a JWKS is fetched over the network
 
     check_issuer_url(url)
     try:

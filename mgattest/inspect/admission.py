@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
-from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS
+from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, Pair
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
-from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
-from mgattest.inspect.pickle_scan import ScanContext, scan_pickle_blob
+from mgattest.inspect.limits import DEFAULT_LIMITS, Data, Limits
+from mgattest.inspect.pickle_scan import ScanContext, StreamResult, scan_pickle_blob
 from mgattest.inspect.report import INFO, MALFORMED, Finding
 
 # Only plain pickle.load-vs-joblib disagreements: irrelevant when joblib's reader loads.
@@ -41,14 +42,14 @@ class Admission:
 
     sha256: bytes
     size: int
-    extra_allowed: frozenset
+    extra_allowed: frozenset[Pair]
     limits: Limits
     joblib: bool
     max_streams: int | None
     findings: tuple[Finding, ...]
     persistent_ids: int
 
-    def covers(self, data, *, extra_allowed: frozenset, joblib: bool,
+    def covers(self, data: Data, *, extra_allowed: frozenset[Pair], joblib: bool,
                max_streams: int | None, limits: Limits) -> bool:
         """Is this the walk :func:`admit` would make over *data* with these settings?"""
         return (self.extra_allowed == extra_allowed and self.joblib == joblib
@@ -56,8 +57,8 @@ class Admission:
                 and self.size == len(data) and hashlib.sha256(data).digest() == self.sha256)
 
 
-def walk_for_admission(data, ctx: ScanContext, *, joblib: bool = False,
-                       max_streams: int | None = 1) -> tuple[list, Admission | None]:
+def walk_for_admission(data: Data, ctx: ScanContext, *, joblib: bool = False,
+                       max_streams: int | None = 1) -> tuple[list[StreamResult], Admission | None]:
     """Run the admission walk over *data* into *ctx*; return the streams and an
     :class:`Admission` token for it (None when the walk is not reusable).
 
@@ -79,7 +80,7 @@ def walk_for_admission(data, ctx: ScanContext, *, joblib: bool = False,
                               ctx.persistent_ids)
 
 
-def admit(data, *, where: str, extra_allowed: frozenset, joblib: bool = False,
+def admit(data: Data, *, where: str, extra_allowed: frozenset[Pair], joblib: bool = False,
           max_streams: int | None = 1, limits: Limits = DEFAULT_LIMITS,
           admission: Admission | None = None) -> None:
     """Refuse, before unpickling, a pickle the scanner does not judge safe.
@@ -135,10 +136,10 @@ _SPECIAL = ("__bases__", "__name__", "__qualname__", "__code__", "__defaults__",
 _ABSENT = object()
 
 
-def _snapshot(obj: Any) -> tuple[dict, dict]:
+def _snapshot(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     own = getattr(obj, "__dict__", None)
-    attrs = dict(own) if isinstance(own, dict) or type(own).__name__ == "mappingproxy" \
-        else {}
+    attrs = dict(cast("Mapping[str, Any]", own)) \
+        if isinstance(own, dict) or type(own).__name__ == "mappingproxy" else {}
     return attrs, {name: getattr(obj, name, _ABSENT) for name in _SPECIAL}
 
 
@@ -147,7 +148,7 @@ def _same(old: Any, new: Any) -> bool:
     return old is new or (type(old) is str and type(new) is str and old == new)
 
 
-def _differs(before: dict, after: dict) -> list[str]:
+def _differs(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(k for k in before.keys() | after.keys()
                   if not _same(before.get(k, _ABSENT), after.get(k, _ABSENT)))
 
@@ -157,7 +158,7 @@ class GlobalsGuard:
 
     def __init__(self, where: str) -> None:
         self._where = where
-        self._watched: dict[int, tuple[Any, tuple[dict, dict]]] = {}
+        self._watched: dict[int, tuple[Any, tuple[dict[str, Any], dict[str, Any]]]] = {}
 
     def watch(self, obj: Any) -> Any:
         """Remember ``obj``'s attributes as they are now; return ``obj``."""
@@ -182,7 +183,7 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
 
 
-def _restore(obj: Any, attrs: dict, special: dict) -> None:
+def _restore(obj: Any, attrs: dict[str, Any], special: dict[str, Any]) -> None:
     """Put ``obj`` back as it was (best effort; the load is refused either way)."""
     for name, value in special.items():
         if value is not _ABSENT and getattr(obj, name, _ABSENT) is not value:

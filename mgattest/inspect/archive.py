@@ -9,11 +9,14 @@ ever read through a size- and ratio-bounded stream.
 from __future__ import annotations
 
 import io
+import itertools
+import mmap
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 
+from mgattest.inspect.limits import Data
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import MALFORMED, SUSPICIOUS
 
@@ -29,7 +32,7 @@ class ArchiveError(Exception):
 class _MmapFile(io.RawIOBase):
     """A seekable read-only file view of an mmap (mmap itself lacks ``seekable``)."""
 
-    def __init__(self, data) -> None:
+    def __init__(self, data: mmap.mmap) -> None:
         super().__init__()
         self._data, self._pos = data, 0
 
@@ -47,7 +50,7 @@ class _MmapFile(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io declares the Buffer protocol (3.12+)
         chunk = self._data[self._pos:self._pos + len(buffer)]
         buffer[:len(chunk)] = chunk
         self._pos += len(chunk)
@@ -60,10 +63,8 @@ class Member:
     info: zipfile.ZipInfo
 
 
-def open_zip(data, ctx: ScanContext) -> tuple[zipfile.ZipFile, list[Member]] | None:
+def open_zip(data: Data, ctx: ScanContext) -> tuple[zipfile.ZipFile, list[Member]] | None:
     """Open ``data`` as a zip and check its structure; None (with a finding) if unusable."""
-    import io
-    import mmap
 
     source = _MmapFile(data) if isinstance(data, mmap.mmap) else io.BytesIO(data)
     try:
@@ -107,14 +108,14 @@ def open_zip(data, ctx: ScanContext) -> tuple[zipfile.ZipFile, list[Member]] | N
         ranges.append((data_start, data_start + info.compress_size, name))
         members.append(Member(name, info))
     ranges.sort()
-    for (s1, e1, n1), (s2, _e2, n2) in zip(ranges, ranges[1:]):
+    for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(ranges):
         if s2 < e1:
             ctx.add(MALFORMED, "zip-overlap",
                     f"zip members {n1!r} and {n2!r} overlap (a zip-bomb technique)", offset=s2)
     return zf, members
 
 
-def _check_local_header(data, info: zipfile.ZipInfo, ctx: ScanContext) -> int | None:
+def _check_local_header(data: Data, info: zipfile.ZipInfo, ctx: ScanContext) -> int | None:
     off = info.header_offset
     where = f"member {info.filename!r}"
     if off < 0 or off + _LOCAL.size > len(data):
@@ -146,7 +147,8 @@ def _check_local_header(data, info: zipfile.ZipInfo, ctx: ScanContext) -> int | 
         ctx.add(SUSPICIOUS, "zip-mismatch",
                 f"zip {where}: local and central CRC/size differ", offset=off)
     del usize
-    return off + _LOCAL.size + nlen + xlen
+    data_start: int = off + _LOCAL.size + nlen + xlen
+    return data_start
 
 
 def read_member(zf: zipfile.ZipFile, member: Member, ctx: ScanContext,

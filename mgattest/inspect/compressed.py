@@ -6,7 +6,7 @@ import bz2
 import lzma
 import zlib
 
-from mgattest.inspect.limits import Limits
+from mgattest.inspect.limits import Data, Limits
 
 _STEP = 1 << 20
 
@@ -15,7 +15,7 @@ class DecompressionError(Exception):
     """The stream is corrupt, or inflates past the limits (a decompression bomb)."""
 
 
-def _decompressor(kind: str):
+def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
     if kind == "gzip":
         return zlib.decompressobj(wbits=31)
     if kind == "zlib":
@@ -27,7 +27,7 @@ def _decompressor(kind: str):
     raise DecompressionError(f"unsupported compression {kind!r}")
 
 
-def decompress(kind: str, data, limits: Limits) -> bytes:
+def decompress(kind: str, data: Data, limits: Limits) -> bytes:
     """Decompress all of ``data`` (following multi-member gzip/bz2/xz), bounded in size."""
     cap = limits.max_decompressed_bytes
     out: list[bytes] = []
@@ -36,10 +36,10 @@ def decompress(kind: str, data, limits: Limits) -> bytes:
     while True:
         dec = _decompressor(kind)
         pos = 0
-        is_zlib = kind in ("gzip", "zlib")
+        chunk: bytes | memoryview
         try:
             while not dec.eof:
-                if is_zlib:
+                if not isinstance(dec, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):  # gzip, zlib
                     if dec.unconsumed_tail:
                         chunk = dec.unconsumed_tail
                     elif pos < len(buf):

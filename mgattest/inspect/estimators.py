@@ -19,6 +19,8 @@ Nothing here imports scikit-learn at scan time: the scanner reads the JSON.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import warnings
 from functools import lru_cache
@@ -42,9 +44,9 @@ def estimator_globals() -> frozenset[Pair]:
 
 # --- building example instances (generator and tests only) ---------------------------
 
-def _inputs() -> list[tuple]:
+def _inputs() -> list[tuple[Any, ...]]:
     """Argument tuples to try with ``fit``, most common shapes first."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - heavy (numpy), only to probe estimators
 
     rng = np.random.RandomState(0)
     x = rng.rand(40, 4) + 0.1
@@ -60,9 +62,8 @@ def _inputs() -> list[tuple]:
             (x, y_class, groups), (x.astype(int) + 1,), (np.abs(x), y_class)]
 
 
-def _fit(estimator: Any, inputs: list[tuple]) -> Any:
+def _fit(estimator: Any, inputs: list[tuple[Any, ...]]) -> Any:
     """``estimator`` fitted with the first input it accepts, or unfitted."""
-    import copy
 
     for args in inputs:
         candidate = copy.deepcopy(estimator)
@@ -80,7 +81,7 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
     scikit-learn's ``all_estimators()`` plus XGBoost/LightGBM/CatBoost model classes
     when those libraries are installed.
     """
-    from sklearn.utils import all_estimators
+    from sklearn.utils import all_estimators  # noqa: PLC0415 - optional extra (scikit-learn), only when regenerating the allow-list
 
     inputs = _inputs()
     with warnings.catch_warnings():
@@ -101,12 +102,11 @@ def example_estimators() -> Iterator[tuple[str, Any]]:
 
 
 # Constructor arguments that keep each boosting library silent and off the disk.
-QUIET_PARAMS = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
+QUIET_PARAMS: dict[str, dict[str, Any]] = {"xgboost": {"verbosity": 0}, "lightgbm": {"verbose": -1},
           "catboost": {"verbose": False, "allow_writing_files": False}}
 
 
 def _boosting_classes() -> Iterator[tuple[str, type]]:
-    import importlib
 
     for module, names in (("xgboost", ("XGBClassifier", "XGBRegressor", "XGBRanker",
                                        "XGBRFClassifier", "XGBRFRegressor", "Booster")),

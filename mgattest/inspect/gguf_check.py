@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
+from mgattest.inspect.limits import Data
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import MALFORMED, SUSPICIOUS
 
@@ -29,7 +31,7 @@ class _Bad(Exception):
 
 
 class _Reader:
-    def __init__(self, data, ctx: ScanContext) -> None:
+    def __init__(self, data: Data, ctx: ScanContext) -> None:
         self.data, self.pos, self.ctx = data, 0, ctx
 
     def take(self, n: int, what: str) -> bytes:
@@ -40,10 +42,12 @@ class _Reader:
         return out
 
     def u32(self, what: str) -> int:
-        return struct.unpack("<I", self.take(4, what))[0]
+        (number,) = struct.unpack("<I", self.take(4, what))
+        return int(number)
 
     def u64(self, what: str) -> int:
-        return struct.unpack("<Q", self.take(8, what))[0]
+        (number,) = struct.unpack("<Q", self.take(8, what))
+        return int(number)
 
     def string(self, what: str) -> str:
         n = self.u64(f"{what} length")
@@ -54,7 +58,7 @@ class _Reader:
         except UnicodeDecodeError:
             raise _Bad(f"{what} is not UTF-8", self.pos - n) from None
 
-    def value(self, vtype: int, what: str, depth: int = 0):
+    def value(self, vtype: int, what: str, depth: int = 0) -> int | str | None:
         if vtype in _SCALARS:
             raw = self.take(_SCALARS[vtype], what)
             return int.from_bytes(raw, "little") if vtype in (0, 2, 4, 10) else None
@@ -80,7 +84,7 @@ class _Reader:
         raise _Bad(f"{what}: unknown value type {vtype}", self.pos - 4)
 
 
-def check_gguf(data, ctx: ScanContext) -> None:
+def check_gguf(data: Data, ctx: ScanContext) -> None:
     """Add findings for a GGUF file whose header is inconsistent with its size."""
     r = _Reader(data, ctx)
     try:
@@ -100,7 +104,7 @@ def check_gguf(data, ctx: ScanContext) -> None:
             vtype = r.u32(f"metadata {key!r} type")
             start = r.pos
             value = r.value(vtype, f"metadata {key!r}")
-            if key == "general.alignment" and vtype == 4:
+            if key == "general.alignment" and vtype == 4 and isinstance(value, int):  # u32
                 alignment = value or 0
             if key.endswith("chat_template") and vtype == _STRING:
                 text = bytes(data[start + 8:r.pos]).decode("utf-8", "replace")
@@ -147,7 +151,7 @@ def check_gguf(data, ctx: ScanContext) -> None:
                            f"{data_len}-byte data section", data_start + min(offset, data_len))
             spans.append((offset, offset + size, name))
         spans.sort()
-        for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+        for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
             if s2 < e1:
                 raise _Bad(f"tensors {n1!r} and {n2!r} overlap", data_start + s2)
     except _Bad as exc:

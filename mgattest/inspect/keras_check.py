@@ -31,7 +31,9 @@ from __future__ import annotations
 import builtins
 import json
 import re
+from typing import Any
 
+from mgattest.inspect.limits import Data
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import DANGEROUS, MALFORMED, SUSPICIOUS
 
@@ -96,7 +98,7 @@ def _namespace(module: str) -> str | None:
     return rest[0] if rest else ""
 
 
-def _check_object(node: dict, ctx: ScanContext) -> None:
+def _check_object(node: dict[str, Any], ctx: ScanContext) -> None:
     cls = node.get("class_name")
     if not isinstance(cls, str):
         return
@@ -169,7 +171,7 @@ def _is_backend_optimizer_class(module: str, cls: str | None) -> bool:
             and cls is not None and cls[:1].isupper() and cls.isidentifier())
 
 
-def check_keras_h5(data, ctx: ScanContext) -> None:
+def check_keras_h5(data: Data, ctx: ScanContext) -> None:
     """Legacy ``.h5``: search the stored model_config JSON for code references.
 
     Without an HDF5 library this is a byte-level search of the attribute text, which is
@@ -183,8 +185,10 @@ def check_keras_h5(data, ctx: ScanContext) -> None:
         ctx.add(DANGEROUS, "keras-lambda", "marshalled Python lambda in HDF5 model config",
                 m.start())
     for m in _FUNCTION_REF_H5.finditer(data):
-        module, cls, inner = (g.decode("utf-8", "replace") if g is not None else None
-                              for g in m.groups())
+        raw_module, raw_cls, raw_inner = m.groups()
+        module = raw_module.decode("utf-8", "replace") if raw_module is not None else None
+        cls = raw_cls.decode("utf-8", "replace")  # the class_name group always matches
+        inner = raw_inner.decode("utf-8", "replace") if raw_inner is not None else None
         if cls == "__lambda__":
             ctx.add(DANGEROUS, "keras-lambda", "marshalled Python lambda (__lambda__) in HDF5 "
                     "model config: its bytecode runs when the model is loaded", m.start())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
+from typing import TypeAlias
+
+# What a scan reads: file bytes, a slice view of them, or the whole file mapped.
+Data: TypeAlias = "bytes | bytearray | memoryview | mmap.mmap"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from mgattest.inspect.limits import Limits
+from mgattest.inspect.limits import Data, Limits
 
 
 class NpyError(Exception):
@@ -198,18 +198,18 @@ def descr_itemsize(descr: object, depth: int = 0) -> int | None:
     if isinstance(descr, list):
         total = 0
         for item in descr:
-            size = descr_itemsize(item[1], depth + 1)
-            if size is None:
+            item_size = descr_itemsize(item[1], depth + 1)
+            if item_size is None:
                 return None
             if len(item) > 2 and isinstance(item[2], tuple):
                 for dim in item[2]:
-                    size *= dim
-            total += size
+                    item_size *= dim
+            total += item_size
         return total
     return None
 
 
-def parse_header(data, limits: Limits) -> NpyHeader:
+def parse_header(data: Data, limits: Limits) -> NpyHeader:
     """Parse a ``.npy`` header (versions 1-3)."""
     if len(data) < 10 or bytes(data[:6]) != b"\x93NUMPY":
         raise NpyError("missing .npy magic")

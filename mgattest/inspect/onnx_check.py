@@ -4,10 +4,12 @@ inside the model directory (no absolute paths, no ``..``, no symlink escape)."""
 from __future__ import annotations
 
 import os
+from typing import cast
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from mgattest._numbers import parse_ascii_uint
 from mgattest.inspect.pickle_scan import ScanContext
+from mgattest.inspect.limits import Data
 from mgattest.inspect.protobuf import ProtobufError, fields
 from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED
 
@@ -25,7 +27,7 @@ _CHILDREN = {
 _MAX_DEPTH = 64
 
 
-def check_onnx(data, ctx: ScanContext, base_dir: str | None) -> None:
+def check_onnx(data: Data, ctx: ScanContext, base_dir: str | None) -> None:
     """Walk the model's tensors and check every external-data reference."""
     stack = [("model", 0, len(data), 0)]
     externals = 0
@@ -41,7 +43,7 @@ def check_onnx(data, ctx: ScanContext, base_dir: str | None) -> None:
             children = _CHILDREN[kind]
             for number, wire, value, _at in fields(data, start, end):
                 if wire == 2 and number in children:
-                    s, e = value  # type: ignore[misc]
+                    s, e = cast("tuple[int, int]", value)  # wire type 2: a span
                     stack.append((children[number], s, e, depth + 1))
     except ProtobufError as exc:
         ctx.add(MALFORMED, "onnx", f"not a valid ONNX protobuf: {exc}")
@@ -54,22 +56,23 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _check_tensor(data, start: int, end: int, ctx: ScanContext, base_dir: str | None) -> int:
+def _check_tensor(data: Data, start: int, end: int, ctx: ScanContext, base_dir: str | None) -> int:
     entries: dict[str, str] = {}
     name = "?"
     external = False
-    for number, wire, value, at in fields(data, start, end):
+    for number, wire, value, _at in fields(data, start, end):
         if number == 8 and wire == 2:
-            s, e = value  # type: ignore[misc]
+            s, e = cast("tuple[int, int]", value)  # wire type 2: a span
             name = bytes(data[s:e]).decode("utf-8", "replace")
         elif number == 14 and wire == 0:
             external = value == 1
         elif number == 13 and wire == 2:
-            s, e = value  # type: ignore[misc]
+            s, e = cast("tuple[int, int]", value)  # wire type 2: a span
             key = val = None
             for n2, w2, v2, _ in fields(data, s, e):
                 if w2 == 2 and n2 in (1, 2):
-                    text = bytes(data[v2[0]:v2[1]]).decode("utf-8", "replace")  # type: ignore[index]
+                    s2, e2 = cast("tuple[int, int]", v2)
+                    text = bytes(data[s2:e2]).decode("utf-8", "replace")
                     key, val = (text, val) if n2 == 1 else (key, text)
             if key is not None:
                 entries[key] = val or ""

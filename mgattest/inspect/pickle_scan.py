@@ -351,7 +351,7 @@ class _Walker:
             return
         weights = [self._weight(key) for key in keys]
         self._add_hash_work(sum(weights), at)
-        keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights)]
+        keys = [_BIG if w > _LIGHT_TUPLE else key for key, w in zip(keys, weights, strict=True)]
         if container.hashes is None:
             container.hashes = pickle_cost.KeyHashes()
         problem = container.hashes.note(keys, computed=_is_computed_key,
@@ -567,7 +567,7 @@ class _Walker:
                              finding.offset, finding.module, finding.name)
 
     # -- the walk ------------------------------------------------------------------------
-    def run(self, pos: int) -> StreamResult:  # noqa: C901 - one dispatch loop, on purpose
+    def run(self, pos: int) -> StreamResult:  # one dispatch loop, on purpose
         data, ctx, end = self.data, self.ctx, self.end
         lim = ctx.limits
         cap = lim.max_tracked_container

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeAlias
+
+from mgattest.inspect.limits import Data
+
+# A field's value: a varint, a length-delimited (start, end) span, or None (fixed width).
+FieldValue: TypeAlias = "int | tuple[int, int] | None"
 
 
 class ProtobufError(Exception):
     """The bytes are not valid protobuf wire format."""
 
 
-def _varint(data, pos: int, end: int) -> tuple[int, int]:
+def _varint(data: Data, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end:
@@ -24,11 +30,12 @@ def _varint(data, pos: int, end: int) -> tuple[int, int]:
             raise ProtobufError(f"varint too long at byte {pos}")
 
 
-def fields(data, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, object, int]]:
+def fields(data: Data, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, FieldValue, int]]:
     """Yield ``(field_number, wire_type, value, offset)``; length-delimited values are
     ``(start, end)`` spans into ``data``, varints are ints, fixed values are skipped (None)."""
     end = len(data) if end is None else end
     pos = start
+    value: FieldValue
     while pos < end:
         at = pos
         key, pos = _varint(data, pos, end)

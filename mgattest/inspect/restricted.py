@@ -17,9 +17,12 @@ import importlib
 import io
 import os
 import pickle
+import re
+import zipfile
 from typing import Any, Iterable
 
 from mgattest._files import open_regular
+from mgattest._optional import require
 from mgattest.inspect import compressed, npy
 from mgattest.inspect.admission import Admission, GlobalsGuard, admit
 from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise
@@ -65,10 +68,10 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._where = where
         self.guard = guard or GlobalsGuard(where)
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D102
+    def find_class(self, module: str, name: str) -> Any:
         return self.guard.watch(_resolve(module, name, self._allowed, self._where))
 
-    def persistent_load(self, pid: Any) -> Any:  # noqa: D102
+    def persistent_load(self, pid: Any) -> Any:
         raise UnsafeContentError("refused a pickle persistent id (only torch.load may "
                                  "resolve them)", what="restricted-unpickle",
                                  where=self._where)
@@ -144,7 +147,7 @@ def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
     joblib's own array reader is kept (it reads raw array bytes, no code), and nested
     object-array pickles go through the same ``find_class``.
     """
-    from joblib.numpy_pickle import NumpyUnpickler
+    from joblib.numpy_pickle import NumpyUnpickler  # noqa: PLC0415 - optional extra (joblib), only for joblib files
 
     data, where = _read_input(data_or_file)
     kind = sniff(bytes(data[:512])) or "pickle"  # no magic: let the unpickler judge
@@ -180,7 +183,6 @@ def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
     ``extra_allowed`` pairs (e.g. ``("argparse", "Namespace")``) are resolved and added
     to torch's own allow-list for this call only.
     """
-    from mgattest._optional import require
 
     torch = require("torch", "restricted_torch_load")
 
@@ -191,7 +193,6 @@ def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
         with torch.serialization.safe_globals(extra):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        import re
         found = re.search(r"GLOBAL [\w.]+", str(exc))
         reason = (f"{found.group(0)} is not allowed" if found
                   else re.sub(r"\x1b\[[0-9;]*m", "", str(exc))[:300])
@@ -210,11 +211,10 @@ def restricted_numpy_load(data_or_file, *, allow_pickle: bool = False,
     Object arrays are refused unless ``allow_pickle``; even then their pickle goes
     through the restricted unpickler, never ``pickle.load``.
     """
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - heavy (numpy), only for .npy/.npz payloads
 
     data, where = _read_input(data_or_file)
     if data[:4] == b"PK\x03\x04":
-        import zipfile
         out = {}
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:

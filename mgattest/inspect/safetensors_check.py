@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys
+from mgattest.inspect.limits import Data
 from mgattest.inspect.pickle_scan import ScanContext
 from mgattest.inspect.report import MALFORMED
 
@@ -17,7 +18,7 @@ DTYPE_BITS = {
 }
 
 
-def check_safetensors(data, ctx: ScanContext) -> None:
+def check_safetensors(data: Data, ctx: ScanContext) -> None:
     """Add a ``malformed`` finding for every structural defect of a safetensors file."""
     def bad(detail: str, offset: int | None = None) -> None:
         ctx.add(MALFORMED, "safetensors", detail, offset)

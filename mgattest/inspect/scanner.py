@@ -48,7 +48,7 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
     ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
     try:
         fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - fail closed on any scanner failure (below)
         # Fail closed: an input that trips the scanner is never reported safe.
         ctx.add(MALFORMED, "scanner-error", f"could not analyse: {type(exc).__name__}: {exc}")
         fmt = "unknown"

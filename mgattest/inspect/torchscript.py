@@ -58,7 +58,9 @@ def analyse(sources: dict[str, bytes], ctx: ScanContext) -> frozenset[tuple[str,
         except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
             ctx.add(MALFORMED, "torchscript", f"TorchScript code {member} does not parse: it "
                     "cannot be analysed")
-    defined = frozenset((code_module(m), node.name) for m, tree in trees.items()
+    # (a member outside code/__torch__ has no module and defines nothing a pickle can name)
+    defined = frozenset((module, node.name) for m, tree in trees.items()
+                        if (module := code_module(m)) is not None
                         for node in tree.body if isinstance(node, ast.ClassDef))
     qualified = {f"{code_module(m)}.{node.name}" for m, tree in trees.items()
                  for node in tree.body

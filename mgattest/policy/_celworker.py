@@ -69,9 +69,9 @@ class PythonBackend:
 
 def backend():
     try:
-        import cel
+        import cel  # noqa: PLC0415 - the CEL bindings load in the worker process only
     except ImportError:
-        import celpy
+        import celpy  # noqa: PLC0415 - fallback CEL implementation, only when the Rust binding is missing
         return PythonBackend(celpy)
     return RustBackend(cel)
 
@@ -89,7 +89,7 @@ def evaluate_task(engine, program, contexts):
     for index, ctx in enumerate(contexts):
         try:
             value = engine.run(program, ctx)
-        except Exception as exc:  # CEL runtime errors of any type
+        except Exception as exc:  # noqa: BLE001 - CEL runtime errors of any type
             first_error = first_error or describe(exc)
             continue
         if value is True:
@@ -122,7 +122,7 @@ def run_job(job, engine, programs, session):
     if program is None:
         try:
             program = engine.compile(expr)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as a clause error
             return {"error": describe(exc)}
     programs[expr] = program
     while len(programs) > KEEP_PROGRAMS:
@@ -152,7 +152,9 @@ def main():
     engine = backend()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     write_frame(out, {"ready": engine.name})
-    programs, sessions = OrderedDict(), OrderedDict()
+    # compiled programs by expression; per-session activations by session id
+    programs: OrderedDict[str, object] = OrderedDict()
+    sessions: OrderedDict[object, dict[str, object]] = OrderedDict()
     while True:
         request = read_frame(inp)
         if request is None:

@@ -79,7 +79,7 @@ def compile_cel(expr: str) -> CelProgram:
     if len(expr) > MAX_EXPR_LEN:
         raise CelCompileError(f"CEL expression longer than {MAX_EXPR_LEN} characters")
     try:
-        import cel  # noqa: PLC0415
+        import cel  # noqa: PLC0415 - the Rust CEL binding is optional (cel-python is the fallback)
     except ImportError:
         return _compile_celpy(expr)
     try:
@@ -94,12 +94,12 @@ def compile_cel(expr: str) -> CelProgram:
 
 
 def _compile_celpy(expr: str) -> CelProgram:
-    import celpy  # noqa: PLC0415
+    import celpy  # noqa: PLC0415 - fallback CEL implementation, only when the Rust binding is missing
 
     env = celpy.Environment()
     try:
         env.compile(expr)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - celpy raises many unrelated types on bad input
         raise CelCompileError(_describe(exc)) from None
     return CelProgram(expr, "celpy")
 
@@ -135,7 +135,7 @@ class CelSession:
             reply = _WORKER.exchange(self, jobs)
         except _BudgetExceeded as exc:
             return [[(None, str(exc))] * len(tasks) for _, tasks in jobs]
-        out = []
+        out: list[list[tuple[int | None, str | None]]] = []
         for (_, tasks), job_reply in zip(jobs, reply["results"], strict=True):
             if "error" in job_reply:
                 out.append([(None, job_reply["error"])] * len(tasks))
@@ -246,7 +246,8 @@ class _Worker:
 def _read_frame(proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
     header = _read_exactly(proc, 4, deadline)
     (size,) = struct.unpack(">I", header)
-    return json.loads(_read_exactly(proc, size, deadline))
+    frame: dict[str, Any] = json.loads(_read_exactly(proc, size, deadline))
+    return frame
 
 
 def _read_exactly(proc: subprocess.Popen[bytes], size: int, deadline: float) -> bytes:

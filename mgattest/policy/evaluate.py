@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from mgattest.attest.results import (LogProof, ModelCheck, SignerInfo, VerifiedAttestation,
-                                     VerifiedTime)
-from mgattest.policy import provenance as prov_checks
-from mgattest.policy.cel import CelSession
+from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
 from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.policy import provenance as prov_checks
+from mgattest.policy.cel import Activation, CelSession
 from mgattest.policy.matching import any_glob
 from mgattest.policy.model import (
     LogRequirement,
@@ -522,13 +521,14 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             checks.append(Check(rule.id, "transparencyLog", PASS,
                                 f"log inclusion {req.require}{where}: satisfied", log_ev))
     if rule.signed_by is not None:
+        required_signers = rule.signed_by
         sb_memo: dict[tuple[int, ...], tuple[bool, str, dict[str, Any]]] = {}
 
-        def signed_by(f: _File):
+        def signed_by(f: _File) -> tuple[bool, str, dict[str, Any]]:
             # Files signed by the same attestations share one outcome.
             key = tuple(map(id, qualified[f.name]))
             if key not in sb_memo:
-                sb_memo[key] = _signed_by_outcome(policy, rule.signed_by, qualified[f.name], now,
+                sb_memo[key] = _signed_by_outcome(policy, required_signers, qualified[f.name], now,
                                                   state.signer_memo)
             ok, reason, ev = sb_memo[key]
             dropped = len(coverage[f.name]) - len(qualified[f.name])
@@ -536,7 +536,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
                 reason += (f"; {dropped} attestation(s) not counted: their log entries do not "
                            "meet transparencyLog")
             if not ok and untrusted[f.name]:
-                reason += _why_untrusted(policy, rule.signed_by, untrusted[f.name], now, state)
+                reason += _why_untrusted(policy, required_signers, untrusted[f.name], now, state)
             return ok, reason, ev
         checks.append(_per_file(rule, "signedBy", files, signed_by))
     for i, spec in enumerate(rule.attestations):
@@ -689,7 +689,6 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
     the CEL worker is the expensive part, so each distinct set is built (and sent) once
     per evaluation and shared by every check that reads the same variables; without
     ``artifact`` it is shared by every file the attestation covers."""
-    from mgattest.policy.cel import Activation  # noqa: PLC0415
 
     per_file = used is None or "artifact" in used
     key = (used, f.name if per_file else None, id(att) if att is not None else None)
@@ -730,7 +729,8 @@ def _defer_cel(rule: Rule, cel: Any, files: list[_File],
     """Queue *cel* for every file (with the attestations the rule counts for it); the
     returned Check is a placeholder until :func:`_resolve_cel` runs."""
     used = cel.program.used
-    pairs = {f.name: [(a, _activation(used, a, f, state)) for a in qualified[f.name]]
+    pairs: dict[str, list[tuple[VerifiedAttestation | None, Any]]] = {
+        f.name: [(a, _activation(used, a, f, state)) for a in qualified[f.name]]
              or [(None, _activation(used, None, f, state))] for f in files}
     tasks: dict[tuple[str, ...], list[Any]] = {}
     for f in files:
@@ -751,7 +751,7 @@ def _resolve_cel(state: "_State") -> list[tuple[Rule, list[Check]]]:
                                          for p in pending])
     by_rule: dict[int, tuple[Rule, list[Check]]] = {}
     for p, reply in zip(pending, replies, strict=True):
-        outcomes = _cel_outcomes(p, dict(zip(p.tasks, reply)))
+        outcomes = _cel_outcomes(p, dict(zip(p.tasks, reply, strict=False)))
         built = _per_file(p.rule, p.check.clause, p.files, lambda f, o=outcomes: o[f.name])
         p.check.status, p.check.reason, p.check.evidence = \
             built.status, built.reason, built.evidence

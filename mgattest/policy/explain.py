@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+from rich.tree import Tree
+
 from mgattest._text import escape_text
 from mgattest.policy.model import Policy, Rule, SignedBy, Signer, format_time
 from mgattest.policy.verdict import Verdict
@@ -15,7 +18,6 @@ _MARK = {"pass": "✔", "fail": "✘", "warn": "!", "waived": "~", "skip": "·"}
 
 def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
     """A ``rich.tree.Tree``: decision at the root, one branch per rule, one leaf per clause."""
-    from rich.tree import Tree  # noqa: PLC0415
 
     escape = _markup_safe
 
@@ -42,7 +44,6 @@ def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
 def _markup_safe(text: str) -> str:
     """Attacker-shaped text for a rich label: control/bidi characters escaped
     (mgattest._text), then rich markup such as ``[red]`` escaped."""
-    from rich.markup import escape  # noqa: PLC0415
 
     return escape(escape_text(text))
 
@@ -107,6 +108,8 @@ def _duration(seconds: int) -> str:
 def _signer_words(signer: Signer) -> str:
     if signer.key is not None:
         return f"the key {signer.key.name}"
+    # the loader gives a signer without a key both an issuer and a subject
+    assert signer.subject is not None and signer.issuer is not None
     words = f"a Sigstore certificate for {signer.subject.text} issued via {signer.issuer.text}"
     for ext, matcher in signer.extensions:
         words += f", {ext} {matcher.text}"

@@ -236,8 +236,9 @@ def _role(dep: dict[str, Any]) -> str | None:
     writes them)."""
     ann = _dict(dep.get("annotations"))
     for key in ("role", "type", "kind"):
-        if isinstance(ann.get(key), str):
-            return ann[key].lower()
+        value = ann.get(key)
+        if isinstance(value, str):
+            return value.lower()
     name = dep.get("name")
     if isinstance(name, str):
         if name.lower().startswith(("dataset", "data:", "training-data", "training_data")):

@@ -13,7 +13,7 @@ and every value's location is recorded as ``path -> line`` for error messages
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -125,13 +125,14 @@ def _build(node: yaml.Node, path: Path, located: Located, seen: set[int],
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), located, seen, counter)
                 for i, item in enumerate(node.value)]
-    return _scalar(node, located.file, line)
+    return _scalar(cast(yaml.ScalarNode, node), located.file, line)  # the only other kind
 
 
 def _check_collection_tag(node: yaml.Node, file: str, line: int) -> None:
     """A mapping or sequence must carry its standard tag: ``!!python/...``, ``!!set``,
     ``!!omap`` or a local ``!tag`` would change what the node means to other loaders."""
-    expected = {yaml.MappingNode: _MAP_TAG, yaml.SequenceNode: _SEQ_TAG}.get(type(node))
+    tags: dict[type[yaml.Node], str] = {yaml.MappingNode: _MAP_TAG, yaml.SequenceNode: _SEQ_TAG}
+    expected = tags.get(type(node))
     if expected is not None and node.tag != expected:
         raise PolicyError(f"unsupported YAML tag {node.tag}", what="policy.yaml",
                           where=f"{file}:{line}")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from mgattest.errors import InputError, MgattestError, VerificationError
+from mgattest.tlog import tiles
+from mgattest.tlog.verify import verify_entry
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
@@ -88,7 +90,7 @@ class RekorClient:
                  retries: int = DEFAULT_RETRIES, backoff: float = 0.25,
                  token: str | None = None, trusted_logs: Iterable[Any] | None = None,
                  origin: str | None = None) -> None:
-        import requests
+        import requests  # noqa: PLC0415 - requests costs CLI start-up time; only network calls need it
 
         if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
             raise InputError(f"log URL must be http(s)://host[:port][/prefix], got {url!r}",
@@ -125,13 +127,13 @@ class RekorClient:
 
     def _request(self, method: str, path: str, *, json_body: Any = None,
                  params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200,),
-                 allow: tuple[int, ...] = ()) -> Any:
-        """One request with retries; returns the ``requests.Response``.
+                 allow: tuple[int, ...] = ()) -> _Answer:
+        """One request with retries; returns the response, fully read.
 
         Status codes in ``ok`` and ``allow`` are returned; other 4xx raise
         :class:`LogRequestError` at once; 5xx and connection errors are retried.
         """
-        import requests
+        import requests  # noqa: PLC0415 - requests costs CLI start-up time; only network calls need it
 
         url = self.url + path
         data = None
@@ -275,7 +277,6 @@ class RekorClient:
 
     def tile(self, path: str) -> bytes:
         """Raw bytes of a tlog-tiles resource, e.g. ``tile/0/000`` or ``tile/entries/000``."""
-        from mgattest.tlog import tiles
 
         ref = tiles.parse_tile_path(path)
         return self._request("GET", "/" + ref.path).content
@@ -310,7 +311,6 @@ class RekorClient:
 
     def _verified(self, entry: dict[str, Any]) -> dict[str, Any]:
         if self.trusted_logs is not None:
-            from mgattest.tlog.verify import verify_entry
 
             verify_entry(entry, self.trusted_logs, origin=self.origin)
         return entry
@@ -320,11 +320,12 @@ def _is_hex64(value: Any) -> bool:
     return isinstance(value, str) and bool(_HEX64.match(value))
 
 
-def _error_message(resp: Any) -> str:
+def _error_message(resp: _Answer) -> str:
     try:
         body = json.loads(resp.content[:65536])
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return body["message"][:500]
+        message = body.get("message") if isinstance(body, dict) else None
+        if isinstance(message, str):
+            return message[:500]
     except (ValueError, RecursionError):
         pass
     return resp.content[:200].decode("utf-8", "replace") or resp.reason or "no detail"

@@ -25,13 +25,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest.tlog.errors import EntryRejectedError
 from mgattest.tlog.keys import KeyParameterError, check_rsa_parameters
@@ -72,19 +73,20 @@ def _reject(message: str, field: str | None = None) -> EntryRejectedError:
     return EntryRejectedError(message, what="proposed entry", where=field)
 
 
-def _obj(value: Any, field: str, keys: set[str], required: set[str] | None = None) -> dict:
+def _obj(value: Any, field: str, keys: set[str], required: set[str] | None = None
+         ) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _reject(f"{field} must be a JSON object", field)
     # JSON null means "absent", as Go's decoder (and so Rekor) treats it; sigstore-python
     # sends null for the server-computed dsse fields.
-    value = {k: v for k, v in value.items() if v is not None}
-    unknown = set(value) - keys
+    present: dict[str, Any] = {k: v for k, v in value.items() if v is not None}
+    unknown = set(present) - keys
     if unknown:
         raise _reject(f"{field} has unknown field(s): {_names(unknown)}", field)
-    missing = (required if required is not None else keys) - set(value)
+    missing = (required if required is not None else keys) - set(present)
     if missing:
         raise _reject(f"{field} is missing {', '.join(sorted(missing))}", field)
-    return value
+    return present
 
 
 def _names(names: set[str], limit: int = 5) -> str:
@@ -162,6 +164,7 @@ def _load_key_cached(pem: bytes) -> _Key:
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks:
         raise _KeyProblem("is not a PEM public key or certificate")
+    key: PublicKeyTypes
     if blocks[0] == b"CERTIFICATE" and len(blocks) == 1:
         try:
             cert = x509.load_pem_x509_certificate(pem)
@@ -263,7 +266,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def _canonical_hashedrekord(spec: Any) -> dict:
+def _canonical_hashedrekord(spec: Any) -> dict[str, Any]:
     spec = _obj(spec, "spec", {"signature", "data"})
     sig = _obj(spec["signature"], "spec.signature", {"content", "publicKey"})
     pub = _obj(sig["publicKey"], "spec.signature.publicKey", {"content"})
@@ -293,7 +296,7 @@ def _canonical_hashedrekord(spec: Any) -> dict:
     }
 
 
-def _canonical_dsse(spec: Any) -> dict:
+def _canonical_dsse(spec: Any) -> dict[str, Any]:
     spec = _obj(spec, "spec", {"proposedContent"})
     content = _obj(spec["proposedContent"], "spec.proposedContent", {"envelope", "verifiers"})
     envelope_text = _str(content["envelope"], "spec.proposedContent.envelope",
@@ -358,7 +361,7 @@ def _canonical_dsse(spec: Any) -> dict:
     }
 
 
-def canonicalize(proposed: dict) -> CanonicalEntry:
+def canonicalize(proposed: dict[str, Any]) -> CanonicalEntry:
     """Validate a proposed entry, verify its signature(s), and build its leaf body."""
     if not isinstance(proposed, dict):
         raise _reject("a proposed entry must be a JSON object")
@@ -451,7 +454,7 @@ def _check_v2(spec: Any, kind: str) -> None:
         raise _reject(f"spec.{field} must be a JSON object", f"spec.{field}")
 
 
-def parse_body(body: bytes) -> dict:
+def parse_body(body: bytes) -> dict[str, Any]:
     """Parse and validate a stored leaf body; returns the JSON object.
 
     v0.0.1 bodies (and intoto 0.0.2) must be in RFC 8785 canonical form, as Rekor
@@ -485,4 +488,4 @@ def parse_body(body: bytes) -> dict:
         _check_intoto_v2(obj["spec"])
     else:
         _check_v2(obj["spec"], kind)
-    return obj
+    return cast("dict[str, Any]", obj)  # _obj above checked it is a JSON object

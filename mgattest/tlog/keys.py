@@ -6,14 +6,15 @@ signs with SHA-256 and produces DER signatures; Ed25519 signs the message itself
 
 from __future__ import annotations
 
-import re
-
 import hashlib
+import re
 from typing import Union
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest import _keys
 from mgattest.errors import InputError, VerificationError
@@ -122,7 +123,8 @@ def pem_kind_problem(data: bytes | str, wanted: str) -> str | None:
 class LogVerifier:
     """Verifies signatures made by one log key."""
 
-    def __init__(self, public_key: PublicKey) -> None:
+    def __init__(self, public_key: PublicKeyTypes) -> None:
+        """Accept any loaded public key; refuse (``InputError``) all but ``PublicKey``."""
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             if not isinstance(public_key.curve, (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)):
                 raise InputError(f"unsupported log key curve {public_key.curve.name}")
@@ -143,12 +145,11 @@ class LogVerifier:
             key = serialization.load_pem_public_key(pem)
         except ValueError:
             try:
-                from cryptography import x509
 
                 key = x509.load_pem_x509_certificate(pem).public_key()
             except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: no ValueError
                 raise InputError(f"log public key is not a PEM public key: {exc}") from None
-        return cls(key)  # type: ignore[arg-type]
+        return cls(key)
 
     @classmethod
     def from_der(cls, data: bytes) -> "LogVerifier":
@@ -158,7 +159,7 @@ class LogVerifier:
         except (ValueError, TypeError) as exc:
             raise InputError(f"log public key is not a DER SubjectPublicKeyInfo: {exc}") \
                 from None
-        return cls(key)  # type: ignore[arg-type]
+        return cls(key)
 
     @property
     def key_type(self) -> str:

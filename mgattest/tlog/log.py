@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -100,7 +100,7 @@ class LogEntry:
         return out
 
 
-def _recorder(ranges: list[tuple[int, int]]):
+def _recorder(ranges: list[tuple[int, int]]) -> Callable[[int, int], bytes]:
     """A fake ``subtree_hash`` that records the ranges a proof needs (for prefetching)."""
 
     def record(start: int, end: int) -> bytes:
@@ -145,7 +145,7 @@ class TransparencyLog:
 
     # --- lifecycle ---------------------------------------------------------------
     @classmethod
-    def init(cls, db_path: str | os.PathLike, key_out: str | os.PathLike | None = None, *,
+    def init(cls, db_path: str | os.PathLike[str], key_out: str | os.PathLike[str] | None = None, *,
              origin: str | None = None, key_type: str = "ecdsa-p256",
              signer: LogSigner | None = None) -> "TransparencyLog":
         """Create a new log database (and write its private key PEM, mode 0600)."""
@@ -183,7 +183,7 @@ class TransparencyLog:
         return cls(store, signer, origin)
 
     @classmethod
-    def open(cls, db_path: str | os.PathLike, signer: LogSigner) -> "TransparencyLog":
+    def open(cls, db_path: str | os.PathLike[str], signer: LogSigner) -> "TransparencyLog":
         """Open an existing log; refuses a key other than the one it was created with."""
         db_path = os.fspath(db_path)
         store = LogStore.open(db_path)
@@ -240,7 +240,7 @@ class TransparencyLog:
         now = int(time.time())
         return now, sign_set(self.signer, leaf.body, now, self._log_id_hex, index)
 
-    def append(self, proposed: dict) -> LogEntry:
+    def append(self, proposed: dict[str, Any]) -> LogEntry:
         """Validate, verify and append one proposed entry (Rekor API shape)."""
         return self.append_canonical(canonicalize(proposed))
 
@@ -248,7 +248,7 @@ class TransparencyLog:
         """Append one already-canonicalised entry."""
         return self.append_many_canonical([entry])[0]
 
-    def append_many(self, proposed: Sequence[dict]) -> list[LogEntry]:
+    def append_many(self, proposed: Sequence[dict[str, Any]]) -> list[LogEntry]:
         """Validate and append several entries in one transaction (all or nothing)."""
         entries = []
         for pos, p in enumerate(proposed):
@@ -419,7 +419,7 @@ class TransparencyLog:
             note = self._store.checkpoint(size)
             try:
                 cp = verify_checkpoint(note or "", [self.signer.verifier], origin=self.origin)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure: the stored checkpoint is bad
                 raise LogError(f"stored checkpoint for size {size} does not verify: {exc}",
                                where=self.path) from None
             if cp.size != size or size > n or cp.root_hash != self.root_hash(size):

@@ -30,24 +30,25 @@ import functools
 import hmac
 import json
 import re
+import sys
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
+import uvicorn  # already loaded by mgattest._httpguard, the server's connection front
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mgattest._httpguard import ConnectionLimits, client_key, fit_to_fd_limit, guarded_protocol, raise_fd_limit
 from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
-from mgattest.tlog import tiles
+from mgattest.tlog import entries, merkle, tiles
+from mgattest.tlog.entries import canonicalize
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from mgattest._httpguard import ConnectionLimits
-    from mgattest.tlog.log import TransparencyLog
+from mgattest.tlog.log import InclusionProof, LogEntry, TransparencyLog
 
 T = TypeVar("T")
 AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
@@ -177,7 +178,7 @@ class _FairPool:
                 continue
             try:
                 future.set_result(func(*args))
-            except BaseException as exc:  # handed to the waiting request
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
                 future.set_exception(exc)
 
     def shutdown(self) -> None:
@@ -200,7 +201,7 @@ class _LogView:
         self.log = log
         self.service = service
 
-    def rekor_entry(self, entry: Any, tree_size: int | None = None) -> dict[str, Any]:
+    def rekor_entry(self, entry: LogEntry, tree_size: int | None = None) -> dict[str, Any]:
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
         return entry.to_rekor_json(proof)
 
@@ -328,7 +329,6 @@ class _LogService:
         return method(view, *args)
 
     def _open_reader_log(self) -> "TransparencyLog":
-        from mgattest.tlog.log import TransparencyLog
 
         opened = TransparencyLog.open(self.log.path, self.log.signer)
         with self._opened_lock:
@@ -385,7 +385,7 @@ class _LogService:
         try:
             if batch:
                 self._append_batch(batch)
-        except BaseException as exc:  # never leave a request waiting forever
+        except BaseException as exc:  # noqa: BLE001 - never leave a request waiting forever
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -406,7 +406,7 @@ class _LogService:
             logged = None
         if logged is not None:
             answers = self._rekor_entries(logged)
-            for entry, answer, (_, future) in zip(logged, answers, batch):
+            for entry, answer, (_, future) in zip(logged, answers, batch, strict=True):
                 future.set_result((entry.uuid, answer, True))
             return
         for canonical, future in batch:
@@ -414,15 +414,13 @@ class _LogService:
                 entry = self.log.append_canonical(canonical)
             except DuplicateEntryError as dup:
                 future.set_result((dup.existing.uuid, {}, False))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
                 future.set_exception(exc)
             else:
                 future.set_result((entry.uuid, self._writer_view.rekor_entry(entry), True))
 
     def _rekor_entries(self, logged: list[Any]) -> list[dict[str, Any]]:
         """LogEntry JSON for a batch, all proven against one tree head (shared hashes)."""
-        from mgattest.tlog import merkle
-        from mgattest.tlog.log import InclusionProof
 
         size = self.log.size
         hasher = functools.lru_cache(maxsize=None)(self.log.subtree_hash)
@@ -435,7 +433,6 @@ class _LogService:
     # --- validation: the validation pool -----------------------------------------
     def canonical_entry(self, body: bytes) -> Any:
         """A POSTed proposed entry, parsed and validated (schema, sizes, signature)."""
-        from mgattest.tlog.entries import canonicalize
 
         proposed = _parse_json(body)
         if not isinstance(proposed, dict):
@@ -444,7 +441,6 @@ class _LogService:
 
     def retrieve_query(self, body: bytes) -> _Lookup:
         """A POSTed retrieve query, validated; proposed entries become their UUIDs."""
-        from mgattest.tlog import entries, merkle
 
         query = _parse_json(body)
         if not isinstance(query, dict) or not set(query) <= {"entryUUIDs", "logIndexes",
@@ -464,7 +460,7 @@ class _LogService:
                 raise _ApiError(400, "logIndexes must be non-negative")
         raw_ids = query.get("entryUUIDs") or []
         parsed = [_parse_entry_id(raw) for raw in raw_ids]  # 400 on any malformed ID
-        uuids = tuple(u for u, raw in zip(parsed, raw_ids) if self.names_this_tree(raw))
+        uuids = tuple(u for u, raw in zip(parsed, raw_ids, strict=True) if self.names_this_tree(raw))
         entry_uuids = tuple(merkle.leaf_hash(entries.canonicalize(proposed).body).hex()
                             for proposed in query.get("entries") or [])
         return _Lookup(uuids, tuple(query.get("logIndexes") or ()), entry_uuids)
@@ -545,7 +541,6 @@ def _parse_json(body: bytes) -> Any:
 
 
 def _client_of(request: Request) -> str:
-    from mgattest._httpguard import client_key
 
     return client_key(request.client.host if request.client else None)
 
@@ -697,10 +692,6 @@ def uvicorn_config(app: Any, *, host: str, port: int,
     and per-client connection caps; ``limit_concurrency`` stays off because it would
     count idle connections and answer everyone 503 (the app admits work per class).
     """
-    import uvicorn
-
-    from mgattest._httpguard import ConnectionLimits, fit_to_fd_limit, guarded_protocol
-    from mgattest._httpguard import raise_fd_limit
 
     limits = fit_to_fd_limit(limits or ConnectionLimits(), raise_fd_limit())
     protocol, _ = guarded_protocol(limits)
@@ -713,9 +704,6 @@ def serve(log: "TransparencyLog", *, host: str = "127.0.0.1", port: int = 3000,
           token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
           limits: "ConnectionLimits | None" = None, log_level: str = "warning") -> None:
     """Run the app with uvicorn until interrupted (one process: SQLite has one writer)."""
-    import sys
-
-    import uvicorn
 
     # The event loop and the worker threads hand the GIL back and forth on every
     # request; the default 5 ms switch interval would add that much latency to each.

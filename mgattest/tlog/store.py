@@ -239,7 +239,8 @@ class LogStore:
         if row is None:
             raise LogError(f"log storage is missing subtree level {level} index {idx}",
                            where=self.path)
-        return row[0]
+        subtree_hash: bytes = row[0]
+        return subtree_hash
 
     def perfect_hashes(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Hashes of several complete subtrees ``(level, idx)`` in at most two queries."""
@@ -254,9 +255,9 @@ class LogStore:
                         f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})", chunk):
                     out[(0, idx)] = h
             for pos in range(0, len(nodes), 400):
-                chunk = nodes[pos:pos + 400]
-                marks = ",".join("(?,?)" for _ in chunk)
-                params = [v for pair in chunk for v in pair]
+                node_chunk = nodes[pos:pos + 400]
+                marks = ",".join("(?,?)" for _ in node_chunk)
+                params = [v for pair in node_chunk for v in pair]
                 # the VALUES list drives the join, so every row is one primary-key probe
                 for level, idx, h in self._conn.execute(
                         f"WITH want(l, i) AS (VALUES {marks}) SELECT s.level, s.idx, s.hash "
@@ -427,7 +428,8 @@ class LogStore:
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot store checkpoint in {self.path}: {exc}",
                            where=self.path) from None
-        return row[0]
+        stored_note: str = row[0]
+        return stored_note
 
     def iter_leaf_hashes(self, batch: int = 65536) -> Iterator[bytes]:
         """Every leaf hash in index order (for integrity checks)."""

@@ -129,7 +129,7 @@ def parse_tile_path(path: str) -> TileRef:
 
 def available_width(ref: TileRef, tree_size: int) -> int:
     """How many items of tile ``ref`` exist in a tree of ``tree_size`` leaves (0..256)."""
-    span = TILE_WIDTH ** (ref.level or 0)  # leaves covered by one item of this tile
+    span: int = TILE_WIDTH ** (ref.level or 0)  # leaves covered by one item of this tile
     items_at_level = tree_size // span
     return max(0, min(TILE_WIDTH, items_at_level - ref.index * TILE_WIDTH))
 

@@ -117,7 +117,7 @@ def trusted_log_from_instance(tlog: Any, where: str) -> TrustedLog:
     return TrustedLog(log_id, verifier, base_url or None, valid_from, valid_to, origin)
 
 
-def trusted_logs_from_root(trusted_root: dict) -> list[TrustedLog]:
+def trusted_logs_from_root(trusted_root: dict[str, Any]) -> list[TrustedLog]:
     """The transparency logs (``tlogs``) of a Sigstore trusted root, as parsed JSON."""
     if not isinstance(trusted_root, dict):
         raise TrustRootError("trusted root must be a JSON object")
