@@ -56,12 +56,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 # Known violations, each with the reason it is tolerated for now. Keys are
 # (importing module, imported module). Remove an entry as soon as its import goes
 # (a stale entry is printed as a note, not an error, so merging the fix stays green).
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # Issue 12: policy/cli_support.py orchestrates verification for the CLI and calls
-    # mgattest.load (a load <-> policy cycle). The verify-pipeline branch replaces it with
-    # the one verify pipeline; delete these entries when that branch is merged.
-    ("mgattest.policy.cli_support", "mgattest.load"): "verify-pipeline removes it (issue 12)",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
