@@ -20,7 +20,7 @@ TESTS = PROJECT_ROOT / "tests"
 PACKAGE_FOLDERS = {"attest", "tlog", "policy", "inspect", "load", "ca", "cli"}
 CROSS_CUTTING_FOLDERS = {"adversarial", "realworld"}
 # Checks on the repository itself rather than on one package.
-ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py"}
+ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py", "test_static_checks.py"}
 # Not Python test code: vendored vectors and the sigstore-js harness's node_modules.
 SKIPPED = (TESTS / "vectors", TESTS / "realworld" / "js")
 
