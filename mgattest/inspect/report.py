@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mgattest._jsonutil import JSONObject
+
 from mgattest.inspect.detect import policy_format
 
 SAFE = "safe"
@@ -56,7 +58,7 @@ class Finding:
             loc += f"@{self.offset}"
         return loc
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         out: dict[str, Any] = {"severity": self.severity, "kind": self.kind, "detail": self.detail}
         for key in ("module", "name", "offset", "member"):
             value = getattr(self, key)
@@ -75,7 +77,7 @@ class ImportRecord:
     allowed: bool
     member: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         out: dict[str, Any] = {"module": self.module, "name": self.name, "offset": self.offset,
                                "allowed": self.allowed}
         if self.member is not None:
@@ -121,7 +123,7 @@ class FileReport:
         return [f"{f.severity}: {f.detail} [{f.where(self.path)}]"
                 for f in self.findings if f.severity != INFO]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "path": self.path,
             "format": self.format,
