@@ -15,11 +15,15 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mgattest.inspect import allowlist, npy, pickle_cost, pickle_text
 from mgattest.inspect.limits import DEFAULT_LIMITS, Buffer, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
+
+if TYPE_CHECKING:
+    from mgattest.inspect.admission import Admission
 
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
@@ -153,7 +157,7 @@ class ScanContext:
     hash_work_seen: bool = False
     pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
     joblib_arrays: int = 0  # joblib array payloads skipped (only a joblib=True walk does)
-    admission: object = None  # the top-level pickle walk's admission.Admission, if any
+    admission: Admission | None = None  # the top-level pickle walk's, if any
 
     def pristine(self) -> bool:
         """Nothing has been scanned into this context yet (its counters are all zero)."""
