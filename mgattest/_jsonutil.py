@@ -7,7 +7,12 @@ security decision (statements, safetensors headers) refuses duplicate keys inste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
+
+JSONObject: TypeAlias = dict[str, Any]
+"""A decoded JSON object (what :func:`json.loads` returns for ``{...}``) whose members are
+still arbitrary JSON: each reader checks the members it uses. Where a document's shape is
+known and checked, a ``TypedDict`` or a parsed class stands in its place."""
 
 
 class DuplicateKeyError(ValueError):

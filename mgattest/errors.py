@@ -10,7 +10,7 @@ Exit codes (CLI): :class:`VerificationError` → 1, :class:`InputError` → 2.
 
 from __future__ import annotations
 
-from typing import Any
+from mgattest._jsonutil import JSONObject
 
 
 class MgattestError(Exception):
@@ -19,16 +19,16 @@ class MgattestError(Exception):
     exit_code: int = 2
 
     def __init__(self, message: str, *, what: str | None = None, where: str | None = None,
-                 **details: Any) -> None:
+                 **details: object) -> None:
         super().__init__(message)
         self.message = message
         self.what = what
         self.where = where
         self.details = details
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """A JSON-ready description of the failure."""
-        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        out: JSONObject = {"error": type(self).__name__, "message": self.message}
         if self.what is not None:
             out["what"] = self.what
         if self.where is not None:
@@ -53,5 +53,5 @@ class VerificationError(MgattestError):
     exit_code = 1
 
 
-def _jsonable(value: Any) -> bool:
+def _jsonable(value: object) -> bool:
     return isinstance(value, (str, int, float, bool, type(None), list, dict))

@@ -33,6 +33,7 @@ from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
+from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
 
 StatementFormat = Literal["intoto", "model-signing"]
 FORMATS: tuple[StatementFormat, ...] = ("intoto", "model-signing")
@@ -105,7 +106,8 @@ def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> dict[str, An
         "verifiers": [base64.b64encode(verifier_pem).decode()]}}}
 
 
-def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any] | None:
+def record_in_log(proposed: dict[str, Any],
+                  target: LogTarget) -> TransparencyLogEntryJSON | None:
     """Append ``proposed`` to the target log; return the bundle ``tlogEntries`` item."""
     if target.kind == "none":
         return None

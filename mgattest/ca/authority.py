@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mgattest._keys import check_rsa_parameters
@@ -204,7 +205,7 @@ class CertificateAuthority:
         """Intermediate then root: the chain issued certificates hang from."""
         return [self.intermediate, self.root]
 
-    def issue(self, public_key: Any, identity: CertIdentity, *,
+    def issue(self, public_key: PublicKeyTypes, identity: CertIdentity, *,
               now: dt.datetime | None = None) -> x509.Certificate:
         """Issue a 10-minute code-signing certificate for ``public_key`` with an embedded SCT."""
         if not isinstance(public_key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey,

@@ -14,6 +14,7 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 # DER of the precertificate poison OID 1.3.6.1.4.1.11129.2.4.3 (RFC 6962 §3.1).
@@ -22,7 +23,7 @@ _HASH_SHA256 = 4  # RFC 5246 HashAlgorithm
 _SIG_ECDSA = 3  # RFC 5246 SignatureAlgorithm
 
 
-def _spki(public_key) -> bytes:
+def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, overload
 from urllib.parse import urlsplit
 
+from mgattest._jsonutil import JSONObject
 from mgattest._text import escape_text, unsafe_char
 from mgattest.ca.errors import CAError, TokenError
 
@@ -214,7 +215,7 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any], str], CertIdentity]] = {
 }
 
 
-def identity_from_claims(claims: dict[str, Any], issuer: str,
+def identity_from_claims(claims: JSONObject, issuer: str,
                          issuer_type: str | None = None) -> CertIdentity:
     """Derive the certificate identity for a token already verified to come from ``issuer``.
 

@@ -15,13 +15,17 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mgattest._jsonutil import JSONObject
 from mgattest.ca.errors import CAError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 KEY_FILE = "oidc.key.pem"
 ISSUER_FILE = "issuer.json"
@@ -91,7 +95,7 @@ class LocalOIDCIssuer:
             tmp.replace(record)
         return cls(key, issuer_url)
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self) -> JSONObject:
         """The OpenID Connect discovery document."""
         return {
             "issuer": self.issuer_url,
@@ -104,12 +108,12 @@ class LocalOIDCIssuer:
             "claims_supported": ["sub", "email", "email_verified", "aud", "iss", "iat", "exp"],
         }
 
-    def jwks(self) -> dict[str, Any]:
+    def jwks(self) -> JSONObject:
         """The issuer's public keys."""
         return {"keys": [dict(self._jwk)]}
 
     def mint(self, subject: str, *, email: str | None = None, audience: str = "sigstore",
-             ttl: int = DEFAULT_TTL, claims: dict[str, Any] | None = None,
+             ttl: int = DEFAULT_TTL, claims: JSONObject | None = None,
              now: int | None = None) -> str:
         """Sign an identity token for ``subject``.
 
@@ -134,7 +138,7 @@ class LocalOIDCIssuer:
         return jwt.encode(body, self._key, algorithm="ES256", headers={"kid": self.kid})
 
 
-def create_app(issuer: LocalOIDCIssuer) -> Any:
+def create_app(issuer: LocalOIDCIssuer) -> FastAPI:
     """ASGI app serving the discovery document and JWKS (no token endpoint: mint with
     ``mgattest oidc token``, which needs the key directory)."""
     from fastapi import FastAPI  # noqa: PLC0415 - server stack, loaded only by `oidc serve`

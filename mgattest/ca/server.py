@@ -20,11 +20,14 @@ import json
 from typing import Any
 
 from cryptography import x509
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from mgattest._jsonutil import JSONObject
 from mgattest._keys import check_rsa_parameters
 from mgattest._numbers import parse_ascii_uint
 from mgattest.ca.authority import CertificateAuthority
@@ -128,7 +131,7 @@ def _token(body: dict[str, Any], authorization: str | None) -> str:
 
 
 def issue_for_request(ca: CertificateAuthority, verifier: TokenVerifier,
-                      body: dict[str, Any], authorization: str | None) -> dict[str, Any]:
+                      body: JSONObject, authorization: str | None) -> JSONObject:
     """Handle one signingCert request body; return Fulcio's response JSON."""
     token = _token(body, authorization)
     issuer, claims = verifier.verify(token)
@@ -143,12 +146,8 @@ def issue_for_request(ca: CertificateAuthority, verifier: TokenVerifier,
     return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
 
 
-def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> Any:
+def create_app(ca: CertificateAuthority, verifier: TokenVerifier) -> FastAPI:
     """Build the FastAPI app serving Fulcio's v2 API for ``ca``."""
-    from fastapi import FastAPI  # noqa: PLC0415 - server stack, loaded only by `ca serve`
-    from fastapi.responses import JSONResponse  # noqa: PLC0415 - server stack, loaded only by `ca serve`
-    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415 - server stack, loaded only by `ca serve`
-
     app = FastAPI(title="mgattest private CA (Fulcio v2 API)", docs_url=None,
                   redoc_url=None, openapi_url=None)
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # the server stack loads only when a server starts (see _server)
+    import uvicorn
+    from starlette.types import ASGIApp
+
+    from mgattest._httpguard import ConnectionLimits
 
 MAX_START_SECONDS = 10.0
 
@@ -33,7 +39,7 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _server(app: Any, limits: Any = None) -> Any:
+def _server(app: ASGIApp, limits: ConnectionLimits | None = None) -> uvicorn.Server:
     """A uvicorn server behind the guarded connection front (header, body and send
     deadlines, per-client and total connection caps: :mod:`mgattest._httpguard`), as
     ``log serve`` runs: a handful of half-sent connections must not starve the CA."""
@@ -50,7 +56,7 @@ def _server(app: Any, limits: Any = None) -> Any:
     return uvicorn.Server(config)
 
 
-def serve_forever(app: Any, sock: socket.socket) -> None:
+def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until interrupted (used by the CLI)."""
     _server(app).run(sockets=[sock])
 
@@ -58,9 +64,9 @@ def serve_forever(app: Any, sock: socket.socket) -> None:
 class ServerThread:
     """Serve an ASGI app in a background thread; use as a context manager."""
 
-    def __init__(self, app: Any = None, host: str = "127.0.0.1", port: int = 0, *,
-                 app_factory: Callable[[str], Any] | None = None,
-                 limits: Any = None) -> None:
+    def __init__(self, app: ASGIApp | None = None, host: str = "127.0.0.1", port: int = 0, *,
+                 app_factory: Callable[[str], ASGIApp] | None = None,
+                 limits: ConnectionLimits | None = None) -> None:
         """Bind now; ``app_factory(url)`` builds an app that must know its own URL
         (an OIDC issuer, a log whose origin names its address). ``limits``: the
         connection front's :class:`mgattest._httpguard.ConnectionLimits`."""
@@ -74,6 +80,8 @@ class ServerThread:
             except BaseException:
                 self._sock.close()
                 raise
+        if app is None:  # cannot happen (checked above); tells the type checker so
+            raise TypeError("give exactly one of app and app_factory")
         self._server = _server(app, limits)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]}, daemon=True)
@@ -99,5 +107,5 @@ class ServerThread:
     def __enter__(self) -> "ServerThread":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

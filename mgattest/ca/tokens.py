@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from mgattest._jsonutil import JSONObject
 from mgattest.ca.errors import CAError, TokenError
 from mgattest.ca.identity import IssuerConfig, parse_issuer
 
@@ -48,7 +49,7 @@ def check_issuer_url(url: str) -> str:
                   what="oidc-issuer", where=url)
 
 
-def _fetch_json(url: str) -> dict[str, Any]:
+def _fetch_json(url: str) -> JSONObject:
     import requests  # noqa: PLC0415 - requests only when a JWKS is fetched over the network
 
     check_issuer_url(url)
@@ -77,7 +78,7 @@ class TokenVerifier:
     """Verifies tokens from a fixed set of issuers; caches each issuer's JWKS."""
 
     def __init__(self, issuers: "list[str | IssuerConfig]", *, audience: str = AUDIENCE,
-                 fetch: Callable[[str], dict[str, Any]] = _fetch_json,
+                 fetch: Callable[[str], JSONObject] = _fetch_json,
                  clock: Callable[[], float] = time.time) -> None:
         if not issuers:
             raise CAError("at least one OIDC issuer is required", what="oidc-issuer")
@@ -129,7 +130,7 @@ class TokenVerifier:
             self._jwks[issuer] = (self._clock(), keys)
         return keys
 
-    def verify(self, token: str) -> tuple[str, dict[str, Any]]:
+    def verify(self, token: str) -> tuple[str, JSONObject]:
         """Return ``(issuer, claims)`` of a valid token, else raise :class:`TokenError`."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_BYTES:
             raise TokenError("identity token is missing or larger than 16 KiB",

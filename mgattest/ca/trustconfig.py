@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from mgattest._jsonutil import JSONObject
 from mgattest.ca.errors import CAError
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -66,7 +68,7 @@ def _get_json(url: str) -> Any:
         raise CAError(f"{url} did not answer JSON", what="trust-private", where=url) from None
 
 
-def key_details(public_key: Any) -> str:
+def key_details(public_key: PublicKeyTypes) -> str:
     """protobuf-specs PublicKeyDetails name for a public key."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         names = {"secp256r1": "PKIX_ECDSA_P256_SHA_256", "secp384r1": "PKIX_ECDSA_P384_SHA_384",
@@ -80,7 +82,7 @@ def key_details(public_key: Any) -> str:
     raise CAError(f"unsupported key type {type(public_key).__name__}", what="trust-private")
 
 
-def _spki(public_key: Any) -> bytes:
+def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -105,7 +107,7 @@ def _service(url: str, start: dt.datetime, operator: str) -> dict[str, Any]:
 
 def build_client_trust_config(log_url: str, ca_url: str, oidc_url: str | None = None, *,
                               operator: str | None = None,
-                              now: dt.datetime | None = None) -> dict[str, Any]:
+                              now: dt.datetime | None = None) -> JSONObject:
     """Fetch the log's and CA's public material and return a ClientTrustConfig dict."""
     log_url, ca_url = log_url.rstrip("/"), ca_url.rstrip("/")
     now = now or dt.datetime.now(dt.timezone.utc)

@@ -19,16 +19,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, Pair
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
-from mgattest.inspect.limits import DEFAULT_LIMITS, Data, Limits
+from mgattest.inspect.limits import DEFAULT_LIMITS, Buffer, Data, Limits
 from mgattest.inspect.pickle_scan import ScanContext, StreamResult, scan_pickle_blob
 from mgattest.inspect.report import INFO, MALFORMED, Finding
 
 # Only plain pickle.load-vs-joblib disagreements: irrelevant when joblib's reader loads.
 _JOBLIB_IGNORED = frozenset({"loader-mismatch"})
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Admission:
                 and self.size == len(data) and hashlib.sha256(data).digest() == self.sha256)
 
 
-def walk_for_admission(data: Data, ctx: ScanContext, *, joblib: bool = False,
+def walk_for_admission(data: Buffer, ctx: ScanContext, *, joblib: bool = False,
                        max_streams: int | None = 1) -> tuple[list[StreamResult], Admission | None]:
     """Run the admission walk over *data* into *ctx*; return the streams and an
     :class:`Admission` token for it (None when the walk is not reusable).
@@ -80,7 +82,7 @@ def walk_for_admission(data: Data, ctx: ScanContext, *, joblib: bool = False,
                               ctx.persistent_ids)
 
 
-def admit(data: Data, *, where: str, extra_allowed: frozenset[Pair], joblib: bool = False,
+def admit(data: Buffer, *, where: str, extra_allowed: frozenset[Pair], joblib: bool = False,
           max_streams: int | None = 1, limits: Limits = DEFAULT_LIMITS,
           admission: Admission | None = None) -> None:
     """Refuse, before unpickling, a pickle the scanner does not judge safe.
@@ -160,7 +162,7 @@ class GlobalsGuard:
         self._where = where
         self._watched: dict[int, tuple[Any, tuple[dict[str, Any], dict[str, Any]]]] = {}
 
-    def watch(self, obj: Any) -> Any:
+    def watch(self, obj: _T) -> _T:
         """Remember ``obj``'s attributes as they are now; return ``obj``."""
         if id(obj) not in self._watched:
             self._watched[id(obj)] = (obj, _snapshot(obj))

@@ -9,6 +9,7 @@ is flagged; the deny-list below only decides *how loudly* (``dangerous`` vs
 from __future__ import annotations
 
 import _compat_pickle
+from collections.abc import Iterable
 
 from mgattest.inspect.estimators import estimator_globals
 from mgattest.inspect.report import DANGEROUS, SUSPICIOUS
@@ -242,6 +243,11 @@ _DANGEROUS_NAMES = frozenset({
     "CodeType", "LambdaType", "MethodType", "remove", "unlink", "rmtree", "rename", "kill",
     "fork", "create_connection", "urlopen", "_load_from_bytes", "write", "__reduce__",
 })
+
+
+def pair_set(extra_allowed: Iterable[Pair]) -> frozenset[Pair]:
+    """``extra_allowed`` as a frozenset of ``(module, name)`` tuples (lists from YAML too)."""
+    return frozenset((module, name) for module, name in extra_allowed)
 
 
 def normalise(module: str, name: str, proto: int) -> Pair:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickletools
 
+from mgattest.inspect.limits import Data
 from mgattest.inspect.protobuf import ProtobufError, fields
 
 PICKLE_OPCODES = frozenset(ord(op.code) for op in pickletools.opcodes)
@@ -92,7 +93,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def is_safetensors(data, max_header: int) -> bool:
+def is_safetensors(data: Data, max_header: int) -> bool:
     """An 8-byte header length, then that many bytes of JSON object, inside the file."""
     if not looks_like_safetensors(bytes(data[:10])):
         return False
@@ -117,7 +118,7 @@ def looks_like_safetensors(head: bytes) -> bool:
 _MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 21: 2, 25: 2}
 
 
-def looks_like_onnx(data) -> bool:
+def looks_like_onnx(data: Data) -> bool:
     """True when ``data`` parses as an ONNX ``ModelProto`` with an IR version and a graph.
 
     Only the top-level fields are read (each nested message is skipped by its length).
@@ -133,7 +134,7 @@ def looks_like_onnx(data) -> bool:
     return {1, 7} <= seen
 
 
-def text_kind(data) -> str | None:
+def text_kind(data: Data) -> str | None:
     """``json`` (a JSON object or array), ``text`` (UTF-8 without NUL bytes) or None."""
     if len(data) > _MAX_TEXT_BYTES:
         return None

@@ -75,7 +75,7 @@ def _fit(estimator: Any, inputs: list[tuple[Any, ...]]) -> Any:
     return estimator
 
 
-def example_estimators() -> Iterator[tuple[str, Any]]:
+def example_estimators() -> Iterator[tuple[str, object]]:
     """``(name, instance)`` for every default-constructible estimator, fitted when possible.
 
     scikit-learn's ``all_estimators()`` plus XGBoost/LightGBM/CatBoost model classes

@@ -8,6 +8,8 @@ from typing import TypeAlias
 
 # What a scan reads: file bytes, a slice view of them, or the whole file mapped.
 Data: TypeAlias = "bytes | bytearray | memoryview | mmap.mmap"
+# What the pickle walker reads: Data with ``find`` (a memoryview is turned into bytes first).
+Buffer: TypeAlias = "bytes | bytearray | mmap.mmap"
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,15 @@ a finding, since a cheap-looking file must not hide a large allocation behind a 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mgattest.inspect.allowlist import UFUNCS
 
 UNKNOWN = -1  # a sizing argument the walker cannot see
+
+Computed = Callable[[object], bool]
+"""``computed(value)``: whether a symbolic value is the result of a call (unknown until load)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class _Sizes:
     """Reads sizes out of symbolic arguments; ``computed(value)`` says whether a value is
     the result of a call (unknown until load time)."""
 
-    def __init__(self, computed) -> None:
+    def __init__(self, computed: Computed) -> None:
         self.computed = computed
 
     def size(self, value: object) -> int:
@@ -85,9 +89,9 @@ def shape_elements(shape: object) -> int:
     return max(_Sizes(lambda _v: False).product(shape), 0)
 
 
-def _range_length(args: tuple, sizes: _Sizes) -> int:
-    ints = [_int(a) for a in args]
-    if not args or len(args) > 3 or None in ints:
+def _range_length(args: tuple[object, ...], sizes: _Sizes) -> int:
+    ints = [n for n in map(_int, args) if n is not None]
+    if not args or len(args) > 3 or len(ints) != len(args):
         return UNKNOWN if any(sizes.computed(a) for a in args) else 0
     try:
         return len(range(*ints))
@@ -130,8 +134,8 @@ def _one(_value: object) -> int:
     return 1
 
 
-def estimate(module: str, name: str, args: object, *, init: bool, computed,
-             itemsize=_one, depth: int = 0) -> Cost | None:
+def estimate(module: str, name: str, args: object, *, init: bool, computed: Computed,
+             itemsize: Callable[[object], int] = _one, depth: int = 0) -> Cost | None:
     """The cost of calling ``module.name`` with ``args``.
 
     ``init`` is True when ``__init__`` runs too (REDUCE, INST, OBJ); NEWOBJ only runs
@@ -149,7 +153,7 @@ def estimate(module: str, name: str, args: object, *, init: bool, computed,
         base = args[1]
         real = getattr(base, "real", None)  # a symbolic Global's (module, name)
         return None if not isinstance(real, tuple) else estimate(
-            *real, (args[2],), init=True, computed=computed, itemsize=itemsize,
+            real[0], real[1], (args[2],), init=True, computed=computed, itemsize=itemsize,
             depth=depth + 1)
     if pair == ("_codecs", "encode"):
         codec = args[1] if len(args) > 1 else "utf-8"
@@ -233,7 +237,7 @@ class KeyHashes:
         self.unknown = 0
         self.reported = False
 
-    def note(self, keys, *, computed, max_equal: int, max_unknown: int) -> str | None:
+    def note(self, keys: Iterable[object], *, computed: Computed, max_equal: int, max_unknown: int) -> str | None:
         """Count ``keys``; a reason (once) when they make insertion quadratic."""
         for key in keys:
             fixed = _fixed_hash(key)

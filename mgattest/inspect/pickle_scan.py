@@ -13,12 +13,17 @@ import codecs
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mgattest.inspect import allowlist, npy, pickle_cost, pickle_text
-from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
+from mgattest.inspect.limits import DEFAULT_LIMITS, Buffer, Limits
 from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, Finding,
                                      ImportRecord)
+
+if TYPE_CHECKING:
+    from mgattest.inspect.admission import Admission
 
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
@@ -72,7 +77,7 @@ OPAQUE = _Opaque("value")
 _BIG = _Opaque("large value")
 
 
-class _LenientMemo(dict):
+class _LenientMemo(dict[object, object]):
     """The memo of a walk that starts mid-stream: unknown keys hold unknown values."""
 
     def __missing__(self, key: object) -> object:
@@ -102,7 +107,8 @@ class Obj:
     __slots__ = ("func", "args", "state", "offset")
 
     def __init__(self, func: object, args: object, offset: int) -> None:
-        self.func, self.args, self.state, self.offset = func, args, None, offset
+        self.func, self.args, self.offset = func, args, offset
+        self.state: object = None
 
 
 class SList:
@@ -110,7 +116,7 @@ class SList:
 
     __slots__ = ("items", "truncated", "length")
 
-    def __init__(self, items: list, length: int | None = None) -> None:
+    def __init__(self, items: list[object], length: int | None = None) -> None:
         self.items, self.truncated = items, False
         self.length = len(items) if length is None else length
 
@@ -119,7 +125,7 @@ class SDict:
     __slots__ = ("d", "truncated", "hashes")
 
     def __init__(self) -> None:
-        self.d: dict = {}
+        self.d: dict[object, object] = {}
         self.truncated = False
         self.hashes: pickle_cost.KeyHashes | None = None  # made on the first key
 
@@ -139,7 +145,7 @@ class ScanContext:
 
     member: str | None = None
     limits: Limits = DEFAULT_LIMITS
-    extra_allowed: frozenset = frozenset()
+    extra_allowed: frozenset[tuple[str, str]] = frozenset()
     findings: list[Finding] = field(default_factory=list)
     imports: list[ImportRecord] = field(default_factory=list)
     deadline: float = 0.0
@@ -151,7 +157,7 @@ class ScanContext:
     hash_work_seen: bool = False
     pickle_blobs: int = 0  # pickle data scanned in this file: loading it means unpickling
     joblib_arrays: int = 0  # joblib array payloads skipped (only a joblib=True walk does)
-    admission: object = None  # the top-level pickle walk's admission.Admission, if any
+    admission: Admission | None = None  # the top-level pickle walk's, if any
 
     def pristine(self) -> bool:
         """Nothing has been scanned into this context yet (its counters are all zero)."""
@@ -247,7 +253,7 @@ def _is_wrapper(value: object) -> bool:
 class _Walker:
     """Walks one pickle stream from ``pos``."""
 
-    def __init__(self, data, ctx: ScanContext, *, joblib: bool, end: int) -> None:
+    def __init__(self, data: Buffer, ctx: ScanContext, *, joblib: bool, end: int) -> None:
         self.data = data
         self.ctx = ctx
         self.joblib = joblib
@@ -255,7 +261,7 @@ class _Walker:
         self.proto = 0
         self.lenient = False  # shadow walks: unknown stack and memo become opaque values
         # tuple -> its size fully expanded, kept (with the tuple) for the heavy ones only
-        self._heavy_tuples: dict[int, tuple[tuple, int]] = {}
+        self._heavy_tuples: dict[int, tuple[object, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------
     def _line(self, pos: int) -> tuple[bytes, int]:
@@ -277,7 +283,8 @@ class _Walker:
     # endian key) and the text form (decimal line). PUT and GET share the layout.
     _MEMO_WIDTH = {0x71: 1, 0x68: 1, 0x72: 4, 0x6A: 4}
 
-    def _memo_key(self, op: int, pos: int, at: int, kind: str) -> tuple[int, int]:
+    def _memo_key(self, op: int, pos: int, at: int,
+                  kind: str) -> tuple[int | tuple[str, bytes], int]:
         """The memo key of a PUT/GET-family opcode at ``pos``, and the position after it."""
         width = self._MEMO_WIDTH.get(op)
         if width == 1:
@@ -288,10 +295,10 @@ class _Walker:
             return int.from_bytes(self.data[pos - 4:pos], "little"), pos
         line, pos = self._line(pos)
         key = pickle_text.parse_memo_key(line)
-        if key is pickle_text.REJECTED:
-            raise MalformedPickle(f"{kind} argument is not an integer", at)
         if key is pickle_text.LARGE:
             return ("large key", line.strip()), pos
+        if not isinstance(key, int):  # pickle_text.REJECTED, the only other result
+            raise MalformedPickle(f"{kind} argument is not an integer", at)
         if kind == "PUT" and key < 0:
             raise MalformedPickle("negative PUT argument", at)
         return key, pos
@@ -309,7 +316,7 @@ class _Walker:
                          f"the result of {_describe(inner)}, not of a torch tensor "
                          "rebuilder", at, *func.real)
 
-    def _tuple(self, items: list, at: int) -> object:
+    def _tuple(self, items: list[object], at: int) -> object:
         """A symbolic tuple, with its expanded size tracked.
 
         Through the memo, ``t1 = (t0, t0)``, ``t2 = (t1, t1)``... takes 6 bytes a level and
@@ -334,14 +341,14 @@ class _Walker:
         heavy = self._heavy_tuples.get(id(value))
         if heavy is not None and heavy[0] is value:
             return heavy[1]
-        if value is _BIG:
+        if not isinstance(value, tuple):  # _BIG (a tuple here is exactly a tuple)
             return 1
         return 1 + sum(self._weight(item) for item in value)  # light: at most _LIGHT_TUPLE
 
     def _is_heavy(self, value: object) -> bool:
         return self._weight(value) > _LIGHT_TUPLE
 
-    def _note_keys(self, container: SDict | SSet, keys, at: int) -> None:
+    def _note_keys(self, container: SDict | SSet, keys: Sequence[object], at: int) -> None:
         """Report keys whose hashes collide so much that inserting them is quadratic."""
         lim = self.ctx.limits
         if all(type(key) is str for key in keys):
@@ -571,9 +578,13 @@ class _Walker:
         data, ctx, end = self.data, self.ctx, self.end
         lim = ctx.limits
         cap = lim.max_tracked_container
-        stack: list = [OPAQUE] * 64 if self.lenient else []
+        stack: list[object] = [OPAQUE] * 64 if self.lenient else []
         marks: list[int] = []
-        memo: dict = _LenientMemo() if self.lenient else {}
+        memo: dict[object, object] = _LenientMemo() if self.lenient else {}
+        # names reused across opcodes below; each holds whatever the stream pushed
+        key: object
+        module: object
+        name: object
         frame_end = -1
         ops = 0
         floor = 0  # current mark: the stack may not be popped below it
@@ -582,7 +593,7 @@ class _Walker:
         def underflow(at: int) -> MalformedPickle:
             return MalformedPickle("pickle stack underflow", at)
 
-        def pop_mark(at: int) -> list:
+        def pop_mark(at: int) -> list[object]:
             nonlocal floor
             if not marks:
                 raise MalformedPickle("pickle MARK expected but missing", at)
@@ -1060,13 +1071,13 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def scan_stream(data, pos: int, ctx: ScanContext, *, joblib: bool = False,
+def scan_stream(data: Buffer, pos: int, ctx: ScanContext, *, joblib: bool = False,
                 end: int | None = None) -> StreamResult:
     """Walk one pickle stream starting at ``pos``; raise :class:`MalformedPickle` if broken."""
     return _Walker(data, ctx, joblib=joblib, end=len(data) if end is None else end).run(pos)
 
 
-def scan_pickle_blob(data, ctx: ScanContext, *, joblib: bool = False, start: int = 0,
+def scan_pickle_blob(data: Buffer, ctx: ScanContext, *, joblib: bool = False, start: int = 0,
                      end: int | None = None, max_streams: int | None = None,
                      streams_before: int = 0) -> list[StreamResult]:
     """Scan every pickle stream concatenated in ``data[start:end]``.

@@ -7,9 +7,12 @@ the worst severity among its findings. ``info`` findings never change the verdic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from mgattest.inspect.detect import policy_format
+
+if TYPE_CHECKING:
+    from mgattest.inspect.admission import Admission
 
 SAFE = "safe"
 SUSPICIOUS = "suspicious"
@@ -28,6 +31,42 @@ def worst(*verdicts: str) -> str:
         if _RANK[v] > _RANK[best]:
             best = v
     return best
+
+
+class FindingJSON(TypedDict):
+    """:meth:`Finding.to_dict`: the fields that are set."""
+
+    severity: str
+    kind: str
+    detail: str
+    module: NotRequired[str]
+    name: NotRequired[str]
+    offset: NotRequired[int]
+    member: NotRequired[str]
+
+
+class ImportRecordJSON(TypedDict):
+    """:meth:`ImportRecord.to_dict`."""
+
+    module: str
+    name: str
+    offset: int
+    allowed: bool
+    member: NotRequired[str]
+
+
+class FileReportJSON(TypedDict):
+    """:meth:`FileReport.to_dict` (what ``mgattest inspect --json`` prints per file)."""
+
+    path: str
+    format: str
+    size: int
+    compression: str | None
+    policy_format: str
+    pickled: bool
+    verdict: str
+    findings: list[FindingJSON]
+    imports: list[ImportRecordJSON]
 
 
 @dataclass(frozen=True)
@@ -56,12 +95,17 @@ class Finding:
             loc += f"@{self.offset}"
         return loc
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"severity": self.severity, "kind": self.kind, "detail": self.detail}
-        for key in ("module", "name", "offset", "member"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+    def to_dict(self) -> FindingJSON:
+        """JSON-ready form; fields that are None are left out."""
+        out: FindingJSON = {"severity": self.severity, "kind": self.kind, "detail": self.detail}
+        if self.module is not None:
+            out["module"] = self.module
+        if self.name is not None:
+            out["name"] = self.name
+        if self.offset is not None:
+            out["offset"] = self.offset
+        if self.member is not None:
+            out["member"] = self.member
         return out
 
 
@@ -75,9 +119,10 @@ class ImportRecord:
     allowed: bool
     member: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"module": self.module, "name": self.name, "offset": self.offset,
-                               "allowed": self.allowed}
+    def to_dict(self) -> ImportRecordJSON:
+        """JSON-ready form; ``member`` only when set."""
+        out: ImportRecordJSON = {"module": self.module, "name": self.name, "offset": self.offset,
+                                 "allowed": self.allowed}
         if self.member is not None:
             out["member"] = self.member
         return out
@@ -96,7 +141,7 @@ class FileReport:
     pickled: bool = False  # reading it runs an unpickler (pickle, joblib, torch, object arrays)
     # The restricted unpickler's admission walk, when this scan made exactly that walk
     # (an ``admission.Admission``; mgattest.load hands it to the loader). Not reported.
-    admission: Any = field(default=None, repr=False, compare=False)
+    admission: Admission | None = field(default=None, repr=False, compare=False)
 
     @property
     def policy_format(self) -> str:
@@ -121,7 +166,8 @@ class FileReport:
         return [f"{f.severity}: {f.detail} [{f.where(self.path)}]"
                 for f in self.findings if f.severity != INFO]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FileReportJSON:
+        """JSON-ready form of the report (the admission walk is not reported)."""
         return {
             "path": self.path,
             "format": self.format,

@@ -19,18 +19,21 @@ import os
 import pickle
 import re
 import zipfile
-from typing import Any, Iterable
+from typing import IO, Any, Callable, Iterable, NoReturn
 
 from mgattest._files import open_regular
 from mgattest._optional import require
 from mgattest.inspect import compressed, npy
 from mgattest.inspect.admission import Admission, GlobalsGuard, admit
-from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise
+from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS, normalise, pair_set
 from mgattest.inspect.detect import sniff
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
 from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
 
 Pair = tuple[str, str]
+
+Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
+"""What the file loaders read: the bytes themselves, a path, or an open binary file."""
 
 # Exceptions a corrupt pickle can raise from inside the unpickler.
 _CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
@@ -61,23 +64,23 @@ class RestrictedUnpickler(pickle.Unpickler):
     the allow-listed classes it imports.
     """
 
-    def __init__(self, file, *, extra_allowed: Iterable[Pair] = (), where: str = "<bytes>",
-                 guard: GlobalsGuard | None = None):
+    def __init__(self, file: IO[bytes], *, extra_allowed: Iterable[Pair] = (),
+                 where: str = "<bytes>", guard: GlobalsGuard | None = None) -> None:
         super().__init__(file)
-        self._allowed = SAFE_GLOBALS | frozenset(map(tuple, extra_allowed))
+        self._allowed = SAFE_GLOBALS | pair_set(extra_allowed)
         self._where = where
         self.guard = guard or GlobalsGuard(where)
 
-    def find_class(self, module: str, name: str) -> Any:
+    def find_class(self, module: str, name: str) -> object:
         return self.guard.watch(_resolve(module, name, self._allowed, self._where))
 
-    def persistent_load(self, pid: Any) -> Any:
+    def persistent_load(self, pid: object) -> NoReturn:
         raise UnsafeContentError("refused a pickle persistent id (only torch.load may "
                                  "resolve them)", what="restricted-unpickle",
                                  where=self._where)
 
 
-def _run(loader, where: str, guard: GlobalsGuard):
+def _run(loader: Callable[[], object], where: str, guard: GlobalsGuard) -> object:
     """Run ``loader``; whatever happens, undo and refuse changes to imported objects."""
     try:
         return loader()
@@ -91,12 +94,12 @@ def _run(loader, where: str, guard: GlobalsGuard):
 
 
 def restricted_loads(data: bytes, extra_allowed: Iterable[Pair] = (), *,
-                     where: str = "<bytes>", admission: Admission | None = None) -> Any:
+                     where: str = "<bytes>", admission: Admission | None = None) -> object:
     """Unpickle one stream from ``data`` with the allow-list; trailing bytes are refused.
 
     *admission*: an earlier scan's walk of these bytes (see :func:`admit`); used only if
     it covers exactly ``data``, this allow-list and the default limits."""
-    extra = frozenset(map(tuple, extra_allowed))
+    extra = pair_set(extra_allowed)
     admit(data, where=where, extra_allowed=extra, admission=admission)
     buf = io.BytesIO(data)
     guard = GlobalsGuard(where)
@@ -114,20 +117,20 @@ loads = restricted_loads
 
 
 def restricted_loads_all(data: bytes, extra_allowed: Iterable[Pair] = (), *,
-                         where: str = "<bytes>") -> list[Any]:
+                         where: str = "<bytes>") -> list[object]:
     """Unpickle every concatenated stream in ``data``."""
-    extra = frozenset(map(tuple, extra_allowed))
+    extra = pair_set(extra_allowed)
     admit(data, where=where, extra_allowed=extra, max_streams=None)
     buf = io.BytesIO(data)
     guard = GlobalsGuard(where)
-    out = []
+    out: list[object] = []
     while buf.tell() < len(data):
         out.append(_run(lambda: RestrictedUnpickler(buf, extra_allowed=extra, where=where,
                                                     guard=guard).load(), where, guard))
     return out
 
 
-def _read_input(data_or_file) -> tuple[bytes, str]:
+def _read_input(data_or_file: Source) -> tuple[bytes, str]:
     if isinstance(data_or_file, (bytes, bytearray, memoryview)):
         return bytes(data_or_file), "<bytes>"
     if isinstance(data_or_file, (str, os.PathLike)):
@@ -140,8 +143,8 @@ def _read_input(data_or_file) -> tuple[bytes, str]:
                               f"{type(data_or_file).__name__}")
 
 
-def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
-                           limits: Limits = DEFAULT_LIMITS) -> Any:
+def restricted_joblib_load(data_or_file: Source, extra_allowed: Iterable[Pair] = (), *,
+                           limits: Limits = DEFAULT_LIMITS) -> object:
     """Load a joblib file (plain or zlib/gzip/bz2/lzma/xz compressed) with the allow-list.
 
     joblib's own array reader is kept (it reads raw array bytes, no code), and nested
@@ -159,16 +162,16 @@ def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
     elif kind != "pickle":
         raise RestrictedLoadError(f"{where} is not a joblib file (detected {kind})",
                                   what="joblib", where=where)
-    extra = frozenset(map(tuple, extra_allowed))
+    extra = pair_set(extra_allowed)
     admit(data, where=where, extra_allowed=extra, joblib=True, limits=limits)
     allowed = SAFE_GLOBALS | JOBLIB_GLOBALS | extra
     guard = GlobalsGuard(where)
 
-    class _Restricted(NumpyUnpickler):
-        def find_class(self, module: str, name: str) -> Any:
+    class _Restricted(NumpyUnpickler):  # type: ignore[misc]  # joblib ships no type information
+        def find_class(self, module: str, name: str) -> object:
             return guard.watch(_resolve(module, name, allowed, where))
 
-        def persistent_load(self, pid: Any) -> Any:
+        def persistent_load(self, pid: object) -> NoReturn:
             raise UnsafeContentError("refused a pickle persistent id",
                                      what="restricted-unpickle", where=where)
 
@@ -176,8 +179,8 @@ def restricted_joblib_load(data_or_file, extra_allowed: Iterable[Pair] = (), *,
     return _run(lambda: _Restricted(where, buf, True).load(), where, guard)
 
 
-def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
-                          map_location: Any = "cpu") -> Any:
+def restricted_torch_load(data_or_file: Source, *, extra_allowed: Iterable[Pair] = (),
+                          map_location: object = "cpu") -> object:
     """``torch.load(weights_only=True)``: tensors, state dicts and plain containers only.
 
     ``extra_allowed`` pairs (e.g. ``("argparse", "Namespace")``) are resolved and added
@@ -187,7 +190,7 @@ def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
     torch = require("torch", "restricted_torch_load")
 
     data, where = _read_input(data_or_file)
-    extra = [_resolve(m, n, frozenset(map(tuple, extra_allowed)), where)
+    extra = [_resolve(m, n, pair_set(extra_allowed), where)
              for m, n in extra_allowed]
     try:
         with torch.serialization.safe_globals(extra):
@@ -203,9 +206,9 @@ def restricted_torch_load(data_or_file, *, extra_allowed: Iterable[Pair] = (),
                                   what="restricted-torch", where=where) from None
 
 
-def restricted_numpy_load(data_or_file, *, allow_pickle: bool = False,
+def restricted_numpy_load(data_or_file: Source, *, allow_pickle: bool = False,
                           extra_allowed: Iterable[Pair] = (),
-                          limits: Limits = DEFAULT_LIMITS) -> Any:
+                          limits: Limits = DEFAULT_LIMITS) -> object:
     """Load ``.npy`` (an array) or ``.npz`` (a dict of arrays).
 
     Object arrays are refused unless ``allow_pickle``; even then their pickle goes
@@ -215,7 +218,7 @@ def restricted_numpy_load(data_or_file, *, allow_pickle: bool = False,
 
     data, where = _read_input(data_or_file)
     if data[:4] == b"PK\x03\x04":
-        out = {}
+        out: dict[str, object] = {}
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for info in zf.infolist():

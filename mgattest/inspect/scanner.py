@@ -13,11 +13,13 @@ import os
 import stat
 import tarfile
 from pathlib import Path
-from typing import Callable, Iterable
+import zipfile
+from typing import Callable, Iterable, Literal, overload
 
 from mgattest._files import open_regular
 from mgattest.inspect import archive, compressed, npy, torchscript
 from mgattest.inspect.admission import walk_for_admission
+from mgattest.inspect.allowlist import pair_set
 from mgattest.inspect.detect import (CODE_EXTS, HEADERED_EXTS, PICKLE_EXTS, PICKLE_OPCODES,
                                      PICKLED_FORMATS, is_safetensors, looks_like_onnx,
                                      policy_format, sniff, text_kind)
@@ -25,27 +27,28 @@ from mgattest.inspect.errors import InspectInputError
 from mgattest.inspect.gguf_check import check_gguf
 from mgattest.inspect.keras_check import (check_keras_config, check_keras_h5,
                                           looks_like_keras_config)
-from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
+from mgattest.inspect.limits import DEFAULT_LIMITS, Buffer, Data, Limits
 from mgattest.inspect.onnx_check import check_onnx
-from mgattest.inspect.pickle_scan import (SCAN_LIMIT, ScanContext, is_torch_legacy_magic,
-                                          scan_pickle_blob)
-from mgattest.inspect.report import DANGEROUS, INFO, MALFORMED, SUSPICIOUS, FileReport
+from mgattest.inspect.pickle_scan import (SCAN_LIMIT, ScanContext, StreamResult,
+                                          is_torch_legacy_magic, scan_pickle_blob)
+from mgattest.inspect.report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, FileReport,
+                                     ImportRecord)
 from mgattest.inspect.safetensors_check import check_safetensors
 
 _COMPRESSED = ("gzip", "zlib", "bz2", "xz", "lzma", "joblib-zf")
 _JOBLIB_ZF_HEADER = 2 + 19  # b"ZF" + hex length padded (joblib < 0.10)
 
 
-def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
+def scan_bytes(name: str, data: Data, *, limits: Limits = DEFAULT_LIMITS,
                extra_allowed: Iterable[tuple[str, str]] = (),
-               base_dir: str | os.PathLike | None = None) -> FileReport:
+               base_dir: str | os.PathLike[str] | None = None) -> FileReport:
     """Inspect one in-memory file. ``name`` is used for display and format hints.
 
     ``base_dir`` is the model directory, used to resolve ONNX external data.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
-    ctx = ScanContext(limits=limits, extra_allowed=frozenset(map(tuple, extra_allowed)))
+    ctx = ScanContext(limits=limits, extra_allowed=pair_set(extra_allowed))
     try:
         fmt = _scan(name, data, ctx, 0, None if base_dir is None else str(base_dir))
     except Exception as exc:  # noqa: BLE001 - fail closed on any scanner failure (below)
@@ -58,7 +61,7 @@ def scan_bytes(name: str, data, *, limits: Limits = DEFAULT_LIMITS,
                       pickled, admission=ctx.admission)
 
 
-def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
+def scan_path(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS,
               extra_allowed: Iterable[tuple[str, str]] = (),
               skip: Callable[[str, bool], object] | None = None) -> list[FileReport]:
     """Inspect a file, or every file under a directory (sorted, symlinks checked).
@@ -90,7 +93,7 @@ def scan_path(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
 
 
 def _scan_file(path: Path, root: Path, limits: Limits,
-               extra_allowed: tuple) -> FileReport:
+               extra_allowed: tuple[tuple[str, str], ...]) -> FileReport:
     display = str(path)
     try:
         st = os.lstat(path)
@@ -128,7 +131,7 @@ def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileR
     return FileReport(path, fmt, 0, ctx.findings, [])
 
 
-def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
+def _scan(name: str, data: Buffer, ctx: ScanContext, depth: int, base_dir: str | None) -> str:
     if depth > ctx.limits.max_archive_depth:
         ctx.add(MALFORMED, "nesting", "archives nested too deeply")
         return "archive"
@@ -145,7 +148,7 @@ def _scan(name: str, data, ctx: ScanContext, depth: int, base_dir: str | None) -
     return fmt
 
 
-def _scan_by_content(name: str, data, ctx: ScanContext, depth: int,
+def _scan_by_content(name: str, data: Buffer, ctx: ScanContext, depth: int,
                      base_dir: str | None) -> str:
     """Label ``data`` by its bytes alone and run that format's checks."""
     head = bytes(data[:512])
@@ -172,15 +175,15 @@ def _scan_by_content(name: str, data, ctx: ScanContext, depth: int,
     return fmt
 
 
-def _no_check(data, ctx: ScanContext, base_dir: str | None) -> None:
+def _no_check(data: Buffer, ctx: ScanContext, base_dir: str | None) -> None:
     del data, ctx, base_dir
 
 
-def _unrecognised(data, ctx: ScanContext, base_dir: str | None) -> None:
+def _unrecognised(data: Buffer, ctx: ScanContext, base_dir: str | None) -> None:
     ctx.add(INFO, "unrecognised", "unrecognised format: not inspected")
 
 
-def _native_code(data, ctx: ScanContext, base_dir: str | None) -> None:
+def _native_code(data: Buffer, ctx: ScanContext, base_dir: str | None) -> None:
     ctx.add(INFO, "code-file", "native executable or library: not inspected; it runs only "
             "if something loads it")
 
@@ -196,7 +199,7 @@ _CHECKS = {
 }
 
 
-def _check_name(name: str, fmt: str, data, ctx: ScanContext) -> None:
+def _check_name(name: str, fmt: str, data: Buffer, ctx: ScanContext) -> None:
     """Findings for a name that promises another format (the label stays the content's).
 
     Content that matches no format is checked as the format its name promises, to say
@@ -221,7 +224,11 @@ def _check_name(name: str, fmt: str, data, ctx: ScanContext) -> None:
                 "something imports or executes it (e.g. trust_remote_code)")
 
 
-def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
+@overload
+def _scan_pickle(data: Buffer, ctx: ScanContext, *, tentative: Literal[False]) -> str: ...
+@overload
+def _scan_pickle(data: Buffer, ctx: ScanContext, *, tentative: bool) -> str | None: ...
+def _scan_pickle(data: Buffer, ctx: ScanContext, *, tentative: bool) -> str | None:
     """Scan ``data`` as pickle streams. ``tentative``: keep the result only if it really
     is a pickle (a stream completes, or something is imported); None otherwise."""
     if tentative:
@@ -258,7 +265,7 @@ def _scan_pickle(data, ctx: ScanContext, *, tentative: bool) -> str | None:
     return _label_pickle(ctx, results)
 
 
-def _resolvable(record) -> bool:
+def _resolvable(record: ImportRecord) -> bool:
     """Whether ``find_class`` could import this global: dotted identifiers only. A name
     the report cut short (ending in "…") is not known in full, so it counts as one."""
     return all(text.endswith("\u2026") or all(part.isidentifier() for part in text.split("."))
@@ -288,7 +295,7 @@ def _rejected_before_anything_ran(trial: ScanContext) -> bool:
     return not any(f.kind in _REACHES_CODE for f in trial.findings)
 
 
-def _label_pickle(ctx: ScanContext, results) -> str:
+def _label_pickle(ctx: ScanContext, results: list[StreamResult]) -> str:
     if ctx.persistent_ids:
         ctx.add(INFO, "persistent-id", f"{ctx.persistent_ids} persistent id(s): the loader's "
                 "persistent_load decides what they become")
@@ -297,7 +304,7 @@ def _label_pickle(ctx: ScanContext, results) -> str:
     return "pickle"
 
 
-def _scan_compressed(name: str, fmt: str, data, ctx: ScanContext, depth: int,
+def _scan_compressed(name: str, fmt: str, data: Buffer, ctx: ScanContext, depth: int,
                      base_dir: str | None) -> str:
     kind, start = ("zlib", _JOBLIB_ZF_HEADER) if fmt == "joblib-zf" else (fmt, 0)
     try:
@@ -313,13 +320,13 @@ def _scan_compressed(name: str, fmt: str, data, ctx: ScanContext, depth: int,
     return _scan(stem, inner, ctx, depth + 1, base_dir)
 
 
-def _nested(ctx: ScanContext, member: str):
+def _nested(ctx: ScanContext, member: str) -> str | None:
     old = ctx.member
     ctx.member = member if old is None else f"{old}!{member}"
     return old
 
 
-def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
+def _scan_zip(data: Buffer, ctx: ScanContext, depth: int) -> str:
     opened = archive.open_zip(data, ctx)
     if opened is None:
         return "zip"
@@ -347,9 +354,10 @@ def _scan_zip(data, ctx: ScanContext, depth: int) -> str:
     return fmt
 
 
-def _analyse_torchscript(zf, members, ctx: ScanContext, budget: list[int]) -> frozenset:
+def _analyse_torchscript(zf: zipfile.ZipFile, members: list[archive.Member], ctx: ScanContext,
+                         budget: list[int]) -> frozenset[tuple[str, str]]:
     """Findings for the TorchScript ``code/`` of a torch archive; the classes it defines."""
-    sources = {}
+    sources: dict[str, bytes] = {}
     for member in members:
         if torchscript.code_module(member.name) is None:
             continue
@@ -359,7 +367,7 @@ def _analyse_torchscript(zf, members, ctx: ScanContext, budget: list[int]) -> fr
     return torchscript.analyse(sources, ctx) if sources else frozenset()
 
 
-def _scan_zip_members(zf, members, ctx: ScanContext, depth: int, budget: list[int],
+def _scan_zip_members(zf: zipfile.ZipFile, members: list[archive.Member], ctx: ScanContext, depth: int, budget: list[int],
                       is_torch: bool, is_keras: bool) -> None:
     for member in members:
         lower = member.name.lower()
@@ -386,7 +394,7 @@ def _scan_zip_members(zf, members, ctx: ScanContext, depth: int, budget: list[in
             ctx.member = old
 
 
-def _keras_config(zf, members, ctx: ScanContext) -> bool:
+def _keras_config(zf: zipfile.ZipFile, members: list[archive.Member], ctx: ScanContext) -> bool:
     """Is the archive's top-level ``config.json`` a Keras model config (by content)?"""
     member = next((m for m in members if m.name == "config.json"), None)
     if member is None:
@@ -396,7 +404,7 @@ def _keras_config(zf, members, ctx: ScanContext) -> bool:
     return raw is None or looks_like_keras_config(raw)  # unreadable: check it as Keras
 
 
-def _scan_tar(data, ctx: ScanContext, depth: int) -> str:
+def _scan_tar(data: Buffer, ctx: ScanContext, depth: int) -> str:
     budget = ctx.limits.max_total_decompressed_bytes
     try:
         with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
@@ -425,7 +433,7 @@ def _scan_tar(data, ctx: ScanContext, depth: int) -> str:
     return "tar"
 
 
-def _scan_npy(data, ctx: ScanContext) -> None:
+def _scan_npy(data: Buffer, ctx: ScanContext) -> None:
     try:
         header = npy.parse_header(data, ctx.limits)
     except npy.NpyError as exc:
@@ -451,7 +459,7 @@ def _scan_npy(data, ctx: ScanContext) -> None:
                 "data", header.data_offset + count * itemsize)
 
 
-def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
+def _check_polyglot_pickle(fmt: str, data: Buffer, ctx: ScanContext) -> None:
     """A file labelled by its magic bytes that ``pickle.load`` also reads as a stream."""
     if data[0] not in PICKLE_OPCODES:
         return
@@ -465,7 +473,7 @@ def _check_polyglot_pickle(fmt: str, data, ctx: ScanContext) -> None:
     ctx.pickle_blobs += 1
 
 
-def _check_polyglot_zip(fmt: str, data, ctx: ScanContext, depth: int) -> None:
+def _check_polyglot_zip(fmt: str, data: Buffer, ctx: ScanContext, depth: int) -> None:
     """A file that is not a zip at its start but carries a zip directory at its end."""
     if fmt in ("zip", "text", "json", "code") or len(data) < 22:
         return

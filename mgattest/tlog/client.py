@@ -24,10 +24,13 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NotRequired, TypedDict, TypeGuard
 
+from mgattest._jsonutil import JSONObject
 from mgattest.errors import InputError, MgattestError, VerificationError
 from mgattest.tlog import tiles
+from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
+from mgattest.tlog.trust import TrustedLog
 from mgattest.tlog.verify import verify_entry
 
 DEFAULT_TIMEOUT = 30.0
@@ -47,13 +50,24 @@ class LogUnavailableError(MgattestError):
 class LogRequestError(InputError):
     """The log refused a request (4xx): bad entry, unknown UUID, missing token ..."""
 
-    def __init__(self, message: str, *, status: int, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, *, status: int, what: str | None = None,
+                 where: str | None = None, **details: object) -> None:
+        super().__init__(message, what=what, where=where, **details)
         self.status = status
 
 
 class LogResponseError(VerificationError):
     """The log answered with something malformed; nothing from it is trusted."""
+
+
+class LogInfo(TypedDict):
+    """Rekor v1 ``LogInfo`` (``GET /api/v1/log``); :meth:`RekorClient.log_info` checks
+    the first three members' types, ``treeID`` is passed on as the log sent it."""
+
+    rootHash: str
+    treeSize: int
+    signedTreeHead: str
+    treeID: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ class RekorClient:
 
     def __init__(self, url: str, *, api_version: int = 1, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, backoff: float = 0.25,
-                 token: str | None = None, trusted_logs: Iterable[Any] | None = None,
+                 token: str | None = None, trusted_logs: Iterable[TrustedLog] | None = None,
                  origin: str | None = None) -> None:
         import requests  # noqa: PLC0415 - requests costs CLI start-up time; only network calls need it
 
@@ -198,7 +212,7 @@ class RekorClient:
 
     # --- writes -----------------------------------------------------------------------
 
-    def create_entry(self, proposed: dict[str, Any]) -> dict[str, Any]:
+    def create_entry(self, proposed: JSONObject) -> TransparencyLogEntryJSON:
         """Submit ``proposed``; return the bundle ``TransparencyLogEntry`` JSON.
 
         v1: a Rekor proposed entry (``{"apiVersion", "kind", "spec"}``); if the log
@@ -237,7 +251,7 @@ class RekorClient:
             raise InputError(f"{what} needs the Rekor v1 API; Rekor v2 logs are read through "
                              "/checkpoint and tiles", what="api version")
 
-    def get_entry(self, key: str | int) -> dict[str, Any]:
+    def get_entry(self, key: str | int) -> TransparencyLogEntryJSON:
         """Fetch one entry by UUID (64 or 80 hex) or log index (Rekor v1 API)."""
         self._v1_only("entry lookup")
         if isinstance(key, bool):
@@ -254,14 +268,12 @@ class RekorClient:
             resp = self._request("GET", f"/api/v1/log/entries/{text}")
         return self._verified(rekor_v1_to_bundle_entry(self._json(resp), where=resp.url))
 
-    def log_info(self) -> dict[str, Any]:
+    def log_info(self) -> LogInfo:
         """``GET /api/v1/log``: rootHash (hex), treeSize, signedTreeHead, treeID."""
         self._v1_only("log info")
         resp = self._request("GET", "/api/v1/log")
         info = self._json(resp)
-        if (not isinstance(info, dict) or not isinstance(info.get("treeSize"), int)
-                or not isinstance(info.get("signedTreeHead"), str)
-                or not _is_hex64(info.get("rootHash"))):
+        if not _is_log_info(info):
             raise LogResponseError(f"malformed LogInfo from {resp.url}", what="log info",
                                    where=resp.url)
         return info
@@ -309,14 +321,20 @@ class RekorClient:
                                    what="public key", where=resp.url)
         return text
 
-    def _verified(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def _verified(self, entry: TransparencyLogEntryJSON) -> TransparencyLogEntryJSON:
         if self.trusted_logs is not None:
 
             verify_entry(entry, self.trusted_logs, origin=self.origin)
         return entry
 
 
-def _is_hex64(value: Any) -> bool:
+def _is_log_info(info: object) -> TypeGuard[LogInfo]:
+    """The members of :class:`LogInfo` a client relies on are there, with their types."""
+    return (isinstance(info, dict) and isinstance(info.get("treeSize"), int)
+            and isinstance(info.get("signedTreeHead"), str) and _is_hex64(info.get("rootHash")))
+
+
+def _is_hex64(value: object) -> bool:
     return isinstance(value, str) and bool(_HEX64.match(value))
 
 
@@ -335,7 +353,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def rekor_v1_to_bundle_entry(response: Any, *, where: str = "Rekor v1 LogEntry") -> dict[str, Any]:
+def rekor_v1_to_bundle_entry(response: object, *,
+                             where: str = "Rekor v1 LogEntry") -> TransparencyLogEntryJSON:
     """Convert a Rekor v1 ``LogEntry`` (``{uuid: {...}}``) to bundle proto-JSON.
 
     Hex hashes and log ID become base64, integers become strings, and the kind and
@@ -371,7 +390,7 @@ def rekor_v1_to_bundle_entry(response: Any, *, where: str = "Rekor v1 LogEntry")
             raise bad(f"{name} is not a non-negative integer")
     if not _is_hex64(log_id):
         raise bad("logID is not 64 hex characters")
-    out: dict[str, Any] = {
+    out: TransparencyLogEntryJSON = {
         "logIndex": str(log_index),
         "logId": {"keyId": _b64(bytes.fromhex(log_id))},
         "kindVersion": {"kind": kind, "version": version},
@@ -400,7 +419,7 @@ def rekor_v1_to_bundle_entry(response: Any, *, where: str = "Rekor v1 LogEntry")
     return out
 
 
-def _check_bundle_entry(entry: Any, *, where: str) -> None:
+def _check_bundle_entry(entry: object, *, where: str) -> None:
     """Shape check of a proto-JSON TransparencyLogEntry (Rekor v2 responses)."""
     ok = (isinstance(entry, dict) and isinstance(entry.get("logIndex"), (str, int))
           and isinstance(entry.get("logId"), dict)

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from mgattest._jsonutil import JSONObject
 from mgattest.tlog.errors import EntryRejectedError
 from mgattest.tlog.keys import KeyParameterError, check_rsa_parameters
 from mgattest.tlog.tiles import MAX_ENTRY_SIZE
@@ -361,7 +362,7 @@ def _canonical_dsse(spec: Any) -> dict[str, Any]:
     }
 
 
-def canonicalize(proposed: dict[str, Any]) -> CanonicalEntry:
+def canonicalize(proposed: object) -> CanonicalEntry:
     """Validate a proposed entry, verify its signature(s), and build its leaf body."""
     if not isinstance(proposed, dict):
         raise _reject("a proposed entry must be a JSON object")
@@ -454,7 +455,7 @@ def _check_v2(spec: Any, kind: str) -> None:
         raise _reject(f"spec.{field} must be a JSON object", f"spec.{field}")
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
+def parse_body(body: bytes) -> JSONObject:
     """Parse and validate a stored leaf body; returns the JSON object.
 
     v0.0.1 bodies (and intoto 0.0.2) must be in RFC 8785 canonical form, as Rekor
@@ -488,4 +489,4 @@ def parse_body(body: bytes) -> dict[str, Any]:
         _check_intoto_v2(obj["spec"])
     else:
         _check_v2(obj["spec"], kind)
-    return cast("dict[str, Any]", obj)  # _obj above checked it is a JSON object
+    return cast("JSONObject", obj)  # _obj above checked it is a JSON object

@@ -8,7 +8,7 @@ the log refuses, or a lookup of something that does not exist, is an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mgattest.errors import InputError, MgattestError, VerificationError
 
@@ -49,8 +49,9 @@ class EntryRejectedError(InputError):
 class DuplicateEntryError(InputError):
     """The same canonical entry is already in the log; ``.existing`` is that entry."""
 
-    def __init__(self, message: str, *, existing: "LogEntry", **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, *, existing: "LogEntry", what: str | None = None,
+                 where: str | None = None, **details: object) -> None:
+        super().__init__(message, what=what, where=where, **details)
         self.existing = existing
 
 

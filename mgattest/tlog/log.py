@@ -14,10 +14,11 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, NotRequired, Sequence, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from mgattest._jsonutil import JSONObject
 from mgattest.tlog import merkle
 from mgattest.tlog.checkpoint import SIG_PREFIX, Checkpoint, sign_checkpoint, verify_checkpoint
 from mgattest.tlog.entries import CanonicalEntry, canonicalize, check_loggable_size
@@ -30,6 +31,9 @@ from mgattest.tlog.errors import (
 from mgattest.tlog.keys import LogSigner, log_id_for
 from mgattest.tlog.promise import sign_set
 from mgattest.tlog.store import DuplicateLeaf, LogStore, PendingLeaf, StoredEntry
+from mgattest.tlog.transparency_entry import (InclusionPromiseJSON, InclusionProofJSON,
+                                              KindVersionJSON, LogIdJSON,
+                                              TransparencyLogEntryJSON)
 
 MAX_BATCH = 100_000
 
@@ -45,6 +49,33 @@ class InclusionProof:
     checkpoint: str  # signed note for tree_size
 
 
+class RekorInclusionProofJSON(TypedDict):
+    """Rekor v1 ``InclusionProof``: hex hashes, integer index and size."""
+
+    checkpoint: str
+    hashes: list[str]
+    logIndex: int
+    rootHash: str
+    treeSize: int
+
+
+class RekorVerificationJSON(TypedDict):
+    """Rekor v1 ``verification``: the SET (base64) and, when asked for, the proof."""
+
+    signedEntryTimestamp: str
+    inclusionProof: NotRequired[RekorInclusionProofJSON]
+
+
+class RekorLogEntryJSON(TypedDict):
+    """The value of a Rekor v1 ``LogEntry`` (``{uuid: <this>}``)."""
+
+    body: str
+    integratedTime: int
+    logID: str
+    logIndex: int
+    verification: RekorVerificationJSON
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One logged entry, with its SET."""
@@ -58,9 +89,9 @@ class LogEntry:
     api_version: str
     set_signature: bytes
 
-    def to_rekor_json(self, proof: InclusionProof | None = None) -> dict[str, Any]:
+    def to_rekor_json(self, proof: InclusionProof | None = None) -> dict[str, RekorLogEntryJSON]:
         """Rekor v1 ``LogEntry`` JSON: ``{uuid: {body, integratedTime, logID, ...}}``."""
-        verification: dict[str, Any] = {
+        verification: RekorVerificationJSON = {
             "signedEntryTimestamp": base64.b64encode(self.set_signature).decode()}
         if proof is not None:
             verification["inclusionProof"] = {
@@ -78,26 +109,28 @@ class LogEntry:
             "verification": verification,
         }}
 
-    def to_bundle_entry(self, proof: InclusionProof | None = None) -> dict[str, Any]:
+    def to_bundle_entry(self, proof: InclusionProof | None = None) -> TransparencyLogEntryJSON:
         """protobuf-specs ``TransparencyLogEntry`` in proto-JSON form (bundle tlogEntries)."""
-        out: dict[str, Any] = {
-            "logIndex": str(self.log_index),
-            "logId": {"keyId": base64.b64encode(bytes.fromhex(self.log_id)).decode()},
-            "kindVersion": {"kind": self.kind, "version": self.api_version},
-            "integratedTime": str(self.integrated_time),
-            "inclusionPromise": {
-                "signedEntryTimestamp": base64.b64encode(self.set_signature).decode()},
+        log_id: LogIdJSON = {"keyId": base64.b64encode(bytes.fromhex(self.log_id)).decode()}
+        kind: KindVersionJSON = {"kind": self.kind, "version": self.api_version}
+        promise: InclusionPromiseJSON = {
+            "signedEntryTimestamp": base64.b64encode(self.set_signature).decode()}
+        body = base64.b64encode(self.body).decode()
+        if proof is None:
+            return {"logIndex": str(self.log_index), "logId": log_id, "kindVersion": kind,
+                    "integratedTime": str(self.integrated_time), "inclusionPromise": promise,
+                    "canonicalizedBody": body}
+        inclusion: InclusionProofJSON = {
+            "logIndex": str(proof.log_index),
+            "rootHash": base64.b64encode(proof.root_hash).decode(),
+            "treeSize": str(proof.tree_size),
+            "hashes": [base64.b64encode(h).decode() for h in proof.hashes],
+            "checkpoint": {"envelope": proof.checkpoint},
         }
-        if proof is not None:
-            out["inclusionProof"] = {
-                "logIndex": str(proof.log_index),
-                "rootHash": base64.b64encode(proof.root_hash).decode(),
-                "treeSize": str(proof.tree_size),
-                "hashes": [base64.b64encode(h).decode() for h in proof.hashes],
-                "checkpoint": {"envelope": proof.checkpoint},
-            }
-        out["canonicalizedBody"] = base64.b64encode(self.body).decode()
-        return out
+        # the same keys in the same order, the proof before the body
+        return {"logIndex": str(self.log_index), "logId": log_id, "kindVersion": kind,
+                "integratedTime": str(self.integrated_time), "inclusionPromise": promise,
+                "inclusionProof": inclusion, "canonicalizedBody": body}
 
 
 def _recorder(ranges: list[tuple[int, int]]) -> Callable[[int, int], bytes]:
@@ -240,7 +273,7 @@ class TransparencyLog:
         now = int(time.time())
         return now, sign_set(self.signer, leaf.body, now, self._log_id_hex, index)
 
-    def append(self, proposed: dict[str, Any]) -> LogEntry:
+    def append(self, proposed: JSONObject) -> LogEntry:
         """Validate, verify and append one proposed entry (Rekor API shape)."""
         return self.append_canonical(canonicalize(proposed))
 
@@ -248,7 +281,7 @@ class TransparencyLog:
         """Append one already-canonicalised entry."""
         return self.append_many_canonical([entry])[0]
 
-    def append_many(self, proposed: Sequence[dict[str, Any]]) -> list[LogEntry]:
+    def append_many(self, proposed: Sequence[JSONObject]) -> list[LogEntry]:
         """Validate and append several entries in one transaction (all or nothing)."""
         entries = []
         for pos, p in enumerate(proposed):

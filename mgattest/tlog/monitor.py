@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from collections.abc import Sequence
 
 from mgattest._files import read_json
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import merkle
 from mgattest.tlog.checkpoint import Checkpoint, verify_checkpoint
-from mgattest.tlog.client import ConsistencyProof, RekorClient
+from mgattest.tlog.client import ConsistencyProof, LogInfo, RekorClient
 from mgattest.tlog.errors import ConsistencyProofError
 from mgattest.tlog.keys import LogVerifier
 
@@ -77,7 +77,7 @@ class CheckpointSource(Protocol):
 
     url: str
 
-    def log_info(self) -> dict[str, Any]:
+    def log_info(self) -> LogInfo:
         """``GET /api/v1/log``: at least ``signedTreeHead`` (the signed checkpoint note)."""
         ...
 

@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mgattest._httpguard import ConnectionLimits, client_key, fit_to_fd_limit, guarded_protocol, raise_fd_limit
 from mgattest._numbers import parse_ascii_uint
@@ -48,7 +49,7 @@ from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import entries, merkle, tiles
 from mgattest.tlog.entries import canonicalize
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
-from mgattest.tlog.log import InclusionProof, LogEntry, TransparencyLog
+from mgattest.tlog.log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
 
 T = TypeVar("T")
 AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
@@ -201,7 +202,8 @@ class _LogView:
         self.log = log
         self.service = service
 
-    def rekor_entry(self, entry: LogEntry, tree_size: int | None = None) -> dict[str, Any]:
+    def rekor_entry(self, entry: LogEntry,
+                    tree_size: int | None = None) -> dict[str, RekorLogEntryJSON]:
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
         return entry.to_rekor_json(proof)
 
@@ -683,9 +685,9 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     return app
 
 
-def uvicorn_config(app: Any, *, host: str, port: int,
+def uvicorn_config(app: ASGIApp, *, host: str, port: int,
                    limits: "ConnectionLimits | None" = None,
-                   log_level: str = "warning") -> Any:
+                   log_level: str = "warning") -> uvicorn.Config:
     """A uvicorn ``Config`` running ``app`` behind the guarded connection front.
 
     The front (:mod:`mgattest._httpguard`) enforces header, body and send deadlines

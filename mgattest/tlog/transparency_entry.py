@@ -21,11 +21,15 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NotRequired, TypedDict
+
+from mgattest._jsonutil import JSONObject
+from mgattest.errors import MgattestError
 
 from mgattest.tlog.errors import CheckpointError, InclusionProofError, LogEntryError, SETError
 
-__all__ = ["EntryInclusionProof", "TransparencyLogEntry", "parse_transparency_entry"]
+__all__ = ["EntryInclusionProof", "TransparencyLogEntry", "TransparencyLogEntryJSON",
+           "parse_transparency_entry"]
 
 MAX_BODY_SIZE = 32 * 1024 * 1024
 MAX_PROOF_HASHES = 64
@@ -35,6 +39,54 @@ _UINT = re.compile(r"(0|[1-9][0-9]{0,19})")
 REKOR_V2_KINDS = frozenset({("hashedrekord", "0.0.2"), ("dsse", "0.0.2")})
 KNOWN_KINDS = frozenset({("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2"),
                          ("intoto", "0.0.1"), ("rekord", "0.0.1")}) | REKOR_V2_KINDS
+
+
+class LogIdJSON(TypedDict):
+    """proto-JSON ``LogId``: the log's key id, base64."""
+
+    keyId: str
+
+
+class KindVersionJSON(TypedDict):
+    """proto-JSON ``KindVersion`` of an entry's body."""
+
+    kind: str
+    version: str
+
+
+class InclusionPromiseJSON(TypedDict):
+    """proto-JSON ``InclusionPromise``: the signed entry timestamp, base64."""
+
+    signedEntryTimestamp: str
+
+
+class CheckpointJSON(TypedDict):
+    """proto-JSON ``Checkpoint``: the signed note's text."""
+
+    envelope: str
+
+
+class InclusionProofJSON(TypedDict):
+    """proto-JSON ``InclusionProof``: int64s as decimal strings, hashes base64."""
+
+    logIndex: str
+    rootHash: str
+    treeSize: str
+    hashes: list[str]
+    checkpoint: CheckpointJSON
+
+
+class TransparencyLogEntryJSON(TypedDict):
+    """A ``TransparencyLogEntry`` in proto-JSON as mgattest writes it (bundle
+    ``tlogEntries[]``); :func:`parse_transparency_entry` reads any such entry back."""
+
+    logIndex: str
+    logId: LogIdJSON
+    kindVersion: KindVersionJSON
+    integratedTime: str
+    inclusionPromise: NotRequired[InclusionPromiseJSON]
+    inclusionProof: NotRequired[InclusionProofJSON]
+    canonicalizedBody: str
 
 
 @dataclass(frozen=True)
@@ -68,8 +120,8 @@ class TransparencyLogEntry:
     canonicalized_body: bytes
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The proto-JSON this entry was parsed from (a copy)."""
+    def to_dict(self) -> JSONObject:
+        """The proto-JSON this entry was parsed from (a copy; as read, so arbitrary JSON)."""
         return copy.deepcopy(dict(self.raw))
 
 
@@ -90,7 +142,7 @@ class _Fields:
         return name if bare is _BARE else bare
 
 
-def uint_field(value: Any, name: str, error: type = LogEntryError,
+def uint_field(value: object, name: str, error: type[MgattestError] = LogEntryError,
                where: str | None = None) -> int:
     """A non-negative int64 given as a JSON number or a decimal string (proto-JSON)."""
     where = where or name
@@ -109,7 +161,8 @@ def uint_field(value: Any, name: str, error: type = LogEntryError,
     return number
 
 
-def b64_field(value: Any, name: str, max_bytes: int, error: type = LogEntryError,
+def b64_field(value: object, name: str, max_bytes: int,
+              error: type[MgattestError] = LogEntryError,
               where: str | None = None) -> bytes:
     """Non-empty proto-JSON bytes (either base64 alphabet) of at most ``max_bytes``."""
     where = where or name
@@ -126,7 +179,7 @@ def b64_field(value: Any, name: str, max_bytes: int, error: type = LogEntryError
         raise error(f"{name} is not base64", what="log entry", where=where) from None
 
 
-def json_object(value: Any, name: str, where: str | None = None) -> dict[str, Any]:
+def json_object(value: object, name: str, where: str | None = None) -> JSONObject:
     """``value`` if it is a JSON object, else a :class:`LogEntryError` naming ``name``."""
     if not isinstance(value, dict):
         raise LogEntryError(f"{name} must be a JSON object", what="log entry",
@@ -134,7 +187,7 @@ def json_object(value: Any, name: str, where: str | None = None) -> dict[str, An
     return value
 
 
-def parse_transparency_entry(entry: Any, *, where: str = "") -> TransparencyLogEntry:
+def parse_transparency_entry(entry: object, *, where: str = "") -> TransparencyLogEntry:
     """Parse and bound one proto-JSON ``TransparencyLogEntry``.
 
     ``where`` locates the entry in its container (``"bundle.json tlogEntries[0]"``);

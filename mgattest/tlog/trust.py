@@ -10,8 +10,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
+from mgattest._jsonutil import JSONObject
 from mgattest.errors import InputError
 from mgattest.tlog.errors import TrustRootError
 from mgattest.tlog.keys import LogVerifier, log_id_for
@@ -54,7 +54,7 @@ class TrustedLog:
         return cls(log_id, verifier, base_url, None, None, origin)
 
 
-def parse_rfc3339(value: Any, field: str) -> datetime:
+def parse_rfc3339(value: object, field: str) -> datetime:
     """An RFC 3339 timestamp (``Z`` or offset) as an aware datetime."""
     if not isinstance(value, str) or not 0 < len(value) <= 64:
         raise TrustRootError(f"{field} must be an RFC 3339 timestamp", where=field)
@@ -68,7 +68,7 @@ def parse_rfc3339(value: Any, field: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def _b64(value: Any, field: str) -> bytes:
+def _b64(value: object, field: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise TrustRootError(f"{field} must be a base64 string", where=field)
     try:
@@ -77,7 +77,7 @@ def _b64(value: Any, field: str) -> bytes:
         raise TrustRootError(f"{field} is not base64", where=field) from None
 
 
-def trusted_log_from_instance(tlog: Any, where: str) -> TrustedLog:
+def trusted_log_from_instance(tlog: object, where: str) -> TrustedLog:
     """One ``TransparencyLogInstance`` of a trusted root."""
     if not isinstance(tlog, dict):
         raise TrustRootError(f"{where} must be an object", where=where)
@@ -117,7 +117,7 @@ def trusted_log_from_instance(tlog: Any, where: str) -> TrustedLog:
     return TrustedLog(log_id, verifier, base_url or None, valid_from, valid_to, origin)
 
 
-def trusted_logs_from_root(trusted_root: dict[str, Any]) -> list[TrustedLog]:
+def trusted_logs_from_root(trusted_root: JSONObject) -> list[TrustedLog]:
     """The transparency logs (``tlogs``) of a Sigstore trusted root, as parsed JSON."""
     if not isinstance(trusted_root, dict):
         raise TrustRootError("trusted root must be a JSON object")

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from mgattest._jsonutil import JSONObject
 from mgattest.tlog import merkle
 from mgattest.tlog.checkpoint import Checkpoint, verify_checkpoint
 from mgattest.tlog.errors import (
@@ -138,7 +139,7 @@ def _find_logs(log_id: bytes, trusted_logs: Sequence[TrustedLog]) -> list[Truste
     return found
 
 
-def verify_entry(entry: TransparencyLogEntry | Mapping[str, Any],
+def verify_entry(entry: TransparencyLogEntry | Mapping[str, object],
                  trusted_logs: Sequence[TrustedLog], *, origin: str | None = None,
                  require_inclusion_proof: bool = True, now: datetime | int | None = None,
                  verified_times: Sequence[int] = ()) -> VerifiedEntry:
@@ -278,7 +279,7 @@ def _now(now: datetime | int | None) -> datetime:
     raise TypeError("now must be a datetime or unix seconds")
 
 
-def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
+def rekor_entry_to_bundle_entry(rekor_json: JSONObject) -> JSONObject:
     """Convert Rekor v1 ``LogEntry`` JSON (``{uuid: {...}}`` or the inner object) to a
     bundle ``TransparencyLogEntry`` dict. Kind and version come from the body."""
     if not isinstance(rekor_json, dict):
@@ -335,7 +336,7 @@ def rekor_entry_to_bundle_entry(rekor_json: dict) -> dict:
     return out
 
 
-def verify_rekor_entry(rekor_json: dict, trusted_logs: Sequence[TrustedLog], *,
+def verify_rekor_entry(rekor_json: JSONObject, trusted_logs: Sequence[TrustedLog], *,
                        origin: str | None = None, require_inclusion_proof: bool = True,
                        now: datetime | int | None = None) -> VerifiedEntry:
     """Verify Rekor v1 ``LogEntry`` JSON (what ``GET /api/v1/log/entries/{uuid}`` returns).
