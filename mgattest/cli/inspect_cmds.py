@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
 from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
+
+if TYPE_CHECKING:
+    from mgattest.inspect import FileReport
+    from mgattest.load.watch import SentryStatus
 
 quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
                              no_args_is_help=True)
@@ -50,7 +54,7 @@ def inspect_cmd(
 
     extra = _allowed_pairs(allow)
     rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
-    results: list[tuple[Path, list[Any]]] = []
+    results: list[tuple[Path, list[FileReport]]] = []
     for path in paths:
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
@@ -69,7 +73,7 @@ def inspect_cmd(
     all_reports = [r for _p, reports in results for r in reports]
     overall = worst(*(r.verdict for r in all_reports)) if all_reports else SAFE
     if as_json:
-        doc: dict[str, Any] = {"ok": overall == SAFE, "verdict": overall,
+        doc: dict[str, object] = {"ok": overall == SAFE, "verdict": overall,
                                "files": [r.to_dict() for r in all_reports]}
         if quarantine_dir is not None:
             doc["quarantined"] = incidents
@@ -148,7 +152,7 @@ def quarantine_restore(
 
 def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
                     keys: list[Path], manifest: Optional[Path], trusted_root: Optional[Path],
-                    allow_unlogged: bool = False):
+                    allow_unlogged: bool = False) -> Callable[[str], object]:
     from mgattest.errors import InputError, VerificationError
 
     if manifest is not None:
@@ -239,9 +243,9 @@ def watch_cmd(
     verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root,
                              allow_unlogged)
     changed = threading.Event()
-    last: list[Any] = [None]
+    last: list[tuple[bool, str | None] | None] = [None]
 
-    def report(status: Any) -> None:
+    def report(status: SentryStatus) -> None:
         state = (status.healthy, status.reason)
         if state == last[0]:
             return
