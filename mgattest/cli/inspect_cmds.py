@@ -59,15 +59,13 @@ def inspect_cmd(
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:
-        from mgattest.load.quarantine import quarantine
+        from mgattest.load.quarantine import quarantine_findings
 
         for path, reports in results:
-            verdict = worst(*(r.verdict for r in reports)) if reports else SAFE
-            if verdict == SAFE:
+            incident = quarantine_findings(path, quarantine_dir, reports,
+                                           source="mgattest inspect")
+            if incident is None:
                 continue
-            reasons = [line for r in reports for line in r.reasons()]
-            incident = quarantine(path, quarantine_dir, reason=reasons, verdict=verdict,
-                                  extra={"source": "mgattest inspect"})
             incidents.append({"path": str(path), "incident": incident.id,
                               "dir": str(incident.path)})
     all_reports = [r for _p, reports in results for r in reports]

@@ -277,19 +277,14 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
     """Move a rejected model (not a digest) into the quarantine directory."""
     from mgattest.policy.pipeline import names_a_digest
 
-    if names_a_digest(model) or not Path(model).exists():
+    if names_a_digest(model):
         return
-    import hashlib
-
     from mgattest.cli._common import err
-    from mgattest.load.quarantine import quarantine
+    from mgattest.load.quarantine import quarantine_rejected
 
-    policy_digest = None
-    if policy is not None and policy.is_file():
-        policy_digest = "sha256:" + hashlib.sha256(policy.read_bytes()).hexdigest()
-    incident = quarantine(model, qdir, reason=reasons, verdict="rejected",
-                          policy_digest=policy_digest)
-    err(f"quarantined {show(model)} → {show(getattr(incident, 'path', qdir))}")
+    incident = quarantine_rejected(model, qdir, reasons, policy=policy)
+    if incident is not None:
+        err(f"quarantined {show(model)} → {show(incident.path)}")
 
 
 def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
