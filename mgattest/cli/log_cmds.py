@@ -44,13 +44,12 @@ def _read_json(path: Path, what: str) -> object:
 
 
 def _load_signer(key: Path) -> LogSigner:
+    """The log's private key; its password, if any, from MGATTEST_LOG_KEY_PASSWORD."""
     import os
 
-    from mgattest._files import read_bounded
     from mgattest.tlog.keys import LogSigner
 
-    password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")
-    return LogSigner.from_pem(read_bounded(key, 1 << 20, what="log key"), password=password)
+    return LogSigner.from_file(key, password=os.environ.get("MGATTEST_LOG_KEY_PASSWORD"))
 
 
 def _open_log(db: Path, key: Path) -> TransparencyLog:
