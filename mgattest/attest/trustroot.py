@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -210,6 +211,18 @@ def merge_roots(roots: "list[TrustedRoot]") -> TrustedRoot | None:
     for root in roots[1:]:
         merged = merged.merged(root)
     return merged
+
+
+def combined_trusted_root(files: "Sequence[str | Path]",
+                          instance: "TrustedRoot | str | None" = None) -> TrustedRoot | None:
+    """One root trusting every file in ``files`` (each a trusted root or a ClientTrustConfig)
+    and, last, ``instance``: Sigstore's embedded ``"production"``/``"staging"`` root, or a
+    TrustedRoot already in hand (one refreshed over TUF). None when nothing is given."""
+    roots = [load_trusted_root(path) for path in files]
+    if instance is not None:
+        roots.append(instance if isinstance(instance, TrustedRoot)
+                     else embedded_trusted_root(instance))
+    return merge_roots(roots)
 
 
 def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot:

@@ -9,20 +9,24 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, NoReturn, ParamSpec, TypeVar
 
 import typer
 
 from mgattest._text import escape_text
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from mgattest.errors import MgattestError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
 
-def guarded(func: F) -> F:
+def guarded(func: Callable[P, R]) -> Callable[P, R]:
     """Turn mgattest errors into a clear message and the documented exit code.
 
     VerificationError → exit 1, InputError (and any other MgattestError) → exit 2.
@@ -30,7 +34,7 @@ def guarded(func: F) -> F:
     """
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from mgattest.errors import MgattestError
 
         try:
@@ -49,10 +53,10 @@ def guarded(func: F) -> F:
             err("interrupted")
             raise typer.Exit(130) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def fail(exc: Any, *, as_json: bool = False) -> None:
+def fail(exc: MgattestError, *, as_json: bool = False) -> NoReturn:
     """Report a MgattestError and exit with its code."""
     if as_json:
         out(json.dumps({"ok": False, **exc.to_dict()}, indent=2))

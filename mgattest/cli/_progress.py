@@ -6,9 +6,12 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 from mgattest._text import show
+
+#: Called with the number of bytes hashed so far (the pipelines' ``progress`` argument).
+ProgressCallback = Callable[[int], None]
 
 
 def _model_size(model: Path) -> int:
@@ -23,8 +26,10 @@ def _model_size(model: Path) -> int:
 
 
 @contextlib.contextmanager
-def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
-    """A rich progress bar on stderr while hashing large models (TTY only)."""
+def hashing_progress(model: Path,
+                     label: str = "hashing") -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on stderr while hashing large models (TTY only): yields the
+    callback that advances it, or None when no bar is shown."""
     if not sys.stderr.isatty() or not model.exists():
         yield None
         return
@@ -42,4 +47,8 @@ def hashing_progress(model: Path, label: str = "hashing") -> Iterator[Any]:
                   console=Console(stderr=True), transient=True) as bar:
         # the description is rich markup: a name like "[red]x" must print as written
         task = bar.add_task(f"{label} {escape(show(model.name))}", total=total)
-        yield lambda done: bar.update(task, completed=done)
+
+        def advance(done: int) -> None:
+            bar.update(task, completed=done)
+
+        yield advance

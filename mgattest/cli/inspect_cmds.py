@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
+
+if TYPE_CHECKING:
+    from mgattest.inspect import FileReport
+    from mgattest.load.watch import SentryStatus
 
 quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
                              no_args_is_help=True)
@@ -50,26 +54,24 @@ def inspect_cmd(
 
     extra = _allowed_pairs(allow)
     rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
-    results: list[tuple[Path, list[Any]]] = []
+    results: list[tuple[Path, list[FileReport]]] = []
     for path in paths:
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:
-        from mgattest.load.quarantine import quarantine
+        from mgattest.load.quarantine import quarantine_findings
 
         for path, reports in results:
-            verdict = worst(*(r.verdict for r in reports)) if reports else SAFE
-            if verdict == SAFE:
+            incident = quarantine_findings(path, quarantine_dir, reports,
+                                           source="mgattest inspect")
+            if incident is None:
                 continue
-            reasons = [line for r in reports for line in r.reasons()]
-            incident = quarantine(path, quarantine_dir, reason=reasons, verdict=verdict,
-                                  extra={"source": "mgattest inspect"})
             incidents.append({"path": str(path), "incident": incident.id,
                               "dir": str(incident.path)})
     all_reports = [r for _p, reports in results for r in reports]
     overall = worst(*(r.verdict for r in all_reports)) if all_reports else SAFE
     if as_json:
-        doc: dict[str, Any] = {"ok": overall == SAFE, "verdict": overall,
+        doc: dict[str, object] = {"ok": overall == SAFE, "verdict": overall,
                                "files": [r.to_dict() for r in all_reports]}
         if quarantine_dir is not None:
             doc["quarantined"] = incidents
@@ -146,60 +148,9 @@ def quarantine_restore(
             "marked restored")
 
 
-def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
-                    keys: list[Path], manifest: Optional[Path], trusted_root: Optional[Path],
-                    allow_unlogged: bool = False):
-    from mgattest.errors import InputError, VerificationError
-
-    if manifest is not None:
-        from mgattest._files import read_bounded
-        from mgattest.load.watch import manifest_verifier
-
-        try:
-            doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
-        except (ValueError, RecursionError) as exc:
-            raise InputError(f"cannot read digest manifest {manifest}: {exc}",
-                             what="manifest", where=str(manifest)) from None
-        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
-            raise InputError("digest manifest must map file names to sha256 hex strings",
-                             what="manifest", where=str(manifest))
-        return manifest_verifier(doc, model)
-    if policy is not None:
-        try:
-            from mgattest.load import read_model_bytes
-            from mgattest.policy.loader import load_policy
-            from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
-        except ImportError as exc:  # pragma: no cover - policy package absent
-            raise InputError(f"--policy needs mgattest.policy: {exc}", what="policy") from None
-        if not bundles:
-            from mgattest.policy.pipeline import default_bundle_path
-            bundles = [default_bundle_path(model)]
-        under_policy = ModelVerifier(
-            load_policy(policy),
-            TrustOptions(trusted_root=str(trusted_root) if trusted_root else None),
-            VerifyOptions(bundles=tuple(str(b) for b in bundles)))
-
-        def verify_with_policy(path: str) -> None:
-            # Bundles kept inside the model directory are not model files.
-            model_bytes = read_model_bytes(path, exclude=[str(b) for b in bundles])
-            outcome = under_policy.verify(model_bytes)
-            if not outcome.allowed:
-                reasons = outcome.verdict.reasons if outcome.verdict else []
-                raise VerificationError("policy denied: " + "; ".join(reasons[:3]),
-                                        what="policy", where=str(policy))
-        return verify_with_policy
-    if keys or bundles or trusted_root:
-        from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
-
-        with_bundles = ModelVerifier(
-            None, TrustOptions(trusted_root=str(trusted_root) if trusted_root else None,
-                               keys=tuple(str(k) for k in keys)),
-            VerifyOptions(bundles=tuple(str(b) for b in bundles), allow_unlogged=allow_unlogged))
-
-        def verify_with_bundles(path: str) -> None:
-            with_bundles.verify(Path(path))
-        return verify_with_bundles
-    raise InputError("watch needs --policy, --key/--bundle, or --manifest", what="watch")
+def _text(path: Optional[Path]) -> Optional[str]:
+    """A path option as the library's text, or None."""
+    return None if path is None else str(path)
 
 
 @guarded
@@ -230,18 +181,20 @@ def watch_cmd(
 
     from mgattest.attest.walk import refuse_trust_files_in_model
     from mgattest.errors import InputError
-    from mgattest.load.watch import Sentry
+    from mgattest.load.watch import Sentry, WatchSources, watch_verifier
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     refuse_trust_files_in_model(model, [("policy", policy), ("trusted root", trusted_root),
                                         ("manifest", manifest), *(("key", k) for k in key)])
-    verify = _build_verifier(model, bundle, policy, key, manifest, trusted_root,
-                             allow_unlogged)
+    verify = watch_verifier(model, WatchSources(
+        bundles=tuple(str(b) for b in bundle), policy=_text(policy),
+        keys=tuple(str(k) for k in key), manifest=_text(manifest),
+        trusted_root=_text(trusted_root), allow_unlogged=allow_unlogged))
     changed = threading.Event()
-    last: list[Any] = [None]
+    last: list[tuple[bool, str | None] | None] = [None]
 
-    def report(status: Any) -> None:
+    def report(status: SentryStatus) -> None:
         state = (status.healthy, status.reason)
         if state == last[0]:
             return

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from mgattest.cli._common import err, guarded, out
+
+if TYPE_CHECKING:
+    from mgattest.tlog.entry_files import EntryToVerify
+    from mgattest.tlog.keys import LogSigner, LogVerifier
+    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog.trust import TrustedLog
 
 MAX_JSON_FILE = 64 * 1024 * 1024
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
@@ -31,23 +37,22 @@ def _read_text(path: Path, what: str, limit: int = MAX_JSON_FILE) -> str:
     return read_text(path, what, limit)
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: Path, what: str) -> object:
     from mgattest._files import read_json
 
     return read_json(path, what, MAX_JSON_FILE)
 
 
-def _load_signer(key: Path) -> Any:
+def _load_signer(key: Path) -> LogSigner:
+    """The log's private key; its password, if any, from MGATTEST_LOG_KEY_PASSWORD."""
     import os
 
-    from mgattest._files import read_bounded
     from mgattest.tlog.keys import LogSigner
 
-    password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")
-    return LogSigner.from_pem(read_bounded(key, 1 << 20, what="log key"), password=password)
+    return LogSigner.from_file(key, password=os.environ.get("MGATTEST_LOG_KEY_PASSWORD"))
 
 
-def _open_log(db: Path, key: Path) -> Any:
+def _open_log(db: Path, key: Path) -> TransparencyLog:
     from mgattest.errors import InputError
     from mgattest.tlog.log import TransparencyLog
 
@@ -58,14 +63,14 @@ def _open_log(db: Path, key: Path) -> Any:
 
 
 def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
-                  origin: Optional[str]) -> list[Any]:
+                  origin: Optional[str]) -> list[TrustedLog]:
     from mgattest.errors import InputError
     from mgattest.tlog import trust
 
-    if (log_key is None) == (trusted_root is None):
-        raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
-    if trusted_root is not None:
+    if trusted_root is not None and log_key is None:
         return list(trust.trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
+    if log_key is None or trusted_root is not None:
+        raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
     if not origin:
         raise InputError("--log-key needs --origin: the checkpoint origin of that log "
                          "(`mgattest log init` prints it)", what="usage")
@@ -99,17 +104,17 @@ def _public_hostname(host: str) -> str:
     return host
 
 
-def _verifier(log_key: Path) -> Any:
+def _verifier(log_key: Path) -> LogVerifier:
     from mgattest.tlog.keys import LogVerifier
 
     return LogVerifier.from_pem(_read_text(log_key, "log key"))
 
 
-def _dump(obj: Any) -> str:
+def _dump(obj: object) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def _write_json(path: Path, obj: object) -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(_dump(obj) + "\n")
     tmp.replace(path)
@@ -296,7 +301,8 @@ def consistency_proof_cmd(
         err(f"wrote the consistency proof {first} → {last} to {out_path}")
 
 
-def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[Any]:
+def _entries_to_verify(entry: Optional[Path],
+                       bundle: Optional[Path]) -> list[EntryToVerify]:
     """The entries named on the command line (``--entry`` or ``--bundle``)."""
     from mgattest.errors import InputError
     from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json

@@ -77,7 +77,7 @@ def init(
     mb = read_model_bytes(model)
     key_paths = {load_verifier(k).fingerprint: str(k) for k in key}
     base = str(output.parent) if output is not None else str(Path.cwd())
-    warnings: list = []
+    warnings: list[str] = []
     doc = initial_policy(mb.sha256, atts, model_name=model.name,
                          trusted_root=str(trusted_root) if trusted_root else None,
                          key_paths=key_paths, pin_digests=pin_digests, base_dir=base,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -13,7 +13,8 @@ from mgattest.cli._common import err, guarded, out
 from mgattest.cli._progress import hashing_progress
 
 if TYPE_CHECKING:
-    from mgattest.attest.sign import BundleSigner, DigestOptions, LogTarget, SignOptions
+    from mgattest.attest.sign import (BundleSigner, DigestOptions, LogTarget, SignOptions,
+                                      SignResult)
 
 def register(app: typer.Typer) -> None:
     """Add the signing commands to the app.
@@ -50,12 +51,6 @@ class _SignerArgs:
     log_db: Optional[Path]
     log_key: Optional[Path]
     no_log: bool
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "_SignerArgs":
-        """The fields picked by name from a command's parameters (``sign`` and ``attest``
-        share these options, spelled the same)."""
-        return cls(**{f.name: params[f.name] for f in fields(cls)})
 
     def log_target(self) -> "LogTarget":
         """The log a key signature goes to; refuses option combinations that conflict."""
@@ -100,9 +95,10 @@ def _output_path(model: Path, out_path: Optional[Path]) -> Path:
     return out_path if out_path is not None else default_bundle_path(model)
 
 
-def _report(bundle: dict[str, Any], statement: dict[str, Any], path: Path,
-            as_json: bool) -> None:
-    entries = bundle["verificationMaterial"].get("tlogEntries") or []
+def _report(result: "SignResult", path: Path, as_json: bool) -> None:
+    """Print what was signed and where it was logged (text or JSON)."""
+    statement = result.statement
+    entries = result.bundle["verificationMaterial"].get("tlogEntries") or []
     if as_json:
         out(json.dumps({"ok": True, "bundle": str(path),
                         "predicateType": statement.get("predicateType"),
@@ -132,7 +128,7 @@ def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
         digests = hash_for_signing(model, options.digests, exclude=[pending.path],
                                    progress=progress)
     result = sign_digests(digests, signer, options, output=pending)
-    _report(result.bundle, result.statement, pending.path, output.as_json)
+    _report(result, pending.path, output.as_json)
 
 
 def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
@@ -219,7 +215,6 @@ def sign_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
-    given = dict(locals())  # the options, before any local variable joins them
     from mgattest.attest import slsa
     from mgattest.attest.sign import ProvenanceOptions, SignOptions
     from mgattest.errors import InputError
@@ -239,8 +234,11 @@ def sign_cmd(
                           provenance=provenance, model_name=model_name,
                           digests=_digest_options(shard_size, ignore, hash_alg,
                                                   allow_symlinks))
-    _sign_and_report(model, options, _SignerArgs.from_params(given),
-                     _OutputArgs(out_path, force, as_json))
+    who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
+                      trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
+                      password_env=password_env, password_prompt=password_prompt, log=log,
+                      log_db=log_db, log_key=log_key, no_log=no_log)
+    _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
 
 
 @guarded
@@ -269,7 +267,6 @@ def attest_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a generic in-toto attestation (any predicate type) about a model."""
-    given = dict(locals())  # the options, before any local variable joins them
     from mgattest._files import read_bounded
     from mgattest.errors import InputError
 
@@ -290,8 +287,11 @@ def attest_cmd(
     options = SignOptions(predicate_type=predicate_type, predicate=body,
                           digests=_digest_options(shard_size, ignore, hash_alg,
                                                   allow_symlinks))
-    _sign_and_report(model, options, _SignerArgs.from_params(given),
-                     _OutputArgs(out_path, force, as_json))
+    who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
+                      trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
+                      password_env=password_env, password_prompt=password_prompt, log=log,
+                      log_db=log_db, log_key=log_key, no_log=no_log)
+    _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
 
 
 # --------------------------------------------------------------------------- keygen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
@@ -13,6 +13,7 @@ from mgattest.cli._common import EXIT_OK, fail, guarded, out
 
 if TYPE_CHECKING:
     from mgattest.attest.certs import IdentityPolicy
+    from mgattest.attest.trustroot import TrustedRoot
     from mgattest.policy.pipeline import PolicyRequest, VerificationOutcome
 
 
@@ -88,12 +89,11 @@ def verify_cmd(
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
     _require_issuer(identity, identity_regex, issuer)
-    if refresh_trust:
-        instance = _refreshed_instance(instance)
+    root_instance = _refreshed_instance(instance) if refresh_trust else instance
     _refuse_trust_files_in_model(model, policy=policy, key=key,
                                  certificate_chain=certificate_chain,
                                  trust_files=[trusted_root, trust_config])
-    merged_root = _merged_trust(trusted_root, trust_config, instance)
+    merged_root = _merged_trust(trusted_root, trust_config, root_instance)
     extensions = _extension_constraints(
         {"github_workflow_repository": gh_repository, "github_workflow_ref": gh_ref,
          "github_workflow_sha": gh_sha, "github_workflow_trigger": gh_trigger,
@@ -234,17 +234,13 @@ def _refuse_trust_files_in_model(model: str, *, policy: Optional[Path], key: Lis
 
 
 def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],
-                  instance: Any) -> Any:
+                  instance: TrustedRoot | str | None) -> Optional[TrustedRoot]:
     """One TrustedRoot trusting everything --trusted-root, --trust-config and --instance
     name (each file a trusted root or a ClientTrustConfig), or None when none is given."""
-    from mgattest.attest import trustroot
+    from mgattest.attest.trustroot import combined_trusted_root
 
-    roots = [trustroot.load_trusted_root(path) for path in (trusted_root, trust_config)
-             if path is not None]
-    if instance is not None:
-        roots.append(instance if isinstance(instance, trustroot.TrustedRoot)
-                     else trustroot.embedded_trusted_root(instance))
-    return trustroot.merge_roots(roots)
+    return combined_trusted_root([p for p in (trusted_root, trust_config) if p is not None],
+                                 instance)
 
 
 def _extension_constraints(named: dict[str, Optional[str]],
@@ -265,7 +261,7 @@ def _extension_constraints(named: dict[str, Optional[str]],
     return wanted
 
 
-def _refreshed_instance(instance: Optional[str]) -> Any:
+def _refreshed_instance(instance: Optional[str]) -> TrustedRoot:
     """Sigstore's production (default) or staging trusted root, updated over TUF."""
     from mgattest.attest import trustroot
     from mgattest.attest.keyless import public_good_trust_config
@@ -281,19 +277,14 @@ def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Pat
     """Move a rejected model (not a digest) into the quarantine directory."""
     from mgattest.policy.pipeline import names_a_digest
 
-    if names_a_digest(model) or not Path(model).exists():
+    if names_a_digest(model):
         return
-    import hashlib
-
     from mgattest.cli._common import err
-    from mgattest.load.quarantine import quarantine
+    from mgattest.load.quarantine import quarantine_rejected
 
-    policy_digest = None
-    if policy is not None and policy.is_file():
-        policy_digest = "sha256:" + hashlib.sha256(policy.read_bytes()).hexdigest()
-    incident = quarantine(model, qdir, reason=reasons, verdict="rejected",
-                          policy_digest=policy_digest)
-    err(f"quarantined {show(model)} → {show(getattr(incident, 'path', qdir))}")
+    incident = quarantine_rejected(model, qdir, reasons, policy=policy)
+    if incident is not None:
+        err(f"quarantined {show(model)} → {show(incident.path)}")
 
 
 def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
@@ -315,7 +306,7 @@ def _report(outcome: VerificationOutcome, as_json: bool) -> None:
     atts = outcome.attestations
     check = outcome.check
     if as_json:
-        doc: dict[str, Any] = {"ok": True, "model": outcome.model,
+        doc: dict[str, object] = {"ok": True, "model": outcome.model,
                                "attestations": [attestation_to_json(a) for a in atts]}
         if check is not None:
             doc["files"] = [{"name": f.name, "status": f.status, "detail": f.detail}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded,
                              tree_entries)
 from mgattest.errors import InputError, VerificationError
+from mgattest.inspect.report import SAFE, FileReport, worst
 
 INCIDENT_FILE = "incident.json"
 PAYLOAD_DIR = "payload"
@@ -398,3 +400,35 @@ def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike |
         final = incident.path.with_name(incident.id)
         os.rename(incident.path, final)
     return Incident(incident.id, final, record)
+
+
+def quarantine_rejected(model: str | os.PathLike[str], dir: str | os.PathLike[str],
+                        reasons: list[str], *,
+                        policy: str | os.PathLike[str] | None = None) -> Incident | None:
+    """Move a model that verification rejected into a new incident (verdict ``rejected``).
+
+    The incident records the sha256 of *policy*, the policy file that rejected it, when
+    that file exists. Returns None, moving nothing, when *model* is not on disk.
+    """
+    if not Path(model).exists():
+        return None
+    policy_digest = None
+    if policy is not None and Path(policy).is_file():
+        policy_digest = "sha256:" + hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+    return quarantine(model, dir, reason=reasons, verdict="rejected",
+                      policy_digest=policy_digest)
+
+
+def quarantine_findings(path: str | os.PathLike[str], dir: str | os.PathLike[str],
+                        reports: list[FileReport], *, source: str) -> Incident | None:
+    """Move *path* into a new incident when its content reports are not all safe.
+
+    The incident's verdict is the worst report's, its reasons every report's, and
+    *source* (e.g. ``"mgattest inspect"``) says who quarantined it. Returns None, moving
+    nothing, when every report is safe.
+    """
+    verdict = worst(*(r.verdict for r in reports)) if reports else SAFE
+    if verdict == SAFE:
+        return None
+    reasons = [line for r in reports for line in r.reasons()]
+    return quarantine(path, dir, reason=reasons, verdict=verdict, extra={"source": source})

@@ -17,6 +17,7 @@ and compare them with what each later check verified.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mgattest._files import entry_digest, tree_entries
+from mgattest._files import entry_digest, read_bounded, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
+from mgattest.policy.loader import load_policy
+from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # a library: silent unless the application logs
@@ -365,3 +368,72 @@ def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Call
         return model
 
     return verify
+
+
+@dataclass(frozen=True)
+class WatchSources:
+    """What ``mgattest watch`` checks a model against, first match wins: a digest
+    ``manifest`` (JSON ``{name: sha256 hex}``), a ``policy`` (with ``bundles``, default
+    ``<model>.sigstore.json``), or ``keys``/``bundles``/``trusted_root`` alone."""
+
+    bundles: tuple[str, ...] = ()
+    policy: str | None = None
+    keys: tuple[str, ...] = ()
+    manifest: str | None = None
+    trusted_root: str | None = None
+    allow_unlogged: bool = False
+
+
+def watch_verifier(model: str | os.PathLike[str],
+                   sources: WatchSources) -> Callable[[str], object]:
+    """The verify callable :class:`Sentry` runs for ``mgattest watch`` (raises on failure).
+
+    A policy denial is a :class:`VerificationError` naming its first reasons; with nothing
+    to check against this raises :class:`InputError`.
+    """
+    if sources.manifest is not None:
+        manifest = sources.manifest
+        try:
+            doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"cannot read digest manifest {manifest}: {exc}",
+                             what="manifest", where=manifest) from None
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            raise InputError("digest manifest must map file names to sha256 hex strings",
+                             what="manifest", where=manifest)
+        return manifest_verifier(doc, model)
+    if sources.policy is not None:
+        return _policy_verifier(model, sources.policy, sources)
+    if sources.keys or sources.bundles or sources.trusted_root:
+        with_bundles = ModelVerifier(
+            None, TrustOptions(trusted_root=sources.trusted_root, keys=sources.keys),
+            VerifyOptions(bundles=sources.bundles, allow_unlogged=sources.allow_unlogged))
+
+        def verify_with_bundles(path: str) -> None:
+            with_bundles.verify(Path(path))
+        return verify_with_bundles
+    raise InputError("watch needs --policy, --key/--bundle, or --manifest", what="watch")
+
+
+def _policy_verifier(model: str | os.PathLike[str], policy: str,
+                     sources: WatchSources) -> Callable[[str], None]:
+    """Verify under *policy*, reading the model the way ``mgattest.load`` does."""
+    # noqa reasons: mgattest.load (the package) is still initialising when this module
+    # loads; attest.verify is heavy, policy.pipeline re-exports it lazily.
+    from mgattest.load import read_model_bytes  # noqa: PLC0415 - see above
+    from mgattest.policy.pipeline import default_bundle_path  # noqa: PLC0415 - see above
+
+    bundles = list(sources.bundles) or [str(default_bundle_path(model))]
+    under_policy = ModelVerifier(load_policy(policy),
+                                 TrustOptions(trusted_root=sources.trusted_root),
+                                 VerifyOptions(bundles=tuple(bundles)))
+
+    def verify_with_policy(path: str) -> None:
+        # Bundles kept inside the model directory are not model files.
+        model_bytes = read_model_bytes(path, exclude=bundles)
+        outcome = under_policy.verify(model_bytes)
+        if not outcome.allowed:
+            reasons = outcome.verdict.reasons if outcome.verdict else []
+            raise VerificationError("policy denied: " + "; ".join(reasons[:3]),
+                                    what="policy", where=policy)
+    return verify_with_policy

@@ -7,6 +7,7 @@ signs with SHA-256 and produces DER signatures; Ed25519 signs the message itself
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from typing import Union
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest import _keys
+from mgattest._files import read_bounded
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog.errors import LogError
 
@@ -224,6 +226,12 @@ class LogSigner:
         if key_type == "ed25519":
             return cls(ed25519.Ed25519PrivateKey.generate())
         raise InputError(f"unknown log key type {key_type!r}; use one of {', '.join(KEY_TYPES)}")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str],
+                  password: bytes | str | None = None) -> "LogSigner":
+        """Load the log's PEM private key from *path* (a bounded read, as for any key file)."""
+        return cls.from_pem(read_bounded(path, 1 << 20, what="log key"), password=password)
 
     @classmethod
     def from_pem(cls, data: bytes | str, password: bytes | str | None = None) -> "LogSigner":

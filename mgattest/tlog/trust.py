@@ -11,7 +11,6 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mgattest._jsonutil import JSONObject
 from mgattest.errors import InputError
 from mgattest.tlog.errors import TrustRootError
 from mgattest.tlog.keys import LogVerifier, log_id_for
@@ -117,8 +116,9 @@ def trusted_log_from_instance(tlog: object, where: str) -> TrustedLog:
     return TrustedLog(log_id, verifier, base_url or None, valid_from, valid_to, origin)
 
 
-def trusted_logs_from_root(trusted_root: JSONObject) -> list[TrustedLog]:
-    """The transparency logs (``tlogs``) of a Sigstore trusted root, as parsed JSON."""
+def trusted_logs_from_root(trusted_root: object) -> list[TrustedLog]:
+    """The transparency logs (``tlogs``) of a Sigstore trusted root, as parsed JSON (any
+    JSON value: anything but an object is refused here)."""
     if not isinstance(trusted_root, dict):
         raise TrustRootError("trusted root must be a JSON object")
     tlogs = trusted_root.get("tlogs")

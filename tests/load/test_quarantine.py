@@ -195,3 +195,42 @@ def test_cli_inspect_quarantine_and_restore(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert bad.read_bytes() == b"cos\nsystem\n(S'true'\ntR."
+
+
+def test_quarantine_rejected_records_the_policy_digest(tmp_path: Path) -> None:
+    import hashlib
+
+    from mgattest.load.quarantine import quarantine_rejected
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(b"version: 1\n")
+    qdir = tmp_path / "q"
+    assert quarantine_rejected(tmp_path / "absent.bin", qdir, ["nope"], policy=policy) is None
+    incident = quarantine_rejected(model, qdir, ["denied by policy"], policy=policy)
+    assert incident is not None and not model.exists()
+    assert incident.record["verdict"] == "rejected"
+    assert incident.record["reasons"] == ["denied by policy"]
+    assert incident.record["policy_digest"] == \
+        "sha256:" + hashlib.sha256(b"version: 1\n").hexdigest()
+
+
+def test_quarantine_findings_moves_only_unsafe_content(tmp_path: Path) -> None:
+    from mgattest.inspect import scan_bytes
+    from mgattest.load.quarantine import quarantine_findings
+
+    clean = tmp_path / "clean.json"
+    clean.write_bytes(b"{}")
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"cposix\nsystem\n(S'id'\ntR.")
+    qdir = tmp_path / "q"
+    assert quarantine_findings(clean, qdir, [scan_bytes("clean.json", b"{}")],
+                               source="test") is None
+    assert clean.exists()
+    reports = [scan_bytes("bad.pkl", bad.read_bytes())]
+    incident = quarantine_findings(bad, qdir, reports, source="test")
+    assert incident is not None and not bad.exists()
+    assert incident.record["verdict"] == reports[0].verdict != "safe"
+    assert incident.record["reasons"] == reports[0].reasons()
+    assert incident.record["source"] == "test"

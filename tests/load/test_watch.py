@@ -476,3 +476,24 @@ def test_fastapi_example_key_mode_verifies_through_the_policy_engine(tmp_path, m
     assert example.weights_from(example.sentry.last_verified).tolist() == [1.0, 2.0, 3.0]
     Path("w.npy").write_bytes(Path("w.npy").read_bytes()[:-8] + b"\0" * 8)
     assert not example.sentry.check().healthy
+
+
+def test_watch_verifier_checks_a_manifest_and_refuses_bad_ones(tmp_path: Path) -> None:
+    from mgattest.errors import InputError
+    from mgattest.load.watch import WatchSources, watch_verifier
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"weights")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"w.bin": hashlib.sha256(b"weights").hexdigest()}))
+    verify = watch_verifier(model, WatchSources(manifest=str(manifest)))
+    verify(str(model))
+    (model / "w.bin").write_bytes(b"swapped")
+    with pytest.raises(VerificationError, match="digest changed"):
+        verify(str(model))
+    manifest.write_text(json.dumps({"w.bin": 1}))
+    with pytest.raises(InputError, match="must map file names"):
+        watch_verifier(model, WatchSources(manifest=str(manifest)))
+    with pytest.raises(InputError, match="watch needs --policy"):
+        watch_verifier(model, WatchSources())

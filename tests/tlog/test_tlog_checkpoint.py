@@ -242,3 +242,17 @@ def test_set_payload_fast_path_equals_rfc8785(body: bytes, t: int, index: int,
             set_payload(body, t, log_id.hex(), index)
         return
     assert set_payload(body, t, log_id.hex(), index) == expected
+
+
+def test_log_signer_from_file_reads_a_bounded_encrypted_key(tmp_path) -> None:
+    from mgattest.tlog.keys import LogSigner
+
+    signer = LogSigner.generate()
+    path = tmp_path / "log.key"
+    path.write_bytes(signer.private_pem("pw"))
+    assert LogSigner.from_file(path, password="pw").log_id == signer.log_id
+    with pytest.raises(InputError, match="wrong password"):
+        LogSigner.from_file(path, password="other")
+    (tmp_path / "huge.key").write_bytes(b"x" * ((1 << 20) + 1))
+    with pytest.raises(InputError):
+        LogSigner.from_file(tmp_path / "huge.key")
