@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mgattest._files import read_bounded
 from mgattest.attest.dsse import Envelope, b64, b64decode_strict
 from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
 from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
@@ -74,8 +75,6 @@ def _fail(message: str, where: str, what: str = "bundle") -> BundleFormatError:
 
 def read_bundle_bytes(path: str | Path, *, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
     """Read a bundle file, refusing files over ``max_bytes`` before reading them."""
-    from mgattest._files import read_bounded
-
     return read_bounded(path, max_bytes, what="bundle", error=BundleReadError,
                         too_large=BundleFormatError)
 
@@ -144,7 +143,8 @@ def _check_tlog_entry(entry: Any, i: int, where: str) -> dict[str, Any]:
     kv = _obj(entry["kindVersion"], f"{label}.kindVersion", where)
     if not isinstance(kv.get("kind"), str) or not isinstance(kv.get("version"), str):
         raise _fail(f"bundle {label}.kindVersion needs kind and version", where, label)
-    return entry
+    checked: dict[str, Any] = entry
+    return checked
 
 
 def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
@@ -153,7 +153,7 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
         raise _fail("bundle is not a JSON object", where)
     media_type = data.get("mediaType")
     version = MEDIA_TYPES.get(media_type) if isinstance(media_type, str) else None
-    if version is None:
+    if version is None or not isinstance(media_type, str):
         raise _fail(f"unsupported bundle media type {media_type!r}", where, "mediaType")
     vm = _obj(data.get("verificationMaterial"), "verificationMaterial", where)
 

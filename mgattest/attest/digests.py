@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from mgattest.attest.errors import (
     DigestError,
@@ -69,15 +69,25 @@ _PROGRESS_EVERY = 32 << 20
 
 # --------------------------------------------------------------------------- algorithms
 
-def _blake3_factory() -> Callable[[], Any] | None:
+class _Hasher(Protocol):
+    """What hashing needs of a hash object (hashlib's and blake3's)."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _blake3_factory() -> Callable[[], _Hasher] | None:
     try:
-        import blake3  # type: ignore[import-not-found]
+        import blake3  # noqa: PLC0415 - optional dependency, probed once at import
     except ImportError:
         return None
     return lambda: blake3.blake3(max_threads=1)
 
 
-_FACTORIES: dict[str, Callable[[], Any]] = {
+_FACTORIES: dict[str, Callable[[], _Hasher]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
     "blake2b": hashlib.blake2b,  # 64-byte digest, as b2sum and model_signing

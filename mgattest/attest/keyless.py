@@ -93,7 +93,8 @@ def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = Fal
     TUF update first (network) — what ``verify --refresh-trust`` should call.
     """
     config = load_sigstore_trust_config(staging=staging, refresh_trust=refresh_trust)
-    return json.loads(config._inner.to_json())
+    trust_config: dict[str, Any] = json.loads(config._inner.to_json())
+    return trust_config
 
 
 def signing_services(config: Any) -> dict[str, Any]:
@@ -188,7 +189,7 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
-    signed = json.loads(bundle.to_json())
+    signed: dict[str, Any] = json.loads(bundle.to_json())
     check_own_verify_accepts(signed, json.loads(config._inner.to_json())["trustedRoot"])
     return signed
 

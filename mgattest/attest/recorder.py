@@ -25,6 +25,9 @@ import rfc8785
 
 from mgattest.attest import slsa
 from mgattest.attest.digests import hash_model
+from mgattest.attest.sign import KeySigner, LogTarget, PendingBundleFile, SignOptions, sign_model
+from mgattest.attest.slsa import SLSA_PROVENANCE_V1
+from mgattest.attest.verify import default_bundle_path
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"
@@ -174,11 +177,6 @@ class ProvenanceRecorder:
 
     def sign(self) -> dict[str, Any]:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import (KeySigner, LogTarget, PendingBundleFile, SignOptions,
-                                          sign_model)
-        from mgattest.attest.slsa import SLSA_PROVENANCE_V1
-        from mgattest.attest.verify import default_bundle_path
-
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")
         predicate = self.predicate or self.finish()

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
@@ -29,10 +32,13 @@ from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest.keyless import sign_keyless
+from mgattest.attest.locallog import open_local_log
 from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
+from mgattest.tlog.client import RekorClient
+from mgattest.tlog.errors import DuplicateEntryError
 
 StatementFormat = Literal["intoto", "model-signing"]
 FORMATS: tuple[StatementFormat, ...] = ("intoto", "model-signing")
@@ -110,12 +116,7 @@ def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any]
     if target.kind == "none":
         return None
     if target.kind == "url":
-        from mgattest.tlog.client import RekorClient
-
         return RekorClient(target.location or "", token=log_write_token()).create_entry(proposed)
-    from mgattest.attest.locallog import open_local_log
-    from mgattest.tlog.errors import DuplicateEntryError
-
     log = open_local_log(target.location, key_path=target.key)
     try:
         try:
@@ -147,9 +148,6 @@ def sign_statement(statement: dict[str, Any], signer: Signer, *,
     entry = record_in_log(dsse_proposed_entry(envelope, verifier_pem), log)
     certificate_der = None
     if certificate_pem is not None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         certificate_der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(
             serialization.Encoding.DER)
     return make_bundle(envelope=envelope,

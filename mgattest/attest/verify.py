@@ -298,8 +298,9 @@ def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
             if "hashedRekordV002" not in spec:
                 raise mismatch("entry type (dsse 0.0.2 is not produced by Rekor v2 clients)")
             data = inner.get("data") or {}
+            named = data.get("algorithm")
             alg = {"SHA2_256": "sha256", "SHA2_384": "sha384",
-                   "SHA2_512": "sha512"}.get(data.get("algorithm"))
+                   "SHA2_512": "sha512"}.get(named) if isinstance(named, str) else None
             if alg is None:
                 raise mismatch("digest algorithm")
             if env is not None:
@@ -832,4 +833,5 @@ def attestation_to_json(att: VerifiedAttestation) -> dict[str, Any]:
     out.pop("statement", None)
     out["subject_count"] = len(att.subjects)
     out.pop("subjects", None)
-    return json.loads(json.dumps(out, default=str))
+    summary: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return summary
