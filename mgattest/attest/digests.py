@@ -32,6 +32,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from mgattest.attest.options import CheckOptions
 from mgattest.attest.errors import (
     DigestError,
     InvalidSubjectError,
@@ -570,12 +571,8 @@ def _size_detail(exp: _Expectation, size: int) -> str:
             f"cover at most {covered}")
 
 
-def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, Any]], *,
-                algorithm: str | None = None, ignore: Iterable[str] = (),
-                exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool = False,
-                allow_unsigned_files: bool = False, single_file_match_by_digest: bool = True,
-                allow_unsigned_empty_files: bool = False, workers: int | None = None,
-                progress: Callable[[int], Any] | None = None) -> ModelCheck:
+def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, Any]],
+                options: CheckOptions | None = None) -> ModelCheck:
     """Re-hash the model at ``root`` and compare every file with ``subjects``.
 
     Subjects are validated first (names relative, normalised, no ``..``, backslash or
@@ -583,6 +580,7 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, An
     Merkle root), before the filesystem is touched; a bad list raises
     :class:`InvalidSubjectError`. The digest algorithm is chosen per subject (shard trees
     first, then sha256, sha512, blake2b, blake3) unless ``algorithm`` forces a key.
+    :class:`~mgattest.attest.options.CheckOptions` says how files are compared.
 
     Statuses: ``ok``, ``mismatch`` (detail names the shard and byte range in shard
     mode), ``missing`` (subject without file), ``extra`` (file without subject; ``ignored``
@@ -591,6 +589,12 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, An
     ``allow_unsigned_empty_files`` turns extra *empty* files into ``ignored`` (for formats
     that cannot represent them).
     """
+    options = options or CheckOptions()
+    algorithm, ignore, exclude = options.algorithm, options.ignore, options.exclude
+    allow_symlinks, workers, progress = options.allow_symlinks, options.workers, options.progress
+    allow_unsigned_files = options.allow_unsigned_files
+    single_file_match_by_digest = options.single_file_match_by_digest
+    allow_unsigned_empty_files = options.allow_unsigned_empty_files
     expectations = _parse_subjects(subjects, algorithm)
     n_workers = _check_workers(workers)
     rules = IgnoreRules(_normalise_patterns(ignore))

@@ -208,14 +208,15 @@ def check_own_verify_accepts(bundle: dict[str, Any], trusted_root: dict[str, Any
     from cryptography import x509
 
     from mgattest.attest.certs import IdentityPolicy, parse_identity
+    from mgattest.attest.options import TrustOptions
     from mgattest.attest.verify import verify_bundle
     from mgattest.errors import MgattestError
 
     try:
         leaf_der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
         identity, issuer, _ = parse_identity(x509.load_der_x509_certificate(leaf_der))
-        verify_bundle(bundle, trusted_root=trusted_root, use_local_log=False,
-                      identity=IdentityPolicy(identity=identity, issuer=issuer))
+        verify_bundle(bundle, TrustOptions(trusted_root=trusted_root, identity=IdentityPolicy(
+            identity=identity, issuer=issuer)), use_local_log=False)
     except MgattestError as exc:
         raise KeylessSigningError(
             f"signed, but mgattest verify would reject the bundle, so it was not written: "

@@ -44,6 +44,7 @@ from mgattest.attest.digests import (
     shard_tree_root,
 )
 from mgattest.attest.errors import DigestError, ModelSigningFormatError
+from mgattest.attest.options import CheckOptions
 from mgattest.attest.results import ModelCheck
 from mgattest.attest.walk import name_problem
 
@@ -182,12 +183,12 @@ class ModelSigningExpectations:
         ``allow_symlinks`` defaults to the statement's setting.
         """
         patterns = [glob_escape(p) for p in self.ignore_paths] + list(ignore)
-        return check_model(
-            root, self.subjects, ignore=patterns, exclude=exclude,
+        return check_model(root, self.subjects, CheckOptions(
+            ignore=patterns, exclude=exclude,
             allow_symlinks=self.allow_symlinks if allow_symlinks is None else allow_symlinks,
             allow_unsigned_files=allow_unsigned_files, single_file_match_by_digest=True,
             allow_unsigned_empty_files=self.method == "shards", workers=workers,
-            progress=progress)
+            progress=progress))
 
 
 def _hex(value: object, size: int, where: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import rfc8785
 
 from mgattest.attest import slsa
+from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import hash_model
 from mgattest.attest.sign import KeySigner, LogTarget, PendingBundleFile, SignOptions, sign_model
 from mgattest.attest.slsa import SLSA_PROVENANCE_V1
@@ -168,11 +169,11 @@ class ProvenanceRecorder:
         if self.started is None:
             self.started = self.clock()
         self.finished = self.clock()
-        self.predicate = slsa.build_provenance(
+        self.predicate = slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
             parameters=self.parameters, dependencies=self.dependencies, ci=self.ci,
             frameworks=slsa.framework_versions() if self.record_frameworks else None,
-            started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished))
+            started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished)))
         return self.predicate
 
     def sign(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
@@ -188,12 +189,12 @@ class ProvenanceOptions:
 
     def predicate(self, digests: ModelDigests) -> dict[str, Any]:
         """The predicate for a model hashed as ``digests`` (its digest options included)."""
-        return slsa.build_provenance(
+        return slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
             parameters=self.parameters, dependencies=self.dependencies, ci=self.ci,
             frameworks=self.frameworks, started_on=self.started_on,
             finished_on=self.finished_on,
-            internal_parameters=slsa.digest_options(digests.ignore))
+            internal_parameters=slsa.digest_options(digests.ignore)))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from mgattest.attest.errors import ProvenanceInputError
+from mgattest.attest.options import BuildInputs
 from mgattest.errors import InputError
 from mgattest.attest.statement import DIGEST_LENGTHS, parse_digest
 from mgattest.attest.walk import compile_glob
@@ -307,21 +308,19 @@ def _generic_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | Non
     return external
 
 
-def build_provenance(*, builder_id: str | None = None, build_type: str | None = None,
-                     parameters: Mapping[str, Any] | None = None,
-                     dependencies: Iterable[dict[str, Any]] = (),
-                     ci: dict[str, Any] | None = None,
-                     frameworks: Mapping[str, str] | None = None,
-                     started_on: str | None = None, finished_on: str | None = None,
-                     invocation_id: str | None = None,
-                     internal_parameters: Mapping[str, Any] | None = None,
-                     byproducts: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+def build_provenance(inputs: BuildInputs | None = None) -> dict[str, Any]:
     """A SLSA Provenance v1 predicate as a plain dict (deterministic for equal inputs).
 
     Explicit ``builder_id``/``build_type`` win over CI-derived ones. Framework versions
     go to ``internalParameters.frameworks``; the source commit (from CI) becomes a
-    resolved dependency.
+    resolved dependency. See :class:`~mgattest.attest.options.BuildInputs`.
     """
+    inputs = inputs or BuildInputs()
+    builder_id, build_type, parameters = inputs.builder_id, inputs.build_type, inputs.parameters
+    dependencies, ci, frameworks = inputs.dependencies, inputs.ci, inputs.frameworks
+    started_on, finished_on = inputs.started_on, inputs.finished_on
+    invocation_id, internal_parameters = inputs.invocation_id, inputs.internal_parameters
+    byproducts = inputs.byproducts
     ci = ci or {}
     resolved = [dict(d) for d in dependencies]
     build_type = build_type or ci.get("build_type") or DEFAULT_BUILD_TYPE

@@ -20,10 +20,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypeAlias
 
+from mgattest.attest._json import JSONObject
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
+from mgattest.attest.options import CheckOptions, KeySource, TrustOptions
 from mgattest.attest.errors import (
     ArtifactMismatchError,
     BundleVerificationError,
@@ -38,6 +40,9 @@ from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
 from mgattest.attest.statement import check_subject_name, parse_statement
 from mgattest.errors import InputError, MgattestError
+
+BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
+"""A bundle: parsed, a file path, its JSON bytes or its decoded JSON."""
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 MODEL_SIGNING_PREDICATES = (MODEL_SIGNING_PREDICATE, "https://model_signing/Digests/v0.1")
@@ -81,7 +86,7 @@ def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes]
     return "sha256", h.digest()
 
 
-def _as_verifiers(keys: Any) -> list[Verifier]:
+def _as_verifiers(keys: KeySource) -> list[Verifier]:
     if keys is None:
         return []
     if isinstance(keys, (str, Path, Verifier)) or not isinstance(keys, Iterable):
@@ -645,24 +650,28 @@ def _claimed_log_ids(bundle: Bundle) -> set[bytes]:
     return {entry.log_id for entry in bundle.tlog_entries}
 
 
-def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
-                  identity: Any = None, allow_unlogged: bool = False,
-                  artifact_digest: Any = None, certificate_chain: bytes | None = None,
+def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
+                  allow_unlogged: bool = False,
+                  artifact_digest: str | bytes | Path | None = None,
                   expected_predicate_type: str | None = None, origin: str | None = None,
                   use_local_log: bool = True) -> VerifiedAttestation:
     """Verify one Sigstore bundle and return what it proves.
 
     ``bundle``: a path, JSON bytes, a decoded dict or a parsed :class:`Bundle`.
-    ``keys``: trusted public keys (paths, key objects or :class:`Verifier`) for key mode.
-    ``trusted_root``: path/dict/TrustedRoot listing trusted logs, CAs, TSAs; the
-    embedded local log (see :mod:`locallog`) is trusted too when it exists.
-    ``identity``: an ``IdentityPolicy`` (or its kwargs) for certificate bundles.
-    ``certificate_chain``: PEM anchors for private-CA certificate bundles.
+    ``trust`` (:class:`~mgattest.attest.options.TrustOptions`): ``keys``, trusted public
+    keys (paths, key objects or :class:`Verifier`) for key mode; ``trusted_root``, a
+    path/dict/TrustedRoot listing trusted logs, CAs, TSAs (the embedded local log, see
+    :mod:`locallog`, is trusted too when it exists and ``use_local_log``); ``identity``,
+    an ``IdentityPolicy`` (or its kwargs) for certificate bundles; ``certificate_chain``,
+    PEM anchors for private-CA certificate bundles.
     ``artifact_digest``: ``sha256:HEX``, a file path or bytes. messageSignature bundles:
     must equal the bundle's messageDigest (without it, the signed messageDigest is what
     is verified and reported as ``message_digest``); DSSE bundles: must be a subject.
     Raises :class:`~mgattest.errors.VerificationError` subclasses on any failure.
     """
+    trust = trust or TrustOptions()
+    trusted_root, keys, identity = trust.trusted_root, trust.keys, trust.identity
+    certificate_chain = trust.certificate_chain
     # (1) parse and bound
     parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     root = _as_trusted_root(trusted_root)
@@ -761,45 +770,52 @@ def default_bundle_path(model: str | Path) -> Path:
     return model.parent / (model.name + ".sigstore.json")
 
 
-def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
-                 trusted_root: Any = None, keys: Any = None, identity: Any = None,
-                 allow_unlogged: bool = False, certificate_chain: bytes | None = None,
-                 ignore: Sequence[str] = (), allow_symlinks: bool = False,
-                 allow_unsigned_files: bool = False,
+def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSource] | None = None,
+                 trust: TrustOptions | None = None, *, allow_unlogged: bool = False,
+                 check: CheckOptions | None = None,
                  expected_predicate_type: str | None = None,
-                 progress: Any = None) -> tuple[list[VerifiedAttestation], ModelCheck]:
+                 ) -> tuple[list[VerifiedAttestation], ModelCheck]:
     """Verify every bundle of a model, then re-hash the model against the subjects.
 
-    ``bundles`` defaults to ``<model>.sigstore.json``. Returns the verified attestations
-    and the last model check; raises on the first failure (a bundle that does not
-    verify, or a file that is missing, extra or changed, naming the file and shard).
+    ``bundles`` defaults to ``<model>.sigstore.json``; ``trust`` says who is trusted
+    (see :func:`verify_bundle`). Of ``check``, ``ignore`` (added to the statement's
+    signed ignores), ``allow_symlinks``, ``allow_unsigned_files`` and ``progress``
+    apply (the bundle files themselves are always excluded). Returns the verified
+    attestations and the last model check; raises on the first failure (a bundle that
+    does not verify, or a file that is missing, extra or changed, naming the file and
+    shard).
     """
     from mgattest.attest import digests
 
+    check = check or CheckOptions()
+    ignore, allow_symlinks = check.ignore, check.allow_symlinks
+    allow_unsigned_files, progress = check.allow_unsigned_files, check.progress
     model = Path(model)
     if not model.exists() and not model.is_symlink():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    bundle_list: Sequence[BundleSource]
     if bundles is None:
-        bundles = [default_bundle_path(model)]
-    elif isinstance(bundles, (str, Path, dict, bytes)):
-        bundles = [bundles]
-    bundle_paths = [b for b in bundles if isinstance(b, (str, Path))]
+        bundle_list = [default_bundle_path(model)]
+    elif isinstance(bundles, (str, Path, dict, bytes, Bundle)):
+        bundle_list = [bundles]
+    else:
+        bundle_list = bundles
+    bundle_paths = [b for b in bundle_list if isinstance(b, (str, Path))]
     attestations = []
-    for b in bundles:
+    for b in bundle_list:
         parsed = b if isinstance(b, Bundle) else load_bundle(b)
         artifact = model if parsed.message_signature is not None else None
         if artifact is not None and not model.is_file():
             raise InputError("a message-signature bundle signs one file, but the model is "
                              "a directory", what="model", where=str(model))
         attestations.append(verify_bundle(
-            parsed, trusted_root=trusted_root, keys=keys, identity=identity,
-            allow_unlogged=allow_unlogged, certificate_chain=certificate_chain,
-            artifact_digest=artifact, expected_predicate_type=expected_predicate_type))
-    check = None
+            parsed, trust, allow_unlogged=allow_unlogged, artifact_digest=artifact,
+            expected_predicate_type=expected_predicate_type))
+    model_check = None
     for att in attestations:
         if att.statement is None:  # message signature: the artifact digest was checked
-            check = ModelCheck(str(model), [FileCheck(model.name, "ok", att.message_digest,
-                                                      "message signature over the file")])
+            model_check = ModelCheck(str(model), [FileCheck(
+                model.name, "ok", att.message_digest, "message signature over the file")])
             continue
         from mgattest.attest.slsa import signed_ignores
 
@@ -812,17 +828,17 @@ def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
             from mgattest.attest.modelsigning import expectations_from_model_signing
 
             expectations = expectations_from_model_signing(att.statement)
-            check = expectations.check(model, **kwargs)
+            model_check = expectations.check(model, **kwargs)
         else:
             if not att.subjects:
                 raise BundleVerificationError("bundle has no statement subjects to check a "
                                               "model against", what="subjects",
                                               where=att.source)
-            check = digests.check_model(model, att.subjects, allow_symlinks=allow_symlinks,
-                                        **kwargs)
-        digests.raise_for_model_check(check)
-    assert check is not None
-    return attestations, check
+            model_check = digests.check_model(model, att.subjects, CheckOptions(
+                allow_symlinks=allow_symlinks, **kwargs))
+        digests.raise_for_model_check(model_check)
+    assert model_check is not None
+    return attestations, model_check
 
 
 def attestation_to_json(att: VerifiedAttestation) -> dict[str, Any]:
