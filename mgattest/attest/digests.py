@@ -32,6 +32,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.options import CheckOptions
 from mgattest.attest.errors import (
     DigestError,
@@ -164,7 +165,7 @@ class FileDigest:
     digest: dict[str, str]
     shards: list[str] | None = None
 
-    def subject(self, shard_size: int | None) -> dict[str, Any]:
+    def subject(self, shard_size: int | None) -> JSONObject:
         """This file as an in-toto ResourceDescriptor."""
         rd: dict[str, Any] = {"name": self.name, "digest": dict(self.digest)}
         if self.shards is not None:
@@ -187,7 +188,7 @@ class ModelDigests:
     excluded: tuple[str, ...] = field(default=())  # excluded names inside the root
     model_name: str = ""  # last component of the model path as given
 
-    def subjects(self) -> list[dict[str, Any]]:
+    def subjects(self) -> list[JSONObject]:
         """In-toto ResourceDescriptors, one per file, sorted by name."""
         return [f.subject(self.shard_size) for f in sorted(self.files, key=lambda f: f.name)]
 
@@ -432,7 +433,7 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
                shard_size: int | None = None, ignore: Iterable[str] = (),
                exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool = False,
                workers: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> ModelDigests:
+               progress: Callable[[int], object] | None = None) -> ModelDigests:
     """Hash every file of the model at ``root``.
 
     ``ignore`` are anchored globs (recorded in the result; the caller records them in
@@ -571,7 +572,7 @@ def _size_detail(exp: _Expectation, size: int) -> str:
             f"cover at most {covered}")
 
 
-def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, Any]],
+def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, JSONValue]],
                 options: CheckOptions | None = None) -> ModelCheck:
     """Re-hash the model at ``root`` and compare every file with ``subjects``.
 
@@ -680,7 +681,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
         f"no subject digest matches this file ({len(expectations)} subjects checked)")])
 
 
-def check_shard(subject: Mapping[str, Any], index: int, data: bytes | memoryview) -> None:
+def check_shard(subject: Mapping[str, JSONValue], index: int, data: bytes | memoryview) -> None:
     """Check the bytes of shard ``index`` of a shard-mode subject, on their own.
 
     The subject's shard list is first proven against its signed Merkle root, so one

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mgattest.attest._json import JSONObject
 from mgattest.attest.oidc import TokenInfo, select_identity_token
 from mgattest.errors import InputError
 
@@ -86,7 +87,7 @@ def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
 
 
 def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = False
-                             ) -> dict[str, Any]:
+                             ) -> JSONObject:
     """Sigstore's production (or staging) ClientTrustConfig as a proto-JSON dict.
 
     Offline by default (the copy embedded in sigstore-python); ``refresh_trust`` runs a
@@ -97,7 +98,7 @@ def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = Fal
     return trust_config
 
 
-def signing_services(config: Any) -> dict[str, Any]:
+def signing_services(config: Any) -> JSONObject:
     """The CA, log and OIDC URLs sigstore-python will use with ``config``."""
     from sigstore.errors import Error as SigstoreError
 
@@ -137,7 +138,7 @@ def _describe_failure(exc: BaseException) -> str:
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
-                 interactive: bool | None = None) -> dict[str, Any]:
+                 interactive: bool | None = None) -> JSONObject:
     """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
 
     The identity token is ``identity_token`` (``@file`` allowed), else
@@ -194,7 +195,7 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
     return signed
 
 
-def check_own_verify_accepts(bundle: dict[str, Any], trusted_root: dict[str, Any]) -> None:
+def check_own_verify_accepts(bundle: JSONObject, trusted_root: JSONObject) -> None:
     """Refuse a bundle that ``mgattest verify`` would reject with this trusted root.
 
     The identity is the certificate's own (who signed is the caller's question, not

@@ -24,7 +24,9 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from mgattest.attest._json import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
@@ -94,25 +96,25 @@ def log_write_token() -> str | None:
     return None
 
 
-def model_signing_hint(public_key: Any) -> str:
+def model_signing_hint(public_key: PublicKeyTypes) -> str:
     """model_signing 1.1.1's ``publicKey.hint``: hex SHA-256 of the PEM SPKI (its
     ``verify key`` rejects any other non-empty hint)."""
     return hashlib.sha256(spki_pem(public_key)).hexdigest()
 
 
-def mgattest_hint(public_key: Any) -> str:
+def mgattest_hint(public_key: PublicKeyTypes) -> str:
     """mgattest's ``publicKey.hint``: base64 SHA-256 of the DER SPKI (as cosign)."""
     return base64.b64encode(hashlib.sha256(spki_der(public_key)).digest()).decode()
 
 
-def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> dict[str, Any]:
+def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> JSONObject:
     """A Rekor ``dsse`` 0.0.1 proposed entry for this envelope and key/certificate PEM."""
     return {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
         "envelope": envelope.to_json(),
         "verifiers": [base64.b64encode(verifier_pem).decode()]}}}
 
 
-def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any] | None:
+def record_in_log(proposed: JSONObject, target: LogTarget) -> JSONObject | None:
     """Append ``proposed`` to the target log; return the bundle ``tlogEntries`` item."""
     if target.kind == "none":
         return None
@@ -139,9 +141,9 @@ class SignResult:
     digests: ModelDigests
 
 
-def sign_statement(statement: dict[str, Any], signer: Signer, *,
+def sign_statement(statement: JSONObject, signer: Signer, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
-                   certificate_pem: bytes | None = None) -> dict[str, Any]:
+                   certificate_pem: bytes | None = None) -> JSONObject:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
     payload = serialize_statement(statement)
     envelope = sign_envelope(payload, signer)
@@ -187,7 +189,7 @@ class ProvenanceOptions:
     started_on: str | None = None
     finished_on: str | None = None
 
-    def predicate(self, digests: ModelDigests) -> dict[str, Any]:
+    def predicate(self, digests: ModelDigests) -> JSONObject:
         """The predicate for a model hashed as ``digests`` (its digest options included)."""
         return slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
@@ -220,7 +222,7 @@ class SignOptions:
                              what="--format")
 
 
-def build_statement(digests: ModelDigests, options: SignOptions) -> dict[str, Any]:
+def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
     """The in-toto statement ``options`` describe about the hashed model."""
     if options.format == "model-signing":
         return to_model_signing_statement(digests, model_name=options.model_name)
@@ -235,7 +237,7 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> dict[str, An
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
         ...
 
@@ -247,7 +249,7 @@ class KeySigner:
     key: Signer
     log: LogTarget = LogTarget()
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
@@ -265,7 +267,7 @@ class KeylessSigner:
     staging: bool = False
     refresh_trust: bool = False
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,
@@ -275,7 +277,7 @@ class KeylessSigner:
 
 def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
                      exclude: Sequence[str | Path] = (),
-                     progress: Callable[[int], Any] | None = None) -> ModelDigests:
+                     progress: Callable[[int], object] | None = None) -> ModelDigests:
     """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model."""
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
@@ -309,7 +311,7 @@ def sign_model(model: str | Path, signer: BundleSigner | Signer,
                options: SignOptions = SignOptions(), *,
                output: "PendingBundleFile | None" = None,
                exclude: Sequence[str | Path] = (),
-               progress: Callable[[int], Any] | None = None) -> SignResult:
+               progress: Callable[[int], object] | None = None) -> SignResult:
     """Hash ``model`` and sign a statement about it (see :class:`SignOptions`).
 
     ``signer`` is a :class:`BundleSigner`, or a bare key :class:`Signer` (recorded in
@@ -375,7 +377,7 @@ class PendingBundleFile:
         self._tmp = tmp
         return self
 
-    def commit(self, bundle: dict[str, Any]) -> Path:
+    def commit(self, bundle: JSONObject) -> Path:
         """Write ``bundle`` to the reserved file and move it into place atomically."""
         if self._tmp is None:
             self.reserve()
@@ -422,11 +424,11 @@ class PendingBundleFile:
     def __enter__(self) -> "PendingBundleFile":
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.discard()
 
 
-def write_bundle_file(bundle: dict[str, Any], path: str | Path, *,
+def write_bundle_file(bundle: JSONObject, path: str | Path, *,
                       overwrite: bool = True) -> Path:
     """Write a bundle atomically (temp file, fsync, rename) so readers never see half of it."""
     with PendingBundleFile(path, overwrite=overwrite) as pending:

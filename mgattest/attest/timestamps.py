@@ -17,8 +17,10 @@ import binascii
 from datetime import timezone
 from typing import Any
 
+from mgattest.attest._json import JSONObject
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
 from mgattest.attest.errors import TimestampError
+from mgattest.attest.options import TrustedRootSource
 from mgattest.attest.results import VerifiedTime
 
 __all__ = ["verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
@@ -95,8 +97,8 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
     return responses
 
 
-def verify_rfc3161_timestamps(bundle_timestamps: list[dict[str, Any]], signature: bytes,
-                              trusted_root: Any, *, unverified: list[str] | None = None
+def verify_rfc3161_timestamps(bundle_timestamps: list[JSONObject], signature: bytes,
+                              trusted_root: TrustedRootSource, *, unverified: list[str] | None = None
                               ) -> list[VerifiedTime]:
     """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TypeAlias
 
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from mgattest.attest._json import JSONObject
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
@@ -39,6 +41,7 @@ from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
 from mgattest.attest.statement import check_subject_name, parse_statement
+from mgattest.attest.trustroot import TrustedRoot
 from mgattest.errors import InputError, MgattestError
 
 BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
@@ -132,7 +135,7 @@ def _hint_matches(hint: str | None, public_key: Any) -> bool:
     return hint in (base64.b64encode(der).decode(), der.hex(), pem.hex())
 
 
-def public_key_hint(public_key: Any) -> str:
+def public_key_hint(public_key: PublicKeyTypes) -> str:
     """mgattest's ``publicKey.hint``: standard base64 of SHA-256 over the DER SPKI."""
     return base64.b64encode(hashlib.sha256(spki_der(public_key)).digest()).decode()
 
@@ -231,7 +234,7 @@ def _intoto_decodings(value: Any) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
+def check_body_binding(body: JSONObject, bundle: Bundle, signing_key: PublicKeyTypes,
                        artifact: tuple[str, bytes] | None, *, where: str) -> None:
     """Raise :class:`LogBindingError` unless the log entry body records this bundle's
     payload (or artifact digest), signature and signing key."""
@@ -622,7 +625,7 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
         what="signature", where=bundle.source)
 
 
-def instance_root_for(bundle: Bundle) -> Any:
+def instance_root_for(bundle: Bundle) -> TrustedRoot | None:
     """Sigstore's embedded production trusted root when its logs recorded this bundle,
     else None. Offline: the root shipped inside the ``sigstore`` package.
 
@@ -841,7 +844,7 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
     return attestations, model_check
 
 
-def attestation_to_json(att: VerifiedAttestation) -> dict[str, Any]:
+def attestation_to_json(att: VerifiedAttestation) -> JSONObject:
     """A JSON-ready summary of a verified attestation (for ``--json`` output)."""
     from dataclasses import asdict
 
