@@ -15,13 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mgattest.attest._json import JSONObject
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
 from mgattest.attest.errors import TimestampError
 from mgattest.attest.options import TrustedRootSource
 from mgattest.attest.results import VerifiedTime
+
+if TYPE_CHECKING:  # rfc3161-client loads only when a bundle carries RFC 3161 timestamps
+    from rfc3161_client import TimeStampResponse
 
 __all__ = ["verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
            "MAX_TIMESTAMPS"]
@@ -67,7 +70,7 @@ def _verify_with_tsa(response: Any, signature: bytes, tsa: TrustedCA) -> str | N
     return None
 
 
-def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
+def parse_rfc3161_timestamps(bundle_timestamps: JSONValue) -> list[TimeStampResponse]:
     """Decode every RFC 3161 timestamp of a bundle (no trust decision yet).
 
     A timestamp that does not decode is a rejection, never skipped: it is evidence

@@ -18,16 +18,27 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TypeAlias
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+from cryptography.x509.verification import VerificationError as PathError
 
+from mgattest.attest import digests, trustroot
 from mgattest.attest._json import JSONObject
 from mgattest.attest.bundle import Bundle, load_bundle
+from mgattest.attest.certs import (IdentityPolicy, load_certificate, parse_identity,
+                                   verify_signing_certificate)
+from mgattest.attest.digests import digest_target
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
-from mgattest.attest.options import CheckOptions, KeySource, TrustOptions
 from mgattest.attest.errors import (
     ArtifactMismatchError,
     BundleVerificationError,
@@ -37,12 +48,21 @@ from mgattest.attest.errors import (
     StatementError,
     UnloggedBundleError,
 )
+from mgattest.attest.keys import load_verifier, public_key_from_pem
+from mgattest.attest.locallog import local_trusted_logs
+from mgattest.attest.modelsigning import expectations_from_model_signing
+from mgattest.attest.options import CheckOptions, KeySource, TrustOptions
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
-from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
+from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der, spki_pem
+from mgattest.attest.slsa import signed_ignores
 from mgattest.attest.statement import check_subject_name, parse_statement
-from mgattest.attest.trustroot import TrustedRoot
+from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
+from mgattest.attest.trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
+from mgattest.tlog.entries import parse_body
+from mgattest.tlog.trust import trusted_logs_from_root
+from mgattest.tlog.verify import verify_entry
 
 BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
 """A bundle: parsed, a file path, its JSON bytes or its decoded JSON."""
@@ -60,15 +80,11 @@ def names_a_digest(target: str) -> bool:
     exists, is a digest, and must be a well-formed one: ``sha256:zzz`` is reported as a
     malformed digest (InputError), not as a missing file.
     """
-    from mgattest.attest.digests import digest_target
-
     return digest_target(target) is not None
 
 
 def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes] | None:
     """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes)."""
-    from mgattest.attest.digests import digest_target
-
     if value is None:
         return None
     if isinstance(value, str):
@@ -99,8 +115,6 @@ def _as_verifiers(keys: KeySource) -> list[Verifier]:
         if isinstance(key, Verifier):
             out.append(key)
         elif isinstance(key, (str, Path)):
-            from mgattest.attest.keys import load_verifier
-
             out.append(load_verifier(key))
         else:
             out.append(Verifier(key))
@@ -109,8 +123,6 @@ def _as_verifiers(keys: KeySource) -> list[Verifier]:
 
 def _as_trusted_root(trusted_root: Any) -> Any:
     """None, a TrustedRoot, a dict, or a path → a TrustedRoot (or None)."""
-    from mgattest.attest import trustroot
-
     if trusted_root is None or isinstance(trusted_root, trustroot.TrustedRoot):
         return trusted_root
     if isinstance(trusted_root, (str, Path)):
@@ -128,7 +140,6 @@ def _hint_matches(hint: str | None, public_key: Any) -> bool:
     (cosign / mgattest) and hex SHA-256 of the PEM SPKI (model_signing)."""
     if not hint:
         return False
-    from mgattest.attest.signers import spki_pem
 
     der, pem = hashlib.sha256(spki_der(public_key)).digest(), hashlib.sha256(
         spki_pem(public_key)).digest()
@@ -164,10 +175,6 @@ def _signed_message(bundle: Bundle, artifact: tuple[str, bytes] | None) -> tuple
 
 def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
                       algorithm: str) -> None:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-
     if not prehashed:
         Verifier(key).verify(bundle.signature, message, where=bundle.source)
         return
@@ -194,8 +201,6 @@ def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
 # --------------------------------------------------------------------------- step 3
 
 def _key_from_pem_or_cert(data: bytes, where: str) -> Any:
-    from mgattest.attest.keys import public_key_from_pem
-
     try:
         return public_key_from_pem(data, where=where)
     except InputError as exc:
@@ -340,8 +345,6 @@ def check_body_binding(body: JSONObject, bundle: Bundle, signing_key: PublicKeyT
 
 
 def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
-    from mgattest.tlog.trust import trusted_logs_from_root
-
     logs = list(extra)
     if root is not None and root.tlogs:
         known = {log.log_id for log in logs}
@@ -364,8 +367,6 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
         raise UnloggedBundleError(
             "bundle carries no transparency-log entry (pass --allow-unlogged to accept "
             "key-only signatures)", what="transparency log", where=bundle.source)
-    from mgattest.tlog.entries import parse_body
-    from mgattest.tlog.verify import verify_entry
 
     logs = _trusted_logs(root, extra_logs)
     if not logs:
@@ -418,8 +419,6 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
     the notes. Without any trusted root (key mode), they are decoded, not used, and
     reported — never silently ignored.
     """
-    from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
-
     raw_ts = ((bundle.raw.get("verificationMaterial") or {}).get(
         "timestampVerificationData") or {}).get("rfc3161Timestamps") or []
     if not raw_ts:
@@ -438,8 +437,6 @@ def _verify_keyless(bundle: Bundle, root: Any, signing_times: Sequence[VerifiedT
                     identity: Any) -> SignerInfo:
     """Certificate branch: chain, SCT, validity at the verified signing times
     (SET-backed integrated times, RFC 3161 timestamps), identity policy."""
-    from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
-
     if root is None:
         raise InputError("a certificate-signed bundle needs a trusted root (--trusted-root, "
                          "or --instance production|staging)", what="trusted root",
@@ -468,16 +465,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
     ``at_time`` (a verified signing time, else now), be an end-entity certificate for
     code signing (extended key usage codeSigning, and digitalSignature when it has a
     key usage extension), as cosign requires with ``--certificate-chain``."""
-    from datetime import datetime, timezone
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.verification import (Criticality, ExtensionPolicy, PolicyBuilder,
-                                                Store)
-    from cryptography.x509.verification import VerificationError as PathError
-
     assert bundle.certificate_der is not None
-    from mgattest.attest.certs import load_certificate
 
     try:
         anchors = x509.load_pem_x509_certificates(anchors_pem)
@@ -503,7 +491,6 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
             what="certificate chain", where=bundle.source) from None
     warnings = _ca_signer_warnings(leaf, bundle.source)
     _require_code_signing(leaf, bundle.source)
-    from mgattest.attest.certs import parse_identity
 
     try:
         ident, issuer, extensions = parse_identity(leaf)
@@ -524,8 +511,6 @@ def _ca_signer_warnings(leaf: Any, source: str) -> tuple[str, ...]:
     mgattest does too (when it is issued for code signing, checked next), with a warning
     in the verdict. A self-signed one is the trust anchor itself signing:
     refused."""
-    from cryptography import x509
-
     try:
         is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
@@ -555,8 +540,6 @@ def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,
         notes.append("no identity constraint was given: any code-signing certificate issued "
                      "by the given CA is accepted (pass --identity)")
     else:
-        from mgattest.attest.certs import IdentityPolicy
-
         policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
         policy.check(signer)
     return signer, notes
@@ -566,9 +549,6 @@ def _require_code_signing(leaf: Any, source: str) -> None:
     """A signing certificate must be issued for code signing: EKU codeSigning, and
     digitalSignature in its key usage when it has one. A CA's TLS or e-mail leaf
     (digitalSignature alone) does not vouch for models."""
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
     try:
         key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         if not key_usage.digital_signature:
@@ -633,8 +613,6 @@ def instance_root_for(bundle: Bundle) -> TrustedRoot | None:
     by default (production), never widen trust. A bundle of the staging instance
     needs ``--instance staging`` (as sigstore-python needs ``--staging``).
     """
-    from mgattest.attest.trustroot import embedded_trusted_root
-
     wanted = _claimed_log_ids(bundle)
     if not wanted:
         return None
@@ -682,8 +660,6 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
         root = instance_root_for(parsed)
     extra_logs: list[Any] = []
     if use_local_log:
-        from mgattest.attest.locallog import local_trusted_logs
-
         extra_logs = local_trusted_logs()
     artifact = parse_artifact_digest(artifact_digest)
     verifiers = _as_verifiers(keys)
@@ -698,8 +674,6 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
     if parsed.message_signature is not None and artifact is None:
         artifact = (parsed.message_signature.algorithm, parsed.message_signature.digest)
     if parsed.certificate_der is not None:
-        from mgattest.attest.certs import load_certificate
-
         leaf_key = load_certificate(parsed.certificate_der,
                                     f"{parsed.source} certificate").public_key()
         _verify_signature(leaf_key, parsed, message, prehashed, algorithm)
@@ -788,8 +762,6 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
     does not verify, or a file that is missing, extra or changed, naming the file and
     shard).
     """
-    from mgattest.attest import digests
-
     check = check or CheckOptions()
     ignore, allow_symlinks = check.ignore, check.allow_symlinks
     allow_unsigned_files, progress = check.allow_unsigned_files, check.progress
@@ -820,7 +792,6 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
             model_check = ModelCheck(str(model), [FileCheck(
                 model.name, "ok", att.message_digest, "message signature over the file")])
             continue
-        from mgattest.attest.slsa import signed_ignores
 
         kwargs: dict[str, Any] = dict(ignore=list(ignore) + signed_ignores(att.statement),
                                       exclude=bundle_paths,
@@ -828,8 +799,6 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
         if progress is not None:
             kwargs["progress"] = progress
         if att.predicate_type in MODEL_SIGNING_PREDICATES:
-            from mgattest.attest.modelsigning import expectations_from_model_signing
-
             expectations = expectations_from_model_signing(att.statement)
             model_check = expectations.check(model, **kwargs)
         else:
@@ -846,8 +815,6 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
 
 def attestation_to_json(att: VerifiedAttestation) -> JSONObject:
     """A JSON-ready summary of a verified attestation (for ``--json`` output)."""
-    from dataclasses import asdict
-
     out = asdict(att)
     out.pop("statement", None)
     out["subject_count"] = len(att.subjects)
