@@ -660,7 +660,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
                       key=lambda v: (v[0], v[1] or 0))
     plans = [_Plan(mf, alg, size) for alg, size in variants]
     digests = _run(walk.root, True, plans, workers, progress)
-    computed = {v: d for v, d in zip(variants, digests)}
+    computed = dict(zip(variants, digests, strict=True))  # one digest per plan
     for exp in hashable:
         got = computed[(exp.algorithm, exp.shard_size)]
         if _compare(exp, got) is None:

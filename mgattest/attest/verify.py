@@ -51,7 +51,7 @@ from mgattest.attest.errors import (
 from mgattest.attest.keys import load_verifier, public_key_from_pem
 from mgattest.attest.locallog import local_trusted_logs
 from mgattest.attest.modelsigning import expectations_from_model_signing
-from mgattest.attest.options import CheckOptions, KeySource, TrustOptions
+from mgattest.attest.options import CheckOptions, KeySource, TrustedRootSource, TrustOptions
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der, spki_pem
@@ -121,7 +121,7 @@ def _as_verifiers(keys: KeySource) -> list[Verifier]:
     return out
 
 
-def _as_trusted_root(trusted_root: Any) -> Any:
+def _as_trusted_root(trusted_root: TrustedRootSource) -> TrustedRoot | None:
     """None, a TrustedRoot, a dict, or a path → a TrustedRoot (or None)."""
     if trusted_root is None or isinstance(trusted_root, trustroot.TrustedRoot):
         return trusted_root

@@ -144,8 +144,9 @@ def test_real_bundle_with_one_node_replaced(key_bundle, data):
     holder[path[-1]] = value
     os.environ["MGATTEST_HOME"] = str(home)
     try:
-        result = _typed_or_value(lambda: verify_bundle(tampered, trust=TrustOptions(keys=[signer.public_key])))
-        original = verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key]))
+        trust = TrustOptions(keys=[signer.public_key])
+        result = _typed_or_value(lambda: verify_bundle(tampered, trust))
+        original = verify_bundle(bundle, trust)
     finally:
         os.environ.pop("MGATTEST_HOME", None)
     if not isinstance(result, MgattestError):  # accepted: it must prove the same things

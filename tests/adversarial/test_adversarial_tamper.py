@@ -149,7 +149,8 @@ def test_entries_swapped_between_bundles_and_logs(tmp_path, monkeypatch):
             integratedTime=theirs["integratedTime"],
             inclusionPromise=theirs["inclusionPromise"])),
     ]
-    tally = _run_all(bundle, lambda b: verify_bundle(b, trust=TrustOptions(keys=[signer.public_key])), cases)
+    trust = TrustOptions(keys=[signer.public_key])
+    tally = _run_all(bundle, lambda b: verify_bundle(b, trust), cases)
     assert tally["rejected"] >= len(cases) - 1  # "both entries": one is unbound, rejected
 
 

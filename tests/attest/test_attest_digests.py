@@ -521,7 +521,8 @@ def test_single_file_through_link_keeps_given_name(tmp_path: Path) -> None:
     d = hash_model(snap / "model.safetensors")
     assert d.single_file and d.model_name == "model.safetensors"
     assert [s["name"] for s in d.subjects()] == ["model.safetensors"]
-    check = check_model(snap / "model.safetensors", d.subjects(), options=CheckOptions(single_file_match_by_digest=False))
+    check = check_model(snap / "model.safetensors", d.subjects(),
+                        options=CheckOptions(single_file_match_by_digest=False))
     assert check.ok
 
 

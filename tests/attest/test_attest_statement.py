@@ -48,8 +48,10 @@ def test_integers_stay_integers_and_payload_is_rfc8785():
 
 def test_same_inputs_same_payload():
     def build():
-        pred = slsa.build_provenance(BuildInputs(builder_id="b", parameters={"x": 1}, dependencies=[slsa.parse_dependency(
-                                         f"data=https://d/x@sha256:{SHA}")], frameworks={"numpy": "2.0", "torch": "2.13.0"}))
+        pred = slsa.build_provenance(BuildInputs(
+            builder_id="b", parameters={"x": 1},
+            dependencies=[slsa.parse_dependency(f"data=https://d/x@sha256:{SHA}")],
+            frameworks={"numpy": "2.0", "torch": "2.13.0"}))
         return statement.serialize_statement(statement.make_statement(
             list(reversed(_subjects(3))), slsa.SLSA_PROVENANCE_V1, pred))
     assert build() == build()
@@ -192,7 +194,8 @@ def test_recorder_builds_predicate_and_signs(tmp_path, monkeypatch):
     assert deps["train"]["digest"]["sha256"] == hashlib.sha256(b"x,y\n1,2\n").hexdigest()
     assert "sha256-manifest" in deps["base"]["digest"]
     assert pred["buildDefinition"]["externalParameters"] == {"epochs": 3, "lr": 0.01}
-    atts, check = verify_model(model, rec.bundle_path, trust=TrustOptions(keys=[signer.public_key]))
+    atts, check = verify_model(model, rec.bundle_path,
+                               trust=TrustOptions(keys=[signer.public_key]))
     assert atts[0].predicate == pred and check.ok
 
 

@@ -71,7 +71,8 @@ def test_single_file_model_and_digest_in_place_of_path(tmp_path):
     digest = "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
     verify_bundle(path, trust=TrustOptions(keys=[signer.public_key]), artifact_digest=digest)
     with pytest.raises(VerificationError, match="no statement subject"):
-        verify_bundle(path, trust=TrustOptions(keys=[signer.public_key]), artifact_digest="sha256:" + "0" * 64)
+        verify_bundle(path, trust=TrustOptions(keys=[signer.public_key]),
+                      artifact_digest="sha256:" + "0" * 64)
 
 
 def test_unlogged_bundles_need_opt_in(model):
@@ -79,7 +80,8 @@ def test_unlogged_bundles_need_opt_in(model):
     _sign(model, signer, log=LogTarget("none"))
     with pytest.raises(UnloggedBundleError, match="no transparency-log entry"):
         verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
-    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key]), allow_unlogged=True)
+    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key]),
+                           allow_unlogged=True)
     assert atts[0].log_entries == []
 
 
@@ -95,11 +97,13 @@ def test_trust_export_lets_a_second_machine_verify(model, tmp_path, monkeypatch)
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "other-machine"))
     with pytest.raises(VerificationError, match="no log is trusted"):
         verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
-    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key], trusted_root=exported))
+    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                                     trusted_root=exported))
     assert atts[0].log_entries[0].inclusion_proof_verified
     # a root listing some other log does not help
     with pytest.raises(VerificationError):
-        verify_model(model, trust=TrustOptions(keys=[signer.public_key], trusted_root=trustroot.embedded_trusted_root()))
+        verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                               trusted_root=trustroot.embedded_trusted_root()))
 
 
 def test_log_db_target(model, tmp_path):
@@ -133,7 +137,8 @@ def test_sign_into_rekor_compatible_server(model, tmp_path):
         _sign(model, signer, log=LogTarget("url", f"http://127.0.0.1:{port}"))
         root = trustroot.TrustedRoot(tlogs=(trustroot.log_instance_for_key(
             _public_key_of(log), base_url=f"http://127.0.0.1:{port}", valid_from=0),))
-        atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key], trusted_root=root))
+        atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                                         trusted_root=root))
         assert atts[0].log_entries[0].inclusion_proof_verified
     finally:
         server.should_exit = True
@@ -243,14 +248,18 @@ def test_managed_key_message_signature_bundle(conformance_dir):
     bundle = base / "managed-key-happy-path/bundle.sigstore.json"
     key = base / "managed-key-happy-path/key.pub"
     root = conformance_dir / "trusted_roots/sigstore-python-4.5.1/production/trusted_root.json"
-    att = verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root), artifact_digest=base / "a.txt")
+    att = verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
+                        artifact_digest=base / "a.txt")
     assert att.statement is None and att.log_entries[0].kind == "hashedrekord"
     assert att.message_digest == {"sha256": hashlib.sha256((base / "a.txt").read_bytes())
                                   .hexdigest()}
     with pytest.raises(VerificationError, match="predicateType"):
-        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root), artifact_digest=base / "a.txt", expected_predicate_type="https://slsa.dev/provenance/v1")
+        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
+                      artifact_digest=base / "a.txt",
+                      expected_predicate_type="https://slsa.dev/provenance/v1")
     with pytest.raises(VerificationError):
-        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root), artifact_digest="sha256:" + "1" * 64)
+        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
+                      artifact_digest="sha256:" + "1" * 64)
 
 
 def test_v01_bundles_may_rely_on_the_set_alone(model):

@@ -92,7 +92,8 @@ def test_symlink_escaping_root(model, tmp_path):
     outside.write_text("s")
     os.symlink(outside, model / "link.txt")
     with pytest.raises(MgattestError, match="link.txt"):
-        verify_model(model, [bundle], trust=TrustOptions(keys=KEYS), check=CheckOptions(allow_symlinks=True))
+        verify_model(model, [bundle], trust=TrustOptions(keys=KEYS),
+                     check=CheckOptions(allow_symlinks=True))
     with pytest.raises(MgattestError, match="link.txt"):
         verify_model(model, [bundle], trust=TrustOptions(keys=KEYS))
 
@@ -132,7 +133,8 @@ def test_other_payload_type(model):
 def test_wrong_key(model):
     bundle = _signed(model)
     with pytest.raises(VerificationError, match="any trusted key"):
-        verify_model(model, [bundle], trust=TrustOptions(keys=[generate_signer("ecdsa-p256").public_key]))
+        verify_model(model, [bundle],
+                     trust=TrustOptions(keys=[generate_signer("ecdsa-p256").public_key]))
 
 
 def test_signature_over_different_payload(model, tmp_path):

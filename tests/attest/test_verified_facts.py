@@ -206,8 +206,12 @@ def test_identity_without_issuer_is_a_usage_error(flag):
 def test_keyless_identity_without_issuer_refused_by_the_api():
     artifact, bundle, root = _rekor2_case()
     with pytest.raises(InputError, match="issuer"):
-        verify_bundle(str(bundle), trust=TrustOptions(trusted_root=str(root), identity={"identity": IDENTITY}), artifact_digest=str(artifact))
-    verify_bundle(str(bundle), trust=TrustOptions(trusted_root=str(root), identity={"identity": IDENTITY, "issuer": ISSUER}), artifact_digest=str(artifact))
+        verify_bundle(str(bundle), TrustOptions(trusted_root=str(root),
+                                                identity={"identity": IDENTITY}),
+                      artifact_digest=str(artifact))
+    verify_bundle(str(bundle), TrustOptions(trusted_root=str(root),
+                                            identity={"identity": IDENTITY, "issuer": ISSUER}),
+                  artifact_digest=str(artifact))
 
 
 def test_keyless_policy_signer_without_issuer_is_refused():
@@ -248,10 +252,12 @@ def test_certificate_chain_mode_says_when_no_identity_was_given(tmp_path):
     att = verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"]))
     assert any("no identity constraint" in n for n in att.notes)
     assert att.signing_time is not None and att.signing_time.source == "set"
-    pinned = verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"], identity={"identity": "ml@example.com"}))
+    pinned = verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"],
+                                                      identity={"identity": "ml@example.com"}))
     assert not any("identity" in n for n in pinned.notes)
     with pytest.raises(VerificationError, match="identity"):
-        verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"], identity={"identity": "eve@example.com"}))
+        verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"],
+                                                 identity={"identity": "eve@example.com"}))
 
 
 # --------------------------------------------------------------------------- 8. RFC 3161
@@ -273,7 +279,8 @@ def _real_timestamp() -> bytes:
 def test_unparseable_timestamp_rejected_in_key_mode(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
     with pytest.raises(TimestampError, match="not a TimeStampResponse"):
-        verify_bundle(_with_timestamp(bundle, b"\x30\x00"), trust=TrustOptions(keys=[signer.public_key]))
+        verify_bundle(_with_timestamp(bundle, b"\x30\x00"),
+                      trust=TrustOptions(keys=[signer.public_key]))
 
 
 def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
@@ -291,7 +298,8 @@ def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
 
 def test_timestamp_without_any_trusted_root_is_reported_not_used(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
-    att = verify_bundle(_with_timestamp(bundle, _real_timestamp()), trust=TrustOptions(keys=[signer.public_key]))
+    att = verify_bundle(_with_timestamp(bundle, _real_timestamp()),
+                        trust=TrustOptions(keys=[signer.public_key]))
     assert any("RFC 3161" in n and "not verified" in n for n in att.notes)
     assert all(t.source == "set" for t in att.signing_times)
 
@@ -346,7 +354,8 @@ def test_a_key_hint_that_names_another_key_is_not_passed_on(tmp_path):
     honest = verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key]))
     assert honest.signer.key_hint == bundle["verificationMaterial"]["publicKey"]["hint"]
     bundle["verificationMaterial"]["publicKey"]["hint"] = "release-key-2024"
-    assert verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key])).signer.key_hint is None
+    assert verify_bundle(bundle,
+                         trust=TrustOptions(keys=[signer.public_key])).signer.key_hint is None
 
 
 # --------------------------------------------------------------------------- issue #10
@@ -368,7 +377,10 @@ def test_one_of_several_timestamps_failing_is_reported_not_fatal(foreign_first):
     """sigstore-go (WithSignedTimestamps(1)) and sigstore-python need one verified RFC
     3161 timestamp; the others are reported and not used."""
     artifact, _, root = _rekor2_case()
-    att = verify_bundle(_rekor2_with_extra_timestamp(foreign_first), trust=TrustOptions(trusted_root=str(root), identity={"identity": IDENTITY, "issuer": ISSUER}), artifact_digest=str(artifact))
+    att = verify_bundle(_rekor2_with_extra_timestamp(foreign_first),
+                        TrustOptions(trusted_root=str(root),
+                                     identity={"identity": IDENTITY, "issuer": ISSUER}),
+                        artifact_digest=str(artifact))
     assert len(att.signing_times) == 1 and att.signing_times[0].source == "rfc3161"
     bad = "rfc3161Timestamps[0]" if foreign_first else "rfc3161Timestamps[1]"
     assert any(bad in n and "not used" in n for n in att.notes), att.notes
@@ -388,7 +400,9 @@ def test_no_verified_timestamp_among_several_is_a_rejection():
     stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
     del stamps[1]  # only the foreign one is left
     with pytest.raises(TimestampError, match="no trusted timestamp authority"):
-        verify_bundle(bundle, trust=TrustOptions(trusted_root=str(root), identity={"identity": IDENTITY, "issuer": ISSUER}), artifact_digest=str(artifact))
+        verify_bundle(bundle, TrustOptions(trusted_root=str(root),
+                                           identity={"identity": IDENTITY, "issuer": ISSUER}),
+                      artifact_digest=str(artifact))
 
 
 def _log_with(tmp_path, kind_version: str):

@@ -343,7 +343,8 @@ def test_vsa_states_only_what_was_verified(tmp_path, keys):
     code, text = _cli("verify", model, "--bundle", bundle, "--policy", warn,
                       "--emit-vsa", out, "--key", tmp_path / "vsa.key")
     assert code == 0, text
-    att = verify_bundle(json.loads(out.read_text()), trust=TrustOptions(keys=[tmp_path / "release.pub"]), allow_unlogged=True)
+    att = verify_bundle(json.loads(out.read_text()),
+                        trust=TrustOptions(keys=[tmp_path / "release.pub"]), allow_unlogged=True)
     assert att.predicate["verificationResult"] == "FAILED"
     assert att.predicate["verifiedLevels"] == []
     assert [s["name"] for s in att.subjects] == ["w.npy"]
