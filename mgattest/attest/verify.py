@@ -33,7 +33,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from cryptography.x509.verification import VerificationError as PathError
 
 from mgattest.attest import digests, trustroot
-from mgattest.attest._json import JSONObject
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.certs import (IdentityPolicy, load_certificate, parse_identity,
                                    verify_signing_certificate)
@@ -61,7 +61,7 @@ from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_
 from mgattest.attest.trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog.entries import parse_body
-from mgattest.tlog.trust import trusted_logs_from_root
+from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
 from mgattest.tlog.verify import verify_entry
 
 BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
@@ -135,7 +135,7 @@ def _as_trusted_root(trusted_root: TrustedRootSource) -> TrustedRoot | None:
                      what="trusted root")
 
 
-def _hint_matches(hint: str | None, public_key: Any) -> bool:
+def _hint_matches(hint: str | None, public_key: PublicKeyTypes) -> bool:
     """Accept the hint conventions in use: base64 or hex SHA-256 of the DER SPKI
     (cosign / mgattest) and hex SHA-256 of the PEM SPKI (model_signing)."""
     if not hint:
@@ -173,7 +173,7 @@ def _signed_message(bundle: Bundle, artifact: tuple[str, bytes] | None) -> tuple
     return digest, True
 
 
-def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
+def _verify_signature(key: PublicKeyTypes, bundle: Bundle, message: bytes, prehashed: bool,
                       algorithm: str) -> None:
     if not prehashed:
         Verifier(key).verify(bundle.signature, message, where=bundle.source)
@@ -200,7 +200,7 @@ def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
 
 # --------------------------------------------------------------------------- step 3
 
-def _key_from_pem_or_cert(data: bytes, where: str) -> Any:
+def _key_from_pem_or_cert(data: bytes, where: str) -> PublicKeyTypes:
     try:
         return public_key_from_pem(data, where=where)
     except InputError as exc:
@@ -208,11 +208,11 @@ def _key_from_pem_or_cert(data: bytes, where: str) -> Any:
                               what="log entry", where=where) from None
 
 
-def _same_key(a: Any, b: Any) -> bool:
+def _same_key(a: PublicKeyTypes, b: PublicKeyTypes) -> bool:
     return spki_der(a) == spki_der(b)
 
 
-def _b64d(value: Any, where: str) -> bytes:
+def _b64d(value: JSONValue, where: str) -> bytes:
     if not isinstance(value, str):
         raise LogBindingError(f"log entry field {where} is not a base64 string",
                               what="log entry", where=where)
@@ -223,7 +223,7 @@ def _b64d(value: Any, where: str) -> bytes:
                               what="log entry", where=where) from None
 
 
-def _intoto_decodings(value: Any) -> tuple[bytes, ...]:
+def _intoto_decodings(value: JSONValue) -> tuple[bytes, ...]:
     """intoto 0.0.2 bodies base64-encode payloads and signatures twice (Rekor's
     behaviour); some writers encode once. Return every decoding that exists."""
     out: list[bytes] = []
@@ -344,7 +344,7 @@ def check_body_binding(body: JSONObject, bundle: Bundle, signing_key: PublicKeyT
                               where=where) from None
 
 
-def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
+def _trusted_logs(root: TrustedRoot | None, extra: Sequence[TrustedLog]) -> list[TrustedLog]:
     logs = list(extra)
     if root is not None and root.tlogs:
         known = {log.log_id for log in logs}
@@ -353,7 +353,8 @@ def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
     return logs
 
 
-def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], signing_key: Any,
+def _verify_log_entries(bundle: Bundle, root: TrustedRoot | None, extra_logs: Sequence[TrustedLog],
+                        signing_key: PublicKeyTypes,
                         artifact: tuple[str, bytes] | None, allow_unlogged: bool,
                         origin: str | None, stamped: Sequence[VerifiedTime] = ()
                         ) -> tuple[list[LogProof], list[str]]:
@@ -409,7 +410,7 @@ def _log_proof(verified: Any) -> LogProof:
         claimed_integrated_time=verified.claimed_integrated_time)
 
 
-def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime], list[str]]:
+def _verified_timestamps(bundle: Bundle, root: TrustedRoot | None) -> tuple[list[VerifiedTime], list[str]]:
     """The bundle's RFC 3161 timestamps, verified in every mode (key, certificate
     chain, keyless), and notes on any that could not be.
 
@@ -433,7 +434,7 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
 
 # --------------------------------------------------------------------------- step 3b
 
-def _verify_keyless(bundle: Bundle, root: Any, signing_times: Sequence[VerifiedTime],
+def _verify_keyless(bundle: Bundle, root: TrustedRoot | None, signing_times: Sequence[VerifiedTime],
                     identity: Any) -> SignerInfo:
     """Certificate branch: chain, SCT, validity at the verified signing times
     (SET-backed integrated times, RFC 3161 timestamps), identity policy."""
@@ -506,7 +507,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                       warnings=warnings)
 
 
-def _ca_signer_warnings(leaf: Any, source: str) -> tuple[str, ...]:
+def _ca_signer_warnings(leaf: x509.Certificate, source: str) -> tuple[str, ...]:
     """A private-CA signing certificate marked CA:TRUE: model_signing accepts it, so
     mgattest does too (when it is issued for code signing, checked next), with a warning
     in the verdict. A self-signed one is the trust anchor itself signing:
@@ -545,7 +546,7 @@ def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,
     return signer, notes
 
 
-def _require_code_signing(leaf: Any, source: str) -> None:
+def _require_code_signing(leaf: x509.Certificate, source: str) -> None:
     """A signing certificate must be issued for code signing: EKU codeSigning, and
     digitalSignature in its key usage when it has one. A CA's TLS or e-mail leaf
     (digitalSignature alone) does not vouch for models."""
@@ -557,11 +558,12 @@ def _require_code_signing(leaf: Any, source: str) -> None:
                                           where=source)
     except x509.ExtensionNotFound:
         pass
+    usages: list[x509.ObjectIdentifier] = []
     try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        usages = list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        eku = []
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        pass
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
         raise BundleVerificationError("signing certificate is not issued for code signing "
                                       "(no extended key usage codeSigning)",
                                       what="certificate extended key usage", where=source)
@@ -571,7 +573,7 @@ def _require_code_signing(leaf: Any, source: str) -> None:
 
 @dataclass(frozen=True)
 class _Signing:
-    key: Any
+    key: PublicKeyTypes
     signer: SignerInfo | None  # known before the log step (key mode)
 
 
