@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._files import read_bounded
 from mgattest.attest.dsse import Envelope, b64, b64decode_strict
 from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
 from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
@@ -74,13 +76,11 @@ def _fail(message: str, where: str, what: str = "bundle") -> BundleFormatError:
 
 def read_bundle_bytes(path: str | Path, *, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
     """Read a bundle file, refusing files over ``max_bytes`` before reading them."""
-    from mgattest._files import read_bounded
-
     return read_bounded(path, max_bytes, what="bundle", error=BundleReadError,
                         too_large=BundleFormatError)
 
 
-def load_bundle(source: str | Path | bytes | dict[str, Any], *,
+def load_bundle(source: str | Path | bytes | JSONObject, *,
                 where: str | None = None) -> Bundle:
     """Parse a bundle from a path, raw JSON bytes or an already-decoded dict."""
     if isinstance(source, dict):
@@ -144,16 +144,17 @@ def _check_tlog_entry(entry: Any, i: int, where: str) -> dict[str, Any]:
     kv = _obj(entry["kindVersion"], f"{label}.kindVersion", where)
     if not isinstance(kv.get("kind"), str) or not isinstance(kv.get("version"), str):
         raise _fail(f"bundle {label}.kindVersion needs kind and version", where, label)
-    return entry
+    checked: dict[str, Any] = entry
+    return checked
 
 
-def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
+def parse_bundle(data: JSONValue, *, where: str = "bundle") -> Bundle:
     """Shape-check a decoded bundle and return a :class:`Bundle`."""
     if not isinstance(data, dict):
         raise _fail("bundle is not a JSON object", where)
     media_type = data.get("mediaType")
     version = MEDIA_TYPES.get(media_type) if isinstance(media_type, str) else None
-    if version is None:
+    if version is None or not isinstance(media_type, str):
         raise _fail(f"unsupported bundle media type {media_type!r}", where, "mediaType")
     vm = _obj(data.get("verificationMaterial"), "verificationMaterial", where)
 
@@ -249,8 +250,8 @@ def parse_bundle(data: Any, *, where: str = "bundle") -> Bundle:
 def make_bundle(*, envelope: Envelope | None = None,
                 message_signature: MessageSignature | None = None,
                 public_key_hint: str | None = None, certificate_der: bytes | None = None,
-                tlog_entries: Sequence[TransparencyLogEntry | Mapping[str, Any]] | None = None,
-                rfc3161_timestamps: list[bytes] | None = None) -> dict[str, Any]:
+                tlog_entries: Sequence[TransparencyLogEntry | Mapping[str, JSONValue]] | None = None,
+                rfc3161_timestamps: list[bytes] | None = None) -> JSONObject:
     """Build a v0.3 bundle dict (proto-JSON: camelCase, int64 as strings, base64 bytes).
 
     ``tlog_entries``: proto-JSON dicts, or parsed entries (written back as they were read).
@@ -278,6 +279,6 @@ def make_bundle(*, envelope: Envelope | None = None,
     return out
 
 
-def dump_bundle(bundle: dict[str, Any]) -> str:
+def dump_bundle(bundle: JSONObject) -> str:
     """Serialise a bundle dict as indented JSON text ending in a newline."""
     return json.dumps(bundle, indent=2) + "\n"

@@ -36,6 +36,7 @@ from cryptography.x509.verification import (
 )
 
 from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTError
+from mgattest.attest.options import TrustedRootSource
 from mgattest.attest.results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError
 
@@ -183,7 +184,7 @@ def _b64(value: Any, where: str) -> bytes:
         raise InputError(f"{where}: invalid base64", what="trusted-root", where=where) from None
 
 
-def trusted_certificate_authorities(trusted_root: Any, *,
+def trusted_certificate_authorities(trusted_root: TrustedRootSource, *,
                                     section: str = "certificateAuthorities") -> list[TrustedCA]:
     """Parse the certificate authorities (or ``timestampAuthorities``) of a trusted root."""
     root = _trust_dict(trusted_root)
@@ -212,7 +213,7 @@ def trusted_certificate_authorities(trusted_root: Any, *,
     return out
 
 
-def trusted_ctlogs(trusted_root: Any, *, section: str = "ctlogs") -> list[TrustedKey]:
+def trusted_ctlogs(trusted_root: TrustedRootSource, *, section: str = "ctlogs") -> list[TrustedKey]:
     """Parse the CT log (or ``tlogs``) keys of a trusted root.
 
     A key that cannot be loaded is kept with ``public_key=None`` and a ``problem``, so a
@@ -250,7 +251,7 @@ def trusted_ctlogs(trusted_root: Any, *, section: str = "ctlogs") -> list[Truste
 # --------------------------------------------------------------------------- parsing
 
 
-def load_certificate(der: Any, where: str) -> x509.Certificate:
+def load_certificate(der: object, where: str) -> x509.Certificate:
     """Parse a DER certificate from a bundle, extensions included.
 
     ``cryptography`` parses extensions lazily: a malformed one would otherwise raise a
@@ -529,7 +530,8 @@ def _verified_moments(signing_times: Sequence[VerifiedTime]) -> list[datetime]:
     return times
 
 
-def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes], trusted_root: Any,
+def verify_signing_certificate(leaf_der: bytes, chain_der: list[bytes],
+                               trusted_root: TrustedRootSource,
                                signing_times: Sequence[VerifiedTime]) -> SignerInfo:
     """Verify a keyless signing certificate and return who it identifies.
 

@@ -30,8 +30,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
+from mgattest.attest._json import JSONObject, JSONValue
+from mgattest.attest.options import CheckOptions
 from mgattest.attest.errors import (
     DigestError,
     InvalidSubjectError,
@@ -69,15 +71,25 @@ _PROGRESS_EVERY = 32 << 20
 
 # --------------------------------------------------------------------------- algorithms
 
-def _blake3_factory() -> Callable[[], Any] | None:
+class _Hasher(Protocol):
+    """What hashing needs of a hash object (hashlib's and blake3's)."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _blake3_factory() -> Callable[[], _Hasher] | None:
     try:
-        import blake3  # type: ignore[import-not-found]
+        import blake3  # noqa: PLC0415 - optional dependency, probed once at import
     except ImportError:
         return None
     return lambda: blake3.blake3(max_threads=1)
 
 
-_FACTORIES: dict[str, Callable[[], Any]] = {
+_FACTORIES: dict[str, Callable[[], _Hasher]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
     "blake2b": hashlib.blake2b,  # 64-byte digest, as b2sum and model_signing
@@ -153,7 +165,7 @@ class FileDigest:
     digest: dict[str, str]
     shards: list[str] | None = None
 
-    def subject(self, shard_size: int | None) -> dict[str, Any]:
+    def subject(self, shard_size: int | None) -> JSONObject:
         """This file as an in-toto ResourceDescriptor."""
         rd: dict[str, Any] = {"name": self.name, "digest": dict(self.digest)}
         if self.shards is not None:
@@ -176,7 +188,7 @@ class ModelDigests:
     excluded: tuple[str, ...] = field(default=())  # excluded names inside the root
     model_name: str = ""  # last component of the model path as given
 
-    def subjects(self) -> list[dict[str, Any]]:
+    def subjects(self) -> list[JSONObject]:
         """In-toto ResourceDescriptors, one per file, sorted by name."""
         return [f.subject(self.shard_size) for f in sorted(self.files, key=lambda f: f.name)]
 
@@ -421,7 +433,7 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
                shard_size: int | None = None, ignore: Iterable[str] = (),
                exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool = False,
                workers: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> ModelDigests:
+               progress: Callable[[int], object] | None = None) -> ModelDigests:
     """Hash every file of the model at ``root``.
 
     ``ignore`` are anchored globs (recorded in the result; the caller records them in
@@ -560,12 +572,8 @@ def _size_detail(exp: _Expectation, size: int) -> str:
             f"cover at most {covered}")
 
 
-def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, Any]], *,
-                algorithm: str | None = None, ignore: Iterable[str] = (),
-                exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool = False,
-                allow_unsigned_files: bool = False, single_file_match_by_digest: bool = True,
-                allow_unsigned_empty_files: bool = False, workers: int | None = None,
-                progress: Callable[[int], Any] | None = None) -> ModelCheck:
+def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, JSONValue]],
+                options: CheckOptions | None = None) -> ModelCheck:
     """Re-hash the model at ``root`` and compare every file with ``subjects``.
 
     Subjects are validated first (names relative, normalised, no ``..``, backslash or
@@ -573,6 +581,7 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, An
     Merkle root), before the filesystem is touched; a bad list raises
     :class:`InvalidSubjectError`. The digest algorithm is chosen per subject (shard trees
     first, then sha256, sha512, blake2b, blake3) unless ``algorithm`` forces a key.
+    :class:`~mgattest.attest.options.CheckOptions` says how files are compared.
 
     Statuses: ``ok``, ``mismatch`` (detail names the shard and byte range in shard
     mode), ``missing`` (subject without file), ``extra`` (file without subject; ``ignored``
@@ -581,6 +590,12 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, An
     ``allow_unsigned_empty_files`` turns extra *empty* files into ``ignored`` (for formats
     that cannot represent them).
     """
+    options = options or CheckOptions()
+    algorithm, ignore, exclude = options.algorithm, options.ignore, options.exclude
+    allow_symlinks, workers, progress = options.allow_symlinks, options.workers, options.progress
+    allow_unsigned_files = options.allow_unsigned_files
+    single_file_match_by_digest = options.single_file_match_by_digest
+    allow_unsigned_empty_files = options.allow_unsigned_empty_files
     expectations = _parse_subjects(subjects, algorithm)
     n_workers = _check_workers(workers)
     rules = IgnoreRules(_normalise_patterns(ignore))
@@ -645,7 +660,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
                       key=lambda v: (v[0], v[1] or 0))
     plans = [_Plan(mf, alg, size) for alg, size in variants]
     digests = _run(walk.root, True, plans, workers, progress)
-    computed = {v: d for v, d in zip(variants, digests)}
+    computed = dict(zip(variants, digests, strict=True))  # one digest per plan
     for exp in hashable:
         got = computed[(exp.algorithm, exp.shard_size)]
         if _compare(exp, got) is None:
@@ -666,7 +681,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
         f"no subject digest matches this file ({len(expectations)} subjects checked)")])
 
 
-def check_shard(subject: Mapping[str, Any], index: int, data: bytes | memoryview) -> None:
+def check_shard(subject: Mapping[str, JSONValue], index: int, data: bytes | memoryview) -> None:
     """Check the bytes of shard ``index`` of a shard-mode subject, on their own.
 
     The subject's shard list is first proven against its signed Merkle root, so one

@@ -10,8 +10,9 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.errors import DSSEFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -28,7 +29,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(payload), payload)
 
 
-def b64decode_strict(value: Any, *, what: str, where: str | None = None,
+def b64decode_strict(value: JSONValue, *, what: str, where: str | None = None,
                      max_bytes: int | None = None) -> bytes:
     """Decode standard (or URL-safe) base64, rejecting anything else with a clear error."""
     if not isinstance(value, str):
@@ -72,7 +73,7 @@ class Envelope:
         """The bytes every signature of this envelope covers."""
         return pae(self.payload_type, self.payload)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Proto-JSON form, as in a Sigstore bundle's ``dsseEnvelope``."""
         sigs = []
         for s in self.signatures:
@@ -88,7 +89,7 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "dsseEnvelope") -> "Envelope":
+    def from_dict(cls, data: JSONValue, *, where: str = "dsseEnvelope") -> "Envelope":
         """Parse and bound a proto-JSON envelope; raises :class:`DSSEFormatError`."""
         if not isinstance(data, dict):
             raise DSSEFormatError("DSSE envelope must be a JSON object", what="dsse", where=where)
@@ -123,7 +124,14 @@ class Envelope:
         return cls(payload=payload, payload_type=payload_type, signatures=tuple(sigs))
 
 
-def sign_envelope(payload: bytes, signer: Any, *,
+class PayloadSigner(Protocol):
+    """What DSSE signing needs: ``sign(data) -> signature`` (e.g. ``signers.Signer``)."""
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` (the PAE of the payload)."""
+
+
+def sign_envelope(payload: bytes, signer: PayloadSigner, *,
                   payload_type: str = IN_TOTO_PAYLOAD_TYPE, keyid: str = "") -> Envelope:
     """Sign ``payload`` with ``signer`` (anything with ``.sign(data) -> bytes``)."""
     signature = signer.sign(pae(payload_type, payload))

@@ -12,12 +12,24 @@ unless ``refresh_trust=True`` asks sigstore-python for a TUF update (network).
 
 from __future__ import annotations
 
+import base64
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+
+from mgattest._files import read_bounded
+from mgattest.attest._json import JSONObject
+from mgattest.attest.certs import IdentityPolicy, parse_identity
 from mgattest.attest.oidc import TokenInfo, select_identity_token
-from mgattest.errors import InputError
+from mgattest.attest.options import TrustOptions
+from mgattest.attest.verify import verify_bundle
+from mgattest.errors import InputError, MgattestError
+
+if TYPE_CHECKING:  # sigstore is heavy: imported at run time only when signing keylessly
+    from sigstore.models import ClientTrustConfig
 
 __all__ = ["KeylessSigningError", "sign_keyless", "check_own_verify_accepts", "load_sigstore_trust_config",
            "signing_services", "public_good_trust_config", "IN_TOTO_PAYLOAD_TYPE"]
@@ -34,7 +46,7 @@ class KeylessSigningError(InputError):
 
 
 def _embedded_config_json(instance: str) -> str:
-    import sigstore
+    import sigstore  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
     base = Path(sigstore.__file__).parent / "_store" / _INSTANCE_DIRS[instance]
     return json.dumps({
@@ -46,22 +58,20 @@ def _embedded_config_json(instance: str) -> str:
 
 
 def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
-                               staging: bool = False, refresh_trust: bool = False) -> Any:
+                               staging: bool = False, refresh_trust: bool = False) -> ClientTrustConfig:
     """A ``sigstore.models.ClientTrustConfig`` for signing.
 
     ``trust_config`` (a path) wins; else Sigstore staging or production — embedded in
     the sigstore package, or refreshed over TUF when ``refresh_trust``.
     """
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import ClientTrustConfig
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore.models import ClientTrustConfig  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
     if trust_config is not None and staging:
         raise KeylessSigningError("give either --trust-config or --staging, not both",
                                   what="usage")
     try:
         if trust_config is not None:
-            from mgattest._files import read_bounded
-
             raw = read_bounded(trust_config, MAX_TRUST_CONFIG_BYTES, what="trust config",
                                error=KeylessSigningError)
             return ClientTrustConfig.from_json(raw.decode("utf-8"))
@@ -86,23 +96,25 @@ def load_sigstore_trust_config(trust_config: str | Path | None = None, *,
 
 
 def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = False
-                             ) -> dict[str, Any]:
+                             ) -> JSONObject:
     """Sigstore's production (or staging) ClientTrustConfig as a proto-JSON dict.
 
     Offline by default (the copy embedded in sigstore-python); ``refresh_trust`` runs a
     TUF update first (network) — what ``verify --refresh-trust`` should call.
     """
     config = load_sigstore_trust_config(staging=staging, refresh_trust=refresh_trust)
-    return json.loads(config._inner.to_json())
+    trust_config: dict[str, Any] = json.loads(config._inner.to_json())
+    return trust_config
 
 
-def signing_services(config: Any) -> dict[str, Any]:
+def signing_services(config: ClientTrustConfig) -> JSONObject:
     """The CA, log and OIDC URLs sigstore-python will use with ``config``."""
-    from sigstore.errors import Error as SigstoreError
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
     try:
         signing = config.signing_config
-        tlogs = signing.get_tlogs()
+        # The abstract RekorLogSubmitter does not declare ``url``; both its clients have it.
+        tlogs: list[Any] = signing.get_tlogs()
         oidc = None
         try:
             oidc = signing.get_oidc_url()
@@ -136,7 +148,7 @@ def _describe_failure(exc: BaseException) -> str:
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
-                 interactive: bool | None = None) -> dict[str, Any]:
+                 interactive: bool | None = None) -> JSONObject:
     """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
 
     The identity token is ``identity_token`` (``@file`` allowed), else
@@ -144,14 +156,14 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
     (default: when stdin is a terminal) — the browser flow of the signing config's OIDC
     provider.
     """
-    import requests
-    from sigstore.dsse import Statement
-    from sigstore.errors import Error as SigstoreError
-    from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
-    from sigstore._internal.rekor import RekorClientError
-    from sigstore._internal.timestamp import TimestampError
-    from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
-    from sigstore.sign import SigningContext
+    import requests  # noqa: PLC0415 - requests costs CLI start-up time; only keyless signing needs it here
+    from sigstore.dsse import Statement  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore._internal.rekor import RekorClientError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore._internal.timestamp import TimestampError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore.sign import SigningContext  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise KeylessSigningError(f"keyless DSSE signing supports {IN_TOTO_PAYLOAD_TYPE} "
@@ -162,8 +174,6 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                                         refresh_trust=refresh_trust)
     services = signing_services(config)
     if interactive is None:
-        import sys
-
         interactive = sys.stdin is not None and sys.stdin.isatty()
     token: TokenInfo = select_identity_token(
         identity_token, interactive_oidc_url=services["oidc"] if interactive else None)
@@ -188,12 +198,12 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
-    signed = json.loads(bundle.to_json())
+    signed: dict[str, Any] = json.loads(bundle.to_json())
     check_own_verify_accepts(signed, json.loads(config._inner.to_json())["trustedRoot"])
     return signed
 
 
-def check_own_verify_accepts(bundle: dict[str, Any], trusted_root: dict[str, Any]) -> None:
+def check_own_verify_accepts(bundle: JSONObject, trusted_root: JSONObject) -> None:
     """Refuse a bundle that ``mgattest verify`` would reject with this trusted root.
 
     The identity is the certificate's own (who signed is the caller's question, not
@@ -202,19 +212,11 @@ def check_own_verify_accepts(bundle: dict[str, Any], trusted_root: dict[str, Any
     deployment that cannot be verified is reported at signing time, not after the
     bundle has shipped.
     """
-    import base64
-
-    from cryptography import x509
-
-    from mgattest.attest.certs import IdentityPolicy, parse_identity
-    from mgattest.attest.verify import verify_bundle
-    from mgattest.errors import MgattestError
-
     try:
         leaf_der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
         identity, issuer, _ = parse_identity(x509.load_der_x509_certificate(leaf_der))
-        verify_bundle(bundle, trusted_root=trusted_root, use_local_log=False,
-                      identity=IdentityPolicy(identity=identity, issuer=issuer))
+        verify_bundle(bundle, TrustOptions(trusted_root=trusted_root, identity=IdentityPolicy(
+            identity=identity, issuer=issuer)), use_local_log=False)
     except MgattestError as exc:
         raise KeylessSigningError(
             f"signed, but mgattest verify would reject the bundle, so it was not written: "

@@ -13,11 +13,12 @@ import getpass
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest.attest.errors import KeyFileError
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
@@ -148,7 +149,7 @@ def load_signer(path: str | os.PathLike[str], password: bytes | None = None, *,
         raise KeyFileError(f"{path}: {exc.message}", what="key", where=str(path)) from None
 
 
-def public_key_from_pem(data: bytes, *, where: str = "public key") -> Any:
+def public_key_from_pem(data: bytes, *, where: str = "public key") -> PublicKeyTypes:
     """A public key from SPKI PEM, or the subject key of a PEM/DER certificate."""
     problem = pem_kind_problem(data, "public key")
     if problem:

@@ -9,13 +9,22 @@ other path ``X.db`` (``--log-db``) uses ``X.key`` and ``X.json`` the same way.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
+import platformdirs
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from mgattest.attest._json import JSONObject
+from mgattest.attest.trustroot import TrustedRoot, log_instance_for_key
 from mgattest.errors import InputError
+from mgattest.tlog.keys import LogSigner, LogVerifier
+from mgattest.tlog.log import TransparencyLog
+from mgattest.tlog.store import LogStore
+from mgattest.tlog.trust import TrustedLog
 
 ENV_HOME = "MGATTEST_HOME"
 
@@ -29,8 +38,6 @@ def mgattest_home() -> Path:
     env = os.environ.get(ENV_HOME)
     if env:
         return Path(env)
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("mgattest"))
 
 
@@ -53,14 +60,9 @@ def _paths(db_path: str | Path | None, key_path: str | Path | None = None
 
 
 def open_local_log(db_path: str | Path | None = None, *, key_path: str | Path | None = None,
-                   create: bool = True) -> Any:
+                   create: bool = True) -> TransparencyLog:
     """Open the log at ``db_path`` (default: the embedded log), creating it with a
     fresh key on first use, under a file lock so concurrent signers agree."""
-    import fcntl
-
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.log import TransparencyLog
-
     db, key, meta = _paths(db_path, key_path)
     directory = db.parent
     if not db.exists() and not create:
@@ -85,7 +87,7 @@ def open_local_log(db_path: str | Path | None = None, *, key_path: str | Path | 
     return TransparencyLog.open(db, signer)
 
 
-def local_log_info(db_path: str | Path | None = None) -> dict[str, Any] | None:
+def local_log_info(db_path: str | Path | None = None) -> JSONObject | None:
     """The ``.json`` description of a log (default: embedded), or None if absent."""
     db, _key, meta = _paths(db_path)
     if not meta.exists():
@@ -102,9 +104,7 @@ def local_log_info(db_path: str | Path | None = None) -> dict[str, Any] | None:
     return info
 
 
-def _info_from_db(db: Path) -> dict[str, Any]:
-    from mgattest.tlog.store import LogStore
-
+def _info_from_db(db: Path) -> JSONObject:
     store = LogStore.open(str(db))
     try:
         meta = store.meta()
@@ -117,14 +117,11 @@ def _info_from_db(db: Path) -> dict[str, Any]:
             "log_id": meta.get("log_id"), "created": int(meta.get("created", 0)) - 60}
 
 
-def local_trusted_logs(db_path: str | Path | None = None) -> list[Any]:
+def local_trusted_logs(db_path: str | Path | None = None) -> list[TrustedLog]:
     """The embedded log as a ``tlog.trust.TrustedLog`` (with its origin), if it exists."""
     info = local_log_info(db_path)
     if info is None:
         return []
-    from mgattest.tlog.keys import LogVerifier
-    from mgattest.tlog.trust import TrustedLog
-
     verifier = LogVerifier.from_pem(info["public_key_pem"].encode())
     return [TrustedLog.for_verifier(verifier, origin=info.get("origin"),
                                     base_url=local_base_url(db_path))]
@@ -142,15 +139,11 @@ def local_base_url(db_path: str | Path | None = None) -> str:
     return _paths(db_path)[0].resolve().as_uri()
 
 
-def local_trusted_root(db_path: str | Path | None = None) -> Any:
+def local_trusted_root(db_path: str | Path | None = None) -> TrustedRoot | None:
     """A TrustedRoot listing the log (default: embedded), or None when it does not exist."""
     info = local_log_info(db_path)
     if info is None:
         return None
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    from mgattest.attest.trustroot import TrustedRoot, log_instance_for_key
-
     key = load_pem_public_key(info["public_key_pem"].encode())
     instance = log_instance_for_key(key, base_url=local_base_url(db_path),
                                     valid_from=int(info.get("created", 0)))

@@ -32,8 +32,9 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.digests import (
     DEFAULT_IGNORES,
     ModelDigests,
@@ -44,6 +45,7 @@ from mgattest.attest.digests import (
     shard_tree_root,
 )
 from mgattest.attest.errors import DigestError, ModelSigningFormatError
+from mgattest.attest.options import CheckOptions
 from mgattest.attest.results import ModelCheck
 from mgattest.attest.walk import name_problem
 
@@ -68,7 +70,7 @@ def _fmt_error(message: str, where: str) -> ModelSigningFormatError:
     return ModelSigningFormatError(message, what="model-signing statement", where=where)
 
 
-def resources_digest(resources: Sequence[Mapping[str, Any]]) -> str:
+def resources_digest(resources: Sequence[Mapping[str, JSONValue]]) -> str:
     """SHA-256 (hex) over the concatenated raw digests of ``resources``, in order."""
     h = hashlib.sha256()
     for r in resources:
@@ -97,7 +99,7 @@ def _ignore_paths(digests: ModelDigests) -> list[str]:
 
 
 def to_model_signing_statement(digests: ModelDigests, *,
-                               model_name: str | None = None) -> dict[str, Any]:
+                               model_name: str | None = None) -> JSONObject:
     """The in-toto statement model_signing 1.1.1 would sign for the same model.
 
     Files mode needs sha256, blake2b or blake3; shard mode (``digests.shard_size`` set)
@@ -175,19 +177,19 @@ class ModelSigningExpectations:
     def check(self, root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
               exclude: Iterable[str | os.PathLike[str]] = (), allow_symlinks: bool | None = None,
               allow_unsigned_files: bool = False, workers: int | None = None,
-              progress: Callable[[int], Any] | None = None) -> ModelCheck:
+              progress: Callable[[int], object] | None = None) -> ModelCheck:
         """Re-hash the model at ``root`` against this statement (see :func:`check_model`).
 
         The statement's ``ignore_paths`` are honoured as literal paths (they are signed);
         ``allow_symlinks`` defaults to the statement's setting.
         """
         patterns = [glob_escape(p) for p in self.ignore_paths] + list(ignore)
-        return check_model(
-            root, self.subjects, ignore=patterns, exclude=exclude,
+        return check_model(root, self.subjects, CheckOptions(
+            ignore=patterns, exclude=exclude,
             allow_symlinks=self.allow_symlinks if allow_symlinks is None else allow_symlinks,
             allow_unsigned_files=allow_unsigned_files, single_file_match_by_digest=True,
             allow_unsigned_empty_files=self.method == "shards", workers=workers,
-            progress=progress)
+            progress=progress))
 
 
 def _hex(value: object, size: int, where: str) -> str:
@@ -310,7 +312,7 @@ def _shard_subjects(resources: list[Mapping[str, Any]], hash_type: str, shard_si
     return subjects, single
 
 
-def expectations_from_model_signing(statement: Mapping[str, Any]) -> ModelSigningExpectations:
+def expectations_from_model_signing(statement: Mapping[str, JSONValue]) -> ModelSigningExpectations:
     """Validate a model-signing statement and turn it into ``check_model`` expectations.
 
     Verifies the subject digest (SHA-256 over the concatenated resource digests) and
@@ -366,7 +368,18 @@ def expectations_from_model_signing(statement: Mapping[str, Any]) -> ModelSignin
                                     ignore_paths, single, subjects, expected_root)
 
 
-def check_model_signing(root: str | os.PathLike[str], statement: Mapping[str, Any],
-                        **kwargs: Any) -> ModelCheck:
+class ModelSigningCheckArgs(TypedDict, total=False):
+    """The keyword arguments of :meth:`ModelSigningExpectations.check`."""
+
+    ignore: Iterable[str]
+    exclude: Iterable[str | os.PathLike[str]]
+    allow_symlinks: bool | None
+    allow_unsigned_files: bool
+    workers: int | None
+    progress: Callable[[int], object] | None
+
+
+def check_model_signing(root: str | os.PathLike[str], statement: Mapping[str, JSONValue],
+                        **kwargs: Unpack[ModelSigningCheckArgs]) -> ModelCheck:
     """Validate ``statement`` and check the model at ``root`` against it."""
     return expectations_from_model_signing(statement).check(root, **kwargs)

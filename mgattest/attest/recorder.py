@@ -19,12 +19,19 @@ import hashlib
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Callable
 
 import rfc8785
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest import slsa
+from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import hash_model
+from mgattest.attest.sign import KeySigner, LogTarget, PendingBundleFile, SignOptions, sign_model
+from mgattest.attest.signers import Signer
+from mgattest.attest.slsa import SLSA_PROVENANCE_V1
+from mgattest.attest.verify import default_bundle_path
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"
@@ -58,7 +65,7 @@ def git_commit(path: str | Path = ".") -> tuple[str, str | None] | None:
 
 
 def describe_path(name: str, path: str | Path, *, uri: str | None = None,
-                  workers: int | None = None) -> dict[str, Any]:
+                  workers: int | None = None) -> JSONObject:
     """A ResourceDescriptor for a local file (sha256 of its bytes) or directory
     (``sha256-manifest``: SHA-256 of the RFC 8785 JSON of its sorted per-file subjects)."""
 
@@ -82,8 +89,8 @@ class ProvenanceRecorder:
 
     def __init__(self, model: str | Path | None = None, *, builder_id: str | None = None,
                  build_type: str | None = None, from_env: str | None = None,
-                 signer: Any = None, bundle_out: str | Path | None = None,
-                 log: Any = None, record_frameworks: bool = True,
+                 signer: Signer | None = None, bundle_out: str | Path | None = None,
+                 log: LogTarget | None = None, record_frameworks: bool = True,
                  clock: Callable[[], datetime] = _now) -> None:
         self.model = Path(model) if model is not None else None
         self.builder_id = builder_id
@@ -108,13 +115,13 @@ class ProvenanceRecorder:
         self.started = self.clock()
         return self
 
-    def param(self, key: str, value: Any) -> None:
+    def param(self, key: str, value: JSONValue) -> None:
         """Record one hyper-parameter (plain JSON value; integers stay integers)."""
         if key in self.parameters:
             raise InputError(f"parameter {key!r} recorded twice", what="parameter")
         self.parameters[key] = value
 
-    def params(self, **values: Any) -> None:
+    def params(self, **values: JSONValue) -> None:
         """Record several hyper-parameters."""
         for key, value in values.items():
             self.param(key, value)
@@ -127,12 +134,12 @@ class ProvenanceRecorder:
         return descriptor
 
     def dataset(self, name: str, path_or_uri: str | Path, *,
-                digest: dict[str, str] | None = None) -> dict[str, Any]:
+                digest: dict[str, str] | None = None) -> JSONObject:
         """Record a dataset read: a local path is hashed now; a URI needs ``digest``."""
         return self._input(name, path_or_uri, digest, "dataset")
 
     def base_model(self, name: str, path_or_uri: str | Path, *,
-                   digest: dict[str, str] | None = None) -> dict[str, Any]:
+                   digest: dict[str, str] | None = None) -> JSONObject:
         """Record a base model read (hashed like a dataset)."""
         return self._input(name, path_or_uri, digest, "base-model")
 
@@ -149,7 +156,7 @@ class ProvenanceRecorder:
         desc.setdefault("annotations", {})["role"] = role
         return self._add(desc)
 
-    def code(self, path: str | Path = ".") -> dict[str, Any] | None:
+    def code(self, path: str | Path = ".") -> JSONObject | None:
         """Record the git commit of the code (``git rev-parse HEAD``), if in a repo."""
         found = git_commit(path)
         if found is None:
@@ -160,25 +167,20 @@ class ProvenanceRecorder:
                           "annotations": {"role": "code"}})
 
     # -- output ------------------------------------------------------------------
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> JSONObject:
         """Stop the clock and build the SLSA Provenance v1 predicate."""
         if self.started is None:
             self.started = self.clock()
         self.finished = self.clock()
-        self.predicate = slsa.build_provenance(
+        self.predicate = slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
             parameters=self.parameters, dependencies=self.dependencies, ci=self.ci,
             frameworks=slsa.framework_versions() if self.record_frameworks else None,
-            started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished))
+            started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished)))
         return self.predicate
 
-    def sign(self) -> dict[str, Any]:
+    def sign(self) -> JSONObject:
         """Sign the model with the recorded predicate and write the bundle."""
-        from mgattest.attest.sign import (KeySigner, LogTarget, PendingBundleFile, SignOptions,
-                                          sign_model)
-        from mgattest.attest.slsa import SLSA_PROVENANCE_V1
-        from mgattest.attest.verify import default_bundle_path
-
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")
         predicate = self.predicate or self.finish()
@@ -197,7 +199,8 @@ class ProvenanceRecorder:
     def __enter__(self) -> "ProvenanceRecorder":
         return self.start()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is not None:
             return  # a failed run produces no provenance
         self.finish()

@@ -7,6 +7,7 @@ them). Nothing here does crypto; an instance exists only after verification pass
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -77,7 +78,7 @@ class VerifiedTime:
         return f"{stamp} ({label}{', ' + self.where if self.where else ''})"
 
 
-def earliest(times: "tuple[VerifiedTime, ...] | list[VerifiedTime]") -> VerifiedTime | None:
+def earliest(times: Sequence[VerifiedTime]) -> VerifiedTime | None:
     """The earliest verified time (the tightest proof of when a signature existed)."""
     return min(times, key=lambda t: t.seconds) if times else None
 

@@ -22,17 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from mgattest.attest._json import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest.keyless import sign_keyless
+from mgattest.attest.locallog import open_local_log
 from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
+from mgattest.tlog.client import RekorClient
+from mgattest.tlog.errors import DuplicateEntryError
 from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
 
 StatementFormat = Literal["intoto", "model-signing"]
@@ -88,36 +97,31 @@ def log_write_token() -> str | None:
     return None
 
 
-def model_signing_hint(public_key: Any) -> str:
+def model_signing_hint(public_key: PublicKeyTypes) -> str:
     """model_signing 1.1.1's ``publicKey.hint``: hex SHA-256 of the PEM SPKI (its
     ``verify key`` rejects any other non-empty hint)."""
     return hashlib.sha256(spki_pem(public_key)).hexdigest()
 
 
-def mgattest_hint(public_key: Any) -> str:
+def mgattest_hint(public_key: PublicKeyTypes) -> str:
     """mgattest's ``publicKey.hint``: base64 SHA-256 of the DER SPKI (as cosign)."""
     return base64.b64encode(hashlib.sha256(spki_der(public_key)).digest()).decode()
 
 
-def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> dict[str, Any]:
+def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> JSONObject:
     """A Rekor ``dsse`` 0.0.1 proposed entry for this envelope and key/certificate PEM."""
     return {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
         "envelope": envelope.to_json(),
         "verifiers": [base64.b64encode(verifier_pem).decode()]}}}
 
 
-def record_in_log(proposed: dict[str, Any],
+def record_in_log(proposed: JSONObject,
                   target: LogTarget) -> TransparencyLogEntryJSON | None:
     """Append ``proposed`` to the target log; return the bundle ``tlogEntries`` item."""
     if target.kind == "none":
         return None
     if target.kind == "url":
-        from mgattest.tlog.client import RekorClient
-
         return RekorClient(target.location or "", token=log_write_token()).create_entry(proposed)
-    from mgattest.attest.locallog import open_local_log
-    from mgattest.tlog.errors import DuplicateEntryError
-
     log = open_local_log(target.location, key_path=target.key)
     try:
         try:
@@ -139,9 +143,9 @@ class SignResult:
     digests: ModelDigests
 
 
-def sign_statement(statement: dict[str, Any], signer: Signer, *,
+def sign_statement(statement: JSONObject, signer: Signer, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
-                   certificate_pem: bytes | None = None) -> dict[str, Any]:
+                   certificate_pem: bytes | None = None) -> JSONObject:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
     payload = serialize_statement(statement)
     envelope = sign_envelope(payload, signer)
@@ -149,9 +153,6 @@ def sign_statement(statement: dict[str, Any], signer: Signer, *,
     entry = record_in_log(dsse_proposed_entry(envelope, verifier_pem), log)
     certificate_der = None
     if certificate_pem is not None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
         certificate_der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(
             serialization.Encoding.DER)
     return make_bundle(envelope=envelope,
@@ -190,14 +191,14 @@ class ProvenanceOptions:
     started_on: str | None = None
     finished_on: str | None = None
 
-    def predicate(self, digests: ModelDigests) -> dict[str, Any]:
+    def predicate(self, digests: ModelDigests) -> JSONObject:
         """The predicate for a model hashed as ``digests`` (its digest options included)."""
-        return slsa.build_provenance(
+        return slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
             parameters=self.parameters, dependencies=self.dependencies, ci=self.ci,
             frameworks=self.frameworks, started_on=self.started_on,
             finished_on=self.finished_on,
-            internal_parameters=slsa.digest_options(digests.ignore))
+            internal_parameters=slsa.digest_options(digests.ignore)))
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class SignOptions:
                              what="--format")
 
 
-def build_statement(digests: ModelDigests, options: SignOptions) -> dict[str, Any]:
+def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
     """The in-toto statement ``options`` describe about the hashed model."""
     if options.format == "model-signing":
         return to_model_signing_statement(digests, model_name=options.model_name)
@@ -238,7 +239,7 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> dict[str, An
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
         ...
 
@@ -250,7 +251,7 @@ class KeySigner:
     key: Signer
     log: LogTarget = LogTarget()
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
@@ -268,7 +269,7 @@ class KeylessSigner:
     staging: bool = False
     refresh_trust: bool = False
 
-    def sign(self, statement: dict[str, Any], format: StatementFormat) -> dict[str, Any]:
+    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,
@@ -278,7 +279,7 @@ class KeylessSigner:
 
 def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
                      exclude: Sequence[str | Path] = (),
-                     progress: Callable[[int], Any] | None = None) -> ModelDigests:
+                     progress: Callable[[int], object] | None = None) -> ModelDigests:
     """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model."""
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
@@ -312,7 +313,7 @@ def sign_model(model: str | Path, signer: BundleSigner | Signer,
                options: SignOptions = SignOptions(), *,
                output: "PendingBundleFile | None" = None,
                exclude: Sequence[str | Path] = (),
-               progress: Callable[[int], Any] | None = None) -> SignResult:
+               progress: Callable[[int], object] | None = None) -> SignResult:
     """Hash ``model`` and sign a statement about it (see :class:`SignOptions`).
 
     ``signer`` is a :class:`BundleSigner`, or a bare key :class:`Signer` (recorded in
@@ -378,7 +379,7 @@ class PendingBundleFile:
         self._tmp = tmp
         return self
 
-    def commit(self, bundle: dict[str, Any]) -> Path:
+    def commit(self, bundle: JSONObject) -> Path:
         """Write ``bundle`` to the reserved file and move it into place atomically."""
         if self._tmp is None:
             self.reserve()
@@ -425,11 +426,11 @@ class PendingBundleFile:
     def __enter__(self) -> "PendingBundleFile":
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.discard()
 
 
-def write_bundle_file(bundle: dict[str, Any], path: str | Path, *,
+def write_bundle_file(bundle: JSONObject, path: str | Path, *,
                       overwrite: bool = True) -> Path:
     """Write a bundle atomically (temp file, fsync, rename) so readers never see half of it."""
     with PendingBundleFile(path, overwrite=overwrite) as pending:

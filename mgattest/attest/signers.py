@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog.keys import check_rsa_parameters
@@ -40,24 +40,24 @@ def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
     raise UnsupportedKeyError(f"unsupported elliptic curve {curve.name}", what="key")
 
 
-def spki_der(public_key: Any) -> bytes:
+def spki_der(public_key: PublicKeyTypes) -> bytes:
     """DER SubjectPublicKeyInfo of a public key."""
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def spki_pem(public_key: Any) -> bytes:
+def spki_pem(public_key: PublicKeyTypes) -> bytes:
     """PEM SubjectPublicKeyInfo of a public key."""
     return public_key.public_bytes(serialization.Encoding.PEM,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def key_fingerprint(public_key: Any) -> str:
+def key_fingerprint(public_key: PublicKeyTypes) -> str:
     """Hex SHA-256 of the DER SubjectPublicKeyInfo (also the Rekor log-ID rule)."""
     return hashlib.sha256(spki_der(public_key)).hexdigest()
 
 
-def describe_key(public_key: Any) -> str:
+def describe_key(public_key: PublicKeyTypes) -> str:
     """A short name of the key type, e.g. ``ecdsa-p256``, ``ed25519``, ``rsa-3072``."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384",
@@ -70,7 +70,7 @@ def describe_key(public_key: Any) -> str:
     return type(public_key).__name__
 
 
-def check_public_key(public_key: Any) -> None:
+def check_public_key(public_key: PublicKeyTypes) -> None:
     """Refuse key types and sizes that mgattest does not sign or verify with."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         _ec_hash(public_key.curve)
@@ -89,7 +89,7 @@ def _pss() -> padding.PSS:
 class Signer:
     """A private key plus the scheme it signs with."""
 
-    private_key: Any
+    private_key: PrivateKeyTypes
     rsa_scheme: str = "rsa-pss"
 
     def __post_init__(self) -> None:
@@ -98,7 +98,7 @@ class Signer:
             raise UnsupportedKeyError(f"unknown RSA scheme {self.rsa_scheme!r}", what="key")
 
     @property
-    def public_key(self) -> Any:
+    def public_key(self) -> PublicKeyTypes:
         """The matching public key."""
         return self.private_key.public_key()
 
@@ -109,6 +109,8 @@ class Signer:
             return key.sign(data, ec.ECDSA(_ec_hash(key.curve)))
         if isinstance(key, ed25519.Ed25519PrivateKey):
             return key.sign(data)
+        if not isinstance(key, rsa.RSAPrivateKey):  # __post_init__ refused other types
+            raise UnsupportedKeyError(f"unsupported key type {type(key).__name__}", what="key")
         if self.rsa_scheme == "rsa-pss":
             return key.sign(data, _pss(), hashes.SHA256())
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -120,7 +122,7 @@ class Verifier:
     ``rsa_scheme`` pins one (both are sound with the same key; keygen does not record
     the padding in the public key file)."""
 
-    public_key: Any
+    public_key: PublicKeyTypes
     rsa_scheme: str | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +143,9 @@ class Verifier:
             if isinstance(key, ed25519.Ed25519PublicKey):
                 key.verify(signature, data)
                 return
+            if not isinstance(key, rsa.RSAPublicKey):  # __post_init__ refused other types
+                raise UnsupportedKeyError(f"unsupported key type {type(key).__name__}",
+                                          what="key")
             schemes = [self.rsa_scheme] if self.rsa_scheme else list(RSA_SCHEMES)
             for scheme in schemes:
                 pad = _pss() if scheme == "rsa-pss" else padding.PKCS1v15()

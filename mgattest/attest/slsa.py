@@ -14,7 +14,9 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.errors import ProvenanceInputError
+from mgattest.attest.options import BuildInputs
 from mgattest.errors import InputError
 from mgattest.attest.statement import DIGEST_LENGTHS, parse_digest
 from mgattest.attest.walk import compile_glob
@@ -31,7 +33,7 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
 _DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
 
 
-def parse_param(text: str) -> tuple[str, Any]:
+def parse_param(text: str) -> tuple[str, JSONValue]:
     """``k=v`` → (k, v) with v parsed as JSON when it is valid JSON, else kept a string."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -43,7 +45,7 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def parse_params(items: Iterable[str]) -> dict[str, Any]:
+def parse_params(items: Iterable[str]) -> JSONObject:
     """Several ``k=v`` parameters; a repeated key is an error."""
     out: dict[str, Any] = {}
     for item in items:
@@ -54,7 +56,7 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def parse_dependency(text: str) -> dict[str, Any]:
+def parse_dependency(text: str) -> JSONObject:
     """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor.
 
     A suffix ``@ALG:...`` whose ALG is a digest algorithm, or whose value is hex, is a
@@ -196,7 +198,7 @@ def parse_timestamp(text: str, *, what: str) -> str:
             f"{utc.second:02d}{fraction}Z")
 
 
-def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> JSONObject:
     """Builder id, source repository/ref/commit and invocation id from CI variables.
 
     Returns ``{"builder_id", "source": {"uri", "ref", "commit"}, "invocation_id",
@@ -231,14 +233,14 @@ def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> dict[str
 MGATTEST_PARAMETERS = "mgattest"
 
 
-def digest_options(ignore: Iterable[str]) -> dict[str, Any] | None:
+def digest_options(ignore: Iterable[str]) -> JSONObject | None:
     """``internalParameters`` entry recording the user's ignore globs, so a verifier
     skips exactly the files the signer chose to leave out (sorted: deterministic)."""
     patterns = sorted(set(ignore))
     return {MGATTEST_PARAMETERS: {"ignore": patterns}} if patterns else None
 
 
-def signed_ignores(statement: Mapping[str, Any] | None) -> list[str]:
+def signed_ignores(statement: Mapping[str, JSONValue] | None) -> list[str]:
     """The ignore globs a SLSA provenance statement recorded with :func:`digest_options`.
 
     Anything malformed there is ignored rather than trusted: the list only ever widens
@@ -307,21 +309,19 @@ def _generic_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | Non
     return external
 
 
-def build_provenance(*, builder_id: str | None = None, build_type: str | None = None,
-                     parameters: Mapping[str, Any] | None = None,
-                     dependencies: Iterable[dict[str, Any]] = (),
-                     ci: dict[str, Any] | None = None,
-                     frameworks: Mapping[str, str] | None = None,
-                     started_on: str | None = None, finished_on: str | None = None,
-                     invocation_id: str | None = None,
-                     internal_parameters: Mapping[str, Any] | None = None,
-                     byproducts: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
     """A SLSA Provenance v1 predicate as a plain dict (deterministic for equal inputs).
 
     Explicit ``builder_id``/``build_type`` win over CI-derived ones. Framework versions
     go to ``internalParameters.frameworks``; the source commit (from CI) becomes a
-    resolved dependency.
+    resolved dependency. See :class:`~mgattest.attest.options.BuildInputs`.
     """
+    inputs = inputs or BuildInputs()
+    builder_id, build_type, parameters = inputs.builder_id, inputs.build_type, inputs.parameters
+    dependencies, ci, frameworks = inputs.dependencies, inputs.ci, inputs.frameworks
+    started_on, finished_on = inputs.started_on, inputs.finished_on
+    invocation_id, internal_parameters = inputs.invocation_id, inputs.internal_parameters
+    byproducts = inputs.byproducts
     ci = ci or {}
     resolved = [dict(d) for d in dependencies]
     build_type = build_type or ci.get("build_type") or DEFAULT_BUILD_TYPE

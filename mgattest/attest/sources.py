@@ -24,6 +24,7 @@ import os
 import re
 from typing import Any
 
+from mgattest.attest._json import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest.errors import AttestationSourceError
 
@@ -33,14 +34,14 @@ BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
 
 
-def load_attestations(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+def load_attestations(path: str | os.PathLike[str]) -> list[tuple[str, JSONObject]]:
     """Every bundle in the file at *path*, as ``(source_label, bundle_dict)`` pairs."""
     data = read_bounded(path, MAX_FILE_BYTES, what="attestation file",
                         error=AttestationSourceError)
     return attestations_from_bytes(data, str(path))
 
 
-def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, dict[str, Any]]]:
+def attestations_from_bytes(data: bytes, label: str) -> list[tuple[str, JSONObject]]:
     """As :func:`load_attestations`, for bytes already read."""
     try:
         text = data.decode("utf-8-sig")
@@ -124,7 +125,7 @@ def _bundle_or_envelope(obj: Any, where: str) -> dict[str, Any]:
                                  where=where)
 
 
-def wrap_envelope(env: dict[str, Any], where: str) -> dict[str, Any]:
+def wrap_envelope(env: JSONObject, where: str) -> JSONObject:
     """Wrap a bare DSSE envelope into a v0.3 bundle dict (no log entries)."""
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):

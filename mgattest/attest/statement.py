@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import rfc8785
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
 
@@ -26,7 +27,7 @@ DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
                    "sha1": 40, "gitCommit": 40}
 
 
-def check_subject_name(name: Any, *, where: str = "statement") -> str:
+def check_subject_name(name: JSONValue, *, where: str = "statement") -> str:
     """Return ``name`` if it is a safe relative POSIX path; raise otherwise.
 
     Refused: empty, absolute (``/x``, ``C:``, ``\\\\host``), any ``..`` or ``.``
@@ -52,7 +53,7 @@ def check_subject_name(name: Any, *, where: str = "statement") -> str:
     return name
 
 
-def make_subject(name: str, digest: dict[str, str]) -> dict[str, Any]:
+def make_subject(name: str, digest: dict[str, str]) -> JSONObject:
     """A resource descriptor ``{name, digest}`` after checking both."""
     check_subject_name(name)
     _check_digest(digest, where=name)
@@ -99,8 +100,8 @@ def parse_digest(text: str, *, what: str = "digest") -> tuple[str, str]:
     return alg, value
 
 
-def make_statement(subjects: Iterable[dict[str, Any]], predicate_type: str,
-                   predicate: dict[str, Any] | None) -> dict[str, Any]:
+def make_statement(subjects: Iterable[JSONObject], predicate_type: str,
+                   predicate: JSONObject | None) -> JSONObject:
     """Build an in-toto Statement v1 dict (subjects sorted by name, unique names)."""
     subject_list = sorted((dict(s) for s in subjects), key=lambda s: s.get("name", ""))
     statement: dict[str, Any] = {"_type": STATEMENT_TYPE, "subject": subject_list,
@@ -111,8 +112,8 @@ def make_statement(subjects: Iterable[dict[str, Any]], predicate_type: str,
     return statement
 
 
-def validate_statement(statement: Any, *, where: str = "statement",
-                       check_names: bool = True) -> dict[str, Any]:
+def validate_statement(statement: JSONValue, *, where: str = "statement",
+                       check_names: bool = True) -> JSONObject:
     """Check a statement against the in-toto v1 spec; returns it unchanged."""
     if not isinstance(statement, dict):
         raise StatementError("statement is not a JSON object", what="statement", where=where)
@@ -150,7 +151,7 @@ def validate_statement(statement: Any, *, where: str = "statement",
     return statement
 
 
-def serialize_statement(statement: dict[str, Any]) -> bytes:
+def serialize_statement(statement: JSONObject) -> bytes:
     """Deterministic payload bytes: RFC 8785 JSON Canonicalization of the statement."""
     try:
         return rfc8785.dumps(statement)
@@ -160,7 +161,7 @@ def serialize_statement(statement: dict[str, Any]) -> bytes:
 
 
 def parse_statement(payload: bytes, *, where: str = "statement",
-                    check_names: bool = False) -> dict[str, Any]:
+                    check_names: bool = False) -> JSONObject:
     """Parse payload bytes as an in-toto statement (size-bounded, duplicate keys refused)."""
     if len(payload) > MAX_STATEMENT_BYTES:
         raise StatementError("statement larger than 32 MiB", what="statement", where=where)

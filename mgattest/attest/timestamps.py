@@ -15,11 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
 from mgattest.attest.errors import TimestampError
+from mgattest.attest.options import TrustedRootSource
 from mgattest.attest.results import VerifiedTime
+
+if TYPE_CHECKING:  # rfc3161-client loads only when a bundle carries RFC 3161 timestamps
+    from rfc3161_client import TimeStampResponse
 
 __all__ = ["verify_rfc3161_timestamps", "parse_rfc3161_timestamps",
            "MAX_TIMESTAMPS"]
@@ -65,7 +70,7 @@ def _verify_with_tsa(response: Any, signature: bytes, tsa: TrustedCA) -> str | N
     return None
 
 
-def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
+def parse_rfc3161_timestamps(bundle_timestamps: JSONValue) -> list[TimeStampResponse]:
     """Decode every RFC 3161 timestamp of a bundle (no trust decision yet).
 
     A timestamp that does not decode is a rejection, never skipped: it is evidence
@@ -95,8 +100,8 @@ def parse_rfc3161_timestamps(bundle_timestamps: Any) -> list[Any]:
     return responses
 
 
-def verify_rfc3161_timestamps(bundle_timestamps: list[dict[str, Any]], signature: bytes,
-                              trusted_root: Any, *, unverified: list[str] | None = None
+def verify_rfc3161_timestamps(bundle_timestamps: list[JSONObject], signature: bytes,
+                              trusted_root: TrustedRootSource, *, unverified: list[str] | None = None
                               ) -> list[VerifiedTime]:
     """Verify the RFC 3161 timestamps of a bundle; return the verified genTimes.
 

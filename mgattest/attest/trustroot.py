@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.dsse import b64, b64decode_strict
 from mgattest.attest.errors import DSSEFormatError, TrustRootError
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest._files import read_bounded
 from mgattest.attest.signers import spki_der
@@ -37,7 +39,7 @@ _EMBEDDED = {"production": "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
              "staging": "https%3A%2F%2Ftuf-repo-cdn.sigstage.dev"}
 
 
-def parse_time(value: Any, *, where: str) -> int | None:
+def parse_time(value: JSONValue, *, where: str) -> int | None:
     """RFC 3339 timestamp → unix seconds (None for a missing value)."""
     if value is None:
         return None
@@ -101,7 +103,7 @@ class LogInstance:
         """The log id as lowercase hex."""
         return self.log_id.hex()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Proto-JSON form."""
         valid: dict[str, Any] = {}
         if self.valid_from is not None:
@@ -128,7 +130,7 @@ class Authority:
     valid_to: int | None = None
     subject: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Proto-JSON form."""
         valid: dict[str, Any] = {}
         if self.valid_from is not None:
@@ -183,7 +185,7 @@ class TrustedRoot:
     timestamp_authorities: tuple[Authority, ...] = ()
     source: str = field(default="trusted root", compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Proto-JSON ``trustedroot+json;version=0.1`` document."""
         return {"mediaType": TRUSTED_ROOT_MEDIA_TYPE,
                 "tlogs": [t.to_dict() for t in self.tlogs],
@@ -225,7 +227,7 @@ def combined_trusted_root(files: "Sequence[str | Path]",
     return merge_roots(roots)
 
 
-def parse_trusted_root(data: Any, *, where: str = "trusted root") -> TrustedRoot:
+def parse_trusted_root(data: JSONValue, *, where: str = "trusted root") -> TrustedRoot:
     """Parse a decoded trusted root (media type v0.1)."""
     data = _obj(data, where)
     if data.get("mediaType") != TRUSTED_ROOT_MEDIA_TYPE:
@@ -283,7 +285,7 @@ def embedded_trusted_root(instance: str = "production") -> TrustedRoot:
     return parse_trusted_root(_read_json(path), where=f"sigstore {instance} trusted root")
 
 
-def embedded_signing_config(instance: str = "production") -> dict[str, Any]:
+def embedded_signing_config(instance: str = "production") -> JSONObject:
     """The public-good signing config (services URLs) shipped inside sigstore."""
     config: dict[str, Any] = _read_json(_embedded_dir(instance) / "signing_config.v0.2.json")
     return config
@@ -296,14 +298,14 @@ class ClientTrustConfig:
     trusted_root: TrustedRoot
     signing_config: dict[str, Any]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Proto-JSON ``clienttrustconfig.v0.1+json`` document."""
         return {"mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
                 "trustedRoot": self.trusted_root.to_dict(),
                 "signingConfig": self.signing_config}
 
 
-def parse_client_trust_config(data: Any, *, where: str = "trust config") -> ClientTrustConfig:
+def parse_client_trust_config(data: JSONValue, *, where: str = "trust config") -> ClientTrustConfig:
     """Parse a decoded client trust config."""
     data = _obj(data, where)
     if data.get("mediaType") != CLIENT_TRUST_CONFIG_MEDIA_TYPE:
@@ -320,7 +322,7 @@ def load_client_trust_config(path: str | Path) -> ClientTrustConfig:
     return parse_client_trust_config(_read_json(path), where=str(path))
 
 
-def log_instance_for_key(public_key: Any, *, base_url: str, valid_from: int) -> LogInstance:
+def log_instance_for_key(public_key: PublicKeyTypes, *, base_url: str, valid_from: int) -> LogInstance:
     """Describe a log whose key we hold (e.g. the embedded local log) for a trusted root."""
 
     der = spki_der(public_key)

@@ -18,11 +18,26 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypeAlias
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+from cryptography.x509.verification import VerificationError as PathError
+
+from mgattest.attest import digests, trustroot
+from mgattest.attest._json import JSONObject, JSONValue
 from mgattest.attest.bundle import Bundle, load_bundle
+from mgattest.attest.certs import (IdentityPolicy, load_certificate, parse_identity,
+                                   verify_signing_certificate)
+from mgattest.attest.digests import digest_target
 from mgattest.attest.dsse import IN_TOTO_PAYLOAD_TYPE
 from mgattest.attest.errors import (
     ArtifactMismatchError,
@@ -33,11 +48,24 @@ from mgattest.attest.errors import (
     StatementError,
     UnloggedBundleError,
 )
+from mgattest.attest.keys import load_verifier, public_key_from_pem
+from mgattest.attest.locallog import local_trusted_logs
+from mgattest.attest.modelsigning import expectations_from_model_signing
+from mgattest.attest.options import CheckOptions, KeySource, TrustedRootSource, TrustOptions
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
-from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der
+from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der, spki_pem
+from mgattest.attest.slsa import signed_ignores
 from mgattest.attest.statement import check_subject_name, parse_statement
+from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
+from mgattest.attest.trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
+from mgattest.tlog.entries import parse_body
+from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
+from mgattest.tlog.verify import verify_entry
+
+BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
+"""A bundle: parsed, a file path, its JSON bytes or its decoded JSON."""
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 MODEL_SIGNING_PREDICATES = (MODEL_SIGNING_PREDICATE, "https://model_signing/Digests/v0.1")
@@ -52,15 +80,11 @@ def names_a_digest(target: str) -> bool:
     exists, is a digest, and must be a well-formed one: ``sha256:zzz`` is reported as a
     malformed digest (InputError), not as a missing file.
     """
-    from mgattest.attest.digests import digest_target
-
     return digest_target(target) is not None
 
 
 def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes] | None:
     """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes)."""
-    from mgattest.attest.digests import digest_target
-
     if value is None:
         return None
     if isinstance(value, str):
@@ -81,7 +105,7 @@ def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes]
     return "sha256", h.digest()
 
 
-def _as_verifiers(keys: Any) -> list[Verifier]:
+def _as_verifiers(keys: KeySource) -> list[Verifier]:
     if keys is None:
         return []
     if isinstance(keys, (str, Path, Verifier)) or not isinstance(keys, Iterable):
@@ -91,18 +115,14 @@ def _as_verifiers(keys: Any) -> list[Verifier]:
         if isinstance(key, Verifier):
             out.append(key)
         elif isinstance(key, (str, Path)):
-            from mgattest.attest.keys import load_verifier
-
             out.append(load_verifier(key))
         else:
             out.append(Verifier(key))
     return out
 
 
-def _as_trusted_root(trusted_root: Any) -> Any:
+def _as_trusted_root(trusted_root: TrustedRootSource) -> TrustedRoot | None:
     """None, a TrustedRoot, a dict, or a path → a TrustedRoot (or None)."""
-    from mgattest.attest import trustroot
-
     if trusted_root is None or isinstance(trusted_root, trustroot.TrustedRoot):
         return trusted_root
     if isinstance(trusted_root, (str, Path)):
@@ -115,19 +135,18 @@ def _as_trusted_root(trusted_root: Any) -> Any:
                      what="trusted root")
 
 
-def _hint_matches(hint: str | None, public_key: Any) -> bool:
+def _hint_matches(hint: str | None, public_key: PublicKeyTypes) -> bool:
     """Accept the hint conventions in use: base64 or hex SHA-256 of the DER SPKI
     (cosign / mgattest) and hex SHA-256 of the PEM SPKI (model_signing)."""
     if not hint:
         return False
-    from mgattest.attest.signers import spki_pem
 
     der, pem = hashlib.sha256(spki_der(public_key)).digest(), hashlib.sha256(
         spki_pem(public_key)).digest()
     return hint in (base64.b64encode(der).decode(), der.hex(), pem.hex())
 
 
-def public_key_hint(public_key: Any) -> str:
+def public_key_hint(public_key: PublicKeyTypes) -> str:
     """mgattest's ``publicKey.hint``: standard base64 of SHA-256 over the DER SPKI."""
     return base64.b64encode(hashlib.sha256(spki_der(public_key)).digest()).decode()
 
@@ -154,12 +173,8 @@ def _signed_message(bundle: Bundle, artifact: tuple[str, bytes] | None) -> tuple
     return digest, True
 
 
-def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
+def _verify_signature(key: PublicKeyTypes, bundle: Bundle, message: bytes, prehashed: bool,
                       algorithm: str) -> None:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-
     if not prehashed:
         Verifier(key).verify(bundle.signature, message, where=bundle.source)
         return
@@ -185,9 +200,7 @@ def _verify_signature(key: Any, bundle: Bundle, message: bytes, prehashed: bool,
 
 # --------------------------------------------------------------------------- step 3
 
-def _key_from_pem_or_cert(data: bytes, where: str) -> Any:
-    from mgattest.attest.keys import public_key_from_pem
-
+def _key_from_pem_or_cert(data: bytes, where: str) -> PublicKeyTypes:
     try:
         return public_key_from_pem(data, where=where)
     except InputError as exc:
@@ -195,11 +208,11 @@ def _key_from_pem_or_cert(data: bytes, where: str) -> Any:
                               what="log entry", where=where) from None
 
 
-def _same_key(a: Any, b: Any) -> bool:
+def _same_key(a: PublicKeyTypes, b: PublicKeyTypes) -> bool:
     return spki_der(a) == spki_der(b)
 
 
-def _b64d(value: Any, where: str) -> bytes:
+def _b64d(value: JSONValue, where: str) -> bytes:
     if not isinstance(value, str):
         raise LogBindingError(f"log entry field {where} is not a base64 string",
                               what="log entry", where=where)
@@ -210,7 +223,7 @@ def _b64d(value: Any, where: str) -> bytes:
                               what="log entry", where=where) from None
 
 
-def _intoto_decodings(value: Any) -> tuple[bytes, ...]:
+def _intoto_decodings(value: JSONValue) -> tuple[bytes, ...]:
     """intoto 0.0.2 bodies base64-encode payloads and signatures twice (Rekor's
     behaviour); some writers encode once. Return every decoding that exists."""
     out: list[bytes] = []
@@ -226,7 +239,7 @@ def _intoto_decodings(value: Any) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
+def check_body_binding(body: JSONObject, bundle: Bundle, signing_key: PublicKeyTypes,
                        artifact: tuple[str, bytes] | None, *, where: str) -> None:
     """Raise :class:`LogBindingError` unless the log entry body records this bundle's
     payload (or artifact digest), signature and signing key."""
@@ -298,8 +311,9 @@ def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
             if "hashedRekordV002" not in spec:
                 raise mismatch("entry type (dsse 0.0.2 is not produced by Rekor v2 clients)")
             data = inner.get("data") or {}
+            named = data.get("algorithm")
             alg = {"SHA2_256": "sha256", "SHA2_384": "sha384",
-                   "SHA2_512": "sha512"}.get(data.get("algorithm"))
+                   "SHA2_512": "sha512"}.get(named) if isinstance(named, str) else None
             if alg is None:
                 raise mismatch("digest algorithm")
             if env is not None:
@@ -330,9 +344,7 @@ def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
                               where=where) from None
 
 
-def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
-    from mgattest.tlog.trust import trusted_logs_from_root
-
+def _trusted_logs(root: TrustedRoot | None, extra: Sequence[TrustedLog]) -> list[TrustedLog]:
     logs = list(extra)
     if root is not None and root.tlogs:
         known = {log.log_id for log in logs}
@@ -341,7 +353,8 @@ def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
     return logs
 
 
-def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], signing_key: Any,
+def _verify_log_entries(bundle: Bundle, root: TrustedRoot | None, extra_logs: Sequence[TrustedLog],
+                        signing_key: PublicKeyTypes,
                         artifact: tuple[str, bytes] | None, allow_unlogged: bool,
                         origin: str | None, stamped: Sequence[VerifiedTime] = ()
                         ) -> tuple[list[LogProof], list[str]]:
@@ -355,8 +368,6 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
         raise UnloggedBundleError(
             "bundle carries no transparency-log entry (pass --allow-unlogged to accept "
             "key-only signatures)", what="transparency log", where=bundle.source)
-    from mgattest.tlog.entries import parse_body
-    from mgattest.tlog.verify import verify_entry
 
     logs = _trusted_logs(root, extra_logs)
     if not logs:
@@ -399,7 +410,7 @@ def _log_proof(verified: Any) -> LogProof:
         claimed_integrated_time=verified.claimed_integrated_time)
 
 
-def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime], list[str]]:
+def _verified_timestamps(bundle: Bundle, root: TrustedRoot | None) -> tuple[list[VerifiedTime], list[str]]:
     """The bundle's RFC 3161 timestamps, verified in every mode (key, certificate
     chain, keyless), and notes on any that could not be.
 
@@ -409,8 +420,6 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
     the notes. Without any trusted root (key mode), they are decoded, not used, and
     reported — never silently ignored.
     """
-    from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
-
     raw_ts = ((bundle.raw.get("verificationMaterial") or {}).get(
         "timestampVerificationData") or {}).get("rfc3161Timestamps") or []
     if not raw_ts:
@@ -425,12 +434,10 @@ def _verified_timestamps(bundle: Bundle, root: Any) -> tuple[list[VerifiedTime],
 
 # --------------------------------------------------------------------------- step 3b
 
-def _verify_keyless(bundle: Bundle, root: Any, signing_times: Sequence[VerifiedTime],
+def _verify_keyless(bundle: Bundle, root: TrustedRoot | None, signing_times: Sequence[VerifiedTime],
                     identity: Any) -> SignerInfo:
     """Certificate branch: chain, SCT, validity at the verified signing times
     (SET-backed integrated times, RFC 3161 timestamps), identity policy."""
-    from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
-
     if root is None:
         raise InputError("a certificate-signed bundle needs a trusted root (--trusted-root, "
                          "or --instance production|staging)", what="trusted root",
@@ -459,16 +466,7 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
     ``at_time`` (a verified signing time, else now), be an end-entity certificate for
     code signing (extended key usage codeSigning, and digitalSignature when it has a
     key usage extension), as cosign requires with ``--certificate-chain``."""
-    from datetime import datetime, timezone
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.verification import (Criticality, ExtensionPolicy, PolicyBuilder,
-                                                Store)
-    from cryptography.x509.verification import VerificationError as PathError
-
     assert bundle.certificate_der is not None
-    from mgattest.attest.certs import load_certificate
 
     try:
         anchors = x509.load_pem_x509_certificates(anchors_pem)
@@ -494,7 +492,6 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
             what="certificate chain", where=bundle.source) from None
     warnings = _ca_signer_warnings(leaf, bundle.source)
     _require_code_signing(leaf, bundle.source)
-    from mgattest.attest.certs import parse_identity
 
     try:
         ident, issuer, extensions = parse_identity(leaf)
@@ -510,13 +507,11 @@ def verify_certificate_chain(bundle: Bundle, anchors_pem: bytes, *,
                       warnings=warnings)
 
 
-def _ca_signer_warnings(leaf: Any, source: str) -> tuple[str, ...]:
+def _ca_signer_warnings(leaf: x509.Certificate, source: str) -> tuple[str, ...]:
     """A private-CA signing certificate marked CA:TRUE: model_signing accepts it, so
     mgattest does too (when it is issued for code signing, checked next), with a warning
     in the verdict. A self-signed one is the trust anchor itself signing:
     refused."""
-    from cryptography import x509
-
     try:
         is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
@@ -546,20 +541,15 @@ def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,
         notes.append("no identity constraint was given: any code-signing certificate issued "
                      "by the given CA is accepted (pass --identity)")
     else:
-        from mgattest.attest.certs import IdentityPolicy
-
         policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
         policy.check(signer)
     return signer, notes
 
 
-def _require_code_signing(leaf: Any, source: str) -> None:
+def _require_code_signing(leaf: x509.Certificate, source: str) -> None:
     """A signing certificate must be issued for code signing: EKU codeSigning, and
     digitalSignature in its key usage when it has one. A CA's TLS or e-mail leaf
     (digitalSignature alone) does not vouch for models."""
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
     try:
         key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         if not key_usage.digital_signature:
@@ -568,11 +558,12 @@ def _require_code_signing(leaf: Any, source: str) -> None:
                                           where=source)
     except x509.ExtensionNotFound:
         pass
+    usages: list[x509.ObjectIdentifier] = []
     try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        usages = list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        eku = []
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        pass
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usages:
         raise BundleVerificationError("signing certificate is not issued for code signing "
                                       "(no extended key usage codeSigning)",
                                       what="certificate extended key usage", where=source)
@@ -582,7 +573,7 @@ def _require_code_signing(leaf: Any, source: str) -> None:
 
 @dataclass(frozen=True)
 class _Signing:
-    key: Any
+    key: PublicKeyTypes
     signer: SignerInfo | None  # known before the log step (key mode)
 
 
@@ -616,7 +607,7 @@ def _select_key(bundle: Bundle, verifiers: list[Verifier], message: bytes, preha
         what="signature", where=bundle.source)
 
 
-def instance_root_for(bundle: Bundle) -> Any:
+def instance_root_for(bundle: Bundle) -> TrustedRoot | None:
     """Sigstore's embedded production trusted root when its logs recorded this bundle,
     else None. Offline: the root shipped inside the ``sigstore`` package.
 
@@ -624,8 +615,6 @@ def instance_root_for(bundle: Bundle) -> Any:
     by default (production), never widen trust. A bundle of the staging instance
     needs ``--instance staging`` (as sigstore-python needs ``--staging``).
     """
-    from mgattest.attest.trustroot import embedded_trusted_root
-
     wanted = _claimed_log_ids(bundle)
     if not wanted:
         return None
@@ -644,24 +633,28 @@ def _claimed_log_ids(bundle: Bundle) -> set[bytes]:
     return {entry.log_id for entry in bundle.tlog_entries}
 
 
-def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
-                  identity: Any = None, allow_unlogged: bool = False,
-                  artifact_digest: Any = None, certificate_chain: bytes | None = None,
+def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
+                  allow_unlogged: bool = False,
+                  artifact_digest: str | bytes | Path | None = None,
                   expected_predicate_type: str | None = None, origin: str | None = None,
                   use_local_log: bool = True) -> VerifiedAttestation:
     """Verify one Sigstore bundle and return what it proves.
 
     ``bundle``: a path, JSON bytes, a decoded dict or a parsed :class:`Bundle`.
-    ``keys``: trusted public keys (paths, key objects or :class:`Verifier`) for key mode.
-    ``trusted_root``: path/dict/TrustedRoot listing trusted logs, CAs, TSAs; the
-    embedded local log (see :mod:`locallog`) is trusted too when it exists.
-    ``identity``: an ``IdentityPolicy`` (or its kwargs) for certificate bundles.
-    ``certificate_chain``: PEM anchors for private-CA certificate bundles.
+    ``trust`` (:class:`~mgattest.attest.options.TrustOptions`): ``keys``, trusted public
+    keys (paths, key objects or :class:`Verifier`) for key mode; ``trusted_root``, a
+    path/dict/TrustedRoot listing trusted logs, CAs, TSAs (the embedded local log, see
+    :mod:`locallog`, is trusted too when it exists and ``use_local_log``); ``identity``,
+    an ``IdentityPolicy`` (or its kwargs) for certificate bundles; ``certificate_chain``,
+    PEM anchors for private-CA certificate bundles.
     ``artifact_digest``: ``sha256:HEX``, a file path or bytes. messageSignature bundles:
     must equal the bundle's messageDigest (without it, the signed messageDigest is what
     is verified and reported as ``message_digest``); DSSE bundles: must be a subject.
     Raises :class:`~mgattest.errors.VerificationError` subclasses on any failure.
     """
+    trust = trust or TrustOptions()
+    trusted_root, keys, identity = trust.trusted_root, trust.keys, trust.identity
+    certificate_chain = trust.certificate_chain
     # (1) parse and bound
     parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     root = _as_trusted_root(trusted_root)
@@ -669,8 +662,6 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
         root = instance_root_for(parsed)
     extra_logs: list[Any] = []
     if use_local_log:
-        from mgattest.attest.locallog import local_trusted_logs
-
         extra_logs = local_trusted_logs()
     artifact = parse_artifact_digest(artifact_digest)
     verifiers = _as_verifiers(keys)
@@ -685,8 +676,6 @@ def verify_bundle(bundle: Any, *, trusted_root: Any = None, keys: Any = None,
     if parsed.message_signature is not None and artifact is None:
         artifact = (parsed.message_signature.algorithm, parsed.message_signature.digest)
     if parsed.certificate_der is not None:
-        from mgattest.attest.certs import load_certificate
-
         leaf_key = load_certificate(parsed.certificate_der,
                                     f"{parsed.source} certificate").public_key()
         _verify_signature(leaf_key, parsed, message, prehashed, algorithm)
@@ -760,47 +749,51 @@ def default_bundle_path(model: str | Path) -> Path:
     return model.parent / (model.name + ".sigstore.json")
 
 
-def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
-                 trusted_root: Any = None, keys: Any = None, identity: Any = None,
-                 allow_unlogged: bool = False, certificate_chain: bytes | None = None,
-                 ignore: Sequence[str] = (), allow_symlinks: bool = False,
-                 allow_unsigned_files: bool = False,
+def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSource] | None = None,
+                 trust: TrustOptions | None = None, *, allow_unlogged: bool = False,
+                 check: CheckOptions | None = None,
                  expected_predicate_type: str | None = None,
-                 progress: Any = None) -> tuple[list[VerifiedAttestation], ModelCheck]:
+                 ) -> tuple[list[VerifiedAttestation], ModelCheck]:
     """Verify every bundle of a model, then re-hash the model against the subjects.
 
-    ``bundles`` defaults to ``<model>.sigstore.json``. Returns the verified attestations
-    and the last model check; raises on the first failure (a bundle that does not
-    verify, or a file that is missing, extra or changed, naming the file and shard).
+    ``bundles`` defaults to ``<model>.sigstore.json``; ``trust`` says who is trusted
+    (see :func:`verify_bundle`). Of ``check``, ``ignore`` (added to the statement's
+    signed ignores), ``allow_symlinks``, ``allow_unsigned_files`` and ``progress``
+    apply (the bundle files themselves are always excluded). Returns the verified
+    attestations and the last model check; raises on the first failure (a bundle that
+    does not verify, or a file that is missing, extra or changed, naming the file and
+    shard).
     """
-    from mgattest.attest import digests
-
+    check = check or CheckOptions()
+    ignore, allow_symlinks = check.ignore, check.allow_symlinks
+    allow_unsigned_files, progress = check.allow_unsigned_files, check.progress
     model = Path(model)
     if not model.exists() and not model.is_symlink():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
+    bundle_list: Sequence[BundleSource]
     if bundles is None:
-        bundles = [default_bundle_path(model)]
-    elif isinstance(bundles, (str, Path, dict, bytes)):
-        bundles = [bundles]
-    bundle_paths = [b for b in bundles if isinstance(b, (str, Path))]
+        bundle_list = [default_bundle_path(model)]
+    elif isinstance(bundles, (str, Path, dict, bytes, Bundle)):
+        bundle_list = [bundles]
+    else:
+        bundle_list = bundles
+    bundle_paths = [b for b in bundle_list if isinstance(b, (str, Path))]
     attestations = []
-    for b in bundles:
+    for b in bundle_list:
         parsed = b if isinstance(b, Bundle) else load_bundle(b)
         artifact = model if parsed.message_signature is not None else None
         if artifact is not None and not model.is_file():
             raise InputError("a message-signature bundle signs one file, but the model is "
                              "a directory", what="model", where=str(model))
         attestations.append(verify_bundle(
-            parsed, trusted_root=trusted_root, keys=keys, identity=identity,
-            allow_unlogged=allow_unlogged, certificate_chain=certificate_chain,
-            artifact_digest=artifact, expected_predicate_type=expected_predicate_type))
-    check = None
+            parsed, trust, allow_unlogged=allow_unlogged, artifact_digest=artifact,
+            expected_predicate_type=expected_predicate_type))
+    model_check = None
     for att in attestations:
         if att.statement is None:  # message signature: the artifact digest was checked
-            check = ModelCheck(str(model), [FileCheck(model.name, "ok", att.message_digest,
-                                                      "message signature over the file")])
+            model_check = ModelCheck(str(model), [FileCheck(
+                model.name, "ok", att.message_digest, "message signature over the file")])
             continue
-        from mgattest.attest.slsa import signed_ignores
 
         kwargs: dict[str, Any] = dict(ignore=list(ignore) + signed_ignores(att.statement),
                                       exclude=bundle_paths,
@@ -808,28 +801,25 @@ def verify_model(model: str | Path, bundles: Sequence[Any] | Any = None, *,
         if progress is not None:
             kwargs["progress"] = progress
         if att.predicate_type in MODEL_SIGNING_PREDICATES:
-            from mgattest.attest.modelsigning import expectations_from_model_signing
-
             expectations = expectations_from_model_signing(att.statement)
-            check = expectations.check(model, **kwargs)
+            model_check = expectations.check(model, **kwargs)
         else:
             if not att.subjects:
                 raise BundleVerificationError("bundle has no statement subjects to check a "
                                               "model against", what="subjects",
                                               where=att.source)
-            check = digests.check_model(model, att.subjects, allow_symlinks=allow_symlinks,
-                                        **kwargs)
-        digests.raise_for_model_check(check)
-    assert check is not None
-    return attestations, check
+            model_check = digests.check_model(model, att.subjects, CheckOptions(
+                allow_symlinks=allow_symlinks, **kwargs))
+        digests.raise_for_model_check(model_check)
+    assert model_check is not None
+    return attestations, model_check
 
 
-def attestation_to_json(att: VerifiedAttestation) -> dict[str, Any]:
+def attestation_to_json(att: VerifiedAttestation) -> JSONObject:
     """A JSON-ready summary of a verified attestation (for ``--json`` output)."""
-    from dataclasses import asdict
-
     out = asdict(att)
     out.pop("statement", None)
     out["subject_count"] = len(att.subjects)
     out.pop("subjects", None)
-    return json.loads(json.dumps(out, default=str))
+    summary: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return summary

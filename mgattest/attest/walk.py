@@ -393,7 +393,8 @@ def _excluded_names(exclusions: _Exclusions, real_root: str) -> list[str]:
     return sorted(p[len(prefix):] for p in exclusions.own_paths if p.startswith(prefix))
 
 
-def walk_model_detailed(root: str | os.PathLike[str], *, ignore: Iterable[str] = (),
+def walk_model_detailed(root: str | os.PathLike[str], *,
+                        ignore: Iterable[str] | IgnoreRules = (),
                         exclude: Iterable[str | os.PathLike[str]] = (),
                         allow_symlinks: bool = False) -> WalkResult:
     """Walk a model and report its files and the entries it ignored.

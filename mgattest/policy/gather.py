@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from mgattest.attest import trustroot
 from mgattest.attest.bundle import load_bundle
 from mgattest.attest.keys import public_key_from_pem
+from mgattest.attest.options import TrustOptions
 from mgattest.attest.results import SignerInfo, VerifiedAttestation
 from mgattest.attest.sources import load_attestations
 from mgattest.errors import VerificationError
@@ -117,7 +118,8 @@ def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: 
     for path in bundle_files:
         for label, bundle in load_attestations(path):
             parsed = load_bundle(bundle, where=label)
-            att = verify_bundle(parsed, trusted_root=root, keys=keys, identity=ident,
-                                allow_unlogged=unlogged, certificate_chain=certificate_chain)
+            att = verify_bundle(parsed, TrustOptions(trusted_root=root, keys=keys, identity=ident,
+                                                     certificate_chain=certificate_chain),
+                                allow_unlogged=unlogged)
             out.append(att)
     return out

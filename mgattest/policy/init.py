@@ -15,6 +15,7 @@ import yaml
 
 from mgattest.attest.bundle import load_bundle
 from mgattest.attest.locallog import local_log_info
+from mgattest.attest.options import TrustOptions
 from mgattest.attest.results import SignerInfo, VerifiedAttestation
 from mgattest.attest.sources import load_attestations
 from mgattest.attest.trustroot import embedded_trusted_root, load_trusted_root
@@ -46,9 +47,8 @@ def verify_for_init(bundle_files: list[str], *, trusted_root: Any = None,
     out = []
     for path in bundle_files:
         for label, bundle in load_attestations(path):
-            out.append(verify_bundle(load_bundle(bundle, where=label), trusted_root=root,
-                                     keys=list(keys) or None, identity=tofu,
-                                     allow_unlogged=False))
+            out.append(verify_bundle(load_bundle(bundle, where=label), TrustOptions(
+                trusted_root=root, keys=list(keys) or None, identity=tofu), allow_unlogged=False))
     return out
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, Sequence
 
+from mgattest.attest.options import CheckOptions, TrustOptions
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.modelbytes import ModelBytes, model_check, scan_model
 from mgattest.policy.verdict import FAIL, Check, Verdict
@@ -33,7 +34,6 @@ from mgattest.policy.verdict import FAIL, Check, Verdict
 # attest (sigstore, cryptography) and the policy model load on first use: importing
 # mgattest.load must stay cheap.
 if TYPE_CHECKING:
-    from mgattest.attest.certs import IdentityPolicy
     from mgattest.attest.digests import DigestSpec
     from mgattest.attest.results import ModelCheck, VerifiedAttestation
     from mgattest.attest.trustroot import TrustedRoot
@@ -73,23 +73,6 @@ class VerdictCache(Protocol):
 
     def put(self, key: Hashable, verdict: Any, *, not_after: float | None = None) -> None:
         """Remember *verdict* for *key* (never past *not_after*)."""
-
-
-@dataclass(frozen=True)
-class TrustOptions:
-    """Who is trusted beyond the policy.
-
-    ``trusted_root``: a TrustedRoot or a trusted-root file (merged into the policy's
-    roots; alone when there is no policy). ``keys``: public key files trusted without a
-    policy (a policy names its own keys). ``identity``: the certificate identity a
-    keyless signer must have. ``certificate_chain``: PEM CA certificates for
-    private-CA signatures.
-    """
-
-    trusted_root: "TrustedRoot | str | os.PathLike[str] | None" = None
-    keys: tuple[str, ...] = ()
-    identity: IdentityPolicy | None = None
-    certificate_chain: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -195,23 +178,21 @@ class ModelVerifier:
         from mgattest.attest import verify as attest_verify  # noqa: PLC0415 - heavy
 
         trust, opts = self.trust, self.options
-        common: dict[str, Any] = dict(
-            trusted_root=trust.trusted_root, keys=list(trust.keys) or None,
-            identity=trust.identity, allow_unlogged=opts.allow_unlogged,
-            certificate_chain=trust.certificate_chain,
-            expected_predicate_type=opts.predicate_type)
         if target is not None:
-            atts = [attest_verify.verify_bundle(b, artifact_digest=f"{target.algorithm}:"
-                                         f"{target.hex_digest}", **common)
-                    for b in opts.bundles]
+            atts = [attest_verify.verify_bundle(
+                b, trust, allow_unlogged=opts.allow_unlogged,
+                artifact_digest=f"{target.algorithm}:{target.hex_digest}",
+                expected_predicate_type=opts.predicate_type) for b in opts.bundles]
             _require_certificate_signers(atts, trust.identity)
             return VerificationOutcome(model, atts)
         if not Path(model).exists():
             raise InputError(f"model {model} does not exist", what="model", where=model)
         atts, check = attest_verify.verify_model(
-            Path(model), list(opts.bundles) or None, ignore=list(opts.ignore),
-            allow_symlinks=opts.allow_symlinks,
-            allow_unsigned_files=opts.allow_unsigned_files, progress=progress, **common)
+            Path(model), list(opts.bundles) or None, trust, allow_unlogged=opts.allow_unlogged,
+            check=CheckOptions(ignore=list(opts.ignore), allow_symlinks=opts.allow_symlinks,
+                               allow_unsigned_files=opts.allow_unsigned_files,
+                               progress=progress),
+            expected_predicate_type=opts.predicate_type)
         _require_certificate_signers(atts, trust.identity)
         return VerificationOutcome(model, atts, check)
 
@@ -427,7 +408,7 @@ def _file_digest(path: str) -> str:
 
 
 def _require_certificate_signers(atts: list[VerifiedAttestation],
-                                 identity: IdentityPolicy | None) -> None:
+                                 identity: object | None) -> None:
     """--identity/--issuer asked for a certificate identity: a key signature lacks one."""
     if identity is None:
         return

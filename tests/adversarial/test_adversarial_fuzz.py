@@ -37,6 +37,7 @@ from mgattest.attest.verify import verify_bundle
 from mgattest.errors import MgattestError
 from tests.helpers.bundles import entry_of, make_model
 from tests.helpers.fuzz_budget import ADVERSARIAL, fuzz_examples
+from mgattest.attest.options import TrustOptions
 
 EXAMPLES = fuzz_examples(40, ADVERSARIAL)
 FUZZ = settings(max_examples=EXAMPLES, deadline=datetime.timedelta(seconds=5),
@@ -143,8 +144,9 @@ def test_real_bundle_with_one_node_replaced(key_bundle, data):
     holder[path[-1]] = value
     os.environ["MGATTEST_HOME"] = str(home)
     try:
-        result = _typed_or_value(lambda: verify_bundle(tampered, keys=[signer.public_key]))
-        original = verify_bundle(bundle, keys=[signer.public_key])
+        trust = TrustOptions(keys=[signer.public_key])
+        result = _typed_or_value(lambda: verify_bundle(tampered, trust))
+        original = verify_bundle(bundle, trust)
     finally:
         os.environ.pop("MGATTEST_HOME", None)
     if not isinstance(result, MgattestError):  # accepted: it must prove the same things

@@ -29,6 +29,7 @@ from tests.helpers.fuzz_budget import RUN_MODE
 from tests.helpers.paths import CONFORMANCE_DIR
 from tests.helpers.bundles import V01, V02, V03, entry_of, make_model
 from tests.helpers.mutations import assert_no_new_facts, facts, mutations
+from mgattest.attest.options import TrustOptions
 
 MEDIA_TYPES = [V01, V02, V03, "application/vnd.dev.sigstore.bundle+json;version=0.3",
                "application/vnd.dev.sigstore.bundle+json;version=0.4",
@@ -48,22 +49,22 @@ def _conformance_base(name: str) -> tuple[dict[str, Any], Callable[[Any], Any]]:
     base = CONFORMANCE_DIR
     bundle = json.loads((base / case["bundle"]).read_text())
     root = load_trusted_root(base / case["trusted_root"])
-    kw: dict[str, Any] = {"trusted_root": root, "use_local_log": False}
+    kw: dict[str, Any] = {"use_local_log": False}
     if case.get("artifact_digest"):
         kw["artifact_digest"] = case["artifact_digest"]
     if case["verification_mode"] == "key":
-        kw["keys"] = [str(base / case["key"])]
+        trust = TrustOptions(trusted_root=root, keys=[str(base / case["key"])])
     else:
-        kw["identity"] = {"identity": case["expected_identity"],
-                          "issuer": case["expected_issuer"]}
-    return bundle, lambda b: verify_bundle(b, **kw)
+        trust = TrustOptions(trusted_root=root, identity={
+            "identity": case["expected_identity"], "issuer": case["expected_issuer"]})
+    return bundle, lambda b: verify_bundle(b, trust, **kw)
 
 
 def _key_base(tmp_path: Path, media_type: str) -> tuple[dict[str, Any], Callable[[Any], Any]]:
     signer = generate_signer("ecdsa-p256")
     bundle = sign_model(make_model(tmp_path / "model"), signer).bundle
     bundle["mediaType"] = media_type
-    return bundle, lambda b: verify_bundle(b, keys=[signer.public_key])
+    return bundle, lambda b: verify_bundle(b, trust=TrustOptions(keys=[signer.public_key]))
 
 
 def _base(name: str, tmp_path: Path) -> tuple[dict[str, Any], Callable[[Any], Any]]:
@@ -148,7 +149,8 @@ def test_entries_swapped_between_bundles_and_logs(tmp_path, monkeypatch):
             integratedTime=theirs["integratedTime"],
             inclusionPromise=theirs["inclusionPromise"])),
     ]
-    tally = _run_all(bundle, lambda b: verify_bundle(b, keys=[signer.public_key]), cases)
+    trust = TrustOptions(keys=[signer.public_key])
+    tally = _run_all(bundle, lambda b: verify_bundle(b, trust), cases)
     assert tally["rejected"] >= len(cases) - 1  # "both entries": one is unbound, rejected
 
 

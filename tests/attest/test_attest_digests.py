@@ -32,6 +32,7 @@ from mgattest.attest.errors import (
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle as tlog_merkle
 from tests.helpers.trees import make_tree as _tree
+from mgattest.attest.options import CheckOptions
 
 
 MODEL = {
@@ -260,7 +261,7 @@ def test_renamed_added_deleted_files(model: Path) -> None:
                    "weights/part-1.bin": "missing", "added.bin": "extra",
                    "added-empty": "extra"}
     assert not check.ok
-    lenient = check_model(model, subjects, allow_unsigned_files=True)
+    lenient = check_model(model, subjects, options=CheckOptions(allow_unsigned_files=True))
     assert {f.name: f.status for f in lenient.files if f.status not in ("ok",)} == {
         "config.json": "missing", "config2.json": "ignored", "weights/part-1.bin": "missing",
         "added.bin": "ignored", "added-empty": "ignored"}
@@ -270,7 +271,7 @@ def test_added_empty_file_in_shard_mode_is_extra(model: Path) -> None:
     subjects = hash_model(model, shard_size=128).subjects()
     (model / "new-empty").write_bytes(b"")
     assert _status(check_model(model, subjects), "new-empty").status == "extra"
-    relaxed = check_model(model, subjects, allow_unsigned_empty_files=True)
+    relaxed = check_model(model, subjects, options=CheckOptions(allow_unsigned_empty_files=True))
     assert _status(relaxed, "new-empty").status == "ignored" and relaxed.ok
 
 
@@ -284,10 +285,10 @@ def test_ignore_patterns_at_verification(model: Path) -> None:
     (model / "README.md").write_bytes(b"r")
     subjects = hash_model(model, ignore=["*.md"]).subjects()
     assert not check_model(model, subjects).ok  # README.md is extra without the pattern
-    check = check_model(model, subjects, ignore=["*.md"])
+    check = check_model(model, subjects, options=CheckOptions(ignore=["*.md"]))
     assert check.ok and _status(check, "README.md").status == "ignored"
     # A signed file the verifier chooses to ignore is reported, not checked.
-    check = check_model(model, subjects, ignore=["config.json"])
+    check = check_model(model, subjects, options=CheckOptions(ignore=["config.json"]))
     assert _status(check, "config.json").status == "ignored"
 
 
@@ -299,11 +300,11 @@ def test_symlink_escaping_root_at_verification(model: Path, tmp_path: Path) -> N
     with pytest.raises(UnsafePathError):
         check_model(model, subjects)
     with pytest.raises(UnsafePathError, match="absolute"):
-        check_model(model, subjects, allow_symlinks=True)
+        check_model(model, subjects, options=CheckOptions(allow_symlinks=True))
     (model / "config.json").unlink()
     (model / "config.json").symlink_to("../evil")
     with pytest.raises(UnsafePathError, match="escapes"):
-        check_model(model, subjects, allow_symlinks=True)
+        check_model(model, subjects, options=CheckOptions(allow_symlinks=True))
 
 
 def test_fifo_and_socket_refused_by_hash_and_check(model: Path) -> None:
@@ -355,9 +356,9 @@ def test_forged_subjects_rejected_before_touching_fs(tmp_path: Path, subjects: o
 
 def test_algorithm_forced(model: Path) -> None:
     subjects = hash_model(model, algorithm="sha512").subjects()
-    assert check_model(model, subjects, algorithm="sha512").ok
+    assert check_model(model, subjects, options=CheckOptions(algorithm="sha512")).ok
     with pytest.raises(InvalidSubjectError):
-        check_model(model, subjects, algorithm="sha256")
+        check_model(model, subjects, options=CheckOptions(algorithm="sha256"))
 
 
 def test_subject_with_several_digests_uses_supported_one(model: Path) -> None:
@@ -377,7 +378,7 @@ def test_single_file_matches_by_digest_any_name(tmp_path: Path) -> None:
                     "digest": {"sha256": hashlib.sha256(b"weights").hexdigest()}}]
     check = check_model(p, third_party)
     assert check.ok and "published-name.bin" in check.files[0].detail
-    strict = check_model(p, third_party, single_file_match_by_digest=False)
+    strict = check_model(p, third_party, options=CheckOptions(single_file_match_by_digest=False))
     assert not strict.ok
     assert {f.status for f in strict.files} == {"missing", "extra"}
 
@@ -521,7 +522,7 @@ def test_single_file_through_link_keeps_given_name(tmp_path: Path) -> None:
     assert d.single_file and d.model_name == "model.safetensors"
     assert [s["name"] for s in d.subjects()] == ["model.safetensors"]
     check = check_model(snap / "model.safetensors", d.subjects(),
-                        single_file_match_by_digest=False)
+                        options=CheckOptions(single_file_match_by_digest=False))
     assert check.ok
 
 
@@ -538,7 +539,7 @@ def test_empty_subject_list_rejected(model: Path) -> None:
 
 def test_nothing_verified_fails_closed(model: Path) -> None:
     subjects = hash_model(model).subjects()
-    check = check_model(model, subjects, ignore=["**"])
+    check = check_model(model, subjects, options=CheckOptions(ignore=["**"]))
     assert check.ok and {f.status for f in check.files} == {"ignored"}
     with pytest.raises(SubjectMismatchError, match="no file was verified"):
         raise_for_model_check(check)

@@ -15,6 +15,7 @@ from in_toto_attestation.v1.statement import Statement as ITEStatement
 from mgattest.attest import slsa, statement
 from mgattest.attest.recorder import ProvenanceRecorder
 from mgattest.errors import InputError, VerificationError
+from mgattest.attest.options import BuildInputs, TrustOptions
 
 SHA = "a" * 64
 
@@ -25,7 +26,7 @@ def _subjects(n=2):
 
 def test_statement_is_valid_in_toto_v1():
     stmt = statement.make_statement(_subjects(), slsa.SLSA_PROVENANCE_V1,
-                                    slsa.build_provenance(parameters={"epochs": 3}))
+                                    slsa.build_provenance(BuildInputs(parameters={"epochs": 3})))
     pb = json_format.Parse(statement.serialize_statement(stmt), statement_pb2.Statement())
     ITEStatement.copy_from_pb(pb).validate()  # the peer package accepts it
     assert stmt["_type"] == "https://in-toto.io/Statement/v1"
@@ -33,8 +34,8 @@ def test_statement_is_valid_in_toto_v1():
 
 
 def test_integers_stay_integers_and_payload_is_rfc8785():
-    pred = slsa.build_provenance(parameters=slsa.parse_params(
-        ["epochs=3", "lr=0.001", "name=bert", "layers=[1,2]", "flag=true", "big=12345678901"]))
+    pred = slsa.build_provenance(BuildInputs(parameters=slsa.parse_params(
+        ["epochs=3", "lr=0.001", "name=bert", "layers=[1,2]", "flag=true", "big=12345678901"])))
     stmt = statement.make_statement(_subjects(1), slsa.SLSA_PROVENANCE_V1, pred)
     payload = statement.serialize_statement(stmt)
     params = json.loads(payload)["predicate"]["buildDefinition"]["externalParameters"]
@@ -47,10 +48,10 @@ def test_integers_stay_integers_and_payload_is_rfc8785():
 
 def test_same_inputs_same_payload():
     def build():
-        pred = slsa.build_provenance(builder_id="b", parameters={"x": 1},
-                                     dependencies=[slsa.parse_dependency(
-                                         f"data=https://d/x@sha256:{SHA}")],
-                                     frameworks={"numpy": "2.0", "torch": "2.13.0"})
+        pred = slsa.build_provenance(BuildInputs(
+            builder_id="b", parameters={"x": 1},
+            dependencies=[slsa.parse_dependency(f"data=https://d/x@sha256:{SHA}")],
+            frameworks={"numpy": "2.0", "torch": "2.13.0"}))
         return statement.serialize_statement(statement.make_statement(
             list(reversed(_subjects(3))), slsa.SLSA_PROVENANCE_V1, pred))
     assert build() == build()
@@ -129,7 +130,7 @@ def test_from_env_github_and_gitlab():
                                 "@refs/heads/main")
     assert gh["source"]["commit"] == "b" * 40
     assert gh["invocation_id"].endswith("/actions/runs/42/attempts/1")
-    pred = slsa.build_provenance(ci=gh)
+    pred = slsa.build_provenance(BuildInputs(ci=gh))
     assert pred["runDetails"]["builder"]["id"] == gh["builder_id"]
     assert pred["buildDefinition"]["resolvedDependencies"][0]["digest"] == {
         "gitCommit": "b" * 40}
@@ -193,7 +194,8 @@ def test_recorder_builds_predicate_and_signs(tmp_path, monkeypatch):
     assert deps["train"]["digest"]["sha256"] == hashlib.sha256(b"x,y\n1,2\n").hexdigest()
     assert "sha256-manifest" in deps["base"]["digest"]
     assert pred["buildDefinition"]["externalParameters"] == {"epochs": 3, "lr": 0.01}
-    atts, check = verify_model(model, rec.bundle_path, keys=[signer.public_key])
+    atts, check = verify_model(model, rec.bundle_path,
+                               trust=TrustOptions(keys=[signer.public_key]))
     assert atts[0].predicate == pred and check.ok
 
 

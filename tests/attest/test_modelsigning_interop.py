@@ -14,6 +14,7 @@ from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.bundles import ca_files_for_model_signing
 from tests.helpers.trees import RandomBytes
+from mgattest.attest.options import TrustOptions
 
 pytestmark = pytest.mark.interop
 
@@ -86,17 +87,18 @@ def test_we_verify_model_signing_key_signatures(model, ec_keys, tmp_path, shard_
     sig = tmp_path / "model.sig"
     _ms_sign_key(model, key, sig, shard_size=shard_size)
     with pytest.raises(VerificationError, match="no transparency-log entry"):
-        verify_model(model, [sig], keys=[pub])
-    atts, check = verify_model(model, [sig], keys=[pub], allow_unlogged=True)
+        verify_model(model, [sig], trust=TrustOptions(keys=[pub]))
+    atts, check = verify_model(model, [sig], trust=TrustOptions(keys=[pub]), allow_unlogged=True)
     assert atts[0].predicate_type == "https://model_signing/signature/v1.0"
     assert check.ok
     _flip(model / "layers" / "1.bin", 9000)
     with pytest.raises(VerificationError, match="layers/1.bin") as info:
-        verify_model(model, [sig], keys=[pub], allow_unlogged=True)
+        verify_model(model, [sig], trust=TrustOptions(keys=[pub]), allow_unlogged=True)
     if shard_size:
         assert "shard 2" in str(info.value)
     with pytest.raises(VerificationError, match="any trusted key"):
-        verify_model(model, [sig], keys=[generate_signer().public_key], allow_unlogged=True)
+        verify_model(model, [sig], trust=TrustOptions(keys=[generate_signer().public_key]),
+                     allow_unlogged=True)
 
 
 def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
@@ -107,23 +109,26 @@ def test_we_verify_model_signing_certificate_signatures(model, tmp_path):
     signing.Config().use_certificate_signer(
         private_key=paths["key"], signing_certificate=paths["leaf"],
         certificate_chain=[paths["ca"]]).sign(model, sig)
-    atts, check = verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+    atts, check = verify_model(model, [sig],
+                               TrustOptions(certificate_chain=paths["ca"].read_bytes()),
                                allow_unlogged=True)
     assert check.ok and atts[0].signer.kind == "certificate"
     assert atts[0].signer.identity == "ml@example.com"
-    verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
-                 allow_unlogged=True, identity={"identity": "ml@example.com"})
+    verify_model(model, [sig], TrustOptions(certificate_chain=paths["ca"].read_bytes(),
+                                            identity={"identity": "ml@example.com"}),
+                 allow_unlogged=True)
     with pytest.raises(VerificationError, match="identity"):
-        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
-                     allow_unlogged=True, identity={"identity": "other@example.com"})
+        verify_model(model, [sig], TrustOptions(certificate_chain=paths["ca"].read_bytes(),
+                                                identity={"identity": "other@example.com"}),
+                     allow_unlogged=True)
     (tmp_path / "other").mkdir()
     other = ca_files_for_model_signing(tmp_path / "other")
     with pytest.raises(VerificationError, match="does not chain"):
-        verify_model(model, [sig], certificate_chain=other["ca"].read_bytes(),
+        verify_model(model, [sig], trust=TrustOptions(certificate_chain=other["ca"].read_bytes()),
                      allow_unlogged=True)
     (model / "config.json").write_text('{"hidden": 65}')
     with pytest.raises(MgattestError, match="config.json"):
-        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+        verify_model(model, [sig], trust=TrustOptions(certificate_chain=paths["ca"].read_bytes()),
                      allow_unlogged=True)
 
 
@@ -146,7 +151,7 @@ def test_ca_certificate_as_signer_rejected(model, tmp_path):
         private_key=paths["ca_key"], signing_certificate=paths["ca"],
         certificate_chain=[paths["ca"]]).sign(model, sig)
     with pytest.raises(VerificationError, match="CA certificate|does not chain"):
-        verify_model(model, [sig], certificate_chain=paths["ca"].read_bytes(),
+        verify_model(model, [sig], trust=TrustOptions(certificate_chain=paths["ca"].read_bytes()),
                      allow_unlogged=True)
 
 
@@ -161,7 +166,8 @@ def test_our_certificate_bundles_verify_with_the_ca(model, tmp_path):
     bundle = sign_statement(statement, load_signer(paths["key"]), log=LogTarget(),
                             certificate_pem=paths["leaf"].read_bytes())
     assert "certificate" in bundle["verificationMaterial"]
-    atts, check = verify_model(model, [bundle], certificate_chain=paths["ca"].read_bytes())
+    atts, check = verify_model(model, [bundle],
+                               trust=TrustOptions(certificate_chain=paths["ca"].read_bytes()))
     assert check.ok and atts[0].log_entries and atts[0].signer.identity == "ml@example.com"
     with pytest.raises(MgattestError):  # without the CA, nothing vouches for the key
         verify_model(model, [bundle])

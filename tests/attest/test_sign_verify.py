@@ -19,6 +19,7 @@ from mgattest.attest.verify import (UnloggedBundleError, default_bundle_path, ve
                                     verify_model)
 from mgattest.errors import InputError, VerificationError
 from tests.helpers.servers import free_port
+from mgattest.attest.options import TrustOptions
 
 
 MODEL_FILES = {"config.json": b'{"layers": 2}', "sub/weights.bin": bytes(range(256)) * 64,
@@ -36,7 +37,7 @@ def test_sign_then_verify_every_key_type(model, key_type):
     signer = generate_signer(key_type)
     path, result = _sign(model, signer)
     assert path == model.parent / "model.sigstore.json"
-    atts, check = verify_model(model, keys=[signer.public_key])
+    atts, check = verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
     att = atts[0]
     assert check.ok and {f.name for f in check.files} == {"config.json", "sub/weights.bin",
                                                           "empty.txt"}
@@ -57,7 +58,7 @@ def test_deterministic_signatures_reuse_the_log_entry(model):
     assert first["dsseEnvelope"] == second["dsseEnvelope"]
     assert first["verificationMaterial"]["tlogEntries"][0]["logIndex"] == \
         second["verificationMaterial"]["tlogEntries"][0]["logIndex"]
-    verify_bundle(second, keys=[signer.public_key])
+    verify_bundle(second, trust=TrustOptions(keys=[signer.public_key]))
 
 
 def test_single_file_model_and_digest_in_place_of_path(tmp_path):
@@ -66,19 +67,21 @@ def test_single_file_model_and_digest_in_place_of_path(tmp_path):
     signer = generate_signer("ecdsa-p256")
     path, _ = _sign(weights, signer)
     assert path == tmp_path / "model.safetensors.sigstore.json"
-    verify_model(weights, keys=[signer.public_key])
+    verify_model(weights, trust=TrustOptions(keys=[signer.public_key]))
     digest = "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
-    verify_bundle(path, keys=[signer.public_key], artifact_digest=digest)
+    verify_bundle(path, trust=TrustOptions(keys=[signer.public_key]), artifact_digest=digest)
     with pytest.raises(VerificationError, match="no statement subject"):
-        verify_bundle(path, keys=[signer.public_key], artifact_digest="sha256:" + "0" * 64)
+        verify_bundle(path, trust=TrustOptions(keys=[signer.public_key]),
+                      artifact_digest="sha256:" + "0" * 64)
 
 
 def test_unlogged_bundles_need_opt_in(model):
     signer = generate_signer("ecdsa-p256")
     _sign(model, signer, log=LogTarget("none"))
     with pytest.raises(UnloggedBundleError, match="no transparency-log entry"):
-        verify_model(model, keys=[signer.public_key])
-    atts, _ = verify_model(model, keys=[signer.public_key], allow_unlogged=True)
+        verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
+    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key]),
+                           allow_unlogged=True)
     assert atts[0].log_entries == []
 
 
@@ -93,13 +96,14 @@ def test_trust_export_lets_a_second_machine_verify(model, tmp_path, monkeypatch)
     PeerRoot.from_json(exported.read_text())  # sigstore-python can read it too
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "other-machine"))
     with pytest.raises(VerificationError, match="no log is trusted"):
-        verify_model(model, keys=[signer.public_key])
-    atts, _ = verify_model(model, keys=[signer.public_key], trusted_root=exported)
+        verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
+    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                                     trusted_root=exported))
     assert atts[0].log_entries[0].inclusion_proof_verified
     # a root listing some other log does not help
     with pytest.raises(VerificationError):
-        verify_model(model, keys=[signer.public_key],
-                     trusted_root=trustroot.embedded_trusted_root())
+        verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                               trusted_root=trustroot.embedded_trusted_root()))
 
 
 def test_log_db_target(model, tmp_path):
@@ -108,7 +112,7 @@ def test_log_db_target(model, tmp_path):
     _, result = _sign(model, signer, log=LogTarget("local", str(db)))
     assert db.exists() and db.with_suffix(".key").exists()
     root = locallog.local_trusted_root(db)
-    atts, _ = verify_model(model, keys=[signer.public_key], trusted_root=root)
+    atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key], trusted_root=root))
     assert atts[0].log_entries[0].log_index == 0
 
 
@@ -133,7 +137,8 @@ def test_sign_into_rekor_compatible_server(model, tmp_path):
         _sign(model, signer, log=LogTarget("url", f"http://127.0.0.1:{port}"))
         root = trustroot.TrustedRoot(tlogs=(trustroot.log_instance_for_key(
             _public_key_of(log), base_url=f"http://127.0.0.1:{port}", valid_from=0),))
-        atts, _ = verify_model(model, keys=[signer.public_key], trusted_root=root)
+        atts, _ = verify_model(model, trust=TrustOptions(keys=[signer.public_key],
+                                                         trusted_root=root))
         assert atts[0].log_entries[0].inclusion_proof_verified
     finally:
         server.should_exit = True
@@ -189,7 +194,7 @@ def test_wrong_key_and_missing_key(model):
     signer = generate_signer("ecdsa-p256")
     _sign(model, signer)
     with pytest.raises(VerificationError, match="any trusted key"):
-        verify_model(model, keys=[generate_signer("ecdsa-p256").public_key])
+        verify_model(model, trust=TrustOptions(keys=[generate_signer("ecdsa-p256").public_key]))
     with pytest.raises(InputError, match="--key"):
         verify_model(model)
 
@@ -197,7 +202,7 @@ def test_wrong_key_and_missing_key(model):
 def test_statement_format_model_signing_verifies_here(model):
     signer = generate_signer("ecdsa-p256")
     _sign(model, signer, SignOptions(format="model-signing"))
-    atts, check = verify_model(model, keys=[signer.public_key])
+    atts, check = verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
     assert atts[0].predicate_type == "https://model_signing/signature/v1.0"
     assert check.ok
 
@@ -205,11 +210,11 @@ def test_statement_format_model_signing_verifies_here(model):
 def test_sharded_model_verifies(model):
     signer = generate_signer("ecdsa-p256")
     _sign(model, signer, SignOptions(digests=DigestOptions(shard_size=4096)))
-    atts, check = verify_model(model, keys=[signer.public_key])
+    atts, check = verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
     assert check.ok
     (model / "sub" / "weights.bin").write_bytes(b"\xff" + (bytes(range(256)) * 64)[1:])
     with pytest.raises(VerificationError, match=r"shard 0|bytes 0"):
-        verify_model(model, keys=[signer.public_key])
+        verify_model(model, trust=TrustOptions(keys=[signer.public_key]))
 
 
 @pytest.mark.interop
@@ -218,16 +223,16 @@ def test_conformance_suite(conformance_dir):
     cases = json.loads((conformance_dir / "cases.json").read_text())
     wrong = []
     for case in cases:
-        kwargs = dict(trusted_root=conformance_dir / case["trusted_root"],
-                      artifact_digest=str(conformance_dir / case["artifact"]),
-                      use_local_log=False)
+        root = conformance_dir / case["trusted_root"]
         if case["verification_mode"] == "key":
-            kwargs["keys"] = [str(conformance_dir / case["key"])]
+            trust = TrustOptions(trusted_root=root, keys=[str(conformance_dir / case["key"])])
         else:
-            kwargs["identity"] = dict(identity=case["expected_identity"],
-                                      issuer=case["expected_issuer"])
+            trust = TrustOptions(trusted_root=root, identity=dict(
+                identity=case["expected_identity"], issuer=case["expected_issuer"]))
         try:
-            verify_bundle(str(conformance_dir / case["bundle"]), **kwargs)
+            verify_bundle(str(conformance_dir / case["bundle"]), trust,
+                          artifact_digest=str(conformance_dir / case["artifact"]),
+                          use_local_log=False)
             got = "pass"
         except (VerificationError, InputError):
             got = "fail"
@@ -243,15 +248,17 @@ def test_managed_key_message_signature_bundle(conformance_dir):
     bundle = base / "managed-key-happy-path/bundle.sigstore.json"
     key = base / "managed-key-happy-path/key.pub"
     root = conformance_dir / "trusted_roots/sigstore-python-4.5.1/production/trusted_root.json"
-    att = verify_bundle(bundle, keys=[key], trusted_root=root, artifact_digest=base / "a.txt")
+    att = verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
+                        artifact_digest=base / "a.txt")
     assert att.statement is None and att.log_entries[0].kind == "hashedrekord"
     assert att.message_digest == {"sha256": hashlib.sha256((base / "a.txt").read_bytes())
                                   .hexdigest()}
     with pytest.raises(VerificationError, match="predicateType"):
-        verify_bundle(bundle, keys=[key], trusted_root=root, artifact_digest=base / "a.txt",
+        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
+                      artifact_digest=base / "a.txt",
                       expected_predicate_type="https://slsa.dev/provenance/v1")
     with pytest.raises(VerificationError):
-        verify_bundle(bundle, keys=[key], trusted_root=root,
+        verify_bundle(bundle, trust=TrustOptions(keys=[key], trusted_root=root),
                       artifact_digest="sha256:" + "1" * 64)
 
 
@@ -260,15 +267,15 @@ def test_v01_bundles_may_rely_on_the_set_alone(model):
     bundle = sign_model(model, signer).bundle
     del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
     with pytest.raises(VerificationError, match="inclusion proof"):
-        verify_model(model, [bundle], keys=[signer.public_key])
+        verify_model(model, [bundle], trust=TrustOptions(keys=[signer.public_key]))
     bundle["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
-    atts, _ = verify_model(model, [bundle], keys=[signer.public_key])
+    atts, _ = verify_model(model, [bundle], trust=TrustOptions(keys=[signer.public_key]))
     proof = atts[0].log_entries[0]
     assert proof.set_verified and not proof.inclusion_proof_verified
     bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"][
         "signedEntryTimestamp"] = base64.b64encode(b"\x30\x00").decode()
     with pytest.raises(VerificationError):
-        verify_model(model, [bundle], keys=[signer.public_key])
+        verify_model(model, [bundle], trust=TrustOptions(keys=[signer.public_key]))
 
 
 @pytest.mark.slow
@@ -295,7 +302,7 @@ def test_parallel_signers_share_one_embedded_log(tmp_path):
         assert p.returncode == 0, err.decode()
     indexes = set()
     for m in models:
-        atts, _ = verify_model(m, keys=[tmp_path / "k.pub"])
+        atts, _ = verify_model(m, trust=TrustOptions(keys=[tmp_path / "k.pub"]))
         indexes.add(atts[0].log_entries[0].log_index)
     assert indexes == {0, 1, 2, 3}
     assert len(list((tmp_path / "home" / "log").glob("*.db"))) == 1

@@ -20,6 +20,7 @@ from mgattest.attest.statement import serialize_statement
 from mgattest.attest.verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.trees import RandomBytes, make_tree
+from mgattest.attest.options import CheckOptions, TrustOptions
 
 SIGNER = generate_signer("ecdsa-p256")
 KEYS = [SIGNER.public_key]
@@ -39,7 +40,7 @@ def _signed(model, options=SignOptions(), log=LogTarget()):
 
 def _reject(model, bundle, needle, *, kind=VerificationError, **kw):
     with pytest.raises(kind) as info:
-        verify_model(model, [bundle], keys=KEYS, **kw)
+        verify_model(model, [bundle], TrustOptions(keys=KEYS), **kw)
     text = str(info.value) + " " + str(getattr(info.value, "where", ""))
     assert needle.lower() in text.lower(), text
     return info.value
@@ -91,9 +92,10 @@ def test_symlink_escaping_root(model, tmp_path):
     outside.write_text("s")
     os.symlink(outside, model / "link.txt")
     with pytest.raises(MgattestError, match="link.txt"):
-        verify_model(model, [bundle], keys=KEYS, allow_symlinks=True)
+        verify_model(model, [bundle], trust=TrustOptions(keys=KEYS),
+                     check=CheckOptions(allow_symlinks=True))
     with pytest.raises(MgattestError, match="link.txt"):
-        verify_model(model, [bundle], keys=KEYS)
+        verify_model(model, [bundle], trust=TrustOptions(keys=KEYS))
 
 
 def test_bundle_swapped_between_models(model, tmp_path):
@@ -131,7 +133,8 @@ def test_other_payload_type(model):
 def test_wrong_key(model):
     bundle = _signed(model)
     with pytest.raises(VerificationError, match="any trusted key"):
-        verify_model(model, [bundle], keys=[generate_signer("ecdsa-p256").public_key])
+        verify_model(model, [bundle],
+                     trust=TrustOptions(keys=[generate_signer("ecdsa-p256").public_key]))
 
 
 def test_signature_over_different_payload(model, tmp_path):
@@ -164,7 +167,7 @@ def test_truncated_bundle(model, tmp_path):
     text = json.dumps(bundle)
     path.write_text(text[: len(text) // 2])
     with pytest.raises(VerificationError, match="not valid JSON"):
-        verify_model(model, [path], keys=KEYS)
+        verify_model(model, [path], trust=TrustOptions(keys=KEYS))
 
 
 def test_oversized_bundle(model, tmp_path):
@@ -172,7 +175,7 @@ def test_oversized_bundle(model, tmp_path):
     with open(path, "wb") as fh:
         fh.truncate(MAX_BUNDLE_BYTES + 1)
     with pytest.raises(VerificationError, match="larger than"):
-        verify_model(model, [path], keys=KEYS)
+        verify_model(model, [path], trust=TrustOptions(keys=KEYS))
 
 
 def test_set_altered(model):
@@ -203,7 +206,7 @@ def test_inclusion_proof_from_another_log(model, tmp_path):
     entry = forged["verificationMaterial"]["tlogEntries"][0]
     entry["inclusionProof"] = other["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
     with pytest.raises(VerificationError):
-        verify_model(model, [forged], keys=KEYS)
+        verify_model(model, [forged], trust=TrustOptions(keys=KEYS))
 
 
 def test_checkpoint_from_another_log(model, tmp_path):
@@ -246,7 +249,7 @@ def test_body_swapped_for_other_entry(model, tmp_path):
     forged["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"] = \
         other["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"]
     with pytest.raises(VerificationError):
-        verify_model(model, [forged], keys=KEYS)
+        verify_model(model, [forged], trust=TrustOptions(keys=KEYS))
 
 
 def test_untouched_model_still_verifies(model, tmp_path):
@@ -254,5 +257,5 @@ def test_untouched_model_still_verifies(model, tmp_path):
     bundle = _signed(model, SignOptions(digests=DigestOptions(shard_size=4096)))
     copy_dir = tmp_path / "copy"
     shutil.copytree(model, copy_dir)
-    atts, check = verify_model(copy_dir, [bundle], keys=KEYS)
+    atts, check = verify_model(copy_dir, [bundle], trust=TrustOptions(keys=KEYS))
     assert check.ok and atts[0].log_entries[0].inclusion_proof_verified

@@ -31,6 +31,7 @@ from mgattest.tlog.errors import CheckpointError, LogEntryError
 from tests.helpers.paths import CONFORMANCE_DIR
 from tests.helpers.bundles import (CONFORMANCE_ASSETS, V01, V02, V03, code_signing_ca,
                                    entry_of, iso, key_policy, signed_model, strip_set)
+from mgattest.attest.options import TrustOptions
 
 DAY = 86400
 IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
@@ -39,7 +40,7 @@ ISSUER = "https://token.actions.githubusercontent.com"
 
 
 def _verdict(model, bundle, signer, policy):
-    atts, check = verify_model(model, [bundle], keys=[signer.public_key])
+    atts, check = verify_model(model, [bundle], trust=TrustOptions(keys=[signer.public_key]))
     return atts, evaluate(policy, atts, check)
 
 
@@ -106,11 +107,12 @@ def test_log_key_window_is_judged_at_a_verified_time_in_key_mode(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
     now = int(time.time())
     root = _windowed_local_root(now - DAY)
-    kw = dict(keys=[signer.public_key], trusted_root=root, use_local_log=False)
+    trust = TrustOptions(keys=[signer.public_key], trusted_root=root)
     with pytest.raises(LogEntryError, match="not valid at integrated time"):
-        verify_bundle(bundle, **kw)
+        verify_bundle(bundle, trust, use_local_log=False)
     with pytest.raises(LogEntryError, match="not valid at now"):
-        verify_bundle(strip_set(bundle, integrated_time=now - 2 * DAY), **kw)
+        verify_bundle(strip_set(bundle, integrated_time=now - 2 * DAY), trust,
+                      use_local_log=False)
 
 
 def test_an_unverified_int_is_not_a_signing_time(tmp_path):
@@ -168,7 +170,7 @@ def test_inclusion_proof_without_checkpoint_is_rejected(tmp_path, media_type, ch
     else:
         proof["checkpoint"] = checkpoint
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        verify_bundle(bundle, keys=[signer.public_key])
+        verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key]))
 
 
 def test_v01_proof_without_checkpoint_proves_nothing_but_the_set(tmp_path):
@@ -177,7 +179,7 @@ def test_v01_proof_without_checkpoint_proves_nothing_but_the_set(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
     bundle["mediaType"] = V01
     del entry_of(bundle)["inclusionProof"]["checkpoint"]
-    att = verify_bundle(bundle, keys=[signer.public_key])
+    att = verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key]))
     proof = att.log_entries[0]
     assert proof.set_verified and not proof.inclusion_proof_verified
     assert proof.describe() == "log index 0 (SET)"
@@ -204,10 +206,12 @@ def test_identity_without_issuer_is_a_usage_error(flag):
 def test_keyless_identity_without_issuer_refused_by_the_api():
     artifact, bundle, root = _rekor2_case()
     with pytest.raises(InputError, match="issuer"):
-        verify_bundle(str(bundle), trusted_root=str(root), artifact_digest=str(artifact),
-                      identity={"identity": IDENTITY})
-    verify_bundle(str(bundle), trusted_root=str(root), artifact_digest=str(artifact),
-                  identity={"identity": IDENTITY, "issuer": ISSUER})
+        verify_bundle(str(bundle), TrustOptions(trusted_root=str(root),
+                                                identity={"identity": IDENTITY}),
+                      artifact_digest=str(artifact))
+    verify_bundle(str(bundle), TrustOptions(trusted_root=str(root),
+                                            identity={"identity": IDENTITY, "issuer": ISSUER}),
+                  artifact_digest=str(artifact))
 
 
 def test_keyless_policy_signer_without_issuer_is_refused():
@@ -240,20 +244,20 @@ def _ca_bundle(tmp_path, **kw):
 def test_certificate_chain_mode_requires_code_signing(tmp_path):
     ca, bundle = _ca_bundle(tmp_path, eku=False)
     with pytest.raises(BundleVerificationError, match="code signing"):
-        verify_bundle(bundle, certificate_chain=ca["ca"])
+        verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"]))
 
 
 def test_certificate_chain_mode_says_when_no_identity_was_given(tmp_path):
     ca, bundle = _ca_bundle(tmp_path)
-    att = verify_bundle(bundle, certificate_chain=ca["ca"])
+    att = verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"]))
     assert any("no identity constraint" in n for n in att.notes)
     assert att.signing_time is not None and att.signing_time.source == "set"
-    pinned = verify_bundle(bundle, certificate_chain=ca["ca"],
-                           identity={"identity": "ml@example.com"})
+    pinned = verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"],
+                                                      identity={"identity": "ml@example.com"}))
     assert not any("identity" in n for n in pinned.notes)
     with pytest.raises(VerificationError, match="identity"):
-        verify_bundle(bundle, certificate_chain=ca["ca"],
-                      identity={"identity": "eve@example.com"})
+        verify_bundle(bundle, trust=TrustOptions(certificate_chain=ca["ca"],
+                                                 identity={"identity": "eve@example.com"}))
 
 
 # --------------------------------------------------------------------------- 8. RFC 3161
@@ -275,7 +279,8 @@ def _real_timestamp() -> bytes:
 def test_unparseable_timestamp_rejected_in_key_mode(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
     with pytest.raises(TimestampError, match="not a TimeStampResponse"):
-        verify_bundle(_with_timestamp(bundle, b"\x30\x00"), keys=[signer.public_key])
+        verify_bundle(_with_timestamp(bundle, b"\x30\x00"),
+                      trust=TrustOptions(keys=[signer.public_key]))
 
 
 def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
@@ -288,12 +293,13 @@ def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
     root = local_trusted_root().merged(load_trusted_root(conformance_root))
     stamped = _with_timestamp(bundle, _real_timestamp())
     with pytest.raises(TimestampError, match="no trusted timestamp authority verifies it"):
-        verify_bundle(stamped, keys=[signer.public_key], trusted_root=root)
+        verify_bundle(stamped, trust=TrustOptions(keys=[signer.public_key], trusted_root=root))
 
 
 def test_timestamp_without_any_trusted_root_is_reported_not_used(tmp_path):
     _, signer, bundle = signed_model(tmp_path)
-    att = verify_bundle(_with_timestamp(bundle, _real_timestamp()), keys=[signer.public_key])
+    att = verify_bundle(_with_timestamp(bundle, _real_timestamp()),
+                        trust=TrustOptions(keys=[signer.public_key]))
     assert any("RFC 3161" in n and "not verified" in n for n in att.notes)
     assert all(t.source == "set" for t in att.signing_times)
 
@@ -345,10 +351,11 @@ def test_a_staging_bundle_does_not_choose_its_own_trust_root():
 def test_a_key_hint_that_names_another_key_is_not_passed_on(tmp_path):
     """``signer.key_hint`` reaches CEL policies: it must not be the bundle's free text."""
     _, signer, bundle = signed_model(tmp_path)
-    honest = verify_bundle(bundle, keys=[signer.public_key])
+    honest = verify_bundle(bundle, trust=TrustOptions(keys=[signer.public_key]))
     assert honest.signer.key_hint == bundle["verificationMaterial"]["publicKey"]["hint"]
     bundle["verificationMaterial"]["publicKey"]["hint"] = "release-key-2024"
-    assert verify_bundle(bundle, keys=[signer.public_key]).signer.key_hint is None
+    assert verify_bundle(bundle,
+                         trust=TrustOptions(keys=[signer.public_key])).signer.key_hint is None
 
 
 # --------------------------------------------------------------------------- issue #10
@@ -370,9 +377,10 @@ def test_one_of_several_timestamps_failing_is_reported_not_fatal(foreign_first):
     """sigstore-go (WithSignedTimestamps(1)) and sigstore-python need one verified RFC
     3161 timestamp; the others are reported and not used."""
     artifact, _, root = _rekor2_case()
-    att = verify_bundle(_rekor2_with_extra_timestamp(foreign_first), trusted_root=str(root),
-                        artifact_digest=str(artifact),
-                        identity={"identity": IDENTITY, "issuer": ISSUER})
+    att = verify_bundle(_rekor2_with_extra_timestamp(foreign_first),
+                        TrustOptions(trusted_root=str(root),
+                                     identity={"identity": IDENTITY, "issuer": ISSUER}),
+                        artifact_digest=str(artifact))
     assert len(att.signing_times) == 1 and att.signing_times[0].source == "rfc3161"
     bad = "rfc3161Timestamps[0]" if foreign_first else "rfc3161Timestamps[1]"
     assert any(bad in n and "not used" in n for n in att.notes), att.notes
@@ -392,8 +400,9 @@ def test_no_verified_timestamp_among_several_is_a_rejection():
     stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
     del stamps[1]  # only the foreign one is left
     with pytest.raises(TimestampError, match="no trusted timestamp authority"):
-        verify_bundle(bundle, trusted_root=str(root), artifact_digest=str(artifact),
-                      identity={"identity": IDENTITY, "issuer": ISSUER})
+        verify_bundle(bundle, TrustOptions(trusted_root=str(root),
+                                           identity={"identity": IDENTITY, "issuer": ISSUER}),
+                      artifact_digest=str(artifact))
 
 
 def _log_with(tmp_path, kind_version: str):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.helpers.paths import PROJECT_ROOT
 # One CLI runner and the same model/key fixtures as the sign/verify CLI tests.
 from tests.helpers.cli_runner import mg
+from mgattest.attest.options import BuildInputs
 
 # A pickle whose REDUCE would call os.system (only written, never loaded).
 EVIL_PICKLE = (b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system"
@@ -209,7 +210,7 @@ GITHUB_ENV = {
 def _github_predicate(**kw):
     from mgattest.attest import slsa
 
-    return slsa.build_provenance(ci=slsa.from_ci_env("github", GITHUB_ENV), **kw)
+    return slsa.build_provenance(BuildInputs(ci=slsa.from_ci_env("github", GITHUB_ENV), **kw))
 
 
 def test_github_provenance_follows_the_published_buildtype():

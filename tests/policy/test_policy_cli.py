@@ -14,6 +14,7 @@ from mgattest.attest.keys import generate_signer, private_key_pem, public_key_pe
 from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
 from mgattest.cli.app import app
 from tests.helpers.paths import PROJECT_ROOT
+from mgattest.attest.options import TrustOptions
 
 ROOT = PROJECT_ROOT
 BEACON = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
@@ -107,8 +108,8 @@ def test_emit_vsa_signed_and_verifiable(signed_model):
     code, out = cli("verify", model, "--bundle", bundle, "--policy", tmp / "policy.yaml",
                     "--emit-vsa", out_path, "--key", tmp / "vsa.key")
     assert code == 0, out
-    att = verify_bundle(json.loads(out_path.read_text()), keys=[tmp / "release.pub"],
-                        allow_unlogged=True)
+    att = verify_bundle(json.loads(out_path.read_text()),
+                        trust=TrustOptions(keys=[tmp / "release.pub"]), allow_unlogged=True)
     assert att.predicate_type == VSA_PREDICATE_TYPE
     assert att.predicate["verificationResult"] == "PASSED"
     digest = json.loads(cli("verify", model, "--bundle", bundle, "--policy",

@@ -9,6 +9,7 @@ from mgattest.policy.evaluate import evaluate
 from tests.helpers.policy_facts import (GH_ISSUER, KEY_A, KEY_B, KEY_C, LOG_ID, SLSA, T0, Report,
                             attestation, cert_signer, digest_of, key_signer, keys_block, log,
                             model, policy, provenance, safe_reports)
+from mgattest.attest.options import CheckOptions
 
 W = "model.safetensors"
 FILES = {W: digest_of(b"weights")}
@@ -448,12 +449,12 @@ def test_model_check_from_the_digests_module(tmp_path):
     (tmp_path / "notes.txt").write_bytes(b"notes")
     files = {"w.bin": digest_of(b"weights")}
     subjects = [{"name": "w.bin", "digest": {"sha256": files["w.bin"]}}]
-    mc = check_model(tmp_path, subjects, ignore=["notes.txt"])
+    mc = check_model(tmp_path, subjects, options=CheckOptions(ignore=["notes.txt"]))
     att = attestation(files, key_signer(KEY_A))
     v = evaluate(key_policy(), [att], mc, safe_reports(files), now=T0)
     assert v.allowed, v.reasons
     (tmp_path / "w.bin").write_bytes(b"tampered")
-    mc = check_model(tmp_path, subjects, ignore=["notes.txt"])
+    mc = check_model(tmp_path, subjects, options=CheckOptions(ignore=["notes.txt"]))
     v = evaluate(key_policy(), [att], mc, safe_reports(files), now=T0)
     assert not v.allowed and "policy.integrity" in failed(v)
 

@@ -20,6 +20,7 @@ from mgattest.policy.loader import load_policy
 from tests.helpers.policy_facts import (attestation, cert_signer, digest_of, log, model,
                                  provenance, safe_reports)
 from tests.helpers.paths import PROJECT_ROOT
+from mgattest.attest.options import BuildInputs
 
 POLICIES = PROJECT_ROOT / "policies"
 
@@ -123,7 +124,7 @@ def prod(tmp_path, monkeypatch):
 
 
 def _sign(tmp, m, signer, name, log, **prov):
-    predicate = build_provenance(**prov) if prov else None
+    predicate = build_provenance(BuildInputs(**prov)) if prov else None
     bundle = sign_model(m, KeySigner(signer, log), SignOptions(predicate=predicate)).bundle
     return write_bundle_file(bundle, tmp / f"{name}.sigstore.json")
 

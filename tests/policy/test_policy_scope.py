@@ -14,6 +14,7 @@ import pytest
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.loader import lint_policy, policy_from_bytes
 from tests.helpers.policy_facts import KEY_A, keys_block
+from mgattest.attest.options import TrustOptions
 
 HEAD = "apiVersion: mgattest/v1\nkind: Policy\n"
 MIN = (HEAD + keys_block(("a", KEY_A)) + "signers:\n  a: {key: a}\nrules:\n"
@@ -342,8 +343,8 @@ def test_vsa_states_only_what_was_verified(tmp_path, keys):
     code, text = _cli("verify", model, "--bundle", bundle, "--policy", warn,
                       "--emit-vsa", out, "--key", tmp_path / "vsa.key")
     assert code == 0, text
-    att = verify_bundle(json.loads(out.read_text()), keys=[tmp_path / "release.pub"],
-                        allow_unlogged=True)
+    att = verify_bundle(json.loads(out.read_text()),
+                        trust=TrustOptions(keys=[tmp_path / "release.pub"]), allow_unlogged=True)
     assert att.predicate["verificationResult"] == "FAILED"
     assert att.predicate["verifiedLevels"] == []
     assert [s["name"] for s in att.subjects] == ["w.npy"]
