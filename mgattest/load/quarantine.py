@@ -363,7 +363,7 @@ def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike |
     record = dict(incident.record)
     if record.get("status") == "restored":
         raise RestoreError(f"incident {incident.id} was already restored", where=incident.id)
-    plan = []
+    plan: list[tuple[Path, Path]] = []
     for entry in record.get("items", []):
         stored = incident.path / entry["stored"]
         original = Path(entry["original"])

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mgattest.attest.digests import DigestSpec
     from mgattest.attest.results import ModelCheck, VerifiedAttestation
     from mgattest.attest.trustroot import TrustedRoot
+    from mgattest.inspect.report import FileReport
     from mgattest.policy.model import Policy
     from mgattest.policy.shortcuts import ShortcutOptions
 
@@ -68,10 +69,10 @@ Progress = Callable[[int], None]
 class VerdictCache(Protocol):
     """Where verdicts over read bytes are remembered (``mgattest.load``'s cache)."""
 
-    def get(self, key: Hashable) -> Any | None:
+    def get(self, key: Hashable) -> Verdict | None:
         """The verdict cached for *key*, or None."""
 
-    def put(self, key: Hashable, verdict: Any, *, not_after: float | None = None) -> None:
+    def put(self, key: Hashable, verdict: Verdict, *, not_after: float | None = None) -> None:
         """Remember *verdict* for *key* (never past *not_after*)."""
 
 
@@ -135,7 +136,7 @@ class VerificationOutcome:
     model: str
     attestations: list[VerifiedAttestation]
     check: ModelCheck | None = None
-    content: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, FileReport] = field(default_factory=dict)
     verdict: Verdict | None = None
     vsa_path: str | None = None
 
@@ -406,7 +407,7 @@ def _sha256_of_check(check: ModelCheck) -> dict[str, str]:
 
 def _check_and_content(model: str, target: DigestSpec | None,
                        atts: list[VerifiedAttestation], bundles: list[str],
-                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, Any]]:
+                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, FileReport]]:
     """The model check and content reports of a path (streamed) or a digest target;
     ``scan=False`` skips the content scan of a path (its reports are then empty)."""
     from mgattest.policy.modelcheck import (  # noqa: PLC0415
