@@ -21,6 +21,7 @@ from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check
 from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
+    from mgattest.load.loaders import Framework
     from mgattest.policy.model import Policy
     from mgattest.policy.verdict import Verdict
 
@@ -30,9 +31,6 @@ __all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache",
 OnFail = Literal["raise", "none"]
 """What :func:`load` does when the policy denies: raise :class:`PolicyDenied`, or
 return None."""
-
-Framework = Literal["numpy", "torch"]
-"""The array type safetensors weights are returned as."""
 
 
 def verify_model_bytes(model: ModelBytes, policy: Policy,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from mgattest.attest import trustroot
 from mgattest.attest.bundle import load_bundle
@@ -22,6 +22,14 @@ from mgattest.errors import VerificationError
 from mgattest.policy.evaluate import signer_matches
 from mgattest.policy.model import Policy
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+    from mgattest.attest.certs import IdentityPolicy
+
+TrustedRootSource = trustroot.TrustedRoot | str | os.PathLike[str]
+"""A trusted root, or the path of a trusted-root file."""
+
 
 class SignerNotInPolicyError(VerificationError):
     """A certificate signer that matches none of the policy's keyless signers."""
@@ -30,7 +38,7 @@ class SignerNotInPolicyError(VerificationError):
 class PolicyIdentity:
     """Identity check for ``verify_bundle``: the certificate must match a policy signer."""
 
-    def __init__(self, policy: Policy, extra: Any = None) -> None:
+    def __init__(self, policy: Policy, extra: IdentityPolicy | None = None) -> None:
         self.policy = policy
         self.extra = extra  # an attest IdentityPolicy from --identity/--issuer, if given
 
@@ -53,7 +61,8 @@ class PolicyIdentity:
             what="identity", where="certificate SAN")
 
 
-def trusted_root_for(policy: Policy, override: Any = None) -> Any:
+def trusted_root_for(policy: Policy,
+                     override: TrustedRootSource | None = None) -> trustroot.TrustedRoot:
     """The TrustedRoot the policy describes (built-in roots, files, extra logs).
 
     *override* (a path or TrustedRoot, e.g. ``--trusted-root``) is merged in. With no
@@ -63,7 +72,7 @@ def trusted_root_for(policy: Policy, override: Any = None) -> Any:
     roots = []
     if override is not None:
         roots.append(override if isinstance(override, trustroot.TrustedRoot)
-                     else trustroot.load_trusted_root(override))
+                     else trustroot.load_trusted_root(os.fspath(override)))
     for spec in policy.roots:
         if spec.path is None:
             instance = "production" if spec.name == "sigstore-public-good" else "staging"
@@ -76,16 +85,19 @@ def trusted_root_for(policy: Policy, override: Any = None) -> Any:
         roots.append(trustroot.TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
     if not roots:
         roots.append(trustroot.embedded_trusted_root("production"))
-    return trustroot.merge_roots(roots)
+    merged = trustroot.merge_roots(roots)
+    if merged is None:  # cannot happen: roots holds at least public-good; fail closed
+        raise VerificationError("no trusted root", what="trusted root")
+    return merged
 
 
-def trusted_root_digest(root: Any) -> str:
+def trusted_root_digest(root: trustroot.TrustedRoot) -> str:
     """``sha256:<hex>`` of the canonical JSON of a TrustedRoot (cache keys, VSAs)."""
     data = json.dumps(root.to_dict(), sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def policy_keys(policy: Policy) -> list[Any]:
+def policy_keys(policy: Policy) -> list[PublicKeyTypes]:
     """The policy's trusted public keys as key objects."""
 
     return [public_key_from_pem(k.pem.encode(), where=f"key {k.name}")
@@ -98,7 +110,8 @@ def allows_unlogged(policy: Policy) -> bool:
 
 
 def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: Policy, *,
-                        trusted_root: Any = None, identity: Any = None,
+                        trusted_root: TrustedRootSource | None = None,
+                        identity: IdentityPolicy | None = None,
                         certificate_chain: bytes | None = None,
                         root_ready: bool = False) -> list[VerifiedAttestation]:
     """Read every bundle in *bundle_files* and verify each under the policy's trust.

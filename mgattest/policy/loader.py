@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from mgattest._files import read_bounded
 from mgattest.attest.signers import check_public_key
 from mgattest.errors import InputError, MgattestError
+from mgattest.policy._jsontypes import JSONObject
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
 from mgattest.policy.matching import compile_matcher, glob_to_regex
@@ -107,7 +108,7 @@ def lint_policy(path: str | os.PathLike[str]) -> list[Issue]:
 # --------------------------------------------------------------------------- schema
 
 @lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
+def schema() -> JSONObject:
     """The policy JSON Schema (``mgattest/policy/schema.json``)."""
     return json.loads(resources.files("mgattest.policy").joinpath("schema.json").read_text())
 
