@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded,
                              tree_entries)
 from mgattest.errors import InputError, VerificationError
+from mgattest.policy._jsontypes import JSONObject, JSONValue
 
 INCIDENT_FILE = "incident.json"
 PAYLOAD_DIR = "payload"
@@ -59,13 +60,15 @@ class Incident:
 
     id: str
     path: Path  # the incident directory
-    record: dict[str, Any]
+    record: JSONObject
 
     @property
     def status(self) -> str:
+        """The incident's status (``quarantined``, ``restored``, ...)."""
         return self.record.get("status", "unknown")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
+        """A JSON-ready form: id, directory and the incident record."""
         return {"id": self.id, "dir": str(self.path), **self.record}
 
 
@@ -194,8 +197,9 @@ def _safe_name(name: str) -> str:
 
 def quarantine(paths: str | os.PathLike | Iterable[str | os.PathLike], dir: str | os.PathLike,
                *, reason: str | Iterable[str], verdict: str = "rejected",
-               digests: Mapping[str, Any] | None = None, policy_digest: str | None = None,
-               force_copy: bool = False, extra: Mapping[str, Any] | None = None) -> Incident:
+               digests: Mapping[str, JSONValue] | None = None, policy_digest: str | None = None,
+               force_copy: bool = False, extra: Mapping[str, JSONValue] | None = None
+               ) -> Incident:
     """Move ``paths`` (files or directories) into a new incident under ``dir``.
 
     ``reason`` is one reason or a list of them; ``digests`` the digests the caller

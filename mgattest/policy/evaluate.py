@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping
 
 from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
 from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.inspect.report import FileReport
+from mgattest.policy._jsontypes import JSONObject
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import Activation, CelSession
 from mgattest.policy.matching import any_glob
@@ -53,7 +55,7 @@ class _File:
 
 
 def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model: ModelCheck,
-             content: Iterable[Any] | Mapping[str, Any] = (), *,
+             content: Iterable[FileReport] | Mapping[str, FileReport] = (), *,
              now: int | None = None) -> Verdict:
     """Decide whether *model* (as proven by *attestations*) satisfies *policy*.
 
@@ -663,7 +665,7 @@ def _finding_text(finding: Any) -> str:
     return str(finding)
 
 
-def signer_dict(info: SignerInfo) -> dict[str, Any]:
+def signer_dict(info: SignerInfo) -> JSONObject:
     """SignerInfo as a CEL/JSON map (without the PEM)."""
     d = {"kind": info.kind, "key_fingerprint": info.key_fingerprint, "key_hint": info.key_hint,
          "identity": info.identity, "issuer": info.issuer,

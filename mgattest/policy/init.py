@@ -9,6 +9,7 @@ builder and source ref. Review the result before committing it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
@@ -18,6 +19,7 @@ from mgattest.attest.locallog import local_log_info
 from mgattest.attest.results import SignerInfo, VerifiedAttestation
 from mgattest.attest.sources import load_attestations
 from mgattest.attest.trustroot import embedded_trusted_root, load_trusted_root
+from mgattest.inspect.report import FileReport
 from mgattest.policy._jsontypes import JSONObject
 from mgattest.policy.model import SLSA_PROVENANCE_V1
 from mgattest.policy.provenance import normalize_repo, source_of
@@ -37,7 +39,7 @@ class TrustOnFirstUse:
         self.seen.append(signer)
 
 
-def verify_for_init(bundle_files: list[str], *, trusted_root: Any = None,
+def verify_for_init(bundle_files: list[str], *, trusted_root: str | Path | None = None,
                     keys: Sequence[str] = ()) -> list[VerifiedAttestation]:
     """Verify every bundle (keys and trusted root as given) trusting any identity."""
     from mgattest.attest.verify import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when `policy init` reads bundles
@@ -58,7 +60,7 @@ def initial_policy(model_files: dict[str, str], attestations: list[VerifiedAttes
                    key_paths: dict[str, str] | None = None, pin_digests: bool = False,
                    base_dir: str | None = None,
                    warnings: list[str] | None = None,
-                   reports: dict[str, Any] | None = None) -> dict[str, Any]:
+                   reports: dict[str, FileReport] | None = None) -> JSONObject:
     """Build the policy document. *model_files*: name → sha256 hex; *key_paths*:
     key fingerprint → PEM path of the keys that verified key-mode bundles. Anything
     the bundles prove but that cannot be pinned is appended to *warnings*. *reports*
