@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, Sequence
 
+from mgattest._files import read_bounded, sha256_file
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.modelbytes import ModelBytes, model_check, scan_model
 from mgattest.policy.verdict import FAIL, Check, Verdict
@@ -223,7 +224,7 @@ class ModelVerifier:
         """Bundles under the policy's trust, then files, content and the policy itself."""
         from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
-        from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
+        from mgattest.policy.gather import verify_attestations  # noqa: PLC0415 - it imports attest
 
         bundles = list(self.options.bundles) or [str(default_bundle_path(model))]
         if target is None and not os.path.lexists(model):
@@ -244,7 +245,7 @@ class ModelVerifier:
     def _verify_read_bytes(self, model: ModelBytes) -> VerificationOutcome:
         """The policy over bytes already read (and hashed) by ``read_model_bytes``."""
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
-        from mgattest.policy.gather import (  # noqa: PLC0415
+        from mgattest.policy.gather import (  # noqa: PLC0415 - it imports attest
             trusted_root_digest,
             trusted_root_for,
             verify_attestations,
@@ -286,7 +287,7 @@ class ModelVerifier:
         if verdict is None:
             return outcome
         if opts.audit_log:
-            from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
+            from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415 - only with an audit log
 
             append_decision(opts.audit_log, audit_record(verdict, model=outcome.model,
                                                          bundles=list(bundles)))
@@ -331,7 +332,6 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     Checks, in order: a digest target needs a bundle; at most one private ``--key``;
     ``--emit-vsa`` needs that private key; the policy (file + expectations) loads.
     """
-    from mgattest._files import read_bounded  # noqa: PLC0415
     from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415 - heavy
     from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
     from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
@@ -374,8 +374,7 @@ def _split_keys(key_files: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
 
 
 def _is_private_key(path: str) -> bool:
-    from mgattest._files import read_bounded  # noqa: PLC0415
-    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415
+    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415 - attest loads on first use
 
     try:
         head = read_bounded(path, MAX_KEY_FILE_BYTES, what="key file")
@@ -410,7 +409,7 @@ def _check_and_content(model: str, target: DigestSpec | None,
                        *, scan: bool = True) -> tuple[ModelCheck, dict[str, FileReport]]:
     """The model check and content reports of a path (streamed) or a digest target;
     ``scan=False`` skips the content scan of a path (its reports are then empty)."""
-    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415 - it imports attest
         digest_model_check, stream_model_check, stream_scan)
 
     if target is not None:
@@ -422,8 +421,6 @@ def _check_and_content(model: str, target: DigestSpec | None,
 
 
 def _file_digest(path: str) -> str:
-    from mgattest._files import sha256_file  # noqa: PLC0415
-
     return sha256_file(path, what="bundle")
 
 
