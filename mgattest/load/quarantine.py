@@ -65,7 +65,8 @@ class Incident:
     @property
     def status(self) -> str:
         """The incident's status (``quarantined``, ``restored``, ...)."""
-        return self.record.get("status", "unknown")
+        status: str = self.record.get("status", "unknown")
+        return status
 
     def to_dict(self) -> JSONObject:
         """A JSON-ready form: id, directory and the incident record."""
@@ -195,7 +196,8 @@ def _safe_name(name: str) -> str:
     return cleaned.strip(".") or "artifact"
 
 
-def quarantine(paths: str | os.PathLike | Iterable[str | os.PathLike], dir: str | os.PathLike,
+def quarantine(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+               dir: str | os.PathLike[str],
                *, reason: str | Iterable[str], verdict: str = "rejected",
                digests: Mapping[str, JSONValue] | None = None, policy_digest: str | None = None,
                force_copy: bool = False, extra: Mapping[str, JSONValue] | None = None
@@ -321,7 +323,7 @@ def _load_record(incident_dir: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def list_incidents(dir: str | os.PathLike) -> list[Incident]:
+def list_incidents(dir: str | os.PathLike[str]) -> list[Incident]:
     """Every incident under ``dir`` (oldest first), including interrupted ones."""
     qdir = Path(dir)
     if not qdir.is_dir():
@@ -340,7 +342,7 @@ def list_incidents(dir: str | os.PathLike) -> list[Incident]:
     return out
 
 
-def get_incident(dir: str | os.PathLike, incident_id: str) -> Incident:
+def get_incident(dir: str | os.PathLike[str], incident_id: str) -> Incident:
     """The incident with this id (or unique id prefix)."""
     matches = [i for i in list_incidents(dir) if i.id == incident_id]
     if not matches:
@@ -351,7 +353,7 @@ def get_incident(dir: str | os.PathLike, incident_id: str) -> Incident:
     return matches[0]
 
 
-def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike | None = None,
+def restore(dir: str | os.PathLike[str], incident_id: str, *, to: str | os.PathLike[str] | None = None,
             force: bool = False) -> Incident:
     """Move an incident's artifacts back to their original paths, or into the directory
     ``to`` (created if missing) under their original names.
