@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+JSONValue: TypeAlias = Any
+"""Any value ``json.loads`` (or ``yaml.safe_load``) returns: ``None``, ``bool``, ``int``,
+``float``, ``str``, lists and string-keyed dicts of them. ``Any``, not a recursive union,
+because readers index into it without narrowing; each reader checks what it uses."""
+
 JSONObject: TypeAlias = dict[str, Any]
 """A decoded JSON object (what :func:`json.loads` returns for ``{...}``) whose members are
 still arbitrary JSON: each reader checks the members it uses. Where a document's shape is

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest._files import read_bounded
 from mgattest.attest.dsse import Envelope, b64, b64decode_strict
 from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError

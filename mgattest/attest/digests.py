@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.options import CheckOptions
 from mgattest.attest.errors import (
     DigestError,

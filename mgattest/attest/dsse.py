@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.errors import DSSEFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"

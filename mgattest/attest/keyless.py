@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from mgattest._files import read_bounded
-from mgattest.attest._json import JSONObject
+from mgattest._jsonutil import JSONObject
 from mgattest.attest.certs import IdentityPolicy, parse_identity
 from mgattest.attest.oidc import TokenInfo, select_identity_token
 from mgattest.attest.options import TrustOptions

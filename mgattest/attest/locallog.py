@@ -18,7 +18,7 @@ from pathlib import Path
 import platformdirs
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from mgattest.attest._json import JSONObject
+from mgattest._jsonutil import JSONObject
 from mgattest.attest.trustroot import TrustedRoot, log_instance_for_key
 from mgattest.errors import InputError
 from mgattest.tlog.keys import LogSigner, LogVerifier

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import rfc8785
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest import slsa
 from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import hash_model

@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from mgattest.attest._json import JSONObject
+from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
 from mgattest.attest.bundle import dump_bundle, make_bundle

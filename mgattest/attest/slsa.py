@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.errors import ProvenanceInputError
 from mgattest.attest.options import BuildInputs
 from mgattest.errors import InputError

@@ -24,7 +24,7 @@ import os
 import re
 from typing import Any
 
-from mgattest.attest._json import JSONObject
+from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest.errors import AttestationSourceError
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import rfc8785
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
 

@@ -17,7 +17,7 @@ import binascii
 from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.certs import TrustedCA, trusted_certificate_authorities
 from mgattest.attest.errors import TimestampError
 from mgattest.attest.options import TrustedRootSource

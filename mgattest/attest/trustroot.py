@@ -18,17 +18,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-from mgattest.attest._json import JSONObject, JSONValue
-from mgattest.attest.dsse import b64, b64decode_strict
-from mgattest.attest.errors import DSSEFormatError, TrustRootError
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest._files import read_bounded
+from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest.attest.dsse import b64, b64decode_strict
+from mgattest.attest.errors import DSSEFormatError, TrustRootError
 from mgattest.attest.signers import spki_der
+from mgattest.errors import InputError
+
+if TYPE_CHECKING:
+    from mgattest.attest.options import TrustedRootSource
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -255,6 +258,21 @@ def _read_json(path: str | Path) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise TrustRootError(f"{path} is not valid JSON: {exc}", what="trusted root",
                              where=str(path)) from None
+
+
+def as_trusted_root(source: TrustedRootSource) -> TrustedRoot | None:
+    """``source`` as a TrustedRoot: None stays None; a TrustedRoot is kept; a path is read
+    (a trusted root or a ClientTrustConfig); parsed JSON of either is parsed."""
+    if source is None or isinstance(source, TrustedRoot):
+        return source
+    if isinstance(source, (str, Path)):
+        return load_trusted_root(source)
+    if isinstance(source, dict):
+        if source.get("mediaType") == CLIENT_TRUST_CONFIG_MEDIA_TYPE:
+            return parse_client_trust_config(source).trusted_root
+        return parse_trusted_root(source)
+    raise InputError(f"unsupported trusted root {type(source).__name__}",
+                     what="trusted root")
 
 
 def load_trusted_root(path: str | Path) -> TrustedRoot:

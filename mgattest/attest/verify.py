@@ -33,7 +33,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from cryptography.x509.verification import VerificationError as PathError
 
 from mgattest.attest import digests, trustroot
-from mgattest.attest._json import JSONObject, JSONValue
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.bundle import Bundle, load_bundle
 from mgattest.attest.certs import (IdentityPolicy, load_certificate, parse_identity,
                                    verify_signing_certificate)
@@ -51,7 +51,7 @@ from mgattest.attest.errors import (
 from mgattest.attest.keys import load_verifier, public_key_from_pem
 from mgattest.attest.locallog import local_trusted_logs
 from mgattest.attest.modelsigning import expectations_from_model_signing
-from mgattest.attest.options import CheckOptions, KeySource, TrustedRootSource, TrustOptions
+from mgattest.attest.options import CheckOptions, KeySource, TrustOptions
 from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest.signers import SignatureMismatchError, Verifier, spki_der, spki_pem
@@ -119,20 +119,6 @@ def _as_verifiers(keys: KeySource) -> list[Verifier]:
         else:
             out.append(Verifier(key))
     return out
-
-
-def _as_trusted_root(trusted_root: TrustedRootSource) -> TrustedRoot | None:
-    """None, a TrustedRoot, a dict, or a path → a TrustedRoot (or None)."""
-    if trusted_root is None or isinstance(trusted_root, trustroot.TrustedRoot):
-        return trusted_root
-    if isinstance(trusted_root, (str, Path)):
-        return trustroot.load_trusted_root(trusted_root)
-    if isinstance(trusted_root, dict):
-        if trusted_root.get("mediaType") == trustroot.CLIENT_TRUST_CONFIG_MEDIA_TYPE:
-            return trustroot.parse_client_trust_config(trusted_root).trusted_root
-        return trustroot.parse_trusted_root(trusted_root)
-    raise InputError(f"unsupported trusted root {type(trusted_root).__name__}",
-                     what="trusted root")
 
 
 def _hint_matches(hint: str | None, public_key: PublicKeyTypes) -> bool:
@@ -657,7 +643,7 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
     certificate_chain = trust.certificate_chain
     # (1) parse and bound
     parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    root = _as_trusted_root(trusted_root)
+    root = trustroot.as_trusted_root(trusted_root)
     if root is None and parsed.certificate_der is not None and certificate_chain is None:
         root = instance_root_for(parsed)
     extra_logs: list[Any] = []

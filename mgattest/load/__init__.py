@@ -9,7 +9,9 @@ cannot change what is loaded: there is no time-of-check/time-of-use gap.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable
+import sys
+import types
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
@@ -19,19 +21,29 @@ from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check
 from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
+    from mgattest.load.loaders import Framework
     from mgattest.policy.model import Policy
     from mgattest.policy.verdict import Verdict
 
 __all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache", "load",
            "model_check", "read_model_bytes", "scan_model", "verify_model_bytes"]
 
-def verify_model_bytes(model: ModelBytes, policy: Policy, bundles: Iterable[Any], *,
-                       trusted_root: Any = None, identity: Any = None,
+OnFail = Literal["raise", "none"]
+"""What :func:`load` does when the policy denies: raise :class:`PolicyDenied`, or
+return None."""
+
+
+def verify_model_bytes(model: ModelBytes, policy: Policy,
+                       bundles: Iterable[str | os.PathLike[str]], *,
+                       trust: TrustOptions | None = None,
                        cache: VerificationCache | None = None,
                        now: int | None = None) -> "Verdict":
     """Verify bundles, scan and evaluate the policy over already-read model bytes
-    (the verification pipeline, :class:`mgattest.policy.pipeline.ModelVerifier`)."""
-    verifier = ModelVerifier(policy, TrustOptions(trusted_root=trusted_root, identity=identity),
+    (the verification pipeline, :class:`mgattest.policy.pipeline.ModelVerifier`).
+
+    *trust* adds a trusted root, a certificate identity or a CA chain to the policy's
+    own trust; *now* (seconds since the epoch) fixes the evaluation time."""
+    verifier = ModelVerifier(policy, trust,
                              VerifyOptions(bundles=tuple(os.fspath(b) for b in bundles),
                                            cache=cache, now=now))
     verdict = verifier.verify(model).verdict
@@ -41,26 +53,31 @@ def verify_model_bytes(model: ModelBytes, policy: Policy, bundles: Iterable[Any]
 
 
 def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: Policy,
-                                   trusted_root: Any) -> None:
+                                   trust: TrustOptions) -> None:
     """The policy file, a trusted-root file and the root files the policy names must not
     be part of the model they judge (as ``mgattest verify`` refuses): whoever can
     rewrite the model could rewrite them."""
-    from mgattest.attest.walk import refuse_trust_files_in_model  # noqa: PLC0415
+    from mgattest.attest.walk import refuse_trust_files_in_model  # noqa: PLC0415 - attest loads on first use
 
-    anchors: list[tuple[str, Any]] = [("trusted root", r.path) for r in policy.roots if r.path]
+    anchors: list[tuple[str, str | os.PathLike[str]]] = [
+        ("trusted root", r.path) for r in policy.roots if r.path]
     if os.path.isfile(policy.source):
         anchors.append(("policy", policy.source))
-    if isinstance(trusted_root, (str, os.PathLike)):
-        anchors.append(("trusted root", trusted_root))
+    if isinstance(trust.trusted_root, (str, os.PathLike)):
+        anchors.append(("trusted root", trust.trusted_root))
     refuse_trust_files_in_model(path, anchors)
 
 
 def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[str]",
-         bundles: Iterable[str | os.PathLike[str]] = (), trusted_root: Any = None,
-         identity: Any = None, on_fail: str = "raise", quarantine: str | None = None,
-         framework: str = "numpy", cache: VerificationCache | bool | None = None,
-         extra_allowed: tuple[tuple[str, str], ...] = (), now: int | None = None) -> Any:
+         bundles: Iterable[str | os.PathLike[str]] = (), trust: TrustOptions | None = None,
+         on_fail: OnFail = "raise", quarantine: str | os.PathLike[str] | None = None,
+         framework: Framework = "numpy", cache: VerificationCache | bool | None = None,
+         extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
     """Load the model at *path* only if *policy* allows it.
+
+    *trust* (:class:`~mgattest.policy.pipeline.TrustOptions`) adds a trusted root, a
+    certificate identity or a CA chain to the policy's own trust (its ``keys`` are not
+    used: a policy names its own keys).
 
     Returns the deserialised object (for a directory: a dict name → object of every
     file the verdict cleared: judged by a rule, covered by an attestation from a signer
@@ -69,14 +86,15 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
     """
-    from mgattest.policy.loader import load_policy  # noqa: PLC0415
+    from mgattest.policy.loader import load_policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
     from mgattest.policy.model import Policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
 
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
-    _refuse_trust_anchors_in_model(path, policy, trusted_root)
+    trust = trust or TrustOptions()
+    _refuse_trust_anchors_in_model(path, policy, trust)
     bundle_list = list(bundles)
     if not bundle_list:
         raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
@@ -85,11 +103,10 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
                                             if isinstance(b, (str, os.PathLike))])
     cache_obj = default_cache if cache is True else \
         cache if isinstance(cache, VerificationCache) else None
-    verdict = verify_model_bytes(model, policy, bundle_list, trusted_root=trusted_root,
-                                 identity=identity, cache=cache_obj, now=now)
+    verdict = verify_model_bytes(model, policy, bundle_list, trust=trust, cache=cache_obj)
     if not verdict.allowed:
         if quarantine is not None:
-            from mgattest.load.quarantine import quarantine as move  # noqa: PLC0415
+            from mgattest.load.quarantine import quarantine as move  # noqa: PLC0415 - only for a denial
 
             move(path, quarantine, reason=verdict.reasons or ["denied by policy"],
                  verdict="denied",
@@ -106,7 +123,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
 
 
 def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
-                         path: Any, *, framework: str,
+                         path: str | os.PathLike[str], *, framework: Framework,
                          extra_allowed: tuple[tuple[str, str], ...]) -> Any:
     """Deserialise the files the verdict cleared, each with its own rules' permissions.
 
@@ -114,7 +131,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
     one whose content clause failed is never parsed and never returned. A single-file
     model (or a directory) with nothing cleared raises :class:`PolicyDenied`.
     """
-    from mgattest.load.loaders import deserialize  # noqa: PLC0415
+    from mgattest.load.loaders import deserialize  # noqa: PLC0415 - only once allowed
     from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
 
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
@@ -139,7 +156,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
     return loaded
 
 
-class _CallableModule(__import__("types").ModuleType):
+class _CallableModule(types.ModuleType):
     """``mgattest.load`` is both this package and the ``load`` function: once the package
     is imported, the attribute ``mgattest.load`` is the module, so the module itself
     forwards calls to :func:`load`."""
@@ -148,4 +165,4 @@ class _CallableModule(__import__("types").ModuleType):
         return load(*args, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = _CallableModule

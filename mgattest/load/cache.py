@@ -15,7 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Hashable
+
+if TYPE_CHECKING:
+    from mgattest.policy.verdict import Verdict
 
 
 class VerificationCache:
@@ -28,12 +31,12 @@ class VerificationCache:
             raise ValueError("ttl must be positive")
         self._max = max_entries
         self._ttl = ttl
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[float, Verdict]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> Any | None:
+    def get(self, key: Hashable) -> Verdict | None:
         """The cached verdict for *key*, or None."""
         with self._lock:
             entry = self._data.get(key)
@@ -47,7 +50,7 @@ class VerificationCache:
             self.hits += 1
             return entry[1]
 
-    def put(self, key: Hashable, verdict: Any, *, not_after: float | None = None) -> None:
+    def put(self, key: Hashable, verdict: Verdict, *, not_after: float | None = None) -> None:
         """Remember an allowing verdict for ``ttl`` seconds (and not past *not_after*,
         e.g. the policy's expiry). Denials are never cached."""
         if not getattr(verdict, "allowed", False):

@@ -12,19 +12,40 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys
+from mgattest._optional import missing, require
 from mgattest.errors import InputError, VerificationError
 from mgattest.inspect.errors import UnsafeContentError
+from mgattest.policy.modelbytes import FileBytes
+
+if TYPE_CHECKING:
+    from mgattest.inspect.admission import Admission
+
+Framework = Literal["numpy", "torch"]
+"""The array type safetensors weights are returned as."""
 
 
 class LoaderError(InputError):
     """The bytes could not be deserialised as their format."""
 
 
-def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
+class _Loader(Protocol):
+    """One format's loader (each takes the keywords it needs and ignores the rest)."""
+
+    def __call__(self, name: str, data: FileBytes, *, framework: Framework,
+                 allow_object_arrays: bool, extra_allowed: tuple[tuple[str, str], ...],
+                 admission: Admission | None) -> object: ...
+
+
+def deserialize(name: str, data: FileBytes, fmt: str, *, framework: Framework = "numpy",
                 allow_object_arrays: bool = False, extra_allowed: tuple[tuple[str, str], ...] = (),
-                admission: Any = None) -> Any:
+                admission: Admission | None = None) -> object:
     """Deserialise *data* (the verified bytes of file *name*) as format *fmt*.
 
     *admission*: the content scan's admission walk over *data* (an
@@ -39,15 +60,13 @@ def deserialize(name: str, data: Any, fmt: str, *, framework: str = "numpy",
     except (InputError, VerificationError):
         raise
     except ImportError as exc:
-        from mgattest._optional import missing  # noqa: PLC0415
-
         raise missing(exc.name or "?", f"{name}: loading {fmt}") from None
     except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything
         raise LoaderError(f"{name}: cannot load as {fmt}: {type(exc).__name__}: "
                           f"{str(exc)[:300]}", what="loader", where=name) from None
 
 
-def _safetensors(name: str, data: Any, *, framework: str, **_: Any) -> Any:
+def _safetensors(name: str, data: FileBytes, *, framework: Framework, **_: object) -> object:
     # Views into the verified buffer: no second copy of the weights (see below).
     if framework == "torch":
         return torch_views(data, name)
@@ -57,9 +76,7 @@ def _safetensors(name: str, data: Any, *, framework: str, **_: Any) -> Any:
                       what="framework", where=name)
 
 
-def _pytorch(name: str, data: bytes, **_: Any) -> Any:
-    from mgattest._optional import require  # noqa: PLC0415
-
+def _pytorch(name: str, data: FileBytes, **_: object) -> object:
     torch = require("torch", f"{name}: loading a PyTorch file")
 
     # torch validates sparse tensors it rebuilt (indices in range ...) only when asked
@@ -76,14 +93,12 @@ def _pytorch(name: str, data: bytes, **_: Any) -> Any:
 _MAX_WALK = 1_000_000  # objects visited looking for sparse tensors
 
 
-def check_sparse_tensors(name: str, loaded: Any) -> Any:
+def check_sparse_tensors(name: str, loaded: object) -> object:
     """Return ``loaded`` after torch's own invariant checks on every sparse tensor in it.
 
     A sparse tensor whose indices point outside its size loads fine and corrupts memory
     on first use (``to_dense()``); whatever loader built it, it is refused here.
     """
-    import sys  # noqa: PLC0415
-
     torch = sys.modules.get("torch")
     if torch is None:  # nothing could have built a tensor
         return loaded
@@ -104,7 +119,7 @@ def check_sparse_tensors(name: str, loaded: Any) -> Any:
     return loaded
 
 
-def _walk(root: Any, name: str) -> Any:
+def _walk(root: object, name: str) -> Iterator[object]:
     """Every object reachable from ``root`` through containers and instance dicts."""
     seen: set[int] = set()
     stack = [root]
@@ -125,10 +140,8 @@ def _walk(root: Any, name: str) -> Any:
             stack.extend(vars(obj).values())
 
 
-def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
-           extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
-    import numpy as np  # noqa: PLC0415
-
+def _numpy(name: str, data: FileBytes, *, allow_object_arrays: bool,
+           extra_allowed: tuple[tuple[str, str], ...], **_: object) -> object:
     if data[:4] == b"PK\x03\x04":
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             try:
@@ -150,18 +163,18 @@ def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
         raise UnsafeContentError(f"{name}: numpy object array needs pickle; the policy does "
                                  "not allow pickles (content.pickle: restricted)",
                                  what="numpy object array", where=name)
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
+    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
 
-    array = restricted_loads(data[stream.tell():], extra_allowed=extra_allowed, where=name)
+    array = restricted_loads(bytes(data[stream.tell():]), extra_allowed=extra_allowed, where=name)
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise LoaderError(f"{name}: object array payload does not match its header",
                           what="numpy", where=name)
     return array
 
 
-def _onnx(name: str, data: bytes, **_: Any) -> Any:
-    import onnx  # noqa: PLC0415
-    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
+def _onnx(name: str, data: FileBytes, **_: object) -> object:
+    import onnx  # noqa: PLC0415 - optional dependency (the ml extra)
+    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415 - optional, as above
 
     model = onnx.load_model_from_string(bytes(data))
     for tensor in _onnx_tensors(model):
@@ -172,11 +185,11 @@ def _onnx(name: str, data: bytes, **_: Any) -> Any:
     return model
 
 
-def _onnx_tensors(message: Any) -> Any:
+def _onnx_tensors(message: Any) -> Iterator[Any]:
     """Every ``TensorProto`` anywhere in *message*: initializers, sparse initializers,
     node attributes, subgraphs, functions, training info (walked by field type, so no
     place that can hold a tensor is forgotten)."""
-    from onnx import TensorProto  # noqa: PLC0415
+    from onnx import TensorProto  # noqa: PLC0415 - optional dependency (the ml extra)
 
     stack = [message]
     while stack:
@@ -192,33 +205,35 @@ def _onnx_tensors(message: Any) -> Any:
                 stack.append(value)
 
 
-def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...],
-            admission: Any = None, **_: Any) -> Any:
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
+def _pickle(name: str, data: FileBytes, *, extra_allowed: tuple[tuple[str, str], ...],
+            admission: Admission | None = None, **_: object) -> object:
+    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
 
-    return restricted_loads(data, extra_allowed=extra_allowed, where=name,
+    return restricted_loads(data,  # type: ignore[arg-type]  # reads any buffer (io.BytesIO); inspect/ says bytes
+                            extra_allowed=extra_allowed, where=name,
                             admission=admission)
 
 
-def _joblib(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
-    from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415
+def _joblib(name: str, data: FileBytes, *, extra_allowed: tuple[tuple[str, str], ...],
+            **_: object) -> object:
+    from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415 - the unpickler loads only for pickles
 
     return restricted_joblib_load(bytes(data), extra_allowed=extra_allowed)
 
 
-def _json(name: str, data: Any, **_: Any) -> Any:
+def _json(name: str, data: FileBytes, **_: object) -> object:
     return json.loads(bytes(data))
 
 
-def _text(name: str, data: Any, **_: Any) -> Any:
+def _text(name: str, data: FileBytes, **_: object) -> object:
     return bytes(data).decode("utf-8")
 
 
-def _raw(name: str, data: Any, **_: Any) -> Any:
+def _raw(name: str, data: FileBytes, **_: object) -> object:
     return bytes(data)
 
 
-_LOADERS = {
+_LOADERS: dict[str, _Loader] = {
     "safetensors": _safetensors, "pytorch": _pytorch, "numpy": _numpy, "onnx": _onnx,
     "pickle": _pickle, "joblib": _joblib, "json": _json, "text": _text,
 }
@@ -248,7 +263,7 @@ class SafetensorsFormatError(LoaderError):
     """The bytes are not a well-formed safetensors file."""
 
 
-def parse_header(data: Any, name: str = "safetensors") -> tuple[int, dict[str, tuple[str, tuple[int, ...], int, int]], dict[str, str]]:
+def parse_header(data: FileBytes, name: str = "safetensors") -> tuple[int, dict[str, tuple[str, tuple[int, ...], int, int]], dict[str, str]]:
     """Validate the header; return (data start, {tensor: (dtype, shape, begin, end)}, metadata).
 
     Offsets are absolute positions in *data*.
@@ -261,8 +276,6 @@ def parse_header(data: Any, name: str = "safetensors") -> tuple[int, dict[str, t
     n = int.from_bytes(bytes(data[:8]), "little")
     if n > MAX_HEADER_BYTES or 8 + n > len(data):
         raise bad(f"header length {n} exceeds the file ({len(data)} bytes) or the limit")
-
-    from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys  # noqa: PLC0415
 
     try:
         header = json.loads(bytes(data[8:8 + n]).decode("utf-8"),
@@ -313,10 +326,8 @@ def parse_header(data: Any, name: str = "safetensors") -> tuple[int, dict[str, t
     return start, tensors, metadata
 
 
-def numpy_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
+def numpy_views(data: FileBytes, name: str = "safetensors") -> dict[str, npt.NDArray[np.generic]]:
     """``{tensor: numpy array}`` viewing *data* (no copy)."""
-    import numpy as np  # noqa: PLC0415
-
     _, tensors, _ = parse_header(data, name)
     out = {}
     for tname, (dtype, shape, begin, end) in tensors.items():
@@ -330,10 +341,9 @@ def numpy_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
     return out
 
 
-def torch_views(data: Any, name: str = "safetensors") -> dict[str, Any]:
-    """``{tensor: torch.Tensor}`` viewing *data* (no copy)."""
-    from mgattest._optional import require  # noqa: PLC0415
-
+def torch_views(data: FileBytes, name: str = "safetensors") -> dict[str, object]:
+    """``{tensor: torch.Tensor}`` viewing *data* (no copy; typed ``object`` because torch
+    is an optional dependency)."""
     torch = require("torch", f"{name}: framework='torch'")
 
     dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,

@@ -32,6 +32,7 @@ from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded
                              tree_entries)
 from mgattest.errors import InputError, VerificationError
 from mgattest.inspect.report import SAFE, FileReport, worst
+from mgattest._jsonutil import JSONObject, JSONValue
 
 INCIDENT_FILE = "incident.json"
 PAYLOAD_DIR = "payload"
@@ -61,13 +62,16 @@ class Incident:
 
     id: str
     path: Path  # the incident directory
-    record: dict[str, Any]
+    record: JSONObject
 
     @property
     def status(self) -> str:
-        return self.record.get("status", "unknown")
+        """The incident's status (``quarantined``, ``restored``, ...)."""
+        status: str = self.record.get("status", "unknown")
+        return status
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
+        """A JSON-ready form: id, directory and the incident record."""
         return {"id": self.id, "dir": str(self.path), **self.record}
 
 
@@ -194,10 +198,12 @@ def _safe_name(name: str) -> str:
     return cleaned.strip(".") or "artifact"
 
 
-def quarantine(paths: str | os.PathLike | Iterable[str | os.PathLike], dir: str | os.PathLike,
+def quarantine(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+               dir: str | os.PathLike[str],
                *, reason: str | Iterable[str], verdict: str = "rejected",
-               digests: Mapping[str, Any] | None = None, policy_digest: str | None = None,
-               force_copy: bool = False, extra: Mapping[str, Any] | None = None) -> Incident:
+               digests: Mapping[str, JSONValue] | None = None, policy_digest: str | None = None,
+               force_copy: bool = False, extra: Mapping[str, JSONValue] | None = None
+               ) -> Incident:
     """Move ``paths`` (files or directories) into a new incident under ``dir``.
 
     ``reason`` is one reason or a list of them; ``digests`` the digests the caller
@@ -319,7 +325,7 @@ def _load_record(incident_dir: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def list_incidents(dir: str | os.PathLike) -> list[Incident]:
+def list_incidents(dir: str | os.PathLike[str]) -> list[Incident]:
     """Every incident under ``dir`` (oldest first), including interrupted ones."""
     qdir = Path(dir)
     if not qdir.is_dir():
@@ -338,7 +344,7 @@ def list_incidents(dir: str | os.PathLike) -> list[Incident]:
     return out
 
 
-def get_incident(dir: str | os.PathLike, incident_id: str) -> Incident:
+def get_incident(dir: str | os.PathLike[str], incident_id: str) -> Incident:
     """The incident with this id (or unique id prefix)."""
     matches = [i for i in list_incidents(dir) if i.id == incident_id]
     if not matches:
@@ -349,7 +355,7 @@ def get_incident(dir: str | os.PathLike, incident_id: str) -> Incident:
     return matches[0]
 
 
-def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike | None = None,
+def restore(dir: str | os.PathLike[str], incident_id: str, *, to: str | os.PathLike[str] | None = None,
             force: bool = False) -> Incident:
     """Move an incident's artifacts back to their original paths, or into the directory
     ``to`` (created if missing) under their original names.
@@ -365,7 +371,7 @@ def restore(dir: str | os.PathLike, incident_id: str, *, to: str | os.PathLike |
     record = dict(incident.record)
     if record.get("status") == "restored":
         raise RestoreError(f"incident {incident.id} was already restored", where=incident.id)
-    plan = []
+    plan: list[tuple[Path, Path]] = []
     for entry in record.get("items", []):
         stored = incident.path / entry["stored"]
         original = Path(entry["original"])

@@ -24,16 +24,35 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, TypedDict, TypeVar
 
 from mgattest._files import entry_digest, read_bounded, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.loader import load_policy
 from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
+from mgattest.policy.modelbytes import read_model_bytes
+
+if TYPE_CHECKING:
+    from mgattest.policy.modelbytes import ModelBytes
+
+_T = TypeVar("_T")
+"""What a sentry's verify callable returns (kept as :attr:`Sentry.last_verified`)."""
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # a library: silent unless the application logs
+
+
+class SentryStatusJSON(TypedDict):
+    """The JSON form of a :class:`SentryStatus`."""
+
+    healthy: bool
+    status: Literal["healthy", "compromised"]
+    reason: str | None
+    checks: int
+    last_check: float | None
+    last_rehash: float | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +65,8 @@ class SentryStatus:
     last_check: float | None  # unix time of the last verification
     last_rehash: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SentryStatusJSON:
+        """A JSON-ready form (``mgattest watch --json``)."""
         return {"healthy": self.healthy, "status": "healthy" if self.healthy else "compromised",
                 "reason": self.reason, "checks": self.checks, "last_check": self.last_check,
                 "last_rehash": self.last_rehash}
@@ -81,7 +101,7 @@ def _entry(path: Path, *, follow: bool) -> tuple[int, int, str]:
         return -1, -1, f"unreadable: {getattr(exc, 'strerror', None) or exc}"
 
 
-class Sentry:
+class Sentry(Generic[_T]):
     """Re-verify ``model`` whenever it changes; expose healthy/compromised with a reason.
 
     ``verify(model_path)`` must raise on failure (any exception means compromised); what
@@ -92,7 +112,7 @@ class Sentry:
     ``check_timeout`` seconds reports the model compromised.
     """
 
-    def __init__(self, model: str | os.PathLike, verify: Callable[[str], Any], *,
+    def __init__(self, model: str | os.PathLike[str], verify: Callable[[str], _T], *,
                  rehash_interval: float = 60.0, debounce: float = 0.1,
                  on_change: Callable[[SentryStatus], None] | None = None,
                  use_events: bool = True, check_timeout: float = 600.0) -> None:
@@ -112,7 +132,7 @@ class Sentry:
         self._last_rehash: float | None = None
         self._baseline: dict[str, tuple[int, int, str]] | None = None
         self._checking_since: float | None = None  # monotonic start of a running check
-        self.last_verified: Any = None  # what verify returned for the last good check
+        self.last_verified: _T | None = None  # what verify returned for the last good check
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -255,11 +275,12 @@ class Sentry:
             thread.join(timeout=5)
         self._threads.clear()
 
-    def __enter__(self) -> "Sentry":
+    def __enter__(self) -> "Sentry[_T]":
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.stop()
 
     def _watch_dirs(self) -> tuple[str, ...]:
@@ -279,8 +300,8 @@ class Sentry:
                 or os.path.realpath(event_path) == real)
 
     def _start_observer(self) -> None:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
+        from watchdog.events import FileSystemEventHandler  # noqa: PLC0415 - loaded only when events are used (use_events)
+        from watchdog.observers import Observer  # noqa: PLC0415 - as above
 
         sentry = self
 
@@ -340,7 +361,8 @@ def _describe(exc: BaseException) -> str:
     return f"{message} [at {where}]" if where else message
 
 
-def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Callable[[str], Any]:
+def manifest_verifier(manifest: dict[str, str],
+                      root: str | os.PathLike[str]) -> Callable[[str], ModelBytes]:
     """A verify callable that checks every file against ``{relative name: sha256 hex}``.
 
     The model is read the way :func:`mgattest.load.read_model_bytes` reads it (default
@@ -349,11 +371,9 @@ def manifest_verifier(manifest: dict[str, str], root: str | os.PathLike) -> Call
     so a server can load exactly the bytes that were checked. The simplest verify for
     :class:`Sentry` when no bundle or policy is at hand.
     """
-    from mgattest.load import read_model_bytes
-
     base = os.path.abspath(root)
 
-    def verify(_model: str) -> Any:
+    def verify(_model: str) -> ModelBytes:
         model = read_model_bytes(base)
         seen = model.sha256
         for name in sorted(set(manifest) | set(seen)):
@@ -418,7 +438,7 @@ def watch_verifier(model: str | os.PathLike[str],
 def _policy_verifier(model: str | os.PathLike[str], policy: str,
                      sources: WatchSources) -> Callable[[str], None]:
     """Verify under *policy*, reading the model the way ``mgattest.load`` does."""
-    # noqa reasons: mgattest.load (the package) is still initialising when this module
+    # Why local: mgattest.load (the package) is still initialising when this module
     # loads; attest.verify is heavy, policy.pipeline re-exports it lazily.
     from mgattest.load import read_model_bytes  # noqa: PLC0415 - see above
     from mgattest.policy.pipeline import default_bundle_path  # noqa: PLC0415 - see above

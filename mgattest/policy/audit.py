@@ -22,6 +22,7 @@ import stat
 from typing import Any
 
 from mgattest.errors import InputError
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy.model import format_time
 from mgattest.policy.verdict import Verdict
 
@@ -31,9 +32,9 @@ _ITEM_BUDGET = MAX_LINE_BYTES - 512  # room for a continuation line's own fields
 
 
 def audit_record(verdict: Verdict, *, model: str, bundles: list[str] | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: JSONObject | None = None) -> JSONObject:
     """The JSON object logged for one decision (every artifact, reason and warning)."""
-    record = {
+    record: JSONObject = {
         "time": format_time(verdict.evaluated_at),
         "model": model,
         "decision": verdict.decision,
@@ -50,7 +51,7 @@ def audit_record(verdict: Verdict, *, model: str, bundles: list[str] | None = No
     return record
 
 
-def clip(value: Any) -> Any:
+def clip(value: JSONValue) -> JSONValue:
     """*value* with every string longer than MAX_FIELD_CHARS cut visibly, keeping the
     SHA-256 of the whole string (dict keys included)."""
     if isinstance(value, str):
@@ -71,7 +72,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def record_lines(record: dict[str, Any]) -> bytes:
+def record_lines(record: JSONObject) -> bytes:
     """The bytes appended for *record*: one line, or a head and continuation lines."""
     record = clip(record)
     line = _dumps(record)
@@ -116,7 +117,7 @@ def _bounded_item(item: Any) -> Any:
             "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def append_decision(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+def append_decision(path: str | os.PathLike[str], record: JSONObject) -> None:
     """Append *record* (see :func:`record_lines`) with one ``write`` call; raise if the
     path is not a regular file or the write was not whole."""
     data = record_lines(record)

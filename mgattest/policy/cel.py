@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable
 
+from mgattest._jsonutil import JSONObject
+
 MAX_EXPR_LEN = 4096
 EVAL_BUDGET_S = 5.0  # wall-clock seconds of CEL evaluation per verdict
 WORKER_START_TIMEOUT_S = 60.0  # starting Python and importing the backend (not budgeted)
@@ -53,7 +55,7 @@ class CelProgram:
     backend: str
     used: frozenset[str] | None = None  # top-level variables the expression reads
 
-    def evaluate(self, activation: "dict[str, Any] | Activation", *,
+    def evaluate(self, activation: "JSONObject | Activation", *,
                  session: "CelSession | None" = None) -> tuple[bool, str | None]:
         """Return ``(result, error)``; a non-boolean result or any error is ``False``.
 
@@ -69,7 +71,7 @@ class CelProgram:
 class Activation:
     """Variables for CEL programs, sent to the worker once per session."""
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: JSONObject) -> None:
         self.values = values
         self.cid = str(next(_context_ids))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mgattest.errors import InputError, VerificationError
+from mgattest._jsonutil import JSONObject
 
 if TYPE_CHECKING:
     from mgattest.policy.verdict import Verdict
@@ -17,11 +18,13 @@ class PolicyError(InputError):
 class PolicyDenied(VerificationError):
     """The policy denied the artifact (exit 1). ``verdict`` holds every rule's outcome."""
 
-    def __init__(self, message: str, *, verdict: "Verdict", **kwargs: Any) -> None:
-        super().__init__(message, what=kwargs.pop("what", "policy"), **kwargs)
+    def __init__(self, message: str, *, verdict: "Verdict", what: str | None = "policy",
+                 where: str | None = None, **details: object) -> None:
+        super().__init__(message, what=what, where=where, **details)
         self.verdict = verdict
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
+        """A JSON-ready form: the error's fields and the verdict."""
         out = super().to_dict()
         out["verdict"] = self.verdict.to_dict()
         return out

@@ -11,10 +11,12 @@ from __future__ import annotations
 import posixpath
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
 from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.inspect.report import FileReport
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import Activation, CelSession
 from mgattest.policy.matching import any_glob
@@ -53,7 +55,7 @@ class _File:
 
 
 def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model: ModelCheck,
-             content: Iterable[Any] | Mapping[str, Any] = (), *,
+             content: Iterable[FileReport] | Mapping[str, FileReport] = (), *,
              now: int | None = None) -> Verdict:
     """Decide whether *model* (as proven by *attestations*) satisfies *policy*.
 
@@ -548,7 +550,7 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
     # (every rule field _content_outcome reads).
     content_config = (rule.formats, rule.pickle, rule.scan_required, rule.unknown)
 
-    def content(f: _File):
+    def content(f: _File) -> _Outcome:
         key = (content_config, f.name)
         if key not in state.content_memo:
             state.content_memo[key] = _content_outcome(rule, f)
@@ -565,6 +567,10 @@ def _why_untrusted(policy: Policy, req: SignedBy, atts: list[VerifiedAttestation
     _, _, evidence = _signed_by_outcome(policy, req, atts, now, state.signer_memo)
     misses = evidence.get("mismatches") or []
     return f" ({misses[0]})" if misses else ""
+
+
+_Outcome = tuple[bool | Literal["warn"], str, dict[str, Any]]
+"""A per-file clause's judgement of one file: ok (or ``"warn"``), reason, evidence."""
 
 
 def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
@@ -592,7 +598,7 @@ def _per_file(rule: Rule, clause: str, files: list[_File], fn: Any) -> Check:
 def _files_check(rule: Rule, files: list[_File], ignored: list[_File],
                  trusted: dict[str, list[VerifiedAttestation]],
                  coverage: dict[str, list[VerifiedAttestation]]) -> Check:
-    def outcome(f: _File):
+    def outcome(f: _File) -> _Outcome:
         if trusted[f.name]:
             return True, f"covered by {len(trusted[f.name])} attestation(s)", {
                 "attestations": [a.source for a in trusted[f.name]]}
@@ -610,7 +616,7 @@ def _files_check(rule: Rule, files: list[_File], ignored: list[_File],
     return check
 
 
-def _digest_outcome(rule: Rule, f: _File):
+def _digest_outcome(rule: Rule, f: _File) -> _Outcome:
     if f.digest in rule.digest_deny:
         return False, f"digest {f.digest} is on the deny-list", {}
     if rule.digest_allow is not None and f.digest not in rule.digest_allow:
@@ -618,7 +624,7 @@ def _digest_outcome(rule: Rule, f: _File):
     return True, "digest allowed", {}
 
 
-def _content_outcome(rule: Rule, f: _File):
+def _content_outcome(rule: Rule, f: _File) -> _Outcome:
     fmt = f.format
     ev: dict[str, Any] = {"format": fmt}
     if rule.formats is not None and fmt not in rule.formats:
@@ -663,7 +669,7 @@ def _finding_text(finding: Any) -> str:
     return str(finding)
 
 
-def signer_dict(info: SignerInfo) -> dict[str, Any]:
+def signer_dict(info: SignerInfo) -> JSONObject:
     """SignerInfo as a CEL/JSON map (without the PEM)."""
     d = {"kind": info.kind, "key_fingerprint": info.key_fingerprint, "key_hint": info.key_hint,
          "identity": info.identity, "issuer": info.issuer,
@@ -699,11 +705,12 @@ def _activation(used: frozenset[str] | None, att: VerifiedAttestation | None, f:
             values["artifact"] = {"name": f.name, "digest": {"sha256": f.sha256 or ""},
                                   "format": f.format, "basename": posixpath.basename(f.name)}
         if att is not None:
-            for name, build in (("statement", lambda: att.statement or {}),
-                                ("predicate", lambda: att.predicate or {}),
-                                ("signer", lambda: signer_dict(att.signer)),
-                                ("log", lambda: _log_dict(att.log_entries[0])
-                                 if att.log_entries else {})):
+            builders: tuple[tuple[str, Callable[[], JSONValue]], ...] = (
+                ("statement", lambda: att.statement or {}),
+                ("predicate", lambda: att.predicate or {}),
+                ("signer", lambda: signer_dict(att.signer)),
+                ("log", lambda: _log_dict(att.log_entries[0]) if att.log_entries else {}))
+            for name, build in builders:
                 if used is None or name in used:
                     values[name] = build()
         if used is not None:

@@ -16,7 +16,7 @@ _STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "waived": "cyan
 _MARK = {"pass": "✔", "fail": "✘", "warn": "!", "waived": "~", "skip": "·"}
 
 
-def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Any:
+def verdict_tree(verdict: Verdict, *, verbose: bool = False) -> Tree:
     """A ``rich.tree.Tree``: decision at the root, one branch per rule, one leaf per clause."""
 
     escape = _markup_safe

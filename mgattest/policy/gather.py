@@ -11,17 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from mgattest.attest import trustroot
 from mgattest.attest.bundle import load_bundle
+from mgattest.attest.certs import IdentityPolicy
 from mgattest.attest.keys import public_key_from_pem
-from mgattest.attest.options import TrustOptions
+from mgattest.attest.options import IdentityCheck, TrustedRootSource, TrustOptions
 from mgattest.attest.results import SignerInfo, VerifiedAttestation
 from mgattest.attest.sources import load_attestations
 from mgattest.errors import VerificationError
 from mgattest.policy.evaluate import signer_matches
 from mgattest.policy.model import Policy
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 
 class SignerNotInPolicyError(VerificationError):
@@ -31,9 +35,11 @@ class SignerNotInPolicyError(VerificationError):
 class PolicyIdentity:
     """Identity check for ``verify_bundle``: the certificate must match a policy signer."""
 
-    def __init__(self, policy: Policy, extra: Any = None) -> None:
+    def __init__(self, policy: Policy,
+                 extra: IdentityCheck | Mapping[str, Any] | None = None) -> None:
         self.policy = policy
-        self.extra = extra  # an attest IdentityPolicy from --identity/--issuer, if given
+        # an attest IdentityPolicy from --identity/--issuer (or its keyword arguments)
+        self.extra = IdentityPolicy(**extra) if isinstance(extra, Mapping) else extra
 
     def check(self, signer: SignerInfo) -> None:
         """Raise unless *signer* matches some keyless signer (and the extra policy)."""
@@ -54,7 +60,8 @@ class PolicyIdentity:
             what="identity", where="certificate SAN")
 
 
-def trusted_root_for(policy: Policy, override: Any = None) -> Any:
+def trusted_root_for(policy: Policy,
+                     override: TrustedRootSource | None = None) -> trustroot.TrustedRoot:
     """The TrustedRoot the policy describes (built-in roots, files, extra logs).
 
     *override* (a path or TrustedRoot, e.g. ``--trusted-root``) is merged in. With no
@@ -62,9 +69,11 @@ def trusted_root_for(policy: Policy, override: Any = None) -> Any:
     """
 
     roots = []
-    if override is not None:
-        roots.append(override if isinstance(override, trustroot.TrustedRoot)
-                     else trustroot.load_trusted_root(override))
+    if isinstance(override, os.PathLike):  # as_trusted_root reads str and Path
+        override = os.fspath(override)
+    given = trustroot.as_trusted_root(override)
+    if given is not None:
+        roots.append(given)
     for spec in policy.roots:
         if spec.path is None:
             instance = "production" if spec.name == "sigstore-public-good" else "staging"
@@ -77,16 +86,19 @@ def trusted_root_for(policy: Policy, override: Any = None) -> Any:
         roots.append(trustroot.TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
     if not roots:
         roots.append(trustroot.embedded_trusted_root("production"))
-    return trustroot.merge_roots(roots)
+    merged = trustroot.merge_roots(roots)
+    if merged is None:  # cannot happen: roots holds at least public-good; fail closed
+        raise VerificationError("no trusted root", what="trusted root")
+    return merged
 
 
-def trusted_root_digest(root: Any) -> str:
+def trusted_root_digest(root: trustroot.TrustedRoot) -> str:
     """``sha256:<hex>`` of the canonical JSON of a TrustedRoot (cache keys, VSAs)."""
     data = json.dumps(root.to_dict(), sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def policy_keys(policy: Policy) -> list[Any]:
+def policy_keys(policy: Policy) -> list[PublicKeyTypes]:
     """The policy's trusted public keys as key objects."""
 
     return [public_key_from_pem(k.pem.encode(), where=f"key {k.name}")
@@ -99,7 +111,8 @@ def allows_unlogged(policy: Policy) -> bool:
 
 
 def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: Policy, *,
-                        trusted_root: Any = None, identity: Any = None,
+                        trusted_root: TrustedRootSource | None = None,
+                        identity: IdentityCheck | Mapping[str, Any] | None = None,
                         certificate_chain: bytes | None = None,
                         root_ready: bool = False) -> list[VerifiedAttestation]:
     """Read every bundle in *bundle_files* and verify each under the policy's trust.

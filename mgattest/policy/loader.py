@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from mgattest._files import read_bounded
 from mgattest.attest.signers import check_public_key
 from mgattest.errors import InputError, MgattestError
+from mgattest._jsonutil import JSONObject
 from mgattest.policy.cel import CelCompileError, compile_cel
 from mgattest.policy.errors import PolicyError
-from mgattest.policy.matching import compile_matcher, glob_to_regex
+from mgattest.policy.matching import Matcher, compile_matcher, glob_to_regex
 from mgattest.policy.model import (
     EXTENSION_NAMES,
     SLSA_PROVENANCE_TYPES,
@@ -107,9 +108,11 @@ def lint_policy(path: str | os.PathLike[str]) -> list[Issue]:
 # --------------------------------------------------------------------------- schema
 
 @lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
+def schema() -> JSONObject:
     """The policy JSON Schema (``mgattest/policy/schema.json``)."""
-    return json.loads(resources.files("mgattest.policy").joinpath("schema.json").read_text())
+    doc: JSONObject = json.loads(
+        resources.files("mgattest.policy").joinpath("schema.json").read_text())
+    return doc
 
 
 @lru_cache(maxsize=1)
@@ -332,7 +335,7 @@ def _log(spec: dict[str, Any], path: tuple[Any, ...], base: Path, problem: Any) 
     return TrustedLogSpec(spec["name"], log_id, pem, spec.get("url"), spec.get("origin"))
 
 
-def _matcher(spec: Any, path: tuple[Any, ...], problem: Any):
+def _matcher(spec: Any, path: tuple[Any, ...], problem: Any) -> Matcher | None:
     try:
         return compile_matcher(spec)
     except ValueError as exc:
@@ -382,7 +385,7 @@ def _signed_by(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, S
 
 
 def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> ProvenanceSpec:
-    def m(key: str):
+    def m(key: str) -> Matcher | None:
         return _matcher(spec[key], path + (key,), problem) if key in spec else None
 
     ext = spec.get("externalParameters", {})

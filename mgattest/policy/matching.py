@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from mgattest._jsonutil import JSONObject
+
 MAX_VALUE_LEN = 8192
 
 
@@ -24,7 +26,7 @@ class Matcher:
     patterns: tuple[re.Pattern[str], ...]
     text: str  # human form, for explanations
 
-    def matches(self, value: Any) -> bool:
+    def matches(self, value: object) -> bool:
         """True when *value* is a string equal to an exact entry or fully matching a regex."""
         if not isinstance(value, str) or len(value) > MAX_VALUE_LEN:
             return False
@@ -33,7 +35,12 @@ class Matcher:
         return any(p.fullmatch(value) for p in self.patterns)
 
 
-def compile_matcher(spec: Any) -> Matcher:
+MatcherSpec = str | JSONObject
+"""A matcher as a policy writes it: ``"x"``, ``{exact: x}``, ``{regex: r}`` or
+``{anyOf: [...]}`` (of the same)."""
+
+
+def compile_matcher(spec: MatcherSpec) -> Matcher:
     """Build a Matcher from ``"x"``, ``{exact: x}``, ``{regex: r}`` or ``{anyOf: [...]}``.
 
     Raises ``ValueError`` (with the offending pattern) on a bad regex.

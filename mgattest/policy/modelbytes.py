@@ -10,14 +10,26 @@ sources; ``mgattest.load`` re-exports these names.
 from __future__ import annotations
 
 import hashlib
+import io
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 from mgattest.errors import InputError
 
-__all__ = ["MAX_MODEL_FILES", "ModelBytes", "model_check", "read_model_bytes", "scan_model"]
+# attest and inspect load on first use: importing mgattest.load must stay cheap.
+if TYPE_CHECKING:
+    from mgattest.attest.results import ModelCheck, VerifiedAttestation
+    from mgattest.inspect.admission import Admission
+    from mgattest.inspect.report import FileReport
+
+__all__ = ["MAX_MODEL_FILES", "FileBytes", "ModelBytes", "model_check", "read_model_bytes",
+           "scan_model"]
+
+FileBytes = bytes | bytearray | memoryview | mmap.mmap
+"""The bytes of one file as read into memory (``read_model_bytes`` gives a private
+anonymous ``mmap``, or an empty ``bytearray``); loaders also take plain ``bytes``."""
 
 MAX_MODEL_FILES = 100_000
 
@@ -30,12 +42,12 @@ class ModelBytes:
     single_file: bool
     # name → the file's bytes (name as in statement subjects): a private, writable
     # buffer (anonymous mmap) that loaders build zero-copy views into.
-    files: dict[str, Any]
+    files: dict[str, FileBytes]
     sha256: dict[str, str]  # name → hex
     identity: tuple[tuple[str, int, int, int, int], ...]  # (name, dev, ino, size, mtime_ns)
     # name → the content scan's restricted-unpickler admission walk over these bytes
     # (filled by scan_model; the loader re-checks it covers the bytes it loads).
-    admissions: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    admissions: dict[str, Admission] = field(default_factory=dict, compare=False, repr=False)
 
 
 def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = (),
@@ -46,14 +58,16 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
     Each file is opened with ``O_NOFOLLOW`` and checked to be the regular file the walk
     saw; its size must not change while it is read.
     """
-    from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415
+    from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415 - attest loads on first use
 
     walk = walk_model_detailed(path, ignore=list(ignore), exclude=list(exclude),
                                allow_symlinks=allow_symlinks)
     if len(walk.files) > MAX_MODEL_FILES:
         raise InputError(f"model has more than {MAX_MODEL_FILES} files", what="model",
                          where=str(path))
-    files, digests, ident = {}, {}, []
+    files: dict[str, FileBytes] = {}
+    digests: dict[str, str] = {}
+    ident: list[tuple[str, int, int, int, int]] = []
     for mf in walk.files:
         fd = open_model_file(walk.root, mf, single_file=walk.single_file)
         with os.fdopen(fd, "rb", buffering=0) as fh:
@@ -72,14 +86,14 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
 _CHUNK = 1 << 20
 
 
-def _read_and_hash(fh: Any, size: int, name: str) -> tuple[Any, str]:
+def _read_and_hash(fh: io.RawIOBase, size: int, name: str) -> tuple[mmap.mmap | bytearray, str]:
     """Read exactly *size* bytes into a private buffer, hashing each chunk as it lands
     (while it is still in cache); the file must end where fstat said.
 
     The buffer is anonymous private memory (``mmap(-1, size)``): unlike a bytearray it
     is not zero-filled first, and unlike a file mapping no other process can change it.
     """
-    buf: Any = mmap.mmap(-1, size) if size else bytearray()
+    buf: mmap.mmap | bytearray = mmap.mmap(-1, size) if size else bytearray()
     view = memoryview(buf)
     h = hashlib.sha256()
     pos = 0
@@ -96,7 +110,7 @@ def _read_and_hash(fh: Any, size: int, name: str) -> tuple[Any, str]:
     return buf, h.hexdigest()
 
 
-def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
+def model_check(model: ModelBytes, attestations: list[VerifiedAttestation]) -> ModelCheck:
     """A ModelCheck for the in-memory bytes.
 
     Every file gets its SHA-256 plus whatever other digests the subjects use
@@ -105,8 +119,8 @@ def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
     (shard mode names the first differing shard and byte range); a subject naming a
     file absent here is ``missing``.
     """
-    from mgattest.attest.digests import shard_tree_root, supported_algorithms  # noqa: PLC0415
-    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+    from mgattest.attest.digests import shard_tree_root, supported_algorithms  # noqa: PLC0415 - attest loads on first use
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415 - it imports attest (first use)
         SHARD_SUFFIX,
         build_model_check,
         digest_plan,
@@ -134,20 +148,28 @@ def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
                              lambda n, k: shard_lists.get((n, k)), by_name)
 
 
-def _hash(algorithm: str, data: Any) -> Any:
+class _Hash(Protocol):
+    """What ``hashlib`` and ``blake3`` hashes share (the part used here)."""
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _hash(algorithm: str, data: FileBytes) -> _Hash:
     if algorithm == "blake3":
-        import blake3  # noqa: PLC0415
+        import blake3  # noqa: PLC0415 - optional dependency
 
         return blake3.blake3(data)
     return hashlib.new(algorithm, data)
 
 
-def scan_model(model: ModelBytes) -> dict[str, Any]:
+def scan_model(model: ModelBytes) -> dict[str, FileReport]:
     """Content reports for every file, from the in-memory bytes.
 
     A pickle's walk is also its admission walk: it is kept in ``model.admissions`` so
     that loading the same bytes does not walk them a second time."""
-    from mgattest.inspect import scan_bytes  # noqa: PLC0415
+    from mgattest.inspect import scan_bytes  # noqa: PLC0415 - every format checker, heavy
 
     def directory_of(name: str) -> str:
         # ONNX external data is resolved (and must stay) beside the file that names it.

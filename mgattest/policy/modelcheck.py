@@ -10,11 +10,14 @@ memory for multi-GB models). Either way the subjects decide which digests are ne
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from mgattest.attest.results import FileCheck, ModelCheck, VerifiedAttestation
 from mgattest.inspect.report import INFO, FileReport, Finding
 from mgattest.policy.evaluate import subject_digests
+
+if TYPE_CHECKING:
+    from mgattest.attest.digests import DigestSpec
 
 SHARD_SUFFIX = "-shard-merkle"
 
@@ -126,7 +129,8 @@ def stream_model_check(model: str | os.PathLike[str], attestations: list[Verifie
     return check, single
 
 
-def stream_scan(model: str | os.PathLike[str], check: ModelCheck, single: bool) -> dict[str, Any]:
+def stream_scan(model: str | os.PathLike[str], check: ModelCheck,
+                single: bool) -> dict[str, FileReport]:
     """Content reports keyed by the model-relative names of *check*."""
     from mgattest.inspect import scan_path  # noqa: PLC0415 - every format checker (~0.15 s) loads only when content is inspected
 
@@ -142,8 +146,8 @@ def stream_scan(model: str | os.PathLike[str], check: ModelCheck, single: bool) 
     return out
 
 
-def digest_model_check(target: Any, attestations: list[VerifiedAttestation]
-                       ) -> tuple[ModelCheck, dict[str, Any]]:
+def digest_model_check(target: DigestSpec, attestations: list[VerifiedAttestation]
+                       ) -> tuple[ModelCheck, dict[str, FileReport]]:
     """The check and content of a target given as a digest (``DigestSpec``), not bytes.
 
     The one "file" is named after the subject that signs that digest (or the digest

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, Sequence
 
 from mgattest.attest.options import CheckOptions, TrustOptions
+from mgattest._files import read_bounded, sha256_file
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.modelbytes import ModelBytes, model_check, scan_model
 from mgattest.policy.verdict import FAIL, Check, Verdict
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from mgattest.attest.digests import DigestSpec
     from mgattest.attest.results import ModelCheck, VerifiedAttestation
     from mgattest.attest.trustroot import TrustedRoot
+    from mgattest.inspect.report import FileReport
     from mgattest.policy.model import Policy
     from mgattest.policy.shortcuts import ShortcutOptions
 
@@ -68,10 +70,10 @@ Progress = Callable[[int], None]
 class VerdictCache(Protocol):
     """Where verdicts over read bytes are remembered (``mgattest.load``'s cache)."""
 
-    def get(self, key: Hashable) -> Any | None:
+    def get(self, key: Hashable) -> Verdict | None:
         """The verdict cached for *key*, or None."""
 
-    def put(self, key: Hashable, verdict: Any, *, not_after: float | None = None) -> None:
+    def put(self, key: Hashable, verdict: Verdict, *, not_after: float | None = None) -> None:
         """Remember *verdict* for *key* (never past *not_after*)."""
 
 
@@ -118,7 +120,7 @@ class VerificationOutcome:
     model: str
     attestations: list[VerifiedAttestation]
     check: ModelCheck | None = None
-    content: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, FileReport] = field(default_factory=dict)
     verdict: Verdict | None = None
     vsa_path: str | None = None
 
@@ -203,7 +205,7 @@ class ModelVerifier:
         """Bundles under the policy's trust, then files, content and the policy itself."""
         from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
-        from mgattest.policy.gather import verify_attestations  # noqa: PLC0415
+        from mgattest.policy.gather import verify_attestations  # noqa: PLC0415 - it imports attest
 
         bundles = list(self.options.bundles) or [str(default_bundle_path(model))]
         if target is None and not os.path.lexists(model):
@@ -224,7 +226,7 @@ class ModelVerifier:
     def _verify_read_bytes(self, model: ModelBytes) -> VerificationOutcome:
         """The policy over bytes already read (and hashed) by ``read_model_bytes``."""
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
-        from mgattest.policy.gather import (  # noqa: PLC0415
+        from mgattest.policy.gather import (  # noqa: PLC0415 - it imports attest
             trusted_root_digest,
             trusted_root_for,
             verify_attestations,
@@ -266,7 +268,7 @@ class ModelVerifier:
         if verdict is None:
             return outcome
         if opts.audit_log:
-            from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415
+            from mgattest.policy.audit import append_decision, audit_record  # noqa: PLC0415 - only with an audit log
 
             append_decision(opts.audit_log, audit_record(verdict, model=outcome.model,
                                                          bundles=list(bundles)))
@@ -311,7 +313,6 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     Checks, in order: a digest target needs a bundle; at most one private ``--key``;
     ``--emit-vsa`` needs that private key; the policy (file + expectations) loads.
     """
-    from mgattest._files import read_bounded  # noqa: PLC0415
     from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415 - heavy
     from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
     from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
@@ -354,8 +355,7 @@ def _split_keys(key_files: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
 
 
 def _is_private_key(path: str) -> bool:
-    from mgattest._files import read_bounded  # noqa: PLC0415
-    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415
+    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415 - attest loads on first use
 
     try:
         head = read_bounded(path, MAX_KEY_FILE_BYTES, what="key file")
@@ -387,10 +387,10 @@ def _sha256_of_check(check: ModelCheck) -> dict[str, str]:
 
 def _check_and_content(model: str, target: DigestSpec | None,
                        atts: list[VerifiedAttestation], bundles: list[str],
-                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, Any]]:
+                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, FileReport]]:
     """The model check and content reports of a path (streamed) or a digest target;
     ``scan=False`` skips the content scan of a path (its reports are then empty)."""
-    from mgattest.policy.modelcheck import (  # noqa: PLC0415
+    from mgattest.policy.modelcheck import (  # noqa: PLC0415 - it imports attest
         digest_model_check, stream_model_check, stream_scan)
 
     if target is not None:
@@ -402,8 +402,6 @@ def _check_and_content(model: str, target: DigestSpec | None,
 
 
 def _file_digest(path: str) -> str:
-    from mgattest._files import sha256_file  # noqa: PLC0415
-
     return sha256_file(path, what="bundle")
 
 

@@ -10,18 +10,37 @@ claim a repository its signer's certificate does not vouch for.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from mgattest.attest.results import VerifiedAttestation
+from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy.model import (
     SLSA_PROVENANCE_V02,
     AttestationSpec,
     Policy,
     ProvenanceSpec,
     Rule,
+    SignedBy,
     parse_time,
 )
 from mgattest.policy.verdict import FAIL, PASS, Check
+
+
+class JudgedFile(Protocol):
+    """What a per-file clause reads of a model file (the evaluator's file records)."""
+
+    @property
+    def name(self) -> str:
+        """The file's name, as in statement subjects."""
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the file (``sha256:?`` when unknown)."""
+
+
+SignedByOutcome = Callable[[Policy, SignedBy, list[VerifiedAttestation], int],
+                           tuple[bool, str, JSONObject]]
+"""The evaluator's ``signedBy`` judgement: (ok, reason, evidence) for attestations."""
 
 # Tags are numbers on the wire: [0-9], as Go's \d in slsa-verifier, not Python's \d
 # (which also matches non-ASCII digits such as '٣', and int() reads them).
@@ -32,8 +51,9 @@ _DIGEST_RE = re.compile(r"[0-9a-fA-F]{40,128}")
 
 
 def attestation_checks(policy: Policy, rule: Rule, index: int, spec: AttestationSpec,
-                       files: list[Any], qualified: dict[str, list[VerifiedAttestation]],
-                       now: int, signed_by_outcome: Callable[..., Any]) -> list[Check]:
+                       files: Sequence[JudgedFile],
+                       qualified: dict[str, list[VerifiedAttestation]],
+                       now: int, signed_by_outcome: SignedByOutcome) -> list[Check]:
     """One Check: for every file, some attestation of the type satisfies every expectation."""
     clause = f"attestations[{index}]"
     evidence, failures = [], []
@@ -67,7 +87,7 @@ def attestation_checks(policy: Policy, rule: Rule, index: int, spec: Attestation
 
 
 def _problems(policy: Policy, spec: AttestationSpec, att: VerifiedAttestation, now: int,
-              signed_by_outcome: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
+              signed_by_outcome: SignedByOutcome) -> tuple[list[str], dict[str, Any]]:
     problems: list[str] = []
     fields: dict[str, Any] = {}
     if spec.signed_by is not None:
@@ -79,7 +99,7 @@ def _problems(policy: Policy, spec: AttestationSpec, att: VerifiedAttestation, n
     return problems, fields
 
 
-def source_of(predicate: dict[str, Any]) -> tuple[str | None, str | None]:
+def source_of(predicate: JSONObject) -> tuple[str | None, str | None]:
     """(repository URI, git ref) claimed by an SLSA v1 or v0.2 provenance, normalised.
 
     v0.2: ``invocation.configSource.uri`` (``git+https://github.com/o/r@refs/tags/v1``),
@@ -127,7 +147,7 @@ def _dict(v: Any) -> dict[str, Any]:
 
 
 def check_provenance(spec: ProvenanceSpec, att: VerifiedAttestation, now: int,
-                     fields: dict[str, Any]) -> list[str]:
+                     fields: JSONObject) -> list[str]:
     """Every way *att*'s SLSA v1 predicate falls short of *spec* (empty: conforms)."""
     pred = att.predicate if isinstance(att.predicate, dict) else {}
     bd = _dict(pred.get("buildDefinition"))
@@ -302,7 +322,7 @@ def _pinned_to_release(uri: str) -> bool:
     return _BUILDER_TAG.fullmatch(ref) is not None
 
 
-def builder_identity_problems(builder_id: Any, att: VerifiedAttestation) -> list[str]:
+def builder_identity_problems(builder_id: JSONValue, att: VerifiedAttestation) -> list[str]:
     """slsa-verifier's rule for which certificate identity may vouch for which builder.
 
     * a BYOB delegator (slsa-github-generator's ``delegator_*_slsa3.yml`` at a vX.Y.Z
@@ -371,7 +391,7 @@ def _env(pred: dict[str, Any], v02: bool) -> tuple[dict[str, Any], bool]:
     return _dict(_dict(pred.get("buildDefinition")).get("internalParameters")), True
 
 
-def git_refs(pred: dict[str, Any], v02: bool, ref: str | None) -> tuple[str | None, str | None]:
+def git_refs(pred: JSONObject, v02: bool, ref: str | None) -> tuple[str | None, str | None]:
     """(tag ref, branch ref) as slsa-verifier reads them: ``github_ref`` by
     ``github_ref_type`` from the recorded environment, else the source ref."""
     env, upper = _env(pred, v02)

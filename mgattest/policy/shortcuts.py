@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mgattest.errors import InputError
+from mgattest._jsonutil import JSONObject
+from mgattest.policy.loader import load_policy, policy_from_bytes, read_policy_bytes
+from mgattest.policy.matching import MatcherSpec
 from mgattest.policy.model import SLSA_PROVENANCE_TYPES, Policy
+from mgattest.policy.provenance import DELEGATOR_WORKFLOWS, NPM_CLI_BUILDERS
+from mgattest.policy.yamlpos import parse_yaml
 
 if TYPE_CHECKING:
     from mgattest.attest.certs import IdentityPolicy
@@ -56,7 +61,7 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 SHORTCUTS = ("builder_id", "source_uri", "source_tag", "source_versioned_tag", "source_branch")
 
 
-def builder_matcher(builder_id: str) -> Any:
+def builder_matcher(builder_id: str) -> MatcherSpec:
     """Matcher spec for a builder id: exact when it carries ``@ref``; else the id itself
     or the id at any tag/branch (as slsa-verifier)."""
     if "@" in builder_id.split("://", 1)[-1]:
@@ -75,7 +80,7 @@ def source_uri(value: str) -> str:
     return value[:-4] if value.endswith(".git") else value
 
 
-def shortcut_rule(options: ShortcutOptions, *, signers: list[str]) -> dict[str, Any]:
+def shortcut_rule(options: ShortcutOptions, *, signers: list[str]) -> JSONObject:
     """The rule the shortcut options describe; the provenance must be signed by one of
     ``signers`` (any verified signer when empty, i.e. with ``--identity``)."""
     prov: dict[str, Any] = {}
@@ -114,7 +119,7 @@ def _with_cli_file_options(rule: dict[str, Any], options: ShortcutOptions) -> di
     return rule
 
 
-def builder_signer(options: ShortcutOptions) -> dict[str, Any]:
+def builder_signer(options: ShortcutOptions) -> JSONObject:
     """The keyless signers slsa-verifier accepts for a builder id.
 
     The builder's own workflow, or a BYOB delegator of slsa-github-generator (which
@@ -122,8 +127,6 @@ def builder_signer(options: ShortcutOptions) -> dict[str, Any]:
     applies the delegation rule); for npm CLI provenance (builder = the GitHub runner),
     the package's own workflow in the ``--source-uri`` repository.
     """
-    from mgattest.policy.provenance import DELEGATOR_WORKFLOWS, NPM_CLI_BUILDERS  # noqa: PLC0415
-
     builder = options.builder_id
     if not builder:
         raise InputError("a builder signer needs --builder-id", what="--builder-id")
@@ -150,9 +153,6 @@ def builder_signer(options: ShortcutOptions) -> dict[str, Any]:
 
 def effective_policy(policy_path: str | None, options: ShortcutOptions) -> Policy:
     """The policy file, extended (or replaced, when no file) by the shortcut options."""
-    from mgattest.policy.loader import load_policy, policy_from_bytes, read_policy_bytes  # noqa: PLC0415
-    from mgattest.policy.yamlpos import parse_yaml  # noqa: PLC0415
-
     wanted = options.given()
     if policy_path and not wanted:
         return load_policy(policy_path)

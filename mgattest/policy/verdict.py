@@ -3,9 +3,53 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TypedDict
+
+from mgattest._jsonutil import JSONObject
 
 PASS, FAIL, WARN, WAIVED, SKIP = "pass", "fail", "warn", "waived", "skip"
+
+
+class CheckJSON(TypedDict):
+    """The JSON form of a :class:`Check` (``Verdict.to_dict()["checks"]`` items)."""
+
+    rule: str
+    clause: str
+    status: str
+    reason: str
+    evidence: list[JSONObject]
+    id: str
+
+
+class ClearanceJSON(TypedDict):
+    """The JSON form of a :class:`Clearance`."""
+
+    loadable: bool
+    reason: str
+    pickle: str
+    rules: list[str]
+    attestations: list[str]
+
+
+class PolicyRefJSON(TypedDict):
+    """Which policy decided: its source (file) and digest."""
+
+    source: str
+    digest: str
+
+
+class VerdictJSON(TypedDict):
+    """The JSON form of a :class:`Verdict` (``mgattest verify --json``, PolicyDenied)."""
+
+    allowed: bool
+    decision: str
+    mode: str
+    policy: PolicyRefJSON
+    evaluatedAt: int
+    artifacts: list[JSONObject]
+    checks: list[CheckJSON]
+    reasons: list[str]
+    clearance: dict[str, ClearanceJSON]
 
 
 @dataclass
@@ -16,11 +60,17 @@ class Check:
     clause: str  # e.g. "signedBy", "attestations[0].provenance.builderId", "cel:no-fork"
     status: str  # pass | fail | warn | waived | skip
     reason: str
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[JSONObject] = field(default_factory=list)
 
     @property
     def id(self) -> str:
+        """``rule.clause``."""
         return f"{self.rule}.{self.clause}"
+
+    def to_dict(self) -> CheckJSON:
+        """A JSON-ready form (the fields, evidence copied as ``asdict`` does, and ``id``)."""
+        return {"rule": self.rule, "clause": self.clause, "status": self.status,
+                "reason": self.reason, "evidence": asdict(self)["evidence"], "id": self.id}
 
 
 @dataclass(frozen=True)
@@ -41,7 +91,7 @@ class Clearance:
     rules: tuple[str, ...] = ()  # ids of the rules that judged the file
     attestations: tuple[str, ...] = ()  # sources of the attestations that covered it
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ClearanceJSON:
         """A JSON-ready form."""
         return {"loadable": self.loadable, "reason": self.reason, "pickle": self.pickle,
                 "rules": list(self.rules), "attestations": list(self.attestations)}
@@ -57,7 +107,7 @@ class Verdict:
     policy_source: str
     policy_digest: str
     evaluated_at: int
-    artifacts: list[dict[str, Any]]
+    artifacts: list[JSONObject]
     checks: list[Check]
     # name → Clearance of every present file (empty when nothing was evaluated).
     clearance: dict[str, Clearance] = field(default_factory=dict)
@@ -79,7 +129,7 @@ class Verdict:
         """``rule.clause: reason`` for every failure."""
         return [f"{c.id}: {c.reason}" for c in self.failures]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> VerdictJSON:
         """A JSON-ready form (stable key order)."""
         return {
             "allowed": self.allowed,
@@ -88,7 +138,7 @@ class Verdict:
             "policy": {"source": self.policy_source, "digest": self.policy_digest},
             "evaluatedAt": self.evaluated_at,
             "artifacts": self.artifacts,
-            "checks": [asdict(c) | {"id": c.id} for c in self.checks],
+            "checks": [c.to_dict() for c in self.checks],
             "reasons": self.reasons,
             "clearance": {n: c.to_dict() for n, c in sorted(self.clearance.items())},
         }

@@ -12,9 +12,9 @@ failed (a warn-mode allow with failures is ``FAILED``).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from mgattest import __version__
+from mgattest._jsonutil import JSONObject
 from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.dsse import sign_envelope
 from mgattest.attest.keys import load_signer
@@ -29,7 +29,7 @@ VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
 
 
 def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
-                  resource_uri: str, policy_uri: str | None = None) -> dict[str, Any]:
+                  resource_uri: str, policy_uri: str | None = None) -> JSONObject:
     """The VSA in-toto Statement for *verdict* (no signing)."""
 
     algo, _, hexval = verdict.policy_digest.partition(":")
@@ -59,7 +59,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
 
 def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
               attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
-              resource_uri: str, password: bytes | None = None) -> dict[str, Any]:
+              resource_uri: str, password: bytes | None = None) -> JSONObject:
     """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
     from mgattest.attest.verify import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
 

@@ -24,6 +24,7 @@ from mgattest._files import read_bounded
 from mgattest.attest.errors import UnsafePathError
 from mgattest.attest.walk import walk_model, walk_model_detailed
 from mgattest.errors import InputError
+from mgattest.policy.pipeline import TrustOptions
 from tests.helpers.trees import RandomBytes
 
 TIMEOUT = 20  # seconds; every case here answers in well under one
@@ -233,4 +234,4 @@ def test_load_refuses_trust_anchors_inside_the_model(tmp_path, signed, model, an
         root.write_text(json.dumps({"mediaType": "application/vnd.dev.sigstore.trustedroot"
                                                  "+json;version=0.1", "tlogs": []}))
     with pytest.raises(UnsafePathError, match="part of the model"):
-        mgattest.load(model, policy=policy, bundles=[bundle], trusted_root=root)
+        mgattest.load(model, policy=policy, bundles=[bundle], trust=TrustOptions(trusted_root=root))
