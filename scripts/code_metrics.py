@@ -49,6 +49,7 @@ class Metrics:
 
     public_signatures: int = 0
     any_signatures: list[str] = field(default_factory=list)
+    json_alias_signatures: list[str] = field(default_factory=list)
     many_parameters: list[tuple[str, int]] = field(default_factory=list)
     local_imports: list[str] = field(default_factory=list)
     noqa: list[tuple[str, bool]] = field(default_factory=list)
@@ -77,16 +78,22 @@ def is_public_module(path: Path, root: Path) -> bool:
     return not any(p.startswith("_") and p != "__init__" for p in parts)
 
 
-def mentions_any(node: ast.AST | None) -> bool:
-    """True when an annotation expression names ``Any``."""
+# Aliases of Any for data that is genuinely arbitrary JSON (mgattest._jsonutil): counted
+# apart, so the Any share cannot fall just by renaming Any.
+JSON_ALIASES = ("JSONValue", "JSONObject")
+
+
+def mentions_any(node: ast.AST | None, names: tuple[str, ...] = ("Any",)) -> bool:
+    """True when an annotation expression names ``Any`` (or one of ``names``)."""
     if node is None:
         return False
+    pattern = re.compile(r"\b(" + "|".join(names) + r")\b")
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id == "Any":
+        if isinstance(sub, ast.Name) and sub.id in names:
             return True
-        if isinstance(sub, ast.Attribute) and sub.attr == "Any":
+        if isinstance(sub, ast.Attribute) and sub.attr in names:
             return True
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and re.search(r"\bAny\b", sub.value):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and pattern.search(sub.value):
             return True
     return False
 
@@ -104,9 +111,11 @@ def parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> li
     return params
 
 
-def signature_mentions_any(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """True when a parameter or the return annotation of ``fn`` names ``Any``."""
-    return mentions_any(fn.returns) or any(mentions_any(p.annotation) for p in parameters(fn, False))
+def signature_mentions_any(fn: ast.FunctionDef | ast.AsyncFunctionDef,
+                           names: tuple[str, ...] = ("Any",)) -> bool:
+    """True when a parameter or the return annotation of ``fn`` names ``Any`` (or ``names``)."""
+    return mentions_any(fn.returns, names) or any(mentions_any(p.annotation, names)
+                                                  for p in parameters(fn, False))
 
 
 def public_names(tree: ast.Module) -> int:
@@ -142,6 +151,8 @@ def scan_functions(tree: ast.Module, where: str, public_module: bool, outside_cl
                     m.public_signatures += 1
                     if signature_mentions_any(child):
                         m.any_signatures.append(name)
+                    elif signature_mentions_any(child, JSON_ALIASES):
+                        m.json_alias_signatures.append(name)
                 count = len(parameters(child, in_class))
                 if count >= MANY_PARAMETERS:
                     m.many_parameters.append((name, count))
@@ -192,6 +203,9 @@ def report(m: Metrics, show_lists: bool) -> None:
     """Print the figures (and, with ``show_lists``, where each comes from)."""
     share = 100 * len(m.any_signatures) / max(m.public_signatures, 1)
     print(f"public signatures mentioning Any: {len(m.any_signatures)}/{m.public_signatures} ({share:.1f} %)")
+    json_share = 100 * len(m.json_alias_signatures) / max(m.public_signatures, 1)
+    print(f"  ... and others naming a JSON alias of Any ({', '.join(JSON_ALIASES)}): "
+          f"{len(m.json_alias_signatures)} ({json_share:.1f} %)")
     print(f"functions with {MANY_PARAMETERS}+ parameters: {len(m.many_parameters)}")
     for name, count in sorted(m.many_parameters, key=lambda x: -x[1]):
         print(f"  {count:3d}  {name}")
@@ -204,6 +218,7 @@ def report(m: Metrics, show_lists: bool) -> None:
     print(f"public names: {m.public_names}")
     if show_lists:
         print("\nsignatures mentioning Any:", *m.any_signatures, sep="\n  ")
+        print("\nsignatures naming a JSON alias:", *m.json_alias_signatures, sep="\n  ")
         print("\nfunction-local imports:", *m.local_imports, sep="\n  ")
         print("\nnoqa without reason:", *(w for w, r in m.noqa if not r), sep="\n  ")
 
