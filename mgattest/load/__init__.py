@@ -4,6 +4,14 @@
 memory, hashes those bytes, verifies the bundles, scans the content, evaluates the
 policy, and deserialises the same in-memory bytes. Replacing the file after the read
 cannot change what is loaded: there is no time-of-check/time-of-use gap.
+
+Entry points: :func:`load` (``mgattest.load``), :func:`verify_model_bytes` (the verdict
+without deserialising), :class:`VerificationCache`; re-exported from ``policy``:
+:func:`read_model_bytes` -> :class:`ModelBytes`, :func:`model_check`, :func:`scan_model`,
+:data:`MAX_MODEL_FILES`, :class:`PolicyDenied`. Loaded on first use (PEP 562): the
+quarantine (:func:`quarantine_model`, :func:`list_incidents`, :func:`get_incident`,
+:func:`restore`, :class:`Incident`) and the watcher (:class:`Sentry`,
+:func:`manifest_verifier`). Every submodule is internal.
 """
 
 from __future__ import annotations
@@ -11,19 +19,39 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Iterable
 
+from mgattest._lazy import LazyExports
 from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
+from mgattest.policy import (MAX_MODEL_FILES, ModelBytes, ModelVerifier, TrustOptions,
+                             VerifyOptions, model_check, read_model_bytes, scan_model)
 from mgattest.policy.errors import PolicyDenied
-from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check,
-                                        read_model_bytes, scan_model)
-from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
-    from mgattest.policy.model import Policy
-    from mgattest.policy.verdict import Verdict
+    from mgattest.load.quarantine import (Incident, get_incident, list_incidents, restore,
+                                          quarantine as quarantine_model)
+    from mgattest.load.watch import Sentry, manifest_verifier
+    from mgattest.policy import Policy, Verdict
 
-__all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache", "load",
-           "model_check", "read_model_bytes", "scan_model", "verify_model_bytes"]
+__all__ = ["Incident", "MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "Sentry",
+           "VerificationCache", "get_incident", "list_incidents", "load", "manifest_verifier",
+           "model_check", "quarantine_model", "read_model_bytes", "restore", "scan_model",
+           "verify_model_bytes"]
+
+# The quarantine and the watcher load on first use: `import mgattest.load` stays cheap.
+_EXPORTS = LazyExports("mgattest.load", {
+    "Incident": "mgattest.load.quarantine",
+    "get_incident": "mgattest.load.quarantine",
+    "list_incidents": "mgattest.load.quarantine",
+    "restore": "mgattest.load.quarantine",
+    "quarantine_model": "mgattest.load.quarantine:quarantine",
+    "Sentry": "mgattest.load.watch",
+    "manifest_verifier": "mgattest.load.watch",
+})
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.load(name)
+
 
 def verify_model_bytes(model: ModelBytes, policy: Policy, bundles: Iterable[Any], *,
                        trusted_root: Any = None, identity: Any = None,
@@ -45,7 +73,7 @@ def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: Policy,
     """The policy file, a trusted-root file and the root files the policy names must not
     be part of the model they judge (as ``mgattest verify`` refuses): whoever can
     rewrite the model could rewrite them."""
-    from mgattest.attest.walk import refuse_trust_files_in_model  # noqa: PLC0415
+    from mgattest.attest import refuse_trust_files_in_model  # noqa: PLC0415
 
     anchors: list[tuple[str, Any]] = [("trusted root", r.path) for r in policy.roots if r.path]
     if os.path.isfile(policy.source):
@@ -69,8 +97,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
     """
-    from mgattest.policy.loader import load_policy  # noqa: PLC0415
-    from mgattest.policy.model import Policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
+    from mgattest.policy import Policy, load_policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
 
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
@@ -115,7 +142,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
     model (or a directory) with nothing cleared raises :class:`PolicyDenied`.
     """
     from mgattest.load.loaders import deserialize  # noqa: PLC0415
-    from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
+    from mgattest.inspect import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
 
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
     loaded = {}

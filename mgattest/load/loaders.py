@@ -150,7 +150,7 @@ def _numpy(name: str, data: bytes, *, allow_object_arrays: bool,
         raise UnsafeContentError(f"{name}: numpy object array needs pickle; the policy does "
                                  "not allow pickles (content.pickle: restricted)",
                                  what="numpy object array", where=name)
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
+    from mgattest.inspect import restricted_loads  # noqa: PLC0415
 
     array = restricted_loads(data[stream.tell():], extra_allowed=extra_allowed, where=name)
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
@@ -194,14 +194,14 @@ def _onnx_tensors(message: Any) -> Any:
 
 def _pickle(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...],
             admission: Any = None, **_: Any) -> Any:
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415
+    from mgattest.inspect import restricted_loads  # noqa: PLC0415
 
     return restricted_loads(data, extra_allowed=extra_allowed, where=name,
                             admission=admission)
 
 
 def _joblib(name: str, data: bytes, *, extra_allowed: tuple[tuple[str, str], ...], **_: Any) -> Any:
-    from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415
+    from mgattest.inspect import restricted_joblib_load  # noqa: PLC0415
 
     return restricted_joblib_load(bytes(data), extra_allowed=extra_allowed)
 

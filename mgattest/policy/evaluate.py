@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
-from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.attest import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
+from mgattest.inspect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import Activation, CelSession
 from mgattest.policy.matching import any_glob

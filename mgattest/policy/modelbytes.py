@@ -46,7 +46,7 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
     Each file is opened with ``O_NOFOLLOW`` and checked to be the regular file the walk
     saw; its size must not change while it is read.
     """
-    from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415
+    from mgattest.attest import open_model_file, walk_model_detailed  # noqa: PLC0415
 
     walk = walk_model_detailed(path, ignore=list(ignore), exclude=list(exclude),
                                allow_symlinks=allow_symlinks)
@@ -105,7 +105,7 @@ def model_check(model: ModelBytes, attestations: list[Any]) -> Any:
     (shard mode names the first differing shard and byte range); a subject naming a
     file absent here is ``missing``.
     """
-    from mgattest.attest.digests import shard_tree_root, supported_algorithms  # noqa: PLC0415
+    from mgattest.attest import shard_tree_root, supported_algorithms  # noqa: PLC0415
     from mgattest.policy.modelcheck import (  # noqa: PLC0415
         SHARD_SUFFIX,
         build_model_check,

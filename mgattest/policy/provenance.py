@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from mgattest.attest.results import VerifiedAttestation
+from mgattest.attest import VerifiedAttestation
 from mgattest.policy.model import (
     SLSA_PROVENANCE_V02,
     AttestationSpec,

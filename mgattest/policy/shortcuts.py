@@ -20,7 +20,7 @@ from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_TYPES, Policy
 
 if TYPE_CHECKING:
-    from mgattest.attest.certs import IdentityPolicy
+    from mgattest.attest import IdentityPolicy
 
 __all__ = ["GITHUB_ISSUER", "SHORTCUTS", "ShortcutOptions", "builder_matcher",
            "builder_signer", "effective_policy", "shortcut_rule", "source_uri"]

@@ -15,11 +15,11 @@ import os
 from typing import Any
 
 from mgattest import __version__
-from mgattest.attest.bundle import dump_bundle, make_bundle
-from mgattest.attest.dsse import sign_envelope
-from mgattest.attest.keys import load_signer
-from mgattest.attest.results import VerifiedAttestation
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest import dump_bundle, make_bundle
+from mgattest.attest import sign_envelope
+from mgattest.attest import load_signer
+from mgattest.attest import VerifiedAttestation
+from mgattest.attest import make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy.verdict import PASS, Verdict
@@ -61,7 +61,7 @@ def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
               attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
               resource_uri: str, password: bytes | None = None) -> dict[str, Any]:
     """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
-    from mgattest.attest.verify import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
+    from mgattest.attest import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
 
     if not verdict.allowed:
         raise InputError("a VSA is only written for an allowed model", what="vsa")
