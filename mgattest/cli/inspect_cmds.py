@@ -172,7 +172,7 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
         except ImportError as exc:  # pragma: no cover - policy package absent
             raise InputError(f"--policy needs mgattest.policy: {exc}", what="policy") from None
         if not bundles:
-            from mgattest.attest import default_bundle_path
+            from mgattest.policy import default_bundle_path
             bundles = [default_bundle_path(model)]
         under_policy = ModelVerifier(
             load_policy(policy),

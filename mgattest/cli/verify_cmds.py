@@ -279,7 +279,7 @@ def _refreshed_instance(instance: Optional[str]) -> Any:
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:
     """Move a rejected model (not a digest) into the quarantine directory."""
-    from mgattest.attest import names_a_digest
+    from mgattest.policy import names_a_digest
 
     if names_a_digest(model) or not Path(model).exists():
         return
@@ -310,7 +310,7 @@ def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
 
 def _report(outcome: VerificationOutcome, as_json: bool) -> None:
     """Print what a verification without a policy established (text or JSON)."""
-    from mgattest.attest import attestation_to_json
+    from mgattest.policy import attestation_to_json
 
     atts = outcome.attestations
     check = outcome.check

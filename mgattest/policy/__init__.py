@@ -9,6 +9,7 @@ Entry points (re-exported lazily, PEP 562: importing the package or
     ModelVerifier(policy, TrustOptions, VerifyOptions).verify(source) -> VerificationOutcome
     policy_verifier(PolicyRequest) -> ModelVerifier   (``mgattest verify --policy/--builder-id``,
                                                       with ShortcutOptions)
+    default_bundle_path, names_a_digest, attestation_to_json   attest's, for the pipeline's callers
     read_model_bytes(path) -> ModelBytes   model_check(...), scan_model(...): verify-then-load
     describe_policy(policy), verdict_tree(verdict)      explanations for people
     initial_policy(...), dump_policy(...), verify_for_init(...)   ``mgattest policy init``
@@ -44,6 +45,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         TrustOptions,
         VerificationOutcome,
         VerifyOptions,
+        attestation_to_json,
+        default_bundle_path,
+        names_a_digest,
         policy_verifier,
     )
     from mgattest.policy.shortcuts import ShortcutOptions
@@ -75,15 +79,19 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "VerificationOutcome": "mgattest.policy.pipeline",
     "PolicyRequest": "mgattest.policy.pipeline",
     "policy_verifier": "mgattest.policy.pipeline",
+    "default_bundle_path": "mgattest.policy.pipeline",
+    "names_a_digest": "mgattest.policy.pipeline",
+    "attestation_to_json": "mgattest.policy.pipeline",
     "ShortcutOptions": "mgattest.policy.shortcuts",
 })
 
 __all__ = [
     "Check", "MAX_MODEL_FILES", "ModelBytes", "ModelVerifier", "Policy", "PolicyDenied",
     "PolicyError", "PolicyRequest", "ShortcutOptions", "TrustOptions", "Verdict",
-    "VerificationOutcome", "VerifyOptions", "describe_policy", "dump_policy", "evaluate",
-    "initial_policy", "lint_policy", "load_policy", "model_check", "policy_from_bytes",
-    "policy_verifier", "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
+    "VerificationOutcome", "VerifyOptions", "attestation_to_json", "default_bundle_path",
+    "describe_policy", "dump_policy", "evaluate", "initial_policy", "lint_policy",
+    "load_policy", "model_check", "names_a_digest", "policy_from_bytes", "policy_verifier",
+    "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
 ]
 
 
