@@ -19,8 +19,9 @@ TESTS = PROJECT_ROOT / "tests"
 # One folder per mgattest package, plus the suites that test the product as a whole.
 PACKAGE_FOLDERS = {"attest", "tlog", "policy", "inspect", "load", "ca", "cli"}
 CROSS_CUTTING_FOLDERS = {"adversarial", "realworld"}
-# Checks on the repository itself rather than on one package.
-ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py"}
+# Checks on the repository itself rather than on one package (test_public_api: every
+# package's __all__).
+ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py", "test_public_api.py"}
 # Not Python test code: vendored vectors and the sigstore-js harness's node_modules.
 SKIPPED = (TESTS / "vectors", TESTS / "realworld" / "js")
 
