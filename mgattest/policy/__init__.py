@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
+    # attest's helpers the pipeline module re-exports (policy.pipeline.__getattr__)
+    from mgattest.attest import attestation_to_json, default_bundle_path, names_a_digest
     from mgattest.policy.errors import PolicyDenied, PolicyError
     from mgattest.policy.evaluate import evaluate
     from mgattest.policy.explain import describe_policy, verdict_tree
@@ -45,9 +47,6 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         TrustOptions,
         VerificationOutcome,
         VerifyOptions,
-        attestation_to_json,
-        default_bundle_path,
-        names_a_digest,
         policy_verifier,
     )
     from mgattest.policy.shortcuts import ShortcutOptions
