@@ -37,7 +37,11 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VERDICTS,
         worst,
     )
-    from mgattest.inspect.restricted import restricted_joblib_load, restricted_loads
+    from mgattest.inspect.restricted import (
+        restricted_joblib_load,
+        restricted_loads,
+        restricted_numpy_load,
+    )
     from mgattest.inspect.scanner import scan_bytes, scan_path
 
 _EXPORTS = LazyExports("mgattest.inspect", {
@@ -60,6 +64,7 @@ _EXPORTS = LazyExports("mgattest.inspect", {
     "scan_bytes": "mgattest.inspect.scanner",
     "scan_path": "mgattest.inspect.scanner",
     "restricted_loads": "mgattest.inspect.restricted",
+    "restricted_numpy_load": "mgattest.inspect.restricted",
     "restricted_joblib_load": "mgattest.inspect.restricted",
     "policy_format": "mgattest.inspect.detect",
     "PICKLED_FORMATS": "mgattest.inspect.detect",
@@ -70,8 +75,8 @@ __all__ = [
     "DANGEROUS", "DEFAULT_LIMITS", "FileReport", "Finding", "INFO", "ImportRecord",
     "InspectInputError", "Limits", "MALFORMED", "NOT_INSPECTED", "PICKLED_FORMATS",
     "RestrictedLoadError", "SAFE", "SAFE_GLOBALS", "SUSPICIOUS", "UnsafeContentError",
-    "VERDICTS", "policy_format", "restricted_joblib_load", "restricted_loads", "scan_bytes",
-    "scan_path", "worst",
+    "VERDICTS", "policy_format", "restricted_joblib_load", "restricted_loads",
+    "restricted_numpy_load", "scan_bytes", "scan_path", "worst",
 ]
 
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VerifyOptions,
         policy_verifier,
     )
-    from mgattest.policy.shortcuts import ShortcutOptions
+    from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
     from mgattest.policy.verdict import Check, Verdict
 
 _EXPORTS = LazyExports("mgattest.policy", {
@@ -82,15 +82,16 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "names_a_digest": "mgattest.policy.pipeline",
     "attestation_to_json": "mgattest.policy.pipeline",
     "ShortcutOptions": "mgattest.policy.shortcuts",
+    "effective_policy": "mgattest.policy.shortcuts",
 })
 
 __all__ = [
     "Check", "MAX_MODEL_FILES", "ModelBytes", "ModelVerifier", "Policy", "PolicyDenied",
     "PolicyError", "PolicyRequest", "ShortcutOptions", "TrustOptions", "Verdict",
     "VerificationOutcome", "VerifyOptions", "attestation_to_json", "default_bundle_path",
-    "describe_policy", "dump_policy", "evaluate", "initial_policy", "lint_policy",
-    "load_policy", "model_check", "names_a_digest", "policy_from_bytes", "policy_verifier",
-    "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
+    "describe_policy", "dump_policy", "effective_policy", "evaluate", "initial_policy",
+    "lint_policy", "load_policy", "model_check", "names_a_digest", "policy_from_bytes",
+    "policy_verifier", "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
 ]
 
 
