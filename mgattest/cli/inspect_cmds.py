@@ -45,7 +45,7 @@ def inspect_cmd(
              "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
-    from mgattest.attest import IgnoreRules
+    from mgattest.attest.walk import IgnoreRules
     from mgattest.inspect import SAFE, scan_path, worst
 
     extra = _allowed_pairs(allow)
@@ -55,7 +55,7 @@ def inspect_cmd(
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:
-        from mgattest.load import quarantine_model as quarantine
+        from mgattest.load.quarantine import quarantine
 
         for path, reports in results:
             verdict = worst(*(r.verdict for r in reports)) if reports else SAFE
@@ -96,7 +96,7 @@ def quarantine_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List incidents (oldest first), including interrupted ones."""
-    from mgattest.load import list_incidents
+    from mgattest.load.quarantine import list_incidents
 
     incidents = list_incidents(directory)
     if as_json:
@@ -117,7 +117,7 @@ def quarantine_show(
     directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
 ) -> None:
     """Print one incident record as JSON."""
-    from mgattest.load import get_incident
+    from mgattest.load.quarantine import get_incident
 
     out(json.dumps(get_incident(directory, incident).to_dict(), indent=2))
 
@@ -136,7 +136,7 @@ def quarantine_restore(
 ) -> None:
     """Move an incident's artifacts back to where they were, or into --to DIR (never
     overwriting anything)."""
-    from mgattest.load import restore
+    from mgattest.load.quarantine import restore
 
     restored = restore(directory, incident, to=to, force=force)
     for dest in restored.record.get("restored_to", []):
@@ -153,7 +153,7 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
 
     if manifest is not None:
         from mgattest._files import read_bounded
-        from mgattest.load import manifest_verifier
+        from mgattest.load.watch import manifest_verifier
 
         try:
             doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
@@ -167,12 +167,12 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
     if policy is not None:
         try:
             from mgattest.load import read_model_bytes
-            from mgattest.policy import load_policy
-            from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
+            from mgattest.policy.loader import load_policy
+            from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
         except ImportError as exc:  # pragma: no cover - policy package absent
             raise InputError(f"--policy needs mgattest.policy: {exc}", what="policy") from None
         if not bundles:
-            from mgattest.policy import default_bundle_path
+            from mgattest.policy.pipeline import default_bundle_path
             bundles = [default_bundle_path(model)]
         under_policy = ModelVerifier(
             load_policy(policy),
@@ -189,7 +189,7 @@ def _build_verifier(model: Path, bundles: list[Path], policy: Optional[Path],
                                         what="policy", where=str(policy))
         return verify_with_policy
     if keys or bundles or trusted_root:
-        from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
+        from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
         with_bundles = ModelVerifier(
             None, TrustOptions(trusted_root=str(trusted_root) if trusted_root else None,
@@ -228,9 +228,9 @@ def watch_cmd(
     import threading
     import time
 
-    from mgattest.attest import refuse_trust_files_in_model
+    from mgattest.attest.walk import refuse_trust_files_in_model
     from mgattest.errors import InputError
-    from mgattest.load import Sentry
+    from mgattest.load.watch import Sentry
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))

@@ -41,7 +41,7 @@ def _load_signer(key: Path) -> Any:
     import os
 
     from mgattest._files import read_bounded
-    from mgattest.tlog import LogSigner
+    from mgattest.tlog.keys import LogSigner
 
     password = os.environ.get("MGATTEST_LOG_KEY_PASSWORD")
     return LogSigner.from_pem(read_bounded(key, 1 << 20, what="log key"), password=password)
@@ -49,7 +49,7 @@ def _load_signer(key: Path) -> Any:
 
 def _open_log(db: Path, key: Path) -> Any:
     from mgattest.errors import InputError
-    from mgattest.tlog import TransparencyLog
+    from mgattest.tlog.log import TransparencyLog
 
     if not Path(db).is_file():
         raise InputError(f"no log database at {db} (create one with `mgattest log init`)",
@@ -100,7 +100,7 @@ def _public_hostname(host: str) -> str:
 
 
 def _verifier(log_key: Path) -> Any:
-    from mgattest.tlog import LogVerifier
+    from mgattest.tlog.keys import LogVerifier
 
     return LogVerifier.from_pem(_read_text(log_key, "log key"))
 
@@ -129,7 +129,7 @@ def init_cmd(
 ) -> None:
     """Create an empty log and its signing key."""
     from mgattest.errors import InputError
-    from mgattest.tlog import TransparencyLog
+    from mgattest.tlog.log import TransparencyLog
 
     if key_type not in ("ecdsa-p256", "ed25519"):
         raise InputError(f"--key-type must be ecdsa-p256 or ed25519, got {key_type!r}",
@@ -178,7 +178,7 @@ def serve_cmd(
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
     from mgattest._httpguard import ConnectionLimits
-    from mgattest.tlog import serve
+    from mgattest.tlog.server import serve
 
     if host not in LOOPBACK_HOSTS and not allow_remote:
         raise InputError(f"refusing to listen on non-loopback address {host!r} without "
@@ -299,7 +299,7 @@ def consistency_proof_cmd(
 def _entries_to_verify(entry: Optional[Path], bundle: Optional[Path]) -> list[Any]:
     """The entries named on the command line (``--entry`` or ``--bundle``)."""
     from mgattest.errors import InputError
-    from mgattest.tlog import entries_from_bundle, entry_from_json
+    from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json
 
     if (entry is None) == (bundle is None):
         raise InputError("give exactly one of --entry and --bundle", what="usage")
@@ -323,7 +323,7 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
-    from mgattest.tlog import verify_entries
+    from mgattest.tlog.entry_files import verify_entries
 
     logs = _trusted_logs(log_key, trusted_root, origin)
     items = _entries_to_verify(entry, bundle)
@@ -360,7 +360,7 @@ def consistency_cmd(
 ) -> None:
     """Verify that a newer checkpoint extends an older one (append-only)."""
     from mgattest.errors import InputError
-    from mgattest.tlog import check_consistent, parse_consistency_proof, verify_note
+    from mgattest.tlog.monitor import check_consistent, parse_consistency_proof, verify_note
 
     if url is None and (new is None or proof_file is None):
         raise InputError("give --new with --proof, or --url", what="usage")
@@ -368,7 +368,7 @@ def consistency_cmd(
     old_cp = verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
     client = None
     if url is not None:
-        from mgattest.tlog import RekorClient
+        from mgattest.tlog.client import RekorClient
 
         client = RekorClient(url)
     if new is not None:
@@ -402,8 +402,8 @@ def monitor_cmd(
 ) -> None:
     """Watch a log: every new checkpoint must extend the last verified one."""
     from mgattest.errors import InputError
-    from mgattest.tlog import LogUnavailableError
-    from mgattest.tlog import LogMonitor
+    from mgattest.tlog.client import LogUnavailableError
+    from mgattest.tlog.monitor import LogMonitor
 
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")
