@@ -6,7 +6,6 @@ these CLI modules may import only the modules listed here (an AST check, no impo
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
@@ -50,18 +49,8 @@ FORBIDDEN = {"mgattest.tlog.merkle", "mgattest.tlog.checkpoint", "mgattest.tlog.
              "mgattest.attest.bundle"}
 
 
-def _defining_module(package: str, name: str) -> str | None:
-    """The module a package's lazy public name comes from (``mgattest.attest`` +
-    ``sign_model`` -> ``mgattest.attest.sign``), so importing through the package's
-    ``__all__`` is held to the same allow-list as importing the module itself."""
-    exports = getattr(importlib.import_module(package), "_EXPORTS", None)
-    target = exports.modules.get(name) if exports is not None else None
-    return target.partition(":")[0] if target else None
-
-
 def _mgattest_imports(path: Path) -> set[str]:
-    """Every mgattest module ``path`` imports (``from pkg import mod`` counts as pkg.mod,
-    ``from pkg import name`` as the module that defines ``name``)."""
+    """Every mgattest module ``path`` imports (``from pkg import mod`` counts as pkg.mod)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -72,8 +61,7 @@ def _mgattest_imports(path: Path) -> set[str]:
                 candidate = f"{node.module}.{alias.name}"
                 is_module = (Path(mgattest.__file__).parent.parent
                              / (candidate.replace(".", "/") + ".py")).is_file()
-                defining = None if is_module else _defining_module(node.module, alias.name)
-                found.add(candidate if is_module else defining or node.module)
+                found.add(candidate if is_module else node.module)
     return found
 
 
