@@ -58,8 +58,8 @@ def open_local_log(db_path: str | Path | None = None, *, key_path: str | Path | 
     fresh key on first use, under a file lock so concurrent signers agree."""
     import fcntl
 
-    from mgattest.tlog import LogSigner
-    from mgattest.tlog import TransparencyLog
+    from mgattest.tlog.keys import LogSigner
+    from mgattest.tlog.log import TransparencyLog
 
     db, key, meta = _paths(db_path, key_path)
     directory = db.parent
@@ -103,7 +103,7 @@ def local_log_info(db_path: str | Path | None = None) -> dict[str, Any] | None:
 
 
 def _info_from_db(db: Path) -> dict[str, Any]:
-    from mgattest.tlog import LogStore
+    from mgattest.tlog.store import LogStore
 
     store = LogStore.open(str(db))
     try:
@@ -122,8 +122,8 @@ def local_trusted_logs(db_path: str | Path | None = None) -> list[Any]:
     info = local_log_info(db_path)
     if info is None:
         return []
-    from mgattest.tlog import LogVerifier
-    from mgattest.tlog import TrustedLog
+    from mgattest.tlog.keys import LogVerifier
+    from mgattest.tlog.trust import TrustedLog
 
     verifier = LogVerifier.from_pem(info["public_key_pem"].encode())
     return [TrustedLog.for_verifier(verifier, origin=info.get("origin"),

@@ -110,7 +110,7 @@ def record_in_log(proposed: dict[str, Any], target: LogTarget) -> dict[str, Any]
     if target.kind == "none":
         return None
     if target.kind == "url":
-        from mgattest.tlog import RekorClient
+        from mgattest.tlog.client import RekorClient
 
         return RekorClient(target.location or "", token=log_write_token()).create_entry(proposed)
     from mgattest.attest.locallog import open_local_log

@@ -331,7 +331,7 @@ def check_body_binding(body: dict[str, Any], bundle: Bundle, signing_key: Any,
 
 
 def _trusted_logs(root: Any, extra: Sequence[Any]) -> list[Any]:
-    from mgattest.tlog import trusted_logs_from_root
+    from mgattest.tlog.trust import trusted_logs_from_root
 
     logs = list(extra)
     if root is not None and root.tlogs:
@@ -355,8 +355,8 @@ def _verify_log_entries(bundle: Bundle, root: Any, extra_logs: Sequence[Any], si
         raise UnloggedBundleError(
             "bundle carries no transparency-log entry (pass --allow-unlogged to accept "
             "key-only signatures)", what="transparency log", where=bundle.source)
-    from mgattest.tlog import parse_body
-    from mgattest.tlog import verify_entry
+    from mgattest.tlog.entries import parse_body
+    from mgattest.tlog.verify import verify_entry
 
     logs = _trusted_logs(root, extra_logs)
     if not logs:
