@@ -16,14 +16,17 @@ class LazyExports:
     """The public names of ``package`` and the module each is imported from on first use."""
 
     package: str
-    modules: Mapping[str, str]  # public name -> dotted module defining it
+    # public name -> dotted module defining it, or "module:attribute" when the public
+    # name differs from the one inside the module (``"init_ca": "mgattest.ca._authority:init"``)
+    modules: Mapping[str, str]
 
     def load(self, name: str) -> Any:
         """The value of ``name``, importing its module now (``AttributeError`` if unknown)."""
-        module = self.modules.get(name)
-        if module is None:
+        target = self.modules.get(name)
+        if target is None:
             raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(module), name)
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute or name)
 
     def names(self) -> list[str]:
         """The public names, sorted (for ``__all__`` and ``__dir__``)."""

@@ -23,6 +23,8 @@ CROSS_CUTTING_FOLDERS = {"adversarial", "realworld"}
 ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py", "test_static_checks.py"}
 # Not Python test code: vendored vectors and the sigstore-js harness's node_modules.
 SKIPPED = (TESTS / "vectors", TESTS / "realworld" / "js")
+# Every package's public surface (docs/api.md), checked across the packages.
+ROOT_TEST_FILES |= {"test_public_api.py"}
 
 
 # The fuzz budget's run mode is read in one place (helpers/fuzz_budget.py).

@@ -33,9 +33,8 @@ from pydantic import BaseModel
 
 from mgattest._text import escape_text
 from mgattest.errors import VerificationError
-from mgattest.inspect.restricted import restricted_numpy_load
-from mgattest.load import ModelBytes, read_model_bytes
-from mgattest.load.watch import Sentry, manifest_verifier
+from mgattest.inspect import restricted_numpy_load
+from mgattest.load import ModelBytes, Sentry, manifest_verifier, read_model_bytes
 
 MODEL = Path(os.environ["MGATTEST_MODEL"])
 log = logging.getLogger("serve_fastapi")
@@ -46,9 +45,8 @@ def build_verify() -> Callable[[str], ModelBytes]:
     if os.environ.get("MGATTEST_MANIFEST"):
         manifest = json.loads(Path(os.environ["MGATTEST_MANIFEST"]).read_text())
         return manifest_verifier(manifest, MODEL)
-    from mgattest.policy.loader import load_policy
-    from mgattest.policy.pipeline import ModelVerifier, VerifyOptions
-    from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
+    from mgattest.policy import (ModelVerifier, ShortcutOptions, VerifyOptions,
+                                 effective_policy, load_policy)
 
     bundles = [b for b in os.environ.get("MGATTEST_BUNDLE", "").split(os.pathsep) if b]
     if os.environ.get("MGATTEST_POLICY"):

@@ -18,7 +18,7 @@ from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest._files import read_bounded
 from mgattest.attest.dsse import Envelope, b64, b64decode_strict
 from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
-from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
+from mgattest.tlog import TransparencyLogEntry, parse_transparency_entry
 
 MEDIA_TYPE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MEDIA_TYPES = {

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from mgattest.attest.errors import KeyFileError
 from mgattest.attest.signers import Signer, UnsupportedKeyError, Verifier, spki_pem
 from mgattest._files import read_bounded
-from mgattest.tlog.keys import pem_kind_problem
+from mgattest.tlog import pem_kind_problem
 
 DEFAULT_PASSWORD_ENV = "MGATTEST_KEY_PASSWORD"
 MAX_KEY_FILE_BYTES = 1024 * 1024

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mgattest.errors import InputError, VerificationError
-from mgattest.tlog.keys import check_rsa_parameters
+from mgattest.tlog import check_rsa_parameters
 
 RSA_SCHEMES = ("rsa-pss", "rsa-pkcs1")
 

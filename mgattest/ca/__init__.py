@@ -1,16 +1,64 @@
-"""Server-side keyless infrastructure for private deployments.
+"""mgattest.ca: server-side keyless infrastructure for private deployments.
 
-- :mod:`mgattest.ca.authority` — a Fulcio-compatible certificate authority (root,
-  intermediate, short-lived code-signing certificates in Fulcio's profile);
-- :mod:`mgattest.ca.ctlog` — the CT log signer that embeds RFC 6962 SCTs;
-- :mod:`mgattest.ca.tokens` — OIDC identity-token verification (discovery + JWKS);
-- :mod:`mgattest.ca.server` — Fulcio's v2 REST API over the above;
-- :mod:`mgattest.ca.oidc_issuer` — a local OIDC issuer for tests and demos (NOT for
-  production).
+Entry points (re-exported lazily, PEP 562: ``import mgattest.ca`` loads no server code):
 
-Depends only on :mod:`mgattest.errors`, ``cryptography``, ``pyjwt`` and ``fastapi``.
+- :func:`init_ca` creates a CA directory (root, intermediate, CT key);
+  :class:`CertificateAuthority` opens one and issues Fulcio-profile short-lived
+  code-signing certificates with embedded RFC 6962 SCTs;
+- :class:`TokenVerifier` verifies OIDC identity tokens (discovery + JWKS);
+- :func:`create_ca_app` is Fulcio's v2 REST API over the two, as an ASGI app;
+- :class:`LocalOIDCIssuer` and :func:`create_issuer_app`: a local OIDC issuer for tests
+  and demos (NOT for production);
+- :func:`build_client_trust_config` writes the ClientTrustConfig clients verify against;
+- :func:`bind`, :func:`url_of`, :func:`serve_forever`, :class:`ServerThread` run an ASGI
+  app on a socket bound first (so ``--port 0`` has a known URL).
+
+Typed errors live in the public module :mod:`mgattest.ca.errors`
+(:class:`CAError`, :class:`TokenError`). Every other module is internal. Depends only on
+:mod:`mgattest.errors`, ``cryptography``, ``pyjwt`` and ``fastapi``.
 """
 
-from mgattest.ca.errors import CAError, TokenError
+from __future__ import annotations
 
-__all__ = ["CAError", "TokenError"]
+from typing import TYPE_CHECKING, Any
+
+from mgattest._lazy import LazyExports
+
+if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
+    from mgattest.ca.authority import CertificateAuthority, init as init_ca
+    from mgattest.ca.errors import CAError, TokenError
+    from mgattest.ca.oidc_issuer import LocalOIDCIssuer, create_app as create_issuer_app
+    from mgattest.ca.server import create_app as create_ca_app
+    from mgattest.ca.serving import ServerThread, bind, serve_forever, url_of
+    from mgattest.ca.tokens import TokenVerifier
+    from mgattest.ca.trustconfig import build_client_trust_config
+
+_EXPORTS = LazyExports("mgattest.ca", {
+    "CAError": "mgattest.ca.errors",
+    "TokenError": "mgattest.ca.errors",
+    "CertificateAuthority": "mgattest.ca.authority",
+    "init_ca": "mgattest.ca.authority:init",
+    "TokenVerifier": "mgattest.ca.tokens",
+    "create_ca_app": "mgattest.ca.server:create_app",
+    "LocalOIDCIssuer": "mgattest.ca.oidc_issuer",
+    "create_issuer_app": "mgattest.ca.oidc_issuer:create_app",
+    "build_client_trust_config": "mgattest.ca.trustconfig",
+    "bind": "mgattest.ca.serving",
+    "url_of": "mgattest.ca.serving",
+    "serve_forever": "mgattest.ca.serving",
+    "ServerThread": "mgattest.ca.serving",
+})
+
+__all__ = [
+    "CAError", "CertificateAuthority", "LocalOIDCIssuer", "ServerThread", "TokenError",
+    "TokenVerifier", "bind", "build_client_trust_config", "create_ca_app", "create_issuer_app",
+    "init_ca", "serve_forever", "url_of",
+]
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.load(name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

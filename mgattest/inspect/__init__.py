@@ -1,23 +1,88 @@
 """mgattest.inspect: content inspection of model files, without loading them.
 
-Knows nothing of signatures. The public surface::
+Knows nothing of signatures. Entry points (re-exported lazily, PEP 562, so importing
+``mgattest.inspect.errors`` does not load every format checker)::
 
-    scan_bytes(name, data) -> FileReport
-    scan_path(path) -> list[FileReport]
-    restricted.restricted_loads(data, extra_allowed=())
-    restricted.restricted_joblib_load(data_or_file, extra_allowed=())
+    scan_bytes(name, data) -> FileReport        scan_path(path) -> list[FileReport]
+    restricted_loads(data, extra_allowed=())    a pickle through the allow-list unpickler
+    restricted_joblib_load(data_or_file, extra_allowed=())
+    FileReport, Finding, ImportRecord, worst    the report; verdicts SAFE ... MALFORMED
+    Limits, DEFAULT_LIMITS, SAFE_GLOBALS        scan bounds; the unpickler's allow-list
+    policy_format, PICKLED_FORMATS, NOT_INSPECTED   the one format vocabulary (policy names)
+
+Typed errors live in the public module :mod:`mgattest.inspect.errors` (and are
+re-exported here). Every other module is internal.
 """
 
-from mgattest.inspect.allowlist import SAFE_GLOBALS
-from mgattest.inspect.errors import InspectInputError, RestrictedLoadError, UnsafeContentError
-from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
-from mgattest.inspect.report import (DANGEROUS, MALFORMED, SAFE, SUSPICIOUS, VERDICTS,
-                                     FileReport, Finding, ImportRecord, worst)
-from mgattest.inspect.scanner import scan_bytes, scan_path
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mgattest._lazy import LazyExports
+
+if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
+    from mgattest.inspect.allowlist import SAFE_GLOBALS
+    from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+    from mgattest.inspect.errors import InspectInputError, RestrictedLoadError, UnsafeContentError
+    from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
+    from mgattest.inspect.report import (
+        DANGEROUS,
+        FileReport,
+        Finding,
+        INFO,
+        ImportRecord,
+        MALFORMED,
+        SAFE,
+        SUSPICIOUS,
+        VERDICTS,
+        worst,
+    )
+    from mgattest.inspect.restricted import (
+        restricted_joblib_load,
+        restricted_loads,
+        restricted_numpy_load,
+    )
+    from mgattest.inspect.scanner import scan_bytes, scan_path
+
+_EXPORTS = LazyExports("mgattest.inspect", {
+    "SAFE_GLOBALS": "mgattest.inspect.allowlist",
+    "InspectInputError": "mgattest.inspect.errors",
+    "RestrictedLoadError": "mgattest.inspect.errors",
+    "UnsafeContentError": "mgattest.inspect.errors",
+    "DEFAULT_LIMITS": "mgattest.inspect.limits",
+    "Limits": "mgattest.inspect.limits",
+    "DANGEROUS": "mgattest.inspect.report",
+    "MALFORMED": "mgattest.inspect.report",
+    "SAFE": "mgattest.inspect.report",
+    "SUSPICIOUS": "mgattest.inspect.report",
+    "INFO": "mgattest.inspect.report",
+    "VERDICTS": "mgattest.inspect.report",
+    "FileReport": "mgattest.inspect.report",
+    "Finding": "mgattest.inspect.report",
+    "ImportRecord": "mgattest.inspect.report",
+    "worst": "mgattest.inspect.report",
+    "scan_bytes": "mgattest.inspect.scanner",
+    "scan_path": "mgattest.inspect.scanner",
+    "restricted_loads": "mgattest.inspect.restricted",
+    "restricted_numpy_load": "mgattest.inspect.restricted",
+    "restricted_joblib_load": "mgattest.inspect.restricted",
+    "policy_format": "mgattest.inspect.detect",
+    "PICKLED_FORMATS": "mgattest.inspect.detect",
+    "NOT_INSPECTED": "mgattest.inspect.detect",
+})
 
 __all__ = [
-    "DANGEROUS", "DEFAULT_LIMITS", "FileReport", "Finding", "ImportRecord",
-    "InspectInputError", "Limits", "MALFORMED", "RestrictedLoadError", "SAFE",
-    "SAFE_GLOBALS", "SUSPICIOUS", "UnsafeContentError", "VERDICTS", "scan_bytes",
-    "scan_path", "worst",
+    "DANGEROUS", "DEFAULT_LIMITS", "FileReport", "Finding", "INFO", "ImportRecord",
+    "InspectInputError", "Limits", "MALFORMED", "NOT_INSPECTED", "PICKLED_FORMATS",
+    "RestrictedLoadError", "SAFE", "SAFE_GLOBALS", "SUSPICIOUS", "UnsafeContentError",
+    "VERDICTS", "policy_format", "restricted_joblib_load", "restricted_loads",
+    "restricted_numpy_load", "scan_bytes", "scan_path", "worst",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.load(name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -4,6 +4,14 @@
 memory, hashes those bytes, verifies the bundles, scans the content, evaluates the
 policy, and deserialises the same in-memory bytes. Replacing the file after the read
 cannot change what is loaded: there is no time-of-check/time-of-use gap.
+
+Entry points: :func:`load` (``mgattest.load``), :func:`verify_model_bytes` (the verdict
+without deserialising), :class:`VerificationCache`; re-exported from ``policy``:
+:func:`read_model_bytes` -> :class:`ModelBytes`, :func:`model_check`, :func:`scan_model`,
+:data:`MAX_MODEL_FILES`, :class:`PolicyDenied`. Loaded on first use (PEP 562): the
+quarantine (:func:`quarantine_model`, :func:`list_incidents`, :func:`get_incident`,
+:func:`restore`, :class:`Incident`) and the watcher (:class:`Sentry`,
+:func:`manifest_verifier`). Every submodule is internal.
 """
 
 from __future__ import annotations
@@ -13,20 +21,40 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
+from mgattest._lazy import LazyExports
 from mgattest.errors import InputError, VerificationError
 from mgattest.load.cache import VerificationCache, default_cache
+from mgattest.policy import (MAX_MODEL_FILES, ModelBytes, ModelVerifier, TrustOptions,
+                             VerifyOptions, model_check, read_model_bytes, scan_model)
 from mgattest.policy.errors import PolicyDenied
-from mgattest.policy.modelbytes import (MAX_MODEL_FILES, ModelBytes, model_check,
-                                        read_model_bytes, scan_model)
-from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
 
 if TYPE_CHECKING:
+    from mgattest.load.quarantine import (Incident, get_incident, list_incidents, restore,
+                                          quarantine as quarantine_model)
+    from mgattest.load.watch import Sentry, manifest_verifier
     from mgattest.load.loaders import Framework
-    from mgattest.policy.model import Policy
-    from mgattest.policy.verdict import Verdict
+    from mgattest.policy import Policy, Verdict
 
-__all__ = ["MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "VerificationCache", "load",
-           "model_check", "read_model_bytes", "scan_model", "verify_model_bytes"]
+__all__ = ["Incident", "MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "Sentry",
+           "VerificationCache", "get_incident", "list_incidents", "load", "manifest_verifier",
+           "model_check", "quarantine_model", "read_model_bytes", "restore", "scan_model",
+           "verify_model_bytes"]
+
+# The quarantine and the watcher load on first use: `import mgattest.load` stays cheap.
+_EXPORTS = LazyExports("mgattest.load", {
+    "Incident": "mgattest.load.quarantine",
+    "get_incident": "mgattest.load.quarantine",
+    "list_incidents": "mgattest.load.quarantine",
+    "restore": "mgattest.load.quarantine",
+    "quarantine_model": "mgattest.load.quarantine:quarantine",
+    "Sentry": "mgattest.load.watch",
+    "manifest_verifier": "mgattest.load.watch",
+})
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.load(name)
+
 
 OnFail = Literal["raise", "none"]
 """What :func:`load` does when the policy denies: raise :class:`PolicyDenied`, or

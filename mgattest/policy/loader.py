@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from mgattest._files import read_bounded
-from mgattest.attest.signers import check_public_key
+from mgattest.attest import check_public_key
 from mgattest.errors import InputError, MgattestError
 from mgattest._jsonutil import JSONObject
 from mgattest.policy.cel import CelCompileError, compile_cel
@@ -260,7 +260,7 @@ def _root(spec: Any, path: tuple[Any, ...], base: Path, problem: Any) -> RootSpe
         except (OSError, ValueError, ModuleNotFoundError) as exc:
             problem(path, f"cannot read built-in trusted root {spec!r}: {exc}")
             return RootSpec(spec, None)
-    from mgattest.attest.trustroot import load_trusted_root  # noqa: PLC0415 (lazy: --help)
+    from mgattest.attest import load_trusted_root  # noqa: PLC0415 (lazy: --help)
 
     file = (base / spec["path"]).resolve()
     try:

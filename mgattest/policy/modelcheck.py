@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from mgattest.attest.results import FileCheck, ModelCheck, VerifiedAttestation
-from mgattest.inspect.report import INFO, FileReport, Finding
+from mgattest.attest import FileCheck, ModelCheck, VerifiedAttestation
+from mgattest.inspect import INFO, FileReport, Finding
 from mgattest.policy.evaluate import subject_digests
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def stream_model_check(model: str | os.PathLike[str], attestations: list[Verifie
 
     Returns the check and whether the model is a single file.
     """
-    from mgattest.attest.digests import hash_model, supported_algorithms  # noqa: PLC0415 - hashing backends load only when a model is hashed
+    from mgattest.attest import hash_model, supported_algorithms  # noqa: PLC0415 - hashing backends load only when a model is hashed
 
     by_name, anywhere = expectations(attestations)
     digests: dict[str, dict[str, str]] = {}

@@ -25,7 +25,7 @@ from mgattest.policy.provenance import DELEGATOR_WORKFLOWS, NPM_CLI_BUILDERS
 from mgattest.policy.yamlpos import parse_yaml
 
 if TYPE_CHECKING:
-    from mgattest.attest.certs import IdentityPolicy
+    from mgattest.attest import IdentityPolicy
 
 __all__ = ["GITHUB_ISSUER", "SHORTCUTS", "ShortcutOptions", "builder_matcher",
            "builder_signer", "effective_policy", "shortcut_rule", "source_uri"]

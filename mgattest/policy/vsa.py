@@ -61,7 +61,7 @@ def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
               attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
               resource_uri: str, password: bytes | None = None) -> JSONObject:
     """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
-    from mgattest.attest.verify import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
+    from mgattest.attest import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
 
     if not verdict.allowed:
         raise InputError("a VSA is only written for an allowed model", what="vsa")

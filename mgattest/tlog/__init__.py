@@ -1,10 +1,31 @@
 """mgattest.tlog — a Rekor-compatible transparency log and offline proof verification.
 
-The public surface: :class:`TransparencyLog` (append-only SQLite log with a signing
-key), :class:`LogSigner`/:class:`LogVerifier` (log keys), checkpoints
-(:func:`sign_checkpoint`, :func:`verify_checkpoint`), entry canonicalisation
-(:func:`canonicalize`), trust (:func:`trusted_logs_from_root`) and offline
-verification (:func:`verify_entry`). Merkle math lives in :mod:`mgattest.tlog.merkle`.
+Entry points (re-exported lazily, PEP 562: importing ``mgattest.tlog.errors`` or
+``mgattest.tlog.merkle``, as ``attest`` does, loads neither the log, its store nor its
+server):
+
+- the log: :class:`TransparencyLog` (append-only SQLite log with a signing key) ->
+  :class:`LogEntry`, :class:`InclusionProof`; :class:`LogStore` (its storage);
+  :func:`serve` (Rekor v1 REST + tlog-tiles); :class:`RekorClient` (our server, Rekor
+  v1 and v2; :class:`LogUnavailableError` on an outage);
+- keys: :class:`LogSigner`, :class:`LogVerifier`, :func:`log_id_for`, :func:`c2sp_key_id`,
+  :func:`note_key_hint`, :func:`check_rsa_parameters` (the one RSA rule),
+  :func:`pem_kind_problem`;
+- checkpoints: :class:`Checkpoint`, :func:`sign_checkpoint`, :func:`parse_signed_note`,
+  :func:`verify_checkpoint`;
+- entries: :func:`canonicalize` -> :class:`CanonicalEntry`, :func:`parse_body`;
+  :func:`parse_transparency_entry` -> :class:`TransparencyLogEntry` (a bundle's entry,
+  parsed once); entries as files carry them: :func:`entry_from_json`,
+  :func:`entries_from_bundle`, :func:`verify_entries`;
+- offline verification: :func:`trusted_logs_from_root` -> :class:`TrustedLog`,
+  :func:`verify_entry` -> :class:`VerifiedEntry`, :func:`verify_rekor_entry`,
+  :func:`verify_consistency_notes`;
+- monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
+  :func:`check_consistent`, :func:`parse_consistency_proof`.
+
+Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
+:mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
+is internal.
 """
 
 from __future__ import annotations
@@ -38,6 +59,18 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         verify_entry,
         verify_rekor_entry,
     )
+    from mgattest.tlog.client import LogUnavailableError, RekorClient
+    from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json, verify_entries
+    from mgattest.tlog.keys import check_rsa_parameters, pem_kind_problem
+    from mgattest.tlog.monitor import (
+        LogMonitor,
+        check_consistent,
+        parse_consistency_proof,
+        verify_note,
+    )
+    from mgattest.tlog.server import serve
+    from mgattest.tlog.store import LogStore
+    from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
 
 __all__ = [
     "CanonicalEntry", "Checkpoint", "CheckpointError", "ConsistencyProofError",
@@ -47,6 +80,10 @@ __all__ = [
     "c2sp_key_id", "canonicalize", "log_id_for", "note_key_hint", "parse_body", "parse_signed_note", "sign_checkpoint",
     "trusted_logs_from_root", "verify_checkpoint", "verify_consistency_notes",
     "verify_entry", "verify_rekor_entry",
+    "LogMonitor", "LogStore", "LogUnavailableError", "RekorClient", "TransparencyLogEntry",
+    "check_consistent", "check_rsa_parameters", "entries_from_bundle", "entry_from_json",
+    "parse_consistency_proof", "parse_transparency_entry", "pem_kind_problem", "serve",
+    "verify_entries", "verify_note",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -84,6 +121,21 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "verify_consistency_notes": "mgattest.tlog.verify",
     "verify_entry": "mgattest.tlog.verify",
     "verify_rekor_entry": "mgattest.tlog.verify",
+    "LogUnavailableError": "mgattest.tlog.client",
+    "RekorClient": "mgattest.tlog.client",
+    "entries_from_bundle": "mgattest.tlog.entry_files",
+    "entry_from_json": "mgattest.tlog.entry_files",
+    "verify_entries": "mgattest.tlog.entry_files",
+    "check_rsa_parameters": "mgattest.tlog.keys",
+    "pem_kind_problem": "mgattest.tlog.keys",
+    "LogMonitor": "mgattest.tlog.monitor",
+    "check_consistent": "mgattest.tlog.monitor",
+    "parse_consistency_proof": "mgattest.tlog.monitor",
+    "verify_note": "mgattest.tlog.monitor",
+    "serve": "mgattest.tlog.server",
+    "LogStore": "mgattest.tlog.store",
+    "TransparencyLogEntry": "mgattest.tlog.transparency_entry",
+    "parse_transparency_entry": "mgattest.tlog.transparency_entry",
 })
 
 

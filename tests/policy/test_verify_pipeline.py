@@ -9,6 +9,7 @@ and no library module may import ``mgattest.load`` from below it.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 from pathlib import Path
 
@@ -54,9 +55,23 @@ def mgattest_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mgattest"):
             names = [f"{node.module}.{a.name}" for a in node.names]
             found.update(names)
-            if not all(is_module(n) for n in names):
+            defining = {_defining_module(node.module, a.name) for a in node.names}
+            found.update(m for m in defining if m)
+            if not all(is_module(n) or _defining_module(node.module, n.rsplit(".", 1)[1])
+                       for n in names):
                 found.add(node.module)
     return found
+
+
+def _defining_module(package: str, name: str) -> str | None:
+    """The module a package's lazy public name comes from (``mgattest.policy`` +
+    ``ModelVerifier`` -> ``mgattest.policy.pipeline``): importing through a package's
+    ``__all__`` is held to the same rules as importing the module itself."""
+    if not is_module(package):
+        return None
+    exports = getattr(importlib.import_module(package), "_EXPORTS", None)
+    target = exports.modules.get(name) if exports is not None else None
+    return target.partition(":")[0] if target else None
 
 
 def test_verify_command_imports_only_library_entry_points():
