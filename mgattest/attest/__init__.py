@@ -108,6 +108,8 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         refuse_trust_files_in_model,
         walk_model_detailed,
     )
+    from mgattest.attest.trustroot import combined_trusted_root
+    from mgattest.attest.options import BuildInputs, CheckOptions, IdentityCheck, TrustOptions, TrustedRootSource
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest.verify",
@@ -179,6 +181,12 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "SignerInfo": "mgattest.attest.results",
     "LogProof": "mgattest.attest.results",
     "VerifiedTime": "mgattest.attest.results",
+    "combined_trusted_root": "mgattest.attest.trustroot",
+    "BuildInputs": "mgattest.attest.options",
+    "CheckOptions": "mgattest.attest.options",
+    "IdentityCheck": "mgattest.attest.options",
+    "TrustOptions": "mgattest.attest.options",
+    "TrustedRootSource": "mgattest.attest.options",
 })
 
 __all__ = [
@@ -198,6 +206,8 @@ __all__ = [
     "sign_envelope", "sign_keyless", "sign_model", "sign_statement", "supported_algorithms",
     "to_model_signing_statement", "verify_bundle", "verify_model", "walk_model_detailed",
     "write_keypair",
+    "combined_trusted_root",
+    "BuildInputs", "CheckOptions", "IdentityCheck", "TrustOptions", "TrustedRootSource",
 ]
 
 

@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from mgattest._jsonutil import JSONObject
 from mgattest.attest.trustroot import TrustedRoot, log_instance_for_key
 from mgattest.errors import InputError
-from mgattest.tlog.keys import LogSigner, LogVerifier
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.store import LogStore
-from mgattest.tlog.trust import TrustedLog
+from mgattest.tlog import LogSigner, LogVerifier
+from mgattest.tlog import TransparencyLog
+from mgattest.tlog import LogStore
+from mgattest.tlog import TrustedLog
 
 ENV_HOME = "MGATTEST_HOME"
 

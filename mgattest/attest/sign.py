@@ -40,9 +40,9 @@ from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
 from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
-from mgattest.tlog.client import RekorClient
+from mgattest.tlog import RekorClient
 from mgattest.tlog.errors import DuplicateEntryError
-from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
+from mgattest.tlog import TransparencyLogEntryJSON
 
 StatementFormat = Literal["intoto", "model-signing"]
 FORMATS: tuple[StatementFormat, ...] = ("intoto", "model-signing")

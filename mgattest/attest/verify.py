@@ -60,9 +60,9 @@ from mgattest.attest.statement import check_subject_name, parse_statement
 from mgattest.attest.timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
 from mgattest.attest.trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
-from mgattest.tlog.entries import parse_body
-from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
-from mgattest.tlog.verify import verify_entry
+from mgattest.tlog import parse_body
+from mgattest.tlog import TrustedLog, trusted_logs_from_root
+from mgattest.tlog import verify_entry
 
 BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
 """A bundle: parsed, a file path, its JSON bytes or its decoded JSON."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mgattest.policy.verdict import Verdict
+    from mgattest.policy import Verdict
 
 
 def print_verdict(verdict: "Verdict", *, verbose: bool = False, stderr: bool = False) -> None:
     """Print the verdict tree to stdout (or stderr)."""
     from rich.console import Console
 
-    from mgattest.policy.explain import verdict_tree
+    from mgattest.policy import verdict_tree
 
     console = Console(stderr=stderr)
     if not console.is_terminal:

@@ -54,7 +54,7 @@ def ca_init_cmd(
                                       help="Lifetime of the root and intermediate."),
 ) -> None:
     """Create a root CA, an intermediate and a CT log key (private keys mode 0600)."""
-    from mgattest.ca.authority import init
+    from mgattest.ca import init_ca as init
     from mgattest.errors import InputError
 
     if not 1 <= validity_days <= 36500:
@@ -78,10 +78,10 @@ def ca_serve_cmd(
                                       help="Listen on a non-loopback address."),
 ) -> None:
     """Serve Fulcio's v2 API (signingCert, trustBundle, configuration)."""
-    from mgattest.ca.authority import CertificateAuthority
-    from mgattest.ca.server import create_app
-    from mgattest.ca.serving import bind, serve_forever, url_of
-    from mgattest.ca.tokens import TokenVerifier
+    from mgattest.ca import CertificateAuthority
+    from mgattest.ca import create_ca_app as create_app
+    from mgattest.ca import bind, serve_forever, url_of
+    from mgattest.ca import TokenVerifier
 
     _check_listen(host, port, allow_remote)
     ca = CertificateAuthority.load(directory)
@@ -100,8 +100,8 @@ def oidc_serve_cmd(
     port: int = typer.Option(0, "--port", help="TCP port (0 picks a free one)."),
 ) -> None:
     """Serve a local OIDC issuer (discovery + JWKS). NOT for production."""
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer, create_app
-    from mgattest.ca.serving import bind, serve_forever, url_of
+    from mgattest.ca import LocalOIDCIssuer, create_issuer_app as create_app
+    from mgattest.ca import bind, serve_forever, url_of
 
     _check_listen(host, port, False)
     sock = bind(host, port)
@@ -125,7 +125,7 @@ def oidc_token_cmd(
                                              help="Issuer URL (default: the one serving)."),
 ) -> None:
     """Print an identity token signed by the local issuer. NOT for production."""
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer
+    from mgattest.ca import LocalOIDCIssuer
     from mgattest.errors import InputError
 
     extra = {}
@@ -149,7 +149,7 @@ def trust_private_cmd(
                                            help="Operator name in the signing config."),
 ) -> None:
     """Write a ClientTrustConfig (trusted root + signing config) for a private log and CA."""
-    from mgattest.ca.trustconfig import build_client_trust_config
+    from mgattest.ca import build_client_trust_config
 
     config = build_client_trust_config(log, ca, oidc, operator=operator)
     tmp = out_path.with_name(out_path.name + ".tmp")

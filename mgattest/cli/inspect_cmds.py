@@ -13,7 +13,7 @@ from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
 
 if TYPE_CHECKING:
     from mgattest.inspect import FileReport
-    from mgattest.load.watch import SentryStatus
+    from mgattest.load import SentryStatus
 
 quarantine_app = typer.Typer(help="List, show and restore quarantined artifacts.",
                              no_args_is_help=True)
@@ -49,7 +49,7 @@ def inspect_cmd(
              "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
-    from mgattest.attest.walk import IgnoreRules
+    from mgattest.attest import IgnoreRules
     from mgattest.inspect import SAFE, scan_path, worst
 
     extra = _allowed_pairs(allow)
@@ -59,7 +59,7 @@ def inspect_cmd(
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:
-        from mgattest.load.quarantine import quarantine_findings
+        from mgattest.load import quarantine_findings
 
         for path, reports in results:
             incident = quarantine_findings(path, quarantine_dir, reports,
@@ -98,7 +98,7 @@ def quarantine_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List incidents (oldest first), including interrupted ones."""
-    from mgattest.load.quarantine import list_incidents
+    from mgattest.load import list_incidents
 
     incidents = list_incidents(directory)
     if as_json:
@@ -119,7 +119,7 @@ def quarantine_show(
     directory: Path = typer.Option(..., "--dir", "-d", help="The quarantine directory."),
 ) -> None:
     """Print one incident record as JSON."""
-    from mgattest.load.quarantine import get_incident
+    from mgattest.load import get_incident
 
     out(json.dumps(get_incident(directory, incident).to_dict(), indent=2))
 
@@ -138,7 +138,7 @@ def quarantine_restore(
 ) -> None:
     """Move an incident's artifacts back to where they were, or into --to DIR (never
     overwriting anything)."""
-    from mgattest.load.quarantine import restore
+    from mgattest.load import restore
 
     restored = restore(directory, incident, to=to, force=force)
     for dest in restored.record.get("restored_to", []):
@@ -179,9 +179,9 @@ def watch_cmd(
     import threading
     import time
 
-    from mgattest.attest.walk import refuse_trust_files_in_model
+    from mgattest.attest import refuse_trust_files_in_model
     from mgattest.errors import InputError
-    from mgattest.load.watch import Sentry, WatchSources, watch_verifier
+    from mgattest.load import Sentry, WatchSources, watch_verifier
 
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))

@@ -12,10 +12,10 @@ import typer
 from mgattest.cli._common import err, guarded, out
 
 if TYPE_CHECKING:
-    from mgattest.tlog.entry_files import EntryToVerify
-    from mgattest.tlog.keys import LogSigner, LogVerifier
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.trust import TrustedLog
+    from mgattest.tlog import EntryToVerify
+    from mgattest.tlog import LogSigner, LogVerifier
+    from mgattest.tlog import TransparencyLog
+    from mgattest.tlog import TrustedLog
 
 MAX_JSON_FILE = 64 * 1024 * 1024
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
@@ -47,14 +47,14 @@ def _load_signer(key: Path) -> LogSigner:
     """The log's private key; its password, if any, from MGATTEST_LOG_KEY_PASSWORD."""
     import os
 
-    from mgattest.tlog.keys import LogSigner
+    from mgattest.tlog import LogSigner
 
     return LogSigner.from_file(key, password=os.environ.get("MGATTEST_LOG_KEY_PASSWORD"))
 
 
 def _open_log(db: Path, key: Path) -> TransparencyLog:
     from mgattest.errors import InputError
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog import TransparencyLog
 
     if not Path(db).is_file():
         raise InputError(f"no log database at {db} (create one with `mgattest log init`)",
@@ -105,7 +105,7 @@ def _public_hostname(host: str) -> str:
 
 
 def _verifier(log_key: Path) -> LogVerifier:
-    from mgattest.tlog.keys import LogVerifier
+    from mgattest.tlog import LogVerifier
 
     return LogVerifier.from_pem(_read_text(log_key, "log key"))
 
@@ -134,7 +134,7 @@ def init_cmd(
 ) -> None:
     """Create an empty log and its signing key."""
     from mgattest.errors import InputError
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog import TransparencyLog
 
     if key_type not in ("ecdsa-p256", "ed25519"):
         raise InputError(f"--key-type must be ecdsa-p256 or ed25519, got {key_type!r}",
@@ -183,7 +183,7 @@ def serve_cmd(
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
     from mgattest._httpguard import ConnectionLimits
-    from mgattest.tlog.server import serve
+    from mgattest.tlog import serve
 
     if host not in LOOPBACK_HOSTS and not allow_remote:
         raise InputError(f"refusing to listen on non-loopback address {host!r} without "
@@ -305,7 +305,7 @@ def _entries_to_verify(entry: Optional[Path],
                        bundle: Optional[Path]) -> list[EntryToVerify]:
     """The entries named on the command line (``--entry`` or ``--bundle``)."""
     from mgattest.errors import InputError
-    from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json
+    from mgattest.tlog import entries_from_bundle, entry_from_json
 
     if (entry is None) == (bundle is None):
         raise InputError("give exactly one of --entry and --bundle", what="usage")
@@ -329,7 +329,7 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
-    from mgattest.tlog.entry_files import verify_entries
+    from mgattest.tlog import verify_entries
 
     logs = _trusted_logs(log_key, trusted_root, origin)
     items = _entries_to_verify(entry, bundle)
@@ -366,7 +366,7 @@ def consistency_cmd(
 ) -> None:
     """Verify that a newer checkpoint extends an older one (append-only)."""
     from mgattest.errors import InputError
-    from mgattest.tlog.monitor import check_consistent, parse_consistency_proof, verify_note
+    from mgattest.tlog import check_consistent, parse_consistency_proof, verify_note
 
     if url is None and (new is None or proof_file is None):
         raise InputError("give --new with --proof, or --url", what="usage")
@@ -374,7 +374,7 @@ def consistency_cmd(
     old_cp = verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
     client = None
     if url is not None:
-        from mgattest.tlog.client import RekorClient
+        from mgattest.tlog import RekorClient
 
         client = RekorClient(url)
     if new is not None:
@@ -408,8 +408,8 @@ def monitor_cmd(
 ) -> None:
     """Watch a log: every new checkpoint must extend the last verified one."""
     from mgattest.errors import InputError
-    from mgattest.tlog.client import LogUnavailableError
-    from mgattest.tlog.monitor import LogMonitor
+    from mgattest.tlog import LogUnavailableError
+    from mgattest.tlog import LogMonitor
 
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")

@@ -22,7 +22,7 @@ def lint(
     """Check a policy file against the schema and its own references (file:line)."""
     import json
 
-    from mgattest.policy.loader import lint_policy
+    from mgattest.policy import lint_policy
 
     issues = lint_policy(policy)
     errors = [i for i in issues if i.kind == "error" or strict]
@@ -41,8 +41,8 @@ def lint(
 @guarded
 def explain(policy: Path = typer.Argument(..., help="Policy file (YAML).")) -> None:
     """Say in words what a policy requires."""
-    from mgattest.policy.explain import describe_policy
-    from mgattest.policy.loader import load_policy
+    from mgattest.policy import describe_policy
+    from mgattest.policy import load_policy
 
     for line in describe_policy(load_policy(policy)):
         out(line)
@@ -63,11 +63,11 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """Write a starting policy pinned to what the bundles prove (trust on first use)."""
-    from mgattest.attest.keys import load_verifier
+    from mgattest.attest import load_verifier
     from mgattest.errors import InputError
     from mgattest.load import read_model_bytes, scan_model
-    from mgattest.policy.init import dump_policy, initial_policy, verify_for_init
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy import dump_policy, initial_policy, verify_for_init
+    from mgattest.policy import policy_from_bytes
 
     if output is not None and output.exists() and not force:
         raise InputError(f"{output} exists (use --force to overwrite)", what="output",

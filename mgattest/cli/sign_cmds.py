@@ -13,7 +13,7 @@ from mgattest.cli._common import err, guarded, out
 from mgattest.cli._progress import hashing_progress
 
 if TYPE_CHECKING:
-    from mgattest.attest.sign import (BundleSigner, DigestOptions, LogTarget, SignOptions,
+    from mgattest.attest import (BundleSigner, DigestOptions, LogTarget, SignOptions,
                                       SignResult)
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,7 @@ class _SignerArgs:
 
     def log_target(self) -> "LogTarget":
         """The log a key signature goes to; refuses option combinations that conflict."""
-        from mgattest.attest.sign import LogTarget
+        from mgattest.attest import LogTarget
         from mgattest.errors import InputError
 
         if self.keyless == (self.key is not None):
@@ -70,8 +70,8 @@ class _SignerArgs:
 
     def signer(self, log: "LogTarget") -> "BundleSigner":
         """The signer (asks for the key's password the way the user chose)."""
-        from mgattest.attest.keys import load_signer, resolve_password
-        from mgattest.attest.sign import KeylessSigner, KeySigner
+        from mgattest.attest import load_signer, resolve_password
+        from mgattest.attest import KeylessSigner, KeySigner
 
         if self.key is None:
             return KeylessSigner(self.identity_token, self.trust_config, self.staging,
@@ -90,7 +90,7 @@ class _OutputArgs:
 
 
 def _output_path(model: Path, out_path: Optional[Path]) -> Path:
-    from mgattest.attest.verify import default_bundle_path
+    from mgattest.attest import default_bundle_path
 
     return out_path if out_path is not None else default_bundle_path(model)
 
@@ -113,7 +113,7 @@ def _report(result: "SignResult", path: Path, as_json: bool) -> None:
 def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
                      output: _OutputArgs) -> None:
     """Check the inputs in the order users expect errors, then run the sign pipeline."""
-    from mgattest.attest.sign import PendingBundleFile, hash_for_signing, sign_digests
+    from mgattest.attest import PendingBundleFile, hash_for_signing, sign_digests
     from mgattest.errors import InputError
 
     if not model.exists():
@@ -133,7 +133,7 @@ def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
 
 def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
                     allow_symlinks: bool) -> "DigestOptions":
-    from mgattest.attest.sign import DigestOptions
+    from mgattest.attest import DigestOptions
 
     return DigestOptions(algorithm=hash_alg, shard_size=shard_size, ignore=tuple(ignore),
                          allow_symlinks=allow_symlinks)
@@ -216,7 +216,7 @@ def sign_cmd(
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
     from mgattest.attest import slsa
-    from mgattest.attest.sign import ProvenanceOptions, SignOptions
+    from mgattest.attest import ProvenanceOptions, SignOptions
     from mgattest.errors import InputError
 
     if fmt not in ("intoto", "model-signing"):
@@ -282,7 +282,7 @@ def attest_cmd(
         raise InputError(f"predicate {predicate} must be a JSON object", what="--predicate",
                          where=str(predicate))
 
-    from mgattest.attest.sign import SignOptions
+    from mgattest.attest import SignOptions
 
     options = SignOptions(predicate_type=predicate_type, predicate=body,
                           digests=_digest_options(shard_size, ignore, hash_alg,
@@ -308,8 +308,8 @@ def keygen_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
     """Generate a signing key pair (PKCS#8 PEM; encrypted when a password is given)."""
-    from mgattest.attest.keys import generate_signer, resolve_password, write_keypair
-    from mgattest.attest.signers import key_fingerprint
+    from mgattest.attest import generate_signer, resolve_password, write_keypair
+    from mgattest.attest import key_fingerprint
 
     password = resolve_password(password_env, password_prompt, confirm=True)
     signer = generate_signer(key_type)

@@ -12,9 +12,9 @@ from mgattest._text import show
 from mgattest.cli._common import EXIT_OK, fail, guarded, out
 
 if TYPE_CHECKING:
-    from mgattest.attest.certs import IdentityPolicy
-    from mgattest.attest.trustroot import TrustedRoot
-    from mgattest.policy.pipeline import PolicyRequest, VerificationOutcome
+    from mgattest.attest import IdentityPolicy
+    from mgattest.attest import TrustedRoot
+    from mgattest.policy import PolicyRequest, VerificationOutcome
 
 
 def register(app: typer.Typer) -> None:
@@ -106,8 +106,8 @@ def verify_cmd(
 
             raise InputError("with --policy, put certificate extension constraints in the "
                              "policy's signers (keyless.extensions)", what="usage")
-        from mgattest.policy.pipeline import PolicyRequest
-        from mgattest.policy.shortcuts import ShortcutOptions
+        from mgattest.policy import PolicyRequest
+        from mgattest.policy import ShortcutOptions
 
         shortcuts = ShortcutOptions(
             builder_id=builder_id, source_uri=source_uri, source_tag=source_tag,
@@ -125,7 +125,7 @@ def verify_cmd(
         raise typer.Exit(code)
     try:
         from mgattest.cli._progress import hashing_progress
-        from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
+        from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
 
         trust = TrustOptions(
             trusted_root=merged_root, keys=tuple(str(k) for k in key),
@@ -161,7 +161,7 @@ def _identity_policy(identity: Optional[str], identity_regex: Optional[str],
     (an ``IdentityPolicy``), or None when none is asked for."""
     if not (identity or identity_regex or issuer or extensions):
         return None
-    from mgattest.attest.certs import IdentityPolicy
+    from mgattest.attest import IdentityPolicy
 
     return IdentityPolicy(identity=identity, identity_regex=identity_regex, issuer=issuer,
                           extensions=extensions or {})
@@ -183,7 +183,7 @@ def _verify_under_policy(model: str, request: PolicyRequest, as_json: bool) -> i
     input) is printed as JSON too.
     """
     from mgattest.errors import MgattestError
-    from mgattest.policy.pipeline import policy_verifier
+    from mgattest.policy import policy_verifier
 
     try:
         outcome = policy_verifier(model, request).verify(model)
@@ -225,7 +225,7 @@ def _refuse_trust_files_in_model(model: str, *, policy: Optional[Path], key: Lis
                                  trust_files: List[Optional[Path]]) -> None:
     """A policy, key, trusted root, trust config or chain inside the model could vouch
     for anything."""
-    from mgattest.attest.walk import refuse_trust_files_in_model
+    from mgattest.attest import refuse_trust_files_in_model
 
     refuse_trust_files_in_model(model, [
         ("policy", policy), ("certificate chain", certificate_chain),
@@ -237,7 +237,7 @@ def _merged_trust(trusted_root: Optional[Path], trust_config: Optional[Path],
                   instance: TrustedRoot | str | None) -> Optional[TrustedRoot]:
     """One TrustedRoot trusting everything --trusted-root, --trust-config and --instance
     name (each file a trusted root or a ClientTrustConfig), or None when none is given."""
-    from mgattest.attest.trustroot import combined_trusted_root
+    from mgattest.attest import combined_trusted_root
 
     return combined_trusted_root([p for p in (trusted_root, trust_config) if p is not None],
                                  instance)
@@ -264,7 +264,7 @@ def _extension_constraints(named: dict[str, Optional[str]],
 def _refreshed_instance(instance: Optional[str]) -> TrustedRoot:
     """Sigstore's production (default) or staging trusted root, updated over TUF."""
     from mgattest.attest import trustroot
-    from mgattest.attest.keyless import public_good_trust_config
+    from mgattest.attest import public_good_trust_config
     from mgattest.errors import InputError
 
     if instance not in (None, "production", "staging"):
@@ -275,12 +275,12 @@ def _refreshed_instance(instance: Optional[str]) -> TrustedRoot:
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:
     """Move a rejected model (not a digest) into the quarantine directory."""
-    from mgattest.policy.pipeline import names_a_digest
+    from mgattest.policy import names_a_digest
 
     if names_a_digest(model):
         return
     from mgattest.cli._common import err
-    from mgattest.load.quarantine import quarantine_rejected
+    from mgattest.load import quarantine_rejected
 
     incident = quarantine_rejected(model, qdir, reasons, policy=policy)
     if incident is not None:
@@ -301,7 +301,7 @@ def _require_issuer(identity: Optional[str], identity_regex: Optional[str],
 
 def _report(outcome: VerificationOutcome, as_json: bool) -> None:
     """Print what a verification without a policy established (text or JSON)."""
-    from mgattest.policy.pipeline import attestation_to_json
+    from mgattest.policy import attestation_to_json
 
     atts = outcome.attestations
     check = outcome.check

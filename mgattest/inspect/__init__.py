@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         restricted_numpy_load,
     )
     from mgattest.inspect.scanner import scan_bytes, scan_path
+    from mgattest.inspect.admission import Admission
 
 _EXPORTS = LazyExports("mgattest.inspect", {
     "SAFE_GLOBALS": "mgattest.inspect.allowlist",
@@ -69,6 +70,7 @@ _EXPORTS = LazyExports("mgattest.inspect", {
     "policy_format": "mgattest.inspect.detect",
     "PICKLED_FORMATS": "mgattest.inspect.detect",
     "NOT_INSPECTED": "mgattest.inspect.detect",
+    "Admission": "mgattest.inspect.admission",
 })
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "RestrictedLoadError", "SAFE", "SAFE_GLOBALS", "SUSPICIOUS", "UnsafeContentError",
     "VERDICTS", "policy_format", "restricted_joblib_load", "restricted_loads",
     "restricted_numpy_load", "scan_bytes", "scan_path", "worst",
+    "Admission",
 ]
 
 

@@ -34,11 +34,16 @@ if TYPE_CHECKING:
     from mgattest.load.watch import Sentry, manifest_verifier
     from mgattest.load.loaders import Framework
     from mgattest.policy import Policy, Verdict
+    from mgattest.load.watch import SentryStatus, WatchSources, watch_verifier
+    from mgattest.load.quarantine import quarantine_findings, quarantine_rejected
 
 __all__ = ["Incident", "MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "Sentry",
            "VerificationCache", "get_incident", "list_incidents", "load", "manifest_verifier",
            "model_check", "quarantine_model", "read_model_bytes", "restore", "scan_model",
-           "verify_model_bytes"]
+           "verify_model_bytes",
+    "SentryStatus", "WatchSources", "watch_verifier",
+    "quarantine_findings", "quarantine_rejected",
+]
 
 # The quarantine and the watcher load on first use: `import mgattest.load` stays cheap.
 _EXPORTS = LazyExports("mgattest.load", {
@@ -49,6 +54,11 @@ _EXPORTS = LazyExports("mgattest.load", {
     "quarantine_model": "mgattest.load.quarantine:quarantine",
     "Sentry": "mgattest.load.watch",
     "manifest_verifier": "mgattest.load.watch",
+    "SentryStatus": "mgattest.load.watch",
+    "WatchSources": "mgattest.load.watch",
+    "watch_verifier": "mgattest.load.watch",
+    "quarantine_findings": "mgattest.load.quarantine",
+    "quarantine_rejected": "mgattest.load.quarantine",
 })
 
 
@@ -85,7 +95,7 @@ def _refuse_trust_anchors_in_model(path: str | os.PathLike[str], policy: Policy,
     """The policy file, a trusted-root file and the root files the policy names must not
     be part of the model they judge (as ``mgattest verify`` refuses): whoever can
     rewrite the model could rewrite them."""
-    from mgattest.attest.walk import refuse_trust_files_in_model  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import refuse_trust_files_in_model  # noqa: PLC0415 - attest loads on first use
 
     anchors: list[tuple[str, str | os.PathLike[str]]] = [
         ("trusted root", r.path) for r in policy.roots if r.path]
@@ -114,8 +124,8 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
     """
-    from mgattest.policy.loader import load_policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
-    from mgattest.policy.model import Policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
+    from mgattest.policy import load_policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
+    from mgattest.policy import Policy  # noqa: PLC0415 - keeps `import mgattest.load` cheap
 
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
@@ -160,7 +170,7 @@ def _deserialize_cleared(model: ModelBytes, verdict: "Verdict", policy: Policy,
     model (or a directory) with nothing cleared raises :class:`PolicyDenied`.
     """
     from mgattest.load.loaders import deserialize  # noqa: PLC0415 - only once allowed
-    from mgattest.inspect.scanner import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
+    from mgattest.inspect import scan_bytes  # noqa: PLC0415 - heavy, rarely needed
 
     formats = {a["name"]: a.get("format") for a in verdict.artifacts}
     loaded = {}

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Hashable
 
 if TYPE_CHECKING:
-    from mgattest.policy.verdict import Verdict
+    from mgattest.policy import Verdict
 
 
 class VerificationCache:

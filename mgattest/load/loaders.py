@@ -22,10 +22,10 @@ from mgattest._jsonutil import DuplicateKeyError, reject_duplicate_keys
 from mgattest._optional import missing, require
 from mgattest.errors import InputError, VerificationError
 from mgattest.inspect.errors import UnsafeContentError
-from mgattest.policy.modelbytes import FileBytes
+from mgattest.policy import FileBytes
 
 if TYPE_CHECKING:
-    from mgattest.inspect.admission import Admission
+    from mgattest.inspect import Admission
 
 Framework = Literal["numpy", "torch"]
 """The array type safetensors weights are returned as."""
@@ -163,7 +163,7 @@ def _numpy(name: str, data: FileBytes, *, allow_object_arrays: bool,
         raise UnsafeContentError(f"{name}: numpy object array needs pickle; the policy does "
                                  "not allow pickles (content.pickle: restricted)",
                                  what="numpy object array", where=name)
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
+    from mgattest.inspect import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
 
     array = restricted_loads(bytes(data[stream.tell():]), extra_allowed=extra_allowed, where=name)
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
@@ -207,7 +207,7 @@ def _onnx_tensors(message: Any) -> Iterator[Any]:
 
 def _pickle(name: str, data: FileBytes, *, extra_allowed: tuple[tuple[str, str], ...],
             admission: Admission | None = None, **_: object) -> object:
-    from mgattest.inspect.restricted import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
+    from mgattest.inspect import restricted_loads  # noqa: PLC0415 - the unpickler loads only for pickles
 
     return restricted_loads(data,  # type: ignore[arg-type]  # reads any buffer (io.BytesIO); inspect/ says bytes
                             extra_allowed=extra_allowed, where=name,
@@ -216,7 +216,7 @@ def _pickle(name: str, data: FileBytes, *, extra_allowed: tuple[tuple[str, str],
 
 def _joblib(name: str, data: FileBytes, *, extra_allowed: tuple[tuple[str, str], ...],
             **_: object) -> object:
-    from mgattest.inspect.restricted import restricted_joblib_load  # noqa: PLC0415 - the unpickler loads only for pickles
+    from mgattest.inspect import restricted_joblib_load  # noqa: PLC0415 - the unpickler loads only for pickles
 
     return restricted_joblib_load(bytes(data), extra_allowed=extra_allowed)
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 from mgattest._files import (entry_digest, file_kind, open_regular, read_bounded,
                              tree_entries)
 from mgattest.errors import InputError, VerificationError
-from mgattest.inspect.report import SAFE, FileReport, worst
+from mgattest.inspect import SAFE, FileReport, worst
 from mgattest._jsonutil import JSONObject, JSONValue
 
 INCIDENT_FILE = "incident.json"

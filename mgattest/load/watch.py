@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, TypedDict, Ty
 from mgattest._files import entry_digest, read_bounded, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
-from mgattest.policy.loader import load_policy
-from mgattest.policy.pipeline import ModelVerifier, TrustOptions, VerifyOptions
-from mgattest.policy.modelbytes import read_model_bytes
+from mgattest.policy import load_policy
+from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
+from mgattest.policy import read_model_bytes
 
 if TYPE_CHECKING:
-    from mgattest.policy.modelbytes import ModelBytes
+    from mgattest.policy import ModelBytes
 
 _T = TypeVar("_T")
 """What a sentry's verify callable returns (kept as :attr:`Sentry.last_verified`)."""
@@ -441,9 +441,9 @@ def _policy_verifier(model: str | os.PathLike[str], policy: str,
     # Why local: mgattest.load (the package) is still initialising when this module
     # loads; attest.verify is heavy, policy.pipeline re-exports it lazily.
     from mgattest.load import read_model_bytes  # noqa: PLC0415 - see above
-    from mgattest.policy.pipeline import default_bundle_path  # noqa: PLC0415 - see above
+    from mgattest.policy import default_bundle_path  # noqa: PLC0415 - see above
 
-    bundles = list(sources.bundles) or [str(default_bundle_path(model))]
+    bundles = list(sources.bundles) or [str(default_bundle_path(os.fspath(model)))]
     under_policy = ModelVerifier(load_policy(policy),
                                  TrustOptions(trusted_root=sources.trusted_root),
                                  VerifyOptions(bundles=tuple(bundles)))

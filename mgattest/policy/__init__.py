@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     )
     from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
     from mgattest.policy.verdict import Check, Verdict
+    from mgattest.policy.modelbytes import FileBytes
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -83,6 +84,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "attestation_to_json": "mgattest.policy.pipeline",
     "ShortcutOptions": "mgattest.policy.shortcuts",
     "effective_policy": "mgattest.policy.shortcuts",
+    "FileBytes": "mgattest.policy.modelbytes",
 })
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "describe_policy", "dump_policy", "effective_policy", "evaluate", "initial_policy",
     "lint_policy", "load_policy", "model_check", "names_a_digest", "policy_from_bytes",
     "policy_verifier", "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
+    "FileBytes",
 ]
 
 

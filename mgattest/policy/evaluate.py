@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
-from mgattest.attest.results import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
-from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
-from mgattest.inspect.report import FileReport
+from mgattest.attest import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
+from mgattest.inspect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+from mgattest.inspect import FileReport
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy import provenance as prov_checks
 from mgattest.policy.cel import Activation, CelSession

@@ -14,12 +14,12 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from mgattest.attest import trustroot
-from mgattest.attest.bundle import load_bundle
-from mgattest.attest.certs import IdentityPolicy
-from mgattest.attest.keys import public_key_from_pem
-from mgattest.attest.options import IdentityCheck, TrustedRootSource, TrustOptions
-from mgattest.attest.results import SignerInfo, VerifiedAttestation
-from mgattest.attest.sources import load_attestations
+from mgattest.attest import load_bundle
+from mgattest.attest import IdentityPolicy
+from mgattest.attest import public_key_from_pem
+from mgattest.attest import IdentityCheck, TrustedRootSource, TrustOptions
+from mgattest.attest import SignerInfo, VerifiedAttestation
+from mgattest.attest import load_attestations
 from mgattest.errors import VerificationError
 from mgattest.policy.evaluate import signer_matches
 from mgattest.policy.model import Policy
@@ -121,7 +121,7 @@ def verify_attestations(bundle_files: Iterable[str | os.PathLike[str]], policy: 
     already is the result of :func:`trusted_root_for`. Raises the first verification
     error, naming the file (and line / index).
     """
-    from mgattest.attest.verify import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when bundles are verified
+    from mgattest.attest import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when bundles are verified
 
     root = trusted_root if root_ready else trusted_root_for(policy, trusted_root)
     keys = policy_keys(policy)

@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 import yaml
 
-from mgattest.attest.bundle import load_bundle
-from mgattest.attest.locallog import local_log_info
-from mgattest.attest.options import TrustOptions
-from mgattest.attest.results import SignerInfo, VerifiedAttestation
-from mgattest.attest.sources import load_attestations
-from mgattest.attest.trustroot import embedded_trusted_root, load_trusted_root
-from mgattest.inspect.report import FileReport
+from mgattest.attest import load_bundle
+from mgattest.attest import local_log_info
+from mgattest.attest import TrustOptions
+from mgattest.attest import SignerInfo, VerifiedAttestation
+from mgattest.attest import load_attestations
+from mgattest.attest import embedded_trusted_root, load_trusted_root
+from mgattest.inspect import FileReport
 from mgattest._jsonutil import JSONObject
 from mgattest.policy.model import SLSA_PROVENANCE_V1
 from mgattest.policy.provenance import normalize_repo, source_of
@@ -43,7 +43,7 @@ class TrustOnFirstUse:
 def verify_for_init(bundle_files: list[str], *, trusted_root: str | Path | None = None,
                     keys: Sequence[str] = ()) -> list[VerifiedAttestation]:
     """Verify every bundle (keys and trusted root as given) trusting any identity."""
-    from mgattest.attest.verify import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when `policy init` reads bundles
+    from mgattest.attest import verify_bundle  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when `policy init` reads bundles
 
     root = load_trusted_root(trusted_root) if trusted_root else embedded_trusted_root()
     tofu = TrustOnFirstUse()

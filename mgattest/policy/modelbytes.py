@@ -20,9 +20,9 @@ from mgattest.errors import InputError
 
 # attest and inspect load on first use: importing mgattest.load must stay cheap.
 if TYPE_CHECKING:
-    from mgattest.attest.results import ModelCheck, VerifiedAttestation
-    from mgattest.inspect.admission import Admission
-    from mgattest.inspect.report import FileReport
+    from mgattest.attest import ModelCheck, VerifiedAttestation
+    from mgattest.inspect import Admission
+    from mgattest.inspect import FileReport
 
 __all__ = ["MAX_MODEL_FILES", "FileBytes", "ModelBytes", "model_check", "read_model_bytes",
            "scan_model"]
@@ -58,7 +58,7 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
     Each file is opened with ``O_NOFOLLOW`` and checked to be the regular file the walk
     saw; its size must not change while it is read.
     """
-    from mgattest.attest.walk import open_model_file, walk_model_detailed  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import open_model_file, walk_model_detailed  # noqa: PLC0415 - attest loads on first use
 
     walk = walk_model_detailed(path, ignore=list(ignore), exclude=list(exclude),
                                allow_symlinks=allow_symlinks)
@@ -119,7 +119,7 @@ def model_check(model: ModelBytes, attestations: list[VerifiedAttestation]) -> M
     (shard mode names the first differing shard and byte range); a subject naming a
     file absent here is ``missing``.
     """
-    from mgattest.attest.digests import shard_tree_root, supported_algorithms  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import shard_tree_root, supported_algorithms  # noqa: PLC0415 - attest loads on first use
     from mgattest.policy.modelcheck import (  # noqa: PLC0415 - it imports attest (first use)
         SHARD_SUFFIX,
         build_model_check,

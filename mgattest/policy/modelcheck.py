@@ -17,7 +17,7 @@ from mgattest.inspect import INFO, FileReport, Finding
 from mgattest.policy.evaluate import subject_digests
 
 if TYPE_CHECKING:
-    from mgattest.attest.digests import DigestSpec
+    from mgattest.attest import DigestSpec
 
 SHARD_SUFFIX = "-shard-merkle"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol, Sequence
 
-from mgattest.attest.options import CheckOptions, TrustOptions
+from mgattest.attest import CheckOptions, TrustOptions
 from mgattest._files import read_bounded, sha256_file
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy.modelbytes import ModelBytes, model_check, scan_model
@@ -35,10 +35,10 @@ from mgattest.policy.verdict import FAIL, Check, Verdict
 # attest (sigstore, cryptography) and the policy model load on first use: importing
 # mgattest.load must stay cheap.
 if TYPE_CHECKING:
-    from mgattest.attest.digests import DigestSpec
-    from mgattest.attest.results import ModelCheck, VerifiedAttestation
-    from mgattest.attest.trustroot import TrustedRoot
-    from mgattest.inspect.report import FileReport
+    from mgattest.attest import DigestSpec
+    from mgattest.attest import ModelCheck, VerifiedAttestation
+    from mgattest.attest import TrustedRoot
+    from mgattest.inspect import FileReport
     from mgattest.policy.model import Policy
     from mgattest.policy.shortcuts import ShortcutOptions
 
@@ -161,7 +161,7 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
-        from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
+        from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
 
         model = os.fspath(source)
         # Only text can name a digest: a Path is always a file or directory.
@@ -203,7 +203,7 @@ class ModelVerifier:
     def _verify_under_policy(self, policy: Policy, model: str,
                              target: DigestSpec | None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
-        from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
+        from mgattest.attest import default_bundle_path  # noqa: PLC0415 - heavy
         from mgattest.policy.evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
         from mgattest.policy.gather import verify_attestations  # noqa: PLC0415 - it imports attest
 
@@ -313,9 +313,9 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     Checks, in order: a digest target needs a bundle; at most one private ``--key``;
     ``--emit-vsa`` needs that private key; the policy (file + expectations) loads.
     """
-    from mgattest.attest.certs import IdentityPolicy  # noqa: PLC0415 - heavy
-    from mgattest.attest.digests import digest_target  # noqa: PLC0415 - heavy
-    from mgattest.attest.verify import default_bundle_path  # noqa: PLC0415 - heavy
+    from mgattest.attest import IdentityPolicy  # noqa: PLC0415 - heavy
+    from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
+    from mgattest.attest import default_bundle_path  # noqa: PLC0415 - heavy
     from mgattest.policy.shortcuts import effective_policy  # noqa: PLC0415 - policy model
 
     if digest_target(str(model)) is not None and not request.bundles:
@@ -355,7 +355,7 @@ def _split_keys(key_files: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
 
 
 def _is_private_key(path: str) -> bool:
-    from mgattest.attest.keys import MAX_KEY_FILE_BYTES  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import MAX_KEY_FILE_BYTES  # noqa: PLC0415 - attest loads on first use
 
     try:
         head = read_bounded(path, MAX_KEY_FILE_BYTES, what="key file")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Protocol, Sequence
 
-from mgattest.attest.results import VerifiedAttestation
+from mgattest.attest import VerifiedAttestation
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy.model import (
     SLSA_PROVENANCE_V02,

@@ -15,11 +15,11 @@ import os
 
 from mgattest import __version__
 from mgattest._jsonutil import JSONObject
-from mgattest.attest.bundle import dump_bundle, make_bundle
-from mgattest.attest.dsse import sign_envelope
-from mgattest.attest.keys import load_signer
-from mgattest.attest.results import VerifiedAttestation
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest import dump_bundle, make_bundle
+from mgattest.attest import sign_envelope
+from mgattest.attest import load_signer
+from mgattest.attest import VerifiedAttestation
+from mgattest.attest import make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy.verdict import PASS, Verdict

@@ -71,6 +71,8 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog.server import serve
     from mgattest.tlog.store import LogStore
     from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
+    from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
+    from mgattest.tlog.entry_files import EntryToVerify
 
 __all__ = [
     "CanonicalEntry", "Checkpoint", "CheckpointError", "ConsistencyProofError",
@@ -84,6 +86,8 @@ __all__ = [
     "check_consistent", "check_rsa_parameters", "entries_from_bundle", "entry_from_json",
     "parse_consistency_proof", "parse_transparency_entry", "pem_kind_problem", "serve",
     "verify_entries", "verify_note",
+    "TransparencyLogEntryJSON",
+    "EntryToVerify",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -136,6 +140,8 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "LogStore": "mgattest.tlog.store",
     "TransparencyLogEntry": "mgattest.tlog.transparency_entry",
     "parse_transparency_entry": "mgattest.tlog.transparency_entry",
+    "TransparencyLogEntryJSON": "mgattest.tlog.transparency_entry",
+    "EntryToVerify": "mgattest.tlog.entry_files",
 })
 
 
