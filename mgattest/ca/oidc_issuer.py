@@ -178,6 +178,8 @@ def create_app(issuer: LocalOIDCIssuer) -> FastAPI:
     app = FastAPI(title="mgattest local OIDC issuer (NOT for production)", docs_url=None,
                   redoc_url=None, openapi_url=None)
 
+    # FastAPI reads a route's return annotation as its response model: the routes keep
+    # a plain dict (and copy the TypedDict into one) so the served JSON stays as it was.
     @app.get("/.well-known/openid-configuration")
     def _discovery() -> dict[str, Any]:
         return dict(issuer.discovery())
