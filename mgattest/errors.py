@@ -10,7 +10,20 @@ Exit codes (CLI): :class:`VerificationError` → 1, :class:`InputError` → 2.
 
 from __future__ import annotations
 
+from typing import NotRequired, TypedDict
+
 from mgattest._jsonutil import JSONObject
+
+
+class ErrorJSON(TypedDict):
+    """:meth:`MgattestError.to_dict`: the error's class name and message, plus *what*,
+    *where* and the JSON-ready details when set (details are free-form per error)."""
+
+    error: str
+    message: str
+    what: NotRequired[str]
+    where: NotRequired[str]
+    details: NotRequired[JSONObject]
 
 
 class MgattestError(Exception):
@@ -26,9 +39,9 @@ class MgattestError(Exception):
         self.where = where
         self.details = details
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> ErrorJSON:
         """A JSON-ready description of the failure."""
-        out: JSONObject = {"error": type(self).__name__, "message": self.message}
+        out: ErrorJSON = {"error": type(self).__name__, "message": self.message}
         if self.what is not None:
             out["what"] = self.what
         if self.where is not None:

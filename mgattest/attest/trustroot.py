@@ -25,6 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest._files import read_bounded
 from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._trustjson import (
+    AuthorityJSON,
+    ClientTrustConfigJSON,
+    LogInstanceJSON,
+    TrustedRootJSON,
+    ValidForJSON,
+)
 from mgattest.attest.dsse import b64, b64decode_strict
 from mgattest.attest.errors import DSSEFormatError, TrustRootError
 from mgattest.attest.signers import spki_der
@@ -106,14 +113,14 @@ class LogInstance:
         """The log id as lowercase hex."""
         return self.log_id.hex()
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> LogInstanceJSON:
         """Proto-JSON form."""
-        valid: dict[str, Any] = {}
+        valid: ValidForJSON = {}
         if self.valid_from is not None:
             valid["start"] = format_time(self.valid_from)
         if self.valid_to is not None:
             valid["end"] = format_time(self.valid_to)
-        out: dict[str, Any] = {
+        out: LogInstanceJSON = {
             "baseUrl": self.base_url, "hashAlgorithm": self.hash_algorithm,
             "publicKey": {"rawBytes": b64(self.public_key_der), "keyDetails": self.key_details,
                           "validFor": valid},
@@ -133,9 +140,9 @@ class Authority:
     valid_to: int | None = None
     subject: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> AuthorityJSON:
         """Proto-JSON form."""
-        valid: dict[str, Any] = {}
+        valid: ValidForJSON = {}
         if self.valid_from is not None:
             valid["start"] = format_time(self.valid_from)
         if self.valid_to is not None:
@@ -188,7 +195,7 @@ class TrustedRoot:
     timestamp_authorities: tuple[Authority, ...] = ()
     source: str = field(default="trusted root", compare=False)
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> TrustedRootJSON:
         """Proto-JSON ``trustedroot+json;version=0.1`` document."""
         return {"mediaType": TRUSTED_ROOT_MEDIA_TYPE,
                 "tlogs": [t.to_dict() for t in self.tlogs],
@@ -316,7 +323,7 @@ class ClientTrustConfig:
     trusted_root: TrustedRoot
     signing_config: dict[str, Any]
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> ClientTrustConfigJSON:
         """Proto-JSON ``clienttrustconfig.v0.1+json`` document."""
         return {"mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
                 "trustedRoot": self.trusted_root.to_dict(),

@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TypeAlias
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeAlias, TypedDict
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -63,6 +63,9 @@ from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import parse_body
 from mgattest.tlog import TrustedLog, trusted_logs_from_root
 from mgattest.tlog import verify_entry
+
+if TYPE_CHECKING:
+    from mgattest.attest.results import TimeSource
 
 BundleSource: TypeAlias = "Bundle | str | Path | bytes | JSONObject"
 """A bundle: parsed, a file path, its JSON bytes or its decoded JSON."""
@@ -801,11 +804,70 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
     return attestations, model_check
 
 
-def attestation_to_json(att: VerifiedAttestation) -> JSONObject:
+class VerifiedTimeJSON(TypedDict):
+    """:class:`~mgattest.attest.results.VerifiedTime` in ``--json`` output."""
+
+    seconds: int
+    source: TimeSource
+    where: str
+
+
+class LogProofJSON(TypedDict):
+    """:class:`~mgattest.attest.results.LogProof` in ``--json`` output."""
+
+    log_id: str
+    log_index: int | None
+    integrated_time: VerifiedTimeJSON | None
+    kind: str
+    kind_version: str
+    inclusion_proof_verified: bool
+    checkpoint_origin: str | None
+    tree_size: int | None
+    set_verified: bool
+    leaf_hash: str
+    claimed_log_index: int | None
+    claimed_integrated_time: int | None
+
+
+class SignerInfoJSON(TypedDict):
+    """:class:`~mgattest.attest.results.SignerInfo` in ``--json`` output."""
+
+    kind: str
+    key_fingerprint: str
+    key_hint: str | None
+    identity: str | None
+    issuer: str | None
+    extensions: dict[str, str]
+    certificate_pem: str | None
+    not_before: int | None
+    not_after: int | None
+    warnings: list[str]
+
+
+class AttestationSummaryJSON(TypedDict):
+    """:func:`attestation_to_json`: a verified attestation's fields (tuples as lists)
+    without its statement and subjects, plus how many subjects it has. The predicate is
+    whatever the attestation's type defines, so it stays arbitrary JSON."""
+
+    source: str
+    media_type: str
+    predicate_type: str | None
+    predicate: JSONObject | None
+    signer: SignerInfoJSON
+    log_entries: list[LogProofJSON]
+    message_digest: dict[str, str] | None
+    payload_sha256: str | None
+    signing_times: list[VerifiedTimeJSON]
+    notes: list[str]
+    subject_count: int
+
+
+def attestation_to_json(att: VerifiedAttestation) -> AttestationSummaryJSON:
     """A JSON-ready summary of a verified attestation (for ``--json`` output)."""
     out = asdict(att)
     out.pop("statement", None)
     out["subject_count"] = len(att.subjects)
     out.pop("subjects", None)
-    summary: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    # The dataclass fields above, round-tripped through JSON: the shape is the one declared.
+    summary: AttestationSummaryJSON = json.loads(json.dumps(out, default=str))
     return summary

@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +36,38 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+class ECJWKJSON(TypedDict):
+    """The issuer's public key as a JWK (RFC 7517/7518, P-256); ``kid`` is its RFC 7638
+    thumbprint, added once computed."""
+
+    kty: str
+    crv: str
+    use: str
+    alg: str
+    x: str
+    y: str
+    kid: NotRequired[str]
+
+
+class JWKSJSON(TypedDict):
+    """A JWK Set: the document served at ``jwks_uri``."""
+
+    keys: list[ECJWKJSON]
+
+
+class DiscoveryJSON(TypedDict):
+    """The OpenID Connect discovery document (``/.well-known/openid-configuration``)."""
+
+    issuer: str
+    jwks_uri: str
+    authorization_endpoint: str
+    token_endpoint: str
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    claims_supported: list[str]
+
+
 class LocalOIDCIssuer:
     """An ES256 signing key plus the issuer URL it signs tokens for."""
 
@@ -43,7 +75,7 @@ class LocalOIDCIssuer:
         self._key = private_key
         self.issuer_url = issuer_url.rstrip("/")
         numbers = private_key.public_key().public_numbers()
-        self._jwk = {
+        self._jwk: ECJWKJSON = {
             "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
             "x": _b64url(numbers.x.to_bytes(32, "big")),
             "y": _b64url(numbers.y.to_bytes(32, "big")),
@@ -95,7 +127,7 @@ class LocalOIDCIssuer:
             tmp.replace(record)
         return cls(key, issuer_url)
 
-    def discovery(self) -> JSONObject:
+    def discovery(self) -> DiscoveryJSON:
         """The OpenID Connect discovery document."""
         return {
             "issuer": self.issuer_url,
@@ -108,9 +140,9 @@ class LocalOIDCIssuer:
             "claims_supported": ["sub", "email", "email_verified", "aud", "iss", "iat", "exp"],
         }
 
-    def jwks(self) -> JSONObject:
+    def jwks(self) -> JWKSJSON:
         """The issuer's public keys."""
-        return {"keys": [dict(self._jwk)]}
+        return {"keys": [self._jwk.copy()]}
 
     def mint(self, subject: str, *, email: str | None = None, audience: str = "sigstore",
              ttl: int = DEFAULT_TTL, claims: JSONObject | None = None,
@@ -146,12 +178,14 @@ def create_app(issuer: LocalOIDCIssuer) -> FastAPI:
     app = FastAPI(title="mgattest local OIDC issuer (NOT for production)", docs_url=None,
                   redoc_url=None, openapi_url=None)
 
+    # FastAPI reads a route's return annotation as its response model: the routes keep
+    # a plain dict (and copy the TypedDict into one) so the served JSON stays as it was.
     @app.get("/.well-known/openid-configuration")
     def _discovery() -> dict[str, Any]:
-        return issuer.discovery()
+        return dict(issuer.discovery())
 
     @app.get("/keys")
     def _keys() -> dict[str, Any]:
-        return issuer.jwks()
+        return dict(issuer.jwks())
 
     return app

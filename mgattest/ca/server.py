@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography import x509
 from fastapi import FastAPI, Request
@@ -37,6 +37,24 @@ from mgattest.ca.tokens import TokenVerifier
 
 MAX_REQUEST_BYTES = 64 * 1024
 CT_KEY_PATH = "/api/v2/mgattest/ctlog"
+
+
+class PEMChainJSON(TypedDict):
+    """Fulcio ``CertificateChain``: PEM certificates, leaf first."""
+
+    certificates: list[str]
+
+
+class SignedCertificateJSON(TypedDict):
+    """Fulcio ``SigningCertificateEmbeddedSct``: the issued chain."""
+
+    chain: PEMChainJSON
+
+
+class SigningCertResponseJSON(TypedDict):
+    """The ``POST /api/v2/signingCert`` response: the SCT travels inside the leaf."""
+
+    signedCertificateEmbeddedSct: SignedCertificateJSON
 
 
 def _pem(cert: x509.Certificate) -> str:
@@ -131,7 +149,7 @@ def _token(body: dict[str, Any], authorization: str | None) -> str:
 
 
 def issue_for_request(ca: CertificateAuthority, verifier: TokenVerifier,
-                      body: JSONObject, authorization: str | None) -> JSONObject:
+                      body: JSONObject, authorization: str | None) -> SigningCertResponseJSON:
     """Handle one signingCert request body; return Fulcio's response JSON."""
     token = _token(body, authorization)
     issuer, claims = verifier.verify(token)

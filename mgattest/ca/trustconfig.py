@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from mgattest._jsonutil import JSONObject
+from mgattest._trustjson import ClientTrustConfigJSON, TrustedRootJSON
 from mgattest.ca.errors import CAError
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -107,7 +107,7 @@ def _service(url: str, start: dt.datetime, operator: str) -> dict[str, Any]:
 
 def build_client_trust_config(log_url: str, ca_url: str, oidc_url: str | None = None, *,
                               operator: str | None = None,
-                              now: dt.datetime | None = None) -> JSONObject:
+                              now: dt.datetime | None = None) -> ClientTrustConfigJSON:
     """Fetch the log's and CA's public material and return a ClientTrustConfig dict."""
     log_url, ca_url = log_url.rstrip("/"), ca_url.rstrip("/")
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -144,7 +144,7 @@ def build_client_trust_config(log_url: str, ca_url: str, oidc_url: str | None = 
     ct_der = _spki(ct_key)
     ct_start = ca_start
 
-    trusted_root = {
+    trusted_root: TrustedRootJSON = {
         "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
         "tlogs": [{
             "baseUrl": log_url, "hashAlgorithm": "SHA2_256",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mgattest.errors import InputError, VerificationError
-from mgattest._jsonutil import JSONObject
+from mgattest.errors import ErrorJSON, InputError, VerificationError
 
 if TYPE_CHECKING:
-    from mgattest.policy.verdict import Verdict
+    from mgattest.policy.verdict import Verdict, VerdictJSON
+
+
+class PolicyDeniedJSON(ErrorJSON):
+    """:meth:`PolicyDenied.to_dict`: the error's fields and every rule's outcome."""
+
+    verdict: VerdictJSON
 
 
 class PolicyError(InputError):
@@ -23,8 +28,6 @@ class PolicyDenied(VerificationError):
         super().__init__(message, what=what, where=where, **details)
         self.verdict = verdict
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> PolicyDeniedJSON:
         """A JSON-ready form: the error's fields and the verdict."""
-        out = super().to_dict()
-        out["verdict"] = self.verdict.to_dict()
-        return out
+        return {**super().to_dict(), "verdict": self.verdict.to_dict()}
