@@ -7,6 +7,7 @@ the library, so every module of mgattest/cli/ may import only the modules listed
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ ALLOWED = {
         "mgattest.ca.trustconfig",     # `trust private`
     },
     "inspect_cmds.py": _COMMON | {
-        "mgattest.inspect",            # scan_path, verdict names
+        "mgattest.inspect.scanner",    # scan_path
+        "mgattest.inspect.report",     # verdict names
         "mgattest.attest.walk",        # the ignore rules of sign/verify; trust files refused
         "mgattest.load.quarantine",    # quarantine_findings and the `quarantine` commands
         "mgattest.load.watch",         # Sentry, watch_verifier
@@ -95,8 +97,16 @@ FORBIDDEN = {"mgattest.tlog.merkle", "mgattest.tlog.checkpoint", "mgattest.tlog.
 FORBIDDEN_IN = {"sign_cmds.py": {"mgattest.attest.keyless"}}
 
 
+def _defining_module(package: str, name: str) -> str | None:
+    """The module that defines ``name`` when ``package`` re-exports it (its lazy table)."""
+    table = getattr(importlib.import_module(package), "_EXPORTS", None)
+    target = table.modules.get(name) if table is not None else None
+    return target.partition(":")[0] if target else None
+
+
 def _mgattest_imports(path: Path) -> set[str]:
-    """Every mgattest module ``path`` imports (``from pkg import mod`` counts as pkg.mod)."""
+    """Every mgattest module ``path`` imports: ``from pkg import mod`` counts as pkg.mod,
+    and a name a package re-exports counts as the module that defines it."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -107,7 +117,8 @@ def _mgattest_imports(path: Path) -> set[str]:
                 candidate = f"{node.module}.{alias.name}"
                 is_module = (Path(mgattest.__file__).parent.parent
                              / (candidate.replace(".", "/") + ".py")).is_file()
-                found.add(candidate if is_module else node.module)
+                found.add(candidate if is_module else
+                          _defining_module(node.module, alias.name) or node.module)
     return found
 
 
