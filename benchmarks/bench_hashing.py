@@ -36,7 +36,7 @@ MiB = 1 << 20
 
 CHILD = r"""
 import json, resource, sys, time
-from mgattest.attest.digests import hash_model
+from mgattest.attest._digests import hash_model
 root, shard, workers = sys.argv[1], sys.argv[2], sys.argv[3]
 t = time.perf_counter()
 d = hash_model(root, shard_size=int(shard) if shard != "none" else None,

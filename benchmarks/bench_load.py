@@ -42,8 +42,8 @@ def main() -> int:
     import safetensors.numpy as sn
 
     import mgattest
-    from mgattest.attest.keys import generate_signer, public_key_pem
-    from mgattest.attest.sign import sign_model, write_bundle_file
+    from mgattest.attest._keys import generate_signer, public_key_pem
+    from mgattest.attest._sign import sign_model, write_bundle_file
 
     with tempfile.TemporaryDirectory(prefix="mgattest-bench-") as tmp:
         tmpd = Path(tmp)

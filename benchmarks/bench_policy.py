@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def _policy(n_rules: int, pem: str):
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     pem_block = "".join("        " + ln + "\n" for ln in pem.strip().splitlines())
     text = ("apiVersion: mgattest/v1\nkind: Policy\ntrust:\n  keys:\n    - name: rel\n"
@@ -54,7 +54,7 @@ def main() -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from mgattest.attest.results import (
+    from mgattest.attest._results import (
         FileCheck,
         LogProof,
         ModelCheck,
@@ -62,7 +62,7 @@ def main() -> int:
         VerifiedAttestation,
         VerifiedTime,
     )
-    from mgattest.policy.evaluate import evaluate
+    from mgattest.policy._evaluate import evaluate
 
     pub = ec.generate_private_key(ec.SECP256R1()).public_key()
     pem = pub.public_bytes(serialization.Encoding.PEM,

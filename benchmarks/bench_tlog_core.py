@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mgattest.tlog import merkle
-from mgattest.tlog.entries import CanonicalEntry, canonicalize
-from mgattest.tlog.log import TransparencyLog
+from mgattest.tlog._entries import CanonicalEntry, canonicalize
+from mgattest.tlog._log import TransparencyLog
 
 
 def proposals(n: int) -> list[dict]:

@@ -118,7 +118,7 @@ def start_server(db: Path, key: Path) -> tuple[subprocess.Popen, int]:
 
 
 def http_run(workdir: Path, per_client: int, inflight: int) -> dict[str, float]:
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._log import TransparencyLog
 
     db, key = workdir / f"http-{inflight}.db", workdir / f"http-{inflight}.key"
     TransparencyLog.init(db, key, origin="bench.mgattest/log").close()
@@ -157,14 +157,14 @@ def http_run(workdir: Path, per_client: int, inflight: int) -> dict[str, float]:
 
 
 def _signer(key: Path):  # noqa: ANN202
-    from mgattest.tlog.keys import LogSigner
+    from mgattest.tlog._keys import LogSigner
 
     return LogSigner.from_pem(key.read_bytes())
 
 
 def baseline_run(workdir: Path, count: int) -> float:
     """In-process ``TransparencyLog.append``, one entry per call."""
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._log import TransparencyLog
 
     log = TransparencyLog.init(workdir / "base.db", workdir / "base.key", origin="bench/base")
     proposals = [json.loads(b) for b in proposed_entries(0, count, "baseline")]

@@ -19,7 +19,7 @@ before a request reaches the app:
 
 Idle keep-alive connections are closed by uvicorn's ``timeout_keep_alive``. Request
 concurrency is not limited here: the log admits work per class (see
-:mod:`mgattest.tlog.server`), so a crowd of idle connections never turns into 503s.
+:mod:`mgattest.tlog._server`), so a crowd of idle connections never turns into 503s.
 A leaf module (uvicorn and the standard library only), so the log and the private CA
 share it without the ``ca`` package importing ``tlog``.
 """

@@ -5,18 +5,18 @@ Standard library only. Every ``import``/``from ... import`` of the package count
 at top level, under ``if TYPE_CHECKING:`` or inside a function (a lazy import is
 still a dependency). Modules map to packages:
 
-* ``cli``, ``load``, ``policy``, ``attest``, ``tlog``, ``inspect``, ``ca``: the
+* ``cli``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``, ``ca``: the
   subpackages, by their first name part;
 * **leaf**: ``mgattest.errors`` and every ``mgattest._*`` module. Every package may
   import them; they import only each other;
-* **root**: ``mgattest/__init__.py`` (``__version__`` and the lazy ``mgattest.load``
+* **root**: ``mgattest/__init__.py`` (``__version__`` and the lazy ``mgattest.load`` function
   re-export) and ``mgattest/__main__.py``. Reading ``__version__`` from the root is
-  allowed everywhere; the root may import ``cli`` and ``load``.
+  allowed everywhere; the root may import ``cli`` and ``loading``.
 
 Allowed edges between packages (besides imports inside one package):
 
-    cli    -> load, policy, attest, tlog, inspect, ca
-    load   -> policy, attest, tlog, inspect
+    cli    -> loading, policy, attest, tlog, inspect, ca
+    loading -> policy, attest, tlog, inspect
     policy -> attest, tlog, inspect
     attest -> tlog
     ca, inspect, tlog -> leaf only
@@ -37,20 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "mgattest"
-PACKAGES = ("cli", "load", "policy", "attest", "tlog", "inspect", "ca")
+PACKAGES = ("cli", "loading", "policy", "attest", "tlog", "inspect", "ca")
 LEAF = "leaf"
 ROOT = "root"
 
 ALLOWED: dict[str, frozenset[str]] = {
-    "cli": frozenset({"load", "policy", "attest", "tlog", "inspect", "ca"}),
-    "load": frozenset({"policy", "attest", "tlog", "inspect"}),
+    "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca"}),
+    "loading": frozenset({"policy", "attest", "tlog", "inspect"}),
     "policy": frozenset({"attest", "tlog", "inspect"}),
     "attest": frozenset({"tlog"}),
     "tlog": frozenset(),
     "inspect": frozenset(),
     "ca": frozenset(),
     LEAF: frozenset(),
-    ROOT: frozenset({"cli", "load"}),
+    ROOT: frozenset({"cli", "loading"}),
 }
 
 # Known violations, each with the reason it is tolerated for now. Keys are

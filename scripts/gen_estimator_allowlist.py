@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate mgattest/inspect/estimators.json: the estimator classes a pickle may build.
+"""Generate mgattest/inspect/_estimators.json: the estimator classes a pickle may build.
 
     python scripts/gen_estimator_allowlist.py [--check]
 
@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mgattest.inspect.allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS  # noqa: E402 - after the sys.path line above
-from mgattest.inspect.estimators import DATA_FILE, example_estimators  # noqa: E402 - after the sys.path line above
-from mgattest.inspect.scanner import scan_bytes  # noqa: E402 - after the sys.path line above
+from mgattest.inspect._allowlist import JOBLIB_GLOBALS, SAFE_GLOBALS  # noqa: E402 - after the sys.path line above
+from mgattest.inspect._estimators import DATA_FILE, example_estimators  # noqa: E402 - after the sys.path line above
+from mgattest.inspect._scanner import scan_bytes  # noqa: E402 - after the sys.path line above
 
 # Module roots whose classes estimators legitimately pickle.
 CLASS_ROOTS = ("sklearn", "numpy", "scipy", "xgboost", "lightgbm", "catboost")
@@ -91,7 +91,7 @@ def resolve(module: str, name: str) -> object | None:
 def estimator_classes() -> set[tuple[str, str]]:
     from sklearn.utils import all_estimators
 
-    from mgattest.inspect.estimators import _boosting_classes
+    from mgattest.inspect._estimators import _boosting_classes
 
     classes = {(cls.__module__, cls.__qualname__) for _, cls in all_estimators()}
     classes |= {(cls.__module__, cls.__qualname__) for _, cls in _boosting_classes()}

@@ -163,7 +163,7 @@ show mgattest sign "$W/clean" --key "$W/alice.key"
 python - "$W" <<'EOF'
 import sys
 import mgattest
-from mgattest.load import PolicyDenied
+from mgattest.loading import PolicyDenied
 w = sys.argv[1]
 kw = dict(policy=f"{w}/policy/policy.yaml", bundles=[f"{w}/clean.sigstore.json"],
           trusted_root=f"{w}/policy/local-root.json")

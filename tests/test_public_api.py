@@ -14,7 +14,7 @@ import pytest
 
 import mgattest
 
-PACKAGES = ["mgattest.attest", "mgattest.ca", "mgattest.inspect", "mgattest.load",
+PACKAGES = ["mgattest.attest", "mgattest.ca", "mgattest.inspect", "mgattest.loading",
             "mgattest.policy", "mgattest.tlog"]
 
 

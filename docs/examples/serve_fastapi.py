@@ -12,7 +12,7 @@ Configuration (environment variables):
 Run:  MGATTEST_MODEL=w.npy MGATTEST_MANIFEST=w.json uvicorn serve_fastapi:app --port 8000
 
 What is served is what was verified: every check reads the model once into memory
-(``mgattest.load.read_model_bytes``), verifies *those* bytes, and the weights are loaded
+(``mgattest.loading.read_model_bytes``), verifies *those* bytes, and the weights are loaded
 from them - never by reading the file a second time, which a racer could swap in
 between. Each later check also compares the bytes it verified with the ones being
 served, so "healthy" means "the verified model on disk is the one in memory". Clients
@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from mgattest._text import escape_text
 from mgattest.errors import VerificationError
 from mgattest.inspect import restricted_numpy_load
-from mgattest.load import ModelBytes, Sentry, manifest_verifier, read_model_bytes
+from mgattest.loading import ModelBytes, Sentry, manifest_verifier, read_model_bytes
 
 MODEL = Path(os.environ["MGATTEST_MODEL"])
 log = logging.getLogger("serve_fastapi")

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
-    from mgattest.attest.bundle import dump_bundle, load_bundle, make_bundle
-    from mgattest.attest.certs import IdentityPolicy
-    from mgattest.attest.digests import (
+    from mgattest.attest._bundle import dump_bundle, load_bundle, make_bundle
+    from mgattest.attest._certs import IdentityPolicy
+    from mgattest.attest._digests import (
         DigestSpec,
         ModelDigests,
         check_model,
@@ -48,10 +48,10 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         shard_tree_root,
         supported_algorithms,
     )
-    from mgattest.attest.dsse import Envelope, pae, sign_envelope
+    from mgattest.attest._dsse import Envelope, pae, sign_envelope
     from mgattest.attest.errors import SubjectMismatchError
-    from mgattest.attest.keyless import public_good_trust_config, sign_keyless
-    from mgattest.attest.keys import (
+    from mgattest.attest._keyless import public_good_trust_config, sign_keyless
+    from mgattest.attest._keys import (
         MAX_KEY_FILE_BYTES,
         generate_signer,
         load_signer,
@@ -60,13 +60,13 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         resolve_password,
         write_keypair,
     )
-    from mgattest.attest.locallog import local_log_info
-    from mgattest.attest.modelsigning import (
+    from mgattest.attest._locallog import local_log_info
+    from mgattest.attest._modelsigning import (
         expectations_from_model_signing,
         to_model_signing_statement,
     )
-    from mgattest.attest.recorder import ProvenanceRecorder
-    from mgattest.attest.results import (
+    from mgattest.attest._recorder import ProvenanceRecorder
+    from mgattest.attest._results import (
         FileCheck,
         LogProof,
         ModelCheck,
@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VerifiedAttestation,
         VerifiedTime,
     )
-    from mgattest.attest.sign import (
+    from mgattest.attest._sign import (
         BundleSigner,
         DigestOptions,
         KeySigner,
@@ -89,12 +89,12 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         sign_model,
         sign_statement,
     )
-    from mgattest.attest.signers import Signer, Verifier, check_public_key, key_fingerprint
-    from mgattest.attest.slsa import build_provenance
-    from mgattest.attest.sources import load_attestations
-    from mgattest.attest.statement import make_statement, serialize_statement
-    from mgattest.attest.trustroot import TrustedRoot, embedded_trusted_root, load_trusted_root
-    from mgattest.attest.verify import (
+    from mgattest.attest._signers import Signer, Verifier, check_public_key, key_fingerprint
+    from mgattest.attest._slsa import build_provenance
+    from mgattest.attest._sources import load_attestations
+    from mgattest.attest._statement import make_statement, serialize_statement
+    from mgattest.attest._trustroot import TrustedRoot, embedded_trusted_root, load_trusted_root
+    from mgattest.attest._verify import (
         attestation_to_json,
         default_bundle_path,
         names_a_digest,
@@ -102,91 +102,91 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         verify_bundle,
         verify_model,
     )
-    from mgattest.attest.walk import (
+    from mgattest.attest._walk import (
         IgnoreRules,
         open_model_file,
         refuse_trust_files_in_model,
         walk_model_detailed,
     )
-    from mgattest.attest.trustroot import combined_trusted_root
-    from mgattest.attest.options import BuildInputs, CheckOptions, IdentityCheck, TrustOptions, TrustedRootSource
+    from mgattest.attest._trustroot import combined_trusted_root
+    from mgattest.attest._options import BuildInputs, CheckOptions, IdentityCheck, TrustOptions, TrustedRootSource
 
 _EXPORTS = LazyExports("mgattest.attest", {
-    "verify_bundle": "mgattest.attest.verify",
-    "verify_model": "mgattest.attest.verify",
-    "default_bundle_path": "mgattest.attest.verify",
-    "public_key_hint": "mgattest.attest.verify",
-    "names_a_digest": "mgattest.attest.verify",
-    "attestation_to_json": "mgattest.attest.verify",
-    "sign_model": "mgattest.attest.sign",
-    "sign_statement": "mgattest.attest.sign",
-    "LogTarget": "mgattest.attest.sign",
-    "SignOptions": "mgattest.attest.sign",
-    "DigestOptions": "mgattest.attest.sign",
-    "ProvenanceOptions": "mgattest.attest.sign",
-    "SignResult": "mgattest.attest.sign",
-    "BundleSigner": "mgattest.attest.sign",
-    "KeySigner": "mgattest.attest.sign",
-    "KeylessSigner": "mgattest.attest.sign",
-    "PendingBundleFile": "mgattest.attest.sign",
-    "hash_for_signing": "mgattest.attest.sign",
-    "sign_digests": "mgattest.attest.sign",
-    "make_statement": "mgattest.attest.statement",
-    "serialize_statement": "mgattest.attest.statement",
-    "build_provenance": "mgattest.attest.slsa",
-    "ProvenanceRecorder": "mgattest.attest.recorder",
-    "Envelope": "mgattest.attest.dsse",
-    "pae": "mgattest.attest.dsse",
-    "sign_envelope": "mgattest.attest.dsse",
-    "Signer": "mgattest.attest.signers",
-    "Verifier": "mgattest.attest.signers",
-    "check_public_key": "mgattest.attest.signers",
-    "key_fingerprint": "mgattest.attest.signers",
-    "generate_signer": "mgattest.attest.keys",
-    "load_signer": "mgattest.attest.keys",
-    "load_verifier": "mgattest.attest.keys",
-    "write_keypair": "mgattest.attest.keys",
-    "resolve_password": "mgattest.attest.keys",
-    "public_key_from_pem": "mgattest.attest.keys",
-    "MAX_KEY_FILE_BYTES": "mgattest.attest.keys",
-    "load_bundle": "mgattest.attest.bundle",
-    "make_bundle": "mgattest.attest.bundle",
-    "dump_bundle": "mgattest.attest.bundle",
-    "load_attestations": "mgattest.attest.sources",
-    "local_log_info": "mgattest.attest.locallog",
-    "TrustedRoot": "mgattest.attest.trustroot",
-    "load_trusted_root": "mgattest.attest.trustroot",
-    "embedded_trusted_root": "mgattest.attest.trustroot",
-    "hash_model": "mgattest.attest.digests",
-    "check_model": "mgattest.attest.digests",
-    "raise_for_model_check": "mgattest.attest.digests",
-    "ModelDigests": "mgattest.attest.digests",
-    "DigestSpec": "mgattest.attest.digests",
-    "digest_target": "mgattest.attest.digests",
-    "supported_algorithms": "mgattest.attest.digests",
-    "shard_tree_root": "mgattest.attest.digests",
-    "IgnoreRules": "mgattest.attest.walk",
-    "open_model_file": "mgattest.attest.walk",
-    "walk_model_detailed": "mgattest.attest.walk",
-    "refuse_trust_files_in_model": "mgattest.attest.walk",
+    "verify_bundle": "mgattest.attest._verify",
+    "verify_model": "mgattest.attest._verify",
+    "default_bundle_path": "mgattest.attest._verify",
+    "public_key_hint": "mgattest.attest._verify",
+    "names_a_digest": "mgattest.attest._verify",
+    "attestation_to_json": "mgattest.attest._verify",
+    "sign_model": "mgattest.attest._sign",
+    "sign_statement": "mgattest.attest._sign",
+    "LogTarget": "mgattest.attest._sign",
+    "SignOptions": "mgattest.attest._sign",
+    "DigestOptions": "mgattest.attest._sign",
+    "ProvenanceOptions": "mgattest.attest._sign",
+    "SignResult": "mgattest.attest._sign",
+    "BundleSigner": "mgattest.attest._sign",
+    "KeySigner": "mgattest.attest._sign",
+    "KeylessSigner": "mgattest.attest._sign",
+    "PendingBundleFile": "mgattest.attest._sign",
+    "hash_for_signing": "mgattest.attest._sign",
+    "sign_digests": "mgattest.attest._sign",
+    "make_statement": "mgattest.attest._statement",
+    "serialize_statement": "mgattest.attest._statement",
+    "build_provenance": "mgattest.attest._slsa",
+    "ProvenanceRecorder": "mgattest.attest._recorder",
+    "Envelope": "mgattest.attest._dsse",
+    "pae": "mgattest.attest._dsse",
+    "sign_envelope": "mgattest.attest._dsse",
+    "Signer": "mgattest.attest._signers",
+    "Verifier": "mgattest.attest._signers",
+    "check_public_key": "mgattest.attest._signers",
+    "key_fingerprint": "mgattest.attest._signers",
+    "generate_signer": "mgattest.attest._keys",
+    "load_signer": "mgattest.attest._keys",
+    "load_verifier": "mgattest.attest._keys",
+    "write_keypair": "mgattest.attest._keys",
+    "resolve_password": "mgattest.attest._keys",
+    "public_key_from_pem": "mgattest.attest._keys",
+    "MAX_KEY_FILE_BYTES": "mgattest.attest._keys",
+    "load_bundle": "mgattest.attest._bundle",
+    "make_bundle": "mgattest.attest._bundle",
+    "dump_bundle": "mgattest.attest._bundle",
+    "load_attestations": "mgattest.attest._sources",
+    "local_log_info": "mgattest.attest._locallog",
+    "TrustedRoot": "mgattest.attest._trustroot",
+    "load_trusted_root": "mgattest.attest._trustroot",
+    "embedded_trusted_root": "mgattest.attest._trustroot",
+    "hash_model": "mgattest.attest._digests",
+    "check_model": "mgattest.attest._digests",
+    "raise_for_model_check": "mgattest.attest._digests",
+    "ModelDigests": "mgattest.attest._digests",
+    "DigestSpec": "mgattest.attest._digests",
+    "digest_target": "mgattest.attest._digests",
+    "supported_algorithms": "mgattest.attest._digests",
+    "shard_tree_root": "mgattest.attest._digests",
+    "IgnoreRules": "mgattest.attest._walk",
+    "open_model_file": "mgattest.attest._walk",
+    "walk_model_detailed": "mgattest.attest._walk",
+    "refuse_trust_files_in_model": "mgattest.attest._walk",
     "SubjectMismatchError": "mgattest.attest.errors",
-    "to_model_signing_statement": "mgattest.attest.modelsigning",
-    "expectations_from_model_signing": "mgattest.attest.modelsigning",
-    "IdentityPolicy": "mgattest.attest.certs",
-    "sign_keyless": "mgattest.attest.keyless",
-    "public_good_trust_config": "mgattest.attest.keyless",
-    "VerifiedAttestation": "mgattest.attest.results",
-    "ModelCheck": "mgattest.attest.results",
-    "FileCheck": "mgattest.attest.results",
-    "SignerInfo": "mgattest.attest.results",
-    "LogProof": "mgattest.attest.results",
-    "VerifiedTime": "mgattest.attest.results",
-    "combined_trusted_root": "mgattest.attest.trustroot",
-    "BuildInputs": "mgattest.attest.options",
-    "CheckOptions": "mgattest.attest.options",
-    "IdentityCheck": "mgattest.attest.options",
-    "TrustOptions": "mgattest.attest.options",
-    "TrustedRootSource": "mgattest.attest.options",
+    "to_model_signing_statement": "mgattest.attest._modelsigning",
+    "expectations_from_model_signing": "mgattest.attest._modelsigning",
+    "IdentityPolicy": "mgattest.attest._certs",
+    "sign_keyless": "mgattest.attest._keyless",
+    "public_good_trust_config": "mgattest.attest._keyless",
+    "VerifiedAttestation": "mgattest.attest._results",
+    "ModelCheck": "mgattest.attest._results",
+    "FileCheck": "mgattest.attest._results",
+    "SignerInfo": "mgattest.attest._results",
+    "LogProof": "mgattest.attest._results",
+    "VerifiedTime": "mgattest.attest._results",
+    "combined_trusted_root": "mgattest.attest._trustroot",
+    "BuildInputs": "mgattest.attest._options",
+    "CheckOptions": "mgattest.attest._options",
+    "IdentityCheck": "mgattest.attest._options",
+    "TrustOptions": "mgattest.attest._options",
+    "TrustedRootSource": "mgattest.attest._options",
 })
 
 __all__ = [

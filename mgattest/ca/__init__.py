@@ -25,28 +25,28 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
-    from mgattest.ca.authority import CertificateAuthority, init as init_ca
+    from mgattest.ca._authority import CertificateAuthority, init as init_ca
     from mgattest.ca.errors import CAError, TokenError
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer, create_app as create_issuer_app
-    from mgattest.ca.server import create_app as create_ca_app
-    from mgattest.ca.serving import ServerThread, bind, serve_forever, url_of
-    from mgattest.ca.tokens import TokenVerifier
-    from mgattest.ca.trustconfig import build_client_trust_config
+    from mgattest.ca._oidc_issuer import LocalOIDCIssuer, create_app as create_issuer_app
+    from mgattest.ca._server import create_app as create_ca_app
+    from mgattest.ca._serving import ServerThread, bind, serve_forever, url_of
+    from mgattest.ca._tokens import TokenVerifier
+    from mgattest.ca._trustconfig import build_client_trust_config
 
 _EXPORTS = LazyExports("mgattest.ca", {
     "CAError": "mgattest.ca.errors",
     "TokenError": "mgattest.ca.errors",
-    "CertificateAuthority": "mgattest.ca.authority",
-    "init_ca": "mgattest.ca.authority:init",
-    "TokenVerifier": "mgattest.ca.tokens",
-    "create_ca_app": "mgattest.ca.server:create_app",
-    "LocalOIDCIssuer": "mgattest.ca.oidc_issuer",
-    "create_issuer_app": "mgattest.ca.oidc_issuer:create_app",
-    "build_client_trust_config": "mgattest.ca.trustconfig",
-    "bind": "mgattest.ca.serving",
-    "url_of": "mgattest.ca.serving",
-    "serve_forever": "mgattest.ca.serving",
-    "ServerThread": "mgattest.ca.serving",
+    "CertificateAuthority": "mgattest.ca._authority",
+    "init_ca": "mgattest.ca._authority:init",
+    "TokenVerifier": "mgattest.ca._tokens",
+    "create_ca_app": "mgattest.ca._server:create_app",
+    "LocalOIDCIssuer": "mgattest.ca._oidc_issuer",
+    "create_issuer_app": "mgattest.ca._oidc_issuer:create_app",
+    "build_client_trust_config": "mgattest.ca._trustconfig",
+    "bind": "mgattest.ca._serving",
+    "url_of": "mgattest.ca._serving",
+    "serve_forever": "mgattest.ca._serving",
+    "ServerThread": "mgattest.ca._serving",
 })
 
 __all__ = [

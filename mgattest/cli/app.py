@@ -28,12 +28,12 @@ app = typer.Typer(
 
 # (module, attribute) pairs: a module exposing `register(app)` adds its commands.
 _COMMAND_MODULES = [
-    "mgattest.cli.log_cmds",
-    "mgattest.cli.sign_cmds",
-    "mgattest.cli.verify_cmds",
-    "mgattest.cli.ca_cmds",
-    "mgattest.cli.policy_cmds",
-    "mgattest.cli.inspect_cmds",
+    "mgattest.cli._log_cmds",
+    "mgattest.cli._sign_cmds",
+    "mgattest.cli._verify_cmds",
+    "mgattest.cli._ca_cmds",
+    "mgattest.cli._policy_cmds",
+    "mgattest.cli._inspect_cmds",
 ]
 
 

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
-    from mgattest.inspect.allowlist import SAFE_GLOBALS
-    from mgattest.inspect.detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
+    from mgattest.inspect._allowlist import SAFE_GLOBALS
+    from mgattest.inspect._detect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
     from mgattest.inspect.errors import InspectInputError, RestrictedLoadError, UnsafeContentError
-    from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
-    from mgattest.inspect.report import (
+    from mgattest.inspect._limits import DEFAULT_LIMITS, Limits
+    from mgattest.inspect._report import (
         DANGEROUS,
         FileReport,
         Finding,
@@ -37,40 +37,40 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VERDICTS,
         worst,
     )
-    from mgattest.inspect.restricted import (
+    from mgattest.inspect._restricted import (
         restricted_joblib_load,
         restricted_loads,
         restricted_numpy_load,
     )
-    from mgattest.inspect.scanner import scan_bytes, scan_path
-    from mgattest.inspect.admission import Admission
+    from mgattest.inspect._scanner import scan_bytes, scan_path
+    from mgattest.inspect._admission import Admission
 
 _EXPORTS = LazyExports("mgattest.inspect", {
-    "SAFE_GLOBALS": "mgattest.inspect.allowlist",
+    "SAFE_GLOBALS": "mgattest.inspect._allowlist",
     "InspectInputError": "mgattest.inspect.errors",
     "RestrictedLoadError": "mgattest.inspect.errors",
     "UnsafeContentError": "mgattest.inspect.errors",
-    "DEFAULT_LIMITS": "mgattest.inspect.limits",
-    "Limits": "mgattest.inspect.limits",
-    "DANGEROUS": "mgattest.inspect.report",
-    "MALFORMED": "mgattest.inspect.report",
-    "SAFE": "mgattest.inspect.report",
-    "SUSPICIOUS": "mgattest.inspect.report",
-    "INFO": "mgattest.inspect.report",
-    "VERDICTS": "mgattest.inspect.report",
-    "FileReport": "mgattest.inspect.report",
-    "Finding": "mgattest.inspect.report",
-    "ImportRecord": "mgattest.inspect.report",
-    "worst": "mgattest.inspect.report",
-    "scan_bytes": "mgattest.inspect.scanner",
-    "scan_path": "mgattest.inspect.scanner",
-    "restricted_loads": "mgattest.inspect.restricted",
-    "restricted_numpy_load": "mgattest.inspect.restricted",
-    "restricted_joblib_load": "mgattest.inspect.restricted",
-    "policy_format": "mgattest.inspect.detect",
-    "PICKLED_FORMATS": "mgattest.inspect.detect",
-    "NOT_INSPECTED": "mgattest.inspect.detect",
-    "Admission": "mgattest.inspect.admission",
+    "DEFAULT_LIMITS": "mgattest.inspect._limits",
+    "Limits": "mgattest.inspect._limits",
+    "DANGEROUS": "mgattest.inspect._report",
+    "MALFORMED": "mgattest.inspect._report",
+    "SAFE": "mgattest.inspect._report",
+    "SUSPICIOUS": "mgattest.inspect._report",
+    "INFO": "mgattest.inspect._report",
+    "VERDICTS": "mgattest.inspect._report",
+    "FileReport": "mgattest.inspect._report",
+    "Finding": "mgattest.inspect._report",
+    "ImportRecord": "mgattest.inspect._report",
+    "worst": "mgattest.inspect._report",
+    "scan_bytes": "mgattest.inspect._scanner",
+    "scan_path": "mgattest.inspect._scanner",
+    "restricted_loads": "mgattest.inspect._restricted",
+    "restricted_numpy_load": "mgattest.inspect._restricted",
+    "restricted_joblib_load": "mgattest.inspect._restricted",
+    "policy_format": "mgattest.inspect._detect",
+    "PICKLED_FORMATS": "mgattest.inspect._detect",
+    "NOT_INSPECTED": "mgattest.inspect._detect",
+    "Admission": "mgattest.inspect._admission",
 })
 
 __all__ = [

@@ -29,19 +29,19 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     # attest's helpers the pipeline module re-exports (policy.pipeline.__getattr__)
     from mgattest.attest import attestation_to_json, default_bundle_path, names_a_digest
     from mgattest.policy.errors import PolicyDenied, PolicyError
-    from mgattest.policy.evaluate import evaluate
-    from mgattest.policy.explain import describe_policy, verdict_tree
-    from mgattest.policy.init import dump_policy, initial_policy, verify_for_init
-    from mgattest.policy.loader import lint_policy, load_policy, policy_from_bytes
-    from mgattest.policy.model import Policy
-    from mgattest.policy.modelbytes import (
+    from mgattest.policy._evaluate import evaluate
+    from mgattest.policy._explain import describe_policy, verdict_tree
+    from mgattest.policy._init import dump_policy, initial_policy, verify_for_init
+    from mgattest.policy._loader import lint_policy, load_policy, policy_from_bytes
+    from mgattest.policy._model import Policy
+    from mgattest.policy._modelbytes import (
         MAX_MODEL_FILES,
         ModelBytes,
         model_check,
         read_model_bytes,
         scan_model,
     )
-    from mgattest.policy.pipeline import (
+    from mgattest.policy._pipeline import (
         ModelVerifier,
         PolicyRequest,
         TrustOptions,
@@ -49,42 +49,42 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VerifyOptions,
         policy_verifier,
     )
-    from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
-    from mgattest.policy.verdict import Check, Verdict
-    from mgattest.policy.modelbytes import FileBytes
+    from mgattest.policy._shortcuts import ShortcutOptions, effective_policy
+    from mgattest.policy._verdict import Check, Verdict
+    from mgattest.policy._modelbytes import FileBytes
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
     "PolicyError": "mgattest.policy.errors",
-    "load_policy": "mgattest.policy.loader",
-    "lint_policy": "mgattest.policy.loader",
-    "policy_from_bytes": "mgattest.policy.loader",
-    "evaluate": "mgattest.policy.evaluate",
-    "Policy": "mgattest.policy.model",
-    "Verdict": "mgattest.policy.verdict",
-    "Check": "mgattest.policy.verdict",
-    "describe_policy": "mgattest.policy.explain",
-    "verdict_tree": "mgattest.policy.explain",
-    "dump_policy": "mgattest.policy.init",
-    "initial_policy": "mgattest.policy.init",
-    "verify_for_init": "mgattest.policy.init",
-    "MAX_MODEL_FILES": "mgattest.policy.modelbytes",
-    "ModelBytes": "mgattest.policy.modelbytes",
-    "model_check": "mgattest.policy.modelbytes",
-    "read_model_bytes": "mgattest.policy.modelbytes",
-    "scan_model": "mgattest.policy.modelbytes",
-    "ModelVerifier": "mgattest.policy.pipeline",
-    "TrustOptions": "mgattest.policy.pipeline",
-    "VerifyOptions": "mgattest.policy.pipeline",
-    "VerificationOutcome": "mgattest.policy.pipeline",
-    "PolicyRequest": "mgattest.policy.pipeline",
-    "policy_verifier": "mgattest.policy.pipeline",
-    "default_bundle_path": "mgattest.policy.pipeline",
-    "names_a_digest": "mgattest.policy.pipeline",
-    "attestation_to_json": "mgattest.policy.pipeline",
-    "ShortcutOptions": "mgattest.policy.shortcuts",
-    "effective_policy": "mgattest.policy.shortcuts",
-    "FileBytes": "mgattest.policy.modelbytes",
+    "load_policy": "mgattest.policy._loader",
+    "lint_policy": "mgattest.policy._loader",
+    "policy_from_bytes": "mgattest.policy._loader",
+    "evaluate": "mgattest.policy._evaluate",
+    "Policy": "mgattest.policy._model",
+    "Verdict": "mgattest.policy._verdict",
+    "Check": "mgattest.policy._verdict",
+    "describe_policy": "mgattest.policy._explain",
+    "verdict_tree": "mgattest.policy._explain",
+    "dump_policy": "mgattest.policy._init",
+    "initial_policy": "mgattest.policy._init",
+    "verify_for_init": "mgattest.policy._init",
+    "MAX_MODEL_FILES": "mgattest.policy._modelbytes",
+    "ModelBytes": "mgattest.policy._modelbytes",
+    "model_check": "mgattest.policy._modelbytes",
+    "read_model_bytes": "mgattest.policy._modelbytes",
+    "scan_model": "mgattest.policy._modelbytes",
+    "ModelVerifier": "mgattest.policy._pipeline",
+    "TrustOptions": "mgattest.policy._pipeline",
+    "VerifyOptions": "mgattest.policy._pipeline",
+    "VerificationOutcome": "mgattest.policy._pipeline",
+    "PolicyRequest": "mgattest.policy._pipeline",
+    "policy_verifier": "mgattest.policy._pipeline",
+    "default_bundle_path": "mgattest.policy._pipeline",
+    "names_a_digest": "mgattest.policy._pipeline",
+    "attestation_to_json": "mgattest.policy._pipeline",
+    "ShortcutOptions": "mgattest.policy._shortcuts",
+    "effective_policy": "mgattest.policy._shortcuts",
+    "FileBytes": "mgattest.policy._modelbytes",
 })
 
 __all__ = [

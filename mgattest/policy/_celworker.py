@@ -1,6 +1,6 @@
 """The CEL evaluation worker: a separate process the policy engine can kill.
 
-``mgattest.policy.cel`` starts this file as ``python -I -c <source>`` (it imports
+``mgattest.policy._cel`` starts this file as ``python -I -c <source>`` (it imports
 nothing from mgattest) and talks to it over stdin/stdout in frames: a 4-byte
 big-endian length, then UTF-8 JSON. The worker caps its own address space
 (``RLIMIT_AS``, the first argument in bytes) so a comprehension that builds huge

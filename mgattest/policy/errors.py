@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mgattest.errors import ErrorJSON, InputError, VerificationError
 
 if TYPE_CHECKING:
-    from mgattest.policy.verdict import Verdict, VerdictJSON
+    from mgattest.policy._verdict import Verdict, VerdictJSON
 
 
 class PolicyDeniedJSON(ErrorJSON):

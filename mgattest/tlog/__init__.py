@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
-    from mgattest.tlog.checkpoint import Checkpoint, parse_signed_note, sign_checkpoint, \
+    from mgattest.tlog._checkpoint import Checkpoint, parse_signed_note, sign_checkpoint, \
         verify_checkpoint
-    from mgattest.tlog.entries import CanonicalEntry, canonicalize, parse_body
+    from mgattest.tlog._entries import CanonicalEntry, canonicalize, parse_body
     from mgattest.tlog.errors import (
         CheckpointError,
         ConsistencyProofError,
@@ -50,29 +50,29 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         TrustRootError,
         UnknownEntryError,
     )
-    from mgattest.tlog.keys import LogSigner, LogVerifier, c2sp_key_id, log_id_for, note_key_hint
-    from mgattest.tlog.log import InclusionProof, LogEntry, TransparencyLog
-    from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
-    from mgattest.tlog.verify import (
+    from mgattest.tlog._keys import LogSigner, LogVerifier, c2sp_key_id, log_id_for, note_key_hint
+    from mgattest.tlog._log import InclusionProof, LogEntry, TransparencyLog
+    from mgattest.tlog._trust import TrustedLog, trusted_logs_from_root
+    from mgattest.tlog._verify import (
         VerifiedEntry,
         verify_consistency_notes,
         verify_entry,
         verify_rekor_entry,
     )
-    from mgattest.tlog.client import LogUnavailableError, RekorClient
-    from mgattest.tlog.entry_files import entries_from_bundle, entry_from_json, verify_entries
-    from mgattest.tlog.keys import check_rsa_parameters, pem_kind_problem
-    from mgattest.tlog.monitor import (
+    from mgattest.tlog._client import LogUnavailableError, RekorClient
+    from mgattest.tlog._entry_files import entries_from_bundle, entry_from_json, verify_entries
+    from mgattest.tlog._keys import check_rsa_parameters, pem_kind_problem
+    from mgattest.tlog._monitor import (
         LogMonitor,
         check_consistent,
         parse_consistency_proof,
         verify_note,
     )
-    from mgattest.tlog.server import serve
-    from mgattest.tlog.store import LogStore
-    from mgattest.tlog.transparency_entry import TransparencyLogEntry, parse_transparency_entry
-    from mgattest.tlog.transparency_entry import TransparencyLogEntryJSON
-    from mgattest.tlog.entry_files import EntryToVerify
+    from mgattest.tlog._server import serve
+    from mgattest.tlog._store import LogStore
+    from mgattest.tlog._transparency_entry import TransparencyLogEntry, parse_transparency_entry
+    from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
+    from mgattest.tlog._entry_files import EntryToVerify
 
 __all__ = [
     "CanonicalEntry", "Checkpoint", "CheckpointError", "ConsistencyProofError",
@@ -94,13 +94,13 @@ __all__ = [
 # ``mgattest.tlog.errors`` or ``mgattest.tlog.merkle``, does not load the log, its store
 # and its server dependencies.
 _EXPORTS = LazyExports("mgattest.tlog", {
-    "Checkpoint": "mgattest.tlog.checkpoint",
-    "parse_signed_note": "mgattest.tlog.checkpoint",
-    "sign_checkpoint": "mgattest.tlog.checkpoint",
-    "verify_checkpoint": "mgattest.tlog.checkpoint",
-    "CanonicalEntry": "mgattest.tlog.entries",
-    "canonicalize": "mgattest.tlog.entries",
-    "parse_body": "mgattest.tlog.entries",
+    "Checkpoint": "mgattest.tlog._checkpoint",
+    "parse_signed_note": "mgattest.tlog._checkpoint",
+    "sign_checkpoint": "mgattest.tlog._checkpoint",
+    "verify_checkpoint": "mgattest.tlog._checkpoint",
+    "CanonicalEntry": "mgattest.tlog._entries",
+    "canonicalize": "mgattest.tlog._entries",
+    "parse_body": "mgattest.tlog._entries",
     "CheckpointError": "mgattest.tlog.errors",
     "ConsistencyProofError": "mgattest.tlog.errors",
     "DuplicateEntryError": "mgattest.tlog.errors",
@@ -111,37 +111,37 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "SETError": "mgattest.tlog.errors",
     "TrustRootError": "mgattest.tlog.errors",
     "UnknownEntryError": "mgattest.tlog.errors",
-    "LogSigner": "mgattest.tlog.keys",
-    "LogVerifier": "mgattest.tlog.keys",
-    "c2sp_key_id": "mgattest.tlog.keys",
-    "log_id_for": "mgattest.tlog.keys",
-    "note_key_hint": "mgattest.tlog.keys",
-    "InclusionProof": "mgattest.tlog.log",
-    "LogEntry": "mgattest.tlog.log",
-    "TransparencyLog": "mgattest.tlog.log",
-    "TrustedLog": "mgattest.tlog.trust",
-    "trusted_logs_from_root": "mgattest.tlog.trust",
-    "VerifiedEntry": "mgattest.tlog.verify",
-    "verify_consistency_notes": "mgattest.tlog.verify",
-    "verify_entry": "mgattest.tlog.verify",
-    "verify_rekor_entry": "mgattest.tlog.verify",
-    "LogUnavailableError": "mgattest.tlog.client",
-    "RekorClient": "mgattest.tlog.client",
-    "entries_from_bundle": "mgattest.tlog.entry_files",
-    "entry_from_json": "mgattest.tlog.entry_files",
-    "verify_entries": "mgattest.tlog.entry_files",
-    "check_rsa_parameters": "mgattest.tlog.keys",
-    "pem_kind_problem": "mgattest.tlog.keys",
-    "LogMonitor": "mgattest.tlog.monitor",
-    "check_consistent": "mgattest.tlog.monitor",
-    "parse_consistency_proof": "mgattest.tlog.monitor",
-    "verify_note": "mgattest.tlog.monitor",
-    "serve": "mgattest.tlog.server",
-    "LogStore": "mgattest.tlog.store",
-    "TransparencyLogEntry": "mgattest.tlog.transparency_entry",
-    "parse_transparency_entry": "mgattest.tlog.transparency_entry",
-    "TransparencyLogEntryJSON": "mgattest.tlog.transparency_entry",
-    "EntryToVerify": "mgattest.tlog.entry_files",
+    "LogSigner": "mgattest.tlog._keys",
+    "LogVerifier": "mgattest.tlog._keys",
+    "c2sp_key_id": "mgattest.tlog._keys",
+    "log_id_for": "mgattest.tlog._keys",
+    "note_key_hint": "mgattest.tlog._keys",
+    "InclusionProof": "mgattest.tlog._log",
+    "LogEntry": "mgattest.tlog._log",
+    "TransparencyLog": "mgattest.tlog._log",
+    "TrustedLog": "mgattest.tlog._trust",
+    "trusted_logs_from_root": "mgattest.tlog._trust",
+    "VerifiedEntry": "mgattest.tlog._verify",
+    "verify_consistency_notes": "mgattest.tlog._verify",
+    "verify_entry": "mgattest.tlog._verify",
+    "verify_rekor_entry": "mgattest.tlog._verify",
+    "LogUnavailableError": "mgattest.tlog._client",
+    "RekorClient": "mgattest.tlog._client",
+    "entries_from_bundle": "mgattest.tlog._entry_files",
+    "entry_from_json": "mgattest.tlog._entry_files",
+    "verify_entries": "mgattest.tlog._entry_files",
+    "check_rsa_parameters": "mgattest.tlog._keys",
+    "pem_kind_problem": "mgattest.tlog._keys",
+    "LogMonitor": "mgattest.tlog._monitor",
+    "check_consistent": "mgattest.tlog._monitor",
+    "parse_consistency_proof": "mgattest.tlog._monitor",
+    "verify_note": "mgattest.tlog._monitor",
+    "serve": "mgattest.tlog._server",
+    "LogStore": "mgattest.tlog._store",
+    "TransparencyLogEntry": "mgattest.tlog._transparency_entry",
+    "parse_transparency_entry": "mgattest.tlog._transparency_entry",
+    "TransparencyLogEntryJSON": "mgattest.tlog._transparency_entry",
+    "EntryToVerify": "mgattest.tlog._entry_files",
 })
 
 

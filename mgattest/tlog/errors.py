@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from mgattest.errors import InputError, MgattestError, VerificationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mgattest.tlog.log import LogEntry
+    from mgattest.tlog._log import LogEntry
 
 
 class LogError(MgattestError):

@@ -10,7 +10,7 @@ Verifiers follow RFC 9162 §2.1.3.2 and §2.1.4.2 and raise
 :class:`~mgattest.tlog.errors.ConsistencyProofError` naming the index and sizes.
 
 The log hashes with SHA-256 (:data:`SHA256`, the defaults). :func:`tree_hasher` builds the
-same tree shape over another hash function (``mgattest.attest.digests``' shard trees with
+same tree shape over another hash function (``mgattest.attest._digests``' shard trees with
 sha512, blake2b or blake3); :func:`root_hash` takes it as an optional argument.
 """
 

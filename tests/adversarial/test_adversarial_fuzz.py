@@ -26,18 +26,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.bundle import load_bundle
-from mgattest.attest.dsse import Envelope
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.results import VerifiedTime
-from mgattest.attest.sign import sign_model
-from mgattest.attest.sources import attestations_from_bytes
-from mgattest.attest.statement import parse_statement
-from mgattest.attest.verify import verify_bundle
+from mgattest.attest._bundle import load_bundle
+from mgattest.attest._dsse import Envelope
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._results import VerifiedTime
+from mgattest.attest._sign import sign_model
+from mgattest.attest._sources import attestations_from_bytes
+from mgattest.attest._statement import parse_statement
+from mgattest.attest._verify import verify_bundle
 from mgattest.errors import MgattestError
 from tests.helpers.bundles import entry_of, make_model
 from tests.helpers.fuzz_budget import ADVERSARIAL, fuzz_examples
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 EXAMPLES = fuzz_examples(40, ADVERSARIAL)
 FUZZ = settings(max_examples=EXAMPLES, deadline=datetime.timedelta(seconds=5),
@@ -95,9 +95,9 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
 # --------------------------------------------------------------------------- bundles
 
 def _json_parsers() -> dict[str, Callable[[Any], Any]]:
-    from mgattest.attest.trustroot import parse_trusted_root
-    from mgattest.tlog.entries import canonicalize
-    from mgattest.tlog.verify import verify_rekor_entry
+    from mgattest.attest._trustroot import parse_trusted_root
+    from mgattest.tlog._entries import canonicalize
+    from mgattest.tlog._verify import verify_rekor_entry
 
     return {
         "bundle": lambda doc: load_bundle(json.dumps(doc).encode()),
@@ -109,7 +109,7 @@ def _json_parsers() -> dict[str, Callable[[Any], Any]]:
 
 
 def _bytes_parsers() -> dict[str, Callable[[bytes], Any]]:
-    from mgattest.tlog.entries import parse_body
+    from mgattest.tlog._entries import parse_body
 
     return {"bundle": load_bundle, "statement": parse_statement, "entry body": parse_body}
 
@@ -166,8 +166,8 @@ def test_attestation_documents(lines):
 @FUZZ
 @given(st.data())
 def test_log_entry_fields(key_bundle, data):
-    from mgattest.attest.locallog import local_trusted_logs
-    from mgattest.tlog.verify import verify_entry
+    from mgattest.attest._locallog import local_trusted_logs
+    from mgattest.tlog._verify import verify_entry
 
     bundle, _, home = key_bundle
     os.environ["MGATTEST_HOME"] = str(home)
@@ -187,7 +187,7 @@ def test_log_entry_fields(key_bundle, data):
 @FUZZ
 @given(st.text(max_size=400) | st.lists(st.text(max_size=60), max_size=8).map("\n".join))
 def test_checkpoint_note(text):
-    from mgattest.tlog.checkpoint import parse_signed_note
+    from mgattest.tlog._checkpoint import parse_signed_note
 
     _typed_or_value(lambda: parse_signed_note(text))
 
@@ -213,7 +213,7 @@ def leaf_der():
 @FUZZ
 @given(st.data())
 def test_certificate_bit_flips(leaf_der, data):
-    from mgattest.attest.certs import verify_signing_certificate
+    from mgattest.attest._certs import verify_signing_certificate
 
     der = bytearray(leaf_der)
     for _ in range(data.draw(st.integers(1, 4))):
@@ -237,7 +237,7 @@ def test_certificate_identity_extensions(extensions, san_kind, san_value):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-    from mgattest.attest.certs import parse_identity
+    from mgattest.attest._certs import parse_identity
 
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -271,7 +271,7 @@ def test_certificate_identity_extensions(extensions, san_kind, san_value):
 @FUZZ
 @given(st.lists(st.fixed_dictionaries({"signedTimestamp": B64ISH}) | JSON, max_size=4))
 def test_rfc3161_timestamps(entries):
-    from mgattest.attest.timestamps import parse_rfc3161_timestamps
+    from mgattest.attest._timestamps import parse_rfc3161_timestamps
 
     _typed_or_value(lambda: parse_rfc3161_timestamps(entries))
 

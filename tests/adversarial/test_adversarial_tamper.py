@@ -21,15 +21,15 @@ from typing import Any, Callable
 
 import pytest
 
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import sign_model
-from mgattest.attest.trustroot import load_trusted_root
-from mgattest.attest.verify import verify_bundle
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._sign import sign_model
+from mgattest.attest._trustroot import load_trusted_root
+from mgattest.attest._verify import verify_bundle
 from tests.helpers.fuzz_budget import RUN_MODE
 from tests.helpers.paths import CONFORMANCE_DIR
 from tests.helpers.bundles import V01, V02, V03, entry_of, make_model
 from tests.helpers.mutations import assert_no_new_facts, facts, mutations
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 MEDIA_TYPES = [V01, V02, V03, "application/vnd.dev.sigstore.bundle+json;version=0.3",
                "application/vnd.dev.sigstore.bundle+json;version=0.4",

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest import bundle as bmod
-from mgattest.attest import trustroot
+from mgattest.attest import _bundle as bmod
+from mgattest.attest import _trustroot as trustroot
 from mgattest.attest.errors import BundleFormatError
 from mgattest.errors import InputError
 
@@ -21,8 +21,8 @@ def signed_bundle(tmp_path_factory):
     """A real bundle: a model signed into a fresh local log."""
     import os
 
-    from mgattest.attest.keys import generate_signer
-    from mgattest.attest.sign import sign_model
+    from mgattest.attest._keys import generate_signer
+    from mgattest.attest._sign import sign_model
 
     home = tmp_path_factory.mktemp("home")
     model = tmp_path_factory.mktemp("model")

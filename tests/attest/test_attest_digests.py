@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.digests import (
+from mgattest.attest._digests import (
     check_model,
     hash_bytes_digest,
     hash_model,
@@ -32,7 +32,7 @@ from mgattest.attest.errors import (
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import merkle as tlog_merkle
 from tests.helpers.trees import make_tree as _tree
-from mgattest.attest.options import CheckOptions
+from mgattest.attest._options import CheckOptions
 
 
 MODEL = {
@@ -433,7 +433,7 @@ def test_mismatch_error_carries_all_failures(model: Path) -> None:
 @pytest.mark.parametrize("shard_size", [None, 1 << 20])
 def test_file_changing_while_hashed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                change: str, shard_size: int | None) -> None:
-    from mgattest.attest import digests as digests_mod
+    from mgattest.attest import _digests as digests_mod
     from mgattest.attest.errors import ModelChangedError
 
     monkeypatch.setattr(digests_mod, "BUFFER_SIZE", 4096)
@@ -546,7 +546,7 @@ def test_nothing_verified_fails_closed(model: Path) -> None:
 
 
 def test_check_shard_alone(tmp_path: Path) -> None:
-    from mgattest.attest.digests import check_shard
+    from mgattest.attest._digests import check_shard
 
     data = os.urandom(1000)
     p = tmp_path / "f"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest import dsse
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.signers import SignatureMismatchError, Verifier
+from mgattest.attest import _dsse as dsse
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._signers import SignatureMismatchError, Verifier
 from mgattest.errors import InputError
 
 

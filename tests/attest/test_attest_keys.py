@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mgattest.attest import keys
-from mgattest.attest.signers import (SignatureMismatchError, Signer, UnsupportedKeyError,
+from mgattest.attest import _keys as keys
+from mgattest.attest._signers import (SignatureMismatchError, Signer, UnsupportedKeyError,
                                      Verifier)
 from mgattest.errors import InputError
 

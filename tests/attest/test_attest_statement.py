@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement as ITEStatement
 
-from mgattest.attest import slsa, statement
-from mgattest.attest.recorder import ProvenanceRecorder
+from mgattest.attest import _slsa as slsa, _statement as statement
+from mgattest.attest._recorder import ProvenanceRecorder
 from mgattest.errors import InputError, VerificationError
-from mgattest.attest.options import BuildInputs, TrustOptions
+from mgattest.attest._options import BuildInputs, TrustOptions
 
 SHA = "a" * 64
 
@@ -157,15 +157,15 @@ def test_framework_versions_from_metadata_only():
     found = slsa.framework_versions(("numpy", "torch", "scikit-learn", "not-a-real-package-xyz"))
     assert set(found) == {"numpy", "torch", "scikit-learn"}
     assert found == {name: metadata.version(name) for name in found}
-    code = ("import sys; from mgattest.attest.slsa import framework_versions as f; v = f(); "
+    code = ("import sys; from mgattest.attest._slsa import framework_versions as f; v = f(); "
             "assert 'torch' in v and 'torch' not in sys.modules and 'numpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_recorder_builds_predicate_and_signs(tmp_path, monkeypatch):
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-    from mgattest.attest.keys import generate_signer
-    from mgattest.attest.verify import verify_model
+    from mgattest.attest._keys import generate_signer
+    from mgattest.attest._verify import verify_model
 
     data = tmp_path / "train.csv"
     data.write_text("x,y\n1,2\n")
@@ -200,7 +200,7 @@ def test_recorder_builds_predicate_and_signs(tmp_path, monkeypatch):
 
 
 def test_recorder_does_not_sign_after_failure(tmp_path):
-    from mgattest.attest.keys import generate_signer
+    from mgattest.attest._keys import generate_signer
 
     rec = ProvenanceRecorder(tmp_path / "m", signer=generate_signer("ed25519"))
     with pytest.raises(RuntimeError):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.attest.errors import ModelChangedError, ModelPathError, PatternError, UnsafePathError
-from mgattest.attest.walk import (
+from mgattest.attest._walk import (
     IgnoreRules,
     compile_glob,
     glob_escape,

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.certs import (
+from mgattest.attest._certs import (
     IdentityPolicy,
     _der_utf8string,
     parse_identity,
@@ -34,13 +34,13 @@ from mgattest.attest.errors import (
     SCTError,
     TimestampError,
 )
-from mgattest.attest.results import SignerInfo
-from mgattest.attest.results import VerifiedTime
-from mgattest.attest.timestamps import verify_rfc3161_timestamps
-from mgattest.ca import authority
-from mgattest.ca.authority import CertificateAuthority, _der_utf8
-from mgattest.ca.ctlog import precert_tbs_without_poison, sct_list_extension
-from mgattest.ca.identity import identity_from_claims
+from mgattest.attest._results import SignerInfo
+from mgattest.attest._results import VerifiedTime
+from mgattest.attest._timestamps import verify_rfc3161_timestamps
+from mgattest.ca import _authority as authority
+from mgattest.ca._authority import CertificateAuthority, _der_utf8
+from mgattest.ca._ctlog import precert_tbs_without_poison, sct_list_extension
+from mgattest.ca._identity import identity_from_claims
 from mgattest.errors import InputError
 
 ISSUER = "http://127.0.0.1:9999"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mgattest.attest.certs import load_certificate
+from mgattest.attest._certs import load_certificate
 from mgattest.attest.errors import CertificateError
 
 V3 = bytes([0xA0, 0x03, 0x02, 0x01, 0x02])  # [0] EXPLICIT INTEGER 2 (v3)
@@ -40,7 +40,7 @@ def test_an_unknown_certificate_version_is_a_certificate_error() -> None:
 
 def test_a_key_file_holding_such_a_certificate_is_a_key_file_error() -> None:
     from mgattest.attest.errors import KeyFileError
-    from mgattest.attest.keys import public_key_from_pem
+    from mgattest.attest._keys import public_key_from_pem
 
     bad = _der().replace(V3, V3[:-1] + b"\x03")
     with pytest.raises(KeyFileError, match="cannot parse public key"):

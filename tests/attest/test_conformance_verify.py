@@ -158,9 +158,9 @@ def test_incorrect_time_bundle_rejected_once_parsed():
     """The pending case above fails closed in our certificate check once its base64 parses."""
     import base64
 
-    from mgattest.attest.certs import verify_signing_certificate
+    from mgattest.attest._certs import verify_signing_certificate
     from mgattest.attest.errors import CertificateError
-    from mgattest.attest.timestamps import verify_rfc3161_timestamps
+    from mgattest.attest._timestamps import verify_rfc3161_timestamps
 
     case = next(c for c in CASES if c["id"].endswith("rekor2-timestamp-with-incorrect-time_fail"))
     bundle = json.loads((CONFORMANCE_DIR / case["bundle"]).read_text())

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mgattest.attest.errors import OIDCTokenError
-from mgattest.attest.keyless import (KeylessSigningError, load_sigstore_trust_config,
+from mgattest.attest._keyless import (KeylessSigningError, load_sigstore_trust_config,
                                      sign_keyless, signing_services)
-from mgattest.attest.oidc import TOKEN_ENV_VAR, parse_identity_token, select_identity_token
+from mgattest.attest._oidc import TOKEN_ENV_VAR, parse_identity_token, select_identity_token
 from mgattest.errors import InputError
 from tests.helpers.paths import CONFORMANCE_DIR
 
@@ -143,16 +143,16 @@ def test_request_construction_against_local_fulcio(tmp_path):
     """sign_keyless drives sigstore-python's Fulcio client against a local server with the
     public-good request shape: Bearer token + base64 PEM CSR, signed by the ephemeral key;
     we capture the request the server received and check it."""
-    from mgattest.ca import authority
-    from mgattest.ca.authority import CertificateAuthority
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer, create_app as oidc_app
-    from mgattest.ca.server import create_app, issue_for_request
-    from mgattest.ca.serving import ServerThread
-    from mgattest.ca.tokens import TokenVerifier
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
-    from mgattest.ca.trustconfig import build_client_trust_config
-    import mgattest.ca.server as server_module
+    from mgattest.ca import _authority as authority
+    from mgattest.ca._authority import CertificateAuthority
+    from mgattest.ca._oidc_issuer import LocalOIDCIssuer, create_app as oidc_app
+    from mgattest.ca._server import create_app, issue_for_request
+    from mgattest.ca._serving import ServerThread
+    from mgattest.ca._tokens import TokenVerifier
+    from mgattest.tlog._log import TransparencyLog
+    from mgattest.tlog._server import create_app as log_app
+    from mgattest.ca._trustconfig import build_client_trust_config
+    import mgattest.ca._server as server_module
 
     seen = []
     real = issue_for_request
@@ -239,8 +239,8 @@ def test_parse_never_crashes_on_claims(claims):
 
 
 def test_public_good_trust_config_offline_is_embedded_root():
-    from mgattest.attest.keyless import public_good_trust_config
-    from mgattest.attest.trustroot import parse_client_trust_config
+    from mgattest.attest._keyless import public_good_trust_config
+    from mgattest.attest._trustroot import parse_client_trust_config
 
     doc = public_good_trust_config()
     embedded = json.loads((CONFORMANCE_DIR / "trusted_roots/sigstore-python-4.5.1/production/"

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgattest.attest.digests import hash_model
+from mgattest.attest._digests import hash_model
 from mgattest.attest.errors import DigestError, ModelSigningFormatError
-from mgattest.attest.modelsigning import (
+from mgattest.attest._modelsigning import (
     PREDICATE_TYPE_V0_1,
     check_model_signing,
     expectations_from_model_signing,

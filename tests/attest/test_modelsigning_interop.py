@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mgattest.attest.keys import generate_signer, write_keypair
-from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
-from mgattest.attest.verify import verify_model
+from mgattest.attest._keys import generate_signer, write_keypair
+from mgattest.attest._sign import DigestOptions, SignOptions, sign_model, write_bundle_file
+from mgattest.attest._verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.bundles import ca_files_for_model_signing
 from tests.helpers.trees import RandomBytes
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 pytestmark = pytest.mark.interop
 
@@ -156,10 +156,10 @@ def test_ca_certificate_as_signer_rejected(model, tmp_path):
 
 
 def test_our_certificate_bundles_verify_with_the_ca(model, tmp_path):
-    from mgattest.attest.keys import load_signer
-    from mgattest.attest.sign import LogTarget, sign_statement
-    from mgattest.attest.statement import make_statement
-    from mgattest.attest.digests import hash_model
+    from mgattest.attest._keys import load_signer
+    from mgattest.attest._sign import LogTarget, sign_statement
+    from mgattest.attest._statement import make_statement
+    from mgattest.attest._digests import hash_model
 
     paths = ca_files_for_model_signing(tmp_path)
     statement = make_statement(hash_model(model).subjects(), "https://x.example/p", {})

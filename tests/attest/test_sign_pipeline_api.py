@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from mgattest.attest.dsse import sign_envelope
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import (DigestOptions, KeySigner, LogTarget, PendingBundleFile,
+from mgattest.attest._dsse import sign_envelope
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._sign import (DigestOptions, KeySigner, LogTarget, PendingBundleFile,
                                   SignOptions, dsse_proposed_entry, hash_for_signing,
                                   model_signing_hint, sign_digests, sign_model)
-from mgattest.attest.signers import spki_pem
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest._signers import spki_pem
+from mgattest.attest._statement import make_statement, serialize_statement
 from mgattest.errors import InputError
-from mgattest.tlog.client import ConsistencyProof
+from mgattest.tlog._client import ConsistencyProof
 from mgattest.tlog.errors import CheckpointError, ConsistencyProofError
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.monitor import LogMonitor, MonitorState
+from mgattest.tlog._log import TransparencyLog
+from mgattest.tlog._monitor import LogMonitor, MonitorState
 
 
 @pytest.fixture

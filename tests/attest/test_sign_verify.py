@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-from mgattest.attest import locallog, trustroot
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import (DigestOptions, KeySigner, LogTarget, SignOptions, sign_model,
+from mgattest.attest import _locallog as locallog, _trustroot as trustroot
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._sign import (DigestOptions, KeySigner, LogTarget, SignOptions, sign_model,
                                   write_bundle_file)
-from mgattest.attest.verify import (UnloggedBundleError, default_bundle_path, verify_bundle,
+from mgattest.attest._verify import (UnloggedBundleError, default_bundle_path, verify_bundle,
                                     verify_model)
 from mgattest.errors import InputError, VerificationError
 from tests.helpers.servers import free_port
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 
 MODEL_FILES = {"config.json": b'{"layers": 2}', "sub/weights.bin": bytes(range(256)) * 64,
@@ -120,8 +120,8 @@ def test_log_db_target(model, tmp_path):
 def test_sign_into_rekor_compatible_server(model, tmp_path):
     import uvicorn
 
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app
+    from mgattest.tlog._log import TransparencyLog
+    from mgattest.tlog._server import create_app
 
     log = TransparencyLog.init(tmp_path / "srv.db", tmp_path / "srv.key", origin="127.0.0.1")
     port = free_port()
@@ -151,9 +151,9 @@ def test_sign_into_token_protected_server(model, tmp_path, monkeypatch):
     """A log served with a token refuses signing without it and accepts it from the env."""
     import uvicorn
 
-    from mgattest.tlog.client import LogRequestError
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app
+    from mgattest.tlog._client import LogRequestError
+    from mgattest.tlog._log import TransparencyLog
+    from mgattest.tlog._server import create_app
 
     log = TransparencyLog.init(tmp_path / "tok.db", tmp_path / "tok.key", origin="127.0.0.1")
     port = free_port()
@@ -284,7 +284,7 @@ def test_parallel_signers_share_one_embedded_log(tmp_path):
     import subprocess
     import sys
 
-    from mgattest.attest.keys import write_keypair
+    from mgattest.attest._keys import write_keypair
 
     write_keypair(generate_signer("ecdsa-p256"), tmp_path / "k")
     models = []

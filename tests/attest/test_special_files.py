@@ -22,9 +22,9 @@ import pytest
 
 from mgattest._files import read_bounded
 from mgattest.attest.errors import UnsafePathError
-from mgattest.attest.walk import walk_model, walk_model_detailed
+from mgattest.attest._walk import walk_model, walk_model_detailed
 from mgattest.errors import InputError
-from mgattest.policy.pipeline import TrustOptions
+from mgattest.policy._pipeline import TrustOptions
 from tests.helpers.trees import RandomBytes
 
 TIMEOUT = 20  # seconds; every case here answers in well under one
@@ -204,7 +204,7 @@ def test_trust_anchors_that_are_part_of_the_model_are_refused(tmp_path, signed, 
 def test_policy_with_a_fifo_key_file_is_a_problem_not_a_hang(tmp_path, alarm):
     """A key (or trusted root) a policy names by path is read like every input file."""
     from mgattest.policy.errors import PolicyError
-    from mgattest.policy.loader import load_policy
+    from mgattest.policy._loader import load_policy
 
     _fifo(tmp_path / "k.pub")
     policy = tmp_path / "p.yaml"

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from mgattest.attest import results, verify
+from mgattest.attest import _results as results, _verify as verify
 
 _PAIRS = [
     (results.VerifiedAttestation, verify.AttestationSummaryJSON, {"statement", "subjects"},

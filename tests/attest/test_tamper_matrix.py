@@ -10,17 +10,17 @@ import shutil
 
 import pytest
 
-from mgattest.attest import dsse
-from mgattest.attest.bundle import MAX_BUNDLE_BYTES, make_bundle
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import (DigestOptions, KeySigner, LogTarget, SignOptions,
+from mgattest.attest import _dsse as dsse
+from mgattest.attest._bundle import MAX_BUNDLE_BYTES, make_bundle
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._sign import (DigestOptions, KeySigner, LogTarget, SignOptions,
                                   dsse_proposed_entry, record_in_log, sign_model)
-from mgattest.attest.signers import spki_pem
-from mgattest.attest.statement import serialize_statement
-from mgattest.attest.verify import verify_model
+from mgattest.attest._signers import spki_pem
+from mgattest.attest._statement import serialize_statement
+from mgattest.attest._verify import verify_model
 from mgattest.errors import MgattestError, VerificationError
 from tests.helpers.trees import RandomBytes, make_tree
-from mgattest.attest.options import CheckOptions, TrustOptions
+from mgattest.attest._options import CheckOptions, TrustOptions
 
 SIGNER = generate_signer("ecdsa-p256")
 KEYS = [SIGNER.public_key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mgattest.attest.trustroot import (combined_trusted_root, embedded_trusted_root,
+from mgattest.attest._trustroot import (combined_trusted_root, embedded_trusted_root,
                                        write_trusted_root)
 
 

@@ -18,20 +18,20 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from mgattest.attest.certs import verify_signing_certificate
+from mgattest.attest._certs import verify_signing_certificate
 from mgattest.attest.errors import BundleVerificationError, CertificateError, TimestampError
-from mgattest.attest.keys import public_key_pem
-from mgattest.attest.sign import LogTarget, sign_statement
-from mgattest.attest.statement import make_statement
-from mgattest.attest.verify import verify_bundle, verify_model
+from mgattest.attest._keys import public_key_pem
+from mgattest.attest._sign import LogTarget, sign_statement
+from mgattest.attest._statement import make_statement
+from mgattest.attest._verify import verify_bundle, verify_model
 from mgattest.cli.app import app
 from mgattest.errors import InputError, VerificationError
-from mgattest.policy.evaluate import evaluate
+from mgattest.policy._evaluate import evaluate
 from mgattest.tlog.errors import CheckpointError, LogEntryError
 from tests.helpers.paths import CONFORMANCE_DIR
 from tests.helpers.bundles import (CONFORMANCE_ASSETS, V01, V02, V03, code_signing_ca,
                                    entry_of, iso, key_policy, signed_model, strip_set)
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 DAY = 86400
 IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
@@ -93,7 +93,7 @@ def test_max_age_from_log_time_needs_a_verified_time(tmp_path):
 
 
 def _windowed_local_root(valid_to: int):
-    from mgattest.attest.locallog import local_trusted_root
+    from mgattest.attest._locallog import local_trusted_root
 
     root = local_trusted_root()
     tlog = dataclasses.replace(root.tlogs[0], valid_from=valid_to - 60 * DAY,
@@ -119,7 +119,7 @@ def test_an_unverified_int_is_not_a_signing_time(tmp_path):
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from mgattest.attest.results import VerifiedTime
+    from mgattest.attest._results import VerifiedTime
 
     leaf = x509.load_pem_x509_certificate(code_signing_ca(tmp_path)["leaf"])
     der = leaf.public_bytes(serialization.Encoding.DER)
@@ -216,7 +216,7 @@ def test_keyless_identity_without_issuer_refused_by_the_api():
 
 def test_keyless_policy_signer_without_issuer_is_refused():
     from mgattest.policy.errors import PolicyError
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     text = b"""apiVersion: mgattest/v1
 kind: Policy
@@ -284,11 +284,11 @@ def test_unparseable_timestamp_rejected_in_key_mode(tmp_path):
 
 
 def test_timestamp_over_another_signature_rejected_in_key_mode(tmp_path):
-    from mgattest.attest.locallog import local_trusted_root
+    from mgattest.attest._locallog import local_trusted_root
 
     _, signer, bundle = signed_model(tmp_path)
     _, _, conformance_root = _rekor2_case()
-    from mgattest.attest.trustroot import load_trusted_root
+    from mgattest.attest._trustroot import load_trusted_root
 
     root = local_trusted_root().merged(load_trusted_root(conformance_root))
     stamped = _with_timestamp(bundle, _real_timestamp())
@@ -322,7 +322,7 @@ def test_malformed_certificate_extension_is_a_typed_rejection(tmp_path):
 
 
 def test_non_string_message_digest_algorithm_is_a_typed_rejection():
-    from mgattest.attest.bundle import load_bundle
+    from mgattest.attest._bundle import load_bundle
     from mgattest.attest.errors import BundleFormatError
 
     for algorithm in ([], {}, 1):
@@ -406,8 +406,8 @@ def test_no_verified_timestamp_among_several_is_a_rejection():
 
 
 def _log_with(tmp_path, kind_version: str):
-    from mgattest.tlog.entries import CanonicalEntry
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._entries import CanonicalEntry
+    from mgattest.tlog._log import TransparencyLog
 
     log = TransparencyLog.init(tmp_path / f"log-{kind_version}.db", origin="rekor.internal.example")
     body = b'{"apiVersion":"%s","kind":"hashedrekord","spec":{"n":%d}}'
@@ -418,7 +418,7 @@ def _log_with(tmp_path, kind_version: str):
 
 
 def _resigned(log, entry, origin: str, name: str, signer=None):
-    from mgattest.tlog.checkpoint import Checkpoint, parse_signed_note, sign_checkpoint
+    from mgattest.tlog._checkpoint import Checkpoint, parse_signed_note, sign_checkpoint
 
     checkpoint, _ = parse_signed_note(entry["inclusionProof"]["checkpoint"]["envelope"])
     out = copy.deepcopy(entry)
@@ -430,9 +430,9 @@ def _resigned(log, entry, origin: str, name: str, signer=None):
 def test_rekor_v1_checkpoint_of_a_private_deployment(tmp_path):
     """A private Rekor v1 names its origin after the server pod, not the URL clients
     use: accepted as sigstore-go does (signature by the log key, size and root)."""
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.trust import TrustedLog
-    from mgattest.tlog.verify import verify_entry
+    from mgattest.tlog._keys import LogSigner
+    from mgattest.tlog._trust import TrustedLog
+    from mgattest.tlog._verify import verify_entry
 
     log, entry = _log_with(tmp_path, "0.0.1")
     trusted = [TrustedLog(log.log_id, log.signer.verifier, "https://rekor.internal.example")]
@@ -452,8 +452,8 @@ def test_rekor_v1_checkpoint_of_a_private_deployment(tmp_path):
 
 
 def test_rekor_v2_checkpoint_origin_keeps_the_spec_rule(tmp_path):
-    from mgattest.tlog.trust import TrustedLog
-    from mgattest.tlog.verify import verify_entry
+    from mgattest.tlog._trust import TrustedLog
+    from mgattest.tlog._verify import verify_entry
 
     log, entry = _log_with(tmp_path, "0.0.2")
     trusted = [TrustedLog(log.log_id, log.signer.verifier, "https://rekor.internal.example")]

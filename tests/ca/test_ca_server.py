@@ -16,16 +16,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mgattest.attest.certs import IdentityPolicy, verify_signing_certificate
-from mgattest.attest.results import VerifiedTime
-from mgattest.ca import authority
-from mgattest.ca.authority import CertificateAuthority
+from mgattest.attest._certs import IdentityPolicy, verify_signing_certificate
+from mgattest.attest._results import VerifiedTime
+from mgattest.ca import _authority as authority
+from mgattest.ca._authority import CertificateAuthority
 from mgattest.ca.errors import CAError, TokenError
-from mgattest.ca.oidc_issuer import LocalOIDCIssuer
-from mgattest.ca.oidc_issuer import create_app as oidc_app
-from mgattest.ca.server import create_app as ca_app
-from mgattest.ca.serving import ServerThread
-from mgattest.ca.tokens import TokenVerifier, check_issuer_url
+from mgattest.ca._oidc_issuer import LocalOIDCIssuer
+from mgattest.ca._oidc_issuer import create_app as oidc_app
+from mgattest.ca._server import create_app as ca_app
+from mgattest.ca._serving import ServerThread
+from mgattest.ca._tokens import TokenVerifier, check_issuer_url
 
 pytestmark = pytest.mark.network
 TIMEOUT = 10

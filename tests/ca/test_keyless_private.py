@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mgattest.ca import authority
-from mgattest.ca.authority import CertificateAuthority
-from mgattest.ca.oidc_issuer import LocalOIDCIssuer
+from mgattest.ca import _authority as authority
+from mgattest.ca._authority import CertificateAuthority
+from mgattest.ca._oidc_issuer import LocalOIDCIssuer
 
 pytestmark = [pytest.mark.network, pytest.mark.interop]
 BIN = Path(sys.executable).parent
@@ -64,8 +64,8 @@ def test_trust_config_is_accepted_by_every_client(stack):
     from sigstore.models import ClientTrustConfig
     from sigstore.sign import SigningContext
 
-    from mgattest.attest.keyless import load_sigstore_trust_config, signing_services
-    from mgattest.attest.trustroot import load_client_trust_config
+    from mgattest.attest._keyless import load_sigstore_trust_config, signing_services
+    from mgattest.attest._trustroot import load_client_trust_config
 
     raw = stack["ctc"].read_text()
     SigningContext.from_trust_config(ClientTrustConfig.from_json(raw))

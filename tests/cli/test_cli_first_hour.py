@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.helpers.paths import PROJECT_ROOT
 # One CLI runner and the same model/key fixtures as the sign/verify CLI tests.
 from tests.helpers.cli_runner import mg
-from mgattest.attest.options import BuildInputs
+from mgattest.attest._options import BuildInputs
 
 # A pickle whose REDUCE would call os.system (only written, never loaded).
 EVIL_PICKLE = (b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system"
@@ -39,7 +39,7 @@ def _env(tmp_path, monkeypatch):
 
 def embedded_log_size() -> int:
     """Entries in the embedded log of this test's MGATTEST_HOME (0 when never created)."""
-    from mgattest.attest.locallog import default_db_path, open_local_log
+    from mgattest.attest._locallog import default_db_path, open_local_log
 
     if not default_db_path().exists():
         return 0
@@ -117,7 +117,7 @@ def test_sign_leaves_no_temporary_files(tmp_path, model, keypair):
 
 
 def test_pending_bundle_never_clobbers_a_file_that_appears_meanwhile(tmp_path):
-    from mgattest.attest.sign import PendingBundleFile
+    from mgattest.attest._sign import PendingBundleFile
     from mgattest.attest.errors import BundleOutputError
 
     target = tmp_path / "b.json"
@@ -131,8 +131,8 @@ def test_pending_bundle_never_clobbers_a_file_that_appears_meanwhile(tmp_path):
 
 
 def test_recorder_reserves_its_bundle_before_logging(tmp_path, model):
-    from mgattest.attest.keys import generate_signer
-    from mgattest.attest.recorder import ProvenanceRecorder
+    from mgattest.attest._keys import generate_signer
+    from mgattest.attest._recorder import ProvenanceRecorder
     from mgattest.attest.errors import BundleOutputError
 
     recorder = ProvenanceRecorder(model=model, signer=generate_signer(),
@@ -171,7 +171,7 @@ def test_wellformed_dependency_digest_is_signed(model, keypair):
 
 
 def test_dependency_uri_with_host_colon_is_not_a_digest():
-    from mgattest.attest.slsa import parse_dependency
+    from mgattest.attest._slsa import parse_dependency
 
     assert parse_dependency("repo=ssh://git@example.com:org/repo") == {
         "name": "repo", "uri": "ssh://git@example.com:org/repo"}
@@ -182,8 +182,8 @@ def test_dependency_uri_with_host_colon_is_not_a_digest():
 def test_dependency_parser_signs_only_wellformed_digests(text):
     """Whatever the text, parse_dependency refuses it (InputError) or returns a
     descriptor whose digest, if any, the statement validator accepts."""
-    from mgattest.attest.slsa import parse_dependency
-    from mgattest.attest.statement import DIGEST_LENGTHS, make_statement
+    from mgattest.attest._slsa import parse_dependency
+    from mgattest.attest._statement import DIGEST_LENGTHS, make_statement
     from mgattest.errors import InputError
 
     try:
@@ -208,7 +208,7 @@ GITHUB_ENV = {
 
 
 def _github_predicate(**kw):
-    from mgattest.attest import slsa
+    from mgattest.attest import _slsa as slsa
 
     return slsa.build_provenance(BuildInputs(ci=slsa.from_ci_env("github", GITHUB_ENV), **kw))
 
@@ -244,7 +244,7 @@ def test_github_provenance_parses_with_the_in_toto_provenance_schema():
     from google.protobuf import json_format
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
 
-    from mgattest.policy.provenance import source_of
+    from mgattest.policy._provenance import source_of
 
     pred = _github_predicate(started_on="2026-01-31T12:00:00Z",
                              finished_on="2026-01-31T12:30:00Z")
@@ -257,7 +257,7 @@ def test_github_provenance_parses_with_the_in_toto_provenance_schema():
 
 
 def test_from_env_github_requires_the_internal_parameters():
-    from mgattest.attest import slsa
+    from mgattest.attest import _slsa as slsa
     from mgattest.errors import InputError
 
     env = {k: v for k, v in GITHUB_ENV.items() if k != "GITHUB_REPOSITORY_OWNER_ID"}
@@ -314,7 +314,7 @@ def test_build_time_parser_returns_utc_or_refuses(text):
     """Any text: an InputError, or a UTC time that names the same instant."""
     from datetime import datetime
 
-    from mgattest.attest.slsa import parse_timestamp
+    from mgattest.attest._slsa import parse_timestamp
     from mgattest.errors import InputError
 
     try:
@@ -329,7 +329,7 @@ def test_build_time_parser_returns_utc_or_refuses(text):
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["sha256:", "sha384:", "SHA512:"]), st.text(max_size=140))
 def test_digest_targets_are_wellformed_or_refused(prefix, rest):
-    from mgattest.attest.verify import names_a_digest, parse_artifact_digest
+    from mgattest.attest._verify import names_a_digest, parse_artifact_digest
     from mgattest.errors import InputError
 
     try:
@@ -377,8 +377,8 @@ def test_private_key_as_log_key_is_named_as_such(tmp_path, model, keypair):
 
 def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
     from mgattest._optional import MissingDependencyError
-    from mgattest.inspect.restricted import restricted_torch_load
-    from mgattest.load.loaders import deserialize
+    from mgattest.inspect._restricted import restricted_torch_load
+    from mgattest.loading._loaders import deserialize
 
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
     with pytest.raises(MissingDependencyError, match=r"pip install 'mgattest\[torch\]'"):
@@ -393,7 +393,7 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- quarantine --to
 
 def _incident(tmp_path):
-    from mgattest.load.quarantine import quarantine
+    from mgattest.loading._quarantine import quarantine
 
     victim = tmp_path / "served" / "evil.pkl"
     victim.parent.mkdir()

@@ -162,8 +162,8 @@ def test_verify_accepts_rekor_v1_json_bundles_and_trusted_roots(
         log_files: dict[str, Path]) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._keys import LogSigner
+    from mgattest.tlog._log import TransparencyLog
 
     key = new_key()
     append(log_files, hashedrekord(key, b"one"))
@@ -272,8 +272,8 @@ def test_rejected_proposed_entry_exits_2_and_writes_nothing(log_files: dict[str,
 
 
 def _open(files: dict[str, Path]) -> Any:
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._keys import LogSigner
+    from mgattest.tlog._log import TransparencyLog
 
     return TransparencyLog.open(files["db"], LogSigner.from_pem(files["key"].read_bytes()))
 
@@ -313,8 +313,8 @@ def test_consistency_offline_and_online(log_files: dict[str, Path]) -> None:
 
 @pytest.mark.network
 def test_monitor_detects_a_rewritten_log(log_files: dict[str, Path]) -> None:
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._keys import LogSigner
+    from mgattest.tlog._log import TransparencyLog
 
     d = log_files["dir"]
     log = _open(log_files)

@@ -117,7 +117,7 @@ def test_hash_choice_and_signed_ignores_are_honoured_by_verify(tmp_path, keypair
 
 
 def test_signed_ignores_only_from_wellformed_slsa_statements():
-    from mgattest.attest.slsa import SLSA_PROVENANCE_V1, digest_options, signed_ignores
+    from mgattest.attest._slsa import SLSA_PROVENANCE_V1, digest_options, signed_ignores
 
     def statement(recorded, ptype=SLSA_PROVENANCE_V1):
         return {"predicateType": ptype, "predicate": {"buildDefinition": {
@@ -221,7 +221,7 @@ def test_model_signing_format_via_cli(model, keypair, tmp_path):
 
 
 def test_policy_options_hand_over(model, keypair, monkeypatch):
-    pipeline = pytest.importorskip("mgattest.policy.pipeline")
+    pipeline = pytest.importorskip("mgattest.policy._pipeline")
     from mgattest.errors import VerificationError
 
     seen = {}
@@ -238,7 +238,7 @@ def test_policy_options_hand_over(model, keypair, monkeypatch):
 
 def test_help_is_fast_and_lazy():
     code = ("import sys, mgattest.cli.app; "
-            "heavy = [m for m in ('cryptography', 'mgattest.attest.verify', 'rich.progress') "
+            "heavy = [m for m in ('cryptography', 'mgattest.attest._verify', 'rich.progress') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -286,7 +286,7 @@ def test_log_db_created_by_log_init(model, keypair, tmp_path):
 
 
 def test_progress_bar_only_on_a_terminal_and_for_large_models(tmp_path, monkeypatch):
-    from mgattest.cli import sign_cmds
+    from mgattest.cli import _sign_cmds as sign_cmds
 
     big = tmp_path / "big.bin"
     with open(big, "wb") as fh:

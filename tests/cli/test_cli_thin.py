@@ -28,73 +28,73 @@ ALLOWED = {
     "_common.py": {"mgattest.errors", "mgattest._text"},
     "_progress.py": {"mgattest._text"},
     "_render.py": {
-        "mgattest.policy.verdict",     # the Verdict type
-        "mgattest.policy.explain",     # verdict_tree: the verdict as a rich tree
+        "mgattest.policy._verdict",     # the Verdict type
+        "mgattest.policy._explain",     # verdict_tree: the verdict as a rich tree
     },
-    "ca_cmds.py": _COMMON | {
-        "mgattest.ca.authority",       # `ca init`, the CA served by `ca serve`
-        "mgattest.ca.server",          # `ca serve`
-        "mgattest.ca.serving",         # bind/serve_forever/url_of of both servers
-        "mgattest.ca.tokens",          # the OIDC token verifier of `ca serve`
-        "mgattest.ca.oidc_issuer",     # `ca oidc-issuer` / `ca token`
-        "mgattest.ca.trustconfig",     # `trust private`
+    "_ca_cmds.py": _COMMON | {
+        "mgattest.ca._authority",       # `ca init`, the CA served by `ca serve`
+        "mgattest.ca._server",          # `ca serve`
+        "mgattest.ca._serving",         # bind/serve_forever/url_of of both servers
+        "mgattest.ca._tokens",          # the OIDC token verifier of `ca serve`
+        "mgattest.ca._oidc_issuer",     # `ca oidc-issuer` / `ca token`
+        "mgattest.ca._trustconfig",     # `trust private`
     },
-    "inspect_cmds.py": _COMMON | {
-        "mgattest.inspect.scanner",    # scan_path
-        "mgattest.inspect.report",     # verdict names
-        "mgattest.attest.walk",        # the ignore rules of sign/verify; trust files refused
-        "mgattest.load.quarantine",    # quarantine_findings and the `quarantine` commands
-        "mgattest.load.watch",         # Sentry, watch_verifier
+    "_inspect_cmds.py": _COMMON | {
+        "mgattest.inspect._scanner",    # scan_path
+        "mgattest.inspect._report",     # verdict names
+        "mgattest.attest._walk",        # the ignore rules of sign/verify; trust files refused
+        "mgattest.loading._quarantine",    # quarantine_findings and the `quarantine` commands
+        "mgattest.loading._watch",         # Sentry, watch_verifier
     },
-    "policy_cmds.py": _COMMON | {
-        "mgattest.policy.loader",      # lint / load / self-check a policy
-        "mgattest.policy.explain",     # `policy explain`
-        "mgattest.policy.init",        # `policy init`
-        "mgattest.attest.keys",        # key fingerprints for `policy init`
-        "mgattest.load",               # read_model_bytes / scan_model for `policy init`
+    "_policy_cmds.py": _COMMON | {
+        "mgattest.policy._loader",      # lint / load / self-check a policy
+        "mgattest.policy._explain",     # `policy explain`
+        "mgattest.policy._init",        # `policy init`
+        "mgattest.attest._keys",        # key fingerprints for `policy init`
+        "mgattest.loading",               # read_model_bytes / scan_model for `policy init`
     },
-    "sign_cmds.py": _COMMON | {
-        "mgattest.attest.sign",        # the sign pipeline: options, signers, sign_digests
-        "mgattest.attest.keys",        # keygen and key loading
-        "mgattest.attest.signers",     # key fingerprint shown by keygen
-        "mgattest.attest.slsa",        # parsing --param/--dependency/--from-env/times
-        "mgattest.attest.verify",      # default_bundle_path only
-        "mgattest.attest.locallog",    # trust export
-        "mgattest.attest.trustroot",   # trust export
-        "mgattest.cli.ca_cmds",        # the shared `trust` command group
+    "_sign_cmds.py": _COMMON | {
+        "mgattest.attest._sign",        # the sign pipeline: options, signers, sign_digests
+        "mgattest.attest._keys",        # keygen and key loading
+        "mgattest.attest._signers",     # key fingerprint shown by keygen
+        "mgattest.attest._slsa",        # parsing --param/--dependency/--from-env/times
+        "mgattest.attest._verify",      # default_bundle_path only
+        "mgattest.attest._locallog",    # trust export
+        "mgattest.attest._trustroot",   # trust export
+        "mgattest.cli._ca_cmds",        # the shared `trust` command group
     },
-    "verify_cmds.py": _COMMON | {
+    "_verify_cmds.py": _COMMON | {
         "mgattest.cli._render",        # the verdict tree
-        "mgattest.policy.pipeline",    # ModelVerifier, policy_verifier and their options
-        "mgattest.policy.shortcuts",   # --builder-id/--source-* as ShortcutOptions
-        "mgattest.attest.certs",       # IdentityPolicy from --identity/--issuer/...
-        "mgattest.attest.trustroot",   # combined_trusted_root of the trust options
-        "mgattest.attest.keyless",     # --refresh-trust: the public-good config over TUF
-        "mgattest.attest.walk",        # trust files inside the model refused
-        "mgattest.load.quarantine",    # quarantine_rejected
+        "mgattest.policy._pipeline",    # ModelVerifier, policy_verifier and their options
+        "mgattest.policy._shortcuts",   # --builder-id/--source-* as ShortcutOptions
+        "mgattest.attest._certs",       # IdentityPolicy from --identity/--issuer/...
+        "mgattest.attest._trustroot",   # combined_trusted_root of the trust options
+        "mgattest.attest._keyless",     # --refresh-trust: the public-good config over TUF
+        "mgattest.attest._walk",        # trust files inside the model refused
+        "mgattest.loading._quarantine",    # quarantine_rejected
     },
-    "log_cmds.py": _COMMON | {
+    "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
-        "mgattest.tlog.log",           # TransparencyLog: init/serve/append/proofs
-        "mgattest.tlog.keys",          # log keys
-        "mgattest.tlog.trust",         # trusted logs from --log-key/--trusted-root
+        "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
+        "mgattest.tlog._keys",          # log keys
+        "mgattest.tlog._trust",         # trusted logs from --log-key/--trusted-root
         "mgattest.tlog.errors",        # DuplicateEntryError on append
-        "mgattest.tlog.client",        # RekorClient / LogUnavailableError
-        "mgattest.tlog.server",        # `log serve`
-        "mgattest.tlog.monitor",       # LogMonitor, consistency and note checks
-        "mgattest.tlog.entry_files",   # entries from files and their verification
+        "mgattest.tlog._client",        # RekorClient / LogUnavailableError
+        "mgattest.tlog._server",        # `log serve`
+        "mgattest.tlog._monitor",       # LogMonitor, consistency and note checks
+        "mgattest.tlog._entry_files",   # entries from files and their verification
     },
 }
 
 # Modules whose logic the CLI must reach only through the entry points above.
-FORBIDDEN = {"mgattest.tlog.merkle", "mgattest.tlog.checkpoint", "mgattest.tlog.verify",
-             "mgattest.attest.digests", "mgattest.attest.dsse",
-             "mgattest.attest.statement", "mgattest.attest.modelsigning",
-             "mgattest.attest.bundle", "mgattest.policy.evaluate", "mgattest.policy.gather",
-             "mgattest.policy.modelcheck", "mgattest.policy.cli_support"}
+FORBIDDEN = {"mgattest.tlog.merkle", "mgattest.tlog._checkpoint", "mgattest.tlog._verify",
+             "mgattest.attest._digests", "mgattest.attest._dsse",
+             "mgattest.attest._statement", "mgattest.attest._modelsigning",
+             "mgattest.attest._bundle", "mgattest.policy._evaluate", "mgattest.policy._gather",
+             "mgattest.policy._modelcheck", "mgattest.policy.cli_support"}
 # keyless signing goes through attest.sign.KeylessSigner; only `verify --refresh-trust`
 # may fetch the public-good trust config from attest.keyless.
-FORBIDDEN_IN = {"sign_cmds.py": {"mgattest.attest.keyless"}}
+FORBIDDEN_IN = {"_sign_cmds.py": {"mgattest.attest._keyless"}}
 
 
 def _defining_module(package: str, name: str) -> str | None:
@@ -138,8 +138,8 @@ def test_cli_module_imports_only_library_entry_points(module: str) -> None:
 
 def test_cli_modules_hold_no_signing_or_monitoring_code() -> None:
     """The orchestration that moved to the library does not come back."""
-    sign_src = (CLI / "sign_cmds.py").read_text(encoding="utf-8")
-    log_src = (CLI / "log_cmds.py").read_text(encoding="utf-8")
+    sign_src = (CLI / "_sign_cmds.py").read_text(encoding="utf-8")
+    log_src = (CLI / "_log_cmds.py").read_text(encoding="utf-8")
     for name in ("sign_statement", "sign_keyless", "hash_model", "make_statement",
                  "_sign_common", "_sign_and_log"):
         assert name not in sign_src, f"sign_cmds.py mentions {name}"

@@ -88,8 +88,8 @@ def test_rich_markup_in_names_is_not_interpreted(tmp_path):
     """The policy tree is rich markup: a name like "[green]" is printed as written."""
     from rich.console import Console
 
-    from mgattest.policy.explain import verdict_tree
-    from mgattest.policy.verdict import Check, Verdict
+    from mgattest.policy._explain import verdict_tree
+    from mgattest.policy._verdict import Check, Verdict
 
     check = Check(rule="r", clause="files", status="fail",
                   reason="[/][bold green]✔ allowed[/] \x1b[2K", evidence=[])

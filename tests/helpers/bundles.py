@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from mgattest.attest.keys import generate_signer, public_key_pem
-from mgattest.attest.sign import sign_model
+from mgattest.attest._keys import generate_signer, public_key_pem
+from mgattest.attest._sign import sign_model
 
 V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
 V02 = "application/vnd.dev.sigstore.bundle+json;version=0.2"
@@ -61,7 +61,7 @@ def iso(seconds: int) -> str:
 
 def key_policy(signer: Any, *, key_extra: str = "", rule_extra: str = "") -> Any:
     """A compiled policy trusting *signer*'s key (with optional window), scan off."""
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     pem = textwrap.indent(public_key_pem(signer).decode().strip(), " " * 8)
     extra = textwrap.indent(textwrap.dedent(key_extra).strip(), " " * 6) if key_extra else ""
@@ -98,7 +98,7 @@ def code_signing_ca(tmp_path: Path, *, eku: bool = True, san: str = "ml@example.
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from mgattest.attest.keys import load_signer
+    from mgattest.attest._keys import load_signer
 
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())

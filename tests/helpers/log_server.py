@@ -60,7 +60,7 @@ def dsse_entry(key: ec.EllipticCurvePrivateKey, payload: bytes,
 
 def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:
     """A fresh log in ``tmp``: (TransparencyLog, db path, private key path)."""
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._log import TransparencyLog
 
     tmp.mkdir(parents=True, exist_ok=True)
     db, key = tmp / "log.db", tmp / "log-key.pem"
@@ -76,7 +76,7 @@ def running_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Iterator[
     stopped."""
     import uvicorn
 
-    from mgattest.tlog.server import create_app, uvicorn_config
+    from mgattest.tlog._server import create_app, uvicorn_config
 
     port = free_port()
     server = uvicorn.Server(uvicorn_config(create_app(log, **app_kwargs), host="127.0.0.1",

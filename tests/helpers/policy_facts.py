@@ -10,9 +10,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mgattest.attest.results import (FileCheck, LogProof, ModelCheck, SignerInfo,
+from mgattest.attest._results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime)
-from mgattest.policy.loader import policy_from_bytes
+from mgattest.policy._loader import policy_from_bytes
 
 SLSA = "https://slsa.dev/provenance/v1"
 GH_ISSUER = "https://token.actions.githubusercontent.com"

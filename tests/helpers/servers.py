@@ -58,17 +58,17 @@ def private_keyless_stack(base: Path, issuer_type: str | None = None):
     """
     from typer.testing import CliRunner
 
-    from mgattest.ca import authority
-    from mgattest.ca.authority import CertificateAuthority
-    from mgattest.ca.identity import IssuerConfig
-    from mgattest.ca.oidc_issuer import LocalOIDCIssuer
-    from mgattest.ca.oidc_issuer import create_app as oidc_app
-    from mgattest.ca.server import create_app as ca_app
-    from mgattest.ca.serving import ServerThread
-    from mgattest.ca.tokens import TokenVerifier
+    from mgattest.ca import _authority as authority
+    from mgattest.ca._authority import CertificateAuthority
+    from mgattest.ca._identity import IssuerConfig
+    from mgattest.ca._oidc_issuer import LocalOIDCIssuer
+    from mgattest.ca._oidc_issuer import create_app as oidc_app
+    from mgattest.ca._server import create_app as ca_app
+    from mgattest.ca._serving import ServerThread
+    from mgattest.ca._tokens import TokenVerifier
     from mgattest.cli.app import app
-    from mgattest.tlog.log import TransparencyLog
-    from mgattest.tlog.server import create_app as log_app
+    from mgattest.tlog._log import TransparencyLog
+    from mgattest.tlog._server import create_app as log_app
 
     authority.init(base / "ca")
     ca = CertificateAuthority.load(base / "ca")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest._sign import sign_model, write_bundle_file
 
 
 def signed(tmp_path, signer, name, data: bytes):

@@ -16,7 +16,7 @@ joblib = pytest.importorskip("joblib")
 pytest.importorskip("sklearn")
 
 from mgattest.inspect import SAFE_GLOBALS, scan_bytes  # noqa: E402
-from mgattest.inspect.estimators import DATA_FILE, QUIET_PARAMS, example_estimators  # noqa: E402
+from mgattest.inspect._estimators import DATA_FILE, QUIET_PARAMS, example_estimators  # noqa: E402
 from tests.helpers.paths import PROJECT_ROOT  # noqa: E402 - after the importorskip above
 
 ROOT = PROJECT_ROOT

@@ -402,7 +402,7 @@ def test_tar_archives_are_scanned(tmp_path):
 def test_load_scan_resolves_onnx_external_data_beside_the_file(tmp_path):
     """mgattest.load scans from memory but still resolves ONNX external data on disk,
     relative to the .onnx file: data that is not there makes the file malformed."""
-    from mgattest.load import read_model_bytes, scan_model
+    from mgattest.loading import read_model_bytes, scan_model
 
     model_dir = tmp_path / "m"
     (model_dir / "sub").mkdir(parents=True)

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from tests.helpers.corpus import build_gguf
 from tests.helpers.fuzz_budget import PARSER, fuzz
 from mgattest.inspect import scan_bytes
-from mgattest.inspect.gguf_check import check_gguf
-from mgattest.inspect.npy import NpyError, parse_header
-from mgattest.inspect.onnx_check import check_onnx
-from mgattest.inspect.limits import DEFAULT_LIMITS
-from mgattest.inspect.pickle_scan import ScanContext
-from mgattest.inspect.safetensors_check import check_safetensors
+from mgattest.inspect._gguf_check import check_gguf
+from mgattest.inspect._npy import NpyError, parse_header
+from mgattest.inspect._onnx_check import check_onnx
+from mgattest.inspect._limits import DEFAULT_LIMITS
+from mgattest.inspect._pickle_scan import ScanContext
+from mgattest.inspect._safetensors_check import check_safetensors
 
 MAX_SECONDS = 2.0
 MAX_PEAK_BYTES = 64 * 1024**2

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.helpers.fuzz_budget import PARSER, fuzz
 from mgattest.inspect import scan_bytes
-from mgattest.inspect.npy import NpyError, descr_has_object
+from mgattest.inspect._npy import NpyError, descr_has_object
 
 OBJECT_SPELLINGS = ["object", "object_", "i4,O", "(1,)O", "V8,O", "O8", "O4", "|O", ">O",
                     "O+8", "O 8", "2O", "O,", "(2,3)O", "f8, (2,)O", "T",

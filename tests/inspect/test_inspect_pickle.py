@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.inspect import DANGEROUS, MALFORMED, SAFE, SUSPICIOUS, Limits, scan_bytes
-from mgattest.inspect.allowlist import SAFE_GLOBALS, classify
+from mgattest.inspect._allowlist import SAFE_GLOBALS, classify
 
 
 def _s(text: str) -> bytes:
@@ -280,7 +280,7 @@ def test_property_mutated_pickles_never_crash_and_imports_agree(value, proto, cu
     scanned = {(i.module, i.name) for i in report.imports} | {
         (f.module, f.name) for f in report.findings if f.module}
     for module, name in seen:
-        from mgattest.inspect.allowlist import normalise
+        from mgattest.inspect._allowlist import normalise
         assert normalise(module, name, 0) in scanned or (module, name) in scanned or \
             any(f.kind == "unresolved-global" for f in report.findings)
 

@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import AttributeProto, TensorProto, helper  # noqa: E402
 
 from mgattest.inspect import scan_bytes  # noqa: E402
-from mgattest.load.loaders import UnsafeContentError, deserialize  # noqa: E402
+from mgattest.loading._loaders import UnsafeContentError, deserialize  # noqa: E402
 
 
 def external(name: str = "w", location: str = "../outside.bin") -> TensorProto:

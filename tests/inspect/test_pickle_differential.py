@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import pickle_fuzzing as fuzzing
 from mgattest.inspect import SAFE, scan_bytes
-from mgattest.inspect.allowlist import normalise
+from mgattest.inspect._allowlist import normalise
 
 _FUZZ = fuzzing.FUZZ
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import pickle_fuzzing as fuzzing
 from mgattest.inspect import scan_bytes
-from mgattest.inspect.restricted import (RestrictedLoadError, UnsafeContentError,
+from mgattest.inspect._restricted import (RestrictedLoadError, UnsafeContentError,
                                          restricted_loads_all)
 
 _values = st.recursive(

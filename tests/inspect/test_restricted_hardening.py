@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mgattest.inspect import DANGEROUS, SAFE, SUSPICIOUS, scan_bytes
-from mgattest.inspect.admission import GlobalsGuard
-from mgattest.inspect.restricted import (RestrictedLoadError, RestrictedUnpickler,
+from mgattest.inspect._admission import GlobalsGuard
+from mgattest.inspect._restricted import (RestrictedLoadError, RestrictedUnpickler,
                                          UnsafeContentError, restricted_joblib_load,
                                          restricted_loads, restricted_loads_all)
 
@@ -351,7 +351,7 @@ def test_object_array_state_shorter_than_its_shape_is_refused_not_a_crash():
     report = scan_bytes("x.pkl", blob)
     assert any(f.kind == "array-state" for f in report.findings), report.reasons()
     assert report.verdict == DANGEROUS
-    code = ("import sys\nfrom mgattest.inspect.restricted import restricted_loads\n"
+    code = ("import sys\nfrom mgattest.inspect._restricted import restricted_loads\n"
             "from mgattest.inspect.errors import UnsafeContentError\n"
             "try:\n    restricted_loads(sys.stdin.buffer.read())\n"
             "except UnsafeContentError as exc:\n    print('refused', exc.details['rule'])\n")
@@ -379,7 +379,7 @@ def test_masked_object_array_state_shorter_than_its_shape_is_dangerous():
 def test_text_keys_are_charged_and_do_not_hide_colliding_keys():
     """The walker's fast path for text keys (no hash to count) still charges their
     hashing work, and colliding ints mixed into the same dict are still found."""
-    from mgattest.inspect.limits import Limits
+    from mgattest.inspect._limits import Limits
 
     words = pickle.dumps({f"w{i}": i for i in range(500)}, 4)
     report = scan_bytes("x.pkl", words, limits=Limits(max_key_hash_work=100))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mgattest.errors import InputError, VerificationError
-from mgattest.inspect.restricted import (RestrictedLoadError, UnsafeContentError,
+from mgattest.inspect._restricted import (RestrictedLoadError, UnsafeContentError,
                                          restricted_joblib_load, restricted_loads,
                                          restricted_loads_all, restricted_numpy_load,
                                          restricted_torch_load)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mgattest.attest.keys import generate_signer, public_key_pem
+from mgattest.attest._keys import generate_signer, public_key_pem
 
 POLICY = """\
 apiVersion: mgattest/v1

@@ -1,7 +1,7 @@
 """mgattest.load walks a pickle once: the content scan's walk is the admission walk.
 
 The restricted unpickler refuses, before unpickling, whatever the scanner's walk flags
-(:func:`mgattest.inspect.admission.admit`). Inside ``mgattest.load`` the content scan
+(:func:`mgattest.inspect._admission.admit`). Inside ``mgattest.load`` the content scan
 has just made that very walk over the same bytes, so it hands over an ``Admission``
 token; admit uses it only when it covers exactly the bytes (SHA-256), the allow-list,
 the limits and the walk parameters, and walks again otherwise.
@@ -15,13 +15,13 @@ import pickle
 import pytest
 
 import mgattest
-from mgattest.inspect import admission as admission_mod
-from mgattest.inspect import pickle_scan, scan_bytes
-from mgattest.inspect import scanner as scanner_mod
-from mgattest.inspect.admission import Admission, admit
+from mgattest.inspect import _admission as admission_mod
+from mgattest.inspect import _pickle_scan as pickle_scan, scan_bytes
+from mgattest.inspect import _scanner as scanner_mod
+from mgattest.inspect._admission import Admission, admit
 from mgattest.inspect.errors import RestrictedLoadError, UnsafeContentError
-from mgattest.inspect.limits import DEFAULT_LIMITS, Limits
-from mgattest.inspect.restricted import restricted_loads
+from mgattest.inspect._limits import DEFAULT_LIMITS, Limits
+from mgattest.inspect._restricted import restricted_loads
 from tests.helpers.signed_files import signed
 
 OBJECTS = pickle.dumps([{"id": i, "name": f"n{i}", "xs": (i, i + 1.5)} for i in range(200)],
@@ -57,7 +57,7 @@ def test_load_walks_a_pickle_once(env, walks):
 def test_load_still_refuses_what_the_walk_flags(env):
     tmp, signer = env
     path, bundle = signed(tmp, signer, "evil.pkl", EVIL)
-    with pytest.raises(mgattest.load.PolicyDenied):
+    with pytest.raises(mgattest.loading.PolicyDenied):
         mgattest.load(path, policy=tmp / "policy-restricted.yaml", bundles=[bundle])
 
 

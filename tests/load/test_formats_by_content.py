@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import mgattest
 from tests.helpers.fuzz_budget import PARSER, fuzz
 from mgattest.inspect import scan_bytes
-from mgattest.inspect.detect import FAMILIES, POLICY_FORMATS, policy_format
-from mgattest.load import PolicyDenied
+from mgattest.inspect._detect import FAMILIES, POLICY_FORMATS, policy_format
+from mgattest.loading import PolicyDenied
 from tests.helpers.signed_files import signed
 
 OPAQUE = bytes([0x07, 0xFE, 0x00, 0x13]) * 64  # first byte is no pickle opcode, no magic

@@ -11,9 +11,9 @@ import pytest
 
 import mgattest
 import mgattest.errors
-from mgattest.attest.keys import generate_signer
-from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
-from mgattest.load import PolicyDenied, VerificationCache, read_model_bytes
+from mgattest.attest._keys import generate_signer
+from mgattest.attest._sign import DigestOptions, SignOptions, sign_model, write_bundle_file
+from mgattest.loading import PolicyDenied, VerificationCache, read_model_bytes
 from tests.helpers.signed_files import signed
 
 def st_bytes(tensors):
@@ -50,7 +50,7 @@ def test_file_swapped_during_verification_loads_verified_bytes(env, monkeypatch)
     tmp, signer = env
     original = {"w": np.full(8, 7.0, dtype=np.float32)}
     path, bundle = signed(tmp, signer, "m.safetensors", st_bytes(original))
-    import mgattest.load as load_mod
+    import mgattest.loading as load_mod
     real = load_mod.verify_model_bytes
     swapped = []
 
@@ -111,7 +111,7 @@ def test_onnx_model(env):
 
 def test_onnx_external_data_refused():
     from onnx import TensorProto, helper
-    from mgattest.load.loaders import UnsafeContentError, deserialize
+    from mgattest.loading._loaders import UnsafeContentError, deserialize
     t = helper.make_tensor("w", TensorProto.FLOAT, [1], [1.0])
     t.data_location = TensorProto.EXTERNAL
     del t.float_data[:]
@@ -287,13 +287,13 @@ def test_cache_entries_expire(env, monkeypatch):
     cache = VerificationCache(ttl=60)
     mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
     real = time_mod.time
-    monkeypatch.setattr("mgattest.load.cache.time.time", lambda: real() + 61)
+    monkeypatch.setattr("mgattest.loading._cache.time.time", lambda: real() + 61)
     mgattest.load(path, policy=tmp / "policy.yaml", bundles=[bundle], cache=cache)
     assert (cache.hits, cache.misses) == (0, 2)
 
 
 def test_safetensors_views_validate_like_the_library():
-    from mgattest.load.loaders import SafetensorsFormatError, numpy_views
+    from mgattest.loading._loaders import SafetensorsFormatError, numpy_views
     good = st_bytes({"a": np.arange(4, dtype=np.float32), "b": np.ones(2, dtype=np.int64)})
     views = numpy_views(bytearray(good))
     assert views["a"].tolist() == [0, 1, 2, 3] and views["b"].tolist() == [1, 1]
@@ -327,7 +327,7 @@ def test_safetensors_views_validate_like_the_library():
 @pytest.mark.parametrize("seed", range(3))
 def test_safetensors_views_equal_the_library(seed):
     import safetensors.numpy as sn
-    from mgattest.load.loaders import numpy_views
+    from mgattest.loading._loaders import numpy_views
     rng = np.random.default_rng(seed)
     tensors = {f"t{i}": rng.standard_normal(rng.integers(0, 50, size=2)).astype(dt)
                for i, dt in enumerate([np.float32, np.float64, np.float16, np.int32, np.uint8])}
@@ -342,7 +342,7 @@ def test_safetensors_header_fuzz_only_raises_format_errors():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from mgattest.load.loaders import SafetensorsFormatError, numpy_views
+    from mgattest.loading._loaders import SafetensorsFormatError, numpy_views
     good = st_bytes({"a": np.arange(3, dtype=np.float32), "b": np.zeros((2, 2), dtype=np.int8)})
 
     @settings(max_examples=300, deadline=None)
@@ -363,7 +363,7 @@ def test_safetensors_header_with_a_repeated_key_is_refused():
     """Parsers disagree on which value a repeated key keeps: refuse, don't pick one."""
     import struct
 
-    from mgattest.load.loaders import SafetensorsFormatError, parse_header
+    from mgattest.loading._loaders import SafetensorsFormatError, parse_header
 
     header = (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},'
               b' "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}')

@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from tests.helpers.corpus import build_corpus
 import mgattest
-from mgattest.attest.keys import generate_signer, public_key_pem
-from mgattest.attest.sign import sign_model, write_bundle_file
+from mgattest.attest._keys import generate_signer, public_key_pem
+from mgattest.attest._sign import sign_model, write_bundle_file
 from mgattest.errors import MgattestError
 
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mgattest.load import quarantine as q
-from mgattest.load.quarantine import (QuarantineError, RestoreError,
+from mgattest.loading import _quarantine as q
+from mgattest.loading._quarantine import (QuarantineError, RestoreError,
                                       TamperedQuarantineError, get_incident, list_incidents,
                                       quarantine, restore, tree_digests)
 
@@ -101,7 +101,7 @@ def test_exception_at_any_step_rolls_back(tmp_path, force_copy, step):
 _CHILD = r"""
 import os, signal, sys
 from pathlib import Path
-from mgattest.load import quarantine as q
+from mgattest.loading import _quarantine as q
 step, force_copy, qdir, *paths = sys.argv[1:]
 def hook(name):
     if name == step:
@@ -200,7 +200,7 @@ def test_cli_inspect_quarantine_and_restore(tmp_path):
 def test_quarantine_rejected_records_the_policy_digest(tmp_path: Path) -> None:
     import hashlib
 
-    from mgattest.load.quarantine import quarantine_rejected
+    from mgattest.loading._quarantine import quarantine_rejected
 
     model = tmp_path / "m.bin"
     model.write_bytes(b"weights")
@@ -218,7 +218,7 @@ def test_quarantine_rejected_records_the_policy_digest(tmp_path: Path) -> None:
 
 def test_quarantine_findings_moves_only_unsafe_content(tmp_path: Path) -> None:
     from mgattest.inspect import scan_bytes
-    from mgattest.load.quarantine import quarantine_findings
+    from mgattest.loading._quarantine import quarantine_findings
 
     clean = tmp_path / "clean.json"
     clean.write_bytes(b"{}")

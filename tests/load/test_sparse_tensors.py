@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mgattest  # noqa: E402
-from mgattest.load.loaders import UnsafeContentError, check_sparse_tensors, deserialize  # noqa: E402
+from mgattest.loading._loaders import UnsafeContentError, check_sparse_tensors, deserialize  # noqa: E402
 from tests.helpers.signed_files import signed
 
 

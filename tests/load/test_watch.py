@@ -18,7 +18,7 @@ import pytest
 import mgattest
 from tests.helpers.servers import free_port
 from mgattest.errors import VerificationError
-from mgattest.load.watch import Sentry, manifest_verifier
+from mgattest.loading._watch import Sentry, manifest_verifier
 
 # the examples of the mgattest under test (the package's checkout)
 EXAMPLES = Path(mgattest.__file__).resolve().parent.parent / "docs" / "examples"
@@ -311,7 +311,7 @@ def test_fifo_in_ignored_git_never_blocks_the_sentry(tmp_path):
 
 
 def test_snapshot_records_special_files_without_opening_them(tmp_path):
-    from mgattest.load.watch import snapshot
+    from mgattest.loading._watch import snapshot
 
     model, _ = _model(tmp_path)
     os.mkfifo(model / "pipe")
@@ -347,7 +347,7 @@ def test_a_check_that_does_not_finish_is_not_healthy(tmp_path):
 
 
 def test_a_crashing_background_rehash_fails_closed(tmp_path, monkeypatch):
-    import mgattest.load.watch as watch
+    import mgattest.loading._watch as watch
 
     model, manifest = _model(tmp_path)
     sentry = Sentry(model, manifest_verifier(manifest, model), rehash_interval=0.1,
@@ -420,7 +420,7 @@ def test_fastapi_example_serves_the_bytes_it_verified(tmp_path, monkeypatch):
     import httpx
     import numpy as np
 
-    from mgattest.ca.serving import ServerThread
+    from mgattest.ca._serving import ServerThread
 
     weights = tmp_path / "w.npy"
     good, evil = tmp_path / "good.npy", tmp_path / "evil.npy"
@@ -480,7 +480,7 @@ def test_fastapi_example_key_mode_verifies_through_the_policy_engine(tmp_path, m
 
 def test_watch_verifier_checks_a_manifest_and_refuses_bad_ones(tmp_path: Path) -> None:
     from mgattest.errors import InputError
-    from mgattest.load.watch import WatchSources, watch_verifier
+    from mgattest.loading._watch import WatchSources, watch_verifier
 
     model = tmp_path / "model"
     model.mkdir()

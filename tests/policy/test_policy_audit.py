@@ -8,8 +8,8 @@ import multiprocessing as mp
 import pytest
 
 from mgattest.errors import InputError
-from mgattest.policy.audit import append_decision, audit_record
-from mgattest.policy.evaluate import evaluate
+from mgattest.policy._audit import append_decision, audit_record
+from mgattest.policy._evaluate import evaluate
 from tests.helpers.policy_facts import KEY_A, T0, attestation, digest_of, key_signer, keys_block, model, policy, safe_reports
 
 FILES = {"m.safetensors": digest_of(b"m")}

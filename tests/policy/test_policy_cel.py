@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgattest.policy import cel as cel_mod
-from mgattest.policy.cel import MAX_EXPR_LEN, CelCompileError, compile_cel
+from mgattest.policy import _cel as cel_mod
+from mgattest.policy._cel import MAX_EXPR_LEN, CelCompileError, compile_cel
 
 BUDGET = 0.5  # seconds: small budgets keep the attack tests fast
 SLACK = 3.0  # killing and reaping the worker on a loaded CI machine (main took 10-50 s)

@@ -10,11 +10,11 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from mgattest.attest.keys import generate_signer, private_key_pem, public_key_pem
-from mgattest.attest.sign import DigestOptions, SignOptions, sign_model, write_bundle_file
+from mgattest.attest._keys import generate_signer, private_key_pem, public_key_pem
+from mgattest.attest._sign import DigestOptions, SignOptions, sign_model, write_bundle_file
 from mgattest.cli.app import app
 from tests.helpers.paths import PROJECT_ROOT
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 ROOT = PROJECT_ROOT
 BEACON = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
@@ -101,8 +101,8 @@ def test_audit_log_appends_one_line_per_decision(signed_model):
 
 
 def test_emit_vsa_signed_and_verifiable(signed_model):
-    from mgattest.attest.verify import verify_bundle
-    from mgattest.policy.vsa import VSA_PREDICATE_TYPE
+    from mgattest.attest._verify import verify_bundle
+    from mgattest.policy._vsa import VSA_PREDICATE_TYPE
     tmp, model, bundle = signed_model
     out_path = tmp / "vsa.sigstore.json"
     code, out = cli("verify", model, "--bundle", bundle, "--policy", tmp / "policy.yaml",
@@ -143,7 +143,7 @@ def test_init_tofu_policy_then_verify(signed_model):
 
 
 def test_shortcuts_with_key_bundles(signed_model):
-    from mgattest.attest.slsa import DEFAULT_BUILDER_ID
+    from mgattest.attest._slsa import DEFAULT_BUILDER_ID
     tmp, model, bundle = signed_model
     base = ["verify", model, "--bundle", bundle, "--key", tmp / "release.pub"]
     code, out = cli(*base, "--builder-id", DEFAULT_BUILDER_ID, "--json")
@@ -263,7 +263,7 @@ def test_audit_log_with_identity_only(conformance_dir, tmp_path, no_local_log):
 
 def test_verify_streams_sharded_models(signed_model):
     tmp, model, _ = signed_model
-    from mgattest.attest.keys import load_signer
+    from mgattest.attest._keys import load_signer
     signer = load_signer(tmp / "vsa.key")
     options = SignOptions(digests=DigestOptions(shard_size=64))
     bundle = write_bundle_file(sign_model(model, signer, options).bundle,

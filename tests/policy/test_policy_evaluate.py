@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from mgattest.policy.evaluate import evaluate
+from mgattest.policy._evaluate import evaluate
 from tests.helpers.policy_facts import (GH_ISSUER, KEY_A, KEY_B, KEY_C, LOG_ID, SLSA, T0, Report,
                             attestation, cert_signer, digest_of, key_signer, keys_block, log,
                             model, policy, provenance, safe_reports)
-from mgattest.attest.options import CheckOptions
+from mgattest.attest._options import CheckOptions
 
 W = "model.safetensors"
 FILES = {W: digest_of(b"weights")}
@@ -159,7 +159,7 @@ def test_digest_allow_and_deny_lists():
 def test_exception_waives_until_it_expires():
     import yaml
 
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     att = [attestation(FILES, key_signer(KEY_B))]  # wrong signer
     for expires, allowed in (("2027-01-01", True), ("2026-01-01", False)):
@@ -179,7 +179,7 @@ def test_exception_waives_until_it_expires():
 def test_exception_for_another_digest_does_not_waive():
     import yaml
 
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     doc = dict(key_policy().raw)
     doc["exceptions"] = [{"digest": f"sha256:{'0' * 64}", "reason": "r", "approver": "a",
@@ -444,7 +444,7 @@ def test_any_trusted_log_means_the_policys_logs_when_it_declares_some():
 
 def test_model_check_from_the_digests_module(tmp_path):
     """A real ModelCheck (attest.digests.check_model) feeds the evaluator."""
-    from mgattest.attest.digests import check_model
+    from mgattest.attest._digests import check_model
     (tmp_path / "w.bin").write_bytes(b"weights")
     (tmp_path / "notes.txt").write_bytes(b"notes")
     files = {"w.bin": digest_of(b"weights")}
@@ -460,7 +460,7 @@ def test_model_check_from_the_digests_module(tmp_path):
 
 
 def test_empty_model_is_denied():
-    from mgattest.attest.results import ModelCheck
+    from mgattest.attest._results import ModelCheck
     v = evaluate(key_policy(), [attestation(FILES, key_signer(KEY_A))], ModelCheck("/m", []),
                  [], now=T0)
     assert not v.allowed and "no files" in failed(v)["policy.integrity"]
@@ -469,7 +469,7 @@ def test_empty_model_is_denied():
 def test_exception_for_one_file_does_not_waive_another():
     import yaml
 
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
     files = {"a.bin": digest_of(b"a"), "b.bin": digest_of(b"b")}
     doc = dict(key_policy().raw)
     doc["exceptions"] = [{"digest": f"sha256:{files['a.bin']}", "reason": "r",
@@ -497,7 +497,7 @@ def _two_rules_with_cel() -> object:
 def test_every_cel_clause_of_a_verdict_takes_one_round_trip_to_the_worker(monkeypatch):
     """Six CEL clauses over two rules and two files: one frame to the worker (it was
     one per clause), with the same per-clause results as evaluating each alone."""
-    from mgattest.policy import cel as cel_mod
+    from mgattest.policy import _cel as cel_mod
 
     files = {W: digest_of(b"weights"), "config.json": digest_of(b"config")}
     att = attestation(files, key_signer(KEY_A),
@@ -523,7 +523,7 @@ def test_an_exception_waives_a_failing_cel_clause():
     """Exceptions still apply to CEL checks, which are filled in after every rule."""
     import yaml
 
-    from mgattest.policy.loader import policy_from_bytes
+    from mgattest.policy._loader import policy_from_bytes
 
     pol = key_policy("cel:\n  - {id: pred, expr: 'predicate.ok == true', message: not ok}\n")
     att = [attestation(FILES, key_signer(KEY_A), predicate={"ok": False})]
@@ -553,7 +553,7 @@ def test_rules_differing_only_in_content_unknown_each_judge_the_file():
 
 
 def test_release_tags_are_ascii_digits_only():
-    from mgattest.policy.provenance import (DELEGATOR_WORKFLOWS, is_delegator,  # noqa: PLC0415
+    from mgattest.policy._provenance import (DELEGATOR_WORKFLOWS, is_delegator,  # noqa: PLC0415
                                             versioned_tag_ok)
     assert versioned_tag_ok("v1.2", "refs/tags/v1.2.3")
     assert not versioned_tag_ok("v1.2", "refs/tags/v\u0661.\u0662.3")  # Arabic-Indic 1, 2

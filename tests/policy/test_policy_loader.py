@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mgattest.policy.errors import PolicyError
-from mgattest.policy.loader import lint_policy, load_policy, policy_from_bytes
-from mgattest.policy.matching import compile_matcher, glob_match
+from mgattest.policy._loader import lint_policy, load_policy, policy_from_bytes
+from mgattest.policy._matching import compile_matcher, glob_match
 from tests.helpers.policy_facts import KEY_A, keys_block
 from tests.helpers.paths import PROJECT_ROOT
 
@@ -199,7 +199,7 @@ _docs = st.recursive(_scalars, lambda kids: st.one_of(
 def test_yaml_roundtrip_equals_safe_load(doc):
     import yaml
 
-    from mgattest.policy.yamlpos import parse_yaml
+    from mgattest.policy._yamlpos import parse_yaml
     text = yaml.safe_dump(doc, sort_keys=False)
     located = parse_yaml(text.encode(), "f.yaml")
     assert located.data == yaml.safe_load(text)

@@ -10,17 +10,17 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from mgattest.attest.keys import generate_signer, public_key_pem
-from mgattest.attest.sign import KeySigner, LogTarget, SignOptions, sign_model, write_bundle_file
-from mgattest.attest.slsa import build_provenance
-from mgattest.load import model_check, read_model_bytes, scan_model
-from mgattest.policy.evaluate import evaluate
-from mgattest.policy.gather import verify_attestations
-from mgattest.policy.loader import load_policy
+from mgattest.attest._keys import generate_signer, public_key_pem
+from mgattest.attest._sign import KeySigner, LogTarget, SignOptions, sign_model, write_bundle_file
+from mgattest.attest._slsa import build_provenance
+from mgattest.loading import model_check, read_model_bytes, scan_model
+from mgattest.policy._evaluate import evaluate
+from mgattest.policy._gather import verify_attestations
+from mgattest.policy._loader import load_policy
 from tests.helpers.policy_facts import (attestation, cert_signer, digest_of, log, model,
                                  provenance, safe_reports)
 from tests.helpers.paths import PROJECT_ROOT
-from mgattest.attest.options import BuildInputs
+from mgattest.attest._options import BuildInputs
 
 POLICIES = PROJECT_ROOT / "policies"
 
@@ -107,7 +107,7 @@ def prod(tmp_path, monkeypatch):
         (tmp_path / f"{name}.pub").write_bytes(public_key_pem(s))
     private_log = LogTarget("local", str(tmp_path / "private.db"))
     # Create the private log and publish its key next to the policy.
-    from mgattest.attest.locallog import open_local_log
+    from mgattest.attest._locallog import open_local_log
     open_local_log(tmp_path / "private.db").close()
     meta = json.loads((tmp_path / "private.json").read_text())
     (tmp_path / "private-log.pub").write_text(meta["public_key_pem"])

@@ -12,9 +12,9 @@ import json
 import pytest
 
 from mgattest.policy.errors import PolicyError
-from mgattest.policy.loader import lint_policy, policy_from_bytes
+from mgattest.policy._loader import lint_policy, policy_from_bytes
 from tests.helpers.policy_facts import KEY_A, keys_block
-from mgattest.attest.options import TrustOptions
+from mgattest.attest._options import TrustOptions
 
 HEAD = "apiVersion: mgattest/v1\nkind: Policy\n"
 MIN = (HEAD + keys_block(("a", KEY_A)) + "signers:\n  a: {key: a}\nrules:\n"
@@ -87,10 +87,10 @@ import pickle  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mgattest  # noqa: E402
-from mgattest.attest.keys import generate_signer, public_key_pem  # noqa: E402
-from mgattest.attest.sign import sign_model, write_bundle_file  # noqa: E402
-from mgattest.load import PolicyDenied  # noqa: E402
-from mgattest.load.loaders import UnsafeContentError  # noqa: E402
+from mgattest.attest._keys import generate_signer, public_key_pem  # noqa: E402
+from mgattest.attest._sign import sign_model, write_bundle_file  # noqa: E402
+from mgattest.loading import PolicyDenied  # noqa: E402
+from mgattest.loading._loaders import UnsafeContentError  # noqa: E402
 
 LOAD_POLICY = """\
 apiVersion: mgattest/v1
@@ -167,7 +167,7 @@ def test_ignored_and_unsigned_files_are_never_parsed(tmp_path, keys, monkeypatch
     bundle = _bundle(tmp_path, model, keys["release"])
     (model / "late.npy").write_bytes(_npy(np.arange(4)))  # not signed
     pol = _write_policy(tmp_path, rules)
-    import mgattest.load.loaders as loaders
+    import mgattest.loading._loaders as loaders
     parsed = []
     real = loaders.deserialize
     monkeypatch.setattr(loaders, "deserialize",
@@ -229,7 +229,7 @@ def test_files_signed_by_a_signer_the_rule_does_not_trust_are_not_loaded(tmp_pat
 # --------------------------------------------------------------------------- clauses see
 # only attestations from the signers their rule trusts
 
-from mgattest.policy.evaluate import evaluate  # noqa: E402
+from mgattest.policy._evaluate import evaluate  # noqa: E402
 from tests.helpers.policy_facts import (KEY_B, T0, attestation, digest_of,  # noqa: E402
                                  key_signer, model, policy, provenance, safe_reports)
 
@@ -328,8 +328,8 @@ def _cli(*args):
 def test_vsa_states_only_what_was_verified(tmp_path, keys):
     """#16.8: a warn-mode allow whose signer check failed is FAILED, and an unsigned
     file tolerated by files.unsigned: allow is not a subject."""
-    from mgattest.attest.keys import private_key_pem
-    from mgattest.attest.verify import verify_bundle
+    from mgattest.attest._keys import private_key_pem
+    from mgattest.attest._verify import verify_bundle
     (tmp_path / "vsa.key").write_bytes(private_key_pem(keys["release"]))
     rules = ("  - id: model\n    match: ['**']\n    signedBy: {allOf: [release, docs]}\n"
              "    files: {unsigned: allow}\n")
@@ -352,9 +352,9 @@ def test_vsa_states_only_what_was_verified(tmp_path, keys):
 
 
 def test_vsa_passed_only_when_no_clause_failed(tmp_path, keys):
-    from mgattest.policy.loader import load_policy
-    from mgattest.policy.vsa import vsa_statement
-    from mgattest.load import read_model_bytes, verify_model_bytes
+    from mgattest.policy._loader import load_policy
+    from mgattest.policy._vsa import vsa_statement
+    from mgattest.loading import read_model_bytes, verify_model_bytes
     model = _model_dir(tmp_path, {"w.npy": _npy(np.arange(2))})
     bundle = _bundle(tmp_path, model, keys["release"])
     pol = load_policy(_write_policy(tmp_path, WEIGHTS_RULE))
@@ -384,7 +384,7 @@ def test_long_file_names_are_clipped_visibly_and_no_artifact_is_dropped(tmp_path
     artifacts, digests and reasons."""
     import hashlib
 
-    from mgattest.policy.audit import append_decision
+    from mgattest.policy._audit import append_decision
     names = [f"{i:03d}-" + "n" * 3000 for i in range(40)]
     record = {"time": "t", "decision": "deny",
               "artifacts": [{"name": n, "digest": {"sha256": f"{i:064x}"}}
@@ -403,7 +403,7 @@ def test_long_file_names_are_clipped_visibly_and_no_artifact_is_dropped(tmp_path
 
 
 def test_control_characters_in_names_cannot_forge_lines(tmp_path):
-    from mgattest.policy.audit import append_decision
+    from mgattest.policy._audit import append_decision
     evil = 'x\n{"decision":"allow"}\u2028\r'
     path = tmp_path / "audit.jsonl"
     append_decision(path, {"decision": "deny", "artifacts": [{"name": evil}]})
@@ -416,7 +416,7 @@ def test_fifo_at_the_audit_path_is_refused_without_hanging(tmp_path):
     import threading
 
     from mgattest.errors import InputError
-    from mgattest.policy.audit import append_decision
+    from mgattest.policy._audit import append_decision
     fifo = tmp_path / "audit.fifo"
     os.mkfifo(fifo)
     errors = []

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mgattest.attest.errors import AttestationSourceError
-from mgattest.attest.sources import attestations_from_bytes, load_attestations
+from mgattest.attest._sources import attestations_from_bytes, load_attestations
 
 BUNDLE = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
           "verificationMaterial": {"publicKey": {"hint": "x"}, "tlogEntries": []},
@@ -82,12 +82,12 @@ def test_missing_file_and_directory(tmp_path):
 
 def test_real_bundles_in_jsonl_verify_with_line_labels(tmp_path, monkeypatch):
     """Two real signatures (two keys) in one JSON-lines file satisfy a 2-of-2 policy."""
-    from mgattest.attest.keys import generate_signer, public_key_pem
-    from mgattest.attest.sign import sign_model
-    from mgattest.load import model_check, read_model_bytes
-    from mgattest.policy.evaluate import evaluate
-    from mgattest.policy.gather import verify_attestations
-    from mgattest.policy.loader import load_policy
+    from mgattest.attest._keys import generate_signer, public_key_pem
+    from mgattest.attest._sign import sign_model
+    from mgattest.loading import model_check, read_model_bytes
+    from mgattest.policy._evaluate import evaluate
+    from mgattest.policy._gather import verify_attestations
+    from mgattest.policy._loader import load_policy
 
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
     model = tmp_path / "m.bin"
@@ -110,12 +110,12 @@ def test_real_bundles_in_jsonl_verify_with_line_labels(tmp_path, monkeypatch):
 
 
 def test_bare_dsse_envelope_verifies_with_key_when_log_optional(tmp_path, monkeypatch):
-    from mgattest.attest.keys import generate_signer, public_key_pem
-    from mgattest.attest.sign import KeySigner, LogTarget, sign_model
-    from mgattest.load import model_check, read_model_bytes
-    from mgattest.policy.evaluate import evaluate
-    from mgattest.policy.gather import verify_attestations
-    from mgattest.policy.loader import load_policy
+    from mgattest.attest._keys import generate_signer, public_key_pem
+    from mgattest.attest._sign import KeySigner, LogTarget, sign_model
+    from mgattest.loading import model_check, read_model_bytes
+    from mgattest.policy._evaluate import evaluate
+    from mgattest.policy._gather import verify_attestations
+    from mgattest.policy._loader import load_policy
 
     monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
     model = tmp_path / "m.bin"

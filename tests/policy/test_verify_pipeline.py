@@ -1,9 +1,9 @@
 """One verification pipeline: the CLI reaches verification only through it.
 
 ``mgattest verify`` and ``mgattest watch`` parse options, call
-``mgattest.policy.pipeline.ModelVerifier`` and render; they must not reach into the
+``mgattest.policy._pipeline.ModelVerifier`` and render; they must not reach into the
 verification internals (``attest.verify``, ``policy.evaluate``, ``policy.gather``...),
-and no library module may import ``mgattest.load`` from below it.
+and no library module may import ``mgattest.loading`` from below it.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ PACKAGE = Path(mgattest.__file__).parent
 # the pipeline, rendering helpers and the quarantine entry point.
 VERIFY_CMD_ALLOWED = {
     "mgattest._files", "mgattest._text", "mgattest.errors",
-    "mgattest.attest.certs", "mgattest.attest.keyless", "mgattest.attest.trustroot",
-    "mgattest.attest.walk",
+    "mgattest.attest._certs", "mgattest.attest._keyless", "mgattest.attest._trustroot",
+    "mgattest.attest._walk",
     "mgattest.cli._common", "mgattest.cli._progress", "mgattest.cli._render",
-    "mgattest.load.quarantine",
-    "mgattest.policy.pipeline", "mgattest.policy.shortcuts",
+    "mgattest.loading._quarantine",
+    "mgattest.policy._pipeline", "mgattest.policy._shortcuts",
 }
 
 # Verification internals no CLI command module may import.
 INTERNALS = {
-    "mgattest.attest.verify", "mgattest.attest.digests", "mgattest.policy.evaluate",
-    "mgattest.policy.gather", "mgattest.policy.modelcheck", "mgattest.policy.cli_support",
+    "mgattest.attest._verify", "mgattest.attest._digests", "mgattest.policy._evaluate",
+    "mgattest.policy._gather", "mgattest.policy._modelcheck", "mgattest.policy.cli_support",
 }
 
 
@@ -45,9 +45,9 @@ def is_module(name: str) -> bool:
 
 def mgattest_imports(path: Path) -> set[str]:
     """Every ``mgattest...`` module *path* imports (at any depth of the file), and the
-    names imported from a module (``from mgattest.load import verify_model_bytes`` is
-    reported as ``mgattest.load`` and ``mgattest.load.verify_model_bytes``;
-    ``from mgattest.attest import trustroot`` as ``mgattest.attest.trustroot``)."""
+    names imported from a module (``from mgattest.loading import verify_model_bytes`` is
+    reported as ``mgattest.load`` and ``mgattest.loading.verify_model_bytes``;
+    ``from mgattest.attest import _trustroot as trustroot`` as ``mgattest.attest._trustroot``)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -65,7 +65,7 @@ def mgattest_imports(path: Path) -> set[str]:
 
 def _defining_module(package: str, name: str) -> str | None:
     """The module a package's lazy public name comes from (``mgattest.policy`` +
-    ``ModelVerifier`` -> ``mgattest.policy.pipeline``): importing through a package's
+    ``ModelVerifier`` -> ``mgattest.policy._pipeline``): importing through a package's
     ``__all__`` is held to the same rules as importing the module itself."""
     if not is_module(package):
         return None
@@ -75,24 +75,24 @@ def _defining_module(package: str, name: str) -> str | None:
 
 
 def test_verify_command_imports_only_library_entry_points():
-    imported = {n for n in mgattest_imports(PACKAGE / "cli" / "verify_cmds.py")
+    imported = {n for n in mgattest_imports(PACKAGE / "cli" / "_verify_cmds.py")
                 if is_module(n)}
     assert imported - VERIFY_CMD_ALLOWED == set()
 
 
-@pytest.mark.parametrize("module", ["verify_cmds.py", "inspect_cmds.py"])
+@pytest.mark.parametrize("module", ["_verify_cmds.py", "_inspect_cmds.py"])
 def test_verify_and_watch_commands_skip_verification_internals(module):
     imported = mgattest_imports(PACKAGE / "cli" / module)
     assert not {n for n in imported
                 if n in INTERNALS or any(n.startswith(i + ".") for i in INTERNALS)}
-    assert "mgattest.load.verify_model_bytes" not in imported  # watch: the pipeline itself
+    assert "mgattest.loading.verify_model_bytes" not in imported  # watch: the pipeline itself
 
 
 def test_no_library_module_imports_load_from_below():
     lower = [p for sub in ("policy", "attest", "inspect", "tlog")
              for p in (PACKAGE / sub).rglob("*.py")]
     offenders = {str(p.relative_to(PACKAGE)) for p in lower
-                 if any(n == "mgattest.load" or n.startswith("mgattest.load.")
+                 if any(n == "mgattest.loading" or n.startswith("mgattest.loading.")
                         for n in mgattest_imports(p))}
     assert offenders == set()
 
@@ -113,7 +113,7 @@ def test_no_library_module_prints():
 
 def test_verify_options_need_a_private_key_for_a_vsa():
     from mgattest.errors import InputError
-    from mgattest.policy.pipeline import VerifyOptions
+    from mgattest.policy._pipeline import VerifyOptions
 
     with pytest.raises(InputError, match="--emit-vsa needs a private key"):
         VerifyOptions(emit_vsa="vsa.json")
@@ -121,7 +121,7 @@ def test_verify_options_need_a_private_key_for_a_vsa():
 
 def test_digest_target_needs_a_bundle():
     from mgattest.errors import InputError
-    from mgattest.policy.pipeline import ModelVerifier
+    from mgattest.policy._pipeline import ModelVerifier
 
     with pytest.raises(InputError, match="verifying a digest needs --bundle"):
         ModelVerifier(None).verify("sha256:" + "ab" * 32)
@@ -130,7 +130,7 @@ def test_digest_target_needs_a_bundle():
 def test_a_path_object_is_never_a_digest(tmp_path):
     """Only text names a digest: ``Path('sha256:…')`` is a (missing) file."""
     from mgattest.errors import InputError
-    from mgattest.policy.pipeline import ModelVerifier
+    from mgattest.policy._pipeline import ModelVerifier
 
     with pytest.raises(InputError, match="does not exist"):
         ModelVerifier(None).verify(tmp_path / ("sha256:" + "ab" * 32))
@@ -138,8 +138,8 @@ def test_a_path_object_is_never_a_digest(tmp_path):
 
 def test_read_bytes_need_a_policy(tmp_path):
     from mgattest.errors import InputError
-    from mgattest.policy.modelbytes import read_model_bytes
-    from mgattest.policy.pipeline import ModelVerifier
+    from mgattest.policy._modelbytes import read_model_bytes
+    from mgattest.policy._pipeline import ModelVerifier
 
     (tmp_path / "m.bin").write_bytes(b"weights")
     with pytest.raises(InputError, match="needs a policy"):
@@ -153,8 +153,8 @@ def test_a_bundle_that_does_not_verify_is_a_recorded_denial(tmp_path):
     from typer.testing import CliRunner
 
     from mgattest.cli.app import app
-    from mgattest.policy.pipeline import ModelVerifier, VerifyOptions
-    from mgattest.policy.shortcuts import ShortcutOptions, effective_policy
+    from mgattest.policy._pipeline import ModelVerifier, VerifyOptions
+    from mgattest.policy._shortcuts import ShortcutOptions, effective_policy
 
     def mg(*args):
         result = CliRunner().invoke(app, [str(a) for a in args])

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from mgattest.tlog.checkpoint import parse_signed_note
+from mgattest.tlog._checkpoint import parse_signed_note
 from mgattest.tlog.errors import CheckpointError
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.trust import TrustedLog
-from mgattest.tlog.verify import verify_entry
+from mgattest.tlog._log import TransparencyLog
+from mgattest.tlog._trust import TrustedLog
+from mgattest.tlog._verify import verify_entry
 from tests.helpers.log_server import hashedrekord, new_key
 
 

@@ -51,7 +51,7 @@ def _github_token(stack, workflow: str, repo: str, ref: str) -> str:
 
 
 def _sign(stack, statement: dict, token: str, out: Path) -> Path:
-    from mgattest.attest.keyless import sign_keyless
+    from mgattest.attest._keyless import sign_keyless
 
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
     out.write_text(json.dumps(sign_keyless(payload, identity_token=token,

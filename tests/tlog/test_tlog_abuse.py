@@ -33,9 +33,9 @@ from tests.helpers.paths import PROJECT_ROOT
 
 from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError
-from mgattest.tlog import entries, merkle, tiles
+from mgattest.tlog import _entries as entries, merkle, _tiles as tiles
 from mgattest.tlog.errors import EntryRejectedError
-from mgattest.tlog.keys import KeyParameterError, LogVerifier, check_rsa_parameters
+from mgattest.tlog._keys import KeyParameterError, LogVerifier, check_rsa_parameters
 from tests.helpers.log_server import (API, dsse_entry, hashedrekord, make_log, new_key, post,
                               running_server)
 
@@ -136,7 +136,7 @@ def test_ca_server_content_length_sibling() -> None:
     """The CA server parsed Content-Length with isdigit() too ('²' gave a 500)."""
     import inspect as pyinspect
 
-    from mgattest.ca import server as ca_server
+    from mgattest.ca import _server as ca_server
 
     source = pyinspect.getsource(ca_server)
     assert ".isdigit()" not in source and "parse_ascii_uint" in source
@@ -169,9 +169,9 @@ def _rsa_modulus(bits: int) -> int:
                                     (3072, (1 << 3000) + 1)])
 def test_weak_or_huge_rsa_parameters_are_refused_everywhere(bits: int, e: int,
                                                               tmp_path: Path) -> None:
-    from mgattest.attest.keys import load_verifier
+    from mgattest.attest._keys import load_verifier
     from mgattest.attest.errors import KeyFileError
-    from mgattest.attest.signers import UnsupportedKeyError, Verifier
+    from mgattest.attest._signers import UnsupportedKeyError, Verifier
 
     key = _rsa_public(bits, e)
     pem = key.public_bytes(serialization.Encoding.PEM,
@@ -190,7 +190,7 @@ def test_weak_or_huge_rsa_parameters_are_refused_everywhere(bits: int, e: int,
 
 
 def test_rsa_keys_within_the_rule_are_accepted() -> None:
-    from mgattest.attest.signers import Verifier
+    from mgattest.attest._signers import Verifier
 
     for bits in (2048, 4096):
         key = _rsa_public(bits)
@@ -201,7 +201,7 @@ def test_rsa_keys_within_the_rule_are_accepted() -> None:
 
 def test_policy_refuses_a_trusted_rsa_key_with_a_huge_exponent(tmp_path: Path) -> None:
     from mgattest.policy.errors import PolicyError
-    from mgattest.policy.loader import load_policy
+    from mgattest.policy._loader import load_policy
 
     policy = tmp_path / "policy.yaml"
     policy.write_bytes((PROJECT_ROOT / "policies" / "key-signed-minimum.yaml").read_bytes())
@@ -268,7 +268,7 @@ def test_reads_do_not_wait_for_slow_validation(tmp_path: Path) -> None:
     log.append(hashedrekord(new_key(), b"first"))
     release = threading.Event()
     with guarded_server(log) as url:
-        from mgattest.tlog import server as server_mod
+        from mgattest.tlog import _server as server_mod
 
         original = server_mod._LogService.retrieve_query
 
@@ -325,7 +325,7 @@ def test_reads_do_not_wait_for_a_slow_write(tmp_path: Path) -> None:
 
 
 def test_validation_pool_takes_clients_in_turn() -> None:
-    from mgattest.tlog.server import _FairPool
+    from mgattest.tlog._server import _FairPool
 
     pool = _FairPool(1, "test")
     gate = threading.Event()
@@ -504,7 +504,7 @@ def test_entries_over_65535_bytes_are_refused_at_append(tmp_path: Path) -> None:
 def test_a_legacy_oversized_entry_makes_its_bundle_404_not_500(tmp_path: Path) -> None:
     """A log written before the cap may hold such an entry: its bundle is unavailable
     (naming the entry), every other tile and the Rekor API still serve."""
-    from mgattest.tlog.store import PendingLeaf
+    from mgattest.tlog._store import PendingLeaf
 
     log, _, _ = make_log(tmp_path)
     body = json.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord",

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mgattest.errors import InputError, VerificationError
-from mgattest.tlog.checkpoint import (
+from mgattest.tlog._checkpoint import (
     Checkpoint,
     parse_signed_note,
     sign_checkpoint,
@@ -21,8 +21,8 @@ from mgattest.tlog.checkpoint import (
     verify_checkpoint,
 )
 from mgattest.tlog.errors import CheckpointError, SETError
-from mgattest.tlog.keys import LogSigner, LogVerifier, note_key_hint
-from mgattest.tlog.promise import set_payload, sign_set, verify_set
+from mgattest.tlog._keys import LogSigner, LogVerifier, note_key_hint
+from mgattest.tlog._promise import set_payload, sign_set, verify_set
 
 ROOT = hashlib.sha256(b"root").digest()
 
@@ -245,7 +245,7 @@ def test_set_payload_fast_path_equals_rfc8785(body: bytes, t: int, index: int,
 
 
 def test_log_signer_from_file_reads_a_bounded_encrypted_key(tmp_path) -> None:
-    from mgattest.tlog.keys import LogSigner
+    from mgattest.tlog._keys import LogSigner
 
     signer = LogSigner.generate()
     path = tmp_path / "log.key"

@@ -17,7 +17,7 @@ from tests.helpers.paths import CONFORMANCE_DIR
 
 from tests.helpers.servers import free_port
 from mgattest.tlog import merkle
-from mgattest.tlog.client import (ConsistencyProof, LogRequestError, LogResponseError,
+from mgattest.tlog._client import (ConsistencyProof, LogRequestError, LogResponseError,
                                   LogUnavailableError, RekorClient, rekor_v1_to_bundle_entry)
 from tests.helpers.log_server import dsse_entry, hashedrekord, make_log, new_key, running_server
 
@@ -66,7 +66,7 @@ def reply(req: http.server.BaseHTTPRequestHandler, status: int, body: bytes,
 
 
 def trusted(log: Any) -> list[Any]:
-    from mgattest.tlog.trust import TrustedLog
+    from mgattest.tlog._trust import TrustedLog
 
     return [TrustedLog.for_verifier(log.signer.verifier, origin=log.origin)]
 
@@ -276,7 +276,7 @@ def test_rekor_v2_create_entry() -> None:
     whose digest, signature and certificate are that entry's (as the log would produce
     it); the client verifies the answer against the staging trusted root.
     """
-    from mgattest.tlog.trust import trusted_logs_from_root
+    from mgattest.tlog._trust import trusted_logs_from_root
 
     bundle, root = _v2_vector()
     tle = bundle["verificationMaterial"]["tlogEntries"][0]
@@ -328,7 +328,7 @@ def test_v1_reads_are_refused_for_a_v2_client() -> None:
 
 def test_redirects_are_not_followed_and_huge_answers_are_cut(monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    import mgattest.tlog.client as client_mod
+    import mgattest.tlog._client as client_mod
 
     hits: list[str] = []
 

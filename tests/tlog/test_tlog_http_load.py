@@ -111,15 +111,15 @@ def collect(procs: list[Any], outs: list[Path], timeout: float) -> list[dict]:
 
 
 def open_log(db: Path, key: Path) -> Any:
-    from mgattest.tlog.keys import LogSigner
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._keys import LogSigner
+    from mgattest.tlog._log import TransparencyLog
 
     return TransparencyLog.open(db, LogSigner.from_pem(key.read_bytes()))
 
 
 @pytest.fixture()
 def fresh_log(tmp_path: Path) -> tuple[Path, Path, Any]:
-    from mgattest.tlog.log import TransparencyLog
+    from mgattest.tlog._log import TransparencyLog
 
     db, key = tmp_path / "load.db", tmp_path / "load.key"
     log = TransparencyLog.init(db, key, origin="load.test/log")
@@ -127,8 +127,8 @@ def fresh_log(tmp_path: Path) -> tuple[Path, Path, Any]:
 
 
 def test_four_clients_two_thousand_appends(tmp_path: Path, fresh_log: Any) -> None:
-    from mgattest.tlog.trust import TrustedLog
-    from mgattest.tlog.verify import verify_rekor_entry
+    from mgattest.tlog._trust import TrustedLog
+    from mgattest.tlog._verify import verify_rekor_entry
 
     db, key, log = fresh_log
     proc, url = start_server(db, key)
@@ -157,7 +157,7 @@ def test_four_clients_two_thousand_appends(tmp_path: Path, fresh_log: Any) -> No
 
 
 def test_kill_9_under_load_loses_no_acknowledged_entry(tmp_path: Path, fresh_log: Any) -> None:
-    from mgattest.tlog.checkpoint import verify_checkpoint
+    from mgattest.tlog._checkpoint import verify_checkpoint
 
     db, key, log = fresh_log
     verifier = log.signer.verifier

@@ -180,9 +180,9 @@ def test_our_client_reads_what_sigstore_wrote(served: tuple[str, Any]) -> None:
     from sigstore.hashes import Hashed
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from mgattest.tlog.client import RekorClient
-    from mgattest.tlog.trust import TrustedLog
-    from mgattest.tlog.verify import verify_entry
+    from mgattest.tlog._client import RekorClient
+    from mgattest.tlog._trust import TrustedLog
+    from mgattest.tlog._verify import verify_entry
 
     url, log = served
     key = new_key()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mgattest.tlog import merkle
-from mgattest.tlog.keys import LogSigner
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.verify import verify_consistency_notes
+from mgattest.tlog._keys import LogSigner
+from mgattest.tlog._log import TransparencyLog
+from mgattest.tlog._verify import verify_consistency_notes
 from tests.helpers.paths import PROJECT_ROOT
 
 ORIGIN = "mp.example/log"
@@ -25,9 +25,9 @@ ORIGIN = "mp.example/log"
 # issuing a checkpoint.
 CHILD = r"""
 import sys, random
-from mgattest.tlog.entries import CanonicalEntry
-from mgattest.tlog.keys import LogSigner
-from mgattest.tlog.log import TransparencyLog
+from mgattest.tlog._entries import CanonicalEntry
+from mgattest.tlog._keys import LogSigner
+from mgattest.tlog._log import TransparencyLog
 
 db, key, tag, count, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 log = TransparencyLog.open(db, LogSigner.from_pem(open(key, "rb").read()))

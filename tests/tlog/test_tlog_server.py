@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.helpers.fuzz_budget import SERVER, fuzz_examples
 
-from mgattest.tlog import merkle, tiles
+from mgattest.tlog import merkle, _tiles as tiles
 from tests.helpers.log_server import (API, dsse_entry, hashedrekord, make_log, new_key, post,
                                       public_pem, running_server)
 
@@ -229,7 +229,7 @@ def test_token_guards_writes_only(tmp_path: Path) -> None:
 
 
 def test_tiles_rebuild_the_logs_root(tmp_path: Path) -> None:
-    from mgattest.tlog.checkpoint import verify_checkpoint
+    from mgattest.tlog._checkpoint import verify_checkpoint
 
     log, _, _ = make_log(tmp_path)
     key = new_key()

@@ -17,18 +17,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives import serialization
 
 from mgattest.tlog import merkle
-from mgattest.tlog.checkpoint import verify_checkpoint
-from mgattest.tlog.entries import CanonicalEntry
+from mgattest.tlog._checkpoint import verify_checkpoint
+from mgattest.tlog._entries import CanonicalEntry
 from mgattest.tlog.errors import (
     DuplicateEntryError,
     EntryRejectedError,
     LogError,
     UnknownEntryError,
 )
-from mgattest.tlog.keys import LogSigner
-from mgattest.tlog.log import TransparencyLog, default_origin
-from mgattest.tlog.promise import verify_set
-from mgattest.tlog.verify import verify_consistency_notes
+from mgattest.tlog._keys import LogSigner
+from mgattest.tlog._log import TransparencyLog, default_origin
+from mgattest.tlog._promise import verify_set
+from mgattest.tlog._verify import verify_consistency_notes
 
 
 def proposal(key, data: bytes) -> dict:

@@ -13,17 +13,17 @@ from typing import Any, Callable
 
 import pytest
 
-from mgattest.attest.bundle import dump_bundle, load_bundle, make_bundle
-from mgattest.tlog.entries import CanonicalEntry
+from mgattest.attest._bundle import dump_bundle, load_bundle, make_bundle
+from mgattest.tlog._entries import CanonicalEntry
 from mgattest.tlog.errors import CheckpointError, InclusionProofError, LogEntryError, SETError
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.transparency_entry import (
+from mgattest.tlog._log import TransparencyLog
+from mgattest.tlog._transparency_entry import (
     EntryInclusionProof,
     TransparencyLogEntry,
     parse_transparency_entry,
 )
-from mgattest.tlog.trust import TrustedLog
-from mgattest.tlog.verify import verify_entry
+from mgattest.tlog._trust import TrustedLog
+from mgattest.tlog._verify import verify_entry
 
 BODY = b'{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{"n":%d}}'
 
@@ -45,7 +45,7 @@ def _entry_dict(log: TransparencyLog, index: int = 3) -> dict[str, Any]:
 def _bundle_dict(entry: dict[str, Any]) -> dict[str, Any]:
     """A key-signed v0.3 bundle shape around ``entry`` (its signature is never checked
     here: only reading is exercised)."""
-    from mgattest.attest.bundle import MessageSignature
+    from mgattest.attest._bundle import MessageSignature
 
     return make_bundle(message_signature=MessageSignature("sha256", b"d" * 32, b"sig"),
                        public_key_hint="", tlog_entries=[entry])

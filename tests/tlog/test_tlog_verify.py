@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mgattest.errors import MgattestError
-from mgattest.tlog.entries import CanonicalEntry
+from mgattest.tlog._entries import CanonicalEntry
 from mgattest.tlog.errors import (
     CheckpointError,
     ConsistencyProofError,
@@ -23,10 +23,10 @@ from mgattest.tlog.errors import (
     SETError,
     TrustRootError,
 )
-from mgattest.tlog.keys import LogSigner, LogVerifier, c2sp_key_id
-from mgattest.tlog.log import TransparencyLog
-from mgattest.tlog.trust import TrustedLog, trusted_logs_from_root
-from mgattest.tlog.verify import (
+from mgattest.tlog._keys import LogSigner, LogVerifier, c2sp_key_id
+from mgattest.tlog._log import TransparencyLog
+from mgattest.tlog._trust import TrustedLog, trusted_logs_from_root
+from mgattest.tlog._verify import (
     verify_consistency_notes,
     verify_entry,
     verify_rekor_entry,

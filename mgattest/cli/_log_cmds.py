@@ -1,0 +1,436 @@
+"""``mgattest log``: create, serve, append to, prove, verify and monitor a log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from mgattest.cli._common import err, guarded, out
+
+if TYPE_CHECKING:
+    from mgattest.tlog import EntryToVerify
+    from mgattest.tlog import LogSigner, LogVerifier
+    from mgattest.tlog import TransparencyLog
+    from mgattest.tlog import TrustedLog
+
+MAX_JSON_FILE = 64 * 1024 * 1024
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+log_app = typer.Typer(help="Run and check a Rekor-compatible transparency log.",
+                      no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``log`` command group to the root app."""
+    app.add_typer(log_app, name="log")
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _read_text(path: Path, what: str, limit: int = MAX_JSON_FILE) -> str:
+    from mgattest._files import read_text
+
+    return read_text(path, what, limit)
+
+
+def _read_json(path: Path, what: str) -> object:
+    from mgattest._files import read_json
+
+    return read_json(path, what, MAX_JSON_FILE)
+
+
+def _load_signer(key: Path) -> LogSigner:
+    """The log's private key; its password, if any, from MGATTEST_LOG_KEY_PASSWORD."""
+    import os
+
+    from mgattest.tlog import LogSigner
+
+    return LogSigner.from_file(key, password=os.environ.get("MGATTEST_LOG_KEY_PASSWORD"))
+
+
+def _open_log(db: Path, key: Path) -> TransparencyLog:
+    from mgattest.errors import InputError
+    from mgattest.tlog import TransparencyLog
+
+    if not Path(db).is_file():
+        raise InputError(f"no log database at {db} (create one with `mgattest log init`)",
+                         what="log database", where=str(db))
+    return TransparencyLog.open(db, _load_signer(key))
+
+
+def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
+                  origin: Optional[str]) -> list[TrustedLog]:
+    from mgattest.errors import InputError
+    from mgattest.tlog import _trust as trust
+
+    if trusted_root is not None and log_key is None:
+        return list(trust.trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
+    if log_key is None or trusted_root is not None:
+        raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
+    if not origin:
+        raise InputError("--log-key needs --origin: the checkpoint origin of that log "
+                         "(`mgattest log init` prints it)", what="usage")
+    return [trust.TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with a usage error (not uvicorn's exit 1) when the address is unusable."""
+    import socket
+
+    from mgattest.errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         what="listen address") from None
+
+
+def _public_hostname(host: str) -> str:
+    """The name a log listening on ``host`` is reached under: the host itself, or this
+    machine's name for the any-address."""
+    import socket
+
+    if host in ("0.0.0.0", "::", ""):
+        return socket.gethostname().strip().lower() or "localhost"
+    return host
+
+
+def _verifier(log_key: Path) -> LogVerifier:
+    from mgattest.tlog import LogVerifier
+
+    return LogVerifier.from_pem(_read_text(log_key, "log key"))
+
+
+def _dump(obj: object) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(_dump(obj) + "\n")
+    tmp.replace(path)
+
+
+# --- commands --------------------------------------------------------------------------
+
+@log_app.command("init")
+@guarded
+def init_cmd(
+    db: Path = typer.Option(..., "--db", help="SQLite file to create."),
+    key_out: Path = typer.Option(..., "--key-out", help="Where to write the new log key (PEM)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Checkpoint origin line."),
+    key_type: str = typer.Option("ecdsa-p256", "--key-type", help="ecdsa-p256 or ed25519."),
+    pub_out: Optional[Path] = typer.Option(None, "--pub-out",
+                                           help="Also write the public key (PEM) here."),
+) -> None:
+    """Create an empty log and its signing key."""
+    from mgattest.errors import InputError
+    from mgattest.tlog import TransparencyLog
+
+    if key_type not in ("ecdsa-p256", "ed25519"):
+        raise InputError(f"--key-type must be ecdsa-p256 or ed25519, got {key_type!r}",
+                         what="usage")
+    for path, what in ((db, "log database"), (key_out, "key file"), (pub_out, "public key file")):
+        if path is not None and Path(path).exists():
+            raise InputError(f"{what} {path} already exists; refusing to overwrite it",
+                             what=what, where=str(path))
+    log = TransparencyLog.init(db, key_out, origin=origin, key_type=key_type)
+    if pub_out is not None:
+        Path(pub_out).write_bytes(log.signer.public_pem())
+    out(f"created log {db}")
+    out(f"origin: {log.origin}")
+    out(f"log id: {bytes(log.log_id).hex()}")
+    out(f"private key: {key_out} (keep it secret; publish the public key)")
+    out(log.signer.public_pem().decode().rstrip())
+
+
+@log_app.command("serve")
+@guarded
+def serve_cmd(
+    db: Path = typer.Option(..., "--db", help="The log's SQLite file."),
+    key: Path = typer.Option(..., "--key", help="The log's private key (PEM)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(3000, "--port", help="TCP port."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file",
+                                              help="File holding the bearer token for writes."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Listen on a non-loopback address."),
+    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", help="Largest POST body."),
+    max_connections: int = typer.Option(4096, "--max-connections",
+                                        help="Open connections in total (lowered to fit "
+                                             "the file-descriptor limit)."),
+    max_per_client: int = typer.Option(64, "--max-per-client",
+                                       help="Open connections from one client address "
+                                            "(IPv4 address or IPv6 /64)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout",
+                                         help="Seconds to receive a request's headers."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout",
+                                       help="Seconds to receive a request's body."),
+    hostname: Optional[str] = typer.Option(
+        None, "--hostname", help="Host clients reach the log under (in its URL); checkpoints "
+        "are signed under this name as Rekor does. Default: --host, or this machine's name "
+        "when listening on all addresses."),
+) -> None:
+    """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
+    from mgattest.errors import InputError
+    from mgattest._httpguard import ConnectionLimits
+    from mgattest.tlog import serve
+
+    if host not in LOOPBACK_HOSTS and not allow_remote:
+        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
+                         "--allow-remote (put TLS in front of it)", what="usage")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+    if max_body < 1024:
+        raise InputError("--max-body must be at least 1024 bytes", what="usage")
+    if not 1 <= max_per_client <= max_connections:
+        raise InputError("need 1 <= --max-per-client <= --max-connections", what="usage")
+    if not (0 < header_timeout <= 3600 and 0 < body_timeout <= 3600):
+        raise InputError("--header-timeout and --body-timeout must be 0 < seconds <= 3600",
+                         what="usage")
+    limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout,
+                              max_connections=max_connections, max_per_client=max_per_client)
+    token = None
+    if token_file is not None:
+        token = _read_text(token_file, "token file", limit=4096).strip()
+        if len(token) < 16 or any(c.isspace() for c in token):
+            raise InputError(f"token in {token_file} must be at least 16 characters without "
+                             "whitespace", what="token file", where=str(token_file))
+    elif host not in LOOPBACK_HOSTS:
+        err("warning: serving a remote address without --token-file: anyone can append")
+    _check_can_listen(host, port)
+    log = _open_log(db, key)
+    log.serve_as(hostname or _public_hostname(host))
+    err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
+    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits)
+
+
+@log_app.command("append")
+@guarded
+def append_cmd(
+    entry: Path = typer.Argument(..., help="Proposed entry JSON (hashedrekord/dsse)."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+) -> None:
+    """Append a proposed entry locally and print its bundle TransparencyLogEntry."""
+    from mgattest.errors import InputError
+    from mgattest.tlog.errors import DuplicateEntryError
+
+    proposed = _read_json(entry, "proposed entry")
+    if not isinstance(proposed, dict):
+        raise InputError(f"{entry} must hold a JSON object", what="proposed entry",
+                         where=str(entry))
+    log = _open_log(db, key)
+    try:
+        logged = log.append(proposed)
+    except DuplicateEntryError as dup:
+        logged = dup.existing
+        err(f"already in the log at index {logged.log_index}")
+    out(_dump(logged.to_bundle_entry(log.inclusion_proof(logged.log_index))))
+
+
+@log_app.command("checkpoint")
+@guarded
+def checkpoint_cmd(db: Path = typer.Option(..., "--db"),
+                   key: Path = typer.Option(..., "--key")) -> None:
+    """Print the log's current signed checkpoint (C2SP signed note)."""
+    log = _open_log(db, key)
+    note = log.signed_checkpoint()
+    typer.echo(note.decode() if isinstance(note, bytes) else note, nl=False)
+
+
+@log_app.command("proof")
+@guarded
+def proof_cmd(
+    index: int = typer.Option(..., "--index", help="Log index of the entry."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+    tree_size: Optional[int] = typer.Option(None, "--tree-size",
+                                            help="Prove against this size (default: current)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the entry JSON here."),
+) -> None:
+    """Write an entry with its inclusion proof and checkpoint for offline verification."""
+    from mgattest.errors import InputError
+
+    log = _open_log(db, key)
+    if not 0 <= index < log.size:
+        raise InputError(f"--index {index} is outside the log (size {log.size})",
+                         what="log index", where=f"log index {index}")
+    logged = log.entry_by_index(index)
+    entry = logged.to_bundle_entry(log.inclusion_proof(index, tree_size))
+    if out_path is None:
+        out(_dump(entry))
+    else:
+        _write_json(out_path, entry)
+        err(f"wrote entry {index} with an inclusion proof to {out_path}")
+
+
+@log_app.command("consistency-proof")
+@guarded
+def consistency_proof_cmd(
+    first: int = typer.Option(..., "--first", help="Size of the older tree."),
+    last: Optional[int] = typer.Option(None, "--last",
+                                       help="Size of the newer tree (default: current)."),
+    db: Path = typer.Option(..., "--db"),
+    key: Path = typer.Option(..., "--key"),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the proof JSON here."),
+) -> None:
+    """Write a Rekor ConsistencyProof (first → last) from a local log, for offline audits."""
+    from mgattest.errors import InputError
+
+    log = _open_log(db, key)
+    last = log.size if last is None else last
+    if not 0 <= first <= last <= log.size:
+        raise InputError(f"need 0 <= --first ({first}) <= --last ({last}) <= log size "
+                         f"({log.size})", what="tree sizes")
+    hashes = log.consistency_proof(first, last) if 0 < first < last else []
+    proof = {"hashes": [h.hex() for h in hashes], "rootHash": log.root_hash(last).hex()}
+    if out_path is None:
+        out(_dump(proof))
+    else:
+        _write_json(out_path, proof)
+        err(f"wrote the consistency proof {first} → {last} to {out_path}")
+
+
+def _entries_to_verify(entry: Optional[Path],
+                       bundle: Optional[Path]) -> list[EntryToVerify]:
+    """The entries named on the command line (``--entry`` or ``--bundle``)."""
+    from mgattest.errors import InputError
+    from mgattest.tlog import entries_from_bundle, entry_from_json
+
+    if (entry is None) == (bundle is None):
+        raise InputError("give exactly one of --entry and --bundle", what="usage")
+    if entry is not None:
+        return [entry_from_json(_read_json(entry, "log entry"), str(entry))]
+    assert bundle is not None
+    return entries_from_bundle(_read_json(bundle, "bundle"), str(bundle))
+
+
+@log_app.command("verify")
+@guarded
+def verify_cmd(
+    entry: Optional[Path] = typer.Option(None, "--entry",
+                                         help="Bundle TransparencyLogEntry or Rekor v1 LogEntry."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Sigstore bundle."),
+    log_key: Optional[Path] = typer.Option(None, "--log-key", help="Log public key (PEM)."),
+    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
+                                                help="Sigstore trusted root JSON."),
+    origin: Optional[str] = typer.Option(
+        None, "--origin", help="Expected checkpoint origin (required with --log-key)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
+    from mgattest.tlog import verify_entries
+
+    logs = _trusted_logs(log_key, trusted_root, origin)
+    items = _entries_to_verify(entry, bundle)
+    results = [(item.label, verified)
+               for item, verified in verify_entries(items, logs, origin=origin)]
+    if as_json:
+        out(json.dumps({"ok": True, "entries": [
+            {"source": label, "log_id": v.log_id, "log_index": v.log_index,
+             "kind": v.kind, "kind_version": v.kind_version,
+             "integrated_time": v.integrated_time, "checkpoint_origin": v.checkpoint_origin,
+             "tree_size": v.tree_size, "inclusion_proof_verified": v.inclusion_proof_verified,
+             "set_verified": v.set_verified} for label, v in results]}, indent=2))
+        return
+    for label, v in results:
+        checks = []
+        if v.inclusion_proof_verified:
+            checks.append(f"inclusion in tree of {v.tree_size} ({v.checkpoint_origin})")
+        if v.set_verified:
+            checks.append("SET")
+        out(f"ok: {label}: {v.kind} {v.kind_version} at log index {v.log_index}: "
+            + ", ".join(checks))
+
+
+@log_app.command("consistency")
+@guarded
+def consistency_cmd(
+    old: Path = typer.Option(..., "--old", help="Older signed checkpoint (text file)."),
+    new: Optional[Path] = typer.Option(None, "--new", help="Newer signed checkpoint."),
+    proof_file: Optional[Path] = typer.Option(None, "--proof",
+                                              help="Rekor ConsistencyProof JSON for --new."),
+    url: Optional[str] = typer.Option(None, "--url", help="Log URL to fetch proof/checkpoint."),
+    log_key: Path = typer.Option(..., "--log-key", help="Log public key (PEM)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+) -> None:
+    """Verify that a newer checkpoint extends an older one (append-only)."""
+    from mgattest.errors import InputError
+    from mgattest.tlog import check_consistent, parse_consistency_proof, verify_note
+
+    if url is None and (new is None or proof_file is None):
+        raise InputError("give --new with --proof, or --url", what="usage")
+    verifier = _verifier(log_key)
+    old_cp = verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
+    client = None
+    if url is not None:
+        from mgattest.tlog import RekorClient
+
+        client = RekorClient(url)
+    if new is not None:
+        new_text, new_label = _read_text(new, "checkpoint"), str(new)
+    else:
+        assert client is not None
+        new_text, new_label = client.log_info()["signedTreeHead"], url or ""
+    new_cp = verify_note(new_text, verifier, origin or old_cp.origin, new_label)
+    proof: list[bytes] = []
+    if 0 < old_cp.size < new_cp.size:
+        if proof_file is not None:
+            proof = parse_consistency_proof(_read_json(proof_file, "consistency proof"),
+                                            str(proof_file))
+        else:
+            assert client is not None
+            proof = client.consistency_proof(old_cp.size, new_cp.size).hashes
+    check_consistent(old_cp, new_cp, proof)
+    out(f"ok: checkpoint {old_cp.size} is a prefix of checkpoint {new_cp.size} "
+        f"(origin {new_cp.origin})")
+
+
+@log_app.command("monitor")
+@guarded
+def monitor_cmd(
+    url: str = typer.Option(..., "--url", help="Log URL."),
+    log_key: Path = typer.Option(..., "--log-key", help="Log public key (PEM)."),
+    state: Path = typer.Option(..., "--state", help="File keeping the last verified checkpoint."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+    interval: float = typer.Option(60.0, "--interval", help="Seconds between checks."),
+    count: int = typer.Option(1, "--count", help="Number of checks (0 = forever)."),
+) -> None:
+    """Watch a log: every new checkpoint must extend the last verified one."""
+    from mgattest.errors import InputError
+    from mgattest.tlog import LogUnavailableError
+    from mgattest.tlog import LogMonitor
+
+    if count < 0 or interval < 0:
+        raise InputError("--count and --interval must be >= 0", what="usage")
+    monitor = LogMonitor.open(url, _verifier(log_key), state, origin=origin)
+    done = 0
+    while True:
+        done += 1
+        final = bool(count) and done >= count
+        try:
+            result = monitor.poll()
+        except LogUnavailableError as exc:
+            if final or count == 1:
+                raise
+            # An outage is not evidence against the log: report it and keep watching.
+            err(f"warning: {exc.message}")
+            time.sleep(interval)
+            continue
+        current = result.checkpoint
+        grew = "" if result.growth is None else f" (+{result.growth})"
+        out(f"ok: {current.origin} size {current.size}{grew} root "
+            f"{bytes(current.root_hash).hex()}")
+        if final:
+            return
+        time.sleep(interval)

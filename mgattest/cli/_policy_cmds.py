@@ -1,0 +1,98 @@
+"""``mgattest policy lint|explain|init``: check, describe and bootstrap policy files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mgattest.cli._common import EXIT_OK, EXIT_USAGE, err, guarded, out
+
+policy_app = typer.Typer(help="Write, check and explain policy files.", no_args_is_help=True)
+
+
+@policy_app.command("lint")
+@guarded
+def lint(
+    policy: Path = typer.Argument(..., help="Policy file (YAML)."),
+    as_json: bool = typer.Option(False, "--json", help="Print problems as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
+) -> None:
+    """Check a policy file against the schema and its own references (file:line)."""
+    import json
+
+    from mgattest.policy import lint_policy
+
+    issues = lint_policy(policy)
+    errors = [i for i in issues if i.kind == "error" or strict]
+    if as_json:
+        out(json.dumps({"ok": not errors, "problems": [
+            {"where": i.where, "kind": i.kind, "message": i.message} for i in issues]}, indent=2))
+    else:
+        for issue in issues:
+            err(str(issue))
+        if not issues:
+            out(f"{policy}: ok")
+    raise typer.Exit(EXIT_USAGE if errors else EXIT_OK)
+
+
+@policy_app.command("explain")
+@guarded
+def explain(policy: Path = typer.Argument(..., help="Policy file (YAML).")) -> None:
+    """Say in words what a policy requires."""
+    from mgattest.policy import describe_policy
+    from mgattest.policy import load_policy
+
+    for line in describe_policy(load_policy(policy)):
+        out(line)
+
+
+@policy_app.command("init")
+@guarded
+def init(
+    model: Path = typer.Argument(..., help="Model file or directory."),
+    bundle: List[Path] = typer.Option(..., "--bundle", "-b", help="Bundle(s) to trust on first use."),
+    key: List[Path] = typer.Option([], "--key", help="Public key(s) for key-signed bundles."),
+    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
+                                                help="trusted_root.json (default: public good)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the policy here (default: stdout)."),
+    pin_digests: bool = typer.Option(False, "--pin-digests",
+                                     help="Allow only the model's current file digests."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Write a starting policy pinned to what the bundles prove (trust on first use)."""
+    from mgattest.attest import load_verifier
+    from mgattest.errors import InputError
+    from mgattest.loading import read_model_bytes, scan_model
+    from mgattest.policy import dump_policy, initial_policy, verify_for_init
+    from mgattest.policy import policy_from_bytes
+
+    if output is not None and output.exists() and not force:
+        raise InputError(f"{output} exists (use --force to overwrite)", what="output",
+                         where=str(output))
+    atts = verify_for_init([str(b) for b in bundle], trusted_root=trusted_root,
+                           keys=[str(k) for k in key])
+    mb = read_model_bytes(model)
+    key_paths = {load_verifier(k).fingerprint: str(k) for k in key}
+    base = str(output.parent) if output is not None else str(Path.cwd())
+    warnings: list[str] = []
+    doc = initial_policy(mb.sha256, atts, model_name=model.name,
+                         trusted_root=str(trusted_root) if trusted_root else None,
+                         key_paths=key_paths, pin_digests=pin_digests, base_dir=base,
+                         warnings=warnings, reports=scan_model(mb))
+    for warning in warnings:
+        err(f"warning: {warning}")
+    text = dump_policy(doc)
+    policy_from_bytes(text.encode(), source="generated policy", base_dir=base)  # self-check
+    if output is None:
+        out(text.rstrip("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        err(f"wrote {output}: {len(doc['signers'])} signer(s) trusted on first use; review it")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``policy`` command group."""
+    app.add_typer(policy_app, name="policy")
