@@ -10,8 +10,9 @@ How each figure is counted:
 * **public signatures**: ``def``/``async def`` whose name has no leading underscore
   (dunder methods such as ``__init__`` and ``__call__`` count too: they are callable
   API), defined at module level or directly in a class whose name has no leading
-  underscore, in a module none of whose path parts has a leading underscore
-  (``__init__.py`` is public).  A signature *mentions Any* when any parameter or
+  underscore, in ANY module of the package: a function an internal (``_``) module
+  exposes to the other modules is a seam too, and counting only unprefixed modules would
+  let a rename to ``_`` names empty the count.  A signature *mentions Any* when any parameter or
   return annotation contains the name ``Any`` (``Any``, ``typing.Any``, ``dict[str, Any]``).
 * **10+ parameters**: every function (public or not) with ten or more parameters,
   ``self``/``cls`` excluded, ``*args``/``**kwargs`` included.
@@ -194,7 +195,7 @@ def measure(root: Path) -> Metrics:
         if public:
             m.public_names += public_names(tree)
         outside_cli = "cli" not in path.relative_to(root).parts
-        scan_functions(tree, where, public, outside_cli, m)
+        scan_functions(tree, where, True, outside_cli, m)
         scan_comments(source, where, m)
     return m
 
