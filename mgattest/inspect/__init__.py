@@ -74,12 +74,11 @@ _EXPORTS = LazyExports("mgattest.inspect", {
 })
 
 __all__ = [
-    "DANGEROUS", "DEFAULT_LIMITS", "FileReport", "Finding", "INFO", "ImportRecord",
-    "InspectInputError", "Limits", "MALFORMED", "NOT_INSPECTED", "PICKLED_FORMATS",
-    "RestrictedLoadError", "SAFE", "SAFE_GLOBALS", "SUSPICIOUS", "UnsafeContentError",
-    "VERDICTS", "policy_format", "restricted_joblib_load", "restricted_loads",
-    "restricted_numpy_load", "scan_bytes", "scan_path", "worst",
-    "Admission",
+    "Admission", "DANGEROUS", "DEFAULT_LIMITS", "FileReport", "Finding", "ImportRecord",
+    "INFO", "InspectInputError", "Limits", "MALFORMED", "NOT_INSPECTED",
+    "PICKLED_FORMATS", "policy_format", "restricted_joblib_load", "restricted_loads",
+    "restricted_numpy_load", "RestrictedLoadError", "SAFE", "SAFE_GLOBALS",
+    "scan_bytes", "scan_path", "SUSPICIOUS", "UnsafeContentError", "VERDICTS", "worst",
 ]
 
 

@@ -35,12 +35,12 @@ if TYPE_CHECKING:
     from mgattest.loading._watch import SentryStatus, WatchSources, watch_verifier
     from mgattest.loading._quarantine import quarantine_findings, quarantine_rejected
 
-__all__ = ["Incident", "MAX_MODEL_FILES", "ModelBytes", "PolicyDenied", "Sentry",
-           "VerificationCache", "get_incident", "list_incidents", "load", "manifest_verifier",
-           "model_check", "quarantine_model", "read_model_bytes", "restore", "scan_model",
-           "verify_model_bytes",
-    "SentryStatus", "WatchSources", "watch_verifier",
-    "quarantine_findings", "quarantine_rejected",
+__all__ = [
+    "get_incident", "Incident", "list_incidents", "load", "manifest_verifier",
+    "MAX_MODEL_FILES", "model_check", "ModelBytes", "PolicyDenied",
+    "quarantine_findings", "quarantine_model", "quarantine_rejected",
+    "read_model_bytes", "restore", "scan_model", "Sentry", "SentryStatus",
+    "VerificationCache", "verify_model_bytes", "watch_verifier", "WatchSources",
 ]
 
 # The quarantine and the watcher load on first use: `import mgattest.loading` stays cheap.

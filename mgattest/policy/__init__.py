@@ -88,13 +88,13 @@ _EXPORTS = LazyExports("mgattest.policy", {
 })
 
 __all__ = [
-    "Check", "MAX_MODEL_FILES", "ModelBytes", "ModelVerifier", "Policy", "PolicyDenied",
-    "PolicyError", "PolicyRequest", "ShortcutOptions", "TrustOptions", "Verdict",
-    "VerificationOutcome", "VerifyOptions", "attestation_to_json", "default_bundle_path",
-    "describe_policy", "dump_policy", "effective_policy", "evaluate", "initial_policy",
-    "lint_policy", "load_policy", "model_check", "names_a_digest", "policy_from_bytes",
-    "policy_verifier", "read_model_bytes", "scan_model", "verdict_tree", "verify_for_init",
-    "FileBytes",
+    "attestation_to_json", "Check", "default_bundle_path", "describe_policy",
+    "dump_policy", "effective_policy", "evaluate", "FileBytes", "initial_policy",
+    "lint_policy", "load_policy", "MAX_MODEL_FILES", "model_check", "ModelBytes",
+    "ModelVerifier", "names_a_digest", "Policy", "policy_from_bytes", "policy_verifier",
+    "PolicyDenied", "PolicyError", "PolicyRequest", "read_model_bytes", "scan_model",
+    "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
+    "verify_for_init", "VerifyOptions",
 ]
 
 

@@ -75,19 +75,18 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._entry_files import EntryToVerify
 
 __all__ = [
-    "CanonicalEntry", "Checkpoint", "CheckpointError", "ConsistencyProofError",
-    "DuplicateEntryError", "EntryRejectedError", "InclusionProof", "InclusionProofError",
-    "LogEntry", "LogEntryError", "LogError", "LogSigner", "LogVerifier", "SETError",
-    "TransparencyLog", "TrustRootError", "TrustedLog", "UnknownEntryError", "VerifiedEntry",
-    "c2sp_key_id", "canonicalize", "log_id_for", "note_key_hint", "parse_body", "parse_signed_note", "sign_checkpoint",
-    "trusted_logs_from_root", "verify_checkpoint", "verify_consistency_notes",
-    "verify_entry", "verify_rekor_entry",
-    "LogMonitor", "LogStore", "LogUnavailableError", "RekorClient", "TransparencyLogEntry",
-    "check_consistent", "check_rsa_parameters", "entries_from_bundle", "entry_from_json",
-    "parse_consistency_proof", "parse_transparency_entry", "pem_kind_problem", "serve",
-    "verify_entries", "verify_note",
-    "TransparencyLogEntryJSON",
-    "EntryToVerify",
+    "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
+    "check_rsa_parameters", "Checkpoint", "CheckpointError", "ConsistencyProofError",
+    "DuplicateEntryError", "entries_from_bundle", "entry_from_json",
+    "EntryRejectedError", "EntryToVerify", "InclusionProof", "InclusionProofError",
+    "log_id_for", "LogEntry", "LogEntryError", "LogError", "LogMonitor", "LogSigner",
+    "LogStore", "LogUnavailableError", "LogVerifier", "note_key_hint", "parse_body",
+    "parse_consistency_proof", "parse_signed_note", "parse_transparency_entry",
+    "pem_kind_problem", "RekorClient", "serve", "SETError", "sign_checkpoint",
+    "TransparencyLog", "TransparencyLogEntry", "TransparencyLogEntryJSON",
+    "trusted_logs_from_root", "TrustedLog", "TrustRootError", "UnknownEntryError",
+    "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
+    "verify_entry", "verify_note", "verify_rekor_entry",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
