@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest.attest.digests import (
     DEFAULT_IGNORES,
     ModelDigests,
@@ -47,6 +47,7 @@ from mgattest.attest.digests import (
 from mgattest.attest.errors import DigestError, ModelSigningFormatError
 from mgattest.attest.options import CheckOptions
 from mgattest.attest.results import ModelCheck
+from mgattest.attest.statement import Statement
 from mgattest.attest.walk import name_problem
 
 __all__ = [
@@ -99,7 +100,7 @@ def _ignore_paths(digests: ModelDigests) -> list[str]:
 
 
 def to_model_signing_statement(digests: ModelDigests, *,
-                               model_name: str | None = None) -> JSONObject:
+                               model_name: str | None = None) -> Statement:
     """The in-toto statement model_signing 1.1.1 would sign for the same model.
 
     Files mode needs sha256, blake2b or blake3; shard mode (``digests.shard_size`` set)

@@ -101,7 +101,7 @@ class BuildInputs:
     builder_id: str | None = None
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
-    dependencies: Iterable[JSONObject] = ()
+    dependencies: Iterable[Mapping[str, object]] = ()  # SLSA ResourceDescriptors
     ci: JSONObject | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None

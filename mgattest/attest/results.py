@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from mgattest.attest.statement import ResourceDescriptor, Statement
+
 # What vouches for a time: a verified SignedEntryTimestamp over the log entry's
 # integratedTime, or a verified RFC 3161 timestamp over the signature.
 TimeSource = Literal["set", "rfc3161"]
@@ -127,10 +129,10 @@ class VerifiedAttestation:
     source: str  # where it came from (file path, and line for JSON-lines)
     media_type: str
     # For DSSE bundles: the in-toto Statement. For messageSignature bundles: None.
-    statement: dict[str, Any] | None
+    statement: Statement | None
     predicate_type: str | None
     predicate: dict[str, Any] | None
-    subjects: list[dict[str, Any]]  # resource descriptors from the statement
+    subjects: list[ResourceDescriptor]  # resource descriptors from the statement
     signer: SignerInfo
     log_entries: list[LogProof]
     # messageSignature bundles: the signed artifact digest {"sha256": hex}.

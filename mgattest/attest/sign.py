@@ -38,7 +38,7 @@ from mgattest.attest.keyless import sign_keyless
 from mgattest.attest.locallog import open_local_log
 from mgattest.attest.modelsigning import to_model_signing_statement
 from mgattest.attest.signers import Signer, spki_der, spki_pem
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest.statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.tlog.client import RekorClient
 from mgattest.tlog.errors import DuplicateEntryError
@@ -139,11 +139,11 @@ class SignResult:
     """What signing produced: the bundle dict, the statement and the model digests."""
 
     bundle: dict[str, Any]
-    statement: dict[str, Any]
+    statement: Statement
     digests: ModelDigests
 
 
-def sign_statement(statement: JSONObject, signer: Signer, *,
+def sign_statement(statement: Statement, signer: Signer, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
                    certificate_pem: bytes | None = None) -> JSONObject:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
@@ -224,7 +224,7 @@ class SignOptions:
                              what="--format")
 
 
-def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
+def build_statement(digests: ModelDigests, options: SignOptions) -> Statement:
     """The in-toto statement ``options`` describe about the hashed model."""
     if options.format == "model-signing":
         return to_model_signing_statement(digests, model_name=options.model_name)
@@ -239,7 +239,7 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
         """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
         ...
 
@@ -251,7 +251,7 @@ class KeySigner:
     key: Signer
     log: LogTarget = LogTarget()
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
@@ -269,7 +269,7 @@ class KeylessSigner:
     staging: bool = False
     refresh_trust: bool = False
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,

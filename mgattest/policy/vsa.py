@@ -19,7 +19,7 @@ from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.dsse import sign_envelope
 from mgattest.attest.keys import load_signer
 from mgattest.attest.results import VerifiedAttestation
-from mgattest.attest.statement import make_statement, serialize_statement
+from mgattest.attest.statement import ResourceDescriptor, Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy.verdict import PASS, Verdict
@@ -29,7 +29,7 @@ VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
 
 
 def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
-                  resource_uri: str, policy_uri: str | None = None) -> JSONObject:
+                  resource_uri: str, policy_uri: str | None = None) -> Statement:
     """The VSA in-toto Statement for *verdict* (no signing)."""
 
     algo, _, hexval = verdict.policy_digest.partition(":")
@@ -49,8 +49,9 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
         "verificationResult": "PASSED" if verdict.passed else "FAILED",
         "verifiedLevels": ["SLSA_BUILD_LEVEL_1"] if provenance_ok and verdict.passed else [],
     }
-    subjects = [{"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts
-                if a["name"] in cleared]
+    subjects: list[ResourceDescriptor] = [
+        {"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts
+        if a["name"] in cleared]
     if not subjects:
         raise InputError("no file of the model was covered and verified: there is nothing "
                          "for a VSA to state", what="vsa")
