@@ -22,6 +22,7 @@ from cryptography import x509
 
 from mgattest._files import read_bounded
 from mgattest._jsonutil import JSONObject
+from mgattest.attest.bundle import BundleJSON
 from mgattest.attest.certs import IdentityPolicy, parse_identity
 from mgattest.attest.oidc import TokenInfo, select_identity_token
 from mgattest.attest.options import TrustOptions
@@ -148,7 +149,7 @@ def _describe_failure(exc: BaseException) -> str:
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
-                 interactive: bool | None = None) -> JSONObject:
+                 interactive: bool | None = None) -> BundleJSON:
     """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
 
     The identity token is ``identity_token`` (``@file`` allowed), else
@@ -198,8 +199,9 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
-    signed: dict[str, Any] = json.loads(bundle.to_json())
-    check_own_verify_accepts(signed, json.loads(config._inner.to_json())["trustedRoot"])
+    decoded = json.loads(bundle.to_json())
+    check_own_verify_accepts(decoded, json.loads(config._inner.to_json())["trustedRoot"])
+    signed: BundleJSON = decoded  # sigstore-python's v0.3 bundle, which verify just accepted
     return signed
 
 

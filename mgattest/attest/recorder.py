@@ -26,6 +26,7 @@ import rfc8785
 
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest import slsa
+from mgattest.attest.bundle import BundleJSON
 from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import hash_model
 from mgattest.attest.sign import KeySigner, LogTarget, PendingBundleFile, SignOptions, sign_model
@@ -108,7 +109,7 @@ class ProvenanceRecorder:
         self.started: datetime | None = None
         self.finished: datetime | None = None
         self.predicate: dict[str, Any] | None = None
-        self.bundle: dict[str, Any] | None = None
+        self.bundle: BundleJSON | None = None
         self.bundle_path: Path | None = None
 
     # -- collection --------------------------------------------------------------
@@ -181,7 +182,7 @@ class ProvenanceRecorder:
             started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished)))
         return self.predicate
 
-    def sign(self) -> JSONObject:
+    def sign(self) -> BundleJSON:
         """Sign the model with the recorded predicate and write the bundle."""
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")

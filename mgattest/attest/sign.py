@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import slsa
-from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.bundle import BundleJSON, dump_bundle, make_bundle
 from mgattest.attest.options import BuildInputs
 from mgattest.attest.digests import ModelDigests, hash_model
 from mgattest.attest.dsse import Envelope, sign_envelope
@@ -138,14 +138,14 @@ def record_in_log(proposed: JSONObject,
 class SignResult:
     """What signing produced: the bundle dict, the statement and the model digests."""
 
-    bundle: dict[str, Any]
+    bundle: BundleJSON
     statement: Statement
     digests: ModelDigests
 
 
 def sign_statement(statement: Statement, signer: Signer, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
-                   certificate_pem: bytes | None = None) -> JSONObject:
+                   certificate_pem: bytes | None = None) -> BundleJSON:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
     payload = serialize_statement(statement)
     envelope = sign_envelope(payload, signer)
@@ -239,7 +239,7 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> Statement:
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
-    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
         ...
 
@@ -251,7 +251,7 @@ class KeySigner:
     key: Signer
     log: LogTarget = LogTarget()
 
-    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
@@ -269,7 +269,7 @@ class KeylessSigner:
     staging: bool = False
     refresh_trust: bool = False
 
-    def sign(self, statement: Statement, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,
@@ -379,7 +379,7 @@ class PendingBundleFile:
         self._tmp = tmp
         return self
 
-    def commit(self, bundle: JSONObject) -> Path:
+    def commit(self, bundle: BundleJSON) -> Path:
         """Write ``bundle`` to the reserved file and move it into place atomically."""
         if self._tmp is None:
             self.reserve()
@@ -430,7 +430,7 @@ class PendingBundleFile:
         self.discard()
 
 
-def write_bundle_file(bundle: JSONObject, path: str | Path, *,
+def write_bundle_file(bundle: BundleJSON, path: str | Path, *,
                       overwrite: bool = True) -> Path:
     """Write a bundle atomically (temp file, fsync, rename) so readers never see half of it."""
     with PendingBundleFile(path, overwrite=overwrite) as pending:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 
 from mgattest import __version__
-from mgattest._jsonutil import JSONObject
-from mgattest.attest.bundle import dump_bundle, make_bundle
+from mgattest.attest.bundle import BundleJSON, dump_bundle, make_bundle
 from mgattest.attest.dsse import sign_envelope
 from mgattest.attest.keys import load_signer
 from mgattest.attest.results import VerifiedAttestation
@@ -60,7 +59,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
 
 def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
               attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
-              resource_uri: str, password: bytes | None = None) -> JSONObject:
+              resource_uri: str, password: bytes | None = None) -> BundleJSON:
     """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
     from mgattest.attest.verify import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
 
