@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import rfc8785
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest.attest import slsa
 from mgattest.attest.bundle import BundleJSON
 from mgattest.attest.options import BuildInputs
@@ -108,7 +108,7 @@ class ProvenanceRecorder:
         self.dependencies: list[ResourceDescriptor] = []
         self.started: datetime | None = None
         self.finished: datetime | None = None
-        self.predicate: dict[str, Any] | None = None
+        self.predicate: slsa.ProvenanceJSON | None = None
         self.bundle: BundleJSON | None = None
         self.bundle_path: Path | None = None
 
@@ -170,7 +170,7 @@ class ProvenanceRecorder:
                           "annotations": {"role": "code"}})
 
     # -- output ------------------------------------------------------------------
-    def finish(self) -> JSONObject:
+    def finish(self) -> slsa.ProvenanceJSON:
         """Stop the clock and build the SLSA Provenance v1 predicate."""
         if self.started is None:
             self.started = self.clock()

@@ -7,7 +7,7 @@ them). Nothing here does crypto; an instance exists only after verification pass
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -131,7 +131,7 @@ class VerifiedAttestation:
     # For DSSE bundles: the in-toto Statement. For messageSignature bundles: None.
     statement: Statement | None
     predicate_type: str | None
-    predicate: dict[str, Any] | None
+    predicate: Mapping[str, Any] | None  # the statement's, as parsed (shape per predicate_type)
     subjects: list[ResourceDescriptor]  # resource descriptors from the statement
     signer: SignerInfo
     log_entries: list[LogProof]

@@ -185,13 +185,13 @@ class ProvenanceOptions:
     builder_id: str | None = None
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
-    dependencies: tuple[dict[str, Any], ...] = ()
+    dependencies: tuple[Mapping[str, object], ...] = ()  # SLSA ResourceDescriptors
     ci: dict[str, Any] | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None
     finished_on: str | None = None
 
-    def predicate(self, digests: ModelDigests) -> JSONObject:
+    def predicate(self, digests: ModelDigests) -> slsa.ProvenanceJSON:
         """The predicate for a model hashed as ``digests`` (its digest options included)."""
         return slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
@@ -213,7 +213,7 @@ class SignOptions:
 
     format: StatementFormat = "intoto"
     predicate_type: str | None = None
-    predicate: dict[str, Any] | None = None
+    predicate: Mapping[str, object] | None = None
     provenance: ProvenanceOptions = field(default_factory=ProvenanceOptions)
     model_name: str | None = None
     digests: DigestOptions = field(default_factory=DigestOptions)

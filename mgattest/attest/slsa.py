@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NotRequired, TypedDict
 
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.errors import ProvenanceInputError
@@ -31,6 +31,54 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
                       "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
 
 _DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
+
+
+class DependencyJSON(TypedDict):
+    """A ``--dependency`` as a SLSA ResourceDescriptor: ``digest`` only when one was given."""
+
+    name: str
+    uri: str
+    digest: NotRequired[dict[str, str]]
+
+
+class BuildDefinitionJSON(TypedDict):
+    """``buildDefinition`` of a SLSA Provenance v1 predicate as :func:`build_provenance`
+    writes it; the parameters are the user's and the CI's, so arbitrary JSON."""
+
+    buildType: str
+    externalParameters: JSONObject
+    internalParameters: NotRequired[JSONObject]
+    resolvedDependencies: NotRequired[list[dict[str, object]]]
+
+
+class BuilderJSON(TypedDict):
+    """``runDetails.builder``."""
+
+    id: str
+
+
+class BuildMetadataJSON(TypedDict, total=False):
+    """``runDetails.metadata`` (each member only when known; times in RFC 3339)."""
+
+    invocationId: str
+    startedOn: str
+    finishedOn: str
+
+
+class RunDetailsJSON(TypedDict):
+    """``runDetails`` of a SLSA Provenance v1 predicate."""
+
+    builder: BuilderJSON
+    metadata: NotRequired[BuildMetadataJSON]
+    byproducts: NotRequired[list[dict[str, object]]]
+
+
+class ProvenanceJSON(TypedDict):
+    """A SLSA Provenance v1 predicate as :func:`build_provenance` builds it. Predicates
+    read from statements are not assumed to have this shape: readers check each member."""
+
+    buildDefinition: BuildDefinitionJSON
+    runDetails: RunDetailsJSON
 
 
 def parse_param(text: str) -> tuple[str, JSONValue]:
@@ -56,7 +104,7 @@ def parse_params(items: Iterable[str]) -> JSONObject:
     return out
 
 
-def parse_dependency(text: str) -> JSONObject:
+def parse_dependency(text: str) -> DependencyJSON:
     """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor.
 
     A suffix ``@ALG:...`` whose ALG is a digest algorithm, or whose value is hex, is a
@@ -78,7 +126,7 @@ def parse_dependency(text: str) -> JSONObject:
             raise ProvenanceInputError(f"dependency {name!r}: {exc.message}",
                                        what="--dependency", where=text) from None
         digest = {alg: hexval}
-    descriptor: dict[str, Any] = {"name": name, "uri": uri}
+    descriptor: DependencyJSON = {"name": name, "uri": uri}
     if digest:
         descriptor["digest"] = digest
     return descriptor
@@ -309,7 +357,7 @@ def _generic_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | Non
     return external
 
 
-def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
+def build_provenance(inputs: BuildInputs | None = None) -> ProvenanceJSON:
     """A SLSA Provenance v1 predicate as a plain dict (deterministic for equal inputs).
 
     Explicit ``builder_id``/``build_type`` win over CI-derived ones. Framework versions
@@ -336,7 +384,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
         if build_type != GITHUB_BUILD_TYPE:
             pinned["name"] = "source"
         resolved.insert(0, pinned)
-    build_definition: dict[str, Any] = {"buildType": build_type,
+    build_definition: BuildDefinitionJSON = {"buildType": build_type,
                                         "externalParameters": external}
     internal = dict(internal_parameters or {})
     if build_type == GITHUB_BUILD_TYPE and ci.get("github"):
@@ -347,7 +395,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
         build_definition["internalParameters"] = internal
     if resolved:
         build_definition["resolvedDependencies"] = resolved
-    metadata: dict[str, Any] = {}
+    metadata: BuildMetadataJSON = {}
     inv = invocation_id or ci.get("invocation_id")
     if inv:
         metadata["invocationId"] = inv
@@ -355,7 +403,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
         metadata["startedOn"] = started_on
     if finished_on:
         metadata["finishedOn"] = finished_on
-    run_details: dict[str, Any] = {"builder": {"id": builder_id or ci.get("builder_id")
+    run_details: RunDetailsJSON = {"builder": {"id": builder_id or ci.get("builder_id")
                                                or DEFAULT_BUILDER_ID}}
     if metadata:
         run_details["metadata"] = metadata

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, NotRequired, TypedDict, cast
 
 import rfc8785
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
 
@@ -44,7 +44,7 @@ Statement = TypedDict("Statement", {
     "_type": str,
     "subject": list[ResourceDescriptor],
     "predicateType": str,
-    "predicate": NotRequired[JSONObject],
+    "predicate": NotRequired[Mapping[str, JSONValue]],
 })
 """An in-toto Statement (v1, or a legacy v0.1 one when read) after
 :func:`validate_statement`: subjects checked, ``predicate`` an object whose shape depends
@@ -125,7 +125,7 @@ def parse_digest(text: str, *, what: str = "digest") -> tuple[str, str]:
 
 
 def make_statement(subjects: Iterable[ResourceDescriptor], predicate_type: str,
-                   predicate: JSONObject | None) -> Statement:
+                   predicate: Mapping[str, JSONValue] | None) -> Statement:
     """Build an in-toto Statement v1 dict (subjects sorted by name, unique names)."""
     subject_list = sorted((ResourceDescriptor(**s) for s in subjects),
                           key=lambda s: s.get("name", ""))
