@@ -16,7 +16,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography import x509
 
@@ -108,7 +108,18 @@ def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = Fal
     return trust_config
 
 
-def signing_services(config: ClientTrustConfig) -> JSONObject:
+class SigningServices(TypedDict):
+    """The URLs keyless signing talks to (``tlog``/``tlog_kind`` None: no log configured;
+    ``oidc`` None: the config names no identity provider)."""
+
+    ca: str
+    tlog: str | None
+    tlog_kind: str | None
+    oidc: str | None
+    tsas: list[str]
+
+
+def signing_services(config: ClientTrustConfig) -> SigningServices:
     """The CA, log and OIDC URLs sigstore-python will use with ``config``."""
     from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 

@@ -313,7 +313,7 @@ def _shard_subjects(resources: list[Mapping[str, Any]], hash_type: str, shard_si
     return subjects, single
 
 
-def expectations_from_model_signing(statement: Mapping[str, JSONValue]) -> ModelSigningExpectations:
+def expectations_from_model_signing(statement: Statement) -> ModelSigningExpectations:
     """Validate a model-signing statement and turn it into ``check_model`` expectations.
 
     Verifies the subject digest (SHA-256 over the concatenated resource digests) and
@@ -380,7 +380,7 @@ class ModelSigningCheckArgs(TypedDict, total=False):
     progress: Callable[[int], object] | None
 
 
-def check_model_signing(root: str | os.PathLike[str], statement: Mapping[str, JSONValue],
+def check_model_signing(root: str | os.PathLike[str], statement: Statement,
                         **kwargs: Unpack[ModelSigningCheckArgs]) -> ModelCheck:
     """Validate ``statement`` and check the model at ``root`` against it."""
     return expectations_from_model_signing(statement).check(root, **kwargs)

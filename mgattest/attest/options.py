@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mgattest.attest.results import SignerInfo
     from mgattest.attest.signers import Verifier
+    from mgattest.attest.slsa import CIFacts
     from mgattest.attest.trustroot import TrustedRoot
 
 __all__ = ["BuildInputs", "CheckOptions", "IdentityCheck", "KeySource", "TrustOptions",
@@ -102,7 +103,7 @@ class BuildInputs:
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
     dependencies: Iterable[Mapping[str, object]] = ()  # SLSA ResourceDescriptors
-    ci: JSONObject | None = None
+    ci: CIFacts | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None
     finished_on: str | None = None

@@ -186,7 +186,7 @@ class ProvenanceOptions:
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
     dependencies: tuple[Mapping[str, object], ...] = ()  # SLSA ResourceDescriptors
-    ci: dict[str, Any] | None = None
+    ci: slsa.CIFacts | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None
     finished_on: str | None = None

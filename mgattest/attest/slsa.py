@@ -18,7 +18,7 @@ from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.errors import ProvenanceInputError
 from mgattest.attest.options import BuildInputs
 from mgattest.errors import InputError
-from mgattest.attest.statement import DIGEST_LENGTHS, parse_digest
+from mgattest.attest.statement import DIGEST_LENGTHS, Statement, parse_digest
 from mgattest.attest.walk import compile_glob
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -31,6 +31,28 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
                       "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
 
 _DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
+
+
+class CISourceJSON(TypedDict):
+    """The repository a CI job built: ``uri`` is ``git+REPOSITORY@REF``."""
+
+    uri: str
+    repository: str
+    ref: str
+    commit: str
+
+
+class CIFacts(TypedDict, total=False):
+    """What :func:`from_ci_env` reads from a CI job (each member optional: a caller may
+    give only some). ``workflow``: the GitHub ``{ref, repository, path}`` or GitLab's
+    config path; ``github``: GitHub's internal parameters."""
+
+    builder_id: str
+    build_type: str
+    source: CISourceJSON
+    invocation_id: str
+    workflow: str | dict[str, str]
+    github: dict[str, str]
 
 
 class DependencyJSON(TypedDict):
@@ -187,7 +209,7 @@ def _require(env: Mapping[str, str], names: Iterable[str], provider: str) -> dic
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 
 
-def _github_env(env: Mapping[str, str]) -> dict[str, Any]:
+def _github_env(env: Mapping[str, str]) -> CIFacts:
     """GitHub Actions facts in the shape of GITHUB_BUILD_TYPE (github.com/actions/buildtypes
     ``workflow/v1``, as ``actions/attest-build-provenance`` writes it)."""
     v = _require(env, ["GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_REF", "GITHUB_SHA",
@@ -246,7 +268,7 @@ def parse_timestamp(text: str, *, what: str) -> str:
             f"{utc.second:02d}{fraction}Z")
 
 
-def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> JSONObject:
+def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> CIFacts:
     """Builder id, source repository/ref/commit and invocation id from CI variables.
 
     Returns ``{"builder_id", "source": {"uri", "ref", "commit"}, "invocation_id",
@@ -281,14 +303,14 @@ def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> JSONObje
 MGATTEST_PARAMETERS = "mgattest"
 
 
-def digest_options(ignore: Iterable[str]) -> JSONObject | None:
+def digest_options(ignore: Iterable[str]) -> dict[str, dict[str, list[str]]] | None:
     """``internalParameters`` entry recording the user's ignore globs, so a verifier
     skips exactly the files the signer chose to leave out (sorted: deterministic)."""
     patterns = sorted(set(ignore))
     return {MGATTEST_PARAMETERS: {"ignore": patterns}} if patterns else None
 
 
-def signed_ignores(statement: Mapping[str, JSONValue] | None) -> list[str]:
+def signed_ignores(statement: Statement | None) -> list[str]:
     """The ignore globs a SLSA provenance statement recorded with :func:`digest_options`.
 
     Anything malformed there is ignored rather than trusted: the list only ever widens
@@ -380,7 +402,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> ProvenanceJSON:
     source = ci.get("source")
     if source:
         # The source commit, pinned: buildType workflow/v1 names it exactly so.
-        pinned = {"uri": source["uri"], "digest": {"gitCommit": source["commit"]}}
+        pinned: dict[str, object] = {"uri": source["uri"], "digest": {"gitCommit": source["commit"]}}
         if build_type != GITHUB_BUILD_TYPE:
             pinned["name"] = "source"
         resolved.insert(0, pinned)
