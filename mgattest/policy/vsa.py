@@ -14,14 +14,17 @@ from __future__ import annotations
 import os
 
 from mgattest import __version__
-from mgattest.attest.bundle import BundleJSON, dump_bundle, make_bundle
+from mgattest._jsonutil import JSONObject
+from mgattest.attest.bundle import dump_bundle, make_bundle
 from mgattest.attest.dsse import sign_envelope
 from mgattest.attest.keys import load_signer
 from mgattest.attest.results import VerifiedAttestation
-from mgattest.attest.statement import ResourceDescriptor, Statement, make_statement, serialize_statement
+from mgattest.attest.statement import make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.policy.model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy.verdict import PASS, Verdict
+from mgattest.attest.bundle import BundleJSON
+from mgattest.attest.statement import ResourceDescriptor, Statement
 
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
@@ -38,7 +41,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
     provenance_ok = any(c.status == PASS and c.clause.startswith("attestations[")
                         for c in verdict.checks) and any(
         a.predicate_type == SLSA_PROVENANCE_V1 for a in inputs)
-    predicate = {
+    predicate: JSONObject = {
         "verifier": {"id": VERIFIER_ID, "version": {"mgattest": __version__}},
         "timeVerified": format_time(verdict.evaluated_at),
         "resourceUri": resource_uri,
