@@ -110,6 +110,8 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     )
     from mgattest.attest._trustroot import combined_trusted_root
     from mgattest.attest._options import BuildInputs, CheckOptions, IdentityCheck, TrustOptions, TrustedRootSource
+    from mgattest.attest._bundle import BundleJSON
+    from mgattest.attest._statement import ResourceDescriptor, Statement
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -187,13 +189,16 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "IdentityCheck": "mgattest.attest._options",
     "TrustOptions": "mgattest.attest._options",
     "TrustedRootSource": "mgattest.attest._options",
+    "BundleJSON": "mgattest.attest._bundle",
+    "ResourceDescriptor": "mgattest.attest._statement",
+    "Statement": "mgattest.attest._statement",
 })
 
 __all__ = [
-    "attestation_to_json", "build_provenance", "BuildInputs", "BundleSigner",
-    "check_model", "check_public_key", "CheckOptions", "combined_trusted_root",
-    "default_bundle_path", "digest_target", "DigestOptions", "DigestSpec",
-    "dump_bundle", "embedded_trusted_root", "Envelope",
+    "attestation_to_json", "build_provenance", "BuildInputs", "BundleJSON",
+    "BundleSigner", "check_model", "check_public_key", "CheckOptions",
+    "combined_trusted_root", "default_bundle_path", "digest_target", "DigestOptions",
+    "DigestSpec", "dump_bundle", "embedded_trusted_root", "Envelope",
     "expectations_from_model_signing", "FileCheck", "generate_signer",
     "hash_for_signing", "hash_model", "IdentityCheck", "IdentityPolicy", "IgnoreRules",
     "key_fingerprint", "KeylessSigner", "KeySigner", "load_attestations", "load_bundle",
@@ -202,13 +207,13 @@ __all__ = [
     "ModelDigests", "names_a_digest", "open_model_file", "pae", "PendingBundleFile",
     "ProvenanceOptions", "ProvenanceRecorder", "public_good_trust_config",
     "public_key_from_pem", "public_key_hint", "raise_for_model_check",
-    "refuse_trust_files_in_model", "resolve_password", "serialize_statement",
-    "shard_tree_root", "sign_digests", "sign_envelope", "sign_keyless", "sign_model",
-    "sign_statement", "Signer", "SignerInfo", "SignOptions", "SignResult",
-    "SubjectMismatchError", "supported_algorithms", "to_model_signing_statement",
-    "TrustedRoot", "TrustedRootSource", "TrustOptions", "VerifiedAttestation",
-    "VerifiedTime", "Verifier", "verify_bundle", "verify_model", "walk_model_detailed",
-    "write_keypair",
+    "refuse_trust_files_in_model", "resolve_password", "ResourceDescriptor",
+    "serialize_statement", "shard_tree_root", "sign_digests", "sign_envelope",
+    "sign_keyless", "sign_model", "sign_statement", "Signer", "SignerInfo",
+    "SignOptions", "SignResult", "Statement", "SubjectMismatchError",
+    "supported_algorithms", "to_model_signing_statement", "TrustedRoot",
+    "TrustedRootSource", "TrustOptions", "VerifiedAttestation", "VerifiedTime",
+    "Verifier", "verify_bundle", "verify_model", "walk_model_detailed", "write_keypair",
 ]
 
 

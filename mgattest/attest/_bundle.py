@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NotRequired, Sequence, TypedDict
 
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest._files import read_bounded
-from mgattest.attest._dsse import Envelope, b64, b64decode_strict
+from mgattest.attest._dsse import Envelope, EnvelopeJSON, b64, b64decode_strict
 from mgattest.attest.errors import BundleFormatError, BundleReadError, DSSEFormatError
 from mgattest.tlog import TransparencyLogEntry, parse_transparency_entry
 
@@ -28,6 +28,68 @@ MEDIA_TYPES = {
     MEDIA_TYPE_V03: "0.3",
 }
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+
+
+# The v0.3 bundle as :func:`make_bundle` writes it (proto-JSON: camelCase members,
+# bytes in standard base64). Bundles read from elsewhere (v0.1-v0.3, other producers)
+# stay arbitrary JSON until :func:`parse_bundle` turns them into a :class:`Bundle`.
+
+class CertificateJSON(TypedDict):
+    """``verificationMaterial.certificate``: the signing certificate, DER in base64."""
+
+    rawBytes: str
+
+
+class PublicKeyHintJSON(TypedDict):
+    """``verificationMaterial.publicKey``: which key signed (a hint, not the key)."""
+
+    hint: str
+
+
+class SignedTimestampJSON(TypedDict):
+    """One RFC 3161 timestamp response, DER in base64."""
+
+    signedTimestamp: str
+
+
+class TimestampVerificationDataJSON(TypedDict):
+    """``verificationMaterial.timestampVerificationData``."""
+
+    rfc3161Timestamps: list[SignedTimestampJSON]
+
+
+class VerificationMaterialJSON(TypedDict):
+    """``verificationMaterial``: a certificate or a public key hint (exactly one), the
+    transparency log entries and any RFC 3161 timestamps."""
+
+    certificate: NotRequired[CertificateJSON]
+    publicKey: NotRequired[PublicKeyHintJSON]
+    tlogEntries: list[Mapping[str, JSONValue]]
+    timestampVerificationData: NotRequired[TimestampVerificationDataJSON]
+
+
+class MessageDigestJSON(TypedDict):
+    """``messageSignature.messageDigest``: hash algorithm name and digest in base64."""
+
+    algorithm: str
+    digest: str
+
+
+class MessageSignatureJSON(TypedDict):
+    """``messageSignature``: a signature over an artifact's digest."""
+
+    messageDigest: MessageDigestJSON
+    signature: str
+
+
+class BundleJSON(TypedDict):
+    """A Sigstore bundle v0.3 as mgattest (or sigstore-python, for keyless signing)
+    writes it: a DSSE envelope or a message signature (exactly one)."""
+
+    mediaType: str
+    verificationMaterial: VerificationMaterialJSON
+    dsseEnvelope: NotRequired[EnvelopeJSON]
+    messageSignature: NotRequired[MessageSignatureJSON]
 MAX_TLOG_ENTRIES = 8
 MAX_CERTIFICATES = 10
 MAX_TIMESTAMPS = 8
@@ -251,22 +313,23 @@ def make_bundle(*, envelope: Envelope | None = None,
                 message_signature: MessageSignature | None = None,
                 public_key_hint: str | None = None, certificate_der: bytes | None = None,
                 tlog_entries: Sequence[TransparencyLogEntry | Mapping[str, JSONValue]] | None = None,
-                rfc3161_timestamps: list[bytes] | None = None) -> JSONObject:
+                rfc3161_timestamps: list[bytes] | None = None) -> BundleJSON:
     """Build a v0.3 bundle dict (proto-JSON: camelCase, int64 as strings, base64 bytes).
 
     ``tlog_entries``: proto-JSON dicts, or parsed entries (written back as they were read).
     """
-    vm: dict[str, Any] = {}
+    entries = [e.to_dict() if isinstance(e, TransparencyLogEntry) else e
+               for e in tlog_entries or []]
+    # Members in this order (certificate or key, entries, timestamps): the JSON written.
+    vm: VerificationMaterialJSON
     if certificate_der is not None:
-        vm["certificate"] = {"rawBytes": b64(certificate_der)}
+        vm = {"certificate": {"rawBytes": b64(certificate_der)}, "tlogEntries": entries}
     else:
-        vm["publicKey"] = {"hint": public_key_hint or ""}
-    vm["tlogEntries"] = [e.to_dict() if isinstance(e, TransparencyLogEntry) else e
-                         for e in tlog_entries or []]
+        vm = {"publicKey": {"hint": public_key_hint or ""}, "tlogEntries": entries}
     if rfc3161_timestamps:
         vm["timestampVerificationData"] = {
             "rfc3161Timestamps": [{"signedTimestamp": b64(t)} for t in rfc3161_timestamps]}
-    out: dict[str, Any] = {"mediaType": MEDIA_TYPE_V03, "verificationMaterial": vm}
+    out: BundleJSON = {"mediaType": MEDIA_TYPE_V03, "verificationMaterial": vm}
     if envelope is not None:
         out["dsseEnvelope"] = envelope.to_dict()
     elif message_signature is not None:
@@ -279,6 +342,6 @@ def make_bundle(*, envelope: Envelope | None = None,
     return out
 
 
-def dump_bundle(bundle: JSONObject) -> str:
+def dump_bundle(bundle: BundleJSON) -> str:
     """Serialise a bundle dict as indented JSON text ending in a newline."""
     return json.dumps(bundle, indent=2) + "\n"

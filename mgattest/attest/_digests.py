@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest.attest._options import CheckOptions
 from mgattest.attest.errors import (
     DigestError,
@@ -41,6 +41,7 @@ from mgattest.attest.errors import (
     SubjectMismatchError,
 )
 from mgattest.attest._results import FileCheck, ModelCheck
+from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._walk import (
     DEFAULT_IGNORES,
     IgnoreRules,
@@ -165,9 +166,9 @@ class FileDigest:
     digest: dict[str, str]
     shards: list[str] | None = None
 
-    def subject(self, shard_size: int | None) -> JSONObject:
+    def subject(self, shard_size: int | None) -> ResourceDescriptor:
         """This file as an in-toto ResourceDescriptor."""
-        rd: dict[str, Any] = {"name": self.name, "digest": dict(self.digest)}
+        rd: ResourceDescriptor = {"name": self.name, "digest": dict(self.digest)}
         if self.shards is not None:
             rd["annotations"] = {"shardSize": shard_size, "shardDigests": list(self.shards)}
         return rd
@@ -188,7 +189,7 @@ class ModelDigests:
     excluded: tuple[str, ...] = field(default=())  # excluded names inside the root
     model_name: str = ""  # last component of the model path as given
 
-    def subjects(self) -> list[JSONObject]:
+    def subjects(self) -> list[ResourceDescriptor]:
         """In-toto ResourceDescriptors, one per file, sorted by name."""
         return [f.subject(self.shard_size) for f in sorted(self.files, key=lambda f: f.name)]
 

@@ -10,9 +10,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from mgattest._jsonutil import JSONObject, JSONValue
+from typing import NotRequired, Protocol, TypedDict
 from mgattest.attest.errors import DSSEFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -23,13 +21,29 @@ MAX_SIGNATURES = 16
 MAX_SIGNATURE_BYTES = 16 * 1024
 
 
+class SignatureJSON(TypedDict):
+    """One signature of :class:`EnvelopeJSON` (``keyid`` written only when set)."""
+
+    sig: str
+    keyid: NotRequired[str]
+
+
+class EnvelopeJSON(TypedDict):
+    """A DSSE envelope in proto-JSON, as :meth:`Envelope.to_dict` writes it (bytes in
+    standard base64)."""
+
+    payload: str
+    payloadType: str
+    signatures: list[SignatureJSON]
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """Return the DSSE v1 pre-authentication encoding of ``payload``."""
     type_bytes = payload_type.encode("utf-8")
     return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(payload), payload)
 
 
-def b64decode_strict(value: JSONValue, *, what: str, where: str | None = None,
+def b64decode_strict(value: object, *, what: str, where: str | None = None,
                      max_bytes: int | None = None) -> bytes:
     """Decode standard (or URL-safe) base64, rejecting anything else with a clear error."""
     if not isinstance(value, str):
@@ -73,11 +87,11 @@ class Envelope:
         """The bytes every signature of this envelope covers."""
         return pae(self.payload_type, self.payload)
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> EnvelopeJSON:
         """Proto-JSON form, as in a Sigstore bundle's ``dsseEnvelope``."""
-        sigs = []
+        sigs: list[SignatureJSON] = []
         for s in self.signatures:
-            entry: dict[str, Any] = {"sig": b64(s.sig)}
+            entry: SignatureJSON = {"sig": b64(s.sig)}
             if s.keyid:
                 entry["keyid"] = s.keyid
             sigs.append(entry)
@@ -89,7 +103,7 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: JSONValue, *, where: str = "dsseEnvelope") -> "Envelope":
+    def from_dict(cls, data: object, *, where: str = "dsseEnvelope") -> "Envelope":
         """Parse and bound a proto-JSON envelope; raises :class:`DSSEFormatError`."""
         if not isinstance(data, dict):
             raise DSSEFormatError("DSSE envelope must be a JSON object", what="dsse", where=where)

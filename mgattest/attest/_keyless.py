@@ -16,12 +16,13 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cryptography import x509
 
 from mgattest._files import read_bounded
 from mgattest._jsonutil import JSONObject
+from mgattest.attest._bundle import BundleJSON
 from mgattest.attest._certs import IdentityPolicy, parse_identity
 from mgattest.attest._oidc import TokenInfo, select_identity_token
 from mgattest.attest._options import TrustOptions
@@ -107,7 +108,18 @@ def public_good_trust_config(*, staging: bool = False, refresh_trust: bool = Fal
     return trust_config
 
 
-def signing_services(config: ClientTrustConfig) -> JSONObject:
+class SigningServices(TypedDict):
+    """The URLs keyless signing talks to (``tlog``/``tlog_kind`` None: no log configured;
+    ``oidc`` None: the config names no identity provider)."""
+
+    ca: str
+    tlog: str | None
+    tlog_kind: str | None
+    oidc: str | None
+    tsas: list[str]
+
+
+def signing_services(config: ClientTrustConfig) -> SigningServices:
     """The CA, log and OIDC URLs sigstore-python will use with ``config``."""
     from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
@@ -148,7 +160,7 @@ def _describe_failure(exc: BaseException) -> str:
 def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
                  identity_token: str | None = None, trust_config: str | Path | None = None,
                  staging: bool = False, refresh_trust: bool = False,
-                 interactive: bool | None = None) -> JSONObject:
+                 interactive: bool | None = None) -> BundleJSON:
     """Sign ``payload`` (an in-toto Statement) keylessly; return the Sigstore bundle dict.
 
     The identity token is ``identity_token`` (``@file`` allowed), else
@@ -198,8 +210,9 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
         raise KeylessSigningError(f"keyless signing failed ({type(exc).__name__}): {message}",
                                   what="keyless-signing",
                                   where=f"CA {services['ca']}, log {services['tlog']}") from None
-    signed: dict[str, Any] = json.loads(bundle.to_json())
-    check_own_verify_accepts(signed, json.loads(config._inner.to_json())["trustedRoot"])
+    decoded = json.loads(bundle.to_json())
+    check_own_verify_accepts(decoded, json.loads(config._inner.to_json())["trustedRoot"])
+    signed: BundleJSON = decoded  # sigstore-python's v0.3 bundle, which verify just accepted
     return signed
 
 

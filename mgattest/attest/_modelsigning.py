@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest.attest._digests import (
     DEFAULT_IGNORES,
     ModelDigests,
@@ -47,6 +47,7 @@ from mgattest.attest._digests import (
 from mgattest.attest.errors import DigestError, ModelSigningFormatError
 from mgattest.attest._options import CheckOptions
 from mgattest.attest._results import ModelCheck
+from mgattest.attest._statement import Statement
 from mgattest.attest._walk import name_problem
 
 __all__ = [
@@ -99,7 +100,7 @@ def _ignore_paths(digests: ModelDigests) -> list[str]:
 
 
 def to_model_signing_statement(digests: ModelDigests, *,
-                               model_name: str | None = None) -> JSONObject:
+                               model_name: str | None = None) -> Statement:
     """The in-toto statement model_signing 1.1.1 would sign for the same model.
 
     Files mode needs sha256, blake2b or blake3; shard mode (``digests.shard_size`` set)
@@ -312,7 +313,7 @@ def _shard_subjects(resources: list[Mapping[str, Any]], hash_type: str, shard_si
     return subjects, single
 
 
-def expectations_from_model_signing(statement: Mapping[str, JSONValue]) -> ModelSigningExpectations:
+def expectations_from_model_signing(statement: Statement) -> ModelSigningExpectations:
     """Validate a model-signing statement and turn it into ``check_model`` expectations.
 
     Verifies the subject digest (SHA-256 over the concatenated resource digests) and
@@ -379,7 +380,7 @@ class ModelSigningCheckArgs(TypedDict, total=False):
     progress: Callable[[int], object] | None
 
 
-def check_model_signing(root: str | os.PathLike[str], statement: Mapping[str, JSONValue],
+def check_model_signing(root: str | os.PathLike[str], statement: Statement,
                         **kwargs: Unpack[ModelSigningCheckArgs]) -> ModelCheck:
     """Validate ``statement`` and check the model at ``root`` against it."""
     return expectations_from_model_signing(statement).check(root, **kwargs)

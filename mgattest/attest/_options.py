@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from mgattest.attest._results import SignerInfo
     from mgattest.attest._signers import Verifier
+    from mgattest.attest._slsa import CIFacts
     from mgattest.attest._trustroot import TrustedRoot
 
 __all__ = ["BuildInputs", "CheckOptions", "IdentityCheck", "KeySource", "TrustOptions",
@@ -101,8 +102,8 @@ class BuildInputs:
     builder_id: str | None = None
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
-    dependencies: Iterable[JSONObject] = ()
-    ci: JSONObject | None = None
+    dependencies: Iterable[Mapping[str, object]] = ()  # SLSA ResourceDescriptors
+    ci: CIFacts | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None
     finished_on: str | None = None

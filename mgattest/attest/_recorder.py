@@ -20,16 +20,18 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import rfc8785
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest.attest import _slsa as slsa
+from mgattest.attest._bundle import BundleJSON
 from mgattest.attest._options import BuildInputs
 from mgattest.attest._digests import hash_model
 from mgattest.attest._sign import KeySigner, LogTarget, PendingBundleFile, SignOptions, sign_model
 from mgattest.attest._signers import Signer
+from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._slsa import SLSA_PROVENANCE_V1
 from mgattest.attest._verify import default_bundle_path
 from mgattest.errors import InputError
@@ -65,7 +67,7 @@ def git_commit(path: str | Path = ".") -> tuple[str, str | None] | None:
 
 
 def describe_path(name: str, path: str | Path, *, uri: str | None = None,
-                  workers: int | None = None) -> JSONObject:
+                  workers: int | None = None) -> ResourceDescriptor:
     """A ResourceDescriptor for a local file (sha256 of its bytes) or directory
     (``sha256-manifest``: SHA-256 of the RFC 8785 JSON of its sorted per-file subjects)."""
 
@@ -77,7 +79,8 @@ def describe_path(name: str, path: str | Path, *, uri: str | None = None,
     uri = uri or path.resolve().as_uri()
     if path.is_file():
         return {"name": name, "uri": uri, "digest": dict(md.files[0].digest)}
-    manifest = rfc8785.dumps(md.subjects())
+    subjects: Sequence[Mapping[str, Any]] = md.subjects()  # rfc8785's type admits no TypedDict
+    manifest = rfc8785.dumps(subjects)
 
     return {"name": name, "uri": uri,
             "digest": {MANIFEST_DIGEST_KEY: hashlib.sha256(manifest).hexdigest()},
@@ -102,11 +105,11 @@ class ProvenanceRecorder:
         self.record_frameworks = record_frameworks
         self.clock = clock
         self.parameters: dict[str, Any] = {}
-        self.dependencies: list[dict[str, Any]] = []
+        self.dependencies: list[ResourceDescriptor] = []
         self.started: datetime | None = None
         self.finished: datetime | None = None
-        self.predicate: dict[str, Any] | None = None
-        self.bundle: dict[str, Any] | None = None
+        self.predicate: slsa.ProvenanceJSON | None = None
+        self.bundle: BundleJSON | None = None
         self.bundle_path: Path | None = None
 
     # -- collection --------------------------------------------------------------
@@ -126,7 +129,7 @@ class ProvenanceRecorder:
         for key, value in values.items():
             self.param(key, value)
 
-    def _add(self, descriptor: dict[str, Any]) -> dict[str, Any]:
+    def _add(self, descriptor: ResourceDescriptor) -> ResourceDescriptor:
         if any(d.get("name") == descriptor["name"] for d in self.dependencies):
             raise InputError(f"dependency {descriptor['name']!r} recorded twice",
                              what="dependency")
@@ -134,29 +137,29 @@ class ProvenanceRecorder:
         return descriptor
 
     def dataset(self, name: str, path_or_uri: str | Path, *,
-                digest: dict[str, str] | None = None) -> JSONObject:
+                digest: dict[str, str] | None = None) -> ResourceDescriptor:
         """Record a dataset read: a local path is hashed now; a URI needs ``digest``."""
         return self._input(name, path_or_uri, digest, "dataset")
 
     def base_model(self, name: str, path_or_uri: str | Path, *,
-                   digest: dict[str, str] | None = None) -> JSONObject:
+                   digest: dict[str, str] | None = None) -> ResourceDescriptor:
         """Record a base model read (hashed like a dataset)."""
         return self._input(name, path_or_uri, digest, "base-model")
 
     def _input(self, name: str, source: str | Path, digest: dict[str, str] | None,
-               role: str) -> dict[str, Any]:
+               role: str) -> ResourceDescriptor:
         text = str(source)
         if digest is not None or "://" in text and not text.startswith("file://"):
             if digest is None:
                 raise InputError(f"{role} {name!r} at {text} needs a digest (or a local "
                                  "path to hash)", what="provenance input", where=text)
-            desc: dict[str, Any] = {"name": name, "uri": text, "digest": dict(digest)}
+            desc: ResourceDescriptor = {"name": name, "uri": text, "digest": dict(digest)}
         else:
             desc = describe_path(name, text.removeprefix("file://"))
         desc.setdefault("annotations", {})["role"] = role
         return self._add(desc)
 
-    def code(self, path: str | Path = ".") -> JSONObject | None:
+    def code(self, path: str | Path = ".") -> ResourceDescriptor | None:
         """Record the git commit of the code (``git rev-parse HEAD``), if in a repo."""
         found = git_commit(path)
         if found is None:
@@ -167,7 +170,7 @@ class ProvenanceRecorder:
                           "annotations": {"role": "code"}})
 
     # -- output ------------------------------------------------------------------
-    def finish(self) -> JSONObject:
+    def finish(self) -> slsa.ProvenanceJSON:
         """Stop the clock and build the SLSA Provenance v1 predicate."""
         if self.started is None:
             self.started = self.clock()
@@ -179,7 +182,7 @@ class ProvenanceRecorder:
             started_on=_rfc3339(self.started), finished_on=_rfc3339(self.finished)))
         return self.predicate
 
-    def sign(self) -> JSONObject:
+    def sign(self) -> BundleJSON:
         """Sign the model with the recorded predicate and write the bundle."""
         if self.model is None or self.signer is None:
             raise InputError("signing needs a model path and a signer", what="recorder")

@@ -7,10 +7,12 @@ them). Nothing here does crypto; an instance exists only after verification pass
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
+
+from mgattest.attest._statement import ResourceDescriptor, Statement
 
 # What vouches for a time: a verified SignedEntryTimestamp over the log entry's
 # integratedTime, or a verified RFC 3161 timestamp over the signature.
@@ -127,10 +129,10 @@ class VerifiedAttestation:
     source: str  # where it came from (file path, and line for JSON-lines)
     media_type: str
     # For DSSE bundles: the in-toto Statement. For messageSignature bundles: None.
-    statement: dict[str, Any] | None
+    statement: Statement | None
     predicate_type: str | None
-    predicate: dict[str, Any] | None
-    subjects: list[dict[str, Any]]  # resource descriptors from the statement
+    predicate: Mapping[str, Any] | None  # the statement's, as parsed (shape per predicate_type)
+    subjects: list[ResourceDescriptor]  # resource descriptors from the statement
     signer: SignerInfo
     log_entries: list[LogProof]
     # messageSignature bundles: the signed artifact digest {"sha256": hex}.

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import _slsa as slsa
-from mgattest.attest._bundle import dump_bundle, make_bundle
+from mgattest.attest._bundle import BundleJSON, dump_bundle, make_bundle
 from mgattest.attest._options import BuildInputs
 from mgattest.attest._digests import ModelDigests, hash_model
 from mgattest.attest._dsse import Envelope, sign_envelope
@@ -38,7 +38,7 @@ from mgattest.attest._keyless import sign_keyless
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
 from mgattest.attest._signers import Signer, spki_der, spki_pem
-from mgattest.attest._statement import make_statement, serialize_statement
+from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.tlog import RekorClient
 from mgattest.tlog.errors import DuplicateEntryError
@@ -138,14 +138,14 @@ def record_in_log(proposed: JSONObject,
 class SignResult:
     """What signing produced: the bundle dict, the statement and the model digests."""
 
-    bundle: dict[str, Any]
-    statement: dict[str, Any]
+    bundle: BundleJSON
+    statement: Statement
     digests: ModelDigests
 
 
-def sign_statement(statement: JSONObject, signer: Signer, *,
+def sign_statement(statement: Statement, signer: Signer, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
-                   certificate_pem: bytes | None = None) -> JSONObject:
+                   certificate_pem: bytes | None = None) -> BundleJSON:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
     payload = serialize_statement(statement)
     envelope = sign_envelope(payload, signer)
@@ -185,13 +185,13 @@ class ProvenanceOptions:
     builder_id: str | None = None
     build_type: str | None = None
     parameters: Mapping[str, Any] | None = None
-    dependencies: tuple[dict[str, Any], ...] = ()
-    ci: dict[str, Any] | None = None
+    dependencies: tuple[Mapping[str, object], ...] = ()  # SLSA ResourceDescriptors
+    ci: slsa.CIFacts | None = None
     frameworks: Mapping[str, str] | None = None
     started_on: str | None = None
     finished_on: str | None = None
 
-    def predicate(self, digests: ModelDigests) -> JSONObject:
+    def predicate(self, digests: ModelDigests) -> slsa.ProvenanceJSON:
         """The predicate for a model hashed as ``digests`` (its digest options included)."""
         return slsa.build_provenance(BuildInputs(
             builder_id=self.builder_id, build_type=self.build_type,
@@ -213,7 +213,7 @@ class SignOptions:
 
     format: StatementFormat = "intoto"
     predicate_type: str | None = None
-    predicate: dict[str, Any] | None = None
+    predicate: Mapping[str, object] | None = None
     provenance: ProvenanceOptions = field(default_factory=ProvenanceOptions)
     model_name: str | None = None
     digests: DigestOptions = field(default_factory=DigestOptions)
@@ -224,7 +224,7 @@ class SignOptions:
                              what="--format")
 
 
-def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
+def build_statement(digests: ModelDigests, options: SignOptions) -> Statement:
     """The in-toto statement ``options`` describe about the hashed model."""
     if options.format == "model-signing":
         return to_model_signing_statement(digests, model_name=options.model_name)
@@ -239,7 +239,7 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> JSONObject:
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """The Sigstore bundle of ``statement`` (serialised as ``format`` expects)."""
         ...
 
@@ -251,7 +251,7 @@ class KeySigner:
     key: Signer
     log: LogTarget = LogTarget()
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
@@ -269,7 +269,7 @@ class KeylessSigner:
     staging: bool = False
     refresh_trust: bool = False
 
-    def sign(self, statement: JSONObject, format: StatementFormat) -> JSONObject:
+    def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,
@@ -379,7 +379,7 @@ class PendingBundleFile:
         self._tmp = tmp
         return self
 
-    def commit(self, bundle: JSONObject) -> Path:
+    def commit(self, bundle: BundleJSON) -> Path:
         """Write ``bundle`` to the reserved file and move it into place atomically."""
         if self._tmp is None:
             self.reserve()
@@ -430,7 +430,7 @@ class PendingBundleFile:
         self.discard()
 
 
-def write_bundle_file(bundle: JSONObject, path: str | Path, *,
+def write_bundle_file(bundle: BundleJSON, path: str | Path, *,
                       overwrite: bool = True) -> Path:
     """Write a bundle atomically (temp file, fsync, rename) so readers never see half of it."""
     with PendingBundleFile(path, overwrite=overwrite) as pending:

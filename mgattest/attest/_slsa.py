@@ -12,13 +12,13 @@ import os
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NotRequired, TypedDict
 
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest.errors import ProvenanceInputError
 from mgattest.attest._options import BuildInputs
 from mgattest.errors import InputError
-from mgattest.attest._statement import DIGEST_LENGTHS, parse_digest
+from mgattest.attest._statement import DIGEST_LENGTHS, Statement, parse_digest
 from mgattest.attest._walk import compile_glob
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -31,6 +31,76 @@ FRAMEWORK_PACKAGES = ("torch", "tensorflow", "jax", "jaxlib", "flax", "keras",
                       "xgboost", "lightgbm", "onnx", "onnxruntime", "joblib")
 
 _DIGEST_PREFIX_RE = re.compile(r"^([A-Za-z0-9_-]+):(.*)$", re.DOTALL)
+
+
+class CISourceJSON(TypedDict):
+    """The repository a CI job built: ``uri`` is ``git+REPOSITORY@REF``."""
+
+    uri: str
+    repository: str
+    ref: str
+    commit: str
+
+
+class CIFacts(TypedDict, total=False):
+    """What :func:`from_ci_env` reads from a CI job (each member optional: a caller may
+    give only some). ``workflow``: the GitHub ``{ref, repository, path}`` or GitLab's
+    config path; ``github``: GitHub's internal parameters."""
+
+    builder_id: str
+    build_type: str
+    source: CISourceJSON
+    invocation_id: str
+    workflow: str | dict[str, str]
+    github: dict[str, str]
+
+
+class DependencyJSON(TypedDict):
+    """A ``--dependency`` as a SLSA ResourceDescriptor: ``digest`` only when one was given."""
+
+    name: str
+    uri: str
+    digest: NotRequired[dict[str, str]]
+
+
+class BuildDefinitionJSON(TypedDict):
+    """``buildDefinition`` of a SLSA Provenance v1 predicate as :func:`build_provenance`
+    writes it; the parameters are the user's and the CI's, so arbitrary JSON."""
+
+    buildType: str
+    externalParameters: JSONObject
+    internalParameters: NotRequired[JSONObject]
+    resolvedDependencies: NotRequired[list[dict[str, object]]]
+
+
+class BuilderJSON(TypedDict):
+    """``runDetails.builder``."""
+
+    id: str
+
+
+class BuildMetadataJSON(TypedDict, total=False):
+    """``runDetails.metadata`` (each member only when known; times in RFC 3339)."""
+
+    invocationId: str
+    startedOn: str
+    finishedOn: str
+
+
+class RunDetailsJSON(TypedDict):
+    """``runDetails`` of a SLSA Provenance v1 predicate."""
+
+    builder: BuilderJSON
+    metadata: NotRequired[BuildMetadataJSON]
+    byproducts: NotRequired[list[dict[str, object]]]
+
+
+class ProvenanceJSON(TypedDict):
+    """A SLSA Provenance v1 predicate as :func:`build_provenance` builds it. Predicates
+    read from statements are not assumed to have this shape: readers check each member."""
+
+    buildDefinition: BuildDefinitionJSON
+    runDetails: RunDetailsJSON
 
 
 def parse_param(text: str) -> tuple[str, JSONValue]:
@@ -56,7 +126,7 @@ def parse_params(items: Iterable[str]) -> JSONObject:
     return out
 
 
-def parse_dependency(text: str) -> JSONObject:
+def parse_dependency(text: str) -> DependencyJSON:
     """``NAME=URI@ALG:HEX`` (or ``NAME=URI`` without digest) → SLSA ResourceDescriptor.
 
     A suffix ``@ALG:...`` whose ALG is a digest algorithm, or whose value is hex, is a
@@ -78,7 +148,7 @@ def parse_dependency(text: str) -> JSONObject:
             raise ProvenanceInputError(f"dependency {name!r}: {exc.message}",
                                        what="--dependency", where=text) from None
         digest = {alg: hexval}
-    descriptor: dict[str, Any] = {"name": name, "uri": uri}
+    descriptor: DependencyJSON = {"name": name, "uri": uri}
     if digest:
         descriptor["digest"] = digest
     return descriptor
@@ -139,7 +209,7 @@ def _require(env: Mapping[str, str], names: Iterable[str], provider: str) -> dic
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 
 
-def _github_env(env: Mapping[str, str]) -> dict[str, Any]:
+def _github_env(env: Mapping[str, str]) -> CIFacts:
     """GitHub Actions facts in the shape of GITHUB_BUILD_TYPE (github.com/actions/buildtypes
     ``workflow/v1``, as ``actions/attest-build-provenance`` writes it)."""
     v = _require(env, ["GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_REF", "GITHUB_SHA",
@@ -198,7 +268,7 @@ def parse_timestamp(text: str, *, what: str) -> str:
             f"{utc.second:02d}{fraction}Z")
 
 
-def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> JSONObject:
+def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> CIFacts:
     """Builder id, source repository/ref/commit and invocation id from CI variables.
 
     Returns ``{"builder_id", "source": {"uri", "ref", "commit"}, "invocation_id",
@@ -233,14 +303,14 @@ def from_ci_env(provider: str, env: Mapping[str, str] | None = None) -> JSONObje
 MGATTEST_PARAMETERS = "mgattest"
 
 
-def digest_options(ignore: Iterable[str]) -> JSONObject | None:
+def digest_options(ignore: Iterable[str]) -> dict[str, dict[str, list[str]]] | None:
     """``internalParameters`` entry recording the user's ignore globs, so a verifier
     skips exactly the files the signer chose to leave out (sorted: deterministic)."""
     patterns = sorted(set(ignore))
     return {MGATTEST_PARAMETERS: {"ignore": patterns}} if patterns else None
 
 
-def signed_ignores(statement: Mapping[str, JSONValue] | None) -> list[str]:
+def signed_ignores(statement: Statement | None) -> list[str]:
     """The ignore globs a SLSA provenance statement recorded with :func:`digest_options`.
 
     Anything malformed there is ignored rather than trusted: the list only ever widens
@@ -309,7 +379,7 @@ def _generic_external(ci: Mapping[str, Any], parameters: Mapping[str, Any] | Non
     return external
 
 
-def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
+def build_provenance(inputs: BuildInputs | None = None) -> ProvenanceJSON:
     """A SLSA Provenance v1 predicate as a plain dict (deterministic for equal inputs).
 
     Explicit ``builder_id``/``build_type`` win over CI-derived ones. Framework versions
@@ -332,11 +402,11 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
     source = ci.get("source")
     if source:
         # The source commit, pinned: buildType workflow/v1 names it exactly so.
-        pinned = {"uri": source["uri"], "digest": {"gitCommit": source["commit"]}}
+        pinned: dict[str, object] = {"uri": source["uri"], "digest": {"gitCommit": source["commit"]}}
         if build_type != GITHUB_BUILD_TYPE:
             pinned["name"] = "source"
         resolved.insert(0, pinned)
-    build_definition: dict[str, Any] = {"buildType": build_type,
+    build_definition: BuildDefinitionJSON = {"buildType": build_type,
                                         "externalParameters": external}
     internal = dict(internal_parameters or {})
     if build_type == GITHUB_BUILD_TYPE and ci.get("github"):
@@ -347,7 +417,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
         build_definition["internalParameters"] = internal
     if resolved:
         build_definition["resolvedDependencies"] = resolved
-    metadata: dict[str, Any] = {}
+    metadata: BuildMetadataJSON = {}
     inv = invocation_id or ci.get("invocation_id")
     if inv:
         metadata["invocationId"] = inv
@@ -355,7 +425,7 @@ def build_provenance(inputs: BuildInputs | None = None) -> JSONObject:
         metadata["startedOn"] = started_on
     if finished_on:
         metadata["finishedOn"] = finished_on
-    run_details: dict[str, Any] = {"builder": {"id": builder_id or ci.get("builder_id")
+    run_details: RunDetailsJSON = {"builder": {"id": builder_id or ci.get("builder_id")
                                                or DEFAULT_BUILDER_ID}}
     if metadata:
         run_details["metadata"] = metadata

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, NotRequired, TypedDict, cast
 
 import rfc8785
 
-from mgattest._jsonutil import JSONObject, JSONValue
+from mgattest._jsonutil import JSONValue
 from mgattest._jsonutil import reject_duplicate_keys
 from mgattest.attest.errors import StatementError, UnsafeSubjectNameError
 
@@ -27,7 +27,31 @@ DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha3_256": 64,
                    "sha1": 40, "gitCommit": 40}
 
 
-def check_subject_name(name: JSONValue, *, where: str = "statement") -> str:
+class ResourceDescriptor(TypedDict):
+    """A statement subject: ``name`` (checked: a relative path, unique) and ``digest``
+    (checked: algorithm → hex). Of in-toto's optional members only ``annotations`` is
+    read (by the policy engine, which checks its shape), and ``uri`` is written for
+    SLSA dependencies (:func:`mgattest.attest._recorder.describe_path`)."""
+
+    name: str
+    digest: dict[str, str]
+    uri: NotRequired[str]
+    annotations: NotRequired[JSONValue]
+
+
+# Functional syntax: ``_type`` is the member's JSON name.
+Statement = TypedDict("Statement", {
+    "_type": str,
+    "subject": list[ResourceDescriptor],
+    "predicateType": str,
+    "predicate": NotRequired[Mapping[str, JSONValue]],
+})
+"""An in-toto Statement (v1, or a legacy v0.1 one when read) after
+:func:`validate_statement`: subjects checked, ``predicate`` an object whose shape depends
+on ``predicateType`` (so it stays arbitrary JSON here)."""
+
+
+def check_subject_name(name: object, *, where: str = "statement") -> str:
     """Return ``name`` if it is a safe relative POSIX path; raise otherwise.
 
     Refused: empty, absolute (``/x``, ``C:``, ``\\\\host``), any ``..`` or ``.``
@@ -53,7 +77,7 @@ def check_subject_name(name: JSONValue, *, where: str = "statement") -> str:
     return name
 
 
-def make_subject(name: str, digest: dict[str, str]) -> JSONObject:
+def make_subject(name: str, digest: dict[str, str]) -> ResourceDescriptor:
     """A resource descriptor ``{name, digest}`` after checking both."""
     check_subject_name(name)
     _check_digest(digest, where=name)
@@ -100,11 +124,12 @@ def parse_digest(text: str, *, what: str = "digest") -> tuple[str, str]:
     return alg, value
 
 
-def make_statement(subjects: Iterable[JSONObject], predicate_type: str,
-                   predicate: JSONObject | None) -> JSONObject:
+def make_statement(subjects: Iterable[ResourceDescriptor], predicate_type: str,
+                   predicate: Mapping[str, JSONValue] | None) -> Statement:
     """Build an in-toto Statement v1 dict (subjects sorted by name, unique names)."""
-    subject_list = sorted((dict(s) for s in subjects), key=lambda s: s.get("name", ""))
-    statement: dict[str, Any] = {"_type": STATEMENT_TYPE, "subject": subject_list,
+    subject_list = sorted((ResourceDescriptor(**s) for s in subjects),
+                          key=lambda s: s.get("name", ""))
+    statement: Statement = {"_type": STATEMENT_TYPE, "subject": subject_list,
                  "predicateType": predicate_type}
     if predicate is not None:
         statement["predicate"] = predicate
@@ -112,8 +137,8 @@ def make_statement(subjects: Iterable[JSONObject], predicate_type: str,
     return statement
 
 
-def validate_statement(statement: JSONValue, *, where: str = "statement",
-                       check_names: bool = True) -> JSONObject:
+def validate_statement(statement: object, *, where: str = "statement",
+                       check_names: bool = True) -> Statement:
     """Check a statement against the in-toto v1 spec; returns it unchanged."""
     if not isinstance(statement, dict):
         raise StatementError("statement is not a JSON object", what="statement", where=where)
@@ -148,20 +173,21 @@ def validate_statement(statement: JSONValue, *, where: str = "statement",
                                  where=where)
         seen.add(name)
         _check_digest(subject.get("digest"), where=str(name))
-    return statement
+    return cast(Statement, statement)  # each member Statement declares was checked above
 
 
-def serialize_statement(statement: JSONObject) -> bytes:
+def serialize_statement(statement: Statement) -> bytes:
     """Deterministic payload bytes: RFC 8785 JSON Canonicalization of the statement."""
+    document: Mapping[str, Any] = statement  # rfc8785's JSON type does not admit TypedDicts
     try:
-        return rfc8785.dumps(statement)
+        return rfc8785.dumps(document)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise StatementError(f"statement cannot be canonicalised: {exc}",
                              what="statement") from None
 
 
 def parse_statement(payload: bytes, *, where: str = "statement",
-                    check_names: bool = False) -> JSONObject:
+                    check_names: bool = False) -> Statement:
     """Parse payload bytes as an in-toto statement (size-bounded, duplicate keys refused)."""
     if len(payload) > MAX_STATEMENT_BYTES:
         raise StatementError("statement larger than 32 MiB", what="statement", where=where)

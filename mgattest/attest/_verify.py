@@ -56,7 +56,7 @@ from mgattest.attest._results import (FileCheck, LogProof, ModelCheck, SignerInf
                                      VerifiedAttestation, VerifiedTime, earliest)
 from mgattest.attest._signers import SignatureMismatchError, Verifier, spki_der, spki_pem
 from mgattest.attest._slsa import signed_ignores
-from mgattest.attest._statement import check_subject_name, parse_statement
+from mgattest.attest._statement import ResourceDescriptor, check_subject_name, parse_statement
 from mgattest.attest._timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
 from mgattest.attest._trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
@@ -692,7 +692,7 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
 
     # (4) statement and subject names, (5) predicate type
     statement = predicate = predicate_type = None
-    subjects: list[dict[str, Any]] = []
+    subjects: list[ResourceDescriptor] = []
     payload_sha256 = None
     if parsed.envelope is not None:
         try:

@@ -232,7 +232,7 @@ def subject_digests(att: VerifiedAttestation) -> list[tuple[str | None, dict[str
                     and isinstance(r.get("digest"), str):
                 pairs.append((r.get("name"), {r["algorithm"]: r["digest"]}))
         return pairs
-    out = []
+    out: list[tuple[str | None, dict[str, str]]] = []
     for s in att.subjects:
         if isinstance(s, dict) and isinstance(s.get("digest"), dict):
             out.append((s.get("name"), {k: v for k, v in s["digest"].items()

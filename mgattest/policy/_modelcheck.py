@@ -30,8 +30,8 @@ def expectations(attestations: Iterable[VerifiedAttestation]
     by_name: dict[str, list[Expectation]] = {}
     anywhere: list[Expectation] = []
     for att in attestations:
-        annotations = {s.get("name"): s.get("annotations") for s in att.subjects
-                       if isinstance(s, dict)}
+        annotations: dict[str | None, Any] = {
+            s.get("name"): s.get("annotations") for s in att.subjects if isinstance(s, dict)}
         for name, digest in subject_digests(att):
             entry = (digest, annotations.get(name))
             anywhere.append(entry)

@@ -23,13 +23,15 @@ from mgattest.attest import make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.policy._model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy._verdict import PASS, Verdict
+from mgattest.attest import BundleJSON
+from mgattest.attest import ResourceDescriptor, Statement
 
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
 
 
 def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
-                  resource_uri: str, policy_uri: str | None = None) -> JSONObject:
+                  resource_uri: str, policy_uri: str | None = None) -> Statement:
     """The VSA in-toto Statement for *verdict* (no signing)."""
 
     algo, _, hexval = verdict.policy_digest.partition(":")
@@ -39,7 +41,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
     provenance_ok = any(c.status == PASS and c.clause.startswith("attestations[")
                         for c in verdict.checks) and any(
         a.predicate_type == SLSA_PROVENANCE_V1 for a in inputs)
-    predicate = {
+    predicate: JSONObject = {
         "verifier": {"id": VERIFIER_ID, "version": {"mgattest": __version__}},
         "timeVerified": format_time(verdict.evaluated_at),
         "resourceUri": resource_uri,
@@ -49,8 +51,9 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
         "verificationResult": "PASSED" if verdict.passed else "FAILED",
         "verifiedLevels": ["SLSA_BUILD_LEVEL_1"] if provenance_ok and verdict.passed else [],
     }
-    subjects = [{"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts
-                if a["name"] in cleared]
+    subjects: list[ResourceDescriptor] = [
+        {"name": a["name"], "digest": dict(a["digest"])} for a in verdict.artifacts
+        if a["name"] in cleared]
     if not subjects:
         raise InputError("no file of the model was covered and verified: there is nothing "
                          "for a VSA to state", what="vsa")
@@ -59,7 +62,7 @@ def vsa_statement(verdict: Verdict, attestations: list[VerifiedAttestation], *,
 
 def write_vsa(path: str | os.PathLike[str], verdict: Verdict,
               attestations: list[VerifiedAttestation], *, key_path: str | os.PathLike[str],
-              resource_uri: str, password: bytes | None = None) -> JSONObject:
+              resource_uri: str, password: bytes | None = None) -> BundleJSON:
     """Sign the VSA with the private key at *key_path*; write the bundle to *path*."""
     from mgattest.attest import public_key_hint  # noqa: PLC0415 - the verification stack (~0.3 s) loads only when a VSA is signed
 
