@@ -34,7 +34,6 @@ from mgattest.attest._options import BuildInputs
 from mgattest.attest._digests import ModelDigests, hash_model
 from mgattest.attest._dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
-from mgattest.attest._keyless import sign_keyless
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
 from mgattest.attest._signers import Signer, spki_der, spki_pem
@@ -271,6 +270,10 @@ class KeylessSigner:
 
     def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
         """Sign ``statement`` keylessly (the certificate identifies the signer: no hint)."""
+        # Local: the keyless stack (certificates, OIDC, our own verify) costs ~40 ms
+        # of imports that a key signature never needs.
+        from mgattest.attest._keyless import sign_keyless  # noqa: PLC0415 - see above
+
         return sign_keyless(serialize_statement(statement),
                             identity_token=self.identity_token,
                             trust_config=str(self.trust_config) if self.trust_config else None,

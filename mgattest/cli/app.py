@@ -14,7 +14,7 @@ import os
 # and progress bars inside commands. Set TYPER_USE_RICH=1 to get the rich help back.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
-import typer  # noqa: E402
+import typer  # noqa: E402 - TYPER_USE_RICH must be set before typer is imported
 
 app = typer.Typer(
     name="mgattest",
