@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         shard_tree_root,
         supported_algorithms,
     )
-    from mgattest.attest._dsse import Envelope, pae, sign_envelope
+    from mgattest._encodings import pae
+    from mgattest.attest._dsse import Envelope, sign_envelope
     from mgattest.attest.errors import SubjectMismatchError
     from mgattest.attest._keyless import public_good_trust_config, sign_keyless
     from mgattest.attest._keys import (
@@ -138,7 +139,7 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "build_provenance": "mgattest.attest._slsa",
     "ProvenanceRecorder": "mgattest.attest._recorder",
     "Envelope": "mgattest.attest._dsse",
-    "pae": "mgattest.attest._dsse",
+    "pae": "mgattest._encodings",
     "sign_envelope": "mgattest.attest._dsse",
     "Signer": "mgattest.attest._signers",
     "Verifier": "mgattest.attest._signers",

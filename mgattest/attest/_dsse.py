@@ -11,6 +11,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from typing import NotRequired, Protocol, TypedDict
+from mgattest._encodings import pae
 from mgattest.attest.errors import DSSEFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -35,12 +36,6 @@ class EnvelopeJSON(TypedDict):
     payload: str
     payloadType: str
     signatures: list[SignatureJSON]
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """Return the DSSE v1 pre-authentication encoding of ``payload``."""
-    type_bytes = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(payload), payload)
 
 
 def b64decode_strict(value: object, *, what: str, where: str | None = None,

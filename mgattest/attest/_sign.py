@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import _slsa as slsa
@@ -36,7 +37,7 @@ from mgattest.attest._dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
-from mgattest.attest._signers import Signer, spki_der, spki_pem
+from mgattest.attest._signers import Signer, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.tlog import RekorClient

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from mgattest._encodings import spki_der
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import check_rsa_parameters
 
@@ -38,12 +39,6 @@ def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
     if isinstance(curve, ec.SECP521R1):
         return hashes.SHA512()
     raise UnsupportedKeyError(f"unsupported elliptic curve {curve.name}", what="key")
-
-
-def spki_der(public_key: PublicKeyTypes) -> bytes:
-    """DER SubjectPublicKeyInfo of a public key."""
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def spki_pem(public_key: PublicKeyTypes) -> bytes:

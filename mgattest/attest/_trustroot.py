@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest._files import read_bounded
+from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest._trustjson import (
     AuthorityJSON,
@@ -34,7 +35,6 @@ from mgattest._trustjson import (
 )
 from mgattest.attest._dsse import b64, b64decode_strict
 from mgattest.attest.errors import DSSEFormatError, TrustRootError
-from mgattest.attest._signers import spki_der
 from mgattest.errors import InputError
 
 if TYPE_CHECKING:

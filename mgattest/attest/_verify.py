@@ -33,6 +33,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from cryptography.x509.verification import VerificationError as PathError
 
 from mgattest.attest import _digests as digests, _trustroot as trustroot
+from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest._bundle import Bundle, load_bundle
 from mgattest.attest._certs import (IdentityPolicy, load_certificate, parse_identity,
@@ -54,7 +55,7 @@ from mgattest.attest._modelsigning import expectations_from_model_signing
 from mgattest.attest._options import CheckOptions, KeySource, TrustOptions
 from mgattest.attest._results import (FileCheck, LogProof, ModelCheck, SignerInfo,
                                      VerifiedAttestation, VerifiedTime, earliest)
-from mgattest.attest._signers import SignatureMismatchError, Verifier, spki_der, spki_pem
+from mgattest.attest._signers import SignatureMismatchError, Verifier, spki_pem
 from mgattest.attest._slsa import signed_ignores
 from mgattest.attest._statement import ResourceDescriptor, check_subject_name, parse_statement
 from mgattest.attest._timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from mgattest._encodings import pae
 from mgattest._jsonutil import JSONObject
 from mgattest.tlog.errors import EntryRejectedError
 from mgattest.tlog._keys import KeyParameterError, check_rsa_parameters
@@ -259,12 +260,6 @@ def _verify_message(key: Any, signature: bytes, message: bytes, budget: _CheckBu
         except InvalidSignature:
             continue
     return False
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
 def _canonical_hashedrekord(spec: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from mgattest import _keys
+from mgattest._encodings import spki_der
 from mgattest._files import read_bounded
 from mgattest.errors import InputError, VerificationError
 from mgattest.tlog.errors import LogError
@@ -42,12 +43,6 @@ def check_rsa_parameters(public_key: object, *, what: str = "RSA key",
     """:func:`mgattest._keys.check_rsa_parameters` (e = 65537, 2048–4096-bit modulus)
     raising :class:`KeyParameterError` by default: the one RSA rule of every package."""
     _keys.check_rsa_parameters(public_key, what=what, error=error)
-
-
-def spki_der(public_key: PublicKey) -> bytes:
-    """DER SubjectPublicKeyInfo of ``public_key``."""
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def log_id_of(public_key: PublicKey) -> bytes:

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from mgattest.tlog._entries import CanonicalEntry, canonicalize, pae, parse_body
+from mgattest._encodings import pae
+from mgattest.tlog._entries import CanonicalEntry, canonicalize, parse_body
 from mgattest.tlog.errors import EntryRejectedError
 
 ASSETS = "data/sigstore+sigstore-conformance/test/assets/bundle-verify"
