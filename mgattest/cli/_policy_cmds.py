@@ -63,34 +63,23 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
     """Write a starting policy pinned to what the bundles prove (trust on first use)."""
-    from mgattest.attest import load_verifier
     from mgattest.errors import InputError
-    from mgattest.loading import read_model_bytes, scan_model
-    from mgattest.policy import dump_policy, initial_policy, verify_for_init
-    from mgattest.policy import policy_from_bytes
+    from mgattest.policy import generate_policy
 
     if output is not None and output.exists() and not force:
         raise InputError(f"{output} exists (use --force to overwrite)", what="output",
                          where=str(output))
-    atts = verify_for_init([str(b) for b in bundle], trusted_root=trusted_root,
-                           keys=[str(k) for k in key])
-    mb = read_model_bytes(model)
-    key_paths = {load_verifier(k).fingerprint: str(k) for k in key}
-    base = str(output.parent) if output is not None else str(Path.cwd())
-    warnings: list[str] = []
-    doc = initial_policy(mb.sha256, atts, model_name=model.name,
-                         trusted_root=str(trusted_root) if trusted_root else None,
-                         key_paths=key_paths, pin_digests=pin_digests, base_dir=base,
-                         warnings=warnings, reports=scan_model(mb))
-    for warning in warnings:
+    generated = generate_policy(model, bundle, keys=key, trusted_root=trusted_root,
+                                pin_digests=pin_digests,
+                                base_dir=output.parent if output is not None else Path.cwd())
+    for warning in generated.warnings:
         err(f"warning: {warning}")
-    text = dump_policy(doc)
-    policy_from_bytes(text.encode(), source="generated policy", base_dir=base)  # self-check
     if output is None:
-        out(text.rstrip("\n"))
+        out(generated.text.rstrip("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
-        err(f"wrote {output}: {len(doc['signers'])} signer(s) trusted on first use; review it")
+        output.write_text(generated.text, encoding="utf-8")
+        err(f"wrote {output}: {len(generated.document['signers'])} signer(s) trusted on "
+            "first use; review it")
 
 
 def register(app: typer.Typer) -> None:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._shortcuts import ShortcutOptions, effective_policy
     from mgattest.policy._verdict import Check, Verdict
     from mgattest.policy._modelbytes import FileBytes
+    from mgattest.policy._init import GeneratedPolicy, generate_policy
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -85,6 +86,8 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "ShortcutOptions": "mgattest.policy._shortcuts",
     "effective_policy": "mgattest.policy._shortcuts",
     "FileBytes": "mgattest.policy._modelbytes",
+    "GeneratedPolicy": "mgattest.policy._init",
+    "generate_policy": "mgattest.policy._init",
 })
 
 __all__ = [
@@ -95,6 +98,7 @@ __all__ = [
     "PolicyDenied", "PolicyError", "PolicyRequest", "read_model_bytes", "scan_model",
     "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
     "verify_for_init", "VerifyOptions",
+    "GeneratedPolicy", "generate_policy",
 ]
 
 

@@ -47,11 +47,9 @@ ALLOWED = {
         "mgattest.loading._watch",         # Sentry, watch_verifier
     },
     "_policy_cmds.py": _COMMON | {
-        "mgattest.policy._loader",      # lint / load / self-check a policy
+        "mgattest.policy._loader",      # `policy lint`
         "mgattest.policy._explain",     # `policy explain`
-        "mgattest.policy._init",        # `policy init`
-        "mgattest.attest._keys",        # key fingerprints for `policy init`
-        "mgattest.loading",               # read_model_bytes / scan_model for `policy init`
+        "mgattest.policy._init",        # `policy init`: generate_policy does the work
     },
     "_sign_cmds.py": _COMMON | {
         "mgattest.attest._sign",        # the sign pipeline: options, signers, sign_digests
