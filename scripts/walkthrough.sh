@@ -163,10 +163,11 @@ show mgattest sign "$W/clean" --key "$W/alice.key"
 python - "$W" <<'EOF'
 import sys
 import mgattest
+from mgattest.attest import TrustOptions
 from mgattest.loading import PolicyDenied
 w = sys.argv[1]
 kw = dict(policy=f"{w}/policy/policy.yaml", bundles=[f"{w}/clean.sigstore.json"],
-          trusted_root=f"{w}/policy/local-root.json")
+          trust=TrustOptions(trusted_root=f"{w}/policy/local-root.json"))
 tensors = mgattest.load(f"{w}/clean", **kw)
 print("loaded after verification:", {k: v.shape for k, v in tensors["weights.safetensors"].items()})
 with open(f"{w}/clean/weights.safetensors", "r+b") as f:

@@ -95,9 +95,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._sources import load_attestations
     from mgattest.attest._statement import make_statement, serialize_statement
     from mgattest.attest._trustroot import TrustedRoot, embedded_trusted_root, load_trusted_root
+    from mgattest.attest._walk import default_bundle_path
     from mgattest.attest._verify import (
         attestation_to_json,
-        default_bundle_path,
         names_a_digest,
         public_key_hint,
         verify_bundle,
@@ -117,7 +117,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
     "verify_model": "mgattest.attest._verify",
-    "default_bundle_path": "mgattest.attest._verify",
+    "default_bundle_path": "mgattest.attest._walk",
     "public_key_hint": "mgattest.attest._verify",
     "names_a_digest": "mgattest.attest._verify",
     "attestation_to_json": "mgattest.attest._verify",

@@ -33,7 +33,7 @@ from mgattest.attest._sign import KeySigner, LogTarget, PendingBundleFile, SignO
 from mgattest.attest._signers import Signer
 from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._slsa import SLSA_PROVENANCE_V1
-from mgattest.attest._verify import default_bundle_path
+from mgattest.attest._walk import default_bundle_path
 from mgattest.errors import InputError
 
 MANIFEST_DIGEST_KEY = "sha256-manifest"

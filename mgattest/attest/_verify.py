@@ -36,6 +36,7 @@ from mgattest.attest import _digests as digests, _trustroot as trustroot
 from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest._bundle import Bundle, load_bundle
+from mgattest.attest._walk import default_bundle_path
 from mgattest.attest._certs import (IdentityPolicy, load_certificate, parse_identity,
                                    verify_signing_certificate)
 from mgattest.attest._digests import digest_target
@@ -729,14 +730,6 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
         predicate_type=predicate_type, predicate=predicate, subjects=subjects,
         signer=signer, log_entries=proofs, message_digest=message_digest,
         payload_sha256=payload_sha256, signing_times=signing_times, notes=tuple(notes))
-
-
-def default_bundle_path(model: str | Path) -> Path:
-    """``<model>.sigstore.json`` beside the model (for a directory: next to the dir)."""
-    model = Path(model)
-    if model.name in ("", ".", ".."):  # "." or "..": name the directory itself
-        model = model.resolve()
-    return model.parent / (model.name + ".sigstore.json")
 
 
 def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSource] | None = None,

@@ -622,3 +622,10 @@ def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
         raise
     return fd
 
+
+def default_bundle_path(model: str | os.PathLike[str]) -> pathlib.Path:
+    """``<model>.sigstore.json`` beside the model (for a directory: next to the dir)."""
+    model = pathlib.Path(model)
+    if model.name in ("", ".", ".."):  # "." or "..": name the directory itself
+        model = model.resolve()
+    return model.parent / (model.name + ".sigstore.json")

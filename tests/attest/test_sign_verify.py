@@ -15,7 +15,8 @@ from mgattest.attest import _locallog as locallog, _trustroot as trustroot
 from mgattest.attest._keys import generate_signer
 from mgattest.attest._sign import (DigestOptions, KeySigner, LogTarget, SignOptions, sign_model,
                                   write_bundle_file)
-from mgattest.attest._verify import (UnloggedBundleError, default_bundle_path, verify_bundle,
+from mgattest.attest._walk import default_bundle_path
+from mgattest.attest._verify import (UnloggedBundleError, verify_bundle,
                                     verify_model)
 from mgattest.errors import InputError, VerificationError
 from tests.helpers.servers import free_port

@@ -56,7 +56,7 @@ ALLOWED = {
         "mgattest.attest._keys",        # keygen and key loading
         "mgattest.attest._signers",     # key fingerprint shown by keygen
         "mgattest.attest._slsa",        # parsing --param/--dependency/--from-env/times
-        "mgattest.attest._verify",      # default_bundle_path only
+        "mgattest.attest._walk",        # default_bundle_path only
         "mgattest.attest._locallog",    # trust export
         "mgattest.attest._trustroot",   # trust export
         "mgattest.cli._ca_cmds",        # the shared `trust` command group
