@@ -27,16 +27,8 @@ NOQA = re.compile(r"#\s*noqa\b(?P<codes>:\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*
 TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
 REPO = Path(__file__).resolve().parent.parent
 
-# TEMPORARY (issue 12): files other branches rewrite in parallel. Their bare
-# `# noqa: PLC0415` comments get a reason (or the import moves) there; the integrator
-# deletes these lines after merging verify-pipeline and the cli/ work.
-NOT_YET: frozenset[str] = frozenset({
-    "mgattest/policy/cli_support.py",  # verify-pipeline
-    "mgattest/cli/_common.py",
-    "mgattest/cli/app.py",
-    "mgattest/attest/_digests.py",  # one-definition
-    "mgattest/policy/_explain.py",  # print_verdict (its bare noqa) moves to cli/ in verify-pipeline
-})
+# Files exempt from the check (none: every suppression in the package gives its reason).
+NOT_YET: frozenset[str] = frozenset()
 
 
 def directives(path: Path) -> Iterator[tuple[int, str, re.Match[str]]]:

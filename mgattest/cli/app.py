@@ -14,7 +14,7 @@ import os
 # and progress bars inside commands. Set TYPER_USE_RICH=1 to get the rich help back.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
-import typer  # noqa: E402 - TYPER_USE_RICH must be set before typer is imported
+import typer  # after TYPER_USE_RICH is set (ruff allows os.environ edits before imports)
 
 app = typer.Typer(
     name="mgattest",
