@@ -142,6 +142,16 @@ def allowed(imp: Import) -> bool:
     return dst == LEAF or dst in ALLOWED[src]
 
 
+def reaches_into(imp: Import) -> bool:
+    """True when ``imp`` crosses into another package's internal (``_``) module: packages
+    talk through each other's public names (the package, or its public modules such as
+    ``errors``), never through ``mgattest.<package>._module``."""
+    src, dst = layer(imp.source), layer(imp.target)
+    if src == dst or dst in (LEAF, ROOT):
+        return False
+    return any(part.startswith("_") for part in imp.target.split(".")[2:])
+
+
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """One cycle of the package graph as a list of nodes, or ``None``."""
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
@@ -175,6 +185,9 @@ def check(imports: list[Import]) -> list[str]:
         if key in KNOWN_EXCEPTIONS:
             used_exceptions.add(key)
             continue
+        if reaches_into(imp):
+            problems.append(f"{imp.where}: {imp.source} imports {imp.target}, an internal "
+                            f"module of {layer(imp.target)}: import its public name instead")
         if not allowed(imp):
             problems.append(f"{imp.where}: {imp.source} ({layer(imp.source)}) imports {imp.target} "
                             f"({layer(imp.target)}): not allowed by docs/architecture.md")

@@ -58,6 +58,27 @@ def test_a_leaf_module_may_not_import_a_package(tmp_path, capsys):
     assert "_files.py:1:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("statement", [
+    "from mgattest.attest import _sign as signing\n",
+    "from mgattest.attest._sign import sign_model\n",
+    "import mgattest.attest._sign\n",
+])
+def test_another_packages_internal_module_is_refused(tmp_path, capsys, statement):
+    pkg = _package(tmp_path, {"attest/__init__.py": "", "attest/_sign.py": "",
+                              "policy/__init__.py": "", "policy/_vsa.py": statement})
+    assert _script("check_imports").main([str(pkg)]) == 1
+    assert "an internal module of attest" in capsys.readouterr().err
+
+
+def test_a_packages_public_name_is_the_way_in(tmp_path):
+    pkg = _package(tmp_path, {"attest/__init__.py": "", "attest/_sign.py": "",
+                              "attest/errors.py": "",
+                              "policy/__init__.py": "",
+                              "policy/_vsa.py": "from mgattest.attest import sign_model\n"
+                                                "from mgattest.attest.errors import X\n"})
+    assert _script("check_imports").main([str(pkg)]) == 0
+
+
 @pytest.mark.parametrize(("comment", "ok"), [
     ("import x  # noqa: PLC0415 - heavy, only for .pt files", True),
     ("x = f()  # type: ignore[arg-type]  # the stub is too narrow", True),

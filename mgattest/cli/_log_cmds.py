@@ -65,16 +65,16 @@ def _open_log(db: Path, key: Path) -> TransparencyLog:
 def _trusted_logs(log_key: Optional[Path], trusted_root: Optional[Path],
                   origin: Optional[str]) -> list[TrustedLog]:
     from mgattest.errors import InputError
-    from mgattest.tlog import _trust as trust
+    from mgattest.tlog import TrustedLog, trusted_logs_from_root
 
     if trusted_root is not None and log_key is None:
-        return list(trust.trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
+        return list(trusted_logs_from_root(_read_json(trusted_root, "trusted root")))
     if log_key is None or trusted_root is not None:
         raise InputError("give exactly one of --log-key and --trusted-root", what="usage")
     if not origin:
         raise InputError("--log-key needs --origin: the checkpoint origin of that log "
                          "(`mgattest log init` prints it)", what="usage")
-    return [trust.TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
+    return [TrustedLog.for_verifier(_verifier(log_key), origin=origin)]
 
 
 def _check_can_listen(host: str, port: int) -> None:

@@ -215,20 +215,21 @@ def sign_cmd(
     as_json: bool = _JSON,
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
-    from mgattest.attest import _slsa as slsa
+    from mgattest.attest import (framework_versions, from_ci_env, parse_build_times,
+                                 parse_dependency, parse_params)
     from mgattest.attest import ProvenanceOptions, SignOptions
     from mgattest.errors import InputError
 
     if fmt not in ("intoto", "model-signing"):
         raise InputError(f"--format must be intoto or model-signing, not {fmt!r}",
                          what="--format")
-    params = slsa.parse_params(param)
-    deps = tuple(slsa.parse_dependency(d) for d in dependency)
-    ci = slsa.from_ci_env(from_env) if from_env else None
-    started, finished = slsa.parse_build_times(started_on, finished_on)
+    params = parse_params(param)
+    deps = tuple(parse_dependency(d) for d in dependency)
+    ci = from_ci_env(from_env) if from_env else None
+    started, finished = parse_build_times(started_on, finished_on)
     provenance = ProvenanceOptions(
         builder_id=builder_id, build_type=build_type, parameters=params, dependencies=deps,
-        ci=ci, frameworks=None if no_frameworks else slsa.framework_versions(),
+        ci=ci, frameworks=None if no_frameworks else framework_versions(),
         started_on=started, finished_on=finished)
     options = SignOptions(format="model-signing" if fmt == "model-signing" else "intoto",
                           provenance=provenance, model_name=model_name,
@@ -332,15 +333,16 @@ def trust_export_cmd(
                                              help="Also trust Sigstore's production root."),
 ) -> None:
     """Write a trusted root listing this machine's log, for verifiers elsewhere."""
-    from mgattest.attest import _locallog as locallog, _trustroot as trustroot
+    from mgattest.attest import (default_db_path, embedded_trusted_root, local_trusted_root,
+                                 write_trusted_root)
     from mgattest.errors import InputError
 
-    root = locallog.local_trusted_root(log_db)
+    root = local_trusted_root(log_db)
     if root is None:
-        where = log_db or locallog.default_db_path()
+        where = log_db or default_db_path()
         raise InputError(f"no log at {where} yet (sign something first, or give --log-db)",
                          what="local log", where=str(where))
     if include_public_good:
-        root = root.merged(trustroot.embedded_trusted_root("production"))
-    trustroot.write_trusted_root(root, out_path)
+        root = root.merged(embedded_trusted_root("production"))
+    write_trusted_root(root, out_path)
     out(f"wrote trusted root with {len(root.tlogs)} log(s): {out_path}")

@@ -263,14 +263,13 @@ def _extension_constraints(named: dict[str, Optional[str]],
 
 def _refreshed_instance(instance: Optional[str]) -> TrustedRoot:
     """Sigstore's production (default) or staging trusted root, updated over TUF."""
-    from mgattest.attest import _trustroot as trustroot
-    from mgattest.attest import public_good_trust_config
+    from mgattest.attest import parse_client_trust_config, public_good_trust_config
     from mgattest.errors import InputError
 
     if instance not in (None, "production", "staging"):
         raise InputError("--instance must be production or staging", what="--instance")
     config = public_good_trust_config(staging=instance == "staging", refresh_trust=True)
-    return trustroot.parse_client_trust_config(config).trusted_root
+    return parse_client_trust_config(config).trusted_root
 
 
 def _quarantine(model: str, qdir: Path, reasons: List[str], policy: Optional[Path]) -> None:

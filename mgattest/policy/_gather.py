@@ -13,7 +13,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from mgattest.attest import _trustroot as trustroot
+from mgattest.attest import (TrustedRoot, as_trusted_root, embedded_trusted_root,
+                             load_trusted_root, log_instance_for_key, merge_roots)
 from mgattest.attest import load_bundle
 from mgattest.attest import IdentityPolicy
 from mgattest.attest import public_key_from_pem
@@ -61,7 +62,7 @@ class PolicyIdentity:
 
 
 def trusted_root_for(policy: Policy,
-                     override: TrustedRootSource | None = None) -> trustroot.TrustedRoot:
+                     override: TrustedRootSource | None = None) -> TrustedRoot:
     """The TrustedRoot the policy describes (built-in roots, files, extra logs).
 
     *override* (a path or TrustedRoot, e.g. ``--trusted-root``) is merged in. With no
@@ -71,28 +72,28 @@ def trusted_root_for(policy: Policy,
     roots = []
     if isinstance(override, os.PathLike):  # as_trusted_root reads str and Path
         override = os.fspath(override)
-    given = trustroot.as_trusted_root(override)
+    given = as_trusted_root(override)
     if given is not None:
         roots.append(given)
     for spec in policy.roots:
         if spec.path is None:
             instance = "production" if spec.name == "sigstore-public-good" else "staging"
-            roots.append(trustroot.embedded_trusted_root(instance))
+            roots.append(embedded_trusted_root(instance))
         else:
-            roots.append(trustroot.load_trusted_root(spec.path))
+            roots.append(load_trusted_root(spec.path))
     for log in policy.logs.values():
         key = public_key_from_pem(log.public_key_pem.encode(), where=f"log {log.name}")
-        inst = trustroot.log_instance_for_key(key, base_url=log.url or "", valid_from=0)
-        roots.append(trustroot.TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
+        inst = log_instance_for_key(key, base_url=log.url or "", valid_from=0)
+        roots.append(TrustedRoot(tlogs=(inst,), source=f"policy log {log.name}"))
     if not roots:
-        roots.append(trustroot.embedded_trusted_root("production"))
-    merged = trustroot.merge_roots(roots)
+        roots.append(embedded_trusted_root("production"))
+    merged = merge_roots(roots)
     if merged is None:  # cannot happen: roots holds at least public-good; fail closed
         raise VerificationError("no trusted root", what="trusted root")
     return merged
 
 
-def trusted_root_digest(root: trustroot.TrustedRoot) -> str:
+def trusted_root_digest(root: TrustedRoot) -> str:
     """``sha256:<hex>`` of the canonical JSON of a TrustedRoot (cache keys, VSAs)."""
     data = json.dumps(root.to_dict(), sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(data).hexdigest()

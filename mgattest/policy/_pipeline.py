@@ -54,9 +54,9 @@ _FROM_ATTEST_VERIFY = ("attestation_to_json", "default_bundle_path", "names_a_di
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_ATTEST_VERIFY:
-        from mgattest.attest import _verify as verify  # noqa: PLC0415 - heavy, see above
+        from mgattest import attest  # noqa: PLC0415 - heavy, see above
 
-        return getattr(verify, name)
+        return getattr(attest, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 ModelSource = str | os.PathLike[str] | ModelBytes
@@ -177,11 +177,11 @@ class ModelVerifier:
     def _verify_signatures(self, model: str, target: DigestSpec | None,
                            progress: Progress | None) -> VerificationOutcome:
         """Each bundle verifies (signature, log, identity), and covers the model."""
-        from mgattest.attest import _verify as attest_verify  # noqa: PLC0415 - heavy
+        from mgattest.attest import verify_bundle, verify_model  # noqa: PLC0415 - heavy
 
         trust, opts = self.trust, self.options
         if target is not None:
-            atts = [attest_verify.verify_bundle(
+            atts = [verify_bundle(
                 b, trust, allow_unlogged=opts.allow_unlogged,
                 artifact_digest=f"{target.algorithm}:{target.hex_digest}",
                 expected_predicate_type=opts.predicate_type) for b in opts.bundles]
@@ -189,7 +189,7 @@ class ModelVerifier:
             return VerificationOutcome(model, atts)
         if not Path(model).exists():
             raise InputError(f"model {model} does not exist", what="model", where=model)
-        atts, check = attest_verify.verify_model(
+        atts, check = verify_model(
             Path(model), list(opts.bundles) or None, trust, allow_unlogged=opts.allow_unlogged,
             check=CheckOptions(ignore=list(opts.ignore), allow_symlinks=opts.allow_symlinks,
                                allow_unsigned_files=opts.allow_unsigned_files,
