@@ -366,32 +366,23 @@ def consistency_cmd(
 ) -> None:
     """Verify that a newer checkpoint extends an older one (append-only)."""
     from mgattest.errors import InputError
-    from mgattest.tlog import check_consistent, parse_consistency_proof, verify_note
+    from mgattest.tlog import RekorClient, parse_consistency_proof, verify_extension, verify_note
 
     if url is None and (new is None or proof_file is None):
         raise InputError("give --new with --proof, or --url", what="usage")
     verifier = _verifier(log_key)
     old_cp = verify_note(_read_text(old, "checkpoint"), verifier, origin, str(old))
-    client = None
-    if url is not None:
-        from mgattest.tlog import RekorClient
+    def proof_from_file() -> list[bytes]:
+        assert proof_file is not None
+        return parse_consistency_proof(_read_json(proof_file, "consistency proof"),
+                                       str(proof_file))
 
-        client = RekorClient(url)
-    if new is not None:
-        new_text, new_label = _read_text(new, "checkpoint"), str(new)
-    else:
-        assert client is not None
-        new_text, new_label = client.log_info()["signedTreeHead"], url or ""
-    new_cp = verify_note(new_text, verifier, origin or old_cp.origin, new_label)
-    proof: list[bytes] = []
-    if 0 < old_cp.size < new_cp.size:
-        if proof_file is not None:
-            proof = parse_consistency_proof(_read_json(proof_file, "consistency proof"),
-                                            str(proof_file))
-        else:
-            assert client is not None
-            proof = client.consistency_proof(old_cp.size, new_cp.size).hashes
-    check_consistent(old_cp, new_cp, proof)
+    new_cp = verify_extension(
+        old_cp, verifier, origin=origin,
+        newer_note=_read_text(new, "checkpoint") if new is not None else None,
+        newer_label=str(new) if new is not None else "",
+        proof=proof_from_file if proof_file is not None else None,
+        log=RekorClient(url) if url is not None else None)
     out(f"ok: checkpoint {old_cp.size} is a prefix of checkpoint {new_cp.size} "
         f"(origin {new_cp.origin})")
 

@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._transparency_entry import TransparencyLogEntry, parse_transparency_entry
     from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
     from mgattest.tlog._entry_files import EntryToVerify
+    from mgattest.tlog._monitor import verify_extension
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -87,6 +88,7 @@ __all__ = [
     "trusted_logs_from_root", "TrustedLog", "TrustRootError", "UnknownEntryError",
     "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
     "verify_entry", "verify_note", "verify_rekor_entry",
+    "verify_extension",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -141,6 +143,7 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "parse_transparency_entry": "mgattest.tlog._transparency_entry",
     "TransparencyLogEntryJSON": "mgattest.tlog._transparency_entry",
     "EntryToVerify": "mgattest.tlog._entry_files",
+    "verify_extension": "mgattest.tlog._monitor",
 })
 
 

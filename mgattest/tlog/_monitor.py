@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 from collections.abc import Sequence
 
 from mgattest._files import read_json
@@ -24,6 +24,7 @@ from mgattest.tlog.errors import ConsistencyProofError
 from mgattest.tlog._keys import LogVerifier
 
 __all__ = ["MAX_STATE_FILE", "CheckpointSource", "LogMonitor", "MonitorState", "PollResult",
+           "verify_extension",
            "check_consistent", "parse_consistency_proof", "verify_note"]
 
 MAX_STATE_FILE = 64 * 1024 * 1024
@@ -84,6 +85,36 @@ class CheckpointSource(Protocol):
     def consistency_proof(self, first: int, last: int) -> ConsistencyProof:
         """``GET /api/v1/log/proof``: the proof that tree ``first`` is a prefix of ``last``."""
         ...
+
+
+def verify_extension(old: Checkpoint, verifier: LogVerifier, *, origin: str | None = None,
+                     newer_note: str | None = None, newer_label: str = "",
+                     proof: Callable[[], Sequence[bytes]] | None = None,
+                     log: CheckpointSource | None = None) -> Checkpoint:
+    """Verify that a newer checkpoint extends ``old`` (append-only) and return it.
+
+    The newer checkpoint is ``newer_note`` (a signed note, ``newer_label`` naming where it
+    came from) or, without one, ``log``'s current one; the consistency proof comes from
+    ``proof()`` (called only when a proof is needed: not for equal sizes or an empty old
+    tree) or, without it, from ``log``. Both notes must verify under ``verifier`` and
+    carry ``origin`` (default: ``old``'s)."""
+    if newer_note is None:
+        if log is None:
+            raise InputError("a newer checkpoint or a log to read it from is needed",
+                             what="usage")
+        newer_note, newer_label = log.log_info()["signedTreeHead"], log.url
+    new = verify_note(newer_note, verifier, origin or old.origin, newer_label)
+    hashes: Sequence[bytes] = []
+    if 0 < old.size < new.size:
+        if proof is not None:
+            hashes = proof()
+        elif log is not None:
+            hashes = log.consistency_proof(old.size, new.size).hashes
+        else:
+            raise InputError("a consistency proof or a log to fetch it from is needed",
+                             what="usage")
+    check_consistent(old, new, hashes)
+    return new
 
 
 @dataclass(frozen=True)

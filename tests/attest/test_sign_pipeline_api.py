@@ -20,7 +20,7 @@ from mgattest.errors import InputError
 from mgattest.tlog._client import ConsistencyProof
 from mgattest.tlog.errors import CheckpointError, ConsistencyProofError
 from mgattest.tlog._log import TransparencyLog
-from mgattest.tlog._monitor import LogMonitor, MonitorState
+from mgattest.tlog._monitor import LogMonitor, MonitorState, verify_extension, verify_note
 
 
 @pytest.fixture
@@ -137,3 +137,35 @@ def test_monitor_state_from_another_log_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as refused:
         MonitorState.load(state, stranger.signer.verifier)
     assert refused.value.where is not None and str(state) in refused.value.where
+
+
+def test_verify_extension_reads_the_log_or_what_it_is_given(tmp_path: Path) -> None:
+    """`mgattest log consistency` as a library call: the newer checkpoint and the proof
+    come from the caller or from the log; a fork or a proof for another tree fails."""
+    log = TransparencyLog.init(tmp_path / "log.db", tmp_path / "log.key")
+    verifier = log.signer.verifier
+    _append(log, "a")
+    old = verify_note(log.signed_checkpoint(), verifier, None, "old")
+    _append(log, "b")
+    newer = verify_extension(old, verifier, log=_LocalClient(log))
+    assert newer.size == 2
+    asked: list[int] = []
+
+    def proof() -> list[bytes]:
+        asked.append(1)
+        return log.consistency_proof(1, 2)
+
+    given = verify_extension(old, verifier, newer_note=log.signed_checkpoint(),
+                             newer_label="new", proof=proof)
+    assert given == newer and asked == [1]
+    same = verify_extension(newer, verifier, newer_note=log.signed_checkpoint(),
+                            proof=lambda: pytest.fail("equal sizes need no proof"))
+    assert same == newer
+
+    other = TransparencyLog.init(tmp_path / "other.db", signer=log.signer, origin=log.origin)
+    for text in ("x", "y"):
+        _append(other, text)
+    with pytest.raises(ConsistencyProofError):
+        verify_extension(old, verifier, log=_LocalClient(other))
+    with pytest.raises(InputError, match="a newer checkpoint or a log"):
+        verify_extension(old, verifier)
