@@ -33,6 +33,7 @@ from mgattest.errors import InputError, VerificationError
 from mgattest.policy import load_policy
 from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
 from mgattest.policy import read_model_bytes
+from mgattest.attest import default_bundle_path
 
 if TYPE_CHECKING:
     from mgattest.policy import ModelBytes
@@ -438,12 +439,7 @@ def watch_verifier(model: str | os.PathLike[str],
 def _policy_verifier(model: str | os.PathLike[str], policy: str,
                      sources: WatchSources) -> Callable[[str], None]:
     """Verify under *policy*, reading the model the way ``mgattest.load`` does."""
-    # Why local: mgattest.loading (the package) is still initialising when this module
-    # loads; attest.verify is heavy, policy.pipeline re-exports it lazily.
-    from mgattest.loading import read_model_bytes  # noqa: PLC0415 - see above
-    from mgattest.policy import default_bundle_path  # noqa: PLC0415 - see above
-
-    bundles = list(sources.bundles) or [str(default_bundle_path(os.fspath(model)))]
+    bundles = list(sources.bundles) or [str(default_bundle_path(model))]
     under_policy = ModelVerifier(load_policy(policy),
                                  TrustOptions(trusted_root=sources.trusted_root),
                                  VerifyOptions(bundles=tuple(bundles)))

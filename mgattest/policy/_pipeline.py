@@ -46,15 +46,16 @@ __all__ = ["ModelSource", "ModelVerifier", "PolicyRequest", "TrustOptions",
            "VerificationOutcome", "VerdictCache", "VerifyOptions", "bundle_failure_verdict",
            "policy_verifier"]
 
-# Also importable from here (not in __all__: they are attest.verify's, loaded on first
-# use like the rest of attest): helpers the pipeline's callers need too — the default
-# bundle path, whether a target names a digest, the JSON of a verified attestation.
-_FROM_ATTEST_VERIFY = ("attestation_to_json", "default_bundle_path", "names_a_digest")
+# Also importable from here (not in __all__: they are attest's, loaded on first use like
+# the rest of attest), so the CLI's verify command reaches them without naming attest's
+# verifier: the default bundle path, whether a target names a digest, the JSON of a
+# verified attestation.
+_FROM_ATTEST = ("attestation_to_json", "default_bundle_path", "names_a_digest")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_ATTEST_VERIFY:
-        from mgattest import attest  # noqa: PLC0415 - heavy, see above
+    if name in _FROM_ATTEST:
+        from mgattest import attest  # noqa: PLC0415 - loaded on first use, see above
 
         return getattr(attest, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -203,7 +204,7 @@ class ModelVerifier:
     def _verify_under_policy(self, policy: Policy, model: str,
                              target: DigestSpec | None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
-        from mgattest.attest import default_bundle_path  # noqa: PLC0415 - heavy
+        from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
         from mgattest.policy._evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
         from mgattest.policy._gather import verify_attestations  # noqa: PLC0415 - it imports attest
 
@@ -315,7 +316,7 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     """
     from mgattest.attest import IdentityPolicy  # noqa: PLC0415 - heavy
     from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
-    from mgattest.attest import default_bundle_path  # noqa: PLC0415 - heavy
+    from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
     from mgattest.policy._shortcuts import effective_policy  # noqa: PLC0415 - policy model
 
     if digest_target(str(model)) is not None and not request.bundles:
