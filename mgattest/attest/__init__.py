@@ -116,6 +116,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._trustroot import as_trusted_root, log_instance_for_key, merge_roots, parse_client_trust_config, write_trusted_root
     from mgattest.attest._slsa import framework_versions, from_ci_env, parse_build_times, parse_dependency, parse_params
     from mgattest.attest._locallog import default_db_path, local_trusted_root
+    from mgattest.attest._certs import as_identity_check
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -208,31 +209,32 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "framework_versions": "mgattest.attest._slsa",
     "local_trusted_root": "mgattest.attest._locallog",
     "default_db_path": "mgattest.attest._locallog",
+    "as_identity_check": "mgattest.attest._certs",
 })
 
 __all__ = [
-    "as_trusted_root", "attestation_to_json", "build_provenance", "BuildInputs",
-    "BundleJSON", "BundleSigner", "check_model", "check_public_key", "CheckOptions",
-    "combined_trusted_root", "default_bundle_path", "default_db_path", "digest_target",
-    "DigestOptions", "DigestSpec", "dump_bundle", "embedded_trusted_root", "Envelope",
-    "expectations_from_model_signing", "FileCheck", "framework_versions", "from_ci_env",
-    "generate_signer", "hash_for_signing", "hash_model", "IdentityCheck",
-    "IdentityPolicy", "IgnoreRules", "key_fingerprint", "KeylessSigner", "KeySigner",
-    "load_attestations", "load_bundle", "load_signer", "load_trusted_root",
-    "load_verifier", "local_log_info", "local_trusted_root", "log_instance_for_key",
-    "LogProof", "LogTarget", "make_bundle", "make_statement", "MAX_KEY_FILE_BYTES",
-    "merge_roots", "ModelCheck", "ModelDigests", "names_a_digest", "open_model_file",
-    "pae", "parse_build_times", "parse_client_trust_config", "parse_dependency",
-    "parse_params", "PendingBundleFile", "ProvenanceOptions", "ProvenanceRecorder",
-    "public_good_trust_config", "public_key_from_pem", "public_key_hint",
-    "raise_for_model_check", "refuse_trust_files_in_model", "resolve_password",
-    "ResourceDescriptor", "serialize_statement", "shard_tree_root", "sign_digests",
-    "sign_envelope", "sign_keyless", "sign_model", "sign_statement", "Signer",
-    "SignerInfo", "SignOptions", "SignResult", "Statement", "SubjectMismatchError",
-    "supported_algorithms", "to_model_signing_statement", "TrustedRoot",
-    "TrustedRootSource", "TrustOptions", "VerifiedAttestation", "VerifiedTime",
-    "Verifier", "verify_bundle", "verify_model", "walk_model_detailed", "write_keypair",
-    "write_trusted_root",
+    "as_identity_check", "as_trusted_root", "attestation_to_json", "build_provenance",
+    "BuildInputs", "BundleJSON", "BundleSigner", "check_model", "check_public_key",
+    "CheckOptions", "combined_trusted_root", "default_bundle_path", "default_db_path",
+    "digest_target", "DigestOptions", "DigestSpec", "dump_bundle",
+    "embedded_trusted_root", "Envelope", "expectations_from_model_signing", "FileCheck",
+    "framework_versions", "from_ci_env", "generate_signer", "hash_for_signing",
+    "hash_model", "IdentityCheck", "IdentityPolicy", "IgnoreRules", "key_fingerprint",
+    "KeylessSigner", "KeySigner", "load_attestations", "load_bundle", "load_signer",
+    "load_trusted_root", "load_verifier", "local_log_info", "local_trusted_root",
+    "log_instance_for_key", "LogProof", "LogTarget", "make_bundle", "make_statement",
+    "MAX_KEY_FILE_BYTES", "merge_roots", "ModelCheck", "ModelDigests", "names_a_digest",
+    "open_model_file", "pae", "parse_build_times", "parse_client_trust_config",
+    "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
+    "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",
+    "public_key_hint", "raise_for_model_check", "refuse_trust_files_in_model",
+    "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
+    "sign_digests", "sign_envelope", "sign_keyless", "sign_model", "sign_statement",
+    "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement",
+    "SubjectMismatchError", "supported_algorithms", "to_model_signing_statement",
+    "TrustedRoot", "TrustedRootSource", "TrustOptions", "VerifiedAttestation",
+    "VerifiedTime", "Verifier", "verify_bundle", "verify_model", "walk_model_detailed",
+    "write_keypair", "write_trusted_root",
 ]
 
 

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 from cryptography import x509
@@ -36,7 +37,7 @@ from cryptography.x509.verification import (
 )
 
 from mgattest.attest.errors import CertificateError, IdentityMismatchError, SCTError
-from mgattest.attest._options import TrustedRootSource
+from mgattest.attest._options import IdentityCheck, TrustedRootSource
 from mgattest.attest._results import SignerInfo, VerifiedTime
 from mgattest.errors import InputError
 
@@ -689,3 +690,9 @@ class IdentityPolicy:
                 raise IdentityMismatchError(
                     f"certificate extension {name} is {actual!r}, expected {expected!r}",
                     what="certificate-extension", where=f"certificate extension {name}")
+
+
+def as_identity_check(identity: IdentityCheck | Mapping[str, Any]) -> IdentityCheck:
+    """``identity`` as a check: an :class:`IdentityPolicy` built from its keyword arguments
+    when it is a mapping (``{"identity": ..., "issuer": ...}``), else ``identity`` itself."""
+    return IdentityPolicy(**identity) if isinstance(identity, Mapping) else identity

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -272,8 +273,8 @@ def as_trusted_root(source: TrustedRootSource) -> TrustedRoot | None:
     (a trusted root or a ClientTrustConfig); parsed JSON of either is parsed."""
     if source is None or isinstance(source, TrustedRoot):
         return source
-    if isinstance(source, (str, Path)):
-        return load_trusted_root(source)
+    if isinstance(source, (str, os.PathLike)):
+        return load_trusted_root(os.fspath(source))
     if isinstance(source, dict):
         if source.get("mediaType") == CLIENT_TRUST_CONFIG_MEDIA_TYPE:
             return parse_client_trust_config(source).trusted_root

@@ -37,8 +37,8 @@ from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest._bundle import Bundle, load_bundle
 from mgattest.attest._walk import default_bundle_path
-from mgattest.attest._certs import (IdentityPolicy, load_certificate, parse_identity,
-                                   verify_signing_certificate)
+from mgattest.attest._certs import (IdentityPolicy, as_identity_check, load_certificate,
+                                    parse_identity, verify_signing_certificate)
 from mgattest.attest._digests import digest_target
 from mgattest.attest._dsse import IN_TOTO_PAYLOAD_TYPE
 from mgattest.attest.errors import (
@@ -437,8 +437,7 @@ def _verify_keyless(bundle: Bundle, root: TrustedRoot | None, signing_times: Seq
         raise InputError("a certificate-signed bundle needs an identity policy "
                          "(--identity/--identity-regex with --issuer)", what="identity",
                          where=bundle.source)
-    if isinstance(identity, dict):
-        identity = IdentityPolicy(**identity)
+    identity = as_identity_check(identity)
     if isinstance(identity, IdentityPolicy) and not identity.issuer:
         # any OIDC provider could mint the same identity
         raise InputError("a keyless identity needs its OIDC issuer too (--issuer)",
@@ -532,8 +531,7 @@ def _verify_private_ca(bundle: Bundle, anchors_pem: bytes,
         notes.append("no identity constraint was given: any code-signing certificate issued "
                      "by the given CA is accepted (pass --identity)")
     else:
-        policy = IdentityPolicy(**identity) if isinstance(identity, dict) else identity
-        policy.check(signer)
+        as_identity_check(identity).check(signer)
     return signer, notes
 
 

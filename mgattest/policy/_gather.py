@@ -13,14 +13,11 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from mgattest.attest import (TrustedRoot, as_trusted_root, embedded_trusted_root,
-                             load_trusted_root, log_instance_for_key, merge_roots)
-from mgattest.attest import load_bundle
-from mgattest.attest import IdentityPolicy
-from mgattest.attest import public_key_from_pem
-from mgattest.attest import IdentityCheck, TrustedRootSource, TrustOptions
-from mgattest.attest import SignerInfo, VerifiedAttestation
-from mgattest.attest import load_attestations
+from mgattest.attest import (as_identity_check, as_trusted_root, embedded_trusted_root,
+                             IdentityCheck, load_attestations, load_bundle,
+                             load_trusted_root, log_instance_for_key, merge_roots,
+                             public_key_from_pem, SignerInfo, TrustedRoot,
+                             TrustedRootSource, TrustOptions, VerifiedAttestation)
 from mgattest.errors import VerificationError
 from mgattest.policy._evaluate import signer_matches
 from mgattest.policy._model import Policy
@@ -40,7 +37,7 @@ class PolicyIdentity:
                  extra: IdentityCheck | Mapping[str, Any] | None = None) -> None:
         self.policy = policy
         # an attest IdentityPolicy from --identity/--issuer (or its keyword arguments)
-        self.extra = IdentityPolicy(**extra) if isinstance(extra, Mapping) else extra
+        self.extra = None if extra is None else as_identity_check(extra)
 
     def check(self, signer: SignerInfo) -> None:
         """Raise unless *signer* matches some keyless signer (and the extra policy)."""
@@ -70,8 +67,6 @@ def trusted_root_for(policy: Policy,
     """
 
     roots = []
-    if isinstance(override, os.PathLike):  # as_trusted_root reads str and Path
-        override = os.fspath(override)
     given = as_trusted_root(override)
     if given is not None:
         roots.append(given)
