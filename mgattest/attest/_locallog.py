@@ -21,10 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from mgattest._jsonutil import JSONObject
 from mgattest.attest._trustroot import TrustedRoot, log_instance_for_key
 from mgattest.errors import InputError
-from mgattest.tlog import LogSigner, LogVerifier
-from mgattest.tlog import TransparencyLog
-from mgattest.tlog import LogStore
-from mgattest.tlog import TrustedLog
+from mgattest.tlog import LogSigner, LogStore, LogVerifier, TransparencyLog, TrustedLog
 
 ENV_HOME = "MGATTEST_HOME"
 

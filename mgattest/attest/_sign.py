@@ -40,9 +40,8 @@ from mgattest.attest._modelsigning import to_model_signing_statement
 from mgattest.attest._signers import Signer, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
-from mgattest.tlog import RekorClient
+from mgattest.tlog import RekorClient, TransparencyLogEntryJSON
 from mgattest.tlog.errors import DuplicateEntryError
-from mgattest.tlog import TransparencyLogEntryJSON
 
 StatementFormat = Literal["intoto", "model-signing"]
 FORMATS: tuple[StatementFormat, ...] = ("intoto", "model-signing")

@@ -62,9 +62,7 @@ from mgattest.attest._statement import ResourceDescriptor, check_subject_name, p
 from mgattest.attest._timestamps import parse_rfc3161_timestamps, verify_rfc3161_timestamps
 from mgattest.attest._trustroot import TrustedRoot, embedded_trusted_root
 from mgattest.errors import InputError, MgattestError
-from mgattest.tlog import parse_body
-from mgattest.tlog import TrustedLog, trusted_logs_from_root
-from mgattest.tlog import verify_entry
+from mgattest.tlog import parse_body, trusted_logs_from_root, TrustedLog, verify_entry
 
 if TYPE_CHECKING:
     from mgattest.attest._results import TimeSource

@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, TypedDict, Ty
 from mgattest._files import entry_digest, read_bounded, tree_entries
 from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
-from mgattest.policy import load_policy
-from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
-from mgattest.policy import read_model_bytes
+from mgattest.policy import (load_policy, ModelVerifier, read_model_bytes,
+                             TrustOptions, VerifyOptions)
 from mgattest.attest import default_bundle_path
 
 if TYPE_CHECKING:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from mgattest.attest import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
-from mgattest.inspect import NOT_INSPECTED, PICKLED_FORMATS, policy_format
-from mgattest.inspect import FileReport
+from mgattest.inspect import FileReport, NOT_INSPECTED, PICKLED_FORMATS, policy_format
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy import _provenance as prov_checks
 from mgattest.policy._cel import Activation, CelSession

@@ -15,12 +15,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from mgattest.attest import load_bundle, load_verifier
-from mgattest.attest import local_log_info
-from mgattest.attest import TrustOptions
-from mgattest.attest import SignerInfo, VerifiedAttestation
-from mgattest.attest import load_attestations
-from mgattest.attest import embedded_trusted_root, load_trusted_root
+from mgattest.attest import (embedded_trusted_root, load_attestations, load_bundle,
+                             load_trusted_root, load_verifier, local_log_info,
+                             SignerInfo, TrustOptions, VerifiedAttestation)
 from mgattest.inspect import FileReport
 from mgattest._jsonutil import JSONObject
 from mgattest.policy._loader import policy_from_bytes

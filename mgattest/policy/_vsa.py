@@ -15,16 +15,12 @@ import os
 
 from mgattest import __version__
 from mgattest._jsonutil import JSONObject
-from mgattest.attest import dump_bundle, make_bundle
-from mgattest.attest import sign_envelope
-from mgattest.attest import load_signer
-from mgattest.attest import VerifiedAttestation
-from mgattest.attest import make_statement, serialize_statement
+from mgattest.attest import (BundleJSON, dump_bundle, load_signer, make_bundle,
+                             make_statement, ResourceDescriptor, serialize_statement,
+                             sign_envelope, Statement, VerifiedAttestation)
 from mgattest.errors import InputError
 from mgattest.policy._model import SLSA_PROVENANCE_V1, format_time
 from mgattest.policy._verdict import PASS, Verdict
-from mgattest.attest import BundleJSON
-from mgattest.attest import ResourceDescriptor, Statement
 
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 VERIFIER_ID = "https://github.com/mgattest/mgattest/verifier/v1"
