@@ -247,7 +247,8 @@ def _check_shape(signature: bytes, public_key: PublicKeyTypes, path: str | Path)
     elif isinstance(public_key, ed25519.Ed25519PublicKey) and len(signature) != 64:
         problem = f"is {len(signature)} bytes; Ed25519 signatures are 64 bytes"
     if problem:
-        raise MalformedSignatureError(f"signature {problem} (truncated or corrupted?)",
+        raise MalformedSignatureError(f"signature {problem} (truncated, corrupted, or made "
+                                      "with another kind of key?)",
                                       what="signature", where=str(path))
 
 
