@@ -214,12 +214,14 @@ def verify_raw_signature(path: str | Path, signature: bytes,
     and the key.
     """
     public_key = key.public_key if isinstance(key, Verifier) else Verifier(key).public_key
-    _check_shape(signature, public_key, path)
+    # The file first: a missing or special file is bad input, whatever the signature.
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         with _blob_bytes(path) as (blob, data):
+            _check_shape(signature, public_key, path)
             scheme = _verify_ed25519(public_key, signature, data)
     else:
         blob = hash_blob(path)
+        _check_shape(signature, public_key, path)
         scheme = _verify_digest(public_key, signature, blob.digest)
     fingerprint = key_fingerprint(public_key)
     if scheme is None:
