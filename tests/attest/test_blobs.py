@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,38 +23,19 @@ from mgattest.attest.errors import (ArtifactMismatchError, KeyFileError,
                                     SignatureFileError)
 from mgattest.errors import InputError, VerificationError
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+from tests.helpers.openssl_tool import (KEYS, OPENSSL_MISSING, make_keypair, openssl,
+                                        openssl_sign, openssl_verifies)
 
-# name -> (openssl genpkey arguments, how openssl signs, the scheme we report)
-KEYS = {
-    "ec-p256": (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], "dgst",
-                "ecdsa-sha256"),
-    "ec-p384": (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], "dgst",
-                "ecdsa-sha256"),
-    "rsa-2048": (["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], "dgst",
-                 "rsa-pkcs1v15-sha256"),
-    "ed25519": (["-algorithm", "ED25519"], "pkeyutl", "ed25519"),
-}
+pytestmark = pytest.mark.skipif(OPENSSL_MISSING, reason="needs the openssl binary")
 DIGEST_KEYS = [k for k, (_, how, _) in KEYS.items() if how == "dgst"]
-
-
-def _openssl(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True,
-                          timeout=60, check=check)
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """name -> (private PEM, public PEM), made by openssl; "-other" twins for wrong keys."""
     base = tmp_path_factory.mktemp("keys")
-    made = {}
-    for name, (genargs, _, _) in KEYS.items():
-        for suffix in ("", "-other"):
-            private, public = base / f"{name}{suffix}.pem", base / f"{name}{suffix}.pub"
-            _openssl("genpkey", *genargs, "-out", private)
-            _openssl("pkey", "-in", private, "-pubout", "-out", public)
-            made[name + suffix] = (private, public)
-    return made
+    return {name + suffix: make_keypair(base, name + suffix, genargs)
+            for name, (genargs, _, _) in KEYS.items() for suffix in ("", "-other")}
 
 
 @pytest.fixture
@@ -64,24 +43,6 @@ def blob(tmp_path: Path) -> Path:
     path = tmp_path / "weights.bin"
     path.write_bytes(os.urandom(70_000) + b"\x00end")
     return path
-
-
-def openssl_sign(name: str, private: Path, blob: Path, out: Path) -> Path:
-    if KEYS[name][1] == "pkeyutl":
-        _openssl("pkeyutl", "-sign", "-inkey", private, "-rawin", "-in", blob, "-out", out)
-    else:
-        _openssl("dgst", "-sha256", "-sign", private, "-out", out, blob)
-    return out
-
-
-def openssl_verifies(name: str, public: Path, blob: Path, signature: Path) -> bool:
-    if KEYS[name][1] == "pkeyutl":
-        r = _openssl("pkeyutl", "-verify", "-pubin", "-inkey", public, "-rawin", "-in", blob,
-                     "-sigfile", signature, check=False)
-        return r.returncode == 0 and "Verified Successfully" in r.stdout
-    r = _openssl("dgst", "-sha256", "-verify", public, "-signature", signature, blob,
-                 check=False)
-    return r.returncode == 0 and "Verified OK" in r.stdout
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -107,7 +68,7 @@ def test_base64_signature_files_are_decoded(keys, blob, tmp_path):
     private, public = keys["rsa-2048"]
     sig = openssl_sign("rsa-2048", private, blob, tmp_path / "sig")
     wrapped = tmp_path / "sig.b64"
-    _openssl("base64", "-in", sig, "-out", wrapped)
+    openssl("base64", "-in", sig, "-out", wrapped)
     assert len(wrapped.read_text().splitlines()) > 1
     one_line = tmp_path / "sig.txt"
     one_line.write_text(base64.b64encode(sig.read_bytes()).decode() + "\n")
@@ -119,7 +80,7 @@ def test_base64_signature_files_are_decoded(keys, blob, tmp_path):
 def test_rsa_pss_from_openssl_is_accepted(keys, blob, tmp_path):
     private, public = keys["rsa-2048"]
     sig = tmp_path / "pss.sig"
-    _openssl("dgst", "-sha256", "-sign", private, "-sigopt", "rsa_padding_mode:pss",
+    openssl("dgst", "-sha256", "-sign", private, "-sigopt", "rsa_padding_mode:pss",
              "-out", sig, blob)
     checked = verify_raw_signature(blob, read_signature_file(sig), load_verifier(public))
     assert checked.scheme == "rsa-pss-sha256"
@@ -128,7 +89,7 @@ def test_rsa_pss_from_openssl_is_accepted(keys, blob, tmp_path):
 # --------------------------------------------------------------------------- us → openssl
 
 @pytest.mark.parametrize("name", sorted(KEYS))
-def test_our_raw_signature_verifies_with_openssl(name, keys, blob, tmp_path):
+def test_our_raw_signature_verifies_withopenssl(name, keys, blob, tmp_path):
     private, public = keys[name]
     made = sign_blob_raw(blob, load_signer(private))
     assert made.scheme == KEYS[name][2]
@@ -157,7 +118,7 @@ def test_mgattest_rsa_pss_key_still_signs_what_openssl_dgst_verifies(blob, tmp_p
 # --------------------------------------------------------------------------- tampering
 
 @pytest.mark.parametrize("name", sorted(KEYS))
-def test_every_tamper_is_refused_by_us_and_by_openssl(name, keys, blob, tmp_path):
+def test_every_tamper_is_refused_by_us_and_byopenssl(name, keys, blob, tmp_path):
     private, public = keys[name]
     verifier = load_verifier(public)
     sig = openssl_sign(name, private, blob, tmp_path / "sig")
@@ -207,8 +168,8 @@ def test_signature_of_another_key_type_is_named_malformed(keys, blob, tmp_path):
 
 def test_weak_rsa_keys_are_refused(blob, tmp_path):
     private, public = tmp_path / "weak.pem", tmp_path / "weak.pub"
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", private)
-    _openssl("pkey", "-in", private, "-pubout", "-out", public)
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", private)
+    openssl("pkey", "-in", private, "-pubout", "-out", public)
     with pytest.raises(KeyFileError, match="1024 bits refused"):
         load_signer(private)
     with pytest.raises(KeyFileError, match="1024 bits refused"):
