@@ -91,14 +91,14 @@ def hash_blob(path: str | Path) -> BlobDigest:
 
 
 @contextmanager
-def _blob_bytes(path: str | Path) -> Iterator[tuple[BlobDigest, bytes | mmap.mmap]]:
+def _blob_bytes(path: str | Path) -> Iterator[tuple[BlobDigest, bytes | memoryview]]:
     """The file's digest and its bytes (mapped, not copied): Ed25519 signs and verifies
     whole messages, and the digest reported must be of the same bytes."""
     with _blob_file(path) as fd:
         if os.fstat(fd).st_size == 0:
             yield BlobDigest(str(path), BLOB_DIGEST, hashlib.sha256(b"").digest()), b""
             return
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as data:
             yield BlobDigest(str(path), BLOB_DIGEST, hashlib.sha256(data).digest()), data
 
 
@@ -279,7 +279,7 @@ def _verify_digest(public_key: PublicKeyTypes, signature: bytes,
 
 
 def _verify_ed25519(public_key: ed25519.Ed25519PublicKey, signature: bytes,
-                    data: bytes | mmap.mmap) -> RawScheme | None:
+                    data: bytes | memoryview) -> RawScheme | None:
     try:
         public_key.verify(signature, data)
     except InvalidSignature:

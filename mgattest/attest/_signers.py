@@ -118,7 +118,7 @@ class Signer:
         RSA PKCS#1 v1.5 whatever the key's ``rsa_scheme`` (the padding hashedrekord and
         ``openssl dgst`` use). Ed25519 signs whole messages only: refused."""
         hash_cls = DIGEST_HASHES.get(algorithm)
-        if hash_cls is None or len(digest) != hash_cls.digest_size:
+        if hash_cls is None or len(digest) != hash_cls().digest_size:
             raise UnsupportedKeyError(f"cannot sign a {len(digest)}-byte {algorithm} digest "
                                       f"(sha256, sha384 or sha512)", what="digest")
         key = self.private_key
