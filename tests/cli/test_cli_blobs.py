@@ -256,3 +256,32 @@ def test_sigstore_python_blob_bundle_verifies_with_verify_blob(stack):
     changed.write_bytes(blob.read_bytes() + b"!")
     result = mg(*_keyless_verify_args(stack, changed, bundle))
     assert result.exit_code == 1 and "messageDigest" in result.output, result.output
+
+
+# --------------------------------------------------------------------------- public-good
+
+def _message_signature_cases() -> list[dict]:
+    """The sigstore-conformance cases that verify a message-signature bundle (public-good
+    Sigstore and Rekor v2 bundles from sigstore clients, keyless and managed-key)."""
+    from tests.helpers.paths import CONFORMANCE_DIR
+
+    cases = json.loads((CONFORMANCE_DIR / "cases.json").read_text())
+    return [c for c in cases if c["expected"] == "pass" and "messageSignature" in
+            json.loads((CONFORMANCE_DIR / c["bundle"]).read_text())]
+
+
+@pytest.mark.parametrize("case", _message_signature_cases(), ids=lambda c: c["id"])
+def test_verify_blob_accepts_public_message_signature_bundles(case, tmp_path):
+    """What sigstore clients wrote for the public-good instance (offline, with the
+    case's trusted root): verify-blob accepts the artifact and refuses one changed byte."""
+    from tests.helpers.conformance import verify_args
+
+    args = verify_args(case)
+    assert args[0] == "verify"
+    result = mg("verify-blob", *args[1:])
+    assert result.exit_code == 0, result.output
+    changed = tmp_path / "a.txt"
+    data = Path(args[1]).read_bytes()
+    changed.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    result = mg("verify-blob", changed, *args[2:])
+    assert result.exit_code == 1 and "messageDigest" in result.output, result.output
