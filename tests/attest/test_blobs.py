@@ -9,6 +9,7 @@ refused by both, mgattest naming the cause.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -319,3 +320,22 @@ def test_ed25519_blob_bundle_is_refused_before_logging(keys, blob, tmp_path):
         sign_blob(blob, load_signer(keys["ed25519"][0]), output=out)
     assert not out.path.exists()
     assert local_log_info() is None  # nothing was logged: the embedded log was never made
+
+
+def test_sha384_message_signature_bundle_verifies(keys, blob, tmp_path):
+    """sigstore-go signs with a P-384 key over SHA-384 (messageDigest SHA2_384): the file
+    is hashed with the bundle's algorithm, and openssl agrees on the signature."""
+    private, public = keys["ec-p384"]
+    digest = hashlib.sha384(blob.read_bytes()).digest()
+    bundle = KeySigner(load_signer(private)).sign_digest("sha384", digest)
+    assert bundle["messageSignature"]["messageDigest"]["algorithm"] == "SHA2_384"
+    att = verify_bundle(bundle, _trust(public), artifact_digest=blob)
+    assert att.message_digest == {"sha384": digest.hex()}
+    sig = tmp_path / "sig"
+    sig.write_bytes(base64.b64decode(bundle["messageSignature"]["signature"]))
+    assert openssl("dgst", "-sha384", "-verify", public, "-signature", sig, blob,
+                   check=False).returncode == 0
+    changed = tmp_path / "changed.bin"
+    changed.write_bytes(blob.read_bytes() + b"\n")
+    with pytest.raises(ArtifactMismatchError):
+        verify_bundle(bundle, _trust(public), artifact_digest=changed)
