@@ -10,6 +10,11 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   and :func:`sign_digests`; :class:`SignResult`; :class:`ProvenanceRecorder` for
   training code; :func:`sign_statement`, :func:`make_statement`,
   :func:`serialize_statement`, :func:`build_provenance`, :class:`Envelope`, :func:`pae`;
+- blobs (one file signed as itself): :func:`sign_blob` (a message-signature bundle from
+  any :class:`BlobSigner`) -> :class:`BlobSignResult`; raw detached signatures as
+  ``openssl dgst -sha256`` makes them: :func:`sign_blob_raw` -> :class:`RawSignature`,
+  :func:`read_signature_file`, :func:`verify_raw_signature` -> :class:`RawSignatureCheck`;
+  :func:`hash_blob` -> :class:`BlobDigest`;
 - keys: :func:`generate_signer`, :func:`load_signer`, :func:`load_verifier`,
   :func:`write_keypair`, :class:`Signer`, :class:`Verifier`;
 - verification: :func:`verify_bundle` -> :class:`VerifiedAttestation`,
@@ -36,6 +41,17 @@ from typing import TYPE_CHECKING, Any
 from mgattest._lazy import LazyExports
 
 if TYPE_CHECKING:  # the public names, for type checkers; at run time they load lazily
+    from mgattest.attest._blobs import (
+        BlobDigest,
+        BlobSignResult,
+        RawSignature,
+        RawSignatureCheck,
+        hash_blob,
+        read_signature_file,
+        sign_blob,
+        sign_blob_raw,
+        verify_raw_signature,
+    )
     from mgattest.attest._bundle import dump_bundle, load_bundle, make_bundle
     from mgattest.attest._certs import IdentityPolicy
     from mgattest.attest._digests import (
@@ -76,6 +92,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         VerifiedTime,
     )
     from mgattest.attest._sign import (
+        BlobSigner,
         BundleSigner,
         DigestOptions,
         KeySigner,
@@ -133,6 +150,16 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "ProvenanceOptions": "mgattest.attest._sign",
     "SignResult": "mgattest.attest._sign",
     "BundleSigner": "mgattest.attest._sign",
+    "BlobSigner": "mgattest.attest._sign",
+    "sign_blob": "mgattest.attest._blobs",
+    "sign_blob_raw": "mgattest.attest._blobs",
+    "hash_blob": "mgattest.attest._blobs",
+    "read_signature_file": "mgattest.attest._blobs",
+    "verify_raw_signature": "mgattest.attest._blobs",
+    "BlobDigest": "mgattest.attest._blobs",
+    "BlobSignResult": "mgattest.attest._blobs",
+    "RawSignature": "mgattest.attest._blobs",
+    "RawSignatureCheck": "mgattest.attest._blobs",
     "KeySigner": "mgattest.attest._sign",
     "KeylessSigner": "mgattest.attest._sign",
     "PendingBundleFile": "mgattest.attest._sign",
@@ -213,7 +240,10 @@ _EXPORTS = LazyExports("mgattest.attest", {
 })
 
 __all__ = [
-    "as_identity_check", "as_trusted_root", "attestation_to_json", "build_provenance",
+    "as_identity_check", "as_trusted_root", "attestation_to_json", "BlobDigest",
+    "BlobSigner", "BlobSignResult", "build_provenance", "hash_blob", "RawSignature",
+    "RawSignatureCheck", "read_signature_file", "sign_blob", "sign_blob_raw",
+    "verify_raw_signature",
     "BuildInputs", "BundleJSON", "BundleSigner", "check_model", "check_public_key",
     "CheckOptions", "combined_trusted_root", "default_bundle_path", "default_db_path",
     "digest_target", "DigestOptions", "DigestSpec", "dump_bundle",

@@ -1,7 +1,8 @@
 """Keyless signing through sigstore-python: OIDC token → Fulcio certificate → Rekor.
 
 :func:`sign_keyless` signs an in-toto Statement payload as a DSSE envelope and returns
-the Sigstore bundle (v0.3 proto-JSON) as a dict. The services come from a
+the Sigstore bundle (v0.3 proto-JSON) as a dict; :func:`sign_keyless_digest` signs an
+artifact digest (a message-signature bundle, logged as a hashedrekord entry). The services come from a
 ClientTrustConfig: Sigstore's public-good production (default) or staging instance, or
 a file (``--trust-config``) such as the one ``mgattest trust private`` writes for a
 private CA + log.
@@ -15,8 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, TypedDict
 
 from cryptography import x509
 
@@ -32,8 +34,9 @@ from mgattest.errors import InputError, MgattestError
 if TYPE_CHECKING:  # sigstore is heavy: imported at run time only when signing keylessly
     from sigstore.models import ClientTrustConfig
 
-__all__ = ["KeylessSigningError", "sign_keyless", "check_own_verify_accepts", "load_sigstore_trust_config",
-           "signing_services", "public_good_trust_config", "IN_TOTO_PAYLOAD_TYPE"]
+__all__ = ["KeylessSigningError", "sign_keyless", "sign_keyless_digest",
+           "check_own_verify_accepts", "load_sigstore_trust_config", "signing_services",
+           "public_good_trust_config", "IN_TOTO_PAYLOAD_TYPE"]
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -168,8 +171,57 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
     (default: when stdin is a terminal) — the browser flow of the signing config's OIDC
     provider.
     """
-    import requests  # noqa: PLC0415 - requests costs CLI start-up time; only keyless signing needs it here
     from sigstore.dsse import Statement  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise KeylessSigningError(f"keyless DSSE signing supports {IN_TOTO_PAYLOAD_TYPE} "
+                                  f"payloads only, not {payload_type!r}", what="payload-type")
+    if not isinstance(payload, (bytes, bytearray)):
+        raise KeylessSigningError("payload must be bytes", what="payload")
+    try:
+        statement = Statement(bytes(payload))
+    except SigstoreError as exc:
+        raise KeylessSigningError(f"payload is not an in-toto Statement: {exc}",
+                                  what="payload") from None
+    return _sign_with_sigstore(lambda signer: signer.sign_dsse(statement), _KeylessRequest(
+        identity_token, trust_config, staging, refresh_trust, interactive))
+
+
+def sign_keyless_digest(algorithm: str, digest: bytes, *, identity_token: str | None = None,
+                        trust_config: str | Path | None = None, staging: bool = False,
+                        refresh_trust: bool = False,
+                        interactive: bool | None = None) -> BundleJSON:
+    """Sign an artifact's SHA-256 ``digest`` keylessly (what ``sigstore sign FILE`` does):
+    a message-signature bundle whose log entry is a hashedrekord. The identity token is
+    chosen as :func:`sign_keyless` chooses it."""
+    from sigstore.hashes import Hashed  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+    from sigstore_models.common.v1 import HashAlgorithm  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
+
+    if algorithm != "sha256" or len(digest) != 32:
+        raise KeylessSigningError(f"keyless blob signing signs SHA-256 digests, not "
+                                  f"{algorithm} ({len(digest)} bytes)", what="digest")
+    hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes(digest))
+    return _sign_with_sigstore(lambda signer: signer.sign_artifact(hashed), _KeylessRequest(
+        identity_token, trust_config, staging, refresh_trust, interactive))
+
+
+@dataclass(frozen=True)
+class _KeylessRequest:
+    """Who signs keylessly and through which services (the options of ``--keyless``)."""
+
+    identity_token: str | None
+    trust_config: str | Path | None
+    staging: bool
+    refresh_trust: bool
+    interactive: bool | None
+
+
+def _sign_with_sigstore(sign: Callable[[Any], Any], request: _KeylessRequest) -> BundleJSON:
+    """Run ``sign(signer)`` with a sigstore-python signer for ``request``'s identity and
+    services; map every failure to :class:`KeylessSigningError`; refuse a bundle our
+    own verify would reject."""
+    import requests  # noqa: PLC0415 - requests costs CLI start-up time; only keyless signing needs it here
     from sigstore.errors import Error as SigstoreError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
     from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
     from sigstore._internal.rekor import RekorClientError  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
@@ -177,27 +229,18 @@ def sign_keyless(payload: bytes, *, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
     from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
     from sigstore.sign import SigningContext  # noqa: PLC0415 - sigstore is heavy: it loads only for keyless signing
 
-    if payload_type != IN_TOTO_PAYLOAD_TYPE:
-        raise KeylessSigningError(f"keyless DSSE signing supports {IN_TOTO_PAYLOAD_TYPE} "
-                                  f"payloads only, not {payload_type!r}", what="payload-type")
-    if not isinstance(payload, (bytes, bytearray)):
-        raise KeylessSigningError("payload must be bytes", what="payload")
-    config = load_sigstore_trust_config(trust_config, staging=staging,
-                                        refresh_trust=refresh_trust)
+    config = load_sigstore_trust_config(request.trust_config, staging=request.staging,
+                                        refresh_trust=request.refresh_trust)
     services = signing_services(config)
+    interactive = request.interactive
     if interactive is None:
         interactive = sys.stdin is not None and sys.stdin.isatty()
     token: TokenInfo = select_identity_token(
-        identity_token, interactive_oidc_url=services["oidc"] if interactive else None)
-    try:
-        statement = Statement(bytes(payload))
-    except SigstoreError as exc:
-        raise KeylessSigningError(f"payload is not an in-toto Statement: {exc}",
-                                  what="payload") from None
+        request.identity_token, interactive_oidc_url=services["oidc"] if interactive else None)
     try:
         context = SigningContext.from_trust_config(config)
         with context.signer(IdentityToken(token.raw), cache=True) as signer:
-            bundle = signer.sign_dsse(statement)
+            bundle = sign(signer)
     except IdentityError as exc:
         raise KeylessSigningError(f"identity token refused: {exc}", what="identity-token") \
             from None

@@ -8,6 +8,10 @@ Python callers): :func:`sign_model` = :func:`hash_for_signing` (digests) +
 the log of the trust config, through sigstore-python). What is signed is described by
 :class:`SignOptions` (statement format, predicate, :class:`DigestOptions`).
 
+Blobs (one file signed as itself, ``sign-blob``): the same signers sign an artifact
+digest (:class:`BlobSigner`), logged as a hashedrekord 0.0.1 entry in a
+message-signature bundle (see :mod:`mgattest.attest._blobs`).
+
 Log targets (:class:`LogTarget`): the embedded local log (default), another mgattest
 log database (``--log-db``), any Rekor v1-compatible server (``--log URL``) or none.
 """
@@ -30,7 +34,7 @@ from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject
 from mgattest._files import read_bounded
 from mgattest.attest import _slsa as slsa
-from mgattest.attest._bundle import BundleJSON, dump_bundle, make_bundle
+from mgattest.attest._bundle import BundleJSON, MessageSignature, dump_bundle, make_bundle
 from mgattest.attest._options import BuildInputs
 from mgattest.attest._digests import ModelDigests, hash_model
 from mgattest.attest._dsse import Envelope, sign_envelope
@@ -112,6 +116,16 @@ def dsse_proposed_entry(envelope: Envelope, verifier_pem: bytes) -> JSONObject:
     return {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
         "envelope": envelope.to_json(),
         "verifiers": [base64.b64encode(verifier_pem).decode()]}}}
+
+
+def hashedrekord_proposed_entry(algorithm: str, digest: bytes, signature: bytes,
+                                verifier_pem: bytes) -> JSONObject:
+    """A Rekor ``hashedrekord`` 0.0.1 proposed entry: a signature over an artifact digest
+    and the key or certificate PEM that verifies it."""
+    return {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+        "signature": {"content": base64.b64encode(signature).decode(),
+                      "publicKey": {"content": base64.b64encode(verifier_pem).decode()}},
+        "data": {"hash": {"algorithm": algorithm, "value": digest.hex()}}}}
 
 
 def record_in_log(proposed: JSONObject,
@@ -235,6 +249,15 @@ def build_statement(digests: ModelDigests, options: SignOptions) -> Statement:
     return make_statement(digests.subjects(), predicate_type, predicate)
 
 
+class BlobSigner(Protocol):
+    """Signs an artifact digest, records it in a transparency log (hashedrekord) and
+    returns the message-signature bundle dict (``sign-blob``)."""
+
+    def sign_digest(self, algorithm: str, digest: bytes) -> BundleJSON:
+        """The Sigstore message-signature bundle over ``digest`` (an ``algorithm`` hash)."""
+        ...
+
+
 class BundleSigner(Protocol):
     """Signs a statement, records it in a transparency log and returns the bundle dict."""
 
@@ -254,6 +277,16 @@ class KeySigner:
         """DSSE-sign, log and bundle ``statement``; the key hint follows ``format``."""
         hint = model_signing_hint(self.key.public_key) if format == "model-signing" else None
         return sign_statement(statement, self.key, log=self.log, hint=hint)
+
+    def sign_digest(self, algorithm: str, digest: bytes) -> BundleJSON:
+        """Sign an artifact digest (ECDSA, or RSA PKCS#1 v1.5), log it as a hashedrekord
+        entry and bundle it as a ``messageSignature`` with mgattest's key hint."""
+        signature = self.key.sign_digest(digest, algorithm)
+        entry = record_in_log(hashedrekord_proposed_entry(
+            algorithm, digest, signature, spki_pem(self.key.public_key)), self.log)
+        return make_bundle(message_signature=MessageSignature(algorithm, digest, signature),
+                           public_key_hint=mgattest_hint(self.key.public_key),
+                           tlog_entries=[entry] if entry else [])
 
 
 @dataclass(frozen=True)
@@ -278,6 +311,16 @@ class KeylessSigner:
                             identity_token=self.identity_token,
                             trust_config=str(self.trust_config) if self.trust_config else None,
                             staging=self.staging, refresh_trust=self.refresh_trust)
+
+    def sign_digest(self, algorithm: str, digest: bytes) -> BundleJSON:
+        """Sign an artifact digest keylessly: sigstore-python's message-signature
+        bundle with a hashedrekord entry in the trust config's log."""
+        from mgattest.attest._keyless import sign_keyless_digest  # noqa: PLC0415 - as in sign()
+
+        return sign_keyless_digest(algorithm, digest, identity_token=self.identity_token,
+                                   trust_config=str(self.trust_config) if self.trust_config
+                                   else None, staging=self.staging,
+                                   refresh_trust=self.refresh_trust)
 
 
 def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
@@ -342,9 +385,12 @@ class PendingBundleFile:
     exception) removes the temporary file.
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, *, overwrite: bool = False, label: str = "bundle",
+                 option: str = "--out") -> None:
         self.path = Path(path)
         self.overwrite = overwrite
+        self.label = label  # what the file is, and the option naming it, for messages
+        self.option = option
         self._tmp: Path | None = None
 
     @property
@@ -356,16 +402,16 @@ class PendingBundleFile:
         """Refuse a destination that cannot take the bundle; cheap, touches nothing."""
         path = self.path
         if path.is_dir():
-            raise BundleOutputError(f"bundle path {path} is a directory", what="--out",
-                                    where=str(path))
+            raise BundleOutputError(f"{self.label} path {path} is a directory",
+                                    what=self.option, where=str(path))
         if os.path.lexists(path) and not self.overwrite:
-            raise BundleOutputError(f"bundle {path} already exists; pass --force to replace "
-                                    "it (or --out to write another file)", what="--out",
-                                    where=str(path))
+            raise BundleOutputError(f"{self.label} {path} already exists; pass --force to "
+                                    f"replace it (or {self.option} to write another file)",
+                                    what=self.option, where=str(path))
         parent = path.parent
         if not parent.is_dir():
-            raise BundleOutputError(f"cannot write bundle {path}: directory {parent} does "
-                                    "not exist", what="--out", where=str(path))
+            raise BundleOutputError(f"cannot write {self.label} {path}: directory {parent} "
+                                    "does not exist", what=self.option, where=str(path))
         return self
 
     def reserve(self) -> "PendingBundleFile":
@@ -376,19 +422,24 @@ class PendingBundleFile:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
                          0o644)
         except OSError as exc:
-            raise BundleOutputError(f"cannot write bundle {self.path}: {exc.strerror}",
-                                    what="--out", where=str(self.path)) from None
+            raise BundleOutputError(f"cannot write {self.label} {self.path}: {exc.strerror}",
+                                    what=self.option, where=str(self.path)) from None
         os.close(fd)
         self._tmp = tmp
         return self
 
     def commit(self, bundle: BundleJSON) -> Path:
         """Write ``bundle`` to the reserved file and move it into place atomically."""
+        return self.commit_bytes(dump_bundle(bundle).encode("utf-8"))
+
+    def commit_bytes(self, data: bytes) -> Path:
+        """Write ``data`` (a bundle's JSON, a raw signature) to the reserved file and
+        move it into place atomically."""
         if self._tmp is None:
             self.reserve()
         assert self._tmp is not None
-        with open(self._tmp, "w", encoding="utf-8") as fh:
-            fh.write(dump_bundle(bundle))
+        with open(self._tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if self.overwrite:
@@ -407,14 +458,14 @@ class PendingBundleFile:
             os.link(self._tmp, self.path)
         except FileExistsError:
             self.discard()
-            raise BundleOutputError(f"bundle {self.path} appeared while signing; the "
-                                    "signature was not written there", what="--out",
+            raise BundleOutputError(f"{self.label} {self.path} appeared while signing; the "
+                                    "signature was not written there", what=self.option,
                                     where=str(self.path)) from None
         except OSError:  # a filesystem without hard links: re-check, then rename
             if os.path.lexists(self.path):
                 self.discard()
-                raise BundleOutputError(f"bundle {self.path} appeared while signing",
-                                        what="--out", where=str(self.path)) from None
+                raise BundleOutputError(f"{self.label} {self.path} appeared while signing",
+                                        what=self.option, where=str(self.path)) from None
             os.replace(self._tmp, self.path)
             return
         os.unlink(self._tmp)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mgattest._encodings import spki_der
@@ -21,6 +21,8 @@ from mgattest.errors import InputError, VerificationError
 from mgattest.tlog import check_rsa_parameters
 
 RSA_SCHEMES = ("rsa-pss", "rsa-pkcs1")
+DIGEST_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
 class UnsupportedKeyError(InputError):
@@ -109,6 +111,24 @@ class Signer:
         if self.rsa_scheme == "rsa-pss":
             return key.sign(data, _pss(), hashes.SHA256())
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def sign_digest(self, digest: bytes, algorithm: str = "sha256") -> bytes:
+        """Sign an artifact's ``algorithm`` digest, as ``openssl dgst -<alg> -sign`` and
+        Rekor's hashedrekord entries expect: ECDSA (DER) over the digest on any curve,
+        RSA PKCS#1 v1.5 whatever the key's ``rsa_scheme`` (the padding hashedrekord and
+        ``openssl dgst`` use). Ed25519 signs whole messages only: refused."""
+        hash_cls = DIGEST_HASHES.get(algorithm)
+        if hash_cls is None or len(digest) != hash_cls().digest_size:
+            raise UnsupportedKeyError(f"cannot sign a {len(digest)}-byte {algorithm} digest "
+                                      f"(sha256, sha384 or sha512)", what="digest")
+        key = self.private_key
+        prehashed = utils.Prehashed(hash_cls())
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(digest, ec.ECDSA(prehashed))
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(digest, padding.PKCS1v15(), prehashed)
+        raise UnsupportedKeyError(f"{describe_key(self.public_key)} keys sign whole messages, "
+                                  "not digests: use an ECDSA or RSA key", what="key")
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,12 @@ def names_a_digest(target: str) -> bool:
     return digest_target(target) is not None
 
 
-def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes] | None:
-    """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes)."""
+def parse_artifact_digest(value: str | bytes | Path | None,
+                          algorithm: str = "sha256") -> tuple[str, bytes] | None:
+    """``sha256:HEX`` / ``sha512:HEX`` / a file path → (algorithm, digest bytes).
+
+    A path or bytes are hashed with ``algorithm`` (a message-signature bundle's
+    ``messageDigest`` algorithm: sigstore-go signs with P-384 keys over SHA-384)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -97,15 +101,15 @@ def parse_artifact_digest(value: str | bytes | Path | None) -> tuple[str, bytes]
     path = Path(value) if not isinstance(value, bytes) else None
     if path is None:
         assert isinstance(value, bytes)
-        return "sha256", hashlib.sha256(value).digest()
+        return algorithm, hashlib.new(algorithm, value).digest()
     if not path.is_file():
         raise InputError(f"artifact {path} is not a file (or sha256:HEX / sha512:HEX)",
                          what="artifact", where=str(path))
-    h = hashlib.sha256()
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return "sha256", h.digest()
+    return algorithm, h.digest()
 
 
 def _as_verifiers(keys: KeySource) -> list[Verifier]:
@@ -650,7 +654,8 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
     extra_logs: list[Any] = []
     if use_local_log:
         extra_logs = local_trusted_logs()
-    artifact = parse_artifact_digest(artifact_digest)
+    artifact = parse_artifact_digest(artifact_digest, algorithm=(
+        parsed.message_signature.algorithm if parsed.message_signature else "sha256"))
     verifiers = _as_verifiers(keys)
     if parsed.envelope is not None and parsed.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise PayloadTypeError(

@@ -186,3 +186,19 @@ class KeyFileError(InputError):
 
 class BundleOutputError(InputError):
     """The bundle cannot be written where it was asked for (checked before signing)."""
+
+
+# -- blobs and raw detached signatures (blobs.py) --------------------------------
+
+class SignatureFileError(InputError):
+    """A detached signature file that cannot be used (unreadable, empty, too large)."""
+
+
+class MalformedSignatureError(VerificationError):
+    """A raw signature that cannot be one of its key's signatures (not DER ECDSA, the
+    wrong length for the RSA modulus or for Ed25519): truncated or corrupted."""
+
+
+class RawSignatureMismatchError(VerificationError):
+    """A well-formed raw signature that does not verify over the file with the key: the
+    file changed, or another file or key was signed."""

@@ -71,6 +71,15 @@ ALLOWED = {
         "mgattest.attest._walk",        # trust files inside the model refused
         "mgattest.loading._quarantine",    # quarantine_rejected
     },
+    "_blob_cmds.py": _COMMON | {
+        "mgattest.cli._sign_cmds",      # the signer options of `sign` (_SignerArgs)
+        "mgattest.cli._verify_cmds",    # the trust options and report of `verify`
+        "mgattest.attest._sign",        # PendingBundleFile, KeySigner/KeylessSigner
+        "mgattest.attest._blobs",       # sign_blob, sign_blob_raw, raw signature checks
+        "mgattest.attest._keys",        # load_signer/load_verifier for raw signatures
+        "mgattest.attest._walk",        # default_bundle_path
+        "mgattest.policy._pipeline",    # ModelVerifier: the one verify pipeline
+    },
     "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
         "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
