@@ -1,0 +1,148 @@
+"""Find the models of a repository tree: what ``audit``, ``sign --all`` and ``verify --all`` work on.
+
+A *model* is either
+
+* a regular file whose name matches a model pattern (``*.pt``, ``*.safetensors``, ...),
+  signed by the bundle ``<file>.sigstore.json`` beside it when that exists, or
+* a directory with a bundle ``<dir>.sigstore.json`` beside it: the bundle covers the
+  directory as one model, so nothing inside it is reported on its own.
+
+The walk never follows a symbolic link: a link that names a model (its name matches a
+pattern, or a bundle sits beside it) or points at a directory is *refused*, as every
+walk of mgattest refuses links that could lead outside what was signed; so are sockets,
+FIFOs and devices that match a pattern. It skips version-control metadata (``.git``,
+``.hg``, ``.svn``), ``node_modules``, ``__pycache__`` and Python virtual environments
+(a directory holding ``pyvenv.cfg``): dependencies and caches, not the repository's
+models. ``ignore`` globs (anchored, as ``sign --ignore``) leave out more.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from mgattest.attest._walk import MAX_DEPTH, IgnoreRules, compile_glob
+from mgattest.attest.errors import ModelPathError
+
+__all__ = ["BUNDLE_SUFFIX", "DEFAULT_MODEL_PATTERNS", "SKIPPED_DIRECTORIES", "DiscoveredModel",
+           "Discovery", "RefusedEntry", "discover_models"]
+
+#: Model artifacts found by default (matched against the file name, case-sensitive).
+DEFAULT_MODEL_PATTERNS: tuple[str, ...] = (
+    "*.pt", "*.pth", "*.bin", "*.safetensors", "*.onnx", "*.pb", "*.h5", "*.keras", "*.pkl",
+    "*.joblib", "*.npy", "*.npz", "*.gguf")
+#: Directories never entered: VCS metadata, dependency trees and caches.
+SKIPPED_DIRECTORIES: frozenset[str] = frozenset(
+    {".git", ".hg", ".svn", "node_modules", "__pycache__"})
+#: The bundle beside a model: ``<model>.sigstore.json`` (what ``mgattest sign`` writes).
+BUNDLE_SUFFIX = ".sigstore.json"
+
+
+@dataclass(frozen=True)
+class DiscoveredModel:
+    """One model found in the tree.
+
+    ``name`` is its POSIX path relative to the walked root, ``path`` the path to open,
+    ``bundle`` the path of its ``<model>.sigstore.json`` (None: unsigned).
+    """
+
+    name: str
+    path: str
+    kind: Literal["file", "directory"]
+    bundle: str | None
+
+
+@dataclass(frozen=True)
+class RefusedEntry:
+    """An entry that looks like a model but cannot be one (a link, a FIFO...), and why."""
+
+    name: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Everything a walk found: models, refused entries, and the directories it skipped."""
+
+    root: str
+    models: tuple[DiscoveredModel, ...]
+    refused: tuple[RefusedEntry, ...]
+    skipped: tuple[str, ...]
+
+
+class _Patterns:
+    """Model patterns: a pattern without ``/`` matches the file name at any depth, one
+    with ``/`` the whole relative path (anchored, attest's glob syntax)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        chosen = tuple(patterns) or DEFAULT_MODEL_PATTERNS
+        self.globs = [compile_glob(p if "/" in p else "**/" + p) for p in chosen]
+
+    def match(self, name: str) -> bool:
+        return any(g.matches(name, False) for g in self.globs)
+
+
+def discover_models(root: str | os.PathLike[str], *, patterns: Iterable[str] = (),
+                    ignore: Iterable[str] = ()) -> Discovery:
+    """Walk the directory ``root`` and find its models (see the module docstring).
+
+    ``patterns`` replace :data:`DEFAULT_MODEL_PATTERNS` when given. Results are sorted
+    by name. Raises :class:`ModelPathError` when ``root`` is not a directory.
+    """
+    top = os.fspath(root)
+    st = os.stat(top)  # the root itself may be reached through a link the user typed
+    if not stat.S_ISDIR(st.st_mode):
+        raise ModelPathError(f"{top} is not a directory", what="directory", where=top)
+    wanted = _Patterns(patterns)
+    rules = IgnoreRules(tuple(ignore), defaults=False)
+    models: list[DiscoveredModel] = []
+    refused: list[RefusedEntry] = []
+    skipped: list[str] = []
+    stack: list[tuple[str, str, int]] = [(top, "", 0)]
+    while stack:
+        directory, prefix, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            refused.append(RefusedEntry(prefix.rstrip("/"), directory,
+                                        f"deeper than {MAX_DEPTH} directories"))
+            continue
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        names = {e.name for e in entries}
+        for entry in entries:
+            name = prefix + entry.name
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if rules.match(name, is_dir) is not None:
+                continue
+            has_bundle = entry.name + BUNDLE_SUFFIX in names
+            bundle = entry.path + BUNDLE_SUFFIX if has_bundle else None
+            if entry.is_symlink():
+                if has_bundle or wanted.match(name) or os.path.isdir(entry.path):
+                    refused.append(RefusedEntry(name, entry.path, "symbolic link: not "
+                                                "followed (a model must be a regular file "
+                                                "or directory inside the tree)"))
+                continue
+            if is_dir:
+                if entry.name in SKIPPED_DIRECTORIES or _is_virtualenv(entry.path):
+                    skipped.append(name)
+                elif has_bundle:
+                    models.append(DiscoveredModel(name, entry.path, "directory", bundle))
+                else:
+                    stack.append((entry.path, name + "/", depth + 1))
+                continue
+            if entry.name.endswith(BUNDLE_SUFFIX) or not (has_bundle or wanted.match(name)):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                models.append(DiscoveredModel(name, entry.path, "file", bundle))
+            else:
+                refused.append(RefusedEntry(name, entry.path, "not a regular file "
+                                            "(socket, FIFO or device)"))
+    return Discovery(top, tuple(sorted(models, key=lambda m: m.name)),
+                     tuple(sorted(refused, key=lambda r: r.name)), tuple(sorted(skipped)))
+
+
+def _is_virtualenv(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
