@@ -119,6 +119,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._certs import as_identity_check
     from mgattest.attest._discover import (DEFAULT_MODEL_PATTERNS, DiscoveredModel, Discovery,
                                            RefusedEntry, discover_models)
+    from mgattest.attest._signall import TreeSignResult, sign_tree
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -218,6 +219,8 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "Discovery": "mgattest.attest._discover",
     "RefusedEntry": "mgattest.attest._discover",
     "discover_models": "mgattest.attest._discover",
+    "TreeSignResult": "mgattest.attest._signall",
+    "sign_tree": "mgattest.attest._signall",
 })
 
 __all__ = [
@@ -245,6 +248,7 @@ __all__ = [
     "write_keypair", "write_trusted_root",
     # the models of a repository tree
     "DEFAULT_MODEL_PATTERNS", "DiscoveredModel", "Discovery", "RefusedEntry", "discover_models",
+    "sign_tree", "TreeSignResult",
 ]
 
 
