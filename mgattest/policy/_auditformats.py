@@ -29,7 +29,6 @@ __all__ = ["AuditJSON", "SARIF_SCHEMA_URI", "audit_to_json", "audit_to_junit",
 
 SARIF_SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
                     "sarif-schema-2.1.0.json")
-_INFO_URI = "https://github.com/mgattest/mgattest/blob/main/docs/audit.md"
 
 
 class AuditFindingJSON(TypedDict):
@@ -106,8 +105,7 @@ def audit_to_sarif(report: AuditReport) -> JSONObject:
             "id": _rule_id(kind), "name": name,
             "shortDescription": {"text": f"{name}: {kind.replace('_', ' ')} model"},
             "fullDescription": {"text": text},
-            "help": {"text": f"{text} See {_INFO_URI}"},
-            "helpUri": _INFO_URI,
+            "help": {"text": f"{text} See docs/audit.md of mgattest."},
             "defaultConfiguration": {"level": level},
             "properties": {"tags": ["security", "supply-chain", "ml-model"],
                            "security-severity": severity}})
@@ -132,8 +130,7 @@ def audit_to_sarif(report: AuditReport) -> JSONObject:
         "$schema": SARIF_SCHEMA_URI, "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "mgattest", "version": __version__,
-                                "semanticVersion": __version__, "informationUri": _INFO_URI,
-                                "rules": rules}},
+                                "semanticVersion": __version__, "rules": rules}},
             "automationDetails": {"id": "mgattest/audit/"},
             "invocations": [{"executionSuccessful": True}],
             "results": results,
