@@ -43,7 +43,7 @@ class TreeSignResult:
 
 
 def sign_tree(root: str | os.PathLike[str], signer: BundleSigner,
-              options: SignOptions = SignOptions(), *, patterns: Iterable[str] = (),
+              options: SignOptions | None = None, *, patterns: Iterable[str] = (),
               ignore: Iterable[str] = (), overwrite: bool = False, workers: int | None = None,
               on_result: Callable[[TreeSignResult], None] | None = None
               ) -> list[TreeSignResult]:
@@ -53,12 +53,13 @@ def sign_tree(root: str | os.PathLike[str], signer: BundleSigner,
     problem is a ``failed`` result. Links and special files the walk refuses are
     ``failed`` too: they cannot be signed honestly.
     """
+    chosen = options or SignOptions()
     found = discover_models(root, patterns=patterns, ignore=ignore)
     results = [TreeSignResult(r.name, "failed", "", r.reason) for r in found.refused]
     signing = threading.Lock()
 
     def one(model: DiscoveredModel) -> TreeSignResult:
-        result = _sign_one(model, signer, options, overwrite, signing)
+        result = _sign_one(model, signer, chosen, overwrite, signing)
         if on_result is not None:
             on_result(result)
         return result

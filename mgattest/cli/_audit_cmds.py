@@ -82,9 +82,10 @@ def audit_cmd(
     options = AuditOptions(patterns=tuple(pattern), ignore=tuple(ignore), scan_content=True,
                            workers=jobs)
     report = run_tree(directory, verifier, options, show_progress=chosen == "table")
-    for path, text in ((sarif, lambda: _sarif_text(report)), (junit, lambda: _junit_text(report))):
-        if path is not None:
-            _write(path, text())
+    if sarif is not None:
+        _write(sarif, _sarif_text(report))
+    if junit is not None:
+        _write(junit, _junit_text(report))
     if chosen == "json":
         out(_json_text(report))
     elif chosen == "sarif":

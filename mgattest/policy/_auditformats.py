@@ -83,7 +83,7 @@ def audit_to_json(report: AuditReport) -> AuditJSON:
     """The report as a JSON-ready dict."""
     return {
         "ok": report.ok, "root": report.root, "policy": report.policy,
-        "counts": dict(report.counts()), "skipped": list(report.skipped),
+        "counts": {status: n for status, n in report.counts().items()}, "skipped": list(report.skipped),
         "models": [{"name": r.name, "kind": r.kind, "bundle": r.bundle, "status": r.status,
                     "seconds": round(r.seconds, 3),
                     "findings": [{"kind": f.kind, "file": f.file, "message": f.message,
