@@ -97,6 +97,20 @@ def audit_cmd(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_REJECTED)
 
 
+def verify_tree(directory: Path, verifier: "ModelVerifier", as_json: bool) -> None:
+    """``verify --all``: every model of the tree verified (no content scan, as ``verify``),
+    a table or JSON; exit 1 when any did not verify."""
+    from mgattest.policy import AuditOptions
+
+    report = run_tree(directory, verifier, AuditOptions(scan_content=False),
+                      show_progress=not as_json)
+    if as_json:
+        out(_json_text(report))
+    else:
+        print_table(report, "verify --all")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_REJECTED)
+
+
 def run_tree(directory: Path, verifier: "ModelVerifier", options: "AuditOptions", *,
              show_progress: bool) -> "AuditReport":
     """Audit the tree (``audit``, ``verify --all``) with a progress bar on a terminal."""

@@ -207,22 +207,14 @@ def tree_verifier(directory: Path, args: TreeTrust) -> ModelVerifier:
 
 def _verify_all(directory: Path, unsupported: List[str], verifier: ModelVerifier,
                 as_json: bool) -> None:
-    """``verify --all``: every model of the tree verified (no content scan, as ``verify``),
-    a table or JSON, exit 1 when any did not verify."""
-    from mgattest.cli._audit_cmds import print_table, run_tree
+    """``verify --all``: refuse options that name one model, then run the tree."""
+    from mgattest.cli._audit_cmds import verify_tree
     from mgattest.errors import InputError
-    from mgattest.policy import AuditOptions, audit_to_json
 
     if unsupported:
         raise InputError(f"--all does not take {', '.join(unsupported)} (each model is "
                          "verified with its own <model>.sigstore.json)", what="--all")
-    report = run_tree(directory, verifier, AuditOptions(scan_content=False),
-                      show_progress=not as_json)
-    if as_json:
-        out(json.dumps(audit_to_json(report), indent=2))
-    else:
-        print_table(report, "verify --all")
-    raise typer.Exit(EXIT_OK if report.ok else 1)
+    verify_tree(directory, verifier, as_json)
 
 
 def _text(path: Optional[Path]) -> Optional[str]:

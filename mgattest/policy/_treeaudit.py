@@ -187,6 +187,9 @@ def _audit_model(model: DiscoveredModel, verifier: ModelVerifier,
                 raise
             findings.append(AuditFinding("invalid", _file_of(model, exc.where), exc.message,
                                          type(exc).__name__))
+        except OSError as exc:  # unreadable, or gone since the walk: this model only
+            findings.append(AuditFinding("invalid", model.name, f"cannot read: "
+                                         f"{exc.strerror or exc}", type(exc).__name__))
         else:
             if outcome.verdict is not None:
                 scanned_by_policy = True
@@ -232,9 +235,10 @@ def _content_findings(model: DiscoveredModel) -> list[AuditFinding]:
     defaults = IgnoreRules()
     try:
         reports: list[FileReport] = scan_path(model.path, skip=defaults.match)
-    except MgattestError as exc:
+    except (MgattestError, OSError) as exc:
+        why = exc.message if isinstance(exc, MgattestError) else (exc.strerror or str(exc))
         return [AuditFinding("unsafe_content", model.name, f"content could not be scanned: "
-                             f"{exc.message}", type(exc).__name__)]
+                             f"{why}", type(exc).__name__)]
     out = []
     for report in reports:
         if report.verdict in (DANGEROUS, MALFORMED):

@@ -72,8 +72,6 @@ ALLOWED = {
         "mgattest.attest._walk",        # trust files inside the model refused
         "mgattest.loading._quarantine",    # quarantine_rejected
         "mgattest.cli._audit_cmds",     # verify --all: the tree run and its table
-        "mgattest.policy._treeaudit",   # verify --all: AuditOptions
-        "mgattest.policy._auditformats",  # verify --all --json
     },
     "_audit_cmds.py": _COMMON | {
         "mgattest.policy._treeaudit",   # audit_tree: discovery, verification, classification
