@@ -259,5 +259,5 @@ def _file_of(model: DiscoveredModel, name: str | None) -> str:
     if not inner or inner.startswith(("/", "..")) or inner == model.name:
         return model.name
     if os.path.lexists(os.path.join(model.path, inner)):
-        return f"{model.name}/{inner}"
+        return inner if model.name == "." else f"{model.name}/{inner}"
     return model.name

@@ -98,3 +98,50 @@ def test_root_must_be_a_directory(tmp_path):
         discover_models(f)
     with pytest.raises(FileNotFoundError):
         discover_models(tmp_path / "missing")
+
+
+def _statement_bundle(path, subjects):
+    """A bundle-shaped file whose DSSE statement names ``subjects`` (unsigned: discovery
+    only reads the names to group files; the verification checks everything)."""
+    import base64
+    import json
+
+    statement = {"_type": "https://in-toto.io/Statement/v1", "predicateType": "x",
+                 "subject": [{"name": n, "digest": {"sha256": "0" * 64}} for n in subjects],
+                 "predicate": {}}
+    payload = base64.b64encode(json.dumps(statement).encode()).decode()
+    path.write_text(json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": "x"}, "tlogEntries": []},
+        "dsseEnvelope": {"payload": payload, "payloadType": "application/vnd.in-toto+json",
+                         "signatures": [{"sig": base64.b64encode(b"s").decode()}]}}))
+
+
+def test_a_bundle_inside_a_directory_naming_every_file_makes_it_one_model(tmp_path):
+    model = tmp_path / "llm"
+    _touch(model / "w.safetensors")
+    _touch(model / "tok" / "vocab.json")
+    _statement_bundle(model / "release.sigstore.json", ["w.safetensors", "tok/vocab.json"])
+    # a bundle naming only part of its directory groups nothing
+    _touch(tmp_path / "part" / "a.pt")
+    _touch(tmp_path / "part" / "b.pt")
+    _statement_bundle(tmp_path / "part" / "x.sigstore.json", ["a.pt", "b.pt", "gone.pt"])
+    # a bundle naming the one file it signs, under another name
+    _touch(tmp_path / "single" / "w.bin")
+    _touch(tmp_path / "single" / "other.bin")
+    _statement_bundle(tmp_path / "single" / "release.sigstore.json", ["w.bin"])
+    found = {m.name: m for m in discover_models(tmp_path).models}
+    assert sorted(found) == ["llm", "part/a.pt", "part/b.pt", "single/other.bin",
+                             "single/w.bin"]
+    assert found["llm"].kind == "directory"
+    assert found["llm"].bundle == str(model / "release.sigstore.json")
+    assert found["part/a.pt"].bundle is None
+    assert found["single/w.bin"].bundle == str(tmp_path / "single" / "release.sigstore.json")
+    assert found["single/other.bin"].bundle is None
+
+
+def test_the_root_itself_can_be_the_model(tmp_path):
+    _touch(tmp_path / "w.pt")
+    _statement_bundle(tmp_path / "model.sigstore.json", ["w.pt"])
+    found = discover_models(tmp_path)
+    assert [(m.name, m.kind) for m in found.models] == [(".", "directory")]

@@ -366,3 +366,23 @@ def test_all_refuses_options_that_name_one_model(tmp_path, keypair):
     assert result.exit_code == 2 and "--bundle" in result.output
     result = mg("sign", "--all", tmp_path, "--key", key, "--out", tmp_path / "x.json")
     assert result.exit_code == 2 and "--out" in result.output
+
+
+def test_a_bundle_inside_the_model_directory_covers_it(tmp_path, keypair):
+    key, pub = keypair
+    repo = tmp_path / "repo"
+    model = repo / "llm"
+    (model / "tok").mkdir(parents=True)
+    (model / "weights.npy").write_bytes(_npy(range(16)))
+    (model / "tok" / "vocab.json").write_text('{"a": 1}')
+    result = mg("sign", model, "--key", key, "--out", model / "release.sigstore.json")
+    assert result.exit_code == 0, result.output
+    code, doc = _audit_json(repo, "--key", pub)
+    assert code == 0, doc
+    assert [(m["name"], m["kind"], m["status"]) for m in doc["models"]] == [
+        ("llm", "directory", "verified")]
+    (model / "tok" / "vocab.json").write_text('{"a": 2}')
+    code, doc = _audit_json(repo, "--key", pub)
+    llm = _by_name(doc)["llm"]
+    assert code == 1 and llm["status"] == "invalid"
+    assert llm["findings"][0]["file"] == "llm/tok/vocab.json"
