@@ -386,3 +386,16 @@ def test_a_bundle_inside_the_model_directory_covers_it(tmp_path, keypair):
     llm = _by_name(doc)["llm"]
     assert code == 1 and llm["status"] == "invalid"
     assert llm["findings"][0]["file"] == "llm/tok/vocab.json"
+
+
+def test_terminal_table_escapes_markup_and_control_characters(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "[red]x.pt").write_bytes(pickle.dumps([1]))
+    (repo / "bell\x07.pt").write_bytes(pickle.dumps([2]))
+    result = mg("audit", repo, env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "┃" in result.stdout  # the rich table, as on a terminal
+    assert "[red]x.pt" in result.stdout
+    assert "\x07" not in result.stdout and "bell" in result.stdout
+    assert result.stdout.splitlines()[-1] == "2 model(s): 2 unsigned"
