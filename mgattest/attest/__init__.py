@@ -134,6 +134,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._slsa import framework_versions, from_ci_env, parse_build_times, parse_dependency, parse_params
     from mgattest.attest._locallog import default_db_path, local_trusted_root
     from mgattest.attest._certs import as_identity_check
+    from mgattest.attest._discover import (DEFAULT_MODEL_PATTERNS, DiscoveredModel, Discovery,
+                                           RefusedEntry, discover_models)
+    from mgattest.attest._signall import TreeSignResult, sign_tree
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -237,6 +240,14 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "local_trusted_root": "mgattest.attest._locallog",
     "default_db_path": "mgattest.attest._locallog",
     "as_identity_check": "mgattest.attest._certs",
+    # the models of a repository tree (audit, sign --all, verify --all)
+    "DEFAULT_MODEL_PATTERNS": "mgattest.attest._discover",
+    "DiscoveredModel": "mgattest.attest._discover",
+    "Discovery": "mgattest.attest._discover",
+    "RefusedEntry": "mgattest.attest._discover",
+    "discover_models": "mgattest.attest._discover",
+    "TreeSignResult": "mgattest.attest._signall",
+    "sign_tree": "mgattest.attest._signall",
 })
 
 __all__ = [
@@ -265,6 +276,9 @@ __all__ = [
     "TrustedRoot", "TrustedRootSource", "TrustOptions", "VerifiedAttestation",
     "VerifiedTime", "Verifier", "verify_bundle", "verify_model", "walk_model_detailed",
     "write_keypair", "write_trusted_root",
+    # the models of a repository tree
+    "DEFAULT_MODEL_PATTERNS", "DiscoveredModel", "Discovery", "RefusedEntry", "discover_models",
+    "sign_tree", "TreeSignResult",
 ]
 
 

@@ -213,6 +213,10 @@ def sign_cmd(
     model_name: Optional[str] = typer.Option(None, "--model-name",
                                              help="Subject name (model-signing format)."),
     as_json: bool = _JSON,
+    all_models: bool = typer.Option(False, "--all",
+                                    help="MODEL is a tree: sign every model found in it "
+                                         "(as `mgattest audit` finds them) that has no "
+                                         "bundle yet (--force: every one)."),
 ) -> None:
     """Sign a model: SLSA provenance statement, DSSE, log entry, Sigstore bundle."""
     from mgattest.attest import (framework_versions, from_ci_env, parse_build_times,
@@ -239,7 +243,39 @@ def sign_cmd(
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,
                       log_db=log_db, log_key=log_key, no_log=no_log)
+    if all_models:
+        _sign_all(model, options, who, _OutputArgs(out_path, force, as_json))
     _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
+
+
+def _sign_all(tree: Path, options: "SignOptions", who: _SignerArgs,
+              output: _OutputArgs) -> None:
+    """``sign --all``: every model of the tree signed beside itself; one summary; exit 1
+    when any failed."""
+    from mgattest.attest import sign_tree
+    from mgattest.errors import InputError
+
+    if output.out_path is not None:
+        raise InputError("--all writes each bundle beside its model; --out does not apply",
+                         what="--out")
+    if not tree.is_dir():
+        raise InputError(f"{tree} is not a directory", what="directory", where=str(tree))
+    signer = who.signer(who.log_target())
+    results = sign_tree(tree, signer, options, overwrite=output.force)
+    failed = [r for r in results if r.outcome == "failed"]
+    if output.as_json:
+        out(json.dumps({"ok": not failed, "models": [
+            {"name": r.name, "outcome": r.outcome, "bundle": r.bundle, "detail": r.detail,
+             "logIndex": r.log_index} for r in results]}, indent=2))
+    else:
+        for r in results:
+            where = f" (log index {r.log_index})" if r.log_index is not None else ""
+            detail = f": {r.detail}" if r.detail else f" → {r.bundle}{where}"
+            out(f"{r.outcome:<8} {r.name}{detail}")
+        counts = {k: sum(1 for r in results if r.outcome == k)
+                  for k in ("signed", "skipped", "failed")}
+        out(f"{len(results)} model(s): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    raise typer.Exit(1 if failed else 0)
 
 
 @guarded

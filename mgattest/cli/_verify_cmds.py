@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
@@ -14,7 +15,7 @@ from mgattest.cli._common import EXIT_OK, fail, guarded, out
 if TYPE_CHECKING:
     from mgattest.attest import IdentityPolicy
     from mgattest.attest import TrustedRoot
-    from mgattest.policy import PolicyRequest, VerificationOutcome
+    from mgattest.policy import ModelVerifier, PolicyRequest, VerificationOutcome
 
 
 def register(app: typer.Typer) -> None:
@@ -86,8 +87,26 @@ def verify_cmd(
         None, "--quarantine", metavar="DIR",
         help="Move a rejected model into DIR with an incident record."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    all_models: bool = typer.Option(False, "--all",
+                                    help="MODEL is a tree: verify every model found in it "
+                                         "(as `mgattest audit` finds them), one summary."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    if all_models:
+        unsupported = {"--bundle": bundle, "--certificate-chain": certificate_chain,
+                       "--refresh-trust": refresh_trust, "--certificate-*": gh_repository
+                       or gh_ref or gh_sha or gh_trigger or gh_name or cert_extension,
+                       "--ignore": ignore, "--allow-unsigned-files": allow_unsigned_files,
+                       "--allow-symlinks": allow_symlinks, "--predicate-type": predicate_type,
+                       "--builder-id/--source-*": builder_id or source_uri or source_tag
+                       or source_versioned_tag or source_branch, "--emit-vsa": emit_vsa,
+                       "--audit-log": audit_log, "--quarantine": quarantine}
+        _verify_all(Path(model), [name for name, value in unsupported.items() if value],
+                    tree_verifier(Path(model), TreeTrust(
+                        policy=policy, key=tuple(key), trusted_root=trusted_root,
+                        trust_config=trust_config, instance=instance, identity=identity,
+                        identity_regex=identity_regex, issuer=issuer,
+                        allow_unlogged=allow_unlogged)), as_json)
     _require_issuer(identity, identity_regex, issuer)
     root_instance = _refreshed_instance(instance) if refresh_trust else instance
     _refuse_trust_files_in_model(model, policy=policy, key=key,
@@ -147,6 +166,55 @@ def verify_cmd(
         raise
     _report(outcome, as_json)
     raise typer.Exit(EXIT_OK)
+
+
+@dataclass(frozen=True)
+class TreeTrust:
+    """The trust options ``verify --all`` and ``audit`` share (see ``verify``'s help)."""
+
+    policy: Optional[Path] = None
+    key: tuple[Path, ...] = ()
+    trusted_root: Optional[Path] = None
+    trust_config: Optional[Path] = None
+    instance: Optional[str] = None
+    identity: Optional[str] = None
+    identity_regex: Optional[str] = None
+    issuer: Optional[str] = None
+    allow_unlogged: bool = False
+
+
+def tree_verifier(directory: Path, args: TreeTrust) -> ModelVerifier:
+    """The verifier ``verify --all`` and ``audit`` apply to every model of a tree: under
+    ``args.policy`` (its trust, plus the keys and identity given), or the signatures
+    alone."""
+    from mgattest.policy import ModelVerifier, PolicyRequest, ShortcutOptions, TrustOptions
+    from mgattest.policy import VerifyOptions, policy_verifier
+
+    _require_issuer(args.identity, args.identity_regex, args.issuer)
+    merged_root = _merged_trust(args.trusted_root, args.trust_config, args.instance)
+    keys = tuple(str(k) for k in args.key)
+    if args.policy is not None:
+        request = PolicyRequest(
+            shortcuts=ShortcutOptions(issuer=args.issuer), policy_path=str(args.policy),
+            key_files=keys, identity=args.identity, identity_regex=args.identity_regex,
+            trusted_root=merged_root)
+        return policy_verifier(str(directory), request)
+    trust = TrustOptions(trusted_root=merged_root, keys=keys,
+                         identity=_identity_policy(args.identity, args.identity_regex,
+                                                   args.issuer, {}))
+    return ModelVerifier(None, trust, VerifyOptions(allow_unlogged=args.allow_unlogged))
+
+
+def _verify_all(directory: Path, unsupported: List[str], verifier: ModelVerifier,
+                as_json: bool) -> None:
+    """``verify --all``: refuse options that name one model, then run the tree."""
+    from mgattest.cli._audit_cmds import verify_tree
+    from mgattest.errors import InputError
+
+    if unsupported:
+        raise InputError(f"--all does not take {', '.join(unsupported)} (each model is "
+                         "verified with its own <model>.sigstore.json)", what="--all")
+    verify_tree(directory, verifier, as_json)
 
 
 def _text(path: Optional[Path]) -> Optional[str]:

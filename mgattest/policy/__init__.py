@@ -13,6 +13,8 @@ Entry points (re-exported lazily, PEP 562: importing the package or
     read_model_bytes(path) -> ModelBytes   model_check(...), scan_model(...): verify-then-load
     describe_policy(policy), verdict_tree(verdict)      explanations for people
     initial_policy(...), dump_policy(...), verify_for_init(...)   ``mgattest policy init``
+    audit_tree(root, ModelVerifier, AuditOptions) -> AuditReport   ``mgattest audit``,
+        ``verify --all``; audit_to_json / audit_to_sarif / audit_to_junit render it
     Policy, Verdict, Check, PolicyError, PolicyDenied
 
 Typed errors live in the public module :mod:`mgattest.policy.errors`. Every other module
@@ -53,6 +55,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._verdict import Check, Verdict
     from mgattest.policy._modelbytes import FileBytes
     from mgattest.policy._init import GeneratedPolicy, generate_policy
+    from mgattest.policy._treeaudit import (AUDIT_STATUSES, ArtifactResult, AuditFinding,
+                                            AuditOptions, AuditReport, audit_tree)
+    from mgattest.policy._auditformats import audit_to_json, audit_to_junit, audit_to_sarif
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -88,6 +93,16 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "FileBytes": "mgattest.policy._modelbytes",
     "GeneratedPolicy": "mgattest.policy._init",
     "generate_policy": "mgattest.policy._init",
+    # auditing a repository tree (mgattest audit, verify --all) and its report formats
+    "AUDIT_STATUSES": "mgattest.policy._treeaudit",
+    "ArtifactResult": "mgattest.policy._treeaudit",
+    "AuditFinding": "mgattest.policy._treeaudit",
+    "AuditOptions": "mgattest.policy._treeaudit",
+    "AuditReport": "mgattest.policy._treeaudit",
+    "audit_tree": "mgattest.policy._treeaudit",
+    "audit_to_json": "mgattest.policy._auditformats",
+    "audit_to_junit": "mgattest.policy._auditformats",
+    "audit_to_sarif": "mgattest.policy._auditformats",
 })
 
 __all__ = [
@@ -99,6 +114,8 @@ __all__ = [
     "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
     "verify_for_init", "VerifyOptions",
     "GeneratedPolicy", "generate_policy",
+    "ArtifactResult", "AUDIT_STATUSES", "audit_to_json", "audit_to_junit", "audit_to_sarif",
+    "audit_tree", "AuditFinding", "AuditOptions", "AuditReport",
 ]
 
 

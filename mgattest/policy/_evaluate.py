@@ -130,7 +130,7 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
 
 # Clauses about the bytes themselves: a failure keeps the file from being deserialised
 # even when warn mode lets the verdict allow.
-_BYTE_CLAUSES = ("files", "digests", "content")
+_BYTE_CLAUSES = ("files", "digests", "content", "size")
 _PICKLE_STRICTNESS = ("deny", "scan", "restricted")  # strictest first
 
 
@@ -555,6 +555,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
             state.content_memo[key] = _content_outcome(rule, f)
         return state.content_memo[key]
     checks.append(_per_file(rule, "content", files, content))
+    if rule.max_size is not None:
+        checks.append(_per_file(rule, "size", files, lambda f: _size_outcome(rule, f)))
     for cel in rule.cel:
         checks.append(_defer_cel(rule, cel, files, qualified, state))
     return checks
@@ -621,6 +623,18 @@ def _digest_outcome(rule: Rule, f: _File) -> _Outcome:
     if rule.digest_allow is not None and f.digest not in rule.digest_allow:
         return False, f"digest {f.digest} is not on the allow-list", {}
     return True, "digest allowed", {}
+
+
+def _size_outcome(rule: Rule, f: _File) -> _Outcome:
+    """``files.maxSize``: the size the content scan measured; unknown size fails closed."""
+    size = getattr(f.report, "size", None)
+    limit = rule.max_size
+    if not isinstance(size, int):
+        return False, f"size unknown (no bytes were read); files.maxSize {limit} cannot " \
+                      "be checked", {}
+    if limit is not None and size > limit:
+        return False, f"{size} bytes exceeds files.maxSize {limit}", {"size": size}
+    return True, f"{size} bytes (limit {limit})", {"size": size}
 
 
 def _content_outcome(rule: Rule, f: _File) -> _Outcome:

@@ -43,6 +43,7 @@ from mgattest.policy._model import (
     TrustedLogSpec,
     Waiver,
     parse_duration,
+    parse_size,
     parse_time,
 )
 from mgattest.policy._yamlpos import MAX_POLICY_BYTES, Located, parse_yaml
@@ -485,4 +486,5 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         pickle=content.get("pickle", "deny"),
         scan_required=content.get("scan", "required") == "required",
         unknown=content.get("unknown", "allow"),
+        max_size=parse_size(files["maxSize"]) if "maxSize" in files else None,
         cel=tuple(cel_checks))

@@ -158,6 +158,7 @@ class Rule:
     pickle: str = "deny"
     scan_required: bool = True
     unknown: str = "allow"  # content.unknown: a file of no format the scanner knows
+    max_size: int | None = None  # files.maxSize in bytes: a larger file is a size anomaly
     cel: tuple[CelCheck, ...] = ()
 
 
@@ -220,6 +221,20 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def parse_duration(text: str) -> int:
     """Parse ``30d``/``12h``/``15m``/``90s``/``2w`` into seconds."""
     return int(text[:-1]) * _DURATION_UNITS[text[-1]]
+
+
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def parse_size(value: int | str) -> int:
+    """``files.maxSize`` in bytes: an integer, or ``"NUMBER UNIT"`` as the schema allows
+    (``512MiB``, ``2 GB``; decimal and binary units)."""
+    if isinstance(value, int):
+        return value
+    text = value.replace(" ", "")
+    digits = text.rstrip("BKMGTi")
+    return int(digits) * _SIZE_UNITS[text[len(digits):]]
 
 
 def format_time(ts: int | None) -> str:

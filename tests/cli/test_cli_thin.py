@@ -60,6 +60,7 @@ ALLOWED = {
         "mgattest.attest._locallog",    # trust export
         "mgattest.attest._trustroot",   # trust export
         "mgattest.cli._ca_cmds",        # the shared `trust` command group
+        "mgattest.attest._signall",     # sign --all: sign_tree
     },
     "_verify_cmds.py": _COMMON | {
         "mgattest.cli._render",        # the verdict tree
@@ -70,6 +71,13 @@ ALLOWED = {
         "mgattest.attest._keyless",     # --refresh-trust: the public-good config over TUF
         "mgattest.attest._walk",        # trust files inside the model refused
         "mgattest.loading._quarantine",    # quarantine_rejected
+        "mgattest.cli._audit_cmds",     # verify --all: the tree run and its table
+    },
+    "_audit_cmds.py": _COMMON | {
+        "mgattest.policy._treeaudit",   # audit_tree: discovery, verification, classification
+        "mgattest.policy._auditformats",  # the JSON, SARIF and JUnit renderings
+        "mgattest.cli._verify_cmds",    # tree_verifier: the same trust options as verify
+        "mgattest.policy._pipeline",    # the ModelVerifier type every model goes through
     },
     "_blob_cmds.py": _COMMON | {
         "mgattest.cli._sign_cmds",      # the signer options of `sign` (_SignerArgs)

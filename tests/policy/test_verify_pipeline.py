@@ -26,6 +26,7 @@ VERIFY_CMD_ALLOWED = {
     "mgattest.attest._certs", "mgattest.attest._keyless", "mgattest.attest._trustroot",
     "mgattest.attest._walk",
     "mgattest.cli._common", "mgattest.cli._progress", "mgattest.cli._render",
+    "mgattest.cli._audit_cmds",  # verify --all: the tree run of `audit` (policy.audit_tree)
     "mgattest.loading._quarantine",
     "mgattest.policy._pipeline", "mgattest.policy._shortcuts",
 }
