@@ -23,10 +23,13 @@ __all__ = [
     "BundleVerificationError",
     "CertificateError",
     "DSSEFormatError",
+    "DescriptorMismatchError",
     "DigestError",
     "IdentityMismatchError",
     "InvalidSubjectError",
     "KeyFileError",
+    "LayoutError",
+    "LayoutFormatError",
     "LogBindingError",
     "ModelChangedError",
     "ModelPathError",
@@ -38,6 +41,7 @@ __all__ = [
     "ProvenanceInputError",
     "SCTError",
     "StatementError",
+    "StoreCorruptionError",
     "SubjectMismatchError",
     "TimestampError",
     "TrustRootError",
@@ -186,3 +190,24 @@ class KeyFileError(InputError):
 
 class BundleOutputError(InputError):
     """The bundle cannot be written where it was asked for (checked before signing)."""
+
+
+# -- model stores: OCI image layouts and the Ollama store (_blobstore.py, _oci.py, _ollama.py)
+
+class LayoutError(InputError):
+    """A store reference does not resolve: no such layout, store, manifest or ref, or a
+    ref that names more than one manifest."""
+
+
+class LayoutFormatError(VerificationError):
+    """A document of a store (an OCI index or manifest, an Ollama manifest) is not what
+    its format allows: bad JSON, a duplicate key, a bad media type or descriptor."""
+
+
+class DescriptorMismatchError(VerificationError):
+    """A blob's size or media type differs from the descriptor that points to it."""
+
+
+class StoreCorruptionError(VerificationError):
+    """A blob of a content-addressed store is missing, or its bytes do not hash to the
+    digest its name (and the descriptor pointing to it) states."""

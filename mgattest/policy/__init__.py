@@ -11,6 +11,7 @@ Entry points (re-exported lazily, PEP 562: importing the package or
                                                       with ShortcutOptions)
     default_bundle_path, names_a_digest, attestation_to_json   attest's, for the pipeline's callers
     read_model_bytes(path) -> ModelBytes   model_check(...), scan_model(...): verify-then-load
+    scan_stored_model(StoredModel) -> reports   content of an Ollama / OCI-layout model's blobs
     describe_policy(policy), verdict_tree(verdict)      explanations for people
     initial_policy(...), dump_policy(...), verify_for_init(...)   ``mgattest policy init``
     Policy, Verdict, Check, PolicyError, PolicyDenied
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._verdict import Check, Verdict
     from mgattest.policy._modelbytes import FileBytes
     from mgattest.policy._init import GeneratedPolicy, generate_policy
+    from mgattest.policy._modelcheck import scan_stored_model
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -88,6 +90,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "FileBytes": "mgattest.policy._modelbytes",
     "GeneratedPolicy": "mgattest.policy._init",
     "generate_policy": "mgattest.policy._init",
+    "scan_stored_model": "mgattest.policy._modelcheck",
 })
 
 __all__ = [
@@ -98,7 +101,7 @@ __all__ = [
     "PolicyDenied", "PolicyError", "PolicyRequest", "read_model_bytes", "scan_model",
     "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
     "verify_for_init", "VerifyOptions",
-    "GeneratedPolicy", "generate_policy",
+    "GeneratedPolicy", "generate_policy", "scan_stored_model",
 ]
 
 

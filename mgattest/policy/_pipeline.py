@@ -35,7 +35,7 @@ from mgattest.policy._verdict import FAIL, Check, Verdict
 # attest (sigstore, cryptography) and the policy model load on first use: importing
 # mgattest.loading must stay cheap.
 if TYPE_CHECKING:
-    from mgattest.attest import DigestSpec
+    from mgattest.attest import DigestSpec, StoredModel
     from mgattest.attest import ModelCheck, VerifiedAttestation
     from mgattest.attest import TrustedRoot
     from mgattest.inspect import FileReport
@@ -162,16 +162,21 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
-        from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
+        from mgattest.attest import digest_target, resolve_model_reference  # noqa: PLC0415 - heavy
 
         model = os.fspath(source)
         # Only text can name a digest: a Path is always a file or directory.
         target = digest_target(model) if isinstance(source, str) else None
         if target is not None and not self.options.bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
+        # A model in a store (Ollama, OCI layout): its chain of digests is verified here,
+        # then signatures are matched against the manifest digest, as for a digest target.
+        stored = resolve_model_reference(model) if target is None else None
+        if stored is not None:
+            target = stored.target
         if self.policy is None:
             return self._verify_signatures(model, target, progress)
-        return self._verify_under_policy(self.policy, model, target)
+        return self._verify_under_policy(self.policy, model, target, stored)
 
     # ------------------------------------------------------------------ without a policy
 
@@ -201,8 +206,8 @@ class ModelVerifier:
 
     # ------------------------------------------------------------------ under a policy
 
-    def _verify_under_policy(self, policy: Policy, model: str,
-                             target: DigestSpec | None) -> VerificationOutcome:
+    def _verify_under_policy(self, policy: Policy, model: str, target: DigestSpec | None,
+                             stored: StoredModel | None = None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
         from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
         from mgattest.policy._evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
@@ -216,11 +221,12 @@ class ModelVerifier:
                                        identity=self.trust.identity,
                                        certificate_chain=self.trust.certificate_chain)
         except VerificationError as exc:  # a bundle that does not verify denies, on the record
-            check = _check_and_content(model, target, [], bundles, scan=False)[0]
+            check = _check_and_content(model, target, [], bundles, scan=False,
+                                       stored=stored)[0]
             verdict = bundle_failure_verdict(policy, _sha256_of_check(check), exc,
                                              self.options.now)
             return self._recorded(VerificationOutcome(model, [], check, {}, verdict), bundles)
-        check, content = _check_and_content(model, target, atts, bundles)
+        check, content = _check_and_content(model, target, atts, bundles, stored=stored)
         verdict = evaluate(policy, atts, check, content, now=self.options.now)
         return self._recorded(VerificationOutcome(model, atts, check, content, verdict), bundles)
 
@@ -388,12 +394,17 @@ def _sha256_of_check(check: ModelCheck) -> dict[str, str]:
 
 def _check_and_content(model: str, target: DigestSpec | None,
                        atts: list[VerifiedAttestation], bundles: list[str],
-                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, FileReport]]:
-    """The model check and content reports of a path (streamed) or a digest target;
-    ``scan=False`` skips the content scan of a path (its reports are then empty)."""
+                       *, scan: bool = True, stored: StoredModel | None = None
+                       ) -> tuple[ModelCheck, dict[str, FileReport]]:
+    """The model check and content reports of a path (streamed), a digest target or a
+    stored model (its verified blobs); ``scan=False`` skips the content scan of a path
+    or store (its reports are then empty)."""
     from mgattest.policy._modelcheck import (  # noqa: PLC0415 - it imports attest
-        digest_model_check, stream_model_check, stream_scan)
+        digest_model_check, scan_stored_model, store_model_check, stream_model_check,
+        stream_scan)
 
+    if stored is not None:
+        return store_model_check(stored, atts), scan_stored_model(stored) if scan else {}
     if target is not None:
         return digest_model_check(target, atts)
     # Stream the files (bounded memory): nothing is loaded here, so reading twice
