@@ -180,7 +180,7 @@ def _layer_names(layers: tuple[Descriptor, ...]) -> list[str]:
         names.append(name if safe else "/".join(_blob_parts(layer)))
     repeated = {n for n in names if names.count(n) > 1}
     return [("/".join(_blob_parts(layer)) if n in repeated else n)
-            for n, layer in zip(names, layers)]
+            for n, layer in zip(names, layers, strict=True)]
 
 
 def resolve_oci(text: str) -> StoredModel:
@@ -200,7 +200,7 @@ def resolve_oci(text: str) -> StoredModel:
                                 hashlib.sha256(data).hexdigest(), len(data), Path(where))
     read_blob(root, _blob_parts(manifest.config), manifest.config)
     layers = []
-    for name, layer in zip(_layer_names(manifest.layers), manifest.layers):
+    for name, layer in zip(_layer_names(manifest.layers), manifest.layers, strict=True):
         sha256, size = read_blob(root, _blob_parts(layer), layer)
         layers.append(StoreEntry(name, "layer", layer.media_type, sha256, size,
                                  root.joinpath(*_blob_parts(layer))))

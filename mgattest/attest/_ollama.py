@@ -26,7 +26,6 @@ from collections import Counter
 from pathlib import Path
 
 from mgattest.attest._blobstore import (
-    MAX_DOCUMENT_BYTES,
     Descriptor,
     StoredModel,
     StoreEntry,
@@ -152,7 +151,8 @@ def resolve_ollama(text: str, store: Path | None = None) -> StoredModel:
                                 what="descriptor", where=where)
     read_blob(root, _blob_parts(manifest.config), manifest.config)
     layers = []
-    for layer_name, layer in zip(_layer_names(manifest.layers, where), manifest.layers):
+    for layer_name, layer in zip(_layer_names(manifest.layers, where), manifest.layers,
+                                 strict=True):
         sha256, size = read_blob(root, _blob_parts(layer), layer)
         layers.append(StoreEntry(layer_name, "layer", layer.media_type, sha256, size,
                                  root.joinpath(*_blob_parts(layer))))

@@ -300,6 +300,7 @@ def hash_for_signing(model: str | Path | StoredModel,
                              "--allow-symlinks do not apply", what="digest options",
                              where=str(model))
         return stored.digests()
+    assert not isinstance(model, StoredModel)
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
                          allow_symlinks=options.allow_symlinks, workers=options.workers,
