@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._verdict import Check, Verdict
     from mgattest.policy._modelbytes import FileBytes
     from mgattest.policy._init import GeneratedPolicy, generate_policy
-    from mgattest.policy._modelcheck import scan_stored_model
+    from mgattest.policy._stores import scan_stored_model
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -90,7 +90,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "FileBytes": "mgattest.policy._modelbytes",
     "GeneratedPolicy": "mgattest.policy._init",
     "generate_policy": "mgattest.policy._init",
-    "scan_stored_model": "mgattest.policy._modelcheck",
+    "scan_stored_model": "mgattest.policy._stores",
 })
 
 __all__ = [

@@ -10,16 +10,14 @@ memory for multi-GB models). Either way the subjects decide which digests are ne
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from mgattest._files import read_bounded
 from mgattest.attest import FileCheck, ModelCheck, VerifiedAttestation
 from mgattest.inspect import INFO, FileReport, Finding
 from mgattest.policy._evaluate import subject_digests
 
 if TYPE_CHECKING:
-    from mgattest.attest import DigestSpec, StoredModel
+    from mgattest.attest import DigestSpec
 
 SHARD_SUFFIX = "-shard-merkle"
 
@@ -159,7 +157,7 @@ def digest_model_check(target: DigestSpec, attestations: list[VerifiedAttestatio
 
     alg, hex_digest = target.algorithm, target.hex_digest
     display = f"{alg}:{hex_digest}"
-    signed_as = [name for att in attestations for name, digest in _signed_digests(att)
+    signed_as = [name for att in attestations for name, digest in signed_digests(att)
                  if digest.get(alg, "").lower() == hex_digest]
     if signed_as:
         name = next((n for n in signed_as if isinstance(n, str) and n), display)
@@ -173,38 +171,7 @@ def digest_model_check(target: DigestSpec, attestations: list[VerifiedAttestatio
     return ModelCheck(display, [check]), {name: report}
 
 
-def store_model_check(stored: StoredModel, attestations: list[VerifiedAttestation]
-                      ) -> ModelCheck:
-    """The check of a stored model (Ollama, OCI layout) whose chain was verified.
-
-    Resolution checked every blob against the manifest's descriptors, so a signed
-    manifest digest covers the manifest and each layer: all are "ok" when a verified
-    attestation signs the manifest's SHA-256, all "mismatch" otherwise.
-    """
-    manifest = stored.manifest
-    signed = any(digest.get("sha256", "").lower() == manifest.sha256
-                 for att in attestations for _name, digest in _signed_digests(att))
-    detail = None if signed else (f"no verified attestation signs manifest "
-                                  f"sha256:{manifest.sha256}")
-    status = "ok" if signed else "mismatch"
-    return ModelCheck(stored.reference, [FileCheck(e.name, status, {"sha256": e.sha256}, detail)
-                                         for e in (manifest, *stored.layers)])
-
-
-def scan_stored_model(stored: StoredModel) -> dict[str, FileReport]:
-    """Content reports of a stored model's layers (each blob scanned as the file it
-    holds, under its subject name) and of its manifest."""
-    from mgattest.inspect import scan_bytes, scan_path  # noqa: PLC0415 - every format checker (~0.15 s) loads only when content is inspected
-
-    manifest = stored.manifest
-    reports = {manifest.name: scan_bytes(manifest.name, read_bounded(
-        manifest.path, manifest.size, what="manifest"))}
-    for layer in stored.layers:
-        reports[layer.name] = replace(scan_path(layer.path)[0], path=layer.name)
-    return reports
-
-
-def _signed_digests(att: VerifiedAttestation) -> list[tuple[Any, dict[str, str]]]:
+def signed_digests(att: VerifiedAttestation) -> list[tuple[Any, dict[str, str]]]:
     """Subject digests, plus the messageDigest of a message-signature bundle."""
     pairs = list(subject_digests(att))
     if att.message_digest:

@@ -175,24 +175,28 @@ class ModelVerifier:
         if stored is not None:
             target = stored.target
         if self.policy is None:
-            return self._verify_signatures(model, target, progress)
+            return self._verify_signatures(model, target, progress, stored)
         return self._verify_under_policy(self.policy, model, target, stored)
 
     # ------------------------------------------------------------------ without a policy
 
     def _verify_signatures(self, model: str, target: DigestSpec | None,
-                           progress: Progress | None) -> VerificationOutcome:
+                           progress: Progress | None,
+                           stored: StoredModel | None = None) -> VerificationOutcome:
         """Each bundle verifies (signature, log, identity), and covers the model."""
-        from mgattest.attest import verify_bundle, verify_model  # noqa: PLC0415 - heavy
+        from mgattest.attest import default_bundle_path, verify_bundle, verify_model  # noqa: PLC0415 - heavy
+        from mgattest.policy._stores import store_model_check  # noqa: PLC0415 - it imports attest
 
         trust, opts = self.trust, self.options
         if target is not None:
+            bundles = opts.bundles or (str(default_bundle_path(model)),)
             atts = [verify_bundle(
                 b, trust, allow_unlogged=opts.allow_unlogged,
                 artifact_digest=f"{target.algorithm}:{target.hex_digest}",
-                expected_predicate_type=opts.predicate_type) for b in opts.bundles]
+                expected_predicate_type=opts.predicate_type) for b in bundles]
             _require_certificate_signers(atts, trust.identity)
-            return VerificationOutcome(model, atts)
+            check = None if stored is None else store_model_check(stored, atts)
+            return VerificationOutcome(model, atts, check)
         if not Path(model).exists():
             raise InputError(f"model {model} does not exist", what="model", where=model)
         atts, check = verify_model(
@@ -400,8 +404,8 @@ def _check_and_content(model: str, target: DigestSpec | None,
     stored model (its verified blobs); ``scan=False`` skips the content scan of a path
     or store (its reports are then empty)."""
     from mgattest.policy._modelcheck import (  # noqa: PLC0415 - it imports attest
-        digest_model_check, scan_stored_model, store_model_check, stream_model_check,
-        stream_scan)
+        digest_model_check, stream_model_check, stream_scan)
+    from mgattest.policy._stores import scan_stored_model, store_model_check  # noqa: PLC0415 - it imports attest
 
     if stored is not None:
         return store_model_check(stored, atts), scan_stored_model(stored) if scan else {}

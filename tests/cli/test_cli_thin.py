@@ -44,7 +44,7 @@ ALLOWED = {
         "mgattest.inspect._report",     # verdict names
         "mgattest.attest._walk",        # the ignore rules of sign/verify; trust files refused
         "mgattest.attest._references",  # ollama:/oci: references resolved (one call)
-        "mgattest.policy._modelcheck",  # scan_stored_model: the blobs of a stored model
+        "mgattest.policy._stores",      # scan_stored_model: the blobs of a stored model
         "mgattest.loading._quarantine",    # quarantine_findings and the `quarantine` commands
         "mgattest.loading._watch",         # Sentry, watch_verifier
     },
