@@ -49,6 +49,9 @@ REF_NAME = "org.opencontainers.image.ref.name"
 LAYER_NAME_ANNOTATIONS = ("org.cncf.model.filepath", "org.opencontainers.image.title")
 _MAX_NESTING = 4
 _DIGEST_REF = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+# distribution's reference grammar, simplified: [host[:port]/]path-component(/component)*
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?"
+                         r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+")
 _SAFE_PART = re.compile(r"[^\x00-\x1f\x7f\\]+")
 
 
@@ -164,12 +167,15 @@ def _repository_name(ref_name: str | None, root: Path) -> str:
     if ref_name and "/" in ref_name:
         repository = ref_name.split("@", 1)[0]
         head, colon, tag = repository.rpartition(":")
-        return head if colon and "/" not in tag else repository
+        repository = head if colon and "/" not in tag else repository
+        if _REPOSITORY.fullmatch(repository):
+            return repository
     return root.name
 
 
-def _layer_names(layers: tuple[Descriptor, ...]) -> list[str]:
-    """Report names of the layers: the file they hold, else ``blobs/<alg>/<hex>``."""
+def _layer_names(layers: tuple[Descriptor, ...], manifest_name: str) -> list[str]:
+    """Report names of the layers: the file they hold, else ``blobs/<alg>/<hex>`` (also
+    for a name two layers, or a layer and the manifest, would share)."""
     names = []
     for layer in layers:
         name = next((layer.annotations[k] for k in LAYER_NAME_ANNOTATIONS
@@ -178,7 +184,7 @@ def _layer_names(layers: tuple[Descriptor, ...]) -> list[str]:
         safe = (bool(name) and not name.startswith("/") and _SAFE_PART.fullmatch(name)
                 and all(p not in ("", ".", "..") for p in parts))
         names.append(name if safe else "/".join(_blob_parts(layer)))
-    repeated = {n for n in names if names.count(n) > 1}
+    repeated = {n for n in names if names.count(n) > 1} | {manifest_name}
     return [("/".join(_blob_parts(layer)) if n in repeated else n)
             for n, layer in zip(names, layers, strict=True)]
 
@@ -200,7 +206,8 @@ def resolve_oci(text: str) -> StoredModel:
                                 hashlib.sha256(data).hexdigest(), len(data), Path(where))
     read_blob(root, _blob_parts(manifest.config), manifest.config)
     layers = []
-    for name, layer in zip(_layer_names(manifest.layers), manifest.layers, strict=True):
+    for name, layer in zip(_layer_names(manifest.layers, subject_name), manifest.layers,
+                           strict=True):
         sha256, size = read_blob(root, _blob_parts(layer), layer)
         layers.append(StoreEntry(name, "layer", layer.media_type, sha256, size,
                                  root.joinpath(*_blob_parts(layer))))

@@ -47,7 +47,7 @@ LAYER_PREFIX = "application/vnd.ollama.image."
 _PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}(?::[0-9]{1,5})?")
 _LAYER_KIND = re.compile(r"[a-z][a-z0-9.-]*")
-_NAME_PARAM = re.compile(r";\s*name=([^;\s]+)")
+_NAME_PARAM = re.compile(r";\s*name=([A-Za-z0-9_][A-Za-z0-9_.-]{0,199})\s*(?:;|$)")
 
 
 class OllamaName(tuple[str, str, str, str]):
@@ -116,7 +116,7 @@ def _layer_names(layers: tuple[Descriptor, ...], where: str) -> list[str]:
     for i, layer in enumerate(layers):
         base = layer.media_type.split(";", 1)[0].strip()
         kind = base[len(LAYER_PREFIX):] if base.startswith(LAYER_PREFIX) else ""
-        if not _LAYER_KIND.fullmatch(kind):
+        if not _LAYER_KIND.fullmatch(kind) or kind == "manifest":  # that name is taken
             raise LayoutFormatError(f"{where} layers[{i}]: mediaType {layer.media_type!r} is "
                                     f"not an Ollama layer ({LAYER_PREFIX}KIND)",
                                     what="media type", where=where)

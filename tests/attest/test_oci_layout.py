@@ -258,3 +258,15 @@ def test_a_plain_directory_is_not_a_reference(tmp_path):
 def test_default_bundle_is_beside_the_layout(layout):
     assert default_bundle_path(f"oci:{layout.root}:v1") == layout.root.parent / "tiny.v1.sigstore.json"
     assert default_bundle_path(layout.root) == layout.root.parent / "tiny.sigstore.json"
+
+
+def test_a_ref_that_is_no_repository_falls_back_to_the_directory_name(tmp_path, key):
+    layout = build_oci_layout(tmp_path / "dir", {"../../etc/x:1": FILES_V1})
+    result = sign_model(f"oci:{layout.root}", KeySigner(key, LogTarget("none")))
+    assert result.statement["subject"][0]["name"] == "dir"
+
+
+def test_a_layer_cannot_take_the_manifest_subject_name(tmp_path):
+    layout = build_oci_layout(tmp_path / "tiny", {"v1": {"tiny": b"a", "x.json": b"{}"}})
+    stored = resolve_model_reference(layout.root)
+    assert [e.name for e in stored.layers] == ["blobs/sha256/" + sha256(b"a"), "x.json"]

@@ -164,6 +164,8 @@ def test_descriptor_size_that_lies_is_named(store):
 
 @pytest.mark.parametrize("edit, cause", [
     (lambda d: d["layers"][0].update(mediaType="application/x-gguf"), "not an Ollama layer"),
+    (lambda d: d["layers"][1].update(mediaType="application/vnd.ollama.image.manifest"),
+     "not an Ollama layer"),
     (lambda d: d["layers"][0].update(digest="sha256:" + "A" * 64), "lowercase hex"),
     (lambda d: d.update(schemaVersion=1), "schemaVersion"),
     (lambda d: d.pop("config"), "config is not a descriptor"),
@@ -221,3 +223,18 @@ def test_digest_options_do_not_apply_to_a_store(store, key):
     with pytest.raises(InputError, match="store digests"):
         sign_model("ollama:tiny", KeySigner(key, LogTarget("none")),
                    SignOptions(digests=DigestOptions(shard_size=1024)))
+
+
+def test_tensor_layers_are_named_by_their_name_parameter(tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path))
+    build_ollama_store(tmp_path, layers={"model": build_gguf()})
+    path = tmp_path / "manifests/registry.ollama.ai/library/tiny/latest"
+    doc = json.loads(path.read_bytes())
+    for name, data in (("tok.weight", b"T1"), ("../evil", b"T2")):
+        (tmp_path / "blobs" / f"sha256-{sha256(data)}").write_bytes(data)
+        doc["layers"].append({"mediaType": "application/vnd.ollama.image.tensor; "
+                                           f"name={name}; dtype=F16; shape=1,1",
+                              "digest": "sha256:" + sha256(data), "size": len(data)})
+    path.write_bytes(go_json(doc))
+    names = [e.name for e in resolve_model_reference("ollama:tiny").subjects]
+    assert names == ["manifest", "model", "tensor/tok.weight", "tensor"]
