@@ -17,7 +17,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, NamedTuple, Sequence
+from typing import Callable, Literal, Mapping, NamedTuple, Sequence
 
 from mgattest._jsonutil import DuplicateKeyError, JSONObject, reject_duplicate_keys
 from mgattest.attest._digests import DigestSpec, FileDigest, ModelDigests
@@ -29,7 +29,7 @@ from mgattest.attest.errors import (
 
 __all__ = ["Descriptor", "MAX_DOCUMENT_BYTES", "Manifest", "StoreEntry", "StoredModel",
            "parse_descriptor", "parse_document", "parse_manifest", "read_blob",
-           "read_document_blob", "read_store_document"]
+           "read_document_blob", "read_store_document", "verify_manifest_blobs"]
 
 # The distribution spec's limit for a manifest a registry must accept (4 MiB); indexes,
 # configs and Ollama manifests are far smaller in practice.
@@ -313,3 +313,18 @@ def read_blob(root: Path, parts: Sequence[str], descriptor: Descriptor) -> tuple
     _check_digest(descriptor.algorithm, named.hexdigest(), descriptor.hex_digest, where)
     _check_size(descriptor, size, where)
     return sha256.hexdigest(), size
+
+
+def verify_manifest_blobs(root: Path, manifest: Manifest, layer_names: Sequence[str],
+                          blob_parts: Callable[[Descriptor], Sequence[str]]
+                          ) -> tuple[StoreEntry, ...]:
+    """Check the config and every layer blob of ``manifest`` (see :func:`read_blob`);
+    the layers as entries named ``layer_names``. ``blob_parts`` says where a
+    descriptor's blob lives below ``root``."""
+    read_blob(root, blob_parts(manifest.config), manifest.config)
+    layers = []
+    for name, layer in zip(layer_names, manifest.layers, strict=True):
+        sha256, size = read_blob(root, blob_parts(layer), layer)
+        layers.append(StoreEntry(name, "layer", layer.media_type, sha256, size,
+                                 root.joinpath(*blob_parts(layer))))
+    return tuple(layers)

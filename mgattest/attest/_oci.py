@@ -36,8 +36,8 @@ from mgattest.attest._blobstore import (
     parse_descriptor,
     parse_document,
     parse_manifest,
-    read_blob,
     read_document_blob,
+    verify_manifest_blobs,
 )
 from mgattest.attest.errors import LayoutError, LayoutFormatError
 
@@ -204,12 +204,7 @@ def resolve_oci(text: str) -> StoredModel:
     subject_name = _repository_name(top.annotations.get(REF_NAME), root)
     manifest_entry = StoreEntry(subject_name, "manifest", descriptor.media_type,
                                 hashlib.sha256(data).hexdigest(), len(data), Path(where))
-    read_blob(root, _blob_parts(manifest.config), manifest.config)
-    layers = []
-    for name, layer in zip(_layer_names(manifest.layers, subject_name), manifest.layers,
-                           strict=True):
-        sha256, size = read_blob(root, _blob_parts(layer), layer)
-        layers.append(StoreEntry(name, "layer", layer.media_type, sha256, size,
-                                 root.joinpath(*_blob_parts(layer))))
-    return StoredModel("oci", text, manifest_entry, tuple(layers), (manifest_entry,),
+    layers = verify_manifest_blobs(root, manifest, _layer_names(manifest.layers, subject_name),
+                                   _blob_parts)
+    return StoredModel("oci", text, manifest_entry, layers, (manifest_entry,),
                        oci_bundle_path(text))

@@ -31,8 +31,8 @@ from mgattest.attest._blobstore import (
     StoreEntry,
     parse_document,
     parse_manifest,
-    read_blob,
     read_store_document,
+    verify_manifest_blobs,
 )
 from mgattest.attest.errors import LayoutError, LayoutFormatError
 
@@ -149,14 +149,9 @@ def resolve_ollama(text: str, store: Path | None = None) -> StoredModel:
     if any(d.algorithm != "sha256" for d in descriptors):
         raise LayoutFormatError(f"{where}: Ollama blobs are named by sha256 digests",
                                 what="descriptor", where=where)
-    read_blob(root, _blob_parts(manifest.config), manifest.config)
-    layers = []
-    for layer_name, layer in zip(_layer_names(manifest.layers, where), manifest.layers,
-                                 strict=True):
-        sha256, size = read_blob(root, _blob_parts(layer), layer)
-        layers.append(StoreEntry(layer_name, "layer", layer.media_type, sha256, size,
-                                 root.joinpath(*_blob_parts(layer))))
-    return StoredModel("ollama", text, manifest_entry, tuple(layers),
+    layers = verify_manifest_blobs(root, manifest, _layer_names(manifest.layers, where),
+                                   _blob_parts)
+    return StoredModel("ollama", text, manifest_entry, layers,
                        (manifest_entry, *layers), ollama_bundle_path(text))
 
 

@@ -16,8 +16,6 @@ import pytest
 from mgattest.attest import (
     KeySigner,
     LogTarget,
-    TrustOptions,
-    Verifier,
     default_bundle_path,
     generate_signer,
     make_statement,
@@ -32,7 +30,6 @@ from mgattest.attest.errors import (
     LayoutFormatError,
     StoreCorruptionError,
 )
-from mgattest.policy import ModelVerifier, VerifyOptions
 from tests.helpers.stores import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -42,6 +39,8 @@ from tests.helpers.stores import (
     go_json,
     model_manifest,
     sha256,
+    sign_reference,
+    verify_reference,
 )
 
 WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + b"\x00" * 16
@@ -59,17 +58,6 @@ def key():
     return generate_signer()
 
 
-def _sign(reference: str, key, out: Path) -> dict:
-    bundle = sign_model(reference, KeySigner(key, LogTarget("local"))).bundle
-    out.write_text(json.dumps(bundle))
-    return bundle
-
-
-def _verify(reference: str, key, bundle: Path):
-    trust = TrustOptions(keys=[Verifier(key.public_key)])
-    return ModelVerifier(None, trust, VerifyOptions(bundles=(str(bundle),))).verify(reference)
-
-
 def test_one_subject_names_the_manifest_digest(layout, key):
     result = sign_model(f"oci:{layout.root}:v1", KeySigner(key, LogTarget("none")))
     assert result.statement["subject"] == [
@@ -83,18 +71,18 @@ def test_a_full_reference_names_the_subject_by_its_repository_as_cosign_does(tmp
 
 
 def test_untouched_layout_verifies_by_ref_and_each_ref_separately(layout, key, tmp_path):
-    _sign(f"oci:{layout.root}:v1", key, tmp_path / "v1.json")
-    _sign(f"oci:{layout.root}:v2", key, tmp_path / "v2.json")
-    assert _verify(f"oci:{layout.root}:v1", key, tmp_path / "v1.json").allowed
-    assert _verify(f"oci:{layout.root}:v2", key, tmp_path / "v2.json").allowed
+    sign_reference(f"oci:{layout.root}:v1", key, tmp_path / "v1.json")
+    sign_reference(f"oci:{layout.root}:v2", key, tmp_path / "v2.json")
+    assert verify_reference(f"oci:{layout.root}:v1", key, tmp_path / "v1.json").allowed
+    assert verify_reference(f"oci:{layout.root}:v2", key, tmp_path / "v2.json").allowed
     with pytest.raises(ArtifactMismatchError):
-        _verify(f"oci:{layout.root}:v2", key, tmp_path / "v1.json")
+        verify_reference(f"oci:{layout.root}:v2", key, tmp_path / "v1.json")
 
 
 def test_a_layout_directory_with_one_manifest_is_a_model(tmp_path, key):
     layout = build_oci_layout(tmp_path / "one", {"latest": FILES_V1})
-    _sign(str(layout.root), key, tmp_path / "b.json")
-    assert _verify(str(layout.root), key, tmp_path / "b.json").allowed
+    sign_reference(str(layout.root), key, tmp_path / "b.json")
+    assert verify_reference(str(layout.root), key, tmp_path / "b.json").allowed
     assert resolve_model_reference(layout.root).kind == "oci"
 
 
@@ -106,14 +94,14 @@ def test_a_registry_attestation_of_the_same_manifest_verifies_here(layout, key, 
                                "https://cosign.sigstore.dev/attestation/v1",
                                {"Data": "trained on x", "Timestamp": "2026-01-01T00:00:00Z"})
     (tmp_path / "b.json").write_text(json.dumps(sign_statement(statement, key)))
-    assert _verify(f"oci:{layout.root}:v1", key, tmp_path / "b.json").allowed
-    assert _verify(f"oci:{layout.root}@sha256:{sha256(layout.manifests['v1'])}", key,
+    assert verify_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json").allowed
+    assert verify_reference(f"oci:{layout.root}@sha256:{sha256(layout.manifests['v1'])}", key,
                    tmp_path / "b.json").allowed
 
 
 @pytest.mark.parametrize("which", ["layer", "config", "manifest"])
 def test_a_tampered_blob_is_store_corruption(layout, key, tmp_path, which):
-    _sign(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+    sign_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
     manifest = json.loads(layout.manifests["v1"])
     digest = {"layer": manifest["layers"][0]["digest"], "config": manifest["config"]["digest"],
               "manifest": "sha256:" + sha256(layout.manifests["v1"])}[which]
@@ -122,29 +110,29 @@ def test_a_tampered_blob_is_store_corruption(layout, key, tmp_path, which):
     data[-2] ^= 1
     blob.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptionError, match="does not match its name") as exc:
-        _verify(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+        verify_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
     assert exc.value.where == str(blob)
 
 
 def test_a_rewritten_manifest_reachable_from_the_ref_fails_the_signature(layout, key, tmp_path):
-    _sign(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+    sign_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
     evil = model_manifest(layout, {**FILES_V1, "config.json": b'{"hidden": 666}'})
     index = layout.index()
     index["manifests"][0] = descriptor(OCI_MANIFEST, evil,
                                        **{"org.opencontainers.image.ref.name": "v1"})
     layout.write_index(index)
     with pytest.raises(ArtifactMismatchError, match="no statement subject"):
-        _verify(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+        verify_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
 
 
 def test_a_ref_moved_to_another_manifest_fails_the_signature(layout, key, tmp_path):
-    _sign(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+    sign_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
     index = layout.index()
     index["manifests"][1]["annotations"]["org.opencontainers.image.ref.name"] = "v1"
     index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = "old"
     layout.write_index(index)
     with pytest.raises(ArtifactMismatchError):
-        _verify(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
+        verify_reference(f"oci:{layout.root}:v1", key, tmp_path / "b.json")
 
 
 def test_a_descriptor_size_that_lies_is_named(layout):

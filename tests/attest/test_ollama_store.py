@@ -15,8 +15,6 @@ import pytest
 from mgattest.attest import (
     KeySigner,
     LogTarget,
-    TrustOptions,
-    Verifier,
     default_bundle_path,
     generate_signer,
     make_statement,
@@ -31,9 +29,15 @@ from mgattest.attest.errors import (
     LayoutFormatError,
     StoreCorruptionError,
 )
-from mgattest.policy import ModelVerifier, VerifyOptions
 from tests.helpers.corpus import build_gguf
-from tests.helpers.stores import OllamaModel, build_ollama_store, go_json, sha256
+from tests.helpers.stores import (
+    OllamaModel,
+    build_ollama_store,
+    go_json,
+    sha256,
+    sign_reference,
+    verify_reference,
+)
 
 LAYERS = {"model": build_gguf(), "template": b"{{ .System }} {{ .Prompt }}",
           "license": b"MIT License", "params": b'{"stop":["<|eot|>"]}'}
@@ -51,17 +55,6 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OllamaModel:
 @pytest.fixture
 def key():
     return generate_signer()
-
-
-def _sign(reference: str, key, out: Path) -> dict:
-    bundle = sign_model(reference, KeySigner(key, LogTarget("local"))).bundle
-    out.write_text(json.dumps(bundle))
-    return bundle
-
-
-def _verify(reference: str, key, bundle: Path):
-    trust = TrustOptions(keys=[Verifier(key.public_key)])
-    return ModelVerifier(None, trust, VerifyOptions(bundles=(str(bundle),))).verify(reference)
 
 
 def test_subjects_are_the_manifest_and_each_layer_named_by_kind(store, key, tmp_path):
@@ -89,8 +82,8 @@ def test_the_default_store_is_home_ollama_models(tmp_path, monkeypatch):
 
 
 def test_untouched_store_verifies(store, key, tmp_path):
-    _sign("ollama:tiny", key, tmp_path / "b.json")
-    outcome = _verify("ollama:tiny", key, tmp_path / "b.json")
+    sign_reference("ollama:tiny", key, tmp_path / "b.json")
+    outcome = verify_reference("ollama:tiny", key, tmp_path / "b.json")
     assert outcome.allowed and len(outcome.attestations) == 1
 
 
@@ -99,23 +92,23 @@ def test_an_attestation_naming_only_the_manifest_digest_verifies(store, key, tmp
                                  "digest": {"sha256": store.digest}}],
                                "https://slsa.dev/provenance/v1", {"buildDefinition": {}})
     (tmp_path / "b.json").write_text(json.dumps(sign_statement(statement, key)))
-    assert _verify("ollama:tiny", key, tmp_path / "b.json").allowed
+    assert verify_reference("ollama:tiny", key, tmp_path / "b.json").allowed
 
 
 def test_tampered_layer_blob_is_store_corruption(store, key, tmp_path):
-    _sign("ollama:tiny", key, tmp_path / "b.json")
+    sign_reference("ollama:tiny", key, tmp_path / "b.json")
     blob = store.blob(LAYERS["model"])
     blob.write_bytes(blob.read_bytes()[:-1] + b"\x07")
     with pytest.raises(StoreCorruptionError, match="does not match its name") as exc:
-        _verify("ollama:tiny", key, tmp_path / "b.json")
+        verify_reference("ollama:tiny", key, tmp_path / "b.json")
     assert exc.value.where == str(blob)
 
 
 def test_swapped_blobs_are_store_corruption(store, key, tmp_path):
-    _sign("ollama:tiny", key, tmp_path / "b.json")
+    sign_reference("ollama:tiny", key, tmp_path / "b.json")
     os.replace(store.blob(LAYERS["license"]), store.blob(LAYERS["template"]))
     with pytest.raises(StoreCorruptionError) as exc:
-        _verify("ollama:tiny", key, tmp_path / "b.json")
+        verify_reference("ollama:tiny", key, tmp_path / "b.json")
     assert exc.value.where == str(store.blob(LAYERS["template"]))
 
 
@@ -136,22 +129,22 @@ def test_blob_replaced_by_a_symlink_is_not_followed(store, tmp_path):
 
 
 def test_manifest_pointing_at_another_valid_blob_fails_the_signature(store, key, tmp_path):
-    _sign("ollama:tiny", key, tmp_path / "b.json")
+    sign_reference("ollama:tiny", key, tmp_path / "b.json")
     doc = json.loads(store.manifest)
     other = b"{{ .Prompt }} -- evil"
     store.blob(other).write_bytes(other)
     doc["layers"][1].update(digest="sha256:" + sha256(other), size=len(other))
     store.manifest_path.write_bytes(go_json(doc))
     with pytest.raises(ArtifactMismatchError, match="no statement subject"):
-        _verify("ollama:tiny", key, tmp_path / "b.json")
+        verify_reference("ollama:tiny", key, tmp_path / "b.json")
 
 
 def test_tag_file_swapped_for_another_model_fails_the_signature(store, key, tmp_path):
-    _sign("ollama:tiny", key, tmp_path / "b.json")
+    sign_reference("ollama:tiny", key, tmp_path / "b.json")
     other = store.store / "manifests/registry.ollama.ai/library/other/latest"
     store.manifest_path.write_bytes(other.read_bytes())
     with pytest.raises(ArtifactMismatchError):
-        _verify("ollama:tiny", key, tmp_path / "b.json")
+        verify_reference("ollama:tiny", key, tmp_path / "b.json")
 
 
 def test_descriptor_size_that_lies_is_named(store):

@@ -12,24 +12,9 @@ import pytest
 
 from tests.helpers.cli_runner import mg
 from tests.helpers.corpus import build_gguf
+from tests.helpers.paths import PROJECT_ROOT
 from tests.helpers.stores import build_oci_layout, build_ollama_store
 
-POLICY = """\
-apiVersion: mgattest/v1
-kind: Policy
-metadata: {name: stores}
-mode: enforce
-trust:
-  keys: [{name: release, path: release.pub}]
-signers:
-  release: {key: release}
-rules:
-  - id: model
-    match: ["**"]
-    signedBy: {anyOf: [release]}
-    files: {unsigned: deny}
-    content: {pickle: deny}
-"""
 
 
 @pytest.fixture
@@ -53,9 +38,11 @@ def layout(tmp_path: Path):
 
 
 def _policy(tmp_path: Path, pub: Path) -> Path:
+    """The reference policy policies/key-signed-minimum.yaml, trusting ``pub``."""
     (tmp_path / "release.pub").write_bytes(pub.read_bytes())
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    return tmp_path / "policy.yaml"
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes((PROJECT_ROOT / "policies" / "key-signed-minimum.yaml").read_bytes())
+    return policy
 
 
 def test_ollama_sign_verify_with_the_default_bundle_in_the_working_directory(ollama, keypair,

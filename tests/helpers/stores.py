@@ -17,6 +17,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mgattest.attest import KeySigner, LogTarget, Signer, TrustOptions, Verifier, sign_model
+from mgattest.policy import ModelVerifier, VerificationOutcome, VerifyOptions
+
 OLLAMA_HOST = "registry.ollama.ai"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -141,3 +144,14 @@ def build_oci_layout(root: Path, refs: dict[str, dict[str, bytes]]) -> OciLayout
                                   **{"org.opencontainers.image.ref.name": ref}))
     layout.write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     return layout
+
+
+def sign_reference(reference: str, key: Signer, out: Path) -> None:
+    """Sign a store reference with ``key`` (logged locally); write the bundle to ``out``."""
+    out.write_text(json.dumps(sign_model(reference, KeySigner(key, LogTarget("local"))).bundle))
+
+
+def verify_reference(reference: str, key: Signer, bundle: Path) -> VerificationOutcome:
+    """Verify a store reference against ``bundle`` signed by ``key`` (no policy)."""
+    trust = TrustOptions(keys=[Verifier(key.public_key)])
+    return ModelVerifier(None, trust, VerifyOptions(bundles=(str(bundle),))).verify(reference)
