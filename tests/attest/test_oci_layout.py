@@ -258,3 +258,22 @@ def test_a_layer_cannot_take_the_manifest_subject_name(tmp_path):
     layout = build_oci_layout(tmp_path / "tiny", {"v1": {"tiny": b"a", "x.json": b"{}"}})
     stored = resolve_model_reference(layout.root)
     assert [e.name for e in stored.layers] == ["blobs/sha256/" + sha256(b"a"), "x.json"]
+
+
+@pytest.mark.interop
+def test_oras_reads_the_layout_as_we_do(layout):
+    """oras-py (an independent reader) validates the layout, its schemas accept the
+    index and manifests, and it walks each ref to the same manifest, config and layers."""
+    jsonschema = pytest.importorskip("jsonschema")
+    oras_layout = pytest.importorskip("oras.layout")
+    from oras import schemas
+
+    reader = oras_layout.Layout(str(layout.root))  # validates oci-layout, index.json, blobs/
+    jsonschema.validate(layout.index(), schemas.index)
+    for ref, manifest_bytes in layout.manifests.items():
+        manifest = json.loads(manifest_bytes)
+        jsonschema.validate(manifest, schemas.manifest)
+        stored = resolve_model_reference(f"oci:{layout.root}:{ref}")
+        ours = [f"sha256:{e.sha256}" for e in stored.layers]
+        ours += [manifest["config"]["digest"], f"sha256:{stored.manifest.sha256}"]
+        assert reader.get_ordered_blobs(ref) == ours
