@@ -17,15 +17,17 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Mapping, NamedTuple, Sequence
 
 from mgattest._jsonutil import DuplicateKeyError, JSONObject, reject_duplicate_keys
-from mgattest.attest._digests import DigestSpec, FileDigest, ModelDigests
 from mgattest.attest.errors import (
     DescriptorMismatchError,
     LayoutFormatError,
     StoreCorruptionError,
 )
+
+if TYPE_CHECKING:
+    from mgattest.attest._digests import DigestSpec, FileDigest, ModelDigests
 
 __all__ = ["Descriptor", "MAX_DOCUMENT_BYTES", "Manifest", "StoreEntry", "StoredModel",
            "parse_descriptor", "parse_document", "parse_manifest", "read_blob",
@@ -91,6 +93,8 @@ class StoreEntry:
 
     def file_digest(self) -> FileDigest:
         """This blob as a signed subject."""
+        from mgattest.attest._digests import FileDigest  # noqa: PLC0415 - default_bundle_path (via _references) must not load the hashing engine
+
         return FileDigest(self.name, self.size, {"sha256": self.sha256})
 
 
@@ -116,10 +120,14 @@ class StoredModel:
     @property
     def target(self) -> DigestSpec:
         """The manifest digest: what a verification matches signatures against."""
+        from mgattest.attest._digests import DigestSpec  # noqa: PLC0415 - default_bundle_path (via _references) must not load the hashing engine
+
         return DigestSpec("sha256", self.manifest.sha256)
 
     def digests(self) -> ModelDigests:
         """The subjects to sign, in the shape the signing pipeline takes."""
+        from mgattest.attest._digests import ModelDigests  # noqa: PLC0415 - default_bundle_path (via _references) must not load the hashing engine
+
         return ModelDigests(root=self.reference, algorithm="sha256", shard_size=None,
                             ignore=(), files=[e.file_digest() for e in self.subjects],
                             model_name=self.manifest.name)
