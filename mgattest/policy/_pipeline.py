@@ -173,6 +173,7 @@ class ModelVerifier:
         # then signatures are matched against the manifest digest, as for a digest target.
         stored = resolve_model_reference(model) if target is None else None
         if stored is not None:
+            _refuse_file_options(model, self.options)
             target = stored.target
         if self.policy is None:
             return self._verify_signatures(model, target, progress, stored)
@@ -415,6 +416,19 @@ def _check_and_content(model: str, target: DigestSpec | None,
     # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
     check, single = stream_model_check(model, atts, exclude=bundles)
     return check, stream_scan(model, check, single) if scan else {}
+
+
+def _refuse_file_options(model: str, options: VerifyOptions) -> None:
+    """A stored model is its verified manifest and blobs: options about a directory's
+    files would be silently ignored, so they are refused."""
+    given = [name for name, on in (("--ignore", options.ignore),
+                                   ("--allow-unsigned-files", options.allow_unsigned_files),
+                                   ("--allow-symlinks", options.allow_symlinks)) if on]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"{' and '.join(given)} {verb} to a model's files, not to {model}: "
+                         "a stored model is verified by its manifest and blob digests",
+                         what="usage", where=given[0])
 
 
 def _file_digest(path: str) -> str:

@@ -136,3 +136,12 @@ def test_oci_ambiguous_layout_is_a_usage_error(layout, keypair):
     result = mg("sign", layout.root, "--key", keypair[0])
     assert result.exit_code == 2 and "names 2 manifests" in result.output
     assert mg("inspect", f"oci:{layout.root}:nope").exit_code == 2
+
+
+def test_directory_file_options_are_refused_for_a_store(ollama, keypair):
+    key, pub = keypair
+    assert mg("sign", "ollama:tiny", "--key", key).exit_code == 0
+    result = mg("verify", "ollama:tiny", "--key", pub, "--ignore", "license")
+    assert result.exit_code == 2 and "--ignore applies to a model's files, not to ollama:tiny" in result.output
+    result = mg("sign", "ollama:tiny", "--key", key, "--shard-size", "1024", "--force")
+    assert result.exit_code == 2 and "store digests" in result.output
