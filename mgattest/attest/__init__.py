@@ -21,7 +21,9 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`verify_model`, :func:`check_model` -> :class:`ModelCheck`,
   :class:`IdentityPolicy` (keyless identities), :func:`load_trusted_root`,
   :func:`embedded_trusted_root`, :class:`TrustedRoot`, :func:`load_bundle`;
-- models: :func:`hash_model` -> :class:`ModelDigests`;
+- models: :func:`hash_model` -> :class:`ModelDigests`; models where they live
+  (``ollama:NAME[:TAG]``, ``oci:PATH[:REF]``, an OCI layout directory):
+  :func:`resolve_model_reference` -> :class:`StoredModel` (verified manifest and blobs);
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
   :func:`expectations_from_model_signing`.
 
@@ -112,7 +114,11 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._sources import load_attestations
     from mgattest.attest._statement import make_statement, serialize_statement
     from mgattest.attest._trustroot import TrustedRoot, embedded_trusted_root, load_trusted_root
-    from mgattest.attest._walk import default_bundle_path
+    from mgattest.attest._references import (
+        StoredModel,
+        default_bundle_path,
+        resolve_model_reference,
+    )
     from mgattest.attest._verify import (
         attestation_to_json,
         names_a_digest,
@@ -141,7 +147,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
     "verify_model": "mgattest.attest._verify",
-    "default_bundle_path": "mgattest.attest._walk",
+    "default_bundle_path": "mgattest.attest._references",
+    "resolve_model_reference": "mgattest.attest._references",
+    "StoredModel": "mgattest.attest._references",
     "public_key_hint": "mgattest.attest._verify",
     "names_a_digest": "mgattest.attest._verify",
     "attestation_to_json": "mgattest.attest._verify",
@@ -269,9 +277,9 @@ __all__ = [
     "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
     "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",
     "public_key_hint", "raise_for_model_check", "refuse_trust_files_in_model",
-    "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
+    "resolve_model_reference", "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
     "sign_digests", "sign_envelope", "sign_keyless", "sign_model", "sign_statement",
-    "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement",
+    "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement", "StoredModel",
     "SubjectMismatchError", "supported_algorithms", "to_model_signing_statement",
     "TrustedRoot", "TrustedRootSource", "TrustOptions", "VerifiedAttestation",
     "VerifiedTime", "Verifier", "verify_bundle", "verify_model", "walk_model_detailed",

@@ -158,6 +158,9 @@ class FileCheck:
     status: str  # "ok" | "mismatch" | "missing" | "extra" | "ignored"
     digest: dict[str, str] | None = None
     detail: str | None = None  # e.g. "shard 3, bytes 3145728-4194303"
+    # A blob of a stored model (OCI layout, Ollama): the digest of the manifest that names
+    # it, the whole chain verified; a subject signing that manifest covers this file too.
+    named_by: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

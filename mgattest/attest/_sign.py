@@ -41,6 +41,7 @@ from mgattest.attest._dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
+from mgattest.attest._references import StoredModel, resolve_model_reference
 from mgattest.attest._signers import Signer, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
@@ -323,10 +324,26 @@ class KeylessSigner:
                                    refresh_trust=self.refresh_trust)
 
 
-def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
+def hash_for_signing(model: str | Path | StoredModel,
+                     options: DigestOptions = DigestOptions(), *,
                      exclude: Sequence[str | Path] = (),
                      progress: Callable[[int], object] | None = None) -> ModelDigests:
-    """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model."""
+    """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model.
+
+    A store reference (``ollama:NAME``, ``oci:PATH[:REF]``, an OCI layout directory), or
+    the :class:`StoredModel` it resolved to, is resolved and verified instead; its
+    subjects are the store's digests (SHA-256 of whole blobs), so the other digest
+    options do not apply to it.
+    """
+    stored = model if isinstance(model, StoredModel) else resolve_model_reference(model)
+    if stored is not None:
+        if options != DigestOptions(workers=options.workers):
+            raise InputError(f"{model} is signed by its store digests (sha256 of the "
+                             "manifest and blobs): --hash, --shard-size, --ignore and "
+                             "--allow-symlinks do not apply", what="digest options",
+                             where=str(model))
+        return stored.digests()
+    assert not isinstance(model, StoredModel)
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
                          allow_symlinks=options.allow_symlinks, workers=options.workers,
@@ -355,7 +372,7 @@ def sign_digests(digests: ModelDigests, signer: BundleSigner,
     return SignResult(bundle, statement, digests)
 
 
-def sign_model(model: str | Path, signer: BundleSigner | Signer,
+def sign_model(model: str | Path | StoredModel, signer: BundleSigner | Signer,
                options: SignOptions = SignOptions(), *,
                output: "PendingBundleFile | None" = None,
                exclude: Sequence[str | Path] = (),

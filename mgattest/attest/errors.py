@@ -23,10 +23,13 @@ __all__ = [
     "BundleVerificationError",
     "CertificateError",
     "DSSEFormatError",
+    "DescriptorMismatchError",
     "DigestError",
     "IdentityMismatchError",
     "InvalidSubjectError",
     "KeyFileError",
+    "LayoutError",
+    "LayoutFormatError",
     "LogBindingError",
     "ModelChangedError",
     "ModelPathError",
@@ -38,6 +41,7 @@ __all__ = [
     "ProvenanceInputError",
     "SCTError",
     "StatementError",
+    "StoreCorruptionError",
     "SubjectMismatchError",
     "TimestampError",
     "TrustRootError",
@@ -202,3 +206,22 @@ class MalformedSignatureError(VerificationError):
 class RawSignatureMismatchError(VerificationError):
     """A well-formed raw signature that does not verify over the file with the key: the
     file changed, or another file or key was signed."""
+# -- model stores: OCI image layouts and the Ollama store (_blobstore.py, _oci.py, _ollama.py)
+
+class LayoutError(InputError):
+    """A store reference does not resolve: no such layout, store, manifest or ref, or a
+    ref that names more than one manifest."""
+
+
+class LayoutFormatError(VerificationError):
+    """A document of a store (an OCI index or manifest, an Ollama manifest) is not what
+    its format allows: bad JSON, a duplicate key, a bad media type or descriptor."""
+
+
+class DescriptorMismatchError(VerificationError):
+    """A blob's size or media type differs from the descriptor that points to it."""
+
+
+class StoreCorruptionError(VerificationError):
+    """A blob of a content-addressed store is missing, or its bytes do not hash to the
+    digest its name (and the descriptor pointing to it) states."""

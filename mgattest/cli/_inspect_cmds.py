@@ -49,13 +49,18 @@ def inspect_cmd(
              "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
-    from mgattest.attest import IgnoreRules
+    from mgattest.attest import IgnoreRules, resolve_model_reference
     from mgattest.inspect import SAFE, scan_path, worst
+    from mgattest.policy import scan_stored_model
 
     extra = _allowed_pairs(allow)
     rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
     results: list[tuple[Path, list[FileReport]]] = []
     for path in paths:
+        stored = resolve_model_reference(path)  # ollama:NAME, oci:PATH, an OCI layout
+        if stored is not None:
+            results.append((path, list(scan_stored_model(stored).values())))
+            continue
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:

@@ -113,10 +113,12 @@ def _report(result: "SignResult", path: Path, as_json: bool) -> None:
 def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
                      output: _OutputArgs) -> None:
     """Check the inputs in the order users expect errors, then run the sign pipeline."""
-    from mgattest.attest import PendingBundleFile, hash_for_signing, sign_digests
+    from mgattest.attest import (PendingBundleFile, hash_for_signing,
+                                 resolve_model_reference, sign_digests)
     from mgattest.errors import InputError
 
-    if not model.exists():
+    stored = resolve_model_reference(model)  # ollama:NAME, oci:PATH[:REF], an OCI layout
+    if stored is None and not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     target = who.log_target()
     # Check the destination before hashing (and before asking for a password); the
@@ -125,7 +127,7 @@ def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
                                 overwrite=output.force).check()
     signer = who.signer(target)
     with hashing_progress(model) as progress:
-        digests = hash_for_signing(model, options.digests, exclude=[pending.path],
+        digests = hash_for_signing(stored or model, options.digests, exclude=[pending.path],
                                    progress=progress)
     result = sign_digests(digests, signer, options, output=pending)
     _report(result, pending.path, output.as_json)
@@ -152,7 +154,8 @@ _PW_ENV = typer.Option(None, "--password-env", metavar="VAR",
                        help="Read the key password from this environment variable "
                             "(default: MGATTEST_KEY_PASSWORD when set).")
 _PW_PROMPT = typer.Option(False, "--password-prompt", help="Prompt for the key password.")
-_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it).")
+_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside "
+                    "it; docs/layouts/ for ollama: and oci:).")
 _LOG = typer.Option(None, "--log", metavar="URL", help="Record in this Rekor v1-compatible log.")
 _LOG_DB = typer.Option(None, "--log-db", metavar="PATH", help="Record in the mgattest log at PATH.")
 _LOG_KEY = typer.Option(None, "--log-key", metavar="KEY",
@@ -174,7 +177,8 @@ _FORCE = typer.Option(False, "--force", help="Replace an existing bundle at the 
 
 @guarded
 def sign_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory."),
+    model: Path = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG] or "
+                                           "oci:LAYOUT[:REF]."),
     key: Optional[Path] = _KEY,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
@@ -280,7 +284,8 @@ def _sign_all(tree: Path, options: "SignOptions", who: _SignerArgs,
 
 @guarded
 def attest_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory."),
+    model: Path = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG] or "
+                                           "oci:LAYOUT[:REF]."),
     predicate_type: str = typer.Option(..., "--predicate-type", help="Predicate type URI."),
     predicate: Path = typer.Option(..., "--predicate", help="Predicate JSON file."),
     key: Optional[Path] = _KEY,

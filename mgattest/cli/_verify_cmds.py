@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def verify_cmd(
-    model: str = typer.Argument(..., help="Model file or directory, or sha256:HEX / sha512:HEX."),
+    model: str = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG], "
+                                          "oci:LAYOUT[:REF], or sha256:HEX / sha512:HEX."),
     bundle: List[Path] = typer.Option([], "--bundle",
                                       help="Bundle (repeatable; default <model>.sigstore.json)."),
     key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),

@@ -11,6 +11,7 @@ Entry points (re-exported lazily, PEP 562: importing the package or
                                                       with ShortcutOptions)
     default_bundle_path, names_a_digest, attestation_to_json   attest's, for the pipeline's callers
     read_model_bytes(path) -> ModelBytes   model_check(...), scan_model(...): verify-then-load
+    scan_stored_model(StoredModel) -> reports   content of an Ollama / OCI-layout model's blobs
     describe_policy(policy), verdict_tree(verdict)      explanations for people
     initial_policy(...), dump_policy(...), verify_for_init(...)   ``mgattest policy init``
     audit_tree(root, ModelVerifier, AuditOptions) -> AuditReport   ``mgattest audit``,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._treeaudit import (AUDIT_STATUSES, ArtifactResult, AuditFinding,
                                             AuditOptions, AuditReport, audit_tree)
     from mgattest.policy._auditformats import audit_to_json, audit_to_junit, audit_to_sarif
+    from mgattest.policy._stores import scan_stored_model
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -103,6 +105,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "audit_to_json": "mgattest.policy._auditformats",
     "audit_to_junit": "mgattest.policy._auditformats",
     "audit_to_sarif": "mgattest.policy._auditformats",
+    "scan_stored_model": "mgattest.policy._stores",
 })
 
 __all__ = [
@@ -113,7 +116,7 @@ __all__ = [
     "PolicyDenied", "PolicyError", "PolicyRequest", "read_model_bytes", "scan_model",
     "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
     "verify_for_init", "VerifyOptions",
-    "GeneratedPolicy", "generate_policy",
+    "GeneratedPolicy", "generate_policy", "scan_stored_model",
     "ArtifactResult", "AUDIT_STATUSES", "audit_to_json", "audit_to_junit", "audit_to_sarif",
     "audit_tree", "AuditFinding", "AuditOptions", "AuditReport",
 ]

@@ -36,11 +36,12 @@ _DEFAULT_LOG_REQ = LogRequirement()
 
 class _File:
     __slots__ = ("name", "sha256", "digests", "status", "detail", "format", "pickled", "report",
-                 "digest")
+                 "digest", "named_by")
 
     def __init__(self, name: str, digests: dict[str, str], status: str, detail: str | None,
-                 report: Any) -> None:
+                 report: Any, named_by: dict[str, str] | None = None) -> None:
         self.name = name
+        self.named_by = named_by
         self.digests = digests
         sha256 = self.sha256 = digests.get("sha256")
         self.status = status
@@ -66,7 +67,8 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
     atts = list(attestations)
     reports = _index_reports(content)
     files = sorted((_File(f.name, dict(f.digest or {}), f.status, f.detail,
-                          reports.get(f.name)) for f in model.files), key=lambda f: f.name)
+                          reports.get(f.name), f.named_by) for f in model.files),
+                   key=lambda f: f.name)
     # "ignored": left out by the verifier's own ignore globs (check_model); not judged.
     files = [f for f in files if f.status != "ignored"]
     present = [f for f in files if f.status != "missing"]
@@ -201,7 +203,8 @@ def _index_reports(content: Iterable[Any] | Mapping[str, Any]) -> dict[str, Any]
 
 
 def _covers(att: VerifiedAttestation, f: _File, single: bool) -> bool:
-    """True when *att* signs exactly these bytes under this name (or, alone, by digest).
+    """True when *att* signs exactly these bytes under this name (or, alone, by digest),
+    or signs the manifest that names this blob of a stored model (``named_by``).
 
     Any digest the subject and the file check share must agree (``sha256``,
     ``sha512``, ``sha256-shard-merkle`` ...)."""
@@ -211,6 +214,9 @@ def _covers(att: VerifiedAttestation, f: _File, single: bool) -> bool:
         return single and _same_digest(att.message_digest, f.digests)
     for name, digest in subject_digests(att):
         if (name == f.name or single) and _same_digest(digest, f.digests):
+            return True
+        # a stored model's blob: signed through the verified manifest that names it
+        if f.named_by is not None and _same_digest(digest, f.named_by):
             return True
     return False
 

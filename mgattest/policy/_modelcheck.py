@@ -157,7 +157,7 @@ def digest_model_check(target: DigestSpec, attestations: list[VerifiedAttestatio
 
     alg, hex_digest = target.algorithm, target.hex_digest
     display = f"{alg}:{hex_digest}"
-    signed_as = [name for att in attestations for name, digest in _signed_digests(att)
+    signed_as = [name for att in attestations for name, digest in signed_digests(att)
                  if digest.get(alg, "").lower() == hex_digest]
     if signed_as:
         name = next((n for n in signed_as if isinstance(n, str) and n), display)
@@ -171,7 +171,7 @@ def digest_model_check(target: DigestSpec, attestations: list[VerifiedAttestatio
     return ModelCheck(display, [check]), {name: report}
 
 
-def _signed_digests(att: VerifiedAttestation) -> list[tuple[Any, dict[str, str]]]:
+def signed_digests(att: VerifiedAttestation) -> list[tuple[Any, dict[str, str]]]:
     """Subject digests, plus the messageDigest of a message-signature bundle."""
     pairs = list(subject_digests(att))
     if att.message_digest:

@@ -35,7 +35,7 @@ from mgattest.policy._verdict import FAIL, Check, Verdict
 # attest (sigstore, cryptography) and the policy model load on first use: importing
 # mgattest.loading must stay cheap.
 if TYPE_CHECKING:
-    from mgattest.attest import DigestSpec
+    from mgattest.attest import DigestSpec, StoredModel
     from mgattest.attest import ModelCheck, VerifiedAttestation
     from mgattest.attest import TrustedRoot
     from mgattest.inspect import FileReport
@@ -162,32 +162,42 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
-        from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
+        from mgattest.attest import digest_target, resolve_model_reference  # noqa: PLC0415 - heavy
 
         model = os.fspath(source)
         # Only text can name a digest: a Path is always a file or directory.
         target = digest_target(model) if isinstance(source, str) else None
         if target is not None and not self.options.bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
+        # A model in a store (Ollama, OCI layout): its chain of digests is verified here,
+        # then signatures are matched against the manifest digest, as for a digest target.
+        stored = resolve_model_reference(model) if target is None else None
+        if stored is not None:
+            _refuse_file_options(model, self.options)
+            target = stored.target
         if self.policy is None:
-            return self._verify_signatures(model, target, progress)
-        return self._verify_under_policy(self.policy, model, target)
+            return self._verify_signatures(model, target, progress, stored)
+        return self._verify_under_policy(self.policy, model, target, stored)
 
     # ------------------------------------------------------------------ without a policy
 
     def _verify_signatures(self, model: str, target: DigestSpec | None,
-                           progress: Progress | None) -> VerificationOutcome:
+                           progress: Progress | None,
+                           stored: StoredModel | None = None) -> VerificationOutcome:
         """Each bundle verifies (signature, log, identity), and covers the model."""
-        from mgattest.attest import verify_bundle, verify_model  # noqa: PLC0415 - heavy
+        from mgattest.attest import default_bundle_path, verify_bundle, verify_model  # noqa: PLC0415 - heavy
+        from mgattest.policy._stores import store_model_check  # noqa: PLC0415 - it imports attest
 
         trust, opts = self.trust, self.options
         if target is not None:
+            bundles = opts.bundles or (str(default_bundle_path(model)),)
             atts = [verify_bundle(
                 b, trust, allow_unlogged=opts.allow_unlogged,
                 artifact_digest=f"{target.algorithm}:{target.hex_digest}",
-                expected_predicate_type=opts.predicate_type) for b in opts.bundles]
+                expected_predicate_type=opts.predicate_type) for b in bundles]
             _require_certificate_signers(atts, trust.identity)
-            return VerificationOutcome(model, atts)
+            check = None if stored is None else store_model_check(stored, atts)
+            return VerificationOutcome(model, atts, check)
         if not Path(model).exists():
             raise InputError(f"model {model} does not exist", what="model", where=model)
         atts, check = verify_model(
@@ -201,8 +211,8 @@ class ModelVerifier:
 
     # ------------------------------------------------------------------ under a policy
 
-    def _verify_under_policy(self, policy: Policy, model: str,
-                             target: DigestSpec | None) -> VerificationOutcome:
+    def _verify_under_policy(self, policy: Policy, model: str, target: DigestSpec | None,
+                             stored: StoredModel | None = None) -> VerificationOutcome:
         """Bundles under the policy's trust, then files, content and the policy itself."""
         from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
         from mgattest.policy._evaluate import evaluate  # noqa: PLC0415 - CEL, heavy
@@ -216,11 +226,12 @@ class ModelVerifier:
                                        identity=self.trust.identity,
                                        certificate_chain=self.trust.certificate_chain)
         except VerificationError as exc:  # a bundle that does not verify denies, on the record
-            check = _check_and_content(model, target, [], bundles, scan=False)[0]
+            check = _check_and_content(model, target, [], bundles, scan=False,
+                                       stored=stored)[0]
             verdict = bundle_failure_verdict(policy, _sha256_of_check(check), exc,
                                              self.options.now)
             return self._recorded(VerificationOutcome(model, [], check, {}, verdict), bundles)
-        check, content = _check_and_content(model, target, atts, bundles)
+        check, content = _check_and_content(model, target, atts, bundles, stored=stored)
         verdict = evaluate(policy, atts, check, content, now=self.options.now)
         return self._recorded(VerificationOutcome(model, atts, check, content, verdict), bundles)
 
@@ -388,18 +399,36 @@ def _sha256_of_check(check: ModelCheck) -> dict[str, str]:
 
 def _check_and_content(model: str, target: DigestSpec | None,
                        atts: list[VerifiedAttestation], bundles: list[str],
-                       *, scan: bool = True) -> tuple[ModelCheck, dict[str, FileReport]]:
-    """The model check and content reports of a path (streamed) or a digest target;
-    ``scan=False`` skips the content scan of a path (its reports are then empty)."""
+                       *, scan: bool = True, stored: StoredModel | None = None
+                       ) -> tuple[ModelCheck, dict[str, FileReport]]:
+    """The model check and content reports of a path (streamed), a digest target or a
+    stored model (its verified blobs); ``scan=False`` skips the content scan of a path
+    or store (its reports are then empty)."""
     from mgattest.policy._modelcheck import (  # noqa: PLC0415 - it imports attest
         digest_model_check, stream_model_check, stream_scan)
+    from mgattest.policy._stores import scan_stored_model, store_model_check  # noqa: PLC0415 - it imports attest
 
+    if stored is not None:
+        return store_model_check(stored, atts), scan_stored_model(stored) if scan else {}
     if target is not None:
         return digest_model_check(target, atts)
     # Stream the files (bounded memory): nothing is loaded here, so reading twice
     # (hash, then scan) opens no TOCTOU gap that matters to a yes/no answer.
     check, single = stream_model_check(model, atts, exclude=bundles)
     return check, stream_scan(model, check, single) if scan else {}
+
+
+def _refuse_file_options(model: str, options: VerifyOptions) -> None:
+    """A stored model is its verified manifest and blobs: options about a directory's
+    files would be silently ignored, so they are refused."""
+    given = [name for name, on in (("--ignore", options.ignore),
+                                   ("--allow-unsigned-files", options.allow_unsigned_files),
+                                   ("--allow-symlinks", options.allow_symlinks)) if on]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"{' and '.join(given)} {verb} to a model's files, not to {model}: "
+                         "a stored model is verified by its manifest and blob digests",
+                         what="usage", where=given[0])
 
 
 def _file_digest(path: str) -> str:

@@ -43,6 +43,8 @@ ALLOWED = {
         "mgattest.inspect._scanner",    # scan_path
         "mgattest.inspect._report",     # verdict names
         "mgattest.attest._walk",        # the ignore rules of sign/verify; trust files refused
+        "mgattest.attest._references",  # ollama:/oci: references resolved (one call)
+        "mgattest.policy._stores",      # scan_stored_model: the blobs of a stored model
         "mgattest.loading._quarantine",    # quarantine_findings and the `quarantine` commands
         "mgattest.loading._watch",         # Sentry, watch_verifier
     },
@@ -56,7 +58,7 @@ ALLOWED = {
         "mgattest.attest._keys",        # keygen and key loading
         "mgattest.attest._signers",     # key fingerprint shown by keygen
         "mgattest.attest._slsa",        # parsing --param/--dependency/--from-env/times
-        "mgattest.attest._walk",        # default_bundle_path only
+        "mgattest.attest._references",  # default_bundle_path (store references too)
         "mgattest.attest._locallog",    # trust export
         "mgattest.attest._trustroot",   # trust export
         "mgattest.cli._ca_cmds",        # the shared `trust` command group
