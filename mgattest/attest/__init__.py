@@ -16,7 +16,10 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`verify_model`, :func:`check_model` -> :class:`ModelCheck`,
   :class:`IdentityPolicy` (keyless identities), :func:`load_trusted_root`,
   :func:`embedded_trusted_root`, :class:`TrustedRoot`, :func:`load_bundle`;
-- models: :func:`hash_model` -> :class:`ModelDigests`;
+- models: :func:`hash_model` -> :class:`ModelDigests`; models where they live:
+  :func:`resolve_model_reference` (``hf:ORG/NAME[@REV]`` → :class:`ResolvedModel`, a
+  local path), :func:`resolve_model_path`, :func:`hub_cache_dir`,
+  :func:`check_cache_blobs` (Hugging Face cache blobs against their names);
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
   :func:`expectations_from_model_signing`.
 
@@ -117,6 +120,8 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._slsa import framework_versions, from_ci_env, parse_build_times, parse_dependency, parse_params
     from mgattest.attest._locallog import default_db_path, local_trusted_root
     from mgattest.attest._certs import as_identity_check
+    from mgattest.attest._references import ResolvedModel, resolve_model_path, resolve_model_reference
+    from mgattest.attest._hfcache import check_cache_blobs, hub_cache_dir
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -210,6 +215,11 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "local_trusted_root": "mgattest.attest._locallog",
     "default_db_path": "mgattest.attest._locallog",
     "as_identity_check": "mgattest.attest._certs",
+    "ResolvedModel": "mgattest.attest._references",
+    "resolve_model_path": "mgattest.attest._references",
+    "resolve_model_reference": "mgattest.attest._references",
+    "check_cache_blobs": "mgattest.attest._hfcache",
+    "hub_cache_dir": "mgattest.attest._hfcache",
 })
 
 __all__ = [
@@ -235,6 +245,8 @@ __all__ = [
     "TrustedRoot", "TrustedRootSource", "TrustOptions", "VerifiedAttestation",
     "VerifiedTime", "Verifier", "verify_bundle", "verify_model", "walk_model_detailed",
     "write_keypair", "write_trusted_root",
+    "ResolvedModel", "resolve_model_path", "resolve_model_reference",
+    "check_cache_blobs", "hub_cache_dir",
 ]
 
 

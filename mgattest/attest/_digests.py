@@ -40,6 +40,7 @@ from mgattest.attest.errors import (
     ModelChangedError,
     SubjectMismatchError,
 )
+from mgattest.attest._hfcache import check_cache_blobs
 from mgattest.attest._results import FileCheck, ModelCheck
 from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._walk import (
@@ -450,6 +451,7 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
                                allow_symlinks=allow_symlinks)
     plans = [_Plan(f, algorithm, shard_size) for f in walk.files]
     files = _run(walk.root, walk.single_file, plans, n_workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(files))
     return ModelDigests(walk.root, algorithm, shard_size, patterns, files, tuple(walk.ignored),
                         walk.single_file, allow_symlinks, tuple(walk.excluded),
                         walk.name)
@@ -639,13 +641,20 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, JS
         else:
             checks.append(FileCheck(exp.name, "missing", None, "file named by the statement "
                                     "is missing"))
-    for got in _run(walk.root, walk.single_file, plans, n_workers, progress):
+    hashed = _run(walk.root, walk.single_file, plans, n_workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(hashed))  # before subjects: the named cause
+    for got in hashed:
         exp = by_name[got.name]
         detail = _compare(exp, got)
         checks.append(FileCheck(got.name, "ok" if detail is None else "mismatch",
                                 dict(got.digest), detail))
     checks.sort(key=lambda c: c.name)
     return ModelCheck(walk.root, checks)
+
+
+def _sha256_by_name(files: Iterable[FileDigest]) -> dict[str, str]:
+    """Whole-file SHA-256 digests already computed, by file name."""
+    return {f.name: f.digest["sha256"] for f in files if "sha256" in f.digest}
 
 
 def _too_many_shards(exp: _Expectation, size: int) -> bool:

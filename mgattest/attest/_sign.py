@@ -37,6 +37,7 @@ from mgattest.attest._dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
+from mgattest.attest._references import resolve_model_path
 from mgattest.attest._signers import Signer, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
@@ -283,7 +284,9 @@ class KeylessSigner:
 def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions(), *,
                      exclude: Sequence[str | Path] = (),
                      progress: Callable[[int], object] | None = None) -> ModelDigests:
-    """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model."""
+    """Hash ``model`` (a path or an ``hf:`` reference) as ``options`` say, leaving out
+    ``exclude``; refuse an empty model."""
+    model = resolve_model_path(model)
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
                          allow_symlinks=options.allow_symlinks, workers=options.workers,

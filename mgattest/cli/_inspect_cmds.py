@@ -34,7 +34,8 @@ def _allowed_pairs(values: list[str]) -> list[tuple[str, str]]:
 
 @guarded
 def inspect_cmd(
-    paths: list[Path] = typer.Argument(..., help="Model files or directories to inspect."),
+    paths: list[Path] = typer.Argument(..., help="Model files or directories to inspect "
+                                       "(also hf:ORG/NAME[@REV] from the local hub cache)."),
     as_json: bool = typer.Option(False, "--json", help="Print reports as JSON."),
     quarantine_dir: Optional[Path] = typer.Option(
         None, "--quarantine", metavar="DIR",
@@ -49,13 +50,13 @@ def inspect_cmd(
              "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
-    from mgattest.attest import IgnoreRules
+    from mgattest.attest import IgnoreRules, resolve_model_reference
     from mgattest.inspect import SAFE, scan_path, worst
 
     extra = _allowed_pairs(allow)
     rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
     results: list[tuple[Path, list[FileReport]]] = []
-    for path in paths:
+    for path in (resolve_model_reference(str(p)).path for p in paths):
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:

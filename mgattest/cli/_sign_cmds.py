@@ -114,8 +114,10 @@ def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
                      output: _OutputArgs) -> None:
     """Check the inputs in the order users expect errors, then run the sign pipeline."""
     from mgattest.attest import PendingBundleFile, hash_for_signing, sign_digests
+    from mgattest.attest import resolve_model_reference
     from mgattest.errors import InputError
 
+    model = resolve_model_reference(str(model)).path
     if not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     target = who.log_target()
@@ -139,6 +141,8 @@ def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
                          allow_symlinks=allow_symlinks)
 
 
+_MODEL_HELP = ("Model file or directory, a Hugging Face cache snapshot, or hf:ORG/NAME[@REV] "
+               "(resolved in the local hub cache, offline).")
 _KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
 _KEYLESS = typer.Option(False, "--keyless", help="Sign keylessly (OIDC → Fulcio-compatible CA).")
 _TOKEN = typer.Option(None, "--identity-token", help="OIDC identity token (keyless).")
@@ -152,7 +156,8 @@ _PW_ENV = typer.Option(None, "--password-env", metavar="VAR",
                        help="Read the key password from this environment variable "
                             "(default: MGATTEST_KEY_PASSWORD when set).")
 _PW_PROMPT = typer.Option(False, "--password-prompt", help="Prompt for the key password.")
-_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it).")
+_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it; "
+                    "./ORG--NAME@REV12.sigstore.json for a Hugging Face cache snapshot).")
 _LOG = typer.Option(None, "--log", metavar="URL", help="Record in this Rekor v1-compatible log.")
 _LOG_DB = typer.Option(None, "--log-db", metavar="PATH", help="Record in the mgattest log at PATH.")
 _LOG_KEY = typer.Option(None, "--log-key", metavar="KEY",
@@ -174,7 +179,7 @@ _FORCE = typer.Option(False, "--force", help="Replace an existing bundle at the 
 
 @guarded
 def sign_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory."),
+    model: Path = typer.Argument(..., help=_MODEL_HELP),
     key: Optional[Path] = _KEY,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
@@ -244,7 +249,7 @@ def sign_cmd(
 
 @guarded
 def attest_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory."),
+    model: Path = typer.Argument(..., help=_MODEL_HELP),
     predicate_type: str = typer.Option(..., "--predicate-type", help="Predicate type URI."),
     predicate: Path = typer.Option(..., "--predicate", help="Predicate JSON file."),
     key: Optional[Path] = _KEY,

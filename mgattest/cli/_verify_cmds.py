@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def verify_cmd(
-    model: str = typer.Argument(..., help="Model file or directory, or sha256:HEX / sha512:HEX."),
+    model: str = typer.Argument(..., help="Model file or directory, sha256:HEX / sha512:HEX, "
+                                "or hf:ORG/NAME[@REV] (the local Hugging Face cache)."),
     bundle: List[Path] = typer.Option([], "--bundle",
                                       help="Bundle (repeatable; default <model>.sigstore.json)."),
     key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),
@@ -88,7 +89,10 @@ def verify_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Verify a model against its bundle(s): signature, log inclusion, every file."""
+    from mgattest.attest import resolve_model_path
+
     _require_issuer(identity, identity_regex, issuer)
+    model = str(resolve_model_path(model))
     root_instance = _refreshed_instance(instance) if refresh_trust else instance
     _refuse_trust_files_in_model(model, policy=policy, key=key,
                                  certificate_chain=certificate_chain,

@@ -162,9 +162,9 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
-        from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
+        from mgattest.attest import digest_target, resolve_model_path  # noqa: PLC0415 - heavy
 
-        model = os.fspath(source)
+        model = os.fspath(resolve_model_path(source))
         # Only text can name a digest: a Path is always a file or directory.
         target = digest_target(model) if isinstance(source, str) else None
         if target is not None and not self.options.bundles:
@@ -317,8 +317,10 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     from mgattest.attest import IdentityPolicy  # noqa: PLC0415 - heavy
     from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
     from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import resolve_model_path  # noqa: PLC0415 - attest loads on first use
     from mgattest.policy._shortcuts import effective_policy  # noqa: PLC0415 - policy model
 
+    model = str(resolve_model_path(model))
     if digest_target(str(model)) is not None and not request.bundles:
         raise InputError("verifying a digest needs --bundle", what="--bundle")
     public, private = _split_keys(request.key_files)
