@@ -286,7 +286,7 @@ def hash_for_signing(model: str | Path, options: DigestOptions = DigestOptions()
                      progress: Callable[[int], object] | None = None) -> ModelDigests:
     """Hash ``model`` (a path or an ``hf:`` reference) as ``options`` say, leaving out
     ``exclude``; refuse an empty model."""
-    model = resolve_model_path(model)
+    model = Path(resolve_model_path(model))
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
                          allow_symlinks=options.allow_symlinks, workers=options.workers,
