@@ -143,14 +143,11 @@ def follow_blob_link(snapshot: Snapshot, link_dir: str, link_path: str) -> str:
     if name in ("", ".", ".."):
         raise RefusedLink(f"points to a directory ({target!r}), not to a blob")
     joined = os.path.join(link_dir, head)  # an absolute head replaces link_dir
-    if not os.path.isabs(head) and os.path.normpath(joined) != snapshot.blobs_dir:
-        raise RefusedLink(f"points to {target!r}, not into this repository's blobs/ "
-                          f"(../../blobs/<name>)")
     physical = os.path.realpath(joined)
-    if physical != snapshot.blobs_dir:
-        where = "another repository's blobs" if os.path.basename(physical) == "blobs" \
-            else "a place outside this repository's blobs/"
-        raise RefusedLink(f"points to {where} ({target!r})")
+    detour = not os.path.isabs(head) and os.path.normpath(joined) != physical
+    if physical != snapshot.blobs_dir or detour:
+        raise RefusedLink(f"points into {_describe(snapshot, physical, detour)} "
+                          f"({target!r}), not straight into this repository's blobs/")
     blob = os.path.join(snapshot.blobs_dir, name)
     try:
         st = os.lstat(blob)
@@ -166,6 +163,19 @@ def follow_blob_link(snapshot: Snapshot, link_dir: str, link_path: str) -> str:
     if not stat.S_ISREG(st.st_mode):
         raise RefusedLink(f"points to blobs/{name}, which is not a regular file")
     return blob
+
+
+def _describe(snapshot: Snapshot, directory: str, detour: bool) -> str:
+    """Where a refused link's directory is, in words."""
+    if directory == snapshot.blobs_dir:
+        return "this repository's blobs/ through a detour (another link on the way)"
+    parent = os.path.dirname(directory)
+    if os.path.basename(directory) == "blobs" and _REPO_FOLDER.fullmatch(
+            os.path.basename(parent)):
+        return f"another repository's blobs/ ({os.path.basename(parent)})"
+    if directory == snapshot.repo_dir or directory.startswith(snapshot.repo_dir + os.sep):
+        return "this repository outside its blobs/"
+    return "a place outside this repository"
 
 
 def blob_digest_kind(blob_name: str) -> BlobDigestKind | None:

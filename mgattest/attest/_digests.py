@@ -670,6 +670,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
                       key=lambda v: (v[0], v[1] or 0))
     plans = [_Plan(mf, alg, size) for alg, size in variants]
     digests = _run(walk.root, True, plans, workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(digests))
     computed = dict(zip(variants, digests, strict=True))  # one digest per plan
     for exp in hashable:
         got = computed[(exp.algorithm, exp.shard_size)]

@@ -435,8 +435,10 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
                                   "is linked to, the bundle)", what="model path",
                                   where=shown_root)
         dev, ino, size, mtime = _identity(st)
-        return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)],
-                          name=name)
+        snapshot, base, target = _snapshot_file(shown_root, real_root)
+        return WalkResult(real_root, True,
+                          [ModelFile(name, real_root, size, target, dev, ino, mtime, base)],
+                          name=name, hf_snapshot=snapshot)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePathError(f"model path {shown_root!r} is {file_kind(st.st_mode)}",
                               what="model path", where=shown_root)
@@ -518,6 +520,16 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
     ignored.sort()
     return WalkResult(real_root, False, files, ignored, model_display_name(shown_root),
                       _excluded_names(exclusions, real_root), snapshot)
+
+
+def _snapshot_file(shown_root: str, real_root: str) -> tuple[Snapshot | None, str, str]:
+    """For a single file given inside a Hugging Face snapshot and resolving to one of
+    its repository's blobs: the snapshot, ``base`` and ``target`` (so that the blob is
+    checked against its name like a directory's); else ``(None, "", "")``."""
+    above = snapshot_above(shown_root)
+    if above is None or os.path.dirname(real_root) != above[0].blobs_dir:
+        return None, "", ""
+    return above[0], above[0].repo_dir, "blobs/" + os.path.basename(real_root)
 
 
 def _snapshot_blob(snapshot: Snapshot, link_dir: str, link_path: str,

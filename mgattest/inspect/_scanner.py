@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Literal, overload
 
 from mgattest._files import open_regular
 from mgattest._hflayout import (LOCAL_DIR_METADATA, RefusedLink, Snapshot, blob_digest_kind,
-                                blob_hasher, find_snapshot, follow_blob_link)
+                                blob_hasher, find_snapshot, follow_blob_link, snapshot_above)
 from mgattest.inspect import _archive as archive, _compressed as compressed, _npy as npy, _torchscript as torchscript
 from mgattest.inspect._admission import walk_for_admission
 from mgattest.inspect._allowlist import pair_set
@@ -83,7 +83,8 @@ def scan_path(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS,
                                 where=str(root))
     allowed = tuple(extra_allowed)
     if not root.is_dir():
-        return [_scan_file(root, root.parent, limits, allowed)]
+        above = snapshot_above(root)
+        return [_scan_file(root, root.parent, limits, allowed, above and above[0])]
     reports: list[FileReport] = []
     real_root = root.resolve()
     snapshot = find_snapshot(real_root)

@@ -106,7 +106,7 @@ def test_a_link_into_another_repository_is_refused(hub, keypair):
     link.symlink_to(f"../../../models--other--model/blobs/{other.name}")
     bad = mg("verify", "hf:acme/tiny", "--key", pub)
     assert bad.exit_code == 2 and "'model.safetensors'" in bad.output
-    assert "not into this repository's blobs" in bad.output
+    assert "another repository's blobs/ (models--other--model)" in bad.output
 
 
 def test_bad_references_are_usage_errors(hub, keypair):
