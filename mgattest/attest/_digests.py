@@ -452,8 +452,9 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
     plans = [_Plan(f, algorithm, shard_size) for f in walk.files]
     files = _run(walk.root, walk.single_file, plans, n_workers, progress)
     check_cache_blobs(walk, _sha256_by_name(files))
+    followed_links = allow_symlinks or walk.hf_snapshot is not None  # snapshots: always
     return ModelDigests(walk.root, algorithm, shard_size, patterns, files, tuple(walk.ignored),
-                        walk.single_file, allow_symlinks, tuple(walk.excluded),
+                        walk.single_file, followed_links, tuple(walk.excluded),
                         walk.name)
 
 

@@ -372,3 +372,28 @@ def test_a_single_file_of_a_snapshot_is_checked_like_the_directory(hub, signer):
     with pytest.raises(CacheCorruptionError):
         hash_model(weights)
     assert any(f.kind == "cache-corruption" for f in scan_path(weights)[0].findings)
+
+
+@pytest.mark.interop
+def test_model_signing_verifies_a_snapshot_and_a_local_dir_we_signed(hub, tmp_path):
+    """OpenSSF model_signing (the reference) accepts the same bytes: the snapshot with
+    links followed (recorded as allow_symlinks), the local-dir without its metadata."""
+    import subprocess
+    import sys
+
+    from mgattest.attest import SignOptions
+    from mgattest.attest._keys import write_keypair
+
+    cli = Path(sys.executable).parent / "model_signing"
+    signer = generate_signer("ecdsa-p256")
+    _key, pub = write_keypair(signer, tmp_path / "k")
+    for model, flags in ((_snapshot(hub, COMMIT_B), ["--allow_symlinks"]),
+                         (_local_dir(tmp_path), [])):
+        result = sign_model(model, signer, SignOptions(format="model-signing"))
+        assert result.statement["predicate"]["serialization"]["allow_symlinks"] is \
+            bool(flags)
+        sig = write_bundle_file(result.bundle, tmp_path / f"{model.name}.sig")
+        run = subprocess.run([str(cli), "verify", "key", str(model), "--signature", str(sig),
+                              "--public_key", str(pub), *flags], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
