@@ -142,6 +142,8 @@ def follow_blob_link(snapshot: Snapshot, link_dir: str, link_path: str) -> str:
     head, name = posixpath.split(target)
     if name in ("", ".", ".."):
         raise RefusedLink(f"points to a directory ({target!r}), not to a blob")
+    if name.endswith(".incomplete"):
+        raise RefusedLink(f"points to a partial download ({target!r})")
     joined = os.path.join(link_dir, head)  # an absolute head replaces link_dir
     physical = os.path.realpath(joined)
     detour = not os.path.isabs(head) and os.path.normpath(joined) != physical

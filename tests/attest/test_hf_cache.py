@@ -166,6 +166,7 @@ def test_sign_and_verify_both_revisions(hub, signer):
     assert bundle_a == Path(f"acme--tiny@{COMMIT_A[:12]}.sigstore.json")
     assert bundle_b == Path(f"acme--tiny@{COMMIT_B[:12]}.sigstore.json")
     assert not any(p.name.endswith(".sigstore.json") for p in hub.rglob("*"))
+    assert not hf_hub.scan_cache_dir(hub).warnings  # the cache is left as huggingface_hub wants
     for ref, files in (("hf:acme/tiny@v1", FILES_A), ("hf:acme/tiny", FILES_B)):
         atts, check = _verify(ref, signer)
         assert check.ok
@@ -271,6 +272,9 @@ def _retarget(hub: Path, snap: Path, how: str) -> None:
     elif how == "detour":
         (repo / "elsewhere").symlink_to("blobs")
         link.symlink_to(f"../../elsewhere/{etag}")
+    elif how == "partial download":
+        (repo / "blobs" / f"{etag}.incomplete").write_bytes(b"half")
+        link.symlink_to(f"../../blobs/{etag}.incomplete")
     elif how == "snapshot sibling":
         link.symlink_to("config.json")
 
@@ -285,6 +289,7 @@ def _retarget(hub: Path, snap: Path, how: str) -> None:
     ("chain", "itself a link"),
     ("detour", "through a detour"),
     ("snapshot sibling", "this repository outside its blobs/"),
+    ("partial download", "partial download"),
 ])
 def test_other_links_stay_refused_with_the_entry_named(hub, signer, how, cause):
     bundle = _sign("hf:acme/tiny", signer)
