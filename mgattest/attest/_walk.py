@@ -556,12 +556,16 @@ def refuse_trust_files_in_model(model: str | os.PathLike[str],
     inside the model directory, or sharing its inode with a model file (a hard link),
     can be rewritten by whoever can rewrite the model, so it would vouch for anything:
     :class:`UnsafePathError`. A missing model is left for the verification to report.
+    For a Hugging Face cache snapshot the whole repository folder (its ``blobs/`` hold
+    the model's bytes) counts as the model.
     """
     try:
         real_root = os.path.realpath(model, strict=True)
         model_st = os.stat(real_root)
     except OSError:
         return
+    snapshot = find_snapshot(real_root)
+    region = snapshot.repo_dir if snapshot is not None else real_root
     for what, path in trust_files:
         if path is None:
             continue
@@ -570,7 +574,7 @@ def refuse_trust_files_in_model(model: str | os.PathLike[str],
             st = os.stat(path)
         except OSError:
             st = None
-        inside = _inside(real_root, mine) and stat.S_ISDIR(model_st.st_mode)
+        inside = _inside(region, mine) and stat.S_ISDIR(model_st.st_mode)
         if inside or (st is not None and _shares_inode(real_root, model_st, st)):
             raise UnsafePathError(
                 f"{what} {os.fspath(path)!r} is part of the model it would verify (inside "

@@ -402,3 +402,39 @@ def test_model_signing_verifies_a_snapshot_and_a_local_dir_we_signed(hub, tmp_pa
                               "--public_key", str(pub), *flags], capture_output=True,
                              text=True, timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_trust_files_in_the_cached_repository_are_refused(hub):
+    from mgattest.attest import refuse_trust_files_in_model
+
+    snap = _snapshot(hub, COMMIT_B)
+    planted = repo_dir(hub, REPO) / "blobs" / "release.pub"
+    planted.write_text("key")
+    with pytest.raises(UnsafePathError, match="part of the model"):
+        refuse_trust_files_in_model(snap, [("key", planted)])
+    refuse_trust_files_in_model(snap, [("key", hub.parent / "elsewhere.pub")])
+
+
+@pytest.mark.parametrize("env", [
+    {"HF_HUB_CACHE": "{tmp}/a"},
+    {"HUGGINGFACE_HUB_CACHE": "{tmp}/legacy", "HF_HOME": "{tmp}/home"},
+    {"HF_HOME": "{tmp}/home"},
+    {"XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HOME": "{tmp}/user"},
+])
+def test_the_cache_directory_is_the_one_huggingface_hub_uses(tmp_path, monkeypatch, env):
+    import subprocess
+    import sys
+
+    from mgattest.attest import hub_cache_dir
+
+    names = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    theirs = subprocess.run(
+        [sys.executable, "-c", "from huggingface_hub import constants; "
+                               "print(constants.HF_HUB_CACHE)"],
+        capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    assert hub_cache_dir() == Path(theirs)
