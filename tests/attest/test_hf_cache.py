@@ -122,6 +122,12 @@ def test_references_resolve_with_huggingface_hub_rules(hub, monkeypatch):
     assert resolve_model_reference("hf:acme/tiny@v1").path == _snapshot(hub, COMMIT_A)
     assert resolve_model_reference(f"hf:acme/tiny@{COMMIT_A}").path == \
         _snapshot(hub, COMMIT_A)
+    # a repository without a namespace (gpt2, bert-base-uncased)
+    add_revision(hub, "gpt2", COMMIT_A, {"config.json": b"{}"}, refs=("main",))
+    assert resolve_model_reference("hf:gpt2").path == \
+        hub / "models--gpt2" / "snapshots" / COMMIT_A
+    assert hf_hub.try_to_load_from_cache("gpt2", "config.json", cache_dir=hub) == \
+        str(hub / "models--gpt2" / "snapshots" / COMMIT_A / "config.json")
     # HF_HOME/hub when HF_HUB_CACHE is unset
     monkeypatch.delenv("HF_HUB_CACHE")
     home = hub.parent / "home"
