@@ -21,9 +21,12 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`verify_model`, :func:`check_model` -> :class:`ModelCheck`,
   :class:`IdentityPolicy` (keyless identities), :func:`load_trusted_root`,
   :func:`embedded_trusted_root`, :class:`TrustedRoot`, :func:`load_bundle`;
-- models: :func:`hash_model` -> :class:`ModelDigests`; models where they live
-  (``ollama:NAME[:TAG]``, ``oci:PATH[:REF]``, an OCI layout directory):
-  :func:`resolve_model_reference` -> :class:`StoredModel` (verified manifest and blobs);
+- models: :func:`hash_model` -> :class:`ModelDigests`; models where they live:
+  :func:`resolve_stored_model` (``ollama:NAME[:TAG]``, ``oci:PATH[:REF]``, an OCI
+  layout directory -> :class:`StoredModel`, manifest and blobs verified),
+  :func:`resolve_model_path` (``hf:ORG/NAME[@REV]`` -> the local cache snapshot),
+  :func:`hub_cache_dir`, :func:`check_cache_blobs` (Hugging Face cache blobs against
+  their names);
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
   :func:`expectations_from_model_signing`.
 
@@ -117,7 +120,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._references import (
         StoredModel,
         default_bundle_path,
-        resolve_model_reference,
+        model_schemes,
+        resolve_model_path,
+        resolve_stored_model,
     )
     from mgattest.attest._verify import (
         attestation_to_json,
@@ -143,12 +148,14 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._discover import (DEFAULT_MODEL_PATTERNS, DiscoveredModel, Discovery,
                                            RefusedEntry, discover_models)
     from mgattest.attest._signall import TreeSignResult, sign_tree
+    from mgattest.attest._hfcache import check_cache_blobs, hub_cache_dir
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
     "verify_model": "mgattest.attest._verify",
     "default_bundle_path": "mgattest.attest._references",
-    "resolve_model_reference": "mgattest.attest._references",
+    "resolve_stored_model": "mgattest.attest._references",
+    "model_schemes": "mgattest.attest._references",
     "StoredModel": "mgattest.attest._references",
     "public_key_hint": "mgattest.attest._verify",
     "names_a_digest": "mgattest.attest._verify",
@@ -256,6 +263,9 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "discover_models": "mgattest.attest._discover",
     "TreeSignResult": "mgattest.attest._signall",
     "sign_tree": "mgattest.attest._signall",
+    "resolve_model_path": "mgattest.attest._references",
+    "check_cache_blobs": "mgattest.attest._hfcache",
+    "hub_cache_dir": "mgattest.attest._hfcache",
 })
 
 __all__ = [
@@ -277,7 +287,7 @@ __all__ = [
     "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
     "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",
     "public_key_hint", "raise_for_model_check", "refuse_trust_files_in_model",
-    "resolve_model_reference", "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
+    "resolve_stored_model", "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
     "sign_digests", "sign_envelope", "sign_keyless", "sign_model", "sign_statement",
     "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement", "StoredModel",
     "SubjectMismatchError", "supported_algorithms", "to_model_signing_statement",
@@ -287,6 +297,8 @@ __all__ = [
     # the models of a repository tree
     "DEFAULT_MODEL_PATTERNS", "DiscoveredModel", "Discovery", "RefusedEntry", "discover_models",
     "sign_tree", "TreeSignResult",
+    "model_schemes", "resolve_model_path",
+    "check_cache_blobs", "hub_cache_dir",
 ]
 
 

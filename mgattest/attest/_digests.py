@@ -40,6 +40,7 @@ from mgattest.attest.errors import (
     ModelChangedError,
     SubjectMismatchError,
 )
+from mgattest.attest._hfcache import check_cache_blobs
 from mgattest.attest._results import FileCheck, ModelCheck
 from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._walk import (
@@ -450,8 +451,10 @@ def hash_model(root: str | os.PathLike[str], *, algorithm: str = "sha256",
                                allow_symlinks=allow_symlinks)
     plans = [_Plan(f, algorithm, shard_size) for f in walk.files]
     files = _run(walk.root, walk.single_file, plans, n_workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(files))
+    followed_links = allow_symlinks or walk.hf_snapshot is not None  # snapshots: always
     return ModelDigests(walk.root, algorithm, shard_size, patterns, files, tuple(walk.ignored),
-                        walk.single_file, allow_symlinks, tuple(walk.excluded),
+                        walk.single_file, followed_links, tuple(walk.excluded),
                         walk.name)
 
 
@@ -639,13 +642,20 @@ def check_model(root: str | os.PathLike[str], subjects: Sequence[Mapping[str, JS
         else:
             checks.append(FileCheck(exp.name, "missing", None, "file named by the statement "
                                     "is missing"))
-    for got in _run(walk.root, walk.single_file, plans, n_workers, progress):
+    hashed = _run(walk.root, walk.single_file, plans, n_workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(hashed))  # before subjects: the named cause
+    for got in hashed:
         exp = by_name[got.name]
         detail = _compare(exp, got)
         checks.append(FileCheck(got.name, "ok" if detail is None else "mismatch",
                                 dict(got.digest), detail))
     checks.sort(key=lambda c: c.name)
     return ModelCheck(walk.root, checks)
+
+
+def _sha256_by_name(files: Iterable[FileDigest]) -> dict[str, str]:
+    """Whole-file SHA-256 digests already computed, by file name."""
+    return {f.name: f.digest["sha256"] for f in files if "sha256" in f.digest}
 
 
 def _too_many_shards(exp: _Expectation, size: int) -> bool:
@@ -661,6 +671,7 @@ def _check_single_file(walk: WalkResult, expectations: list[_Expectation], worke
                       key=lambda v: (v[0], v[1] or 0))
     plans = [_Plan(mf, alg, size) for alg, size in variants]
     digests = _run(walk.root, True, plans, workers, progress)
+    check_cache_blobs(walk, _sha256_by_name(digests))
     computed = dict(zip(variants, digests, strict=True))  # one digest per plan
     for exp in hashable:
         got = computed[(exp.algorithm, exp.shard_size)]

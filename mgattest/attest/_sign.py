@@ -41,7 +41,7 @@ from mgattest.attest._dsse import Envelope, sign_envelope
 from mgattest.attest.errors import BundleOutputError
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
-from mgattest.attest._references import StoredModel, resolve_model_reference
+from mgattest.attest._references import StoredModel, resolve_model_path, resolve_stored_model
 from mgattest.attest._signers import Signer, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
@@ -328,14 +328,15 @@ def hash_for_signing(model: str | Path | StoredModel,
                      options: DigestOptions = DigestOptions(), *,
                      exclude: Sequence[str | Path] = (),
                      progress: Callable[[int], object] | None = None) -> ModelDigests:
-    """Hash ``model`` as ``options`` say, leaving out ``exclude``; refuse an empty model.
+    """Hash ``model`` (a path or an ``hf:`` reference) as ``options`` say, leaving out
+    ``exclude``; refuse an empty model.
 
     A store reference (``ollama:NAME``, ``oci:PATH[:REF]``, an OCI layout directory), or
     the :class:`StoredModel` it resolved to, is resolved and verified instead; its
     subjects are the store's digests (SHA-256 of whole blobs), so the other digest
     options do not apply to it.
     """
-    stored = model if isinstance(model, StoredModel) else resolve_model_reference(model)
+    stored = model if isinstance(model, StoredModel) else resolve_stored_model(model)
     if stored is not None:
         if options != DigestOptions(workers=options.workers):
             raise InputError(f"{model} is signed by its store digests (sha256 of the "
@@ -344,6 +345,7 @@ def hash_for_signing(model: str | Path | StoredModel,
                              where=str(model))
         return stored.digests()
     assert not isinstance(model, StoredModel)
+    model = Path(resolve_model_path(model))
     digests = hash_model(model, algorithm=options.algorithm, shard_size=options.shard_size,
                          ignore=options.ignore, exclude=exclude,
                          allow_symlinks=options.allow_symlinks, workers=options.workers,

@@ -36,6 +36,7 @@ from mgattest.attest import _digests as digests, _trustroot as trustroot
 from mgattest._encodings import spki_der
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.attest._bundle import Bundle, load_bundle
+from mgattest.attest._references import resolve_model_path
 from mgattest.attest._walk import default_bundle_path
 from mgattest.attest._certs import (IdentityPolicy, as_identity_check, load_certificate,
                                     parse_identity, verify_signing_certificate)
@@ -751,7 +752,7 @@ def verify_model(model: str | Path, bundles: BundleSource | Sequence[BundleSourc
     check = check or CheckOptions()
     ignore, allow_symlinks = check.ignore, check.allow_symlinks
     allow_unsigned_files, progress = check.allow_unsigned_files, check.progress
-    model = Path(model)
+    model = Path(resolve_model_path(model))
     if not model.exists() and not model.is_symlink():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     bundle_list: Sequence[BundleSource]

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mgattest._files import file_kind
+from mgattest._hflayout import LOCAL_DIR_METADATA, RefusedLink, Snapshot, find_snapshot, \
+    follow_blob_link, snapshot_above
 from mgattest.attest.errors import ModelChangedError, ModelPathError, PatternError, UnsafePathError
 
 #: Paths every walk leaves out (files or directories at the model root).
@@ -48,7 +50,9 @@ class ModelFile:
     ``target`` the same path relative to the real model root ("" for a single-file
     model): it differs from ``name`` only when the entry is an allowed symlink.
     ``dev``/``ino``/``mtime_ns`` identify the file seen by the walk, so that hashing can
-    prove it opened the same file.
+    prove it opened the same file. ``base`` is the real directory ``target`` is relative
+    to when that is not the model root: a Hugging Face snapshot entry's bytes are
+    ``<repo>/blobs/<etag>`` (``base`` the repository folder, ``target`` ``blobs/<etag>``).
     """
 
     name: str
@@ -58,6 +62,7 @@ class ModelFile:
     dev: int = 0
     ino: int = 0
     mtime_ns: int = 0
+    base: str = ""
 
 
 @dataclass
@@ -70,6 +75,9 @@ class WalkResult:
     ignored: list[str] = field(default_factory=list)  # names; directories end with "/"
     name: str = ""  # the model's name: last component of the path as given
     excluded: list[str] = field(default_factory=list)  # excluded paths' names in the root
+    # the Hugging Face hub-cache snapshot the root is, when it is one (links into its
+    # repository's blobs/ are followed, see mgattest._hflayout)
+    hf_snapshot: Snapshot | None = None
 
 
 def model_display_name(root: str | os.PathLike[str]) -> str:
@@ -400,7 +408,12 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
     """Walk a model and report its files and the entries it ignored.
 
     The root itself is resolved once (a root given through a symlink is the caller's
-    choice); links *inside* the model are governed by ``allow_symlinks``.
+    choice); links *inside* the model are governed by ``allow_symlinks``, except in a
+    Hugging Face hub-cache snapshot (``models--*/snapshots/<rev>`` beside a ``blobs/``):
+    there every link must lead straight to a regular file in that repository's
+    ``blobs/`` (:func:`mgattest._hflayout.follow_blob_link`), whatever
+    ``allow_symlinks`` says, and is named by its snapshot path. A ``--local-dir``
+    download's metadata folder (``.cache/huggingface/`` at the root) is always ignored.
     """
     rules = ignore if isinstance(ignore, IgnoreRules) else IgnoreRules(ignore)
     exclusions = _Exclusions.of(exclude)
@@ -422,12 +435,15 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
                                   "is linked to, the bundle)", what="model path",
                                   where=shown_root)
         dev, ino, size, mtime = _identity(st)
-        return WalkResult(real_root, True, [ModelFile(name, real_root, size, "", dev, ino, mtime)],
-                          name=name)
+        snapshot, base, target = _snapshot_file(shown_root, real_root)
+        return WalkResult(real_root, True,
+                          [ModelFile(name, real_root, size, target, dev, ino, mtime, base)],
+                          name=name, hf_snapshot=snapshot)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafePathError(f"model path {shown_root!r} is {file_kind(st.st_mode)}",
                               what="model path", where=shown_root)
 
+    snapshot = find_snapshot(real_root)
     files: list[ModelFile] = []
     ignored: list[str] = []
     # (name prefix, real directory, real ancestors for loop detection)
@@ -456,6 +472,10 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
             mode = est.st_mode
             is_link = stat.S_ISLNK(mode)
             real_path = entry.path
+            base = ""
+            if is_link and snapshot is not None:
+                real_path, est = _snapshot_blob(snapshot, real_dir, entry.path, name)
+                mode, is_link, base = est.st_mode, False, snapshot.repo_dir
             if is_link:
                 if not allow_symlinks:
                     if rules.match(name, False) is not None or rules.match(name, True) is not None:
@@ -477,7 +497,7 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
                 mode = est.st_mode
             is_dir = stat.S_ISDIR(mode)
             hit = rules.match(name, is_dir)
-            if hit is not None:
+            if hit is not None or (name == LOCAL_DIR_METADATA and is_dir and not is_link):
                 ignored.append(name + "/" if is_dir else name)
                 continue
             if entry.path in exclusions.own_paths:
@@ -490,8 +510,8 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
                 stack.append((name + "/", real_path, ancestors + (real_path,)))
             elif stat.S_ISREG(mode):
                 dev, ino, size, mtime = _identity(est)
-                target = os.path.relpath(real_path, real_root).replace(os.sep, "/")
-                files.append(ModelFile(name, real_path, size, target, dev, ino, mtime))
+                target = os.path.relpath(real_path, base or real_root).replace(os.sep, "/")
+                files.append(ModelFile(name, real_path, size, target, dev, ino, mtime, base))
             else:
                 raise UnsafePathError(f"model entry {name!r} is {file_kind(mode)}; only regular "
                                       "files and directories can be signed",
@@ -499,7 +519,32 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
     files.sort(key=lambda f: f.name)
     ignored.sort()
     return WalkResult(real_root, False, files, ignored, model_display_name(shown_root),
-                      _excluded_names(exclusions, real_root))
+                      _excluded_names(exclusions, real_root), snapshot)
+
+
+def _snapshot_file(shown_root: str, real_root: str) -> tuple[Snapshot | None, str, str]:
+    """For a single file given inside a Hugging Face snapshot and resolving to one of
+    its repository's blobs: the snapshot, ``base`` and ``target`` (so that the blob is
+    checked against its name like a directory's); else ``(None, "", "")``."""
+    above = snapshot_above(shown_root)
+    if above is None or os.path.dirname(real_root) != above[0].blobs_dir:
+        return None, "", ""
+    return above[0], above[0].repo_dir, "blobs/" + os.path.basename(real_root)
+
+
+def _snapshot_blob(snapshot: Snapshot, link_dir: str, link_path: str,
+                   name: str) -> tuple[str, os.stat_result]:
+    """The blob the snapshot link ``name`` points to, and its ``lstat``."""
+    try:
+        blob = follow_blob_link(snapshot, link_dir, link_path)
+        return blob, os.stat(blob, follow_symlinks=False)
+    except RefusedLink as exc:
+        reason = exc.reason
+    except OSError as exc:  # the blob vanished between the check and the stat
+        reason = f"cannot be followed: {exc.strerror}"
+    raise UnsafePathError(f"Hugging Face snapshot entry {name!r} {reason}; only links to a "
+                          "regular file in this repository's blobs/ are followed",
+                          what="symlink", where=name)
 
 
 def refuse_trust_files_in_model(model: str | os.PathLike[str],
@@ -511,12 +556,16 @@ def refuse_trust_files_in_model(model: str | os.PathLike[str],
     inside the model directory, or sharing its inode with a model file (a hard link),
     can be rewritten by whoever can rewrite the model, so it would vouch for anything:
     :class:`UnsafePathError`. A missing model is left for the verification to report.
+    For a Hugging Face cache snapshot the whole repository folder (its ``blobs/`` hold
+    the model's bytes) counts as the model.
     """
     try:
         real_root = os.path.realpath(model, strict=True)
         model_st = os.stat(real_root)
     except OSError:
         return
+    snapshot = find_snapshot(real_root)
+    region = snapshot.repo_dir if snapshot is not None else real_root
     for what, path in trust_files:
         if path is None:
             continue
@@ -525,7 +574,7 @@ def refuse_trust_files_in_model(model: str | os.PathLike[str],
             st = os.stat(path)
         except OSError:
             st = None
-        inside = _inside(real_root, mine) and stat.S_ISDIR(model_st.st_mode)
+        inside = _inside(region, mine) and stat.S_ISDIR(model_st.st_mode)
         if inside or (st is not None and _shares_inode(real_root, model_st, st)):
             raise UnsafePathError(
                 f"{what} {os.fspath(path)!r} is part of the model it would verify (inside "
@@ -579,7 +628,8 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
     """Open the bytes of ``mf`` without following any symlink; return a file descriptor.
 
-    Directory components are opened one by one with ``O_NOFOLLOW`` from the real root,
+    Directory components are opened one by one with ``O_NOFOLLOW`` from the real root
+    (from ``mf.base``, the repository folder, for a Hugging Face cache blob),
     the file itself with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in cannot block us),
     then ``fstat`` proves it is the regular file the walk saw (device, inode, size, mtime).
     """
@@ -589,7 +639,7 @@ def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
             fd = os.open(real_root, file_flags)
         else:
             parts = mf.target.split("/")
-            dir_fd = os.open(real_root, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY)
+            dir_fd = os.open(mf.base or real_root, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY)
             try:
                 for part in parts[:-1]:
                     nxt = os.open(part, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY | _O_NOFOLLOW,
@@ -624,7 +674,21 @@ def open_model_file(real_root: str, mf: ModelFile, *, single_file: bool) -> int:
 
 
 def default_bundle_path(model: str | os.PathLike[str]) -> pathlib.Path:
-    """``<model>.sigstore.json`` beside the model (for a directory: next to the dir)."""
+    """``<model>.sigstore.json`` beside the model (for a directory: next to the dir).
+
+    A Hugging Face cache snapshot (or a file in one) gets
+    ``./ORG--NAME@<rev12>[--PATH].sigstore.json`` in the working directory instead: the
+    cache belongs to huggingface_hub (a stray file in ``snapshots/`` is "corruption" to
+    its cache scanner, and ``hf cache delete`` would take the bundle with the revision),
+    and the revision in the name keeps each revision's bundle apart.
+    """
+    snapshot = find_snapshot(model)
+    if snapshot is not None:
+        return pathlib.Path(snapshot.label + ".sigstore.json")
+    inside = snapshot_above(model)
+    if inside is not None:
+        holder, entry = inside
+        return pathlib.Path(f"{holder.label}--{entry.replace('/', '--')}.sigstore.json")
     model = pathlib.Path(model)
     if model.name in ("", ".", ".."):  # "." or "..": name the directory itself
         model = model.resolve()

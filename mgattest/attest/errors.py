@@ -21,6 +21,7 @@ __all__ = [
     "BundleOutputError",
     "BundleReadError",
     "BundleVerificationError",
+    "CacheCorruptionError",
     "CertificateError",
     "DSSEFormatError",
     "DescriptorMismatchError",
@@ -33,6 +34,7 @@ __all__ = [
     "LogBindingError",
     "ModelChangedError",
     "ModelPathError",
+    "ModelReferenceError",
     "ModelSigningFormatError",
     "OIDCTokenError",
     "PatternError",
@@ -108,6 +110,18 @@ class PatternError(InputError):
 
 class ModelChangedError(InputError):
     """A file changed while the model was being hashed; hash a stable copy."""
+
+
+# -- models where they live: references and the Hugging Face cache ---------------
+
+class ModelReferenceError(InputError):
+    """A model reference (``hf:ORG/NAME@REV``) that is malformed, or that the local
+    cache cannot resolve (unknown scheme, repository, ref or revision)."""
+
+
+class CacheCorruptionError(VerificationError):
+    """A Hugging Face cache blob whose content does not hash to its name (the SHA-256
+    of an LFS file, the git blob id of a small file): the cache is corrupt."""
 
 
 # -- certificates and identities (certs.py) --------------------------------------

@@ -34,7 +34,8 @@ def _allowed_pairs(values: list[str]) -> list[tuple[str, str]]:
 
 @guarded
 def inspect_cmd(
-    paths: list[Path] = typer.Argument(..., help="Model files or directories to inspect."),
+    paths: list[Path] = typer.Argument(..., help="Model files or directories to inspect "
+                                       "(also hf:ORG/NAME[@REV] from the local hub cache)."),
     as_json: bool = typer.Option(False, "--json", help="Print reports as JSON."),
     quarantine_dir: Optional[Path] = typer.Option(
         None, "--quarantine", metavar="DIR",
@@ -49,18 +50,19 @@ def inspect_cmd(
              "sign/verify; .git, .github, .gitignore and .gitattributes are always left out."),
 ) -> None:
     """Inspect model files without loading them (exit 0 clean, 1 findings, 2 usage)."""
-    from mgattest.attest import IgnoreRules, resolve_model_reference
+    from mgattest.attest import IgnoreRules, resolve_model_path, resolve_stored_model
     from mgattest.inspect import SAFE, scan_path, worst
     from mgattest.policy import scan_stored_model
 
     extra = _allowed_pairs(allow)
     rules = IgnoreRules(ignore)  # the walk rules of sign/verify: VCS metadata by default
     results: list[tuple[Path, list[FileReport]]] = []
-    for path in paths:
-        stored = resolve_model_reference(path)  # ollama:NAME, oci:PATH, an OCI layout
+    for given in paths:
+        stored = resolve_stored_model(str(given))  # ollama:NAME, oci:PATH, an OCI layout
         if stored is not None:
-            results.append((path, list(scan_stored_model(stored).values())))
+            results.append((given, list(scan_stored_model(stored).values())))
             continue
+        path = Path(resolve_model_path(str(given)))  # hf:ORG/NAME[@REV]: its snapshot
         results.append((path, scan_path(path, extra_allowed=extra, skip=rules.match)))
     incidents = []
     if quarantine_dir is not None:

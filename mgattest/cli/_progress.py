@@ -21,7 +21,8 @@ def _model_size(model: Path) -> int:
     for root, _dirs, files in os.walk(model):
         for name in files:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
+                # followed: a Hugging Face snapshot's files are links to its blobs
+                total += os.stat(os.path.join(root, name)).st_size
     return total
 
 

@@ -89,7 +89,7 @@ class _OutputArgs:
     as_json: bool
 
 
-def _output_path(model: Path, out_path: Optional[Path]) -> Path:
+def _output_path(model: str | Path, out_path: Optional[Path]) -> Path:
     from mgattest.attest import default_bundle_path
 
     return out_path if out_path is not None else default_bundle_path(model)
@@ -113,17 +113,20 @@ def _report(result: "SignResult", path: Path, as_json: bool) -> None:
 def _sign_and_report(model: Path, options: "SignOptions", who: _SignerArgs,
                      output: _OutputArgs) -> None:
     """Check the inputs in the order users expect errors, then run the sign pipeline."""
-    from mgattest.attest import (PendingBundleFile, hash_for_signing,
-                                 resolve_model_reference, sign_digests)
+    from mgattest.attest import (PendingBundleFile, hash_for_signing, resolve_model_path,
+                                 resolve_stored_model, sign_digests)
     from mgattest.errors import InputError
 
-    stored = resolve_model_reference(model)  # ollama:NAME, oci:PATH[:REF], an OCI layout
+    reference = str(model)
+    stored = resolve_stored_model(reference)  # ollama:NAME, oci:PATH[:REF], an OCI layout
+    if stored is None:
+        model = Path(resolve_model_path(reference))  # hf:ORG/NAME[@REV]: its cache snapshot
     if stored is None and not model.exists():
         raise InputError(f"model {model} does not exist", what="model", where=str(model))
     target = who.log_target()
     # Check the destination before hashing (and before asking for a password); the
     # pipeline reserves it before logging.
-    pending = PendingBundleFile(_output_path(model, output.out_path),
+    pending = PendingBundleFile(_output_path(reference if stored else model, output.out_path),
                                 overwrite=output.force).check()
     signer = who.signer(target)
     with hashing_progress(model) as progress:
@@ -141,6 +144,9 @@ def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
                          allow_symlinks=allow_symlinks)
 
 
+_MODEL_HELP = ("Model file or directory, a Hugging Face cache snapshot, hf:ORG/NAME[@REV] "
+               "(resolved in the local hub cache, offline), ollama:NAME[:TAG] or "
+               "oci:LAYOUT[:REF].")
 _KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
 _KEYLESS = typer.Option(False, "--keyless", help="Sign keylessly (OIDC → Fulcio-compatible CA).")
 _TOKEN = typer.Option(None, "--identity-token", help="OIDC identity token (keyless).")
@@ -154,8 +160,9 @@ _PW_ENV = typer.Option(None, "--password-env", metavar="VAR",
                        help="Read the key password from this environment variable "
                             "(default: MGATTEST_KEY_PASSWORD when set).")
 _PW_PROMPT = typer.Option(False, "--password-prompt", help="Prompt for the key password.")
-_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside "
-                    "it; docs/layouts/ for ollama: and oci:).")
+_OUT = typer.Option(None, "--out", help="Bundle path (default: <model>.sigstore.json beside it; "
+                    "./ORG--NAME@REV12.sigstore.json for a Hugging Face cache snapshot; "
+                    "docs/layouts/ for ollama: and oci:).")
 _LOG = typer.Option(None, "--log", metavar="URL", help="Record in this Rekor v1-compatible log.")
 _LOG_DB = typer.Option(None, "--log-db", metavar="PATH", help="Record in the mgattest log at PATH.")
 _LOG_KEY = typer.Option(None, "--log-key", metavar="KEY",
@@ -177,8 +184,7 @@ _FORCE = typer.Option(False, "--force", help="Replace an existing bundle at the 
 
 @guarded
 def sign_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG] or "
-                                           "oci:LAYOUT[:REF]."),
+    model: Path = typer.Argument(..., help=_MODEL_HELP),
     key: Optional[Path] = _KEY,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
@@ -284,8 +290,7 @@ def _sign_all(tree: Path, options: "SignOptions", who: _SignerArgs,
 
 @guarded
 def attest_cmd(
-    model: Path = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG] or "
-                                           "oci:LAYOUT[:REF]."),
+    model: Path = typer.Argument(..., help=_MODEL_HELP),
     predicate_type: str = typer.Option(..., "--predicate-type", help="Predicate type URI."),
     predicate: Path = typer.Option(..., "--predicate", help="Predicate JSON file."),
     key: Optional[Path] = _KEY,

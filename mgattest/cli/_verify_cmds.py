@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
 
 @guarded
 def verify_cmd(
-    model: str = typer.Argument(..., help="Model file or directory, ollama:NAME[:TAG], "
-                                          "oci:LAYOUT[:REF], or sha256:HEX / sha512:HEX."),
+    model: str = typer.Argument(..., help="Model file or directory, sha256:HEX / sha512:HEX, "
+                                "hf:ORG/NAME[@REV] (the local Hugging Face cache), "
+                                "ollama:NAME[:TAG] or oci:LAYOUT[:REF]."),
     bundle: List[Path] = typer.Option([], "--bundle",
                                       help="Bundle (repeatable; default <model>.sigstore.json)."),
     key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),
@@ -108,7 +109,11 @@ def verify_cmd(
                         trust_config=trust_config, instance=instance, identity=identity,
                         identity_regex=identity_regex, issuer=issuer,
                         allow_unlogged=allow_unlogged)), as_json)
+
+    from mgattest.attest import resolve_model_path
+
     _require_issuer(identity, identity_regex, issuer)
+    model = str(resolve_model_path(model))
     root_instance = _refreshed_instance(instance) if refresh_trust else instance
     _refuse_trust_files_in_model(model, policy=policy, key=key,
                                  certificate_chain=certificate_chain,

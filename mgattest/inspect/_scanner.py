@@ -17,6 +17,8 @@ import zipfile
 from typing import Callable, Iterable, Literal, overload
 
 from mgattest._files import open_regular
+from mgattest._hflayout import (LOCAL_DIR_METADATA, RefusedLink, Snapshot, blob_digest_kind,
+                                blob_hasher, find_snapshot, follow_blob_link, snapshot_above)
 from mgattest.inspect import _archive as archive, _compressed as compressed, _npy as npy, _torchscript as torchscript
 from mgattest.inspect._admission import walk_for_admission
 from mgattest.inspect._allowlist import pair_set
@@ -32,7 +34,7 @@ from mgattest.inspect._onnx_check import check_onnx
 from mgattest.inspect._pickle_scan import (SCAN_LIMIT, ScanContext, StreamResult,
                                           is_torch_legacy_magic, scan_pickle_blob)
 from mgattest.inspect._report import (DANGEROUS, INFO, MALFORMED, SUSPICIOUS, FileReport,
-                                     ImportRecord)
+                                     Finding, ImportRecord)
 from mgattest.inspect._safetensors_check import check_safetensors
 
 _COMPRESSED = ("gzip", "zlib", "bz2", "xz", "lzma", "joblib-zf")
@@ -69,6 +71,11 @@ def scan_path(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS,
     ``skip(name, is_dir)`` (name: POSIX path relative to the directory) leaves out an
     entry when it returns something truthy; a skipped directory is not entered. The CLI
     passes the same ignore rules as ``sign``/``verify`` (``.git`` and friends by default).
+
+    A Hugging Face cache snapshot's links are followed into its repository's ``blobs/``
+    (and only there; see :func:`mgattest._hflayout.follow_blob_link`), each blob checked
+    against its name (a mismatch is a ``cache-corruption`` finding); a ``--local-dir``
+    download's ``.cache/huggingface/`` metadata is not scanned.
     """
     root = Path(path)
     if not root.exists() and not root.is_symlink():
@@ -76,29 +83,49 @@ def scan_path(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS,
                                 where=str(root))
     allowed = tuple(extra_allowed)
     if not root.is_dir():
-        return [_scan_file(root, root.parent, limits, allowed)]
+        above = snapshot_above(root)
+        return [_scan_file(root, root.parent, limits, allowed, above and above[0])]
     reports: list[FileReport] = []
     real_root = root.resolve()
+    snapshot = find_snapshot(real_root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
+        dirnames[:] = [d for d in dirnames if prefix + d != LOCAL_DIR_METADATA
+                       or os.path.islink(os.path.join(dirpath, d))]
         if skip is not None:
             dirnames[:] = [d for d in dirnames if not skip(prefix + d, True)]
             filenames = [f for f in filenames if not skip(prefix + f, False)]
         dirnames.sort()
         for entry in sorted(filenames) + sorted(d for d in dirnames
                                                 if os.path.islink(os.path.join(dirpath, d))):
-            reports.append(_scan_file(Path(dirpath) / entry, real_root, limits, allowed))
+            reports.append(_scan_file(Path(dirpath) / entry, real_root, limits, allowed,
+                                      snapshot))
     return reports
 
 
 def _scan_file(path: Path, root: Path, limits: Limits,
-               extra_allowed: tuple[tuple[str, str], ...]) -> FileReport:
-    display = str(path)
+               extra_allowed: tuple[tuple[str, str], ...],
+               snapshot: Snapshot | None = None, *, base_dir: Path | None = None,
+               display: str | None = None) -> FileReport:
+    """One file's report; a snapshot entry is scanned from its blob but shown (and its
+    ONNX external data resolved) where it lives in the snapshot."""
+    display = display or str(path)
     try:
         st = os.lstat(path)
     except OSError as exc:
         raise InspectInputError(f"cannot stat {path}: {exc.strerror}", where=display) from None
+    if stat.S_ISLNK(st.st_mode) and snapshot is not None:
+        try:
+            blob = follow_blob_link(snapshot, os.path.realpath(path.parent), str(path))
+        except RefusedLink as exc:
+            return _single(display, "symlink", MALFORMED, "symlink",
+                           f"Hugging Face snapshot link {exc.reason}; only links to a "
+                           "regular file in this repository's blobs/ are followed")
+        report = _scan_file(Path(blob), root, limits, extra_allowed, base_dir=path.parent,
+                            display=display)
+        _check_blob_name(report, Path(blob))
+        return report
     if stat.S_ISLNK(st.st_mode):
         target = Path(os.path.realpath(path))
         real_root = root.resolve()
@@ -119,10 +146,31 @@ def _scan_file(path: Path, root: Path, limits: Limits,
     with os.fdopen(open_regular(path, what="model file"), "rb") as fh:
         if st.st_size == 0:
             return scan_bytes(display, b"", limits=limits, extra_allowed=extra_allowed,
-                              base_dir=path.parent)
+                              base_dir=base_dir or path.parent)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return scan_bytes(display, data, limits=limits, extra_allowed=extra_allowed,
-                              base_dir=path.parent)
+                              base_dir=base_dir or path.parent)
+
+
+def _check_blob_name(report: FileReport, blob: Path) -> None:
+    """Add a ``cache-corruption`` finding when the blob's content does not hash to the
+    digest its name promises (SHA-256 for LFS files, git blob id for small ones)."""
+    kind = blob_digest_kind(blob.name)
+    if kind is None:
+        return
+    size = 0
+    with os.fdopen(open_regular(blob, what="cache blob"), "rb") as fh:
+        hasher = blob_hasher(kind, os.fstat(fh.fileno()).st_size)
+        while chunk := fh.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    actual = hasher.hexdigest()
+    if actual != blob.name:
+        report.findings.append(Finding(
+            MALFORMED, "cache-corruption",
+            f"Hugging Face cache corruption: blobs/{blob.name} is named by its "
+            f"{'SHA-256' if kind == 'sha256' else 'git blob id'} but its {size} bytes hash "
+            f"to {actual}"))
 
 
 def _single(path: str, fmt: str, severity: str, kind: str, detail: str) -> FileReport:

@@ -109,7 +109,7 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
          on_fail: OnFail = "raise", quarantine: str | os.PathLike[str] | None = None,
          framework: Framework = "numpy", cache: VerificationCache | bool | None = None,
          extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
-    """Load the model at *path* only if *policy* allows it.
+    """Load the model at *path* (or ``hf:ORG/NAME[@REV]``) only if *policy* allows it.
 
     *trust* (:class:`~mgattest.policy._pipeline.TrustOptions`) adds a trusted root, a
     certificate identity or a CA chain to the policy's own trust (its ``keys`` are not
@@ -124,7 +124,9 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     """
     from mgattest.policy import load_policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
     from mgattest.policy import Policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
+    from mgattest.attest import resolve_model_path  # noqa: PLC0415 - attest loads on first use
 
+    path = resolve_model_path(path)  # hf:ORG/NAME[@REV] → its cache snapshot
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")
     if not isinstance(policy, Policy):

@@ -53,12 +53,20 @@ class ModelBytes:
 def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = (),
                      exclude: Iterable[str | os.PathLike[str]] = (),
                      allow_symlinks: bool = False) -> ModelBytes:
-    """Read a model (file or directory) into memory without following symlinks.
+    """Read a model (file, directory or ``hf:`` reference) into memory without following
+    symlinks (except a Hugging Face cache snapshot's links into its own ``blobs/``).
 
     Each file is opened with ``O_NOFOLLOW`` and checked to be the regular file the walk
     saw; its size must not change while it is read.
     """
-    from mgattest.attest import open_model_file, walk_model_detailed  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import (  # noqa: PLC0415 - attest loads on first use
+        check_cache_blobs,
+        open_model_file,
+        resolve_model_path,
+        walk_model_detailed,
+    )
+
+    path = resolve_model_path(path)
 
     walk = walk_model_detailed(path, ignore=list(ignore), exclude=list(exclude),
                                allow_symlinks=allow_symlinks)
@@ -80,6 +88,7 @@ def read_model_bytes(path: str | os.PathLike[str], *, ignore: Iterable[str] = ()
         files[mf.name] = data
         digests[mf.name] = digest
         ident.append((mf.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    check_cache_blobs(walk, digests, {name: memoryview(data) for name, data in files.items()})
     return ModelBytes(walk.root, walk.single_file, files, digests, tuple(ident))
 
 

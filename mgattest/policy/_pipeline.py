@@ -162,16 +162,20 @@ class ModelVerifier:
         """
         if isinstance(source, ModelBytes):
             return self._verify_read_bytes(source)
-        from mgattest.attest import digest_target, resolve_model_reference  # noqa: PLC0415 - heavy
+        from mgattest.attest import (  # noqa: PLC0415 - heavy
+            digest_target,
+            resolve_model_path,
+            resolve_stored_model,
+        )
 
-        model = os.fspath(source)
+        model = os.fspath(resolve_model_path(source))
         # Only text can name a digest: a Path is always a file or directory.
         target = digest_target(model) if isinstance(source, str) else None
         if target is not None and not self.options.bundles:
             raise InputError("verifying a digest needs --bundle", what="--bundle")
         # A model in a store (Ollama, OCI layout): its chain of digests is verified here,
         # then signatures are matched against the manifest digest, as for a digest target.
-        stored = resolve_model_reference(model) if target is None else None
+        stored = resolve_stored_model(source) if target is None else None
         if stored is not None:
             _refuse_file_options(model, self.options)
             target = stored.target
@@ -328,8 +332,10 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
     from mgattest.attest import IdentityPolicy  # noqa: PLC0415 - heavy
     from mgattest.attest import digest_target  # noqa: PLC0415 - heavy
     from mgattest.attest import default_bundle_path  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import resolve_model_path  # noqa: PLC0415 - attest loads on first use
     from mgattest.policy._shortcuts import effective_policy  # noqa: PLC0415 - policy model
 
+    model = str(resolve_model_path(model))
     if digest_target(str(model)) is not None and not request.bundles:
         raise InputError("verifying a digest needs --bundle", what="--bundle")
     public, private = _split_keys(request.key_files)

@@ -1,6 +1,6 @@
 """A stored model (Ollama store, OCI image layout) as the policy sees it.
 
-Resolution (``attest.resolve_model_reference``) verified the chain from the manifest to
+Resolution (``attest.resolve_stored_model``) verified the chain from the manifest to
 every blob; here the manifest and its layers become the files a policy judges, and the
 layer blobs are scanned as the files they hold.
 """

@@ -19,7 +19,7 @@ from mgattest.attest import (
     default_bundle_path,
     generate_signer,
     make_statement,
-    resolve_model_reference,
+    resolve_stored_model,
     sign_model,
     sign_statement,
 )
@@ -83,7 +83,7 @@ def test_a_layout_directory_with_one_manifest_is_a_model(tmp_path, key):
     layout = build_oci_layout(tmp_path / "one", {"latest": FILES_V1})
     sign_reference(str(layout.root), key, tmp_path / "b.json")
     assert verify_reference(str(layout.root), key, tmp_path / "b.json").allowed
-    assert resolve_model_reference(layout.root).kind == "oci"
+    assert resolve_stored_model(layout.root).kind == "oci"
 
 
 def test_a_registry_attestation_of_the_same_manifest_verifies_here(layout, key, tmp_path):
@@ -140,7 +140,7 @@ def test_a_descriptor_size_that_lies_is_named(layout):
     index["manifests"][0]["size"] -= 1
     layout.write_index(index)
     with pytest.raises(DescriptorMismatchError, match="descriptor says"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_a_manifest_media_type_that_disagrees_with_its_descriptor_is_named(layout):
@@ -148,17 +148,17 @@ def test_a_manifest_media_type_that_disagrees_with_its_descriptor_is_named(layou
     index["manifests"][0]["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
     layout.write_index(index)
     with pytest.raises(DescriptorMismatchError, match="mediaType"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_several_manifests_without_a_ref_are_ambiguous(layout):
     with pytest.raises(LayoutError, match="names 2 manifests.*refs: v1, v2"):
-        resolve_model_reference(layout.root)
+        resolve_stored_model(layout.root)
 
 
 def test_an_unknown_ref_lists_the_refs(layout):
     with pytest.raises(LayoutError, match="no manifest named 'v3' .*refs: v1, v2"):
-        resolve_model_reference(f"oci:{layout.root}:v3")
+        resolve_stored_model(f"oci:{layout.root}:v3")
 
 
 def test_one_ref_on_two_manifests_is_ambiguous(layout):
@@ -166,7 +166,7 @@ def test_one_ref_on_two_manifests_is_ambiguous(layout):
     index["manifests"][1]["annotations"]["org.opencontainers.image.ref.name"] = "v1"
     layout.write_index(index)
     with pytest.raises(LayoutError, match="ref 'v1' names 2 manifests"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def _nest(layout: OciLayout, entries: list[dict]) -> bytes:
@@ -179,7 +179,7 @@ def _nest(layout: OciLayout, entries: list[dict]) -> bytes:
 
 def test_a_nested_index_with_one_manifest_is_followed(layout, key, tmp_path):
     _nest(layout, [descriptor(OCI_MANIFEST, layout.manifests["v2"])])
-    stored = resolve_model_reference(f"oci:{layout.root}:multi")
+    stored = resolve_stored_model(f"oci:{layout.root}:multi")
     assert stored.manifest.sha256 == sha256(layout.manifests["v2"])
     assert [e.name for e in stored.layers] == ["model.safetensors", "config.json"]
 
@@ -188,7 +188,7 @@ def test_a_nested_index_with_two_manifests_is_ambiguous(layout):
     _nest(layout, [descriptor(OCI_MANIFEST, layout.manifests["v1"]),
                    descriptor(OCI_MANIFEST, layout.manifests["v2"])])
     with pytest.raises(LayoutError, match="names 2 manifests"):
-        resolve_model_reference(f"oci:{layout.root}:multi")
+        resolve_stored_model(f"oci:{layout.root}:multi")
 
 
 @pytest.mark.parametrize("edit, cause", [
@@ -205,14 +205,14 @@ def test_descriptors_are_parsed_strictly(layout, edit, cause):
     edit(index["manifests"][0])
     layout.write_index(index)
     with pytest.raises(LayoutFormatError, match=cause):
-        resolve_model_reference(f"oci:{layout.root}:v2")
+        resolve_stored_model(f"oci:{layout.root}:v2")
 
 
 def test_duplicate_keys_in_the_index_are_refused(layout):
     text = (layout.root / "index.json").read_bytes()
     (layout.root / "index.json").write_bytes(text[:-1] + b',"manifests":[]}')
     with pytest.raises(LayoutFormatError, match="duplicate key 'manifests'"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_a_blobs_directory_linked_outside_the_layout_is_not_followed(layout, tmp_path):
@@ -220,27 +220,27 @@ def test_a_blobs_directory_linked_outside_the_layout_is_not_followed(layout, tmp
     os.replace(layout.root / "blobs", outside)
     (layout.root / "blobs").symlink_to(outside)
     with pytest.raises(StoreCorruptionError, match="without following a link"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_a_missing_blob_is_store_corruption(layout):
     layer = json.loads(layout.manifests["v1"])["layers"][1]["digest"]
     layout.blob(layer.split(":")[1]).unlink()
     with pytest.raises(StoreCorruptionError, match="missing"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_not_a_layout_and_a_bad_layout_version(tmp_path, layout):
     with pytest.raises(LayoutError, match="not an OCI image layout"):
-        resolve_model_reference(f"oci:{tmp_path}")
+        resolve_stored_model(f"oci:{tmp_path}")
     (layout.root / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}')
     with pytest.raises(LayoutFormatError, match="imageLayoutVersion"):
-        resolve_model_reference(f"oci:{layout.root}:v1")
+        resolve_stored_model(f"oci:{layout.root}:v1")
 
 
 def test_a_plain_directory_is_not_a_reference(tmp_path):
     (tmp_path / "model").mkdir()
-    assert resolve_model_reference(tmp_path / "model") is None
+    assert resolve_stored_model(tmp_path / "model") is None
 
 
 def test_default_bundle_is_beside_the_layout(layout):
@@ -256,7 +256,7 @@ def test_a_ref_that_is_no_repository_falls_back_to_the_directory_name(tmp_path, 
 
 def test_a_layer_cannot_take_the_manifest_subject_name(tmp_path):
     layout = build_oci_layout(tmp_path / "tiny", {"v1": {"tiny": b"a", "x.json": b"{}"}})
-    stored = resolve_model_reference(layout.root)
+    stored = resolve_stored_model(layout.root)
     assert [e.name for e in stored.layers] == ["blobs/sha256/" + sha256(b"a"), "x.json"]
 
 
@@ -273,7 +273,7 @@ def test_oras_reads_the_layout_as_we_do(layout):
     for ref, manifest_bytes in layout.manifests.items():
         manifest = json.loads(manifest_bytes)
         jsonschema.validate(manifest, schemas.manifest)
-        stored = resolve_model_reference(f"oci:{layout.root}:{ref}")
+        stored = resolve_stored_model(f"oci:{layout.root}:{ref}")
         ours = [f"sha256:{e.sha256}" for e in stored.layers]
         ours += [manifest["config"]["digest"], f"sha256:{stored.manifest.sha256}"]
         assert reader.get_ordered_blobs(ref) == ours

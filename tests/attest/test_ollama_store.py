@@ -18,7 +18,7 @@ from mgattest.attest import (
     default_bundle_path,
     generate_signer,
     make_statement,
-    resolve_model_reference,
+    resolve_stored_model,
     sign_model,
     sign_statement,
 )
@@ -68,7 +68,7 @@ def test_subjects_are_the_manifest_and_each_layer_named_by_kind(store, key, tmp_
 
 
 def test_full_names_and_default_tag_resolve_to_the_same_manifest(store):
-    digests = {resolve_model_reference(name).manifest.sha256
+    digests = {resolve_stored_model(name).manifest.sha256
                for name in ("ollama:tiny", "ollama:tiny:latest", "ollama:library/tiny",
                             "ollama:registry.ollama.ai/library/tiny:latest")}
     assert digests == {store.digest}
@@ -78,7 +78,7 @@ def test_the_default_store_is_home_ollama_models(tmp_path, monkeypatch):
     monkeypatch.delenv("OLLAMA_MODELS", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     model = build_ollama_store(tmp_path / ".ollama" / "models", layers=LAYERS)
-    assert resolve_model_reference("ollama:tiny").manifest.sha256 == model.digest
+    assert resolve_stored_model("ollama:tiny").manifest.sha256 == model.digest
 
 
 def test_untouched_store_verifies(store, key, tmp_path):
@@ -115,7 +115,7 @@ def test_swapped_blobs_are_store_corruption(store, key, tmp_path):
 def test_missing_blob_is_store_corruption(store, key, tmp_path):
     store.blob(LAYERS["params"]).unlink()
     with pytest.raises(StoreCorruptionError, match="missing from the store"):
-        resolve_model_reference("ollama:tiny")
+        resolve_stored_model("ollama:tiny")
 
 
 def test_blob_replaced_by_a_symlink_is_not_followed(store, tmp_path):
@@ -125,7 +125,7 @@ def test_blob_replaced_by_a_symlink_is_not_followed(store, tmp_path):
     blob.unlink()
     blob.symlink_to(outside)
     with pytest.raises(StoreCorruptionError, match="without following a link"):
-        resolve_model_reference("ollama:tiny")
+        resolve_stored_model("ollama:tiny")
 
 
 def test_manifest_pointing_at_another_valid_blob_fails_the_signature(store, key, tmp_path):
@@ -152,7 +152,7 @@ def test_descriptor_size_that_lies_is_named(store):
     doc["layers"][2]["size"] += 1
     store.manifest_path.write_bytes(go_json(doc))
     with pytest.raises(DescriptorMismatchError, match="descriptor says"):
-        resolve_model_reference("ollama:tiny")
+        resolve_stored_model("ollama:tiny")
 
 
 @pytest.mark.parametrize("edit, cause", [
@@ -168,25 +168,25 @@ def test_malformed_manifest_is_refused(store, edit, cause):
     edit(doc)
     store.manifest_path.write_bytes(go_json(doc))
     with pytest.raises(LayoutFormatError, match=cause):
-        resolve_model_reference("ollama:tiny")
+        resolve_stored_model("ollama:tiny")
 
 
 def test_duplicate_keys_in_the_manifest_are_refused(store):
     store.manifest_path.write_bytes(store.manifest[:-1] + b',"layers":[]}')
     with pytest.raises(LayoutFormatError, match="duplicate key 'layers'"):
-        resolve_model_reference("ollama:tiny")
+        resolve_stored_model("ollama:tiny")
 
 
 @pytest.mark.parametrize("name", ["ollama:../../etc/passwd", "ollama:a/b/c/d", "ollama:",
                                   "ollama:tiny:la/test", "ollama:.hidden"])
 def test_bad_names_are_usage_errors(store, name):
     with pytest.raises(LayoutError, match="not an Ollama model name"):
-        resolve_model_reference(name)
+        resolve_stored_model(name)
 
 
 def test_unknown_model_names_the_manifest_it_looked_for(store):
     with pytest.raises(LayoutError, match=r"no Ollama model tiny:v2 .*manifests/"):
-        resolve_model_reference("ollama:tiny:v2")
+        resolve_stored_model("ollama:tiny:v2")
 
 
 def test_default_bundle_is_in_the_working_directory_not_the_store(store):
@@ -229,5 +229,5 @@ def test_tensor_layers_are_named_by_their_name_parameter(tmp_path, monkeypatch):
                                            f"name={name}; dtype=F16; shape=1,1",
                               "digest": "sha256:" + sha256(data), "size": len(data)})
     path.write_bytes(go_json(doc))
-    names = [e.name for e in resolve_model_reference("ollama:tiny").subjects]
+    names = [e.name for e in resolve_stored_model("ollama:tiny").subjects]
     assert names == ["manifest", "model", "tensor/tok.weight", "tensor"]

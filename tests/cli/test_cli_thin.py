@@ -43,7 +43,7 @@ ALLOWED = {
         "mgattest.inspect._scanner",    # scan_path
         "mgattest.inspect._report",     # verdict names
         "mgattest.attest._walk",        # the ignore rules of sign/verify; trust files refused
-        "mgattest.attest._references",  # ollama:/oci: references resolved (one call)
+        "mgattest.attest._references",  # ollama:/oci:/hf: references resolved
         "mgattest.policy._stores",      # scan_stored_model: the blobs of a stored model
         "mgattest.loading._quarantine",    # quarantine_findings and the `quarantine` commands
         "mgattest.loading._watch",         # Sentry, watch_verifier
@@ -58,7 +58,7 @@ ALLOWED = {
         "mgattest.attest._keys",        # keygen and key loading
         "mgattest.attest._signers",     # key fingerprint shown by keygen
         "mgattest.attest._slsa",        # parsing --param/--dependency/--from-env/times
-        "mgattest.attest._references",  # default_bundle_path (store references too)
+        "mgattest.attest._references",  # references resolved; default_bundle_path
         "mgattest.attest._locallog",    # trust export
         "mgattest.attest._trustroot",   # trust export
         "mgattest.cli._ca_cmds",        # the shared `trust` command group
@@ -72,6 +72,7 @@ ALLOWED = {
         "mgattest.attest._trustroot",   # combined_trusted_root of the trust options
         "mgattest.attest._keyless",     # --refresh-trust: the public-good config over TUF
         "mgattest.attest._walk",        # trust files inside the model refused
+        "mgattest.attest._references",  # hf:ORG/NAME[@REV] → the local path
         "mgattest.loading._quarantine",    # quarantine_rejected
         "mgattest.cli._audit_cmds",     # verify --all: the tree run and its table
     },

@@ -25,6 +25,7 @@ VERIFY_CMD_ALLOWED = {
     "mgattest._files", "mgattest._text", "mgattest.errors",
     "mgattest.attest._certs", "mgattest.attest._keyless", "mgattest.attest._trustroot",
     "mgattest.attest._walk",
+    "mgattest.attest._references",  # hf:ORG/NAME[@REV] → the local path
     "mgattest.cli._common", "mgattest.cli._progress", "mgattest.cli._render",
     "mgattest.cli._audit_cmds",  # verify --all: the tree run of `audit` (policy.audit_tree)
     "mgattest.loading._quarantine",
