@@ -88,7 +88,7 @@ ALLOWED = {
         "mgattest.attest._sign",        # PendingBundleFile, KeySigner/KeylessSigner
         "mgattest.attest._blobs",       # sign_blob, sign_blob_raw, raw signature checks
         "mgattest.attest._keys",        # load_signer/load_verifier for raw signatures
-        "mgattest.attest._walk",        # default_bundle_path
+        "mgattest.attest._references",  # default_bundle_path
         "mgattest.policy._pipeline",    # ModelVerifier: the one verify pipeline
     },
     "_log_cmds.py": _COMMON | {
