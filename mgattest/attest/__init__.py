@@ -18,7 +18,11 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`embedded_trusted_root`, :class:`TrustedRoot`, :func:`load_bundle`;
 - models: :func:`hash_model` -> :class:`ModelDigests`;
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
-  :func:`expectations_from_model_signing`.
+  :func:`expectations_from_model_signing`;
+- migration from home-grown schemes: :func:`migrate_tree` (:class:`MigrateOptions`,
+  :func:`read_hmac_key`) -> :class:`MigrationReport`; checksum files
+  (``sha256sum``/``sha512sum``/BSD) through :func:`parse_checksum_text`, the one parser
+  ``migrate`` and ``watch --manifest`` share.
 
 The remaining names serve the packages above ``attest`` (``policy``, ``load``, ``cli``):
 bundle writing (:func:`make_bundle`, :func:`dump_bundle`), digest parsing
@@ -117,6 +121,14 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._slsa import framework_versions, from_ci_env, parse_build_times, parse_dependency, parse_params
     from mgattest.attest._locallog import default_db_path, local_trusted_root
     from mgattest.attest._certs import as_identity_check
+    from mgattest.attest._checksums import ChecksumFile, ChecksumLine, parse_checksum_text
+    from mgattest.attest._migrate import (
+        FileMigration,
+        MigrateOptions,
+        MigrationReport,
+        migrate_tree,
+        read_hmac_key,
+    )
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -210,24 +222,34 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "local_trusted_root": "mgattest.attest._locallog",
     "default_db_path": "mgattest.attest._locallog",
     "as_identity_check": "mgattest.attest._certs",
+    "ChecksumFile": "mgattest.attest._checksums",
+    "ChecksumLine": "mgattest.attest._checksums",
+    "parse_checksum_text": "mgattest.attest._checksums",
+    "FileMigration": "mgattest.attest._migrate",
+    "MigrateOptions": "mgattest.attest._migrate",
+    "MigrationReport": "mgattest.attest._migrate",
+    "migrate_tree": "mgattest.attest._migrate",
+    "read_hmac_key": "mgattest.attest._migrate",
 })
 
 __all__ = [
     "as_identity_check", "as_trusted_root", "attestation_to_json", "build_provenance",
     "BuildInputs", "BundleJSON", "BundleSigner", "check_model", "check_public_key",
-    "CheckOptions", "combined_trusted_root", "default_bundle_path", "default_db_path",
+    "CheckOptions", "ChecksumFile", "ChecksumLine", "combined_trusted_root", "default_bundle_path", "default_db_path",
     "digest_target", "DigestOptions", "DigestSpec", "dump_bundle",
     "embedded_trusted_root", "Envelope", "expectations_from_model_signing", "FileCheck",
+    "FileMigration",
     "framework_versions", "from_ci_env", "generate_signer", "hash_for_signing",
     "hash_model", "IdentityCheck", "IdentityPolicy", "IgnoreRules", "key_fingerprint",
     "KeylessSigner", "KeySigner", "load_attestations", "load_bundle", "load_signer",
     "load_trusted_root", "load_verifier", "local_log_info", "local_trusted_root",
     "log_instance_for_key", "LogProof", "LogTarget", "make_bundle", "make_statement",
-    "MAX_KEY_FILE_BYTES", "merge_roots", "ModelCheck", "ModelDigests", "names_a_digest",
-    "open_model_file", "pae", "parse_build_times", "parse_client_trust_config",
+    "MAX_KEY_FILE_BYTES", "merge_roots", "migrate_tree", "MigrateOptions",
+    "MigrationReport", "ModelCheck", "ModelDigests", "names_a_digest",
+    "open_model_file", "pae", "parse_build_times", "parse_checksum_text", "parse_client_trust_config",
     "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
     "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",
-    "public_key_hint", "raise_for_model_check", "refuse_trust_files_in_model",
+    "public_key_hint", "raise_for_model_check", "read_hmac_key", "refuse_trust_files_in_model",
     "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
     "sign_digests", "sign_envelope", "sign_keyless", "sign_model", "sign_statement",
     "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement",

@@ -71,6 +71,10 @@ ALLOWED = {
         "mgattest.attest._walk",        # trust files inside the model refused
         "mgattest.loading._quarantine",    # quarantine_rejected
     },
+    "_migrate_cmds.py": _COMMON | {
+        "mgattest.attest._migrate",     # migrate_tree, its options, the HMAC key reader
+        "mgattest.cli._sign_cmds",      # the signer options shared with `sign`
+    },
     "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
         "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
