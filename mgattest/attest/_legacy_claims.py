@@ -186,9 +186,14 @@ def _digest_value(value: object, kind: ClaimKind) -> str:
 
 
 def is_record(value: object) -> bool:
-    """Whether a JSON value is a claim record (an object with a signature or digest)."""
-    return isinstance(value, dict) and any(
-        k in value for k in (*_SIGNATURE_KEYS, *_DIGEST_KEYS))
+    """Whether a JSON value is a claim record: an object with a signature or a
+    ``checksum_*`` field, or a bare ``sha256``/``sha512`` field holding a digest (a model
+    config may well have a ``sha256`` key meaning something else)."""
+    if not isinstance(value, dict):
+        return False
+    if any(k in value for k in (*_SIGNATURE_KEYS, "checksum_sha256", "checksum_sha512")):
+        return True
+    return any(_looks_like_digest(value.get(k)) for k in ("sha256", "sha512"))
 
 
 def record_claims(record: dict[str, object], target: str, source: str,

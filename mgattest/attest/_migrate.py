@@ -33,7 +33,7 @@ from mgattest.attest._legacy_claims import Claim, ClaimProblem, collect_claims
 from mgattest.attest._sign import (BundleSigner, PendingBundleFile, SignOptions,
                                    hash_for_signing, sign_digests)
 from mgattest.attest._walk import default_bundle_path
-from mgattest.errors import InputError, VerificationError
+from mgattest.errors import InputError, MgattestError, VerificationError
 
 FileStatus = Literal["signed", "verified", "failed", "unclaimed", "bundle-exists"]
 KeyEncoding = Literal["raw", "hex", "base64"]
@@ -317,7 +317,9 @@ def migrate_tree(root: str | os.PathLike[str], signer: BundleSigner | None,
 
     ``signer`` may be None only with ``options.dry_run``. Raises :class:`InputError` for
     a missing root, HMAC claims without a key, or digest options other than whole-file
-    SHA-256; failed claims are in the report (``report.failed``), not raised.
+    SHA-256; failed claims, and files that could not be signed (a name the sign pipeline
+    refuses, a log error, bytes changed since the check: :class:`MigrationError`), are in
+    the report (``report.failed``), not raised.
     ``progress(name)`` is called before each file is checked.
     """
     base = Path(root)
@@ -369,5 +371,9 @@ def _migrate_file(root: Path, name: str, claims: Sequence[Claim], blamed: Sequen
                              ("a bundle is already there (--force replaces it)",), bundle)
     if options.dry_run or signer is None:
         return FileMigration(name, "verified", checks, (), bundle)
-    log_index = _sign_file(root, name, sha256, checks, signer, options)
+    try:
+        log_index = _sign_file(root, name, sha256, checks, signer, options)
+    except MgattestError as exc:  # this file cannot be signed (name, log, changed bytes)
+        where = f" [at {exc.where}]" if exc.where else ""
+        return FileMigration(name, "failed", checks, (f"not signed: {exc.message}{where}",))
     return FileMigration(name, "signed", checks, (), bundle, log_index)

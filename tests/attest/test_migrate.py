@@ -9,7 +9,6 @@ import pytest
 
 from mgattest.attest import KeySigner, LogTarget, MigrateOptions, generate_signer, migrate_tree
 from mgattest.attest import _migrate
-from mgattest.attest._migrate import MigrationError
 from mgattest.errors import InputError
 
 
@@ -31,8 +30,10 @@ def test_file_changed_after_the_check_is_not_signed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_migrate, "hash_for_signing", swap_then_hash)
     signer = KeySigner(generate_signer("ecdsa-p256"), LogTarget("none"))
-    with pytest.raises(MigrationError, match="changed after its claims were checked"):
-        migrate_tree(root, signer)
+    report = migrate_tree(root, signer)
+    (result,) = report.files
+    assert result.status == "failed" and report.failed
+    assert "changed after its claims were checked" in result.reasons[0]
     assert not (root / "m.pt.sigstore.json").exists()
 
 
@@ -49,3 +50,53 @@ def test_signs_only_whole_file_sha256_and_needs_a_signer(tmp_path):
     assert [(f.name, f.status) for f in report.files] == [("m.pt", "verified")]
     signed = migrate_tree(root, KeySigner(generate_signer("ed25519"), LogTarget("none")))
     assert [(f.name, f.status) for f in signed.files] == [("m.pt", "signed")]
+
+
+def _signer():
+    return KeySigner(generate_signer("ed25519"), LogTarget("none"))
+
+
+def test_a_name_the_sign_pipeline_refuses_fails_that_file_only(tmp_path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    for name in ("ok.bin", "back\\slash.bin"):
+        (root / name).write_bytes(name.encode())
+    lines = "".join(f"{hashlib.sha256(n.encode()).hexdigest()}  {n.replace(chr(92), chr(92) * 2)}\n"
+                    for n in ("ok.bin", "back\\slash.bin"))
+    (root / "SHA256SUMS").write_text("\\" + lines.splitlines()[1] + "\n" + lines.splitlines()[0] + "\n")
+    report = migrate_tree(root, _signer())
+    status = {f.name: f.status for f in report.files}
+    assert status == {"ok.bin": "signed", "back\\slash.bin": "failed"}
+    (bad,) = [f for f in report.files if f.status == "failed"]
+    assert "not signed" in bad.reasons[0] and "backslash" in bad.reasons[0]
+
+
+def test_claim_documents_read_and_misread(tmp_path):
+    import base64
+    import hmac
+    import json
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    data = b"model bytes"
+    (root / "a.pt").write_bytes(data)
+    (root / "b.pt").write_bytes(data)
+    (root / "c.pt").write_bytes(data)
+    mac = hmac.new(b"k", data, hashlib.sha256).digest()
+    # URL-safe base64 without padding, an absolute path of the signing machine: accepted
+    (root / "a.pt.sig").write_text(json.dumps({
+        "file": "/home/ci/build/a.pt", "signature": base64.urlsafe_b64encode(mac).decode().rstrip("="),
+        "algorithm": "hmac_sha256"}))
+    # a record naming another file than its neighbour, and an unknown algorithm: problems
+    (root / "b.pt.sig").write_text(json.dumps({"file": "other.pt", "signature": mac.hex()}))
+    (root / "c.pt.sig").write_text(json.dumps({"file": "c.pt", "signature": mac.hex(),
+                                               "algorithm": "RSA-SHA256"}))
+    (root / "detached.sig").write_bytes(b"\x30\x45binary signature")  # openssl's, not ours
+    (root / "config.json").write_text(json.dumps({"layers": 2, "sha256": False}))
+    report = migrate_tree(root, None, MigrateOptions(hmac_key=b"k", dry_run=True))
+    status = {f.name: (f.status, f.reasons) for f in report.files}
+    assert status["a.pt"] == ("verified", ())
+    assert status["b.pt"][0] == "failed" and "names 'other.pt'" in status["b.pt"][1][0]
+    assert status["c.pt"][0] == "failed" and "unsupported signature algorithm" in status["c.pt"][1][0]
+    assert [n.source for n in report.notes] == ["detached.sig"]
+    assert "config.json" not in report.claim_files
