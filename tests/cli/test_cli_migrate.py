@@ -207,3 +207,34 @@ def test_names_leaving_the_root_and_symlinks_are_not_signed(tmp_path, keypair):
     assert link["status"] == "failed" and "symbolic link" in link["reasons"][0]
     assert not any(p.name.endswith(".sigstore.json") for p in root.iterdir())
     assert not (tmp_path / "outside.bin.sigstore.json").exists()
+
+
+def test_keyless_migration_against_a_private_stack(tmp_path):
+    """Keyless: each verified file gets a certificate-backed bundle logged in the private
+    log, and verifies for that identity (and not for another one)."""
+    from tests.helpers.legacy_trees import sign_hmac, write_sums
+    from tests.helpers.servers import private_keyless_stack
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.safetensors").write_bytes(b"tensors" * 100)
+    (root / "b.onnx").write_bytes(b"graph" * 100)
+    sign_hmac(root / "a.safetensors", HMAC_KEY)
+    write_sums(root, "sha256sum", ["b.onnx"], "SHA256SUMS")
+    with private_keyless_stack(tmp_path / "stack") as stack:
+        email = "release@example.com"
+        result = mg("migrate", root, "--hmac-key-env", "OLD_HMAC_KEY", "--keyless",
+                    "--identity-token", stack["issuer"].mint(email), "--trust-config",
+                    stack["ctc"], "--json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert {f["file"]: f["status"] for f in report["files"]} == {
+            "a.safetensors": "signed", "b.onnx": "signed"}
+        for name in ("a.safetensors", "b.onnx"):
+            bundle = json.loads((root / f"{name}.sigstore.json").read_text())
+            assert "certificate" in bundle["verificationMaterial"]
+            args = ["verify", root / name, "--trusted-root", stack["ctc"], "--issuer",
+                    stack["issuer"].issuer_url]
+            ok = mg(*args, "--identity", email)
+            assert ok.exit_code == 0, ok.output
+            assert mg(*args, "--identity", "someone@example.com").exit_code == 1
