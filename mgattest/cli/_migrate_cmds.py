@@ -54,8 +54,9 @@ def _render_table(report: "MigrationReport") -> None:
     from mgattest._text import escape_text
 
     table = Table(title=f"migrate {report.root}" + (" (dry run)" if report.dry_run else ""))
-    for column in ("file", "status", "claims", "bundle / reason"):
-        table.add_column(column)
+    for column in ("file", "status", "claims"):
+        table.add_column(column, overflow="fold")
+    table.add_column("bundle / reason", overflow="fold", ratio=2)  # full digests, never cut
     for f in report.files:
         action = "would sign" if report.dry_run and f.status == "verified" else f.status
         claims = ", ".join(sorted({f"{c.claim.kind} ({c.claim.scheme})" for c in f.checks}))

@@ -238,3 +238,16 @@ def test_keyless_migration_against_a_private_stack(tmp_path):
             ok = mg(*args, "--identity", email)
             assert ok.exit_code == 0, ok.output
             assert mg(*args, "--identity", "someone@example.com").exit_code == 1
+
+
+def test_terminal_table_shows_whole_digests(repo, capsys):
+    from mgattest.attest import MigrateOptions, migrate_tree
+    from mgattest.cli._migrate_cmds import _render_table
+
+    (repo.root / "deploy/prod.gguf").write_bytes(b"changed")
+    report = migrate_tree(repo.root, None, MigrateOptions(hmac_key=HMAC_KEY, dry_run=True))
+    _render_table(report)
+    text = capsys.readouterr().out
+    cells = "".join(line.split("│")[4].strip() for line in text.splitlines() if line.count("│") == 5)
+    assert hashlib.sha256(b"changed").hexdigest() in cells.replace(" ", "")
+    assert "would sign" in text and "deploy/prod.gguf" in text

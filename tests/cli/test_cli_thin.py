@@ -73,6 +73,7 @@ ALLOWED = {
     },
     "_migrate_cmds.py": _COMMON | {
         "mgattest.attest._migrate",     # migrate_tree, its options, the HMAC key reader
+        "mgattest.attest._sign",        # the BundleSigner type the shared signer options build
         "mgattest.cli._sign_cmds",      # the signer options shared with `sign`
     },
     "_log_cmds.py": _COMMON | {
