@@ -64,6 +64,8 @@ _HMAC_NAMES: dict[str, ClaimKind] = {"hmacsha256": "hmac-sha256", "hs256": "hmac
                                      "sha512hmac": "hmac-sha512", "sha512": "hmac-sha512"}
 _HMAC_LENGTH: dict[ClaimKind, int] = {"hmac-sha256": 32, "hmac-sha512": 64}
 _DIGEST_LENGTH: dict[ClaimKind, int] = {"sha256": 64, "sha512": 128}
+_UNREADABLE = object()  # Reader.read_json: the document could not be read
+_NOT_JSON = object()  # Reader.read_json: it is not JSON
 
 
 @dataclass(frozen=True)
@@ -267,16 +269,24 @@ class _Reader:
             self.problem(rel, exc.message)
             return None
 
-    def sig_file(self, rel: str) -> None:
-        """``<file>.sig``: one HMAC record (a non-JSON .sig is someone else's signature)."""
+    def read_json(self, rel: str) -> object:
+        """The JSON value of a document; ``_UNREADABLE`` (a problem is recorded) or
+        ``_NOT_JSON``."""
         data = self.read_bytes(rel)
         if data is None:
-            return
+            return _UNREADABLE
         try:
-            doc = json.loads(data)
+            return json.loads(data)
         except (ValueError, RecursionError):
+            return _NOT_JSON
+
+    def sig_file(self, rel: str) -> None:
+        """``<file>.sig``: one HMAC record (a non-JSON .sig is someone else's signature)."""
+        doc = self.read_json(rel)
+        if doc is _NOT_JSON:
             self.inv.notes.append(ClaimProblem(rel, "not JSON (not a home-grown HMAC "
                                                     "signature): skipped"))
+        if doc is _NOT_JSON or doc is _UNREADABLE:
             return
         doc_dir, doc_name = posixpath.split(rel)
         derived = _derived_target(doc_name)
@@ -301,12 +311,8 @@ class _Reader:
     def json_file(self, rel: str) -> None:
         """A JSON document: a record, a manifest of records, an allowed-models list, or
         none of these (then it is a model file like config.json and left alone)."""
-        data = self.read_bytes(rel)
-        if data is None:
-            return
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError):
+        doc = self.read_json(rel)
+        if doc is _NOT_JSON or doc is _UNREADABLE:
             return
         doc_dir, doc_name = posixpath.split(rel)
         if isinstance(doc, dict):

@@ -36,7 +36,7 @@ from mgattest.attest._walk import default_bundle_path
 from mgattest.errors import InputError, MgattestError, VerificationError
 
 FileStatus = Literal["signed", "verified", "failed", "unclaimed", "bundle-exists"]
-KeyEncoding = Literal["raw", "hex", "base64"]
+KEY_ENCODINGS = ("raw", "hex", "base64")
 MAX_HMAC_KEY_FILE = 64 * 1024
 _CHUNK = 1 << 20
 
@@ -166,13 +166,16 @@ def _problem_json(problem: ClaimProblem) -> dict[str, str]:
 # --------------------------------------------------------------------------- the key
 
 def read_hmac_key(*, env: str | None = None, file: str | os.PathLike[str] | None = None,
-                  encoding: KeyEncoding = "raw") -> bytes | None:
+                  encoding: str = "raw") -> bytes | None:
     """The old scripts' HMAC key from an environment variable or a file (never an
     argument: arguments show in process listings); None when neither is given.
 
     ``raw``: the bytes as they are (UTF-8 for a variable; one trailing newline of a file
-    dropped); ``hex``/``base64``: decoded.
+    dropped); ``hex``/``base64``: decoded (see ``KEY_ENCODINGS``).
     """
+    if encoding not in KEY_ENCODINGS:
+        raise InputError(f"--hmac-key-encoding must be one of {', '.join(KEY_ENCODINGS)}, "
+                         f"not {encoding!r}", what="--hmac-key-encoding")
     if env is not None and file is not None:
         raise InputError("give one of --hmac-key-env and --hmac-key-file", what="HMAC key")
     if env is None and file is None:

@@ -113,15 +113,10 @@ def migrate_cmd(
     from mgattest.attest import MigrateOptions, migrate_tree, read_hmac_key
     from mgattest.errors import InputError
 
-    if hmac_key_encoding not in ("raw", "hex", "base64"):
-        raise InputError(f"--hmac-key-encoding must be raw, hex or base64, not "
-                         f"{hmac_key_encoding!r}", what="--hmac-key-encoding")
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory", what="directory",
                          where=str(directory))
-    hmac_key = read_hmac_key(env=hmac_key_env, file=hmac_key_file,
-                             encoding="hex" if hmac_key_encoding == "hex" else
-                             "base64" if hmac_key_encoding == "base64" else "raw")
+    hmac_key = read_hmac_key(env=hmac_key_env, file=hmac_key_file, encoding=hmac_key_encoding)
     who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,

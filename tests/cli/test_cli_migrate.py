@@ -182,6 +182,9 @@ def test_bad_input_exits_2(repo, keypair, tmp_path, monkeypatch):
     ok = mg("migrate", repo.root, "--hmac-key-file", tmp_path / "k.hex",
             "--hmac-key-encoding", "hex", "--dry-run")
     assert ok.exit_code == 0, ok.output
+    rot13 = mg("migrate", repo.root, "--hmac-key-file", tmp_path / "k.hex",
+               "--hmac-key-encoding", "rot13", "--dry-run")
+    assert rot13.exit_code == 2 and "--hmac-key-encoding must be one of" in rot13.output
     (tmp_path / "k.raw").write_bytes(HMAC_KEY + b"\n")  # `echo secret > key`: newline dropped
     raw = mg("migrate", repo.root, "--hmac-key-file", tmp_path / "k.raw", "--dry-run")
     assert raw.exit_code == 0, raw.output
