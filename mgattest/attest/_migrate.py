@@ -52,12 +52,16 @@ class MigrateOptions:
     ``hmac_key``: the key of the old HMAC signatures (required when there are any);
     ``dry_run``: check and plan, write nothing; ``sign_unclaimed``: also sign model files
     no claim covers; ``overwrite``: replace existing ``<file>.sigstore.json`` bundles;
-    ``sign``: the statement options (file digests must stay whole-file SHA-256).
+    ``sign``: the statement options (file digests must stay whole-file SHA-256);
+    ``authenticated_only``: sign only files an HMAC claim vouches for (checksum files,
+    metadata and allowed lists are unauthenticated: whoever could change the model could
+    change them).
     """
 
     hmac_key: bytes | None = None
     dry_run: bool = False
     sign_unclaimed: bool = False
+    authenticated_only: bool = False
     overwrite: bool = False
     sign: SignOptions = field(default_factory=SignOptions)
 
@@ -367,6 +371,10 @@ def _migrate_file(root: Path, name: str, claims: Sequence[Claim], blamed: Sequen
     proven = any(c.claim.kind != "size" for c in checks)
     if not proven and not options.sign_unclaimed:
         return FileMigration(name, "unclaimed", checks, (_unclaimed_reason(checks),))
+    if options.authenticated_only and proven and \
+            not any(c.claim.kind.startswith("hmac-") for c in checks):
+        return FileMigration(name, "unclaimed", checks, (
+            "only unauthenticated digest claims (--authenticated-only asks for an HMAC)",))
     bundle_path = default_bundle_path(root / name)
     bundle = bundle_path.relative_to(root).as_posix()
     if os.path.lexists(bundle_path) and not options.overwrite:

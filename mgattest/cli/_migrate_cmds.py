@@ -92,6 +92,9 @@ def migrate_cmd(
                                  help="Check the claims and print the plan; write nothing."),
     sign_unclaimed: bool = typer.Option(False, "--sign-unclaimed",
                                         help="Also sign model files no old claim covers."),
+    authenticated_only: bool = typer.Option(
+        False, "--authenticated-only",
+        help="Sign only files an HMAC claim vouches for (checksum files are unauthenticated)."),
     force: bool = typer.Option(False, "--force",
                                help="Replace existing <file>.sigstore.json bundles."),
     key: Optional[Path] = _KEY,
@@ -123,7 +126,8 @@ def migrate_cmd(
                       log_db=log_db, log_key=log_key, no_log=no_log)
     signer = _signer(who, dry_run)
     report = migrate_tree(directory, signer, MigrateOptions(
-        hmac_key=hmac_key, dry_run=dry_run, sign_unclaimed=sign_unclaimed, overwrite=force))
+        hmac_key=hmac_key, dry_run=dry_run, sign_unclaimed=sign_unclaimed, overwrite=force,
+        authenticated_only=authenticated_only))
     if as_json:
         out(json.dumps(report.to_json(), indent=2))
     else:

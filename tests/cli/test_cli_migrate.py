@@ -254,3 +254,13 @@ def test_terminal_table_shows_whole_digests(repo, capsys):
     cells = "".join(line.split("│")[4].strip() for line in text.splitlines() if line.count("│") == 5)
     assert hashlib.sha256(b"changed").hexdigest() in cells.replace(" ", "")
     assert "would sign" in text and "deploy/prod.gguf" in text
+
+
+def test_authenticated_only_signs_only_what_an_hmac_vouches_for(repo, keypair):
+    result, report = _migrate(repo, keypair, "--authenticated-only", "--dry-run")
+    assert result.exit_code == 0, result.output
+    files = _by_file(report)
+    hmac_files = {n for n, s in repo.signed.items() if s in ("hmac-sig", "signature-manifest")}
+    assert {n for n, f in files.items() if f["status"] == "verified"} == hmac_files
+    assert files["legacy/weights.h5"]["status"] == "unclaimed"
+    assert "unauthenticated" in files["legacy/weights.h5"]["reasons"][0]
