@@ -317,7 +317,7 @@ class _Reader:
         doc_dir, doc_name = posixpath.split(rel)
         if isinstance(doc, dict):
             for key in _WRAPPER_KEYS:
-                if isinstance(doc.get(key), (dict, list)) and key not in _NAME_KEYS:
+                if isinstance(doc.get(key), (dict, list)):
                     inner = doc[key]
                     if _classify(inner) is not None:
                         doc = inner
@@ -408,7 +408,13 @@ def collect_claims(root: str | os.PathLike[str]) -> ClaimInventory:
         raise InputError(f"{root} is not a directory", what="migrate root", where=str(root))
     inventory = ClaimInventory()
     reader = _Reader(base, inventory)
-    for dirpath, dirnames, filenames in os.walk(base):
+
+    def unreadable(exc: OSError) -> None:  # fail closed: claims in it would go unseen
+        where = Path(exc.filename).relative_to(base).as_posix() if exc.filename else str(base)
+        inventory.problems.append(ClaimProblem(where, "cannot read directory: "
+                                                      f"{exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(base, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if d not in VCS_DIRS)
         rel_dir = Path(dirpath).relative_to(base).as_posix()
         for name in sorted(filenames):

@@ -4,6 +4,7 @@ its signature is not signed; what a migrated bundle covers is the checked bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -100,3 +101,20 @@ def test_claim_documents_read_and_misread(tmp_path):
     assert status["c.pt"][0] == "failed" and "unsupported signature algorithm" in status["c.pt"][1][0]
     assert [n.source for n in report.notes] == ["detached.sig"]
     assert "config.json" not in report.claim_files
+
+
+def test_an_unreadable_directory_is_a_claim_problem(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    (root / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what chmod 000 does for a user other than root
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = migrate_tree(root, None, MigrateOptions(dry_run=True))
+    assert report.failed
+    assert (report.problems[0].source, report.problems[0].message) == (
+        "locked", "cannot read directory: Permission denied")
