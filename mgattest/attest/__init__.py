@@ -28,7 +28,11 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`hub_cache_dir`, :func:`check_cache_blobs` (Hugging Face cache blobs against
   their names);
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
-  :func:`expectations_from_model_signing`.
+  :func:`expectations_from_model_signing`;
+- migration from home-grown schemes: :func:`migrate_tree` (:class:`MigrateOptions`,
+  :func:`read_hmac_key`) -> :class:`MigrationReport`; checksum files
+  (``sha256sum``/``sha512sum``/BSD) through :func:`parse_checksum_text`, the one parser
+  ``migrate`` and ``watch --manifest`` share.
 
 The remaining names serve the packages above ``attest`` (``policy``, ``load``, ``cli``):
 bundle writing (:func:`make_bundle`, :func:`dump_bundle`), digest parsing
@@ -149,6 +153,14 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
                                            RefusedEntry, discover_models)
     from mgattest.attest._signall import TreeSignResult, sign_tree
     from mgattest.attest._hfcache import check_cache_blobs, hub_cache_dir
+    from mgattest.attest._checksums import ChecksumFile, ChecksumLine, parse_checksum_text
+    from mgattest.attest._migrate import (
+        FileMigration,
+        MigrateOptions,
+        MigrationReport,
+        migrate_tree,
+        read_hmac_key,
+    )
 
 _EXPORTS = LazyExports("mgattest.attest", {
     "verify_bundle": "mgattest.attest._verify",
@@ -266,6 +278,14 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "resolve_model_path": "mgattest.attest._references",
     "check_cache_blobs": "mgattest.attest._hfcache",
     "hub_cache_dir": "mgattest.attest._hfcache",
+    "ChecksumFile": "mgattest.attest._checksums",
+    "ChecksumLine": "mgattest.attest._checksums",
+    "parse_checksum_text": "mgattest.attest._checksums",
+    "FileMigration": "mgattest.attest._migrate",
+    "MigrateOptions": "mgattest.attest._migrate",
+    "MigrationReport": "mgattest.attest._migrate",
+    "migrate_tree": "mgattest.attest._migrate",
+    "read_hmac_key": "mgattest.attest._migrate",
 })
 
 __all__ = [
@@ -274,19 +294,21 @@ __all__ = [
     "RawSignatureCheck", "read_signature_file", "sign_blob", "sign_blob_raw",
     "verify_raw_signature",
     "BuildInputs", "BundleJSON", "BundleSigner", "check_model", "check_public_key",
-    "CheckOptions", "combined_trusted_root", "default_bundle_path", "default_db_path",
+    "CheckOptions", "ChecksumFile", "ChecksumLine", "combined_trusted_root", "default_bundle_path", "default_db_path",
     "digest_target", "DigestOptions", "DigestSpec", "dump_bundle",
     "embedded_trusted_root", "Envelope", "expectations_from_model_signing", "FileCheck",
+    "FileMigration",
     "framework_versions", "from_ci_env", "generate_signer", "hash_for_signing",
     "hash_model", "IdentityCheck", "IdentityPolicy", "IgnoreRules", "key_fingerprint",
     "KeylessSigner", "KeySigner", "load_attestations", "load_bundle", "load_signer",
     "load_trusted_root", "load_verifier", "local_log_info", "local_trusted_root",
     "log_instance_for_key", "LogProof", "LogTarget", "make_bundle", "make_statement",
-    "MAX_KEY_FILE_BYTES", "merge_roots", "ModelCheck", "ModelDigests", "names_a_digest",
-    "open_model_file", "pae", "parse_build_times", "parse_client_trust_config",
+    "MAX_KEY_FILE_BYTES", "merge_roots", "migrate_tree", "MigrateOptions",
+    "MigrationReport", "ModelCheck", "ModelDigests", "names_a_digest",
+    "open_model_file", "pae", "parse_build_times", "parse_checksum_text", "parse_client_trust_config",
     "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
     "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",
-    "public_key_hint", "raise_for_model_check", "refuse_trust_files_in_model",
+    "public_key_hint", "raise_for_model_check", "read_hmac_key", "refuse_trust_files_in_model",
     "resolve_stored_model", "resolve_password", "ResourceDescriptor", "serialize_statement", "shard_tree_root",
     "sign_digests", "sign_envelope", "sign_keyless", "sign_model", "sign_statement",
     "Signer", "SignerInfo", "SignOptions", "SignResult", "Statement", "StoredModel",

@@ -44,7 +44,7 @@ DEFAULT_MODEL_PATTERNS: tuple[str, ...] = (
     "*.joblib", "*.npy", "*.npz", "*.gguf")
 #: Directories never entered: VCS metadata, dependency trees and caches.
 SKIPPED_DIRECTORIES: frozenset[str] = frozenset(
-    {".git", ".hg", ".svn", "node_modules", "__pycache__"})
+    {".git", ".hg", ".svn", ".bzr", "node_modules", "__pycache__"})
 #: The bundle beside a model: ``<model>.sigstore.json`` (what ``mgattest sign`` writes).
 BUNDLE_SUFFIX = ".sigstore.json"
 

@@ -169,8 +169,9 @@ def watch_cmd(
     trusted_root: Optional[Path] = typer.Option(None, "--trusted-root"),
     allow_unlogged: bool = typer.Option(False, "--allow-unlogged", help="Accept key-mode "
                                         "bundles without a transparency-log entry."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="JSON {name: sha256} "
-                                            "manifest to check instead of bundles."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Digests to check "
+                                            "instead of bundles: JSON {name: sha256} or "
+                                            "a sha256sum file."),
     rehash_interval: float = typer.Option(60.0, "--rehash-interval", help="Seconds between "
                                           "full re-hashes."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from mgattest._text import escape_text
 from mgattest.errors import InputError, VerificationError
 from mgattest.policy import (load_policy, ModelVerifier, read_model_bytes,
                              TrustOptions, VerifyOptions)
-from mgattest.attest import default_bundle_path
+from mgattest.attest import default_bundle_path, parse_checksum_text
 
 if TYPE_CHECKING:
     from mgattest.policy import ModelBytes
@@ -390,11 +391,47 @@ def manifest_verifier(manifest: dict[str, str],
     return verify
 
 
+def read_digest_manifest(path: str) -> dict[str, str]:
+    """The ``{relative name: sha256 hex}`` of a ``watch --manifest`` file: JSON of that
+    shape, or a ``sha256sum`` file (text/binary markers, escaped names, BSD
+    ``SHA256 (name) = HEX`` lines; parsed by :func:`mgattest.attest.parse_checksum_text`,
+    the parser ``migrate`` uses). Names are relative to the watched model."""
+    data = read_bounded(path, 64 << 20, what="digest manifest")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return _sha256sum_manifest(data, path)
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise InputError("digest manifest must map file names to sha256 hex strings",
+                         what="manifest", where=path)
+    return doc
+
+
+def _sha256sum_manifest(data: bytes, path: str) -> dict[str, str]:
+    """A sha256sum file as ``{name: sha256}``; any line that is not one is an error."""
+    parsed = parse_checksum_text(data.decode("utf-8", "surrogateescape"))
+    problems = [f"line {b.line}: {b.reason}" for b in parsed.bad_lines]
+    problems += [f"line {e.line}: {e.algorithm} (watch checks SHA-256 digests)"
+                 for e in parsed.entries if e.algorithm != "sha256"]
+    if problems or not parsed.entries:
+        raise InputError(f"digest manifest {path} is neither JSON {{name: sha256}} nor a "
+                         f"sha256sum file: {'; '.join(problems) or 'no checksum lines'}",
+                         what="manifest", where=path)
+    manifest: dict[str, str] = {}
+    for entry in parsed.entries:
+        name = posixpath.normpath(entry.name)
+        if manifest.setdefault(name, entry.hex_digest) != entry.hex_digest:
+            raise InputError(f"digest manifest {path} lists {name} twice with different "
+                             f"digests (line {entry.line})", what="manifest", where=path)
+    return manifest
+
+
 @dataclass(frozen=True)
 class WatchSources:
     """What ``mgattest watch`` checks a model against, first match wins: a digest
-    ``manifest`` (JSON ``{name: sha256 hex}``), a ``policy`` (with ``bundles``, default
-    ``<model>.sigstore.json``), or ``keys``/``bundles``/``trusted_root`` alone."""
+    ``manifest`` (JSON ``{name: sha256 hex}`` or a ``sha256sum`` file), a ``policy``
+    (with ``bundles``, default ``<model>.sigstore.json``), or
+    ``keys``/``bundles``/``trusted_root`` alone."""
 
     bundles: tuple[str, ...] = ()
     policy: str | None = None
@@ -412,15 +449,7 @@ def watch_verifier(model: str | os.PathLike[str],
     to check against this raises :class:`InputError`.
     """
     if sources.manifest is not None:
-        manifest = sources.manifest
-        try:
-            doc = json.loads(read_bounded(manifest, 64 << 20, what="digest manifest"))
-        except (ValueError, RecursionError) as exc:
-            raise InputError(f"cannot read digest manifest {manifest}: {exc}",
-                             what="manifest", where=manifest) from None
-        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
-            raise InputError("digest manifest must map file names to sha256 hex strings",
-                             what="manifest", where=manifest)
+        doc = read_digest_manifest(sources.manifest)
         return manifest_verifier(doc, model)
     if sources.policy is not None:
         return _policy_verifier(model, sources.policy, sources)

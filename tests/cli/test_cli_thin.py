@@ -91,6 +91,11 @@ ALLOWED = {
         "mgattest.attest._references",  # default_bundle_path
         "mgattest.policy._pipeline",    # ModelVerifier: the one verify pipeline
     },
+    "_migrate_cmds.py": _COMMON | {
+        "mgattest.attest._migrate",     # migrate_tree, its options, the HMAC key reader
+        "mgattest.attest._sign",        # the BundleSigner type the shared signer options build
+        "mgattest.cli._sign_cmds",      # the signer options shared with `sign`
+    },
     "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
         "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
