@@ -485,4 +485,6 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         pickle=content.get("pickle", "deny"),
         scan_required=content.get("scan", "required") == "required",
         unknown=content.get("unknown", "allow"),
+        remote_code_allow=(frozenset(content["remoteCode"]["allow"])
+                           if "remoteCode" in content else None),
         cel=tuple(cel_checks))

@@ -158,6 +158,9 @@ class Rule:
     pickle: str = "deny"
     scan_required: bool = True
     unknown: str = "allow"  # content.unknown: a file of no format the scanner knows
+    # content.remoteCode.allow: digests of the Python files (``*.py``) that may run as
+    # model code (transformers ``trust_remote_code``); None = the rule allows no code.
+    remote_code_allow: frozenset[str] | None = None
     cel: tuple[CelCheck, ...] = ()
 
 
