@@ -31,6 +31,8 @@ from mgattest.policy import Policy, TrustOptions
 
 __all__ = ["from_pretrained"]
 
+_ADAPTER_CONFIG = "adapter_config.json"
+
 _Loaded = TypeVar("_Loaded", covariant=True)
 
 
@@ -71,6 +73,7 @@ def from_pretrained(cls: PretrainedLoader[_Loaded], model: str | os.PathLike[str
         if copy.single_file:
             raise InputError(f"{os.fspath(model)} is a file; from_pretrained loads a model "
                              "directory", what="model path", where=os.fspath(model))
+        _refuse_adapters(copy.files)
         allowed = remote_code_allowed(copy)
         if requested and not allowed:
             raise UnsafeLoaderOption("trust_remote_code=True is refused: the model has no "
@@ -79,3 +82,14 @@ def from_pretrained(cls: PretrainedLoader[_Loaded], model: str | os.PathLike[str
         run_code = allowed and requested is not False
         return cls.from_pretrained(copy.path, local_files_only=True,
                                    trust_remote_code=run_code, **kwargs)
+
+
+def _refuse_adapters(files: Iterable[str]) -> None:
+    """A PEFT adapter (``adapter_config.json``) makes transformers load the base model
+    its ``base_model_name_or_path`` names: bytes outside the verified copy."""
+    for name in files:
+        if name.rsplit("/", 1)[-1] == _ADAPTER_CONFIG:
+            raise InputError(f"{name} makes transformers load the adapter's base model from "
+                             "outside the verified copy; load the base model through "
+                             "mgattest and apply the adapter yourself",
+                             what="adapter", where=name)

@@ -439,6 +439,17 @@ def test_options_that_reopen_the_gap_are_refused_before_anything_is_read(signed,
     assert os.listdir(signed.workdir) == []
 
 
+def test_a_peft_adapter_is_refused(signed):
+    """Its base model would be read from wherever adapter_config.json points."""
+    (signed.model / "adapter_config.json").write_text(json.dumps(
+        {"base_model_name_or_path": str(signed.tmp / "elsewhere"), "peft_type": "LORA"}))
+    signed.sign()
+    with pytest.raises(InputError, match="base model") as exc:
+        signed.load(transformers.AutoModelForCausalLM)
+    assert exc.value.where == "adapter_config.json"
+    assert os.listdir(signed.workdir) == []
+
+
 def test_harmless_options_pass_through(signed):
     model = signed.load(transformers.AutoModelForCausalLM, dtype=torch.float64,
                         subfolder="")
