@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from mgattest.attest._keys import generate_signer, public_key_pem
 from mgattest.attest._sign import sign_model, write_bundle_file
 from mgattest.attest.errors import ModelChangedError
 from mgattest.errors import InputError
@@ -38,19 +37,6 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 from mgattest.integrations import safetensors as mg_safetensors  # noqa: E402
 from mgattest.integrations import torch as mg_torch  # noqa: E402
 from mgattest.integrations.transformers import from_pretrained  # noqa: E402
-
-POLICY = """\
-apiVersion: mgattest/v1
-kind: Policy
-trust:
-  keys: [{name: release, path: release.pub}]
-signers:
-  release: {key: release}
-rules:
-  - id: model
-    match: ["**"]
-    signedBy: {anyOf: [release]}
-"""
 
 WEIGHTS = "model.safetensors"
 
@@ -73,26 +59,26 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 class Signed:
-    """A signed copy of a model: its directory, bundle, policy and signer."""
+    """A signed copy of a model: its directory, bundle, policy and signer (the policy of
+    the loading conftest's ``env``: one rule, the release key, ``content.pickle: deny``)."""
 
-    def __init__(self, tmp: Path, source: Path) -> None:
-        self.tmp = tmp
-        self.model = tmp / "model"
+    def __init__(self, env: tuple[Path, object], source: Path) -> None:
+        self.tmp, self.signer = env
+        self.model = self.tmp / "model"
         shutil.copytree(source, self.model)
-        self.signer = generate_signer()
-        (tmp / "release.pub").write_bytes(public_key_pem(self.signer))
-        self.policy = tmp / "policy.yaml"
-        self.policy.write_text(POLICY)
-        self.bundle = tmp / "model.sigstore.json"
+        self.policy = self.tmp / "policy.yaml"
+        self.policy_text = self.policy.read_text()
+        self.bundle = self.tmp / "model.sigstore.json"
         self.sign()
-        self.workdir = tmp / "private"
+        self.workdir = self.tmp / "private"
         self.workdir.mkdir()
 
     def sign(self) -> None:
         write_bundle_file(sign_model(self.model, self.signer).bundle, self.bundle)
 
     def with_rule_content(self, content: str) -> None:
-        self.policy.write_text(POLICY + f"    content: {content}\n")
+        self.policy.write_text(self.policy_text.replace("content: {pickle: deny}",
+                                                        f"content: {content}"))
 
     def load(self, cls, **kwargs):
         return from_pretrained(cls, self.model, policy=self.policy, bundles=[self.bundle],
@@ -100,9 +86,8 @@ class Signed:
 
 
 @pytest.fixture()
-def signed(tmp_path, monkeypatch, tiny_model) -> Signed:
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-    return Signed(tmp_path, tiny_model)
+def signed(env, tiny_model) -> Signed:
+    return Signed(env, tiny_model)
 
 
 @pytest.fixture()
@@ -154,7 +139,7 @@ def test_every_file_transformers_reads_is_judged_by_the_policy(signed):
 
 
 def test_materialised_copy_is_private_sealed_and_removed(signed):
-    signed.policy.write_text(POLICY + '    files: {ignore: ["README.md"]}\n')
+    signed.policy.write_text(signed.policy_text + '    files: {ignore: ["README.md"]}\n')
     (signed.model / "README.md").write_text("not signed, not loaded")
     with materialise(signed.model, policy=signed.policy, bundles=[signed.bundle],
                      workdir=signed.workdir) as copy:
@@ -343,9 +328,8 @@ def modules_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture()
-def signed_code(tmp_path, monkeypatch, custom_code_model, modules_cache) -> Signed:
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
-    return Signed(tmp_path, custom_code_model)
+def signed_code(env, custom_code_model, modules_cache) -> Signed:
+    return Signed(env, custom_code_model)
 
 
 def digest_of(path: Path) -> str:
@@ -515,12 +499,12 @@ def test_torch_load_needs_the_policy_to_clear_the_pickle(signed):
 
 
 @pytest.mark.xfail(strict=True, reason="needs hf-layouts (snapshot symlinks into blobs)")
-def test_model_in_a_hugging_face_cache_snapshot(tmp_path, monkeypatch, tiny_model):
+def test_model_in_a_hugging_face_cache_snapshot(env, tiny_model):
     """The model placed as the hub writes it: ``models--ORG--NAME/snapshots/<rev>/``
     files are relative symlinks into ``blobs/`` (LFS blobs named by their SHA-256)."""
     import hashlib
 
-    monkeypatch.setenv("MGATTEST_HOME", str(tmp_path / "home"))
+    tmp_path, signer = env
     repo = tmp_path / "hub" / "models--acme--tiny"
     revision = "0123456789abcdef0123456789abcdef01234567"
     snapshot = repo / "snapshots" / revision
@@ -533,9 +517,6 @@ def test_model_in_a_hugging_face_cache_snapshot(tmp_path, monkeypatch, tiny_mode
         blob = hashlib.sha256(data).hexdigest()
         (repo / "blobs" / blob).write_bytes(data)
         (snapshot / source.name).symlink_to(f"../../blobs/{blob}")
-    signer = generate_signer()
-    (tmp_path / "release.pub").write_bytes(public_key_pem(signer))
-    (tmp_path / "policy.yaml").write_text(POLICY)
     bundle = write_bundle_file(sign_model(snapshot, signer).bundle, tmp_path / "b.sigstore.json")
     model = from_pretrained(transformers.AutoModelForCausalLM, snapshot,
                             policy=tmp_path / "policy.yaml", bundles=[bundle])
