@@ -116,32 +116,39 @@ def materialise(model: str | os.PathLike[str], *, policy: Policy | str | os.Path
                 on_copied(mf.name)
         target = os.path.join(root, walk.files[0].name) if walk.single_file else root
         outcome = ModelVerifier(policy, trust, VerifyOptions(bundles=bundle_list)).verify(target)
-        verdict = outcome.verdict
-        if verdict is None:  # a policy always decides; fail closed should that ever change
-            raise VerificationError("the policy reached no verdict", what="policy")
-        if not verdict.allowed:
-            first = verdict.failures[0] if verdict.failures else None
-            raise PolicyDenied(f"policy {policy.source} denied {os.fspath(model)}: "
-                               + "; ".join(verdict.reasons[:3]), verdict=verdict,
-                               where=first.id if first else None)
         result = MaterialisedModel(path=target, root=root, single_file=walk.single_file,
                                    outcome=outcome, _workdir=private)
-        for mf in walk.files:
-            clearance = verdict.clearance.get(mf.name)
-            if clearance is not None and clearance.loadable:
-                result.files[mf.name] = _digest_of(outcome, mf.name)
-            else:
-                result.left_out[mf.name] = clearance.reason if clearance else "not evaluated"
-                os.unlink(os.path.join(root, mf.name))
-        if not result.files:
-            raise PolicyDenied(f"policy {policy.source} clears no file of {os.fspath(model)} "
-                               "for loading", verdict=verdict, what="load",
-                               where=next(iter(result.left_out), None))
+        _keep_cleared(result, [mf.name for mf in walk.files], policy, os.fspath(model))
         _seal(root)
         return result
     except BaseException:
         remove_private_dir(private)
         raise
+
+
+def _keep_cleared(copy: MaterialisedModel, names: list[str], policy: Policy,
+                  shown: str) -> None:
+    """Raise :class:`PolicyDenied` unless the verdict allows the copy; delete the files it
+    does not clear for loading (recorded in ``copy.left_out``), record the others with
+    their digests in ``copy.files``."""
+    verdict = copy.outcome.verdict
+    if verdict is None:  # a policy always decides; fail closed should that ever change
+        raise VerificationError("the policy reached no verdict", what="policy")
+    if not verdict.allowed:
+        first = verdict.failures[0] if verdict.failures else None
+        raise PolicyDenied(f"policy {policy.source} denied {shown}: "
+                           + "; ".join(verdict.reasons[:3]), verdict=verdict,
+                           where=first.id if first else None)
+    for name in names:
+        clearance = verdict.clearance.get(name)
+        if clearance is not None and clearance.loadable:
+            copy.files[name] = _digest_of(copy.outcome, name)
+        else:
+            copy.left_out[name] = clearance.reason if clearance else "not evaluated"
+            os.unlink(os.path.join(copy.root, name))
+    if not copy.files:
+        raise PolicyDenied(f"policy {policy.source} clears no file of {shown} for loading",
+                           verdict=verdict, what="load", where=next(iter(copy.left_out), None))
 
 
 def _copy_file(open_source: Callable[[], int], name: str, dst_root: str) -> None:

@@ -141,11 +141,15 @@ def test_every_file_transformers_reads_is_judged_by_the_policy(signed):
 def test_materialised_copy_is_private_sealed_and_removed(signed):
     signed.policy.write_text(signed.policy_text + '    files: {ignore: ["README.md"]}\n')
     (signed.model / "README.md").write_text("not signed, not loaded")
+    (signed.model / "extra").mkdir()
+    (signed.model / "extra" / "notes.json").write_text("{}")
+    signed.sign()
     with materialise(signed.model, policy=signed.policy, bundles=[signed.bundle],
                      workdir=signed.workdir) as copy:
         root = Path(copy.root)
         assert root.is_relative_to(signed.workdir)
-        assert set(copy.files) == {p.name for p in signed.model.iterdir()} - {"README.md"}
+        assert set(copy.files) == ({p.name for p in signed.model.iterdir()}
+                                   - {"README.md", "extra"} | {"extra/notes.json"})
         assert "README.md" in copy.left_out and not (root / "README.md").exists()
         for name, digest in copy.files.items():
             path = root / name
@@ -155,6 +159,7 @@ def test_materialised_copy_is_private_sealed_and_removed(signed):
             assert path.read_bytes() == (signed.model / name).read_bytes()
             assert digest.startswith("sha256:") and len(digest) == 71
         assert stat.S_IMODE(root.stat().st_mode) == 0o500
+        assert stat.S_IMODE((root / "extra").stat().st_mode) == 0o500
         assert stat.S_IMODE(root.parent.stat().st_mode) == 0o700  # mkdtemp's own
         if os.geteuid() != 0:  # root writes through any mode
             with pytest.raises(PermissionError):
