@@ -93,6 +93,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
 })
 
 __all__ = [
+    "is_model_code",
     "attestation_to_json", "Check", "default_bundle_path", "describe_policy",
     "dump_policy", "effective_policy", "evaluate", "FileBytes", "initial_policy",
     "lint_policy", "load_policy", "MAX_MODEL_FILES", "model_check", "ModelBytes",
@@ -100,7 +101,7 @@ __all__ = [
     "PolicyDenied", "PolicyError", "PolicyRequest", "read_model_bytes", "scan_model",
     "ShortcutOptions", "TrustOptions", "Verdict", "verdict_tree", "VerificationOutcome",
     "verify_for_init", "VerifyOptions",
-    "GeneratedPolicy", "generate_policy", "is_model_code",
+    "GeneratedPolicy", "generate_policy",
 ]
 
 

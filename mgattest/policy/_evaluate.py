@@ -629,12 +629,6 @@ def _digest_outcome(rule: Rule, f: _File) -> _Outcome:
     return True, "digest allowed", {}
 
 
-def is_model_code(name: str) -> bool:
-    """Is *name* a file transformers may import as model code (``trust_remote_code``)?
-    It imports ``<module>.py`` files of the model directory, whatever their content."""
-    return name.endswith(".py")
-
-
 def _content_outcome(rule: Rule, f: _File) -> _Outcome:
     fmt = f.format
     ev: dict[str, Any] = {"format": fmt}
@@ -681,6 +675,12 @@ def _finding_text(finding: Any) -> str:
         if isinstance(v, str):
             return v
     return str(finding)
+
+
+def is_model_code(name: str) -> bool:
+    """Is *name* a file transformers may import as model code (``trust_remote_code``)?
+    It imports ``<module>.py`` files of the model directory, whatever their content."""
+    return name.endswith(".py")
 
 
 def signer_dict(info: SignerInfo) -> JSONObject:
