@@ -419,7 +419,7 @@ def test_trust_remote_code_refused_without_code_the_policy_allows(signed):
     {"subfolder": "../elsewhere"}, {"subfolder": "/abs"}, {"gguf_file": "../x.gguf"},
     {"config": "other-config.json"}, {"pretrained_model_name_or_path": "gpt2"},
     {"custom_pipeline": "pipe.py"}, {"offload_folder": "off"}, {"foo": Path("/x")},
-    {"adapter_kwargs": {}},
+    {"adapter_kwargs": {}}, {"attn_implementation": "kernels-community/flash-attn"},
 ])
 def test_options_that_reopen_the_gap_are_refused_before_anything_is_read(signed, option):
     with pytest.raises(UnsafeLoaderOption) as exc:
