@@ -5,8 +5,8 @@ Standard library only. Every ``import``/``from ... import`` of the package count
 at top level, under ``if TYPE_CHECKING:`` or inside a function (a lazy import is
 still a dependency). Modules map to packages:
 
-* ``cli``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``, ``ca``: the
-  subpackages, by their first name part;
+* ``cli``, ``integrations``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``,
+  ``ca``: the subpackages, by their first name part;
 * **leaf**: ``mgattest.errors`` and every ``mgattest._*`` module. Every package may
   import them; they import only each other;
 * **root**: ``mgattest/__init__.py`` (``__version__`` and the lazy ``mgattest.load`` function
@@ -16,6 +16,7 @@ still a dependency). Modules map to packages:
 Allowed edges between packages (besides imports inside one package):
 
     cli    -> loading, policy, attest, tlog, inspect, ca
+    integrations -> loading, policy, attest, tlog, inspect
     loading -> policy, attest, tlog, inspect
     policy -> attest, tlog, inspect
     attest -> tlog
@@ -37,12 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "mgattest"
-PACKAGES = ("cli", "loading", "policy", "attest", "tlog", "inspect", "ca")
+PACKAGES = ("cli", "integrations", "loading", "policy", "attest", "tlog", "inspect", "ca")
 LEAF = "leaf"
 ROOT = "root"
 
 ALLOWED: dict[str, frozenset[str]] = {
     "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca"}),
+    "integrations": frozenset({"loading", "policy", "attest", "tlog", "inspect"}),
     "loading": frozenset({"policy", "attest", "tlog", "inspect"}),
     "policy": frozenset({"attest", "tlog", "inspect"}),
     "attest": frozenset({"tlog"}),

@@ -11,7 +11,7 @@ stamp=.venv/.mgattest-setup
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,ml]"
+  .venv/bin/python -m pip install -q -e ".[test,ml,hf]"
   # PyTorch is optional; the CPU wheel 2.13.0 is on this kind of machine's disk.
   if [ "${MGATTEST_SKIP_TORCH:-0}" != "1" ]; then
     .venv/bin/python -m pip install -q "torch==2.13.0" || echo "note: torch not installed; torch tests will be skipped" >&2

@@ -11,7 +11,10 @@ without deserialising), :class:`VerificationCache`; re-exported from ``policy``:
 :data:`MAX_MODEL_FILES`, :class:`PolicyDenied`. Loaded on first use (PEP 562): the
 quarantine (:func:`quarantine_model`, :func:`list_incidents`, :func:`get_incident`,
 :func:`restore`, :class:`Incident`) and the watcher (:class:`Sentry`,
-:func:`manifest_verifier`). Every submodule is internal.
+:func:`manifest_verifier`), and :func:`materialise` -> :class:`MaterialisedModel`: a
+verified, private, read-only copy for loaders that read files by path (what
+``mgattest.integrations`` hands to transformers, safetensors, torch). Every submodule is
+internal.
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ if TYPE_CHECKING:
     from mgattest.policy import Policy, Verdict
     from mgattest.loading._watch import SentryStatus, WatchSources, watch_verifier
     from mgattest.loading._quarantine import quarantine_findings, quarantine_rejected
+    from mgattest.loading._materialise import MaterialisedModel, materialise
 
 __all__ = [
     "get_incident", "Incident", "list_incidents", "load", "manifest_verifier",
     "MAX_MODEL_FILES", "model_check", "ModelBytes", "PolicyDenied",
     "quarantine_findings", "quarantine_model", "quarantine_rejected",
-    "read_model_bytes", "restore", "scan_model", "Sentry", "SentryStatus",
+    "MaterialisedModel", "materialise", "read_model_bytes", "restore", "scan_model", "Sentry", "SentryStatus",
     "VerificationCache", "verify_model_bytes", "watch_verifier", "WatchSources",
 ]
 
@@ -57,6 +61,8 @@ _EXPORTS = LazyExports("mgattest.loading", {
     "watch_verifier": "mgattest.loading._watch",
     "quarantine_findings": "mgattest.loading._quarantine",
     "quarantine_rejected": "mgattest.loading._quarantine",
+    "MaterialisedModel": "mgattest.loading._materialise",
+    "materialise": "mgattest.loading._materialise",
 })
 
 

@@ -6,6 +6,7 @@ Entry points (re-exported lazily, PEP 562: importing the package or
     load_policy(path) -> Policy            lint_policy(path) -> list[Issue]
     policy_from_bytes(data, source) -> Policy
     evaluate(policy, attestations, model_check, content_reports, now=None) -> Verdict
+    is_model_code(name)                    the files content.remoteCode judges (``*.py``)
     ModelVerifier(policy, TrustOptions, VerifyOptions).verify(source) -> VerificationOutcome
     policy_verifier(PolicyRequest) -> ModelVerifier   (``mgattest verify --policy/--builder-id``,
                                                       with ShortcutOptions)
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     # attest's helpers the pipeline module re-exports (policy.pipeline.__getattr__)
     from mgattest.attest import attestation_to_json, default_bundle_path, names_a_digest
     from mgattest.policy.errors import PolicyDenied, PolicyError
-    from mgattest.policy._evaluate import evaluate
+    from mgattest.policy._evaluate import evaluate, is_model_code
     from mgattest.policy._explain import describe_policy, verdict_tree
     from mgattest.policy._init import dump_policy, initial_policy, verify_for_init
     from mgattest.policy._loader import lint_policy, load_policy, policy_from_bytes
@@ -68,6 +69,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "lint_policy": "mgattest.policy._loader",
     "policy_from_bytes": "mgattest.policy._loader",
     "evaluate": "mgattest.policy._evaluate",
+    "is_model_code": "mgattest.policy._evaluate",
     "Policy": "mgattest.policy._model",
     "Verdict": "mgattest.policy._verdict",
     "Check": "mgattest.policy._verdict",
@@ -109,6 +111,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
 })
 
 __all__ = [
+    "is_model_code",
     "attestation_to_json", "Check", "default_bundle_path", "describe_policy",
     "dump_policy", "effective_policy", "evaluate", "FileBytes", "initial_policy",
     "lint_policy", "load_policy", "MAX_MODEL_FILES", "model_check", "ModelBytes",

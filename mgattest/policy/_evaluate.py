@@ -146,12 +146,16 @@ class _ClearanceBook:
         self.attestations: dict[str, set[str]] = {n: set() for n in self.names}
         self.blocked: dict[str, str] = {}  # name → first reason it may not be loaded
         self.ignored_by: dict[str, str] = {}
+        # files some judging rule does not allow to run as code (content.remoteCode)
+        self.code_denied: set[str] = set()
 
     def judged(self, rule: Rule, f: _File, trusted: list[VerifiedAttestation]) -> None:
         """*rule* judged *f*; *trusted* are the covering attestations it counts."""
         self.rules[f.name].append(rule.id)
         self.pickle[f.name].add(rule.pickle)
         self.attestations[f.name].update(a.source for a in trusted)
+        if rule.remote_code_allow is None or f.digest not in rule.remote_code_allow:
+            self.code_denied.add(f.name)
         if not trusted:
             self._block(f.name, f"not covered by an attestation from a signer rule "
                                 f"{rule.id!r} trusts")
@@ -185,7 +189,8 @@ class _ClearanceBook:
             reason = self.blocked.get(name, "covered, verified and content cleared by "
                                             + ", ".join(rules))
             out[name] = Clearance(loadable, reason, pickle, rules,
-                                  tuple(sorted(self.attestations[name])))
+                                  tuple(sorted(self.attestations[name])),
+                                  code=loadable and name not in self.code_denied)
         return out
 
 
@@ -553,7 +558,8 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
         checks.append(_per_file(rule, "digests", files, lambda f: _digest_outcome(rule, f)))
     # Rules usually share one content configuration: judge each file once per config
     # (every rule field _content_outcome reads).
-    content_config = (rule.formats, rule.pickle, rule.scan_required, rule.unknown)
+    content_config = (rule.formats, rule.pickle, rule.scan_required, rule.unknown,
+                      rule.remote_code_allow)
 
     def content(f: _File) -> _Outcome:
         key = (content_config, f.name)
@@ -646,6 +652,9 @@ def _size_outcome(rule: Rule, f: _File) -> _Outcome:
 def _content_outcome(rule: Rule, f: _File) -> _Outcome:
     fmt = f.format
     ev: dict[str, Any] = {"format": fmt}
+    if (rule.remote_code_allow is not None and is_model_code(f.name)
+            and f.digest not in rule.remote_code_allow):
+        return False, (f"Python code {f.digest} is not on content.remoteCode.allow"), ev
     if rule.formats is not None and fmt not in rule.formats:
         return False, f"format {fmt!r} is not allowed (allowed: {', '.join(sorted(rule.formats))})", ev
     if f.pickled and rule.pickle == "deny":
@@ -686,6 +695,12 @@ def _finding_text(finding: Any) -> str:
         if isinstance(v, str):
             return v
     return str(finding)
+
+
+def is_model_code(name: str) -> bool:
+    """Is *name* a file transformers may import as model code (``trust_remote_code``)?
+    It imports ``<module>.py`` files of the model directory, whatever their content."""
+    return name.endswith(".py")
 
 
 def signer_dict(info: SignerInfo) -> JSONObject:

@@ -483,6 +483,8 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         digest_allow=frozenset(digests["allow"]) if "allow" in digests else None,
         digest_deny=frozenset(digests.get("deny", [])),
         formats=frozenset(content["formats"]) if "formats" in content else None,
+        remote_code_allow=(frozenset(content["remoteCode"]["allow"])
+                           if "remoteCode" in content else None),
         pickle=content.get("pickle", "deny"),
         scan_required=content.get("scan", "required") == "required",
         unknown=content.get("unknown", "allow"),

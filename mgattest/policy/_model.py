@@ -155,6 +155,9 @@ class Rule:
     digest_allow: frozenset[str] | None = None
     digest_deny: frozenset[str] = frozenset()
     formats: frozenset[str] | None = None
+    # content.remoteCode.allow: digests of the Python files (``*.py``) that may run as
+    # model code (transformers ``trust_remote_code``); None = the rule allows no code.
+    remote_code_allow: frozenset[str] | None = None
     pickle: str = "deny"
     scan_required: bool = True
     unknown: str = "allow"  # content.unknown: a file of no format the scanner knows

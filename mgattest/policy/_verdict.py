@@ -29,6 +29,7 @@ class ClearanceJSON(TypedDict):
     pickle: str
     rules: list[str]
     attestations: list[str]
+    code: bool
 
 
 class PolicyRefJSON(TypedDict):
@@ -90,11 +91,15 @@ class Clearance:
     pickle: str = "deny"  # deny | scan | restricted
     rules: tuple[str, ...] = ()  # ids of the rules that judged the file
     attestations: tuple[str, ...] = ()  # sources of the attestations that covered it
+    # May it run as model code (transformers trust_remote_code)? Only when loadable and
+    # every rule that judged it lists its digest in content.remoteCode.allow.
+    code: bool = False
 
     def to_dict(self) -> ClearanceJSON:
         """A JSON-ready form."""
         return {"loadable": self.loadable, "reason": self.reason, "pickle": self.pickle,
-                "rules": list(self.rules), "attestations": list(self.attestations)}
+                "rules": list(self.rules), "attestations": list(self.attestations),
+                "code": self.code}
 
 
 @dataclass

@@ -559,3 +559,37 @@ def test_release_tags_are_ascii_digits_only():
     assert not versioned_tag_ok("v1.2", "refs/tags/v\u0661.\u0662.3")  # Arabic-Indic 1, 2
     assert is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v1.2.3")
     assert not is_delegator(DELEGATOR_WORKFLOWS[0] + "@refs/tags/v\uff11.2.3")  # fullwidth 1
+
+
+CODE = {"modeling_x.py": digest_of(b"class X: pass\n"), W: FILES[W]}
+
+
+def test_remote_code_clearance_needs_the_exact_digest_in_every_judging_rule():
+    """content.remoteCode.allow: a listed *.py file is cleared as code; an unlisted one
+    fails the content clause naming its digest; without the clause code is never
+    cleared (but the file still loads as data); the strictest rule wins."""
+    att = [attestation(CODE, key_signer(KEY_A))]
+    code_digest = f"sha256:{CODE['modeling_x.py']}"
+    plain = run(key_policy(), att, files=CODE)
+    assert plain.allowed and plain.clearance["modeling_x.py"].code is False
+    assert plain.clearance["modeling_x.py"].to_dict()["code"] is False
+
+    allowed = run(key_policy(f"content: {{remoteCode: {{allow: ['{code_digest}']}}}}"), att,
+                  files=CODE)
+    assert allowed.allowed and allowed.clearance["modeling_x.py"].code is True
+    assert allowed.clearance[W].code is False  # not on the list
+
+    other = "sha256:" + "0" * 64
+    denied = run(key_policy(f"content: {{remoteCode: {{allow: ['{other}']}}}}"), att, files=CODE)
+    assert failed(denied) == {"weights.content": f"modeling_x.py: Python code {code_digest} "
+                                                 "is not on content.remoteCode.allow"}
+    assert denied.clearance["modeling_x.py"].loadable is False
+    assert denied.clearance[W].loadable is True
+
+    two_rules = (HEAD + keys_block(("a", KEY_A)) + "signers:\n  a: {key: a}\nrules:\n"
+                 "  - id: code\n    match: ['*.py']\n    signedBy: {anyOf: [a]}\n"
+                 f"    content: {{remoteCode: {{allow: ['{code_digest}']}}}}\n"
+                 "  - id: all\n    match: ['**']\n    signedBy: {anyOf: [a]}\n")
+    strict = run(policy(two_rules), att, files=CODE)
+    assert strict.allowed and strict.clearance["modeling_x.py"].code is False
+    assert strict.clearance["modeling_x.py"].rules == ("code", "all")

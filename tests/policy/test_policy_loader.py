@@ -223,3 +223,20 @@ def test_arbitrary_bytes_never_crash_the_policy_loader(data):
 def test_deep_nesting_is_a_policy_error(text):
     with pytest.raises(PolicyError, match="nests deeper|invalid YAML"):
         policy_from_bytes(text, source="deep.yaml")
+
+
+def test_content_remote_code_schema(tmp_path):
+    """content.remoteCode: {allow: [sha256 digests]}; anything else is a schema error."""
+    good = "sha256:" + "ab" * 32
+    pol = policy_from_bytes((MIN + f"    content: {{remoteCode: {{allow: ['{good}']}}}}\n").encode(),
+                            source="p.yaml")
+    assert pol.rules[0].remote_code_allow == frozenset({good})
+    assert policy_from_bytes(MIN.encode(), source="p.yaml").rules[0].remote_code_allow is None
+    for bad, needle in (("{remoteCode: {allow: ['sha256:abc']}}", "does not match"),
+                        ("{remoteCode: {}}", "allow"),
+                        ("{remoteCode: {allow: [], deny: []}}", "deny"),
+                        (f"{{remoteCode: ['{good}']}}", "object")):
+        text = MIN + f"    content: {bad}\n"
+        issues = lint_policy(write(tmp_path, text))
+        assert issues and issues[0].where.endswith(f":{line_of(text, 'content:')}"), bad
+        assert needle in issues[0].message, (bad, issues[0].message)
