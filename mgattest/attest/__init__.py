@@ -124,7 +124,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._references import (
         StoredModel,
         default_bundle_path,
+        is_store_reference,
         model_schemes,
+        refuse_store_reference,
         resolve_model_path,
         resolve_stored_model,
     )
@@ -168,6 +170,8 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "default_bundle_path": "mgattest.attest._references",
     "resolve_stored_model": "mgattest.attest._references",
     "model_schemes": "mgattest.attest._references",
+    "is_store_reference": "mgattest.attest._references",
+    "refuse_store_reference": "mgattest.attest._references",
     "StoredModel": "mgattest.attest._references",
     "public_key_hint": "mgattest.attest._verify",
     "names_a_digest": "mgattest.attest._verify",
@@ -319,7 +323,7 @@ __all__ = [
     # the models of a repository tree
     "DEFAULT_MODEL_PATTERNS", "DiscoveredModel", "Discovery", "RefusedEntry", "discover_models",
     "sign_tree", "TreeSignResult",
-    "model_schemes", "resolve_model_path",
+    "is_store_reference", "model_schemes", "refuse_store_reference", "resolve_model_path",
     "check_cache_blobs", "hub_cache_dir",
 ]
 

@@ -28,9 +28,10 @@ from mgattest.attest._hfcache import HF_SCHEME, resolve_hf_reference
 from mgattest.attest._oci import OCI_PREFIX, is_oci_layout, oci_bundle_path, resolve_oci
 from mgattest.attest._ollama import OLLAMA_PREFIX, ollama_bundle_path, resolve_ollama
 from mgattest.attest._walk import default_bundle_path as path_bundle_path
+from mgattest.errors import InputError
 
-__all__ = ["StoredModel", "default_bundle_path", "model_schemes", "resolve_model_path",
-           "resolve_stored_model"]
+__all__ = ["StoredModel", "default_bundle_path", "is_store_reference", "model_schemes",
+           "refuse_store_reference", "resolve_model_path", "resolve_stored_model"]
 
 StoreResolver = Callable[[str], StoredModel]
 
@@ -61,6 +62,21 @@ def _store_scheme(model: str | os.PathLike[str]) -> str | None:
     if os.path.isdir(model) and is_oci_layout(os.fspath(model)):
         return OCI_PREFIX
     return None
+
+
+def is_store_reference(model: str | os.PathLike[str]) -> bool:
+    """Whether ``model`` names a model in a store (``ollama:``, ``oci:``, a layout dir)."""
+    return _store_scheme(model) is not None
+
+
+def refuse_store_reference(model: str | os.PathLike[str], what: str) -> None:
+    """Raise :class:`~mgattest.errors.InputError` when ``model`` is a store reference:
+    ``what`` (a loader) reads model files, and a store holds blobs, not files."""
+    if is_store_reference(model):
+        raise InputError(f"{what} loads model files; {os.fspath(model)} is a model in an "
+                         "Ollama store or OCI layout: verify it with `mgattest verify` and "
+                         "load it with its own runtime (docs/layouts/)",
+                         what="model", where=os.fspath(model))
 
 
 def resolve_stored_model(model: str | os.PathLike[str]) -> StoredModel | None:

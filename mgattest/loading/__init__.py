@@ -130,8 +130,9 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     """
     from mgattest.policy import load_policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
     from mgattest.policy import Policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
-    from mgattest.attest import resolve_model_path  # noqa: PLC0415 - attest loads on first use
+    from mgattest.attest import refuse_store_reference, resolve_model_path  # noqa: PLC0415 - attest loads on first use
 
+    refuse_store_reference(path, "mgattest.load")
     path = resolve_model_path(path)  # hf:ORG/NAME[@REV] → its cache snapshot
     if on_fail not in ("raise", "none"):
         raise InputError(f"on_fail must be 'raise' or 'none', not {on_fail!r}", what="on_fail")

@@ -94,12 +94,14 @@ def materialise(model: str | os.PathLike[str], *, policy: Policy | str | os.Path
     """
     from mgattest.attest import (  # noqa: PLC0415 - attest loads on first use
         open_model_file,
+        refuse_store_reference,
         resolve_model_path,
         walk_model_detailed,
     )
     from mgattest.loading import _refuse_trust_anchors_in_model  # noqa: PLC0415 - the package imports this module lazily
     from mgattest.policy import Policy, load_policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
 
+    refuse_store_reference(model, "materialise")
     model = resolve_model_path(model)  # hf:ORG/NAME[@REV] → its cache snapshot
     if not isinstance(policy, Policy):
         policy = load_policy(policy)

@@ -231,3 +231,18 @@ def test_tensor_layers_are_named_by_their_name_parameter(tmp_path, monkeypatch):
     path.write_bytes(go_json(doc))
     names = [e.name for e in resolve_stored_model("ollama:tiny").subjects]
     assert names == ["manifest", "model", "tensor/tok.weight", "tensor"]
+
+
+def test_loaders_refuse_store_references_with_a_clear_error(store, tmp_path):
+    """mgattest.load and materialise read model files; a store reference is named as
+    such (exit 2), never reported as a missing path nor loaded from unverified bytes."""
+    import mgattest
+    from mgattest.errors import InputError
+    from mgattest.loading import materialise
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: mgattest/v1\nkind: Policy\nrules: []\n")
+    for call in (lambda: mgattest.load("ollama:tiny", policy=policy, bundles=["b.json"]),
+                 lambda: materialise("ollama:tiny", policy=policy, bundles=["b.json"])):
+        with pytest.raises(InputError, match="Ollama store or OCI layout"):
+            call()
