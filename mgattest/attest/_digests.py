@@ -717,6 +717,11 @@ def check_shard(subject: Mapping[str, JSONValue], index: int, data: bytes | memo
                                    what="subject digest", where=where)
 
 
+#: How a failing file status reads in a sentence ("'w.bin' differs from its subject").
+_STATUS_PHRASES = {"mismatch": "differs from its subject", "missing": "is missing",
+                   "extra": "is extra (no subject names it)"}
+
+
 def raise_for_model_check(check: ModelCheck) -> None:
     """Raise :class:`SubjectMismatchError` naming the first failing file (and shard).
 
@@ -732,8 +737,9 @@ def raise_for_model_check(check: ModelCheck) -> None:
     first = failures[0]
     where = first.name if not first.detail else f"{first.name}: {first.detail}"
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    state = _STATUS_PHRASES.get(first.status, f"is {first.status}")
     raise SubjectMismatchError(
-        f"model at {check.root} does not match the statement: {first.name!r} is "
-        f"{first.status}" + (f" ({first.detail})" if first.detail else "") + more,
+        f"model at {check.root} does not match the statement: {first.name!r} {state}"
+        + (f" ({first.detail})" if first.detail else "") + more,
         what="subject digest", where=where,
         failures=[{"name": f.name, "status": f.status, "detail": f.detail} for f in failures])
