@@ -114,6 +114,10 @@ _PREFERENCE = [a + SHARD_KEY_SUFFIX for a in ("sha256", "sha512", "blake2b", "bl
     "sha256", "sha512", "blake2b", "blake3"]
 
 
+# The digest keys this installation can compute, in order of preference.
+_COMPUTABLE = [k for k in _PREFERENCE if k.removesuffix(SHARD_KEY_SUFFIX) in _FACTORIES]
+
+
 def supported_algorithms() -> tuple[str, ...]:
     """The hash algorithms this installation can compute (blake3 only if installed)."""
     return ALGORITHMS
@@ -322,13 +326,13 @@ def _buffer() -> memoryview:
     return mv
 
 
-def _hash_open(fd: int, plan: _Plan, job: _Job, progress: _Progress) -> bytes:
-    """Hash ``job``'s range of the open file ``fd``, proving it did not change meanwhile."""
+def _hash_open(fd: int, plan: _Plan, job: _Job, buf: memoryview, progress: _Progress) -> bytes:
+    """Hash ``job``'s range of the open file ``fd`` (read through ``buf``), proving the
+    file did not change meanwhile."""
     mf, start, end = plan.file, job.start, job.end
     if end - start > BUFFER_SIZE and hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
     h = _FACTORIES[plan.algorithm]()
-    buf = _buffer()
     pos, pending, end_checked = start, 0, False
     while pos < end:
         left = end - pos
@@ -369,6 +373,7 @@ def _hash_task(real_root: str, single_file: bool, plans: Sequence[_Plan],
     ``O_NOFOLLOW`` open and identity proof, only the path walk is shared.
     """
     shared = not single_file and len(task) > 1
+    buf = _buffer()
     dir_fd, dir_name = -1, ""
     try:
         digests = []
@@ -384,7 +389,7 @@ def _hash_task(real_root: str, single_file: bool, plans: Sequence[_Plan],
             fd = open_model_file(real_root, plan.file, single_file=single_file,
                                  dir_fd=dir_fd if shared else None)
             try:
-                digests.append(_hash_open(fd, plan, job, progress))
+                digests.append(_hash_open(fd, plan, job, buf, progress))
             finally:
                 os.close(fd)
         return digests
@@ -593,10 +598,9 @@ def _parse_subject(sub: object, index: int, forced: str | None) -> _Expectation:
     if not isinstance(digest, Mapping) or not digest:
         raise _bad_subject(name, "has no digest")
     if forced is not None:
-        candidates = [forced] if forced in digest else []
+        usable = [forced] if forced in digest and forced in _COMPUTABLE else []
     else:
-        candidates = [k for k in _PREFERENCE if k in digest]
-    usable = [k for k in candidates if k.removesuffix(SHARD_KEY_SUFFIX) in _FACTORIES]
+        usable = [k for k in _COMPUTABLE if k in digest]
     if not usable:
         raise _bad_subject(name, f"has no digest this verifier can compute (has: "
                                  f"{', '.join(sorted(map(str, digest)))}; supported: "
