@@ -12,13 +12,17 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mgattest.attest import _digests as digests_mod
 from mgattest.attest._digests import check_model, hash_model
 from mgattest.attest._options import CheckOptions
+from mgattest.attest._statement import ResourceDescriptor
+from mgattest.attest._walk import ModelFile, WalkResult
 from mgattest.attest.errors import ModelChangedError, ModelPathError, UnsafePathError
 from tests.helpers.trees import make_tree
 
@@ -89,11 +93,11 @@ def test_linked_small_files_are_read_from_their_target_directory(tmp_path: Path)
 
 # --------------------------------------------------------------------------- races
 
-def _after_walk(monkeypatch: pytest.MonkeyPatch, meddle) -> None:  # noqa: ANN001
+def _after_walk(monkeypatch: pytest.MonkeyPatch, meddle: Callable[[], object]) -> None:
     """Run ``meddle`` between the walk and the hashing of check_model."""
     real = digests_mod.walk_model_detailed
 
-    def walk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def walk(*args: Any, **kwargs: Any) -> WalkResult:
         result = real(*args, **kwargs)
         meddle()
         return result
@@ -101,7 +105,7 @@ def _after_walk(monkeypatch: pytest.MonkeyPatch, meddle) -> None:  # noqa: ANN00
     monkeypatch.setattr(digests_mod, "walk_model_detailed", walk)
 
 
-def _signed_tree(tmp_path: Path) -> tuple[Path, list]:
+def _signed_tree(tmp_path: Path) -> tuple[Path, list[ResourceDescriptor]]:
     root = make_tree(tmp_path / "m", {f"d/f{i:02d}.bin": os.urandom(300) for i in range(40)})
     (tmp_path / "elsewhere").mkdir()
     return root, hash_model(root).subjects()
@@ -172,7 +176,7 @@ def test_change_after_open_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyP
     victim = root / "d" / "f1.bin"
     real_open = digests_mod.open_model_file
 
-    def open_then_meddle(real_root, mf, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def open_then_meddle(real_root: str, mf: ModelFile, **kwargs: Any) -> int:
         fd = real_open(real_root, mf, **kwargs)
         if mf.name == "d/f1.bin":
             if change == "grow":
