@@ -17,6 +17,10 @@ Baselines measured in the same run, on the same files:
 * a 1-file model verified by mgattest: the fixed cost of a verify process (interpreter,
   imports, key, bundle, signature), used to report the per-file overhead
 
+Wall-clock rates need a quiet machine. Each case also prints CPU figures, which hold up
+under load: the process's user+sys time, the share of it SHA-256 needs (the bytes over
+one thread's sha256 rate per CPU second), and the CPU time per file.
+
 Each mgattest figure is a real ``mgattest verify`` subprocess (``os.wait4`` gives its
 peak RSS and CPU times), repeated ``--repeat`` times: the median is reported with the
 spread (min-max), and the load average before and after, because the machine may be
@@ -45,7 +49,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -100,6 +103,18 @@ def limit_processes(n: int, total: int = LIMIT_BYTES) -> float:
     for p in procs:
         p.join()
     return _window_rate(spans, total)
+
+
+def sha256_cpu_rate(total: int = 512 * MiB) -> float:
+    """Bytes per second of CPU time of one thread of hashlib.sha256 over a resident buffer:
+    per CPU second, so it holds on a busy machine (wall-clock rates do not)."""
+    buf = memoryview(random.randbytes(MiB))
+    h = hashlib.sha256()
+    h.update(buf)
+    start = time.thread_time()
+    for _ in range(total // MiB):
+        h.update(buf)
+    return total / (time.thread_time() - start)
 
 
 def cores() -> int:
@@ -228,12 +243,22 @@ def model_signing_seconds(model: Path, work: Path, env: dict[str, str], times: i
 class Case:
     key: str
     label: str
-    build: Callable[[Path], Path]  # writes the model under the scratch dir, returns its path
-    shard: int | None
+    big_files: dict[str, int]  # name -> size of large random files
+    small_files: int  # how many 2-6 KiB files (write_small_tree)
+    shard: int | None  # sign with --shard-size
+
+    def build(self, work: Path) -> Path:
+        """Write the model under ``work``; return its path."""
+        model = work / self.key
+        if self.small_files:
+            write_small_tree(model, self.small_files)
+        for seed, (name, size) in enumerate(sorted(self.big_files.items()), start=1):
+            write_file(model / name, size, seed)
+        return model
 
 
 def measure(case: Case, model: Path, work: Path, env: dict[str, str], args: argparse.Namespace,
-            limit: float, fixed_cmd: list[str]) -> bool:
+            limit: float, per_cpu_second: float, fixed_cmd: list[str]) -> bool:
     files = files_of(model)
     nbytes = sum(f.stat().st_size for f in files)
     bundle = work / f"{case.key}.sigstore.json"
@@ -264,7 +289,16 @@ def measure(case: Case, model: Path, work: Path, env: dict[str, str], args: argp
     print(f"  without the fixed cost of a verify process (1-file model, median {fixed:.3f} s, "
           f"spread {spread([r.wall for r in fixed_runs])}): {nbytes / net / MiB:8.1f} MiB/s"
           f"   / limit = {hashing / net:.2f}")
+    # CPU figures hold up better than wall time on a busy machine: the share of the
+    # process's CPU time that SHA-256 itself needs (bytes / sha256 per CPU second).
+    cpu = median([r.user + r.sys for r in runs])
+    fixed_cpu = median([r.user + r.sys for r in fixed_runs])
+    print(f"  cpu: {cpu:.3f} s (user+sys, median; 1-file verify {fixed_cpu:.3f} s); sha256 "
+          f"needs {nbytes / per_cpu_second:.3f} s of it: cpu efficiency "
+          f"{nbytes / per_cpu_second / cpu:.2f}, "
+          f"{nbytes / per_cpu_second / max(cpu - fixed_cpu, 1e-9):.2f} without the fixed cost")
     if len(files) >= 100:  # per-file overhead only means something for many files
+        print(f"  per file (cpu): {(cpu - fixed_cpu) / len(files) * 1e6:.1f} us")
         per_file = (wall - fixed) / len(files) * 1e6
         over = (wall - fixed - hashing) / len(files) * 1e6
         print(f"  per file: {per_file:.1f} us in all, {over:.1f} us beyond hashing its bytes "
@@ -301,16 +335,12 @@ def main() -> int:
     big = 256 * MiB if args.quick else 2048 * MiB
     shard_file = 64 * MiB if args.quick else 384 * MiB
     cases = [
-        Case("small", f"{n_small} small files (2-6 KiB)",
-             lambda w: (write_small_tree(w / "small", n_small), w / "small")[1], None),
-        Case("big", f"one {big // MiB} MiB file, 64 MiB shards",
-             lambda w: (write_file(w / "big" / "model.bin", big, 1), w / "big")[1], 64 * MiB),
-        Case("big1", f"one {big // MiB} MiB file, signed whole (file mode)",
-             lambda w: (write_file(w / "big1" / "model.bin", big, 2), w / "big1")[1], None),
-        Case("shards", f"4 x {shard_file // MiB} MiB shards (file mode)",
-             lambda w: ([write_file(w / "shards" / f"model-{i:05d}-of-00004.safetensors",
-                                    shard_file, 10 + i) for i in range(4)], w / "shards")[1],
+        Case("small", f"{n_small} small files (2-6 KiB)", {}, n_small, None),
+        Case("big", f"one {big // MiB} MiB file, 64 MiB shards", {"model.bin": big}, 0, 64 * MiB),
+        Case("big1", f"one {big // MiB} MiB file, signed whole (file mode)", {"model.bin": big}, 0,
              None),
+        Case("shards", f"4 x {shard_file // MiB} MiB shards (file mode)",
+             {f"model-{i:05d}-of-00004.safetensors": shard_file for i in range(1, 5)}, 0, None),
     ]
     wanted = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-verify-tree-", dir=args.dir))
@@ -328,11 +358,13 @@ def main() -> int:
                 return 2
         by_threads, by_procs = limit_threads(n), limit_processes(n)
         single = limit_threads(1)
+        per_cpu_second = sha256_cpu_rate()
         limit = max(by_threads, by_procs)
         print(f"cores: {n}   sha256 over a resident buffer: 1 thread {single / MiB:.0f} MiB/s, "
               f"{n} threads {by_threads / MiB:.0f} MiB/s, {n} processes {by_procs / MiB:.0f} "
               f"MiB/s   limit = {limit / MiB:.0f} MiB/s ({limit / single / n:.2f} of cores x "
-              f"one thread)   load: {load()}   files in: {work}")
+              f"one thread)   sha256 per CPU second: {per_cpu_second / MiB:.0f} MiB   "
+              f"load: {load()}   files in: {work}")
         run([*MGATTEST, "keygen", "--out", str(work / "k")], env)
         tiny = work / "tiny"
         write_file(tiny / "model.bin", 4096, 0)
@@ -343,7 +375,8 @@ def main() -> int:
             if case.key not in wanted:
                 continue
             model = case.build(work)
-            results.append(measure(case, model, work, env, args, limit, fixed_cmd))
+            results.append(measure(case, model, work, env, args, limit, per_cpu_second,
+                                   fixed_cmd))
             shutil.rmtree(model)
         print(f"\nlimit re-measured at the end: {max(limit_threads(n), limit_processes(n)) / MiB:.0f}"
               f" MiB/s (start: {limit / MiB:.0f})   load: {load()}")
