@@ -54,7 +54,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]  # children run here: `-m mgattest` is this checkout
+# Children run here, so `-m mgattest` is this checkout (--checkout picks another one).
+REPO = Path(__file__).resolve().parents[1]
 MGATTEST = [sys.executable, "-m", "mgattest"]
 MODEL_SIGNING = BIN / "model_signing"
 MiB = 1 << 20
@@ -137,7 +138,8 @@ class Run:
 def run(cmd: list[str], env: dict[str, str]) -> Run:
     """One child process, timed; raises SystemExit when it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, env=env, cwd=env.get("BENCH_CHECKOUT", REPO),
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -327,6 +329,9 @@ def main() -> int:
                     help="scratch directory (default /dev/shm)")
     ap.add_argument("--only", default="small,big,big1,shards", help="workloads to run")
     ap.add_argument("--all", action="store_true", help="time sign --all / verify --all")
+    ap.add_argument("--checkout", default=str(REPO),
+                    help="the mgattest checkout to time (default: this one), e.g. to compare "
+                         "two branches in the same minutes")
     ap.add_argument("--no-model-signing", dest="model_signing", action="store_false",
                     help="skip the model_signing baseline")
     args = ap.parse_args()
@@ -344,14 +349,16 @@ def main() -> int:
     ]
     wanted = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-verify-tree-", dir=args.dir))
-    env = dict(os.environ, MGATTEST_HOME=str(work / "home"),
+    env = dict(os.environ, MGATTEST_HOME=str(work / "home"), BENCH_CHECKOUT=args.checkout,
+               PYTHONPATH=args.checkout,
                PYTHONPYCACHEPREFIX=str(work / "pycache"))  # compiled once, as a wheel would be
     for name in ("MGATTEST_KEY_PASSWORD", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     n = cores()
     try:
         if args.all:
-            help_text = subprocess.run([*MGATTEST, "verify", "--help"], env=env, cwd=REPO,
+            help_text = subprocess.run([*MGATTEST, "verify", "--help"], env=env,
+                                       cwd=env.get("BENCH_CHECKOUT", REPO),
                                        check=True, capture_output=True, text=True).stdout
             if "--all" not in help_text:
                 print("this build has no `verify --all` (see ALL_COMMANDS_HOOK)")
@@ -360,6 +367,9 @@ def main() -> int:
         single = limit_threads(1)
         per_cpu_second = sha256_cpu_rate()
         limit = max(by_threads, by_procs)
+        commit = subprocess.run(["git", "-C", args.checkout, "log", "-1", "--format=%h %s"],
+                                capture_output=True, text=True).stdout.strip()[:70]
+        print(f"mgattest checkout: {args.checkout} ({commit or 'not a git checkout'})")
         print(f"cores: {n}   sha256 over a resident buffer: 1 thread {single / MiB:.0f} MiB/s, "
               f"{n} threads {by_threads / MiB:.0f} MiB/s, {n} processes {by_procs / MiB:.0f} "
               f"MiB/s   limit = {limit / MiB:.0f} MiB/s ({limit / single / n:.2f} of cores x "
