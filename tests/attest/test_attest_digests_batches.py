@@ -21,7 +21,6 @@ import pytest
 from mgattest.attest import _digests as digests_mod
 from mgattest.attest._digests import check_model, hash_model
 from mgattest.attest._options import CheckOptions
-from mgattest.attest._statement import ResourceDescriptor
 from mgattest.attest._walk import ModelFile, WalkResult
 from mgattest.attest.errors import ModelChangedError, ModelPathError, UnsafePathError
 from tests.helpers.trees import make_tree
@@ -105,57 +104,41 @@ def _after_walk(monkeypatch: pytest.MonkeyPatch, meddle: Callable[[], object]) -
     monkeypatch.setattr(digests_mod, "walk_model_detailed", walk)
 
 
-def _signed_tree(tmp_path: Path) -> tuple[Path, list[ResourceDescriptor]]:
+def _swap_file_for_link(root: Path, spare: Path) -> None:
+    (root / "d" / "f17.bin").unlink()
+    (root / "d" / "f17.bin").symlink_to("f03.bin")
+
+
+def _swap_directory_for_link(root: Path, spare: Path) -> None:
+    shutil.copytree(root / "d", spare / "d")
+    shutil.rmtree(root / "d")
+    (root / "d").symlink_to(spare / "d")
+
+
+def _replace_by_same_size_file(root: Path, spare: Path) -> None:
+    (root / "d" / "f29.bin").unlink()
+    (root / "d" / "f29.bin").write_bytes(os.urandom(300))  # a new inode
+
+
+def _remove_file(root: Path, spare: Path) -> None:
+    (root / "d" / "f05.bin").unlink()
+
+
+@pytest.mark.parametrize("meddle, error, message", [
+    (_swap_file_for_link, UnsafePathError, "f17.bin.*symbolic link"),
+    (_swap_directory_for_link, UnsafePathError, "symbolic link"),
+    (_replace_by_same_size_file, ModelChangedError, "f29.bin"),
+    (_remove_file, ModelPathError, "f05.bin.*disappeared"),
+])
+def test_change_between_walk_and_batch_is_caught(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meddle: Callable[[Path, Path], None],
+        error: type[Exception], message: str) -> None:
+    """40 files of one directory: one batch sharing a directory descriptor."""
     root = make_tree(tmp_path / "m", {f"d/f{i:02d}.bin": os.urandom(300) for i in range(40)})
-    (tmp_path / "elsewhere").mkdir()
-    return root, hash_model(root).subjects()
-
-
-def test_file_in_batch_swapped_for_symlink(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    root, subjects = _signed_tree(tmp_path)
-
-    def meddle() -> None:
-        (root / "d" / "f17.bin").unlink()
-        (root / "d" / "f17.bin").symlink_to("f03.bin")
-
-    _after_walk(monkeypatch, meddle)
-    with pytest.raises(UnsafePathError, match="f17.bin.*symbolic link"):
-        check_model(root, subjects, CheckOptions(workers=2))
-
-
-def test_batch_directory_swapped_for_symlink(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    root, subjects = _signed_tree(tmp_path)
-    copy = tmp_path / "elsewhere" / "d"
-
-    def meddle() -> None:
-        shutil.copytree(root / "d", copy)
-        shutil.rmtree(root / "d")
-        (root / "d").symlink_to(copy)
-
-    _after_walk(monkeypatch, meddle)
-    with pytest.raises(UnsafePathError, match="symbolic link"):
-        check_model(root, subjects, CheckOptions(workers=2))
-
-
-def test_file_in_batch_replaced_by_same_size_file(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    root, subjects = _signed_tree(tmp_path)
-
-    def meddle() -> None:
-        (root / "d" / "f29.bin").unlink()
-        (root / "d" / "f29.bin").write_bytes(os.urandom(300))  # a new inode
-
-    _after_walk(monkeypatch, meddle)
-    with pytest.raises(ModelChangedError, match="f29.bin"):
-        check_model(root, subjects, CheckOptions(workers=2))
-
-
-def test_file_in_batch_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root, subjects = _signed_tree(tmp_path)
-    _after_walk(monkeypatch, lambda: (root / "d" / "f05.bin").unlink())
-    with pytest.raises(ModelPathError, match="f05.bin.*disappeared"):
+    subjects = hash_model(root).subjects()
+    (tmp_path / "spare").mkdir()
+    _after_walk(monkeypatch, lambda: meddle(root, tmp_path / "spare"))
+    with pytest.raises(error, match=message):
         check_model(root, subjects, CheckOptions(workers=2))
 
 
