@@ -30,7 +30,8 @@ buffer) and are read once before timing.
 
 ``--all`` times ``mgattest sign --all DIR`` / ``verify --all DIR`` (issue 13's
 repository commands) instead of single-model sign/verify of each workload; it needs a
-build that has them (see ``ALL_COMMANDS_HOOK``).
+build that has them (see ``ALL_COMMANDS_HOOK``). The fixed cost stays that of a
+single-model verify.
 
 Usage: python benchmarks/bench_verify_tree.py [--quick] [--repeat N] [--dir DIR]
        [--only small,big,big1,shards] [--all] [--no-model-signing]
