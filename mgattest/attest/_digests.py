@@ -380,7 +380,7 @@ def _hash_task(real_root: str, single_file: bool, plans: Sequence[_Plan],
         for job in task:
             plan = plans[job.plan]
             if shared:
-                parent = plan.file.target.rpartition("/")[0]
+                parent = os.path.dirname(plan.file.path)
                 if dir_fd < 0 or parent != dir_name:
                     if dir_fd >= 0:
                         os.close(dir_fd)
@@ -455,7 +455,7 @@ def _tasks(plans: Sequence[_Plan], jobs: list[_Job], single_file: bool) -> list[
         elif job.end <= TINY_FILE:
             tiny.append(job)
         else:
-            small.setdefault(plans[job.plan].file.target.rpartition("/")[0], []).append(job)
+            small.setdefault(os.path.dirname(plans[job.plan].file.path), []).append(job)
     big.sort(key=lambda t: t[0].start - t[0].end)
     tasks = big
     for group in small.values():
@@ -470,7 +470,7 @@ def _tasks(plans: Sequence[_Plan], jobs: list[_Job], single_file: bool) -> list[
         tasks.append(batch)
     if tiny:
         # by directory, so consecutive files share the directory descriptor
-        tiny.sort(key=lambda j: plans[j.plan].file.target)
+        tiny.sort(key=lambda j: os.path.split(plans[j.plan].file.path))
         tasks.append(tiny)
     return tasks
 

@@ -496,7 +496,7 @@ def walk_model_detailed(root: str | os.PathLike[str], *,
                 stack.append((name + "/", real_path, ancestors + (real_path,)))
             elif stat.S_ISREG(mode):
                 dev, ino, size, mtime = _identity(est)
-                target = real_prefix + entry.name if not is_link else \
+                target = real_prefix + entry.name if real_path == entry.path else \
                     os.path.relpath(real_path, real_root).replace(os.sep, "/")
                 files.append(ModelFile(name, real_path, size, target, dev, ino, mtime))
             else:
