@@ -17,7 +17,9 @@ Two modes:
   ``shardDigests`` (hex, in order), so a failed check names the shard and byte range.
 
 Reading uses one reused buffer per worker thread (``preadv`` into it), so memory stays
-bounded whatever the file sizes; nothing is memory-mapped.
+bounded whatever the file sizes; nothing is memory-mapped (a file truncated while mapped
+would kill the process with SIGBUS instead of raising :class:`ModelChangedError`). Small
+files are hashed in per-directory batches, few-KiB files on one worker (see ``_tasks``).
 """
 
 from __future__ import annotations
