@@ -17,7 +17,9 @@ Two modes:
   ``shardDigests`` (hex, in order), so a failed check names the shard and byte range.
 
 Reading uses one reused buffer per worker thread (``preadv`` into it), so memory stays
-bounded whatever the file sizes; nothing is memory-mapped.
+bounded whatever the file sizes; nothing is memory-mapped (a file truncated while mapped
+would kill the process with SIGBUS instead of raising :class:`ModelChangedError`). Small
+files are hashed in per-directory batches, few-KiB files on one worker (see ``_tasks``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from mgattest.attest._walk import (
     compile_glob,
     glob_escape,
     name_problem,
+    open_model_dir,
     open_model_file,
     walk_model,
     walk_model_detailed,
@@ -69,6 +72,13 @@ BUFFER_SIZE = 256 << 10  # per worker: syscalls stay negligible and the buffer s
 MAX_SHARDS_PER_FILE = 100_000  # keeps statements (and their parsing) bounded
 SHARD_KEY_SUFFIX = "-shard-merkle"
 _PROGRESS_EVERY = 32 << 20
+# How files are grouped into tasks (see _tasks): whole files up to SMALL_FILE bytes in
+# batches of one directory's files (at most BATCH_FILES files or BATCH_BYTES bytes), files
+# up to TINY_FILE bytes all in one task.
+SMALL_FILE = 1 << 20
+TINY_FILE = 32 << 10
+BATCH_FILES = 64
+BATCH_BYTES = 8 << 20
 
 
 # --------------------------------------------------------------------------- algorithms
@@ -105,6 +115,10 @@ _DIGEST_SIZES = {"sha256": 32, "sha512": 64, "blake2b": 64, "blake3": 32}
 # Preference when a subject offers several digests: shard trees name the bad shard.
 _PREFERENCE = [a + SHARD_KEY_SUFFIX for a in ("sha256", "sha512", "blake2b", "blake3")] + [
     "sha256", "sha512", "blake2b", "blake3"]
+
+
+# The digest keys this installation can compute, in order of preference.
+_COMPUTABLE = [k for k in _PREFERENCE if k.removesuffix(SHARD_KEY_SUFFIX) in _FACTORIES]
 
 
 def supported_algorithms() -> tuple[str, ...]:
@@ -277,6 +291,16 @@ class _Plan:
     shard_size: int | None
 
 
+class _Job(NamedTuple):
+    """One byte range to hash: a whole file (``shard == -1``) or one shard of it."""
+
+    plan: int  # index into the plans
+    shard: int
+    start: int
+    end: int  # exclusive
+    whole: bool  # the range ends at the end of the file: check that it did not grow
+
+
 class _Progress:
     def __init__(self, callback: Callable[[int], Any] | None) -> None:
         self.callback = callback
@@ -305,38 +329,76 @@ def _buffer() -> memoryview:
     return mv
 
 
-def _hash_range(real_root: str, single_file: bool, plan: _Plan, start: int, end: int,
-                whole: bool, progress: _Progress) -> bytes:
-    mf = plan.file
-    fd = open_model_file(real_root, mf, single_file=single_file)
-    try:
-        if hasattr(os, "posix_fadvise") and end > start:
-            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
-        h = _FACTORIES[plan.algorithm]()
-        buf = _buffer()
-        pos, pending = start, 0
-        while pos < end:
-            n = os.preadv(fd, [buf[:min(BUFFER_SIZE, end - pos)]], pos)
-            if n == 0:
-                raise ModelChangedError(f"model file {mf.name!r} shrank while being hashed "
-                                        f"(no data at byte {pos})", what="file", where=mf.name)
-            h.update(buf[:n])
-            pos += n
-            pending += n
-            if pending >= _PROGRESS_EVERY:
-                progress.add(pending)
-                pending = 0
-        if whole and os.pread(fd, 1, end):
+def _hash_open(fd: int, plan: _Plan, job: _Job, buf: memoryview, progress: _Progress) -> bytes:
+    """Hash ``job``'s range of the open file ``fd`` (read through ``buf``), proving the
+    file did not change meanwhile."""
+    mf, start, end = plan.file, job.start, job.end
+    if end - start > BUFFER_SIZE and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
+    h = _FACTORIES[plan.algorithm]()
+    pos, pending, end_checked = start, 0, False
+    while pos < end:
+        left = end - pos
+        # The last read of a whole file asks for one byte more (one syscall, not two,
+        # per small file): receiving it means the file grew.
+        want = left + 1 if job.whole and left < BUFFER_SIZE else min(BUFFER_SIZE, left)
+        n = os.preadv(fd, [buf[:want]], pos)
+        if n == 0:
+            raise ModelChangedError(f"model file {mf.name!r} shrank while being hashed "
+                                    f"(no data at byte {pos})", what="file", where=mf.name)
+        if n > left:
             raise ModelChangedError(f"model file {mf.name!r} grew while being hashed",
                                     what="file", where=mf.name)
-        st = os.fstat(fd)
-        if st.st_size != mf.size or st.st_mtime_ns != mf.mtime_ns:
-            raise ModelChangedError(f"model file {mf.name!r} changed while being hashed",
-                                    what="file", where=mf.name)
-        progress.add(pending)
-        return h.digest()
+        end_checked = want > left
+        h.update(buf[:n])
+        pos += n
+        pending += n
+        if pending >= _PROGRESS_EVERY:
+            progress.add(pending)
+            pending = 0
+    if job.whole and not end_checked and os.pread(fd, 1, end):
+        raise ModelChangedError(f"model file {mf.name!r} grew while being hashed",
+                                what="file", where=mf.name)
+    st = os.fstat(fd)
+    if st.st_size != mf.size or st.st_mtime_ns != mf.mtime_ns:
+        raise ModelChangedError(f"model file {mf.name!r} changed while being hashed",
+                                what="file", where=mf.name)
+    progress.add(pending)
+    return h.digest()
+
+
+def _hash_task(real_root: str, single_file: bool, plans: Sequence[_Plan],
+               task: Sequence[_Job], progress: _Progress) -> list[bytes]:
+    """Hash the jobs of one task in order; results in the same order.
+
+    A task of several files (small files, grouped by directory) opens each directory
+    once (:func:`open_model_dir`) and the files from it: every file still gets its own
+    ``O_NOFOLLOW`` open and identity proof, only the path walk is shared.
+    """
+    shared = not single_file and len(task) > 1
+    buf = _buffer()
+    dir_fd, dir_name = -1, ""
+    try:
+        digests = []
+        for job in task:
+            plan = plans[job.plan]
+            if shared:
+                parent = os.path.dirname(plan.file.path)
+                if dir_fd < 0 or parent != dir_name:
+                    if dir_fd >= 0:
+                        os.close(dir_fd)
+                        dir_fd = -1
+                    dir_fd, dir_name = open_model_dir(real_root, plan.file), parent
+            fd = open_model_file(real_root, plan.file, single_file=single_file,
+                                 dir_fd=dir_fd if shared else None)
+            try:
+                digests.append(_hash_open(fd, plan, job, buf, progress))
+            finally:
+                os.close(fd)
+        return digests
     finally:
-        os.close(fd)
+        if dir_fd >= 0:
+            os.close(dir_fd)
 
 
 def _default_workers() -> int:
@@ -355,15 +417,12 @@ def _check_workers(workers: object) -> int:
     return workers
 
 
-def _run(real_root: str, single_file: bool, plans: Sequence[_Plan], workers: int,
-         progress: Callable[[int], Any] | None) -> list[FileDigest]:
-    """Hash every plan (whole file or shards) concurrently; results in plan order."""
-    tracker = _Progress(progress)
-    jobs: list[tuple[int, int, int, int, bool]] = []  # plan idx, shard idx, start, end, whole
+def _jobs(plans: Sequence[_Plan]) -> list[_Job]:
+    jobs: list[_Job] = []
     for i, plan in enumerate(plans):
         size = plan.file.size
         if plan.shard_size is None:
-            jobs.append((i, -1, 0, size, True))
+            jobs.append(_Job(i, -1, 0, size, True))
             continue
         count = _shard_count(size, plan.shard_size)
         if count > MAX_SHARDS_PER_FILE:
@@ -372,30 +431,76 @@ def _run(real_root: str, single_file: bool, plans: Sequence[_Plan], workers: int
                 f"bytes (limit {MAX_SHARDS_PER_FILE}); choose a larger shard size",
                 what="shard size", where=plan.file.name)
         if count == 0:
-            jobs.append((i, -1, 0, 0, True))  # still open it: proves it is a regular file
+            jobs.append(_Job(i, -1, 0, 0, True))  # still open it: proves it is a regular file
         for k, (s, e) in enumerate(shard_ranges(size, plan.shard_size)):
-            jobs.append((i, k, s, e, e == size))
-    # Big jobs first keeps every core busy until the end.
-    jobs.sort(key=lambda j: j[2] - j[3])
+            jobs.append(_Job(i, k, s, e, e == size))
+    return jobs
+
+
+def _tasks(plans: Sequence[_Plan], jobs: list[_Job], single_file: bool) -> list[list[_Job]]:
+    """Group jobs into tasks for the workers.
+
+    * ranges over ``SMALL_FILE`` bytes (and every shard): one task each, biggest first,
+      so every worker stays busy until the end;
+    * whole files up to ``SMALL_FILE``: batches of one directory's files, so the
+      per-task cost (a future, a thread hand-off, the directory's path walk; ~30 µs)
+      is paid per batch, not per file;
+    * files up to ``TINY_FILE``: one task, hashed by one worker. Their cost is Python
+      and syscalls, which hold or hand over the GIL at every step: two threads on them
+      were slower than one (10,000 files of 2-6 KiB: 0.26 s vs 0.21 s).
+    """
+    big: list[list[_Job]] = []
+    small: dict[str, list[_Job]] = {}
+    tiny: list[_Job] = []
+    for job in jobs:
+        if single_file or job.shard >= 0 or job.end > SMALL_FILE:
+            big.append([job])
+        elif job.end <= TINY_FILE:
+            tiny.append(job)
+        else:
+            small.setdefault(os.path.dirname(plans[job.plan].file.path), []).append(job)
+    big.sort(key=lambda t: t[0].start - t[0].end)
+    tasks = big
+    for group in small.values():
+        batch: list[_Job] = []
+        size = 0
+        for job in group:
+            if batch and (len(batch) >= BATCH_FILES or size + job.end > BATCH_BYTES):
+                tasks.append(batch)
+                batch, size = [], 0
+            batch.append(job)
+            size += job.end
+        tasks.append(batch)
+    if tiny:
+        # by directory, so consecutive files share the directory descriptor
+        tiny.sort(key=lambda j: os.path.split(plans[j.plan].file.path))
+        tasks.append(tiny)
+    return tasks
+
+
+def _run(real_root: str, single_file: bool, plans: Sequence[_Plan], workers: int,
+         progress: Callable[[int], Any] | None) -> list[FileDigest]:
+    """Hash every plan (whole file or shards) concurrently; results in plan order."""
+    tracker = _Progress(progress)
+    tasks = _tasks(plans, _jobs(plans), single_file)
     whole: dict[int, bytes] = {}
     shards: dict[int, dict[int, bytes]] = {}
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            _store(job, _hash_range(real_root, single_file, plans[job[0]], job[2], job[3],
-                                    job[4], tracker), whole, shards)
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            _store(task, _hash_task(real_root, single_file, plans, task, tracker), whole, shards)
     else:
         ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mgattest-hash")
         try:
-            futures: dict[Future[bytes], tuple[int, int, int, int, bool]] = {
-                ex.submit(_hash_range, real_root, single_file, plans[j[0]], j[2], j[3], j[4],
-                          tracker): j for j in jobs}
+            futures: dict[Future[list[bytes]], list[_Job]] = {
+                ex.submit(_hash_task, real_root, single_file, plans, task, tracker): task
+                for task in tasks}
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for fut in done:
                 exc = fut.exception()
                 if exc is not None:
                     raise exc
-            for fut, job in futures.items():
-                _store(job, fut.result(), whole, shards)
+            for fut, task in futures.items():
+                _store(task, fut.result(), whole, shards)
         finally:
             # On failure or Ctrl-C, drop queued jobs; running ones end with their range.
             ex.shutdown(wait=True, cancel_futures=True)
@@ -413,13 +518,13 @@ def _run(real_root: str, single_file: bool, plans: Sequence[_Plan], workers: int
     return out
 
 
-def _store(job: tuple[int, int, int, int, bool], digest: bytes, whole: dict[int, bytes],
+def _store(task: Sequence[_Job], digests: Sequence[bytes], whole: dict[int, bytes],
            shards: dict[int, dict[int, bytes]]) -> None:
-    i, k = job[0], job[1]
-    if k < 0:
-        whole[i] = digest
-    else:
-        shards.setdefault(i, {})[k] = digest
+    for job, digest in zip(task, digests, strict=True):
+        if job.shard < 0:
+            whole[job.plan] = digest
+        else:
+            shards.setdefault(job.plan, {})[job.shard] = digest
 
 
 def _normalise_patterns(ignore: Iterable[str]) -> tuple[str, ...]:
@@ -498,10 +603,9 @@ def _parse_subject(sub: object, index: int, forced: str | None) -> _Expectation:
     if not isinstance(digest, Mapping) or not digest:
         raise _bad_subject(name, "has no digest")
     if forced is not None:
-        candidates = [forced] if forced in digest else []
+        usable = [forced] if forced in digest and forced in _COMPUTABLE else []
     else:
-        candidates = [k for k in _PREFERENCE if k in digest]
-    usable = [k for k in candidates if k.removesuffix(SHARD_KEY_SUFFIX) in _FACTORIES]
+        usable = [k for k in _COMPUTABLE if k in digest]
     if not usable:
         raise _bad_subject(name, f"has no digest this verifier can compute (has: "
                                  f"{', '.join(sorted(map(str, digest)))}; supported: "

@@ -51,6 +51,11 @@ Statement = TypedDict("Statement", {
 on ``predicateType`` (so it stays arbitrary JSON here)."""
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_COMPONENTS = frozenset(("", ".", ".."))
+
+
 def check_subject_name(name: object, *, where: str = "statement") -> str:
     """Return ``name`` if it is a safe relative POSIX path; raise otherwise.
 
@@ -61,16 +66,14 @@ def check_subject_name(name: object, *, where: str = "statement") -> str:
         raise UnsafeSubjectNameError("subject name is empty or not a string",
                                      what="subject name", where=where)
     problem = None
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if name.startswith("/") or _DRIVE.match(name):
         problem = "is absolute"
     elif "\\" in name:
         problem = "contains a backslash"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+    elif _CONTROL.search(name):
         problem = "contains a control character"
-    else:
-        parts = name.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            problem = "contains an empty, '.' or '..' component"
+    elif not _BAD_COMPONENTS.isdisjoint(name.split("/")):
+        problem = "contains an empty, '.' or '..' component"
     if problem:
         raise UnsafeSubjectNameError(f"subject name {name!r} {problem}",
                                      what="subject name", where=where, subject=name)

@@ -58,10 +58,17 @@ def test_same_inputs_same_payload():
 
 
 @pytest.mark.parametrize("name", ["/abs", "../up", "a/../b", "a//b", "./a", "a/.", "",
-                                  "C:/win", "a\\b", "nul\x00", "tab\tx", ".."])
+                                  "C:/win", "a\\b", "nul\x00", "tab\tx", "..", "del\x7f",
+                                  "unit\x1fsep", "d:x"])
 def test_unsafe_subject_names_refused(name):
     with pytest.raises(VerificationError):
         statement.check_subject_name(name)
+
+
+@pytest.mark.parametrize("name", ["ünïcødé/модель.bin", "dir with space/na:me.bin", "a/b~c",
+                                  "ab:c", "x/C:"])
+def test_safe_subject_names_accepted(name):
+    assert statement.check_subject_name(name) == name
 
 
 @given(st.lists(st.text(alphabet="abcXYZ019_-. ", min_size=1, max_size=8), min_size=1,
