@@ -5,7 +5,7 @@ Standard library only. Every ``import``/``from ... import`` of the package count
 at top level, under ``if TYPE_CHECKING:`` or inside a function (a lazy import is
 still a dependency). Modules map to packages:
 
-* ``cli``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``, ``ca``: the
+* ``cli``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``, ``ca``, ``crypt``: the
   subpackages, by their first name part;
 * **leaf**: ``mgattest.errors`` and every ``mgattest._*`` module. Every package may
   import them; they import only each other;
@@ -15,11 +15,11 @@ still a dependency). Modules map to packages:
 
 Allowed edges between packages (besides imports inside one package):
 
-    cli    -> loading, policy, attest, tlog, inspect, ca
-    loading -> policy, attest, tlog, inspect
+    cli    -> loading, policy, attest, tlog, inspect, ca, crypt
+    loading -> policy, attest, tlog, inspect, crypt
     policy -> attest, tlog, inspect
     attest -> tlog
-    ca, inspect, tlog -> leaf only
+    ca, crypt, inspect, tlog -> leaf only
 
 The package graph must also be free of cycles. Exit status 1 names each offending
 import as ``file:line``; 0 when the graph fits.
@@ -37,18 +37,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "mgattest"
-PACKAGES = ("cli", "loading", "policy", "attest", "tlog", "inspect", "ca")
+PACKAGES = ("cli", "loading", "policy", "attest", "tlog", "inspect", "ca", "crypt")
 LEAF = "leaf"
 ROOT = "root"
 
 ALLOWED: dict[str, frozenset[str]] = {
-    "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca"}),
-    "loading": frozenset({"policy", "attest", "tlog", "inspect"}),
+    "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca", "crypt"}),
+    "loading": frozenset({"policy", "attest", "tlog", "inspect", "crypt"}),
     "policy": frozenset({"attest", "tlog", "inspect"}),
     "attest": frozenset({"tlog"}),
     "tlog": frozenset(),
     "inspect": frozenset(),
     "ca": frozenset(),
+    "crypt": frozenset(),
     LEAF: frozenset(),
     ROOT: frozenset({"cli", "loading"}),
 }

@@ -1,0 +1,168 @@
+"""Tink's AES-GCM-HKDF streaming AEAD wire format, implemented with ``cryptography``.
+
+The format is Tink's (https://developers.google.com/tink/streaming-aead/aes_gcm_hkdf_streaming),
+byte for byte, so Tink in any language decrypts what this writes and the other way
+round (tests/crypt check both directions against the ``tink`` package). It is
+implemented here rather than called through ``tink`` because Tink's Python streams
+run at a fifth of the speed of AES-GCM itself (measured: ~0.2 GB/s against ~2 GB/s).
+
+    header   = header_length (1 byte) ‖ salt (key size) ‖ nonce_prefix (7 bytes)
+    key      = HKDF-SHA256(ikm=key value, salt=salt, info=associated data, key size)
+    segments = AES-GCM(key, nonce_prefix ‖ index (4 bytes BE) ‖ last (1 byte), plaintext)
+
+Every segment carries its own 16-byte tag; the index in the nonce detects reordering
+and swapping, the ``last`` flag detects truncation at a segment boundary, the salt
+(a fresh key per stream) detects segments moved between streams, and the associated
+data binds the stream to whatever the caller names (mgattest: the file's name).
+The first segment holds ``header_length`` bytes less ciphertext than the others.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from mgattest.crypt.errors import DecryptionError
+
+__all__ = ["StreamParams", "decrypt_stream", "encrypt_stream", "plaintext_size"]
+
+TAG_SIZE = 16
+NONCE_PREFIX_SIZE = 7
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """One AES-GCM-HKDF streaming key: its key value and segment size (Tink's
+    ``AesGcmHkdfStreamingKey`` with HKDF-SHA256)."""
+
+    key_value: bytes
+    derived_key_size: int = 32
+    segment_size: int = 1 << 20
+
+    @property
+    def header_size(self) -> int:
+        """Bytes of the stream header: its length byte, the salt, the nonce prefix."""
+        return 1 + self.derived_key_size + NONCE_PREFIX_SIZE
+
+    @property
+    def first_plain(self) -> int:
+        """Plaintext bytes in the first segment (it shares its room with the header)."""
+        return self.segment_size - self.header_size - TAG_SIZE
+
+    @property
+    def plain(self) -> int:
+        """Plaintext bytes in every later segment."""
+        return self.segment_size - TAG_SIZE
+
+
+def _segment_key(params: StreamParams, salt: bytes, associated_data: bytes) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=params.derived_key_size, salt=salt,
+                info=associated_data)
+    return AESGCM(hkdf.derive(params.key_value))
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+def encrypt_stream(source: BinaryIO, sink: BinaryIO, params: StreamParams,
+                   associated_data: bytes) -> int:
+    """Encrypt everything readable from *source* into *sink*; returns the plaintext size.
+
+    Memory stays at two plaintext segments whatever the input size: a segment is
+    sealed once the next read shows whether more follows (the last one is flagged).
+    """
+    salt = os.urandom(params.derived_key_size)
+    prefix = os.urandom(NONCE_PREFIX_SIZE)
+    key = _segment_key(params, salt, associated_data)
+    sink.write(bytes([params.header_size]) + salt + prefix)
+    current = _read_full(source, params.first_plain)
+    index = total = 0
+    while True:
+        following = _read_full(source, params.plain)
+        last = not following
+        sink.write(key.encrypt(_nonce(prefix, index, last), current, None))
+        total += len(current)
+        if last:
+            return total
+        if index == 0xFFFFFFFF:  # the nonce's 4-byte counter would wrap
+            raise DecryptionError("input too large for one stream (2^32 segments)",
+                                  what="encrypt")
+        current, index = following, index + 1
+
+
+def decrypt_stream(source: BinaryIO, params: StreamParams, associated_data: bytes, *,
+                   where: str) -> Iterator[bytes]:
+    """Yield the plaintext of the stream in *source* segment by segment.
+
+    Each segment is authenticated before it is yielded; a flipped bit, a reordered,
+    swapped, missing or extra segment, or a stream cut anywhere raises
+    :class:`DecryptionError` naming *where* and the segment. A consumer must treat
+    the plaintext as valid only once the generator has finished.
+    """
+    header = _read_full(source, params.header_size)
+    if len(header) < params.header_size or header[0] != params.header_size:
+        raise DecryptionError(f"{where}: the stream header is missing or malformed",
+                              what="stream header", where=where)
+    salt = header[1:1 + params.derived_key_size]
+    prefix = header[1 + params.derived_key_size:]
+    key = _segment_key(params, salt, associated_data)
+    current = _read_full(source, params.segment_size - params.header_size)
+    index = 0
+    while True:
+        following = _read_full(source, params.segment_size)
+        last = not following
+        if len(current) < TAG_SIZE or (not last and len(current) < params.segment_size
+                                       - (params.header_size if index == 0 else 0)):
+            raise DecryptionError(f"{where}: segment {index} is truncated",
+                                  what="segment", where=where, segment=index)
+        try:
+            yield key.decrypt(_nonce(prefix, index, last), current, None)
+        except InvalidTag:
+            raise DecryptionError(
+                f"{where}: segment {index} fails authentication (altered, reordered, "
+                "cut short or encrypted under another key or name)",
+                what="segment", where=where, segment=index) from None
+        if last:
+            return
+        if index == 0xFFFFFFFF:
+            raise DecryptionError(f"{where}: more than 2^32 segments", what="segment",
+                                  where=where)
+        current, index = following, index + 1
+
+
+def plaintext_size(ciphertext_size: int, params: StreamParams) -> int | None:
+    """The plaintext size a well-formed stream of *ciphertext_size* bytes holds, or
+    None when no stream has that size (decryption would fail anyway)."""
+    body = ciphertext_size - params.header_size
+    first = params.segment_size - params.header_size
+    if body < TAG_SIZE:
+        return None
+    if body <= first:
+        return body - TAG_SIZE
+    full, rest = divmod(body - first, params.segment_size)
+    if 0 < rest <= TAG_SIZE:
+        return None
+    return params.first_plain + full * params.plain + (rest - TAG_SIZE if rest else 0)
+
+
+def _read_full(source: BinaryIO, size: int) -> bytes:
+    """Up to *size* bytes: short only at the end of the stream."""
+    data = source.read(size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = source.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
