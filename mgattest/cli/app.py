@@ -34,6 +34,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._ca_cmds",
     "mgattest.cli._policy_cmds",
     "mgattest.cli._inspect_cmds",
+    "mgattest.cli._crypt_cmds",
 ]
 
 

@@ -71,6 +71,11 @@ ALLOWED = {
         "mgattest.attest._walk",        # trust files inside the model refused
         "mgattest.loading._quarantine",    # quarantine_rejected
     },
+    "_crypt_cmds.py": _COMMON | {
+        "mgattest.crypt._keysource",    # KeySource from --key-env/--key-file/--key-command
+        "mgattest.crypt._keysets",      # KekKeyset: keyset new/rotate/retire/list
+        "mgattest.crypt._tree",         # encrypt_path, decrypt_path, rewrap_path
+    },
     "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
         "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
