@@ -71,8 +71,8 @@ class KekKeyset:
                                   what="key set", where=source)
         try:
             self._proto = json_format.Parse(keyset_json, tink_pb2.Keyset())
-        except json_format.ParseError as exc:
-            raise CryptInputError(f"key set from {source} is not a Tink JSON key set: {exc}",
+        except json_format.ParseError:  # its message may quote the (secret) input: not shown
+            raise CryptInputError(f"key set from {source} is not a Tink JSON key set",
                                   what="key set", where=source) from None
         self._check(tink_pb2)
 
