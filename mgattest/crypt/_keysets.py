@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from mgattest._optional import require
 from mgattest.crypt._streaming import StreamParams
@@ -35,17 +35,44 @@ _MAX_KEYSET_JSON = 1 << 20
 KeyStatus = Literal["enabled", "retired"]
 
 
+class _Aead(Protocol):
+    """What mgattest uses of a Tink ``Aead`` primitive (tink ships no type hints)."""
+
+    def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes: ...
+
+    def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class _TinkModules:
+    """The parts of ``tink`` (an optional extra) and of its protobuf this module uses."""
+
+    tink: ModuleType
+    aead: ModuleType
+    streaming_aead: ModuleType
+    secret_token: object  # tink.secret_key_access.TOKEN
+    json_format: ModuleType  # google.protobuf.json_format
+    decode_error: type[Exception]  # google.protobuf.message.DecodeError
+    tink_pb2: ModuleType
+    streaming_pb2: ModuleType  # tink.proto.aes_gcm_hkdf_streaming_pb2
+    common_pb2: ModuleType
+
+
 @cache
-def _tink() -> ModuleType:
-    """The ``tink`` package with AEAD and streaming AEAD registered (optional extra)."""
-    tink = require("tink", "encryption at rest")
-    require("tink.aead", "encryption at rest").register()
-    require("tink.streaming_aead", "encryption at rest").register()
-    return tink
+def _tink() -> _TinkModules:
+    """Import tink on first use (importing mgattest.crypt stays cheap) and register
+    AEAD and streaming AEAD."""
+    def need(module: str) -> ModuleType:
+        return require(module, "encryption at rest")
 
-
-def _secret_token() -> object:
-    return require("tink.secret_key_access", "encryption at rest").TOKEN
+    modules = _TinkModules(
+        need("tink"), need("tink.aead"), need("tink.streaming_aead"),
+        need("tink.secret_key_access").TOKEN, need("google.protobuf.json_format"),
+        need("google.protobuf.message").DecodeError, need("tink.proto.tink_pb2"),
+        need("tink.proto.aes_gcm_hkdf_streaming_pb2"), need("tink.proto.common_pb2"))
+    modules.aead.register()
+    modules.streaming_aead.register()
+    return modules
 
 
 @dataclass(frozen=True)
@@ -61,20 +88,18 @@ class KekKeyset:
     """A key-encryption key set: Tink JSON of AES256_GCM keys with TINK prefixes."""
 
     def __init__(self, keyset_json: str, *, source: str) -> None:
-        from google.protobuf import json_format  # noqa: PLC0415 - protobuf comes with tink, optional
-        from tink.proto import tink_pb2  # noqa: PLC0415 - optional dependency
-
-        _tink()
+        t = _tink()
         self.source = source
+        self._primitive: _Aead | None = None
         if len(keyset_json) > _MAX_KEYSET_JSON:
             raise CryptInputError(f"key set from {source} is larger than 1 MiB",
                                   what="key set", where=source)
         try:
-            self._proto = json_format.Parse(keyset_json, tink_pb2.Keyset())
-        except json_format.ParseError:  # its message may quote the (secret) input: not shown
+            self._proto = t.json_format.Parse(keyset_json, t.tink_pb2.Keyset())
+        except t.json_format.ParseError:  # its message may quote the (secret) input: not shown
             raise CryptInputError(f"key set from {source} is not a Tink JSON key set",
                                   what="key set", where=source) from None
-        self._check(tink_pb2)
+        self._check(t.tink_pb2)
 
     def _check(self, tink_pb2: ModuleType) -> None:
         if not self._proto.key:
@@ -97,18 +122,14 @@ class KekKeyset:
     @classmethod
     def generate(cls) -> KekKeyset:
         """A new key set with one AES256_GCM primary key."""
-        tink = _tink()
-        from tink import aead  # noqa: PLC0415 - optional dependency
-
-        handle = tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM)
-        return cls(tink.json_proto_keyset_format.serialize(handle, _secret_token()),
+        t = _tink()
+        handle = t.tink.new_keyset_handle(t.aead.aead_key_templates.AES256_GCM)
+        return cls(t.tink.json_proto_keyset_format.serialize(handle, t.secret_token),
                    source="new key set")
 
     def to_json(self) -> str:
         """The key set as Tink JSON (secret: store it where the key source reads it)."""
-        from google.protobuf import json_format  # noqa: PLC0415 - optional dependency
-
-        return json_format.MessageToJson(self._proto) + "\n"
+        return str(_tink().json_format.MessageToJson(self._proto)) + "\n"
 
     def keys(self) -> list[KeyInfo]:
         """Every key's id and status, primary marked."""
@@ -133,8 +154,6 @@ class KekKeyset:
 
     def retired(self, key_id: int) -> KekKeyset:
         """A copy with *key_id* disabled: data it wrapped no longer decrypts."""
-        from tink.proto import tink_pb2  # noqa: PLC0415 - optional dependency
-
         copy = self._copy()
         key = copy._key(key_id)
         if key is None:
@@ -144,7 +163,7 @@ class KekKeyset:
             raise CryptInputError(f"key {key_id} is the primary key: rotate first "
                                   "(`mgattest key rotate`), re-wrap, then retire it",
                                   what="key id", where=self.source)
-        key.status = tink_pb2.DISABLED
+        key.status = _tink().tink_pb2.DISABLED
         return copy
 
     def wrap(self, file_keyset: bytes, associated_data: bytes) -> bytes:
@@ -154,8 +173,6 @@ class KekKeyset:
     def unwrap(self, wrapped: bytes, associated_data: bytes, *, where: str) -> bytes:
         """Decrypt a wrapped file key set; a retired, unknown or altered key is an error
         naming the key id."""
-        from tink.proto import tink_pb2  # noqa: PLC0415 - optional dependency
-
         if len(wrapped) < 5 or wrapped[0] != _TINK_PREFIX:
             raise DecryptionError(f"{where}: the wrapped file key is malformed",
                                   what="wrapped key", where=where)
@@ -165,26 +182,26 @@ class KekKeyset:
             raise WrongKeyError(f"{where}: wrapped with key {key_id}, which the key set "
                                 f"from {self.source} does not hold (wrong key set?)",
                                 what="key", where=where, key_id=key_id)
-        if key.status == tink_pb2.DISABLED:
+        if key.status == _tink().tink_pb2.DISABLED:
             raise RetiredKeyError(f"{where}: wrapped with key {key_id}, which the key set "
                                   f"from {self.source} has retired; re-wrap it with a key "
                                   "set that still holds the key enabled",
                                   what="key", where=where, key_id=key_id)
         try:
             return bytes(self._aead().decrypt(wrapped, associated_data))
-        except _tink().TinkError:
+        except _tink().tink.TinkError:
             raise DecryptionError(f"{where}: the wrapped file key fails authentication under "
                                   f"key {key_id} (altered, or moved from another file)",
                                   what="wrapped key", where=where, key_id=key_id) from None
 
-    def _aead(self):  # type: ignore[no-untyped-def]  # noqa: ANN202 - tink ships no types
-        tink = _tink()
-        from tink import aead  # noqa: PLC0415 - optional dependency
+    def _aead(self) -> _Aead:
+        if self._primitive is None:
+            t = _tink()
+            handle = t.tink.json_proto_keyset_format.parse(self.to_json(), t.secret_token)
+            self._primitive = handle.primitive(t.aead.Aead)
+        return self._primitive
 
-        handle = tink.json_proto_keyset_format.parse(self.to_json(), _secret_token())
-        return handle.primitive(aead.Aead)
-
-    def _key(self, key_id: int):  # type: ignore[no-untyped-def]  # noqa: ANN202 - protobuf message, untyped
+    def _key(self, key_id: int) -> Any:  # a tink_pb2.Keyset.Key message (protobuf, untyped)
         return next((k for k in self._proto.key if k.key_id == key_id), None)
 
     def _copy(self) -> KekKeyset:
@@ -193,12 +210,10 @@ class KekKeyset:
 
 def new_file_key() -> tuple[bytes, StreamParams]:
     """A fresh one-key Tink streaming key set (binary proto) and its stream parameters."""
-    tink = _tink()
-    from tink import streaming_aead  # noqa: PLC0415 - optional dependency
-
-    handle = tink.new_keyset_handle(
-        streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_1MB)
-    keyset = tink.proto_keyset_format.serialize(handle, _secret_token())
+    t = _tink()
+    handle = t.tink.new_keyset_handle(
+        t.streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_1MB)
+    keyset: bytes = t.tink.proto_keyset_format.serialize(handle, t.secret_token)
     return keyset, stream_params(keyset, where="new key")
 
 
@@ -211,20 +226,17 @@ def unwrap_file_key(kek: KekKeyset, wrapped: bytes, associated_data: bytes, *,
 
 def stream_params(keyset: bytes, *, where: str) -> StreamParams:
     """The AES-GCM-HKDF streaming key of a one-key Tink key set (binary proto)."""
-    from google.protobuf.message import DecodeError  # noqa: PLC0415 - optional dependency
-    from tink.proto import aes_gcm_hkdf_streaming_pb2, common_pb2, tink_pb2  # noqa: PLC0415 - optional dependency
-
+    t = _tink()
     try:
-        proto = tink_pb2.Keyset.FromString(keyset)
+        proto = t.tink_pb2.Keyset.FromString(keyset)
         if len(proto.key) != 1 or proto.key[0].key_data.type_url != _STREAMING_KEY:
-            raise DecodeError("not one AES-GCM-HKDF streaming key")
-        key = aes_gcm_hkdf_streaming_pb2.AesGcmHkdfStreamingKey.FromString(
-            proto.key[0].key_data.value)
-    except DecodeError as exc:
+            raise t.decode_error("not one AES-GCM-HKDF streaming key")
+        key = t.streaming_pb2.AesGcmHkdfStreamingKey.FromString(proto.key[0].key_data.value)
+    except t.decode_error as exc:
         raise DecryptionError(f"{where}: the file key set is unusable ({exc})",
                               what="file key", where=where) from None
     params = key.params
-    if (params.hkdf_hash_type != common_pb2.SHA256 or params.derived_key_size not in (16, 32)
+    if (params.hkdf_hash_type != t.common_pb2.SHA256 or params.derived_key_size not in (16, 32)
             or len(key.key_value) < params.derived_key_size
             or not 1 << 12 <= params.ciphertext_segment_size <= 1 << 24):
         raise DecryptionError(f"{where}: the file key has unsupported parameters",

@@ -93,8 +93,8 @@ def _run_key_command(command_line: str, timeout: float, label: str) -> str:
     if not argv:
         raise KeySourceError("the key command is empty", what="key command", where="")
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603 - the user's own command, no shell
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,  # the user's command, no shell
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         raise KeySourceError(f"{label} cannot run: {exc.strerror or exc}",
                              what="key command", where=argv[0]) from None
@@ -116,9 +116,8 @@ def _bounded_output(proc: subprocess.Popen[bytes], timeout: float, label: str,
                     program: str) -> tuple[bytes, bytes]:
     """Read stdout and stderr until both close, within *timeout* seconds and
     :data:`MAX_KEY_OUTPUT` bytes each (an endless command cannot fill memory)."""
-    assert proc.stdout is not None and proc.stderr is not None  # noqa: S101 - both piped above
     deadline = time.monotonic() + timeout
-    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    buffers = {stream: bytearray() for stream in (proc.stdout, proc.stderr) if stream}
     with selectors.DefaultSelector() as selector:
         for stream in buffers:
             selector.register(stream, selectors.EVENT_READ)
@@ -132,7 +131,7 @@ def _bounded_output(proc: subprocess.Popen[bytes], timeout: float, label: str,
                 if not chunk:
                     selector.unregister(key.fileobj)
                     continue
-                buffer = buffers[key.fileobj]  # type: ignore[index]  # the registered pipes
+                buffer = next(b for s, b in buffers.items() if s.fileno() == key.fd)
                 buffer += chunk
                 if len(buffer) > MAX_KEY_OUTPUT:
                     raise KeySourceError(f"{label} printed more than {MAX_KEY_OUTPUT} bytes",
@@ -143,4 +142,5 @@ def _bounded_output(proc: subprocess.Popen[bytes], timeout: float, label: str,
     except subprocess.TimeoutExpired:
         raise KeySourceError(f"{label} did not finish within {timeout:g} s",
                              what="key command", where=program) from None
-    return bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr])
+    out, err = buffers.values()
+    return bytes(out), bytes(err)

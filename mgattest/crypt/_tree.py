@@ -21,6 +21,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
@@ -245,46 +246,36 @@ def _refuse_existing(out: Path) -> None:
         raise CryptInputError(f"output {out} already exists", what="output", where=str(out))
 
 
-class _staged_file:  # noqa: N801 - used like a function in `with`
+@contextmanager
+def _staged_file(target: Path) -> Iterator[BinaryIO]:
     """A temporary sibling of *target*, renamed to it only when the block succeeds."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            self.fh: BinaryIO = open(self.tmp, "xb")  # noqa: SIM115 - closed in __exit__
-        except OSError as exc:
-            raise CryptInputError(f"cannot write {self.target}: {exc.strerror or exc}",
-                                  what="output", where=str(self.target)) from None
-        return self.fh
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self.fh.close()
-        if kind is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        sink = open(tmp, "xb")  # closed below; renamed only on success
+    except OSError as exc:
+        raise CryptInputError(f"cannot write {target}: {exc.strerror or exc}",
+                              what="output", where=str(target)) from None
+    try:
+        with sink:
+            yield sink
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
 
 
-class _staged_dir:  # noqa: N801 - used like a function in `with`
+@contextmanager
+def _staged_dir(target: Path) -> Iterator[Path]:
     """A temporary sibling directory of *target*, renamed to it when the block succeeds."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-
-    def __enter__(self) -> Path:
-        try:
-            self.tmp.mkdir(mode=0o700)
-        except OSError as exc:
-            raise CryptInputError(f"cannot write {self.target}: {exc.strerror or exc}",
-                                  what="output", where=str(self.target)) from None
-        return self.tmp
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        if kind is None:
-            os.rename(self.tmp, self.target)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        tmp.mkdir(mode=0o700)
+    except OSError as exc:
+        raise CryptInputError(f"cannot write {target}: {exc.strerror or exc}",
+                              what="output", where=str(target)) from None
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.rename(tmp, target)

@@ -123,12 +123,14 @@ def test_truncated_member_is_refused(tmp_path, kek, model_dir, cut):
 def test_segment_swap_within_and_between_files(tmp_path, kek, model_dir):
     encrypt_path(model_dir, tmp_path / "enc", kek)
     a, b = tmp_path / "enc" / "a.bin", tmp_path / "enc" / "b.bin"
-    off = EncryptedFile.open(a).stream_offset + 40
-    assert off == EncryptedFile.open(b).stream_offset + 40
+    # the header length varies with the key id's varint size: locate segments per file
+    off_a = EncryptedFile.open(a).stream_offset + 40
+    off_b = EncryptedFile.open(b).stream_offset + 40
     first = SEG - 40
     blob_a, blob_b = a.read_bytes(), b.read_bytes()
-    seg1 = slice(off + first, off + first + SEG)
-    a.write_bytes(blob_a[:seg1.start] + blob_b[seg1] + blob_a[seg1.stop:])
+    seg1 = slice(off_a + first, off_a + first + SEG)
+    a.write_bytes(blob_a[:seg1.start] + blob_b[off_b + first:off_b + first + SEG]
+                  + blob_a[seg1.stop:])
     with pytest.raises(DecryptionError, match="a.bin: segment 1"):
         decrypt_path(tmp_path / "enc", tmp_path / "out", kek)
     # within one file: segments 0 and 1 exchanged (lengths differ by the header; use 1↔ a copy)
