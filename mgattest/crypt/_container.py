@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from mgattest.crypt._keysets import KekKeyset, new_file_key, unwrap_file_key
-from mgattest.crypt._streaming import StreamParams, decrypt_stream, encrypt_stream, \
+from mgattest.crypt._streaming import Source, StreamParams, decrypt_stream, encrypt_stream, \
     plaintext_size
 from mgattest.crypt.errors import CryptInputError, DecryptionError
 
@@ -45,7 +45,7 @@ def _data_ad(context: bytes) -> bytes:
     return b"mgattest-encrypt/v1 data\x00" + context
 
 
-def encrypt_to(source: BinaryIO, sink: BinaryIO, kek: KekKeyset, context: bytes) -> int:
+def encrypt_to(source: Source, sink: BinaryIO, kek: KekKeyset, context: bytes) -> int:
     """Write the header and the encrypted stream of *source* to *sink* under a fresh
     file key wrapped by the KEK's primary key; returns the plaintext size."""
     keyset, params = new_file_key()

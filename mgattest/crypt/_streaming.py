@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -30,10 +30,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mgattest.crypt.errors import DecryptionError
 
-__all__ = ["StreamParams", "decrypt_stream", "encrypt_stream", "plaintext_size"]
+__all__ = ["Source", "StreamParams", "decrypt_stream", "encrypt_stream", "plaintext_size"]
 
 TAG_SIZE = 16
 NONCE_PREFIX_SIZE = 7
+
+
+class Source(Protocol):
+    """What the streams read from: a binary file or ``io.BytesIO`` (``readinto``)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
-def encrypt_stream(source: BinaryIO, sink: BinaryIO, params: StreamParams,
+def encrypt_stream(source: Source, sink: BinaryIO, params: StreamParams,
                    associated_data: bytes) -> int:
     """Encrypt everything readable from *source* into *sink*; returns the plaintext size.
 
@@ -82,22 +88,24 @@ def encrypt_stream(source: BinaryIO, sink: BinaryIO, params: StreamParams,
     prefix = os.urandom(NONCE_PREFIX_SIZE)
     key = _segment_key(params, salt, associated_data)
     sink.write(bytes([params.header_size]) + salt + prefix)
-    current = _read_full(source, params.first_plain)
+    # two reusable buffers, filled in turn: no allocation per segment but the ciphertext
+    current, following = memoryview(bytearray(params.plain)), memoryview(bytearray(params.plain))
+    filled = _fill(source, current[:params.first_plain])
     index = total = 0
     while True:
-        following = _read_full(source, params.plain)
-        last = not following
-        sink.write(key.encrypt(_nonce(prefix, index, last), current, None))
-        total += len(current)
+        more = _fill(source, following)
+        last = more == 0
+        sink.write(key.encrypt(_nonce(prefix, index, last), current[:filled], None))
+        total += filled
         if last:
             return total
         if index == 0xFFFFFFFF:  # the nonce's 4-byte counter would wrap
             raise DecryptionError("input too large for one stream (2^32 segments)",
                                   what="encrypt")
-        current, index = following, index + 1
+        current, following, filled, index = following, current, more, index + 1
 
 
-def decrypt_stream(source: BinaryIO, params: StreamParams, associated_data: bytes, *,
+def decrypt_stream(source: Source, params: StreamParams, associated_data: bytes, *,
                    where: str) -> Iterator[bytes]:
     """Yield the plaintext of the stream in *source* segment by segment.
 
@@ -106,35 +114,37 @@ def decrypt_stream(source: BinaryIO, params: StreamParams, associated_data: byte
     :class:`DecryptionError` naming *where* and the segment. A consumer must treat
     the plaintext as valid only once the generator has finished.
     """
-    header = _read_full(source, params.header_size)
-    if len(header) < params.header_size or header[0] != params.header_size:
+    header = bytearray(params.header_size)
+    if _fill(source, memoryview(header)) < params.header_size or header[0] != params.header_size:
         raise DecryptionError(f"{where}: the stream header is missing or malformed",
                               what="stream header", where=where)
-    salt = header[1:1 + params.derived_key_size]
-    prefix = header[1 + params.derived_key_size:]
+    salt = bytes(header[1:1 + params.derived_key_size])
+    prefix = bytes(header[1 + params.derived_key_size:])
     key = _segment_key(params, salt, associated_data)
-    current = _read_full(source, params.segment_size - params.header_size)
+    current = memoryview(bytearray(params.segment_size))
+    following = memoryview(bytearray(params.segment_size))
+    filled = _fill(source, current[:params.segment_size - params.header_size])
     index = 0
     while True:
-        following = _read_full(source, params.segment_size)
-        last = not following
-        if len(current) < TAG_SIZE or (not last and len(current) < params.segment_size
-                                       - (params.header_size if index == 0 else 0)):
+        more = _fill(source, following)
+        last = more == 0
+        if filled < TAG_SIZE:
             raise DecryptionError(f"{where}: segment {index} is truncated",
                                   what="segment", where=where, segment=index)
         try:
-            yield key.decrypt(_nonce(prefix, index, last), current, None)
+            plaintext = key.decrypt(_nonce(prefix, index, last), current[:filled], None)
         except InvalidTag:
             raise DecryptionError(
                 f"{where}: segment {index} fails authentication (altered, reordered, "
                 "cut short or encrypted under another key or name)",
                 what="segment", where=where, segment=index) from None
+        yield plaintext
         if last:
             return
         if index == 0xFFFFFFFF:
             raise DecryptionError(f"{where}: more than 2^32 segments", what="segment",
                                   where=where)
-        current, index = following, index + 1
+        current, following, filled, index = following, current, more, index + 1
 
 
 def plaintext_size(ciphertext_size: int, params: StreamParams) -> int | None:
@@ -152,17 +162,12 @@ def plaintext_size(ciphertext_size: int, params: StreamParams) -> int | None:
     return params.first_plain + full * params.plain + (rest - TAG_SIZE if rest else 0)
 
 
-def _read_full(source: BinaryIO, size: int) -> bytes:
-    """Up to *size* bytes: short only at the end of the stream."""
-    data = source.read(size)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = source.read(size - got)
-        if not more:
+def _fill(source: Source, buffer: memoryview) -> int:
+    """Fill *buffer* from *source*; fewer bytes only at the end of the stream."""
+    got = 0
+    while got < len(buffer):
+        n = source.readinto(buffer[got:])
+        if not n:
             break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+        got += n
+    return got

@@ -228,7 +228,7 @@ def _plain_members(directory: Path) -> list[str]:
     return sorted(names)
 
 
-def _open_plain(path: Path, label: str) -> BinaryIO:
+def _open_plain(path: Path, label: str) -> io.BufferedReader:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
