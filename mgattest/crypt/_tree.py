@@ -73,10 +73,14 @@ def encrypt_path(source: str | os.PathLike[str], output: str | os.PathLike[str],
     if not src.is_dir():
         with _open_plain(src, str(src)) as fh, _staged_file(out) as sink:
             return [ManifestFile(name=src.name, size=encrypt_to(fh, sink, kek, FILE_CONTEXT))]
+    names = _plain_members(src)
+    if MANIFEST_NAME in names:
+        raise CryptInputError(f"{src} holds {MANIFEST_NAME}: it is encrypted already",
+                              what="model", where=str(src / MANIFEST_NAME))
     directory_id = secrets.token_hex(16)
     listed: list[ManifestFile] = []
     with _staged_dir(out) as staging:
-        for name in _plain_members(src):
+        for name in names:
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with _open_plain(src / name, name) as fh, open(target, "xb") as sink:

@@ -204,6 +204,9 @@ def test_refusals_of_bad_input(tmp_path, kek, model_dir):
         decrypt_path(model_dir, tmp_path / "out", kek)
     with pytest.raises(CryptInputError, match="already exists"):
         encrypt_path(model_dir, model_dir, kek)
+    encrypt_path(model_dir, tmp_path / "once", kek)
+    with pytest.raises(CryptInputError, match="encrypted already"):
+        encrypt_path(tmp_path / "once", tmp_path / "twice", kek)
     os.symlink("/etc/passwd", model_dir / "link")
     with pytest.raises(CryptInputError, match="symlinks"):
         encrypt_path(model_dir, tmp_path / "enc", kek)

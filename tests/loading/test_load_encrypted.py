@@ -112,6 +112,12 @@ def test_single_encrypted_file_loads(env):
     got = mgattest.load(tmp / "m.enc", policy=tmp / "policy.yaml", bundles=[bundle],
                         decrypt=kek)
     np.testing.assert_array_equal(got["a"], np.ones(3))
+    # signing the encrypted file: the plaintext name is not stored, name= gives it
+    subjects = sign_model(plain, signer).statement["subject"]
+    digests = hash_encrypted_model(tmp / "m.enc", kek, name="m.safetensors")
+    assert digests.single_file and sign_digests(digests, KeySigner(signer)) \
+        .statement["subject"] == subjects
+    assert hash_encrypted_model(tmp / "m.enc", kek).files[0].name == "m.enc"
 
 
 def test_signing_encrypted_equals_signing_plaintext(encrypted):
