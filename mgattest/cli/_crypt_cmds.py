@@ -16,7 +16,7 @@ import typer
 from mgattest.cli._common import guarded, out
 
 if TYPE_CHECKING:
-    from mgattest.crypt import KekKeyset, KeySource
+    from mgattest.crypt import KekKeyset, KeySource, ManifestFile
 
 DEFAULT_KEY_ENV = "MGATTEST_KEYSET"
 
@@ -39,9 +39,14 @@ _KEY_COMMAND = typer.Option(None, "--key-command", metavar='"CMD ARGS"',
 _KEY_TIMEOUT = typer.Option(30.0, "--key-timeout", help="Seconds the key command may take.")
 
 
-def key_source(key_env: Optional[str], key_file: Optional[Path], key_command: Optional[str],
-               key_timeout: float) -> KeySource:
-    """The one key source the options name (the default variable when none does)."""
+def load_kek(key_env: Optional[str], key_file: Optional[Path], key_command: Optional[str],
+             key_timeout: float) -> KekKeyset:
+    """The key set from the one key source the options name (default: the variable)."""
+    return _key_source(key_env, key_file, key_command, key_timeout).load()
+
+
+def _key_source(key_env: Optional[str], key_file: Optional[Path], key_command: Optional[str],
+                key_timeout: float) -> KeySource:
     from mgattest.crypt import KeySource
     from mgattest.errors import InputError
 
@@ -68,10 +73,9 @@ def encrypt_cmd(
     """Encrypt a model (streaming AEAD per file, names kept, an encrypted manifest)."""
     from mgattest.crypt import encrypt_path
 
-    kek = key_source(key_env, key_file, key_command, key_timeout).load()
-    files = encrypt_path(source, output, kek)
-    out(f"encrypted {len(files)} file(s), {sum(f['size'] for f in files)} bytes, to "
-        f"{output} (key {kek.primary_key_id})")
+    kek = load_kek(key_env, key_file, key_command, key_timeout)
+    _summary("encrypted", encrypt_path(source, output, kek), output,
+             f" (key {kek.primary_key_id})")
 
 
 @guarded
@@ -85,9 +89,12 @@ def decrypt_cmd(
     """Decrypt and authenticate an encrypted model (any alteration: exit 1)."""
     from mgattest.crypt import decrypt_path
 
-    kek = key_source(key_env, key_file, key_command, key_timeout).load()
-    files = decrypt_path(source, output, kek)
-    out(f"decrypted {len(files)} file(s), {sum(f['size'] for f in files)} bytes, to {output}")
+    kek = load_kek(key_env, key_file, key_command, key_timeout)
+    _summary("decrypted", decrypt_path(source, output, kek), output)
+
+
+def _summary(verb: str, files: list[ManifestFile], output: Path, note: str = "") -> None:
+    out(f"{verb} {len(files)} file(s), {sum(f['size'] for f in files)} bytes, to {output}{note}")
 
 
 def _write_keyset(keyset: KekKeyset, output: Path) -> None:
@@ -127,7 +134,7 @@ def keyset_list_cmd(
     key_command: Optional[str] = _KEY_COMMAND, key_timeout: float = _KEY_TIMEOUT,
 ) -> None:
     """List the key ids and their status (no key material)."""
-    for key in key_source(key_env, key_file, key_command, key_timeout).load().keys():
+    for key in load_kek(key_env, key_file, key_command, key_timeout).keys():
         out(f"{key.key_id}  {key.status}{'  primary' if key.primary else ''}")
 
 
@@ -140,7 +147,7 @@ def keyset_rotate_cmd(
     key_command: Optional[str] = _KEY_COMMAND, key_timeout: float = _KEY_TIMEOUT,
 ) -> None:
     """Add a new primary key; old keys still decrypt. Then `keyset rewrap` your models."""
-    kek = key_source(key_env, key_file, key_command, key_timeout).load()
+    kek = load_kek(key_env, key_file, key_command, key_timeout)
     _write_keyset(kek.rotated(), output)
 
 
@@ -154,7 +161,7 @@ def keyset_retire_cmd(
     key_command: Optional[str] = _KEY_COMMAND, key_timeout: float = _KEY_TIMEOUT,
 ) -> None:
     """Retire (disable) a key: data still wrapped by it is refused from then on."""
-    kek = key_source(key_env, key_file, key_command, key_timeout).load()
+    kek = load_kek(key_env, key_file, key_command, key_timeout)
     _write_keyset(kek.retired(key_id), output)
 
 
@@ -168,7 +175,7 @@ def keyset_rewrap_cmd(
     """Re-wrap file keys under the key set's primary key, in place; payloads untouched."""
     from mgattest.crypt import rewrap_path
 
-    kek = key_source(key_env, key_file, key_command, key_timeout).load()
+    kek = load_kek(key_env, key_file, key_command, key_timeout)
     for path in paths:
         changed, current = rewrap_path(path, kek)
         out(f"{path}: re-wrapped {changed} file key(s) under key {kek.primary_key_id}"

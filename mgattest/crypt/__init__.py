@@ -8,7 +8,8 @@ Entry points (loaded lazily, PEP 562):
 - files and directories: :func:`encrypt_path`, :func:`decrypt_path`,
   :func:`rewrap_path` (rotation: new header, same payload), :func:`plaintext_files`
   -> :class:`PlaintextFile` (authenticated plaintext in memory, for ``mgattest.load``
-  and for hashing an encrypted model), :data:`MANIFEST_NAME`.
+  and for hashing an encrypted model), :data:`MANIFEST_NAME`; the functions report
+  files as :class:`ManifestFile` (name, plaintext size).
 
 Public module: :mod:`mgattest.crypt.errors`. The format is docs/encryption.md. The
 ``tink`` package is an optional extra (``pip install 'mgattest[encrypt]'``).
@@ -23,17 +24,18 @@ from mgattest._lazy import LazyExports
 if TYPE_CHECKING:
     from mgattest.crypt._keysets import KekKeyset, KeyInfo
     from mgattest.crypt._keysource import KeySource
-    from mgattest.crypt._tree import MANIFEST_NAME, PlaintextFile, decrypt_path, \
-        encrypt_path, plaintext_files, rewrap_path
+    from mgattest.crypt._tree import MANIFEST_NAME, ManifestFile, PlaintextFile, \
+        decrypt_path, encrypt_path, plaintext_files, rewrap_path
 
 __all__ = ["decrypt_path", "encrypt_path", "KekKeyset", "KeyInfo", "KeySource",
-           "MANIFEST_NAME", "plaintext_files", "PlaintextFile", "rewrap_path"]
+           "MANIFEST_NAME", "ManifestFile", "plaintext_files", "PlaintextFile", "rewrap_path"]
 
 _EXPORTS = LazyExports("mgattest.crypt", {
     "KekKeyset": "mgattest.crypt._keysets",
     "KeyInfo": "mgattest.crypt._keysets",
     "KeySource": "mgattest.crypt._keysource",
     "MANIFEST_NAME": "mgattest.crypt._tree",
+    "ManifestFile": "mgattest.crypt._tree",
     "PlaintextFile": "mgattest.crypt._tree",
     "decrypt_path": "mgattest.crypt._tree",
     "encrypt_path": "mgattest.crypt._tree",
