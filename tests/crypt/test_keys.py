@@ -127,3 +127,15 @@ def test_key_command_runs_without_a_shell(tmp_path):
         KeySource.command("/nonexistent/secret-tool lookup").load()
     with pytest.raises(KeySourceError, match="cannot split"):
         KeySource.command("echo 'unterminated").load()
+
+
+def test_missing_tink_names_the_extra(monkeypatch):
+    from mgattest._optional import MissingDependencyError
+    from mgattest.crypt import _keysets
+    monkeypatch.setitem(sys.modules, "tink", None)  # import tink -> ImportError
+    _keysets._tink.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'mgattest\[encrypt\]'"):
+            KekKeyset.generate()
+    finally:
+        _keysets._tink.cache_clear()
