@@ -13,11 +13,13 @@ touches the payload.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from mgattest._files import open_regular
 from mgattest.crypt._keysets import KekKeyset, new_file_key, unwrap_file_key
 from mgattest.crypt._streaming import Source, StreamParams, decrypt_stream, encrypt_stream, \
     plaintext_size
@@ -69,7 +71,7 @@ class EncryptedFile:
         """Read and check the header of the file at *path*."""
         name = label or os.fspath(path)
         try:
-            with open(path, "rb") as fh:
+            with _open(path, name) as fh:
                 head = fh.read(_PREFIX)
                 size = os.fstat(fh.fileno()).st_size
                 if len(head) < _PREFIX or head[:len(MAGIC)] != MAGIC:
@@ -103,9 +105,16 @@ class EncryptedFile:
     def chunks(self, kek: KekKeyset, context: bytes) -> Iterator[bytes]:
         """The plaintext, authenticated segment by segment (valid once exhausted)."""
         params = self.params(kek, context)
-        with open(self.path, "rb") as fh:
+        with _open(self.path, self.label) as fh:
             fh.seek(self.stream_offset)
             yield from decrypt_stream(fh, params, _data_ad(context), where=self.label)
+
+
+def _open(path: str | os.PathLike[str], label: str) -> io.BufferedReader:
+    """The regular file at *path*, not through a symlink (a FIFO or device never blocks)."""
+    fd = open_regular(path, what=f"encrypted file {label}", error=CryptInputError,
+                      flags=os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    return os.fdopen(fd, "rb")
 
 
 def rewrap(path: str | os.PathLike[str], old: KekKeyset, new: KekKeyset, context: bytes, *,

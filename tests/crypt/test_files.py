@@ -207,6 +207,12 @@ def test_refusals_of_bad_input(tmp_path, kek, model_dir):
     encrypt_path(model_dir, tmp_path / "once", kek)
     with pytest.raises(CryptInputError, match="encrypted already"):
         encrypt_path(tmp_path / "once", tmp_path / "twice", kek)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(CryptInputError, match="not a regular file"):  # at once, no hang
+        decrypt_path(tmp_path / "fifo", tmp_path / "out", kek)
+    os.symlink(tmp_path / "plain", tmp_path / "link.enc")
+    with pytest.raises(CryptInputError, match="link.enc"):
+        decrypt_path(tmp_path / "link.enc", tmp_path / "out", kek)
     os.symlink("/etc/passwd", model_dir / "link")
     with pytest.raises(CryptInputError, match="symlinks"):
         encrypt_path(model_dir, tmp_path / "enc", kek)
