@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mgattest.crypt.errors import DecryptionError
+from mgattest.crypt.errors import CryptInputError, DecryptionError
 
 __all__ = ["Source", "StreamParams", "decrypt_stream", "encrypt_stream", "plaintext_size"]
 
@@ -100,7 +100,7 @@ def encrypt_stream(source: Source, sink: BinaryIO, params: StreamParams,
         if last:
             return total
         if index == 0xFFFFFFFF:  # the nonce's 4-byte counter would wrap
-            raise DecryptionError("input too large for one stream (2^32 segments)",
+            raise CryptInputError("input too large for one stream (2^32 segments)",
                                   what="encrypt")
         current, following, filled, index = following, current, more, index + 1
 
