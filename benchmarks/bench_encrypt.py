@@ -49,7 +49,7 @@ GB = 1e9
 CHILD = r"""
 import hashlib, json, resource, sys, time
 from mgattest.crypt import KekKeyset, decrypt_path, encrypt_path, plaintext_files
-from mgattest.crypt._container import FILE_CONTEXT, encrypt_to
+from mgattest.crypt._container import encrypt_to, file_context
 op, src, dst, keyset = sys.argv[1:5]
 kek = KekKeyset(open(keyset).read(), source="bench")
 t = time.perf_counter()
@@ -59,7 +59,7 @@ elif op == "decrypt":
     decrypt_path(src, dst, kek)
 elif op == "encrypt->null":
     with open(src, "rb", buffering=0) as fh, open("/dev/null", "wb") as sink:
-        encrypt_to(fh, sink, kek, FILE_CONTEXT)
+        encrypt_to(fh, sink, kek, file_context("null"))
 elif op == "decrypt->memory":
     _, files = plaintext_files(src, kek)
     for chunk in files[0].chunks:

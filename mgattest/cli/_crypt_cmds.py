@@ -83,6 +83,8 @@ def decrypt_cmd(
     source: Path = typer.Argument(..., help="Encrypted file or directory."),
     output: Path = typer.Option(..., "--output", "-o", help="Plaintext file or directory "
                                 "to create (must not exist; written only once authenticated)."),
+    name: Optional[str] = typer.Option(None, "--name", help="For a single file renamed "
+                                       "since: the name it was encrypted to."),
     key_env: Optional[str] = _KEY_ENV, key_file: Optional[Path] = _KEY_FILE,
     key_command: Optional[str] = _KEY_COMMAND, key_timeout: float = _KEY_TIMEOUT,
 ) -> None:
@@ -90,7 +92,7 @@ def decrypt_cmd(
     from mgattest.crypt import decrypt_path
 
     kek = load_kek(key_env, key_file, key_command, key_timeout)
-    _summary("decrypted", decrypt_path(source, output, kek), output)
+    _summary("decrypted", decrypt_path(source, output, kek, name=name), output)
 
 
 def _summary(verb: str, files: list[ManifestFile], output: Path, note: str = "") -> None:

@@ -4,9 +4,9 @@
     wrapped file key set (Tink AEAD under the KEK) ‖ Tink AES-GCM-HKDF stream
 
 Both the wrapped key and the stream are bound to the file's *context* as associated
-data: ``file`` for a file encrypted on its own, ``dir ‖ directory id ‖ name`` for a
-member of an encrypted directory. Swapping two files, or moving one between
-directories, fails authentication. The header is the only part :func:`rewrap` changes
+data: ``file ‖ name`` for a file encrypted on its own (the encrypted file's name),
+``dir ‖ directory id ‖ name`` for a member of an encrypted directory. Swapping two
+files, or moving one between directories, fails authentication. The header is the only part :func:`rewrap` changes
 (same length: only the KEK key under which it is wrapped changes), so rotation never
 touches the payload.
 """
@@ -25,13 +25,17 @@ from mgattest.crypt._streaming import Source, StreamParams, decrypt_stream, encr
     plaintext_size
 from mgattest.crypt.errors import CryptInputError, DecryptionError
 
-__all__ = ["FILE_CONTEXT", "EncryptedFile", "encrypt_to", "member_context", "rewrap"]
+__all__ = ["EncryptedFile", "encrypt_to", "file_context", "member_context", "rewrap"]
 
 MAGIC = b"\x89MGENC\r\n"
 VERSION = 1
 MAX_WRAPPED = 4096
 _PREFIX = len(MAGIC) + 3
-FILE_CONTEXT = b"file"
+
+
+def file_context(name: str) -> bytes:
+    """The context of a file encrypted on its own as *name* (the encrypted file's name)."""
+    return b"file\x00" + name.encode("utf-8")
 
 
 def member_context(directory_id: str, name: str) -> bytes:

@@ -191,7 +191,7 @@ class KekKeyset:
             return bytes(self._aead().decrypt(wrapped, associated_data))
         except _tink().tink.TinkError:
             raise DecryptionError(f"{where}: the wrapped file key fails authentication under "
-                                  f"key {key_id} (altered, or moved from another file)",
+                                  f"key {key_id} (altered, renamed, or moved from another file)",
                                   what="wrapped key", where=where, key_id=key_id) from None
 
     def _aead(self) -> _Aead:

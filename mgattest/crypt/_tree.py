@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
 
-from mgattest.crypt._container import FILE_CONTEXT, EncryptedFile, encrypt_to, \
+from mgattest.crypt._container import EncryptedFile, encrypt_to, file_context, \
     member_context, rewrap
 from mgattest.crypt._keysets import KekKeyset
 from mgattest.crypt.errors import CryptInputError, DecryptionError
@@ -72,7 +72,8 @@ def encrypt_path(source: str | os.PathLike[str], output: str | os.PathLike[str],
     _refuse_existing(out)
     if not src.is_dir():
         with _open_plain(src, str(src)) as fh, _staged_file(out) as sink:
-            return [ManifestFile(name=src.name, size=encrypt_to(fh, sink, kek, FILE_CONTEXT))]
+            size = encrypt_to(fh, sink, kek, file_context(out.name))
+            return [ManifestFile(name=src.name, size=size)]
     names = _plain_members(src)
     if MANIFEST_NAME in names:
         raise CryptInputError(f"{src} holds {MANIFEST_NAME}: it is encrypted already",
@@ -94,9 +95,13 @@ def encrypt_path(source: str | os.PathLike[str], output: str | os.PathLike[str],
     return listed
 
 
-def plaintext_files(source: str | os.PathLike[str], kek: KekKeyset) -> tuple[bool, list[PlaintextFile]]:
+def plaintext_files(source: str | os.PathLike[str], kek: KekKeyset, *,
+                    name: str | None = None) -> tuple[bool, list[PlaintextFile]]:
     """(single file?, the files of the encrypted model at *source*) without writing
     anything: each file's chunks are decrypted and authenticated as they are read.
+
+    A file encrypted on its own is bound to the name it was encrypted to; *name* gives
+    that name when the file has been renamed since (default: its current name).
 
     For a directory the member set is checked against the manifest first; each
     file's total size is checked against the manifest as its last chunk arrives.
@@ -104,10 +109,10 @@ def plaintext_files(source: str | os.PathLike[str], kek: KekKeyset) -> tuple[boo
     src = Path(source)
     if not src.is_dir():
         header = EncryptedFile.open(src)
-        size = header.plaintext_size(header.params(kek, FILE_CONTEXT))
-        name = src.name
-        return True, [PlaintextFile(name, size, _sized(header.chunks(kek, FILE_CONTEXT),
-                                                       size, name))]
+        context = file_context(name or src.name)
+        size = header.plaintext_size(header.params(kek, context))
+        return True, [PlaintextFile(src.name, size, _sized(header.chunks(kek, context),
+                                                           size, src.name))]
     manifest = _read_manifest(src, kek)
     files = []
     for entry in manifest["files"]:
@@ -123,11 +128,12 @@ def plaintext_files(source: str | os.PathLike[str], kek: KekKeyset) -> tuple[boo
 
 
 def decrypt_path(source: str | os.PathLike[str], output: str | os.PathLike[str],
-                 kek: KekKeyset) -> list[ManifestFile]:
-    """Decrypt the encrypted file or directory *source* to *output* (must not exist)."""
+                 kek: KekKeyset, *, name: str | None = None) -> list[ManifestFile]:
+    """Decrypt the encrypted file or directory *source* to *output* (must not exist);
+    *name*: see :func:`plaintext_files`."""
     out = Path(output)
     _refuse_existing(out)
-    single, files = plaintext_files(source, kek)
+    single, files = plaintext_files(source, kek, name=name)
     if single:
         with _staged_file(out) as sink:
             _drain(files[0], sink)
@@ -141,13 +147,15 @@ def decrypt_path(source: str | os.PathLike[str], output: str | os.PathLike[str],
     return [ManifestFile(name=f.name, size=f.size) for f in files]
 
 
-def rewrap_path(path: str | os.PathLike[str], kek: KekKeyset) -> tuple[int, int]:
+def rewrap_path(path: str | os.PathLike[str], kek: KekKeyset, *,
+                name: str | None = None) -> tuple[int, int]:
     """Re-wrap every file key of the encrypted file or directory at *path* under the
     KEK's primary key (any enabled key of *kek* unwraps); payloads stay untouched.
-    Returns (files re-wrapped, files already under the primary key)."""
+    Returns (files re-wrapped, files already under the primary key); *name*: see
+    :func:`plaintext_files`."""
     src = Path(path)
     if not src.is_dir():
-        changed = rewrap(src, kek, kek, FILE_CONTEXT)
+        changed = rewrap(src, kek, kek, file_context(name or src.name))
         return int(changed), int(not changed)
     manifest = _read_manifest(src, kek)
     done = [rewrap(src / e["name"], kek, kek,

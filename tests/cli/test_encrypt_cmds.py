@@ -60,6 +60,9 @@ def test_failures_are_clear_and_typed(tmp_path, monkeypatch):
     data[-20] ^= 4
     (tmp_path / "bad.enc").write_bytes(data)
     r = mg("decrypt", tmp_path / "bad.enc", "-o", tmp_path / "x", "--key-file", tmp_path / "k.json")
+    assert r.exit_code == 1 and "renamed" in r.output  # bound to the name m.enc
+    r = mg("decrypt", tmp_path / "bad.enc", "-o", tmp_path / "x", "--key-file", tmp_path / "k.json",
+           "--name", "m.enc")
     assert r.exit_code == 1 and "segment 0 fails authentication" in r.output
     assert not (tmp_path / "x").exists()
     r = mg("decrypt", tmp_path / "m.enc", "-o", tmp_path / "x", "--key-command",

@@ -76,12 +76,14 @@ def test_every_flipped_header_byte_is_refused(tmp_path, kek):
     encrypt_path(plain, tmp_path / "m.enc", kek)
     blob = (tmp_path / "m.enc").read_bytes()
     header_end = EncryptedFile.open(tmp_path / "m.enc").stream_offset + 40
+    (tmp_path / "copy.enc").write_bytes(blob)  # control: the untouched copy decrypts
+    decrypt_path(tmp_path / "copy.enc", tmp_path / "copy.out", kek, name="m.enc")
     for offset in range(header_end):
         bad = bytearray(blob)
         bad[offset] ^= 0x80
         (tmp_path / "bad.enc").write_bytes(bad)
         with pytest.raises((DecryptionError, CryptInputError)):
-            decrypt_path(tmp_path / "bad.enc", tmp_path / "bad.out", kek)
+            decrypt_path(tmp_path / "bad.enc", tmp_path / "bad.out", kek, name="m.enc")
         assert not (tmp_path / "bad.out").exists()
 
 
@@ -217,3 +219,18 @@ def test_refusals_of_bad_input(tmp_path, kek, model_dir):
     with pytest.raises(CryptInputError, match="symlinks"):
         encrypt_path(model_dir, tmp_path / "enc", kek)
     assert not (tmp_path / "enc").exists() and not list(tmp_path.glob(".enc.*"))
+
+
+def test_single_files_are_bound_to_their_name(tmp_path, kek):
+    """Two files encrypted on their own and swapped: refused; a renamed file decrypts
+    when given the name it was encrypted to."""
+    for n in ("one", "two"):
+        (tmp_path / n).write_bytes(n.encode() * 1000)
+        encrypt_path(tmp_path / n, tmp_path / f"{n}.enc", kek)
+    one, two = (tmp_path / "one.enc").read_bytes(), (tmp_path / "two.enc").read_bytes()
+    (tmp_path / "one.enc").write_bytes(two)
+    (tmp_path / "two.enc").write_bytes(one)
+    with pytest.raises(DecryptionError, match="renamed"):
+        decrypt_path(tmp_path / "one.enc", tmp_path / "out", kek)
+    decrypt_path(tmp_path / "one.enc", tmp_path / "out", kek, name="two.enc")
+    assert (tmp_path / "out").read_bytes() == b"two" * 1000
