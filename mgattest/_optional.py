@@ -15,7 +15,7 @@ from mgattest.errors import InputError
 
 # Top-level module → the extra of mgattest that installs it.
 EXTRA_OF = {"torch": "torch", "onnx": "ml", "joblib": "ml", "sklearn": "ml",
-            "blake3": "blake3", "transformers": "hf", "tokenizers": "hf"}
+            "blake3": "blake3", "transformers": "hf", "tokenizers": "hf", "tink": "encrypt"}
 
 
 class MissingDependencyError(InputError):

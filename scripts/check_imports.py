@@ -6,7 +6,7 @@ at top level, under ``if TYPE_CHECKING:`` or inside a function (a lazy import is
 still a dependency). Modules map to packages:
 
 * ``cli``, ``integrations``, ``loading``, ``policy``, ``attest``, ``tlog``, ``inspect``,
-  ``ca``: the subpackages, by their first name part;
+  ``ca``, ``crypt``: the subpackages, by their first name part;
 * **leaf**: ``mgattest.errors`` and every ``mgattest._*`` module. Every package may
   import them; they import only each other;
 * **root**: ``mgattest/__init__.py`` (``__version__`` and the lazy ``mgattest.load`` function
@@ -15,12 +15,12 @@ still a dependency). Modules map to packages:
 
 Allowed edges between packages (besides imports inside one package):
 
-    cli    -> loading, policy, attest, tlog, inspect, ca
+    cli    -> loading, policy, attest, tlog, inspect, ca, crypt
     integrations -> loading, policy, attest, tlog, inspect
-    loading -> policy, attest, tlog, inspect
+    loading -> policy, attest, tlog, inspect, crypt
     policy -> attest, tlog, inspect
     attest -> tlog
-    ca, inspect, tlog -> leaf only
+    ca, crypt, inspect, tlog -> leaf only
 
 The package graph must also be free of cycles. Exit status 1 names each offending
 import as ``file:line``; 0 when the graph fits.
@@ -38,19 +38,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "mgattest"
-PACKAGES = ("cli", "integrations", "loading", "policy", "attest", "tlog", "inspect", "ca")
+PACKAGES = ("cli", "integrations", "loading", "policy", "attest", "tlog", "inspect", "ca", "crypt")
 LEAF = "leaf"
 ROOT = "root"
 
 ALLOWED: dict[str, frozenset[str]] = {
-    "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca"}),
+    "cli": frozenset({"loading", "policy", "attest", "tlog", "inspect", "ca", "crypt"}),
     "integrations": frozenset({"loading", "policy", "attest", "tlog", "inspect"}),
-    "loading": frozenset({"policy", "attest", "tlog", "inspect"}),
+    "loading": frozenset({"policy", "attest", "tlog", "inspect", "crypt"}),
     "policy": frozenset({"attest", "tlog", "inspect"}),
     "attest": frozenset({"tlog"}),
     "tlog": frozenset(),
     "inspect": frozenset(),
     "ca": frozenset(),
+    "crypt": frozenset(),
     LEAF: frozenset(),
     ROOT: frozenset({"cli", "loading"}),
 }

@@ -17,7 +17,7 @@ from tests.helpers.paths import PROJECT_ROOT
 TESTS = PROJECT_ROOT / "tests"
 
 # One folder per mgattest package, plus the suites that test the product as a whole.
-PACKAGE_FOLDERS = {"attest", "tlog", "policy", "inspect", "loading", "ca", "cli"}
+PACKAGE_FOLDERS = {"attest", "tlog", "policy", "inspect", "loading", "ca", "cli", "crypt"}
 CROSS_CUTTING_FOLDERS = {"adversarial", "realworld"}
 # Checks on the repository itself rather than on one package.
 ROOT_TEST_FILES = {"test_layout.py", "test_fresh_clone.py", "test_static_checks.py"}

@@ -14,7 +14,7 @@ import pytest
 
 import mgattest
 
-PACKAGES = ["mgattest.attest", "mgattest.ca", "mgattest.inspect", "mgattest.loading",
+PACKAGES = ["mgattest.attest", "mgattest.ca", "mgattest.crypt", "mgattest.inspect", "mgattest.loading",
             "mgattest.policy", "mgattest.tlog"]
 
 

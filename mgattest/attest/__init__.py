@@ -21,7 +21,7 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`verify_model`, :func:`check_model` -> :class:`ModelCheck`,
   :class:`IdentityPolicy` (keyless identities), :func:`load_trusted_root`,
   :func:`embedded_trusted_root`, :class:`TrustedRoot`, :func:`load_bundle`;
-- models: :func:`hash_model` -> :class:`ModelDigests`; models where they live:
+- models: :func:`hash_model` -> :class:`ModelDigests` (of :class:`FileDigest`); models where they live:
   :func:`resolve_stored_model` (``ollama:NAME[:TAG]``, ``oci:PATH[:REF]``, an OCI
   layout directory -> :class:`StoredModel`, manifest and blobs verified),
   :func:`resolve_model_path` (``hf:ORG/NAME[@REV]`` -> the local cache snapshot),
@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.attest._certs import IdentityPolicy
     from mgattest.attest._digests import (
         DigestSpec,
+        FileDigest,
         ModelDigests,
         check_model,
         digest_target,
@@ -229,6 +230,7 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "check_model": "mgattest.attest._digests",
     "raise_for_model_check": "mgattest.attest._digests",
     "ModelDigests": "mgattest.attest._digests",
+    "FileDigest": "mgattest.attest._digests",
     "DigestSpec": "mgattest.attest._digests",
     "digest_target": "mgattest.attest._digests",
     "supported_algorithms": "mgattest.attest._digests",
@@ -309,6 +311,7 @@ __all__ = [
     "log_instance_for_key", "LogProof", "LogTarget", "make_bundle", "make_statement",
     "MAX_KEY_FILE_BYTES", "merge_roots", "migrate_tree", "MigrateOptions",
     "MigrationReport", "ModelCheck", "ModelDigests", "names_a_digest",
+    "FileDigest",
     "open_model_file", "pae", "parse_build_times", "parse_checksum_text", "parse_client_trust_config",
     "parse_dependency", "parse_params", "PendingBundleFile", "ProvenanceOptions",
     "ProvenanceRecorder", "public_good_trust_config", "public_key_from_pem",

@@ -37,6 +37,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._blob_cmds",
     "mgattest.cli._audit_cmds",
     "mgattest.cli._migrate_cmds",
+    "mgattest.cli._crypt_cmds",
 ]
 
 

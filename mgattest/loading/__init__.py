@@ -35,12 +35,15 @@ if TYPE_CHECKING:
     from mgattest.loading._watch import Sentry, manifest_verifier
     from mgattest.loading._loaders import Framework
     from mgattest.policy import Policy, Verdict
+    from mgattest.crypt import KekKeyset, KeySource
+    from mgattest.loading._encrypted import hash_encrypted_model, read_encrypted_model_bytes
     from mgattest.loading._watch import SentryStatus, WatchSources, watch_verifier
     from mgattest.loading._quarantine import quarantine_findings, quarantine_rejected
     from mgattest.loading._materialise import MaterialisedModel, materialise
 
 __all__ = [
-    "get_incident", "Incident", "list_incidents", "load", "manifest_verifier",
+    "get_incident", "hash_encrypted_model", "Incident", "list_incidents", "load",
+    "manifest_verifier", "read_encrypted_model_bytes",
     "MAX_MODEL_FILES", "model_check", "ModelBytes", "PolicyDenied",
     "quarantine_findings", "quarantine_model", "quarantine_rejected",
     "MaterialisedModel", "materialise", "read_model_bytes", "restore", "scan_model", "Sentry", "SentryStatus",
@@ -63,6 +66,8 @@ _EXPORTS = LazyExports("mgattest.loading", {
     "quarantine_rejected": "mgattest.loading._quarantine",
     "MaterialisedModel": "mgattest.loading._materialise",
     "materialise": "mgattest.loading._materialise",
+    "hash_encrypted_model": "mgattest.loading._encrypted",
+    "read_encrypted_model_bytes": "mgattest.loading._encrypted",
 })
 
 
@@ -114,7 +119,8 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
          bundles: Iterable[str | os.PathLike[str]] = (), trust: TrustOptions | None = None,
          on_fail: OnFail = "raise", quarantine: str | os.PathLike[str] | None = None,
          framework: Framework = "numpy", cache: VerificationCache | bool | None = None,
-         extra_allowed: tuple[tuple[str, str], ...] = ()) -> Any:
+         extra_allowed: tuple[tuple[str, str], ...] = (),
+         decrypt: "KeySource | KekKeyset | None" = None) -> Any:
     """Load the model at *path* (or ``hf:ORG/NAME[@REV]``) only if *policy* allows it.
 
     *trust* (:class:`~mgattest.policy._pipeline.TrustOptions`) adds a trusted root, a
@@ -127,6 +133,11 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     policy denies, raises :class:`PolicyDenied` carrying the verdict, or returns None
     with ``on_fail="none"``; with *quarantine* a denied model is moved there first.
     ``cache=True`` uses the process-wide :class:`VerificationCache`.
+
+    With *decrypt* (a :class:`mgattest.crypt.KeySource` or a loaded key set), *path* is
+    a model encrypted by ``mgattest encrypt``: it is decrypted and authenticated into
+    memory (no plaintext is written anywhere), and the policy judges the plaintext
+    digests, the ones the attestation covers. Its bundles must lie outside *path*.
     """
     from mgattest.policy import load_policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
     from mgattest.policy import Policy  # noqa: PLC0415 - keeps `import mgattest.loading` cheap
@@ -144,8 +155,13 @@ def load(path: str | os.PathLike[str], *, policy: "Policy | str | os.PathLike[st
     if not bundle_list:
         raise InputError("load needs at least one bundle (bundles=[...])", what="bundles",
                          where=str(path))
-    model = read_model_bytes(path, exclude=[b for b in bundle_list
-                                            if isinstance(b, (str, os.PathLike))])
+    if decrypt is not None:
+        from mgattest.loading._encrypted import read_encrypted_model_bytes  # noqa: PLC0415 - crypt (and tink) load only for encrypted models
+
+        model = read_encrypted_model_bytes(path, decrypt)
+    else:
+        model = read_model_bytes(path, exclude=[b for b in bundle_list
+                                                if isinstance(b, (str, os.PathLike))])
     cache_obj = default_cache if cache is True else \
         cache if isinstance(cache, VerificationCache) else None
     verdict = verify_model_bytes(model, policy, bundle_list, trust=trust, cache=cache_obj)

@@ -96,6 +96,11 @@ ALLOWED = {
         "mgattest.attest._sign",        # the BundleSigner type the shared signer options build
         "mgattest.cli._sign_cmds",      # the signer options shared with `sign`
     },
+    "_crypt_cmds.py": _COMMON | {
+        "mgattest.crypt._keysource",    # KeySource from --key-env/--key-file/--key-command
+        "mgattest.crypt._keysets",      # KekKeyset: keyset new/rotate/retire/list
+        "mgattest.crypt._tree",         # encrypt_path, decrypt_path, rewrap_path
+    },
     "_log_cmds.py": _COMMON | {
         "mgattest._httpguard",         # connection limits of `log serve`
         "mgattest.tlog._log",           # TransparencyLog: init/serve/append/proofs
