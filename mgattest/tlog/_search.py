@@ -72,6 +72,38 @@ class SearchQuery:
             raise SearchQueryError("a search needs a hash, a public key or an identity",
                                    what="search query")
 
+    @classmethod
+    def by_sha256(cls, digest: str) -> "SearchQuery":
+        """Entries holding an artifact or subject digest (``HEX`` or ``sha256:HEX``)."""
+        return cls(sha256=normalize_sha256(digest))
+
+    @classmethod
+    def by_key(cls, pem: bytes) -> "SearchQuery":
+        """Entries signed by a PEM public key (or a certificate for that key)."""
+        return cls(key=_key_digest_from("x509", pem), key_pem=pem)
+
+    @classmethod
+    def by_identity(cls, identity: str, issuer: str | None = None) -> "SearchQuery":
+        """Entries signed by a certificate for ``identity`` (SAN e-mail or URI) issued
+        by the OIDC ``issuer`` (checked on the verified certificate)."""
+        if not isinstance(identity, str) or not identity or len(identity) > \
+                MAX_IDENTITY_LENGTH or not identity.isprintable():
+            raise SearchQueryError("an identity must be a printable string of at most "
+                                   f"{MAX_IDENTITY_LENGTH} characters", what="search identity")
+        return cls(identity=identity, issuer=issuer)
+
+    def describe(self) -> str:
+        """What this query looks for, in words."""
+        parts = []
+        if self.sha256 is not None:
+            parts.append(self.sha256)
+        if self.key is not None:
+            parts.append(f"key {self.key}")
+        if self.identity is not None:
+            parts.append(f"identity {self.identity}"
+                         + (f" issued by {self.issuer}" if self.issuer else ""))
+        return f" {self.operator} ".join(parts)
+
     def index_keys(self) -> list[bytes]:
         """The stored index keys this query looks up."""
         keys = []
@@ -117,11 +149,6 @@ class SearchQuery:
         if len(request) > 1:
             request["operator"] = self.operator
         return request
-
-
-def query_for_key(pem: bytes, *, operator: Operator = "or") -> SearchQuery:
-    """A query for the entries signed by a PEM public key or certificate's key."""
-    return SearchQuery(key=_key_digest_from("x509", pem), key_pem=pem, operator=operator)
 
 
 def normalize_sha256(value: str) -> str:
