@@ -35,6 +35,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._policy_cmds",
     "mgattest.cli._inspect_cmds",
     "mgattest.cli._blob_cmds",
+    "mgattest.cli._search_cmds",
 ]
 
 
