@@ -70,6 +70,7 @@ def _as_json(result: SearchResult, names: dict[str, str]) -> dict[str, object]:
     return {
         "log": result.log_url,
         "truncated": result.truncated,
+        "other_issuer": result.other_issuer,
         "hits": [{
             "log_index": h.entry.log_index,
             "uuid": h.uuid,
@@ -88,17 +89,24 @@ def _as_json(result: SearchResult, names: dict[str, str]) -> dict[str, object]:
 
 
 def _print_table(result: SearchResult, names: dict[str, str]) -> None:
+    """One line per verified hit; times are the SET-verified integrated times."""
     if not result.hits:
         out(f"no verified entries in {result.log_url}")
+    else:
+        out(f"{'INDEX':>10}  {'UUID':<17}  {'KIND':<12}  {'INTEGRATED (SET)':<20}  "
+            "SIGNER / DIGESTS")
     for h in result.hits:
         matched = [names.get(q.sha256 or "", q.describe()) for q in h.matched]
         digests = sorted(h.terms.subject_digests) or sorted(h.terms.hashes)
-        shown = ", ".join(d[:23] + "…" for d in digests[:3])
+        shown = ", ".join(d[:19] + "…" for d in digests[:3])
         if len(digests) > 3:
             shown += f" (+{len(digests) - 3})"
-        out(f"{h.entry.log_index}\t{h.uuid[:16]}…\t{h.entry.kind}\t"
-            f"{'; '.join(h.terms.signers())}\t{_when(h.entry.integrated_time)}\t"
-            f"matched {', '.join(matched)}\tdigests {shown}")
+        out(f"{h.entry.log_index!s:>10}  {h.uuid[:16]}…  {h.entry.kind:<12}  "
+            f"{_when(h.entry.integrated_time):<20}  {'; '.join(h.terms.signers())} / "
+            f"{shown} (matched {', '.join(matched)})")
+    if result.other_issuer:
+        err(f"note: {result.other_issuer} verified entries carry that identity from another "
+            "OIDC issuer (not shown)")
     if result.truncated:
         err("note: the log answered with its maximum number of entries; there may be more")
 

@@ -115,8 +115,9 @@ class SearchQuery:
             keys.append(identity_index_key(self.identity))
         return keys
 
-    def matches(self, terms: EntryTerms) -> bool:
-        """Whether an entry with ``terms`` answers this query (issuer included)."""
+    def matches(self, terms: EntryTerms, *, check_issuer: bool = True) -> bool:
+        """Whether an entry with ``terms`` answers this query; with ``check_issuer``
+        False, whether a log's index (which knows no issuer) may name it."""
         checks = []
         if self.sha256 is not None:
             checks.append(self.sha256 in terms.hashes)
@@ -125,7 +126,8 @@ class SearchQuery:
         if self.identity is not None:
             wanted = normalize_identity(self.identity)
             checks.append(any(i.identity == wanted
-                              and (self.issuer is None or i.issuer == self.issuer)
+                              and (not check_issuer or self.issuer is None
+                                   or i.issuer == self.issuer)
                               for i in terms.identities))
         return all(checks) if self.operator == "and" else any(checks)
 

@@ -59,6 +59,9 @@ class SearchResult:
     unverifiable: list[UnverifiedHit]
     # the log answered a query with its maximum number of UUIDs: there may be more
     truncated: bool
+    # verified entries with the searched identity from another OIDC issuer (not hits:
+    # Rekor's index cannot ask by issuer, so these are honest answers, filtered here)
+    other_issuer: int = 0
 
 
 def search_log(log: str | RekorClient, queries: SearchQuery | Sequence[SearchQuery],
@@ -84,15 +87,21 @@ def search_log(log: str | RekorClient, queries: SearchQuery | Sequence[SearchQue
             truncated = True
         hits: list[SearchHit] = []
         unverifiable: list[UnverifiedHit] = []
+        other_issuer = 0
         for uuid, (entry_id, asked) in list(proposed.items())[:max_entries]:
             try:
-                hits.append(_verified_hit(client, entry_id, uuid, asked, trusted_logs, origin))
+                hit = _verified_hit(client, entry_id, uuid, asked, trusted_logs, origin)
             except LogUnavailableError:
                 raise
             except MgattestError as exc:
                 unverifiable.append(UnverifiedHit(uuid, exc.message))
+                continue
+            if hit.matched:
+                hits.append(hit)
+            else:
+                other_issuer += 1
         hits.sort(key=lambda h: h.entry.log_index if h.entry.log_index is not None else -1)
-        return SearchResult(client.url, hits, unverifiable, truncated)
+        return SearchResult(client.url, hits, unverifiable, truncated, other_issuer)
     finally:
         if client is not log:
             client.close()
@@ -113,13 +122,12 @@ def _verified_hit(client: RekorClient, entry_id: str, uuid: str, asked: list[Sea
         raise LogEntryError(f"the log answered entry {leaf.hex()} when asked for {uuid}",
                             what="search hit", where=where)
     terms = entry_terms(verified.body, _attestation_of(raw))
-    matched = tuple(q for q in asked if q.matches(terms))
-    if not matched:
+    if not any(q.matches(terms, check_issuer=False) for q in asked):
         wanted = " / ".join(q.describe() for q in asked)
         raise LogEntryError(f"entry at log index {verified.log_index} verifies but does not "
                             f"contain {wanted}: the index named it wrongly", what="search hit",
                             where=where)
-    return SearchHit(uuid, verified, terms, matched)
+    return SearchHit(uuid, verified, terms, tuple(q for q in asked if q.matches(terms)))
 
 
 def _attestation_of(raw: Any) -> bytes | None:

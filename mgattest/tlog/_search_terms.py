@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from mgattest.tlog._entries import HASH_ALGORITHMS, MAX_ATTESTATION_SIZE
@@ -106,24 +108,31 @@ class _Collector:
 
     def add_verifier(self, pem_b64: Any) -> None:
         """A base64 PEM public key or certificate, as the bodies carry them."""
-        if not isinstance(pem_b64, str):
-            return
-        try:
-            pem = base64.b64decode(pem_b64, validate=True)
-        except (binascii.Error, ValueError):
-            return
+        if isinstance(pem_b64, str) and len(pem_b64) <= _MAX_VERIFIER_B64:
+            keys, identities = _verifier_terms(pem_b64)
+            self.keys |= keys
+            self.identities |= identities
+
+
+_MAX_VERIFIER_B64 = 96 * 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _verifier_terms(pem_b64: str) -> tuple[frozenset[str], frozenset[Identity]]:
+    """(key digests, identities) of one verifier; cached, as one signer logs many
+    entries."""
+    try:
+        pem = base64.b64decode(pem_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return frozenset(), frozenset()
+    try:
         if b"-----BEGIN CERTIFICATE-----" in pem:
-            try:
-                cert = x509.load_pem_x509_certificate(pem)
-                self.keys.add(key_digest(cert.public_key()))
-            except ValueError:
-                return
-            self.identities.update(certificate_identities(cert))
-            return
-        try:
-            self.keys.add(key_digest(serialization.load_pem_public_key(pem)))
-        except (ValueError, TypeError):
-            return
+            cert = x509.load_pem_x509_certificate(pem)
+            return (frozenset({key_digest(cert.public_key())}),
+                    frozenset(certificate_identities(cert)))
+        return frozenset({key_digest(serialization.load_pem_public_key(pem))}), frozenset()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return frozenset(), frozenset()
 
 
 def certificate_identities(cert: x509.Certificate) -> set[Identity]:
