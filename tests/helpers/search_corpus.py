@@ -156,7 +156,10 @@ def fill_log(log: Any, count: int, signers: list[CorpusSigner], digests: list[st
     rng = random.Random(seed)
     truth = truth if truth is not None else Truth()
     digest_weights = [1 / (k + 1) for k in range(len(digests))]
-    signer_weights = [1 / (k + 1) for k in range(len(signers))]
+    # bare keys Zipf-like; certificates rarer, so an identity's answer fits in one
+    # search response (about 0.4% of the entries each)
+    signer_weights = [1 / (k + 1) if s.identity is None else 0.012
+                      for k, s in enumerate(signers)]
     start = log.size
     pending = []
     for i in range(start, start + count):
