@@ -262,7 +262,7 @@ def rebuild_search_index(store: LogStore, batch: int = 4096) -> int:
     mark the index complete. Returns the number of entries read."""
     count = 0
     for rows in store.iter_indexable(batch):
-        store.add_search_keys([(key, idx) for idx, body, attestation in rows
+        store.add_search_keys([(key, idx, leaf) for idx, leaf, body, attestation in rows
                                for key in index_keys(entry_terms(body, attestation))])
         count += len(rows)
     store.mark_search_index_complete()

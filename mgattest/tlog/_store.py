@@ -10,8 +10,8 @@ Tables (SQLite, WAL mode):
   height ``level >= 1`` (leaves ``[idx·2^level, (idx+1)·2^level)``). Any subtree hash,
   hence any root, inclusion or consistency proof, needs O(log n) indexed reads.
 * ``checkpoints(size, note)`` — every signed checkpoint the log has issued.
-* ``search_keys(key, idx)`` — the search index (``/api/v1/index/retrieve``): one row
-  per index key of an entry (:mod:`mgattest.tlog._search_terms`), written in the
+* ``search_keys(key, idx, leaf_hash)`` — the search index (``/api/v1/index/retrieve``):
+  one row per index key of an entry, with its leaf hash (an answer is one range scan) (:mod:`mgattest.tlog._search_terms`), written in the
   entry's own append transaction; meta ``search_index = complete`` says every entry
   is indexed (a database from before the index gets it from ``rebuild_search_index``).
 * ``attestations(idx, data)`` — the DSSE payload (in-toto Statement) of a dsse entry,
@@ -71,6 +71,7 @@ _SEARCH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_keys (
     key BLOB NOT NULL CHECK (length(key) = 32),
     idx INTEGER NOT NULL,
+    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
     PRIMARY KEY (key, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attestations (
@@ -161,6 +162,7 @@ class LogStore:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._search_complete = False
 
     # --- opening -----------------------------------------------------------------
     @staticmethod
@@ -410,7 +412,7 @@ class LogStore:
                 stack = self._frontier(conn, size)
                 entry_rows = []
                 subtree_rows = []
-                search_rows: list[tuple[bytes, int]] = []
+                search_rows: list[tuple[bytes, int, bytes]] = []
                 attestation_rows: list[tuple[int, bytes]] = []
                 for leaf in leaves:
                     index = size
@@ -420,7 +422,7 @@ class LogStore:
                     stored.append(StoredEntry(index, leaf.leaf_hash, leaf.body,
                                               integrated_time, leaf.kind, leaf.api_version,
                                               set_sig, leaf.attestation))
-                    search_rows.extend((key, index) for key in leaf.search_keys)
+                    search_rows.extend((key, index, leaf.leaf_hash) for key in leaf.search_keys)
                     if leaf.attestation is not None:
                         attestation_rows.append((index, leaf.attestation))
                     size += 1
@@ -442,8 +444,8 @@ class LogStore:
                 conn.executemany("INSERT INTO subtrees(level, idx, hash) VALUES (?, ?, ?)",
                                  subtree_rows)
                 # the search index and attestations commit with their entries or not at all
-                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx) VALUES (?, ?)",
-                                 search_rows)
+                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx, leaf_hash) "
+                                 "VALUES (?, ?, ?)", search_rows)
                 conn.executemany("INSERT INTO attestations(idx, data) VALUES (?, ?)",
                                  attestation_rows)
         except sqlite3.DatabaseError as exc:
@@ -499,7 +501,9 @@ class LogStore:
     # --- the search index ------------------------------------------------------------
     def search_index_complete(self) -> bool:
         """Whether every entry is in the search index (see the module docstring)."""
-        return self.meta().get(SEARCH_INDEX_META) == "complete"
+        if not self._search_complete:  # meta is append-only: once complete, always
+            self._search_complete = self.meta().get(SEARCH_INDEX_META) == "complete"
+        return self._search_complete
 
     def search(self, keys: Sequence[bytes], operator: Literal["and", "or"],
                limit: int) -> list[tuple[int, bytes]]:
@@ -507,21 +511,32 @@ class LogStore:
         ``keys``: the newest ``limit`` of them, in index order."""
         if not keys:
             return []
-        combine = " INTERSECT " if operator == "and" else " UNION "
-        matching = combine.join("SELECT idx FROM search_keys WHERE key = ?" for _ in keys)
+        # Each key's newest ``limit`` rows come from a reverse walk of the primary key
+        # (key, idx); the newest ``limit`` of a union are among them. An intersection
+        # cannot be cut per key.
+        if operator == "or":
+            matching = " UNION ".join(
+                "SELECT * FROM (SELECT idx, leaf_hash FROM search_keys WHERE key = ? "
+                "ORDER BY idx DESC LIMIT ?)" for _ in keys)
+            params: list[object] = [v for key in keys for v in (key, limit)]
+        else:
+            matching = " INTERSECT ".join("SELECT idx, leaf_hash FROM search_keys WHERE "
+                                          "key = ?" for _ in keys)
+            params = list(keys)
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT e.idx, e.leaf_hash FROM entries AS e WHERE e.idx IN ({matching}) "
-                "ORDER BY e.idx DESC LIMIT ?", (*keys, limit)).fetchall()
+            rows = self._conn.execute(f"SELECT idx, leaf_hash FROM ({matching}) "
+                                      "ORDER BY idx DESC LIMIT ?", (*params, limit)).fetchall()
         return [(idx, leaf) for idx, leaf in reversed(rows)]
 
-    def iter_indexable(self, batch: int = 4096) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
-        """Batches of ``(index, body, attestation)`` of every entry, in index order."""
+    def iter_indexable(self, batch: int = 4096
+                       ) -> Iterator[list[tuple[int, bytes, bytes, bytes | None]]]:
+        """Batches of ``(index, leaf hash, body, attestation)`` of every entry, in order."""
         start = 0
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT e.idx, e.body, a.data FROM entries AS e LEFT JOIN attestations "
+                    "SELECT e.idx, e.leaf_hash, e.body, a.data FROM entries AS e "
+                    "LEFT JOIN attestations "
                     "AS a ON a.idx = e.idx WHERE e.idx >= ? ORDER BY e.idx LIMIT ?",
                     (start, batch)).fetchall()
             if not rows:
@@ -529,12 +544,12 @@ class LogStore:
             yield rows
             start = rows[-1][0] + 1
 
-    def add_search_keys(self, rows: Sequence[tuple[bytes, int]]) -> None:
-        """Add index rows (already present ones are kept): rebuilding the index."""
+    def add_search_keys(self, rows: Sequence[tuple[bytes, int, bytes]]) -> None:
+        """Add index rows ``(key, index, leaf hash)`` (present ones are kept): rebuilding."""
         try:
             with self._immediate() as conn:
-                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx) VALUES (?, ?)",
-                                 rows)
+                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx, leaf_hash) "
+                                 "VALUES (?, ?, ?)", rows)
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot write the search index of {self.path}: {exc}",
                            where=self.path) from None
