@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from mgattest.cli._common import err, guarded, out
-from mgattest.cli._log_cmds import log_app
+from mgattest.cli._log_cmds import JSON_OPTION, LOG_KEY_OPTION, ORIGIN_OPTION, \
+    TRUSTED_ROOT_OPTION, log_app
 
 if TYPE_CHECKING:
     from mgattest.tlog import SearchQuery, SearchResult
@@ -124,12 +125,10 @@ def search_cmd(
     issuer: Optional[str] = typer.Option(None, "--issuer",
                                          help="OIDC issuer of --identity."),
     log: str = typer.Option(DEFAULT_LOG_URL, "--log", help="Rekor v1 log URL."),
-    log_key: Optional[Path] = typer.Option(None, "--log-key", help="Log public key (PEM)."),
-    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
-                                                help="Sigstore trusted root JSON."),
-    origin: Optional[str] = typer.Option(
-        None, "--origin", help="Expected checkpoint origin (required with --log-key)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    log_key: Optional[Path] = LOG_KEY_OPTION,
+    trusted_root: Optional[Path] = TRUSTED_ROOT_OPTION,
+    origin: Optional[str] = ORIGIN_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Search a log; show only entries verified offline that hold what was searched.
 
