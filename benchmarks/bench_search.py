@@ -35,8 +35,10 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_tlog_http import start_server  # noqa: E402 - after the path fix
-from tests.helpers.search_corpus import digest_pool, fill_log, make_signers  # noqa: E402 - after the path fix
+from benchmarks.bench_tlog_http import start_server
+from mgattest.tlog import LogSigner, RekorClient, SearchQuery, TransparencyLog, TrustedLog, \
+    search_log
+from tests.helpers.search_corpus import digest_pool, fill_log, make_signers
 
 ROUNDS = 2000
 
@@ -48,8 +50,6 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def build(workdir: Path, entries: int) -> tuple[Any, Path, Path, dict[str, list[Any]]]:
     """Open the log in ``workdir`` (building it first if it is missing or smaller)."""
-    from mgattest.tlog import LogSigner, SearchQuery, TransparencyLog
-
     db, key = workdir / "search.db", workdir / "search.key"
     signers = make_signers()  # fresh keys: build and queries must share them
     state = workdir / "signers.json"
@@ -155,6 +155,21 @@ def main() -> None:
                 print(f"  {name:<15} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
                       f"({answers / ROUNDS:,.0f} UUIDs/answer)")
             conn.close()
+
+            # the client side: every UUID fetched and verified offline before it is shown
+            trusted = [TrustedLog.for_verifier(LogSigner.from_file(key).verifier,
+                                               origin="bench.mgattest/search")]
+            with RekorClient(f"http://127.0.0.1:{port}") as client:
+                rounds, hits, started = 0, 0, time.perf_counter()
+                for query in classes["rare digest"][:20]:
+                    result = search_log(client, query, trusted)
+                    assert not result.unverifiable
+                    rounds += 1
+                    hits += len(result.hits)
+                took = time.perf_counter() - started
+            print(f"\nverified client search (search_log), rare digests: "
+                  f"{took / rounds * 1000:.1f} ms per search, {took / hits * 1000:.2f} ms "
+                  f"per verified hit ({hits / rounds:.1f} hits/search)")
         finally:
             proc.terminate()
             try:
