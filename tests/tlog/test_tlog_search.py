@@ -386,8 +386,6 @@ class _LyingProxy:
     """Forwards to a real log; ``index`` and ``entry`` rewrite its answers."""
 
     def __init__(self, upstream: str, index: Mutator, entry: Mutator) -> None:
-        proxy = self
-
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
@@ -472,9 +470,12 @@ def test_a_doctored_attestation_or_proof_is_not_a_match(signed_log: Any) -> None
                          % (b"ef" * 32))).decode()
         return answer
 
-    doctored = _search_through(_same, add_subject, url, log, SearchQuery.by_sha256("ef" * 32))
-    assert doctored.hits == [] or doctored.unverifiable  # never a hit
-    assert doctored.hits == []
+    # the index and the attestation both claim entry 1 holds digest ef…: its verified
+    # payloadHash says otherwise
+    doctored = _search_through(lambda _, ids: [_uuid(log, 1)], add_subject, url, log,
+                               SearchQuery.by_sha256("ef" * 32))
+    assert doctored.hits == [] and len(doctored.unverifiable) == 1
+    assert "does not contain" in doctored.unverifiable[0].reason
     honest = _search_through(_same, add_subject, url, log, SearchQuery.by_sha256(weights))
     assert honest.hits == [] and len(honest.unverifiable) == 1  # the payload no longer binds
 
