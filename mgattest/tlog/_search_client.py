@@ -8,9 +8,11 @@ entry and shows it as a hit only after
 2. the entry is the one asked for (its leaf hash is the UUID the index named);
 3. the verified body (and, for a statement subject, the attestation whose SHA-256 is
    the body's ``payloadHash``) really contains the searched hash, key or identity
-   (:func:`entry_terms`, the same definition the log indexes by) — issuer included.
+   (:func:`entry_terms`, the same definition the log indexes by).
 
-Anything else is an :class:`UnverifiedHit` with the reason, never a match.
+Anything else is an :class:`UnverifiedHit` with the reason, never a match. A verified
+entry with the searched identity but another OIDC issuer is an honest answer (Rekor's
+index knows no issuer): it is counted in ``SearchResult.other_issuer``, not shown.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class SearchHit:
     uuid: str  # hex leaf hash
     entry: VerifiedEntry  # proven log index and integrated time (SET) inside
     terms: EntryTerms  # hashes, keys and identities the verified entry holds
-    matched: tuple[SearchQuery, ...]  # the queries it answers
+    matched: tuple[SearchQuery, ...]  # the queries it answers, issuer included
 
 
 @dataclass(frozen=True)
