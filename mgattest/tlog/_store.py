@@ -11,9 +11,10 @@ Tables (SQLite, WAL mode):
   hence any root, inclusion or consistency proof, needs O(log n) indexed reads.
 * ``checkpoints(size, note)`` — every signed checkpoint the log has issued.
 * ``search_keys(key, idx, leaf_hash)`` — the search index (``/api/v1/index/retrieve``):
-  one row per index key of an entry, with its leaf hash (an answer is one range scan) (:mod:`mgattest.tlog._search_terms`), written in the
-  entry's own append transaction; meta ``search_index = complete`` says every entry
-  is indexed (a database from before the index gets it from ``rebuild_search_index``).
+  one row per index key of an entry (:mod:`mgattest.tlog._search_terms`) with its leaf
+  hash, so an answer is one range scan; written in the entry's own append transaction.
+  Meta ``search_index = complete`` says every entry is indexed (a database from before
+  the index gets it from ``rebuild_search_index``).
 * ``attestations(idx, data)`` — the DSSE payload (in-toto Statement) of a dsse entry,
   which the body names only by hash: served as Rekor's ``attestation.data`` so a
   client can check a subject-digest hit against it.
