@@ -120,6 +120,14 @@ def _write_json(path: Path, obj: object) -> None:
     tmp.replace(path)
 
 
+# The trust options of the commands that verify entries offline (`verify`, `search`).
+LOG_KEY_OPTION = typer.Option(None, "--log-key", help="Log public key (PEM).")
+TRUSTED_ROOT_OPTION = typer.Option(None, "--trusted-root", help="Sigstore trusted root JSON.")
+ORIGIN_OPTION = typer.Option(None, "--origin",
+                             help="Expected checkpoint origin (required with --log-key).")
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
+
+
 # --- commands --------------------------------------------------------------------------
 
 @log_app.command("init")
@@ -321,12 +329,10 @@ def verify_cmd(
     entry: Optional[Path] = typer.Option(None, "--entry",
                                          help="Bundle TransparencyLogEntry or Rekor v1 LogEntry."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Sigstore bundle."),
-    log_key: Optional[Path] = typer.Option(None, "--log-key", help="Log public key (PEM)."),
-    trusted_root: Optional[Path] = typer.Option(None, "--trusted-root",
-                                                help="Sigstore trusted root JSON."),
-    origin: Optional[str] = typer.Option(
-        None, "--origin", help="Expected checkpoint origin (required with --log-key)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    log_key: Optional[Path] = LOG_KEY_OPTION,
+    trusted_root: Optional[Path] = TRUSTED_ROOT_OPTION,
+    origin: Optional[str] = ORIGIN_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify log entries offline: leaf, inclusion proof, checkpoint, origin, SET."""
     from mgattest.tlog import verify_entries

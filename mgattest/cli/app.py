@@ -38,6 +38,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._audit_cmds",
     "mgattest.cli._migrate_cmds",
     "mgattest.cli._crypt_cmds",
+    "mgattest.cli._search_cmds",
 ]
 
 

@@ -21,7 +21,12 @@ server):
   :func:`verify_entry` -> :class:`VerifiedEntry`, :func:`verify_rekor_entry`,
   :func:`verify_consistency_notes`;
 - monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
-  :func:`check_consistent`, :func:`parse_consistency_proof`.
+  :func:`check_consistent`, :func:`parse_consistency_proof`;
+- search (Rekor v1 ``/api/v1/index/retrieve``): :class:`SearchQuery`
+  (:class:`SearchQueryError`), :func:`search_log` -> :class:`SearchResult`
+  (:class:`SearchHit` verified offline, :class:`UnverifiedHit`), :class:`EntryTerms`
+  (what an entry can be found by), :func:`rebuild_search_index` (existing or
+  imported databases).
 
 Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
 :mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
@@ -74,6 +79,9 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
     from mgattest.tlog._entry_files import EntryToVerify
     from mgattest.tlog._monitor import verify_extension
+    from mgattest.tlog._search import SearchQuery, SearchQueryError, rebuild_search_index
+    from mgattest.tlog._search_client import SearchHit, SearchResult, UnverifiedHit, search_log
+    from mgattest.tlog._search_terms import EntryTerms
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -89,6 +97,8 @@ __all__ = [
     "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
     "verify_entry", "verify_note", "verify_rekor_entry",
     "verify_extension",
+    "EntryTerms", "rebuild_search_index", "SearchHit", "SearchQuery", "SearchQueryError",
+    "SearchResult", "search_log", "UnverifiedHit",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -144,6 +154,14 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "TransparencyLogEntryJSON": "mgattest.tlog._transparency_entry",
     "EntryToVerify": "mgattest.tlog._entry_files",
     "verify_extension": "mgattest.tlog._monitor",
+    "EntryTerms": "mgattest.tlog._search_terms",
+    "rebuild_search_index": "mgattest.tlog._search",
+    "SearchHit": "mgattest.tlog._search_client",
+    "SearchQuery": "mgattest.tlog._search",
+    "SearchQueryError": "mgattest.tlog._search",
+    "SearchResult": "mgattest.tlog._search_client",
+    "search_log": "mgattest.tlog._search_client",
+    "UnverifiedHit": "mgattest.tlog._search_client",
 })
 
 

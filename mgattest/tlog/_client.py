@@ -321,6 +321,28 @@ class RekorClient:
                                    what="public key", where=resp.url)
         return text
 
+    def search_index(self, request: JSONObject) -> list[str]:
+        """``POST /api/v1/index/retrieve``: the entry IDs (64 or 80 hex, lowercased) the
+        log's index names. Nothing is verified here: see :func:`search_log`."""
+        self._v1_only("the search index")
+        resp = self._request("POST", "/api/v1/index/retrieve", json_body=request)
+        ids = self._json(resp)
+        if not isinstance(ids, list) or not all(
+                isinstance(i, str) and _ENTRY_ID.match(i.lower()) for i in ids):
+            raise LogResponseError(f"search answer from {resp.url} is not a list of entry "
+                                   "UUIDs", what="search index", where=resp.url)
+        return [i.lower() for i in ids]
+
+    def get_entry_json(self, entry_id: str) -> Any:
+        """``GET /api/v1/log/entries/{id}``: the Rekor v1 ``LogEntry`` JSON as sent
+        (with its ``attestation``, which the bundle form drops); unverified."""
+        self._v1_only("entry lookup")
+        text = entry_id.lower()
+        if not _ENTRY_ID.match(text):
+            raise InputError(f"entry UUID must be 64 or 80 hex characters, got {entry_id!r}",
+                             what="entry uuid")
+        return self._json(self._request("GET", f"/api/v1/log/entries/{text}"))
+
     def _verified(self, entry: TransparencyLogEntryJSON) -> TransparencyLogEntryJSON:
         if self.trusted_logs is not None:
 

@@ -46,6 +46,9 @@ MAX_KEY_PEM_SIZE = 64 * 1024
 MAX_SIGNATURE_SIZE = 4096
 MAX_SIGNATURES = 16
 MAX_SIGNATURE_CHECKS = 64  # signature verifications one proposed entry may cost
+# Largest attestation (DSSE payload) the log keeps beside an entry and a client reads.
+MAX_ATTESTATION_SIZE = 1024 * 1024
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_BODY_SIZE = 4 * 1024 * 1024  # a stored body this package reads (other logs' too)
 # A body this log appends: tlog-tiles entry bundles prefix each entry with a uint16
 # length, so a larger entry could never be served as a tile.
@@ -69,6 +72,8 @@ class CanonicalEntry:
     kind: str
     api_version: str
     body: bytes
+    # a dsse entry's in-toto Statement payload, kept beside the entry for search
+    attestation: bytes | None = None
 
 
 def _reject(message: str, field: str | None = None) -> EntryRejectedError:
@@ -292,7 +297,9 @@ def _canonical_hashedrekord(spec: Any) -> dict[str, Any]:
     }
 
 
-def _canonical_dsse(spec: Any) -> dict[str, Any]:
+def _canonical_dsse(spec: Any) -> tuple[dict[str, Any], bytes | None]:
+    """The canonical dsse spec and the attestation to keep: the payload when it is an
+    in-toto Statement of at most :data:`MAX_ATTESTATION_SIZE` bytes."""
     spec = _obj(spec, "spec", {"proposedContent"})
     content = _obj(spec["proposedContent"], "spec.proposedContent", {"envelope", "verifiers"})
     envelope_text = _str(content["envelope"], "spec.proposedContent.envelope",
@@ -346,6 +353,7 @@ def _canonical_dsse(spec: Any) -> dict[str, Any]:
     if unused:
         raise _reject(f"verifier {unused[0]} verifies no envelope signature",
                       f"spec.proposedContent.verifiers[{unused[0]}]")
+    keep = payload_type == INTOTO_PAYLOAD_TYPE and len(payload) <= MAX_ATTESTATION_SIZE
     return {
         "envelopeHash": {"algorithm": "sha256",
                          "value": hashlib.sha256(envelope_text.encode("utf-8")).hexdigest()},
@@ -354,7 +362,7 @@ def _canonical_dsse(spec: Any) -> dict[str, Any]:
             {"signature": s, "verifier": base64.b64encode(key_by_sig[s].canonical_pem).decode()}
             for s in sorted(key_by_sig)
         ],
-    }
+    }, payload if keep else None
 
 
 def canonicalize(proposed: object) -> CanonicalEntry:
@@ -378,11 +386,14 @@ def canonicalize(proposed: object) -> CanonicalEntry:
         raise _reject(f"unsupported entry kind {str(kind)[:40]!r} version "
                       f"{str(version)[:20]!r}; this log accepts hashedrekord 0.0.1 and "
                       "dsse 0.0.1", "kind")
-    spec = (_canonical_hashedrekord if kind == "hashedrekord" else _canonical_dsse)(
-        proposed["spec"])
+    attestation = None
+    if kind == "hashedrekord":
+        spec = _canonical_hashedrekord(proposed["spec"])
+    else:
+        spec, attestation = _canonical_dsse(proposed["spec"])
     body = rfc8785.dumps({"apiVersion": version, "kind": kind, "spec": spec})
     check_loggable_size(body)
-    return CanonicalEntry(kind, version, body)
+    return CanonicalEntry(kind, version, body, attestation)
 
 
 def check_loggable_size(body: bytes) -> None:

@@ -30,6 +30,9 @@ from mgattest.tlog.errors import (
 )
 from mgattest.tlog._keys import LogSigner, log_id_for
 from mgattest.tlog._promise import sign_set
+from mgattest.tlog._search import MAX_SEARCH_RESULTS, SearchQuery, rebuild_search_index, \
+    search_store
+from mgattest.tlog._search_terms import entry_terms, index_keys
 from mgattest.tlog._store import DuplicateLeaf, LogStore, PendingLeaf, StoredEntry
 from mgattest.tlog._transparency_entry import (InclusionPromiseJSON, InclusionProofJSON,
                                               KindVersionJSON, LogIdJSON,
@@ -66,6 +69,12 @@ class RekorVerificationJSON(TypedDict):
     inclusionProof: NotRequired[RekorInclusionProofJSON]
 
 
+class RekorAttestationJSON(TypedDict):
+    """Rekor v1 ``attestation``: the stored attestation, base64."""
+
+    data: str
+
+
 class RekorLogEntryJSON(TypedDict):
     """The value of a Rekor v1 ``LogEntry`` (``{uuid: <this>}``)."""
 
@@ -74,6 +83,7 @@ class RekorLogEntryJSON(TypedDict):
     logID: str
     logIndex: int
     verification: RekorVerificationJSON
+    attestation: NotRequired[RekorAttestationJSON]
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class LogEntry:
     kind: str
     api_version: str
     set_signature: bytes
+    attestation: bytes | None = None  # a dsse entry's in-toto Statement, if kept
 
     def to_rekor_json(self, proof: InclusionProof | None = None) -> dict[str, RekorLogEntryJSON]:
         """Rekor v1 ``LogEntry`` JSON: ``{uuid: {body, integratedTime, logID, ...}}``."""
@@ -101,13 +112,16 @@ class LogEntry:
                 "rootHash": proof.root_hash.hex(),
                 "treeSize": proof.tree_size,
             }
-        return {self.uuid: {
+        value: RekorLogEntryJSON = {
             "body": base64.b64encode(self.body).decode(),
             "integratedTime": self.integrated_time,
             "logID": self.log_id,
             "logIndex": self.log_index,
             "verification": verification,
-        }}
+        }
+        if self.attestation is not None:
+            value["attestation"] = {"data": base64.b64encode(self.attestation).decode()}
+        return {self.uuid: value}
 
     def to_bundle_entry(self, proof: InclusionProof | None = None) -> TransparencyLogEntryJSON:
         """protobuf-specs ``TransparencyLogEntry`` in proto-JSON form (bundle tlogEntries)."""
@@ -301,7 +315,9 @@ class TransparencyLog:
             if not isinstance(e, CanonicalEntry) or not isinstance(e.body, bytes) or not e.body:
                 raise EntryRejectedError("append_canonical needs CanonicalEntry objects")
             check_loggable_size(e.body)
-            leaves.append(PendingLeaf(merkle.leaf_hash(e.body), e.body, e.kind, e.api_version))
+            keys = tuple(index_keys(entry_terms(e.body, e.attestation)))
+            leaves.append(PendingLeaf(merkle.leaf_hash(e.body), e.body, e.kind, e.api_version,
+                                      keys, e.attestation))
         if not leaves:
             return []
         try:
@@ -321,7 +337,7 @@ class TransparencyLog:
     # --- reads -------------------------------------------------------------------
     def _to_entry(self, s: StoredEntry) -> LogEntry:
         return LogEntry(s.index, s.leaf_hash.hex(), s.body, s.integrated_time,
-                        self._log_id_hex, s.kind, s.api_version, s.set_sig)
+                        self._log_id_hex, s.kind, s.api_version, s.set_sig, s.attestation)
 
     def entry_by_index(self, index: int) -> LogEntry:
         """The entry at ``index``; :class:`UnknownEntryError` if none."""
@@ -348,6 +364,20 @@ class TransparencyLog:
         if stored is None:
             raise UnknownEntryError(f"no entry with UUID {text}", where=f"uuid {text}")
         return self._to_entry(stored)
+
+    # --- search ------------------------------------------------------------------
+    def search(self, query: SearchQuery, limit: int = MAX_SEARCH_RESULTS) -> list[str]:
+        """UUIDs of the entries the search index names for ``query`` (index order)."""
+        return search_store(self._store, query, limit)
+
+    @property
+    def search_index_complete(self) -> bool:
+        """Whether every entry is in the search index."""
+        return self._store.search_index_complete()
+
+    def rebuild_search_index(self) -> int:
+        """Index every entry (a database from before the index, or imported)."""
+        return rebuild_search_index(self._store)
 
     def leaf_hash(self, index: int) -> bytes:
         """Leaf hash at ``index``."""

@@ -50,6 +50,7 @@ from mgattest.tlog import _entries as entries, merkle, _tiles as tiles
 from mgattest.tlog._entries import canonicalize
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 from mgattest.tlog._log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
+from mgattest.tlog._search import MAX_SEARCH_REQUEST, SearchQuery, parse_search_request
 
 T = TypeVar("T")
 AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
@@ -229,6 +230,10 @@ class _LogView:
         found += [self.log.entry_by_index(i) for i in query.indexes if 0 <= i < size]
         found += [self._find(uuid_hex) for uuid_hex in query.entry_uuids]
         return [self.rekor_entry(entry) for entry in found if entry is not None]
+
+    def search(self, query: SearchQuery) -> list[str]:
+        """Entry IDs (80 hex: tree ID ‖ UUID, as Rekor answers) the index names."""
+        return [self.service.entry_id(uuid_hex) for uuid_hex in self.log.search(query)]
 
     def log_info(self) -> dict[str, Any]:
         size = self.log.size
@@ -467,6 +472,10 @@ class _LogService:
                             for proposed in query.get("entries") or [])
         return _Lookup(uuids, tuple(query.get("logIndexes") or ()), entry_uuids)
 
+    def search_query(self, body: bytes) -> SearchQuery:
+        """A POSTed ``SearchIndex`` request, validated (400 on anything off)."""
+        return parse_search_request(_parse_json(body))
+
     def names_this_tree(self, raw: str) -> bool:
         """Whether an entry ID is a bare UUID or an 80-hex ID naming this log's tree."""
         return len(raw) != 80 or raw[:16].lower() == f"{self.tree_id:016x}"
@@ -560,6 +569,8 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     client; at most :data:`MAX_READS` reads at once, :data:`MAX_READS_PER_CLIENT` per
     client. Beyond either, 503 with ``Retry-After`` at once, before any body is read.
     """
+    if not log.search_index_complete:  # a database from before the index, or imported
+        log.rebuild_search_index()
     service = _LogService(log)
     expected_auth = f"Bearer {token}".encode() if token else None
     validations = _Admission("validation", MAX_VALIDATIONS, MAX_VALIDATIONS_PER_CLIENT)
@@ -611,6 +622,13 @@ def create_app(log: "TransparencyLog", token: str | None = None,
             body = await _read_body(request, max_body)
             query = await service.validate(client, service.retrieve_query, body)
         return JSONResponse(await read(request, _LogView.lookup, query))
+
+    async def search_index(request: Request) -> Response:
+        client = _client_of(request)
+        with validations.slot(client):
+            body = await _read_body(request, min(max_body, MAX_SEARCH_REQUEST))
+            query = await service.validate(client, service.search_query, body)
+        return JSONResponse(await read(request, _LogView.search, query))
 
     async def log_info(request: Request) -> Response:
         return JSONResponse(await read(request, _LogView.log_info))
@@ -664,6 +682,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route(f"{_API_PREFIX}/entries/retrieve", retrieve, methods=["POST"]),
         Route(f"{_API_PREFIX}/entries/retrieve/", retrieve, methods=["POST"]),
         Route(f"{_API_PREFIX}/entries/{{entry_id}}", get_entry, methods=["GET"]),
+        Route("/api/v1/index/retrieve", search_index, methods=["POST"]),
         Route(_API_PREFIX, log_info, methods=["GET"]),
         Route(f"{_API_PREFIX}/proof", consistency, methods=["GET"]),
         Route(f"{_API_PREFIX}/publicKey", public_key, methods=["GET"]),

@@ -10,6 +10,14 @@ Tables (SQLite, WAL mode):
   height ``level >= 1`` (leaves ``[idx·2^level, (idx+1)·2^level)``). Any subtree hash,
   hence any root, inclusion or consistency proof, needs O(log n) indexed reads.
 * ``checkpoints(size, note)`` — every signed checkpoint the log has issued.
+* ``search_keys(key, idx, leaf_hash)`` — the search index (``/api/v1/index/retrieve``):
+  one row per index key of an entry (:mod:`mgattest.tlog._search_terms`) with its leaf
+  hash, so an answer is one range scan; written in the entry's own append transaction.
+  Meta ``search_index = complete`` says every entry is indexed (a database from before
+  the index gets it from ``rebuild_search_index``).
+* ``attestations(idx, data)`` — the DSSE payload (in-toto Statement) of a dsse entry,
+  which the body names only by hash: served as Rekor's ``attestation.data`` so a
+  client can check a subject-digest hit against it.
 
 Triggers make every table append-only: UPDATE and DELETE raise. Appends run in
 ``BEGIN IMMEDIATE`` transactions so several processes serialize on one file; a crash
@@ -23,7 +31,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 from mgattest.tlog import merkle
 from mgattest.tlog.errors import LogError
@@ -59,7 +67,25 @@ CREATE TRIGGER IF NOT EXISTS entries_contiguous BEFORE INSERT ON entries
 WHEN NEW.idx != (SELECT COALESCE(MAX(idx), -1) + 1 FROM entries)
 BEGIN SELECT RAISE(ABORT, 'entries must be appended at the next index'); END;
 """
-_APPEND_ONLY_TABLES = ("meta", "entries", "subtrees", "checkpoints")
+# Added with the search index: created on open too, so older databases gain them.
+_SEARCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS search_keys (
+    key BLOB NOT NULL CHECK (length(key) = 32),
+    idx INTEGER NOT NULL,
+    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+    PRIMARY KEY (key, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attestations (
+    idx INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+SEARCH_INDEX_META = "search_index"
+_APPEND_ONLY_TABLES = ("meta", "entries", "subtrees", "checkpoints", "search_keys",
+                       "attestations")
+_ENTRY_COLUMNS = ("SELECT e.idx, e.leaf_hash, e.body, e.integrated_time, e.kind, "
+                  "e.api_version, e.set_sig, a.data FROM entries AS e "
+                  "LEFT JOIN attestations AS a ON a.idx = e.idx")
 
 
 def _triggers() -> str:
@@ -101,16 +127,20 @@ class StoredEntry:
     kind: str
     api_version: str
     set_sig: bytes
+    attestation: bytes | None = None
 
 
 @dataclass(frozen=True)
 class PendingLeaf:
-    """A leaf to append: the canonical body and its kind."""
+    """A leaf to append: the canonical body and its kind, its search index keys and the
+    attestation to keep beside it (if any)."""
 
     leaf_hash: bytes
     body: bytes
     kind: str
     api_version: str
+    search_keys: tuple[bytes, ...] = ()
+    attestation: bytes | None = None
 
 
 # Called inside the append transaction with (index, leaf) -> (integrated_time, set_sig).
@@ -133,6 +163,7 @@ class LogStore:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._search_complete = False
 
     # --- opening -----------------------------------------------------------------
     @staticmethod
@@ -156,10 +187,11 @@ class LogStore:
             raise LogError(f"log database {path} already exists", where=path)
         conn = cls._connect(path)
         try:
-            conn.executescript(_SCHEMA + _triggers())
+            conn.executescript(_SCHEMA + _SEARCH_SCHEMA + _triggers())
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
-                             [("schema_version", SCHEMA_VERSION), *sorted(meta.items())])
+                             [("schema_version", SCHEMA_VERSION),
+                              (SEARCH_INDEX_META, "complete"), *sorted(meta.items())])
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -183,6 +215,12 @@ class LogStore:
             conn.close()
             raise LogError(f"{path} is not a mgattest log database (schema {version!r})",
                            where=path)
+        try:
+            conn.executescript(_SEARCH_SCHEMA + _triggers())
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise LogError(f"cannot add the search index to {path}: {exc}", where=path) \
+                from None
         return store
 
     def close(self) -> None:
@@ -205,17 +243,14 @@ class LogStore:
     def entry(self, index: int) -> StoredEntry | None:
         """The entry at ``index`` or None."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
-                "FROM entries WHERE idx = ?", (index,)).fetchone()
+            row = self._conn.execute(f"{_ENTRY_COLUMNS} WHERE e.idx = ?", (index,)).fetchone()
         return StoredEntry(*row) if row else None
 
     def entry_by_leaf(self, leaf: bytes) -> StoredEntry | None:
         """The entry whose leaf hash is ``leaf`` or None."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
-                "FROM entries WHERE leaf_hash = ?", (leaf,)).fetchone()
+            row = self._conn.execute(f"{_ENTRY_COLUMNS} WHERE e.leaf_hash = ?",
+                                     (leaf,)).fetchone()
         return StoredEntry(*row) if row else None
 
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
@@ -378,6 +413,8 @@ class LogStore:
                 stack = self._frontier(conn, size)
                 entry_rows = []
                 subtree_rows = []
+                search_rows: list[tuple[bytes, int, bytes]] = []
+                attestation_rows: list[tuple[int, bytes]] = []
                 for leaf in leaves:
                     index = size
                     integrated_time, set_sig = stamp(index, leaf)
@@ -385,7 +422,10 @@ class LogStore:
                                        leaf.kind, leaf.api_version, set_sig))
                     stored.append(StoredEntry(index, leaf.leaf_hash, leaf.body,
                                               integrated_time, leaf.kind, leaf.api_version,
-                                              set_sig))
+                                              set_sig, leaf.attestation))
+                    search_rows.extend((key, index, leaf.leaf_hash) for key in leaf.search_keys)
+                    if leaf.attestation is not None:
+                        attestation_rows.append((index, leaf.attestation))
                     size += 1
                     level, node = 0, leaf.leaf_hash
                     while stack and stack[-1][0] == level:
@@ -404,6 +444,11 @@ class LogStore:
                     raise
                 conn.executemany("INSERT INTO subtrees(level, idx, hash) VALUES (?, ?, ?)",
                                  subtree_rows)
+                # the search index and attestations commit with their entries or not at all
+                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx, leaf_hash) "
+                                 "VALUES (?, ?, ?)", search_rows)
+                conn.executemany("INSERT INTO attestations(idx, data) VALUES (?, ?)",
+                                 attestation_rows)
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot append to log database {self.path}: {exc}",
                            where=self.path) from None
@@ -453,3 +498,69 @@ class LogStore:
                 return
             yield from rows
             start = rows[-1][0] + 1
+
+    # --- the search index ------------------------------------------------------------
+    def search_index_complete(self) -> bool:
+        """Whether every entry is in the search index (see the module docstring)."""
+        if not self._search_complete:  # meta is append-only: once complete, always
+            self._search_complete = self.meta().get(SEARCH_INDEX_META) == "complete"
+        return self._search_complete
+
+    def search(self, keys: Sequence[bytes], operator: Literal["and", "or"],
+               limit: int) -> list[tuple[int, bytes]]:
+        """``(index, leaf hash)`` of the entries under all (``and``) or any (``or``) of
+        ``keys``: the newest ``limit`` of them, in index order."""
+        if not keys:
+            return []
+        # Each key's newest ``limit`` rows come from a reverse walk of the primary key
+        # (key, idx); the newest ``limit`` of a union are among them. An intersection
+        # cannot be cut per key.
+        if operator == "or":
+            matching = " UNION ".join(
+                "SELECT * FROM (SELECT idx, leaf_hash FROM search_keys WHERE key = ? "
+                "ORDER BY idx DESC LIMIT ?)" for _ in keys)
+            params: list[object] = [v for key in keys for v in (key, limit)]
+        else:
+            matching = " INTERSECT ".join("SELECT idx, leaf_hash FROM search_keys WHERE "
+                                          "key = ?" for _ in keys)
+            params = list(keys)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT idx, leaf_hash FROM ({matching}) "
+                                      "ORDER BY idx DESC LIMIT ?", (*params, limit)).fetchall()
+        return [(idx, leaf) for idx, leaf in reversed(rows)]
+
+    def iter_indexable(self, batch: int = 4096
+                       ) -> Iterator[list[tuple[int, bytes, bytes, bytes | None]]]:
+        """Batches of ``(index, leaf hash, body, attestation)`` of every entry, in order."""
+        start = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT e.idx, e.leaf_hash, e.body, a.data FROM entries AS e "
+                    "LEFT JOIN attestations "
+                    "AS a ON a.idx = e.idx WHERE e.idx >= ? ORDER BY e.idx LIMIT ?",
+                    (start, batch)).fetchall()
+            if not rows:
+                return
+            yield rows
+            start = rows[-1][0] + 1
+
+    def add_search_keys(self, rows: Sequence[tuple[bytes, int, bytes]]) -> None:
+        """Add index rows ``(key, index, leaf hash)`` (present ones are kept): rebuilding."""
+        try:
+            with self._immediate() as conn:
+                conn.executemany("INSERT OR IGNORE INTO search_keys(key, idx, leaf_hash) "
+                                 "VALUES (?, ?, ?)", rows)
+        except sqlite3.DatabaseError as exc:
+            raise LogError(f"cannot write the search index of {self.path}: {exc}",
+                           where=self.path) from None
+
+    def mark_search_index_complete(self) -> None:
+        """Record that every entry is indexed (after a rebuild)."""
+        try:
+            with self._immediate() as conn:
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 'complete')",
+                             (SEARCH_INDEX_META,))
+        except sqlite3.DatabaseError as exc:
+            raise LogError(f"cannot write the search index of {self.path}: {exc}",
+                           where=self.path) from None

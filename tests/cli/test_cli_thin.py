@@ -112,6 +112,13 @@ ALLOWED = {
         "mgattest.tlog._monitor",       # LogMonitor, consistency and note checks
         "mgattest.tlog._entry_files",   # entries from files and their verification
     },
+    "_search_cmds.py": _COMMON | {
+        "mgattest.cli._log_cmds",       # the `log` group and its trust options
+        "mgattest.tlog._search",        # SearchQuery, rebuild_search_index
+        "mgattest.tlog._search_client",  # search_log: every hit verified offline
+        "mgattest.tlog._store",         # LogStore for `log reindex`
+        "mgattest.attest._sign",        # hash_for_signing for --model
+    },
 }
 
 # Modules whose logic the CLI must reach only through the entry points above.
