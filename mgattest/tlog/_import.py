@@ -4,8 +4,7 @@ Nothing read from the export is trusted until it verifies, in this order:
 
 1. the checkpoint's signature, by the log key given (never by a key the export holds);
 2. every entry bundle: complete (its width), its entries' RFC 6962 leaf hashes equal to
-   the level-0 hash tile beside it
-   (it declares a kind and API version);
+   the level-0 hash tile beside it, each body a JSON entry declaring its kind;
 3. every SET sidecar record: a valid signed entry timestamp by the log key for that
    body, index and integrated time;
 4. every higher hash tile equal to the tree rebuilt from those leaves, and the tree's
@@ -31,7 +30,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol, TypeVar
 
 from mgattest.errors import MgattestError
 from mgattest.tlog import _tiles as tiles, merkle
@@ -42,6 +41,8 @@ from mgattest.tlog._keys import LogVerifier, log_id_for
 from mgattest.tlog._promise import verify_set
 from mgattest.tlog._store import DuplicateLeaf, LogStore, PendingLeaf
 from mgattest.tlog.errors import LogError, MirrorError
+
+_Item = TypeVar("_Item")
 
 APPEND_BATCH = 16 * tiles.TILE_WIDTH  # leaves per import transaction
 MAX_FILE = tiles.TILE_WIDTH * (2 + tiles.MAX_ENTRY_SIZE)  # the largest entry bundle
@@ -187,7 +188,8 @@ def _verified_bundle(source: TileSource, ref: tiles.TileRef, verifier: LogVerifi
     """Entries of one bundle, checked against its level-0 hash tile and SETs."""
     where = f"{source.where}/{ref.path}"
     try:
-        bodies = tiles.decode_entry_bundle(source.read(ref.path), where=ref.path)
+        bodies = _items(source, ref, lambda r: r.path,
+                        lambda data, path: tiles.decode_entry_bundle(data, where=path))
     except tiles.TileDataError as exc:
         raise MirrorError(exc.message, what="entry bundle", where=where) from None
     first = ref.index * tiles.TILE_WIDTH
@@ -198,7 +200,7 @@ def _verified_bundle(source: TileSource, ref: tiles.TileRef, verifier: LogVerifi
     hash_ref = tiles.TileRef(0, ref.index, ref.width)
     hashes = _hash_tile(source, hash_ref)
     sidecar = set_path(ref)
-    stamps = decode_stamps(source.read(sidecar), where=sidecar)
+    stamps = _items(source, ref, set_path, lambda data, path: decode_stamps(data, where=path))
     if len(stamps) != ref.width:
         raise MirrorError(f"{sidecar} holds {len(stamps)} entry timestamps, not {ref.width}",
                           what="entry timestamps", where=f"{source.where}/{sidecar}")
@@ -236,9 +238,36 @@ def _kind_of(body: bytes, where: str) -> tuple[str, str]:
     return kind, version
 
 
+def _items(source: TileSource, ref: tiles.TileRef, path_of: Callable[[tiles.TileRef], str],
+           decode: Callable[[bytes, str], list[_Item]]) -> list[_Item]:
+    """The decoded items of tile ``ref`` (a hash tile, entry bundle or SET sidecar).
+
+    A log may delete a partial tile once the full one exists (tlog-tiles), so a missing
+    partial tile is read from the full tile, whose first ``width`` items it would hold.
+    """
+    try:
+        return decode(source.read(path_of(ref)), path_of(ref))
+    except MirrorError as exc:
+        if exc.what != "missing file" or ref.width == tiles.TILE_WIDTH:
+            raise
+        missing = exc
+    full = tiles.TileRef(ref.level, ref.index, tiles.TILE_WIDTH)
+    try:
+        items = decode(source.read(path_of(full)), path_of(full))
+    except MirrorError as exc:
+        if exc.what == "missing file":
+            raise missing from None
+        raise
+    if len(items) != tiles.TILE_WIDTH:
+        raise MirrorError(f"{path_of(full)} holds {len(items)} items, not {tiles.TILE_WIDTH}",
+                          what="tile", where=f"{source.where}/{path_of(full)}")
+    return items[:ref.width]
+
+
 def _hash_tile(source: TileSource, ref: tiles.TileRef) -> list[bytes]:
     try:
-        hashes = tiles.decode_hash_tile(source.read(ref.path), where=ref.path)
+        hashes = _items(source, ref, lambda r: r.path,
+                        lambda data, path: tiles.decode_hash_tile(data, where=path))
     except tiles.TileDataError as exc:
         raise MirrorError(exc.message, what="hash tile",
                           where=f"{source.where}/{ref.path}") from None
