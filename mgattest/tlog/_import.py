@@ -165,9 +165,9 @@ def _build_verified_copy(source: TileSource, tmp_path: str, verifier: LogVerifie
             pending += leaves
             stamps += bundle_stamps
             if len(pending) >= APPEND_BATCH:
-                _append(store, pending, stamps, source)
+                _append(store, pending, stamps, source.where)
                 pending, stamps = [], []
-        _append(store, pending, stamps, source)
+        _append(store, pending, stamps, source.where)
         _check_upper_tiles(source, store, checkpoint.size)
         if checkpoint.size and store.subtree_hasher()(0, checkpoint.size) \
                 != checkpoint.root_hash:
@@ -278,21 +278,26 @@ def _hash_tile(source: TileSource, ref: tiles.TileRef) -> list[bytes]:
 
 
 def _append(store: LogStore, leaves: list[PendingLeaf], stamps: list[EntryStamp],
-            source: TileSource) -> None:
+            where: str) -> None:
+    """Append verified leaves with their verified stamps, at the indexes they were
+    verified for (a database another process appends to meanwhile is refused)."""
     if not leaves:
         return
     first = store.size()
 
     def stamp(index: int, leaf: PendingLeaf) -> tuple[int, bytes]:
-        s = stamps[index - first]
-        return s.integrated_time, s.set_sig
+        pos = index - first
+        if not 0 <= pos < len(leaves) or leaves[pos] is not leaf:
+            raise LogError(f"{store.path} grew while importing (log index {index})",
+                           where=store.path)
+        return stamps[pos].integrated_time, stamps[pos].set_sig
 
     try:
         store.append(leaves, stamp)
     except DuplicateLeaf as dup:
         raise MirrorError(f"log index {first + dup.position} repeats an earlier entry "
                           "(a log never holds the same entry twice)", what="entry bundle",
-                          where=f"{source.where} log index {first + dup.position}") from None
+                          where=f"{where} log index {first + dup.position}") from None
 
 
 def _check_upper_tiles(source: TileSource, store: LogStore, size: int) -> None:
@@ -331,7 +336,7 @@ def _extend_existing(copy: LogStore, db_path: str, checkpoint: Checkpoint, note:
         for start in range(0, have, APPEND_BATCH):
             end = min(have, start + APPEND_BATCH)
             mine, theirs = target.leaf_hashes(start, end), copy.leaf_hashes(start, end)
-            for k, (a, b) in enumerate(zip(mine, theirs)):
+            for k, (a, b) in enumerate(zip(mine, theirs, strict=True)):
                 if a != b:
                     raise MirrorError(
                         f"{db_path} differs from the export at log index {start + k}: the "
@@ -339,17 +344,9 @@ def _extend_existing(copy: LogStore, db_path: str, checkpoint: Checkpoint, note:
                         what="log database", where=f"{db_path} log index {start + k}")
         for start in range(have, checkpoint.size, APPEND_BATCH):
             rows = copy.entries(start, min(checkpoint.size, start + APPEND_BATCH))
-            by_index = {r.index: r for r in rows}
-
-            def stamp(index: int, leaf: PendingLeaf) -> tuple[int, bytes]:
-                row = by_index.get(index)
-                if row is None or row.leaf_hash != leaf.leaf_hash:
-                    raise LogError(f"{db_path} grew while importing (log index {index})",
-                                   where=db_path)
-                return row.integrated_time, row.set_sig
-
-            target.append([PendingLeaf(r.leaf_hash, r.body, r.kind, r.api_version)
-                           for r in rows], stamp)
+            _append(target, [PendingLeaf(r.leaf_hash, r.body, r.kind, r.api_version)
+                             for r in rows],
+                    [EntryStamp(r.integrated_time, r.set_sig) for r in rows], db_path)
         target.put_checkpoint(checkpoint.size, note)
     return checkpoint.size - have
 
