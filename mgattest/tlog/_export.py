@@ -25,10 +25,10 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from mgattest.errors import InputError, MgattestError
-from mgattest.tlog import _tiles as tiles
+from mgattest.tlog import _tiles as tiles, merkle
 from mgattest.tlog._checkpoint import Checkpoint, parse_signed_note, verify_checkpoint
 from mgattest.tlog._keys import LogVerifier
 from mgattest.tlog._store import LogStore, StoredEntry
@@ -95,6 +95,11 @@ def bundle_refs(tree_size: int) -> list[tiles.TileRef]:
     if partial:
         refs.append(tiles.TileRef(None, full, partial))
     return refs
+
+
+def tree_root(store: LogStore, size: int) -> bytes:
+    """The root of the store's tree of ``size`` leaves (the empty tree's for 0)."""
+    return store.subtree_hasher()(0, size) if size else merkle.root_hash([])
 
 
 class _ExportDir:
@@ -187,14 +192,13 @@ def _export_store(store: LogStore, root: Path, note: str) -> ExportResult:
     verifier = LogVerifier.from_pem(meta["public_key"])
     checkpoint = verify_checkpoint(note, [verifier], origin=meta["origin"])
     size = checkpoint.size
-    subtree = store.subtree_hasher()
-    if size > store.size() or (size and subtree(0, size) != checkpoint.root_hash):
+    if size > store.size() or tree_root(store, size) != checkpoint.root_hash:
         raise MirrorError(f"checkpoint for size {size} does not match log {store.path}",
                           what="checkpoint", where=store.path)
     root.mkdir(parents=True, exist_ok=True)
     previous = _previous_checkpoint(root)
     if previous is not None:
-        _check_prefix(previous, checkpoint, subtree, root)
+        _check_prefix(previous, checkpoint, store, root)
     out = _ExportDir(root)
     for ref in bundle_refs(size):
         first = ref.index * tiles.TILE_WIDTH
@@ -221,8 +225,8 @@ def _write_bundle(out: _ExportDir, ref: tiles.TileRef, rows: list[StoredEntry]) 
     out.put(tiles.TileRef(0, ref.index, ref.width).path, b"".join(r.leaf_hash for r in rows))
 
 
-def _check_prefix(previous: Checkpoint, current: Checkpoint,
-                  subtree: Callable[[int, int], bytes], root: Path) -> None:
+def _check_prefix(previous: Checkpoint, current: Checkpoint, store: LogStore,
+                  root: Path) -> None:
     """The export already in ``root`` must be of this log, at a size it has passed."""
     where = str(root / CHECKPOINT_FILE)
     if previous.origin != current.origin:
@@ -232,7 +236,7 @@ def _check_prefix(previous: Checkpoint, current: Checkpoint,
         raise MirrorError(f"{where} is at size {previous.size}, ahead of the checkpoint "
                           f"being exported (size {current.size})",
                           what="exported checkpoint", where=where)
-    if previous.size and subtree(0, previous.size) != previous.root_hash:
+    if tree_root(store, previous.size) != previous.root_hash:
         raise MirrorError(f"{where} (size {previous.size}) has another root than this log "
                           "at that size: the export holds a forked history",
                           what="exported checkpoint", where=where)

@@ -36,7 +36,7 @@ from mgattest.errors import MgattestError
 from mgattest.tlog import _tiles as tiles, merkle
 from mgattest.tlog._checkpoint import Checkpoint, verify_checkpoint
 from mgattest.tlog._export import CHECKPOINT_FILE, EntryStamp, bundle_refs, decode_stamps, \
-    set_path
+    set_path, tree_root
 from mgattest.tlog._keys import LogVerifier, log_id_for
 from mgattest.tlog._promise import verify_set
 from mgattest.tlog._store import DuplicateLeaf, LogStore, PendingLeaf
@@ -169,8 +169,7 @@ def _build_verified_copy(source: TileSource, tmp_path: str, verifier: LogVerifie
                 pending, stamps = [], []
         _append(store, pending, stamps, source.where)
         _check_upper_tiles(source, store, checkpoint.size)
-        if checkpoint.size and store.subtree_hasher()(0, checkpoint.size) \
-                != checkpoint.root_hash:
+        if tree_root(store, checkpoint.size) != checkpoint.root_hash:
             raise MirrorError(
                 f"the tree built from the entry bundles has another root than the signed "
                 f"checkpoint (size {checkpoint.size})", what="checkpoint root",

@@ -145,6 +145,8 @@ def test_export_writes_the_tiles_the_server_serves(small, tmp_path):
         for path in ("tile/0/000", "tile/0/001", "tile/0/002.p/88", "tile/1/000.p/2",
                      "tile/entries/000", "tile/entries/002.p/88"):
             assert (export / path).read_bytes() == client.tile(path), path
+        for path in ("mgattest/set/000", "mgattest/set/002.p/88"):
+            assert (export / path).read_bytes() == client.static_file(path), path
     files = {p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file()}
     assert files == {"checkpoint", "tile/0/000", "tile/0/001", "tile/0/002.p/88",
                      "tile/1/000.p/2", "tile/entries/000", "tile/entries/001",
@@ -182,6 +184,37 @@ def test_export_import_of_100000_entries_reproduces_the_root(tmp_path):
     with TransparencyLog.open(tmp_path / "copy.db", log.signer) as copy:
         assert_same_log(log, copy, [0, 65_535, 65_536, 99_999])
     log.close()
+
+
+def test_an_empty_log_round_trips_and_its_root_is_checked(tmp_path):
+    log = new_log(tmp_path / "log.db")
+    log.signed_checkpoint()
+    assert export_log(log.path, tmp_path / "export").tree_size == 0
+    result = import_log(DirectorySource(tmp_path / "export"), tmp_path / "copy.db",
+                        log.signer.verifier)
+    assert (result.tree_size, result.root_hash) == (0, log.root_hash())
+    wrong = Checkpoint(ORIGIN, 0, hashlib.sha256(b"not empty").digest())
+    (tmp_path / "export/checkpoint").write_text(sign_checkpoint(wrong, log.signer, ORIGIN))
+    with pytest.raises(MirrorError, match="another root"):
+        import_log(DirectorySource(tmp_path / "export"), tmp_path / "bad.db",
+                   log.signer.verifier)
+    log.close()
+
+
+def test_a_served_log_is_exported_through_its_url(small, tmp_path):
+    from tests.helpers.log_server import running_server
+
+    log, export = small
+    pub = tmp_path / "log.pub"
+    pub.write_bytes(log.signer.public_pem())
+    with running_server(log) as url:
+        result = mg("log", "export", tmp_path / "mirror", "--url", url, "--log-key", pub)
+    assert result.exit_code == 0, result.output
+    copy = import_log(DirectorySource(tmp_path / "mirror"), tmp_path / "copy.db",
+                      log.signer.verifier)
+    assert (copy.tree_size, copy.root_hash) == (SMALL, log.root_hash())
+    for path in ("tile/entries/001", "mgattest/set/001", "tile/1/000.p/2"):
+        assert (tmp_path / "mirror" / path).read_bytes() == (export / path).read_bytes()
 
 
 # --- incremental, atomic, fork-refusing export -------------------------------------------
