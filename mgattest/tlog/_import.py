@@ -123,7 +123,7 @@ def import_log(source: TileSource, db_path: str | os.PathLike[str], verifier: Lo
     try:
         checkpoint = verify_checkpoint(note, [verifier], origin=origin)
     except MgattestError as exc:
-        exc.where = f"{source.where}/{CHECKPOINT_FILE}"
+        exc.where = f"{source.where}/{CHECKPOINT_FILE}" + (f": {exc.where}" if exc.where else "")
         raise
     tmp_path = f"{db_path}.import-{os.getpid()}.tmp"
     _remove_db(tmp_path)
@@ -131,7 +131,11 @@ def import_log(source: TileSource, db_path: str | os.PathLike[str], verifier: Lo
         copy = _build_verified_copy(source, tmp_path, verifier, checkpoint, note)
         if not os.path.exists(db_path):
             copy.close()
-            os.replace(tmp_path, db_path)
+            try:
+                os.link(tmp_path, db_path)  # unlike rename, never replaces a file
+            except FileExistsError:
+                raise LogError(f"{db_path} appeared while importing; run the import again "
+                               "to extend it", where=db_path) from None
             appended = checkpoint.size
         else:
             with closing(copy):
