@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mgattest.tlog import LogSigner, LogVerifier
     from mgattest.tlog import TransparencyLog
     from mgattest.tlog import TrustedLog
+    from mgattest.tlog import TileSource
 
 MAX_JSON_FILE = 64 * 1024 * 1024
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
@@ -431,3 +432,79 @@ def monitor_cmd(
         if final:
             return
         time.sleep(interval)
+
+
+# --- backup and mirroring --------------------------------------------------------------
+
+def _import_source(source: str) -> TileSource:
+    from mgattest.tlog import DirectorySource, URLSource
+
+    if source.startswith(("http://", "https://")):
+        return URLSource(source)
+    return DirectorySource(source)
+
+
+@log_app.command("export")
+@guarded
+def export_cmd(
+    directory: Path = typer.Argument(..., help="Directory to write the tiles to (created, "
+                                               "or an earlier export to bring up to date)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="The log's SQLite file."),
+    key: Optional[Path] = typer.Option(
+        None, "--key", help="With --db: the log's private key, to sign a checkpoint for the "
+        "current size (default: export at the latest checkpoint the log issued)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Mirror a served log or mirror "
+                                                          "instead (verified first)."),
+    log_key: Optional[Path] = typer.Option(None, "--log-key",
+                                           help="With --url: the log's public key (PEM)."),
+    origin: Optional[str] = typer.Option(None, "--origin",
+                                         help="With --url: expected checkpoint origin."),
+) -> None:
+    """Write the log as C2SP tlog-tiles: a verifiable backup and a static mirror."""
+    import tempfile
+
+    from mgattest.errors import InputError
+    from mgattest.tlog import export_log, import_log
+
+    if (db is None) == (url is None):
+        raise InputError("give exactly one of --db and --url", what="usage")
+    if url is not None:
+        if log_key is None or key is not None:
+            raise InputError("--url needs --log-key (and takes no --key)", what="usage")
+        with tempfile.TemporaryDirectory(prefix="mgattest-mirror-") as tmp:
+            copy = Path(tmp) / "log.db"  # the verified copy the mirror is written from
+            import_log(_import_source(url), copy, _verifier(log_key), origin=origin)
+            result = export_log(copy, directory)
+    else:
+        if log_key is not None or origin is not None:
+            raise InputError("--log-key and --origin go with --url", what="usage")
+        assert db is not None  # exactly one of --db and --url, checked above
+        note = None
+        if key is not None:
+            log = _open_log(db, key)
+            with log:
+                note = log.signed_checkpoint()
+        elif not Path(db).is_file():
+            raise InputError(f"no log database at {db}", what="log database", where=str(db))
+        result = export_log(db, directory, note=note)
+    out(f"exported tree of {result.tree_size} entries (root {result.root_hash.hex()}) to "
+        f"{directory}: {result.written} files written, {result.unchanged} already there")
+
+
+@log_app.command("import")
+@guarded
+def import_cmd(
+    source: str = typer.Argument(..., help="Export directory or tiles mirror URL."),
+    db: Path = typer.Option(..., "--db", help="Database to create, or an existing one that "
+                                              "is a prefix of the export."),
+    log_key: Path = typer.Option(..., "--log-key", help="The log's public key (PEM): the "
+                                                        "checkpoint and SETs must verify."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
+) -> None:
+    """Rebuild a log database from an export, verifying every tile, entry and SET."""
+    from mgattest.tlog import import_log
+
+    result = import_log(_import_source(source), db, _verifier(log_key),
+                        origin=origin)
+    out(f"imported tree of {result.tree_size} entries (root {result.root_hash.hex()}, "
+        f"origin {result.origin}) into {db}: {result.appended} entries added")

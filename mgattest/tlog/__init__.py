@@ -20,6 +20,10 @@ server):
 - offline verification: :func:`trusted_logs_from_root` -> :class:`TrustedLog`,
   :func:`verify_entry` -> :class:`VerifiedEntry`, :func:`verify_rekor_entry`,
   :func:`verify_consistency_notes`;
+- backup and mirroring (C2SP tlog-tiles on disk): :func:`export_log` ->
+  :class:`ExportResult`; :func:`import_log` (from a :class:`DirectorySource` or
+  :class:`URLSource`, both :class:`TileSource`) -> :class:`ImportResult`; :class:`MirrorError` on data that does
+  not verify;
 - monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
   :func:`check_consistent`, :func:`parse_consistency_proof`;
 - search (Rekor v1 ``/api/v1/index/retrieve``): :class:`SearchQuery`
@@ -82,6 +86,10 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._search import SearchQuery, SearchQueryError, rebuild_search_index
     from mgattest.tlog._search_client import SearchHit, SearchResult, UnverifiedHit, search_log
     from mgattest.tlog._search_terms import EntryTerms
+    from mgattest.tlog._export import ExportResult, export_log
+    from mgattest.tlog._import import DirectorySource, ImportResult, TileSource, URLSource, \
+        import_log
+    from mgattest.tlog.errors import MirrorError
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -99,6 +107,8 @@ __all__ = [
     "verify_extension",
     "EntryTerms", "rebuild_search_index", "SearchHit", "SearchQuery", "SearchQueryError",
     "SearchResult", "search_log", "UnverifiedHit",
+    "DirectorySource", "export_log", "ExportResult", "import_log", "ImportResult",
+    "MirrorError", "TileSource", "URLSource",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -162,6 +172,14 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "SearchResult": "mgattest.tlog._search_client",
     "search_log": "mgattest.tlog._search_client",
     "UnverifiedHit": "mgattest.tlog._search_client",
+    "ExportResult": "mgattest.tlog._export",
+    "export_log": "mgattest.tlog._export",
+    "DirectorySource": "mgattest.tlog._import",
+    "ImportResult": "mgattest.tlog._import",
+    "URLSource": "mgattest.tlog._import",
+    "TileSource": "mgattest.tlog._import",
+    "import_log": "mgattest.tlog._import",
+    "MirrorError": "mgattest.tlog.errors",
 })
 
 

@@ -293,6 +293,12 @@ class RekorClient:
         ref = tiles.parse_tile_path(path)
         return self._request("GET", "/" + ref.path).content
 
+    def static_file(self, path: str) -> bytes:
+        """Raw bytes of a file below the log's URL (a mirror's sidecar files, say)."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", path) or ".." in path:
+            raise InputError(f"not a relative file path: {path!r}", what="log file path")
+        return self._request("GET", "/" + path).content
+
     def consistency_proof(self, first: int, last: int) -> ConsistencyProof:
         """``GET /api/v1/log/proof``: the proof that tree ``first`` is a prefix of ``last``."""
         self._v1_only("a consistency proof")

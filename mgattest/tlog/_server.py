@@ -48,6 +48,7 @@ from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import _entries as entries, merkle, _tiles as tiles
 from mgattest.tlog._entries import canonicalize
+from mgattest.tlog._export import SET_PREFIX, EntryStamp, encode_stamps
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 from mgattest.tlog._log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
 from mgattest.tlog._search import MAX_SEARCH_REQUEST, SearchQuery, parse_search_request
@@ -282,6 +283,13 @@ class _LogView:
                 f"{ref.path} cannot be served: {exc.message}; read those entries through "
                 f"{_API_PREFIX}/entries", what="tile", where=ref.path) from None
 
+
+    def entry_stamps(self, ref: tiles.TileRef) -> bytes:
+        """The SET sidecar of entry bundle ``ref`` (``mgattest/set/...``, as exported)."""
+        tiles.check_servable(ref, self.log.size)
+        first = ref.index * tiles.TILE_WIDTH
+        entries = [self.log.entry_by_index(first + k) for k in range(ref.width)]
+        return encode_stamps(EntryStamp(e.integrated_time, e.set_signature) for e in entries)
 
 @dataclass(frozen=True)
 class _Lookup:
@@ -660,6 +668,15 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": cache})
 
+    async def entry_stamps(request: Request) -> Response:
+        try:  # the sidecar of tile/entries/<N>[.p/<W>] is named like it
+            ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
+                f"/{SET_PREFIX}/"):])
+        except tiles.TilePathError as exc:
+            raise _ApiError(404, exc.message) from None
+        data = await read(request, _LogView.entry_stamps, ref)
+        return Response(data, media_type="application/octet-stream")
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ApiError)
         return _error(exc.status, exc.message, exc.headers)
@@ -688,6 +705,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route(f"{_API_PREFIX}/publicKey", public_key, methods=["GET"]),
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
+        Route(f"/{SET_PREFIX}/{{set_path:path}}", entry_stamps, methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager

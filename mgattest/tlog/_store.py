@@ -261,6 +261,24 @@ class LogStore:
                 (start, end)).fetchall()
         return [r[0] for r in rows]
 
+    def entries(self, start: int, end: int) -> list[StoredEntry]:
+        """The entries ``[start, end)`` in index order (one query; for exports)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
+                "FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)).fetchall()
+        return [StoredEntry(*row) for row in rows]
+
+    def level_hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        """Hashes of the complete subtrees ``start .. end-1`` at ``level`` (0 = leaves)."""
+        if level == 0:
+            return self.leaf_hashes(start, end)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT hash FROM subtrees WHERE level = ? AND idx >= ? AND idx < ? "
+                "ORDER BY idx", (level, start, end)).fetchall()
+        return [r[0] for r in rows]
+
     def perfect_hash(self, level: int, idx: int) -> bytes:
         """Hash of the complete subtree at ``level``/``idx`` (level 0 = a leaf)."""
         with self._lock:

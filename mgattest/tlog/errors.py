@@ -62,3 +62,8 @@ class UnknownEntryError(InputError):
 class TrustRootError(InputError):
     """A trusted root or trust config (its ``tlogs``, CA or timestamp parts) is malformed,
     incomplete or unreadable. The one definition: ``mgattest.attest.errors`` imports it."""
+
+
+class MirrorError(VerificationError):
+    """A log export or mirror that does not verify (checkpoint, hash tile, entry bundle or
+    entry timestamp), is incomplete, or disagrees with data already exported: a fork."""

@@ -111,6 +111,8 @@ ALLOWED = {
         "mgattest.tlog._server",        # `log serve`
         "mgattest.tlog._monitor",       # LogMonitor, consistency and note checks
         "mgattest.tlog._entry_files",   # entries from files and their verification
+        "mgattest.tlog._export",        # `log export`: tiles to a directory
+        "mgattest.tlog._import",        # `log import`: verified rebuild from tiles
     },
     "_search_cmds.py": _COMMON | {
         "mgattest.cli._log_cmds",       # the `log` group and its trust options
