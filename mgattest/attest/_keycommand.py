@@ -175,7 +175,8 @@ def run_key_command(argv: tuple[str, ...], stdin: bytes, extra_env: dict[str, st
         raise KeyCommandError(f"cannot run key command {name}: {exc.strerror or exc}",
                               what="--key-command", where=name) from None
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    out, err = _Capture(proc.stdout, MAX_OUTPUT_BYTES), _Capture(proc.stderr, MAX_OUTPUT_BYTES)
+    out = _Capture(proc.stdout, MAX_OUTPUT_BYTES, on_overflow=lambda: _signal_group(proc))
+    err = _Capture(proc.stderr, MAX_OUTPUT_BYTES, on_overflow=lambda: _signal_group(proc))
     feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True)
     for thread in (feeder, out.thread, err.thread):
         thread.start()
@@ -204,17 +205,19 @@ def run_key_command(argv: tuple[str, ...], stdin: bytes, extra_env: dict[str, st
 class _Capture:
     """Reads a pipe in a thread, keeping at most ``limit`` bytes."""
 
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
+    def __init__(self, stream: IO[bytes], limit: int, on_overflow: Callable[[], None]) -> None:
         self.data = bytearray()
         self.overflow = False
-        self._stream, self._limit = stream, limit
+        self._stream, self._limit, self._on_overflow = stream, limit, on_overflow
         self.thread = threading.Thread(target=self._drain, daemon=True)
 
     def _drain(self) -> None:
         with self._stream:
             while chunk := self._stream.read(8192):
                 if len(self.data) + len(chunk) > self._limit:
-                    self.overflow = True
+                    if not self.overflow:
+                        self.overflow = True
+                        self._on_overflow()  # stop it now rather than at the timeout
                     continue  # keep draining so the command is not blocked on a full pipe
                 self.data += chunk
 
@@ -227,9 +230,13 @@ def _feed(stdin: IO[bytes], data: bytes) -> None:
         pass  # the command need not read its input (e.g. action public-key)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _signal_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        pass  # already gone
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    _signal_group(proc)
     proc.wait()
