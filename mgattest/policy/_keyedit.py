@@ -113,7 +113,8 @@ def retire_key(policy_path: str | os.PathLike[str], name: str, valid_until: int)
     value = f'"{format_time(valid_until)}"'
     if "validUntil" in keys[index]:
         at = located.lines[item_path + ("validUntil",)] - 1
-        new, count = re.subn(r"(validUntil\s*:\s*)[^#\s,}]+", rf"\g<1>{value}", lines[at], 1)
+        new, count = re.subn(r"(validUntil\s*:\s*)[^#\s,}]+", rf"\g<1>{value}", lines[at],
+                             count=1)
         if not count:
             raise _layout_error(path, located.lines[item_path])
         edit = (at, [new], 1)
@@ -285,8 +286,8 @@ def _alongside(lines: list[str], located: Located, old: str, new: str
             if not flow or item_line + 1 != located.lines[list_path]:
                 raise _layout_error(path, item_line + 1)
             edits.append((item_line, [f"{flow.group(1)}, {new}{flow.group(2)}"], 1))
-        rules.append(str(located.data["rules"][rule_path[1]].get("id", rule_path[1]))
-                     if rule_path[0] == "rules" else ".".join(map(str, rule_path)))
+        rule_id = str(located.data["rules"][rule_path[1]].get("id", rule_path[1]))
+        rules.append(rule_id if len(rule_path) == 2 else f"{rule_id} attestations[{rule_path[3]}]")
     if not edits:
         raise PolicyError(f"{path}: no signedBy.anyOf list names signer {old!r}",
                           what="--alongside", where=str(path))
@@ -294,16 +295,17 @@ def _alongside(lines: list[str], located: Located, old: str, new: str
 
 
 def _signed_by_lists(data: Any) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """(path of the owner, its signedBy mapping) for every rule and provenance clause."""
-    found = []
+    """(path of the owner, its signedBy mapping) for every rule and every rule's
+    ``attestations[]`` entry."""
+    found: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     for i, rule in enumerate(data.get("rules") or []):
         if not isinstance(rule, dict):
             continue
-        if isinstance(rule.get("signedBy"), dict):
-            found.append((("rules", i), rule["signedBy"]))
-        prov = rule.get("provenance")
-        if isinstance(prov, dict) and isinstance(prov.get("signedBy"), dict):
-            found.append((("rules", i, "provenance"), prov["signedBy"]))
+        owners = [(("rules", i), rule)] + [
+            (("rules", i, "attestations", j), att)
+            for j, att in enumerate(rule.get("attestations") or []) if isinstance(att, dict)]
+        found.extend((where, owner["signedBy"]) for where, owner in owners
+                     if isinstance(owner.get("signedBy"), dict))
     return found
 
 

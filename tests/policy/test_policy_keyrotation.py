@@ -155,6 +155,21 @@ def test_block_style_signed_by_list(tmp_path, setup):
     assert yaml.safe_load(policy.read_text())["rules"][0]["signedBy"] == {"anyOf": ["old", "new"]}
 
 
+def test_alongside_reaches_attestation_clauses(setup):
+    tmp_path, policy, _, _ = setup
+    policy.write_text(POLICY + """    attestations:
+      - predicateType: https://slsa.dev/provenance/v1
+        signedBy:
+          anyOf:
+            - old   # the release key signs provenance too
+""")
+    edit = add_key(policy, "new", tmp_path / "new.pub", signer="new", alongside="old")
+    assert edit.added_to_rules == ("model", "model attestations[0]")
+    rule = yaml.safe_load(policy.read_text())["rules"][0]
+    assert rule["attestations"][0]["signedBy"] == {"anyOf": ["old", "new"]}
+    assert "- old   # the release key signs provenance too" in policy.read_text()
+
+
 @pytest.mark.parametrize("change, call, message", [
     (None, lambda p, d: add_key(p, "old", d / "new.pub"), "already has a key named 'old'"),
     (None, lambda p, d: retire_key(p, "missing", 1), r"no key named 'missing' \(keys: old\)"),
