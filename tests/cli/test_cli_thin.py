@@ -52,6 +52,7 @@ ALLOWED = {
         "mgattest.policy._loader",      # `policy lint`
         "mgattest.policy._explain",     # `policy explain`
         "mgattest.policy._init",        # `policy init`: generate_policy does the work
+        "mgattest.policy._keyedit",     # `policy key add|retire`
     },
     "_sign_cmds.py": _COMMON | {
         "mgattest.attest._sign",        # the sign pipeline: options, signers, sign_digests
