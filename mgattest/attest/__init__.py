@@ -117,7 +117,11 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         sign_model,
         sign_statement,
     )
-    from mgattest.attest._signers import Signer, Verifier, check_public_key, key_fingerprint
+    from mgattest.attest._signers import (Signer, SigningKey, Verifier, check_public_key,
+                                          key_fingerprint)
+    from mgattest.attest._keycommand import CommandKey, KeyCommandError
+    from mgattest.attest._kms import (KMS_SCHEMES, KMSUnavailableError, kms_scheme,
+                                      open_kms_key, register_kms_provider)
     from mgattest.attest._slsa import build_provenance
     from mgattest.attest._sources import load_attestations
     from mgattest.attest._statement import make_statement, serialize_statement
@@ -208,6 +212,14 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "pae": "mgattest._encodings",
     "sign_envelope": "mgattest.attest._dsse",
     "Signer": "mgattest.attest._signers",
+    "SigningKey": "mgattest.attest._signers",
+    "CommandKey": "mgattest.attest._keycommand",
+    "KeyCommandError": "mgattest.attest._keycommand",
+    "KMS_SCHEMES": "mgattest.attest._kms",
+    "KMSUnavailableError": "mgattest.attest._kms",
+    "kms_scheme": "mgattest.attest._kms",
+    "open_kms_key": "mgattest.attest._kms",
+    "register_kms_provider": "mgattest.attest._kms",
     "Verifier": "mgattest.attest._signers",
     "check_public_key": "mgattest.attest._signers",
     "key_fingerprint": "mgattest.attest._signers",
@@ -328,6 +340,9 @@ __all__ = [
     "sign_tree", "TreeSignResult",
     "is_store_reference", "model_schemes", "refuse_store_reference", "resolve_model_path",
     "check_cache_blobs", "hub_cache_dir",
+    # keys held elsewhere
+    "SigningKey", "CommandKey", "KeyCommandError", "KMS_SCHEMES", "KMSUnavailableError",
+    "kms_scheme", "open_kms_key", "register_kms_provider",
 ]
 
 

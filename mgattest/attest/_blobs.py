@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from mgattest._files import open_regular, read_bounded
 from mgattest.attest._bundle import BundleJSON
 from mgattest.attest._sign import BlobSigner, KeySigner, PendingBundleFile
-from mgattest.attest._signers import Signer, Verifier, describe_key, key_fingerprint
+from mgattest.attest._signers import SigningKey, Verifier, describe_key, key_fingerprint
 from mgattest.attest.errors import (MalformedSignatureError, RawSignatureMismatchError,
                                     SignatureFileError)
 from mgattest.errors import InputError
@@ -118,7 +118,7 @@ class BlobSignResult:
                 self.bundle["verificationMaterial"].get("tlogEntries") or []]
 
 
-def sign_blob(path: str | Path, signer: BlobSigner | Signer, *,
+def sign_blob(path: str | Path, signer: BlobSigner | SigningKey, *,
               output: PendingBundleFile | None = None) -> BlobSignResult:
     """Hash the file at ``path`` and sign its digest as a message-signature bundle.
 
@@ -127,9 +127,9 @@ def sign_blob(path: str | Path, signer: BlobSigner | Signer, *,
     (recorded in the embedded local log). With ``output`` the bundle is written there,
     reserved before anything is logged and committed after (as ``sign_model`` does).
     """
-    blob_signer = KeySigner(signer) if isinstance(signer, Signer) else signer
-    if isinstance(blob_signer, KeySigner) and isinstance(blob_signer.key.private_key,
-                                                         ed25519.Ed25519PrivateKey):
+    blob_signer = KeySigner(signer) if isinstance(signer, SigningKey) else signer
+    if isinstance(blob_signer, KeySigner) and isinstance(blob_signer.key.public_key,
+                                                         ed25519.Ed25519PublicKey):
         raise InputError("an Ed25519 key cannot sign a message-signature bundle (its "
                          "hashedrekord log entry signs a digest; Ed25519 signs whole "
                          "messages): use an ECDSA or RSA key, or sign-blob --raw",
@@ -155,16 +155,16 @@ class RawSignature:
     scheme: RawScheme
 
 
-def sign_blob_raw(path: str | Path, signer: Signer) -> RawSignature:
+def sign_blob_raw(path: str | Path, signer: SigningKey) -> RawSignature:
     """Sign the file at ``path`` as ``openssl dgst -sha256 -sign`` does (ECDSA: DER over
     the SHA-256; RSA: PKCS#1 v1.5 with SHA-256, whatever scheme the key file names) or,
     for Ed25519, as ``openssl pkeyutl -sign -rawin`` does (over the whole file)."""
-    key = signer.private_key
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    key = signer.public_key
+    if isinstance(key, ed25519.Ed25519PublicKey):
         with _blob_bytes(path) as (blob, data):
-            return RawSignature(key.sign(data), blob, "ed25519")
+            return RawSignature(signer.sign(bytes(data)), blob, "ed25519")
     blob = hash_blob(path)
-    scheme: RawScheme = "rsa-pkcs1v15-sha256" if isinstance(key, rsa.RSAPrivateKey) \
+    scheme: RawScheme = "rsa-pkcs1v15-sha256" if isinstance(key, rsa.RSAPublicKey) \
         else "ecdsa-sha256"
     return RawSignature(signer.sign_digest(blob.digest, blob.algorithm), blob, scheme)
 
@@ -174,11 +174,17 @@ def read_signature_file(path: str | Path) -> bytes:
     (the rule in this module's docstring)."""
     data = read_bounded(path, MAX_SIGNATURE_FILE_BYTES, what="signature file",
                         error=SignatureFileError)
-    text = _WHITESPACE.sub(b"", data)
-    if not text:
+    if not _WHITESPACE.sub(b"", data):
         raise SignatureFileError(f"signature file {path} is empty", what="signature file",
                                  where=str(path))
-    if _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
+    return decode_signature_bytes(data)
+
+
+def decode_signature_bytes(data: bytes) -> bytes:
+    """A signature given as base64 text (whitespace ignored) decoded, else ``data`` itself
+    (raw bytes), the rule in this module's docstring."""
+    text = _WHITESPACE.sub(b"", data)
+    if text and _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
         try:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):

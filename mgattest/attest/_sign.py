@@ -42,7 +42,7 @@ from mgattest.attest.errors import BundleOutputError
 from mgattest.attest._locallog import open_local_log
 from mgattest.attest._modelsigning import to_model_signing_statement
 from mgattest.attest._references import StoredModel, resolve_model_path, resolve_stored_model
-from mgattest.attest._signers import Signer, spki_pem
+from mgattest.attest._signers import SigningKey, spki_pem
 from mgattest.attest._statement import Statement, make_statement, serialize_statement
 from mgattest.errors import InputError
 from mgattest.tlog import RekorClient, TransparencyLogEntryJSON
@@ -157,7 +157,7 @@ class SignResult:
     digests: ModelDigests
 
 
-def sign_statement(statement: Statement, signer: Signer, *,
+def sign_statement(statement: Statement, signer: SigningKey, *,
                    log: LogTarget = LogTarget(), hint: str | None = None,
                    certificate_pem: bytes | None = None) -> BundleJSON:
     """Serialise (RFC 8785), DSSE-sign, log and bundle one statement."""
@@ -269,9 +269,10 @@ class BundleSigner(Protocol):
 
 @dataclass(frozen=True)
 class KeySigner:
-    """Signs with a private key and records the signature in ``log``."""
+    """Signs with a key (a key file's :class:`Signer`, or any :class:`SigningKey` such as
+    a key command) and records the signature in ``log``."""
 
-    key: Signer
+    key: SigningKey
     log: LogTarget = LogTarget()
 
     def sign(self, statement: Statement, format: StatementFormat) -> BundleJSON:
@@ -374,7 +375,7 @@ def sign_digests(digests: ModelDigests, signer: BundleSigner,
     return SignResult(bundle, statement, digests)
 
 
-def sign_model(model: str | Path | StoredModel, signer: BundleSigner | Signer,
+def sign_model(model: str | Path | StoredModel, signer: BundleSigner | SigningKey,
                options: SignOptions = SignOptions(), *,
                output: "PendingBundleFile | None" = None,
                exclude: Sequence[str | Path] = (),
@@ -385,7 +386,7 @@ def sign_model(model: str | Path | StoredModel, signer: BundleSigner | Signer,
     the embedded local log). With ``output`` the bundle is written there, and that file
     is left out of the digests along with ``exclude``.
     """
-    bundle_signer = KeySigner(signer) if isinstance(signer, Signer) else signer
+    bundle_signer = KeySigner(signer) if isinstance(signer, SigningKey) else signer
     if output is not None:
         exclude = [*exclude, output.path]
     digests = hash_for_signing(model, options.digests, exclude=exclude, progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -80,6 +81,30 @@ def check_public_key(public_key: PublicKeyTypes) -> None:
 
 def _pss() -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
+
+
+@runtime_checkable
+class SigningKey(Protocol):
+    """What signing needs from a key, wherever it is held: a key file (:class:`Signer`)
+    or a key service reached through a command (``attest._keycommand.CommandKey``)."""
+
+    @property
+    def public_key(self) -> PublicKeyTypes:
+        """The public key that verifies this key's signatures."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign the message ``data`` (DSSE PAE) with the key's scheme."""
+        ...
+
+    def sign_digest(self, digest: bytes, algorithm: str = "sha256") -> bytes:
+        """Sign an artifact's ``algorithm`` digest (ECDSA or RSA PKCS#1 v1.5)."""
+        ...
+
+
+def ec_hash_name(curve: ec.EllipticCurve) -> str:
+    """The digest ECDSA uses on ``curve`` here: sha256 (P-256), sha384 (P-384), sha512."""
+    return _ec_hash(curve).name
 
 
 @dataclass(frozen=True)
@@ -174,6 +199,29 @@ class Verifier:
             raise SignatureMismatchError(
                 f"signature does not verify with {describe_key(key)} key "
                 f"{self.fingerprint[:16]}…", what="signature", where=where) from None
+
+    def verify_digest(self, signature: bytes, digest: bytes, algorithm: str = "sha256", *,
+                      where: str | None = None) -> None:
+        """Raise :class:`SignatureMismatchError` unless ``signature`` is what
+        :meth:`Signer.sign_digest` makes over ``digest``: ECDSA over the digest, or RSA
+        PKCS#1 v1.5 (Ed25519 keys cannot sign digests)."""
+        key = self.public_key
+        hash_cls = DIGEST_HASHES.get(algorithm)
+        if hash_cls is None or len(digest) != hash_cls().digest_size:
+            raise UnsupportedKeyError(f"not a {algorithm} digest", what="digest")
+        prehashed = utils.Prehashed(hash_cls())
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, digest, ec.ECDSA(prehashed))
+                return
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(signature, digest, padding.PKCS1v15(), prehashed)
+                return
+        except (InvalidSignature, ValueError):
+            pass
+        raise SignatureMismatchError(
+            f"digest signature does not verify with {describe_key(key)} key "
+            f"{self.fingerprint[:16]}…", what="signature", where=where)
 
     def matches(self, signature: bytes, data: bytes) -> bool:
         """True when ``signature`` verifies; never raises for a bad signature."""

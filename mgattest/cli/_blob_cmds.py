@@ -19,7 +19,8 @@ from mgattest._text import show
 from mgattest.cli._common import fail, guarded, out
 from mgattest.cli._sign_cmds import (_FORCE, _JSON, _KEY, _KEYLESS, _LOG, _LOG_DB, _LOG_KEY,
                                      _NO_LOG, _PW_ENV, _PW_PROMPT, _REFRESH, _STAGING,
-                                     _TOKEN, _TRUST_CONFIG, _SignerArgs)
+                                     _TOKEN, _TRUST_CONFIG, _KEY_COMMAND,
+                                     _KEY_COMMAND_PUB, _SignerArgs)
 
 if TYPE_CHECKING:
     from mgattest.attest import (BlobSignResult, PendingBundleFile, RawSignature,
@@ -55,6 +56,8 @@ def sign_blob_cmd(
     bundle: Optional[Path] = typer.Option(
         None, "--bundle", help="Bundle to write (default: <file>.sigstore.json)."),
     key: Optional[Path] = _KEY,
+    key_command: Optional[str] = _KEY_COMMAND,
+    key_command_public_key: Optional[Path] = _KEY_COMMAND_PUB,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
@@ -82,10 +85,12 @@ def sign_blob_cmd(
     who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,
-                      log_db=log_db, log_key=log_key, no_log=no_log)
+                      log_db=log_db, log_key=log_key, no_log=no_log,
+                      key_command=key_command, key_command_public_key=key_command_public_key)
     if raw:
-        if keyless or key is None:
-            raise InputError("--raw signs with a private key: give --key KEY.pem (a keyless "
+        if keyless or (key is None and key_command is None):
+            raise InputError("--raw signs with a private key: give --key KEY.pem or "
+                             "--key-command CMD (a keyless "
                              "signature needs its certificate, so it is a bundle)",
                              what="--raw")
         if bundle is not None or log or log_db or log_key or no_log:
@@ -118,11 +123,9 @@ def _sign_bundle(file: Path, signer: object, pending: "PendingBundleFile",
 def _sign_raw(file: Path, who: _SignerArgs, pending: "PendingBundleFile",
               as_json: bool) -> None:
     """Sign ``file`` with the key as ``openssl dgst -sha256 -sign`` would; write it."""
-    from mgattest.attest import load_signer, resolve_password, sign_blob_raw
+    from mgattest.attest import sign_blob_raw
 
-    assert who.key is not None
-    signer = load_signer(who.key, resolve_password(who.password_env, who.password_prompt))
-    signature = sign_blob_raw(file, signer)
+    signature = sign_blob_raw(file, who.signing_key())
     with pending:
         pending.commit_bytes(signature.signature)
     _report_raw_signature(signature, pending.path, as_json)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, err, guarded, out
-from mgattest.cli._sign_cmds import (_KEY, _KEYLESS, _LOG, _LOG_DB, _LOG_KEY, _NO_LOG,
+from mgattest.cli._sign_cmds import (_KEY, _KEY_COMMAND, _KEY_COMMAND_PUB, _KEYLESS, _LOG, _LOG_DB, _LOG_KEY, _NO_LOG,
                                      _PW_ENV, _PW_PROMPT, _REFRESH, _STAGING, _TOKEN,
                                      _TRUST_CONFIG, _SignerArgs)
 
@@ -30,7 +30,7 @@ _STATUS_STYLE = {"signed": "green", "verified": "green", "bundle-exists": "cyan"
 
 def _signer(who: _SignerArgs, dry_run: bool) -> "BundleSigner | None":
     """The signer, or None for a dry run (options still checked when given)."""
-    if dry_run and who.key is None and not who.keyless:
+    if dry_run and who.key is None and who.key_command is None and not who.keyless:
         return None
     target = who.log_target()
     return None if dry_run else who.signer(target)
@@ -98,6 +98,8 @@ def migrate_cmd(
     force: bool = typer.Option(False, "--force",
                                help="Replace existing <file>.sigstore.json bundles."),
     key: Optional[Path] = _KEY,
+    key_command: Optional[str] = _KEY_COMMAND,
+    key_command_public_key: Optional[Path] = _KEY_COMMAND_PUB,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
@@ -123,7 +125,8 @@ def migrate_cmd(
     who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,
-                      log_db=log_db, log_key=log_key, no_log=no_log)
+                      log_db=log_db, log_key=log_key, no_log=no_log,
+                      key_command=key_command, key_command_public_key=key_command_public_key)
     signer = _signer(who, dry_run)
     report = migrate_tree(directory, signer, MigrateOptions(
         hmac_key=hmac_key, dry_run=dry_run, sign_unclaimed=sign_unclaimed, overwrite=force,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from mgattest.cli._common import EXIT_OK, EXIT_USAGE, err, guarded, out
+
+if TYPE_CHECKING:
+    from mgattest.policy import KeyEdit
 
 policy_app = typer.Typer(help="Write, check and explain policy files.", no_args_is_help=True)
 
@@ -80,6 +83,56 @@ def init(
         output.write_text(generated.text, encoding="utf-8")
         err(f"wrote {output}: {len(generated.document['signers'])} signer(s) trusted on "
             "first use; review it")
+
+
+key_app = typer.Typer(help="Rotate a policy's trusted keys (validFrom / validUntil).",
+                      no_args_is_help=True)
+policy_app.add_typer(key_app, name="key")
+
+
+@key_app.command("add")
+@guarded
+def key_add(
+    policy: Path = typer.Argument(..., help="Policy file (YAML), edited in place."),
+    name: str = typer.Option(..., "--name", help="Name of the new trust.keys entry."),
+    key: Path = typer.Option(..., "--key", help="The new public key (PEM)."),
+    valid_from: Optional[str] = typer.Option(
+        None, "--valid-from", metavar="TIME",
+        help="Accept it for signatures whose verified signing time is at or after TIME."),
+    signer: Optional[str] = typer.Option(None, "--signer",
+                                         help="Also add a signer of this name for the key."),
+    alongside: Optional[str] = typer.Option(
+        None, "--alongside", metavar="SIGNER",
+        help="Add --signer next to SIGNER in every rule's signedBy.anyOf."),
+) -> None:
+    """Add a key to trust.keys, keeping the file's comments and layout."""
+    from mgattest.policy import add_key, parse_window_time
+
+    start = parse_window_time(valid_from, "--valid-from") if valid_from else None
+    edit = add_key(policy, name, key, valid_from=start, signer=signer, alongside=alongside)
+    _report_key(edit, "added")
+    if edit.added_to_rules:
+        out(f"  signer {edit.signer!r} accepted by rule(s): {', '.join(edit.added_to_rules)}")
+
+
+@key_app.command("retire")
+@guarded
+def key_retire(
+    policy: Path = typer.Argument(..., help="Policy file (YAML), edited in place."),
+    name: str = typer.Option(..., "--name", help="The trust.keys entry to retire."),
+    valid_until: str = typer.Option(
+        ..., "--valid-until", metavar="TIME",
+        help="Refuse its signatures whose verified signing time is at or after TIME."),
+) -> None:
+    """Set a key's validUntil, keeping the file's comments and layout."""
+    from mgattest.policy import parse_window_time, retire_key
+
+    _report_key(retire_key(policy, name, parse_window_time(valid_until, "--valid-until")),
+                "retired")
+
+
+def _report_key(edit: "KeyEdit", verb: str) -> None:
+    out(edit.describe(verb))
 
 
 def register(app: typer.Typer) -> None:

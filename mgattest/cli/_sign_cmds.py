@@ -14,7 +14,7 @@ from mgattest.cli._progress import hashing_progress
 
 if TYPE_CHECKING:
     from mgattest.attest import (BundleSigner, DigestOptions, LogTarget, SignOptions,
-                                      SignResult)
+                                      SignResult, SigningKey)
 
 def register(app: typer.Typer) -> None:
     """Add the signing commands to the app.
@@ -51,14 +51,20 @@ class _SignerArgs:
     log_db: Optional[Path]
     log_key: Optional[Path]
     no_log: bool
+    key_command: Optional[str] = None
+    key_command_public_key: Optional[Path] = None
 
     def log_target(self) -> "LogTarget":
         """The log a key signature goes to; refuses option combinations that conflict."""
         from mgattest.attest import LogTarget
         from mgattest.errors import InputError
 
-        if self.keyless == (self.key is not None):
-            raise InputError("give exactly one of --key KEY.pem and --keyless", what="key")
+        if self.key_command_public_key is not None and self.key_command is None:
+            raise InputError("--key-command-public-key goes with --key-command",
+                             what="--key-command-public-key")
+        if [self.keyless, self.key is not None, self.key_command is not None].count(True) != 1:
+            raise InputError("give exactly one of --key KEY.pem, --key-command CMD and "
+                             "--keyless", what="key")
         if self.keyless and (self.log or self.log_db or self.log_key or self.no_log):
             raise InputError("--keyless records in the log of its trust config "
                              "(--trust-config or --staging); --log, --log-db, --log-key and "
@@ -70,14 +76,25 @@ class _SignerArgs:
 
     def signer(self, log: "LogTarget") -> "BundleSigner":
         """The signer (asks for the key's password the way the user chose)."""
-        from mgattest.attest import load_signer, resolve_password
         from mgattest.attest import KeylessSigner, KeySigner
 
-        if self.key is None:
+        if self.key is None and self.key_command is None:
             return KeylessSigner(self.identity_token, self.trust_config, self.staging,
                                  self.refresh_trust)
-        password = resolve_password(self.password_env, self.password_prompt)
-        return KeySigner(load_signer(self.key, password), log)
+        return KeySigner(self.signing_key(), log)
+
+    def signing_key(self) -> "SigningKey":
+        """The key of --key (a key file, or a KMS URI) or --key-command."""
+        from mgattest.attest import (CommandKey, kms_scheme, load_signer, open_kms_key,
+                                     resolve_password)
+
+        if self.key_command is not None:
+            return CommandKey.open(self.key_command, self.key_command_public_key)
+        assert self.key is not None
+        if kms_scheme(str(self.key)):
+            return open_kms_key(str(self.key))
+        return load_signer(self.key, resolve_password(self.password_env,
+                                                      self.password_prompt))
 
 
 @dataclass(frozen=True)
@@ -147,7 +164,16 @@ def _digest_options(shard_size: Optional[int], ignore: List[str], hash_alg: str,
 _MODEL_HELP = ("Model file or directory, a Hugging Face cache snapshot, hf:ORG/NAME[@REV] "
                "(resolved in the local hub cache, offline), ollama:NAME[:TAG] or "
                "oci:LAYOUT[:REF].")
-_KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8).")
+_KEY = typer.Option(None, "--key", help="Private key (PEM, PKCS#8), or a KMS key URI "
+                    "(awskms://, gcpkms://, azurekms://, hashivault://) when a KMS "
+                    "provider is installed.")
+_KEY_COMMAND = typer.Option(None, "--key-command", metavar="CMD",
+                            help="Sign with a key held elsewhere: CMD (run without a shell) "
+                                 "reads the digest on stdin and prints the signature "
+                                 "(docs/signing.md, \"Keys held elsewhere\").")
+_KEY_COMMAND_PUB = typer.Option(None, "--key-command-public-key", metavar="PUB.pem",
+                                help="Public key of --key-command (default: ask the "
+                                     "command, action public-key).")
 _KEYLESS = typer.Option(False, "--keyless", help="Sign keylessly (OIDC → Fulcio-compatible CA).")
 _TOKEN = typer.Option(None, "--identity-token", help="OIDC identity token (keyless).")
 _TRUST_CONFIG = typer.Option(None, "--trust-config",
@@ -186,6 +212,8 @@ _FORCE = typer.Option(False, "--force", help="Replace an existing bundle at the 
 def sign_cmd(
     model: Path = typer.Argument(..., help=_MODEL_HELP),
     key: Optional[Path] = _KEY,
+    key_command: Optional[str] = _KEY_COMMAND,
+    key_command_public_key: Optional[Path] = _KEY_COMMAND_PUB,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
@@ -252,7 +280,8 @@ def sign_cmd(
     who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,
-                      log_db=log_db, log_key=log_key, no_log=no_log)
+                      log_db=log_db, log_key=log_key, no_log=no_log,
+                      key_command=key_command, key_command_public_key=key_command_public_key)
     if all_models:
         _sign_all(model, options, who, _OutputArgs(out_path, force, as_json))
     _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
@@ -294,6 +323,8 @@ def attest_cmd(
     predicate_type: str = typer.Option(..., "--predicate-type", help="Predicate type URI."),
     predicate: Path = typer.Option(..., "--predicate", help="Predicate JSON file."),
     key: Optional[Path] = _KEY,
+    key_command: Optional[str] = _KEY_COMMAND,
+    key_command_public_key: Optional[Path] = _KEY_COMMAND_PUB,
     keyless: bool = _KEYLESS,
     identity_token: Optional[str] = _TOKEN,
     trust_config: Optional[Path] = _TRUST_CONFIG,
@@ -337,7 +368,8 @@ def attest_cmd(
     who = _SignerArgs(key=key, keyless=keyless, identity_token=identity_token,
                       trust_config=trust_config, staging=staging, refresh_trust=refresh_trust,
                       password_env=password_env, password_prompt=password_prompt, log=log,
-                      log_db=log_db, log_key=log_key, no_log=no_log)
+                      log_db=log_db, log_key=log_key, no_log=no_log,
+                      key_command=key_command, key_command_public_key=key_command_public_key)
     _sign_and_report(model, options, who, _OutputArgs(out_path, force, as_json))
 
 

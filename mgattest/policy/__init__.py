@@ -15,6 +15,7 @@ Entry points (re-exported lazily, PEP 562: importing the package or
     scan_stored_model(StoredModel) -> reports   content of an Ollama / OCI-layout model's blobs
     describe_policy(policy), verdict_tree(verdict)      explanations for people
     initial_policy(...), dump_policy(...), verify_for_init(...)   ``mgattest policy init``
+    add_key(...), retire_key(...) -> KeyEdit   ``mgattest policy key add|retire`` (rotation)
     audit_tree(root, ModelVerifier, AuditOptions) -> AuditReport   ``mgattest audit``,
         ``verify --all``; audit_to_json / audit_to_sarif / audit_to_junit render it
     Policy, Verdict, Check, PolicyError, PolicyDenied
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.policy._explain import describe_policy, verdict_tree
     from mgattest.policy._init import dump_policy, initial_policy, verify_for_init
     from mgattest.policy._loader import lint_policy, load_policy, policy_from_bytes
+    from mgattest.policy._keyedit import KeyEdit, add_key, parse_window_time, retire_key
     from mgattest.policy._model import Policy
     from mgattest.policy._modelbytes import (
         MAX_MODEL_FILES,
@@ -68,6 +70,10 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "load_policy": "mgattest.policy._loader",
     "lint_policy": "mgattest.policy._loader",
     "policy_from_bytes": "mgattest.policy._loader",
+    "KeyEdit": "mgattest.policy._keyedit",
+    "add_key": "mgattest.policy._keyedit",
+    "retire_key": "mgattest.policy._keyedit",
+    "parse_window_time": "mgattest.policy._keyedit",
     "evaluate": "mgattest.policy._evaluate",
     "is_model_code": "mgattest.policy._evaluate",
     "Policy": "mgattest.policy._model",
@@ -112,6 +118,7 @@ _EXPORTS = LazyExports("mgattest.policy", {
 
 __all__ = [
     "is_model_code",
+    "KeyEdit", "add_key", "retire_key", "parse_window_time",
     "attestation_to_json", "Check", "default_bundle_path", "describe_policy",
     "dump_policy", "effective_policy", "evaluate", "FileBytes", "initial_policy",
     "lint_policy", "load_policy", "MAX_MODEL_FILES", "model_check", "ModelBytes",

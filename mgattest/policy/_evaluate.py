@@ -361,14 +361,20 @@ def _signed_by_outcome(policy: Policy, req: SignedBy, atts: list[VerifiedAttesta
                        now: int, memo: dict[tuple[str, int], tuple[bool, str]] | None = None
                        ) -> tuple[bool, str, dict[str, Any]]:
     candidates: dict[str, set[str]] = {n: set() for n in req.signers}
-    misses: list[str] = []
+    # A signer whose own key signed, outside its validity window (a rotation), explains a
+    # denial better than the signers whose keys did not sign at all: listed first.
+    window_misses: list[str] = []
+    other_misses: list[str] = []
     for att in atts:
         for name in req.signers:
             ok, why = _signer_ok(policy, name, att, now, memo)
             if ok:
                 candidates[name].add(att.signer.distinct_id)
-            elif len(misses) < 8:
-                misses.append(f"{name}: {why}")
+            else:
+                key = policy.signers[name].key
+                same_key = key is not None and att.signer.key_fingerprint == key.fingerprint
+                (window_misses if same_key else other_misses).append(f"{name}: {why}")
+    misses = (window_misses + other_misses)[:8]
     assignment = _max_matching(candidates)
     need = req.threshold
     ok = len(assignment) >= need

@@ -52,10 +52,13 @@ ALLOWED = {
         "mgattest.policy._loader",      # `policy lint`
         "mgattest.policy._explain",     # `policy explain`
         "mgattest.policy._init",        # `policy init`: generate_policy does the work
+        "mgattest.policy._keyedit",     # `policy key add|retire`
     },
     "_sign_cmds.py": _COMMON | {
         "mgattest.attest._sign",        # the sign pipeline: options, signers, sign_digests
         "mgattest.attest._keys",        # keygen and key loading
+        "mgattest.attest._keycommand",  # --key-command (CommandKey)
+        "mgattest.attest._kms",         # KMS key URIs in --key
         "mgattest.attest._signers",     # key fingerprint shown by keygen
         "mgattest.attest._slsa",        # parsing --param/--dependency/--from-env/times
         "mgattest.attest._references",  # references resolved; default_bundle_path
