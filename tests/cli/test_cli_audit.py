@@ -131,7 +131,7 @@ def test_audit_names_the_tampered_file_inside_a_model_directory(tmp_path, keypai
     encoder = models["models/encoder"]
     assert encoder["status"] == "invalid"
     assert encoder["findings"][0]["file"] == "models/encoder/weights.npy"
-    assert "mismatch" in encoder["findings"][0]["message"]
+    assert "differs from its subject" in encoder["findings"][0]["message"]
     assert models["models/good.npy"]["status"] == "verified"  # no false alarm next to it
 
 
