@@ -205,6 +205,10 @@ class EntryWatcher:
     def __post_init__(self) -> None:
         self._identity_bytes = [ident.encode() for ident, _ in self.watch.identities]
 
+    def fresh(self) -> EntryWatcher:
+        """A watcher for the same watch list with nothing seen yet."""
+        return EntryWatcher(self.watch)
+
     @property
     def unexpected(self) -> list[WatchHit]:
         """Hits whose digests are not all in the expected list."""

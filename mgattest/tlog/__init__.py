@@ -20,8 +20,12 @@ server):
 - offline verification: :func:`trusted_logs_from_root` -> :class:`TrustedLog`,
   :func:`verify_entry` -> :class:`VerifiedEntry`, :func:`verify_rekor_entry`,
   :func:`verify_consistency_notes`;
-- monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
-  :func:`check_consistent`, :func:`parse_consistency_proof`.
+- monitoring from outside: :class:`LogMonitor` (-> :class:`PollResult`), :func:`verify_note`,
+  :func:`check_consistent`, :func:`parse_consistency_proof`; :func:`scan_tiles` ->
+  :class:`TileScan` (new entries read from tiles, verified against a signed root);
+  evidence of an inconsistent log: :class:`LogInconsistencyError` carries an
+  :class:`Inconsistency`, checked offline by :func:`read_evidence` and
+  :func:`verify_evidence` -> :class:`EvidenceVerdict` (:class:`EvidenceError`).
 
 Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
 :mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
@@ -73,7 +77,16 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._transparency_entry import TransparencyLogEntry, parse_transparency_entry
     from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
     from mgattest.tlog._entry_files import EntryToVerify
-    from mgattest.tlog._monitor import verify_extension
+    from mgattest.tlog._monitor import PollResult, default_evidence_path, verify_extension
+    from mgattest.tlog._evidence import (
+        EvidenceError,
+        EvidenceVerdict,
+        Inconsistency,
+        LogInconsistencyError,
+        read_evidence,
+        verify_evidence,
+    )
+    from mgattest.tlog._tilescan import TileScan, scan_tiles
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -88,7 +101,9 @@ __all__ = [
     "trusted_logs_from_root", "TrustedLog", "TrustRootError", "UnknownEntryError",
     "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
     "verify_entry", "verify_note", "verify_rekor_entry",
-    "verify_extension",
+    "verify_extension", "PollResult", "default_evidence_path", "EvidenceError",
+    "EvidenceVerdict", "Inconsistency", "LogInconsistencyError", "read_evidence",
+    "verify_evidence", "TileScan", "scan_tiles",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -144,6 +159,16 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "TransparencyLogEntryJSON": "mgattest.tlog._transparency_entry",
     "EntryToVerify": "mgattest.tlog._entry_files",
     "verify_extension": "mgattest.tlog._monitor",
+    "PollResult": "mgattest.tlog._monitor",
+    "default_evidence_path": "mgattest.tlog._monitor",
+    "EvidenceError": "mgattest.tlog._evidence",
+    "EvidenceVerdict": "mgattest.tlog._evidence",
+    "Inconsistency": "mgattest.tlog._evidence",
+    "LogInconsistencyError": "mgattest.tlog._evidence",
+    "read_evidence": "mgattest.tlog._evidence",
+    "verify_evidence": "mgattest.tlog._evidence",
+    "TileScan": "mgattest.tlog._tilescan",
+    "scan_tiles": "mgattest.tlog._tilescan",
 })
 
 

@@ -166,6 +166,7 @@ class PollResult:
     checkpoint: Checkpoint
     previous: Checkpoint | None
     scan: TileScan | None = None
+    note: str = ""  # the signed note of ``checkpoint``
 
     @property
     def growth(self) -> int | None:
@@ -212,21 +213,35 @@ class LogMonitor:
 
     def poll(self, visit: EntryVisitor | None = None, *,
              scan_from: int | None = None) -> PollResult:
-        """Fetch and verify the current checkpoint, prove it extends the saved one, save it.
+        """:meth:`check`, then :meth:`commit` its result."""
+        result = self.check(visit, scan_from=scan_from)
+        self.commit(result)
+        return result
+
+    def commit(self, result: PollResult) -> None:
+        """Save ``result``'s checkpoint (verified by :meth:`check`) as the new state."""
+        self.state = MonitorState(result.checkpoint, result.note)
+        self.state.save(self.state_path)
+        self.origin = result.checkpoint.origin
+
+    def check(self, visit: EntryVisitor | None = None, *,
+              scan_from: int | None = None) -> PollResult:
+        """Fetch and verify the current checkpoint and prove it extends the saved one.
 
         Without ``visit`` the checkpoint comes from the Rekor v1 API and consistency from
         its proof endpoint. With ``visit`` the log is read as tlog-tiles (``/checkpoint``,
         entry bundles, hash tiles; our log and Rekor v2): every entry added since the
         saved checkpoint (on the first poll: from ``scan_from``, default none) is handed
-        to ``visit(index, leaf)``; the state advances only after the tiles verified
+        to ``visit(index, leaf)``; a result comes back only after the tiles verified
         against the new signed root and that root extends the saved one — so a caller
-        acts on what it was shown only after ``poll`` returns.
+        acts on what it was shown only after ``check`` returns.
 
         Raises ``LogUnavailableError`` when the log cannot be reached (the state is left
         as it was: an outage is not evidence against the log),
         :class:`~mgattest.tlog._tiles.TileDataError` for tiles that do not verify, and
         :class:`~mgattest.tlog._evidence.LogInconsistencyError` (evidence written) when
-        the log's history does not add up.
+        the log's history does not add up. The state is not saved: :meth:`commit` the
+        result once the caller has dealt with what the scan showed.
         """
         note = self.client.checkpoint() if visit is not None \
             else self.client.log_info()["signedTreeHead"]
@@ -261,10 +276,7 @@ class LogMonitor:
                 check_consistent(previous, current, proof)
             except ConsistencyProofError as exc:
                 self._proof_failed(previous, current, note, proof, exc.message)
-        self.state = MonitorState(current, note)
-        self.state.save(self.state_path)
-        self.origin = current.origin
-        return PollResult(current, previous, scan)
+        return PollResult(current, previous, scan, note)
 
     def _check_heads(self, previous: Checkpoint, current: Checkpoint, note: str) -> None:
         """A smaller tree, or another root for the same size, is reported at once."""
@@ -289,12 +301,13 @@ class LogMonitor:
                 self._report("fork", problem, note, proof, None,
                              "served by the log (/api/v1/log/proof)")
         try:  # build one from the log's tiles, if it serves them
-            scan = scan_tiles(cast(TileFetcher, self.client), current, m, lambda i, b: None)
-            if scan.prefix_root is not None and scan.prefix_root != bytes(previous.root_hash):
-                built, seed = scan.consistency_proof()
-                self._report("fork", problem, note, built, seed, "built from the log's tiles")
+            scan: TileScan | None = scan_tiles(cast(TileFetcher, self.client), current, m,
+                                               lambda i, b: None)
         except (AttributeError, InputError, VerificationError, LogUnavailableError):
-            pass
+            scan = None
+        if scan is not None and scan.prefix_root != bytes(previous.root_hash):
+            built, seed = scan.consistency_proof()
+            self._report("fork", problem, note, built, seed, "built from the log's tiles")
         self._report("invalid-proof", problem, note, proof, None,
                      "served by the log (/api/v1/log/proof)")
 
