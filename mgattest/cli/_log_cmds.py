@@ -407,7 +407,7 @@ def _watcher(identity: list[str], issuer: list[str], keys: list[Path],
         digests = parse_expected_digests(_read_text(expected, "expected digests"),
                                          str(expected))
     pems = [_read_text(k, "watched key").encode() for k in keys]
-    return EntryWatcher(WatchList.build(list(zip(identity, issuer)), pems, digests))
+    return EntryWatcher(WatchList.build(list(zip(identity, issuer, strict=True)), pems, digests))
 
 
 def _report_watch(watcher: EntryWatcher, as_json: bool, result: PollResult) -> bool:

@@ -72,10 +72,11 @@ class Inconsistency:
             "previousCheckpoint": self.old_note, "servedCheckpoint": self.new_note,
         }
         if self.proof or self.seed is not None:
-            doc["consistencyProof"] = {"hashes": [h.hex() for h in self.proof],
-                                       "source": self.proof_source}
+            proof: dict[str, object] = {"hashes": [h.hex() for h in self.proof],
+                                        "source": self.proof_source}
             if self.seed is not None:
-                doc["consistencyProof"]["oldSizeSubtree"] = self.seed.hex()  # type: ignore[index]  # built just above as a dict
+                proof["oldSizeSubtree"] = self.seed.hex()
+            doc["consistencyProof"] = proof
         return doc
 
     def save(self, path: str | Path) -> None:
