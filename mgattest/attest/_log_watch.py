@@ -34,7 +34,6 @@ from mgattest.errors import InputError, MgattestError
 
 __all__ = ["EntryWatcher", "WatchHit", "WatchList", "parse_expected_digests"]
 
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)-----END \1-----", re.S)
 _HEX = re.compile(r"[0-9a-f]{32,128}")
 _V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 _VISIBLE = {
@@ -116,12 +115,26 @@ def parse_expected_digests(text: str, where: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _pem_der(pem: bytes) -> tuple[bytes, bool]:
-    """The DER inside a PEM block and whether it is a certificate."""
-    match = _PEM.search(pem)
-    if match is None:
+def _pem_body(pem: bytes) -> tuple[bytes, bool]:
+    """The base64 text (line breaks removed) of a single PEM block, and whether it is a
+    certificate. The DER is decoded only for entries that pass :func:`_b64_cores`."""
+    begin = pem.find(b"-----BEGIN ")
+    label_end = pem.find(b"-----", begin + 11)
+    body_end = pem.find(b"-----END ", label_end)
+    if begin < 0 or label_end < 0 or body_end < 0:
         raise ValueError("no PEM block")
-    return base64.b64decode(b"".join(match.group(2).split())), match.group(1) == b"CERTIFICATE"
+    body = b"".join(pem[label_end + 5:body_end].split())
+    return body, pem[begin + 11:label_end] == b"CERTIFICATE"
+
+
+def _b64_cores(needle: bytes) -> tuple[bytes, ...]:
+    """The base64 characters fixed by ``needle`` at each of the 3 byte alignments: if
+    ``needle`` occurs in some DER, one of these occurs in that DER's base64 text."""
+    cores = []
+    for k in range(3):
+        encoded = base64.b64encode(b"\0" * k + needle + b"\0\0")
+        cores.append(encoded[-(-8 * k // 6):8 * (k + len(needle)) // 6])
+    return tuple(cores)
 
 
 def _b64(value: Any) -> bytes:
@@ -145,9 +158,11 @@ def _v2_digest(obj: Any) -> str:
 
 
 def _v2_verifier(verifier: Any) -> tuple[bytes, bool]:
-    if "x509Certificate" in verifier:
-        return _b64(verifier["x509Certificate"]["rawBytes"]), True
-    return _b64(verifier["publicKey"]["rawBytes"]), False
+    is_cert = "x509Certificate" in verifier
+    raw = verifier["x509Certificate" if is_cert else "publicKey"]["rawBytes"]
+    if not isinstance(raw, str):
+        raise ValueError("rawBytes is not a base64 string")
+    return raw.encode("ascii"), is_cert
 
 
 def _statement_subjects(payload: bytes) -> tuple[str, ...]:
@@ -156,40 +171,52 @@ def _statement_subjects(payload: bytes) -> tuple[str, ...]:
                         for alg, value in subject["digest"].items()))
 
 
-def entry_facts(body: Any) -> tuple[str, list[tuple[bytes, bool]], tuple[str, ...], str]:
-    """``(kind, signers [(DER, is_certificate)], digests, what the digests are)`` of a
-    parsed entry body; ``KeyError``/``ValueError``/``TypeError`` when it is malformed,
+def entry_signers(body: Any) -> tuple[str, list[tuple[bytes, bool]]]:
+    """``(kind, signers [(base64 of the DER, is_certificate)])`` of a parsed entry body: the
+    cheap part,
+    read for every entry; ``KeyError``/``ValueError``/``TypeError`` when it is malformed,
     :class:`_UnreadKind` for kinds this module does not read."""
     kind, version, spec = body["kind"], body["apiVersion"], body["spec"]
     if (kind, version) == ("hashedrekord", "0.0.1"):
-        signers = [_pem_der(_b64(spec["signature"]["publicKey"]["content"]))]
-        digest = spec["data"]["hash"]
-        return kind, signers, (_hex_digest(digest["algorithm"], digest["value"]),), \
-            _VISIBLE[kind]
+        return kind, [_pem_body(_b64(spec["signature"]["publicKey"]["content"]))]
     if (kind, version) == ("dsse", "0.0.1"):
-        signers = [_pem_der(_b64(s["verifier"])) for s in spec["signatures"]]
-        digest = spec["payloadHash"]
-        return kind, signers, (_hex_digest(digest["algorithm"], digest["value"]),), \
-            _VISIBLE[kind]
+        return kind, [_pem_body(_b64(s["verifier"])) for s in spec["signatures"]]
     if (kind, version) == ("intoto", "0.0.2"):
-        content = spec["content"]
-        envelope = content["envelope"]
-        signers = [_pem_der(_b64(s["publicKey"])) for s in envelope["signatures"]]
-        if "payload" in envelope:
-            return kind, signers, _statement_subjects(_b64(envelope["payload"])), \
-                "statement subject digests"
-        digest = content["payloadHash"]
-        return kind, signers, (_hex_digest(digest["algorithm"], digest["value"]),), \
-            "payload hash (this intoto entry does not keep the payload)"
+        return kind, [_pem_body(_b64(s["publicKey"]))
+                      for s in spec["content"]["envelope"]["signatures"]]
     if (kind, version) == ("hashedrekord", "0.0.2"):
-        inner = spec["hashedRekordV002"]
-        return kind, [_v2_verifier(inner["signature"]["verifier"])], \
-            (_v2_digest(inner["data"]),), _VISIBLE[kind]
+        return kind, [_v2_verifier(spec["hashedRekordV002"]["signature"]["verifier"])]
     if (kind, version) == ("dsse", "0.0.2"):
-        inner = spec["dsseV002"]
-        signers = [_v2_verifier(s["verifier"]) for s in inner["signatures"]]
-        return kind, signers, (_v2_digest(inner["payloadHash"]),), _VISIBLE[kind]
+        return kind, [_v2_verifier(s["verifier"]) for s in spec["dsseV002"]["signatures"]]
     raise _UnreadKind(f"{kind} {version}")
+
+
+def entry_digests(body: Any) -> tuple[tuple[str, ...], str]:
+    """``(digests, what they are)`` of a body :func:`entry_signers` read (hits only)."""
+    kind, version, spec = body["kind"], body["apiVersion"], body["spec"]
+    if version == "0.0.1":
+        digest = spec["data"]["hash"] if kind == "hashedrekord" else spec["payloadHash"]
+        return (_hex_digest(digest["algorithm"], digest["value"]),), _VISIBLE[kind]
+    if kind == "intoto":
+        content = spec["content"]
+        if "payload" in content["envelope"]:
+            return (_statement_subjects(_b64(content["envelope"]["payload"])),
+                    "statement subject digests")
+        digest = content["payloadHash"]
+        return ((_hex_digest(digest["algorithm"], digest["value"]),),
+                "payload hash (this intoto entry does not keep the payload)")
+    if kind == "hashedrekord":
+        return (_v2_digest(spec["hashedRekordV002"]["data"]),), _VISIBLE[kind]
+    return (_v2_digest(spec["dsseV002"]["payloadHash"]),), _VISIBLE[kind]
+
+
+def entry_facts(body: Any) -> tuple[str, list[tuple[bytes, bool]], tuple[str, ...], str]:
+    """``(kind, signers, digests, what the digests are)`` of a parsed entry body."""
+    kind, signers = entry_signers(body)
+    return (kind, signers, *entry_digests(body))
+
+
+_JSON = json.JSONDecoder()
 
 
 @dataclass
@@ -203,7 +230,9 @@ class EntryWatcher:
     scanned: int = 0
 
     def __post_init__(self) -> None:
-        self._identity_bytes = [ident.encode() for ident, _ in self.watch.identities]
+        needles = [ident.encode() for ident, _ in self.watch.identities] + \
+            list(self.watch.keys)
+        self._cores = [core for needle in needles for core in _b64_cores(needle)]
 
     def fresh(self) -> EntryWatcher:
         """A watcher for the same watch list with nothing seen yet."""
@@ -217,31 +246,32 @@ class EntryWatcher:
     def __call__(self, index: int, leaf: bytes) -> None:
         self.scanned += 1
         try:
-            kind, signers, digests, visible = entry_facts(json.loads(leaf))
+            body = _JSON.decode(leaf.decode("utf-8"))
+            kind, signers = entry_signers(body)
+            for der, is_cert in signers:
+                signer = self._match(der, is_cert, index)
+                if signer is not None:
+                    digests, visible = entry_digests(body)
+                    expected = all(d in self.watch.expected for d in digests)
+                    self.hits.append(WatchHit(index, kind, signer, digests, visible, expected))
+                    return
         except _UnreadKind as exc:
             self.skipped_kinds[str(exc)] += 1
-            return
         except (LookupError, ValueError, TypeError, AttributeError, binascii.Error,
-                RecursionError) as exc:
+                RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             self.unreadable.append((index, f"{type(exc).__name__}: {exc}"[:200]))
-            return
-        for der, is_cert in signers:
-            signer = self._match(der, is_cert, index)
-            if signer is not None:
-                expected = all(d in self.watch.expected for d in digests)
-                self.hits.append(WatchHit(index, kind, signer, digests, visible, expected))
-                return
 
-    def _match(self, der: bytes, is_cert: bool, index: int) -> str | None:
-        """The watched signer ``der`` (a certificate or SPKI) stands for, if any."""
+    def _match(self, der_b64: bytes, is_cert: bool, index: int) -> str | None:
+        """The watched signer a certificate or SPKI (base64 of its DER) stands for, if any."""
         if not is_cert:
+            der = base64.b64decode(der_b64)
             return _key_label(der) if der in self.watch.keys else None
-        # Cheap pre-checks: a watched SAN or SPKI appears verbatim in the certificate DER.
-        if not any(i in der for i in self._identity_bytes) and \
-                not any(k in der for k in self.watch.keys):
+        # Cheap pre-check: a watched SAN or SPKI appears verbatim in the certificate DER,
+        # so its base64 core appears in the base64 text.
+        if not any(core in der_b64 for core in self._cores):
             return None
         try:
-            cert = load_certificate(der, f"log entry {index}")
+            cert = load_certificate(base64.b64decode(der_b64), f"log entry {index}")
             spki = cert.public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
             if spki in self.watch.keys:

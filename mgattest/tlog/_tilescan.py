@@ -14,6 +14,9 @@ proof built from data that hashes to the new root, which proves the fork to anyo
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -33,6 +36,8 @@ from mgattest.tlog._tiles import (
 __all__ = ["EntryVisitor", "TileFetcher", "TileScan", "TileTree", "scan_tiles"]
 
 EntryVisitor = Callable[[int, bytes], None]  # (log index, leaf data)
+FETCH_THREADS = 4  # concurrent tile requests
+LOOKAHEAD = 8  # entry bundles fetched ahead of the one being read
 
 
 class TileFetcher(Protocol):
@@ -113,6 +118,30 @@ class TileScan:
                 self.prefix_root)
 
 
+def _prefetched(source: TileFetcher, refs: list[TileRef]) -> Iterator[tuple[TileRef, bytes]]:
+    """``(ref, bytes)`` in order, fetched up to :data:`LOOKAHEAD` tiles ahead on
+    :data:`FETCH_THREADS` threads: the log prepares the next bundles while this process
+    reads the current one."""
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS,
+                            thread_name_prefix="mgattest-tiles") as pool:
+        queue: deque[tuple[TileRef, Future[bytes]]] = deque()
+        pending = iter(refs)
+        for ref in pending:
+            queue.append((ref, pool.submit(source.tile, ref.path)))
+            if len(queue) >= LOOKAHEAD:
+                break
+        try:
+            while queue:
+                ref, future = queue.popleft()
+                following = next(pending, None)
+                if following is not None:
+                    queue.append((following, pool.submit(source.tile, following.path)))
+                yield ref, future.result()
+        finally:
+            for _, future in queue:
+                future.cancel()
+
+
 def scan_tiles(source: TileFetcher, new: Checkpoint, start: int, visit: EntryVisitor, *,
                prefix_size: int | None = None) -> TileScan:
     """Visit entries ``[start, new.size)`` from entry bundles, then verify them.
@@ -132,21 +161,21 @@ def scan_tiles(source: TileFetcher, new: Checkpoint, start: int, visit: EntryVis
     full_roots: dict[int, bytes] = {}  # bundle index -> MTH of its 256 leaves
     edge_leaves: dict[int, list[bytes]] = {}  # leaf hashes of the first and last bundles
     last_bundle = (n - 1) // TILE_WIDTH if n else first_bundle - 1
-    for b in range(first_bundle, last_bundle + 1):
-        width = available_width(TileRef(None, b, TILE_WIDTH), n)
-        ref = TileRef(None, b, width)
-        items = decode_entry_bundle(source.tile(ref.path), where=ref.path)
-        if len(items) != width:
-            raise TileDataError(f"{ref.path} holds {len(items)} entries, expected {width}",
+    refs = [TileRef(None, b, available_width(TileRef(None, b, TILE_WIDTH), n))
+            for b in range(first_bundle, last_bundle + 1)]
+    for ref, data in _prefetched(source, refs):
+        items = decode_entry_bundle(data, where=ref.path)
+        if len(items) != ref.width:
+            raise TileDataError(f"{ref.path} holds {len(items)} entries, expected {ref.width}",
                                 what="entry bundle", where=ref.path)
         leaves = [merkle.leaf_hash(item) for item in items]
-        base = b * TILE_WIDTH
-        for k in range(max(0, start - base), width):
+        base = ref.index * TILE_WIDTH
+        for k in range(max(0, start - base), ref.width):
             visit(base + k, items[k])
-        if width == TILE_WIDTH:
-            full_roots[b] = merkle.root_hash(leaves)
-        if b in (first_bundle, last_bundle):
-            edge_leaves[b] = leaves
+        if ref.width == TILE_WIDTH:
+            full_roots[ref.index] = merkle.root_hash(leaves)
+        if ref.index in (first_bundle, last_bundle):
+            edge_leaves[ref.index] = leaves
 
     def perfect(a: int, b: int) -> bytes:
         if b <= s0:
