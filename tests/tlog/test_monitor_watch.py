@@ -345,3 +345,74 @@ def test_a_rekor_v2_shaped_static_tile_log_is_watched(tmp_path: Path) -> None:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+@pytest.mark.parametrize("case", ["rekor2-happy-path", "happy-path-intoto-in-dsse-v3",
+                                  "happy-path-v0.2"])
+def test_real_sigstore_entries_are_matched_to_their_fulcio_identity(case: str) -> None:
+    """Entries from Sigstore's public logs (Rekor v1 and v2, sigstore-conformance bundles):
+    the watched identity and issuer are read from the bundle's certificate with
+    cryptography alone, the digest from the bundle itself."""
+    from cryptography import x509
+
+    from tests.helpers.paths import CONFORMANCE_DIR
+
+    path = next(CONFORMANCE_DIR.glob(f"**/bundle-verify/{case}/bundle.sigstore.json"))
+    bundle = json.loads(path.read_text())
+    material = bundle["verificationMaterial"]
+    cert_b64 = material.get("certificate", {}).get("rawBytes") or \
+        material["x509CertificateChain"]["certificates"][0]["rawBytes"]
+    cert = x509.load_der_x509_certificate(base64.b64decode(cert_b64))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    identity = san.get_values_for_type(x509.UniformResourceIdentifier)[0]
+    issuer_ext = cert.extensions.get_extension_for_oid(
+        x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")).value.value
+    issuer = issuer_ext[2:].decode()  # DER UTF8String, short form length
+    assert issuer_ext[0] == 0x0C and issuer_ext[1] == len(issuer)
+    if "messageSignature" in bundle:
+        digest = base64.b64decode(bundle["messageSignature"]["messageDigest"]["digest"]).hex()
+    else:
+        digest = hashlib.sha256(base64.b64decode(bundle["dsseEnvelope"]["payload"])).hexdigest()
+    entry = material["tlogEntries"][0]
+    body = base64.b64decode(entry["canonicalizedBody"])
+    watcher = EntryWatcher(WatchList.build([(identity, issuer)], []))
+    watcher(int(entry["logIndex"]), body)
+    assert [(h.index, h.kind, h.digests) for h in watcher.hits] == [
+        (int(entry["logIndex"]), entry["kindVersion"]["kind"], (f"sha256:{digest}",))]
+    assert watcher.hits[0].signer == f"identity {identity} (issuer {issuer})"
+    # another issuer for the same SAN, or another SAN: no hit, no noise
+    for pair in ((identity, "https://accounts.google.com"), (identity + "x", issuer)):
+        other = EntryWatcher(WatchList.build([pair], []))
+        other(0, body)
+        assert other.hits == [] and other.unreadable == []
+
+
+def test_watch_options_first_run_and_bad_input(tmp_path: Path) -> None:
+    log, _, _ = make_log(tmp_path)
+    key = new_key()
+    log.append(hashedrekord(key, b"early release"))
+    _fill(log, 40)
+    pub, watched = tmp_path / "log.pub", tmp_path / "watched.pub"
+    pub.write_bytes(log.signer.public_pem())
+    watched.write_bytes(_pem(key))
+    (tmp_path / "bad.txt").write_text("not-a-digest\n")
+    state = tmp_path / "state.json"
+    base = ["log", "monitor", "--log-key", pub, "--state", state]
+    with running_server(log) as url:
+        for extra, message in (
+                (["--identity", IDENTITY], "one --issuer for each --identity"),
+                (["--expected", tmp_path / "bad.txt"], "--expected needs"),
+                (["--key", watched, "--expected", tmp_path / "bad.txt"], "not a hex digest"),
+                (["--key", pub.parent / "missing.pub"], "missing.pub"),
+                (["--key", watched, "--scan-from", "42"], "cannot scan from index 42")):
+            res = mg(*base, "--url", url, *extra)
+            assert res.exit_code == 2 and res.output.startswith("error: "), (extra, res.output)
+            assert message in res.output, (extra, res.output)
+        assert not state.exists()
+        # a first run watches from the current size unless told to scan from an index
+        res = mg(*base, "--url", url, "--key", watched)
+        assert res.exit_code == 0 and "scanned 0 entries" in res.stdout, res.output
+        state.unlink()
+        res = mg(*base, "--url", url, "--key", watched, "--scan-from", "0")
+        assert res.exit_code == 1 and "UNEXPECTED: log index 0: hashedrekord" in res.stdout
+        assert not state.exists()
