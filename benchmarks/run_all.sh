@@ -8,7 +8,7 @@ mode=${1:-}
 mkdir -p benchmarks/results
 status=0
 for bench in bench_tlog_core bench_tlog_http bench_tlog_abuse bench_hashing bench_sign_verify bench_policy \
-             bench_load bench_scanners; do
+             bench_load bench_scanners bench_monitor; do
   echo "== $bench $mode"
   if ! .venv/bin/python "benchmarks/$bench.py" $mode 2>&1 | tee "benchmarks/results/$bench.txt"; then
     status=1
