@@ -471,6 +471,10 @@ def monitor_cmd(
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")
     watcher = _watcher(identity, issuer, keys, expected)
+    if evidence is not None and not evidence.parent.resolve().is_dir():
+        # Checked now: evidence of a fork must not be lost for a typo in its path.
+        raise InputError(f"--evidence {evidence}: no directory {evidence.parent}",
+                         what="evidence file", where=str(evidence))
     monitor = LogMonitor.open(url, _verifier(log_key), state, origin=origin,
                               evidence_path=evidence)
     done = 0

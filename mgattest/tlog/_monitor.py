@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timezone
-from typing import Callable, NoReturn, Protocol, cast
+from typing import Callable, NoReturn, Protocol
 from collections.abc import Sequence
 
 from mgattest._files import read_json
@@ -22,7 +22,7 @@ from mgattest.tlog import merkle
 from mgattest.tlog._checkpoint import Checkpoint, verify_checkpoint
 from mgattest.tlog._client import ConsistencyProof, LogInfo, LogUnavailableError, RekorClient
 from mgattest.tlog._evidence import Inconsistency, InconsistencyKind, LogInconsistencyError
-from mgattest.tlog._tilescan import EntryVisitor, TileFetcher, TileScan, scan_tiles
+from mgattest.tlog._tilescan import EntryVisitor, TileScan, scan_tiles
 from mgattest.tlog.errors import CheckpointError, ConsistencyProofError
 from mgattest.tlog._keys import LogVerifier
 
@@ -301,10 +301,9 @@ class LogMonitor:
                 self._report("fork", problem, note, proof, None,
                              "served by the log (/api/v1/log/proof)")
         try:  # build one from the log's tiles, if it serves them
-            scan: TileScan | None = scan_tiles(cast(TileFetcher, self.client), current, m,
-                                               lambda i, b: None)
+            scan: TileScan | None = scan_tiles(self.client, current, m, lambda i, b: None)
         except (AttributeError, InputError, VerificationError, LogUnavailableError):
-            scan = None
+            scan = None  # no tiles (AttributeError: a source without them), or bad ones
         if scan is not None and scan.prefix_root != bytes(previous.root_hash):
             built, seed = scan.consistency_proof()
             self._report("fork", problem, note, built, seed, "built from the log's tiles")

@@ -404,7 +404,8 @@ def test_watch_options_first_run_and_bad_input(tmp_path: Path) -> None:
                 (["--expected", tmp_path / "bad.txt"], "--expected needs"),
                 (["--key", watched, "--expected", tmp_path / "bad.txt"], "not a hex digest"),
                 (["--key", pub.parent / "missing.pub"], "missing.pub"),
-                (["--key", watched, "--scan-from", "42"], "cannot scan from index 42")):
+                (["--key", watched, "--scan-from", "42"], "cannot scan from index 42"),
+                (["--evidence", tmp_path / "no" / "ev.json"], "no directory")):
             res = mg(*base, "--url", url, *extra)
             assert res.exit_code == 2 and res.output.startswith("error: "), (extra, res.output)
             assert message in res.output, (extra, res.output)
