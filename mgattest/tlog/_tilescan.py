@@ -22,6 +22,7 @@ from typing import Callable, Protocol
 
 from mgattest.tlog import merkle
 from mgattest.tlog._checkpoint import Checkpoint
+from mgattest.tlog._client import LogRequestError
 from mgattest.tlog._tiles import (
     MAX_LEVEL,
     TILE_HEIGHT,
@@ -33,7 +34,7 @@ from mgattest.tlog._tiles import (
     decode_hash_tile,
 )
 
-__all__ = ["EntryVisitor", "TileFetcher", "TileScan", "TileTree", "scan_tiles"]
+__all__ = ["EntryVisitor", "TileFetcher", "TileScan", "TileTree", "fetch_tile", "scan_tiles"]
 
 EntryVisitor = Callable[[int, bytes], None]  # (log index, leaf data)
 FETCH_THREADS = 4  # concurrent tile requests
@@ -73,7 +74,10 @@ class TileTree:
         if key not in self._tiles:
             width = available_width(TileRef(level, index, TILE_WIDTH), self.size)
             ref = TileRef(level, index, width)
-            hashes = decode_hash_tile(self.source.tile(ref.path), where=ref.path)
+            data, served = fetch_tile(self.source, ref)
+            hashes = decode_hash_tile(data, where=served.path)
+            if served != ref:  # the full tile stands in for the partial one
+                hashes = hashes[:width]
             if len(hashes) != width:
                 raise TileDataError(f"{ref.path} has {len(hashes)} hashes, expected {width}",
                                     what="hash tile", where=ref.path)
@@ -118,16 +122,30 @@ class TileScan:
                 self.prefix_root)
 
 
+def fetch_tile(source: TileFetcher, ref: TileRef) -> tuple[bytes, TileRef]:
+    """The bytes of ``ref`` and the tile they came from: a partial tile the log no longer
+    serves (it filled up since the checkpoint, and tlog-tiles lets logs drop partial
+    tiles then) is read from its full tile, whose first items are the same."""
+    try:
+        return source.tile(ref.path), ref
+    except (LogRequestError, FileNotFoundError) as exc:
+        gone = isinstance(exc, FileNotFoundError) or exc.status == 404
+        if ref.width == TILE_WIDTH or not gone:
+            raise
+    full = TileRef(ref.level, ref.index, TILE_WIDTH)
+    return source.tile(full.path), full
+
+
 def _prefetched(source: TileFetcher, refs: list[TileRef]) -> Iterator[tuple[TileRef, bytes]]:
     """``(ref, bytes)`` in order, fetched up to :data:`LOOKAHEAD` tiles ahead on
     :data:`FETCH_THREADS` threads: the log prepares the next bundles while this process
     reads the current one."""
     with ThreadPoolExecutor(max_workers=FETCH_THREADS,
                             thread_name_prefix="mgattest-tiles") as pool:
-        queue: deque[tuple[TileRef, Future[bytes]]] = deque()
+        queue: deque[tuple[TileRef, Future[tuple[bytes, TileRef]]]] = deque()
         pending = iter(refs)
         for ref in pending:
-            queue.append((ref, pool.submit(source.tile, ref.path)))
+            queue.append((ref, pool.submit(fetch_tile, source, ref)))
             if len(queue) >= LOOKAHEAD:
                 break
         try:
@@ -135,8 +153,9 @@ def _prefetched(source: TileFetcher, refs: list[TileRef]) -> Iterator[tuple[Tile
                 ref, future = queue.popleft()
                 following = next(pending, None)
                 if following is not None:
-                    queue.append((following, pool.submit(source.tile, following.path)))
-                yield ref, future.result()
+                    queue.append((following, pool.submit(fetch_tile, source, following)))
+                data, served = future.result()
+                yield served, data
         finally:
             for _, future in queue:
                 future.cancel()
@@ -163,8 +182,11 @@ def scan_tiles(source: TileFetcher, new: Checkpoint, start: int, visit: EntryVis
     last_bundle = (n - 1) // TILE_WIDTH if n else first_bundle - 1
     refs = [TileRef(None, b, available_width(TileRef(None, b, TILE_WIDTH), n))
             for b in range(first_bundle, last_bundle + 1)]
-    for ref, data in _prefetched(source, refs):
-        items = decode_entry_bundle(data, where=ref.path)
+    for served, data in _prefetched(source, refs):
+        ref = TileRef(None, served.index, available_width(served, n))
+        items = decode_entry_bundle(data, where=served.path)
+        if served != ref:  # the full bundle stands in for the partial one
+            items = items[:ref.width]
         if len(items) != ref.width:
             raise TileDataError(f"{ref.path} holds {len(items)} entries, expected {ref.width}",
                                 what="entry bundle", where=ref.path)

@@ -417,3 +417,47 @@ def test_watch_options_first_run_and_bad_input(tmp_path: Path) -> None:
         res = mg(*base, "--url", url, "--key", watched, "--scan-from", "0")
         assert res.exit_code == 1 and "UNEXPECTED: log index 0: hashedrekord" in res.stdout
         assert not state.exists()
+
+
+class _FullTilesOnly:
+    """A log that dropped its partial tiles once they filled up (tlog-tiles allows it)."""
+
+    def __init__(self, client: RekorClient, log: TransparencyLog) -> None:
+        self.client, self.log, self.url = client, log, client.url
+        self.partial_requests = 0
+
+    def checkpoint(self) -> str:
+        return self.client.checkpoint()
+
+    def tile(self, path: str) -> bytes:
+        from mgattest.tlog._client import LogRequestError
+        from mgattest.tlog._tiles import parse_tile_path
+
+        ref = parse_tile_path(path)
+        if ref.width < TILE_WIDTH and available_width(ref, self.log.size) == TILE_WIDTH:
+            self.partial_requests += 1
+            raise LogRequestError(f"{path}: not found", status=404)
+        return self.client.tile(path)
+
+
+def test_full_tiles_stand_in_for_partial_ones_the_log_dropped(tmp_path: Path) -> None:
+    log, _, _ = make_log(tmp_path)
+    key = new_key()
+    _fill(log, 300)
+    state = tmp_path / "state.json"
+    with running_server(log) as url:
+        monitor = LogMonitor(RekorClient(url), log.signer.verifier, state)
+        monitor.poll(lambda i, b: None)
+        log.append(hashedrekord(key, b"y"))
+        _fill(log, 600 - log.size)
+        # the checkpoint seen is of size 600; by the time the tiles are read the log
+        # holds 768 entries and serves only full tiles
+        note = log.signed_checkpoint()
+        _fill(log, 768 - log.size)
+        source = _FullTilesOnly(RekorClient(url), log)
+        source.checkpoint = lambda: note  # type: ignore[method-assign]  # the older head
+        watcher = EntryWatcher(WatchList.build([], [_pem(key)]))
+        result = LogMonitor(source, log.signer.verifier, state,  # type: ignore[arg-type]  # duck-typed source
+                            state=monitor.state).poll(watcher)
+    assert result.checkpoint.size == 600 and source.partial_requests > 0
+    assert [h.index for h in watcher.hits] == [300]
