@@ -202,3 +202,18 @@ def test_evidence_files_that_are_not_evidence_exit_2(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
         res = _verify(tmp_path / name, pub)
         assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_consistency_roots_give_both_roots_of_an_honest_proof() -> None:
+    leaves = [merkle.leaf_hash(b"leaf %d" % i) for i in range(70)]
+    subtree = merkle.hashes_subtree(leaves)
+    for m in range(1, 70):
+        for n in range(m + 1, 71, 7):
+            proof = merkle.consistency_path(m, n, subtree)
+            old, new = merkle.consistency_roots(m, n, proof, merkle.root_hash(leaves[:m]))
+            assert (old, new) == (merkle.root_hash(leaves[:m]), merkle.root_hash(leaves[:n]))
+    # too short or too long proofs are refused, not misread
+    proof = merkle.consistency_path(5, 40, subtree)
+    for bad in (proof[:-1], proof + [proof[0]], []):
+        with pytest.raises(ConsistencyProofError):
+            merkle.consistency_roots(5, 40, bad, merkle.root_hash(leaves[:5]))
