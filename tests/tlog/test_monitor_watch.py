@@ -193,20 +193,28 @@ class _Tampering:
         return bytes(data)
 
 
+def _first_poll_then_grow(log: TransparencyLog, url: str, state: Path, before: int,
+                          after: int) -> tuple[LogMonitor, ec.EllipticCurvePrivateKey]:
+    """A monitor's first poll at ``before`` entries, then one entry by a fresh key (index
+    ``before``) and unrelated entries up to ``after``: (the monitor, the key)."""
+    _fill(log, before)
+    key = new_key()
+    monitor = LogMonitor(RekorClient(url), log.signer.verifier, state)
+    monitor.poll(lambda i, b: None)
+    log.append(hashedrekord(key, b"watched"))
+    _fill(log, after - log.size)
+    return monitor, key
+
+
 @pytest.mark.parametrize("path_part,index", [("tile/entries/", 60), ("tile/1/", 5)])
 def test_a_tampered_tile_is_refused_not_skipped(tmp_path: Path, path_part: str,
                                                 index: int) -> None:
     """Entries 700.. come from entry bundles, the tree left of them from the level-1 hash
     tile; one flipped bit in either is refused and the state stays put."""
     log, _, _ = make_log(tmp_path)
-    _fill(log, 700)
     state = tmp_path / "state.json"
-    key = new_key()
     with running_server(log) as url:
-        monitor = LogMonitor(RekorClient(url), log.signer.verifier, state)
-        monitor.poll(lambda i, b: None)
-        log.append(hashedrekord(key, b"x"))
-        _fill(log, 3_000 - log.size)
+        monitor, key = _first_poll_then_grow(log, url, state, 700, 3_000)
         saved = state.read_text()
         watcher = EntryWatcher(WatchList.build([], [_pem(key)]))
         hostile = LogMonitor(_Tampering(RekorClient(url), path_part, index),  # type: ignore[arg-type]  # duck-typed source
@@ -442,14 +450,9 @@ class _FullTilesOnly:
 
 def test_full_tiles_stand_in_for_partial_ones_the_log_dropped(tmp_path: Path) -> None:
     log, _, _ = make_log(tmp_path)
-    key = new_key()
-    _fill(log, 300)
     state = tmp_path / "state.json"
     with running_server(log) as url:
-        monitor = LogMonitor(RekorClient(url), log.signer.verifier, state)
-        monitor.poll(lambda i, b: None)
-        log.append(hashedrekord(key, b"y"))
-        _fill(log, 600 - log.size)
+        monitor, key = _first_poll_then_grow(log, url, state, 300, 600)
         # the checkpoint seen is of size 600; by the time the tiles are read the log
         # holds 768 entries and serves only full tiles
         note = log.signed_checkpoint()
