@@ -27,6 +27,8 @@ Entry points (re-exported lazily, PEP 562, so importing ``mgattest.attest`` or
   :func:`resolve_model_path` (``hf:ORG/NAME[@REV]`` -> the local cache snapshot),
   :func:`hub_cache_dir`, :func:`check_cache_blobs` (Hugging Face cache blobs against
   their names);
+- watching a log for your signers: :class:`EntryWatcher` over a :class:`WatchList`
+  (identities, keys, :func:`parse_expected_digests`) -> :class:`WatchHit`;
 - the OpenSSF model-signing predicate: :func:`to_model_signing_statement`,
   :func:`expectations_from_model_signing`;
 - migration from home-grown schemes: :func:`migrate_tree` (:class:`MigrateOptions`,
@@ -63,6 +65,12 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     )
     from mgattest.attest._bundle import dump_bundle, load_bundle, make_bundle
     from mgattest.attest._certs import IdentityPolicy
+    from mgattest.attest._log_watch import (
+        EntryWatcher,
+        WatchHit,
+        WatchList,
+        parse_expected_digests,
+    )
     from mgattest.attest._digests import (
         DigestSpec,
         FileDigest,
@@ -170,6 +178,10 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     )
 
 _EXPORTS = LazyExports("mgattest.attest", {
+    "EntryWatcher": "mgattest.attest._log_watch",
+    "WatchHit": "mgattest.attest._log_watch",
+    "WatchList": "mgattest.attest._log_watch",
+    "parse_expected_digests": "mgattest.attest._log_watch",
     "verify_bundle": "mgattest.attest._verify",
     "verify_model": "mgattest.attest._verify",
     "default_bundle_path": "mgattest.attest._references",
@@ -307,6 +319,7 @@ _EXPORTS = LazyExports("mgattest.attest", {
 })
 
 __all__ = [
+    "EntryWatcher", "WatchHit", "WatchList", "parse_expected_digests",
     "as_identity_check", "as_trusted_root", "attestation_to_json", "BlobDigest",
     "BlobSigner", "BlobSignResult", "build_provenance", "hash_blob", "RawSignature",
     "RawSignatureCheck", "read_signature_file", "sign_blob", "sign_blob_raw",

@@ -12,7 +12,8 @@ import typer
 from mgattest.cli._common import err, guarded, out
 
 if TYPE_CHECKING:
-    from mgattest.tlog import EntryToVerify
+    from mgattest.attest import EntryWatcher
+    from mgattest.tlog import EntryToVerify, PollResult
     from mgattest.tlog import LogSigner, LogVerifier
     from mgattest.tlog import TransparencyLog
     from mgattest.tlog import TrustedLog
@@ -394,6 +395,52 @@ def consistency_cmd(
         f"(origin {new_cp.origin})")
 
 
+def _watcher(identity: list[str], issuer: list[str], keys: list[Path],
+             expected: Optional[Path]) -> Optional[EntryWatcher]:
+    """The entry watcher for ``log monitor``'s watch options (None without any)."""
+    from mgattest.attest import EntryWatcher, WatchList, parse_expected_digests
+    from mgattest.errors import InputError
+
+    if len(identity) != len(issuer):
+        raise InputError("give one --issuer for each --identity (in the same order)",
+                         what="usage")
+    if not identity and not keys:
+        if expected is not None:
+            raise InputError("--expected needs --identity/--issuer or --key to watch",
+                             what="usage")
+        return None
+    digests = frozenset[str]()
+    if expected is not None:
+        digests = parse_expected_digests(_read_text(expected, "expected digests"),
+                                         str(expected))
+    pems = [_read_text(k, "watched key").encode() for k in keys]
+    return EntryWatcher(WatchList.build(list(zip(identity, issuer, strict=True)), pems, digests))
+
+
+def _report_watch(watcher: EntryWatcher, as_json: bool, result: PollResult) -> bool:
+    """Print what the scan found; True when something unexpected was found."""
+    scan = result.scan
+    first, end = (scan.start, scan.end) if scan is not None else (0, 0)
+    bad = bool(watcher.unexpected or watcher.unreadable)
+    if as_json:
+        out(json.dumps({"ok": not bad, "treeSize": result.checkpoint.size,
+                        "scanned": {"from": first, "to": end},
+                        "hits": [h.to_json() for h in watcher.hits],
+                        "unreadable": [{"logIndex": i, "problem": p}
+                                       for i, p in watcher.unreadable],
+                        "skippedKinds": dict(watcher.skipped_kinds)}, indent=2))
+        return bad
+    for hit in watcher.hits:
+        tag = "expected" if hit.expected else "UNEXPECTED"
+        out(f"{tag}: log index {hit.index}: {hit.kind} signed by {hit.signer}: "
+            f"{', '.join(hit.digests)} ({hit.visible})")
+    for index, problem in watcher.unreadable:
+        out(f"UNREADABLE: log index {index}: {problem} (cannot rule out a watched signer)")
+    for kind, n in sorted(watcher.skipped_kinds.items()):
+        err(f"note: {n} entries of kind {kind} not inspected")
+    return bad
+
+
 @log_app.command("monitor")
 @guarded
 def monitor_cmd(
@@ -403,21 +450,49 @@ def monitor_cmd(
     origin: Optional[str] = typer.Option(None, "--origin", help="Expected checkpoint origin."),
     interval: float = typer.Option(60.0, "--interval", help="Seconds between checks."),
     count: int = typer.Option(1, "--count", help="Number of checks (0 = forever)."),
+    evidence: Optional[Path] = typer.Option(
+        None, "--evidence", help="Where to write the evidence of an inconsistent log "
+        "(default: beside --state)."),
+    identity: list[str] = typer.Option([], "--identity",
+                                       help="Watch this certificate identity (SAN); "
+                                            "repeatable, each with an --issuer."),
+    issuer: list[str] = typer.Option([], "--issuer", help="OIDC issuer of the --identity."),
+    keys: list[Path] = typer.Option([], "--key", help="Watch this public key (PEM); "
+                                                      "repeatable."),
+    expected: Optional[Path] = typer.Option(
+        None, "--expected", help="Digests the watched signers may sign (hex per line, or "
+        "a JSON list); any other hit exits 1."),
+    scan_from: Optional[int] = typer.Option(
+        None, "--scan-from", help="First run only: scan the entries from this index "
+        "(default: start watching at the current size)."),
+    tiles: bool = typer.Option(False, "--tiles", help="Read the log as tlog-tiles "
+                               "(implied by --identity/--key)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable scan report."),
 ) -> None:
-    """Watch a log: every new checkpoint must extend the last verified one."""
+    """Watch a log: every new checkpoint must extend the last verified one; with
+    --identity/--key, report entries signed by them."""
     from mgattest.errors import InputError
     from mgattest.tlog import LogUnavailableError
     from mgattest.tlog import LogMonitor
 
     if count < 0 or interval < 0:
         raise InputError("--count and --interval must be >= 0", what="usage")
-    monitor = LogMonitor.open(url, _verifier(log_key), state, origin=origin)
+    watcher = _watcher(identity, issuer, keys, expected)
+    if evidence is not None and not evidence.parent.resolve().is_dir():
+        # Checked now: evidence of a fork must not be lost for a typo in its path.
+        raise InputError(f"--evidence {evidence}: no directory {evidence.parent}",
+                         what="evidence file", where=str(evidence))
+    monitor = LogMonitor.open(url, _verifier(log_key), state, origin=origin,
+                              evidence_path=evidence)
     done = 0
     while True:
         done += 1
         final = bool(count) and done >= count
+        round_watcher = None if watcher is None else watcher.fresh()
+        visit = round_watcher if round_watcher is not None else (
+            (lambda index, leaf: None) if tiles else None)
         try:
-            result = monitor.poll()
+            result = monitor.check(visit, scan_from=scan_from)
         except LogUnavailableError as exc:
             if final or count == 1:
                 raise
@@ -427,8 +502,14 @@ def monitor_cmd(
             continue
         current = result.checkpoint
         grew = "" if result.growth is None else f" (+{result.growth})"
-        out(f"ok: {current.origin} size {current.size}{grew} root "
-            f"{bytes(current.root_hash).hex()}")
+        scanned = "" if result.scan is None else f", scanned {result.scan.entries} entries"
+        (err if as_json else out)(f"ok: {current.origin} size {current.size}{grew} root "
+                                  f"{bytes(current.root_hash).hex()}{scanned}")
+        if round_watcher is not None and _report_watch(round_watcher, as_json, result):
+            # The state stays put: the next run reports the same entries until they are
+            # expected (or the state is reset by hand).
+            raise typer.Exit(1)
+        monitor.commit(result)
         if final:
             return
         time.sleep(interval)
@@ -508,3 +589,17 @@ def import_cmd(
                         origin=origin)
     out(f"imported tree of {result.tree_size} entries (root {result.root_hash.hex()}, "
         f"origin {result.origin}) into {db}: {result.appended} entries added")
+
+
+@log_app.command("verify-evidence")
+@guarded
+def verify_evidence_cmd(
+    evidence: Path = typer.Argument(..., help="Evidence file written by `log monitor`."),
+    log_key: Path = typer.Option(..., "--log-key", help="The log's public key (PEM)."),
+) -> None:
+    """Re-check a monitor's evidence of an inconsistent log, offline."""
+    from mgattest.tlog import read_evidence, verify_evidence
+
+    verdict = verify_evidence(read_evidence(evidence), _verifier(log_key))
+    strength = "conclusive" if verdict.conclusive else "observation"
+    out(f"confirmed ({verdict.kind}, {strength}): {verdict.summary}")

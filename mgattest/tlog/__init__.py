@@ -24,8 +24,12 @@ server):
   :class:`ExportResult`; :func:`import_log` (from a :class:`DirectorySource` or
   :class:`URLSource`, both :class:`TileSource`) -> :class:`ImportResult`; :class:`MirrorError` on data that does
   not verify;
-- monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
-  :func:`check_consistent`, :func:`parse_consistency_proof`;
+- monitoring from outside: :class:`LogMonitor` (-> :class:`PollResult`), :func:`verify_note`,
+  :func:`check_consistent`, :func:`parse_consistency_proof`; :func:`scan_tiles` ->
+  :class:`TileScan` (new entries read from tiles, verified against a signed root);
+  evidence of an inconsistent log: :class:`LogInconsistencyError` carries an
+  :class:`Inconsistency`, checked offline by :func:`read_evidence` and
+  :func:`verify_evidence` -> :class:`EvidenceVerdict` (:class:`EvidenceError`).
 - search (Rekor v1 ``/api/v1/index/retrieve``): :class:`SearchQuery`
   (:class:`SearchQueryError`), :func:`search_log` -> :class:`SearchResult`
   (:class:`SearchHit` verified offline, :class:`UnverifiedHit`), :class:`EntryTerms`
@@ -90,6 +94,16 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._import import DirectorySource, ImportResult, TileSource, URLSource, \
         import_log
     from mgattest.tlog.errors import MirrorError
+    from mgattest.tlog._monitor import PollResult, default_evidence_path, verify_extension
+    from mgattest.tlog._evidence import (
+        EvidenceError,
+        EvidenceVerdict,
+        Inconsistency,
+        LogInconsistencyError,
+        read_evidence,
+        verify_evidence,
+    )
+    from mgattest.tlog._tilescan import TileScan, scan_tiles
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -109,6 +123,9 @@ __all__ = [
     "SearchResult", "search_log", "UnverifiedHit",
     "DirectorySource", "export_log", "ExportResult", "import_log", "ImportResult",
     "MirrorError", "TileSource", "URLSource",
+    "verify_extension", "PollResult", "default_evidence_path", "EvidenceError",
+    "EvidenceVerdict", "Inconsistency", "LogInconsistencyError", "read_evidence",
+    "verify_evidence", "TileScan", "scan_tiles",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -180,6 +197,16 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "TileSource": "mgattest.tlog._import",
     "import_log": "mgattest.tlog._import",
     "MirrorError": "mgattest.tlog.errors",
+    "PollResult": "mgattest.tlog._monitor",
+    "default_evidence_path": "mgattest.tlog._monitor",
+    "EvidenceError": "mgattest.tlog._evidence",
+    "EvidenceVerdict": "mgattest.tlog._evidence",
+    "Inconsistency": "mgattest.tlog._evidence",
+    "LogInconsistencyError": "mgattest.tlog._evidence",
+    "read_evidence": "mgattest.tlog._evidence",
+    "verify_evidence": "mgattest.tlog._evidence",
+    "TileScan": "mgattest.tlog._tilescan",
+    "scan_tiles": "mgattest.tlog._tilescan",
 })
 
 

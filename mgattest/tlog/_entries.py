@@ -382,7 +382,9 @@ def canonicalize(proposed: object) -> CanonicalEntry:
         raise _reject(f"proposed entry is larger than {MAX_PROPOSED_SIZE} bytes")
     _obj(proposed, "entry", {"apiVersion", "kind", "spec"})
     kind, version = proposed["kind"], proposed["apiVersion"]
-    if (kind, version) not in WRITABLE_KINDS:
+    # Strings first: a JSON list or object is unhashable, and must be a 400, not a crash.
+    if not (isinstance(kind, str) and isinstance(version, str)) \
+            or (kind, version) not in WRITABLE_KINDS:
         raise _reject(f"unsupported entry kind {str(kind)[:40]!r} version "
                       f"{str(version)[:20]!r}; this log accepts hashedrekord 0.0.1 and "
                       "dsse 0.0.1", "kind")
@@ -477,7 +479,8 @@ def parse_body(body: bytes) -> JSONObject:
         raise _reject("entry body is not JSON") from None
     _obj(obj, "body", {"apiVersion", "kind", "spec"})
     kind, version = obj["kind"], obj["apiVersion"]
-    if (kind, version) not in READABLE_KINDS:
+    if not (isinstance(kind, str) and isinstance(version, str)) \
+            or (kind, version) not in READABLE_KINDS:
         raise _reject(f"unknown entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}",
                       "kind")
     if version != "0.0.2" or kind == "intoto":

@@ -257,10 +257,38 @@ def verify_consistency(m: int, n: int, proof: Sequence[bytes], root_m: bytes,
         return
     if not proof:
         raise fail(f"empty consistency proof from size {m} to size {n}")
-    # RFC 9162 §2.1.4.2
+    fr, sr = consistency_roots(m, n, proof, root_m)
+    if not hmac.compare_digest(fr, root_m):
+        raise fail(f"consistency proof does not reproduce the root of size {m}")
+    if not hmac.compare_digest(sr, root_n):
+        raise fail(f"consistency proof does not reproduce the root of size {n}")
+
+
+def consistency_roots(m: int, n: int, proof: Sequence[bytes], seed: bytes) -> tuple[bytes, bytes]:
+    """The roots of sizes ``m`` and ``n`` a consistency proof implies (RFC 9162 §2.1.4.2).
+
+    ``seed`` is the hash of ``D[0:m]`` the verifier starts from when ``m`` is a power of two
+    (the proof omits it); otherwise it is unused. Comparing the first root with a signed
+    old root and the second with a signed new root verifies the proof; a proof whose second
+    root matches but whose first does not proves that the new tree does not extend the old.
+    Needs ``0 < m < n`` and a non-empty proof.
+    """
+    where = f"sizes {m} -> {n}"
+
+    def fail(msg: str) -> ConsistencyProofError:
+        return ConsistencyProofError(msg, what="consistency proof", where=where)
+
+    if not 0 < m < n:
+        raise fail(f"no consistency proof to check from size {m} to size {n}")
+    if not proof:
+        raise fail(f"empty consistency proof from size {m} to size {n}")
+    if len(proof) > MAX_PROOF_LENGTH:
+        raise fail("consistency proof is too long")
+    _check_hashes([seed], ConsistencyProofError, "root", where)
+    _check_hashes(proof, ConsistencyProofError, "consistency proof", where)
     path = [bytes(p) for p in proof]
     if m & (m - 1) == 0:  # m is a power of two: the old root is the first node
-        path.insert(0, root_m)
+        path.insert(0, bytes(seed))
     fn, sn = m - 1, n - 1
     while fn & 1:
         fn >>= 1
@@ -282,7 +310,4 @@ def verify_consistency(m: int, n: int, proof: Sequence[bytes], root_m: bytes,
         sn >>= 1
     if sn != 0:
         raise fail(f"consistency proof has too few hashes ({len(proof)})")
-    if not hmac.compare_digest(fr, root_m):
-        raise fail(f"consistency proof does not reproduce the root of size {m}")
-    if not hmac.compare_digest(sr, root_n):
-        raise fail(f"consistency proof does not reproduce the root of size {n}")
+    return fr, sr

@@ -114,6 +114,9 @@ ALLOWED = {
         "mgattest.tlog._server",        # `log serve`
         "mgattest.tlog._monitor",       # LogMonitor, consistency and note checks
         "mgattest.tlog._entry_files",   # entries from files and their verification
+        "mgattest.tlog._evidence",      # `log verify-evidence`
+        "mgattest.tlog._tilescan",      # PollResult.scan of `log monitor`
+        "mgattest.attest._log_watch",   # `log monitor --identity/--key`: the entry watcher
         "mgattest.tlog._export",        # `log export`: tiles to a directory
         "mgattest.tlog._import",        # `log import`: verified rebuild from tiles
     },

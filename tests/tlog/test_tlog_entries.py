@@ -325,3 +325,17 @@ def test_parse_body_rejects_bad_bodies(p256) -> None:
     ]:
         with pytest.raises(EntryRejectedError):
             parse_body(bad)
+
+
+@pytest.mark.parametrize("value", [[], {}, [1], {"a": 1}, 7, 1.5, True])
+def test_kind_and_version_of_any_json_type_are_rejected_not_crashed(value: object) -> None:
+    """A list or object as kind/apiVersion is unhashable: refused like any unknown kind
+    (found by the server fuzz test as a 500)."""
+    for field in ("kind", "apiVersion"):
+        proposed = {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {}}
+        proposed[field] = value
+        with pytest.raises(EntryRejectedError, match="unsupported entry kind"):
+            canonicalize(proposed)
+        body = json.dumps(proposed).encode()
+        with pytest.raises(EntryRejectedError, match="unknown entry kind"):
+            parse_body(body)
