@@ -36,6 +36,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._inspect_cmds",
     "mgattest.cli._blob_cmds",
     "mgattest.cli._audit_cmds",
+    "mgattest.cli._provenance_cmds",
 ]
 
 

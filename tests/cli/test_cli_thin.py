@@ -82,6 +82,13 @@ ALLOWED = {
         "mgattest.cli._verify_cmds",    # tree_verifier: the same trust options as verify
         "mgattest.policy._pipeline",    # the ModelVerifier type every model goes through
     },
+    "_provenance_cmds.py": _COMMON | {
+        "mgattest.cli._verify_cmds",    # tree_verifier: the same trust options as verify
+        "mgattest.policy._lineage",     # the LineageGraph type
+        "mgattest.policy._lineage_model",  # trace_provenance, LineageRequest
+        "mgattest.policy._lineage_render",  # table rows, JSON, Mermaid
+        "mgattest.policy._lineage_sources",  # BundleFiles, LogIndex
+    },
     "_blob_cmds.py": _COMMON | {
         "mgattest.cli._sign_cmds",      # the signer options of `sign` (_SignerArgs)
         "mgattest.cli._verify_cmds",    # the trust options and report of `verify`
