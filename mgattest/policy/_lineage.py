@@ -309,7 +309,7 @@ def verify_candidates(sources: Sequence[AttestationSource], verify: DependencyVe
             except MgattestError as exc:  # bad input or a failed check: not attested
                 rejected.append(Rejected(candidate.label, exc.message))
                 continue
-            key = att.payload_sha256 or candidate.label
+            key = f"{att.payload_sha256 or candidate.label}|{att.signer.distinct_id}"
             if key not in payloads:
                 payloads.add(key)
                 verified.append(att)

@@ -78,7 +78,7 @@ def trace_provenance(model: str, verifier: ModelVerifier,
                         files.append(path)
                 else:
                     loose.append(candidate)
-    attestations, rejected = _verify_files(model, files, verifier)
+    attestations, rejected = _verify_files(model, files, verifier, request)
     dependency_verifier = dependency_verifier_for(verifier)
     whole = len(digests) == 1  # a log hit proves a one-file model (or a digest) only
     for candidate in loose:
@@ -93,7 +93,7 @@ def trace_provenance(model: str, verifier: ModelVerifier,
             except MgattestError as exc:
                 rejected.append(Rejected(candidate.label, exc.message))
                 continue
-            if all(a.payload_sha256 != att.payload_sha256 for a in attestations):
+            if all(_key(a) != _key(att) for a in attestations):
                 attestations.append(att)
     return trace_lineage(model, attestations, request.sources, dependency_verifier,
                          depth=request.depth, root_digest=digests[0] if whole else None,
@@ -120,16 +120,18 @@ def _file_of(label: str) -> str | None:
     return head if sep and line.isdigit() and os.path.isfile(head) else None
 
 
-def _verify_files(model: str, files: Sequence[str], verifier: ModelVerifier
-                  ) -> tuple[list[VerifiedAttestation], list[Rejected]]:
-    """Each bundle file through the verify pipeline, alone."""
+def _verify_files(model: str, files: Sequence[str], verifier: ModelVerifier,
+                  lineage: LineageRequest) -> tuple[list[VerifiedAttestation], list[Rejected]]:
+    """Each bundle file through the verify pipeline, alone (a policy's ``lineage``
+    clauses look up inputs in the same sources)."""
     from mgattest.policy._pipeline import VerifyOptions  # noqa: PLC0415 - cycle: the pipeline imports the evaluator
 
     attestations: list[VerifiedAttestation] = []
     rejected: list[Rejected] = []
     for path in files:
         one = type(verifier)(verifier.policy, verifier.trust,
-                             replace(verifier.options or VerifyOptions(), bundles=(path,)))
+                             replace(verifier.options or VerifyOptions(), bundles=(path,),
+                                     lineage=lineage))
         try:
             outcome = one.verify(model)
         except MgattestError as exc:
@@ -140,5 +142,11 @@ def _verify_files(model: str, files: Sequence[str], verifier: ModelVerifier
                 outcome.verdict.reasons else "denied by the policy"
             rejected.append(Rejected(path, reason))
             continue
-        attestations.extend(outcome.attestations)
+        attestations.extend(a for a in outcome.attestations
+                            if _key(a) not in {_key(b) for b in attestations})
     return attestations, rejected
+
+
+def _key(att: VerifiedAttestation) -> tuple[str | None, str]:
+    """The same signed statement by the same signer (a bundle copied elsewhere)."""
+    return att.payload_sha256, att.signer.distinct_id

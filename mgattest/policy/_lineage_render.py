@@ -182,7 +182,8 @@ def lineage_to_mermaid(graph: LineageGraph) -> str:
     """A Mermaid ``flowchart`` (GitHub renders it in job summaries and pull requests)."""
     lines = ["flowchart TD"]
     for node in graph.nodes:
-        label = [node.name if node.depth == 0 else f"{node.kind}: {node.name}"]
+        label = [node.name if node.depth == 0 or node.name == node.kind
+                 else f"{node.kind}: {node.name}"]
         if node.digest is not None:
             label.append(node.digest.text[:23] + "...")
         facts = [attestation_facts(a) for a in node.attestations]
