@@ -329,7 +329,8 @@ class PolicyRequest:
     and ``identity`` are filled from ``key_files`` and the identity fields);
     ``policy_path``: the policy file, if any. ``key_files``: ``--key`` files, each public
     (trusted to verify bundles) or, at most one, private (to sign the VSA with).
-    ``certificate_chain``: a PEM file of CA certificates.
+    ``certificate_chain``: a PEM file of CA certificates. ``lineage``: where the
+    policy's ``lineage`` clauses look up the attestations of the model's inputs.
     """
 
     shortcuts: ShortcutOptions
@@ -342,6 +343,7 @@ class PolicyRequest:
     trusted_root: "TrustedRoot | str | None" = None
     audit_log: str | None = None
     emit_vsa: str | None = None
+    lineage: LineageRequest | None = None
 
 
 def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
@@ -370,7 +372,7 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
         chain = read_bounded(request.certificate_chain, 1 << 20, what="certificate chain")
     options = VerifyOptions(bundles=request.bundles or (str(default_bundle_path(model)),),
                             audit_log=request.audit_log, emit_vsa=request.emit_vsa,
-                            vsa_key=private)
+                            vsa_key=private, lineage=request.lineage)
     shortcuts = replace(request.shortcuts, keys=public, identity=identity)
     policy = effective_policy(request.policy_path, shortcuts)
     trust = TrustOptions(trusted_root=request.trusted_root, identity=identity,

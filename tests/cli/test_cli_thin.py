@@ -75,6 +75,8 @@ ALLOWED = {
         "mgattest.attest._references",  # hf:ORG/NAME[@REV] → the local path
         "mgattest.loading._quarantine",    # quarantine_rejected
         "mgattest.cli._audit_cmds",     # verify --all: the tree run and its table
+        "mgattest.policy._lineage_model",  # LineageRequest of --lineage-bundles/--lineage-log
+        "mgattest.policy._lineage_sources",  # BundleFiles, LogIndex
     },
     "_audit_cmds.py": _COMMON | {
         "mgattest.policy._treeaudit",   # audit_tree: discovery, verification, classification

@@ -170,3 +170,18 @@ def test_provenance_cli_under_the_policy(chain: Chain) -> None:
     root = json.loads(denied.stdout)["nodes"][0]
     assert root["status"] == "unverifiable"
     assert root["rejected"][0]["reason"].startswith("release.lineage: dataset 'dataset-extra'")
+
+
+def test_verify_cli_looks_up_inputs_with_lineage_bundles(chain: Chain) -> None:
+    policy = write_policy(chain, FULL)
+    ok = mg("verify", chain.root / "ft_ok.bin", "--policy", policy,
+            "--lineage-bundles", chain.attestations, "--json")
+    assert ok.exit_code == 0, ok.output
+    denied = mg("verify", chain.root / "ft.bin", "--policy", policy,
+                "--lineage-bundles", chain.attestations, "--json")
+    assert denied.exit_code == 1
+    assert "release.lineage: dataset 'dataset-extra' is unattested" in denied.stdout
+    untraced = mg("verify", chain.root / "ft_ok.bin", "--policy", policy)
+    assert untraced.exit_code == 1 and "lineage was not traced" in untraced.stdout
+    usage = mg("verify", chain.root / "ft_ok.bin", "--lineage-bundles", chain.attestations)
+    assert usage.exit_code == 2 and "give --policy" in usage.output
