@@ -22,7 +22,7 @@ from typing import Iterable, Literal, Protocol, Sequence
 
 from mgattest._jsonutil import JSONObject
 from mgattest.attest import VerifiedAttestation
-from mgattest.errors import MgattestError
+from mgattest.errors import InputError, MgattestError
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 DEFAULT_DEPTH = 5
@@ -225,7 +225,7 @@ class _Walk:
         if node.digest is not None:
             self.seen[node.digest.text] = node.id
 
-class LineageLimitError(MgattestError):
+class LineageLimitError(InputError):
     """A lineage too large to trace (an input problem, not a verdict)."""
 
 def trace_lineage(root_name: str, root_attestations: Sequence[VerifiedAttestation],
