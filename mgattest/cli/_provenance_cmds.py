@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from mgattest._text import show
-from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, guarded, out
+from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, guarded, out, output_format
+from mgattest.cli._verify_cmds import (
+    IDENTITY_OPTION,
+    IDENTITY_REGEX_OPTION,
+    ISSUER_OPTION,
+    KEY_OPTION,
+    TRUST_CONFIG_OPTION,
+    TRUSTED_ROOT_OPTION,
+)
 
 if TYPE_CHECKING:
     from mgattest.policy import LineageGraph
@@ -46,29 +54,20 @@ def provenance_cmd(
         help="Exit 1 when any input is unattested, unverifiable or unpinned."),
     policy: Optional[Path] = typer.Option(None, "--policy",
                                           help="Verify under this policy (its trust)."),
-    key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),
-    trusted_root: Optional[Path] = typer.Option(
-        None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
-    trust_config: Optional[Path] = typer.Option(
-        None, "--trust-config", help="ClientTrustConfig JSON (merged with --trusted-root)."),
-    identity: Optional[str] = typer.Option(None, "--identity", help="Exact signer identity."),
-    identity_regex: Optional[str] = typer.Option(
-        None, "--identity-regex", help="Signer identity regex (fully anchored)."),
-    issuer: Optional[str] = typer.Option(None, "--issuer", help="OIDC issuer of the signer."),
+    key: List[Path] = KEY_OPTION,
+    trusted_root: Optional[Path] = TRUSTED_ROOT_OPTION,
+    trust_config: Optional[Path] = TRUST_CONFIG_OPTION,
+    identity: Optional[str] = IDENTITY_OPTION,
+    identity_regex: Optional[str] = IDENTITY_REGEX_OPTION,
+    issuer: Optional[str] = ISSUER_OPTION,
 ) -> None:
     """Trace a model's lineage: its verified attestations, the SLSA resolvedDependencies
     they name (datasets, base models, code) and, recursively, theirs. Exit 1 when the
     model has no verified attestation (or, with --require-complete, an input has none)."""
     from mgattest.cli._verify_cmds import TreeTrust, tree_verifier
-    from mgattest.errors import InputError
     from mgattest.policy import BundleFiles, LineageRequest, LogIndex, trace_provenance
 
-    chosen = "json" if as_json else fmt
-    if chosen not in _FORMATS:
-        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}",
-                         what="--format")
-    if as_json and fmt not in ("table", "json"):
-        raise InputError("give --json or --format, not both", what="--json")
+    chosen = output_format(fmt, as_json, _FORMATS)
     verifier = tree_verifier(Path(model), TreeTrust(
         policy=policy, key=tuple(key), trusted_root=trusted_root, trust_config=trust_config,
         identity=identity, identity_regex=identity_regex, issuer=issuer))

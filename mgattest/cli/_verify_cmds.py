@@ -203,6 +203,18 @@ class TreeTrust:
     allow_unlogged: bool = False
 
 
+# The trust options of TreeTrust as `audit` and `provenance` declare them.
+KEY_OPTION = typer.Option([], "--key", help="Trusted public key PEM (repeatable).")
+TRUSTED_ROOT_OPTION = typer.Option(None, "--trusted-root",
+                                   help="Sigstore trusted root (or ClientTrustConfig) JSON.")
+TRUST_CONFIG_OPTION = typer.Option(None, "--trust-config",
+                                   help="ClientTrustConfig JSON (merged with --trusted-root).")
+IDENTITY_OPTION = typer.Option(None, "--identity", help="Exact signer identity.")
+IDENTITY_REGEX_OPTION = typer.Option(None, "--identity-regex",
+                                     help="Signer identity regex (fully anchored).")
+ISSUER_OPTION = typer.Option(None, "--issuer", help="OIDC issuer of the signer.")
+
+
 def tree_verifier(directory: Path, args: TreeTrust) -> ModelVerifier:
     """The verifier ``verify --all`` and ``audit`` apply to every model of a tree: under
     ``args.policy`` (its trust, plus the keys and identity given), or the signatures
