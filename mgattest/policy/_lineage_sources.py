@@ -245,10 +245,11 @@ def trust_verifier(trust: TrustOptions, *, allow_unlogged: bool = False) -> Depe
 
 def policy_dependency_verifier(policy: Policy, trust: TrustOptions) -> DependencyVerifier:
     """Verify dependency attestations under a policy's trust (its keys, roots, logs and
-    keyless signers), as the model's own bundles are."""
+    keyless signers), as the model's own bundles are. Each must be in a trusted log:
+    no ``transparencyLog`` clause judges them afterwards, so ``require: optional`` of a
+    rule does not reach them."""
     from mgattest.policy._gather import (  # noqa: PLC0415 - it imports attest
         PolicyIdentity,
-        allows_unlogged,
         policy_keys,
         trusted_root_for,
     )
@@ -257,4 +258,4 @@ def policy_dependency_verifier(policy: Policy, trust: TrustOptions) -> Dependenc
     options = TrustOptions(trusted_root=root, keys=policy_keys(policy),
                            identity=PolicyIdentity(policy, trust.identity),
                            certificate_chain=trust.certificate_chain)
-    return trust_verifier(options, allow_unlogged=allows_unlogged(policy))
+    return trust_verifier(options)

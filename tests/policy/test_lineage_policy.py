@@ -185,3 +185,30 @@ def test_verify_cli_looks_up_inputs_with_lineage_bundles(chain: Chain) -> None:
     assert untraced.exit_code == 1 and "lineage was not traced" in untraced.stdout
     usage = mg("verify", chain.root / "ft_ok.bin", "--lineage-bundles", chain.attestations)
     assert usage.exit_code == 2 and "give --policy" in usage.output
+
+
+def test_an_unlogged_input_attestation_does_not_count(chain: Chain) -> None:
+    """A rule's transparencyLog.require: optional covers the model's own bundles, which
+    that clause judges; input attestations must be logged."""
+    import shutil
+
+    from tests.helpers.lineage_chain import sha256
+
+    base = chain.root / "base_nolog.bin"
+    base.write_bytes(b"unlogged base")
+    run_ok("sign", base, "--key", chain.root / "b.key", "--no-log")
+    bundle = base.with_name(base.name + ".sigstore.json")
+    shutil.move(bundle, chain.attestations / bundle.name)
+    model = chain.root / "ft_nolog.bin"
+    model.write_bytes(b"fine-tuned on an unlogged base")
+    run_ok("sign", model, "--key", chain.root / "c.key",
+           "--dependency", f"base-model=file://base_nolog.bin@sha256:{sha256(base)}")
+    policy = write_policy(chain, """    transparencyLog: {require: optional}
+    lineage:
+      require:
+        - {kind: base-model, signedBy: {anyOf: [base-team]}}
+""")
+    result = verdict(chain, policy, "ft_nolog.bin")
+    assert not result.allowed
+    assert result.reasons[0].startswith("release.lineage: base-model 'base-model' is "
+                                        "unverifiable")
