@@ -28,3 +28,10 @@ if command -v npm >/dev/null 2>&1; then
     (cd "$js" && npm ci --no-audit --no-fund --silent) || echo "note: npm ci failed; sigstore-js differential tests will be skipped" >&2
   fi
 fi
+# Mermaid's own parser, the independent check of `provenance --format mermaid` (tests/cli).
+if command -v npm >/dev/null 2>&1; then
+  js=tests/lineage/js
+  if [ ! -d "$js/node_modules/mermaid" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --silent --ignore-scripts) || echo "note: npm ci failed; the Mermaid parser check will be skipped" >&2
+  fi
+fi

@@ -269,7 +269,9 @@ def load_certificate(der: object, where: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(bytes(der))
         len(cert.extensions)  # parse every extension now (see above)
         return cert
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
+    # InvalidVersion and DuplicateExtension (one bit flipped can repeat an extension's
+    # OID; tests/adversarial found it) are no ValueErrors
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as exc:
         raise CertificateError(f"{where}: not a DER X.509 certificate ({exc})",
                                what="certificate", where=where) from None
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 import typer
 
 from mgattest._text import show
-from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, guarded, out
+from mgattest.cli._common import EXIT_OK, EXIT_REJECTED, guarded, out, output_format
+from mgattest.cli._verify_cmds import (
+    IDENTITY_OPTION,
+    IDENTITY_REGEX_OPTION,
+    ISSUER_OPTION,
+    KEY_OPTION,
+    TRUST_CONFIG_OPTION,
+    TRUSTED_ROOT_OPTION,
+)
 
 if TYPE_CHECKING:
     import contextlib
@@ -41,15 +49,12 @@ def audit_cmd(
                                            "defaults *.pt *.pth *.bin *.safetensors ...)."),
     ignore: List[str] = typer.Option([], "--ignore", metavar="GLOB",
                                      help="Anchored glob of paths to leave out (repeatable)."),
-    key: List[Path] = typer.Option([], "--key", help="Trusted public key PEM (repeatable)."),
-    trusted_root: Optional[Path] = typer.Option(
-        None, "--trusted-root", help="Sigstore trusted root (or ClientTrustConfig) JSON."),
-    trust_config: Optional[Path] = typer.Option(
-        None, "--trust-config", help="ClientTrustConfig JSON (merged with --trusted-root)."),
-    identity: Optional[str] = typer.Option(None, "--identity", help="Exact signer identity."),
-    identity_regex: Optional[str] = typer.Option(
-        None, "--identity-regex", help="Signer identity regex (fully anchored)."),
-    issuer: Optional[str] = typer.Option(None, "--issuer", help="OIDC issuer of the signer."),
+    key: List[Path] = KEY_OPTION,
+    trusted_root: Optional[Path] = TRUSTED_ROOT_OPTION,
+    trust_config: Optional[Path] = TRUST_CONFIG_OPTION,
+    identity: Optional[str] = IDENTITY_OPTION,
+    identity_regex: Optional[str] = IDENTITY_REGEX_OPTION,
+    issuer: Optional[str] = ISSUER_OPTION,
     allow_unlogged: bool = typer.Option(False, "--allow-unlogged",
                                         help="Accept bundles without a transparency-log entry "
                                              "(without --policy)."),
@@ -66,15 +71,9 @@ def audit_cmd(
     """Audit every model in a tree: verified, unsigned, invalid, policy violation, unsafe
     content or size anomaly. Exit 1 when any model is not verified."""
     from mgattest.cli._verify_cmds import TreeTrust, tree_verifier
-    from mgattest.errors import InputError
     from mgattest.policy import AuditOptions
 
-    chosen = "json" if as_json else fmt
-    if chosen not in _FORMATS:
-        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}",
-                         what="--format")
-    if as_json and fmt not in ("table", "json"):
-        raise InputError("give --json or --format, not both", what="--json")
+    chosen = output_format(fmt, as_json, _FORMATS)
     verifier = tree_verifier(directory, TreeTrust(
         policy=policy, key=tuple(key), trusted_root=trusted_root, trust_config=trust_config,
         identity=identity, identity_regex=identity_regex, issuer=issuer,

@@ -79,3 +79,17 @@ def err(text: str) -> None:
     """Write one line to stderr, control and bidi characters escaped (see mgattest._text)."""
     sys.stderr.write(escape_text(text, keep_newlines=True) + "\n")
     sys.stderr.flush()
+
+
+def output_format(fmt: str, as_json: bool, formats: tuple[str, ...]) -> str:
+    """The ``--format`` chosen (``--json`` is ``--format json``); a bad one is an
+    InputError."""
+    from mgattest.errors import InputError
+
+    chosen = "json" if as_json else fmt
+    if chosen not in formats:
+        raise InputError(f"--format must be one of {', '.join(formats)}, not {fmt!r}",
+                         what="--format")
+    if as_json and fmt not in ("table", "json"):
+        raise InputError("give --json or --format, not both", what="--json")
+    return chosen

@@ -15,7 +15,8 @@ from mgattest.cli._common import EXIT_OK, fail, guarded, out
 if TYPE_CHECKING:
     from mgattest.attest import IdentityPolicy
     from mgattest.attest import TrustedRoot
-    from mgattest.policy import ModelVerifier, PolicyRequest, VerificationOutcome
+    from mgattest.policy import LineageRequest, ModelVerifier, PolicyRequest
+    from mgattest.policy import VerificationOutcome
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +76,13 @@ def verify_cmd(
     predicate_type: Optional[str] = typer.Option(None, "--predicate-type",
                                                  help="Require this predicate type."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (YAML/JSON)."),
+    lineage_bundles: List[Path] = typer.Option(
+        [], "--lineage-bundles", metavar="PATH",
+        help="With --policy: bundle file or directory where the attestations of the "
+             "model's inputs are looked up for `lineage` clauses (repeatable)."),
+    lineage_log: List[str] = typer.Option(
+        [], "--lineage-log", metavar="URL",
+        help="With --policy: Rekor v1 log searched by digest for `lineage` clauses."),
     builder_id: Optional[str] = typer.Option(None, "--builder-id", help="Expected builder id."),
     source_uri: Optional[str] = typer.Option(None, "--source-uri", help="Expected source repo."),
     source_tag: Optional[str] = typer.Option(None, "--source-tag", help="Expected source tag."),
@@ -143,11 +151,17 @@ def verify_cmd(
             policy_path=_text(policy), bundles=tuple(str(b) for b in bundle),
             shortcuts=shortcuts, key_files=tuple(str(k) for k in key), identity=identity,
             identity_regex=identity_regex, certificate_chain=_text(certificate_chain),
-            trusted_root=merged_root, audit_log=_text(audit_log), emit_vsa=_text(emit_vsa))
+            trusted_root=merged_root, audit_log=_text(audit_log), emit_vsa=_text(emit_vsa),
+            lineage=_lineage_request(lineage_bundles, lineage_log))
         code = _verify_under_policy(model, request, as_json)
         if code == 1 and quarantine is not None:
             _quarantine(model, quarantine, ["denied by policy"], policy)
         raise typer.Exit(code)
+    if lineage_bundles or lineage_log:
+        from mgattest.errors import InputError
+
+        raise InputError("--lineage-bundles/--lineage-log serve a policy's lineage clauses: "
+                         "give --policy", what="usage")
     try:
         from mgattest.cli._progress import hashing_progress
         from mgattest.policy import ModelVerifier, TrustOptions, VerifyOptions
@@ -189,6 +203,18 @@ class TreeTrust:
     allow_unlogged: bool = False
 
 
+# The trust options of TreeTrust as `audit` and `provenance` declare them.
+KEY_OPTION = typer.Option([], "--key", help="Trusted public key PEM (repeatable).")
+TRUSTED_ROOT_OPTION = typer.Option(None, "--trusted-root",
+                                   help="Sigstore trusted root (or ClientTrustConfig) JSON.")
+TRUST_CONFIG_OPTION = typer.Option(None, "--trust-config",
+                                   help="ClientTrustConfig JSON (merged with --trusted-root).")
+IDENTITY_OPTION = typer.Option(None, "--identity", help="Exact signer identity.")
+IDENTITY_REGEX_OPTION = typer.Option(None, "--identity-regex",
+                                     help="Signer identity regex (fully anchored).")
+ISSUER_OPTION = typer.Option(None, "--issuer", help="OIDC issuer of the signer.")
+
+
 def tree_verifier(directory: Path, args: TreeTrust) -> ModelVerifier:
     """The verifier ``verify --all`` and ``audit`` apply to every model of a tree: under
     ``args.policy`` (its trust, plus the keys and identity given), or the signatures
@@ -221,6 +247,17 @@ def _verify_all(directory: Path, unsupported: List[str], verifier: ModelVerifier
         raise InputError(f"--all does not take {', '.join(unsupported)} (each model is "
                          "verified with its own <model>.sigstore.json)", what="--all")
     verify_tree(directory, verifier, as_json)
+
+
+def _lineage_request(bundles: List[Path], logs: List[str]) -> Optional[LineageRequest]:
+    """Where a policy's ``lineage`` clauses look up inputs, or None (they then fail)."""
+    if not (bundles or logs):
+        return None
+    from mgattest.policy import BundleFiles, LineageRequest, LogIndex
+
+    sources = ([BundleFiles(tuple(str(b) for b in bundles))] if bundles else []) + \
+        [LogIndex(url) for url in logs]
+    return LineageRequest(tuple(sources))
 
 
 def _text(path: Optional[Path]) -> Optional[str]:

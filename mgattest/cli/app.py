@@ -39,6 +39,7 @@ _COMMAND_MODULES = [
     "mgattest.cli._migrate_cmds",
     "mgattest.cli._crypt_cmds",
     "mgattest.cli._search_cmds",
+    "mgattest.cli._provenance_cmds",
 ]
 
 

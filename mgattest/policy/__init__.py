@@ -18,6 +18,10 @@ Entry points (re-exported lazily, PEP 562: importing the package or
     add_key(...), retire_key(...) -> KeyEdit   ``mgattest policy key add|retire`` (rotation)
     audit_tree(root, ModelVerifier, AuditOptions) -> AuditReport   ``mgattest audit``,
         ``verify --all``; audit_to_json / audit_to_sarif / audit_to_junit render it
+    trace_provenance(model, ModelVerifier, LineageRequest) -> LineageGraph   ``mgattest
+        provenance``: attestations found by digest in AttestationSources (BundleFiles,
+        LogIndex), verified, SLSA resolvedDependencies followed; lineage_to_json /
+        lineage_to_mermaid / lineage_rows render it
     Policy, Verdict, Check, PolicyError, PolicyDenied
 
 Typed errors live in the public module :mod:`mgattest.policy.errors`. Every other module
@@ -63,6 +67,12 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
                                             AuditOptions, AuditReport, audit_tree)
     from mgattest.policy._auditformats import audit_to_json, audit_to_junit, audit_to_sarif
     from mgattest.policy._stores import scan_stored_model
+    from mgattest.policy._lineage import (ArtifactDigest, AttestationSource, Candidate,
+                                          LineageEdge, LineageGraph, LineageNode,
+                                          dependency_kind)
+    from mgattest.policy._lineage_model import LineageRequest, trace_provenance
+    from mgattest.policy._lineage_render import lineage_rows, lineage_to_json, lineage_to_mermaid
+    from mgattest.policy._lineage_sources import BundleFiles, LogIndex
 
 _EXPORTS = LazyExports("mgattest.policy", {
     "PolicyDenied": "mgattest.policy.errors",
@@ -114,6 +124,21 @@ _EXPORTS = LazyExports("mgattest.policy", {
     "audit_to_junit": "mgattest.policy._auditformats",
     "audit_to_sarif": "mgattest.policy._auditformats",
     "scan_stored_model": "mgattest.policy._stores",
+    # a model's lineage (mgattest provenance, the lineage clause)
+    "ArtifactDigest": "mgattest.policy._lineage",
+    "AttestationSource": "mgattest.policy._lineage",
+    "Candidate": "mgattest.policy._lineage",
+    "LineageEdge": "mgattest.policy._lineage",
+    "LineageGraph": "mgattest.policy._lineage",
+    "LineageNode": "mgattest.policy._lineage",
+    "dependency_kind": "mgattest.policy._lineage",
+    "LineageRequest": "mgattest.policy._lineage_model",
+    "trace_provenance": "mgattest.policy._lineage_model",
+    "lineage_rows": "mgattest.policy._lineage_render",
+    "lineage_to_json": "mgattest.policy._lineage_render",
+    "lineage_to_mermaid": "mgattest.policy._lineage_render",
+    "BundleFiles": "mgattest.policy._lineage_sources",
+    "LogIndex": "mgattest.policy._lineage_sources",
 })
 
 __all__ = [
@@ -129,6 +154,9 @@ __all__ = [
     "GeneratedPolicy", "generate_policy", "scan_stored_model",
     "ArtifactResult", "AUDIT_STATUSES", "audit_to_json", "audit_to_junit", "audit_to_sarif",
     "audit_tree", "AuditFinding", "AuditOptions", "AuditReport",
+    "ArtifactDigest", "AttestationSource", "BundleFiles", "Candidate", "dependency_kind",
+    "LineageEdge", "LineageGraph", "LineageNode", "LineageRequest", "lineage_rows",
+    "lineage_to_json", "lineage_to_mermaid", "LogIndex", "trace_provenance",
 ]
 
 

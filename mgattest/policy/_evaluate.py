@@ -18,6 +18,8 @@ from mgattest.inspect import FileReport, NOT_INSPECTED, PICKLED_FORMATS, policy_
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy import _provenance as prov_checks
 from mgattest.policy._cel import Activation, CelSession
+from mgattest.policy._lineage import LineageGraph
+from mgattest.policy._lineage_check import lineage_check
 from mgattest.policy._matching import any_glob
 from mgattest.policy._model import (
     LogRequirement,
@@ -56,12 +58,13 @@ class _File:
 
 def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model: ModelCheck,
              content: Iterable[FileReport] | Mapping[str, FileReport] = (), *,
-             now: int | None = None) -> Verdict:
+             now: int | None = None, lineage: LineageGraph | None = None) -> Verdict:
     """Decide whether *model* (as proven by *attestations*) satisfies *policy*.
 
     *content* holds ``mgattest.inspect`` FileReports (a list with ``.name``/``.path``,
-    or a mapping name → report). Returns a :class:`Verdict`; never raises on a
-    non-conforming artifact.
+    or a mapping name → report). *lineage*: the model's traced lineage, which rules
+    with a ``lineage`` clause judge (None: not traced, and such clauses fail). Returns a
+    :class:`Verdict`; never raises on a non-conforming artifact.
     """
     now = int(time.time()) if now is None else int(now)
     atts = list(attestations)
@@ -95,6 +98,10 @@ def evaluate(policy: Policy, attestations: Iterable[VerifiedAttestation], model:
                                 + ", ".join(rule.match)))
             continue
         rule_checks = _evaluate_rule(policy, rule, rule_files, coverage, now, state, clearance)
+        if rule.lineage is not None:
+            rule_checks.append(lineage_check(
+                rule, lineage, lambda req, atts: _signed_by_outcome(
+                    policy, req, atts, now, state.signer_memo)))
         files_of_rule[id(rule)] = rule_files
         rule_checks = _apply_exceptions(rule, rule_checks, rule_files, active_exc, expired_exc)
         clearance.block_failed(rule, rule_checks)

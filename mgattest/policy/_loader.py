@@ -32,6 +32,8 @@ from mgattest.policy._model import (
     SLSA_PROVENANCE_V02,
     AttestationSpec,
     CelCheck,
+    LineageRequirement,
+    LineageSpec,
     LogRequirement,
     Policy,
     ProvenanceSpec,
@@ -489,4 +491,17 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
         scan_required=content.get("scan", "required") == "required",
         unknown=content.get("unknown", "allow"),
         max_size=parse_size(files["maxSize"]) if "maxSize" in files else None,
-        cel=tuple(cel_checks))
+        cel=tuple(cel_checks),
+        lineage=_lineage(spec["lineage"], path + ("lineage",), signers, broken, problem)
+        if "lineage" in spec else None)
+
+
+def _lineage(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
+             broken: set[str], problem: Any) -> LineageSpec:
+    """The ``lineage`` clause of a rule (shape checked by the schema)."""
+    require = []
+    for j, r in enumerate(spec["require"]):
+        signed_by = _signed_by(r["signedBy"], path + ("require", j, "signedBy"), signers,
+                               broken, problem)
+        require.append(LineageRequirement(r["kind"], signed_by, r.get("minCount", 1)))
+    return LineageSpec(tuple(require), spec.get("depth", 1))

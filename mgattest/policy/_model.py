@@ -142,6 +142,24 @@ class CelCheck:
 
 
 @dataclass(frozen=True)
+class LineageRequirement:
+    """Every traced dependency of ``kind`` carries a verified attestation satisfying
+    ``signed_by``; at least ``min_count`` such dependencies exist."""
+
+    kind: str
+    signed_by: SignedBy
+    min_count: int = 1
+
+
+@dataclass(frozen=True)
+class LineageSpec:
+    """The ``lineage`` clause: requirements on the inputs ``depth`` levels down."""
+
+    require: tuple[LineageRequirement, ...]
+    depth: int = 1
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     match: tuple[str, ...]
@@ -163,6 +181,7 @@ class Rule:
     unknown: str = "allow"  # content.unknown: a file of no format the scanner knows
     max_size: int | None = None  # files.maxSize in bytes: a larger file is a size anomaly
     cel: tuple[CelCheck, ...] = ()
+    lineage: LineageSpec | None = None
 
 
 @dataclass(frozen=True)

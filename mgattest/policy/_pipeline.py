@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from mgattest.attest import ModelCheck, VerifiedAttestation
     from mgattest.attest import TrustedRoot
     from mgattest.inspect import FileReport
+    from mgattest.policy._lineage import LineageGraph
+    from mgattest.policy._lineage_model import LineageRequest
     from mgattest.policy._model import Policy
     from mgattest.policy._shortcuts import ShortcutOptions
 
@@ -87,7 +89,9 @@ class VerifyOptions:
     ``predicate_type``) apply without a policy; a policy says them in its rules.
     ``audit_log``, ``emit_vsa`` (+ ``vsa_key``, ``vsa_password``): where the policy's
     decision is appended / the VSA of an allowed model is written. ``cache`` and
-    ``now`` apply to verdicts over read bytes (``mgattest.load``).
+    ``now`` apply to verdicts over read bytes (``mgattest.load``). ``lineage``: where
+    the attestations of the model's inputs are looked up when a rule has a ``lineage``
+    clause (without it such clauses fail).
     """
 
     bundles: tuple[str, ...] = ()
@@ -102,6 +106,7 @@ class VerifyOptions:
     vsa_password: bytes | None = None
     cache: VerdictCache | None = None
     now: int | None = None
+    lineage: LineageRequest | None = None
 
     def __post_init__(self) -> None:
         if self.emit_vsa and not self.vsa_key:
@@ -236,7 +241,8 @@ class ModelVerifier:
                                              self.options.now)
             return self._recorded(VerificationOutcome(model, [], check, {}, verdict), bundles)
         check, content = _check_and_content(model, target, atts, bundles, stored=stored)
-        verdict = evaluate(policy, atts, check, content, now=self.options.now)
+        verdict = evaluate(policy, atts, check, content, now=self.options.now,
+                           lineage=self._lineage(policy, model, atts))
         return self._recorded(VerificationOutcome(model, atts, check, content, verdict), bundles)
 
     def _verify_read_bytes(self, model: ModelBytes) -> VerificationOutcome:
@@ -271,11 +277,26 @@ class ModelVerifier:
             return self._recorded(VerificationOutcome(model.root, [], verdict=verdict), bundles)
         check = model_check(model, atts)
         content = scan_model(model)
-        verdict = evaluate(policy, atts, check, content, now=self.options.now)
+        verdict = evaluate(policy, atts, check, content, now=self.options.now,
+                           lineage=self._lineage(policy, model.root, atts))
         if cache is not None and key is not None:
             cache.put(key, verdict, not_after=policy.expires)
         return self._recorded(VerificationOutcome(model.root, atts, check, content, verdict),
                               bundles)
+
+    def _lineage(self, policy: Policy, model: str,
+                 atts: list[VerifiedAttestation]) -> LineageGraph | None:
+        """The lineage the policy's ``lineage`` clauses judge, traced from the verified
+        attestations under the policy's trust (None when no rule asks or no source is
+        configured: those clauses then fail)."""
+        depths = [r.lineage.depth for r in policy.rules if r.lineage is not None]
+        if not depths or self.options.lineage is None:
+            return None
+        from mgattest.policy._lineage import trace_lineage  # noqa: PLC0415 - only with a lineage clause
+        from mgattest.policy._lineage_sources import policy_dependency_verifier  # noqa: PLC0415 - as above
+
+        return trace_lineage(model, atts, self.options.lineage.sources,
+                             policy_dependency_verifier(policy, self.trust), depth=max(depths))
 
     def _recorded(self, outcome: VerificationOutcome,
                   bundles: list[str]) -> VerificationOutcome:
@@ -308,7 +329,8 @@ class PolicyRequest:
     and ``identity`` are filled from ``key_files`` and the identity fields);
     ``policy_path``: the policy file, if any. ``key_files``: ``--key`` files, each public
     (trusted to verify bundles) or, at most one, private (to sign the VSA with).
-    ``certificate_chain``: a PEM file of CA certificates.
+    ``certificate_chain``: a PEM file of CA certificates. ``lineage``: where the
+    policy's ``lineage`` clauses look up the attestations of the model's inputs.
     """
 
     shortcuts: ShortcutOptions
@@ -321,6 +343,7 @@ class PolicyRequest:
     trusted_root: "TrustedRoot | str | None" = None
     audit_log: str | None = None
     emit_vsa: str | None = None
+    lineage: LineageRequest | None = None
 
 
 def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
@@ -349,7 +372,7 @@ def policy_verifier(model: str, request: PolicyRequest) -> ModelVerifier:
         chain = read_bounded(request.certificate_chain, 1 << 20, what="certificate chain")
     options = VerifyOptions(bundles=request.bundles or (str(default_bundle_path(model)),),
                             audit_log=request.audit_log, emit_vsa=request.emit_vsa,
-                            vsa_key=private)
+                            vsa_key=private, lineage=request.lineage)
     shortcuts = replace(request.shortcuts, keys=public, identity=identity)
     policy = effective_policy(request.policy_path, shortcuts)
     trust = TrustOptions(trusted_root=request.trusted_root, identity=identity,

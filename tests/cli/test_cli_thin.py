@@ -78,12 +78,21 @@ ALLOWED = {
         "mgattest.attest._references",  # hf:ORG/NAME[@REV] → the local path
         "mgattest.loading._quarantine",    # quarantine_rejected
         "mgattest.cli._audit_cmds",     # verify --all: the tree run and its table
+        "mgattest.policy._lineage_model",  # LineageRequest of --lineage-bundles/--lineage-log
+        "mgattest.policy._lineage_sources",  # BundleFiles, LogIndex
     },
     "_audit_cmds.py": _COMMON | {
         "mgattest.policy._treeaudit",   # audit_tree: discovery, verification, classification
         "mgattest.policy._auditformats",  # the JSON, SARIF and JUnit renderings
         "mgattest.cli._verify_cmds",    # tree_verifier: the same trust options as verify
         "mgattest.policy._pipeline",    # the ModelVerifier type every model goes through
+    },
+    "_provenance_cmds.py": _COMMON | {
+        "mgattest.cli._verify_cmds",    # tree_verifier: the same trust options as verify
+        "mgattest.policy._lineage",     # the LineageGraph type
+        "mgattest.policy._lineage_model",  # trace_provenance, LineageRequest
+        "mgattest.policy._lineage_render",  # table rows, JSON, Mermaid
+        "mgattest.policy._lineage_sources",  # BundleFiles, LogIndex
     },
     "_blob_cmds.py": _COMMON | {
         "mgattest.cli._sign_cmds",      # the signer options of `sign` (_SignerArgs)

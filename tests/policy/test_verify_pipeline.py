@@ -30,6 +30,8 @@ VERIFY_CMD_ALLOWED = {
     "mgattest.cli._audit_cmds",  # verify --all: the tree run of `audit` (policy.audit_tree)
     "mgattest.loading._quarantine",
     "mgattest.policy._pipeline", "mgattest.policy._shortcuts",
+    # --lineage-bundles/--lineage-log: the sources of a policy's lineage clauses
+    "mgattest.policy._lineage_model", "mgattest.policy._lineage_sources",
 }
 
 # Verification internals no CLI command module may import.
