@@ -48,6 +48,8 @@ from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import _entries as entries, merkle, _tiles as tiles
 from mgattest.tlog._entries import canonicalize
+from mgattest.tlog._attestation_files import ATTESTATION_PREFIX, attestation_path, \
+    encode_attestations, needs_attestation_file
 from mgattest.tlog._export import SET_PREFIX, EntryStamp, encode_stamps
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 from mgattest.tlog._log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
@@ -290,6 +292,18 @@ class _LogView:
         first = ref.index * tiles.TILE_WIDTH
         entries = [self.log.entry_by_index(first + k) for k in range(ref.width)]
         return encode_stamps(EntryStamp(e.integrated_time, e.set_signature) for e in entries)
+
+    def entry_attestations(self, ref: tiles.TileRef) -> bytes:
+        """The attestation file of entry bundle ``ref`` (``mgattest/attestation/...``, as
+        exported; absent, like in an export, for a bundle without dsse entries)."""
+        tiles.check_servable(ref, self.log.size)
+        first = ref.index * tiles.TILE_WIDTH
+        entries = [self.log.entry_by_index(first + k) for k in range(ref.width)]
+        if not needs_attestation_file(e.kind for e in entries):
+            raise tiles.TileUnavailableError(f"{attestation_path(ref)} does not exist: that "
+                                             "bundle holds no dsse entry", what="tile",
+                                             where=attestation_path(ref))
+        return encode_attestations(e.attestation for e in entries)
 
 @dataclass(frozen=True)
 class _Lookup:
@@ -677,6 +691,15 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         data = await read(request, _LogView.entry_stamps, ref)
         return Response(data, media_type="application/octet-stream")
 
+    async def entry_attestations(request: Request) -> Response:
+        try:  # named like its entry bundle, as the SET sidecar is
+            ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
+                f"/{ATTESTATION_PREFIX}/"):])
+        except tiles.TilePathError as exc:
+            raise _ApiError(404, exc.message) from None
+        data = await read(request, _LogView.entry_attestations, ref)
+        return Response(data, media_type="application/octet-stream")
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ApiError)
         return _error(exc.status, exc.message, exc.headers)
@@ -706,6 +729,8 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
         Route(f"/{SET_PREFIX}/{{set_path:path}}", entry_stamps, methods=["GET"]),
+        Route(f"/{ATTESTATION_PREFIX}/{{attestation_path:path}}", entry_attestations,
+              methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager
