@@ -33,7 +33,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 import uvicorn  # already loaded by mgattest._httpguard, the server's connection front
 from starlette.applications import Starlette
@@ -682,23 +682,19 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": cache})
 
-    async def entry_stamps(request: Request) -> Response:
-        try:  # the sidecar of tile/entries/<N>[.p/<W>] is named like it
-            ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
-                f"/{SET_PREFIX}/"):])
-        except tiles.TilePathError as exc:
-            raise _ApiError(404, exc.message) from None
-        data = await read(request, _LogView.entry_stamps, ref)
-        return Response(data, media_type="application/octet-stream")
-
-    async def entry_attestations(request: Request) -> Response:
-        try:  # named like its entry bundle, as the SET sidecar is
-            ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
-                f"/{ATTESTATION_PREFIX}/"):])
-        except tiles.TilePathError as exc:
-            raise _ApiError(404, exc.message) from None
-        data = await read(request, _LogView.entry_attestations, ref)
-        return Response(data, media_type="application/octet-stream")
+    def bundle_side_file(prefix: str, method: Callable[[_LogView, tiles.TileRef], bytes]
+                         ) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of ``/<prefix>/<N>[.p/<W>]``: a side file named like its entry
+        bundle ``tile/entries/<N>[.p/<W>]`` (SETs, attestations)."""
+        async def side_file(request: Request) -> Response:
+            try:
+                ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
+                    f"/{prefix}/"):])
+            except tiles.TilePathError as exc:
+                raise _ApiError(404, exc.message) from None
+            data = await read(request, method, ref)
+            return Response(data, media_type="application/octet-stream")
+        return side_file
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ApiError)
@@ -728,8 +724,10 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route(f"{_API_PREFIX}/publicKey", public_key, methods=["GET"]),
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
-        Route(f"/{SET_PREFIX}/{{set_path:path}}", entry_stamps, methods=["GET"]),
-        Route(f"/{ATTESTATION_PREFIX}/{{attestation_path:path}}", entry_attestations,
+        Route(f"/{SET_PREFIX}/{{set_path:path}}",
+              bundle_side_file(SET_PREFIX, _LogView.entry_stamps), methods=["GET"]),
+        Route(f"/{ATTESTATION_PREFIX}/{{attestation_path:path}}",
+              bundle_side_file(ATTESTATION_PREFIX, _LogView.entry_attestations),
               methods=["GET"]),
     ]
 

@@ -10,7 +10,6 @@ entry verification accept.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -45,7 +44,7 @@ from mgattest.tlog import (
 from mgattest.tlog._attestation_files import decode_attestations, encode_attestations
 from mgattest.tlog._client import LogRequestError
 from tests.helpers.cli_runner import mg
-from tests.helpers.log_server import dsse_entry, hashedrekord, new_key
+from tests.helpers.log_server import dsse_entry, hashedrekord, in_toto_statement, new_key
 from tests.helpers.servers import free_port, stop_processes, wait_for_server
 
 ORIGIN = "export.test/log"
@@ -562,17 +561,9 @@ def test_cli_import_of_a_missing_directory(tmp_path):
 ATTESTED = 514  # bundle 0 and the partial bundle 2 hold dsse entries, bundle 1 does not
 
 
-def statement(digests: list[str]) -> bytes:
-    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
-                       "subject": [{"name": f"f{i}", "digest": {"sha256": d}}
-                                   for i, d in enumerate(digests)],
-                       "predicateType": "https://slsa.dev/provenance/v1",
-                       "predicate": {}}).encode()
-
-
 SHARED, ONLY_FIRST, ONLY_LAST = (hashlib.sha256(b"%d" % i).hexdigest() for i in range(3))
-FIRST_STATEMENT = statement([SHARED, ONLY_FIRST])
-LAST_STATEMENT = statement([ONLY_LAST, SHARED])
+FIRST_STATEMENT = in_toto_statement([SHARED, ONLY_FIRST])
+LAST_STATEMENT = in_toto_statement([ONLY_LAST, SHARED])
 
 
 def fill_attested(log: TransparencyLog, end: int) -> None:
