@@ -141,8 +141,9 @@ class RekorClient:
 
     def _request(self, method: str, path: str, *, json_body: Any = None,
                  params: dict[str, Any] | None = None, ok: tuple[int, ...] = (200,),
-                 allow: tuple[int, ...] = ()) -> _Answer:
-        """One request with retries; returns the response, fully read.
+                 allow: tuple[int, ...] = (), max_bytes: int | None = None) -> _Answer:
+        """One request with retries; returns the response, fully read (up to
+        ``max_bytes``, default :data:`MAX_RESPONSE_BYTES`).
 
         Status codes in ``ok`` and ``allow`` are returned; other 4xx raise
         :class:`LogRequestError` at once; 5xx and connection errors are retried.
@@ -160,7 +161,7 @@ class RekorClient:
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
             try:
-                resp = self._fetch(method, url, data, params, headers)
+                resp = self._fetch(method, url, data, params, headers, max_bytes)
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
@@ -184,8 +185,10 @@ class RekorClient:
             what="log request", where=url)
 
     def _fetch(self, method: str, url: str, data: bytes | None,
-               params: dict[str, Any] | None, headers: dict[str, str]) -> "_Answer":
-        """One HTTP exchange; the body is read up to :data:`MAX_RESPONSE_BYTES`.
+               params: dict[str, Any] | None, headers: dict[str, str],
+               max_bytes: int | None = None) -> "_Answer":
+        """One HTTP exchange; the body is read up to ``max_bytes`` (default
+        :data:`MAX_RESPONSE_BYTES`).
 
         Redirects are not followed: a Rekor API never redirects, and a redirected POST
         (or bearer token) must not silently go elsewhere.
@@ -193,12 +196,13 @@ class RekorClient:
         with self._session.request(method, url, data=data, params=params, headers=headers,
                                    timeout=self.timeout, stream=True,
                                    allow_redirects=False) as resp:
+            limit = MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
             body = bytearray()
             for chunk in resp.iter_content(65536):
                 body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
+                if len(body) > limit:
                     raise LogResponseError(f"response from {url} is larger than "
-                                           f"{MAX_RESPONSE_BYTES} bytes", what="log response",
+                                           f"{limit} bytes", what="log response",
                                            where=url)
             return _Answer(resp.status_code, dict(resp.headers), bytes(body), resp.url,
                            resp.reason or "")
@@ -293,11 +297,12 @@ class RekorClient:
         ref = tiles.parse_tile_path(path)
         return self._request("GET", "/" + ref.path).content
 
-    def static_file(self, path: str) -> bytes:
-        """Raw bytes of a file below the log's URL (a mirror's sidecar files, say)."""
+    def static_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        """Raw bytes of a file below the log's URL (a mirror's sidecar files, say), of at
+        most ``max_bytes`` (default :data:`MAX_RESPONSE_BYTES`)."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", path) or ".." in path:
             raise InputError(f"not a relative file path: {path!r}", what="log file path")
-        return self._request("GET", "/" + path).content
+        return self._request("GET", "/" + path, max_bytes=max_bytes).content
 
     def consistency_proof(self, first: int, last: int) -> ConsistencyProof:
         """``GET /api/v1/log/proof``: the proof that tree ``first`` is a prefix of ``last``."""

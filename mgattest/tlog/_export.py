@@ -9,7 +9,10 @@ plain files, so any static web server can serve it as a read-only mirror and
   holding the canonical entry bodies (the Merkle leaves);
 * ``mgattest/set/<N>[.p/<W>]`` — one record per entry of the matching bundle: its
   integrated time (uint64) and signed entry timestamp (uint16 length + signature). The
-  tree does not cover these, so import verifies every SET with the log key.
+  tree does not cover these, so import verifies every SET with the log key;
+* ``mgattest/attestation/<N>[.p/<W>]`` — the in-toto Statements the log keeps beside
+  the bundle's dsse entries (:mod:`mgattest.tlog._attestation_files`), for bundles that
+  hold such an entry; import keeps one only if it hashes to its entry's payloadHash.
 
 Tiles are immutable: a file already present must hold exactly the bytes this log
 would write, otherwise the directory holds another history (a fork) and the export
@@ -29,6 +32,8 @@ from typing import Iterable
 
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import _tiles as tiles, merkle
+from mgattest.tlog._attestation_files import attestation_path, encode_attestations, \
+    needs_attestation_file
 from mgattest.tlog._checkpoint import Checkpoint, parse_signed_note, verify_checkpoint
 from mgattest.tlog._keys import LogVerifier
 from mgattest.tlog._store import LogStore, StoredEntry
@@ -215,10 +220,12 @@ def _export_store(store: LogStore, root: Path, note: str) -> ExportResult:
 
 
 def _write_bundle(out: _ExportDir, ref: tiles.TileRef, rows: list[StoredEntry]) -> None:
-    """An entry bundle, its level-0 hash tile and its SET sidecar."""
+    """An entry bundle, its level-0 hash tile, its SET sidecar and attestation file."""
     if len(rows) != ref.width:
         raise MirrorError(f"log storage returned {len(rows)} entries for {ref.path}",
                           what="log storage", where=ref.path)
+    if needs_attestation_file(r.kind for r in rows):
+        out.put(attestation_path(ref), encode_attestations(r.attestation for r in rows))
     out.put(set_path(ref), encode_stamps(EntryStamp(r.integrated_time, r.set_sig)
                                          for r in rows))
     out.put(ref.path, tiles.encode_entry_bundle(r.body for r in rows))

@@ -7,6 +7,8 @@ Nothing read from the export is trusted until it verifies, in this order:
    the level-0 hash tile beside it, each body a JSON entry declaring its kind;
 3. every SET sidecar record: a valid signed entry timestamp by the log key for that
    body, index and integrated time;
+3b. every attestation (``mgattest/attestation/...``, required for a bundle holding a
+   dsse entry): it must hash to the ``payloadHash`` of the verified body at its index;
 4. every higher hash tile equal to the tree rebuilt from those leaves, and the tree's
    root equal to the signed checkpoint's root.
 
@@ -23,6 +25,7 @@ Search indexes (``POST /api/v1/index/retrieve``) are rebuilt from the verified e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -33,12 +36,15 @@ from typing import Callable, Protocol, TypeVar
 
 from mgattest.errors import MgattestError
 from mgattest.tlog import _tiles as tiles, merkle
+from mgattest.tlog._attestation_files import MAX_ATTESTATION_FILE, PAYLOAD_KINDS, \
+    attestation_path, decode_attestations, needs_attestation_file
 from mgattest.tlog._checkpoint import Checkpoint, verify_checkpoint
 from mgattest.tlog._export import CHECKPOINT_FILE, EntryStamp, bundle_refs, decode_stamps, \
     set_path, tree_root
 from mgattest.tlog._keys import LogVerifier, log_id_for
 from mgattest.tlog._promise import verify_set
 from mgattest.tlog._search import rebuild_search_index
+from mgattest.tlog._search_terms import committed_payload_sha256, entry_terms, index_keys
 from mgattest.tlog._store import DuplicateLeaf, LogStore, PendingLeaf
 from mgattest.tlog.errors import LogError, MirrorError
 
@@ -53,8 +59,9 @@ class TileSource(Protocol):
 
     where: str
 
-    def read(self, path: str) -> bytes:
-        """The bytes of ``path`` (``checkpoint``, ``tile/0/000`` ...); MirrorError if absent."""
+    def read(self, path: str, limit: int = MAX_FILE) -> bytes:
+        """The bytes of ``path`` (``checkpoint``, ``tile/0/000`` ...), at most ``limit`` of
+        them; MirrorError if absent or larger."""
 
 
 class DirectorySource:
@@ -67,19 +74,19 @@ class DirectorySource:
             raise MirrorError(f"{self.root} is not a directory", what="export directory",
                               where=self.where)
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, limit: int = MAX_FILE) -> bytes:
         file = self.root / path
         try:
             with open(file, "rb") as fh:
-                data = fh.read(MAX_FILE + 1)
+                data = fh.read(limit + 1)
         except FileNotFoundError:
             raise MirrorError(f"{path} is missing from the export {self.root}",
                               what="missing file", where=str(file)) from None
         except OSError as exc:
             raise MirrorError(f"cannot read {file}: {exc.strerror or exc}", what="export file",
                               where=str(file)) from None
-        if len(data) > MAX_FILE:
-            raise MirrorError(f"{file} is larger than {MAX_FILE} bytes", what="export file",
+        if len(data) > limit:
+            raise MirrorError(f"{file} is larger than {limit} bytes", what="export file",
                               where=str(file))
         return data
 
@@ -93,11 +100,11 @@ class URLSource:
         self._client = RekorClient(url)
         self.where = self._client.url
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, limit: int = MAX_FILE) -> bytes:
         from mgattest.tlog._client import LogRequestError  # noqa: PLC0415 - see __init__
 
         try:
-            return self._client.static_file(path)
+            return self._client.static_file(path, max_bytes=limit)
         except LogRequestError as exc:
             if exc.status == 404:
                 raise MirrorError(f"{path} is missing from the mirror {self.where}",
@@ -220,7 +227,56 @@ def _verified_bundle(source: TileSource, ref: tiles.TileRef, verifier: LogVerifi
         stamp = stamps[k]
         verify_set(verifier, stamp.set_sig, body, stamp.integrated_time, log_id_hex, index)
         leaves.append(PendingLeaf(leaf, body, kind, version))
+    if needs_attestation_file(leaf.kind for leaf in leaves):
+        leaves = _with_attestations(source, ref, leaves)
     return leaves, stamps
+
+
+def _with_attestations(source: TileSource, ref: tiles.TileRef,
+                       leaves: list[PendingLeaf]) -> list[PendingLeaf]:
+    """``leaves`` (verified) with the attestations of the bundle's attestation file, each
+    checked against the payloadHash its entry's body commits to."""
+    path = attestation_path(ref)
+    first = ref.index * tiles.TILE_WIDTH
+    try:
+        records = _items(source, ref, attestation_path,
+                         lambda data, where: decode_attestations(data, where=where),
+                         limit=MAX_ATTESTATION_FILE)
+    except MirrorError as exc:
+        if exc.what != "missing file":
+            raise
+        index = first + next(k for k, leaf in enumerate(leaves) if leaf.kind in PAYLOAD_KINDS)
+        # Refused rather than imported without: the imported log would silently stop
+        # finding these entries by their statements' subject digests.
+        raise MirrorError(f"log index {index}: {path} is missing from {source.where}, but "
+                          f"entry bundle {ref.path} holds dsse entries (the first at log "
+                          f"index {index}) whose attestations it carries",
+                          what="missing attestation file", where=exc.where) from None
+    if len(records) != ref.width:
+        raise MirrorError(f"{path} holds {len(records)} attestation records, not {ref.width}",
+                          what="attestation file", where=f"{source.where}/{path}")
+    out = []
+    for k, (leaf, attestation) in enumerate(zip(leaves, records, strict=True)):
+        if attestation is not None:
+            _check_attestation(attestation, leaf.body, first + k, f"{source.where}/{path}")
+        out.append(PendingLeaf(leaf.leaf_hash, leaf.body, leaf.kind, leaf.api_version,
+                               attestation=attestation))
+    return out
+
+
+def _check_attestation(attestation: bytes, body: bytes, index: int, where: str) -> None:
+    """The attestation must be the payload the (verified) body at ``index`` names."""
+    expected = committed_payload_sha256(json.loads(body))
+    got = hashlib.sha256(attestation).hexdigest()
+    if expected is None:
+        raise MirrorError(f"log index {index}: {where} carries an attestation for an entry "
+                          "that commits to no payload (not a dsse entry with a sha256 "
+                          "payloadHash)", what="attestation", where=f"{where} log index {index}")
+    if got != expected:
+        raise MirrorError(f"log index {index}: the attestation in {where} hashes to "
+                          f"sha256:{got}, but the entry's payloadHash is sha256:{expected}: "
+                          "the entry does not commit to it", what="attestation",
+                          where=f"{where} log index {index}")
 
 
 def _kind_of(body: bytes, where: str) -> tuple[str, str]:
@@ -242,21 +298,22 @@ def _kind_of(body: bytes, where: str) -> tuple[str, str]:
 
 
 def _items(source: TileSource, ref: tiles.TileRef, path_of: Callable[[tiles.TileRef], str],
-           decode: Callable[[bytes, str], list[_Item]]) -> list[_Item]:
-    """The decoded items of tile ``ref`` (a hash tile, entry bundle or SET sidecar).
+           decode: Callable[[bytes, str], list[_Item]], *, limit: int = MAX_FILE
+           ) -> list[_Item]:
+    """The decoded items of tile ``ref`` (a hash tile, entry bundle or side file).
 
     A log may delete a partial tile once the full one exists (tlog-tiles), so a missing
     partial tile is read from the full tile, whose first ``width`` items it would hold.
     """
     try:
-        return decode(source.read(path_of(ref)), path_of(ref))
+        return decode(source.read(path_of(ref), limit), path_of(ref))
     except MirrorError as exc:
         if exc.what != "missing file" or ref.width == tiles.TILE_WIDTH:
             raise
         missing = exc
     full = tiles.TileRef(ref.level, ref.index, tiles.TILE_WIDTH)
     try:
-        items = decode(source.read(path_of(full)), path_of(full))
+        items = decode(source.read(path_of(full), limit), path_of(full))
     except MirrorError as exc:
         if exc.what == "missing file":
             raise missing from None
@@ -347,7 +404,10 @@ def _extend_existing(copy: LogStore, db_path: str, checkpoint: Checkpoint, note:
                         what="log database", where=f"{db_path} log index {start + k}")
         for start in range(have, checkpoint.size, APPEND_BATCH):
             rows = copy.entries(start, min(checkpoint.size, start + APPEND_BATCH))
-            _append(target, [PendingLeaf(r.leaf_hash, r.body, r.kind, r.api_version)
+            # with the search keys and attestations the verified copy holds
+            _append(target, [PendingLeaf(r.leaf_hash, r.body, r.kind, r.api_version,
+                                         tuple(index_keys(entry_terms(r.body, r.attestation))),
+                                         r.attestation)
                              for r in rows],
                     [EntryStamp(r.integrated_time, r.set_sig) for r in rows], db_path)
         target.put_checkpoint(checkpoint.size, note)

@@ -246,11 +246,30 @@ def entry_terms(body: bytes, attestation: bytes | None = None) -> EntryTerms:
 
 def _attests(payload_hash: Any, attestation: bytes) -> bool:
     """Whether ``attestation`` is the payload the body's ``payloadHash`` names."""
+    expected = _sha256_value(payload_hash)
+    if expected is None or len(attestation) > MAX_ATTESTATION_SIZE:
+        return False
+    return hashlib.sha256(attestation).hexdigest() == expected
+
+
+def _sha256_value(payload_hash: Any) -> str | None:
     if not isinstance(payload_hash, dict) or payload_hash.get("algorithm") != "sha256":
-        return False
-    if len(attestation) > MAX_ATTESTATION_SIZE:
-        return False
-    return hashlib.sha256(attestation).hexdigest() == str(payload_hash.get("value")).lower()
+        return None
+    return str(payload_hash.get("value")).lower()
+
+
+def committed_payload_sha256(entry: Any) -> str | None:
+    """The SHA-256 (lowercase hex) a parsed dsse or intoto body commits its payload to
+    (``spec.payloadHash``, ``spec.content.payloadHash``); None for other bodies."""
+    spec = entry.get("spec") if isinstance(entry, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    if entry.get("kind") == "dsse":
+        return _sha256_value(spec.get("payloadHash"))
+    content = spec.get("content")
+    if entry.get("kind") == "intoto" and isinstance(content, dict):
+        return _sha256_value(content.get("payloadHash"))
+    return None
 
 
 # --- index keys -------------------------------------------------------------------------

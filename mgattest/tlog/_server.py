@@ -33,7 +33,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 import uvicorn  # already loaded by mgattest._httpguard, the server's connection front
 from starlette.applications import Starlette
@@ -48,6 +48,8 @@ from mgattest._numbers import parse_ascii_uint
 from mgattest.errors import InputError, MgattestError
 from mgattest.tlog import _entries as entries, merkle, _tiles as tiles
 from mgattest.tlog._entries import canonicalize
+from mgattest.tlog._attestation_files import ATTESTATION_PREFIX, attestation_path, \
+    encode_attestations, needs_attestation_file
 from mgattest.tlog._export import SET_PREFIX, EntryStamp, encode_stamps
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 from mgattest.tlog._log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
@@ -290,6 +292,18 @@ class _LogView:
         first = ref.index * tiles.TILE_WIDTH
         entries = [self.log.entry_by_index(first + k) for k in range(ref.width)]
         return encode_stamps(EntryStamp(e.integrated_time, e.set_signature) for e in entries)
+
+    def entry_attestations(self, ref: tiles.TileRef) -> bytes:
+        """The attestation file of entry bundle ``ref`` (``mgattest/attestation/...``, as
+        exported; absent, like in an export, for a bundle without dsse entries)."""
+        tiles.check_servable(ref, self.log.size)
+        first = ref.index * tiles.TILE_WIDTH
+        entries = [self.log.entry_by_index(first + k) for k in range(ref.width)]
+        if not needs_attestation_file(e.kind for e in entries):
+            raise tiles.TileUnavailableError(f"{attestation_path(ref)} does not exist: that "
+                                             "bundle holds no dsse entry", what="tile",
+                                             where=attestation_path(ref))
+        return encode_attestations(e.attestation for e in entries)
 
 @dataclass(frozen=True)
 class _Lookup:
@@ -668,14 +682,19 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": cache})
 
-    async def entry_stamps(request: Request) -> Response:
-        try:  # the sidecar of tile/entries/<N>[.p/<W>] is named like it
-            ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
-                f"/{SET_PREFIX}/"):])
-        except tiles.TilePathError as exc:
-            raise _ApiError(404, exc.message) from None
-        data = await read(request, _LogView.entry_stamps, ref)
-        return Response(data, media_type="application/octet-stream")
+    def bundle_side_file(prefix: str, method: Callable[[_LogView, tiles.TileRef], bytes]
+                         ) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of ``/<prefix>/<N>[.p/<W>]``: a side file named like its entry
+        bundle ``tile/entries/<N>[.p/<W>]`` (SETs, attestations)."""
+        async def side_file(request: Request) -> Response:
+            try:
+                ref = tiles.parse_tile_path("tile/entries/" + request.scope["path"][len(
+                    f"/{prefix}/"):])
+            except tiles.TilePathError as exc:
+                raise _ApiError(404, exc.message) from None
+            data = await read(request, method, ref)
+            return Response(data, media_type="application/octet-stream")
+        return side_file
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ApiError)
@@ -705,7 +724,11 @@ def create_app(log: "TransparencyLog", token: str | None = None,
         Route(f"{_API_PREFIX}/publicKey", public_key, methods=["GET"]),
         Route("/checkpoint", checkpoint, methods=["GET"]),
         Route("/tile/{tile_path:path}", tile, methods=["GET"]),
-        Route(f"/{SET_PREFIX}/{{set_path:path}}", entry_stamps, methods=["GET"]),
+        Route(f"/{SET_PREFIX}/{{set_path:path}}",
+              bundle_side_file(SET_PREFIX, _LogView.entry_stamps), methods=["GET"]),
+        Route(f"/{ATTESTATION_PREFIX}/{{attestation_path:path}}",
+              bundle_side_file(ATTESTATION_PREFIX, _LogView.entry_attestations),
+              methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager

@@ -262,11 +262,11 @@ class LogStore:
         return [r[0] for r in rows]
 
     def entries(self, start: int, end: int) -> list[StoredEntry]:
-        """The entries ``[start, end)`` in index order (one query; for exports)."""
+        """The entries ``[start, end)`` with their attestations, in index order (one
+        query; for exports)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT idx, leaf_hash, body, integrated_time, kind, api_version, set_sig "
-                "FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)).fetchall()
+            rows = self._conn.execute(f"{_ENTRY_COLUMNS} WHERE e.idx >= ? AND e.idx < ? "
+                                      "ORDER BY e.idx", (start, end)).fetchall()
         return [StoredEntry(*row) for row in rows]
 
     def level_hashes(self, level: int, start: int, end: int) -> list[bytes]:

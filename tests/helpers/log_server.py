@@ -58,6 +58,16 @@ def dsse_entry(key: ec.EllipticCurvePrivateKey, payload: bytes,
                                          "verifiers": [verifier]}}}
 
 
+def in_toto_statement(digests: list[str]) -> bytes:
+    """An in-toto Statement (SLSA provenance type, empty predicate) with one subject per
+    SHA-256 hex digest, as the payload of a dsse entry."""
+    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                       "subject": [{"name": f"f{i}", "digest": {"sha256": d}}
+                                   for i, d in enumerate(digests)],
+                       "predicateType": "https://slsa.dev/provenance/v1",
+                       "predicate": {}}).encode()
+
+
 def make_log(tmp: Path, **kwargs: Any) -> tuple[Any, Path, Path]:
     """A fresh log in ``tmp``: (TransparencyLog, db path, private key path)."""
     from mgattest.tlog._log import TransparencyLog

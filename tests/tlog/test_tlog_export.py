@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,18 +29,22 @@ from mgattest.tlog import (
     LogSigner,
     MirrorError,
     RekorClient,
+    SearchQuery,
     SETError,
     TransparencyLog,
     TrustedLog,
     URLSource,
     export_log,
     import_log,
+    search_log,
     sign_checkpoint,
     verify_checkpoint,
     verify_entry,
 )
+from mgattest.tlog._attestation_files import decode_attestations, encode_attestations
+from mgattest.tlog._client import LogRequestError
 from tests.helpers.cli_runner import mg
-from tests.helpers.log_server import hashedrekord, new_key
+from tests.helpers.log_server import dsse_entry, hashedrekord, in_toto_statement, new_key
 from tests.helpers.servers import free_port, stop_processes, wait_for_server
 
 ORIGIN = "export.test/log"
@@ -549,3 +554,182 @@ def test_cli_import_of_a_missing_directory(tmp_path):
                 "--log-key", pub)
     assert result.exit_code == 1 and "is not a directory" in result.output
     assert os.listdir(tmp_path) == ["log.pub"]
+
+
+# --- the attestations beside dsse entries (mgattest/attestation/...) ---------------------
+
+ATTESTED = 514  # bundle 0 and the partial bundle 2 hold dsse entries, bundle 1 does not
+
+
+SHARED, ONLY_FIRST, ONLY_LAST = (hashlib.sha256(b"%d" % i).hexdigest() for i in range(3))
+FIRST_STATEMENT = in_toto_statement([SHARED, ONLY_FIRST])
+LAST_STATEMENT = in_toto_statement([ONLY_LAST, SHARED])
+
+
+def fill_attested(log: TransparencyLog, end: int) -> None:
+    """Entries 0 .. end-1 of the attested log: real signed hashedrekord and dsse entries
+    (1: a Statement, 2: a non-in-toto payload the log keeps no attestation for, 512:
+    another Statement sharing a subject with 1) between synthetic ones."""
+    key = new_key()
+    real = {0: hashedrekord(key, b"artifact"), 1: dsse_entry(key, FIRST_STATEMENT),
+            2: dsse_entry(key, b"plain text", "text/plain"), 512: dsse_entry(key, LAST_STATEMENT)}
+    start = log.size
+    while start < end:
+        if start in real:
+            log.append(real[start])
+            start += 1
+            continue
+        stop = min([end] + [i for i in real if i > start])
+        append_synthetic(log, start, stop)
+        start = stop
+
+
+@pytest.fixture(scope="module")
+def attested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TransparencyLog, Path]]:
+    """(log, export dir) of a log whose dsse entries carry in-toto Statements."""
+    base = tmp_path_factory.mktemp("attested")
+    log = new_log(base / "log.db")
+    fill_attested(log, ATTESTED)
+    assert log.entry_by_index(1).attestation == FIRST_STATEMENT
+    assert log.entry_by_index(2).attestation is None
+    log.signed_checkpoint()
+    export_log(log.path, base / "export")
+    yield log, base / "export"
+    log.close()
+
+
+def subject_hits(url: str, log: TransparencyLog, digest: str) -> list[int]:
+    """Log indexes ``search_log`` verifies as holding a Statement subject ``digest``."""
+    trusted = [TrustedLog.for_verifier(log.signer.verifier, origin=ORIGIN)]
+    result = search_log(url, SearchQuery.by_sha256(digest), trusted, origin=ORIGIN)
+    assert result.unverifiable == []
+    assert all(f"sha256:{digest}" in h.terms.subject_digests for h in result.hits)
+    return [h.entry.log_index for h in result.hits]
+
+
+def test_attestations_are_exported_as_the_server_serves_them(attested):
+    from tests.helpers.log_server import running_server
+
+    log, export = attested
+    files = {p.relative_to(export).as_posix()
+             for p in (export / "mgattest/attestation").rglob("*") if p.is_file()}
+    assert files == {"mgattest/attestation/000", "mgattest/attestation/002.p/2"}
+    with running_server(log) as url, RekorClient(url) as client:
+        for path in files:
+            assert (export / path).read_bytes() == client.static_file(path), path
+        with pytest.raises(LogRequestError) as info:  # bundle 1 holds no dsse entry
+            client.static_file("mgattest/attestation/001")
+        assert info.value.status == 404
+    records = decode_attestations((export / "mgattest/attestation/000").read_bytes(),
+                                  where="000")
+    assert records[:3] == [None, FIRST_STATEMENT, None] and set(records[3:]) == {None}
+    assert decode_attestations((export / "mgattest/attestation/002.p/2").read_bytes(),
+                               where="002") == [LAST_STATEMENT, None]
+
+
+def test_an_imported_log_finds_the_same_entries_by_subject_digest(attested, tmp_path):
+    from tests.helpers.log_server import running_server
+
+    log, export = attested
+    import_log(DirectorySource(export), tmp_path / "copy.db", log.signer.verifier, origin=ORIGIN)
+    with TransparencyLog.open(tmp_path / "copy.db", log.signer) as copy:
+        assert_same_log(log, copy, [0, 1, 2, 512, 513])
+        with running_server(log) as original_url, running_server(copy) as copy_url:
+            for digest, expected in ((SHARED, [1, 512]), (ONLY_FIRST, [1]),
+                                     (ONLY_LAST, [512])):
+                assert subject_hits(original_url, log, digest) == expected, digest
+                assert subject_hits(copy_url, copy, digest) == expected, digest
+
+
+def test_import_extends_a_prefix_with_its_attestations_and_search_keys(attested, tmp_path):
+    """The entries appended to an existing database are searchable like the rest."""
+    log, export = attested
+    at_three = sign_checkpoint(Checkpoint(ORIGIN, 3, log.root_hash(3)), log.signer, ORIGIN)
+    export_log(log.path, tmp_path / "prefix", note=at_three)
+    db = tmp_path / "mirror.db"
+    import_log(DirectorySource(tmp_path / "prefix"), db, log.signer.verifier)
+    assert import_log(DirectorySource(export), db, log.signer.verifier).appended == ATTESTED - 3
+    with TransparencyLog.open(db, log.signer) as mirror:
+        assert mirror.entry_by_index(512).attestation == LAST_STATEMENT
+        position = {e: i for i, e in enumerate(mirror._store.iter_leaf_hashes())}
+        found = [position[bytes.fromhex(u)] for u in mirror.search(SearchQuery.by_sha256(SHARED))]
+        assert found == [1, 512]
+
+
+def rewrite_record(path: Path, index: int, data: bytes | None) -> None:
+    records = decode_attestations(path.read_bytes(), where=str(path))
+    records[index] = data
+    path.write_bytes(encode_attestations(records))
+
+
+@pytest.mark.parametrize("index, data, named", [
+    (1, FIRST_STATEMENT.replace(ONLY_FIRST.encode(), b"00" * 32), "log index 1: the attestation"),
+    (1, LAST_STATEMENT, "log index 1: the attestation"),
+    (2, FIRST_STATEMENT, "log index 2: the attestation"),  # kept none: commits to another
+    (0, FIRST_STATEMENT, "log index 0: .* commits to no payload"),  # a hashedrekord
+])
+def test_an_attestation_the_entry_does_not_commit_to_is_refused(attested, tmp_path, index,
+                                                                 data, named):
+    log, export = attested
+    copy = tampered_copy(export, tmp_path)
+    rewrite_record(copy / "mgattest/attestation/000", index, data)
+    exc = refused(copy, tmp_path, log)
+    assert re.search(named, str(exc)) and "mgattest/attestation/000" in described(exc)
+
+
+def test_a_flipped_byte_in_an_attestation_file_is_refused(attested, tmp_path):
+    log, export = attested
+    copy = tampered_copy(export, tmp_path)
+    flip(copy / "mgattest/attestation/002.p/2", 40)
+    assert "log index 512" in str(refused(copy, tmp_path, log))
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda data: data[:-1], "holds 1 attestation records, not 2"),
+    (lambda data: data + b"\x00", "holds 3 attestation records, not 2"),
+    (lambda data: b"\x07" + data[1:], "record 0 of .* is malformed"),
+    (lambda data: data[:1] + b"\xff\xff\xff\xff" + data[5:], "claims a 4294967295-byte"),
+])
+def test_a_malformed_attestation_file_is_refused(attested, tmp_path, change, named):
+    log, export = attested
+    copy = tampered_copy(export, tmp_path)
+    path = copy / "mgattest/attestation/002.p/2"
+    path.write_bytes(change(path.read_bytes()))
+    assert re.search(named, str(refused(copy, tmp_path, log)))
+
+
+def test_a_missing_attestation_file_is_refused_only_where_dsse_entries_are(attested, tmp_path):
+    log, export = attested
+    copy = tampered_copy(export, tmp_path)
+    (copy / "mgattest/attestation/000").unlink()
+    exc = refused(copy, tmp_path, log)
+    assert "log index 1: mgattest/attestation/000 is missing" in str(exc)
+    # a log of hashedrekord entries only has no attestation file to miss (see SMALL)
+    assert not any((export / "mgattest/attestation").rglob("001"))
+
+
+def test_a_served_and_a_static_mirror_carry_the_attestations(attested, tmp_path):
+    from tests.helpers.log_server import running_server
+
+    log, export = attested
+    pub = tmp_path / "log.pub"
+    pub.write_bytes(log.signer.public_pem())
+    with running_server(log) as url:
+        assert mg("log", "export", tmp_path / "mirror", "--url", url, "--log-key",
+                  pub).exit_code == 0
+    for path in ("mgattest/attestation/000", "mgattest/attestation/002.p/2"):
+        assert (tmp_path / "mirror" / path).read_bytes() == (export / path).read_bytes()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                             "127.0.0.1", "--directory", str(export)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_server(proc, f"http://127.0.0.1:{port}/checkpoint", deadline=20)
+        import_log(URLSource(f"http://127.0.0.1:{port}"), tmp_path / "static.db",
+                   log.signer.verifier, origin=ORIGIN)
+    finally:
+        stop_processes([proc])
+    with TransparencyLog.open(tmp_path / "static.db", log.signer) as copy:
+        assert copy.root_hash() == log.root_hash()
+        assert copy.entry_by_index(1).attestation == FIRST_STATEMENT
+        assert copy.entry_by_index(2).attestation is None

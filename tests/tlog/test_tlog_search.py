@@ -39,8 +39,8 @@ from mgattest.tlog import (
 from mgattest.tlog._search import MAX_SEARCH_RESULTS, parse_search_request
 from mgattest.tlog._search_terms import certificate_identities, entry_terms
 from tests.helpers.cli_runner import mg
-from tests.helpers.log_server import dsse_entry, hashedrekord, make_log, new_key, post, \
-    public_pem, running_server
+from tests.helpers.log_server import dsse_entry, hashedrekord, in_toto_statement, make_log, \
+    new_key, post, public_pem, running_server
 from tests.helpers.search_corpus import GOOGLE, Truth, digest_pool, fill_log, make_signers
 
 pytestmark = pytest.mark.network
@@ -100,12 +100,7 @@ def _trusted(log: Any) -> list[TrustedLog]:
     return [TrustedLog.for_verifier(log.signer.verifier, origin=log.origin)]
 
 
-def _statement(digests: list[str]) -> bytes:
-    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
-                       "subject": [{"name": f"f{i}", "digest": {"sha256": d}}
-                                   for i, d in enumerate(digests)],
-                       "predicateType": "https://slsa.dev/provenance/v1",
-                       "predicate": {}}).encode()
+_statement = in_toto_statement
 
 
 # --- the 100,000-entry log ------------------------------------------------------------
