@@ -86,7 +86,6 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._transparency_entry import TransparencyLogEntry, parse_transparency_entry
     from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
     from mgattest.tlog._entry_files import EntryToVerify
-    from mgattest.tlog._monitor import verify_extension
     from mgattest.tlog._search import SearchQuery, SearchQueryError, rebuild_search_index
     from mgattest.tlog._search_client import SearchHit, SearchResult, UnverifiedHit, search_log
     from mgattest.tlog._search_terms import EntryTerms
