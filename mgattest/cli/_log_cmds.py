@@ -179,11 +179,14 @@ def serve_cmd(
         None, "--hostname", help="Host clients reach the log under (in its URL); checkpoints "
         "are signed under this name as Rekor does. Default: --host, or this machine's name "
         "when listening on all addresses."),
+    witness: list[str] = typer.Option(
+        [], "--witness", help="A C2SP tlog-witness to ask for cosignatures of each new "
+        "checkpoint: URL=VKEY (repeatable; see `mgattest log witness`)."),
 ) -> None:
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
     from mgattest._httpguard import ConnectionLimits
-    from mgattest.tlog import serve
+    from mgattest.tlog import WitnessEndpoint, serve
 
     if host not in LOOPBACK_HOSTS and not allow_remote:
         raise InputError(f"refusing to listen on non-loopback address {host!r} without "
@@ -207,11 +210,13 @@ def serve_cmd(
                              "whitespace", what="token file", where=str(token_file))
     elif host not in LOOPBACK_HOSTS:
         err("warning: serving a remote address without --token-file: anyone can append")
+    witnesses = [WitnessEndpoint.parse(spec) for spec in witness]
     _check_can_listen(host, port)
     log = _open_log(db, key)
     log.serve_as(hostname or _public_hostname(host))
     err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
-    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits)
+    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits,
+          witnesses=witnesses)
 
 
 @log_app.command("append")

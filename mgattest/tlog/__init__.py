@@ -21,7 +21,12 @@ server):
   :func:`verify_entry` -> :class:`VerifiedEntry`, :func:`verify_rekor_entry`,
   :func:`verify_consistency_notes`;
 - monitoring from outside: :class:`LogMonitor`, :func:`verify_note`,
-  :func:`check_consistent`, :func:`parse_consistency_proof`.
+  :func:`check_consistent`, :func:`parse_consistency_proof`;
+- witnesses (C2SP tlog-witness / tlog-cosignature): :class:`Witness` with its
+  :class:`WitnessState`, :func:`serve_witness`; keys :class:`WitnessSigner`,
+  :class:`WitnessKey`, :func:`parse_vkey`; :func:`verify_cosignatures` ->
+  :class:`Cosignatures`; the log's side: :class:`WitnessEndpoint`,
+  :func:`request_cosignature`.
 
 Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
 :mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
@@ -74,6 +79,16 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._transparency_entry import TransparencyLogEntryJSON
     from mgattest.tlog._entry_files import EntryToVerify
     from mgattest.tlog._monitor import verify_extension
+    from mgattest.tlog._cosign import (
+        Cosignatures,
+        WitnessKey,
+        WitnessSigner,
+        parse_vkey,
+        verify_cosignatures,
+    )
+    from mgattest.tlog._witness import Witness, WitnessState
+    from mgattest.tlog._witness_server import serve_witness
+    from mgattest.tlog._witnessing import WitnessEndpoint, request_cosignature
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -89,6 +104,9 @@ __all__ = [
     "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
     "verify_entry", "verify_note", "verify_rekor_entry",
     "verify_extension",
+    "Cosignatures", "parse_vkey", "request_cosignature", "serve_witness",
+    "verify_cosignatures", "Witness", "WitnessEndpoint", "WitnessKey", "WitnessSigner",
+    "WitnessState",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -144,6 +162,16 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "TransparencyLogEntryJSON": "mgattest.tlog._transparency_entry",
     "EntryToVerify": "mgattest.tlog._entry_files",
     "verify_extension": "mgattest.tlog._monitor",
+    "Cosignatures": "mgattest.tlog._cosign",
+    "parse_vkey": "mgattest.tlog._cosign",
+    "verify_cosignatures": "mgattest.tlog._cosign",
+    "WitnessKey": "mgattest.tlog._cosign",
+    "WitnessSigner": "mgattest.tlog._cosign",
+    "Witness": "mgattest.tlog._witness",
+    "WitnessState": "mgattest.tlog._witness",
+    "serve_witness": "mgattest.tlog._witness_server",
+    "WitnessEndpoint": "mgattest.tlog._witnessing",
+    "request_cosignature": "mgattest.tlog._witnessing",
 })
 
 

@@ -40,7 +40,7 @@ class WitnessEndpoint:
     @classmethod
     def parse(cls, spec: str) -> "WitnessEndpoint":
         """``URL=VKEY`` (as ``--witness`` takes it)."""
-        url, sep, vkey = spec.partition("=")
+        url, sep, vkey = spec.rpartition("=")
         if not sep or not url.startswith(("http://", "https://")):
             raise InputError(f"witness {spec[:80]!r} must be URL=VKEY with an http(s) URL",
                              what="witness")

@@ -101,6 +101,14 @@ ALLOWED = {
         "mgattest.tlog._server",        # `log serve`
         "mgattest.tlog._monitor",       # LogMonitor, consistency and note checks
         "mgattest.tlog._entry_files",   # entries from files and their verification
+        "mgattest.tlog._witnessing",    # `log serve --witness`: WitnessEndpoint
+    },
+    "_witness_cmds.py": _COMMON | {
+        "mgattest.cli._log_cmds",       # the `log` group it joins
+        "mgattest.tlog._keys",          # the witnessed logs' keys
+        "mgattest.tlog._cosign",        # WitnessSigner: keygen, vkey
+        "mgattest.tlog._witness",       # Witness, WitnessState
+        "mgattest.tlog._witness_server",  # serve_witness
     },
 }
 
