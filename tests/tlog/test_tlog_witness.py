@@ -4,7 +4,6 @@ with real Ed25519 keys; the log server collecting their cosignatures; forks refu
 from __future__ import annotations
 
 import base64
-import contextlib
 import threading
 import time
 from pathlib import Path
@@ -23,37 +22,11 @@ from mgattest.tlog._cosign import (
 )
 from mgattest.tlog._keys import LogSigner
 from mgattest.tlog._witness import Witness, WitnessState, encode_request, origin_hash
-from mgattest.tlog._witness_server import create_witness_app
 from tests.helpers.log_server import hashedrekord, make_log, new_key, post, running_server
 from tests.helpers.servers import free_port
+from tests.helpers.witnesses import running_witness
 
 ORIGIN = "test.mgattest.local/log"
-
-
-@contextlib.contextmanager
-def running_witness(tmp: Path, name: str, logs: dict[str, Any]) -> Iterator[tuple[str, Witness]]:
-    """A witness named ``name`` following ``logs`` (origin → LogVerifier), served by uvicorn
-    in a thread on a free loopback port."""
-    import uvicorn
-
-    from mgattest.tlog._server import uvicorn_config
-
-    witness = Witness(WitnessSigner.generate(name), logs, WitnessState(tmp / f"{name.replace('/', '_')}.db"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(create_witness_app(witness), host="127.0.0.1",
-                                           port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "witness did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", witness
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        witness.state.close()
 
 
 def add(url: str, old: int, proof: list[bytes], note: str) -> requests.Response:
