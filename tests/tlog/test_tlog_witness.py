@@ -299,3 +299,34 @@ def test_unreachable_witness_never_blocks_appends(tmp_path: Path) -> None:
         assert time.monotonic() - start < 5
         assert parse_signed_note(requests.get(url + "/checkpoint", timeout=10).text)[0].size == 5
     log.close()
+
+
+# --------------------------------------------------------------- independent checkers
+
+@pytest.mark.interop
+def test_sigstore_python_accepts_a_cosigned_checkpoint(tmp_path: Path) -> None:
+    """sigstore-python's own signed-note parser reads every signature line of a checkpoint
+    our log serves with cosignatures, and its checkpoint check still accepts the log's
+    signature (Rekor v1 ECDSA log): witnesses do not break existing clients."""
+    from sigstore._internal.rekor.checkpoint import SignedCheckpoint, verify_checkpoint
+    from sigstore.models import TransparencyLogEntry
+
+    from mgattest.tlog._witnessing import WitnessEndpoint
+    from tests.tlog.test_tlog_interop import sigstore_keyring
+
+    log, _, _ = make_log(tmp_path / "log")  # ECDSA P-256, as Rekor v1
+    logs = {ORIGIN: log.signer.verifier}
+    with running_witness(tmp_path, "w.test/1", logs) as (u1, w1), \
+            running_witness(tmp_path, "w.test/2", logs) as (u2, w2):
+        keys = [w1.signer.key, w2.signer.key]
+        with running_server(log, witnesses=[WitnessEndpoint(u1, keys[0]),
+                                            WitnessEndpoint(u2, keys[1])]) as url:
+            assert post(url, hashedrekord(new_key(), b"interop")).status_code == 201
+            _wait_for_cosigned(url, 1, {"w.test/1", "w.test/2"}, keys)
+            raw = requests.get(url + "/api/v1/log/entries?logIndex=0", timeout=10).json()
+    envelope = next(iter(raw.values()))["verification"]["inclusionProof"]["checkpoint"]
+    parsed = SignedCheckpoint.from_text(envelope)
+    assert [s.name for s in parsed.signed_note.signatures] == [log.key_name, "w.test/1",
+                                                               "w.test/2"]
+    verify_checkpoint(sigstore_keyring(log), TransparencyLogEntry._from_v1_response(raw))
+    log.close()

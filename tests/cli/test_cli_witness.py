@@ -1,0 +1,113 @@
+"""`mgattest log witness ...` and `mgattest log serve --witness`: the commands as an
+operator runs them (real processes on 127.0.0.1), and clear usage errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from mgattest.cli.app import app
+from mgattest.tlog._checkpoint import parse_signed_note
+from mgattest.tlog._cosign import parse_vkey, verify_cosignatures
+from tests.helpers.log_server import hashedrekord, new_key
+from tests.helpers.servers import free_port, stop_processes
+
+runner = CliRunner()
+
+
+def run(*args: Any) -> Any:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    assert "Traceback" not in result.output + (result.stderr or "")
+    return result
+
+
+def _start(args: list[str], url: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "mgattest", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return proc
+        except requests.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.stderr.read() if proc.stderr else "did not start")
+            time.sleep(0.1)
+
+
+def test_keygen_and_vkey(tmp_path: Path) -> None:
+    res = run("log", "witness", "keygen", "--name", "w.test/a", "--key-out", tmp_path / "w.pem")
+    assert res.exit_code == 0, res.output
+    vkey = res.stdout.strip()
+    assert parse_vkey(vkey).name == "w.test/a"
+    assert (tmp_path / "w.pem").stat().st_mode & 0o077 == 0
+    again = run("log", "witness", "vkey", "--name", "w.test/a", "--key", tmp_path / "w.pem")
+    assert again.stdout.strip() == vkey
+    refused = run("log", "witness", "keygen", "--name", "w.test/a", "--key-out",
+                  tmp_path / "w.pem")
+    assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
+
+
+def test_usage_errors_are_clear(tmp_path: Path) -> None:
+    run("log", "witness", "keygen", "--name", "w.test/a", "--key-out", tmp_path / "w.pem")
+    res = run("log", "witness", "serve", "--key", tmp_path / "w.pem", "--name", "w.test/a",
+              "--state", tmp_path / "s.db", "--log", "no-equals-sign")
+    assert res.exit_code == 2 and "ORIGIN=LOG_PUBLIC_KEY.pem" in res.stderr
+    res = run("log", "serve", "--db", tmp_path / "x.db", "--key", tmp_path / "w.pem",
+              "--witness", "http://127.0.0.1:1=not-a-vkey")
+    assert res.exit_code == 2 and "witness key" in res.stderr
+
+
+@pytest.mark.network
+def test_log_serve_collects_from_two_witness_processes(tmp_path: Path) -> None:
+    assert run("log", "init", "--db", tmp_path / "log.db", "--key-out", tmp_path / "log.key",
+               "--pub-out", tmp_path / "log.pub", "--origin", "cli.test/log").exit_code == 0
+    procs: list[subprocess.Popen[bytes]] = []
+    vkeys = []
+    try:
+        witness_args = []
+        for n in (1, 2):
+            key = tmp_path / f"w{n}.pem"
+            vkey = run("log", "witness", "keygen", "--name", f"w.test/{n}", "--key-out",
+                       key).stdout.strip()
+            vkeys.append(parse_vkey(vkey))
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            procs.append(_start(["log", "witness", "serve", "--key", str(key), "--name",
+                                 f"w.test/{n}", "--log", f"cli.test/log={tmp_path / 'log.pub'}",
+                                 "--state", str(tmp_path / f"w{n}.db"), "--port", str(port)],
+                                url + "/add-checkpoint"))
+            witness_args += ["--witness", f"{url}={vkey}"]
+        port = free_port()
+        log_url = f"http://127.0.0.1:{port}"
+        procs.append(_start(["log", "serve", "--db", str(tmp_path / "log.db"), "--key",
+                             str(tmp_path / "log.key"), "--port", str(port), *witness_args],
+                            log_url + "/checkpoint"))
+        key = new_key()
+        for i in range(3):
+            assert requests.post(log_url + "/api/v1/log/entries",
+                                 json=hashedrekord(key, b"cli %d" % i),
+                                 timeout=10).status_code == 201
+        deadline = time.monotonic() + 20
+        while True:
+            note = requests.get(log_url + "/checkpoint", timeout=10).text
+            cosigned = verify_cosignatures(note, vkeys).verified
+            if parse_signed_note(note)[0].size == 3 and len(cosigned) == 2:
+                break
+            assert time.monotonic() < deadline, note
+            time.sleep(0.1)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        stop_processes(procs)
