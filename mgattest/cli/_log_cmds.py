@@ -94,6 +94,18 @@ def _check_can_listen(host: str, port: int) -> None:
                          what="listen address") from None
 
 
+def check_listen_options(host: str, port: int, allow_remote: bool) -> None:
+    """``--host``/``--port``/``--allow-remote`` of a server command: loopback unless the
+    operator says otherwise, and a valid port."""
+    from mgattest.errors import InputError
+
+    if host not in LOOPBACK_HOSTS and not allow_remote:
+        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
+                         "--allow-remote (put TLS in front of it)", what="usage")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+
+
 def _public_hostname(host: str) -> str:
     """The name a log listening on ``host`` is reached under: the host itself, or this
     machine's name for the any-address."""
@@ -188,11 +200,7 @@ def serve_cmd(
     from mgattest._httpguard import ConnectionLimits
     from mgattest.tlog import WitnessEndpoint, serve
 
-    if host not in LOOPBACK_HOSTS and not allow_remote:
-        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
-                         "--allow-remote (put TLS in front of it)", what="usage")
-    if not 0 < port < 65536:
-        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+    check_listen_options(host, port, allow_remote)
     if max_body < 1024:
         raise InputError("--max-body must be at least 1024 bytes", what="usage")
     if not 1 <= max_per_client <= max_connections:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mgattest.cli._common import err, guarded, out
-from mgattest.cli._log_cmds import LOOPBACK_HOSTS, log_app
+from mgattest.cli._log_cmds import check_listen_options, log_app
 
 if TYPE_CHECKING:
     from mgattest.tlog import LogVerifier
@@ -89,14 +89,9 @@ def serve_cmd(
                                       help="Listen on a non-loopback address."),
 ) -> None:
     """Serve POST /add-checkpoint (C2SP tlog-witness) and GET /<origin hash>/checkpoint."""
-    from mgattest.errors import InputError
     from mgattest.tlog import Witness, WitnessSigner, WitnessState, serve_witness
 
-    if host not in LOOPBACK_HOSTS and not allow_remote:
-        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
-                         "--allow-remote", what="usage")
-    if not 0 < port < 65536:
-        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+    check_listen_options(host, port, allow_remote)
     logs = _logs(log)
     signer = WitnessSigner.from_file(name, key)
     witness = Witness(signer, logs, WitnessState(state))

@@ -12,22 +12,18 @@ from typing import Any
 
 import pytest
 import requests
-from typer.testing import CliRunner
-
-from mgattest.cli.app import app
 from mgattest.tlog._checkpoint import parse_signed_note
 from mgattest.tlog._cosign import parse_vkey, verify_cosignatures
+from tests.helpers.cli_runner import mg
 from tests.helpers.log_server import hashedrekord, new_key
 from tests.helpers.servers import free_port, stop_processes
 
-runner = CliRunner()
 
 
 def run(*args: Any) -> Any:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        result.exception
-    assert "Traceback" not in result.output + (result.stderr or "")
+    """``mgattest *args`` in-process; never a traceback, whatever the outcome."""
+    result = mg(*args)
+    assert "Traceback" not in result.output + (result.stderr or ""), result.exception
     return result
 
 
