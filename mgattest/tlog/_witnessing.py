@@ -124,8 +124,7 @@ class CosignatureCollector:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_errors: dict[str, str] = {}
-        self.rounds = 0  # completed collection rounds (for tests and status)
+        self.last_errors: dict[str, str] = {}  # witness URL → why its last request failed
 
     def start(self) -> None:
         """Start the background thread and witness the current checkpoint."""
@@ -165,11 +164,13 @@ class CosignatureCollector:
                 self._wake.clear()
                 if self._stop.is_set():
                     break
-                size = log.size
-                if size != witnessed:
-                    self._collect(log, size)
-                    witnessed = size
-                self.rounds += 1
+                try:
+                    size = log.size
+                    if size != witnessed:
+                        self._collect(log, size)
+                        witnessed = size
+                except MgattestError as exc:  # a log read failed: try again next time
+                    _log.warning("witnessing stopped for this checkpoint: %s", exc.message)
         finally:
             log.close()
 

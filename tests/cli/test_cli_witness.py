@@ -38,7 +38,8 @@ def _start(args: list[str], url: str) -> subprocess.Popen[bytes]:
         except requests.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(proc.stderr.read() if proc.stderr else "did not start")
+                raise AssertionError(proc.stderr.read() if proc.stderr else "did not start") \
+                    from None
             time.sleep(0.1)
 
 

@@ -312,7 +312,7 @@ def test_sigstore_python_accepts_a_cosigned_checkpoint(tmp_path: Path) -> None:
     from sigstore.models import TransparencyLogEntry
 
     from mgattest.tlog._witnessing import WitnessEndpoint
-    from tests.tlog.test_tlog_interop import sigstore_keyring
+    from tests.helpers.peers import sigstore_keyring
 
     log, _, _ = make_log(tmp_path / "log")  # ECDSA P-256, as Rekor v1
     logs = {ORIGIN: log.signer.verifier}
