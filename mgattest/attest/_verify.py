@@ -824,6 +824,7 @@ class LogProofJSON(TypedDict):
     leaf_hash: str
     claimed_log_index: int | None
     claimed_integrated_time: int | None
+    checkpoint_note: str | None  # the verified checkpoint, witness cosignatures included
 
 
 class SignerInfoJSON(TypedDict):
