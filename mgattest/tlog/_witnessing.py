@@ -90,23 +90,35 @@ def request_cosignature(endpoint: WitnessEndpoint, note: str, new_size: int, old
                 f"witness {endpoint.key.name} refused the checkpoint of size {new_size}: "
                 f"HTTP {resp.status_code} {resp.text[:200].strip()}",
                 what="witness", where=endpoint.url)
-        lines = [ln for ln in resp.text[:64 * 1024].split("\n") if ln]
-        cosigned = note + "".join(ln + "\n" for ln in lines)
-        try:
-            outcome = verify_cosignatures(cosigned, [endpoint.key])
-        except MgattestError as exc:
-            raise WitnessRequestError(f"witness {endpoint.key.name} answered with malformed "
-                                      f"signature lines: {exc.message}", what="witness",
-                                      where=endpoint.url) from None
-        if endpoint.key.name not in outcome.verified:
+        own, problems = _verified_lines(endpoint, note, resp.text[:64 * 1024])
+        if not own:
             raise WitnessRequestError(
                 f"witness {endpoint.key.name} returned no cosignature that verifies with its "
-                f"key ({'; '.join(outcome.rejected) or 'none by that key'})",
+                f"key ({'; '.join(problems) or 'none by that key'})",
                 what="witness", where=endpoint.url)
-        own = [ln for ln in lines if ln.split(" ", 2)[1:2] == [endpoint.key.name]]
         return new_size, own
     raise WitnessRequestError(f"witness {endpoint.key.name} kept answering 409 Conflict",
                               what="witness", where=endpoint.url)
+
+
+def _verified_lines(endpoint: WitnessEndpoint, note: str, answer: str
+                    ) -> tuple[list[str], list[str]]:
+    """The lines of a witness's answer that are cosignatures of ``note`` verifying with its
+    key (each checked alone, so a bad line beside a good one is dropped), and why others
+    were dropped."""
+    kept: list[str] = []
+    problems: list[str] = []
+    for line in (ln for ln in answer.split("\n") if ln):
+        try:
+            outcome = verify_cosignatures(note + line + "\n", [endpoint.key])
+        except MgattestError as exc:
+            problems.append(f"malformed line: {exc.message}")
+            continue
+        if outcome.verified:
+            kept.append(line)
+        else:
+            problems.extend(outcome.rejected)
+    return kept, problems
 
 
 class CosignatureCollector:

@@ -16,27 +16,36 @@ from tests.helpers.servers import free_port
 
 
 @contextlib.contextmanager
-def running_witness(tmp: Path, name: str, logs: dict[str, Any]) -> Iterator[tuple[str, Witness]]:
-    """A witness named ``name`` following ``logs`` (origin → LogVerifier), served by uvicorn
-    in a thread on a free loopback port."""
+def serving(app: Any) -> Iterator[str]:
+    """Serve the ASGI ``app`` with uvicorn in a thread on a free loopback port; yield its
+    URL; always stopped."""
     import uvicorn
 
     from mgattest.tlog._server import uvicorn_config
 
-    witness = Witness(WitnessSigner.generate(name), logs,
-                      WitnessState(tmp / f"{name.replace('/', '_')}.db"))
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(create_witness_app(witness), host="127.0.0.1",
-                                           port=port))
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "witness did not start"
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", witness
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def running_witness(tmp: Path, name: str, logs: dict[str, Any]) -> Iterator[tuple[str, Witness]]:
+    """A witness named ``name`` following ``logs`` (origin → LogVerifier), served on a free
+    loopback port."""
+    witness = Witness(WitnessSigner.generate(name), logs,
+                      WitnessState(tmp / f"{name.replace('/', '_')}.db"))
+    try:
+        with serving(create_witness_app(witness)) as url:
+            yield url, witness
+    finally:
         witness.state.close()

@@ -22,6 +22,7 @@ from mgattest.tlog._cosign import (
 )
 from mgattest.tlog._keys import LogSigner
 from mgattest.tlog._witness import Witness, WitnessState, encode_request, origin_hash
+from mgattest.tlog._witnessing import request_cosignature
 from tests.helpers.log_server import hashedrekord, make_log, new_key, post, running_server
 from tests.helpers.servers import free_port
 from tests.helpers.witnesses import running_witness
@@ -329,4 +330,36 @@ def test_sigstore_python_accepts_a_cosigned_checkpoint(tmp_path: Path) -> None:
     assert [s.name for s in parsed.signed_note.signatures] == [log.key_name, "w.test/1",
                                                                "w.test/2"]
     verify_checkpoint(sigstore_keyring(log), TransparencyLogEntry._from_v1_response(raw))
+    log.close()
+
+
+def test_the_log_keeps_only_cosignatures_that_verify(tmp_path: Path) -> None:
+    """A witness answering a good line, a forged line under its name and a line of another
+    key: only the good line is kept; an answer with none that verifies is an error."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from mgattest.tlog._witnessing import WitnessEndpoint, WitnessRequestError
+    from tests.helpers.witnesses import serving
+
+    log, _, _ = make_log(tmp_path / "log", key_type="ed25519")
+    grow(log, 2)
+    note = log.signed_checkpoint()
+    checkpoint, _ = parse_signed_note(note)
+    honest, other = WitnessSigner.generate("w/h"), WitnessSigner.generate("w/o")
+    good = honest.cosign(checkpoint)
+    forged = honest.cosign(Checkpoint(ORIGIN, 2, b"\5" * 32))  # over another root
+    answers = [good + forged + other.cosign(checkpoint), forged]
+
+    async def add_checkpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(answers.pop(0))
+
+    app = Starlette(routes=[Route("/add-checkpoint", add_checkpoint, methods=["POST"])])
+    with serving(app) as url:
+        endpoint = WitnessEndpoint(url, honest.key)
+        size, lines = request_cosignature(endpoint, note, 2, 0, lambda old: [])
+        assert size == 2 and lines == [good.rstrip("\n")]
+        with pytest.raises(WitnessRequestError, match="no cosignature that verifies"):
+            request_cosignature(endpoint, note, 2, 0, lambda old: [])
     log.close()
