@@ -99,3 +99,31 @@ def serve_cmd(
         f"on http://{host}:{port}")
     serve_witness(witness, host=host, port=port)
 
+
+@witness_app.command("add-checkpoint")
+@guarded
+def add_checkpoint_cmd(
+    request: Path = typer.Argument(..., help="An add-checkpoint request body: 'old N', proof "
+                                   "lines, a blank line, the signed checkpoint."),
+    key: Path = typer.Option(..., "--key", help="The witness's private key (PEM, Ed25519)."),
+    name: str = typer.Option(..., "--name", help="The witness's name."),
+    log: list[str] = typer.Option([], "--log", help="A log to witness: ORIGIN=PUBLIC_KEY.pem "
+                                  "(repeatable)."),
+    state: Path = typer.Option(..., "--state", help="The witness's SQLite state file."),
+) -> None:
+    """One-shot (offline) add-checkpoint: print the cosignature line, or exit 1 with the
+    refusal (the HTTP status the server would answer and why)."""
+    from mgattest._files import read_bounded
+    from mgattest.tlog import Witness, WitnessRefusal, WitnessSigner, WitnessState
+
+    body = read_bounded(request, 80 * 1024, what="add-checkpoint request")
+    witness = Witness(WitnessSigner.from_file(name, key), _logs(log), WitnessState(state))
+    try:
+        out(witness.add_checkpoint(body).rstrip("\n"))
+    except WitnessRefusal as refusal:
+        refusal.message = f"witness refuses (HTTP {refusal.status}): {refusal.message}"
+        refusal.where = str(request)
+        raise
+    finally:
+        witness.state.close()
+

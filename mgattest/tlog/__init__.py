@@ -86,7 +86,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         parse_vkey,
         verify_cosignatures,
     )
-    from mgattest.tlog._witness import Witness, WitnessState
+    from mgattest.tlog._witness import Witness, WitnessRefusal, WitnessState
     from mgattest.tlog._witness_server import serve_witness
     from mgattest.tlog._witnessing import WitnessEndpoint, request_cosignature
 
@@ -105,8 +105,8 @@ __all__ = [
     "verify_entry", "verify_note", "verify_rekor_entry",
     "verify_extension",
     "Cosignatures", "parse_vkey", "request_cosignature", "serve_witness",
-    "verify_cosignatures", "Witness", "WitnessEndpoint", "WitnessKey", "WitnessSigner",
-    "WitnessState",
+    "verify_cosignatures", "Witness", "WitnessEndpoint", "WitnessKey", "WitnessRefusal",
+    "WitnessSigner", "WitnessState",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -169,6 +169,7 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "WitnessSigner": "mgattest.tlog._cosign",
     "Witness": "mgattest.tlog._witness",
     "WitnessState": "mgattest.tlog._witness",
+    "WitnessRefusal": "mgattest.tlog._witness",
     "serve_witness": "mgattest.tlog._witness_server",
     "WitnessEndpoint": "mgattest.tlog._witnessing",
     "request_cosignature": "mgattest.tlog._witnessing",

@@ -52,14 +52,15 @@ CREATE TABLE IF NOT EXISTS witnessed (
 """
 
 
-class WitnessRefusal(Exception):
+class WitnessRefusal(MgattestError):
     """An ``add-checkpoint`` request the witness refuses: an HTTP ``status``, a message,
-    and for 409 the size it last cosigned (the response body)."""
+    and for 409 the size it last cosigned (the response body). CLI exit 1."""
+
+    exit_code = 1
 
     def __init__(self, status: int, message: str, size: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, what="add-checkpoint request")
         self.status = status
-        self.message = message
         self.size = size
 
 

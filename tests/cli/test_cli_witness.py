@@ -108,3 +108,35 @@ def test_log_serve_collects_from_two_witness_processes(tmp_path: Path) -> None:
         for proc in procs:
             proc.send_signal(signal.SIGINT)
         stop_processes(procs)
+
+
+def test_one_shot_add_checkpoint(tmp_path: Path) -> None:
+    """The offline form: a request file in, the cosignature line out; a replay of an older
+    state is refused with exit 1 and the 409 reason; the state file persists."""
+    from mgattest.tlog._log import TransparencyLog
+    from mgattest.tlog._witness import encode_request
+
+    assert run("log", "init", "--db", tmp_path / "log.db", "--key-out", tmp_path / "log.key",
+               "--pub-out", tmp_path / "log.pub", "--origin", "cli.test/log").exit_code == 0
+    vkey = parse_vkey(run("log", "witness", "keygen", "--name", "w.test/1", "--key-out",
+                          tmp_path / "w.pem").stdout.strip())
+    log = TransparencyLog.open(tmp_path / "log.db", _signer(tmp_path / "log.key"))
+    log.append(hashedrekord(new_key(), b"one"))
+    note = log.signed_checkpoint()
+    (tmp_path / "req").write_bytes(encode_request(0, [], note))
+    base = ["log", "witness", "add-checkpoint", tmp_path / "req", "--key", tmp_path / "w.pem",
+            "--name", "w.test/1", "--log", f"cli.test/log={tmp_path / 'log.pub'}",
+            "--state", tmp_path / "w.db"]
+    res = run(*base)
+    assert res.exit_code == 0, res.output
+    assert verify_cosignatures(note + res.stdout, [vkey]).verified.keys() == {"w.test/1"}
+    again = run(*base)  # old 0 again, but the witness now holds size 1
+    assert again.exit_code == 1 and "HTTP 409" in again.stderr and str(tmp_path / "req") \
+        in again.stderr
+    log.close()
+
+
+def _signer(path: Path) -> Any:
+    from mgattest.tlog._keys import LogSigner
+
+    return LogSigner.from_file(path)
