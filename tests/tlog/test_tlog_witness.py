@@ -341,7 +341,7 @@ def test_the_log_keeps_only_cosignatures_that_verify(tmp_path: Path) -> None:
     from starlette.routing import Route
 
     from mgattest.tlog._witnessing import WitnessEndpoint, WitnessRequestError
-    from tests.helpers.witnesses import serving
+    from tests.helpers.log_server import serving
 
     log, _, _ = make_log(tmp_path / "log", key_type="ed25519")
     grow(log, 2)
