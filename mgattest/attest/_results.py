@@ -108,6 +108,9 @@ class LogProof:
     leaf_hash: str = ""  # hex RFC 6962 leaf hash of the canonicalized body
     claimed_log_index: int | None = None  # the bundle's logIndex, unauthenticated
     claimed_integrated_time: int | None = None  # the bundle's integratedTime, ditto
+    # The checkpoint note that verified (log-signed, matching the proof's root); its
+    # witness cosignature lines are checked by policies that require witnesses.
+    checkpoint_note: str | None = None
 
     @property
     def distinct_id(self) -> tuple[str, str]:

@@ -401,7 +401,8 @@ def _log_proof(verified: Any) -> LogProof:
         checkpoint_origin=verified.checkpoint_origin, tree_size=verified.tree_size,
         set_verified=verified.set_verified, leaf_hash=verified.leaf_hash.hex(),
         claimed_log_index=verified.claimed_log_index,
-        claimed_integrated_time=verified.claimed_integrated_time)
+        claimed_integrated_time=verified.claimed_integrated_time,
+        checkpoint_note=verified.checkpoint_note)
 
 
 def _verified_timestamps(bundle: Bundle, root: TrustedRoot | None) -> tuple[list[VerifiedTime], list[str]]:
@@ -823,6 +824,7 @@ class LogProofJSON(TypedDict):
     leaf_hash: str
     claimed_log_index: int | None
     claimed_integrated_time: int | None
+    checkpoint_note: str | None  # the verified checkpoint, witness cosignatures included
 
 
 class SignerInfoJSON(TypedDict):

@@ -96,6 +96,18 @@ def _check_can_listen(host: str, port: int) -> None:
                          what="listen address") from None
 
 
+def check_listen_options(host: str, port: int, allow_remote: bool) -> None:
+    """``--host``/``--port``/``--allow-remote`` of a server command: loopback unless the
+    operator says otherwise, and a valid port."""
+    from mgattest.errors import InputError
+
+    if host not in LOOPBACK_HOSTS and not allow_remote:
+        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
+                         "--allow-remote (put TLS in front of it)", what="usage")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+
+
 def _public_hostname(host: str) -> str:
     """The name a log listening on ``host`` is reached under: the host itself, or this
     machine's name for the any-address."""
@@ -189,17 +201,16 @@ def serve_cmd(
         None, "--hostname", help="Host clients reach the log under (in its URL); checkpoints "
         "are signed under this name as Rekor does. Default: --host, or this machine's name "
         "when listening on all addresses."),
+    witness: list[str] = typer.Option(
+        [], "--witness", help="A C2SP tlog-witness to ask for cosignatures of each new "
+        "checkpoint: URL=VKEY (repeatable; see `mgattest log witness`)."),
 ) -> None:
     """Serve the log over HTTP: Rekor v1 API and C2SP tlog-tiles."""
     from mgattest.errors import InputError
     from mgattest._httpguard import ConnectionLimits
-    from mgattest.tlog import serve
+    from mgattest.tlog import WitnessEndpoint, serve
 
-    if host not in LOOPBACK_HOSTS and not allow_remote:
-        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
-                         "--allow-remote (put TLS in front of it)", what="usage")
-    if not 0 < port < 65536:
-        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
+    check_listen_options(host, port, allow_remote)
     if max_body < 1024:
         raise InputError("--max-body must be at least 1024 bytes", what="usage")
     if not 1 <= max_per_client <= max_connections:
@@ -217,11 +228,13 @@ def serve_cmd(
                              "whitespace", what="token file", where=str(token_file))
     elif host not in LOOPBACK_HOSTS:
         err("warning: serving a remote address without --token-file: anyone can append")
+    witnesses = [WitnessEndpoint.parse(spec) for spec in witness]
     _check_can_listen(host, port)
     log = _open_log(db, key)
     log.serve_as(hostname or _public_hostname(host))
     err(f"serving {db} (origin {log.origin!r}, size {log.size}) on http://{host}:{port}")
-    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits)
+    serve(log, host=host, port=port, token=token, max_body=max_body, limits=limits,
+          witnesses=witnesses)
 
 
 @log_app.command("append")

@@ -29,6 +29,7 @@ app = typer.Typer(
 # (module, attribute) pairs: a module exposing `register(app)` adds its commands.
 _COMMAND_MODULES = [
     "mgattest.cli._log_cmds",
+    "mgattest.cli._witness_cmds",  # `log witness`, under the log group
     "mgattest.cli._sign_cmds",
     "mgattest.cli._verify_cmds",
     "mgattest.cli._ca_cmds",

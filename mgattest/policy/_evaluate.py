@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from mgattest.attest import LogProof, ModelCheck, SignerInfo, VerifiedAttestation, VerifiedTime
+from mgattest.tlog import verify_cosignatures
 from mgattest.inspect import FileReport, NOT_INSPECTED, PICKLED_FORMATS, policy_format
 from mgattest._jsonutil import JSONObject, JSONValue
 from mgattest.policy import _provenance as prov_checks
@@ -28,6 +29,7 @@ from mgattest.policy._model import (
     SignedBy,
     Signer,
     Waiver,
+    WitnessRequirement,
     format_time,
 )
 from mgattest.policy._verdict import FAIL, PASS, SKIP, WAIVED, WARN, Check, Clearance, Verdict
@@ -415,7 +417,34 @@ def _qualifying(att: VerifiedAttestation, req: LogRequirement, origins: dict[str
                and (allowed_ids is None or e.log_id in allowed_ids)
                and (e.log_id not in origins or e.checkpoint_origin == origins[e.log_id])}
     ev = [_log_evidence(e) for _, e in sorted(entries.items())]
+    if req.witnesses is not None:
+        # Only entries proven against a checkpoint enough trusted witnesses cosigned.
+        witnessed = {}
+        for (key, entry), evidence in zip(sorted(entries.items()), ev, strict=True):
+            ok, evidence["witnesses"] = _witness_outcome(entry, req.witnesses)
+            if ok:
+                witnessed[key] = entry
+        entries = witnessed
     return (req.require == "optional" or len(entries) >= req.min_entries), ev
+
+
+def _witness_outcome(entry: LogProof, req: WitnessRequirement) -> tuple[bool, dict[str, Any]]:
+    """Does the entry's verified checkpoint carry ``req.require`` trusted cosignatures?
+
+    Cosignatures are checked over the exact checkpoint body the log signature and the
+    inclusion proof were verified against; each witness counts once, unknown ones not at
+    all. A SET-only entry has no checkpoint, so no witness can vouch for it.
+    """
+    if entry.checkpoint_note is None or not entry.inclusion_proof_verified:
+        return False, {"required": req.require, "cosigned": [],
+                       "problems": ["no verified checkpoint to carry cosignatures"]}
+    outcome = verify_cosignatures(entry.checkpoint_note, [w.key for w in req.of])
+    by_key = {w.key.name: w.name for w in req.of}
+    names = sorted(by_key[n] for n in outcome.verified)
+    evidence: dict[str, Any] = {"required": req.require, "cosigned": names}
+    if outcome.rejected:
+        evidence["problems"] = list(outcome.rejected)
+    return len(names) >= req.require, evidence
 
 
 def _log_evidence(entry: LogProof) -> dict[str, Any]:
@@ -537,6 +566,9 @@ def _signature_checks(policy: Policy, rule: Rule, files: list[_File],
     checks: list[Check] = []
     if rule.tlog is not None or any(coverage[f.name] for f in files):
         where = f" in {', '.join(req.logs)}" if req.logs else ""
+        if req.witnesses is not None:
+            where += (f" on a checkpoint cosigned by {req.witnesses.require} of the witnesses "
+                      f"{', '.join(w.name for w in req.witnesses.of)}")
         if log_fail:
             checks.append(Check(rule.id, "transparencyLog", FAIL,
                                 f"{log_fail[0].name}: no attestation has {req.min_entries} verified "

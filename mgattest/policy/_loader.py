@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mgattest._files import read_bounded
 from mgattest.attest import check_public_key
+from mgattest.tlog import parse_vkey
 from mgattest.errors import InputError, MgattestError
 from mgattest._jsonutil import JSONObject
 from mgattest.policy._cel import CelCompileError, compile_cel
@@ -43,7 +44,9 @@ from mgattest.policy._model import (
     Signer,
     TrustedKey,
     TrustedLogSpec,
+    TrustedWitness,
     Waiver,
+    WitnessRequirement,
     parse_duration,
     parse_size,
     parse_time,
@@ -192,6 +195,8 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
             problem(("trust", "logs", i, "name"), f"duplicate log name {log.name!r}")
         logs[log.name] = log
 
+    witnesses = _witnesses(doc.get("trust", {}).get("witnesses", []), problem)
+
     signers: dict[str, Signer] = {}
     for name, spec in doc.get("signers", {}).items():
         signer = _signer(name, spec, ("signers", name), keys, broken, problem)
@@ -205,7 +210,8 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
     rules = []
     seen_ids: set[str] = set()
     for i, spec in enumerate(doc["rules"]):
-        rule = _rule(spec, ("rules", i), signers, log_names, broken, where, problem)
+        rule = _rule(spec, ("rules", i), signers, log_names, broken, where, problem,
+                     witnesses)
         if rule.id in seen_ids:
             problem(("rules", i, "id"), f"duplicate rule id {rule.id!r}")
         seen_ids.add(rule.id)
@@ -239,7 +245,28 @@ def _compile(located: Located, raw_bytes: bytes, base: Path, issues: list[Issue]
         expires=expires,
         unmatched_files=doc.get("unmatchedFiles", "deny"),
         roots=roots, keys=keys, logs=logs, signers=signers, rules=tuple(rules),
-        exceptions=tuple(exceptions), raw=doc)
+        exceptions=tuple(exceptions), raw=doc, witnesses=witnesses)
+
+
+def _witnesses(specs: list[dict[str, Any]], problem: Any) -> dict[str, TrustedWitness]:
+    """``trust.witnesses``: names → witness keys parsed from their vkeys."""
+    witnesses: dict[str, TrustedWitness] = {}
+    for i, spec in enumerate(specs):
+        path = ("trust", "witnesses", i)
+        if spec["name"] in witnesses:
+            problem(path + ("name",), f"duplicate witness name {spec['name']!r}")
+            continue
+        try:
+            key = parse_vkey(spec["key"], what=f"witness {spec['name']!r} key")
+        except InputError as exc:
+            problem(path + ("key",), exc.message)
+            continue
+        if any(w.key.name == key.name for w in witnesses.values()):
+            problem(path + ("key",), f"witness {spec['name']!r} has the same key name "
+                    f"{key.name!r} as another witness: one cosigner would count twice")
+            continue
+        witnesses[spec["name"]] = TrustedWitness(spec["name"], spec["key"].strip(), key)
+    return witnesses
 
 
 def _time(doc: dict[str, Any], path: tuple[Any, ...], problem: Any,
@@ -326,6 +353,26 @@ def _key(spec: dict[str, Any], path: tuple[Any, ...], base: Path, problem: Any) 
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         problem(path + ("validUntil",), f"key {spec['name']!r}: validUntil is not after validFrom")
     return TrustedKey(spec["name"], fingerprint, pem, valid_from, valid_until)
+
+
+def _witness_requirement(spec: dict[str, Any] | None, path: tuple[Any, ...],
+                         witnesses: dict[str, TrustedWitness],
+                         problem: Any) -> WitnessRequirement | None:
+    """``transparencyLog.witnesses: {require: N, of: [names]}`` (``of`` defaults to every
+    witness under ``trust.witnesses``)."""
+    if spec is None:
+        return None
+    names = spec.get("of") or list(witnesses)
+    unknown = [n for n in names if n not in witnesses]
+    if unknown:
+        problem(path + ("of",), f"unknown witness {unknown[0]!r} (declare it under "
+                "trust.witnesses)")
+        return None
+    if spec["require"] > len(names):
+        problem(path + ("require",), f"requires {spec['require']} witnesses but only "
+                f"{len(names)} are named: no bundle could pass")
+        return None
+    return WitnessRequirement(spec["require"], tuple(witnesses[n] for n in names))
 
 
 def _log(spec: dict[str, Any], path: tuple[Any, ...], base: Path, problem: Any) -> TrustedLogSpec | None:
@@ -428,7 +475,7 @@ def _provenance(spec: dict[str, Any], path: tuple[Any, ...], problem: Any) -> Pr
 
 def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer],
           log_names: dict[str, frozenset[str]], broken: set[str], where: Any,
-          problem: Any) -> Rule:
+          problem: Any, witnesses: dict[str, TrustedWitness]) -> Rule:
     globs = tuple(spec.get("match", ["**"]))
     files = spec.get("files", {})
     for j, g in enumerate(globs + tuple(files.get("ignore", []))):
@@ -449,7 +496,10 @@ def _rule(spec: dict[str, Any], path: tuple[Any, ...], signers: dict[str, Signer
             elif name in log_names:
                 ids |= log_names[name]
         tlog = LogRequirement(t.get("require", "required"), tuple(t.get("logs", [])),
-                              frozenset(ids), t.get("minEntries", 1))
+                              frozenset(ids), t.get("minEntries", 1),
+                              _witness_requirement(t.get("witnesses"),
+                                                   path + ("transparencyLog", "witnesses"),
+                                                   witnesses, problem))
     attestations = []
     for j, a in enumerate(spec.get("attestations", [])):
         apath = path + ("attestations", j)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mgattest.policy._matching import Matcher
+
+if TYPE_CHECKING:
+    from mgattest.tlog import WitnessKey
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
@@ -55,6 +58,24 @@ class TrustedLogSpec:
 
 
 @dataclass(frozen=True)
+class TrustedWitness:
+    """A witness the policy trusts: its policy name and its cosigning key (from a vkey)."""
+
+    name: str
+    vkey: str
+    key: "WitnessKey"
+
+
+@dataclass(frozen=True)
+class WitnessRequirement:
+    """``transparencyLog.witnesses``: the checkpoint an entry is proven against must carry
+    verified cosignatures of at least ``require`` distinct witnesses among ``of``."""
+
+    require: int
+    of: tuple[TrustedWitness, ...]
+
+
+@dataclass(frozen=True)
 class RootSpec:
     """A trusted root: ``sigstore-public-good``, ``sigstore-staging`` or a file."""
 
@@ -89,6 +110,7 @@ class LogRequirement:
     logs: tuple[str, ...] = ()  # names; empty = any trusted log
     log_ids: frozenset[str] = frozenset()
     min_entries: int = 1
+    witnesses: WitnessRequirement | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,7 @@ class Policy:
     rules: tuple[Rule, ...]
     exceptions: tuple[Waiver, ...]  # the YAML key stays `exceptions`
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    witnesses: dict[str, TrustedWitness] = field(default_factory=dict)
 
     def trusted_log_ids(self) -> frozenset[str]:
         """Every log id the policy trusts (roots + extra logs)."""

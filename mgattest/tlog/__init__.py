@@ -34,7 +34,12 @@ server):
   (:class:`SearchQueryError`), :func:`search_log` -> :class:`SearchResult`
   (:class:`SearchHit` verified offline, :class:`UnverifiedHit`), :class:`EntryTerms`
   (what an entry can be found by), :func:`rebuild_search_index` (existing or
-  imported databases).
+  imported databases);
+- witnesses (C2SP tlog-witness / tlog-cosignature): :class:`Witness` with its
+  :class:`WitnessState`, :func:`serve_witness`; keys :class:`WitnessSigner`,
+  :class:`WitnessKey`, :func:`parse_vkey`; :func:`verify_cosignatures` ->
+  :class:`Cosignatures`; the log's side: :class:`WitnessEndpoint`,
+  :func:`request_cosignature`.
 
 Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
 :mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
@@ -103,6 +108,16 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         verify_evidence,
     )
     from mgattest.tlog._tilescan import TileScan, scan_tiles
+    from mgattest.tlog._cosign import (
+        Cosignatures,
+        WitnessKey,
+        WitnessSigner,
+        parse_vkey,
+        verify_cosignatures,
+    )
+    from mgattest.tlog._witness import Witness, WitnessRefusal, WitnessState
+    from mgattest.tlog._witness_server import serve_witness
+    from mgattest.tlog._witnessing import WitnessEndpoint, request_cosignature
 
 __all__ = [
     "c2sp_key_id", "CanonicalEntry", "canonicalize", "check_consistent",
@@ -125,6 +140,9 @@ __all__ = [
     "verify_extension", "PollResult", "default_evidence_path", "EvidenceError",
     "EvidenceVerdict", "Inconsistency", "LogInconsistencyError", "read_evidence",
     "verify_evidence", "TileScan", "scan_tiles",
+    "Cosignatures", "parse_vkey", "request_cosignature", "serve_witness",
+    "verify_cosignatures", "Witness", "WitnessEndpoint", "WitnessKey", "WitnessRefusal",
+    "WitnessSigner", "WitnessState",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -206,6 +224,17 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "verify_evidence": "mgattest.tlog._evidence",
     "TileScan": "mgattest.tlog._tilescan",
     "scan_tiles": "mgattest.tlog._tilescan",
+    "Cosignatures": "mgattest.tlog._cosign",
+    "parse_vkey": "mgattest.tlog._cosign",
+    "verify_cosignatures": "mgattest.tlog._cosign",
+    "WitnessKey": "mgattest.tlog._cosign",
+    "WitnessSigner": "mgattest.tlog._cosign",
+    "Witness": "mgattest.tlog._witness",
+    "WitnessState": "mgattest.tlog._witness",
+    "WitnessRefusal": "mgattest.tlog._witness",
+    "serve_witness": "mgattest.tlog._witness_server",
+    "WitnessEndpoint": "mgattest.tlog._witnessing",
+    "request_cosignature": "mgattest.tlog._witnessing",
 })
 
 

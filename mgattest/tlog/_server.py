@@ -26,6 +26,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import hmac
 import json
@@ -33,6 +34,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 import uvicorn  # already loaded by mgattest._httpguard, the server's connection front
@@ -54,6 +56,8 @@ from mgattest.tlog._export import SET_PREFIX, EntryStamp, encode_stamps
 from mgattest.tlog.errors import DuplicateEntryError, EntryRejectedError, UnknownEntryError
 from mgattest.tlog._log import InclusionProof, LogEntry, RekorLogEntryJSON, TransparencyLog
 from mgattest.tlog._search import MAX_SEARCH_REQUEST, SearchQuery, parse_search_request
+from mgattest.tlog._cosign import add_signature_lines
+from mgattest.tlog._witnessing import CosignatureCollector, WitnessEndpoint
 
 T = TypeVar("T")
 AppendResult = tuple[str, dict[str, Any], bool]  # (uuid, Rekor LogEntry JSON, created)
@@ -208,8 +212,11 @@ class _LogView:
 
     def rekor_entry(self, entry: LogEntry,
                     tree_size: int | None = None) -> dict[str, RekorLogEntryJSON]:
+        witnessed = self.service.witnessed_size()
+        if tree_size is None and witnessed is not None and entry.log_index < witnessed:
+            tree_size = witnessed  # prove against the newest checkpoint witnesses cosigned
         proof = self.log.inclusion_proof(entry.log_index, tree_size)
-        return entry.to_rekor_json(proof)
+        return entry.to_rekor_json(self.service.cosigned_proof(proof))
 
     def _find(self, uuid_hex: str) -> Any:
         try:
@@ -240,7 +247,7 @@ class _LogView:
 
     def log_info(self) -> dict[str, Any]:
         size = self.log.size
-        note = _as_text(self.log.signed_checkpoint(size))
+        note = self.service.cosigned_note(_as_text(self.log.signed_checkpoint(size)), size)
         return {
             "rootHash": _as_bytes(self.log.root_hash(size)).hex(),
             "treeSize": size,
@@ -258,7 +265,8 @@ class _LogView:
                 "hashes": [_as_bytes(h).hex() for h in hashes]}
 
     def checkpoint(self) -> str:
-        return _as_text(self.log.signed_checkpoint())
+        size = self.log.size
+        return self.service.cosigned_note(_as_text(self.log.signed_checkpoint(size)), size)
 
     def tile(self, ref: tiles.TileRef) -> bytes:
         tiles.check_servable(ref, self.log.size)
@@ -325,8 +333,10 @@ class _LogService:
       off the event loop and off the writer.
     """
 
-    def __init__(self, log: "TransparencyLog") -> None:
+    def __init__(self, log: "TransparencyLog",
+                 witnesses: Sequence[WitnessEndpoint] = ()) -> None:
         self.log = log
+        self.witnessing = CosignatureCollector(self._open_reader_log, witnesses)
         self.writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="mgattest-log-writer")
         self.readers = concurrent.futures.ThreadPoolExecutor(
@@ -370,6 +380,7 @@ class _LogService:
         return await asyncio.wrap_future(self.validators.submit(client, func, *args))
 
     def shutdown(self) -> None:
+        self.witnessing.stop()
         self.validators.shutdown()
         for pool in (self.readers, self.writer):
             pool.shutdown(wait=True, cancel_futures=False)
@@ -380,6 +391,21 @@ class _LogService:
 
     def entry_id(self, uuid_hex: str) -> str:
         return f"{self.tree_id:016x}{uuid_hex}"
+
+    # --- witness cosignatures (collected in the background) -----------------------
+    def witnessed_size(self) -> int | None:
+        """The newest tree size witnesses cosigned, if any."""
+        return self.witnessing.latest_size()
+
+    def cosigned_note(self, note: str, size: int) -> str:
+        """``note`` (the log's checkpoint for ``size``) with the collected cosignatures."""
+        lines = self.witnessing.lines_for(size)
+        return add_signature_lines(note, lines) if lines else note
+
+    def cosigned_proof(self, proof: InclusionProof) -> InclusionProof:
+        """``proof`` whose checkpoint carries the cosignatures collected for its size."""
+        note = self.cosigned_note(_as_text(proof.checkpoint), proof.tree_size)
+        return proof if note == proof.checkpoint else dataclasses.replace(proof, checkpoint=note)
 
     def cached_tile(self, ref: tiles.TileRef) -> bytes | None:
         with self._tile_lock:
@@ -424,6 +450,8 @@ class _LogService:
                     self.writer.submit(self._drain)
                 else:
                     self._draining = False
+            if batch:
+                self.witnessing.notify()
 
     def _append_batch(self, batch: list[tuple[Any, "concurrent.futures.Future[AppendResult]"]]
                       ) -> None:
@@ -579,7 +607,8 @@ def _client_of(request: Request) -> str:
 
 
 def create_app(log: "TransparencyLog", token: str | None = None,
-               max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+               max_body: int = DEFAULT_MAX_BODY,
+               witnesses: Sequence[WitnessEndpoint] = ()) -> Starlette:
     """Build the ASGI app serving ``log``.
 
     ``token``: when set, every write (POST that appends) needs
@@ -593,7 +622,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
     """
     if not log.search_index_complete:  # a database from before the index, or imported
         log.rebuild_search_index()
-    service = _LogService(log)
+    service = _LogService(log, witnesses)
     expected_auth = f"Bearer {token}".encode() if token else None
     validations = _Admission("validation", MAX_VALIDATIONS, MAX_VALIDATIONS_PER_CLIENT)
     reads = _Admission("reads", MAX_READS, MAX_READS_PER_CLIENT)
@@ -733,6 +762,7 @@ def create_app(log: "TransparencyLog", token: str | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.witnessing.start()
         yield
         service.shutdown()
 
@@ -764,12 +794,17 @@ def uvicorn_config(app: ASGIApp, *, host: str, port: int,
 
 def serve(log: "TransparencyLog", *, host: str = "127.0.0.1", port: int = 3000,
           token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-          limits: "ConnectionLimits | None" = None, log_level: str = "warning") -> None:
-    """Run the app with uvicorn until interrupted (one process: SQLite has one writer)."""
+          limits: "ConnectionLimits | None" = None, log_level: str = "warning",
+          witnesses: Sequence[WitnessEndpoint] = ()) -> None:
+    """Run the app with uvicorn until interrupted (one process: SQLite has one writer).
+
+    ``witnesses``: C2SP tlog-witnesses asked to cosign each new checkpoint, in the
+    background; their verified cosignatures are appended to served checkpoints.
+    """
 
     # The event loop and the worker threads hand the GIL back and forth on every
     # request; the default 5 ms switch interval would add that much latency to each.
     sys.setswitchinterval(0.0005)
-    app = create_app(log, token=token, max_body=max_body)
+    app = create_app(log, token=token, max_body=max_body, witnesses=witnesses)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits,
                                   log_level=log_level)).run()

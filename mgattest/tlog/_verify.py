@@ -79,6 +79,9 @@ class VerifiedEntry:
     # When the log key's validity window was checked: "integrated time" (SET-backed),
     # "timestamp" (times the caller verified, RFC 3161) or "now" (nothing else proven).
     window_checked_at: str = "now"
+    # The signed checkpoint note that verified (log signature, origin, size and root of
+    # the proof); witness cosignatures on it are judged by whoever trusts witnesses.
+    checkpoint_note: str | None = None
 
 
 def _err(message: str, where: str | None = None) -> LogEntryError:
@@ -199,6 +202,7 @@ def verify_entry(entry: TransparencyLogEntry | Mapping[str, object],
 
     # 4. the checkpoint signs the proof's root
     checkpoint_origin = None
+    checkpoint_note = None
     proof_size = None
     proof_verified = False
     if proof is not None and proof.checkpoint is not None:
@@ -214,6 +218,7 @@ def verify_entry(entry: TransparencyLogEntry | Mapping[str, object],
                                   f"root hash for tree size {tree_size}",
                                   what="checkpoint root hash", where=f"log index {log_index}")
         checkpoint_origin, proof_size, proof_verified = checkpoint.origin, tree_size, True
+        checkpoint_note = proof.checkpoint
 
     # 5. what is proven: the SET covers logIndex and integratedTime; a checkpointed
     # proof covers its own index. Claimed values are kept apart.
@@ -222,7 +227,8 @@ def verify_entry(entry: TransparencyLogEntry | Mapping[str, object],
     return VerifiedEntry(log_id.hex(), proven_index, integrated_time if set_ok else None,
                          kind, version, body, checkpoint_origin, proof_size, proof_verified,
                          set_ok, leaf_hash=leaf, claimed_log_index=log_index,
-                         claimed_integrated_time=integrated_time, window_checked_at=checked_at)
+                         claimed_integrated_time=integrated_time, window_checked_at=checked_at,
+                         checkpoint_note=checkpoint_note)
 
 
 def _check_evidence_present(entry: TransparencyLogEntry, require_inclusion_proof: bool) -> None:

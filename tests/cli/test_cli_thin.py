@@ -128,6 +128,14 @@ ALLOWED = {
         "mgattest.attest._log_watch",   # `log monitor --identity/--key`: the entry watcher
         "mgattest.tlog._export",        # `log export`: tiles to a directory
         "mgattest.tlog._import",        # `log import`: verified rebuild from tiles
+        "mgattest.tlog._witnessing",    # `log serve --witness`: WitnessEndpoint
+    },
+    "_witness_cmds.py": _COMMON | {
+        "mgattest.cli._log_cmds",       # the `log` group it joins
+        "mgattest.tlog._keys",          # the witnessed logs' keys
+        "mgattest.tlog._cosign",        # WitnessSigner: keygen, vkey
+        "mgattest.tlog._witness",       # Witness, WitnessState
+        "mgattest.tlog._witness_server",  # serve_witness
     },
     "_search_cmds.py": _COMMON | {
         "mgattest.cli._log_cmds",       # the `log` group and its trust options

@@ -84,13 +84,22 @@ def running_server(log: Any, limits: Any = None, **app_kwargs: Any) -> Iterator[
     """Serve ``log`` with uvicorn in a thread on a free loopback port, behind the same
     guarded front as ``mgattest log serve`` (``limits``: its ConnectionLimits); always
     stopped."""
+    from mgattest.tlog._server import create_app
+
+    with serving(create_app(log, **app_kwargs), limits) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app: Any, limits: Any = None) -> Iterator[str]:
+    """Serve the ASGI ``app`` (a log, a witness, a fake peer) with uvicorn in a thread on a
+    free loopback port behind the servers' guarded front; yield its URL; always stopped."""
     import uvicorn
 
-    from mgattest.tlog._server import create_app, uvicorn_config
+    from mgattest.tlog._server import uvicorn_config
 
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(create_app(log, **app_kwargs), host="127.0.0.1",
-                                           port=port, limits=limits))
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

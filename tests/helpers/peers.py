@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.paths import TESTS_DIR
 
@@ -110,3 +111,19 @@ def cli(*args) -> tuple[int, str]:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.output
+
+
+def sigstore_keyring(log: Any) -> Any:
+    """sigstore-python's Keyring holding ``log``'s (ECDSA P-256) public key."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from sigstore._internal.trust import Keyring
+    from sigstore_models.common import v1 as common_v1
+
+    der = log.signer.public_key.public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    key = common_v1.PublicKey.from_json(json.dumps({
+        "rawBytes": base64.b64encode(der).decode(), "keyDetails": "PKIX_ECDSA_P256_SHA_256"}))
+    return Keyring([key])

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.helpers.log_server import hashedrekord, make_log, new_key
+from tests.helpers.peers import sigstore_keyring
 
 pytestmark = [pytest.mark.interop, pytest.mark.network]
 
@@ -38,17 +39,6 @@ def self_signed_cert(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
                                          False), critical=True)
             .sign(key, hashes.SHA256()))
-
-
-def sigstore_keyring(log: Any) -> Any:
-    from sigstore._internal.trust import Keyring
-    from sigstore_models.common import v1 as common_v1
-
-    der = log.signer.public_key.public_bytes(serialization.Encoding.DER,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    key = common_v1.PublicKey.from_json(json.dumps({
-        "rawBytes": base64.b64encode(der).decode(), "keyDetails": "PKIX_ECDSA_P256_SHA_256"}))
-    return Keyring([key])
 
 
 def test_sigstore_python_posts_and_reads_back(served: tuple[str, Any]) -> None:
