@@ -34,7 +34,8 @@ server):
   (:class:`SearchQueryError`), :func:`search_log` -> :class:`SearchResult`
   (:class:`SearchHit` verified offline, :class:`UnverifiedHit`), :class:`EntryTerms`
   (what an entry can be found by), :func:`rebuild_search_index` (existing or
-  imported databases).
+  imported databases); :func:`bundle_from_log_entry` (a dsse entry plus the in-toto
+  Statement the log serves as ``attestation.data`` -> a bundle to verify).
 
 Public modules: :mod:`mgattest.tlog.errors` (typed errors, re-exported here) and
 :mod:`mgattest.tlog.merkle` (pure RFC 6962/9162 Merkle functions). Every other module
@@ -90,6 +91,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._search import SearchQuery, SearchQueryError, rebuild_search_index
     from mgattest.tlog._search_client import SearchHit, SearchResult, UnverifiedHit, search_log
     from mgattest.tlog._search_terms import EntryTerms
+    from mgattest.tlog._entry_bundle import bundle_from_log_entry
     from mgattest.tlog._export import ExportResult, export_log
     from mgattest.tlog._import import DirectorySource, ImportResult, TileSource, URLSource, \
         import_log
@@ -125,7 +127,7 @@ __all__ = [
     "MirrorError", "TileSource", "URLSource",
     "verify_extension", "PollResult", "default_evidence_path", "EvidenceError",
     "EvidenceVerdict", "Inconsistency", "LogInconsistencyError", "read_evidence",
-    "verify_evidence", "TileScan", "scan_tiles",
+    "verify_evidence", "TileScan", "scan_tiles", "bundle_from_log_entry",
 ]
 
 # Exports load on first use (PEP 562): importing one submodule, such as
@@ -165,6 +167,7 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "verify_rekor_entry": "mgattest.tlog._verify",
     "LogUnavailableError": "mgattest.tlog._client",
     "RekorClient": "mgattest.tlog._client",
+    "bundle_from_log_entry": "mgattest.tlog._entry_bundle",
     "entries_from_bundle": "mgattest.tlog._entry_files",
     "entry_from_json": "mgattest.tlog._entry_files",
     "verify_entries": "mgattest.tlog._entry_files",
