@@ -10,8 +10,9 @@ Two :class:`~mgattest.policy._lineage.AttestationSource` s:
   with ``{"hash": "sha256:HEX"}`` (Rekor's ``SearchIndex``; the answer is a list of
   entry UUIDs), then ``GET /api/v1/log/entries/{uuid}`` for each. A Rekor ``dsse``
   entry records the envelope's signature and verifier and the payload's hash, not the
-  envelope; Rekor (and ``mgattest log serve``) serve the in-toto Statement as the
-  ``LogEntry``'s ``attestation.data``. :func:`mgattest.tlog.bundle_from_log_entry`
+  envelope; ``mgattest log serve`` serves the in-toto Statement as the ``LogEntry``'s
+  ``attestation.data`` (the shape Rekor's attestation storage uses for intoto entries;
+  Rekor stores none for dsse entries). :func:`mgattest.tlog.bundle_from_log_entry`
   rebuilds the bundle from the two (the statement only if it hashes to the entry's
   ``payloadHash``), which is then verified like any bundle. An entry it cannot rebuild
   (no statement served, a statement that is not the signed payload, another entry

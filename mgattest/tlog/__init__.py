@@ -96,7 +96,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._import import DirectorySource, ImportResult, TileSource, URLSource, \
         import_log
     from mgattest.tlog.errors import MirrorError
-    from mgattest.tlog._monitor import PollResult, default_evidence_path, verify_extension
+    from mgattest.tlog._monitor import PollResult, default_evidence_path
     from mgattest.tlog._evidence import (
         EvidenceError,
         EvidenceVerdict,

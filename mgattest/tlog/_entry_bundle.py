@@ -2,10 +2,11 @@
 
 A Rekor ``dsse`` 0.0.1 entry does not record the DSSE envelope: its body holds the
 envelope's ``signatures`` (each signature with its ``verifier``, a PEM key or
-certificate) and the SHA-256 of the payload (``payloadHash``). Rekor's attestation
-storage keeps the *payload* (the in-toto Statement) beside the entry and serves it as
-the ``LogEntry``'s ``attestation.data``; our ``log serve`` does the same. Rekor's own
-type documentation says so: "the entire DSSE envelope will not be stored".
+certificate) and the SHA-256 of the payload (``payloadHash``). ``mgattest log serve``
+keeps the payload (the in-toto Statement) beside the entry and serves it as the
+``LogEntry``'s ``attestation.data``: the shape Rekor's attestation storage serves for
+``intoto`` entries (the decoded payload, never the envelope). Rekor itself stores
+nothing for ``dsse`` entries, so its dsse hits stay unverifiable here.
 
 :func:`bundle_from_log_entry` rebuilds the envelope from those parts: the signature
 and verifier come from the entry body (covered by the inclusion proof and the SET),
@@ -65,15 +66,16 @@ def bundle_from_log_entry(raw: object, *, where: str) -> JSONObject:
     served, a statement that is not the one the entry commits to.
     """
     entry = rekor_v1_to_bundle_entry(raw, where=where)
-    body: object = None
     try:
         body = json.loads(base64.b64decode(entry["canonicalizedBody"], validate=True))
-        kind = (body["kind"], body["apiVersion"])
-        signatures = body["spec"]["signatures"]
-    except (KeyError, TypeError, ValueError, binascii.Error, RecursionError):
-        kind, signatures = ("?", "?"), None
-        if isinstance(body, dict):
-            kind = (str(body.get("kind")), str(body.get("apiVersion")))
+    except (ValueError, binascii.Error, RecursionError):
+        body = None  # rekor_v1_to_bundle_entry already parsed it; kept for the type checker
+    if not isinstance(body, dict):
+        raise LogEntryError("the entry body is not a JSON object", what="log entry",
+                            where=where)
+    kind = (str(body.get("kind")), str(body.get("apiVersion")))
+    spec = body.get("spec")
+    signatures = spec.get("signatures") if isinstance(spec, dict) else None
     if kind != ("dsse", "0.0.1"):
         raise LogEntryError(f"a {kind[0]} {kind[1]} entry, not a dsse 0.0.1 entry: the log "
                             "holds no DSSE signature to rebuild an envelope from",

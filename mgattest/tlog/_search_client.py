@@ -18,7 +18,7 @@ index knows no issuer): it is counted in ``SearchResult.other_issuer``, not show
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from mgattest.errors import MgattestError
 from mgattest.tlog import merkle
