@@ -29,8 +29,7 @@ from mgattest.policy import ArtifactDigest, LogIndex
 from mgattest.tlog import LogEntryError, bundle_from_log_entry
 from mgattest.tlog._server import create_app
 from tests.helpers.cli_runner import mg
-from tests.helpers.lineage_chain import Chain, build_chain, run_ok
-from tests.policy.test_lineage_policy import FULL, write_policy
+from tests.helpers.lineage_chain import FULL, Chain, build_chain, run_ok, write_policy
 
 EntryRewrite = Callable[[dict[str, Any]], dict[str, Any]]
 ASGI = Callable[..., Awaitable[None]]
