@@ -9,9 +9,14 @@ Two :class:`~mgattest.policy._lineage.AttestationSource` s:
 - :class:`LogIndex`: a Rekor v1 log's search index, ``POST /api/v1/index/retrieve``
   with ``{"hash": "sha256:HEX"}`` (Rekor's ``SearchIndex``; the answer is a list of
   entry UUIDs), then ``GET /api/v1/log/entries/{uuid}`` for each. A Rekor ``dsse``
-  entry records hashes of the envelope, not the envelope; the statement is read from
-  the ``LogEntry``'s ``attestation.data`` (Rekor's attestation storage) when the log
-  serves it. Without it the entry is reported as found but unverifiable here.
+  entry records the envelope's signature and verifier and the payload's hash, not the
+  envelope; ``mgattest log serve`` serves the in-toto Statement as the ``LogEntry``'s
+  ``attestation.data`` (the shape Rekor's attestation storage uses for intoto entries;
+  Rekor stores none for dsse entries). :func:`mgattest.tlog.bundle_from_log_entry`
+  rebuilds the bundle from the two (the statement only if it hashes to the entry's
+  ``payloadHash``), which is then verified like any bundle. An entry it cannot rebuild
+  (no statement served, a statement that is not the signed payload, another entry
+  kind) is reported as found but unverifiable, with the reason.
 
 And the verifiers: :func:`trust_verifier` (the trust options of ``verify``) and
 :func:`policy_dependency_verifier` (a policy's keys, roots and signers).
@@ -23,7 +28,6 @@ import base64
 import binascii
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +43,6 @@ if TYPE_CHECKING:
 MAX_BUNDLE_FILES = 10_000
 MAX_HITS = 256  # entry UUIDs read from one index answer
 _BUNDLE_SUFFIXES = (".sigstore.json", ".sigstore", ".intoto.jsonl", ".bundle.json")
-_UUID = re.compile(r"^[0-9a-f]{64}([0-9a-f]{16})?$")
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 def claimed_subject_digests(bundle: JSONObject) -> set[str]:
@@ -131,101 +133,31 @@ class LogIndex:
     name: str = "log"
 
     def find(self, digest: ArtifactDigest) -> list[Candidate]:
-        """The entries ``index/retrieve`` returns for *digest*, each as a candidate."""
-        import requests  # noqa: PLC0415 - costs CLI start-up time; only network calls need it
-
-        from mgattest.tlog import RekorClient  # noqa: PLC0415 - as requests
+        """The entries ``index/retrieve`` returns for *digest*, each as a candidate
+        bundle rebuilt from the entry and its served statement (unverified)."""
+        from mgattest.tlog import RekorClient  # noqa: PLC0415 - loads requests: CLI start-up time
 
         base = self.url.rstrip("/")
-        with RekorClient(base, timeout=self.timeout, retries=0) as client, \
-                requests.Session() as session:
+        with RekorClient(base, timeout=self.timeout, retries=0) as client:
             try:
-                uuids = self._search(session, digest)
-            except requests.RequestException as exc:
-                raise InputError(f"{base}: search failed: {exc}", what="log search",
+                uuids = sorted(set(client.search_index({"hash": digest.text})))
+            except MgattestError as exc:
+                raise InputError(f"{base}: search failed: {exc.message}", what="log search",
                                  where=base) from None
-            return [self._candidate(client, session, uuid) for uuid in uuids]
+            return [self._candidate(client, uuid) for uuid in uuids[:MAX_HITS]]
 
-    def _search(self, session: Any, digest: ArtifactDigest) -> list[str]:
-        base = self.url.rstrip("/")
-        url = f"{base}/api/v1/index/retrieve"
-        answer = _answer_json(session.post(url, json={"hash": digest.text},
-                                           timeout=self.timeout), url)
-        if not isinstance(answer, list) or not all(isinstance(u, str) for u in answer):
-            raise InputError(f"{base}: index/retrieve did not return a list of entry "
-                             "UUIDs", what="log search", where=base)
-        uuids = sorted({u.lower() for u in answer})
-        bad = [u for u in uuids if not _UUID.match(u)]
-        if bad:
-            raise InputError(f"{base}: index/retrieve returned {bad[0]!r}, not an entry "
-                             "UUID", what="log search", where=base)
-        return uuids[:MAX_HITS]
+    def _candidate(self, client: Any, uuid: str) -> Candidate:
+        from mgattest.tlog import bundle_from_log_entry  # noqa: PLC0415 - as RekorClient
 
-    def _candidate(self, client: Any, session: Any, uuid: str) -> Candidate:
-        import requests  # noqa: PLC0415 - as in find
-
-        base = self.url.rstrip("/")
-        label = f"{base} entry {uuid}"
-        url = f"{base}/api/v1/log/entries/{uuid}"
+        label = f"{self.url.rstrip('/')} entry {uuid}"
         try:
-            entry = client.get_entry(uuid)
-            raw = _answer_json(session.get(url, timeout=self.timeout), url)
+            raw = client.get_entry_json(uuid)
         except MgattestError as exc:
             return Candidate(label, None, f"cannot fetch the entry: {exc.message}")
-        except requests.RequestException as exc:
-            return Candidate(label, None, f"cannot fetch the entry: {exc}")
-        envelope = _stored_envelope(raw)
-        if envelope is None:
-            return Candidate(label, None, "the log serves no DSSE envelope for this entry "
-                                          "(pass its bundle with --bundles)")
-        material = _verification_material(entry)
-        if material is None:
-            return Candidate(label, None, "the entry names no signing key or certificate")
-        material["tlogEntries"] = [entry]
-        return Candidate(label, {"mediaType": BUNDLE_V03, "verificationMaterial": material,
-                                 "dsseEnvelope": envelope})
-
-
-def _answer_json(resp: Any, url: str) -> Any:
-    if resp.status_code != 200:
-        raise InputError(f"{url} answered HTTP {resp.status_code}", what="log search",
-                         where=url)
-    if len(resp.content) > 16 << 20:
-        raise InputError(f"{url}: answer larger than 16 MiB", what="log search", where=url)
-    try:
-        return json.loads(resp.content)
-    except (ValueError, RecursionError):
-        raise InputError(f"{url} did not answer JSON", what="log search", where=url) from None
-
-
-def _stored_envelope(raw: object) -> JSONObject | None:
-    """The DSSE envelope of a Rekor v1 ``LogEntry``'s ``attestation.data``, if served."""
-    if not isinstance(raw, dict) or len(raw) != 1:
-        return None
-    (entry,) = raw.values()
-    attestation = entry.get("attestation") if isinstance(entry, dict) else None
-    data = attestation.get("data") if isinstance(attestation, dict) else None
-    if not isinstance(data, str):
-        return None
-    try:
-        envelope = json.loads(base64.b64decode(data, validate=True))
-    except (binascii.Error, ValueError, RecursionError):
-        return None
-    return envelope if isinstance(envelope, dict) and "payload" in envelope else None
-
-
-def _verification_material(entry: JSONObject) -> dict[str, Any] | None:
-    """A certificate (``rawBytes``) or a key hint from the entry's ``verifier``."""
-    try:
-        body = json.loads(base64.b64decode(str(entry["canonicalizedBody"]), validate=True))
-        verifier = body["spec"]["signatures"][0]["verifier"]
-        pem = base64.b64decode(verifier, validate=True).decode("ascii")
-    except (KeyError, IndexError, TypeError, binascii.Error, ValueError, RecursionError):
-        return None
-    if "BEGIN CERTIFICATE" not in pem:
-        return {"publicKey": {"hint": ""}}
-    body_b64 = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
-    return {"certificate": {"rawBytes": body_b64}}
+        try:
+            return Candidate(label, bundle_from_log_entry(raw, where=label))
+        except MgattestError as exc:
+            return Candidate(label, None, exc.message)
 
 
 def trust_verifier(trust: TrustOptions, *, allow_unlogged: bool = False) -> DependencyVerifier:

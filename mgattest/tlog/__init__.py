@@ -34,7 +34,8 @@ server):
   (:class:`SearchQueryError`), :func:`search_log` -> :class:`SearchResult`
   (:class:`SearchHit` verified offline, :class:`UnverifiedHit`), :class:`EntryTerms`
   (what an entry can be found by), :func:`rebuild_search_index` (existing or
-  imported databases);
+  imported databases); :func:`bundle_from_log_entry` (a dsse entry plus the in-toto
+  Statement the log serves as ``attestation.data`` -> a bundle to verify);
 - witnesses (C2SP tlog-witness / tlog-cosignature): :class:`Witness` with its
   :class:`WitnessState`, :func:`serve_witness`; keys :class:`WitnessSigner`,
   :class:`WitnessKey`, :func:`parse_vkey`; :func:`verify_cosignatures` ->
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
     from mgattest.tlog._search import SearchQuery, SearchQueryError, rebuild_search_index
     from mgattest.tlog._search_client import SearchHit, SearchResult, UnverifiedHit, search_log
     from mgattest.tlog._search_terms import EntryTerms
+    from mgattest.tlog._entry_bundle import bundle_from_log_entry
     from mgattest.tlog._export import ExportResult, export_log
     from mgattest.tlog._import import DirectorySource, ImportResult, TileSource, URLSource, \
         import_log
@@ -132,14 +134,13 @@ __all__ = [
     "trusted_logs_from_root", "TrustedLog", "TrustRootError", "UnknownEntryError",
     "VerifiedEntry", "verify_checkpoint", "verify_consistency_notes", "verify_entries",
     "verify_entry", "verify_note", "verify_rekor_entry",
-    "verify_extension",
     "EntryTerms", "rebuild_search_index", "SearchHit", "SearchQuery", "SearchQueryError",
     "SearchResult", "search_log", "UnverifiedHit",
     "DirectorySource", "export_log", "ExportResult", "import_log", "ImportResult",
     "MirrorError", "TileSource", "URLSource",
     "verify_extension", "PollResult", "default_evidence_path", "EvidenceError",
     "EvidenceVerdict", "Inconsistency", "LogInconsistencyError", "read_evidence",
-    "verify_evidence", "TileScan", "scan_tiles",
+    "verify_evidence", "TileScan", "scan_tiles", "bundle_from_log_entry",
     "Cosignatures", "parse_vkey", "request_cosignature", "serve_witness",
     "verify_cosignatures", "Witness", "WitnessEndpoint", "WitnessKey", "WitnessRefusal",
     "WitnessSigner", "WitnessState",
@@ -182,6 +183,7 @@ _EXPORTS = LazyExports("mgattest.tlog", {
     "verify_rekor_entry": "mgattest.tlog._verify",
     "LogUnavailableError": "mgattest.tlog._client",
     "RekorClient": "mgattest.tlog._client",
+    "bundle_from_log_entry": "mgattest.tlog._entry_bundle",
     "entries_from_bundle": "mgattest.tlog._entry_files",
     "entry_from_json": "mgattest.tlog._entry_files",
     "verify_entries": "mgattest.tlog._entry_files",

@@ -17,16 +17,14 @@ index knows no issuer): it is counted in ``SearchResult.other_issuer``, not show
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from mgattest.errors import MgattestError
 from mgattest.tlog import merkle
 from mgattest.tlog._client import LogRequestError, LogUnavailableError, RekorClient, \
     rekor_v1_to_bundle_entry
-from mgattest.tlog._entries import MAX_ATTESTATION_SIZE
+from mgattest.tlog._entry_bundle import served_attestation
 from mgattest.tlog._search import MAX_SEARCH_RESULTS, SearchQuery
 from mgattest.tlog._search_terms import EntryTerms, entry_terms
 from mgattest.tlog._trust import TrustedLog
@@ -123,26 +121,10 @@ def _verified_hit(client: RekorClient, entry_id: str, uuid: str, asked: list[Sea
     if leaf.hex() != uuid:
         raise LogEntryError(f"the log answered entry {leaf.hex()} when asked for {uuid}",
                             what="search hit", where=where)
-    terms = entry_terms(verified.body, _attestation_of(raw))
+    terms = entry_terms(verified.body, served_attestation(raw))
     if not any(q.matches(terms, check_issuer=False) for q in asked):
         wanted = " / ".join(q.describe() for q in asked)
         raise LogEntryError(f"entry at log index {verified.log_index} verifies but does not "
                             f"contain {wanted}: the index named it wrongly", what="search hit",
                             where=where)
     return SearchHit(uuid, verified, terms, tuple(q for q in asked if q.matches(terms)))
-
-
-def _attestation_of(raw: Any) -> bytes | None:
-    """The ``attestation.data`` of a Rekor v1 LogEntry, if present and bounded (it is
-    only believed when its SHA-256 is the verified body's ``payloadHash``)."""
-    if not isinstance(raw, dict) or len(raw) != 1:
-        return None
-    (entry,) = raw.values()
-    att = entry.get("attestation") if isinstance(entry, dict) else None
-    data = att.get("data") if isinstance(att, dict) else None
-    if not isinstance(data, str) or len(data) > MAX_ATTESTATION_SIZE * 4 // 3 + 4:
-        return None
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None

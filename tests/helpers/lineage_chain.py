@@ -79,3 +79,34 @@ def build_chain(base: Path) -> Chain:
          f"dataset-extra=hf://datasets/acme/extra@sha256:{digests['extra.jsonl']}")
     sign(base / "ft_ok.bin", base / "c.key", base_dep)
     return Chain(base, attestations, keys, fingerprints, digests)
+
+
+def write_policy(chain: Chain, lineage: str, name: str = "policy.yaml") -> Path:
+    """A policy trusting the chain's three keys (``root.json`` exported beside them)
+    whose ``release`` rule carries the given ``lineage`` clause YAML."""
+    path = chain.root / name
+    path.write_text(f"""apiVersion: mgattest/v1
+kind: Policy
+trust:
+  roots: [{{name: local, path: root.json}}]
+  keys:
+    - {{name: ka, path: a.pub}}
+    - {{name: kb, path: b.pub}}
+    - {{name: kc, path: c.pub}}
+signers:
+  data-team: {{key: ka}}
+  base-team: {{key: kb}}
+  release: {{key: kc}}
+rules:
+  - id: release
+    signedBy: {{anyOf: [release]}}
+{lineage}""")
+    return path
+
+
+FULL = """    lineage:
+      depth: 2
+      require:
+        - {kind: base-model, signedBy: {anyOf: [base-team]}}
+        - {kind: dataset, signedBy: {anyOf: [data-team]}}
+"""

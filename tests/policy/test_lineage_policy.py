@@ -20,7 +20,7 @@ from mgattest.policy import (
     load_policy,
 )
 from tests.helpers.cli_runner import mg
-from tests.helpers.lineage_chain import Chain, build_chain, run_ok
+from tests.helpers.lineage_chain import FULL, Chain, build_chain, run_ok, write_policy
 
 
 @pytest.fixture
@@ -28,35 +28,6 @@ def chain(tmp_path: Path) -> Chain:
     made = build_chain(tmp_path / "chain")
     run_ok("trust", "export", "--out", made.root / "root.json")
     return made
-
-
-def write_policy(chain: Chain, lineage: str, name: str = "policy.yaml") -> Path:
-    path = chain.root / name
-    path.write_text(f"""apiVersion: mgattest/v1
-kind: Policy
-trust:
-  roots: [{{name: local, path: root.json}}]
-  keys:
-    - {{name: ka, path: a.pub}}
-    - {{name: kb, path: b.pub}}
-    - {{name: kc, path: c.pub}}
-signers:
-  data-team: {{key: ka}}
-  base-team: {{key: kb}}
-  release: {{key: kc}}
-rules:
-  - id: release
-    signedBy: {{anyOf: [release]}}
-{lineage}""")
-    return path
-
-
-FULL = """    lineage:
-      depth: 2
-      require:
-        - {kind: base-model, signedBy: {anyOf: [base-team]}}
-        - {kind: dataset, signedBy: {anyOf: [data-team]}}
-"""
 
 
 def verdict(chain: Chain, policy: Path, model: str, *, sources: bool = True):
