@@ -144,6 +144,7 @@ if TYPE_CHECKING:  # the public names, for type checkers; at run time they load 
         resolve_stored_model,
     )
     from mgattest.attest._verify import (
+        as_verifiers,
         attestation_to_json,
         names_a_digest,
         public_key_hint,
@@ -193,6 +194,7 @@ _EXPORTS = LazyExports("mgattest.attest", {
     "public_key_hint": "mgattest.attest._verify",
     "names_a_digest": "mgattest.attest._verify",
     "attestation_to_json": "mgattest.attest._verify",
+    "as_verifiers": "mgattest.attest._verify",
     "sign_model": "mgattest.attest._sign",
     "sign_statement": "mgattest.attest._sign",
     "LogTarget": "mgattest.attest._sign",
@@ -320,7 +322,7 @@ _EXPORTS = LazyExports("mgattest.attest", {
 
 __all__ = [
     "EntryWatcher", "WatchHit", "WatchList", "parse_expected_digests",
-    "as_identity_check", "as_trusted_root", "attestation_to_json", "BlobDigest",
+    "as_identity_check", "as_trusted_root", "as_verifiers", "attestation_to_json", "BlobDigest",
     "BlobSigner", "BlobSignResult", "build_provenance", "hash_blob", "RawSignature",
     "RawSignatureCheck", "read_signature_file", "sign_blob", "sign_blob_raw",
     "verify_raw_signature",

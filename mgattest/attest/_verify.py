@@ -113,7 +113,9 @@ def parse_artifact_digest(value: str | bytes | Path | None,
     return algorithm, h.digest()
 
 
-def _as_verifiers(keys: KeySource) -> list[Verifier]:
+def as_verifiers(keys: KeySource) -> list[Verifier]:
+    """``keys`` as Verifiers: key files are read, key objects wrapped, Verifiers kept
+    (callers verifying many bundles under the same keys convert them once)."""
     if keys is None:
         return []
     if isinstance(keys, (str, Path, Verifier)) or not isinstance(keys, Iterable):
@@ -658,7 +660,7 @@ def verify_bundle(bundle: BundleSource, trust: TrustOptions | None = None, *,
         extra_logs = local_trusted_logs()
     artifact = parse_artifact_digest(artifact_digest, algorithm=(
         parsed.message_signature.algorithm if parsed.message_signature else "sha256"))
-    verifiers = _as_verifiers(keys)
+    verifiers = as_verifiers(keys)
     if parsed.envelope is not None and parsed.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise PayloadTypeError(
             f"DSSE payloadType {parsed.envelope.payload_type!r} is not "

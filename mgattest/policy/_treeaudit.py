@@ -141,6 +141,7 @@ def audit_tree(root: str | os.PathLike[str], verifier: ModelVerifier,
     from mgattest.attest import discover_models  # noqa: PLC0415 - attest loads on first use
 
     options = options or AuditOptions()
+    verifier = _with_trust_loaded(verifier)
     found = discover_models(root, patterns=options.patterns, ignore=options.ignore)
     results = [ArtifactResult(r.name, "refused", None, (AuditFinding(
         "invalid", r.name, r.reason, "discovery"),)) for r in found.refused]
@@ -165,6 +166,17 @@ def audit_tree(root: str | os.PathLike[str], verifier: ModelVerifier,
     policy = verifier.policy.source if verifier.policy is not None else None
     return AuditReport(found.root, tuple(sorted(results, key=lambda r: r.name)),
                        found.skipped, policy)
+
+
+def _with_trust_loaded(verifier: ModelVerifier) -> ModelVerifier:
+    """``verifier`` with its key files and trusted root read once for the whole tree
+    (each model's verification would otherwise read and parse them again); an
+    unreadable trust file fails the audit here, before any model."""
+    from mgattest.attest import as_trusted_root, as_verifiers  # noqa: PLC0415 - attest loads on first use
+
+    trust = replace(verifier.trust, keys=tuple(as_verifiers(verifier.trust.keys)),
+                    trusted_root=as_trusted_root(verifier.trust.trusted_root))
+    return ModelVerifier(verifier.policy, trust, verifier.options)
 
 
 def _audit_model(model: DiscoveredModel, verifier: ModelVerifier,
