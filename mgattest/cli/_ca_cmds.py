@@ -15,9 +15,8 @@ from typing import List, Optional
 
 import typer
 
-from mgattest.cli._common import err, guarded, out
+from mgattest.cli._common import check_listen_options, err, guarded, out
 
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 ca_app = typer.Typer(help="A private Fulcio-compatible certificate authority.",
                      no_args_is_help=True)
@@ -32,16 +31,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ca_app, name="ca")
     app.add_typer(oidc_app, name="oidc")
     app.add_typer(trust_app, name="trust")
-
-
-def _check_listen(host: str, port: int, allow_remote: bool) -> None:
-    from mgattest.errors import InputError
-
-    if host not in LOOPBACK_HOSTS and not allow_remote:
-        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
-                         "--allow-remote (put TLS in front of it)", what="usage")
-    if not 0 <= port < 65536:
-        raise InputError(f"--port must be 0..65535, got {port}", what="usage")
 
 
 @ca_app.command("init")
@@ -83,7 +72,7 @@ def ca_serve_cmd(
     from mgattest.ca import bind, serve_forever, url_of
     from mgattest.ca import TokenVerifier
 
-    _check_listen(host, port, allow_remote)
+    check_listen_options(host, port, allow_remote, any_port=True)
     ca = CertificateAuthority.load(directory)
     verifier = TokenVerifier(list(oidc_issuer))
     sock = bind(host, port)
@@ -103,7 +92,7 @@ def oidc_serve_cmd(
     from mgattest.ca import LocalOIDCIssuer, create_issuer_app as create_app
     from mgattest.ca import bind, serve_forever, url_of
 
-    _check_listen(host, port, False)
+    check_listen_options(host, port, False, any_port=True)
     sock = bind(host, port)
     issuer = LocalOIDCIssuer.open(directory, url_of(sock))
     err("WARNING: local test OIDC issuer, NOT for production")

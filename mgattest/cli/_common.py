@@ -25,6 +25,23 @@ EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
+#: Addresses a server command may listen on without ``--allow-remote``.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def check_listen_options(host: str, port: int, allow_remote: bool, *,
+                         any_port: bool = False) -> None:
+    """``--host``/``--port``/``--allow-remote`` of a server command: loopback unless the
+    operator says otherwise, and a valid port (``any_port``: 0, "pick a free one", too)."""
+    from mgattest.errors import InputError
+
+    if host not in LOOPBACK_HOSTS and not allow_remote:
+        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
+                         "--allow-remote (put TLS in front of it)", what="usage")
+    lowest = 0 if any_port else 1
+    if not lowest <= port < 65536:
+        raise InputError(f"--port must be {lowest}..65535, got {port}", what="usage")
+
 
 def guarded(func: Callable[P, R]) -> Callable[P, R]:
     """Turn mgattest errors into a clear message and the documented exit code.

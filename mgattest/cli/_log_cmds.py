@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from mgattest.cli._common import err, guarded, out
+from mgattest.cli._common import LOOPBACK_HOSTS, check_listen_options, err, guarded, out
 
 if TYPE_CHECKING:
     from mgattest.attest import EntryWatcher
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from mgattest.tlog import TileSource
 
 MAX_JSON_FILE = 64 * 1024 * 1024
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 log_app = typer.Typer(help="Run and check a Rekor-compatible transparency log.",
                       no_args_is_help=True)
@@ -94,18 +93,6 @@ def _check_can_listen(host: str, port: int) -> None:
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                          what="listen address") from None
-
-
-def check_listen_options(host: str, port: int, allow_remote: bool) -> None:
-    """``--host``/``--port``/``--allow-remote`` of a server command: loopback unless the
-    operator says otherwise, and a valid port."""
-    from mgattest.errors import InputError
-
-    if host not in LOOPBACK_HOSTS and not allow_remote:
-        raise InputError(f"refusing to listen on non-loopback address {host!r} without "
-                         "--allow-remote (put TLS in front of it)", what="usage")
-    if not 0 < port < 65536:
-        raise InputError(f"--port must be 1..65535, got {port}", what="usage")
 
 
 def _public_hostname(host: str) -> str:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mgattest.cli._common import err, guarded, out
-from mgattest.cli._log_cmds import check_listen_options, log_app
+from mgattest.cli._common import check_listen_options, err, guarded, out
+from mgattest.cli._log_cmds import log_app
 
 if TYPE_CHECKING:
     from mgattest.tlog import LogVerifier
